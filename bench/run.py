@@ -1,0 +1,1418 @@
+"""trimtab's benchmark: added latency, throughput, TTFT, memory and recording, side by side.
+
+One run starts a fast mock OpenAI upstream (bench/mock_upstream.py), trimtab and LiteLLM's
+proxy in front of the same mock, drives each with wrk (non-streaming) and an aiohttp client
+(streaming TTFT), and reports, for every target at the same concurrency in the same run, the
+latency that the gateway ADDS over calling the mock directly.
+
+    .venv/bin/python bench/run.py            # full run, ~10 s per measurement, ~3 minutes
+    .venv/bin/python bench/run.py --quick    # smoke run, ~1 minute
+
+Results: a Markdown table on stdout and in bench/results/latest.md, everything in
+bench/results/latest.json, process logs in bench/results/logs/. See bench/README.md.
+
+All traffic stays on 127.0.0.1. Exit status: 0 = ran (targets met or not), 1 = a hard failure
+(a target errored, answered wrongly, or trimtab did not record every request), 2 = setup
+problem (missing wrk, LiteLLM install failed), 3 = --strict and a target was missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import http.client
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "results"
+LOGS = RESULTS / "logs"
+MOCK_SCRIPT = BENCH_DIR / "mock_upstream.py"
+WRK_SCRIPT = BENCH_DIR / "wrk_chat.lua"
+LITELLM_VENV = BENCH_DIR / ".venv-litellm"
+TRIMTAB_BIN = REPO / ".venv" / "bin" / "trimtab"
+
+HOST = "127.0.0.1"
+TRIMTAB_KEY = "tt-bench-key"
+LITELLM_KEY = "sk-litellm-bench"  # LiteLLM wants master keys to start with "sk-"
+MODEL = "bench-model"
+EXPECTED_CONTENT = "Hello from the mock upstream."  # must match bench/mock_upstream.py
+EXPECTED_COMPLETION_TOKENS = 9
+CONCURRENCIES = (1, 16)
+CPU_LOAD = 0  # wrk, the mock and the streaming client
+CPU_TARGET = 1  # the gateway under test
+
+# The targets the numbers are judged against (docs/benchmarks.md).
+GOAL_ADDED_P50_C1_MS = 1.0
+GOAL_ADDED_P99_C1_MS = 2.0
+GOAL_RPS_C16 = 2000.0
+GOAL_P99_C16_VS_LITELLM = 0.1
+GOAL_ADDED_TTFT_MS = 1.0
+GOAL_RSS_MIB = 150.0
+
+LABELS = {"direct": "direct mock", "trimtab": "trimtab", "litellm": "LiteLLM proxy"}
+
+
+class SetupError(RuntimeError):
+    """The benchmark cannot run (missing tool, install failure)."""
+
+
+class TargetError(RuntimeError):
+    """A target failed to start or answered wrongly."""
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def loud(msg: str) -> None:
+    bar = "!" * 78
+    print(f"\n{bar}\n!!! {msg}\n{bar}\n", flush=True)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@dataclass
+class Target:
+    name: str
+    base_url: str  # e.g. http://127.0.0.1:1234/v1
+    auth: str | None  # Authorization header value
+    model: str
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    cmd: list[str] = field(default_factory=list)
+    required_header: str | None = None
+    overhead_header: str | None = None
+    ok: bool = True
+    error: str | None = None
+    # requests sent to this target, to cross-check trimtab's records
+    sent: int = 0
+    completed: int = 0
+
+    @property
+    def chat_url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def pin_prefix(cpu: int | None) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if cpu is not None else []
+
+
+def tail(path: Path | None, n: int = 40) -> str:
+    if path is None or not path.exists():
+        return "(no log)"
+    lines = path.read_text(errors="replace").splitlines()
+    return "\n".join(lines[-n:])
+
+
+def http_request(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, dict[str, str], bytes]:
+    """One stdlib HTTP request; returns status, lower-cased headers, body."""
+    assert url.startswith("http://127.0.0.1:"), url  # loopback only, by construction
+    rest = url[len("http://") :]
+    hostport, _, path = rest.partition("/")
+    host, _, port = hostport.partition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request(method, "/" + path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def wait_http_ok(
+    url: str, proc: subprocess.Popen[bytes] | None, timeout: float, what: str
+) -> float:
+    """Poll until GET url answers 200; returns seconds waited."""
+    t0 = time.monotonic()
+    last = ""
+    while time.monotonic() - t0 < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise TargetError(f"{what} exited with status {proc.returncode} before it was ready")
+        try:
+            status, _, body = http_request("GET", url, timeout=2.0)
+            if status == 200:
+                return time.monotonic() - t0
+            last = f"HTTP {status}: {body[:200]!r}"
+        except OSError as e:
+            last = repr(e)
+        time.sleep(0.1)
+    raise TargetError(f"{what} not ready after {timeout:.0f} s (last: {last})")
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, grace: float) -> dict[str, Any]:
+    """SIGTERM the process group we created, wait, SIGKILL if needed."""
+    if proc is None:
+        return {"stopped": "not started"}
+    if proc.poll() is not None:
+        return {"stopped": "already exited", "returncode": proc.returncode}
+    t0 = time.monotonic()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+        return {
+            "stopped": "SIGTERM",
+            "returncode": proc.returncode,
+            "stop_s": round(time.monotonic() - t0, 3),
+        }
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        return {"stopped": f"SIGKILL after {grace:.0f} s", "returncode": proc.returncode}
+
+
+def proc_tree(pid: int) -> list[int]:
+    """pid and all its descendants (via /proc/<pid>/task/*/children)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        task_dir = Path(f"/proc/{p}/task")
+        with contextlib.suppress(OSError):
+            for task in task_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    todo.extend(int(c) for c in (task / "children").read_text().split())
+    return out
+
+
+def mem_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (kB = KiB) summed over the process tree."""
+    total = {"VmRSS": 0, "VmHWM": 0}
+    for p in proc_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in total:
+                    total[key] += int(value.split()[0])
+    return total
+
+
+def mem_mib(pid: int | None) -> dict[str, float] | None:
+    if pid is None:
+        return None
+    kib = mem_kib(pid)
+    return {"rss_mib": round(kib["VmRSS"] / 1024, 1), "hwm_mib": round(kib["VmHWM"] / 1024, 1)}
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """user+system CPU seconds of a process tree (all threads)."""
+    if pid is None:
+        return 0.0
+    total = 0
+    for p in proc_tree(pid):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{p}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+# --------------------------------------------------------------------------- machine facts
+
+
+def pkg_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_facts(litellm_python: Path | None) -> dict[str, Any]:
+    cpu_model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    mem_total_gib = 0.0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_total_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    os_name = platform.platform()
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    versions: dict[str, str | None] = {
+        name: pkg_version(name)
+        for name in ("trimtab", "uvicorn", "starlette", "aiohttp", "uvloop", "httptools", "orjson")
+    }
+    versions["litellm"] = None
+    if litellm_python is not None and litellm_python.exists():
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            out = subprocess.run(
+                [
+                    str(litellm_python),
+                    "-c",
+                    "import importlib.metadata as m;"
+                    "print(m.version('litellm'), m.version('uvicorn'))",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout.split()
+            if len(out) == 2:
+                versions["litellm"] = out[0]
+                versions["uvicorn (litellm venv)"] = out[1]
+    wrk_version = None
+    if shutil.which("wrk"):
+        out = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+        wrk_version = out.split("[")[0].replace("wrk", "").strip() or None
+    return {
+        "cpu_model": cpu_model,
+        "cores": os.cpu_count(),
+        "ram_gib": mem_total_gib,
+        "os": os_name,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "wrk": wrk_version,
+        "versions": versions,
+    }
+
+
+# --------------------------------------------------------------------------- starting things
+
+
+def start_mock(cpu: int | None, gap_ms: float) -> tuple[subprocess.Popen[bytes], int]:
+    log_path = LOGS / "mock.log"
+    cmd = [
+        *pin_prefix(cpu),
+        sys.executable,
+        str(MOCK_SCRIPT),
+        "--host",
+        HOST,
+        "--port",
+        "0",
+        "--stream-gap-ms",
+        str(gap_ms),
+    ]
+    err = log_path.open("wb")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode().strip()
+    if not line.startswith("READY "):
+        stop_process(proc, 2)
+        raise SetupError(f"mock upstream did not start: {line!r}\n{tail(log_path)}")
+    return proc, int(line.split()[1])
+
+
+def trimtab_config(tmpdir: Path, mock_port: int) -> str:
+    return (
+        f'store: {{url: "sqlite:///{tmpdir}/bench.db"}}\n'
+        "providers:\n"
+        f'  mock: {{kind: openai, base_url: "http://{HOST}:{mock_port}/v1", api_key: sk-bench}}\n'
+        "models:\n"
+        f"  {MODEL}: {{provider: mock, model: mock-1, "
+        "pricing: {input_per_mtok: 0.15, output_per_mtok: 0.6}}\n"
+        "keys:\n"
+        f"  - {{key: {TRIMTAB_KEY}, tenant: bench, role: admin}}\n"
+    )
+
+
+def start_trimtab(tmpdir: Path, mock_port: int, cpu: int | None) -> Target:
+    port = free_port()
+    cfg = tmpdir / "trimtab.yaml"
+    cfg.write_text(trimtab_config(tmpdir, mock_port))
+    log_path = LOGS / "trimtab.log"
+    cmd = [
+        *pin_prefix(cpu),
+        str(TRIMTAB_BIN),
+        "serve",
+        "--config",
+        str(cfg),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+    ]
+    t = Target(
+        name="trimtab",
+        base_url=f"http://{HOST}:{port}/v1",
+        auth=f"Bearer {TRIMTAB_KEY}",
+        model=MODEL,
+        log_path=log_path,
+        cmd=cmd,
+        required_header="x-trimtab-request-id",
+        overhead_header="x-trimtab-overhead-ms",
+    )
+    out = log_path.open("wb")
+    env = dict(os.environ)
+    t.proc = subprocess.Popen(
+        cmd,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=tmpdir,
+        env=env,
+        start_new_session=True,
+    )
+    return t
+
+
+def ensure_litellm(spec: str) -> Path:
+    """Create bench/.venv-litellm with LiteLLM's proxy if it is not there yet."""
+    exe = LITELLM_VENV / "bin" / "litellm"
+    if exe.exists():
+        return exe
+    log(f"installing {spec!r} into {LITELLM_VENV} (one time, ~1 minute) ...")
+    py = shutil.which("python3") or sys.executable
+    install_log = LOGS / "litellm-install.log"
+    with install_log.open("wb") as out:
+        steps = [
+            [py, "-m", "venv", str(LITELLM_VENV)],
+            [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", spec],
+        ]
+        for step in steps:
+            rc = subprocess.run(step, stdout=out, stderr=subprocess.STDOUT).returncode
+            if rc != 0:
+                raise SetupError(
+                    f"LiteLLM install failed ({shlex.join(step)} -> {rc}); see {install_log}\n"
+                    f"{tail(install_log, 20)}"
+                )
+    if not exe.exists():
+        raise SetupError(f"LiteLLM installed but {exe} is missing")
+    return exe
+
+
+def litellm_config(mock_port: int) -> str:
+    return (
+        "model_list:\n"
+        f"  - model_name: {MODEL}\n"
+        "    litellm_params:\n"
+        "      model: openai/mock-1\n"
+        f"      api_base: http://{HOST}:{mock_port}/v1\n"
+        "      api_key: sk-bench\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+        "  set_verbose: false\n"
+        "general_settings:\n"
+        f"  master_key: {LITELLM_KEY}\n"
+    )
+
+
+def start_litellm(exe: Path, tmpdir: Path, mock_port: int, cpu: int | None) -> Target:
+    port = free_port()
+    cfg = tmpdir / "litellm.yaml"
+    cfg.write_text(litellm_config(mock_port))
+    log_path = LOGS / "litellm.log"
+    cmd = [
+        *pin_prefix(cpu),
+        str(exe),
+        "--config",
+        str(cfg),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY")}
+    env.update(
+        {
+            # keep LiteLLM off the network: use the bundled cost map, no telemetry
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_TELEMETRY": "False",
+            "LITELLM_LOG": "ERROR",
+            "NO_PROXY": "*",
+            "DATABASE_URL": "",
+        }
+    )
+    env.pop("DATABASE_URL")
+    t = Target(
+        name="litellm",
+        base_url=f"http://{HOST}:{port}/v1",
+        auth=f"Bearer {LITELLM_KEY}",
+        model=MODEL,
+        log_path=log_path,
+        cmd=cmd,
+    )
+    out = log_path.open("wb")
+    t.proc = subprocess.Popen(
+        cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tmpdir, env=env, start_new_session=True
+    )
+    return t
+
+
+# --------------------------------------------------------------------------- smoke checks
+
+
+def chat_body(model: str, stream: bool) -> bytes:
+    req: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Say hello in five words."}],
+        "max_tokens": 16,
+        "temperature": 0,
+    }
+    if stream:
+        req["stream"] = True
+        req["stream_options"] = {"include_usage": True}
+    return json.dumps(req).encode()
+
+
+def headers_for(t: Target) -> dict[str, str]:
+    h = {"Content-Type": "application/json"}
+    if t.auth:
+        h["Authorization"] = t.auth
+    return h
+
+
+def parse_sse(data: bytes) -> tuple[str, dict[str, Any] | None, bool]:
+    """Concatenated content, the usage object (if any) and whether [DONE] came."""
+    content: list[str] = []
+    usage: dict[str, Any] | None = None
+    done = False
+    for raw in data.split(b"\n"):
+        line = raw.strip()
+        if not line.startswith(b"data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            done = True
+            continue
+        obj = json.loads(payload)
+        for ch in obj.get("choices") or []:
+            piece = (ch.get("delta") or {}).get("content")
+            if piece:
+                content.append(piece)
+        if obj.get("usage"):
+            usage = obj["usage"]
+    return "".join(content), usage, done
+
+
+def smoke(t: Target) -> dict[str, Any]:
+    """One non-streaming and one streaming request; raise TargetError if either is wrong."""
+    info: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    status, headers, body = http_request(
+        "POST", t.chat_url, chat_body(t.model, False), headers_for(t)
+    )
+    info["nonstream_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+    t.sent += 1
+    t.completed += 1
+    if status != 200:
+        raise TargetError(f"{t.name}: POST {t.chat_url} -> HTTP {status}: {body[:500]!r}")
+    obj = json.loads(body)
+    content = obj["choices"][0]["message"]["content"]
+    if content != EXPECTED_CONTENT:
+        raise TargetError(f"{t.name}: unexpected content {content!r}")
+    usage = obj.get("usage") or {}
+    if usage.get("completion_tokens") != EXPECTED_COMPLETION_TOKENS:
+        raise TargetError(f"{t.name}: unexpected usage {usage!r}")
+    for h in (t.required_header, t.overhead_header):
+        if h and h not in headers:
+            raise TargetError(f"{t.name}: response lacks header {h!r}; headers: {headers}")
+    info["headers"] = {k: v for k, v in headers.items() if k.startswith("x-")}
+    status, headers, body = http_request(
+        "POST", t.chat_url, chat_body(t.model, True), headers_for(t)
+    )
+    t.sent += 1
+    t.completed += 1
+    if status != 200:
+        raise TargetError(f"{t.name}: streaming POST -> HTTP {status}: {body[:500]!r}")
+    content, usage_s, done = parse_sse(body)
+    if content != EXPECTED_CONTENT or not done:
+        raise TargetError(
+            f"{t.name}: bad stream (content={content!r}, done={done}): {body[:800]!r}"
+        )
+    if not usage_s or usage_s.get("completion_tokens") != EXPECTED_COMPLETION_TOKENS:
+        raise TargetError(f"{t.name}: stream lacks the usage chunk (include_usage): {usage_s!r}")
+    if t.required_header and t.required_header not in headers:
+        raise TargetError(f"{t.name}: streaming response lacks header {t.required_header!r}")
+    info["stream_ok"] = True
+    return info
+
+
+# --------------------------------------------------------------------------- wrk
+
+
+@dataclass
+class WrkRun:
+    target: str
+    connections: int
+    duration_s: float
+    data: dict[str, Any]
+    cpu: dict[str, float]
+
+    @property
+    def rps(self) -> float:
+        return float(self.data["requests"]) / (self.data["duration_us"] / 1e6)
+
+    def pct_ms(self, p: str) -> float:
+        return float(self.data["latency_us"]["percentiles"][p]) / 1000.0
+
+    @property
+    def errors(self) -> int:
+        e = self.data["errors"]
+        return int(sum(e.values())) + int(self.data["bad"])
+
+
+def wrk_cmd(t: Target, conns: int, duration: float, cpu: int | None) -> list[str]:
+    return [
+        *pin_prefix(cpu),
+        "wrk",
+        "-t1",
+        f"-c{conns}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_SCRIPT),
+        t.chat_url,
+    ]
+
+
+def run_wrk(
+    t: Target,
+    conns: int,
+    duration: float,
+    cpu: int | None,
+    watch: dict[str, int | None],
+) -> WrkRun:
+    env = dict(os.environ)
+    env["BENCH_MODEL"] = t.model
+    env["BENCH_EXPECT"] = EXPECTED_CONTENT
+    env["BENCH_AUTH"] = t.auth or ""
+    env["BENCH_HEADER"] = t.required_header or ""
+    env["BENCH_OVERHEAD_HEADER"] = t.overhead_header or ""
+    cmd = wrk_cmd(t, conns, duration, cpu)
+    before = {k: cpu_seconds(pid) for k, pid in watch.items()}
+    t0 = time.monotonic()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env)
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        proc.stdout.close()
+        # wait4 gives the CPU time wrk itself used (user + system).
+        _, wstatus, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(wstatus)
+        err.seek(0)
+        err_text = err.read().decode(errors="replace")
+    wall = time.monotonic() - t0
+    after = {k: cpu_seconds(pid) for k, pid in watch.items()}
+    text = out.decode(errors="replace")
+    line = next((ln for ln in text.splitlines() if ln.startswith("WRKJSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise TargetError(
+            f"wrk failed on {t.name} (rc={proc.returncode}): {shlex.join(cmd)}\n{text}\n{err_text}"
+        )
+    data = json.loads(line[len("WRKJSON ") :])
+    run_s = data["duration_us"] / 1e6
+    cpu_pct = {k: round(100 * (after[k] - before[k]) / wall, 1) for k in watch}
+    cpu_pct["wrk"] = round(100 * (usage.ru_utime + usage.ru_stime) / wall, 1)
+    t.sent += int(data["sent"])
+    t.completed += int(data["requests"])
+    return WrkRun(t.name, conns, run_s, data, cpu_pct)
+
+
+# --------------------------------------------------------------------------- streaming TTFT
+
+
+@dataclass
+class StreamSamples:
+    ttft_ms: list[float] = field(default_factory=list)
+    total_ms: list[float] = field(default_factory=list)
+    overhead_ms: list[float] = field(default_factory=list)
+    bad: int = 0
+    bad_sample: str = ""
+
+
+async def one_stream(
+    session: aiohttp.ClientSession, t: Target, body: bytes, s: StreamSamples
+) -> None:
+    t0 = time.perf_counter()
+    first: float | None = None
+    content: list[str] = []
+    usage = None
+    done = False
+    t.sent += 1
+    async with session.post(t.chat_url, data=body, headers=headers_for(t)) as resp:
+        if resp.status != 200:
+            s.bad += 1
+            s.bad_sample = s.bad_sample or f"HTTP {resp.status}: {(await resp.read())[:300]!r}"
+            return
+        if t.overhead_header:
+            with contextlib.suppress(TypeError, ValueError):
+                s.overhead_ms.append(float(resp.headers.get(t.overhead_header, "")))
+        async for raw in resp.content:
+            line = raw.strip()
+            if not line.startswith(b"data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                done = True
+                continue
+            obj = json.loads(payload)
+            for ch in obj.get("choices") or []:
+                piece = (ch.get("delta") or {}).get("content")
+                if piece:
+                    if first is None:
+                        first = time.perf_counter()
+                    content.append(piece)
+            if obj.get("usage"):
+                usage = obj["usage"]
+    end = time.perf_counter()
+    t.completed += 1
+    text = "".join(content)
+    if first is None or text != EXPECTED_CONTENT or not done or not usage:
+        s.bad += 1
+        s.bad_sample = s.bad_sample or f"content={text!r} done={done} usage={usage!r}"
+        return
+    s.ttft_ms.append((first - t0) * 1000)
+    s.total_ms.append((end - t0) * 1000)
+
+
+async def ttft_phase(
+    targets: Sequence[Target], duration: float, warmup: int
+) -> dict[str, StreamSamples]:
+    """Round-robin one streaming request at a time over the targets for ``duration`` seconds.
+
+    Interleaving means slow drift on the machine hits every target equally."""
+    sessions = {
+        t.name: aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1, force_close=False),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+        for t in targets
+    }
+    bodies = {t.name: chat_body(t.model, True) for t in targets}
+    samples = {t.name: StreamSamples() for t in targets}
+    try:
+        scratch = StreamSamples()
+        for _ in range(warmup):
+            for t in targets:
+                await one_stream(sessions[t.name], t, bodies[t.name], scratch)
+        deadline = time.monotonic() + duration
+        while time.monotonic() < deadline:
+            for t in targets:
+                await one_stream(sessions[t.name], t, bodies[t.name], samples[t.name])
+    finally:
+        for sess in sessions.values():
+            await sess.close()
+    return samples
+
+
+def pctl(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[k]
+
+
+# --------------------------------------------------------------------------- recording check
+
+
+def find_counts(obj: Any, path: str = "") -> list[tuple[str, int]]:
+    """All integer fields that look like request counts, with their JSON path."""
+    out: list[tuple[str, int]] = []
+    names = {"count", "requests", "request_count", "n", "total", "total_requests", "calls"}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            p = f"{path}.{k}" if path else str(k)
+            if isinstance(v, int) and not isinstance(v, bool) and str(k).lower() in names:
+                out.append((p, v))
+            else:
+                out.extend(find_counts(v, p))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out.extend(find_counts(v, f"{path}[{i}]"))
+    return out
+
+
+def api_summary(t: Target) -> dict[str, Any]:
+    url = f"{t.base_url.removesuffix('/v1')}/api/metrics/summary?window=1h&group_by=model"
+    try:
+        status, _, body = http_request("GET", url, headers=headers_for(t), timeout=30)
+    except OSError as e:
+        return {"url": url, "error": repr(e)}
+    res: dict[str, Any] = {"url": url, "status": status}
+    if status != 200:
+        res["body"] = body[:500].decode(errors="replace")
+        return res
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        res["body"] = body[:500].decode(errors="replace")
+        return res
+    counts = find_counts(obj)
+    res["count_fields"] = dict(counts)
+    res["raw"] = obj if len(body) < 4000 else body[:4000].decode(errors="replace")
+    return res
+
+
+def sqlite_count(db: Path) -> dict[str, Any]:
+    if not db.exists():
+        return {"db": str(db), "error": "database file does not exist"}
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            (n,) = con.execute("SELECT count(*) FROM requests").fetchone()
+            cols = [r[1] for r in con.execute("PRAGMA table_info(requests)")]
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        return {"db": str(db), "error": repr(e)}
+    return {"db": str(db), "rows": int(n), "columns": cols}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt(x: float | None, unit: str = "") -> str:
+    if x is None or x != x:  # None or NaN
+        return "—"
+    if abs(x) >= 100:
+        s = f"{x:,.0f}"
+    elif abs(x) >= 10:
+        s = f"{x:.1f}"
+    else:
+        s = f"{x:.3f}"
+    return f"{s}{unit}"
+
+
+def render_markdown(res: dict[str, Any]) -> str:
+    names = [n for n in ("direct", "trimtab", "litellm") if n in res["targets"]]
+    tg = res["targets"]
+    added = res["added"]
+
+    def load(n: str, c: int, key: str) -> float | None:
+        r = tg[n].get("load", {}).get(f"c{c}")
+        return None if r is None else r.get(key)
+
+    def add(n: str, key: str) -> float | None:
+        return added.get(n, {}).get(key)
+
+    rows: list[tuple[str, list[str]]] = []
+    for c in CONCURRENCIES:
+        rows.append((f"p50 latency @{c} (ms)", [fmt(load(n, c, "p50_ms")) for n in names]))
+        rows.append((f"p99 latency @{c} (ms)", [fmt(load(n, c, "p99_ms")) for n in names]))
+        rows.append(
+            (
+                f"**added p50 @{c}** (ms)",
+                ["—" if n == "direct" else fmt(add(n, f"c{c}_p50_ms")) for n in names],
+            )
+        )
+        rows.append(
+            (
+                f"**added p99 @{c}** (ms)",
+                ["—" if n == "direct" else fmt(add(n, f"c{c}_p99_ms")) for n in names],
+            )
+        )
+    rows.append(("**requests/s @16**", [fmt(load(n, 16, "rps")) for n in names]))
+    rows.append(
+        ("target CPU @16 (% of a core)", [fmt(load(n, 16, "cpu_target_pct")) for n in names])
+    )
+    rows.append(
+        (
+            "errors / bad responses (all load runs)",
+            [str(tg[n].get("load_errors", "—")) for n in names],
+        )
+    )
+
+    def ttft(n: str, key: str) -> float | None:
+        return tg[n].get("ttft", {}).get(key)
+
+    rows.append(("TTFT p50 (ms)", [fmt(ttft(n, "p50_ms")) for n in names]))
+    rows.append(("TTFT p99 (ms)", [fmt(ttft(n, "p99_ms")) for n in names]))
+    rows.append(
+        (
+            "**added TTFT p50** (ms)",
+            ["—" if n == "direct" else fmt(add(n, "ttft_p50_ms")) for n in names],
+        )
+    )
+    rows.append(
+        (
+            "**added TTFT p99** (ms)",
+            ["—" if n == "direct" else fmt(add(n, "ttft_p99_ms")) for n in names],
+        )
+    )
+    rows.append(
+        (
+            "streams measured (bad)",
+            [
+                f"{tg[n].get('ttft', {}).get('n', '—')} ({tg[n].get('ttft', {}).get('bad', '—')})"
+                for n in names
+            ],
+        )
+    )
+
+    def rss(n: str, key: str) -> float | None:
+        m = tg[n].get("memory", {}).get(key)
+        return None if m is None else m.get("rss_mib")
+
+    rows.append(("RSS idle after start (MiB)", [fmt(rss(n, "idle")) for n in names]))
+    rows.append(("RSS after the run (MiB)", [fmt(rss(n, "after")) for n in names]))
+    rows.append(
+        (
+            "peak RSS, VmHWM (MiB)",
+            [fmt((tg[n].get("memory", {}).get("after") or {}).get("hwm_mib")) for n in names],
+        )
+    )
+
+    lines = [
+        f"## Results — {res['meta']['started']}",
+        "",
+        f"Command: `{res['meta']['command']}`  ",
+        f"Per measurement: {res['meta']['duration_s']} s after {res['meta']['warmup_s']} s warm-up; "
+        f"TTFT phase {res['meta']['ttft_duration_s']} s; pinning: {res['meta']['pinning']}",
+        "",
+        "| | " + " | ".join(LABELS[n] for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    lines += [
+        "",
+        f"Mock upstream capacity (direct, 16 connections, sharing its core with wrk): "
+        f"{fmt(res.get('mock', {}).get('capacity_rps'))} requests/s.",
+        "",
+    ]
+    rec = res.get("recording")
+    if rec:
+        lines += [
+            "### Every request recorded? (trimtab)",
+            "",
+            "| requests sent | requests completed | rows in `requests` (SQLite, after SIGTERM) "
+            "| API summary count | verdict |",
+            "|---:|---:|---:|---:|---|",
+            f"| {rec.get('sent')} | {rec.get('completed')} | {rec.get('db_rows', '—')} | "
+            f"{rec.get('api_count', '—')} | {rec.get('verdict')} |",
+            "",
+        ]
+    crit = res.get("criteria") or []
+    if crit:
+        lines += [
+            "### Against the targets",
+            "",
+            "| criterion | goal | measured | |",
+            "|---|---|---|---|",
+        ]
+        for c in crit:
+            mark = {True: "PASS", False: "**FAIL**", None: "n/a"}[c["pass"]]
+            lines.append(f"| {c['name']} | {c['goal']} | {c['measured']} | {mark} |")
+        lines.append("")
+    if res.get("problems"):
+        lines += ["### Problems", ""] + [f"- {p}" for p in res["problems"]] + [""]
+    m = res["machine"]
+    v = m["versions"]
+    lines += [
+        "### Machine",
+        "",
+        f"- CPU: {m['cpu_model']}, {m['cores']} cores; RAM {m['ram_gib']} GiB; {m['os']}, "
+        f"kernel {m['kernel']}",
+        f"- Python {m['python']}; wrk {m['wrk']}",
+        "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def evaluate(res: dict[str, Any]) -> list[dict[str, Any]]:
+    a = res["added"].get("trimtab")
+    tg = res["targets"]
+    crit: list[dict[str, Any]] = []
+
+    def add(name: str, goal: str, measured: float | None, ok: bool | None, unit: str) -> None:
+        crit.append(
+            {
+                "name": name,
+                "goal": goal,
+                "measured": fmt(measured, unit),
+                "pass": ok,
+                "value": measured,
+            }
+        )
+
+    if a is None:
+        return crit
+    v = a.get("c1_p50_ms")
+    add(
+        "added p50 @1",
+        f"< {GOAL_ADDED_P50_C1_MS} ms",
+        v,
+        None if v is None else v < GOAL_ADDED_P50_C1_MS,
+        " ms",
+    )
+    v = a.get("c1_p99_ms")
+    add(
+        "added p99 @1",
+        f"< {GOAL_ADDED_P99_C1_MS} ms",
+        v,
+        None if v is None else v < GOAL_ADDED_P99_C1_MS,
+        " ms",
+    )
+    rps = (tg["trimtab"].get("load", {}).get("c16") or {}).get("rps")
+    rec_ok = (res.get("recording") or {}).get("ok")
+    add(
+        "requests/s @16, every request recorded",
+        f">= {GOAL_RPS_C16:,.0f} rps and all recorded",
+        rps,
+        None if rps is None else (rps >= GOAL_RPS_C16 and bool(rec_ok)),
+        " rps" + ("" if rec_ok else " (recording check failed)"),
+    )
+    v = a.get("c16_p99_ms")
+    lite = res["added"].get("litellm", {}).get("c16_p99_ms")
+    ratio = None if v is None or not lite else v / lite
+    add(
+        "added p99 @16 vs LiteLLM's",
+        f"< {GOAL_P99_C16_VS_LITELLM:g} × LiteLLM's"
+        + ("" if lite is None else f" ({fmt(lite * GOAL_P99_C16_VS_LITELLM)} ms)"),
+        v,
+        None if ratio is None else ratio < GOAL_P99_C16_VS_LITELLM,
+        " ms" + ("" if ratio is None else f" ({ratio:.3f} ×)"),
+    )
+    v = a.get("ttft_p50_ms")
+    add(
+        "added TTFT p50",
+        f"< {GOAL_ADDED_TTFT_MS} ms",
+        v,
+        None if v is None else v < GOAL_ADDED_TTFT_MS,
+        " ms",
+    )
+    v = a.get("ttft_p99_ms")
+    add(
+        "added TTFT p99 (informative)",
+        f"< {GOAL_ADDED_TTFT_MS} ms",
+        v,
+        None if v is None else v < GOAL_ADDED_TTFT_MS,
+        " ms",
+    )
+    mem = tg["trimtab"].get("memory", {})
+    worst = max([m["rss_mib"] for m in (mem.get("idle"), mem.get("after")) if m] or [float("nan")])
+    add(
+        "RSS (idle and after the run)",
+        f"< {GOAL_RSS_MIB:g} MiB",
+        worst,
+        None if worst != worst else worst < GOAL_RSS_MIB,
+        " MiB",
+    )
+    return crit
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="bench/run.py",
+        description="trimtab vs direct mock vs LiteLLM: added latency, rps, TTFT, RSS, recording.",
+    )
+    p.add_argument("--quick", action="store_true", help="short smoke run (~1 minute)")
+    p.add_argument("--duration", type=float, default=None, help="seconds per measurement (10)")
+    p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per measurement (2)")
+    p.add_argument(
+        "--ttft-duration",
+        type=float,
+        default=None,
+        help="seconds of round-robin streaming requests for TTFT (default 2 × --duration)",
+    )
+    p.add_argument(
+        "--targets",
+        default="direct,trimtab,litellm",
+        help="comma-separated subset of direct,trimtab,litellm (direct is always measured)",
+    )
+    p.add_argument(
+        "--pin",
+        choices=("split", "none"),
+        default="split",
+        help="split: wrk+mock+client on CPU 0, the gateway on CPU 1 (default); none: no taskset",
+    )
+    p.add_argument("--stream-gap-ms", type=float, default=2.0, help="mock delay between chunks")
+    p.add_argument("--litellm-spec", default="litellm[proxy]", help="pip spec for LiteLLM")
+    p.add_argument("--startup-timeout", type=float, default=120.0)
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, SQLite db)")
+    p.add_argument("--strict", action="store_true", help="exit 3 when a target is missed")
+    p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    args = p.parse_args(argv)
+    if args.duration is None:
+        args.duration = 2.0 if args.quick else 10.0
+    if args.warmup is None:
+        args.warmup = 1.0 if args.quick else 2.0
+    if args.ttft_duration is None:
+        args.ttft_duration = 2 * args.duration
+    args.targets = [s.strip() for s in args.targets.split(",") if s.strip()]
+    bad = set(args.targets) - {"direct", "trimtab", "litellm"}
+    if bad:
+        p.error(f"unknown targets: {sorted(bad)}")
+    if "direct" not in args.targets:
+        args.targets.insert(0, "direct")
+    return args
+
+
+@contextlib.contextmanager
+def managed(procs: list[subprocess.Popen[bytes]]) -> Iterator[None]:
+    """Stop every process we started, whatever happens."""
+    old = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        for p in procs:
+            stop_process(p, 10)
+        signal.signal(signal.SIGTERM, old)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    global RESULTS, LOGS
+    RESULTS = args.out
+    LOGS = RESULTS / "logs"
+    LOGS.mkdir(parents=True, exist_ok=True)
+
+    if shutil.which("wrk") is None:
+        print(
+            "wrk is not installed. On Debian/Ubuntu: sudo apt-get install -y wrk\n"
+            "(then re-run: .venv/bin/python bench/run.py)",
+            file=sys.stderr,
+        )
+        return 2
+    split = args.pin == "split" and (os.cpu_count() or 1) >= 2 and shutil.which("taskset")
+    cpu_load = CPU_LOAD if split else None
+    cpu_target = CPU_TARGET if split else None
+    pinning = (
+        f"taskset: wrk, mock upstream and the TTFT client on CPU {CPU_LOAD}; "
+        f"the gateway under test on CPU {CPU_TARGET}"
+        if split
+        else "none (the kernel schedules everything on both cores)"
+    )
+    if split:
+        os.sched_setaffinity(0, {CPU_LOAD})  # this process runs the streaming client
+
+    litellm_exe: Path | None = None
+    if "litellm" in args.targets:
+        try:
+            litellm_exe = ensure_litellm(args.litellm_spec)
+        except SetupError as e:
+            loud(str(e))
+            return 2
+    if "trimtab" in args.targets and not TRIMTAB_BIN.exists():
+        loud(f"{TRIMTAB_BIN} is missing: install the project first (pip install -e .)")
+        return 2
+
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    t_start = time.monotonic()
+    tmpdir = Path(tempfile.mkdtemp(prefix="trimtab-bench-"))
+    problems: list[str] = []
+    hard_fail = False
+    res: dict[str, Any] = {
+        "meta": {
+            "started": started,
+            "command": shlex.join(["python", "bench/run.py", *(argv or sys.argv[1:])]),
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "ttft_duration_s": args.ttft_duration,
+            "concurrencies": list(CONCURRENCIES),
+            "pinning": pinning,
+            "stream_gap_ms": args.stream_gap_ms,
+            "tmpdir": str(tmpdir),
+        },
+        "machine": machine_facts(LITELLM_VENV / "bin" / "python" if litellm_exe else None),
+        "targets": {},
+        "added": {},
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    with managed(procs):
+        mock_proc, mock_port = start_mock(cpu_load, args.stream_gap_ms)
+        procs.append(mock_proc)
+        log(f"mock upstream on :{mock_port} (pid {mock_proc.pid})")
+        direct = Target("direct", f"http://{HOST}:{mock_port}/v1", None, "mock-1")
+        direct.proc = None
+        targets: list[Target] = [direct]
+        if litellm_exe is not None:  # start first: it is the slow one to boot
+            lt = start_litellm(litellm_exe, tmpdir, mock_port, cpu_target)
+            assert lt.proc is not None
+            procs.append(lt.proc)
+            targets.append(lt)
+            log(f"LiteLLM starting (pid {lt.proc.pid}): {shlex.join(lt.cmd)}")
+        if "trimtab" in args.targets:
+            tt = start_trimtab(tmpdir, mock_port, cpu_target)
+            assert tt.proc is not None
+            procs.append(tt.proc)
+            targets.insert(1, tt)
+            log(f"trimtab starting (pid {tt.proc.pid}): {shlex.join(tt.cmd)}")
+
+        for t in targets:
+            entry: dict[str, Any] = {"label": LABELS[t.name], "cmd": shlex.join(t.cmd)}
+            res["targets"][t.name] = entry
+            try:
+                if t.name == "trimtab":
+                    root = t.base_url.removesuffix("/v1")
+                    waited = wait_http_ok(
+                        f"{root}/healthz", t.proc, args.startup_timeout, "trimtab"
+                    )
+                    entry["ready_s"] = round(waited, 2)
+                    entry["memory"] = {"idle": mem_mib(t.pid)}
+                elif t.name == "litellm":
+                    root = t.base_url.removesuffix("/v1")
+                    waited = wait_http_ok(
+                        f"{root}/health/liveliness", t.proc, args.startup_timeout, "LiteLLM"
+                    )
+                    entry["ready_s"] = round(waited, 2)
+                    entry["memory"] = {"idle": mem_mib(t.pid)}
+                entry["smoke"] = smoke(t)
+                log(f"{t.name}: ready and answering correctly")
+            except (TargetError, OSError, ValueError, KeyError) as e:
+                t.ok = False
+                t.error = f"{e}"
+                entry["error"] = t.error
+                entry["log_tail"] = tail(t.log_path)
+                hard_fail = True
+                loud(
+                    f"{t.name} FAILED its start/smoke check: {e}\n--- log tail ---\n"
+                    f"{entry['log_tail']}"
+                )
+                problems.append(f"{t.name} failed its start/smoke check: {e}")
+        live = [t for t in targets if t.ok]
+        if not direct.ok:
+            raise SystemExit("the mock upstream itself failed; giving up")
+
+        # ---- non-streaming load with wrk
+        for conns in CONCURRENCIES:
+            for t in live:
+                if not t.ok:
+                    continue
+                watch = {"target": t.pid, "mock": mock_proc.pid}
+                try:
+                    if args.warmup > 0:
+                        run_wrk(t, conns, args.warmup, cpu_load, watch)
+                    log(f"wrk: {t.name} @{conns} for {args.duration:g} s")
+                    r = run_wrk(t, conns, args.duration, cpu_load, watch)
+                except TargetError as e:
+                    t.ok = False
+                    hard_fail = True
+                    loud(str(e))
+                    problems.append(f"{t.name}: wrk failed @{conns}: {e}")
+                    continue
+                entry = res["targets"][t.name]
+                entry.setdefault("load", {})[f"c{conns}"] = {
+                    "connections": conns,
+                    "rps": round(r.rps, 1),
+                    "p50_ms": r.pct_ms("50"),
+                    "p75_ms": r.pct_ms("75"),
+                    "p90_ms": r.pct_ms("90"),
+                    "p99_ms": r.pct_ms("99"),
+                    "p999_ms": r.pct_ms("99.9"),
+                    "max_ms": r.data["latency_us"]["max"] / 1000,
+                    "mean_ms": round(r.data["latency_us"]["mean"] / 1000, 4),
+                    "requests": r.data["requests"],
+                    "sent": r.data["sent"],
+                    "errors": r.data["errors"],
+                    "bad_responses": r.data["bad"],
+                    "bad_sample": r.data["bad_sample"],
+                    "cpu_target_pct": r.cpu.get("target") if t.pid else None,
+                    "cpu_mock_pct": r.cpu.get("mock"),
+                    "cpu_wrk_pct": r.cpu.get("wrk"),
+                    "self_reported_overhead_ms": (
+                        {
+                            "mean": round(
+                                r.data["overhead_header"]["sum_ms"]
+                                / r.data["overhead_header"]["n"],
+                                4,
+                            ),
+                            "max": r.data["overhead_header"]["max_ms"],
+                            "n": r.data["overhead_header"]["n"],
+                        }
+                        if r.data["overhead_header"]["n"]
+                        else None
+                    ),
+                    "wrk": shlex.join(wrk_cmd(t, conns, args.duration, cpu_load)),
+                }
+                entry["load_errors"] = entry.get("load_errors", 0) + r.errors
+                if r.errors:
+                    hard_fail = hard_fail or t.name == "trimtab"
+                    msg = (
+                        f"{t.name} @{conns}: {r.data['errors']} socket/status errors, "
+                        f"{r.data['bad']} wrong responses; first: {r.data['bad_sample']!r}"
+                    )
+                    problems.append(msg)
+                    loud(msg)
+                log(
+                    f"    {r.rps:,.0f} rps, p50 {r.pct_ms('50'):.3f} ms, p99 {r.pct_ms('99'):.3f} "
+                    f"ms; CPU% target {r.cpu.get('target')}, mock {r.cpu.get('mock')}, "
+                    f"wrk {r.cpu.get('wrk')}"
+                )
+                time.sleep(0.5)
+        mock_c16 = res["targets"]["direct"].get("load", {}).get("c16")
+        res["mock"] = {"capacity_rps": mock_c16["rps"] if mock_c16 else None}
+
+        # ---- streaming TTFT, round robin over the live targets
+        live = [t for t in targets if t.ok]
+        log(f"TTFT: {len(live)} targets round-robin for {args.ttft_duration:g} s")
+        samples = asyncio.run(ttft_phase(live, args.ttft_duration, warmup=5))
+        for t in live:
+            s = samples[t.name]
+            res["targets"][t.name]["ttft"] = {
+                "n": len(s.ttft_ms),
+                "bad": s.bad,
+                "bad_sample": s.bad_sample,
+                "p50_ms": round(pctl(s.ttft_ms, 50), 4),
+                "p90_ms": round(pctl(s.ttft_ms, 90), 4),
+                "p99_ms": round(pctl(s.ttft_ms, 99), 4),
+                "mean_ms": round(statistics.fmean(s.ttft_ms), 4) if s.ttft_ms else None,
+                "total_p50_ms": round(pctl(s.total_ms, 50), 4),
+                "self_reported_overhead_p50_ms": (
+                    round(pctl(s.overhead_ms, 50), 4) if s.overhead_ms else None
+                ),
+            }
+            if s.bad:
+                msg = f"{t.name}: {s.bad} bad streams; first: {s.bad_sample}"
+                problems.append(msg)
+                loud(msg)
+                hard_fail = hard_fail or t.name == "trimtab"
+
+        # ---- memory after the run
+        for t in live:
+            if t.pid is not None:
+                res["targets"][t.name].setdefault("memory", {})["after"] = mem_mib(t.pid)
+
+        # ---- added latency (target minus direct, same concurrency, same run)
+        d = res["targets"]["direct"]
+        for t in live:
+            if t.name == "direct":
+                continue
+            e = res["targets"][t.name]
+            a: dict[str, float] = {}
+            for c in CONCURRENCIES:
+                tl, dl = e.get("load", {}).get(f"c{c}"), d.get("load", {}).get(f"c{c}")
+                if tl and dl:
+                    a[f"c{c}_p50_ms"] = round(tl["p50_ms"] - dl["p50_ms"], 4)
+                    a[f"c{c}_p99_ms"] = round(tl["p99_ms"] - dl["p99_ms"], 4)
+            if "ttft" in e and "ttft" in d:
+                a["ttft_p50_ms"] = round(e["ttft"]["p50_ms"] - d["ttft"]["p50_ms"], 4)
+                a["ttft_p99_ms"] = round(e["ttft"]["p99_ms"] - d["ttft"]["p99_ms"], 4)
+            res["added"][t.name] = a
+
+        # ---- every request recorded?
+        tt_list = [t for t in targets if t.name == "trimtab"]
+        if tt_list:
+            tt = tt_list[0]
+            rec: dict[str, Any] = {"sent": tt.sent, "completed": tt.completed}
+            if tt.proc is not None and tt.proc.poll() is None:
+                time.sleep(1.0)
+                rec["api"] = api_summary(tt)
+                counts = rec["api"].get("count_fields") or {}
+                if counts:
+                    rec["api_count"] = max(counts.values())
+                rec["stop"] = stop_process(tt.proc, 30)
+                log(f"trimtab stopped: {rec['stop']}")
+            else:
+                rec["stop"] = {
+                    "stopped": "had exited",
+                    "returncode": tt.proc and tt.proc.returncode,
+                }
+                problems.append(f"trimtab exited during the run: {rec['stop']}")
+                hard_fail = True
+            rec["sqlite"] = sqlite_count(tmpdir / "bench.db")
+            rows = rec["sqlite"].get("rows")
+            rec["db_rows"] = rows
+            if rows is None:
+                rec["ok"] = False
+                rec["verdict"] = f"**FAIL**: could not count rows ({rec['sqlite'].get('error')})"
+            elif rows == tt.sent:
+                rec["ok"] = True
+                rec["verdict"] = "PASS: every request sent was recorded"
+            elif tt.completed <= rows <= tt.sent:
+                rec["ok"] = True
+                rec["verdict"] = (
+                    f"PASS: all completed requests recorded ({tt.sent - rows} cut off by wrk "
+                    "at the end of a run were not)"
+                )
+            else:
+                rec["ok"] = False
+                rec["verdict"] = (
+                    f"**FAIL**: {rows} rows for {tt.completed} completed / {tt.sent} sent"
+                )
+            if not rec["ok"]:
+                hard_fail = True
+                problems.append(f"recording check failed: {rec['verdict']}")
+                loud(f"RECORDING MISMATCH: {rec['verdict']}")
+            res["recording"] = rec
+
+    # all processes stopped here
+    mock_out = b""
+    with contextlib.suppress(Exception):
+        assert mock_proc.stdout is not None
+        mock_out = mock_proc.stdout.read()
+    with contextlib.suppress(ValueError, IndexError):
+        res.setdefault("mock", {})["final_stats"] = json.loads(
+            mock_out.decode().strip().splitlines()[-1]
+        )
+
+    res["criteria"] = evaluate(res)
+    res["problems"] = problems
+    res["meta"]["elapsed_s"] = round(time.monotonic() - t_start, 1)
+    md = render_markdown(res)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.md").write_text(md + "\n")
+    (args.out / "latest.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    print()
+    print(md)
+    print(
+        f"(written: {args.out / 'latest.md'}, {args.out / 'latest.json'}; "
+        f"{res['meta']['elapsed_s']} s)"
+    )
+    if args.keep:
+        print(f"(kept {tmpdir})")
+    else:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    if hard_fail:
+        loud("BENCHMARK HAD HARD FAILURES — see 'Problems' above")
+        return 1
+    if args.strict and any(c["pass"] is False for c in res["criteria"]):
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

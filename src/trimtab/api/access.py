@@ -1,0 +1,46 @@
+"""Who may read what on the control-plane API."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from trimtab.errors import GatewayError, error_body
+from trimtab.gateway.auth import READERS, KeyRing, Principal, require_role
+from trimtab.gateway.exchange import new_request_id
+
+
+def reader(keys: KeyRing, request: Request) -> Principal:
+    """A caller allowed to read telemetry, or a 401/403."""
+    principal = keys.authenticate(request.headers)
+    require_role(principal, READERS, "read telemetry")
+    return principal
+
+
+def scoped_tenant(principal: Principal, asked: str | None) -> str | None:
+    """The tenant a query is limited to: the caller's own, unless an admin chooses."""
+    if principal.is_admin:
+        return asked
+    if asked is not None and asked != principal.tenant:
+        raise GatewayError(
+            403, "forbidden", f"a key of tenant '{principal.tenant}' may not read tenant '{asked}'"
+        )
+    return principal.tenant
+
+
+def json_response(data: object, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(data),
+        status,
+        {"x-trimtab-request-id": new_request_id()},
+        media_type="application/json",
+    )
+
+
+def error_response(err: GatewayError) -> Response:
+    rid = new_request_id()
+    headers = {"x-trimtab-request-id": rid}
+    return Response(
+        error_body(err, "openai", rid), err.status, headers, media_type="application/json"
+    )

@@ -1,0 +1,73 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trimtab.api.access import json_response
+from trimtab.store.telemetry import TelemetryStore
+from trimtab.telemetry.metrics import GatewayMetrics
+from trimtab.telemetry.recorder import Recorder
+from trimtab.telemetry.spill import SpillFile
+
+
+@dataclass
+class Lifecycle:
+    """Whether start-up (migrations, spill replay, providers) has finished."""
+
+    ready: bool = False
+
+
+class HealthAPI:
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        store: TelemetryStore,
+        recorder: Recorder,
+        spill: SpillFile,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self._life = lifecycle
+        self._store = store
+        self._recorder = recorder
+        self._spill = spill
+        self._metrics = metrics
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.prometheus, methods=["GET"]),
+        ]
+
+    async def healthz(self, request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        problems: list[str] = []
+        if not self._life.ready:
+            problems.append("starting")
+        try:
+            await run_in_threadpool(self._store.ping)
+        except Exception as exc:
+            problems.append(f"store unreachable: {type(exc).__name__}: {exc}")
+        if not self._recorder.store_ok:
+            problems.append(f"telemetry writes failing: {self._recorder.last_error}")
+        body = {
+            "status": "ready" if not problems else "not ready",
+            "problems": problems,
+            "telemetry": {
+                "queue_depth": self._recorder.depth(),
+                "spill_bytes": self._spill.size(),
+            },
+        }
+        return json_response(body, 200 if not problems else 503)
+
+    async def prometheus(self, request: Request) -> Response:
+        return Response(self._metrics.exposition(), 200, media_type=CONTENT_TYPE_LATEST)

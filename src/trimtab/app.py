@@ -1,0 +1,104 @@
+"""Build the trimtab ASGI application from a configuration. Nothing happens at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trimtab.api.access import error_response
+from trimtab.api.health import HealthAPI, Lifecycle
+from trimtab.api.telemetry import TelemetryAPI
+from trimtab.config import Config
+from trimtab.errors import GatewayError
+from trimtab.gateway.auth import KeyRing
+from trimtab.gateway.catalog import Catalog
+from trimtab.gateway.service import Gateway
+from trimtab.providers.registry import build_providers
+from trimtab.store.engine import make_engine, migrate
+from trimtab.store.telemetry import TelemetryStore
+from trimtab.telemetry.metrics import GatewayMetrics
+from trimtab.telemetry.recorder import Recorder
+from trimtab.telemetry.spill import SpillFile
+
+
+def create_app(config: Config) -> Starlette:
+    """The gateway, the telemetry API and health endpoints, sharing one store."""
+    engine = make_engine(config.store.url, config.store.pool_size)
+    store = TelemetryStore(engine)
+    metrics = GatewayMetrics()
+    spill = SpillFile(config.telemetry.spill_path)
+    t = config.telemetry
+    recorder = Recorder(
+        store,
+        spill,
+        metrics,
+        capacity=t.queue_size,
+        batch_size=t.batch_size,
+        flush_interval_s=t.flush_interval_s,
+        write_retries=t.write_retries,
+    )
+    providers = build_providers(config)
+    keys = KeyRing(config.keys)
+    gateway = Gateway(
+        Catalog(config, providers),
+        keys,
+        recorder,
+        max_body_bytes=config.server.max_body_bytes,
+        record_bodies=t.record_bodies,
+    )
+    lifecycle = Lifecycle()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(migrate, engine)
+        await run_in_threadpool(recorder.replay_spill)
+        recorder.start()
+        for provider in providers.values():
+            await provider.start()
+        lifecycle.ready = True
+        try:
+            yield
+        finally:
+            lifecycle.ready = False
+            for provider in providers.values():
+                await provider.close()
+            # in-flight requests have finished by now (the server drains them first)
+            await run_in_threadpool(recorder.stop)
+            engine.dispose()
+
+    routes = [
+        Route("/v1/chat/completions", gateway.chat_completions, methods=["POST"]),
+        Route("/v1/messages", gateway.messages, methods=["POST"]),
+        Route("/v1/embeddings", gateway.embeddings, methods=["POST"]),
+        Route("/v1/models", gateway.models, methods=["GET"]),
+        *TelemetryAPI(engine, store, keys).routes(),
+        *HealthAPI(lifecycle, store, recorder, spill, metrics).routes(),
+    ]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        detail = f"{request.method} {request.url.path}: {exc.detail}"
+        return error_response(GatewayError(exc.status_code, code, detail))
+
+    async def crash(request: Request, exc: Exception) -> Response:
+        return error_response(
+            GatewayError(500, "internal_error", f"internal error: {type(exc).__name__}")
+        )
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: crash},
+    )
+    app.state.recorder = recorder
+    app.state.engine = engine
+    app.state.metrics = metrics
+    return app

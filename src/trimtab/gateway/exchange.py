@@ -1,0 +1,68 @@
+"""One request's journey: its id, its clock and the record it leaves."""
+
+from __future__ import annotations
+
+import os
+import time
+from time import perf_counter
+
+from trimtab.errors import GatewayError, Wire
+from trimtab.gateway.auth import Principal
+from trimtab.telemetry.record import RequestRecord
+
+
+def new_request_id() -> str:
+    # time-ordered prefix (ms) + randomness: sortable, unique across processes
+    return f"req_{int(time.time() * 1000):012x}{os.urandom(8).hex()}"
+
+
+class Exchange:
+    """Per-request state; `upstream_s` is time spent waiting on the provider."""
+
+    __slots__ = ("_ttft_at", "record", "t0", "upstream_s", "wire")
+
+    def __init__(self, wire: Wire, operation: str) -> None:
+        self.t0 = perf_counter()
+        self.wire = wire
+        self.upstream_s = 0.0
+        self._ttft_at: float | None = None
+        self.record = RequestRecord(
+            id=new_request_id(), started_at=time.time(), api=wire, operation=operation
+        )
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    def identify(self, principal: Principal) -> None:
+        self.record.tenant = principal.tenant
+        self.record.key_id = principal.key_id
+
+    def elapsed_ms(self) -> float:
+        return (perf_counter() - self.t0) * 1000
+
+    def overhead_ms(self) -> float:
+        return max(self.elapsed_ms() - self.upstream_s * 1000, 0.0)
+
+    def mark_first_token(self) -> None:
+        if self._ttft_at is None:
+            self._ttft_at = perf_counter()
+            self.record.ttft_ms = (self._ttft_at - self.t0) * 1000
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-trimtab-request-id": self.record.id,
+            "x-trimtab-overhead-ms": f"{self.overhead_ms():.3f}",
+        }
+
+    def fail(self, err: GatewayError) -> None:
+        self.record.status_code = err.status
+        self.record.error_type = err.code
+        self.record.error_message = err.message
+
+    def close(self) -> RequestRecord:
+        """Stamp the final timings on the record."""
+        rec = self.record
+        rec.duration_ms = self.elapsed_ms()
+        rec.overhead_ms = max(rec.duration_ms - self.upstream_s * 1000, 0.0)
+        return rec

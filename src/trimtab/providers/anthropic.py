@@ -1,0 +1,22 @@
+"""Anthropic's Messages API."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from trimtab.config import ProviderConfig
+from trimtab.errors import Wire
+from trimtab.providers.base import Operation
+from trimtab.providers.http import HttpProvider
+from trimtab.providers.translate import anthropic_error_message
+
+
+class AnthropicProvider(HttpProvider):
+    wire: Wire = "anthropic"
+    paths: ClassVar[dict[Operation, str]] = {"chat": "/v1/messages"}
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        headers = {"anthropic-version": config.anthropic_version}
+        if config.api_key:
+            headers["x-api-key"] = config.api_key
+        super().__init__(name, config, headers, anthropic_error_message)

@@ -1,0 +1,160 @@
+"""The HTTP transport shared by the OpenAI-compatible and Anthropic adapters (aiohttp)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+
+from trimtab.config import ProviderConfig
+from trimtab.errors import Wire
+from trimtab.providers.base import Operation, SSEEvent, UpstreamError
+from trimtab.providers.sse import parse_sse
+
+
+class HttpStream:
+    """A streaming upstream response read line by line, as it arrives."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, provider: str, idle_timeout_s: float) -> None:
+        self._resp = resp
+        self._provider = provider
+        self._idle = idle_timeout_s
+
+    async def events(self) -> AsyncIterator[SSEEvent]:
+        try:
+            async for event in parse_sse(self._resp.content):
+                yield event
+        except TimeoutError:
+            raise UpstreamError(
+                "timeout",
+                f"provider '{self._provider}' sent nothing for {self._idle:g}s mid-stream",
+            ) from None
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            raise UpstreamError(
+                "stream_cut",
+                f"provider '{self._provider}' cut the stream: {_describe(exc)}",
+            ) from None
+
+    async def close(self) -> None:
+        self._resp.close()
+
+
+class HttpProvider:
+    """POSTs JSON to one base URL with pooled keep-alive connections."""
+
+    wire: Wire
+    paths: ClassVar[dict[Operation, str]]
+
+    def __init__(
+        self,
+        name: str,
+        config: ProviderConfig,
+        headers: dict[str, str],
+        error_message: Callable[[bytes], str | None],
+    ) -> None:
+        self.name = name
+        self.kind: str = config.kind
+        self._base = (config.base_url or "").rstrip("/")
+        self._headers = {"content-type": "application/json", **headers, **config.headers}
+        self._limit = config.max_connections
+        self._error_message = error_message
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _url(self, op: Operation) -> str:
+        path = self.paths.get(op)
+        if path is None:
+            raise UpstreamError(
+                "status", f"provider '{self.name}' ({self.kind}) has no {op} endpoint", status=400
+            )
+        return self._base + path
+
+    def _require_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError(f"provider '{self.name}' used before start()")
+        return self._session
+
+    async def call(self, op: Operation, body: dict[str, Any], timeout_s: float) -> bytes:
+        url = self._url(op)
+        session = self._require_session()
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        try:
+            async with session.post(
+                url, data=orjson.dumps(body), headers=self._headers, timeout=timeout
+            ) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise self._status_error(resp, raw)
+                return raw
+        except TimeoutError:
+            raise UpstreamError(
+                "timeout", f"provider '{self.name}' did not answer within {timeout_s:g}s"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamError(
+                "connect", f"cannot connect to provider '{self.name}' at {url}: {_describe(exc)}"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(
+                "stream_cut",
+                f"provider '{self.name}' dropped the connection: {_describe(exc)}",
+            ) from None
+
+    async def open_stream(
+        self, op: Operation, body: dict[str, Any], timeout_s: float
+    ) -> HttpStream:
+        url = self._url(op)
+        session = self._require_session()
+        # the whole-request bound does not fit a stream; bound connect and each read instead
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
+        try:
+            resp = await session.post(
+                url, data=orjson.dumps(body), headers=self._headers, timeout=timeout
+            )
+        except TimeoutError:
+            raise UpstreamError(
+                "timeout", f"provider '{self.name}' did not answer within {timeout_s:g}s"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamError(
+                "connect", f"cannot connect to provider '{self.name}' at {url}: {_describe(exc)}"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(
+                "stream_cut", f"provider '{self.name}' dropped the connection: {_describe(exc)}"
+            ) from None
+        if resp.status >= 400:
+            try:
+                raw = await resp.read()
+            except (aiohttp.ClientError, TimeoutError):
+                raw = b""
+            finally:
+                resp.close()
+            raise self._status_error(resp, raw)
+        return HttpStream(resp, self.name, timeout_s)
+
+    def _status_error(self, resp: aiohttp.ClientResponse, raw: bytes) -> UpstreamError:
+        detail = self._error_message(raw) or raw[:200].decode("utf-8", "replace") or "empty body"
+        return UpstreamError(
+            "status",
+            f"provider '{self.name}' returned HTTP {resp.status}: {detail}",
+            status=resp.status,
+            retry_after=resp.headers.get("retry-after"),
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

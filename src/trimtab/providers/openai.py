@@ -1,0 +1,23 @@
+"""Any OpenAI-compatible API: OpenAI, vLLM, Ollama, LM Studio, ..."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from trimtab.config import ProviderConfig
+from trimtab.errors import Wire
+from trimtab.providers.base import Operation
+from trimtab.providers.http import HttpProvider
+from trimtab.providers.translate import openai_error_message
+
+
+class OpenAIProvider(HttpProvider):
+    wire: Wire = "openai"
+    paths: ClassVar[dict[Operation, str]] = {
+        "chat": "/chat/completions",
+        "embeddings": "/embeddings",
+    }
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        super().__init__(name, config, headers, openai_error_message)

@@ -1,0 +1,85 @@
+"""Prometheus metrics of one gateway, in a registry of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from trimtab.telemetry.record import RequestRecord
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
+
+
+class GatewayMetrics:
+    """Request, token, cost and telemetry-pipeline metrics."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "trimtab_requests",
+            "Requests that reached a model endpoint.",
+            ["model", "provider", "tenant", "status_code"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "trimtab_request_duration_seconds",
+            "Total request latency as the client saw it.",
+            ["model", "provider"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "trimtab_time_to_first_token_seconds",
+            "Time to the first streamed token.",
+            ["model", "provider"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "trimtab_overhead_seconds",
+            "Time trimtab itself spent on a request.",
+            buckets=_OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "trimtab_tokens", "Tokens by direction.", ["model", "tenant", "direction"], registry=r
+        )
+        self.cost = Counter("trimtab_cost_usd", "Spend in USD.", ["model", "tenant"], registry=r)
+        self.recorded = Counter(
+            "trimtab_telemetry_recorded", "Request records committed to the store.", registry=r
+        )
+        self.spilled = Counter(
+            "trimtab_telemetry_spilled", "Request records written to the spill file.", registry=r
+        )
+        self.write_errors = Counter(
+            "trimtab_telemetry_write_errors", "Failed store writes (retried).", registry=r
+        )
+        self.queue_depth = Gauge(
+            "trimtab_telemetry_queue_depth", "Records waiting for the writer.", registry=r
+        )
+        self.store_up = Gauge("trimtab_store_up", "1 when the last store write worked.", registry=r)
+        self.store_up.set(1)
+
+    def watch_queue(self, depth: Callable[[], int]) -> None:
+        self.queue_depth.set_function(lambda: float(depth()))
+
+    def observe(self, record: RequestRecord) -> None:
+        model = record.request_model or ""
+        provider = record.provider or ""
+        self.requests.labels(model, provider, record.tenant, str(record.status_code)).inc()
+        self.duration.labels(model, provider).observe(record.duration_ms / 1000)
+        if record.ttft_ms is not None:
+            self.ttft.labels(model, provider).observe(record.ttft_ms / 1000)
+        self.overhead.observe(record.overhead_ms / 1000)
+        if record.input_tokens:
+            self.tokens.labels(model, record.tenant, "input").inc(record.input_tokens)
+        if record.output_tokens:
+            self.tokens.labels(model, record.tenant, "output").inc(record.output_tokens)
+        if record.cost_usd:
+            self.cost.labels(model, record.tenant).inc(record.cost_usd)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
