@@ -303,8 +303,8 @@ def machine_facts(litellm_python: Path | None) -> dict[str, Any]:
                 versions["uvicorn (litellm venv)"] = out[1]
     wrk_version = None
     if shutil.which("wrk"):
-        out = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
-        wrk_version = out.split("[")[0].replace("wrk", "").strip() or None
+        banner = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+        wrk_version = banner.split("[")[0].replace("wrk", "").strip() or None
     return {
         "cpu_model": cpu_model,
         "cores": os.cpu_count(),
@@ -356,14 +356,14 @@ def trimtab_config(tmpdir: Path, mock_port: int) -> str:
     )
 
 
-def start_trimtab(tmpdir: Path, mock_port: int, cpu: int | None) -> Target:
+def start_trimtab(exe: str, tmpdir: Path, mock_port: int, cpu: int | None) -> Target:
     port = free_port()
     cfg = tmpdir / "trimtab.yaml"
     cfg.write_text(trimtab_config(tmpdir, mock_port))
     log_path = LOGS / "trimtab.log"
     cmd = [
         *pin_prefix(cpu),
-        str(TRIMTAB_BIN),
+        exe,
         "serve",
         "--config",
         str(cfg),
@@ -582,7 +582,7 @@ class WrkRun:
 
     @property
     def rps(self) -> float:
-        return float(self.data["requests"]) / (self.data["duration_us"] / 1e6)
+        return float(self.data["requests"]) / (float(self.data["duration_us"]) / 1e6)
 
     def pct_ms(self, p: str) -> float:
         return float(self.data["latency_us"]["percentiles"][p]) / 1000.0
@@ -743,7 +743,7 @@ def pctl(values: Sequence[float], p: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
     return ordered[k]
 
 
@@ -818,6 +818,10 @@ def fmt(x: float | None, unit: str = "") -> str:
     return f"{s}{unit}"
 
 
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) else None
+
+
 def render_markdown(res: dict[str, Any]) -> str:
     names = [n for n in ("direct", "trimtab", "litellm") if n in res["targets"]]
     tg = res["targets"]
@@ -825,10 +829,10 @@ def render_markdown(res: dict[str, Any]) -> str:
 
     def load(n: str, c: int, key: str) -> float | None:
         r = tg[n].get("load", {}).get(f"c{c}")
-        return None if r is None else r.get(key)
+        return None if r is None else _num(r.get(key))
 
     def add(n: str, key: str) -> float | None:
-        return added.get(n, {}).get(key)
+        return _num(added.get(n, {}).get(key))
 
     rows: list[tuple[str, list[str]]] = []
     for c in CONCURRENCIES:
@@ -858,7 +862,7 @@ def render_markdown(res: dict[str, Any]) -> str:
     )
 
     def ttft(n: str, key: str) -> float | None:
-        return tg[n].get("ttft", {}).get(key)
+        return _num(tg[n].get("ttft", {}).get(key))
 
     rows.append(("TTFT p50 (ms)", [fmt(ttft(n, "p50_ms")) for n in names]))
     rows.append(("TTFT p99 (ms)", [fmt(ttft(n, "p99_ms")) for n in names]))
@@ -901,7 +905,8 @@ def render_markdown(res: dict[str, Any]) -> str:
         f"## Results — {res['meta']['started']}",
         "",
         f"Command: `{res['meta']['command']}`  ",
-        f"Per measurement: {res['meta']['duration_s']} s after {res['meta']['warmup_s']} s warm-up; "
+        f"Per measurement: {res['meta']['duration_s']} s after "
+        f"{res['meta']['warmup_s']} s warm-up; "
         f"TTFT phase {res['meta']['ttft_duration_s']} s; pinning: {res['meta']['pinning']}",
         "",
         "| | " + " | ".join(LABELS[n] for n in names) + " |",
@@ -1002,11 +1007,11 @@ def evaluate(res: dict[str, Any]) -> list[dict[str, Any]]:
     ratio = None if v is None or not lite else v / lite
     add(
         "added p99 @16 vs LiteLLM's",
-        f"< {GOAL_P99_C16_VS_LITELLM:g} × LiteLLM's"
+        f"< {GOAL_P99_C16_VS_LITELLM:g} x LiteLLM's"
         + ("" if lite is None else f" ({fmt(lite * GOAL_P99_C16_VS_LITELLM)} ms)"),
         v,
         None if ratio is None else ratio < GOAL_P99_C16_VS_LITELLM,
-        " ms" + ("" if ratio is None else f" ({ratio:.3f} ×)"),
+        " ms" + ("" if ratio is None else f" ({ratio:.3f} x)"),
     )
     v = a.get("ttft_p50_ms")
     add(
@@ -1051,7 +1056,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--ttft-duration",
         type=float,
         default=None,
-        help="seconds of round-robin streaming requests for TTFT (default 2 × --duration)",
+        help="seconds of round-robin streaming requests for TTFT (default 2 x --duration)",
     )
     p.add_argument(
         "--targets",
@@ -1067,6 +1072,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--stream-gap-ms", type=float, default=2.0, help="mock delay between chunks")
     p.add_argument("--litellm-spec", default="litellm[proxy]", help="pip spec for LiteLLM")
     p.add_argument("--startup-timeout", type=float, default=120.0)
+    p.add_argument(
+        "--trimtab-bin", default=str(TRIMTAB_BIN), help="the trimtab executable to benchmark"
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, SQLite db)")
     p.add_argument("--strict", action="store_true", help="exit 3 when a target is missed")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
@@ -1103,6 +1111,232 @@ def managed(procs: list[subprocess.Popen[bytes]]) -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
+@dataclass
+class Run:
+    """State shared by the phases of one benchmark run."""
+
+    args: argparse.Namespace
+    res: dict[str, Any]
+    tmpdir: Path
+    cpu_load: int | None
+    cpu_target: int | None
+    mock_proc: subprocess.Popen[bytes] | None = None
+    targets: list[Target] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    hard_fail: bool = False
+
+    def problem(self, msg: str, hard: bool) -> None:
+        self.problems.append(msg)
+        self.hard_fail = self.hard_fail or hard
+        loud(msg)
+
+    @property
+    def live(self) -> list[Target]:
+        return [t for t in self.targets if t.ok]
+
+
+def phase_start(run: Run, litellm_exe: Path | None, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Start the mock, LiteLLM and trimtab; wait for readiness; smoke-test each target."""
+    mock_proc, mock_port = start_mock(run.cpu_load, run.args.stream_gap_ms)
+    procs.append(mock_proc)
+    run.mock_proc = mock_proc
+    log(f"mock upstream on :{mock_port} (pid {mock_proc.pid})")
+    run.targets.append(Target("direct", f"http://{HOST}:{mock_port}/v1", None, "mock-1"))
+    if litellm_exe is not None:  # start first: it is the slow one to boot
+        lt = start_litellm(litellm_exe, run.tmpdir, mock_port, run.cpu_target)
+        assert lt.proc is not None
+        procs.append(lt.proc)
+        run.targets.append(lt)
+        log(f"LiteLLM starting (pid {lt.proc.pid}): {shlex.join(lt.cmd)}")
+    if "trimtab" in run.args.targets:
+        tt = start_trimtab(run.args.trimtab_bin, run.tmpdir, mock_port, run.cpu_target)
+        assert tt.proc is not None
+        procs.append(tt.proc)
+        run.targets.insert(1, tt)
+        log(f"trimtab starting (pid {tt.proc.pid}): {shlex.join(tt.cmd)}")
+
+    ready_paths = {"trimtab": "/healthz", "litellm": "/health/liveliness"}
+    for t in run.targets:
+        entry: dict[str, Any] = {"label": LABELS[t.name], "cmd": shlex.join(t.cmd)}
+        run.res["targets"][t.name] = entry
+        try:
+            if t.name in ready_paths:
+                root = t.base_url.removesuffix("/v1")
+                waited = wait_http_ok(
+                    root + ready_paths[t.name], t.proc, run.args.startup_timeout, LABELS[t.name]
+                )
+                entry["ready_s"] = round(waited, 2)
+                entry["memory"] = {"idle": mem_mib(t.pid)}  # before any request
+            entry["smoke"] = smoke(t)
+            log(f"{t.name}: ready and answering correctly")
+        except (TargetError, OSError, ValueError, KeyError) as e:
+            t.ok = False
+            t.error = str(e)
+            entry["error"] = t.error
+            entry["log_tail"] = tail(t.log_path)
+            print(f"--- {t.name} log tail ({t.log_path}) ---\n{entry['log_tail']}\n---")
+            run.problem(f"{t.name} failed its start/smoke check: {e}", hard=True)
+    if not run.targets[0].ok:
+        raise SetupError("the mock upstream itself answered wrongly; giving up")
+
+
+def phase_load(run: Run) -> None:
+    """wrk at each concurrency over every live target, direct first."""
+    assert run.mock_proc is not None
+    args = run.args
+    for conns in CONCURRENCIES:
+        for t in run.live:
+            watch = {"target": t.pid, "mock": run.mock_proc.pid}
+            try:
+                if args.warmup > 0:
+                    run_wrk(t, conns, args.warmup, run.cpu_load, watch)
+                log(f"wrk: {t.name} @{conns} for {args.duration:g} s")
+                r = run_wrk(t, conns, args.duration, run.cpu_load, watch)
+            except TargetError as e:
+                t.ok = False
+                run.problem(f"{t.name}: wrk failed @{conns}: {e}", hard=True)
+                continue
+            entry = run.res["targets"][t.name]
+            ov = r.data["overhead_header"]
+            entry.setdefault("load", {})[f"c{conns}"] = {
+                "connections": conns,
+                "rps": round(r.rps, 1),
+                "p50_ms": r.pct_ms("50"),
+                "p75_ms": r.pct_ms("75"),
+                "p90_ms": r.pct_ms("90"),
+                "p99_ms": r.pct_ms("99"),
+                "p999_ms": r.pct_ms("99.9"),
+                "max_ms": r.data["latency_us"]["max"] / 1000,
+                "mean_ms": round(r.data["latency_us"]["mean"] / 1000, 4),
+                "requests": r.data["requests"],
+                "sent": r.data["sent"],
+                "errors": r.data["errors"],
+                "bad_responses": r.data["bad"],
+                "bad_sample": r.data["bad_sample"],
+                "cpu_target_pct": r.cpu.get("target") if t.pid else None,
+                "cpu_mock_pct": r.cpu.get("mock"),
+                "cpu_wrk_pct": r.cpu.get("wrk"),
+                "self_reported_overhead_ms": (
+                    {"mean": round(ov["sum_ms"] / ov["n"], 4), "max": ov["max_ms"], "n": ov["n"]}
+                    if ov["n"]
+                    else None
+                ),
+                "wrk": shlex.join(wrk_cmd(t, conns, args.duration, run.cpu_load)),
+            }
+            entry["load_errors"] = entry.get("load_errors", 0) + r.errors
+            if r.errors:
+                run.problem(
+                    f"{t.name} @{conns}: socket/status errors {r.data['errors']}, "
+                    f"{r.data['bad']} wrong responses; first: {r.data['bad_sample']!r}",
+                    hard=t.name == "trimtab",
+                )
+            log(
+                f"    {r.rps:,.0f} rps, p50 {r.pct_ms('50'):.3f} ms, p99 {r.pct_ms('99'):.3f} ms; "
+                f"CPU% target {r.cpu.get('target')}, mock {r.cpu.get('mock')}, "
+                f"wrk {r.cpu.get('wrk')}"
+            )
+            time.sleep(0.5)
+    mock_c16 = run.res["targets"]["direct"].get("load", {}).get("c16")
+    run.res["mock"] = {"capacity_rps": mock_c16["rps"] if mock_c16 else None}
+
+
+def phase_ttft(run: Run) -> None:
+    live = run.live
+    log(
+        f"TTFT: {len(live)} targets round-robin, one stream at a time, {run.args.ttft_duration:g} s"
+    )
+    samples = asyncio.run(ttft_phase(live, run.args.ttft_duration, warmup=5))
+    for t in live:
+        s = samples[t.name]
+        run.res["targets"][t.name]["ttft"] = {
+            "n": len(s.ttft_ms),
+            "bad": s.bad,
+            "bad_sample": s.bad_sample,
+            "p50_ms": round(pctl(s.ttft_ms, 50), 4),
+            "p90_ms": round(pctl(s.ttft_ms, 90), 4),
+            "p99_ms": round(pctl(s.ttft_ms, 99), 4),
+            "max_ms": round(max(s.ttft_ms), 4) if s.ttft_ms else None,
+            "mean_ms": round(statistics.fmean(s.ttft_ms), 4) if s.ttft_ms else None,
+            "total_p50_ms": round(pctl(s.total_ms, 50), 4),
+            "self_reported_overhead_p50_ms": (
+                round(pctl(s.overhead_ms, 50), 4) if s.overhead_ms else None
+            ),
+            "samples_ms": [round(x, 4) for x in s.ttft_ms],
+        }
+        log(
+            f"    {t.name}: TTFT p50 {pctl(s.ttft_ms, 50):.3f} ms, p99 {pctl(s.ttft_ms, 99):.3f} "
+            f"ms over {len(s.ttft_ms)} streams"
+        )
+        if s.bad:
+            run.problem(
+                f"{t.name}: {s.bad} bad streams; first: {s.bad_sample}", hard=t.name == "trimtab"
+            )
+
+
+def compute_added(run: Run) -> None:
+    """Added latency = target minus direct, same concurrency, same run."""
+    d = run.res["targets"]["direct"]
+    for t in run.targets:
+        if t.name == "direct":
+            continue
+        e = run.res["targets"][t.name]
+        a: dict[str, float] = {}
+        for c in CONCURRENCIES:
+            tl, dl = e.get("load", {}).get(f"c{c}"), d.get("load", {}).get(f"c{c}")
+            if tl and dl:
+                a[f"c{c}_p50_ms"] = round(tl["p50_ms"] - dl["p50_ms"], 4)
+                a[f"c{c}_p99_ms"] = round(tl["p99_ms"] - dl["p99_ms"], 4)
+        if "ttft" in e and "ttft" in d:
+            a["ttft_p50_ms"] = round(e["ttft"]["p50_ms"] - d["ttft"]["p50_ms"], 4)
+            a["ttft_p99_ms"] = round(e["ttft"]["p99_ms"] - d["ttft"]["p99_ms"], 4)
+        if a:
+            run.res["added"][t.name] = a
+
+
+def phase_recording(run: Run) -> None:
+    """Stop trimtab gracefully and compare its recorded rows with what we sent."""
+    tts = [t for t in run.targets if t.name == "trimtab"]
+    if not tts:
+        return
+    tt = tts[0]
+    rec: dict[str, Any] = {"sent": tt.sent, "completed": tt.completed}
+    run.res["recording"] = rec
+    if tt.proc is not None and tt.proc.poll() is None:
+        time.sleep(1.0)
+        rec["api"] = api_summary(tt)
+        counts = rec["api"].get("count_fields") or {}
+        if counts:
+            rec["api_count"] = max(counts.values())
+        rec["stop"] = stop_process(tt.proc, 30)
+        log(f"trimtab stopped: {rec['stop']}")
+        if rec["stop"].get("stopped") != "SIGTERM":
+            run.problem(f"trimtab did not stop on SIGTERM within 30 s: {rec['stop']}", hard=True)
+    else:
+        rec["stop"] = {"stopped": "had exited", "returncode": tt.proc and tt.proc.returncode}
+        run.problem(f"trimtab exited during the run: {rec['stop']}", hard=True)
+    rec["sqlite"] = sqlite_count(run.tmpdir / "bench.db")
+    rows = rec["sqlite"].get("rows")
+    rec["db_rows"] = rows
+    if rows is None:
+        rec["ok"] = False
+        rec["verdict"] = f"**FAIL**: could not count rows ({rec['sqlite'].get('error')})"
+    elif rows == tt.sent:
+        rec["ok"] = True
+        rec["verdict"] = "PASS: every request sent was recorded"
+    elif tt.completed <= rows <= tt.sent:
+        rec["ok"] = True
+        rec["verdict"] = (
+            f"PASS: every completed request recorded ({tt.sent - rows} that wrk cut off "
+            "at the end of a run were not)"
+        )
+    else:
+        rec["ok"] = False
+        rec["verdict"] = f"**FAIL**: {rows} rows for {tt.completed} completed / {tt.sent} sent"
+    log(f"recording: sent {tt.sent}, completed {tt.completed}, rows {rows} -> {rec['verdict']}")
+    if not rec["ok"]:
+        run.problem(f"RECORDING MISMATCH: {rec['verdict']}", hard=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     global RESULTS, LOGS
@@ -1113,11 +1347,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print(
             "wrk is not installed. On Debian/Ubuntu: sudo apt-get install -y wrk\n"
-            "(then re-run: .venv/bin/python bench/run.py)",
+            "(then re-run: make bench)",
             file=sys.stderr,
         )
         return 2
-    split = args.pin == "split" and (os.cpu_count() or 1) >= 2 and shutil.which("taskset")
+    if "trimtab" in args.targets and not Path(args.trimtab_bin).exists():
+        loud(f"{args.trimtab_bin} is missing: install the project first (pip install -e .)")
+        return 2
+    split = args.pin == "split" and len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset")
     cpu_load = CPU_LOAD if split else None
     cpu_target = CPU_TARGET if split else None
     pinning = (
@@ -1136,19 +1373,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SetupError as e:
             loud(str(e))
             return 2
-    if "trimtab" in args.targets and not TRIMTAB_BIN.exists():
-        loud(f"{TRIMTAB_BIN} is missing: install the project first (pip install -e .)")
-        return 2
 
-    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     t_start = time.monotonic()
     tmpdir = Path(tempfile.mkdtemp(prefix="trimtab-bench-"))
-    problems: list[str] = []
-    hard_fail = False
     res: dict[str, Any] = {
         "meta": {
-            "started": started,
-            "command": shlex.join(["python", "bench/run.py", *(argv or sys.argv[1:])]),
+            "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": shlex.join(["bench/run.py", *(sys.argv[1:] if argv is None else argv)]),
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "ttft_duration_s": args.ttft_duration,
@@ -1161,236 +1392,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "targets": {},
         "added": {},
     }
+    run = Run(args, res, tmpdir, cpu_load, cpu_target)
     procs: list[subprocess.Popen[bytes]] = []
-    with managed(procs):
-        mock_proc, mock_port = start_mock(cpu_load, args.stream_gap_ms)
-        procs.append(mock_proc)
-        log(f"mock upstream on :{mock_port} (pid {mock_proc.pid})")
-        direct = Target("direct", f"http://{HOST}:{mock_port}/v1", None, "mock-1")
-        direct.proc = None
-        targets: list[Target] = [direct]
-        if litellm_exe is not None:  # start first: it is the slow one to boot
-            lt = start_litellm(litellm_exe, tmpdir, mock_port, cpu_target)
-            assert lt.proc is not None
-            procs.append(lt.proc)
-            targets.append(lt)
-            log(f"LiteLLM starting (pid {lt.proc.pid}): {shlex.join(lt.cmd)}")
-        if "trimtab" in args.targets:
-            tt = start_trimtab(tmpdir, mock_port, cpu_target)
-            assert tt.proc is not None
-            procs.append(tt.proc)
-            targets.insert(1, tt)
-            log(f"trimtab starting (pid {tt.proc.pid}): {shlex.join(tt.cmd)}")
-
-        for t in targets:
-            entry: dict[str, Any] = {"label": LABELS[t.name], "cmd": shlex.join(t.cmd)}
-            res["targets"][t.name] = entry
-            try:
-                if t.name == "trimtab":
-                    root = t.base_url.removesuffix("/v1")
-                    waited = wait_http_ok(
-                        f"{root}/healthz", t.proc, args.startup_timeout, "trimtab"
-                    )
-                    entry["ready_s"] = round(waited, 2)
-                    entry["memory"] = {"idle": mem_mib(t.pid)}
-                elif t.name == "litellm":
-                    root = t.base_url.removesuffix("/v1")
-                    waited = wait_http_ok(
-                        f"{root}/health/liveliness", t.proc, args.startup_timeout, "LiteLLM"
-                    )
-                    entry["ready_s"] = round(waited, 2)
-                    entry["memory"] = {"idle": mem_mib(t.pid)}
-                entry["smoke"] = smoke(t)
-                log(f"{t.name}: ready and answering correctly")
-            except (TargetError, OSError, ValueError, KeyError) as e:
-                t.ok = False
-                t.error = f"{e}"
-                entry["error"] = t.error
-                entry["log_tail"] = tail(t.log_path)
-                hard_fail = True
-                loud(
-                    f"{t.name} FAILED its start/smoke check: {e}\n--- log tail ---\n"
-                    f"{entry['log_tail']}"
-                )
-                problems.append(f"{t.name} failed its start/smoke check: {e}")
-        live = [t for t in targets if t.ok]
-        if not direct.ok:
-            raise SystemExit("the mock upstream itself failed; giving up")
-
-        # ---- non-streaming load with wrk
-        for conns in CONCURRENCIES:
-            for t in live:
-                if not t.ok:
-                    continue
-                watch = {"target": t.pid, "mock": mock_proc.pid}
-                try:
-                    if args.warmup > 0:
-                        run_wrk(t, conns, args.warmup, cpu_load, watch)
-                    log(f"wrk: {t.name} @{conns} for {args.duration:g} s")
-                    r = run_wrk(t, conns, args.duration, cpu_load, watch)
-                except TargetError as e:
-                    t.ok = False
-                    hard_fail = True
-                    loud(str(e))
-                    problems.append(f"{t.name}: wrk failed @{conns}: {e}")
-                    continue
-                entry = res["targets"][t.name]
-                entry.setdefault("load", {})[f"c{conns}"] = {
-                    "connections": conns,
-                    "rps": round(r.rps, 1),
-                    "p50_ms": r.pct_ms("50"),
-                    "p75_ms": r.pct_ms("75"),
-                    "p90_ms": r.pct_ms("90"),
-                    "p99_ms": r.pct_ms("99"),
-                    "p999_ms": r.pct_ms("99.9"),
-                    "max_ms": r.data["latency_us"]["max"] / 1000,
-                    "mean_ms": round(r.data["latency_us"]["mean"] / 1000, 4),
-                    "requests": r.data["requests"],
-                    "sent": r.data["sent"],
-                    "errors": r.data["errors"],
-                    "bad_responses": r.data["bad"],
-                    "bad_sample": r.data["bad_sample"],
-                    "cpu_target_pct": r.cpu.get("target") if t.pid else None,
-                    "cpu_mock_pct": r.cpu.get("mock"),
-                    "cpu_wrk_pct": r.cpu.get("wrk"),
-                    "self_reported_overhead_ms": (
-                        {
-                            "mean": round(
-                                r.data["overhead_header"]["sum_ms"]
-                                / r.data["overhead_header"]["n"],
-                                4,
-                            ),
-                            "max": r.data["overhead_header"]["max_ms"],
-                            "n": r.data["overhead_header"]["n"],
-                        }
-                        if r.data["overhead_header"]["n"]
-                        else None
-                    ),
-                    "wrk": shlex.join(wrk_cmd(t, conns, args.duration, cpu_load)),
-                }
-                entry["load_errors"] = entry.get("load_errors", 0) + r.errors
-                if r.errors:
-                    hard_fail = hard_fail or t.name == "trimtab"
-                    msg = (
-                        f"{t.name} @{conns}: {r.data['errors']} socket/status errors, "
-                        f"{r.data['bad']} wrong responses; first: {r.data['bad_sample']!r}"
-                    )
-                    problems.append(msg)
-                    loud(msg)
-                log(
-                    f"    {r.rps:,.0f} rps, p50 {r.pct_ms('50'):.3f} ms, p99 {r.pct_ms('99'):.3f} "
-                    f"ms; CPU% target {r.cpu.get('target')}, mock {r.cpu.get('mock')}, "
-                    f"wrk {r.cpu.get('wrk')}"
-                )
-                time.sleep(0.5)
-        mock_c16 = res["targets"]["direct"].get("load", {}).get("c16")
-        res["mock"] = {"capacity_rps": mock_c16["rps"] if mock_c16 else None}
-
-        # ---- streaming TTFT, round robin over the live targets
-        live = [t for t in targets if t.ok]
-        log(f"TTFT: {len(live)} targets round-robin for {args.ttft_duration:g} s")
-        samples = asyncio.run(ttft_phase(live, args.ttft_duration, warmup=5))
-        for t in live:
-            s = samples[t.name]
-            res["targets"][t.name]["ttft"] = {
-                "n": len(s.ttft_ms),
-                "bad": s.bad,
-                "bad_sample": s.bad_sample,
-                "p50_ms": round(pctl(s.ttft_ms, 50), 4),
-                "p90_ms": round(pctl(s.ttft_ms, 90), 4),
-                "p99_ms": round(pctl(s.ttft_ms, 99), 4),
-                "mean_ms": round(statistics.fmean(s.ttft_ms), 4) if s.ttft_ms else None,
-                "total_p50_ms": round(pctl(s.total_ms, 50), 4),
-                "self_reported_overhead_p50_ms": (
-                    round(pctl(s.overhead_ms, 50), 4) if s.overhead_ms else None
-                ),
-            }
-            if s.bad:
-                msg = f"{t.name}: {s.bad} bad streams; first: {s.bad_sample}"
-                problems.append(msg)
-                loud(msg)
-                hard_fail = hard_fail or t.name == "trimtab"
-
-        # ---- memory after the run
-        for t in live:
-            if t.pid is not None:
-                res["targets"][t.name].setdefault("memory", {})["after"] = mem_mib(t.pid)
-
-        # ---- added latency (target minus direct, same concurrency, same run)
-        d = res["targets"]["direct"]
-        for t in live:
-            if t.name == "direct":
-                continue
-            e = res["targets"][t.name]
-            a: dict[str, float] = {}
-            for c in CONCURRENCIES:
-                tl, dl = e.get("load", {}).get(f"c{c}"), d.get("load", {}).get(f"c{c}")
-                if tl and dl:
-                    a[f"c{c}_p50_ms"] = round(tl["p50_ms"] - dl["p50_ms"], 4)
-                    a[f"c{c}_p99_ms"] = round(tl["p99_ms"] - dl["p99_ms"], 4)
-            if "ttft" in e and "ttft" in d:
-                a["ttft_p50_ms"] = round(e["ttft"]["p50_ms"] - d["ttft"]["p50_ms"], 4)
-                a["ttft_p99_ms"] = round(e["ttft"]["p99_ms"] - d["ttft"]["p99_ms"], 4)
-            res["added"][t.name] = a
-
-        # ---- every request recorded?
-        tt_list = [t for t in targets if t.name == "trimtab"]
-        if tt_list:
-            tt = tt_list[0]
-            rec: dict[str, Any] = {"sent": tt.sent, "completed": tt.completed}
-            if tt.proc is not None and tt.proc.poll() is None:
-                time.sleep(1.0)
-                rec["api"] = api_summary(tt)
-                counts = rec["api"].get("count_fields") or {}
-                if counts:
-                    rec["api_count"] = max(counts.values())
-                rec["stop"] = stop_process(tt.proc, 30)
-                log(f"trimtab stopped: {rec['stop']}")
-            else:
-                rec["stop"] = {
-                    "stopped": "had exited",
-                    "returncode": tt.proc and tt.proc.returncode,
-                }
-                problems.append(f"trimtab exited during the run: {rec['stop']}")
-                hard_fail = True
-            rec["sqlite"] = sqlite_count(tmpdir / "bench.db")
-            rows = rec["sqlite"].get("rows")
-            rec["db_rows"] = rows
-            if rows is None:
-                rec["ok"] = False
-                rec["verdict"] = f"**FAIL**: could not count rows ({rec['sqlite'].get('error')})"
-            elif rows == tt.sent:
-                rec["ok"] = True
-                rec["verdict"] = "PASS: every request sent was recorded"
-            elif tt.completed <= rows <= tt.sent:
-                rec["ok"] = True
-                rec["verdict"] = (
-                    f"PASS: all completed requests recorded ({tt.sent - rows} cut off by wrk "
-                    "at the end of a run were not)"
-                )
-            else:
-                rec["ok"] = False
-                rec["verdict"] = (
-                    f"**FAIL**: {rows} rows for {tt.completed} completed / {tt.sent} sent"
-                )
-            if not rec["ok"]:
-                hard_fail = True
-                problems.append(f"recording check failed: {rec['verdict']}")
-                loud(f"RECORDING MISMATCH: {rec['verdict']}")
-            res["recording"] = rec
-
-    # all processes stopped here
-    mock_out = b""
-    with contextlib.suppress(Exception):
-        assert mock_proc.stdout is not None
-        mock_out = mock_proc.stdout.read()
-    with contextlib.suppress(ValueError, IndexError):
-        res.setdefault("mock", {})["final_stats"] = json.loads(
-            mock_out.decode().strip().splitlines()[-1]
-        )
+    try:
+        with managed(procs):
+            phase_start(run, litellm_exe, procs)
+            phase_load(run)
+            phase_ttft(run)
+            for t in run.live:
+                if t.pid is not None:
+                    res["targets"][t.name].setdefault("memory", {})["after"] = mem_mib(t.pid)
+            compute_added(run)
+            phase_recording(run)
+    except SetupError as e:
+        loud(str(e))
+        return 2
+    if run.mock_proc is not None and run.mock_proc.stdout is not None:
+        with contextlib.suppress(ValueError, IndexError, OSError):
+            last = run.mock_proc.stdout.read().decode().strip().splitlines()[-1]
+            res.setdefault("mock", {})["final_stats"] = json.loads(last)
 
     res["criteria"] = evaluate(res)
-    res["problems"] = problems
+    res["problems"] = run.problems
     res["meta"]["elapsed_s"] = round(time.monotonic() - t_start, 1)
     md = render_markdown(res)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -1398,16 +1421,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "latest.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
     print()
     print(md)
-    print(
-        f"(written: {args.out / 'latest.md'}, {args.out / 'latest.json'}; "
-        f"{res['meta']['elapsed_s']} s)"
-    )
+    print(f"(written {args.out / 'latest.md'} and latest.json; {res['meta']['elapsed_s']} s)")
     if args.keep:
         print(f"(kept {tmpdir})")
     else:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    if hard_fail:
-        loud("BENCHMARK HAD HARD FAILURES — see 'Problems' above")
+    if run.hard_fail:
+        loud("BENCHMARK HAD HARD FAILURES: see 'Problems' above")
         return 1
     if args.strict and any(c["pass"] is False for c in res["criteria"]):
         return 3

@@ -60,7 +60,9 @@ class TestOpenAIChatToAnthropic:
         assert out["messages"] == [{"role": "user", "content": "hi"}]
 
     def test_system_with_non_text_part_rejected(self) -> None:
-        with pytest.raises(TranslationError, match=r"messages\[0\]\.content\[0\]\.type 'image_url'"):
+        with pytest.raises(
+            TranslationError, match=r"messages\[0\]\.content\[0\]\.type 'image_url'"
+        ):
             to_anthropic(
                 [
                     {"role": "system", "content": [{"type": "image_url", "image_url": "x"}]},
@@ -152,7 +154,10 @@ class TestOpenAIChatToAnthropic:
         )
         assert out["messages"][0]["content"] == [
             {"type": "text", "text": "look"},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
+            {
+                "type": "image",
+                "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"},
+            },
             {"type": "image", "source": {"type": "url", "url": "https://x.test/a.jpg"}},
         ]
 
@@ -160,7 +165,10 @@ class TestOpenAIChatToAnthropic:
         out = to_anthropic(
             [{"role": "user", "content": [{"type": "image_url", "image_url": "http://x/a.png"}]}]
         )
-        assert out["messages"][0]["content"][0]["source"] == {"type": "url", "url": "http://x/a.png"}
+        assert out["messages"][0]["content"][0]["source"] == {
+            "type": "url",
+            "url": "http://x/a.png",
+        }
 
     def test_cache_control_kept_and_prevents_collapse(self) -> None:
         part = {"type": "text", "text": "big", "cache_control": {"type": "ephemeral"}}
@@ -177,7 +185,9 @@ class TestOpenAIChatToAnthropic:
     )
     def test_bad_image_urls(self, url: Any, match: str) -> None:
         with pytest.raises(TranslationError, match=match) as info:
-            to_anthropic([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}])
+            to_anthropic(
+                [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]
+            )
         assert "messages[0].content[0].image_url.url" in str(info.value)
 
     def test_unsupported_part_message_names_field(self) -> None:
@@ -218,7 +228,10 @@ class TestOpenAIChatToAnthropic:
             ]
         )
         assert out["messages"] == [
-            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+            }
         ]
 
     def test_assistant_tool_calls_and_tool_results_merged(self) -> None:
@@ -273,9 +286,17 @@ class TestOpenAIChatToAnthropic:
     def test_tool_results_moved_before_text_in_merged_user_turn(self) -> None:
         out = to_anthropic(
             [
-                {"role": "assistant", "content": None, "tool_calls": [
-                    {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-                ]},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{}"},
+                        }
+                    ],
+                },
                 {"role": "user", "content": "note"},
                 {"role": "tool", "tool_call_id": "c", "content": None},
             ]
@@ -301,7 +322,10 @@ class TestOpenAIChatToAnthropic:
         out = to_anthropic(
             [
                 {"role": "user", "content": "q"},
-                {"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": {"a": 1}}}]},
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": {"a": 1}}}],
+                },
             ]
         )
         assert out["messages"][1]["content"][0]["input"] == {"a": 1}
@@ -309,9 +333,18 @@ class TestOpenAIChatToAnthropic:
     @pytest.mark.parametrize(
         ("call", "match"),
         [
-            ({"id": "c", "function": {"name": "f", "arguments": "{oops"}}, r"arguments is not valid JSON"),
-            ({"id": "c", "function": {"name": "f", "arguments": "[1]"}}, r"arguments must encode a JSON object"),
-            ({"id": "c", "function": {"name": "f", "arguments": 3}}, r"arguments must be a JSON string"),
+            (
+                {"id": "c", "function": {"name": "f", "arguments": "{oops"}},
+                r"arguments is not valid JSON",
+            ),
+            (
+                {"id": "c", "function": {"name": "f", "arguments": "[1]"}},
+                r"arguments must encode a JSON object",
+            ),
+            (
+                {"id": "c", "function": {"name": "f", "arguments": 3}},
+                r"arguments must be a JSON string",
+            ),
             ({"function": {"name": "f"}}, r"tool_calls\[0\]\.id must be a non-empty string"),
             ({"id": "c", "function": {}}, r"tool_calls\[0\]\.function\.name"),
             ({"id": "c"}, r"tool_calls\[0\]\.function must be an object"),
@@ -320,7 +353,9 @@ class TestOpenAIChatToAnthropic:
     )
     def test_bad_tool_calls(self, call: JSON, match: str) -> None:
         with pytest.raises(TranslationError, match=match) as info:
-            to_anthropic([{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": [call]}])
+            to_anthropic(
+                [{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": [call]}]
+            )
         assert str(info.value).startswith("messages[1].tool_calls[0]")
 
     def test_tool_message_requires_id(self) -> None:
@@ -382,8 +417,11 @@ class TestOpenAIChatToAnthropic:
         with pytest.raises(TranslationError, match=r"tools\[0\]\.type 'custom'"):
             to_anthropic(msgs, tools=[{"type": "custom", "custom": {"name": "x"}}])
         with pytest.raises(TranslationError, match=r"tool_choice 'allowed_tools'"):
-            to_anthropic(msgs, tools=[{"type": "function", "function": {"name": "w"}}],
-                         tool_choice={"type": "allowed_tools"})
+            to_anthropic(
+                msgs,
+                tools=[{"type": "function", "function": {"name": "w"}}],
+                tool_choice={"type": "allowed_tools"},
+            )
         with pytest.raises(TranslationError, match=r"tool_choice 'sometimes'"):
             to_anthropic(msgs, tool_choice="sometimes")
 
@@ -458,8 +496,11 @@ class TestAnthropicToOpenAIRequest:
     def test_rejected_params(self) -> None:
         with pytest.raises(TranslationError, match="top_k is not supported by openai models"):
             to_openai([{"role": "user", "content": "x"}], top_k=5)
-        with pytest.raises(TranslationError, match="thinking.type 'enabled'"):
-            to_openai([{"role": "user", "content": "x"}], thinking={"type": "enabled", "budget_tokens": 1024})
+        with pytest.raises(TranslationError, match=r"thinking\.type 'enabled'"):
+            to_openai(
+                [{"role": "user", "content": "x"}],
+                thinking={"type": "enabled", "budget_tokens": 1024},
+            )
 
     def test_blocks_images_tools(self) -> None:
         out = to_openai(
@@ -468,7 +509,14 @@ class TestAnthropicToOpenAIRequest:
                     "role": "user",
                     "content": [
                         {"type": "text", "text": "see"},
-                        {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "QQ=="}},
+                        {
+                            "type": "image",
+                            "source": {
+                                "type": "base64",
+                                "media_type": "image/jpeg",
+                                "data": "QQ==",
+                            },
+                        },
                         {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}},
                     ],
                 },
@@ -517,7 +565,10 @@ class TestAnthropicToOpenAIRequest:
         out = to_openai(
             [
                 {"role": "user", "content": "q"},
-                {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}],
+                },
             ]
         )
         assert out["messages"][1]["content"] is None
@@ -530,12 +581,19 @@ class TestAnthropicToOpenAIRequest:
                     "role": "user",
                     "content": [
                         {"type": "tool_result", "tool_use_id": "a"},
-                        {"type": "tool_result", "tool_use_id": "b", "content": [{"type": "text", "text": "one"}]},
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "b",
+                            "content": [{"type": "text", "text": "one"}],
+                        },
                         {
                             "type": "tool_result",
                             "tool_use_id": "c",
                             "is_error": True,
-                            "content": [{"type": "text", "text": "x"}, {"type": "text", "text": "y"}],
+                            "content": [
+                                {"type": "text", "text": "x"},
+                                {"type": "text", "text": "y"},
+                            ],
                         },
                     ],
                 }
@@ -554,16 +612,41 @@ class TestAnthropicToOpenAIRequest:
     def test_unsupported_blocks(self) -> None:
         with pytest.raises(TranslationError) as info:
             to_openai([{"role": "user", "content": [{"type": "document", "source": {}}]}])
-        assert str(info.value) == "messages[0].content[0].type 'document' is not supported by openai models"
-        with pytest.raises(TranslationError, match=r"content\[0\]\.content\[0\]\.type 'image' in a tool result"):
+        assert (
+            str(info.value)
+            == "messages[0].content[0].type 'document' is not supported by openai models"
+        )
+        with pytest.raises(
+            TranslationError, match=r"content\[0\]\.content\[0\]\.type 'image' in a tool result"
+        ):
             to_openai(
-                [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image"}]}]}]
+                [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "tool_result",
+                                "tool_use_id": "t",
+                                "content": [{"type": "image"}],
+                            }
+                        ],
+                    }
+                ]
             )
         with pytest.raises(TranslationError, match=r"source\.type 'file'"):
-            to_openai([{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}])
+            to_openai(
+                [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}],
+                    }
+                ]
+            )
         with pytest.raises(TranslationError, match=r"messages\[0\]\.role 'system'"):
             to_openai([{"role": "system", "content": "x"}])
-        with pytest.raises(TranslationError, match=r"messages\[0\]\.content\[0\]\.type 'server_tool_use'"):
+        with pytest.raises(
+            TranslationError, match=r"messages\[0\]\.content\[0\]\.type 'server_tool_use'"
+        ):
             to_openai([{"role": "assistant", "content": [{"type": "server_tool_use"}]}])
         with pytest.raises(TranslationError, match="messages must be a non-empty list"):
             anthropic_to_openai_request({"max_tokens": 1}, "m")
@@ -579,13 +662,22 @@ class TestAnthropicToOpenAIRequest:
             tool_choice={"type": "tool", "name": "w", "disable_parallel_tool_use": True},
         )
         assert out["tools"] == [
-            {"type": "function", "function": {"name": "w", "description": "weather", "parameters": {"type": "object"}}},
+            {
+                "type": "function",
+                "function": {
+                    "name": "w",
+                    "description": "weather",
+                    "parameters": {"type": "object"},
+                },
+            },
             {"type": "function", "function": {"name": "x", "parameters": {"type": "object"}}},
         ]
         assert out["tool_choice"] == {"type": "function", "function": {"name": "w"}}
         assert out["parallel_tool_calls"] is False
 
-    @pytest.mark.parametrize(("ctype", "expected"), [("auto", "auto"), ("any", "required"), ("none", "none")])
+    @pytest.mark.parametrize(
+        ("ctype", "expected"), [("auto", "auto"), ("any", "required"), ("none", "none")]
+    )
     def test_tool_choice_types(self, ctype: str, expected: str) -> None:
         out = to_openai([{"role": "user", "content": "q"}], tool_choice={"type": ctype})
         assert out["tool_choice"] == expected
@@ -593,7 +685,10 @@ class TestAnthropicToOpenAIRequest:
 
     def test_server_tools_rejected(self) -> None:
         with pytest.raises(TranslationError, match=r"tools\[0\]\.type 'web_search_20250305'"):
-            to_openai([{"role": "user", "content": "q"}], tools=[{"type": "web_search_20250305", "name": "web_search"}])
+            to_openai(
+                [{"role": "user", "content": "q"}],
+                tools=[{"type": "web_search_20250305", "name": "web_search"}],
+            )
 
 
 # --------------------------------------------------------------------------- responses
@@ -661,8 +756,14 @@ class TestResponses:
         assert out["choices"][0]["message"]["content"] == ""
         assert out["choices"][0]["finish_reason"] == "stop"
         assert "usage" not in out
-        tool_only = {"id": "m", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}
-        assert anthropic_to_openai_response(tool_only, "g", 1)["choices"][0]["message"]["content"] is None
+        tool_only = {
+            "id": "m",
+            "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}],
+        }
+        assert (
+            anthropic_to_openai_response(tool_only, "g", 1)["choices"][0]["message"]["content"]
+            is None
+        )
 
     @pytest.mark.parametrize(
         ("stop", "finish"),
@@ -707,9 +808,21 @@ class TestResponses:
                         "role": "assistant",
                         "content": "hi",
                         "tool_calls": [
-                            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}},
-                            {"id": "call_2", "type": "function", "function": {"name": "g", "arguments": '{"a":'}},
-                            {"id": "call_3", "type": "function", "function": {"name": "h", "arguments": ""}},
+                            {
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": "f", "arguments": '{"a":1}'},
+                            },
+                            {
+                                "id": "call_2",
+                                "type": "function",
+                                "function": {"name": "g", "arguments": '{"a":'},
+                            },
+                            {
+                                "id": "call_3",
+                                "type": "function",
+                                "function": {"name": "h", "arguments": ""},
+                            },
                         ],
                     },
                     "finish_reason": "tool_calls",
@@ -738,12 +851,24 @@ class TestResponses:
         assert out["content"] == []
         assert out["stop_reason"] == "end_turn"
         assert out["usage"] == {"input_tokens": 0, "output_tokens": 0}
-        refusal = {"choices": [{"message": {"content": None, "refusal": "nope"}, "finish_reason": "stop"}]}
+        refusal = {
+            "choices": [{"message": {"content": None, "refusal": "nope"}, "finish_reason": "stop"}]
+        }
         out = openai_to_anthropic_response(refusal, "gw")
         assert out["content"] == [{"type": "text", "text": "nope"}]
         assert out["stop_reason"] == "refusal"
-        parts = {"choices": [{"message": {"content": [{"type": "text", "text": "a"}, {"type": "text", "text": ""}]}}]}
-        assert openai_to_anthropic_response(parts, "gw")["content"] == [{"type": "text", "text": "a"}]
+        parts = {
+            "choices": [
+                {
+                    "message": {
+                        "content": [{"type": "text", "text": "a"}, {"type": "text", "text": ""}]
+                    }
+                }
+            ]
+        }
+        assert openai_to_anthropic_response(parts, "gw")["content"] == [
+            {"type": "text", "text": "a"}
+        ]
         length = {"choices": [{"message": {"content": ""}, "finish_reason": "length"}]}
         out = openai_to_anthropic_response(length, "gw")
         assert out["content"] == []
@@ -761,7 +886,7 @@ class TestResponses:
 
 class TestErrorMessages:
     def test_openai(self) -> None:
-        body = b'{"error": {"message": "Incorrect API key", "type": "invalid_request_error", "code": null}}'
+        body = b'{"error": {"message": "Incorrect API key", "type": "invalid_request_error"}}'
         assert openai_error_message(body) == "Incorrect API key"
         assert openai_error_message(b'{"error": "model not found"}') == "model not found"
         assert openai_error_message(b'{"error": {"code": 1}}') is None
@@ -812,13 +937,17 @@ def test_openai_anthropic_openai_keeps_text(system: str, turns: list[tuple[str, 
     if system:
         assert back_msgs[0] == {"role": "system", "content": system}
         back_msgs = back_msgs[1:]
-    assert _texts_by_role(back_msgs) == _texts_by_role([{"role": r, "content": t} for r, t in turns])
+    assert _texts_by_role(back_msgs) == _texts_by_role(
+        [{"role": r, "content": t} for r, t in turns]
+    )
     assert orjson.loads(orjson.dumps(anthropic)) == anthropic  # stays JSON-serializable
 
 
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=10,
 )
 

@@ -128,8 +128,9 @@ class OpenAIStreamAccumulator:
         """Fold one chunk into the accumulated response."""
         if self._id is None:
             self._id = chunk.get("id")
-            self._model = chunk.get("model")
             self._created = chunk.get("created")
+        if self._model is None:
+            self._model = chunk.get("model")
         usage = chunk.get("usage")
         if usage:
             self._usage = usage
@@ -246,7 +247,7 @@ class AnthropicStreamAccumulator:
             self._error = error if isinstance(error, dict) else {"message": str(error)}
 
     def _add_delta(self, index: int, delta: JSON) -> None:
-        dtype = delta.get("type")
+        dtype: str = delta.get("type") or ""
         payload_key = _DELTA_PAYLOAD.get(dtype)
         if payload_key is not None:
             fragments = self._fragments.get(index)

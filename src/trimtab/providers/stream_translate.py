@@ -304,7 +304,12 @@ class OpenAIToAnthropicStream:
         # only an id we have not seen at this index starts a new tool_use block.
         if known is None or (call_id and call_id != known[0]):
             call_id = call_id or f"toolu_{self._message_id}_{self._next_block}"
-            block = {"type": "tool_use", "id": call_id, "name": fn.get("name") or "", "input": {}}
+            block: JSON = {
+                "type": "tool_use",
+                "id": call_id,
+                "name": fn.get("name") or "",
+                "input": {},
+            }
             known = (call_id, self._open_block(block, "tool_use", out))
             self._tools[tool_index] = known
         arguments = fn.get("arguments")

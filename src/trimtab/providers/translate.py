@@ -108,6 +108,12 @@ def _dump(value: Any) -> str:
     return orjson.dumps({} if value is None else value).decode()
 
 
+def _message_text(texts: list[str], has_tool_calls: bool) -> str | None:
+    # OpenAI's convention: content is null on a tool-calling turn that has no text.
+    text = "".join(texts)
+    return None if has_tool_calls and not text else text
+
+
 def _empty_schema() -> JSON:
     return {"type": "object", "properties": {}}
 
@@ -395,7 +401,7 @@ def anthropic_to_openai_response(resp: JSON, model: str, created: int) -> JSON:
         # thinking, redacted_thinking and server tool blocks have no chat.completion equivalent
     message: JSON = {
         "role": "assistant",
-        "content": "".join(texts) if texts or not tool_calls else None,
+        "content": _message_text(texts, bool(tool_calls)),
         "refusal": None,
     }
     if tool_calls:
@@ -536,7 +542,7 @@ def _anthropic_assistant_to_openai(blocks: list[Any], path: str) -> JSON:
             raise _unsupported(f"{bpath}.type {btype!r}", "openai")
     message: JSON = {
         "role": "assistant",
-        "content": "".join(texts) if texts or not tool_calls else None,
+        "content": _message_text(texts, bool(tool_calls)),
     }
     if tool_calls:
         message["tool_calls"] = tool_calls

@@ -445,9 +445,13 @@ class PostgresServer(_ProcessServer):
         ]
 
     def _connect(self, dbname: str) -> psycopg.Connection[Any]:
-        """A short-timeout autocommit connection to ``dbname``."""
+        """A short-timeout autocommit connection through our private unix socket.
+
+        Going through the socket in our own directory guarantees we talk to the server we
+        started, even if some other server grabbed the TCP port in the meantime.
+        """
         return psycopg.connect(
-            host=self.host,
+            host=str(self.socket_dir),
             port=self.port,
             user=self.user,
             dbname=dbname,
@@ -456,15 +460,15 @@ class PostgresServer(_ProcessServer):
         )
 
     def _ready(self) -> bool:
-        """Whether the server accepts connections (not merely the TCP port)."""
-        if not _port_open(self.port):
+        """Whether our server accepts connections (it binds TCP before the unix socket)."""
+        if not (self.socket_dir / f".s.PGSQL.{self.port}").exists():
             return False
         try:
             with self._connect("postgres") as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error:
             return False
-        return True
+        return _port_open(self.port)
 
     def _after_ready(self) -> None:
         """Create the test database."""
@@ -492,13 +496,29 @@ def find_redis_server() -> Path:
 
 
 def _redis_ping(port: int, host: str = _LOOPBACK, timeout: float = 1.0) -> bool:
-    """Send a raw RESP PING; True on +PONG."""
+    """Send a raw RESP PING over TCP; True on +PONG."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            return _ping_on(sock)
     except OSError:
         return False
+
+
+def _redis_ping_unix(path: Path, timeout: float = 1.0) -> bool:
+    """Send a raw RESP PING over a unix socket; True on +PONG."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(path))
+            return _ping_on(sock)
+    except OSError:
+        return False
+
+
+def _ping_on(sock: socket.socket) -> bool:
+    """PING on a connected socket."""
+    sock.sendall(b"PING\r\n")
+    return sock.recv(64).startswith(b"+PONG")
 
 
 class RedisServer(_ProcessServer):
@@ -552,11 +572,21 @@ class RedisServer(_ProcessServer):
             str(self.directory),
             "--daemonize",
             "no",
+            "--unixsocket",
+            str(self.directory / "redis.sock"),
+            "--unixsocketperm",
+            "700",
         ]
 
     def _ready(self) -> bool:
-        """Whether PING answers +PONG."""
-        return _redis_ping(self.port, timeout=0.5)
+        """Whether PING answers +PONG on our private unix socket, then on the TCP port.
+
+        redis-server binds TCP before the unix socket and exits if it cannot, so an answer on
+        the socket in our own directory means the TCP port is ours, not some other server's.
+        """
+        return _redis_ping_unix(self.directory / "redis.sock", timeout=0.5) and _redis_ping(
+            self.port, timeout=0.5
+        )
 
     def ping(self) -> bool:
         """Send a raw PING; True on +PONG."""
