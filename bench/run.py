@@ -70,6 +70,8 @@ GOAL_P99_C16_VS_LITELLM = 0.1
 GOAL_ADDED_TTFT_MS = 1.0
 GOAL_RSS_MIB = 150.0
 
+FOREIGN_CPU_WARN_PCT = 10.0  # warn when other processes use more than this % of a core
+
 LABELS = {"direct": "direct mock", "trimtab": "trimtab", "litellm": "LiteLLM proxy"}
 
 
@@ -240,17 +242,67 @@ def mem_mib(pid: int | None) -> dict[str, float] | None:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """user+system CPU seconds of a process tree (all threads)."""
+def cpu_times(pid: int | None) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process tree, all threads."""
     if pid is None:
-        return 0.0
-    total = 0
+        return 0.0, 0.0
+    user = system = 0
     for p in proc_tree(pid):
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             stat = Path(f"/proc/{p}/stat").read_text()
             fields = stat[stat.rindex(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLK_TCK
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def system_cpu() -> dict[str, float]:
+    """Machine-wide CPU seconds from /proc/stat: user (incl. nice), system, steal, total."""
+    vals = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = vals[:8]
+    total = user + nice + system + idle + iowait + irq + softirq + steal
+    return {
+        "user": (user + nice) / CLK_TCK,
+        "system": (system + irq + softirq) / CLK_TCK,
+        "steal": steal / CLK_TCK,
+        "total": total / CLK_TCK,
+    }
+
+
+class CpuProbe:
+    """CPU use of our processes, and of everything else, over an interval.
+
+    ``foreign`` is user-space CPU used by processes that are not part of the benchmark (e.g.
+    a test suite running on the same machine): machine-wide user time minus the user time of
+    our own process trees. Kernel time is left out because loopback networking is partly
+    accounted as softirq time that belongs to no process."""
+
+    def __init__(self, watch: dict[str, int | None]) -> None:
+        self.watch = watch
+        self.extra_user = 0.0
+        self.t0 = time.monotonic()
+        self.sys0 = system_cpu()
+        self.p0 = {k: cpu_times(pid) for k, pid in watch.items()}
+
+    def add_child_usage(self, user: float) -> None:
+        """User seconds of a child we waited for (wrk), which /proc no longer shows."""
+        self.extra_user += user
+
+    def stop(self) -> dict[str, float]:
+        wall = time.monotonic() - self.t0
+        sys1 = system_cpu()
+        p1 = {k: cpu_times(pid) for k, pid in self.watch.items()}
+        out: dict[str, float] = {}
+        ours_user = self.extra_user
+        for k in self.watch:
+            du = p1[k][0] - self.p0[k][0]
+            ds = p1[k][1] - self.p0[k][1]
+            ours_user += du
+            out[k] = round(100 * (du + ds) / wall, 1)
+        foreign = (sys1["user"] - self.sys0["user"]) - ours_user
+        out["foreign"] = round(max(0.0, 100 * foreign / wall), 1)
+        out["steal"] = round(100 * (sys1["steal"] - self.sys0["steal"]) / wall, 1)
+        return out
 
 
 # --------------------------------------------------------------------------- machine facts
@@ -622,8 +674,7 @@ def run_wrk(
     env["BENCH_HEADER"] = t.required_header or ""
     env["BENCH_OVERHEAD_HEADER"] = t.overhead_header or ""
     cmd = wrk_cmd(t, conns, duration, cpu)
-    before = {k: cpu_seconds(pid) for k, pid in watch.items()}
-    t0 = time.monotonic()
+    probe = CpuProbe(watch)
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env)
         assert proc.stdout is not None
@@ -634,8 +685,10 @@ def run_wrk(
         proc.returncode = os.waitstatus_to_exitcode(wstatus)
         err.seek(0)
         err_text = err.read().decode(errors="replace")
-    wall = time.monotonic() - t0
-    after = {k: cpu_seconds(pid) for k, pid in watch.items()}
+    wall = time.monotonic() - probe.t0
+    probe.add_child_usage(usage.ru_utime)
+    cpu_pct = probe.stop()
+    cpu_pct["wrk"] = round(100 * (usage.ru_utime + usage.ru_stime) / wall, 1)
     text = out.decode(errors="replace")
     line = next((ln for ln in text.splitlines() if ln.startswith("WRKJSON ")), None)
     if proc.returncode != 0 or line is None:
@@ -644,8 +697,6 @@ def run_wrk(
         )
     data = json.loads(line[len("WRKJSON ") :])
     run_s = data["duration_us"] / 1e6
-    cpu_pct = {k: round(100 * (after[k] - before[k]) / wall, 1) for k in watch}
-    cpu_pct["wrk"] = round(100 * (usage.ru_utime + usage.ru_stime) / wall, 1)
     t.sent += int(data["sent"])
     t.completed += int(data["requests"])
     return WrkRun(t.name, conns, run_s, data, cpu_pct)
@@ -1075,6 +1126,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--trimtab-bin", default=str(TRIMTAB_BIN), help="the trimtab executable to benchmark"
     )
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=60.0,
+        help="wait up to S seconds for other processes to go idle before starting (0 = no)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, SQLite db)")
     p.add_argument("--strict", action="store_true", help="exit 3 when a target is missed")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
@@ -1134,6 +1191,38 @@ class Run:
     def live(self) -> list[Target]:
         return [t for t in self.targets if t.ok]
 
+    def watch(self, active: Target | None) -> dict[str, int | None]:
+        """Our processes, for CPU accounting: the active target, the idle ones, mock, us."""
+        w: dict[str, int | None] = {"target": active.pid if active else None}
+        w["mock"] = self.mock_proc.pid if self.mock_proc else None
+        w["bench"] = os.getpid()
+        for o in self.targets:
+            if o is not active and o.pid is not None and o.proc and o.proc.poll() is None:
+                w[f"idle_{o.name}"] = o.pid
+        return w
+
+    def check_quiet(self, what: str, cpu: dict[str, float]) -> None:
+        if cpu.get("foreign", 0) > FOREIGN_CPU_WARN_PCT:
+            self.problem(
+                f"machine not quiet during {what}: other processes used {cpu['foreign']}% of a "
+                "core; these numbers are disturbed",
+                hard=False,
+            )
+
+
+def wait_quiet(max_wait: float) -> float:
+    """Wait (up to max_wait s) until other processes use < FOREIGN_CPU_WARN_PCT of a core."""
+    t0 = time.monotonic()
+    while True:
+        a = system_cpu()
+        time.sleep(1.0)
+        b = system_cpu()
+        busy = 100 * (b["user"] - a["user"] + b["system"] - a["system"])
+        if busy < FOREIGN_CPU_WARN_PCT or time.monotonic() - t0 >= max_wait:
+            return busy
+        log(f"machine busy ({busy:.0f}% of a core used by other processes); waiting ...")
+        time.sleep(2.0)
+
 
 def phase_start(run: Run, litellm_exe: Path | None, procs: list[subprocess.Popen[bytes]]) -> None:
     """Start the mock, LiteLLM and trimtab; wait for readiness; smoke-test each target."""
@@ -1186,7 +1275,7 @@ def phase_load(run: Run) -> None:
     args = run.args
     for conns in CONCURRENCIES:
         for t in run.live:
-            watch = {"target": t.pid, "mock": run.mock_proc.pid}
+            watch = run.watch(t)
             try:
                 if args.warmup > 0:
                     run_wrk(t, conns, args.warmup, run.cpu_load, watch)
@@ -1216,6 +1305,7 @@ def phase_load(run: Run) -> None:
                 "cpu_target_pct": r.cpu.get("target") if t.pid else None,
                 "cpu_mock_pct": r.cpu.get("mock"),
                 "cpu_wrk_pct": r.cpu.get("wrk"),
+                "cpu_pct": r.cpu,
                 "self_reported_overhead_ms": (
                     {"mean": round(ov["sum_ms"] / ov["n"], 4), "max": ov["max_ms"], "n": ov["n"]}
                     if ov["n"]
@@ -1233,8 +1323,9 @@ def phase_load(run: Run) -> None:
             log(
                 f"    {r.rps:,.0f} rps, p50 {r.pct_ms('50'):.3f} ms, p99 {r.pct_ms('99'):.3f} ms; "
                 f"CPU% target {r.cpu.get('target')}, mock {r.cpu.get('mock')}, "
-                f"wrk {r.cpu.get('wrk')}"
+                f"wrk {r.cpu.get('wrk')}, other processes {r.cpu.get('foreign')}"
             )
+            run.check_quiet(f"{t.name} @{conns}", r.cpu)
             time.sleep(0.5)
     mock_c16 = run.res["targets"]["direct"].get("load", {}).get("c16")
     run.res["mock"] = {"capacity_rps": mock_c16["rps"] if mock_c16 else None}
@@ -1245,7 +1336,11 @@ def phase_ttft(run: Run) -> None:
     log(
         f"TTFT: {len(live)} targets round-robin, one stream at a time, {run.args.ttft_duration:g} s"
     )
+    probe = CpuProbe(run.watch(None))
     samples = asyncio.run(ttft_phase(live, run.args.ttft_duration, warmup=5))
+    cpu = probe.stop()
+    run.res["ttft_cpu_pct"] = cpu
+    run.check_quiet("the TTFT phase", cpu)
     for t in live:
         s = samples[t.name]
         run.res["targets"][t.name]["ttft"] = {
@@ -1374,6 +1469,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             loud(str(e))
             return 2
 
+    if args.wait_quiet > 0:
+        busy = wait_quiet(args.wait_quiet)
+        if busy >= FOREIGN_CPU_WARN_PCT:
+            loud(f"the machine is busy ({busy:.0f}% of a core in use); results will be disturbed")
     t_start = time.monotonic()
     tmpdir = Path(tempfile.mkdtemp(prefix="trimtab-bench-"))
     res: dict[str, Any] = {

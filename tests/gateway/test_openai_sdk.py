@@ -155,11 +155,18 @@ def test_stream_chunks_are_relayed_as_they_arrive(gateway: GatewayFactory) -> No
             providers={"gated": {"kind": "openai", "base_url": url}},
             models={"gated": {"provider": "gated"}},
         )
-        with httpx.Client(timeout=10) as http, http.stream(
-            "POST",
-            running.url + "/v1/chat/completions",
-            json={"model": "gated", "messages": [{"role": "user", "content": "x"}], "stream": True},
-        ) as resp:
+        with (
+            httpx.Client(timeout=10) as http,
+            http.stream(
+                "POST",
+                running.url + "/v1/chat/completions",
+                json={
+                    "model": "gated",
+                    "messages": [{"role": "user", "content": "x"}],
+                    "stream": True,
+                },
+            ) as resp,
+        ):
             lines = resp.iter_lines()
             first = next(line for line in lines if line)
             assert '"first"' in first
@@ -231,7 +238,9 @@ def test_anthropic_model_streamed_through_openai_endpoint(running: Running) -> N
     text, chunks = _collect(raw.parse())
     assert text == "mock reply to: stream translated"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
-    finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finish = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finish == ["stop"]
     row = stored(running, raw.headers["x-trimtab-request-id"])
     assert row["streamed"] and row["input_tokens"] and row["output_tokens"]

@@ -1,0 +1,226 @@
+"""Bad input and failing providers: a precise error in the client's format, and a record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from tests.conftest import APP_KEY, KEYS, VIEWER_KEY, GatewayFactory, Running
+from tests.gateway.test_openai_sdk import stored
+
+AUTH = {"authorization": f"Bearer {APP_KEY}"}
+MSGS = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def running(gateway: GatewayFactory) -> Running:
+    return gateway(keys=KEYS, server={"max_body_bytes": 4096})
+
+
+def post(
+    running: Running,
+    path: str,
+    *,
+    json: Any = None,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    with httpx.Client(base_url=running.url, timeout=30) as http:
+        return http.post(
+            path, json=json, content=content, headers=AUTH if headers is None else headers
+        )
+
+
+def assert_openai_error(resp: httpx.Response, status: int, code: str, text: str) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    rid = resp.headers["x-trimtab-request-id"]
+    err = resp.json()["error"]
+    assert err["code"] == code
+    assert text in err["message"]
+    assert rid in err["message"] and err["request_id"] == rid
+    assert isinstance(err["type"], str)
+    return err
+
+
+def assert_recorded(running: Running, resp: httpx.Response, status: int, code: str) -> None:
+    row = stored(running, resp.headers["x-trimtab-request-id"])
+    assert row["status_code"] == status
+    assert row["error_type"] == code
+    assert row["error_message"]
+
+
+CASES: list[tuple[str, dict[str, Any], int, str, str]] = [
+    # (name, request kwargs, status, code, text in message)
+    ("malformed json", {"content": b'{"model": "gpt-mock", "messages": ['}, 400,
+     "invalid_request", "not valid JSON"),
+    ("not an object", {"json": [1, 2]}, 400, "invalid_request", "must be a JSON object"),
+    ("missing messages", {"json": {"model": "gpt-mock"}}, 400, "invalid_request",
+     "missing required field 'messages'"),
+    ("empty messages", {"json": {"model": "gpt-mock", "messages": []}}, 400,
+     "invalid_request", "non-empty array"),
+    ("missing model", {"json": {"messages": MSGS}}, 400, "invalid_request",
+     "missing required field 'model'"),
+    ("unknown model", {"json": {"model": "gpt-nope", "messages": MSGS}}, 404,
+     "model_not_found", "model 'gpt-nope' is not configured"),
+    ("too large", {"json": {"model": "gpt-mock", "messages": [{"role": "user",
+     "content": "x" * 5000}]}}, 413, "request_too_large", "this gateway accepts 4096"),
+    ("upstream down", {"json": {"model": "gpt-down", "messages": MSGS}}, 502,
+     "upstream_unreachable", "cannot connect to provider 'down'"),
+    ("upstream 500", {"json": {"model": "gpt-500", "messages": MSGS}}, 502,
+     "upstream_error", "returned HTTP 500"),
+    ("upstream 503", {"json": {"model": "gpt-503", "messages": MSGS}}, 503,
+     "upstream_unavailable", "returned HTTP 503"),
+    ("upstream 400", {"json": {"model": "gpt-400", "messages": MSGS}}, 400,
+     "upstream_rejected_request", "returned HTTP 400"),
+    ("upstream timeout", {"json": {"model": "gpt-hang", "messages": MSGS}}, 504,
+     "upstream_timeout", "did not answer within 0.5s"),
+    ("upstream reset", {"json": {"model": "gpt-reset", "messages": MSGS}}, 502,
+     "upstream_connection_lost", "dropped the connection"),
+    ("upstream invalid json", {"json": {"model": "gpt-badjson", "messages": MSGS}}, 502,
+     "upstream_invalid_response", "returned invalid JSON"),
+    ("bad stream flag", {"json": {"model": "gpt-mock", "messages": MSGS, "stream": "yes"}},
+     400, "invalid_request", "'stream' must be a boolean"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "status", "code", "text"), CASES, ids=[c[0] for c in CASES]
+)
+def test_openai_endpoint_errors(
+    running: Running, name: str, kwargs: dict[str, Any], status: int, code: str, text: str
+) -> None:
+    resp = post(running, "/v1/chat/completions", **kwargs)
+    assert_openai_error(resp, status, code, text)
+    assert_recorded(running, resp, status, code)
+
+
+def test_upstream_429_keeps_retry_after(running: Running) -> None:
+    resp = post(running, "/v1/chat/completions", json={"model": "gpt-429", "messages": MSGS})
+    assert_openai_error(resp, 429, "upstream_rate_limited", "returned HTTP 429")
+    assert resp.headers["retry-after"] == "1"
+    assert_recorded(running, resp, 429, "upstream_rate_limited")
+
+
+@pytest.mark.parametrize(
+    ("headers", "code", "text"),
+    [
+        ({}, "missing_api_key", "missing API key"),
+        ({"authorization": "Bearer tt-not-a-real-key"}, "invalid_api_key", "invalid API key"),
+        ({"x-api-key": "tt-not-a-real-key"}, "invalid_api_key", "invalid API key"),
+    ],
+)
+def test_keys_are_required(running: Running, headers: dict[str, str], code: str, text: str) -> None:
+    resp = post(
+        running,
+        "/v1/chat/completions",
+        json={"model": "gpt-mock", "messages": MSGS},
+        headers=headers,
+    )
+    assert_openai_error(resp, 401, code, text)
+    assert_recorded(running, resp, 401, code)
+
+
+def test_viewer_key_may_not_call_models(running: Running) -> None:
+    resp = post(
+        running,
+        "/v1/chat/completions",
+        json={"model": "gpt-mock", "messages": MSGS},
+        headers={"authorization": f"Bearer {VIEWER_KEY}"},
+    )
+    assert_openai_error(resp, 403, "forbidden", "role 'viewer' may not call models")
+
+
+def test_errors_raise_the_right_openai_sdk_exceptions(running: Running) -> None:
+    c = openai.OpenAI(base_url=running.url + "/v1", api_key=APP_KEY, max_retries=0)
+    with pytest.raises(openai.NotFoundError):
+        c.chat.completions.create(model="gpt-nope", messages=MSGS)  # type: ignore[arg-type]
+    with pytest.raises(openai.RateLimitError):
+        c.chat.completions.create(model="gpt-429", messages=MSGS)  # type: ignore[arg-type]
+    with pytest.raises(openai.InternalServerError):
+        c.chat.completions.create(model="gpt-500", messages=MSGS)  # type: ignore[arg-type]
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(
+            base_url=running.url + "/v1", api_key="tt-wrong-000", max_retries=0
+        ).models.list()
+
+
+def test_stream_cut_mid_way_ends_with_an_error_event(running: Running) -> None:
+    c = openai.OpenAI(base_url=running.url + "/v1", api_key=APP_KEY, max_retries=0)
+    raw = c.chat.completions.with_raw_response.create(
+        model="gpt-cut",
+        messages=MSGS,
+        stream=True,  # type: ignore[arg-type]
+    )
+    got = []
+    with pytest.raises(openai.APIError) as info:
+        for chunk in raw.parse():
+            got.append(chunk)
+    assert got, "the chunks sent before the cut reach the client"
+    assert "cut the stream" in str(info.value.message)
+    rid = raw.headers["x-trimtab-request-id"]
+    row = stored(running, rid)
+    assert row["streamed"]
+    assert row["status_code"] == 502
+    assert row["error_type"] == "upstream_connection_lost"
+
+
+def test_stream_cut_reaches_the_anthropic_client_as_an_error(running: Running) -> None:
+    c = anthropic.Anthropic(base_url=running.url, api_key=APP_KEY, max_retries=0)
+    with (
+        pytest.raises(anthropic.APIStatusError) as info,
+        c.messages.stream(
+            model="claude-cut", max_tokens=64, messages=[{"role": "user", "content": "a b c d"}]
+        ) as stream,
+    ):
+        for _ in stream.text_stream:
+            pass
+    assert "cut the stream" in str(info.value)
+
+
+def test_streaming_request_to_a_failing_upstream_gets_a_plain_error(running: Running) -> None:
+    """Before the first byte the status can still say what happened."""
+    resp = post(
+        running,
+        "/v1/chat/completions",
+        json={"model": "gpt-500", "messages": MSGS, "stream": True},
+    )
+    assert_openai_error(resp, 502, "upstream_error", "returned HTTP 500")
+    assert_recorded(running, resp, 502, "upstream_error")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "etype", "text"),
+    [
+        (b"{", 400, "invalid_request_error", "not valid JSON"),
+        (b'{"model": "claude-mock", "messages": [{"role": "user", "content": "x"}]}', 400,
+         "invalid_request_error", "missing required field 'max_tokens'"),
+        (b'{"model": "nope", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}',
+         404, "not_found_error", "model 'nope' is not configured"),
+        (b'{"model": "claude-500", "max_tokens": 5, "messages": [{"role": "user", '
+         b'"content": "x"}]}', 502, "api_error", "returned HTTP 500"),
+        (b"{" + b" " * 5000 + b"}", 413, "request_too_large", "this gateway accepts 4096"),
+    ],
+)  # fmt: skip
+def test_anthropic_endpoint_errors(
+    running: Running, body: bytes, status: int, etype: str, text: str
+) -> None:
+    resp = post(running, "/v1/messages", content=body, headers={"x-api-key": APP_KEY})
+    assert resp.status_code == status
+    data = resp.json()
+    rid = resp.headers["x-trimtab-request-id"]
+    assert data["type"] == "error"
+    assert data["error"]["type"] == etype
+    assert text in data["error"]["message"]
+    assert data["request_id"] == rid
+    row = stored(running, rid)
+    assert row["status_code"] == status and row["api"] == "anthropic"
+
+
+def test_embeddings_on_an_anthropic_model_is_refused(running: Running) -> None:
+    resp = post(running, "/v1/embeddings", json={"model": "claude-mock", "input": "x"})
+    assert_openai_error(resp, 400, "unsupported_operation", "has no embeddings endpoint")
+    assert_recorded(running, resp, 400, "unsupported_operation")

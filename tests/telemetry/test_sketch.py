@@ -1,0 +1,138 @@
+"""Latency sketches: the storage form round-trips and merged sketches keep 1 % accuracy."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from ddsketch import DDSketch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trimtab.telemetry.sketch import (
+    RELATIVE_ACCURACY,
+    from_bytes,
+    new_sketch,
+    quantile,
+    to_bytes,
+)
+
+QUANTILES = (0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)
+# DDSketch's guarantee is |estimate - x| <= 1 % of x; allow for float rounding on top of it
+TOLERANCE = RELATIVE_ACCURACY * (1 + 1e-9)
+
+
+def exact_quantile(ordered: list[float], q: float) -> float:
+    """The exact q-quantile: numpy.quantile(values, q, method="lower").
+
+    DDSketch answers with the element of rank floor(q * (n - 1)), which is numpy's "lower"
+    method; numpy's default linear interpolation can fall between two far-apart neighbours,
+    where no rank-based sketch promises a relative error. numpy is not a dependency of the
+    project, so the one line it would compute is written out here.
+    """
+    return ordered[math.floor(q * (len(ordered) - 1))]
+
+
+def sketch_of(values: list[float]) -> DDSketch:
+    sketch = new_sketch()
+    for v in values:
+        sketch.add(v)
+    return sketch
+
+
+def merged_through_storage(parts: list[list[float]]) -> DDSketch:
+    """Sketch each part, store it, read it back and merge, as the rollup store does."""
+    total = new_sketch()
+    for part in parts:
+        stored = from_bytes(to_bytes(sketch_of(part)))
+        if stored.count:
+            total.merge(stored)
+    return total
+
+
+def assert_within_accuracy(sketch: DDSketch, values: list[float]) -> None:
+    ordered = sorted(values)
+    assert sketch.count == len(values)
+    for q in QUANTILES:
+        exact = exact_quantile(ordered, q)
+        estimate = quantile(sketch, q)
+        assert estimate is not None
+        assert abs(estimate - exact) <= TOLERANCE * exact, (q, exact, estimate)
+
+
+# -- storage form ------------------------------------------------------------------------
+
+
+def test_empty_sketch_round_trips_and_has_no_quantile() -> None:
+    back = from_bytes(to_bytes(new_sketch()))
+    assert back.count == 0
+    assert quantile(back, 0.5) is None
+    assert quantile(new_sketch(), 0.99) is None
+
+
+def test_round_trip_keeps_count_and_quantiles() -> None:
+    sketch = sketch_of([1.0, 2.5, 2.5, 40.0, 1234.5, 0.25])
+    raw = to_bytes(sketch)
+    assert isinstance(raw, bytes)
+    back = from_bytes(raw)
+    assert back.count == sketch.count
+    for q in QUANTILES:
+        assert quantile(back, q) == quantile(sketch, q)
+    # the storage form is stable: re-encoding what was read gives the same bytes
+    assert to_bytes(back) == raw
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=1e-6, max_value=1e9, allow_nan=False), max_size=200))
+def test_round_trip_property(values: list[float]) -> None:
+    sketch = sketch_of(values)
+    back = from_bytes(to_bytes(sketch))
+    assert back.count == len(values)
+    for q in QUANTILES:
+        assert quantile(back, q) == quantile(sketch, q)
+
+
+def test_merging_a_read_back_sketch_into_an_empty_one() -> None:
+    total = new_sketch()
+    total.merge(from_bytes(to_bytes(sketch_of([3.0, 4.0]))))
+    assert total.count == 2
+    assert quantile(total, 0.0) is not None
+
+
+# -- accuracy ----------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.floats(min_value=1e-9, max_value=1e12, allow_nan=False, allow_infinity=False),
+        min_size=1,
+        max_size=300,
+    ),
+    st.integers(min_value=1, max_value=12),
+)
+def test_merged_sketches_within_one_percent(values: list[float], pieces: int) -> None:
+    parts = [values[i::pieces] for i in range(pieces)]
+    assert_within_accuracy(merged_through_storage(parts), values)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(min_value=1e-9, max_value=1e12, allow_nan=False), st.integers(1, 50))
+def test_repeated_value_within_one_percent(value: float, n: int) -> None:
+    assert_within_accuracy(merged_through_storage([[value] * n]), [value] * n)
+
+
+def test_ten_thousand_lognormal_latencies_over_sixty_minutes() -> None:
+    rng = random.Random(20240613)
+    # median ~ 400 ms with a heavy tail, like LLM calls
+    latencies = [rng.lognormvariate(math.log(400.0), 0.9) for _ in range(10_000)]
+    minutes: list[list[float]] = [[] for _ in range(60)]
+    for value in latencies:
+        minutes[rng.randrange(60)].append(value)
+    assert sum(len(m) for m in minutes) == 10_000
+    merged = merged_through_storage(minutes)
+    assert_within_accuracy(merged, latencies)
+    ordered = sorted(latencies)
+    for q in (0.5, 0.95, 0.99):
+        exact = exact_quantile(ordered, q)
+        assert math.isclose(quantile(merged, q) or 0.0, exact, rel_tol=TOLERANCE)
