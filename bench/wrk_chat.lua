@@ -7,6 +7,7 @@
 --   BENCH_HEADER   a response header every response must carry (optional, lower-case)
 --   BENCH_EXPECT   a substring every response body must contain (optional)
 --   BENCH_OVERHEAD_HEADER  a response header holding a number (ms) to average (optional)
+--   BENCH_CONNECTIONS      the -c value, to undo wrk's latency correction (see done())
 --
 -- The request is formatted once per thread; request() only counts, so wrk's own cost per
 -- request stays tiny. Latency is recorded by wrk before response() runs, so the checks do
@@ -82,6 +83,67 @@ local function jstr(s)
   return '"' .. s .. '"'
 end
 
+-- wrk 4 applies a coordinated-omission correction to its latency histogram before done():
+-- for every sample n >= 2e it adds synthetic samples at n-e, n-2e, ... (> e), where
+-- e = duration / (requests / connections) is the mean interval per connection. That is
+-- exactly invertible: raw[v] = corrected[v] - corrected[v + e] for v > e, else corrected[v].
+-- We report both; the raw one is what a single request experienced.
+local function raw_percentiles(summary, latency)
+  local conns = tonumber(os.getenv("BENCH_CONNECTIONS") or "0") or 0
+  if conns <= 0 or summary.requests == 0 then
+    return nil, "no connections/requests"
+  end
+  local per_conn = math.floor(summary.requests / conns)
+  local e = 0
+  if per_conn > 0 then
+    e = math.floor(summary.duration / per_conn)
+  end
+  local n = #latency
+  -- latency(i) scans the histogram from min each call: bound the work.
+  if n * (latency.max - latency.min + 1) > 6e8 then
+    return nil, "histogram too wide to invert"
+  end
+  local vals, hist = {}, {}
+  for i = 1, n do
+    local v, c = latency(i)
+    vals[i] = v
+    hist[v] = c
+  end
+  local raw, total, sum, vmax = {}, 0, 0, 0
+  for i = 1, n do
+    local v = vals[i]
+    local c = hist[v]
+    if e > 0 and v > e then
+      c = c - (hist[v + e] or 0)
+    end
+    raw[i] = c
+    total = total + c
+    sum = sum + c * v
+    if c > 0 then
+      vmax = v
+    end
+  end
+  local expected = summary.requests - summary.errors.timeout
+  if total ~= expected then
+    return nil, string.format("inversion mismatch: %d raw samples for %d requests", total, expected)
+  end
+  local out = {}
+  for _, p in ipairs({50, 75, 90, 99, 99.9}) do
+    local rank = math.floor(p / 100 * total + 0.5 + 0.5)
+    local acc, val = 0, vmax
+    for i = 1, n do
+      acc = acc + raw[i]
+      if acc >= rank then
+        val = vals[i]
+        break
+      end
+    end
+    table.insert(out, string.format('"%s":%d', tostring(p), val))
+  end
+  return string.format('{"interval_us":%d,"count":%d,"mean":%.2f,"max":%d,"percentiles":{%s}}',
+    e, total, sum / total, vmax, table.concat(out, ",")), nil
+end
+
 function done(summary, latency, requests)
   local total_sent, total_bad, sample = 0, 0, ""
   local osum, on, omax = 0, 0, 0
@@ -105,12 +167,18 @@ function done(summary, latency, requests)
   for _, p in ipairs({50, 75, 90, 99, 99.9}) do
     table.insert(pct, string.format('"%s":%d', tostring(p), latency:percentile(p)))
   end
+  local raw, why = raw_percentiles(summary, latency)
+  if raw == nil then
+    raw = "null"
+  end
   local e = summary.errors
   io.write(string.format(
     'WRKJSON {"duration_us":%d,"requests":%d,"sent":%d,"bad":%d,"bad_sample":%s,'
       .. '"overhead_header":{"n":%d,"sum_ms":%.6f,"max_ms":%.6f},"bytes":%d,"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},'
-      .. '"latency_us":{"min":%d,"max":%d,"mean":%.2f,"stdev":%.2f,"percentiles":{%s}}}\n',
+      .. '"latency_us":{"min":%d,"max":%d,"mean":%.2f,"stdev":%.2f,"percentiles":{%s}},'
+      .. '"raw_latency_us":%s,"raw_note":%s}\n',
     summary.duration, summary.requests, total_sent, total_bad, jstr(sample), on, osum, omax,
     summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
-    latency.min, latency.max, latency.mean, latency.stdev, table.concat(pct, ",")))
+    latency.min, latency.max, latency.mean, latency.stdev, table.concat(pct, ","),
+    raw, jstr(why or "")))
 end

@@ -1,0 +1,33 @@
+"""The `trimtab` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from trimtab import __version__
+from trimtab.cli import cli
+
+runner = CliRunner()
+
+
+def test_check_config_reports_models(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("providers: {sim: {kind: simulator}}\nmodels: {m1: {provider: sim}}\n")
+    result = runner.invoke(cli, ["check-config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "m1 -> sim:m1" in result.output
+
+
+def test_bad_config_exits_2_with_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("models: {m1: {provider: nope}}\n")
+    result = runner.invoke(cli, ["serve", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "models.m1.provider: unknown provider 'nope'" in result.output
+
+
+def test_version() -> None:
+    result = runner.invoke(cli, ["version"])
+    assert result.output.strip() == __version__
