@@ -405,6 +405,8 @@ def trimtab_config(tmpdir: Path, mock_port: int) -> str:
         "pricing: {input_per_mtok: 0.15, output_per_mtok: 0.6}}\n"
         "keys:\n"
         f"  - {{key: {TRIMTAB_KEY}, tenant: bench, role: admin}}\n"
+        "# full request logging: bodies recorded; the spill file only fills if the store lags\n"
+        f'telemetry: {{record_bodies: true, spill_path: "{tmpdir}/spill.jsonl"}}\n'
     )
 
 
@@ -636,7 +638,17 @@ class WrkRun:
     def rps(self) -> float:
         return float(self.data["requests"]) / (float(self.data["duration_us"]) / 1e6)
 
+    @property
+    def raw(self) -> bool:
+        """Whether wrk_chat.lua could undo wrk's coordinated-omission correction."""
+        return self.data.get("raw_latency_us") is not None
+
     def pct_ms(self, p: str) -> float:
+        """Per-request latency percentile (raw when available, else wrk's corrected one)."""
+        src = self.data["raw_latency_us"] if self.raw else self.data["latency_us"]
+        return float(src["percentiles"][p]) / 1000.0
+
+    def corrected_pct_ms(self, p: str) -> float:
         return float(self.data["latency_us"]["percentiles"][p]) / 1000.0
 
     @property
@@ -673,6 +685,7 @@ def run_wrk(
     env["BENCH_AUTH"] = t.auth or ""
     env["BENCH_HEADER"] = t.required_header or ""
     env["BENCH_OVERHEAD_HEADER"] = t.overhead_header or ""
+    env["BENCH_CONNECTIONS"] = str(conns)
     cmd = wrk_cmd(t, conns, duration, cpu)
     probe = CpuProbe(watch)
     with tempfile.TemporaryFile() as err:
@@ -901,10 +914,48 @@ def render_markdown(res: dict[str, Any]) -> str:
                 ["—" if n == "direct" else fmt(add(n, f"c{c}_p99_ms")) for n in names],
             )
         )
+
+    def sub(n: str, c: int, group: str, key: str) -> float | None:
+        r = tg[n].get("load", {}).get(f"c{c}") or {}
+        return _num((r.get(group) or {}).get(key))
+
+    for c in CONCURRENCIES:
+        rows.append(
+            (
+                f"p99 @{c}, wrk's CO-corrected (ms)",
+                [fmt(sub(n, c, "wrk_corrected", "p99_ms")) for n in names],
+            )
+        )
     rows.append(("**requests/s @16**", [fmt(load(n, 16, "rps")) for n in names]))
+    for c in CONCURRENCIES:
+        rows.append(
+            (
+                f"gateway CPU @{c} (% of a core)",
+                ["—" if n == "direct" else fmt(load(n, c, "cpu_target_pct")) for n in names],
+            )
+        )
     rows.append(
-        ("target CPU @16 (% of a core)", [fmt(load(n, 16, "cpu_target_pct")) for n in names])
+        (
+            "mock / wrk CPU @16 (% of a core)",
+            [
+                f"{fmt(load(n, 16, 'cpu_mock_pct'))} / {fmt(load(n, 16, 'cpu_wrk_pct'))}"
+                for n in names
+            ],
+        )
     )
+    for c in CONCURRENCIES:
+        if "trimtab" in names:
+            rows.append(
+                (
+                    f"x-trimtab-overhead-ms mean @{c}",
+                    [
+                        fmt(sub(n, c, "self_reported_overhead_ms", "mean"))
+                        if n == "trimtab"
+                        else "—"
+                        for n in names
+                    ],
+                )
+            )
     rows.append(
         (
             "errors / bad responses (all load runs)",
@@ -1296,7 +1347,17 @@ def phase_load(run: Run) -> None:
                 "p99_ms": r.pct_ms("99"),
                 "p999_ms": r.pct_ms("99.9"),
                 "max_ms": r.data["latency_us"]["max"] / 1000,
-                "mean_ms": round(r.data["latency_us"]["mean"] / 1000, 4),
+                "mean_ms": round(
+                    (r.data["raw_latency_us"] or r.data["latency_us"])["mean"] / 1000, 4
+                ),
+                "latency_kind": "raw" if r.raw else "wrk-corrected",
+                "wrk_corrected": {
+                    "p50_ms": r.corrected_pct_ms("50"),
+                    "p99_ms": r.corrected_pct_ms("99"),
+                    "p999_ms": r.corrected_pct_ms("99.9"),
+                    "mean_ms": round(r.data["latency_us"]["mean"] / 1000, 4),
+                    "interval_us": (r.data["raw_latency_us"] or {}).get("interval_us"),
+                },
                 "requests": r.data["requests"],
                 "sent": r.data["sent"],
                 "errors": r.data["errors"],
@@ -1326,6 +1387,12 @@ def phase_load(run: Run) -> None:
                 f"wrk {r.cpu.get('wrk')}, other processes {r.cpu.get('foreign')}"
             )
             run.check_quiet(f"{t.name} @{conns}", r.cpu)
+            if not r.raw:
+                run.problem(
+                    f"{t.name} @{conns}: raw latencies unavailable ({r.data['raw_note']}); "
+                    "reporting wrk's coordinated-omission-corrected percentiles instead",
+                    hard=False,
+                )
             time.sleep(0.5)
     mock_c16 = run.res["targets"]["direct"].get("load", {}).get("c16")
     run.res["mock"] = {"capacity_rps": mock_c16["rps"] if mock_c16 else None}
@@ -1400,7 +1467,9 @@ def phase_recording(run: Run) -> None:
         time.sleep(1.0)
         rec["api"] = api_summary(tt)
         counts = rec["api"].get("count_fields") or {}
-        if counts:
+        if "total.count" in counts:
+            rec["api_count"] = counts["total.count"]
+        elif counts:
             rec["api_count"] = max(counts.values())
         rec["stop"] = stop_process(tt.proc, 30)
         log(f"trimtab stopped: {rec['stop']}")
@@ -1410,6 +1479,13 @@ def phase_recording(run: Run) -> None:
         rec["stop"] = {"stopped": "had exited", "returncode": tt.proc and tt.proc.returncode}
         run.problem(f"trimtab exited during the run: {rec['stop']}", hard=True)
     rec["sqlite"] = sqlite_count(run.tmpdir / "bench.db")
+    spill = run.tmpdir / "spill.jsonl"
+    rec["spill_lines"] = len(spill.read_bytes().splitlines()) if spill.exists() else 0
+    if rec["spill_lines"]:
+        run.problem(
+            f"trimtab left {rec['spill_lines']} records in its spill file after stopping",
+            hard=False,
+        )
     rows = rec["sqlite"].get("rows")
     rec["db_rows"] = rows
     if rows is None:

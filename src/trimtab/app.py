@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,8 +29,12 @@ from trimtab.telemetry.recorder import Recorder
 from trimtab.telemetry.spill import SpillFile
 
 
-def create_app(config: Config) -> Starlette:
-    """The gateway, the telemetry API and health endpoints, sharing one store."""
+def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
+    """The gateway, the telemetry API and health endpoints, sharing one store.
+
+    `freeze_gc` moves everything alive after start-up out of the collector's sight, so
+    full collections only walk per-request garbage (set by `trimtab serve`).
+    """
     engine = make_engine(config.store.url, config.store.pool_size)
     store = TelemetryStore(engine)
     metrics = GatewayMetrics()
@@ -63,6 +68,9 @@ def create_app(config: Config) -> Starlette:
         for provider in providers.values():
             await provider.start()
         lifecycle.ready = True
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

@@ -458,6 +458,8 @@ def test_models(upstream: MockUpstream, client: httpx.Client) -> None:
         ("fail-500", 500, "server_error", "api_error"),
         ("fail-502", 502, "server_error", "api_error"),
         ("fail-503", 503, "server_error", "api_error"),
+        ("fail-529", 529, "server_error", "overloaded_error"),
+        ("fail-418", 418, "invalid_request_error", "invalid_request_error"),
     ],
 )
 def test_fail_directives(

@@ -189,7 +189,7 @@ class AnthropicToOpenAIRelay(Relay):
         return self._tr.input_tokens, self._tr.output_tokens
 
     def finish_reasons(self) -> list[str] | None:
-        reason = self._tr.finish_reason
+        reason = self._tr.stop_reason  # the provider's own word, as on the non-stream path
         return [reason] if reason else None
 
     def response(self) -> JSON:
