@@ -22,13 +22,16 @@ def parse_time(name: str, value: str | None) -> datetime | None:
         return None
     try:
         return datetime.fromtimestamp(float(value), UTC)
-    except ValueError:
+    except (ValueError, OverflowError):
         pass
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise bad_param(name, f"'{value}' is neither ISO 8601 nor Unix seconds") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:
+        raise bad_param(name, f"'{value}' is out of range in UTC") from None
 
 
 def parse_window(value: str | None, default: str = "1h") -> timedelta:

@@ -33,11 +33,22 @@ class SpillFile:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open across appends
+                if self._torn():
+                    # a crash left half a line: start a fresh one so this record survives
+                    self._fh.write(b"\n")
             self._fh.write(data)
             self._fh.flush()
             n = data.count(b"\n")
             self.appended += n
             return n
+
+    def _torn(self) -> bool:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                return fh.read(1) != b"\n"
+        except OSError:  # empty or missing: nothing torn
+            return False
 
     def close(self) -> None:
         with self._lock:
