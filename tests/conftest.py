@@ -160,9 +160,7 @@ GatewayFactory = Callable[..., Running]
 
 
 @pytest.fixture
-def gateway(
-    upstream: MockUpstream, sqlite_url: str, tmp_path: Path
-) -> Iterator[GatewayFactory]:
+def gateway(upstream: MockUpstream, sqlite_url: str, tmp_path: Path) -> Iterator[GatewayFactory]:
     """Start gateways: `gateway(store=url, keys=[...], **config_overrides)`."""
     started: list[ServerThread] = []
 

@@ -94,7 +94,7 @@ def test_errors_name_file_and_key(data: object, message: str) -> None:
 def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: [unclosed")
-    with pytest.raises(ConfigError, match="bad.yaml: invalid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: invalid YAML"):
         load_config(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.yaml")

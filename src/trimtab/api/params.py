@@ -39,10 +39,10 @@ def parse_window(value: str | None, default: str = "1h") -> timedelta:
     match = _WINDOW.match(text)
     if match is None:
         raise bad_param("window", f"'{text}' is not a duration like 15m, 1h, 24h or 7d")
-    window = timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-    if window <= timedelta(0) or window > MAX_WINDOW:
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if not 0 < seconds <= MAX_WINDOW.total_seconds():
         raise bad_param("window", f"'{text}' must be between 1s and 31d")
-    return window
+    return timedelta(seconds=seconds)
 
 
 def parse_int(name: str, value: str | None, default: int, low: int, high: int) -> int:
