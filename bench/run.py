@@ -242,12 +242,12 @@ def mem_mib(pid: int | None) -> dict[str, float] | None:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_times(pid: int | None) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process tree, all threads."""
+def cpu_times(pid: int | None, tree: bool = True) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process (tree), all threads."""
     if pid is None:
         return 0.0, 0.0
     user = system = 0
-    for p in proc_tree(pid):
+    for p in proc_tree(pid) if tree else [pid]:
         with contextlib.suppress(OSError, ValueError):
             stat = Path(f"/proc/{p}/stat").read_text()
             fields = stat[stat.rindex(")") + 2 :].split()
@@ -282,7 +282,12 @@ class CpuProbe:
         self.extra_user = 0.0
         self.t0 = time.monotonic()
         self.sys0 = system_cpu()
-        self.p0 = {k: cpu_times(pid) for k, pid in watch.items()}
+        self.p0 = {k: self._times(k, pid) for k, pid in watch.items()}
+
+    @staticmethod
+    def _times(key: str, pid: int | None) -> tuple[float, float]:
+        # "bench" is this process: its children (mock, gateways, wrk) are counted separately
+        return cpu_times(pid, tree=key != "bench")
 
     def add_child_usage(self, user: float) -> None:
         """User seconds of a child we waited for (wrk), which /proc no longer shows."""
@@ -291,7 +296,7 @@ class CpuProbe:
     def stop(self) -> dict[str, float]:
         wall = time.monotonic() - self.t0
         sys1 = system_cpu()
-        p1 = {k: cpu_times(pid) for k, pid in self.watch.items()}
+        p1 = {k: self._times(k, pid) for k, pid in self.watch.items()}
         out: dict[str, float] = {}
         ours_user = self.extra_user
         for k in self.watch:
@@ -393,6 +398,30 @@ def start_mock(cpu: int | None, gap_ms: float) -> tuple[subprocess.Popen[bytes],
         stop_process(proc, 2)
         raise SetupError(f"mock upstream did not start: {line!r}\n{tail(log_path)}")
     return proc, int(line.split()[1])
+
+
+SPIN_CODE = """
+import os
+os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+while True:
+    pass
+"""
+
+
+def start_spinners(cpus: Sequence[int]) -> list[subprocess.Popen[bytes]]:
+    """One SCHED_IDLE busy loop per CPU, so idle vCPUs never halt.
+
+    On a VM whose idle vCPUs halt (cpuidle haltpoll with polling off, as here), waking a
+    halted vCPU costs the hypervisor a reschedule: tens of microseconds, sometimes
+    milliseconds. A SCHED_IDLE task yields to any normal task at once, so it keeps the vCPU
+    running without taking CPU from the benchmark."""
+    return [
+        subprocess.Popen(
+            ["taskset", "-c", str(cpu), sys.executable, "-c", SPIN_CODE],
+            start_new_session=True,
+        )
+        for cpu in cpus
+    ]
 
 
 def trimtab_config(tmpdir: Path, mock_port: int) -> str:
@@ -1171,11 +1200,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="split",
         help="split: wrk+mock+client on CPU 0, the gateway on CPU 1 (default); none: no taskset",
     )
+    p.add_argument(
+        "--spin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run a SCHED_IDLE busy loop on each CPU so idle vCPUs do not halt (default: on)",
+    )
     p.add_argument("--stream-gap-ms", type=float, default=2.0, help="mock delay between chunks")
     p.add_argument("--litellm-spec", default="litellm[proxy]", help="pip spec for LiteLLM")
     p.add_argument("--startup-timeout", type=float, default=120.0)
     p.add_argument(
         "--trimtab-bin", default=str(TRIMTAB_BIN), help="the trimtab executable to benchmark"
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="redo a measurement up to N times if other processes disturbed it (2)",
     )
     p.add_argument(
         "--wait-quiet",
@@ -1232,6 +1273,7 @@ class Run:
     targets: list[Target] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     hard_fail: bool = False
+    spinners: list[int] = field(default_factory=list)
 
     def problem(self, msg: str, hard: bool) -> None:
         self.problems.append(msg)
@@ -1247,9 +1289,11 @@ class Run:
         w: dict[str, int | None] = {"target": active.pid if active else None}
         w["mock"] = self.mock_proc.pid if self.mock_proc else None
         w["bench"] = os.getpid()
+        for i, pid in enumerate(self.spinners):
+            w[f"spinner{i}"] = pid
         for o in self.targets:
             if o is not active and o.pid is not None and o.proc and o.proc.poll() is None:
-                w[f"idle_{o.name}"] = o.pid
+                w[o.name if active is None else f"idle_{o.name}"] = o.pid
         return w
 
     def check_quiet(self, what: str, cpu: dict[str, float]) -> None:
@@ -1261,14 +1305,13 @@ class Run:
             )
 
 
-def wait_quiet(max_wait: float) -> float:
-    """Wait (up to max_wait s) until other processes use < FOREIGN_CPU_WARN_PCT of a core."""
+def wait_quiet(max_wait: float, watch: dict[str, int | None]) -> float:
+    """Wait (up to max_wait s) until processes outside ``watch`` use < 10 % of a core."""
     t0 = time.monotonic()
     while True:
-        a = system_cpu()
+        probe = CpuProbe(watch)
         time.sleep(1.0)
-        b = system_cpu()
-        busy = 100 * (b["user"] - a["user"] + b["system"] - a["system"])
+        busy = probe.stop()["foreign"]
         if busy < FOREIGN_CPU_WARN_PCT or time.monotonic() - t0 >= max_wait:
             return busy
         log(f"machine busy ({busy:.0f}% of a core used by other processes); waiting ...")
@@ -1277,6 +1320,11 @@ def wait_quiet(max_wait: float) -> float:
 
 def phase_start(run: Run, litellm_exe: Path | None, procs: list[subprocess.Popen[bytes]]) -> None:
     """Start the mock, LiteLLM and trimtab; wait for readiness; smoke-test each target."""
+    if run.args.spin:
+        spinners = start_spinners(range(os.cpu_count() or 1))
+        procs.extend(spinners)
+        run.spinners = [p.pid for p in spinners]
+        log(f"SCHED_IDLE spinners on every CPU (pids {run.spinners})")
     mock_proc, mock_port = start_mock(run.cpu_load, run.args.stream_gap_ms)
     procs.append(mock_proc)
     run.mock_proc = mock_proc
@@ -1320,18 +1368,59 @@ def phase_start(run: Run, litellm_exe: Path | None, procs: list[subprocess.Popen
         raise SetupError("the mock upstream itself answered wrongly; giving up")
 
 
+def report_errors(run: Run, t: Target, conns: int, r: WrkRun, what: str) -> None:
+    if r.errors:
+        run.problem(
+            f"{t.name} @{conns} ({what}): socket/status errors {r.data['errors']}, "
+            f"{r.data['bad']} wrong responses; first: {r.data['bad_sample']!r}",
+            hard=t.name == "trimtab",
+        )
+
+
+def measure(run: Run, t: Target, conns: int) -> tuple[WrkRun, int, int]:
+    """Warm up, then measure; if other processes disturbed it, wait for quiet and redo.
+
+    Returns the least disturbed attempt, the number of attempts and the error count over
+    all of them (warm-ups included)."""
+    args = run.args
+    best: WrkRun | None = None
+    errors = 0
+    attempts = 0
+    for attempt in range(1 + args.retries):
+        if attempt:
+            log(f"    disturbed by other processes; waiting for quiet, then again ({attempt + 1})")
+            wait_quiet(30, run.watch(None))
+        watch = run.watch(t)
+        if args.warmup > 0:
+            w = run_wrk(t, conns, args.warmup, run.cpu_load, watch)
+            errors += w.errors
+            report_errors(run, t, conns, w, "warm-up")
+        log(f"wrk: {t.name} @{conns} for {args.duration:g} s")
+        r = run_wrk(t, conns, args.duration, run.cpu_load, watch)
+        attempts += 1
+        errors += r.errors
+        report_errors(run, t, conns, r, "measurement")
+        log(
+            f"    {r.rps:,.0f} rps, p50 {r.pct_ms('50'):.3f} ms, p99 {r.pct_ms('99'):.3f} ms; "
+            f"CPU% target {r.cpu.get('target')}, mock {r.cpu.get('mock')}, "
+            f"wrk {r.cpu.get('wrk')}, other processes {r.cpu.get('foreign')}"
+        )
+        if best is None or r.cpu["foreign"] < best.cpu["foreign"]:
+            best = r
+        if r.cpu["foreign"] <= FOREIGN_CPU_WARN_PCT or r.errors:
+            break
+    assert best is not None
+    return best, attempts, errors
+
+
 def phase_load(run: Run) -> None:
     """wrk at each concurrency over every live target, direct first."""
     assert run.mock_proc is not None
     args = run.args
     for conns in CONCURRENCIES:
         for t in run.live:
-            watch = run.watch(t)
             try:
-                if args.warmup > 0:
-                    run_wrk(t, conns, args.warmup, run.cpu_load, watch)
-                log(f"wrk: {t.name} @{conns} for {args.duration:g} s")
-                r = run_wrk(t, conns, args.duration, run.cpu_load, watch)
+                r, attempts, errors = measure(run, t, conns)
             except TargetError as e:
                 t.ok = False
                 run.problem(f"{t.name}: wrk failed @{conns}: {e}", hard=True)
@@ -1374,18 +1463,8 @@ def phase_load(run: Run) -> None:
                 ),
                 "wrk": shlex.join(wrk_cmd(t, conns, args.duration, run.cpu_load)),
             }
-            entry["load_errors"] = entry.get("load_errors", 0) + r.errors
-            if r.errors:
-                run.problem(
-                    f"{t.name} @{conns}: socket/status errors {r.data['errors']}, "
-                    f"{r.data['bad']} wrong responses; first: {r.data['bad_sample']!r}",
-                    hard=t.name == "trimtab",
-                )
-            log(
-                f"    {r.rps:,.0f} rps, p50 {r.pct_ms('50'):.3f} ms, p99 {r.pct_ms('99'):.3f} ms; "
-                f"CPU% target {r.cpu.get('target')}, mock {r.cpu.get('mock')}, "
-                f"wrk {r.cpu.get('wrk')}, other processes {r.cpu.get('foreign')}"
-            )
+            entry["load"][f"c{conns}"]["attempts"] = attempts
+            entry["load_errors"] = entry.get("load_errors", 0) + errors
             run.check_quiet(f"{t.name} @{conns}", r.cpu)
             if not r.raw:
                 run.problem(
@@ -1403,9 +1482,23 @@ def phase_ttft(run: Run) -> None:
     log(
         f"TTFT: {len(live)} targets round-robin, one stream at a time, {run.args.ttft_duration:g} s"
     )
-    probe = CpuProbe(run.watch(None))
-    samples = asyncio.run(ttft_phase(live, run.args.ttft_duration, warmup=5))
-    cpu = probe.stop()
+    best: tuple[dict[str, StreamSamples], dict[str, float]] | None = None
+    for attempt in range(1 + run.args.retries):
+        if attempt:
+            log(f"    disturbed by other processes; waiting for quiet, then again ({attempt + 1})")
+            wait_quiet(30, run.watch(None))
+        probe = CpuProbe(run.watch(None))
+        got = asyncio.run(ttft_phase(live, run.args.ttft_duration, warmup=5))
+        cpu = probe.stop()
+        if any(s.bad for s in got.values()):  # never hide a wrong answer behind a retry
+            best = (got, cpu)
+            break
+        if best is None or cpu["foreign"] < best[1]["foreign"]:
+            best = (got, cpu)
+        if cpu["foreign"] <= FOREIGN_CPU_WARN_PCT:
+            break
+    assert best is not None
+    samples, cpu = best
     run.res["ttft_cpu_pct"] = cpu
     run.check_quiet("the TTFT phase", cpu)
     for t in live:
@@ -1546,7 +1639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
 
     if args.wait_quiet > 0:
-        busy = wait_quiet(args.wait_quiet)
+        busy = wait_quiet(args.wait_quiet, {"bench": os.getpid()})
         if busy >= FOREIGN_CPU_WARN_PCT:
             loud(f"the machine is busy ({busy:.0f}% of a core in use); results will be disturbed")
     t_start = time.monotonic()
@@ -1561,6 +1654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "concurrencies": list(CONCURRENCIES),
             "pinning": pinning,
             "stream_gap_ms": args.stream_gap_ms,
+            "spin": args.spin,
             "tmpdir": str(tmpdir),
         },
         "machine": machine_facts(LITELLM_VENV / "bin" / "python" if litellm_exe else None),

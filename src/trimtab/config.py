@@ -61,11 +61,52 @@ class Pricing(_Strict):
         ) / 1_000_000
 
 
-class ModelConfig(_Strict):
+class DeploymentConfig(_Strict):
+    """One upstream serving a model; several make a weighted pool."""
+
     provider: str
+    model: str | None = None
+    weight: float = Field(default=1.0, gt=0)
+
+
+class BreakerConfig(_Strict):
+    """Open when, within `window_s`, at least `min_requests` ended and `failure_ratio` failed;
+    stay open `cooldown_s`, then let one probe through."""
+
+    failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    min_requests: int = Field(default=20, ge=1)
+    window_s: float = Field(default=30.0, gt=0)
+    cooldown_s: float = Field(default=30.0, gt=0)
+
+
+class CacheConfig(_Strict):
+    ttl_s: float = Field(default=300.0, gt=0)
+
+
+class ModelConfig(_Strict):
+    provider: str | None = None
     model: str | None = None
     pricing: Pricing = Field(default_factory=Pricing)
     timeout_s: float = Field(default=600.0, gt=0)
+    ttft_timeout_s: float | None = Field(default=None, gt=0)
+    stream_idle_timeout_s: float | None = Field(default=None, gt=0)
+    retries: int = Field(default=0, ge=0, le=10)
+    fallbacks: list[str] = Field(default_factory=list)
+    deployments: list[DeploymentConfig] | None = None
+    breaker: BreakerConfig | None = None
+    cache: CacheConfig | None = None
+
+    @model_validator(mode="after")
+    def _has_an_upstream(self) -> ModelConfig:
+        if self.provider is None and not self.deployments:
+            raise ValueError("a model needs 'provider' or 'deployments'")
+        return self
+
+    def pool(self, name: str) -> list[DeploymentConfig]:
+        """The deployments serving this model (the single provider when none are listed)."""
+        if self.deployments:
+            return list(self.deployments)
+        return [DeploymentConfig(provider=self.provider or "", model=self.model or name)]
 
 
 class KeyConfig(_Strict):
@@ -73,6 +114,81 @@ class KeyConfig(_Strict):
     tenant: str = "default"
     role: Role = "app"
     owner: str | None = None
+
+
+class AuthConfig(_Strict):
+    """Keys created through the API live in the store; the gateway holds them in memory."""
+
+    refresh_s: float = Field(default=1.0, gt=0)
+    stale_ttl_s: float = Field(default=600.0, gt=0)
+
+
+Scope = str  # "tenant:acme", "key:key_ab12", "model:gpt-mock", "feature:x", "route:y"; "*" = each
+_SCOPE = re.compile(r"^(tenant|key|model|feature|route):(\*|[^\s]+)$")
+
+
+def _check_scope(value: str, kinds: tuple[str, ...]) -> str:
+    match = _SCOPE.match(value)
+    if match is None or match.group(1) not in kinds:
+        raise ValueError(f"scope '{value}' must be one of {', '.join(k + ':NAME' for k in kinds)}")
+    return value
+
+
+class LimitConfig(_Strict):
+    """Requests and tokens per minute for a key, a tenant or a model (`*`: each one)."""
+
+    scope: Scope
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _valid(self) -> LimitConfig:
+        _check_scope(self.scope, ("tenant", "key", "model"))
+        if self.rpm is None and self.tpm is None:
+            raise ValueError("a limit needs rpm, tpm or both")
+        return self
+
+
+class BudgetConfig(_Strict):
+    """USD per period for a tenant, key, feature, route or model (`*`: each one)."""
+
+    scope: Scope
+    period: Literal["day", "month"]
+    usd: float = Field(gt=0)
+    on_exceed: str = "block"
+
+    @model_validator(mode="after")
+    def _valid(self) -> BudgetConfig:
+        _check_scope(self.scope, ("tenant", "key", "feature", "route", "model"))
+        if self.on_exceed not in ("block", "alert") and not (
+            self.on_exceed.startswith("downgrade:") and len(self.on_exceed) > len("downgrade:")
+        ):
+            raise ValueError(
+                f"on_exceed '{self.on_exceed}' must be block, alert or downgrade:<model>"
+            )
+        return self
+
+    @property
+    def downgrade_to(self) -> str | None:
+        return self.on_exceed.partition(":")[2] if self.on_exceed.startswith("downgrade:") else None
+
+
+class WebhookConfig(_Strict):
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    retries: int = Field(default=5, ge=0)
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
+class AlertsConfig(_Strict):
+    budget_thresholds: list[float] = Field(default_factory=lambda: [0.8, 1.0, 1.1])
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+
+
+class StateConfig(_Strict):
+    """Where rate-limit counters, budget reservations, breakers and the cache live."""
+
+    url: str | None = None  # None: in this process; redis://host:port/db: shared
 
 
 class ServerConfig(_Strict):
@@ -97,16 +213,36 @@ class Config(_Strict):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     keys: list[KeyConfig] | None = None
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    limits: list[LimitConfig] = Field(default_factory=list)
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
 
     @model_validator(mode="after")
     def _models_name_providers(self) -> Config:
+        known = ", ".join(sorted(self.providers)) or "none"
         for name, model in self.models.items():
-            if model.provider not in self.providers:
-                known = ", ".join(sorted(self.providers)) or "none"
+            if model.provider is not None and model.provider not in self.providers:
                 raise ValueError(
                     f"models.{name}.provider: unknown provider '{model.provider}' "
                     f"(configured: {known})"
                 )
+            for i, dep in enumerate(model.deployments or []):
+                if dep.provider not in self.providers:
+                    raise ValueError(
+                        f"models.{name}.deployments[{i}].provider: unknown provider "
+                        f"'{dep.provider}' (configured: {known})"
+                    )
+            for fallback in model.fallbacks:
+                if fallback not in self.models or fallback == name:
+                    raise ValueError(
+                        f"models.{name}.fallbacks: '{fallback}' is not another configured model"
+                    )
+        for i, budget in enumerate(self.budgets):
+            target = budget.downgrade_to
+            if target is not None and target not in self.models:
+                raise ValueError(f"budgets[{i}].on_exceed: unknown model '{target}'")
         if self.keys is not None:
             seen: set[str] = set()
             for i, key in enumerate(self.keys):
@@ -116,8 +252,8 @@ class Config(_Strict):
         return self
 
     def upstream_model(self, name: str) -> str:
-        """The provider's own name for a configured model."""
-        return self.models[name].model or name
+        """The provider's own name for a configured model (its first deployment's)."""
+        return self.models[name].pool(name)[0].model or name
 
 
 def default_config() -> Config:

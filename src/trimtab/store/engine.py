@@ -7,6 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -43,10 +44,23 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def migrate(engine: Engine) -> None:
-    """Apply every Alembic migration not yet applied."""
+def _alembic_config() -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration's revision id."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError("no migrations found")
+    return head
+
+
+def migrate(engine: Engine) -> None:
+    """Apply every Alembic migration not yet applied."""
+    cfg = _alembic_config()
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # several gateway processes may start at once: one migrates, the others wait
