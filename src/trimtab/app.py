@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,14 +15,25 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import error_response
+from trimtab.api.audit import AuditAPI
+from trimtab.api.breakers import BreakersAPI
+from trimtab.api.costs import CostsAPI
 from trimtab.api.health import HealthAPI, Lifecycle
+from trimtab.api.keys import KeysAPI
 from trimtab.api.telemetry import TelemetryAPI
+from trimtab.audit.log import AuditLog
 from trimtab.config import Config
 from trimtab.errors import GatewayError
 from trimtab.gateway.auth import KeyRing
+from trimtab.gateway.breakers import Breakers
 from trimtab.gateway.catalog import Catalog
+from trimtab.gateway.dispatch import Dispatcher
 from trimtab.gateway.service import Gateway
+from trimtab.keys.cache import KeyCache
+from trimtab.keys.store import KeyStore
+from trimtab.policy.service import Policy
 from trimtab.providers.registry import build_providers
+from trimtab.state.factory import build_state
 from trimtab.store.engine import make_engine, migrate
 from trimtab.store.telemetry import TelemetryStore
 from trimtab.telemetry.metrics import GatewayMetrics
@@ -50,11 +62,27 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         write_retries=t.write_retries,
     )
     providers = build_providers(config)
-    keys = KeyRing(config.keys)
+    keys = KeyRing(config.keys, stale_ttl_s=config.auth.stale_ttl_s)
+    key_store = KeyStore(engine)
+    key_cache = KeyCache(key_store, keys, refresh_s=config.auth.refresh_s)
+    key_cache.register(metrics.registry)
+    audit = AuditLog(engine)
+    state = build_state(config.state)
+    policy = Policy(config, state, engine, registry=metrics.registry)
+    catalog = Catalog(config, providers)
+    breakers = Breakers(state, metrics)
+    for target in catalog.targets():
+        if target.config.breaker is not None:
+            for dep in target.deployments:
+                breakers.watch(dep.key, target.config.breaker)
+    dispatcher = Dispatcher(breakers, metrics, random.Random())
     gateway = Gateway(
-        Catalog(config, providers),
+        catalog,
         keys,
         recorder,
+        dispatcher,
+        state,
+        metrics,
         max_body_bytes=config.server.max_body_bytes,
         record_bodies=t.record_bodies,
     )
@@ -64,7 +92,10 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(migrate, engine)
         await run_in_threadpool(recorder.replay_spill)
+        await key_cache.start()  # loads the store's keys, then refreshes in the background
         recorder.start()
+        await state.start()
+        await policy.start()  # after the spill replay: seeds budgets from the store
         for provider in providers.values():
             await provider.start()
         lifecycle.ready = True
@@ -75,10 +106,14 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             yield
         finally:
             lifecycle.ready = False
+            await gateway.drain()
             for provider in providers.values():
                 await provider.close()
+            await policy.close()  # pending budget alerts: recorded and sent, bounded wait
+            await state.close()
             # in-flight requests have finished by now (the server drains them first)
             await run_in_threadpool(recorder.stop)
+            await key_cache.stop()
             engine.dispose()
 
     routes = [
@@ -87,7 +122,11 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         Route("/v1/embeddings", gateway.embeddings, methods=["POST"]),
         Route("/v1/models", gateway.models, methods=["GET"]),
         *TelemetryAPI(engine, store, keys).routes(),
-        *HealthAPI(lifecycle, store, recorder, spill, metrics).routes(),
+        *CostsAPI(engine, policy, keys).routes(),
+        *BreakersAPI(breakers, keys).routes(),
+        *KeysAPI(key_store, keys, audit).routes(),
+        *AuditAPI(audit, keys).routes(),
+        *HealthAPI(lifecycle, store, recorder, spill, metrics, [key_cache.problem]).routes(),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -109,4 +148,5 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     app.state.recorder = recorder
     app.state.engine = engine
     app.state.metrics = metrics
+    app.state.policy = policy
     return app

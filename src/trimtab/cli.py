@@ -11,11 +11,18 @@ from typing import Annotated
 import typer
 import uvicorn
 from rich.console import Console
+from rich.table import Table
 
 from trimtab import __version__
 from trimtab.config import Config, ConfigError, default_config, load_config
+from trimtab.keys.client import ClientError, KeysClient
 
 cli = typer.Typer(help="trimtab: an LLMOps control plane.", no_args_is_help=True)
+keys_cli = typer.Typer(
+    help="Create, list and revoke API keys on a running trimtab (needs an admin key).",
+    no_args_is_help=True,
+)
+cli.add_typer(keys_cli, name="keys")
 err = Console(stderr=True)
 
 
@@ -87,6 +94,100 @@ def check_config(path: Path) -> None:
 def version() -> None:
     """Print the version."""
     print(__version__)
+
+
+# -- trimtab keys ... -------------------------------------------------------------------
+
+Url = Annotated[
+    str, typer.Option("--url", envvar="TRIMTAB_URL", help="The trimtab server.", show_default=True)
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="TRIMTAB_API_KEY", help="An admin key of that server."),
+]
+DEFAULT_URL = "http://127.0.0.1:4000"
+
+
+def _fail(exc: ClientError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    return typer.Exit(1)
+
+
+@keys_cli.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="The tenant the key acts for.")],
+    role: Annotated[str, typer.Option(help="app, viewer, operator or admin.")],
+    owner: Annotated[str, typer.Option(help="The person or service the key belongs to.")],
+    name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
+    expires: Annotated[str | None, typer.Option(help="Lifetime, like 30d, 12h or 15m.")] = None,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Create a key; it is printed once and never shown again."""
+    try:
+        with KeysClient(url, api_key) as client:
+            made = client.create(
+                tenant=tenant, role=role, owner=owner, name=name, expires_in=expires
+            )
+    except ClientError as exc:
+        raise _fail(exc) from None
+    out = Console(soft_wrap=True, highlight=False)
+    expiry = f", expires {made['expires_at']}" if made.get("expires_at") else ""
+    out.print(
+        f"created [bold]{made['id']}[/bold]: tenant {made['tenant']}, role {made['role']}, "
+        f"owner {made['owner']}{expiry}"
+    )
+    out.print(made["key"], markup=False)
+    out.print("[yellow]Store this key now: it is not shown again.[/yellow]")
+
+
+@keys_cli.command("list")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """List keys: from the store and from the configuration file (never the keys themselves)."""
+    try:
+        with KeysClient(url, api_key) as client:
+            rows = client.list_keys(tenant)
+    except ClientError as exc:
+        raise _fail(exc) from None
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "status", "tenant", "role", "owner", "name", "source", "expires"):
+        table.add_column(column, no_wrap=column in ("id", "status"))
+    colours = {"active": "green", "expired": "yellow", "revoked": "red"}
+    for row in rows:
+        status = row["status"]
+        table.add_row(
+            row["id"],
+            f"[{colours.get(status, 'white')}]{status}[/]",
+            row["tenant"],
+            row["role"],
+            row["owner"] or "",
+            row["name"] or "",
+            row["source"],
+            row["expires_at"] or "",
+        )
+    Console(highlight=False).print(table)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")],
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Revoke a key: every gateway refuses it from the next request on."""
+    try:
+        with KeysClient(url, api_key) as client:
+            done = client.revoke(key_id)
+    except ClientError as exc:
+        raise _fail(exc) from None
+    Console(highlight=False).print(
+        f"revoked [bold]{done['id']}[/bold] (tenant {done['tenant']}, owner {done['owner']}) "
+        f"at {done['revoked_at']}"
+    )
 
 
 def main() -> None:

@@ -18,6 +18,18 @@ def reader(keys: KeyRing, request: Request) -> Principal:
     return principal
 
 
+def admin(keys: KeyRing, request: Request, action: str) -> Principal:
+    """A caller with role admin, or a 401/403 that names the action and the caller's role."""
+    principal = keys.authenticate(request.headers)
+    if not principal.is_admin:
+        raise GatewayError(
+            403,
+            "forbidden",
+            f"only a key with role 'admin' may {action}; this key has role '{principal.role}'",
+        )
+    return principal
+
+
 def scoped_tenant(principal: Principal, asked: str | None) -> str | None:
     """The tenant a query is limited to: the caller's own, unless an admin chooses."""
     if principal.is_admin:
@@ -29,11 +41,11 @@ def scoped_tenant(principal: Principal, asked: str | None) -> str | None:
     return principal.tenant
 
 
-def json_response(data: object, status: int = 200) -> Response:
+def json_response(data: object, status: int = 200, request_id: str | None = None) -> Response:
     return Response(
         orjson.dumps(data),
         status,
-        {"x-trimtab-request-id": new_request_id()},
+        {"x-trimtab-request-id": request_id or new_request_id()},
         media_type="application/json",
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -32,12 +33,15 @@ class HealthAPI:
         recorder: Recorder,
         spill: SpillFile,
         metrics: GatewayMetrics,
+        checks: Sequence[Callable[[], str | None]] = (),
     ) -> None:
+        """`checks` are extra readiness checks: each returns a problem, or None."""
         self._life = lifecycle
         self._store = store
         self._recorder = recorder
         self._spill = spill
         self._metrics = metrics
+        self._checks = tuple(checks)
 
     def routes(self) -> list[Route]:
         return [
@@ -59,6 +63,7 @@ class HealthAPI:
             problems.append(f"store unreachable: {type(exc).__name__}: {exc}")
         if not self._recorder.store_ok:
             problems.append(f"telemetry writes failing: {self._recorder.last_error}")
+        problems.extend(p for p in (check() for check in self._checks) if p is not None)
         body = {
             "status": "ready" if not problems else "not ready",
             "problems": problems,

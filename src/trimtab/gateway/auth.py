@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from trimtab.config import KeyConfig, Role
@@ -34,6 +36,20 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def key_id_of(digest: str) -> str:
+    """The public id of a key: derived from its hash, the same for config and store keys."""
+    return "key_" + digest[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A key from the store as the gateway holds it: who it is, until when, whether revoked."""
+
+    principal: Principal
+    expires_at: float | None = None  # Unix seconds
+    revoked: bool = False
+
+
 def presented_key(headers: Mapping[str, str]) -> str | None:
     """The key from `Authorization: Bearer …` (OpenAI SDK) or `x-api-key` (Anthropic SDK)."""
     auth = headers.get("authorization")
@@ -45,14 +61,28 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
 
 
 class KeyRing:
-    """The configured keys, held only as SHA-256 hashes."""
+    """Every key the gateway accepts, in memory, held only as SHA-256 hashes.
 
-    def __init__(self, keys: list[KeyConfig] | None) -> None:
+    Config keys are fixed at start. Store keys (created through the API) are a snapshot that
+    `trimtab.keys.cache.KeyCache` replaces every `auth.refresh_s`; this process's own
+    creations and revocations apply at once (`put`). A snapshot is trusted for
+    `stale_ttl_s` after the refresh that produced it; after that its keys are refused with
+    a 503 until the store answers again. Config keys always work.
+    """
+
+    def __init__(self, keys: list[KeyConfig] | None, *, stale_ttl_s: float = math.inf) -> None:
         self.enabled = keys is not None
+        self.stale_ttl_s = stale_ttl_s
         self._by_hash: dict[str, Principal] = {}
         for k in keys or []:
             digest = key_hash(k.key)
-            self._by_hash[digest] = Principal(k.tenant, k.role, "key_" + digest[:12], k.owner)
+            self._by_hash[digest] = Principal(k.tenant, k.role, key_id_of(digest), k.owner)
+        self._config_ids = {p.key_id for p in self._by_hash.values()}
+        self._stored: dict[str, StoredKey] = {}
+        self._trusted_until = -math.inf  # monotonic deadline of the current snapshot
+        self._recent: list[tuple[float, str, StoredKey]] = []  # local changes, monotonic time
+
+    # -- the request path: memory only ---------------------------------------------------
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The caller, or a 401 that says what was wrong."""
@@ -65,10 +95,48 @@ class KeyRing:
                 "missing_api_key",
                 "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
             )
-        principal = self._by_hash.get(key_hash(key))
-        if principal is None:
+        digest = key_hash(key)
+        principal = self._by_hash.get(digest)
+        if principal is not None:
+            return principal
+        stored = self._stored.get(digest)
+        if stored is None:
             raise GatewayError(401, "invalid_api_key", "invalid API key")
-        return principal
+        if stored.revoked:
+            raise GatewayError(401, "revoked_api_key", "API key revoked")
+        if stored.expires_at is not None and time.time() >= stored.expires_at:
+            raise GatewayError(401, "expired_api_key", "API key expired")
+        if time.monotonic() > self._trusted_until:
+            raise GatewayError(
+                503,
+                "key_store_unavailable",
+                "cannot check this API key: the key store has been unreachable for longer "
+                f"than auth.stale_ttl_s ({self.stale_ttl_s:g}s); retry later",
+            )
+        return stored.principal
+
+    # -- maintained by the key cache and the keys API -------------------------------------
+
+    def install(self, snapshot: dict[str, StoredKey], taken_at: float) -> None:
+        """Replace the store keys with a snapshot whose query started at `taken_at`
+        (monotonic). Local changes made since then may be missing from it: re-apply them."""
+        self._recent = [change for change in self._recent if change[0] >= taken_at]
+        for _, digest, stored in self._recent:
+            snapshot[digest] = stored
+        self._stored = snapshot
+        self._trusted_until = taken_at + self.stale_ttl_s
+
+    def put(self, digest: str, stored: StoredKey) -> None:
+        """A key this process just created or revoked (already committed to the store)."""
+        self._recent.append((time.monotonic(), digest, stored))
+        self._stored[digest] = stored
+
+    def is_config_key(self, key_id: str) -> bool:
+        return key_id in self._config_ids
+
+    def config_keys(self) -> Iterator[Principal]:
+        """The keys from the configuration file (their ids, never the keys)."""
+        return iter(self._by_hash.values())
 
 
 def require_role(principal: Principal, allowed: frozenset[str], action: str) -> None:

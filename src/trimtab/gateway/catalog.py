@@ -1,4 +1,4 @@
-"""The models a client may name, each bound to its provider adapter."""
+"""The models a client may name, each with its pool of deployments and its fallbacks."""
 
 from __future__ import annotations
 
@@ -10,21 +10,41 @@ from trimtab.providers.base import Provider
 
 
 @dataclass(frozen=True, slots=True)
+class Deployment:
+    """One upstream (a provider and its model name) that can serve a configured model."""
+
+    provider: Provider
+    upstream_model: str
+    weight: float
+
+    @property
+    def key(self) -> str:
+        """Breakers are per deployment: two model names on one upstream share one."""
+        return f"{self.provider.name}/{self.upstream_model}"
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     name: str
     config: ModelConfig
-    provider: Provider
-    upstream_model: str
+    deployments: tuple[Deployment, ...]
+
+    @property
+    def primary(self) -> Deployment:
+        return self.deployments[0]
 
 
 class Catalog:
     """Resolves a model name in memory; nothing on this path touches the store."""
 
     def __init__(self, config: Config, providers: dict[str, Provider]) -> None:
-        self._targets = {
-            name: Target(name, m, providers[m.provider], config.upstream_model(name))
-            for name, m in config.models.items()
-        }
+        self._targets: dict[str, Target] = {}
+        for name, model in config.models.items():
+            pool = tuple(
+                Deployment(providers[d.provider], d.model or name, d.weight)
+                for d in model.pool(name)
+            )
+            self._targets[name] = Target(name, model, pool)
 
     def names(self) -> list[str]:
         return sorted(self._targets)
@@ -43,3 +63,7 @@ class Catalog:
                 param="model",
             )
         return target
+
+    def plan(self, target: Target) -> list[Target]:
+        """The model and then its fallbacks, in order."""
+        return [target, *(self._targets[f] for f in target.config.fallbacks)]

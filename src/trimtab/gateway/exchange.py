@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from time import perf_counter
+from typing import Any
 
 from trimtab.errors import GatewayError, Wire
 from trimtab.gateway.auth import Principal
@@ -19,13 +20,14 @@ def new_request_id() -> str:
 class Exchange:
     """Per-request state; `upstream_s` is time spent waiting on the provider."""
 
-    __slots__ = ("_ttft_at", "record", "t0", "upstream_s", "wire")
+    __slots__ = ("_ttft_at", "attempts", "record", "t0", "upstream_s", "wire")
 
     def __init__(self, wire: Wire, operation: str) -> None:
         self.t0 = perf_counter()
         self.wire = wire
         self.upstream_s = 0.0
         self._ttft_at: float | None = None
+        self.attempts: list[dict[str, Any]] = []
         self.record = RequestRecord(
             id=new_request_id(), started_at=time.time(), api=wire, operation=operation
         )
@@ -55,6 +57,35 @@ class Exchange:
             "x-trimtab-overhead-ms": f"{self.overhead_ms():.3f}",
         }
 
+    def note_attempt(
+        self,
+        model: str,
+        deployment: str | None,
+        outcome: str,
+        status: int | None,
+        duration_ms: float,
+        error: str | None,
+    ) -> None:
+        """One call to an upstream (or a skipped one), for the on-call engineer."""
+        self.attempts.append(
+            {
+                "model": model,
+                "deployment": deployment,
+                "outcome": outcome,
+                "status": status,
+                "at_ms": round(self.elapsed_ms() - duration_ms, 3),
+                "duration_ms": round(duration_ms, 3),
+                "error": error,
+            }
+        )
+
+    def annotate(self, **values: Any) -> None:
+        attributes = self.record.attributes
+        if attributes is None:
+            self.record.attributes = dict(values)
+        else:
+            attributes.update(values)
+
     def fail(self, err: GatewayError) -> None:
         self.record.status_code = err.status
         self.record.error_type = err.code
@@ -63,6 +94,8 @@ class Exchange:
     def close(self) -> RequestRecord:
         """Stamp the final timings on the record."""
         rec = self.record
+        if self.attempts:
+            self.annotate(attempts=self.attempts)
         rec.duration_ms = self.elapsed_ms()
         rec.overhead_ms = max(rec.duration_ms - self.upstream_s * 1000, 0.0)
         return rec

@@ -1,9 +1,9 @@
-"""The data plane's handlers: authenticate, validate, resolve, call, relay, record."""
+"""The data plane's handlers: authenticate, validate, resolve, dispatch, relay, record."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from time import perf_counter
 from typing import Any
 
@@ -14,7 +14,8 @@ from starlette.responses import Response, StreamingResponse
 from trimtab.errors import GatewayError, Wire, error_body, stream_error_event
 from trimtab.gateway.auth import MODEL_CALLERS, KeyRing, require_role
 from trimtab.gateway.body import read_body
-from trimtab.gateway.catalog import Catalog, Target
+from trimtab.gateway.cache import CachedAnswer, cache_key, replay_stream
+from trimtab.gateway.catalog import Catalog, Deployment, Target
 from trimtab.gateway.dialects import (
     check_anthropic,
     check_embeddings,
@@ -24,19 +25,21 @@ from trimtab.gateway.dialects import (
     client_wants_usage,
     finish_reasons_of,
     parse_request,
-    parse_upstream,
     require_model,
-    upstream_request,
     usage_of,
 )
+from trimtab.gateway.dispatch import Dispatcher, OpenStream
 from trimtab.gateway.exchange import Exchange
 from trimtab.gateway.failures import from_upstream
 from trimtab.gateway.relay import Relay, make_relay
 from trimtab.gateway.tags import request_tags
-from trimtab.providers.base import Operation, UpstreamError, UpstreamStream
+from trimtab.providers.base import UpstreamError
+from trimtab.state.base import SharedState
+from trimtab.telemetry.metrics import GatewayMetrics
 from trimtab.telemetry.recorder import Recorder
 
 JSON_TYPE = "application/json"
+SSE_TYPE = "text/event-stream"
 
 
 class Gateway:
@@ -47,6 +50,9 @@ class Gateway:
         catalog: Catalog,
         keys: KeyRing,
         recorder: Recorder,
+        dispatcher: Dispatcher,
+        state: SharedState,
+        metrics: GatewayMetrics,
         *,
         max_body_bytes: int,
         record_bodies: bool,
@@ -54,8 +60,23 @@ class Gateway:
         self._catalog = catalog
         self._keys = keys
         self._recorder = recorder
+        self._dispatcher = dispatcher
+        self._state = state
+        self._metrics = metrics
         self._limit = max_body_bytes
         self._bodies = record_bodies
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def drain(self) -> None:
+        """Wait for the bookkeeping started after responses (cache writes, breaker counts)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        # its own task: not cancelled with a stream whose client went away
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- endpoints ---------------------------------------------------------------------
 
@@ -70,21 +91,21 @@ class Gateway:
         try:
             body = await self._admit(ex, request)
             check_embeddings(body)
-            target = self._target(ex, body, request)
-            if target.provider.wire != "openai":
+            target = self._target(ex, body)
+            if target.primary.provider.wire != "openai":
                 raise GatewayError(
                     400,
                     "unsupported_operation",
-                    f"model '{target.name}' is served by {target.provider.kind} provider "
-                    f"'{target.provider.name}', which has no embeddings endpoint",
+                    f"model '{target.name}' is served by {target.primary.provider.kind} "
+                    f"provider '{target.primary.provider.name}', which has no embeddings endpoint",
                     param="model",
                 )
-            up_body = dict(body)
-            up_body["model"] = target.upstream_model
-            raw = await self._call(ex, target, "embeddings", up_body)
-            parsed = parse_upstream(raw, target.provider.name)
-            self._account(ex, target, parsed, "openai")
-            return self._respond(ex, raw)
+            served = await self._dispatcher.call(
+                ex, self._catalog.plan(target), "openai", body, "embeddings"
+            )
+            self._served(ex, served.target, served.deployment)
+            self._account(ex, served.target, served.parsed, "openai")
+            return self._respond(ex, served.raw)
         except UpstreamError as exc:
             return self._error(ex, from_upstream(exc))
         except GatewayError as err:
@@ -120,7 +141,12 @@ class Gateway:
             data = {
                 "object": "list",
                 "data": [
-                    {"id": t.name, "object": "model", "created": 0, "owned_by": t.provider.name}
+                    {
+                        "id": t.name,
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": t.primary.provider.name,
+                    }
                     for t in targets
                 ],
             }
@@ -138,23 +164,22 @@ class Gateway:
                 check_anthropic(body)
             stream = check_stream_flag(body)
             ex.record.streamed = stream
-            target = self._target(ex, body, request)
-            provider_wire = target.provider.wire
-            up_body = upstream_request(wire, provider_wire, body, target.upstream_model, stream)
+            target = self._target(ex, body)
+            key = cache_key(target.name, wire, "chat", body) if target.config.cache else None
+            if key is not None:
+                hit = await self._cached(ex, target, key, wire, body, stream)
+                if hit is not None:
+                    return hit
+            plan = self._catalog.plan(target)
             if stream:
-                relay = make_relay(
-                    wire,
-                    provider_wire,
-                    target.provider.name,
-                    target.name,
-                    client_wants_usage(body),
-                    ex.id,
-                )
-                return await self._stream(ex, target, up_body, relay)
-            raw = await self._call(ex, target, "chat", up_body)
-            parsed = parse_upstream(raw, target.provider.name)
-            out = client_response(wire, provider_wire, parsed, raw, target.name)
-            self._account(ex, target, parsed, provider_wire)
+                return await self._stream(ex, plan, wire, body, key)
+            served = await self._dispatcher.call(ex, plan, wire, body, "chat")
+            provider_wire = served.deployment.provider.wire
+            out = client_response(wire, provider_wire, served.parsed, served.raw, target.name)
+            self._served(ex, served.target, served.deployment)
+            self._account(ex, served.target, served.parsed, provider_wire)
+            if key is not None:
+                self._spawn(self._remember(ex, served.target, key, out))
             return self._respond(ex, out)
         except UpstreamError as exc:
             return self._error(ex, from_upstream(exc))
@@ -175,22 +200,19 @@ class Gateway:
         rec.user, rec.session, rec.feature = request_tags(body, request.headers)
         return body
 
-    def _target(self, ex: Exchange, body: dict[str, Any], request: Request) -> Target:
+    def _target(self, ex: Exchange, body: dict[str, Any]) -> Target:
         target = self._catalog.resolve(str(body["model"]))
-        rec = ex.record
-        rec.provider = target.provider.name
-        rec.provider_kind = target.provider.kind
-        rec.upstream_model = target.upstream_model
+        self._served(ex, target, target.primary)
         return target
 
-    async def _call(
-        self, ex: Exchange, target: Target, op: Operation, body: dict[str, Any]
-    ) -> bytes:
-        t = perf_counter()
-        try:
-            return await target.provider.call(op, body, target.config.timeout_s)
-        finally:
-            ex.upstream_s += perf_counter() - t
+    @staticmethod
+    def _served(ex: Exchange, target: Target, dep: Deployment) -> None:
+        rec = ex.record
+        rec.provider = dep.provider.name
+        rec.provider_kind = dep.provider.kind
+        rec.upstream_model = dep.upstream_model
+        if target.name != rec.request_model:
+            ex.annotate(served_by=target.name)
 
     def _account(self, ex: Exchange, target: Target, parsed: dict[str, Any], wire: Wire) -> None:
         rec = ex.record
@@ -219,52 +241,100 @@ class Gateway:
         self._recorder.record(ex.close())
         return Response(body, err.status, headers, media_type=JSON_TYPE)
 
+    # -- the cache ---------------------------------------------------------------------
+
+    async def _cached(
+        self,
+        ex: Exchange,
+        target: Target,
+        key: str,
+        wire: Wire,
+        body: dict[str, Any],
+        stream: bool,
+    ) -> Response | None:
+        raw = await self._state.cache_get(key)
+        if raw is None:
+            self._metrics.cache.labels(target.name, "miss").inc()
+            ex.annotate(cache="miss")
+            return None
+        self._metrics.cache.labels(target.name, "hit").inc()
+        answer = CachedAnswer.decode(raw)
+        rec = ex.record
+        rec.input_tokens, rec.output_tokens = answer.input_tokens, answer.output_tokens
+        rec.finish_reasons = answer.finish_reasons
+        rec.response_model = answer.response_model
+        rec.cost_usd = 0.0
+        ex.annotate(cache="hit", cost_saved_usd=answer.cost_usd)
+        if not stream:
+            return self._respond(ex, answer.body)
+        replay = replay_stream(wire, orjson.loads(answer.body), client_wants_usage(body))
+        ex.mark_first_token()
+        headers = ex.headers()
+        if self._bodies:
+            rec.response_body = answer.body.decode()
+        self._recorder.record(ex.close())
+        return Response(replay, 200, headers, media_type=SSE_TYPE)
+
+    async def _remember(self, ex: Exchange, target: Target, key: str, body: bytes) -> None:
+        rec = ex.record
+        answer = CachedAnswer(
+            body, rec.input_tokens, rec.output_tokens, rec.cost_usd,
+            rec.finish_reasons, rec.response_model,
+        )  # fmt: skip
+        ttl = target.config.cache.ttl_s if target.config.cache else 0.0
+        await self._state.cache_set(key, answer.encode(), ttl)
+
     # -- streaming ---------------------------------------------------------------------
 
     async def _stream(
-        self, ex: Exchange, target: Target, body: dict[str, Any], relay: Relay
+        self,
+        ex: Exchange,
+        plan: list[Target],
+        wire: Wire,
+        body: dict[str, Any],
+        key: str | None,
     ) -> Response:
-        t = perf_counter()
-        try:
-            upstream = await target.provider.open_stream("chat", body, target.config.timeout_s)
-        finally:
-            ex.upstream_s += perf_counter() - t
+        wants_usage = client_wants_usage(body)
+
+        def relay_for(target: Target, dep: Deployment) -> Relay:
+            return make_relay(
+                wire, dep.provider.wire, dep.provider.name, target.name, wants_usage, ex.id
+            )
+
+        opened = await self._dispatcher.open_stream(ex, plan, wire, body, relay_for)
+        ex.mark_first_token()
+        self._served(ex, opened.target, opened.deployment)
         headers = ex.headers()
         headers["cache-control"] = "no-cache"
-        return StreamingResponse(
-            self._relay(ex, target, upstream, relay),
-            200,
-            headers,
-            media_type="text/event-stream",
-        )
+        return StreamingResponse(self._relay(ex, opened, key), 200, headers, media_type=SSE_TYPE)
 
     async def _relay(
-        self, ex: Exchange, target: Target, upstream: UpstreamStream, relay: Relay
+        self, ex: Exchange, opened: OpenStream, key: str | None
     ) -> AsyncIterator[bytes]:
         """Forward each event as it arrives; end with an explicit error if the provider fails."""
-        rec = ex.record
+        relay, rec = opened.relay, ex.record
+        finished = False
         try:
-            events = upstream.events()
-            while True:
+            if opened.head:
+                yield opened.head
+            while not relay.done:
                 t = perf_counter()
                 try:
-                    event = await anext(events)
+                    event = await anext(opened.events)
                 except StopAsyncIteration:
-                    ex.upstream_s += perf_counter() - t
                     break
-                ex.upstream_s += perf_counter() - t
+                finally:
+                    ex.upstream_s += perf_counter() - t
                 out = relay.feed(event)
-                if relay.token_seen:
-                    ex.mark_first_token()
                 if out:
                     yield out
-                if relay.done:
-                    break
             if not relay.done:
                 raise UpstreamError(
                     "stream_cut",
-                    f"provider '{target.provider.name}' ended the stream before finishing it",
+                    f"provider '{opened.deployment.provider.name}' ended the stream "
+                    "before finishing it",
                 )
+            finished = True
         except UpstreamError as exc:
             err = from_upstream(exc)
             ex.fail(err)
@@ -276,11 +346,16 @@ class Gateway:
             ex.fail(GatewayError(499, "client_disconnected", "the client went away mid-stream"))
             raise
         finally:
-            await upstream.close()
+            await opened.upstream.close()
             rec.input_tokens, rec.output_tokens = relay.usage()
-            rec.cost_usd = target.config.pricing.cost(rec.input_tokens, rec.output_tokens)
+            rec.cost_usd = opened.target.config.pricing.cost(rec.input_tokens, rec.output_tokens)
             rec.finish_reasons = relay.finish_reasons()
             rec.response_id, rec.response_model = relay.response_meta()
+            response = orjson.dumps(relay.response()) if (self._bodies or key) else b""
             if self._bodies:
-                rec.response_body = orjson.dumps(relay.response()).decode()
+                rec.response_body = response.decode()
+            provider_failed = not finished and rec.status_code != 499
+            self._spawn(self._dispatcher.settle_stream(opened, not provider_failed))
+            if finished and key is not None:
+                self._spawn(self._remember(ex, opened.target, key, response))
             self._recorder.record(ex.close())

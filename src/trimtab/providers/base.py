@@ -62,7 +62,10 @@ class Provider(Protocol):
         ...
 
     async def open_stream(
-        self, op: Operation, body: dict[str, Any], timeout_s: float
+        self, op: Operation, body: dict[str, Any], timeout_s: float, idle_timeout_s: float
     ) -> UpstreamStream:
-        """Start a streaming request; raise UpstreamError before any byte on failure."""
+        """Start a streaming request; raise UpstreamError before any byte on failure.
+
+        `timeout_s` bounds connecting and the response headers, `idle_timeout_s` each
+        silence between events."""
         ...

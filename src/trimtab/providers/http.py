@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
@@ -113,16 +114,19 @@ class HttpProvider:
             ) from None
 
     async def open_stream(
-        self, op: Operation, body: dict[str, Any], timeout_s: float
+        self, op: Operation, body: dict[str, Any], timeout_s: float, idle_timeout_s: float
     ) -> HttpStream:
         url = self._url(op)
         session = self._require_session()
-        # the whole-request bound does not fit a stream; bound connect and each read instead
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
+        # the whole-request bound does not fit a stream: bound the headers, then each read
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeout_s, sock_read=idle_timeout_s
+        )
         try:
-            resp = await session.post(
-                url, data=orjson.dumps(body), headers=self._headers, timeout=timeout
-            )
+            async with asyncio.timeout(timeout_s):
+                resp = await session.post(
+                    url, data=orjson.dumps(body), headers=self._headers, timeout=timeout
+                )
         except TimeoutError:
             raise UpstreamError(
                 "timeout", f"provider '{self.name}' did not answer within {timeout_s:g}s"
@@ -143,7 +147,21 @@ class HttpProvider:
             finally:
                 resp.close()
             raise self._status_error(resp, raw)
-        return HttpStream(resp, self.name, timeout_s)
+        ctype = resp.headers.get("content-type", "")
+        if not ctype.startswith("text/event-stream"):
+            try:
+                raw = await resp.content.read(200)
+            except (aiohttp.ClientError, TimeoutError):
+                raw = b""
+            finally:
+                resp.close()
+            snippet = raw.decode("utf-8", "replace")
+            raise UpstreamError(
+                "invalid_response",
+                f"provider '{self.name}' answered a streaming request with "
+                f"'{ctype or 'no content-type'}' instead of an event stream: {snippet!r}",
+            )
+        return HttpStream(resp, self.name, idle_timeout_s)
 
     def _status_error(self, resp: aiohttp.ClientResponse, raw: bytes) -> UpstreamError:
         detail = self._error_message(raw) or raw[:200].decode("utf-8", "replace") or "empty body"

@@ -223,7 +223,7 @@ class SimulatorProvider:
         }
 
     async def open_stream(
-        self, op: Operation, body: dict[str, Any], timeout_s: float
+        self, op: Operation, body: dict[str, Any], timeout_s: float, idle_timeout_s: float
     ) -> SimulatorStream:
         self._maybe_fail()
         return SimulatorStream(self, body)

@@ -60,6 +60,33 @@ class GatewayMetrics:
         self.queue_depth = Gauge(
             "trimtab_telemetry_queue_depth", "Records waiting for the writer.", registry=r
         )
+        self.attempts = Counter(
+            "trimtab_upstream_attempts",
+            "Calls to a deployment, by outcome (ok or the error class).",
+            ["deployment", "outcome"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "trimtab_fallbacks",
+            "Requests served by a fallback model.",
+            ["model", "fallback"],
+            registry=r,
+        )
+        self.breaker_open = Gauge(
+            "trimtab_breaker_open",
+            "1 while a deployment's breaker is open.",
+            ["deployment"],
+            registry=r,
+        )
+        self.breaker_trips = Counter(
+            "trimtab_breaker_trips",
+            "Times a deployment's breaker opened.",
+            ["deployment"],
+            registry=r,
+        )
+        self.cache = Counter(
+            "trimtab_cache", "Response cache lookups by result.", ["model", "result"], registry=r
+        )
         self.store_up = Gauge("trimtab_store_up", "1 when the last store write worked.", registry=r)
         self.store_up.set(1)
 

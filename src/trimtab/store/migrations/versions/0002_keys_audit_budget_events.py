@@ -58,9 +58,7 @@ def upgrade() -> None:
         sa.Column("spent_usd", sa.Float, nullable=False),
         sa.Column("limit_usd", sa.Float, nullable=False),
         sa.Column("on_exceed", sa.String(300), nullable=False),
-        sa.UniqueConstraint(
-            "scope", "period_start", "threshold", name="uq_budget_events_crossing"
-        ),
+        sa.UniqueConstraint("scope", "period_start", "threshold", name="uq_budget_events_crossing"),
     )
     op.create_index("ix_budget_events_at", "budget_events", ["at"])
 

@@ -1,0 +1,29 @@
+"""GET /api/breakers: each deployment's circuit breaker."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trimtab.api.access import error_response, json_response, reader
+from trimtab.errors import GatewayError
+from trimtab.gateway.auth import KeyRing
+from trimtab.gateway.breakers import Breakers
+
+
+class BreakersAPI:
+    def __init__(self, breakers: Breakers, keys: KeyRing) -> None:
+        self._breakers = breakers
+        self._keys = keys
+
+    def routes(self) -> list[Route]:
+        return [Route("/api/breakers", self.list_breakers, methods=["GET"])]
+
+    async def list_breakers(self, request: Request) -> Response:
+        try:
+            reader(self._keys, request)
+        except GatewayError as err:
+            return error_response(err)
+        data = [await self._breakers.status(key) for key in sorted(self._breakers.known)]
+        return json_response({"data": data})

@@ -1,0 +1,110 @@
+"""GET /api/costs, /api/budgets and /api/budget-events, scoped to the caller's tenant."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trimtab.api.access import error_response, json_response, reader, scoped_tenant
+from trimtab.api.params import bad_param, parse_int, parse_time, parse_window
+from trimtab.errors import GatewayError
+from trimtab.gateway.auth import KeyRing
+from trimtab.policy.service import Policy
+from trimtab.store.budgets import list_events
+from trimtab.store.costs import COST_GROUPS, CostRow, costs_by
+from trimtab.telemetry.rollups import minute_of
+
+
+class CostsAPI:
+    """Spend from the per-minute rollups; budgets and their alerts from the policy."""
+
+    def __init__(self, engine: Engine, policy: Policy, keys: KeyRing) -> None:
+        self._engine = engine
+        self._policy = policy
+        self._keys = keys
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/costs", self.costs, methods=["GET"]),
+            Route("/api/budgets", self.budgets, methods=["GET"]),
+            Route("/api/budget-events", self.budget_events, methods=["GET"]),
+        ]
+
+    async def costs(self, request: Request) -> Response:
+        try:
+            principal = reader(self._keys, request)
+            q = request.query_params
+            window_text = q.get("window") or "30d"
+            window = parse_window(window_text)
+            group_by = q.get("group_by") or "model"
+            if group_by not in COST_GROUPS:
+                raise bad_param("group_by", f"'{group_by}' is not one of {', '.join(COST_GROUPS)}")
+            tenant = scoped_tenant(principal, q.get("tenant"))
+            now = datetime.now(UTC)
+            since = minute_of((now - window).timestamp())
+            rows = await asyncio.to_thread(costs_by, self._engine, since, group_by, tenant)
+            total = CostRow()
+            groups: list[dict[str, Any]] = []
+            for value, row in rows.items():
+                total.add(row)
+                groups.append({group_by: value if value != "" else None, **_view(row)})
+            if group_by == "day":
+                groups.sort(key=lambda g: str(g["day"]))
+            else:
+                groups.sort(key=lambda g: (-g["cost_usd"], -g["requests"], str(g[group_by])))
+            return json_response(
+                {
+                    "window": window_text,
+                    "group_by": group_by,
+                    "from": since.isoformat(),
+                    "to": now.isoformat(),
+                    "tenant": tenant,
+                    "groups": groups,
+                    "total": _view(total),
+                }
+            )
+        except GatewayError as err:
+            return error_response(err)
+
+    async def budgets(self, request: Request) -> Response:
+        try:
+            principal = reader(self._keys, request)
+            tenant = scoped_tenant(principal, request.query_params.get("tenant"))
+            report = await self._policy.budget_report(tenant)
+            return json_response(
+                {"at": self._policy.now().isoformat(), "tenant": tenant, "data": report}
+            )
+        except GatewayError as err:
+            return error_response(err)
+
+    async def budget_events(self, request: Request) -> Response:
+        try:
+            principal = reader(self._keys, request)
+            q = request.query_params
+            tenant = scoped_tenant(principal, q.get("tenant"))
+            since = parse_time("since", q.get("since"))
+            limit = parse_int("limit", q.get("limit"), 100, 1, 1000)
+            scopes: set[str] | None = None
+            if tenant is not None:
+                keys = await self._policy.tenant_key_ids(tenant)
+                scopes = {f"tenant:{tenant}", *(f"key:{k}" for k in keys)}
+            rows = await asyncio.to_thread(list_events, self._engine, since, scopes, limit)
+            return json_response({"tenant": tenant, "data": rows})
+        except GatewayError as err:
+            return error_response(err)
+
+
+def _view(row: CostRow) -> dict[str, float | int]:
+    return {
+        "cost_usd": round(row.cost_usd, 10),
+        "requests": row.requests,
+        "errors": row.errors,
+        "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
+    }

@@ -1,0 +1,312 @@
+"""POST/GET /api/keys, GET/DELETE /api/keys/{id}: keys created and revoked through the API."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trimtab.api.access import admin, error_response, json_response, scoped_tenant
+from trimtab.api.params import bad_param, parse_time
+from trimtab.audit.log import AuditEvent, AuditLog
+from trimtab.errors import GatewayError
+from trimtab.gateway.auth import READERS, KeyRing, Principal, key_hash, key_id_of, require_role
+from trimtab.gateway.exchange import new_request_id
+from trimtab.keys.store import ROLES, KeyRow, KeyStore, new_key, stored_key
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_FIELDS = ("tenant", "role", "owner", "name", "expires_at", "expires_in")
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_MAX_LIFETIME = timedelta(days=3650)
+_MAX_BODY = 64 * 1024
+
+
+def parse_expires_in(value: object) -> timedelta:
+    """'30d', '12h', '15m' or '45s'."""
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise bad_param("expires_in", f"{value!r} is not a duration like 30d, 12h, 15m or 45s")
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if not 0 < seconds <= _MAX_LIFETIME.total_seconds():
+        raise bad_param("expires_in", f"'{value}' must be between 1s and 3650d")
+    return timedelta(seconds=seconds)
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool, limit: int) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise bad_param(name, "is required")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise bad_param(name, "must be a non-empty string")
+    if value != value.strip() or not value.isprintable():
+        raise bad_param(name, "must not start or end with spaces or hold control characters")
+    if len(value) > limit:
+        raise bad_param(name, f"must be at most {limit} characters")
+    return value
+
+
+def _expiry(body: dict[str, Any], now: datetime) -> datetime | None:
+    at, within = body.get("expires_at"), body.get("expires_in")
+    if at is not None and within is not None:
+        raise bad_param("expires_at", "give expires_at or expires_in, not both")
+    if within is not None:
+        return now + parse_expires_in(within)
+    if at is None:
+        return None
+    if not isinstance(at, str):
+        raise bad_param("expires_at", "must be an ISO 8601 time")
+    when = parse_time("expires_at", at)
+    assert when is not None
+    if when <= now:
+        raise bad_param("expires_at", f"'{at}' is not in the future")
+    return when
+
+
+def config_view(principal: Principal) -> dict[str, Any]:
+    """A key from the configuration file, as the API shows it (no hash, no hint)."""
+    return {
+        "id": principal.key_id,
+        "source": "config",
+        "tenant": principal.tenant,
+        "role": principal.role,
+        "owner": principal.owner,
+        "name": None,
+        "hint": None,
+        "status": "active",
+        "created_at": None,
+        "created_by": None,
+        "expires_at": None,
+        "revoked_at": None,
+        "revoked_by": None,
+    }
+
+
+def acted_by(principal: Principal) -> str | None:
+    """Whom a change is attributed to: the acting key's owner, else its id."""
+    return principal.owner or principal.key_id
+
+
+class KeysAPI:
+    """Keys in the store: admins create and revoke; readers see their own tenant's."""
+
+    def __init__(self, store: KeyStore, ring: KeyRing, audit: AuditLog) -> None:
+        self._store = store
+        self._ring = ring
+        self._audit = audit
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/keys", self.create, methods=["POST"]),
+            Route("/api/keys", self.list_keys, methods=["GET"]),
+            Route("/api/keys/{key_id}", self.get_key, methods=["GET"]),
+            Route("/api/keys/{key_id}", self.revoke, methods=["DELETE"]),
+        ]
+
+    # -- who may -------------------------------------------------------------------------
+
+    def _reader(self, request: Request) -> Principal:
+        principal = self._ring.authenticate(request.headers)
+        require_role(principal, READERS, "read keys")
+        return principal
+
+    def _manager(self, request: Request, action: str) -> Principal:
+        principal = admin(self._ring, request, action)
+        if not self._ring.enabled:
+            raise GatewayError(
+                409,
+                "keys_disabled",
+                "keys are off: the configuration has no 'keys' list, so requests need no key "
+                "and a created key would never be checked; add 'keys:' with an admin key first",
+            )
+        return principal
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await run_in_threadpool(fn, *args)
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise GatewayError(
+                503, "store_unavailable", f"the store is unreachable: {type(exc.orig).__name__}"
+            ) from None
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    async def create(self, request: Request) -> Response:
+        rid = new_request_id()
+        try:
+            principal = self._manager(request, "create keys")
+            body = await self._body(request)
+            now = datetime.now(UTC)
+            tenant = _text(body, "tenant", required=True, limit=128)
+            owner = _text(body, "owner", required=True, limit=256)
+            name = _text(body, "name", required=False, limit=256)
+            role = body.get("role")
+            if role not in ROLES:
+                raise bad_param("role", f"{role!r} is not one of {', '.join(ROLES)}")
+            assert tenant is not None and owner is not None and isinstance(role, str)
+            expires_at = _expiry(body, now)
+            for _ in range(3):
+                key = new_key()
+                key_id = key_id_of(key_hash(key))
+                if self._ring.is_config_key(key_id):
+                    continue  # 48 bits of id: astronomically rare, but never shadow a config key
+                event = AuditEvent.of(
+                    request,
+                    principal,
+                    "key.create",
+                    target=key_id,
+                    tenant=tenant,
+                    detail={
+                        "role": role,
+                        "owner": owner,
+                        "name": name,
+                        "expires_at": expires_at.isoformat() if expires_at else None,
+                    },
+                    request_id=rid,
+                )
+
+                def work(key: str = key, event: AuditEvent = event) -> tuple[str, KeyRow]:
+                    with self._store.engine.begin() as conn:
+                        made = self._store.insert(
+                            conn,
+                            key,
+                            tenant=tenant,
+                            role=role,
+                            owner=owner,
+                            name=name,
+                            created_by=acted_by(principal),
+                            expires_at=expires_at,
+                        )
+                        self._audit.write(conn, event)
+                    return made
+
+                try:
+                    digest, row = await self._db(work)
+                except IntegrityError:
+                    continue  # the same id already exists: draw another key
+                self._ring.put(digest, stored_key(row))
+                log.info(
+                    "key %s created: tenant %s, role %s, owner %s, by %s",
+                    row.id,
+                    tenant,
+                    role,
+                    owner,
+                    acted_by(principal),
+                )
+                return json_response({"key": key, **row.view()}, 201, rid)
+            raise GatewayError(500, "internal_error", "could not draw a unique key id")
+        except GatewayError as err:
+            return error_response(err)
+
+    async def _body(self, request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if len(raw) > _MAX_BODY:
+            raise GatewayError(413, "request_too_large", f"body over {_MAX_BODY} bytes")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise GatewayError(400, "invalid_request", "the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise GatewayError(400, "invalid_request", "the body must be a JSON object")
+        unknown = sorted(set(body) - set(_FIELDS))
+        if unknown:
+            raise bad_param(unknown[0], f"unknown field (known: {', '.join(_FIELDS)})")
+        return body
+
+    async def list_keys(self, request: Request) -> Response:
+        try:
+            principal = self._reader(request)
+            tenant = scoped_tenant(principal, request.query_params.get("tenant") or None)
+            rows = await self._db(self._store.list_keys, tenant)
+            configured = [
+                config_view(p)
+                for p in self._ring.config_keys()
+                if tenant is None or p.tenant == tenant
+            ]
+            return json_response({"data": configured + [r.view() for r in rows]})
+        except GatewayError as err:
+            return error_response(err)
+
+    async def get_key(self, request: Request) -> Response:
+        try:
+            principal = self._reader(request)
+            key_id = request.path_params["key_id"]
+            for p in self._ring.config_keys():
+                if p.key_id == key_id and (principal.is_admin or p.tenant == principal.tenant):
+                    return json_response(config_view(p))
+            row = await self._db(self._store.get, key_id)
+            if row is None or not (principal.is_admin or row.tenant == principal.tenant):
+                raise _no_key(key_id)  # another tenant's key is reported like a missing one
+            return json_response(row.view())
+        except GatewayError as err:
+            return error_response(err)
+
+    async def revoke(self, request: Request) -> Response:
+        rid = new_request_id()
+        try:
+            principal = self._manager(request, "revoke keys")
+            key_id = request.path_params["key_id"]
+            if self._ring.is_config_key(key_id):
+                raise GatewayError(
+                    409,
+                    "config_key",
+                    f"key '{key_id}' comes from the configuration file and cannot be revoked "
+                    "through the API; remove it from the 'keys' list and restart",
+                )
+            by = acted_by(principal)
+
+            def work() -> tuple[str, KeyRow] | None:
+                with self._store.engine.begin() as conn:
+                    done = self._store.revoke(conn, key_id, by)
+                    if done is None:
+                        return None
+                    _, row = done
+                    event = AuditEvent.of(
+                        request,
+                        principal,
+                        "key.revoke",
+                        target=key_id,
+                        tenant=row.tenant,
+                        detail={"role": row.role, "owner": row.owner, "name": row.name},
+                        request_id=rid,
+                    )
+                    self._audit.write(conn, event)
+                return done
+
+            done = await self._db(work)
+            if done is None:
+                existing = await self._db(self._store.get, key_id)
+                if existing is None or existing.revoked_at is None:
+                    raise _no_key(key_id)
+                when = existing.revoked_at.isoformat(timespec="seconds")
+                raise GatewayError(
+                    409,
+                    "already_revoked",
+                    f"key '{key_id}' was already revoked at {when} by {existing.revoked_by}",
+                )
+            digest, row = done
+            self._ring.put(digest, stored_key(row))
+            log.info("key %s revoked by %s", key_id, by)
+            return json_response(row.view(), 200, rid)
+        except GatewayError as err:
+            return error_response(err)
+
+
+def _no_key(key_id: str) -> GatewayError:
+    return GatewayError(404, "not_found", f"no key with id '{key_id}'")
