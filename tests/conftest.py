@@ -18,7 +18,7 @@ from trimtab.app import create_app
 from trimtab.config import Config, parse_config
 from trimtab.store.tables import requests
 from trimtab.testing.mock_upstream import MockUpstream
-from trimtab.testing.servers import PostgresServer, ServerUnavailable, free_port
+from trimtab.testing.servers import PostgresServer, RedisServer, ServerUnavailable, free_port
 from trimtab.testing.serving import ServerThread
 
 ADMIN_KEY = "tt-admin-acme-0001"
@@ -32,6 +32,21 @@ GLOBEX_VIEWER_KEY = "tt-viewer-globex-0001"
 def upstream() -> Iterator[MockUpstream]:
     with MockUpstream() as mock:
         yield mock
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One throwaway Redis for the session; tests keep apart by key prefix or FLUSHDB."""
+    try:
+        server = RedisServer().start()
+    except ServerUnavailable as exc:
+        if os.environ.get("CI"):
+            raise  # CI installs redis-server: a missing server there is a failure, not a skip
+        pytest.skip(f"redis-server not available: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         dispatcher,
         state,
         metrics,
+        policy,
         max_body_bytes=config.server.max_body_bytes,
         record_bodies=t.record_bodies,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from trimtab.state.base import SharedState
 from trimtab.state.memory import MemoryState
 from trimtab.state.redis import RedisState
 from trimtab.store.engine import make_engine, migrate
-from trimtab.testing.servers import RedisServer, ServerUnavailable
+from trimtab.testing.servers import RedisServer
 
 PRICES = {
     "gpt-big": Pricing(input_per_mtok=10.0, output_per_mtok=30.0),
@@ -39,20 +38,6 @@ def config(**extra: Any) -> Config:
         **extra,
     }
     return parse_config(data, "policy-test")
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    try:
-        server = RedisServer().start()
-    except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"redis-server not available: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from trimtab.config import Pricing
 from trimtab.errors import GatewayError, Wire, error_body, stream_error_event
 from trimtab.gateway.auth import MODEL_CALLERS, KeyRing, require_role
 from trimtab.gateway.body import read_body
@@ -33,6 +34,8 @@ from trimtab.gateway.exchange import Exchange
 from trimtab.gateway.failures import from_upstream
 from trimtab.gateway.relay import Relay, make_relay
 from trimtab.gateway.tags import request_tags
+from trimtab.policy.estimate import estimate_input_tokens, requested_output_tokens
+from trimtab.policy.service import Admission, Ask, Policy
 from trimtab.providers.base import UpstreamError
 from trimtab.state.base import SharedState
 from trimtab.telemetry.metrics import GatewayMetrics
@@ -40,6 +43,16 @@ from trimtab.telemetry.recorder import Recorder
 
 JSON_TYPE = "application/json"
 SSE_TYPE = "text/event-stream"
+
+
+class Charge:
+    """A request's admission by the policy, settled exactly once when its cost is known."""
+
+    __slots__ = ("admission", "ask")
+
+    def __init__(self, ask: Ask, admission: Admission) -> None:
+        self.ask = ask
+        self.admission = admission
 
 
 class Gateway:
@@ -53,6 +66,7 @@ class Gateway:
         dispatcher: Dispatcher,
         state: SharedState,
         metrics: GatewayMetrics,
+        policy: Policy,
         *,
         max_body_bytes: int,
         record_bodies: bool,
@@ -63,6 +77,7 @@ class Gateway:
         self._dispatcher = dispatcher
         self._state = state
         self._metrics = metrics
+        self._policy = policy
         self._limit = max_body_bytes
         self._bodies = record_bodies
         self._background: set[asyncio.Task[None]] = set()
@@ -88,10 +103,12 @@ class Gateway:
 
     async def embeddings(self, request: Request) -> Response:
         ex = Exchange("openai", "embeddings")
+        charge: Charge | None = None
         try:
             body = await self._admit(ex, request)
             check_embeddings(body)
             target = self._target(ex, body)
+            charge, target = await self._charge(ex, target, body)
             if target.primary.provider.wire != "openai":
                 raise GatewayError(
                     400,
@@ -110,6 +127,8 @@ class Gateway:
             return self._error(ex, from_upstream(exc))
         except GatewayError as err:
             return self._error(ex, err)
+        finally:
+            self._settle(ex, charge)
 
     async def models(self, request: Request) -> Response:
         rid = Exchange("openai", "models")
@@ -156,6 +175,7 @@ class Gateway:
 
     async def _chat(self, request: Request, wire: Wire) -> Response:
         ex = Exchange(wire, "chat")
+        charge: Charge | None = None
         try:
             body = await self._admit(ex, request)
             if wire == "openai":
@@ -165,6 +185,7 @@ class Gateway:
             stream = check_stream_flag(body)
             ex.record.streamed = stream
             target = self._target(ex, body)
+            charge, target = await self._charge(ex, target, body)
             key = cache_key(target.name, wire, "chat", body) if target.config.cache else None
             if key is not None:
                 hit = await self._cached(ex, target, key, wire, body, stream)
@@ -172,7 +193,9 @@ class Gateway:
                     return hit
             plan = self._catalog.plan(target)
             if stream:
-                return await self._stream(ex, plan, wire, body, key)
+                response = await self._stream(ex, plan, wire, body, key, charge)
+                charge = None  # the stream settles it when it ends
+                return response
             served = await self._dispatcher.call(ex, plan, wire, body, "chat")
             provider_wire = served.deployment.provider.wire
             out = client_response(wire, provider_wire, served.parsed, served.raw, target.name)
@@ -185,6 +208,8 @@ class Gateway:
             return self._error(ex, from_upstream(exc))
         except GatewayError as err:
             return self._error(ex, err)
+        finally:
+            self._settle(ex, charge)
 
     async def _admit(self, ex: Exchange, request: Request) -> dict[str, Any]:
         """Authenticate, read and parse the body, note who and what it is for."""
@@ -204,6 +229,44 @@ class Gateway:
         target = self._catalog.resolve(str(body["model"]))
         self._served(ex, target, target.primary)
         return target
+
+    async def _charge(
+        self, ex: Exchange, target: Target, body: dict[str, Any]
+    ) -> tuple[Charge | None, Target]:
+        """Rate limits and budgets: refuse (429), or admit, maybe with a cheaper model."""
+        if not self._policy.enabled:
+            return None, target
+        rec = ex.record
+        ask = Ask(
+            tenant=rec.tenant,
+            key_id=rec.key_id,
+            model=target.name,
+            feature=rec.feature,
+            route=rec.route,
+            input_tokens=estimate_input_tokens(body),
+            max_output_tokens=requested_output_tokens(body),
+        )
+        admission = await self._policy.admit(ask, self._pricing)
+        if admission.model != target.name:
+            target = self._catalog.resolve(admission.model)
+            self._served(ex, target, target.primary)
+            ex.annotate(downgraded_from=admission.downgraded_from)
+        return Charge(ask, admission), target
+
+    def _pricing(self, model: str) -> Pricing:
+        return self._catalog.resolve(model).config.pricing
+
+    def _settle(self, ex: Exchange, charge: Charge | None) -> None:
+        """Settle after the response: the real cost of a success, nothing for a failure."""
+        if charge is None:
+            return
+        rec = ex.record
+        cost = rec.cost_usd if rec.status_code < 400 else None
+        self._spawn(
+            self._policy.settle(
+                charge.admission, charge.ask, cost, rec.input_tokens, rec.output_tokens
+            )
+        )
 
     @staticmethod
     def _served(ex: Exchange, target: Target, dep: Deployment) -> None:
@@ -293,6 +356,7 @@ class Gateway:
         wire: Wire,
         body: dict[str, Any],
         key: str | None,
+        charge: Charge | None,
     ) -> Response:
         wants_usage = client_wants_usage(body)
 
@@ -306,10 +370,12 @@ class Gateway:
         self._served(ex, opened.target, opened.deployment)
         headers = ex.headers()
         headers["cache-control"] = "no-cache"
-        return StreamingResponse(self._relay(ex, opened, key), 200, headers, media_type=SSE_TYPE)
+        return StreamingResponse(
+            self._relay(ex, opened, key, charge), 200, headers, media_type=SSE_TYPE
+        )
 
     async def _relay(
-        self, ex: Exchange, opened: OpenStream, key: str | None
+        self, ex: Exchange, opened: OpenStream, key: str | None, charge: Charge | None
     ) -> AsyncIterator[bytes]:
         """Forward each event as it arrives; end with an explicit error if the provider fails."""
         relay, rec = opened.relay, ex.record
@@ -358,4 +424,5 @@ class Gateway:
             self._spawn(self._dispatcher.settle_stream(opened, not provider_failed))
             if finished and key is not None:
                 self._spawn(self._remember(ex, opened.target, key, response))
+            self._settle(ex, charge)
             self._recorder.record(ex.close())
