@@ -166,6 +166,10 @@ def test_stream_cut_mid_way_ends_with_an_error_event(running: Running) -> None:
     assert row["streamed"]
     assert row["status_code"] == 502
     assert row["error_type"] == "upstream_connection_lost"
+    # no usage chunk ever came: what was sent is charged on an estimate, and says so
+    assert row["input_tokens"] and row["output_tokens"]
+    assert row["cost_usd"] is not None
+    assert row["attributes"]["usage_estimated"] is True
 
 
 def test_stream_cut_reaches_the_anthropic_client_as_an_error(running: Running) -> None:

@@ -34,7 +34,11 @@ from trimtab.gateway.exchange import Exchange
 from trimtab.gateway.failures import from_upstream
 from trimtab.gateway.relay import Relay, make_relay
 from trimtab.gateway.tags import request_tags
-from trimtab.policy.estimate import estimate_input_tokens, requested_output_tokens
+from trimtab.policy.estimate import (
+    estimate_input_tokens,
+    estimate_output_tokens,
+    requested_output_tokens,
+)
 from trimtab.policy.service import Admission, Ask, Policy
 from trimtab.providers.base import UpstreamError
 from trimtab.state.base import SharedState
@@ -371,11 +375,19 @@ class Gateway:
         headers = ex.headers()
         headers["cache-control"] = "no-cache"
         return StreamingResponse(
-            self._relay(ex, opened, key, charge), 200, headers, media_type=SSE_TYPE
+            self._relay(ex, opened, key, charge, estimate_input_tokens(body)),
+            200,
+            headers,
+            media_type=SSE_TYPE,
         )
 
     async def _relay(
-        self, ex: Exchange, opened: OpenStream, key: str | None, charge: Charge | None
+        self,
+        ex: Exchange,
+        opened: OpenStream,
+        key: str | None,
+        charge: Charge | None,
+        input_estimate: int,
     ) -> AsyncIterator[bytes]:
         """Forward each event as it arrives; end with an explicit error if the provider fails."""
         relay, rec = opened.relay, ex.record
@@ -414,10 +426,18 @@ class Gateway:
         finally:
             await opened.upstream.close()
             rec.input_tokens, rec.output_tokens = relay.usage()
+            assembled = relay.response()
+            if not finished and (rec.input_tokens is None or rec.output_tokens is None):
+                # a cut stream never got its usage chunk: charge what was sent, estimated
+                if rec.input_tokens is None:
+                    rec.input_tokens = input_estimate
+                if rec.output_tokens is None:
+                    rec.output_tokens = estimate_output_tokens(assembled)
+                ex.annotate(usage_estimated=True)
             rec.cost_usd = opened.target.config.pricing.cost(rec.input_tokens, rec.output_tokens)
             rec.finish_reasons = relay.finish_reasons()
             rec.response_id, rec.response_model = relay.response_meta()
-            response = orjson.dumps(relay.response()) if (self._bodies or key) else b""
+            response = orjson.dumps(assembled) if (self._bodies or key) else b""
             if self._bodies:
                 rec.response_body = response.decode()
             provider_failed = not finished and rec.status_code != 499

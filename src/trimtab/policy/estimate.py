@@ -91,3 +91,13 @@ def requested_output_tokens(body: dict[str, Any]) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
+
+
+def estimate_output_tokens(response: dict[str, Any]) -> int:
+    """Estimated tokens of a (partial) response in either wire format: its text / 4."""
+    acc = [0, 0, 0]
+    for choice in response.get("choices") or []:
+        if isinstance(choice, dict):
+            _walk(choice.get("message"), acc)
+    _walk(response.get("content"), acc)
+    return math.ceil(acc[0] / CHARS_PER_TOKEN) + acc[1]
