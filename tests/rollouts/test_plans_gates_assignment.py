@@ -1,0 +1,75 @@
+"""Pure pieces of rollouts: plans, gates, sticky assignment."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from trimtab.rollouts.assignment import bucket, on_candidate, sticky_key
+from trimtab.rollouts.gates import Attestation, missing_evidence
+from trimtab.rollouts.plans import DEFAULT_PLAN, Plan, Stage
+
+
+def test_default_plan() -> None:
+    assert [s.percent for s in DEFAULT_PLAN.stages] == [1, 5, 25, 50, 100]
+
+
+@pytest.mark.parametrize("percents", [[5, 1, 100], [1, 1, 100], [1, 50]])
+def test_bad_plans_are_refused(percents: list[float]) -> None:
+    with pytest.raises(ValidationError):
+        Plan(stages=[Stage(percent=p) for p in percents])
+
+
+@given(st.text(min_size=1), st.text(min_size=1))
+def test_bucket_is_stable_and_in_range(rollout: str, key: str) -> None:
+    assert bucket(rollout, key) == bucket(rollout, key)
+    assert 0 <= bucket(rollout, key) < 10_000
+
+
+def test_split_is_close_to_the_percentage_and_monotonic() -> None:
+    keys = [f"user:{i}" for i in range(20_000)]
+    for percent in (1, 5, 25, 50):
+        share = sum(on_candidate("r1", k, percent) for k in keys) / len(keys)
+        assert abs(share - percent / 100) < 0.01
+    # a caller on the candidate at 5 % is on it at every wider stage
+    assert all(on_candidate("r1", k, 25) for k in keys if on_candidate("r1", k, 5))
+    assert all(on_candidate("r1", k, 100) for k in keys)
+
+
+def test_sticky_key_prefers_user_then_session() -> None:
+    assert sticky_key("u", "s", "r") == "user:u"
+    assert sticky_key(None, "s", "r") == "session:s"
+    assert sticky_key(None, None, "r") == "request:r"
+
+
+def att(kind: str, result: str = "pass", by: str = "bob") -> Attestation:
+    return Attestation(kind, result, by)  # type: ignore[arg-type]
+
+
+def test_tier_0_needs_nothing() -> None:
+    assert missing_evidence(0, "alice", [], has_message=False) == []
+
+
+def test_tier_1_needs_a_changelog() -> None:
+    assert missing_evidence(1, "alice", [], has_message=False)
+    assert missing_evidence(1, "alice", [], has_message=True) == []
+    assert missing_evidence(1, "alice", [att("changelog")], has_message=False) == []
+
+
+def test_tier_2_needs_eval_and_an_approval_by_someone_else() -> None:
+    missing = missing_evidence(2, "alice", [att("approval", by="alice")], has_message=True)
+    assert missing == [
+        "a passing eval attestation",
+        "an approval by someone other than the author (alice)",
+    ]
+    assert missing_evidence(2, "alice", [att("eval"), att("approval")], has_message=True) == []
+    failed = missing_evidence(2, "alice", [att("eval"), att("eval", "fail"), att("approval")], True)
+    assert failed == ["a passing eval attestation (the latest one failed)"]
+
+
+def test_tier_3_also_needs_red_team() -> None:
+    ok = [att("eval"), att("approval"), att("redteam")]
+    assert missing_evidence(3, "alice", ok, has_message=True) == []
+    assert missing_evidence(3, "alice", ok[:2], has_message=True) == ["a red-team sign-off"]
