@@ -1,0 +1,1 @@
+"""Releases: plans, sticky assignment, gates, canary statistics and the controller."""
