@@ -20,6 +20,7 @@ from trimtab.api.breakers import BreakersAPI
 from trimtab.api.costs import CostsAPI
 from trimtab.api.health import HealthAPI, Lifecycle
 from trimtab.api.keys import KeysAPI
+from trimtab.api.routes import RoutesAPI
 from trimtab.api.telemetry import TelemetryAPI
 from trimtab.audit.log import AuditLog
 from trimtab.config import Config
@@ -33,6 +34,8 @@ from trimtab.keys.cache import KeyCache
 from trimtab.keys.store import KeyStore
 from trimtab.policy.service import Policy
 from trimtab.providers.registry import build_providers
+from trimtab.registry.store import RouteStore
+from trimtab.registry.table import RouteCache, RouteTable
 from trimtab.state.factory import build_state
 from trimtab.store.engine import make_engine, migrate
 from trimtab.store.telemetry import TelemetryStore
@@ -67,6 +70,9 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     key_cache = KeyCache(key_store, keys, refresh_s=config.auth.refresh_s)
     key_cache.register(metrics.registry)
     audit = AuditLog(engine)
+    route_store = RouteStore(engine)
+    route_table = RouteTable()  # what `route:NAME` resolves to, in memory
+    route_cache = RouteCache(route_store, route_table)
     state = build_state(config.state)
     policy = Policy(config, state, engine, registry=metrics.registry)
     catalog = Catalog(config, providers)
@@ -86,6 +92,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         policy,
         max_body_bytes=config.server.max_body_bytes,
         record_bodies=t.record_bodies,
+        routes=route_table,
     )
     lifecycle = Lifecycle()
 
@@ -94,6 +101,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         await run_in_threadpool(migrate, engine)
         await run_in_threadpool(recorder.replay_spill)
         await key_cache.start()  # loads the store's keys, then refreshes in the background
+        await route_cache.start()  # the same for the routes' stable versions
         recorder.start()
         await state.start()
         await policy.start()  # after the spill replay: seeds budgets from the store
@@ -115,6 +123,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             # in-flight requests have finished by now (the server drains them first)
             await run_in_threadpool(recorder.stop)
             await key_cache.stop()
+            await route_cache.stop()
             engine.dispose()
 
     routes = [
@@ -126,8 +135,11 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         *CostsAPI(engine, policy, keys).routes(),
         *BreakersAPI(breakers, keys).routes(),
         *KeysAPI(key_store, keys, audit).routes(),
+        *RoutesAPI(route_store, route_cache, keys, audit, config.models).routes(),
         *AuditAPI(audit, keys).routes(),
-        *HealthAPI(lifecycle, store, recorder, spill, metrics, [key_cache.problem]).routes(),
+        *HealthAPI(
+            lifecycle, store, recorder, spill, metrics, [key_cache.problem, route_cache.problem]
+        ).routes(),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -150,4 +162,5 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     app.state.engine = engine
     app.state.metrics = metrics
     app.state.policy = policy
+    app.state.routes = route_table
     return app

@@ -16,6 +16,7 @@ from rich.table import Table
 from trimtab import __version__
 from trimtab.config import Config, ConfigError, default_config, load_config
 from trimtab.keys.client import ClientError, KeysClient
+from trimtab.registry.commands import register as register_route_commands
 
 cli = typer.Typer(help="trimtab: an LLMOps control plane.", no_args_is_help=True)
 keys_cli = typer.Typer(
@@ -188,6 +189,9 @@ def keys_revoke(
         f"revoked [bold]{done['id']}[/bold] (tenant {done['tenant']}, owner {done['owner']}) "
         f"at {done['revoked_at']}"
     )
+
+
+register_route_commands(cli)  # apply, routes, versions, diff, timeline
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from trimtab.gateway.dispatch import Dispatcher, OpenStream
 from trimtab.gateway.exchange import Exchange
 from trimtab.gateway.failures import from_upstream
 from trimtab.gateway.relay import Relay, make_relay
+from trimtab.gateway.routes import resolve_route_request
 from trimtab.gateway.tags import request_tags
 from trimtab.policy.estimate import (
     estimate_input_tokens,
@@ -41,6 +42,8 @@ from trimtab.policy.estimate import (
 )
 from trimtab.policy.service import Admission, Ask, Policy
 from trimtab.providers.base import UpstreamError
+from trimtab.registry.table import RouteTable
+from trimtab.rollouts.assignment import sticky_key
 from trimtab.state.base import SharedState
 from trimtab.telemetry.metrics import GatewayMetrics
 from trimtab.telemetry.recorder import Recorder
@@ -74,6 +77,7 @@ class Gateway:
         *,
         max_body_bytes: int,
         record_bodies: bool,
+        routes: RouteTable | None = None,
     ) -> None:
         self._catalog = catalog
         self._keys = keys
@@ -84,6 +88,7 @@ class Gateway:
         self._policy = policy
         self._limit = max_body_bytes
         self._bodies = record_bodies
+        self._routes = routes if routes is not None else RouteTable()
         self._background: set[asyncio.Task[None]] = set()
 
     async def drain(self) -> None:
@@ -182,6 +187,7 @@ class Gateway:
         charge: Charge | None = None
         try:
             body = await self._admit(ex, request)
+            body = self._route(ex, body, wire)
             if wire == "openai":
                 check_messages(body)
             else:
@@ -227,6 +233,21 @@ class Gateway:
         ex.record.request_model = require_model(body)
         rec = ex.record
         rec.user, rec.session, rec.feature = request_tags(body, request.headers)
+        return body
+
+    def _route(self, ex: Exchange, body: dict[str, Any], wire: Wire) -> dict[str, Any]:
+        """`model: "route:NAME"`: the route's version renders the request (gateway/routes.py)."""
+        rec = ex.record
+        body, route, version = resolve_route_request(
+            body,
+            self._routes,
+            wire=wire,
+            tenant=rec.tenant,
+            sticky_key=sticky_key(rec.user, rec.session, ex.id),
+        )
+        if route is not None:
+            rec.route, rec.version = route, version
+            rec.request_model = str(body["model"])  # the model the version serves
         return body
 
     def _target(self, ex: Exchange, body: dict[str, Any]) -> Target:

@@ -52,8 +52,8 @@ def missing_evidence(
             if not approvers:
                 out.append(f"an approval by someone other than the author ({author})")
         else:
-            att = latest.get(kind)
+            last = latest.get(kind)
             name = {"eval": "a passing eval attestation", "redteam": "a red-team sign-off"}[kind]
-            if att is None or att.result != "pass":
-                out.append(name + (" (the latest one failed)" if att else ""))
+            if last is None or last.result != "pass":
+                out.append(name + (" (the latest one failed)" if last else ""))
     return out

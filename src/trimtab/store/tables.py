@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -136,4 +137,52 @@ budget_events = Table(
     Column("on_exceed", String(300), nullable=False),
     UniqueConstraint("scope", "period_start", "threshold", name="uq_budget_events_crossing"),
     Index("ix_budget_events_at", "at"),
+)
+
+# -- the route registry ------------------------------------------------------------------
+
+# A route is a named LLM feature; what it serves is one of its versions.
+routes = Table(
+    "routes",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("owner", String(256), nullable=False),  # who is paged, who approves
+    Column("risk_tier", Integer, nullable=False),  # 0 (internal) .. 3 (regulated)
+    Column("tenant", String(128)),  # None: shared by every tenant
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(256)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("stable_version", Integer),  # the number of the version the gateway serves
+    Column("previous_stable_version", Integer),  # pinned: where a rollback returns to
+    Index("ix_routes_tenant", "tenant"),
+)
+
+# immutable: rows are inserted, never updated or deleted
+route_versions = Table(
+    "route_versions",
+    metadata,
+    Column("route", String(128), ForeignKey("routes.name"), primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),  # 1, 2, ... per route
+    Column("digest", String(64), nullable=False),  # SHA-256 of the canonical bundle JSON
+    Column("bundle", JSON, nullable=False),
+    Column("author", String(256)),  # the owner of the key that applied it
+    Column("message", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("parent", Integer),  # the route's newest version when this one was applied
+    Index("ix_route_versions_digest", "digest"),
+)
+
+# append-only: the timeline of a route (apply, promote, rollback, rollout stages, ...)
+route_events = Table(
+    "route_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("route", String(128), ForeignKey("routes.name"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("version", Integer),
+    Column("actor", String(256)),
+    Column("reason", Text),
+    Column("detail", JSON),
+    Index("ix_route_events_route", "route", "id"),
 )

@@ -1,0 +1,321 @@
+"""/api/routes: apply routes files; read routes, versions, diffs and timelines.
+
+Writing needs a key of role operator or admin; reading, viewer, operator or admin. A key
+sees shared routes and its own tenant's (an admin sees all); a route it may not see
+answers 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trimtab.api.access import error_response, json_response
+from trimtab.api.params import bad_param, parse_int
+from trimtab.audit.log import AuditEvent, AuditLog
+from trimtab.errors import GatewayError
+from trimtab.gateway.auth import READERS, KeyRing, Principal, require_role
+from trimtab.gateway.exchange import new_request_id
+from trimtab.registry.diff import diff_bundles
+from trimtab.registry.spec import RouteDefinition, RoutesError, load_routes, parse_routes
+from trimtab.registry.store import (
+    ApplyResult,
+    RouteConflict,
+    RouteForbidden,
+    RouteRow,
+    RouteStore,
+    VersionRow,
+    Writer,
+    label,
+    visible,
+)
+from trimtab.registry.table import RouteCache
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+WRITERS: frozenset[str] = frozenset({"operator", "admin"})
+_FIELDS = ("message", "yaml", "routes", "source")
+_MAX_BODY = 1024 * 1024
+_MAX_MESSAGE = 2000
+_NUMBER = re.compile(r"^v?(\d{1,9})$")
+_APPLY_ATTEMPTS = 3
+
+
+def parse_version(name: str, value: str | None) -> int | None:
+    """'2' or 'v2' -> 2."""
+    if value is None or value == "":
+        return None
+    match = _NUMBER.match(value)
+    if match is None or int(match.group(1)) < 1:
+        raise bad_param(name, f"'{value}' is not a version like v2 or 2")
+    return int(match.group(1))
+
+
+def acted_by(principal: Principal) -> str | None:
+    """Whom a change is attributed to: the acting key's owner, else its id."""
+    return principal.owner or principal.key_id
+
+
+class RoutesAPI:
+    def __init__(
+        self,
+        store: RouteStore,
+        cache: RouteCache,
+        keys: KeyRing,
+        audit: AuditLog,
+        models: Collection[str],
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._keys = keys
+        self._audit = audit
+        self._models = frozenset(models)
+        self._apply_lock = asyncio.Lock()  # one apply at a time in this process
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/routes/apply", self.apply, methods=["POST"]),
+            Route("/api/routes", self.list_routes, methods=["GET"]),
+            Route("/api/routes/{route}", self.get_route, methods=["GET"]),
+            Route("/api/routes/{route}/versions", self.list_versions, methods=["GET"]),
+            Route("/api/routes/{route}/versions/{number}", self.get_version, methods=["GET"]),
+            Route("/api/routes/{route}/diff", self.diff, methods=["GET"]),
+            Route("/api/routes/{route}/timeline", self.timeline, methods=["GET"]),
+        ]
+
+    # -- who may -------------------------------------------------------------------------
+
+    def _reader(self, request: Request) -> Principal:
+        principal = self._keys.authenticate(request.headers)
+        require_role(principal, READERS, "read routes")
+        return principal
+
+    def _writer(self, request: Request) -> Principal:
+        principal = self._keys.authenticate(request.headers)
+        if principal.role not in WRITERS:
+            raise GatewayError(
+                403,
+                "forbidden",
+                "only a key with role 'operator' or 'admin' may apply routes; "
+                f"this key has role '{principal.role}'",
+            )
+        return principal
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await run_in_threadpool(fn, *args)
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise GatewayError(
+                503, "store_unavailable", f"the store is unreachable: {type(exc.orig).__name__}"
+            ) from None
+
+    async def _route(self, request: Request, principal: Principal) -> RouteRow:
+        name = request.path_params["route"]
+        row = await self._db(self._store.get_route, name)
+        if row is None or not visible(row.tenant, principal.tenant, principal.is_admin):
+            raise GatewayError(404, "not_found", f"no route named '{name}'")
+        return row
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def _definitions(self, request: Request) -> tuple[list[RouteDefinition], str]:
+        raw = await request.body()
+        if len(raw) > _MAX_BODY:
+            raise GatewayError(413, "request_too_large", f"body over {_MAX_BODY} bytes")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise GatewayError(400, "invalid_request", "the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise GatewayError(400, "invalid_request", "the body must be a JSON object")
+        unknown = sorted(set(body) - set(_FIELDS))
+        if unknown:
+            raise bad_param(unknown[0], f"unknown field (known: {', '.join(_FIELDS)})")
+        message = body.get("message")
+        if not isinstance(message, str) or not message.strip():
+            raise bad_param("message", "is required: say why these routes change")
+        if len(message) > _MAX_MESSAGE:
+            raise bad_param("message", f"must be at most {_MAX_MESSAGE} characters")
+        source = body.get("source", "request body")
+        if not isinstance(source, str) or not source or len(source) > 300:
+            raise bad_param("source", "must be a file name of at most 300 characters")
+        text, routes = body.get("yaml"), body.get("routes")
+        if (text is None) == (routes is None):
+            raise bad_param("yaml", "give either 'yaml' (the text of a routes file) or 'routes'")
+        try:
+            if text is not None:
+                if not isinstance(text, str):
+                    raise bad_param("yaml", "must be the text of a routes file")
+                definitions = load_routes(text, source, self._models)
+            else:
+                definitions = parse_routes({"routes": routes}, source, self._models)
+        except RoutesError as exc:
+            raise GatewayError(400, "invalid_routes", str(exc)) from None
+        return definitions, message.strip()
+
+    async def apply(self, request: Request) -> Response:
+        rid = new_request_id()
+        try:
+            principal = self._writer(request)
+            definitions, message = await self._definitions(request)
+            writer = Writer(acted_by(principal), principal.tenant, principal.is_admin)
+
+            def audit(conn: Connection, result: ApplyResult) -> None:
+                event = AuditEvent.of(
+                    request,
+                    principal,
+                    "route.apply",
+                    target=result.route,
+                    tenant=result.tenant,
+                    detail={
+                        "status": result.status,
+                        "version": result.version,
+                        "digest": result.digest,
+                        "updated": result.updated,
+                        "message": message,
+                    },
+                    request_id=rid,
+                )
+                self._audit.write(conn, event)
+
+            def work() -> list[ApplyResult]:
+                return self._store.apply(
+                    definitions, writer=writer, message=message, on_change=audit
+                )
+
+            async with self._apply_lock:
+                results = await self._apply(work)
+            await self._cache.refresh()  # this process serves the change from now on
+            for r in results:
+                if r.status != "unchanged":
+                    log.info("route %s: %s v%s by %s", r.route, r.status, r.version, writer.actor)
+            return json_response(
+                {"routes": [r.view() for r in results], "message": message}, 200, rid
+            )
+        except GatewayError as err:
+            return error_response(err)
+
+    async def _apply(self, work: Callable[[], list[ApplyResult]]) -> list[ApplyResult]:
+        for _ in range(_APPLY_ATTEMPTS):
+            try:
+                return await self._db(work)
+            except IntegrityError:
+                continue  # another gateway created the same route or version meanwhile
+            except RouteForbidden as exc:
+                raise GatewayError(403, "forbidden", str(exc)) from None
+            except RouteConflict as exc:
+                raise GatewayError(409, "route_conflict", str(exc)) from None
+        raise GatewayError(
+            409, "concurrent_change", "these routes were changed concurrently; apply again"
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def list_routes(self, request: Request) -> Response:
+        try:
+            principal = self._reader(request)
+            rows = await self._db(self._store.list_routes, principal.tenant, principal.is_admin)
+            return json_response({"data": [r.view() for r in rows]})
+        except GatewayError as err:
+            return error_response(err)
+
+    async def get_route(self, request: Request) -> Response:
+        try:
+            principal = self._reader(request)
+            row = await self._route(request, principal)
+            stable = None
+            if row.stable_version is not None:
+                version = await self._db(self._store.version, row.name, row.stable_version)
+                stable = None if version is None else version.view(row.stable_version)
+            return json_response({**row.view(), "stable": stable})
+        except GatewayError as err:
+            return error_response(err)
+
+    async def list_versions(self, request: Request) -> Response:
+        try:
+            principal = self._reader(request)
+            row = await self._route(request, principal)
+            versions = await self._db(self._store.versions, row.name)
+            data = [v.view(row.stable_version, with_bundle=False) for v in versions]
+            return json_response({"route": row.name, "data": data})
+        except GatewayError as err:
+            return error_response(err)
+
+    async def _version(self, row: RouteRow, number: int, param: str) -> VersionRow:
+        version = await self._db(self._store.version, row.name, number)
+        if version is None:
+            latest = label(row.latest_version) or "none"
+            raise GatewayError(
+                404,
+                "not_found",
+                f"route '{row.name}' has no version v{number} (latest: {latest})",
+                param=param,
+            )
+        return version
+
+    async def get_version(self, request: Request) -> Response:
+        try:
+            principal = self._reader(request)
+            number = parse_version("version", request.path_params["number"])
+            row = await self._route(request, principal)
+            assert number is not None
+            version = await self._version(row, number, "version")
+            return json_response(version.view(row.stable_version))
+        except GatewayError as err:
+            return error_response(err)
+
+    async def diff(self, request: Request) -> Response:
+        """?from=&to=: `to` defaults to the newest version, `from` to `to`'s parent."""
+        try:
+            principal = self._reader(request)
+            q = request.query_params
+            first = parse_version("from", q.get("from"))
+            second = parse_version("to", q.get("to"))
+            row = await self._route(request, principal)
+            if second is None:
+                second = row.latest_version
+                if second is None:
+                    raise GatewayError(404, "not_found", f"route '{row.name}' has no versions")
+            after = await self._version(row, second, "to")
+            if first is None:
+                if after.parent is None:
+                    raise bad_param("from", f"v{second} has no parent version; give from=")
+                first = after.parent
+            before = await self._version(row, first, "from")
+            changes = diff_bundles(before.bundle, after.bundle, f"v{first}", f"v{second}")
+            return json_response({"route": row.name, **changes.view()})
+        except GatewayError as err:
+            return error_response(err)
+
+    async def timeline(self, request: Request) -> Response:
+        """?after=<event id>&limit=: a route's events, oldest first."""
+        try:
+            principal = self._reader(request)
+            q = request.query_params
+            after = parse_int("after", q.get("after"), 0, 0, 2**62)
+            limit = parse_int("limit", q.get("limit"), 200, 1, 1000)
+            row = await self._route(request, principal)
+            events = await self._db(self._store.events, row.name, after, limit + 1)
+            more = len(events) > limit
+            events = events[:limit]
+            next_after = events[-1].id if more else None
+            return json_response(
+                {"route": row.name, "data": [e.view() for e in events], "next_after": next_after}
+            )
+        except GatewayError as err:
+            return error_response(err)

@@ -1,0 +1,1 @@
+"""The route registry: named LLM features and their immutable, content-addressed versions."""

@@ -1,0 +1,75 @@
+"""A small client of a running trimtab's routes API (used by `trimtab apply`, `diff`, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from trimtab.keys.client import ClientError
+
+
+class RoutesClient:
+    def __init__(self, url: str, api_key: str | None, *, timeout_s: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
+
+    def __enter__(self) -> RoutesClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ClientError(f"cannot reach trimtab at {self.url}: {exc}") from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.status_code >= 400:
+            message = None
+            if isinstance(data, dict) and isinstance(data.get("error"), dict):
+                message = data["error"].get("message")
+            text = message or response.text.strip() or response.reason_phrase
+            raise ClientError(f"{response.status_code}: {text}")
+        if not isinstance(data, dict):
+            raise ClientError(f"{method} {path}: the server did not answer with a JSON object")
+        return data
+
+    @staticmethod
+    def _route(route: str) -> str:
+        return "/api/routes/" + quote(route, safe="")
+
+    def apply(self, text: str, source: str, message: str) -> list[dict[str, Any]]:
+        body = {"yaml": text, "source": source, "message": message}
+        answer = self._call("POST", "/api/routes/apply", json=body)
+        results: list[dict[str, Any]] = answer["routes"]
+        return results
+
+    def list_routes(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._call("GET", "/api/routes")["data"]
+        return rows
+
+    def versions(self, route: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._call("GET", self._route(route) + "/versions")["data"]
+        return rows
+
+    def diff(self, route: str, before: str | None, after: str | None) -> dict[str, Any]:
+        params = {k: v for k, v in (("from", before), ("to", after)) if v}
+        return self._call("GET", self._route(route) + "/diff", params=params)
+
+    def timeline(self, route: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        after: int | None = None
+        while True:
+            params = {"limit": 1000, **({"after": after} if after is not None else {})}
+            page = self._call("GET", self._route(route) + "/timeline", params=params)
+            events.extend(page["data"])
+            after = page.get("next_after")
+            if after is None:
+                return events

@@ -1,0 +1,186 @@
+"""The routes file, parsed strictly (pure): every error names the file, the route and the key.
+
+```yaml
+routes:
+  support-answer:
+    owner: support-ml@acme.example
+    risk_tier: 2
+    version:
+      model: gpt-mock
+      params: {temperature: 0.2, max_tokens: 400}
+      messages:
+        - role: system
+          content: "You are Acme's support assistant. Policy: {{policy}}"
+        - role: user
+          content: "{{question}}"
+```
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from trimtab.registry.bundle import Bundle, Message, Template, TemplateError
+
+ROUTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+PARAMS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "response_format",
+)
+
+
+class RoutesError(ValueError):
+    """A routes file that cannot be applied; one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class MessageSpec(_Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(min_length=1)
+
+
+class ParamsSpec(_Strict):
+    """Parameters in the OpenAI chat vocabulary (mapped for Anthropic clients)."""
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    seed: int | None = None
+    response_format: dict[str, Any] | None = None
+
+
+class VersionSpec(_Strict):
+    model: str = Field(min_length=1)
+    params: ParamsSpec = Field(default_factory=ParamsSpec)
+    messages: list[MessageSpec] = Field(min_length=1)
+
+
+class RouteSpec(_Strict):
+    owner: str = Field(min_length=1, max_length=256)
+    risk_tier: int = Field(ge=0, le=3)
+    tenant: str | None = Field(default=None, min_length=1, max_length=128)
+    version: VersionSpec
+
+
+class RoutesFile(_Strict):
+    routes: dict[str, RouteSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDefinition:
+    """One route of a routes file: its metadata and the bundle of its version."""
+
+    name: str
+    owner: str
+    risk_tier: int
+    tenant: str | None  # None: not stated in the file
+    bundle: Bundle
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _bundle(version: VersionSpec) -> Bundle:
+    params = version.params.model_dump(exclude_none=True)
+    messages = tuple(Message(m.role, m.content) for m in version.messages)
+    return Bundle(version.model, params, messages)
+
+
+def _check(name: str, spec: RouteSpec, source: str, models: Collection[str] | None) -> list[str]:
+    where = f"{source}: routes.{name}"
+    problems: list[str] = []
+    if models is not None and spec.version.model not in models:
+        known = ", ".join(sorted(models)) or "none"
+        problems.append(
+            f"{where}.version.model: unknown model '{spec.version.model}' "
+            f"(configured on this gateway: {known})"
+        )
+    seen_other = False
+    for i, message in enumerate(spec.version.messages):
+        if message.role == "system" and seen_other:
+            problems.append(
+                f"{where}.version.messages[{i}].role: system messages must come before "
+                "user and assistant messages"
+            )
+        seen_other = seen_other or message.role != "system"
+        try:
+            Template.parse(message.content)
+        except TemplateError as exc:
+            problems.append(f"{where}.version.messages[{i}].content: {exc}")
+    return problems
+
+
+def parse_routes(
+    data: Any, source: str = "<routes>", models: Collection[str] | None = None
+) -> list[RouteDefinition]:
+    """Validate loaded YAML/JSON data; `models` are the gateway's model names (None: any)."""
+    if not isinstance(data, dict):
+        raise RoutesError([f"{source}: the top level must be a mapping with the key 'routes'"])
+    problems: list[str] = []
+    raw_routes = data.get("routes")
+    if isinstance(raw_routes, dict):
+        if not raw_routes:
+            problems.append(f"{source}: routes: no routes are defined")
+        for name in raw_routes:
+            if not isinstance(name, str) or not ROUTE_NAME.match(name):
+                problems.append(
+                    f"{source}: routes.{name}: invalid route name: use letters, digits, "
+                    "'.', '_' and '-', starting with a letter or digit, at most 128 characters"
+                )
+    try:
+        parsed = RoutesFile.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = _location(tuple(err["loc"]))
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            msg = msg.removeprefix("Value error, ")
+            problems.append(f"{source}: {where}: {msg}" if where else f"{source}: {msg}")
+        raise RoutesError(problems) from None
+    for name, spec in parsed.routes.items():
+        problems.extend(_check(name, spec, source, models))
+    if problems:
+        raise RoutesError(problems)
+    return [
+        RouteDefinition(name, spec.owner, spec.risk_tier, spec.tenant, _bundle(spec.version))
+        for name, spec in parsed.routes.items()
+    ]
+
+
+def load_routes(
+    text: str, source: str = "<routes>", models: Collection[str] | None = None
+) -> list[RouteDefinition]:
+    """Parse the text of a routes file (YAML, of which JSON is a subset)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RoutesError([f"{source}: invalid YAML: {exc}"]) from None
+    return parse_routes(data, source, models)

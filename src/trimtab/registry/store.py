@@ -1,0 +1,506 @@
+"""The registry's tables: routes, their immutable versions and their timeline.
+
+Applying a routes file creates a version of a route only when the bundle's digest differs
+from the route's newest version; versions are numbered 1, 2, ... per route, and a route's
+first version becomes its stable version. Every change to a route writes a row to
+`route_events`, its timeline, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+
+from trimtab.registry.bundle import Bundle
+from trimtab.registry.spec import RouteDefinition
+from trimtab.store.tables import route_events, route_versions, routes
+from trimtab.store.telemetry import as_utc
+
+
+class RouteForbidden(PermissionError):
+    """The caller's key may not change this route (another tenant's, or a shared one)."""
+
+
+class RouteConflict(ValueError):
+    """The change contradicts the stored route (e.g. it would move it to another tenant)."""
+
+
+def label(number: int | None) -> str | None:
+    """How versions are named in telemetry and on the command line: v1, v2, ..."""
+    return None if number is None else f"v{number}"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else as_utc(value).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """Who applies: the actor's name, its tenant, and whether it may write any route."""
+
+    actor: str | None
+    tenant: str
+    admin: bool
+
+    def may_write(self, route_tenant: str | None) -> bool:
+        return self.admin or (route_tenant is not None and route_tenant == self.tenant)
+
+
+def visible(route_tenant: str | None, tenant: str, admin: bool) -> bool:
+    """Whether a caller of `tenant` sees (and may call) a route: shared or its own."""
+    return admin or route_tenant is None or route_tenant == tenant
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRow:
+    name: str
+    owner: str
+    risk_tier: int
+    tenant: str | None
+    created_at: datetime
+    created_by: str | None
+    updated_at: datetime
+    stable_version: int | None
+    previous_stable_version: int | None
+    latest_version: int | None
+
+    @classmethod
+    def of(cls, row: Any, latest: int | None) -> RouteRow:
+        return cls(
+            row["name"],
+            row["owner"],
+            row["risk_tier"],
+            row["tenant"],
+            as_utc(row["created_at"]),
+            row["created_by"],
+            as_utc(row["updated_at"]),
+            row["stable_version"],
+            row["previous_stable_version"],
+            latest,
+        )
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "owner": self.owner,
+            "risk_tier": self.risk_tier,
+            "tenant": self.tenant,
+            "created_at": _iso(self.created_at),
+            "created_by": self.created_by,
+            "updated_at": _iso(self.updated_at),
+            "stable_version": self.stable_version,
+            "previous_stable_version": self.previous_stable_version,
+            "latest_version": self.latest_version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    route: str
+    number: int
+    digest: str
+    bundle: Bundle
+    author: str | None
+    message: str
+    created_at: datetime
+    parent: int | None
+
+    @classmethod
+    def of(cls, row: Any) -> VersionRow:
+        return cls(
+            row["route"],
+            row["number"],
+            row["digest"],
+            Bundle.from_json(row["bundle"]),
+            row["author"],
+            row["message"],
+            as_utc(row["created_at"]),
+            row["parent"],
+        )
+
+    def view(self, stable: int | None, *, with_bundle: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "route": self.route,
+            "number": self.number,
+            "version": label(self.number),
+            "digest": self.digest,
+            "parent": self.parent,
+            "author": self.author,
+            "message": self.message,
+            "created_at": _iso(self.created_at),
+            "stable": self.number == stable,
+            "variables": list(self.bundle.variables),
+        }
+        if with_bundle:
+            out["bundle"] = self.bundle.to_json()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: int
+    route: str
+    at: datetime
+    kind: str
+    version: int | None
+    actor: str | None
+    reason: str | None
+    detail: dict[str, Any] | None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "route": self.route,
+            "at": _iso(self.at),
+            "kind": self.kind,
+            "version": self.version,
+            "actor": self.actor,
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What applying one route did.
+
+    status: "created" (a new version), "updated" (owner or risk tier only), "unchanged".
+    """
+
+    route: str
+    status: str
+    version: int  # the route's newest version after the apply
+    digest: str
+    parent: int | None
+    stable_version: int | None
+    tenant: str | None
+    new_route: bool = False
+    same_as: int | None = None  # an older version with the same content, if any
+    updated: dict[str, list[Any]] = field(default_factory=dict)  # field: [before, after]
+    variables: tuple[str, ...] = ()
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "route": self.route,
+            "status": self.status,
+            "version": self.version,
+            "digest": self.digest,
+            "parent": self.parent,
+            "stable_version": self.stable_version,
+            "tenant": self.tenant,
+            "new_route": self.new_route,
+            "same_as": self.same_as,
+            "updated": self.updated,
+            "variables": list(self.variables),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StableRow:
+    """A route as the gateway serves it: its metadata and its stable version's digest."""
+
+    name: str
+    tenant: str | None
+    owner: str
+    risk_tier: int
+    number: int
+    digest: str
+
+
+OnChange = Callable[[Connection, ApplyResult], None]
+
+
+class RouteStore:
+    """Reads and writes `routes`, `route_versions` and `route_events`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- writing -----------------------------------------------------------------------
+
+    @staticmethod
+    def append_event(
+        conn: Connection,
+        route: str,
+        kind: str,
+        *,
+        version: int | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Append to a route's timeline inside the caller's transaction."""
+        conn.execute(
+            insert(route_events).values(
+                route=route,
+                at=at or datetime.now(UTC),
+                kind=kind,
+                version=version,
+                actor=actor,
+                reason=reason,
+                detail=detail,
+            )
+        )
+
+    def apply(
+        self,
+        definitions: Iterable[RouteDefinition],
+        *,
+        writer: Writer,
+        message: str,
+        on_change: OnChange | None = None,
+        now: datetime | None = None,
+    ) -> list[ApplyResult]:
+        """Apply routes in one transaction (all or none); `on_change` runs inside it.
+
+        Raises RouteForbidden, RouteConflict, and IntegrityError when another process
+        created the same route or version at the same moment (the caller may retry).
+        """
+        at = now or datetime.now(UTC)
+        results: list[ApplyResult] = []
+        with self.engine.begin() as conn:
+            # a fixed order of row locks: two applies of the same routes cannot deadlock
+            for d in sorted(definitions, key=lambda d: d.name):
+                result = self._apply_one(conn, d, writer, message, at)
+                if on_change is not None:
+                    on_change(conn, result)
+                results.append(result)
+        return results
+
+    def _apply_one(
+        self, conn: Connection, d: RouteDefinition, writer: Writer, message: str, at: datetime
+    ) -> ApplyResult:
+        row = (
+            conn.execute(select(routes).where(routes.c.name == d.name).with_for_update())
+            .mappings()
+            .first()
+        )
+        new_route = row is None
+        updated: dict[str, list[Any]] = {}
+        if row is None:
+            tenant = d.tenant if d.tenant is not None else (None if writer.admin else writer.tenant)
+            if not writer.may_write(tenant):
+                raise RouteForbidden(
+                    f"route '{d.name}': a key of tenant '{writer.tenant}' may only create "
+                    f"routes of its own tenant, not of tenant '{tenant}'"
+                )
+            conn.execute(
+                insert(routes).values(
+                    name=d.name,
+                    owner=d.owner,
+                    risk_tier=d.risk_tier,
+                    tenant=tenant,
+                    created_at=at,
+                    created_by=writer.actor,
+                    updated_at=at,
+                )
+            )
+            stable: int | None = None
+        else:
+            tenant = row["tenant"]
+            if not writer.may_write(tenant):
+                whose = (
+                    "is shared by every tenant"
+                    if tenant is None
+                    else f"belongs to a tenant other than '{writer.tenant}'"
+                )
+                raise RouteForbidden(
+                    f"route '{d.name}' {whose}; only a key with role 'admin' may change it"
+                )
+            if d.tenant is not None and d.tenant != tenant:
+                raise RouteConflict(
+                    f"route '{d.name}' belongs to "
+                    f"{'no tenant (shared)' if tenant is None else f'tenant {tenant!r}'}; "
+                    f"a route's tenant cannot change (the file says '{d.tenant}')"
+                )
+            for name, value in (("owner", d.owner), ("risk_tier", d.risk_tier)):
+                if row[name] != value:
+                    updated[name] = [row[name], value]
+            stable = row["stable_version"]
+        v = route_versions.c
+        latest = (
+            conn.execute(
+                select(v.number, v.digest)
+                .where(v.route == d.name)
+                .order_by(v.number.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        digest = d.bundle.digest
+        if latest is not None and latest["digest"] == digest:
+            values: dict[str, Any] = {"owner": d.owner, "risk_tier": d.risk_tier}
+            if updated:
+                conn.execute(
+                    update(routes).where(routes.c.name == d.name).values(**values, updated_at=at)
+                )
+                self.append_event(
+                    conn,
+                    d.name,
+                    "update",
+                    version=latest["number"],
+                    actor=writer.actor,
+                    reason=message,
+                    detail={"updated": updated},
+                    at=at,
+                )
+            return ApplyResult(
+                d.name,
+                "updated" if updated else "unchanged",
+                latest["number"],
+                digest,
+                None,
+                stable,
+                tenant,
+                new_route=new_route,
+                updated=updated,
+                variables=d.bundle.variables,
+            )
+        parent = None if latest is None else int(latest["number"])
+        number = 1 if parent is None else parent + 1
+        same_as = conn.execute(
+            select(func.max(v.number)).where(v.route == d.name, v.digest == digest)
+        ).scalar()
+        conn.execute(
+            insert(route_versions).values(
+                route=d.name,
+                number=number,
+                digest=digest,
+                bundle=d.bundle.to_json(),
+                author=writer.actor,
+                message=message,
+                created_at=at,
+                parent=parent,
+            )
+        )
+        became_stable = stable is None
+        if became_stable:
+            stable = number
+        conn.execute(
+            update(routes)
+            .where(routes.c.name == d.name)
+            .values(owner=d.owner, risk_tier=d.risk_tier, updated_at=at, stable_version=stable)
+        )
+        detail: dict[str, Any] = {"digest": digest, "parent": parent, "stable": became_stable}
+        if same_as is not None:
+            detail["same_as"] = same_as
+        if updated:
+            detail["updated"] = updated
+        self.append_event(
+            conn,
+            d.name,
+            "apply",
+            version=number,
+            actor=writer.actor,
+            reason=message,
+            detail=detail,
+            at=at,
+        )
+        return ApplyResult(
+            d.name,
+            "created",
+            number,
+            digest,
+            parent,
+            stable,
+            tenant,
+            new_route=new_route,
+            same_as=same_as,
+            updated=updated,
+            variables=d.bundle.variables,
+        )
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _latest(self) -> Any:
+        v = route_versions.c
+        return select(v.route, func.max(v.number).label("latest")).group_by(v.route).subquery()
+
+    def list_routes(self, tenant: str, admin: bool) -> list[RouteRow]:
+        """The routes a caller sees, by name."""
+        latest = self._latest()
+        query = (
+            select(routes, latest.c.latest)
+            .outerjoin(latest, latest.c.route == routes.c.name)
+            .order_by(routes.c.name)
+        )
+        if not admin:
+            query = query.where(or_(routes.c.tenant.is_(None), routes.c.tenant == tenant))
+        with self.engine.connect() as conn:
+            return [RouteRow.of(r, r["latest"]) for r in conn.execute(query).mappings()]
+
+    def get_route(self, name: str) -> RouteRow | None:
+        v = route_versions.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(routes).where(routes.c.name == name)).mappings().first()
+            if row is None:
+                return None
+            latest = conn.execute(select(func.max(v.number)).where(v.route == name)).scalar()
+        return RouteRow.of(row, latest)
+
+    def versions(self, name: str) -> list[VersionRow]:
+        """Every version of a route, newest first."""
+        v = route_versions.c
+        query = select(route_versions).where(v.route == name).order_by(v.number.desc())
+        with self.engine.connect() as conn:
+            return [VersionRow.of(r) for r in conn.execute(query).mappings()]
+
+    def version(self, name: str, number: int) -> VersionRow | None:
+        v = route_versions.c
+        query = select(route_versions).where(v.route == name, v.number == number)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else VersionRow.of(row)
+
+    def events(self, name: str, after: int | None = None, limit: int = 1000) -> list[EventRow]:
+        """A route's timeline, oldest first, from the event after `after`."""
+        e = route_events.c
+        query = select(route_events).where(e.route == name)
+        if after is not None:
+            query = query.where(e.id > after)
+        query = query.order_by(e.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [
+                EventRow(
+                    r["id"],
+                    r["route"],
+                    as_utc(r["at"]),
+                    r["kind"],
+                    r["version"],
+                    r["actor"],
+                    r["reason"],
+                    r["detail"],
+                )
+                for r in conn.execute(query).mappings()
+            ]
+
+    # -- the gateway's snapshot --------------------------------------------------------
+
+    def stable_rows(self) -> list[StableRow]:
+        """Every route with a stable version: small rows, no bundles."""
+        r, v = routes.c, route_versions.c
+        query = select(r.name, r.tenant, r.owner, r.risk_tier, v.number, v.digest).join(
+            route_versions, and_(v.route == r.name, v.number == r.stable_version)
+        )
+        with self.engine.connect() as conn:
+            return [StableRow(*row) for row in conn.execute(query)]
+
+    def bundles(self, wanted: Collection[tuple[str, int]]) -> dict[tuple[str, int], Bundle]:
+        """The bundles of the given (route, number) pairs."""
+        v = route_versions.c
+        out: dict[tuple[str, int], Bundle] = {}
+        pairs = list(wanted)
+        with self.engine.connect() as conn:
+            for start in range(0, len(pairs), 200):
+                chunk = pairs[start : start + 200]
+                where = or_(*(and_(v.route == name, v.number == n) for name, n in chunk))
+                query = select(v.route, v.number, v.bundle).where(where)
+                for name, number, bundle in conn.execute(query):
+                    out[(name, number)] = Bundle.from_json(bundle)
+        return out

@@ -1,0 +1,202 @@
+"""The gateway's in-memory routes: what `route:NAME` resolves to, without touching the store.
+
+`RouteTable` holds an immutable snapshot (route name -> RouteEntry) that is replaced as a
+whole, so a request sees either the old or the new snapshot, never a mix. `RouteCache`
+rebuilds it from the store every `refresh_s` in a background task (the queries run in a
+thread) and at once after a change made through this process's API. Versions are
+immutable, so a refresh reads only the small `routes` rows and fetches the bundle of a
+version it has not seen yet. When the store does not answer, the last snapshot keeps
+serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+from starlette.concurrency import run_in_threadpool
+
+from trimtab.registry.bundle import Bundle
+from trimtab.registry.store import RouteStore, StableRow, visible
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One immutable version of a route, as the gateway serves it."""
+
+    route: str
+    number: int
+    digest: str
+    bundle: Bundle
+
+    @property
+    def label(self) -> str:
+        """The name telemetry records it under: "v1", "v2", ..."""
+        return f"v{self.number}"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEntry:
+    name: str
+    tenant: str | None  # None: shared by every tenant
+    owner: str
+    risk_tier: int
+    stable: Version
+
+
+class RouteTable:
+    """A snapshot of every route with a stable version, swapped atomically."""
+
+    def __init__(self, entries: Mapping[str, RouteEntry] | None = None) -> None:
+        self._routes: Mapping[str, RouteEntry] = MappingProxyType(dict(entries or {}))
+
+    def install(self, entries: Mapping[str, RouteEntry]) -> None:
+        """Replace the whole snapshot (one reference assignment: atomic for readers)."""
+        self._routes = MappingProxyType(dict(entries))
+
+    def get(self, name: str) -> RouteEntry | None:
+        return self._routes.get(name)
+
+    def entries(self) -> Mapping[str, RouteEntry]:
+        return self._routes
+
+    def names(self, tenant: str | None = None) -> list[str]:
+        """Route names, sorted; with `tenant`, those a caller of that tenant may call."""
+        return sorted(
+            name
+            for name, entry in self._routes.items()
+            if tenant is None or visible(entry.tenant, tenant, admin=False)
+        )
+
+    def version_for(self, route: str, sticky_key: str | None = None) -> Version:
+        """The version that serves this request.
+
+        The seam for rollouts: a controller will choose between the stable version and a
+        candidate, the same one for the same `sticky_key` (a user or session). Today every
+        request gets the stable version. Raises KeyError for an unknown route.
+        """
+        return self._routes[route].stable
+
+
+class RouteCache:
+    """Keeps a RouteTable in step with the store."""
+
+    def __init__(self, store: RouteStore, table: RouteTable, *, refresh_s: float = 1.0) -> None:
+        self._store = store
+        self.table = table
+        self._refresh_s = refresh_s
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._last_ok: float | None = None
+        self._down_since: datetime | None = None
+        self._last_error = ""
+        self.up = False
+
+    async def start(self) -> None:
+        """Load the routes once, then keep refreshing in the background."""
+        await self.refresh()
+        self._task = asyncio.create_task(self._loop(), name="trimtab-route-cache")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def refresh(self) -> bool:
+        """One reload; True when the store answered.
+
+        Refreshes run one at a time, so a refresh that starts after a change committed
+        always installs its snapshot after any refresh that started before it.
+        """
+        async with self._lock:
+            taken_at = time.monotonic()
+            try:
+                entries = await run_in_threadpool(self._load, self.table.entries())
+            except Exception as exc:
+                self._failed(exc)
+                return False
+            self.table.install(entries)
+            self._last_ok = taken_at
+            if self._down_since is not None:
+                log.warning("route store reachable again (unreachable since %s)", self._down_since)
+            self._down_since = None
+            self.up = True
+            return True
+
+    def _load(self, current: Mapping[str, RouteEntry]) -> dict[str, RouteEntry]:
+        rows = self._store.stable_rows()
+        known = {(e.name, e.stable.number): e.stable for e in current.values()}
+        missing = [
+            (r.name, r.number)
+            for r in rows
+            if (r.name, r.number) not in known or known[(r.name, r.number)].digest != r.digest
+        ]
+        fetched = self._store.bundles(missing) if missing else {}
+        out: dict[str, RouteEntry] = {}
+        for r in rows:
+            version = self._version(r, known, fetched)
+            if version is not None:
+                out[r.name] = RouteEntry(r.name, r.tenant, r.owner, r.risk_tier, version)
+        return out
+
+    @staticmethod
+    def _version(
+        r: StableRow,
+        known: Mapping[tuple[str, int], Version],
+        fetched: Mapping[tuple[str, int], Bundle],
+    ) -> Version | None:
+        key = (r.name, r.number)
+        bundle = fetched.get(key)
+        if bundle is not None:
+            return Version(r.name, r.number, r.digest, bundle)
+        return known.get(key)
+
+    def _failed(self, exc: Exception) -> None:
+        self._last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        if self._down_since is None:
+            self._down_since = datetime.now(UTC)
+            log.warning(
+                "route store unreachable (%s); routes are served from the last snapshot",
+                self._last_error,
+            )
+        self.up = False
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_s)
+            try:
+                await self.refresh()
+            except Exception:  # never let the refresher die
+                log.exception("route cache refresh failed")
+
+    def age_s(self) -> float:
+        """Seconds since the snapshot in use was taken (inf before the first one)."""
+        if self._last_ok is None:
+            return math.inf
+        return time.monotonic() - self._last_ok
+
+    def problem(self) -> str | None:
+        """A readiness problem, or None when the routes are current."""
+        age = self.age_s()
+        if self._down_since is not None:
+            since = self._down_since.isoformat(timespec="seconds")
+            if math.isinf(age):
+                return f"route store unreachable since {since} ({self._last_error}); no routes"
+            return (
+                f"route store unreachable since {since} ({self._last_error}); routes are "
+                f"served from a snapshot {age:.0f}s old"
+            )
+        if age > max(10 * self._refresh_s, 10.0):
+            return f"route table not refreshed for {age:.0f}s"
+        return None

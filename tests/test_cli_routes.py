@@ -1,0 +1,106 @@
+"""`trimtab apply | routes | versions | diff | timeline` against a running gateway."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.api.test_routes_api import OPERATOR_KEY, ROUTE_KEYS, ROUTES, V2
+from tests.conftest import ADMIN_KEY, VIEWER_KEY, GatewayFactory, Running
+from trimtab.cli import cli
+from trimtab.testing.servers import free_port
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def running(gateway: GatewayFactory, sqlite_url: str) -> Running:
+    return gateway(store=sqlite_url, keys=ROUTE_KEYS)
+
+
+def trimtab(running: Running, *args: str, api_key: str = OPERATOR_KEY) -> tuple[int, str]:
+    env = {"TRIMTAB_URL": running.url, "TRIMTAB_API_KEY": api_key, "COLUMNS": "200"}
+    result = runner.invoke(cli, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "routes.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_apply_versions_diff_timeline(running: Running, tmp_path: Path) -> None:
+    file = write(tmp_path, ROUTES)
+    code, out = trimtab(running, "apply", "-f", file, "-m", "launch")
+    assert code == 0, out
+    assert out.startswith("support-answer: created v1 (new route; stable v1; ")
+    code, out = trimtab(running, "apply", "-f", file, "-m", "again")
+    assert code == 0, out
+    assert out.strip() == "support-answer: unchanged at v1 (stable v1)"
+    write(tmp_path, V2)
+    code, out = trimtab(running, "apply", "--file", file, "--message", "friendlier tone")
+    assert code == 0, out
+    assert out.startswith("support-answer: created v2 (parent v1; stable v1; ")
+
+    code, out = trimtab(running, "versions", "support-answer", api_key=VIEWER_KEY)
+    assert code == 0, out
+    lines = out.splitlines()
+    v2 = next(i for i, ln in enumerate(lines) if ln.startswith("v2"))
+    v1 = next(i for i, ln in enumerate(lines) if ln.startswith("v1"))
+    assert v2 < v1  # newest first
+    assert "friendlier tone" in lines[v2] and "ml@acme" in lines[v2]
+    assert "stable" in lines[v1] and "stable" not in lines[v2]
+
+    code, out = trimtab(running, "diff", "support-answer", "v1", "v2", api_key=VIEWER_KEY)
+    assert code == 0, out
+    assert out.splitlines()[:3] == [
+        "support-answer: v1 -> v2",
+        "params:",
+        "  ~ temperature: 0.2 -> 0.3",
+    ]
+    assert "-You are Acme's support assistant. Policy: {{policy}}" in out
+    assert "+You are Acme's friendly support assistant. Policy: {{policy}}" in out
+    assert trimtab(running, "diff", "support-answer", api_key=VIEWER_KEY)[1] == out
+
+    code, out = trimtab(running, "timeline", "support-answer", api_key=VIEWER_KEY)
+    assert code == 0, out
+    rows = [ln for ln in out.splitlines() if " apply " in ln]
+    assert len(rows) == 2
+    assert "v1" in rows[0] and "ml@acme" in rows[0] and "launch" in rows[0]
+    assert "v2" in rows[1] and "friendlier tone" in rows[1]
+
+    code, out = trimtab(running, "routes", api_key=VIEWER_KEY)
+    assert code == 0, out
+    line = next(ln for ln in out.splitlines() if ln.startswith("support-answer"))
+    assert line.split()[:3] == ["support-answer", "v1", "v2"]
+
+
+def test_server_errors_are_printed_and_exit_1(running: Running, tmp_path: Path) -> None:
+    file = write(tmp_path, ROUTES.replace("temperature", "temprature"))
+    code, out = trimtab(running, "apply", "-f", file, "-m", "typo")
+    assert code == 1
+    assert f"400: {file}: routes.support-answer.version.params.temprature: unknown key" in out
+    code, out = trimtab(
+        running, "apply", "-f", write(tmp_path, ROUTES), "-m", "x", api_key=VIEWER_KEY
+    )
+    assert code == 1
+    assert "403: only a key with role 'operator' or 'admin' may apply routes" in out
+    code, out = trimtab(running, "versions", "nope", api_key=ADMIN_KEY)
+    assert code == 1 and "404: no route named 'nope'" in out
+    trimtab(running, "apply", "-f", write(tmp_path, ROUTES), "-m", "launch")
+    code, out = trimtab(running, "diff", "support-answer", "v1", "v7")
+    assert code == 1 and "404: route 'support-answer' has no version v7 (latest: v1)" in out
+    code, out = trimtab(running, "timeline", "support-answer", api_key="tt-wrong-key-123")
+    assert code == 1 and "401: invalid API key" in out
+
+
+def test_local_problems(running: Running, tmp_path: Path) -> None:
+    code, out = trimtab(running, "apply", "-f", str(tmp_path / "missing.yaml"), "-m", "x")
+    assert code == 1 and "missing.yaml: cannot read: No such file or directory" in out
+    url = f"http://127.0.0.1:{free_port()}"
+    result = runner.invoke(cli, ["versions", "r", "--url", url, "--api-key", ADMIN_KEY])
+    assert result.exit_code == 1
+    assert f"cannot reach trimtab at {url}" in result.output
