@@ -20,6 +20,7 @@ from trimtab.api.breakers import BreakersAPI
 from trimtab.api.costs import CostsAPI
 from trimtab.api.health import HealthAPI, Lifecycle
 from trimtab.api.keys import KeysAPI
+from trimtab.api.rollouts import RolloutsAPI
 from trimtab.api.routes import RoutesAPI
 from trimtab.api.telemetry import TelemetryAPI
 from trimtab.audit.log import AuditLog
@@ -36,6 +37,8 @@ from trimtab.policy.service import Policy
 from trimtab.providers.registry import build_providers
 from trimtab.registry.store import RouteStore
 from trimtab.registry.table import RouteCache, RouteTable
+from trimtab.rollouts.controller import RolloutController
+from trimtab.rollouts.store import RolloutStore
 from trimtab.state.factory import build_state
 from trimtab.store.engine import make_engine, migrate
 from trimtab.store.telemetry import TelemetryStore
@@ -73,6 +76,10 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     route_store = RouteStore(engine)
     route_table = RouteTable()  # what `route:NAME` resolves to, in memory
     route_cache = RouteCache(route_store, route_table)
+    rollout_store = RolloutStore(engine)
+    controller = RolloutController(
+        rollout_store, route_cache.refresh, interval_s=config.rollouts.check_interval_s
+    )
     state = build_state(config.state)
     policy = Policy(config, state, engine, registry=metrics.registry)
     catalog = Catalog(config, providers)
@@ -102,6 +109,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         await run_in_threadpool(recorder.replay_spill)
         await key_cache.start()  # loads the store's keys, then refreshes in the background
         await route_cache.start()  # the same for the routes' stable versions
+        await controller.start()
         recorder.start()
         await state.start()
         await policy.start()  # after the spill replay: seeds budgets from the store
@@ -123,6 +131,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             # in-flight requests have finished by now (the server drains them first)
             await run_in_threadpool(recorder.stop)
             await key_cache.stop()
+            await controller.stop()
             await route_cache.stop()
             engine.dispose()
 
@@ -136,6 +145,9 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         *BreakersAPI(breakers, keys).routes(),
         *KeysAPI(key_store, keys, audit).routes(),
         *RoutesAPI(route_store, route_cache, keys, audit, config.models).routes(),
+        *RolloutsAPI(
+            rollout_store, route_store, keys, audit, config.rollouts.plans, route_cache.refresh
+        ).routes(),
         *AuditAPI(audit, keys).routes(),
         *HealthAPI(
             lifecycle, store, recorder, spill, metrics, [key_cache.problem, route_cache.problem]

@@ -11,6 +11,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from trimtab.rollouts.plans import Plan
+
 Role = Literal["app", "viewer", "operator", "admin"]
 ProviderKind = Literal["openai", "anthropic", "simulator"]
 
@@ -185,6 +187,13 @@ class AlertsConfig(_Strict):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
 
 
+class RolloutsConfig(_Strict):
+    """The canary controller: how often it judges, and the plans a rollout may follow."""
+
+    check_interval_s: float = Field(default=5.0, gt=0)
+    plans: dict[str, Plan] = Field(default_factory=dict)
+
+
 class StateConfig(_Strict):
     """Where rate-limit counters, budget reservations, breakers and the cache live."""
 
@@ -218,6 +227,7 @@ class Config(_Strict):
     budgets: list[BudgetConfig] = Field(default_factory=list)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    rollouts: RolloutsConfig = Field(default_factory=RolloutsConfig)
 
     @model_validator(mode="after")
     def _models_name_providers(self) -> Config:

@@ -52,10 +52,14 @@ class Exchange:
             self.record.ttft_ms = (self._ttft_at - self.t0) * 1000
 
     def headers(self) -> dict[str, str]:
-        return {
+        out = {
             "x-trimtab-request-id": self.record.id,
             "x-trimtab-overhead-ms": f"{self.overhead_ms():.3f}",
         }
+        if self.record.route is not None:
+            out["x-trimtab-route"] = self.record.route
+            out["x-trimtab-version"] = self.record.version or ""
+        return out
 
     def note_attempt(
         self,

@@ -13,7 +13,7 @@ from typing import Any
 
 from trimtab.errors import GatewayError, Wire
 from trimtab.registry.bundle import MissingVariables, VariableError, render
-from trimtab.registry.table import RouteTable
+from trimtab.registry.table import RouteTable, Version
 
 ROUTE_PREFIX = "route:"
 VARIABLES_FIELD = "variables"
@@ -48,6 +48,7 @@ def resolve_route_request(
     wire: Wire = "openai",
     tenant: str | None = None,
     sticky_key: str | None = None,
+    chosen: Version | None = None,
 ) -> tuple[dict[str, Any], str | None, str | None]:
     """(the body to serve, the route, the version label) for a `route:NAME` request.
 
@@ -64,7 +65,7 @@ def resolve_route_request(
         tenant is not None and entry.tenant is not None and entry.tenant != tenant
     ):
         raise _unknown(name, table, tenant)
-    version = table.version_for(name, sticky_key)
+    version = chosen or table.version_for(name, sticky_key)
     what = f"route '{name}' {version.label}"
     variables = body.get(VARIABLES_FIELD)
     if variables is None:

@@ -33,7 +33,7 @@ from trimtab.gateway.dispatch import Dispatcher, OpenStream
 from trimtab.gateway.exchange import Exchange
 from trimtab.gateway.failures import from_upstream
 from trimtab.gateway.relay import Relay, make_relay
-from trimtab.gateway.routes import resolve_route_request
+from trimtab.gateway.routes import ROUTE_PREFIX, resolve_route_request
 from trimtab.gateway.tags import request_tags
 from trimtab.policy.estimate import (
     estimate_input_tokens,
@@ -42,7 +42,7 @@ from trimtab.policy.estimate import (
 )
 from trimtab.policy.service import Admission, Ask, Policy
 from trimtab.providers.base import UpstreamError
-from trimtab.registry.table import RouteTable
+from trimtab.registry.table import RouteTable, Version
 from trimtab.rollouts.assignment import sticky_key
 from trimtab.state.base import SharedState
 from trimtab.telemetry.metrics import GatewayMetrics
@@ -50,6 +50,7 @@ from trimtab.telemetry.recorder import Recorder
 
 JSON_TYPE = "application/json"
 SSE_TYPE = "text/event-stream"
+ASSIGNMENT_TTL_S = 30 * 86400.0  # longer than any rollout runs
 
 
 class Charge:
@@ -187,7 +188,7 @@ class Gateway:
         charge: Charge | None = None
         try:
             body = await self._admit(ex, request)
-            body = self._route(ex, body, wire)
+            body = await self._route(ex, body, wire)
             if wire == "openai":
                 check_messages(body)
             else:
@@ -235,20 +236,41 @@ class Gateway:
         rec.user, rec.session, rec.feature = request_tags(body, request.headers)
         return body
 
-    def _route(self, ex: Exchange, body: dict[str, Any], wire: Wire) -> dict[str, Any]:
+    async def _route(self, ex: Exchange, body: dict[str, Any], wire: Wire) -> dict[str, Any]:
         """`model: "route:NAME"`: the route's version renders the request (gateway/routes.py)."""
         rec = ex.record
+        key = sticky_key(rec.user, rec.session, ex.id)
         body, route, version = resolve_route_request(
             body,
             self._routes,
             wire=wire,
             tenant=rec.tenant,
-            sticky_key=sticky_key(rec.user, rec.session, ex.id),
+            sticky_key=key,
+            chosen=await self._assigned(body, key),
         )
         if route is not None:
             rec.route, rec.version = route, version
             rec.request_model = str(body["model"])  # the model the version serves
         return body
+
+    async def _assigned(self, body: dict[str, Any], key: str) -> Version | None:
+        """During a rollout, the version this caller was first given: remembered in the
+        shared state, so a caller keeps one version for the whole rollout."""
+        model = body.get("model")
+        if not isinstance(model, str) or not model.startswith(ROUTE_PREFIX):
+            return None
+        entry = self._routes.get(model[len(ROUTE_PREFIX) :])
+        if entry is None or entry.canary is None or key.startswith("request:"):
+            return None
+        canary = entry.canary
+        slot = f"assign:{canary.rollout_id}:{key}"
+        seen = await self._state.cache_get(slot)
+        if seen is not None:
+            return canary.candidate if seen == b"c" else entry.stable
+        chosen = self._routes.version_for(entry.name, key)
+        mark = b"c" if chosen is canary.candidate else b"s"
+        await self._state.cache_set(slot, mark, ASSIGNMENT_TTL_S)
+        return chosen
 
     def _target(self, ex: Exchange, body: dict[str, Any]) -> Target:
         target = self._catalog.resolve(str(body["model"]))

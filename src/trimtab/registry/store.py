@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, upda
 
 from trimtab.registry.bundle import Bundle
 from trimtab.registry.spec import RouteDefinition
-from trimtab.store.tables import route_events, route_versions, routes
+from trimtab.store.tables import rollouts, route_events, route_versions, routes
 from trimtab.store.telemetry import as_utc
 
 
@@ -209,6 +209,17 @@ class StableRow:
     risk_tier: int
     number: int
     digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryRow:
+    """A rollout in progress as the gateway needs it."""
+
+    route: str
+    rollout_id: str
+    number: int
+    digest: str
+    percent: float
 
 
 OnChange = Callable[[Connection, ApplyResult], None]
@@ -490,6 +501,19 @@ class RouteStore:
         )
         with self.engine.connect() as conn:
             return [StableRow(*row) for row in conn.execute(query)]
+
+    def canary_rows(self) -> list[CanaryRow]:
+        """Rollouts running or paused: the candidate and the share of traffic it gets."""
+        o, v = rollouts.c, route_versions.c
+        query = select(o.route, o.id, o.candidate_version, v.digest, o.plan, o.stage).join(
+            route_versions, and_(v.route == o.route, v.number == o.candidate_version)
+        )
+        query = query.where(o.status.in_(("running", "paused")))
+        with self.engine.connect() as conn:
+            return [
+                CanaryRow(route, rid, number, digest, float(plan["stages"][stage]["percent"]))
+                for route, rid, number, digest, plan, stage in conn.execute(query)
+            ]
 
     def bundles(self, wanted: Collection[tuple[str, int]]) -> dict[tuple[str, int], Bundle]:
         """The bundles of the given (route, number) pairs."""

@@ -24,7 +24,8 @@ from types import MappingProxyType
 from starlette.concurrency import run_in_threadpool
 
 from trimtab.registry.bundle import Bundle
-from trimtab.registry.store import RouteStore, StableRow, visible
+from trimtab.registry.store import RouteStore, visible
+from trimtab.rollouts.assignment import on_candidate
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,22 @@ class Version:
 
 
 @dataclass(frozen=True, slots=True)
+class Canary:
+    """A rollout in progress: `percent` of callers are served the candidate."""
+
+    rollout_id: str
+    candidate: Version
+    percent: float
+
+
+@dataclass(frozen=True, slots=True)
 class RouteEntry:
     name: str
     tenant: str | None  # None: shared by every tenant
     owner: str
     risk_tier: int
     stable: Version
+    canary: Canary | None = None
 
 
 class RouteTable:
@@ -78,13 +89,18 @@ class RouteTable:
         )
 
     def version_for(self, route: str, sticky_key: str | None = None) -> Version:
-        """The version that serves this request.
-
-        The seam for rollouts: a controller will choose between the stable version and a
-        candidate, the same one for the same `sticky_key` (a user or session). Today every
-        request gets the stable version. Raises KeyError for an unknown route.
-        """
-        return self._routes[route].stable
+        """The version that serves this request: during a rollout, the candidate for the
+        callers whose bucket falls within the stage's percentage (rollouts/assignment.py);
+        the gateway first looks up a remembered assignment. Raises KeyError if unknown."""
+        entry = self._routes[route]
+        canary = entry.canary
+        if (
+            canary is not None
+            and sticky_key is not None
+            and on_candidate(canary.rollout_id, sticky_key, canary.percent)
+        ):
+            return canary.candidate
+        return entry.stable
 
 
 class RouteCache:
@@ -136,31 +152,44 @@ class RouteCache:
 
     def _load(self, current: Mapping[str, RouteEntry]) -> dict[str, RouteEntry]:
         rows = self._store.stable_rows()
+        canaries = self._store.canary_rows()
         known = {(e.name, e.stable.number): e.stable for e in current.values()}
+        known.update(
+            {
+                (e.name, e.canary.candidate.number): e.canary.candidate
+                for e in current.values()
+                if e.canary
+            }
+        )
+        wanted = [(r.name, r.number, r.digest) for r in rows]
+        wanted += [(c.route, c.number, c.digest) for c in canaries]
         missing = [
-            (r.name, r.number)
-            for r in rows
-            if (r.name, r.number) not in known or known[(r.name, r.number)].digest != r.digest
+            (name, number)
+            for name, number, digest in wanted
+            if (name, number) not in known or known[(name, number)].digest != digest
         ]
         fetched = self._store.bundles(missing) if missing else {}
+
+        def version(name: str, number: int, digest: str) -> Version | None:
+            bundle = fetched.get((name, number))
+            if bundle is not None:
+                return Version(name, number, digest, bundle)
+            return known.get((name, number))
+
+        by_route = {c.route: c for c in canaries}
         out: dict[str, RouteEntry] = {}
         for r in rows:
-            version = self._version(r, known, fetched)
-            if version is not None:
-                out[r.name] = RouteEntry(r.name, r.tenant, r.owner, r.risk_tier, version)
+            stable = version(r.name, r.number, r.digest)
+            if stable is None:
+                continue
+            canary = None
+            c = by_route.get(r.name)
+            if c is not None:
+                candidate = version(c.route, c.number, c.digest)
+                if candidate is not None:
+                    canary = Canary(c.rollout_id, candidate, c.percent)
+            out[r.name] = RouteEntry(r.name, r.tenant, r.owner, r.risk_tier, stable, canary)
         return out
-
-    @staticmethod
-    def _version(
-        r: StableRow,
-        known: Mapping[tuple[str, int], Version],
-        fetched: Mapping[tuple[str, int], Bundle],
-    ) -> Version | None:
-        key = (r.name, r.number)
-        bundle = fetched.get(key)
-        if bundle is not None:
-            return Version(r.name, r.number, r.digest, bundle)
-        return known.get(key)
 
     def _failed(self, exc: Exception) -> None:
         self._last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]

@@ -186,3 +186,57 @@ route_events = Table(
     Column("detail", JSON),
     Index("ix_route_events_route", "route", "id"),
 )
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("route", String(128), ForeignKey("routes.name"), nullable=False),
+    Column("stable_version", Integer, nullable=False),
+    Column("candidate_version", Integer, nullable=False),
+    Column("plan_name", String(64), nullable=False),
+    Column("plan", JSON, nullable=False),
+    Column("stage", Integer, nullable=False),  # index into the plan's stages
+    Column("stage_started_at", DateTime(timezone=True), nullable=False),
+    # running | paused | promoted | rolled_back | aborted
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("started_by", String(256)),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("reason", Text),
+    Column("last_decision", JSON),
+    Index("ix_rollouts_route_status", "route", "status"),
+)
+
+attestations = Table(
+    "attestations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("route", String(128), ForeignKey("routes.name"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # eval | redteam | approval | changelog
+    Column("result", String(8), nullable=False),  # pass | fail
+    Column("by", String(256), nullable=False),  # the owner of the key that attested
+    Column("note", Text),
+    Column("url", String(1024)),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_attestations_route_version", "route", "version"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(40), nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("route", String(256)),
+    Column("version", String(64)),
+    Column("score", Float, nullable=False),  # 0 (bad) .. 1 (good); thumbs down = 0
+    Column("negative", Boolean, nullable=False),
+    Column("comment", Text),
+    Column("escalated", Boolean, nullable=False),
+    Column("by", String(256)),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_feedback_route_version", "route", "version"),
+    Index("ix_feedback_request", "request_id"),
+)

@@ -1,0 +1,241 @@
+"""Releases over HTTP: rollouts, manual moves, rollback, attestations and feedback."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trimtab.api.access import error_response, json_response
+from trimtab.api.params import bad_param
+from trimtab.api.routes import acted_by, parse_version
+from trimtab.audit.log import AuditLog
+from trimtab.errors import GatewayError
+from trimtab.gateway.auth import MODEL_CALLERS, READERS, KeyRing, Principal, require_role
+from trimtab.registry.store import RouteStore, visible
+from trimtab.rollouts.plans import DEFAULT_PLAN, Plan
+from trimtab.rollouts.store import RolloutRow, RolloutStore
+
+OPERATORS = frozenset({"operator", "admin"})
+KINDS = ("eval", "redteam", "approval", "changelog")
+MOVES = ("pause", "resume", "promote", "abort")
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError(400, "invalid_request", f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise GatewayError(400, "invalid_request", "body must be a JSON object")
+    return data
+
+
+def _text(data: dict[str, Any], name: str, required: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise bad_param(name, "is required")
+        return None
+    if not isinstance(value, str):
+        raise bad_param(name, "must be a string")
+    return value
+
+
+class RolloutsAPI:
+    def __init__(
+        self,
+        store: RolloutStore,
+        routes: RouteStore,
+        keys: KeyRing,
+        audit: AuditLog,
+        plans: Mapping[str, Plan],
+        on_change: Callable[[], Awaitable[object]],
+    ) -> None:
+        self._store = store
+        self._routes = routes
+        self._keys = keys
+        self._audit = audit
+        self._plans = {"default": DEFAULT_PLAN, **plans}
+        self._changed = on_change
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/routes/{route}/rollouts", self.start, methods=["POST"]),
+            Route("/api/routes/{route}/rollout", self.status, methods=["GET"]),
+            Route("/api/routes/{route}/rollout/{move}", self.move, methods=["POST"]),
+            Route("/api/routes/{route}/rollback", self.rollback, methods=["POST"]),
+            Route(
+                "/api/routes/{route}/versions/{version}/attestations",
+                self.attest,
+                methods=["POST"],
+            ),
+            Route("/api/feedback", self.feedback, methods=["POST"]),
+        ]
+
+    async def _route(self, request: Request, allowed: frozenset[str], action: str) -> Principal:
+        principal = self._keys.authenticate(request.headers)
+        require_role(principal, allowed, action)
+        name = request.path_params["route"]
+        row = await run_in_threadpool(self._routes.get_route, name)
+        if row is None or not visible(row.tenant, principal.tenant, principal.is_admin):
+            raise GatewayError(404, "not_found", f"no route '{name}'")
+        if allowed is OPERATORS and not (
+            principal.is_admin or (row.tenant is not None and row.tenant == principal.tenant)
+        ):
+            raise GatewayError(
+                403, "forbidden", f"route '{name}' is shared: only an admin may {action}"
+            )
+        return principal
+
+    async def _done(
+        self, request: Request, principal: Principal, action: str, detail: dict[str, Any]
+    ) -> None:
+        await self._changed()  # this process serves the change from the next request on
+        await self._audit.record(
+            request, principal, action, target=request.path_params.get("route"), detail=detail
+        )
+
+    async def start(self, request: Request) -> Response:
+        try:
+            principal = await self._route(request, OPERATORS, "start rollouts")
+            data = await _json(request)
+            to = parse_version("to", str(data.get("to") or ""))
+            if to is None:
+                raise bad_param("to", "is required (the candidate version, e.g. v2)")
+            plan_name = _text(data, "plan") or "default"
+            plan = self._plans.get(plan_name)
+            if plan is None:
+                known = ", ".join(sorted(self._plans))
+                raise bad_param("plan", f"unknown plan '{plan_name}' (known: {known})")
+            route = request.path_params["route"]
+            ro = await run_in_threadpool(
+                self._store.start, route, to, plan_name, plan, acted_by(principal) or "",
+                _text(data, "reason"),
+            )  # fmt: skip
+            await self._done(request, principal, "rollout.start", {"to": to, "plan": plan_name})
+            return json_response(ro.view(), 201)
+        except GatewayError as err:
+            return error_response(err)
+
+    async def status(self, request: Request) -> Response:
+        try:
+            await self._route(request, READERS, "read rollouts")
+            ro = await run_in_threadpool(self._store.latest, request.path_params["route"])
+            if ro is None:
+                raise GatewayError(404, "not_found", "this route has had no rollout")
+            return json_response(ro.view())
+        except GatewayError as err:
+            return error_response(err)
+
+    async def move(self, request: Request) -> Response:
+        try:
+            move = request.path_params["move"]
+            if move not in MOVES:
+                raise GatewayError(404, "not_found", f"no rollout action '{move}'")
+            principal = await self._route(request, OPERATORS, f"{move} rollouts")
+            reason = _text(await _json(request), "reason", required=True)
+            route = request.path_params["route"]
+            ro = await run_in_threadpool(self._store.current, route)
+            if ro is None:
+                raise GatewayError(409, "conflict", f"route '{route}' has no rollout in progress")
+            actor = acted_by(principal) or ""
+            ok = await run_in_threadpool(self._apply_move, ro, move, actor, reason)
+            if not ok:
+                raise GatewayError(409, "conflict", f"cannot {move} the rollout: it is {ro.status}")
+            await self._done(request, principal, f"rollout.{move}", {"rollout": ro.id})
+            latest = await run_in_threadpool(self._store.latest, route)
+            assert latest is not None
+            return json_response(latest.view())
+        except GatewayError as err:
+            return error_response(err)
+
+    def _apply_move(self, ro: RolloutRow, move: str, actor: str, reason: str | None) -> bool:
+        if move == "pause":
+            return self._store.set_paused(ro, True, actor, reason)
+        if move == "resume":
+            return self._store.set_paused(ro, False, actor, reason)
+        status = "promoted" if move == "promote" else "aborted"
+        return self._store.finish(ro, status, actor, reason)
+
+    async def rollback(self, request: Request) -> Response:
+        try:
+            principal = await self._route(request, OPERATORS, "roll back")
+            data = await _json(request)
+            to = parse_version("to", str(data.get("to") or ""))
+            reason = _text(data, "reason", required=True)
+            route = request.path_params["route"]
+            target = await run_in_threadpool(
+                self._store.rollback, route, to, acted_by(principal) or "", reason
+            )
+            await self._done(request, principal, "route.rollback", {"to": target})
+            return json_response({"route": route, "stable_version": target})
+        except GatewayError as err:
+            return error_response(err)
+
+    async def attest(self, request: Request) -> Response:
+        try:
+            principal = await self._route(request, OPERATORS, "attest versions")
+            data = await _json(request)
+            kind = _text(data, "kind", required=True)
+            if kind not in KINDS:
+                raise bad_param("kind", f"'{kind}' is not one of {', '.join(KINDS)}")
+            result = _text(data, "result", required=True)
+            if result not in ("pass", "fail"):
+                raise bad_param("result", "must be pass or fail")
+            version = parse_version("version", request.path_params["version"])
+            assert version is not None
+            by = acted_by(principal)
+            if not by:
+                raise GatewayError(403, "forbidden", "attestations need a key with an owner")
+            out = await run_in_threadpool(
+                self._store.attest, request.path_params["route"], version, kind, result, by,
+                _text(data, "note"), _text(data, "url"),
+            )  # fmt: skip
+            await self._done(request, principal, "version.attest", out)
+            return json_response(out, 201)
+        except GatewayError as err:
+            return error_response(err)
+
+    async def feedback(self, request: Request) -> Response:
+        try:
+            principal = self._keys.authenticate(request.headers)
+            require_role(principal, MODEL_CALLERS | READERS, "send feedback")
+            data = await _json(request)
+            rid = _text(data, "request_id", required=True)
+            assert rid is not None
+            score = _score(data)
+            escalated = data.get("escalated", False)
+            if not isinstance(escalated, bool):
+                raise bad_param("escalated", "must be a boolean")
+            tenant = None if principal.is_admin else principal.tenant
+            out = await run_in_threadpool(
+                self._store.add_feedback, rid, tenant, score, _text(data, "comment"),
+                escalated, acted_by(principal),
+            )  # fmt: skip
+            return json_response(out, 201)
+        except GatewayError as err:
+            return error_response(err)
+
+
+def _score(data: dict[str, Any]) -> float:
+    """`score` 0..1, or `thumbs` up/down."""
+    thumbs = data.get("thumbs")
+    if thumbs is not None:
+        if thumbs not in ("up", "down"):
+            raise bad_param("thumbs", "must be 'up' or 'down'")
+        return 1.0 if thumbs == "up" else 0.0
+    score = data.get("score")
+    if score == "up" or score == "down":
+        return 1.0 if score == "up" else 0.0
+    if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
+        raise bad_param("score", "must be a number from 0 to 1, or thumbs: up|down")
+    return float(score)

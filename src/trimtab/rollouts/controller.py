@@ -1,0 +1,119 @@
+"""The canary controller: every few seconds, judge each running rollout and act on it.
+
+Regression -> roll back at once; a clean stage past its minimums -> advance (a clean final
+stage -> promote); inconclusive past the stage's maximum -> pause for a human. Every
+decision is stored with the statistics behind it. Moves are conditional updates, so when
+several gateway processes run a controller each rollout still moves once per decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from trimtab.rollouts.analysis import Action, Decision, evaluate
+from trimtab.rollouts.store import RolloutRow, RolloutStore, finite
+
+log = logging.getLogger("trimtab.rollouts")
+
+
+def decision_view(decision: Decision) -> dict[str, Any]:
+    """A decision and its statistics as stored JSON."""
+    metrics = []
+    for m in decision.metrics:
+        data = dataclasses.asdict(m) if dataclasses.is_dataclass(m) else {"value": str(m)}
+        metrics.append({k: (str(v) if hasattr(v, "value") else v) for k, v in data.items()})
+    view: dict[str, Any] = finite(
+        {
+            "action": str(decision.action),
+            "reasons": list(decision.reasons),
+            "metrics": metrics,
+        }
+    )
+    return view
+
+
+class RolloutController:
+    def __init__(
+        self,
+        store: RolloutStore,
+        on_change: Callable[[], Awaitable[object]],
+        *,
+        interval_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._on_change = on_change
+        self._interval = interval_s
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="trimtab-rollout-controller")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("rollout controller tick failed")
+            await asyncio.sleep(self._interval)
+
+    async def tick(self) -> int:
+        """Judge every running rollout once; returns how many changed state."""
+        changed = 0
+        for ro in await run_in_threadpool(self._store.running):
+            if await run_in_threadpool(self.step, ro):
+                changed += 1
+        if changed:
+            await self._on_change()
+        return changed
+
+    def step(self, ro: RolloutRow) -> bool:
+        """One judgement of one rollout; True when it moved (advanced or ended)."""
+        stage = ro.plan.stages[ro.stage]
+        stable, candidate = self._store.arms(ro)
+        elapsed = self._clock() - ro.stage_started_at.timestamp()
+        decision = evaluate(stable, candidate, gate=stage, elapsed_s=elapsed)
+        view = decision_view(decision)
+        view["at"] = datetime.now(UTC).isoformat()
+        view["stage"] = ro.stage
+        view["requests"] = {"stable": stable.n, "candidate": candidate.n}
+        reasons = "; ".join(decision.reasons)
+        if decision.action is Action.ROLLBACK:
+            return self._store.finish(ro, "rolled_back", "controller", reasons, view)
+        if decision.action is Action.ADVANCE:
+            # at 100 % there is no stable traffic left to compare with: a clean stage
+            # whose next step is 100 % promotes
+            last = ro.stage + 1 == len(ro.plan.stages)
+            if last or ro.plan.stages[ro.stage + 1].percent >= 100:
+                return self._store.finish(ro, "promoted", "controller", reasons, view)
+            return self._store.advance(ro, "controller", view)
+        if elapsed > stage.max_duration_s:
+            why = f"inconclusive after {stage.max_duration_s:.0f} s at {stage.percent:g} %"
+            self._store.record_decision(ro, view, changed=True)
+            return self._store.set_paused(ro, True, "controller", f"{why}: {reasons}")
+        # the timeline gets a hold only when its verdicts changed, not on every tick
+        new = _signature(ro.last_decision or {}) != _signature(view)
+        self._store.record_decision(ro, view, changed=new)
+        return False
+
+
+def _signature(view: dict[str, Any]) -> tuple[Any, ...]:
+    verdicts = tuple((m.get("metric"), m.get("verdict")) for m in view.get("metrics", []))
+    return (view.get("action"), verdicts)

@@ -1,0 +1,455 @@
+"""Rollouts, attestations and feedback in the store; every change also lands on the timeline."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, insert, select, update
+
+from trimtab.errors import GatewayError
+from trimtab.registry.store import RouteStore
+from trimtab.rollouts.analysis import ArmStats, LatencySamples
+from trimtab.rollouts.gates import Attestation, missing_evidence
+from trimtab.rollouts.plans import Plan
+from trimtab.store.tables import attestations, feedback, requests, rollouts, route_versions, routes
+from trimtab.store.telemetry import as_utc
+
+ACTIVE = ("running", "paused")
+MAX_ARM_ROWS = 200_000  # bound on the rows one analysis reads per arm
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutRow:
+    id: str
+    route: str
+    stable_version: int
+    candidate_version: int
+    plan_name: str
+    plan: Plan
+    stage: int
+    stage_started_at: datetime
+    status: str
+    started_at: datetime
+    started_by: str | None
+    ended_at: datetime | None
+    reason: str | None
+    last_decision: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, row: Any) -> RolloutRow:
+        return cls(
+            id=row.id,
+            route=row.route,
+            stable_version=row.stable_version,
+            candidate_version=row.candidate_version,
+            plan_name=row.plan_name,
+            plan=Plan.model_validate(row.plan),
+            stage=row.stage,
+            stage_started_at=as_utc(row.stage_started_at),
+            status=row.status,
+            started_at=as_utc(row.started_at),
+            started_by=row.started_by,
+            ended_at=as_utc(row.ended_at) if row.ended_at else None,
+            reason=row.reason,
+            last_decision=row.last_decision,
+        )
+
+    @property
+    def percent(self) -> float:
+        return self.plan.stages[self.stage].percent
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "route": self.route,
+            "stable_version": self.stable_version,
+            "candidate_version": self.candidate_version,
+            "plan": self.plan_name,
+            "stages": [s.model_dump() for s in self.plan.stages],
+            "stage": self.stage,
+            "percent": self.percent,
+            "stage_started_at": self.stage_started_at.isoformat(),
+            "status": self.status,
+            "started_at": self.started_at.isoformat(),
+            "started_by": self.started_by,
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "reason": self.reason,
+            "last_decision": self.last_decision,
+        }
+
+
+def finite(value: Any) -> Any:
+    """JSON-safe statistics: infinities and NaN become None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def _conflict(message: str) -> GatewayError:
+    return GatewayError(409, "conflict", message)
+
+
+class RolloutStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- reading -----------------------------------------------------------------------
+
+    def current(self, route: str) -> RolloutRow | None:
+        """The route's rollout that is running or paused, if any."""
+        o = rollouts.c
+        query = select(rollouts).where(o.route == route, o.status.in_(ACTIVE))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return RolloutRow.of(row) if row else None
+
+    def latest(self, route: str) -> RolloutRow | None:
+        o = rollouts.c
+        query = select(rollouts).where(o.route == route).order_by(o.started_at.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return RolloutRow.of(row) if row else None
+
+    def running(self) -> list[RolloutRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(rollouts).where(rollouts.c.status == "running")).all()
+        return [RolloutRow.of(r) for r in rows]
+
+    def _route(self, conn: Connection, route: str) -> Any:
+        row = conn.execute(select(routes).where(routes.c.name == route)).first()
+        if row is None:
+            raise GatewayError(404, "not_found", f"no route '{route}'")
+        return row
+
+    def _version(self, conn: Connection, route: str, number: int) -> Any:
+        v = route_versions.c
+        row = conn.execute(
+            select(route_versions).where(v.route == route, v.number == number)
+        ).first()
+        if row is None:
+            raise GatewayError(404, "not_found", f"route '{route}' has no version v{number}")
+        return row
+
+    def attestations_of(self, conn: Connection, route: str, version: int) -> list[Attestation]:
+        a = attestations.c
+        rows = conn.execute(
+            select(a.kind, a.result, a.by)
+            .where(a.route == route, a.version == version)
+            .order_by(a.id)
+        ).all()
+        return [Attestation(r.kind, r.result, r.by) for r in rows]
+
+    # -- attestations ------------------------------------------------------------------
+
+    def attest(
+        self,
+        route: str,
+        version: int,
+        kind: str,
+        result: str,
+        by: str,
+        note: str | None,
+        url: str | None,
+    ) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            self._route(conn, route)
+            self._version(conn, route, version)
+            conn.execute(
+                insert(attestations).values(
+                    route=route, version=version, kind=kind, result=result, by=by,
+                    note=note, url=url, at=now,
+                )
+            )  # fmt: skip
+            RouteStore.append_event(
+                conn, route, "attestation", version=version, actor=by, reason=note,
+                detail={"kind": kind, "result": result, "url": url}, at=now,
+            )  # fmt: skip
+        return {"route": route, "version": version, "kind": kind, "result": result, "by": by}
+
+    # -- starting ----------------------------------------------------------------------
+
+    def start(
+        self, route: str, to: int, plan_name: str, plan: Plan, actor: str, reason: str | None
+    ) -> RolloutRow:
+        """Check the gate of the route's risk tier, then start at the plan's first stage."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            r = self._route(conn, route)
+            candidate = self._version(conn, route, to)
+            if r.stable_version == to:
+                raise _conflict(f"v{to} is already the stable version of route '{route}'")
+            if self._active_in(conn, route):
+                raise _conflict(f"route '{route}' already has a rollout in progress")
+            missing = missing_evidence(
+                r.risk_tier,
+                candidate.author or "",
+                self.attestations_of(conn, route, to),
+                has_message=bool((candidate.message or "").strip()),
+            )
+            gate = {"risk_tier": r.risk_tier, "missing": missing}
+            if missing:
+                refused = GatewayError(
+                    409,
+                    "gate_refused",
+                    f"route '{route}' is risk tier {r.risk_tier}: v{to} still needs "
+                    + "; ".join(missing),
+                )
+            else:
+                refused = None
+        if refused is not None:
+            # the refusal is on the timeline too: on-call reads why nothing moved
+            with self.engine.begin() as conn:
+                RouteStore.append_event(
+                    conn, route, "gate", version=to, actor=actor, reason="refused",
+                    detail=gate, at=now,
+                )  # fmt: skip
+            raise refused
+        with self.engine.begin() as conn:
+            if self._active_in(conn, route):
+                raise _conflict(f"route '{route}' already has a rollout in progress")
+            rid = "ro_" + secrets.token_hex(8)
+            conn.execute(
+                insert(rollouts).values(
+                    id=rid, route=route, stable_version=r.stable_version, candidate_version=to,
+                    plan_name=plan_name, plan=plan.model_dump(), stage=0, stage_started_at=now,
+                    status="running", started_at=now, started_by=actor, reason=reason,
+                )
+            )  # fmt: skip
+            RouteStore.append_event(
+                conn, route, "gate", version=to, actor=actor, reason="passed", detail=gate, at=now
+            )
+            RouteStore.append_event(
+                conn, route, "rollout_start", version=to, actor=actor, reason=reason,
+                detail={"rollout": rid, "from": r.stable_version, "plan": plan_name}, at=now,
+            )  # fmt: skip
+            RouteStore.append_event(
+                conn, route, "rollout_stage", version=to, actor=actor,
+                detail={"rollout": rid, "stage": 0, "percent": plan.stages[0].percent}, at=now,
+            )  # fmt: skip
+        found = self.current(route)
+        assert found is not None
+        return found
+
+    def _active_in(self, conn: Connection, route: str) -> bool:
+        o = rollouts.c
+        return (
+            conn.execute(select(o.id).where(o.route == route, o.status.in_(ACTIVE))).first()
+            is not None
+        )
+
+    # -- moving ------------------------------------------------------------------------
+
+    def record_decision(self, ro: RolloutRow, decision: dict[str, Any], changed: bool) -> None:
+        """Keep the newest decision; put it on the timeline when it says something new."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(rollouts).where(rollouts.c.id == ro.id).values(last_decision=decision)
+            )
+            if changed:
+                RouteStore.append_event(
+                    conn, ro.route, "decision", version=ro.candidate_version,
+                    actor="controller", reason="; ".join(decision["reasons"]), detail=decision,
+                )  # fmt: skip
+
+    def advance(self, ro: RolloutRow, actor: str, decision: dict[str, Any] | None) -> bool:
+        """Next stage; False when another process moved this rollout first."""
+        now = datetime.now(UTC)
+        stage = ro.stage + 1
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(rollouts)
+                .where(rollouts.c.id == ro.id, rollouts.c.stage == ro.stage,
+                       rollouts.c.status == "running")
+                .values(stage=stage, stage_started_at=now, last_decision=decision)
+            ).rowcount  # fmt: skip
+            if not done:
+                return False
+            RouteStore.append_event(
+                conn, ro.route, "rollout_stage", version=ro.candidate_version, actor=actor,
+                reason="; ".join(decision["reasons"]) if decision else None,
+                detail={"rollout": ro.id, "stage": stage,
+                        "percent": ro.plan.stages[stage].percent, "decision": decision},
+                at=now,
+            )  # fmt: skip
+        return True
+
+    def finish(
+        self,
+        ro: RolloutRow,
+        status: str,
+        actor: str,
+        reason: str | None,
+        decision: dict[str, Any] | None = None,
+        from_status: tuple[str, ...] = ACTIVE,
+    ) -> bool:
+        """End a rollout: `promoted` makes the candidate stable (the old stable stays
+        pinned as the rollback target); `rolled_back` and `aborted` leave stable as is."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(rollouts)
+                .where(rollouts.c.id == ro.id, rollouts.c.status.in_(from_status))
+                .values(status=status, ended_at=now, last_decision=decision or ro.last_decision)
+            ).rowcount
+            if not done:
+                return False
+            if status == "promoted":
+                conn.execute(
+                    update(routes)
+                    .where(routes.c.name == ro.route)
+                    .values(
+                        stable_version=ro.candidate_version,
+                        previous_stable_version=ro.stable_version,
+                        updated_at=now,
+                    )
+                )
+            kind = {"promoted": "promote", "rolled_back": "rollback", "aborted": "abort"}[status]
+            RouteStore.append_event(
+                conn, ro.route, kind, version=ro.candidate_version, actor=actor, reason=reason,
+                detail={"rollout": ro.id, "decision": decision}, at=now,
+            )  # fmt: skip
+        return True
+
+    def set_paused(self, ro: RolloutRow, paused: bool, actor: str, reason: str | None) -> bool:
+        now = datetime.now(UTC)
+        want, was = ("paused", "running") if paused else ("running", "paused")
+        with self.engine.begin() as conn:
+            values: dict[str, Any] = {"status": want}
+            if not paused:
+                values["stage_started_at"] = now  # the stage's clock restarts on resume
+            done = conn.execute(
+                update(rollouts)
+                .where(rollouts.c.id == ro.id, rollouts.c.status == was)
+                .values(**values)
+            ).rowcount
+            if done:
+                RouteStore.append_event(
+                    conn, ro.route, "pause" if paused else "resume",
+                    version=ro.candidate_version, actor=actor, reason=reason,
+                    detail={"rollout": ro.id, "stage": ro.stage}, at=now,
+                )  # fmt: skip
+        return bool(done)
+
+    def rollback(self, route: str, to: int | None, actor: str, reason: str | None) -> int:
+        """Serve `to` (default: the pinned previous stable, or the running rollout's stable)
+        from the next request on; a rollout in progress ends as rolled back."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            r = self._route(conn, route)
+            o = rollouts.c
+            active = conn.execute(
+                select(rollouts).where(o.route == route, o.status.in_(ACTIVE))
+            ).first()
+            target = to
+            if target is None:
+                target = active.stable_version if active else r.previous_stable_version
+            if target is None:
+                raise _conflict(f"route '{route}' has no earlier stable version to return to")
+            self._version(conn, route, target)
+            if active is not None:
+                conn.execute(
+                    update(rollouts)
+                    .where(o.id == active.id)
+                    .values(status="rolled_back", ended_at=now)
+                )
+            if target != r.stable_version:
+                conn.execute(
+                    update(routes)
+                    .where(routes.c.name == route)
+                    .values(
+                        stable_version=target,
+                        previous_stable_version=r.stable_version,
+                        updated_at=now,
+                    )
+                )
+            RouteStore.append_event(
+                conn, route, "rollback", version=target, actor=actor, reason=reason,
+                detail={"from": r.stable_version, "to": target,
+                        "rollout": active.id if active else None},
+                at=now,
+            )  # fmt: skip
+        return target
+
+    # -- what the canary analysis reads ------------------------------------------------
+
+    def arms(self, ro: RolloutRow) -> tuple[ArmStats, ArmStats]:
+        """Stable and candidate over the same time: the current stage, whose split is fixed
+        (pooling stages with different splits would bias the comparison)."""
+        return self._arm(ro, ro.stable_version), self._arm(ro, ro.candidate_version)
+
+    def _arm(self, ro: RolloutRow, number: int) -> ArmStats:
+        c = requests.c
+        label = f"v{number}"
+        query = (
+            select(c.status_code, c.duration_ms, c.cost_usd)
+            .where(c.route == ro.route, c.version == label, c.started_at >= ro.stage_started_at)
+            .limit(MAX_ARM_ROWS)
+        )
+        f = feedback.c
+        fq = select(f.negative).where(
+            and_(f.route == ro.route, f.version == label, f.at >= ro.stage_started_at)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            marks = conn.execute(fq).scalars().all()
+        n = len(rows)
+        errors = sum(1 for r in rows if r.status_code >= 500)
+        costs = [r.cost_usd or 0.0 for r in rows]
+        feedback_n = min(len(marks), n)
+        negative = min(sum(1 for m in marks if m), feedback_n)
+        return ArmStats(
+            n=n,
+            errors=errors,
+            feedback_n=feedback_n,
+            negative_feedback=negative,
+            cost_sum=sum(costs),
+            cost_sq_sum=sum(x * x for x in costs),
+            latency=LatencySamples.of([r.duration_ms for r in rows]) if rows else None,
+        )
+
+    # -- feedback ----------------------------------------------------------------------
+
+    def add_feedback(
+        self,
+        request_id: str,
+        tenant: str | None,
+        score: float,
+        comment: str | None,
+        escalated: bool,
+        by: str | None,
+    ) -> dict[str, Any]:
+        """Join the request's route and version; `tenant` None: any tenant (admin)."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(requests.c.tenant, requests.c.route, requests.c.version).where(
+                    requests.c.id == request_id
+                )
+            ).first()
+            if row is None or (tenant is not None and row.tenant != tenant):
+                raise GatewayError(404, "not_found", f"no request with id '{request_id}'")
+            negative = score < 0.5 or escalated
+            conn.execute(
+                insert(feedback).values(
+                    request_id=request_id, tenant=row.tenant, route=row.route,
+                    version=row.version, score=score, negative=negative, comment=comment,
+                    escalated=escalated, by=by, at=now,
+                )
+            )  # fmt: skip
+        return {
+            "request_id": request_id,
+            "route": row.route,
+            "version": row.version,
+            "score": score,
+            "negative": negative,
+            "escalated": escalated,
+        }

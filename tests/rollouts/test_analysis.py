@@ -1,0 +1,237 @@
+"""Plain-data analysis of both arms, latency sources, and the stage decision."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from trimtab.rollouts.analysis import (
+    DEFAULT_METRICS,
+    Action,
+    ArmStats,
+    LatencySamples,
+    Metric,
+    MetricSpec,
+    SketchLatency,
+    StageGate,
+    analyze,
+    decide,
+    evaluate,
+    latency_thresholds,
+)
+from trimtab.rollouts.plans import Stage
+from trimtab.rollouts.sequential import (
+    Direction,
+    Tolerance,
+    Verdict,
+    mean_evidence,
+    rate_evidence,
+    rate_mixtures,
+)
+from trimtab.rollouts.stats import mixture_rho
+from trimtab.telemetry.sketch import new_sketch
+
+
+def _arm(
+    rng: np.random.Generator,
+    n: int,
+    *,
+    err: float = 0.01,
+    lat: float = 1.0,
+    cost: float = 1.0,
+    neg: float = 0.1,
+) -> ArmStats:
+    c = np.exp(rng.normal(math.log(0.002), 0.8, n)) * cost
+    fb = int(rng.binomial(n, 0.2))
+    return ArmStats(
+        n=n,
+        errors=int(rng.binomial(n, err)),
+        feedback_n=fb,
+        negative_feedback=int(rng.binomial(fb, neg)),
+        cost_sum=float(c.sum()),
+        cost_sq_sum=float((c * c).sum()),
+        latency=LatencySamples.of(np.exp(rng.normal(7.0, 0.5, n)) * lat),
+    )
+
+
+def test_arm_stats_validate_counts() -> None:
+    with pytest.raises(ValueError):
+        ArmStats(n=5, errors=6)
+    with pytest.raises(ValueError):
+        ArmStats(n=5, feedback_n=2, negative_feedback=3)
+    with pytest.raises(ValueError):
+        ArmStats(n=-1)
+
+
+def test_spec_names_and_latency_rules() -> None:
+    assert [s.name for s in DEFAULT_METRICS] == [
+        "error_rate",
+        "latency_p95",
+        "cost",
+        "negative_feedback_rate",
+    ]
+    assert MetricSpec(Metric.LATENCY, quantile=0.5).name == "latency_p50"
+    with pytest.raises(ValueError):
+        MetricSpec(Metric.LATENCY, direction=Direction.LOWER_IS_WORSE)
+    with pytest.raises(ValueError):
+        MetricSpec(Metric.LATENCY, tolerance=Tolerance(absolute=5.0))
+
+
+def test_latency_thresholds_stretch_the_candidates() -> None:
+    assert latency_thresholds(1000.0, Tolerance(relative=0.1)) == (1000.0, pytest.approx(1100.0))
+
+
+def test_healthy_candidate_holds_then_advances() -> None:
+    rng = np.random.default_rng(1)
+    stable, cand = _arm(rng, 90_000), _arm(rng, 10_000)
+    results = analyze(stable, cand, latency_reference_ms={0.95: math.exp(7.0 + 1.645 * 0.5)})
+    by = {r.metric: r for r in results}
+    assert by["latency_p95"].verdict is Verdict.PASS
+    assert by["cost"].verdict is Verdict.PASS
+    assert all(r.verdict is not Verdict.REGRESSION for r in results)
+    early = decide(results, StageGate(min_duration_s=600), elapsed_s=60, canary_requests=10_000)
+    assert early.action is Action.HOLD and "60 s of 600 s" in early.reasons[0]
+    done = decide(results, StageGate(600, 1000), elapsed_s=600, canary_requests=10_000)
+    assert done.action is Action.ADVANCE
+
+
+def test_regressions_roll_back_at_once_with_reasons() -> None:
+    rng = np.random.default_rng(2)
+    stable, cand = _arm(rng, 18_000), _arm(rng, 2_000, err=0.05, lat=1.5)
+    d = evaluate(stable, cand, gate=StageGate(3600, 10**6), elapsed_s=1)
+    assert d.action is Action.ROLLBACK
+    assert any(r.startswith("error_rate regressed") for r in d.reasons)
+    assert any(r.startswith("latency_p95 regressed") for r in d.reasons)
+
+
+def test_hold_names_what_is_missing_and_a_plan_stage_is_a_gate() -> None:
+    rng = np.random.default_rng(3)
+    stable, cand = _arm(rng, 900), _arm(rng, 100)
+    results = analyze(stable, cand)
+    stage = Stage(percent=10, min_duration_s=300, min_canary_requests=500)
+    d = decide(results, stage, elapsed_s=10, canary_requests=100)
+    assert d.action is Action.HOLD
+    text = " ".join(d.reasons)
+    assert "100 of 500 canary requests" in text
+    assert "latency_p95 has not passed yet" in text
+
+
+def test_no_required_metrics_advances_on_the_gate_alone() -> None:
+    specs = [MetricSpec(Metric.ERROR_RATE)]
+    results = analyze(ArmStats(n=900, errors=9), ArmStats(n=100, errors=1), specs)
+    d = decide(results, StageGate(60, 100), elapsed_s=60, canary_requests=100)
+    assert d.action is Action.ADVANCE
+
+
+def test_empty_arms_are_inconclusive_not_errors() -> None:
+    results = analyze(ArmStats(), ArmStats())
+    assert all(r.verdict is Verdict.INCONCLUSIVE for r in results)
+    assert decide(results, elapsed_s=0, canary_requests=0).action is Action.HOLD
+
+
+def test_windows_must_line_up() -> None:
+    with pytest.raises(ValueError):
+        analyze([ArmStats(n=1)], [ArmStats(n=1), ArmStats(n=1)])
+    with pytest.raises(ValueError):
+        analyze([], [])
+
+
+def test_windows_with_different_shares_are_judged_per_window() -> None:
+    # Same error rate in both arms, but the share changes between windows (1 % then 50 %);
+    # pooled counts would make the candidate look worse; per-window evidence does not.
+    stable = [ArmStats(n=99_000, errors=990), ArmStats(n=5_000, errors=500)]
+    cand = [ArmStats(n=1_000, errors=10), ArmStats(n=5_000, errors=500)]
+    spec = [MetricSpec(Metric.ERROR_RATE)]
+    per_window = analyze(stable, cand, spec)[0]
+    pooled = analyze(ArmStats(n=104_000, errors=1490), ArmStats(n=6_000, errors=510), spec)[0]
+    assert per_window.verdict is Verdict.INCONCLUSIVE
+    assert pooled.verdict is Verdict.REGRESSION  # Simpson's paradox, avoided above
+
+
+def test_sketch_and_samples_count_the_same_tail() -> None:
+    rng = np.random.default_rng(4)
+    values = np.exp(rng.normal(7.0, 0.5, 5000))
+    sketch = new_sketch()
+    for v in values:
+        sketch.add(float(v))
+    samples = LatencySamples.of(values)
+    sk = SketchLatency(sketch)
+    assert sk.count == samples.count == 5000
+    for t in (500.0, 1000.0, 2500.0, 5000.0):
+        exact = samples.count_above(t)
+        # buckets are 1 % wide: the sketch may differ only by values within 1 % of t
+        near = samples.count_above(t * 0.98) - samples.count_above(t * 1.02)
+        assert abs(sk.count_above(t) - exact) <= near
+    assert sk.count_above(0.0) == 5000
+    q = sk.quantile(0.95)
+    assert q is not None and q == pytest.approx(samples.quantile(0.95), rel=0.02)
+    assert SketchLatency(new_sketch()).count_above(10.0) == 0.0
+
+
+def test_latency_analysis_from_sketches_matches_samples() -> None:
+    rng = np.random.default_rng(6)
+    s_vals = np.exp(rng.normal(7.0, 0.5, 9000))
+    c_vals = np.exp(rng.normal(7.0, 0.5, 1000)) * 1.4
+    sk_s, sk_c = new_sketch(), new_sketch()
+    for v in s_vals:
+        sk_s.add(float(v))
+    for v in c_vals:
+        sk_c.add(float(v))
+    spec = [MetricSpec(Metric.LATENCY, tolerance=Tolerance(0.1), pass_ratio=0.65)]
+    ref = {0.95: 2500.0}
+    a = analyze(
+        ArmStats(n=9000, latency=SketchLatency(sk_s)),
+        ArmStats(n=1000, latency=SketchLatency(sk_c)),
+        spec,
+        latency_reference_ms=ref,
+    )[0]
+    b = analyze(
+        ArmStats(n=9000, latency=LatencySamples.of(s_vals)),
+        ArmStats(n=1000, latency=LatencySamples.of(c_vals)),
+        spec,
+        latency_reference_ms=ref,
+    )[0]
+    assert a.verdict is b.verdict is Verdict.REGRESSION
+    assert a.log_e_regression == pytest.approx(b.log_e_regression, rel=0.2)
+    assert "reference fixed in advance" in a.note
+    assert a.stable_value == pytest.approx(np.quantile(s_vals, 0.95), rel=0.02)
+
+
+def test_the_vectorised_path_used_by_the_benchmark_matches_analyze() -> None:
+    rng = np.random.default_rng(8)
+    err, _, cost, _ = DEFAULT_METRICS
+    for _ in range(10):
+        stable = _arm(rng, int(rng.integers(100, 5000)))
+        cand = _arm(rng, int(rng.integers(10, 500)), err=0.02, cost=1.1)
+        res = {r.metric: r for r in analyze(stable, cand)}
+        lp0, rm, om = rate_mixtures(
+            err.direction, err.tolerance, design_ratio=err.design_ratio, pass_ratio=None
+        )
+        reg, ok = rate_evidence(
+            [[cand.errors]],
+            [[cand.n]],
+            [[stable.errors]],
+            [[stable.n]],
+            log_psi0=lp0,
+            regression_mixture=rm,
+            pass_mixture=om,
+        )
+        assert float(reg[0]) == pytest.approx(res["error_rate"].log_e_regression)
+        assert float(ok[0]) == pytest.approx(res["error_rate"].log_e_pass)
+        reg, ok = mean_evidence(
+            [[cand.n]],
+            [[cand.cost_sum]],
+            [[cand.cost_sq_sum]],
+            [[stable.n]],
+            [[stable.cost_sum]],
+            [[stable.cost_sq_sum]],
+            sign=1.0,
+            coef=cost.tolerance.coef(cost.direction),
+            offset=0.0,
+            rho_regression=mixture_rho(cost.design_n, cost.alpha),
+            rho_pass=mixture_rho(cost.pass_design_n, cost.alpha_pass),
+        )
+        assert float(reg[0]) == pytest.approx(res["cost"].log_e_regression)
+        assert float(ok[0]) == pytest.approx(res["cost"].log_e_pass)

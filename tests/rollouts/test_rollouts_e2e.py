@@ -1,0 +1,202 @@
+"""Releases end to end: gates, sticky canaries, automatic rollback and promotion, rollback."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from sqlalchemy import select
+
+from tests.api.test_routes_api import OPERATOR_KEY, ROUTE_KEYS
+from tests.conftest import ADMIN_KEY, APP_KEY, GatewayFactory, Running, base_config
+from tests.gateway.test_openai_sdk import stored
+from trimtab.store.tables import requests
+from trimtab.testing.mock_upstream import MockUpstream
+
+FAST = {
+    "stages": [
+        {"percent": 50, "min_duration_s": 0, "min_canary_requests": 50, "max_duration_s": 600},
+        {"percent": 100, "min_duration_s": 0, "min_canary_requests": 50, "max_duration_s": 600},
+    ]
+}
+
+
+def routes_yaml(model: str, tier: int = 0, greeting: str = "Hello") -> str:
+    return f"""
+routes:
+  faq:
+    owner: faq@acme.example
+    risk_tier: {tier}
+    version:
+      model: {model}
+      messages:
+        - role: system
+          content: "{greeting}. Answer about {{{{topic}}}}."
+"""
+
+
+@pytest.fixture
+def running(gateway: GatewayFactory, upstream: MockUpstream, tmp_path: Path) -> Running:
+    config = base_config(upstream.url, "sqlite://", tmp_path / "x")
+    providers = config["providers"]
+    providers["sim-flaky"] = {"kind": "simulator", "error_rate": 0.1, "seed": 7}
+    models = config["models"]
+    models["sim-bad"] = {"provider": "sim-flaky", "model": "sim-1"}
+    return gateway(
+        keys=ROUTE_KEYS,
+        providers=providers,
+        models=models,
+        rollouts={"check_interval_s": 0.05, "plans": {"fast": FAST}},
+    )
+
+
+def api(running: Running, method: str, path: str, key: str = OPERATOR_KEY, **body: Any) -> Any:
+    resp = httpx.request(
+        method, running.url + path, json=body or None,
+        headers={"authorization": f"Bearer {key}"}, timeout=30,
+    )  # fmt: skip
+    return resp
+
+
+def apply(running: Running, text: str, message: str = "change") -> None:
+    resp = api(running, "POST", "/api/routes/apply", yaml=text, message=message)
+    assert resp.status_code == 200, resp.text
+
+
+def call(running: Running, user: str) -> str:
+    """One route call as `user`; the version that served it (the response says)."""
+    resp = httpx.post(
+        running.url + "/v1/chat/completions",
+        json={
+            "model": "route:faq",
+            "messages": [{"role": "user", "content": "hi"}],
+            "user": user,
+            "variables": {"topic": "returns"},
+        },
+        headers={"authorization": f"Bearer {APP_KEY}"},
+        timeout=30,
+    )
+    assert resp.status_code in (200, 503), resp.text
+    return resp.headers["x-trimtab-version"]
+
+
+def versions_by_user(running: Running, before: str) -> dict[str, set[str]]:
+    """The versions each user was served by requests that started before `before`."""
+    cut = datetime.fromisoformat(before)
+    c = requests.c
+    query = select(c.user_id, c.version).where(c.route == "faq", c.started_at < cut)
+    out: dict[str, set[str]] = {}
+    with running.engine.connect() as conn:
+        for user, version in conn.execute(query):
+            out.setdefault(user, set()).add(version)
+    assert len(out) > 50
+    return out
+
+
+def status(running: Running) -> dict[str, Any]:
+    data: dict[str, Any] = api(running, "GET", "/api/routes/faq/rollout").json()
+    return data
+
+
+def drive(running: Running, until: set[str], limit: int, users: int = 200) -> dict[str, set[str]]:
+    """Traffic from `users` users until the rollout's status is in `until`."""
+    seen: dict[str, set[str]] = {}
+    for i in range(limit):
+        user = f"u{i % users}"
+        seen.setdefault(user, set()).add(call(running, user))
+        if i % 20 == 19 and status(running)["status"] in until:
+            return seen
+    raise AssertionError(f"rollout still {status(running)['status']} after {limit} requests")
+
+
+def test_a_failing_candidate_is_rolled_back_without_a_human(running: Running) -> None:
+    apply(running, routes_yaml("sim-1"))
+    apply(running, routes_yaml("sim-bad", greeting="Hi"))
+    resp = api(running, "POST", "/api/routes/faq/rollouts", to="v2", plan="fast", reason="try")
+    assert resp.status_code == 201, resp.text
+    drive(running, {"rolled_back"}, limit=4000)
+    final = status(running)
+    assert final["status"] == "rolled_back"
+    decision = final["last_decision"]
+    assert decision["action"] == "rollback"
+    assert any("error_rate" in r for r in decision["reasons"])
+    # sticky: nobody saw both versions while the rollout ran
+    assert all(len(v) == 1 for v in versions_by_user(running, final["ended_at"]).values())
+    # after the rollback, no request is served by the candidate
+    assert {call(running, f"u{i}") for i in range(50)} == {"v1"}
+    kinds = [e["kind"] for e in api(running, "GET", "/api/routes/faq/timeline").json()["data"]]
+    assert kinds.index("gate") < kinds.index("rollout_start") < kinds.index("rollback")
+
+
+def test_manual_rollback_takes_effect_on_the_next_request(running: Running) -> None:
+    apply(running, routes_yaml("sim-1"))
+    apply(running, routes_yaml("sim-1", greeting="Hi"))
+    api(running, "POST", "/api/routes/faq/rollouts", to="v2", plan="fast", reason="go")
+    versions = {call(running, f"u{i}") for i in range(40)}
+    assert versions == {"v1", "v2"}
+    resp = api(running, "POST", "/api/routes/faq/rollback", reason="on-call says so")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["stable_version"] == 1
+    assert {call(running, f"u{i}") for i in range(40)} == {"v1"}
+    rollback = api(running, "POST", "/api/routes/faq/rollback", to="v2", reason="forward")
+    assert rollback.json()["stable_version"] == 2
+    assert call(running, "u1") == "v2"
+
+
+def test_tier_2_needs_an_eval_and_an_approval_by_someone_else(running: Running) -> None:
+    apply(running, routes_yaml("sim-1", tier=2))
+    apply(running, routes_yaml("sim-1", tier=2, greeting="Hi"))
+    refused = api(running, "POST", "/api/routes/faq/rollouts", to="v2", reason="go")
+    assert refused.status_code == 409
+    message = refused.json()["error"]["message"]
+    assert "a passing eval attestation" in message and "approval" in message
+    path = "/api/routes/faq/versions/v2/attestations"
+    assert api(running, "POST", path, kind="eval", result="pass", note="92%").status_code == 201
+    # the author (the operator key's owner) approving its own change does not count
+    assert api(running, "POST", path, kind="approval", result="pass").status_code == 201
+    still = api(running, "POST", "/api/routes/faq/rollouts", to="v2", reason="go")
+    assert still.status_code == 409 and "other than the author" in still.text
+    approve = api(running, "POST", path, key=ADMIN_KEY, kind="approval", result="pass")
+    assert approve.status_code == 201
+    started = api(running, "POST", "/api/routes/faq/rollouts", to="v2", reason="go")
+    assert started.status_code == 201, started.text
+
+
+def test_pause_resume_abort_and_feedback(running: Running) -> None:
+    apply(running, routes_yaml("sim-1"))
+    apply(running, routes_yaml("sim-1", greeting="Hi"))
+    api(running, "POST", "/api/routes/faq/rollouts", to="v2", plan="fast", reason="go")
+    assert (
+        api(running, "POST", "/api/routes/faq/rollout/pause", reason="hold").json()["status"]
+        == "paused"
+    )
+    no_reason = api(running, "POST", "/api/routes/faq/rollout/resume")
+    assert no_reason.status_code == 400
+    assert (
+        api(running, "POST", "/api/routes/faq/rollout/resume", reason="ok").json()["status"]
+        == "running"
+    )
+    client = openai.OpenAI(base_url=running.url + "/v1", api_key=APP_KEY, max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="route:faq", messages=[{"role": "user", "content": "x"}], user="fb",
+        extra_body={"variables": {"topic": "t"}},
+    )  # fmt: skip
+    rid = raw.headers["x-trimtab-request-id"]
+    stored(running, rid)
+    fb = api(running, "POST", "/api/feedback", key=APP_KEY, request_id=rid, thumbs="down",
+             comment="wrong", escalated=True)  # fmt: skip
+    assert fb.status_code == 201, fb.text
+    assert fb.json()["route"] == "faq" and fb.json()["negative"] is True
+    bad = api(running, "POST", "/api/feedback", key=APP_KEY, request_id=rid, score=3)
+    assert bad.status_code == 400
+    assert (
+        api(running, "POST", "/api/routes/faq/rollout/abort", reason="no").json()["status"]
+        == "aborted"
+    )
+    assert call(running, "anyone") == "v1"
+    time.sleep(0)
