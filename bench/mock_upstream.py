@@ -7,6 +7,11 @@ first content chunk is written immediately. With ``stream_options.include_usage`
 ends with a usage chunk, as OpenAI's does. Keep-alive is supported; pipelining is tolerated
 (requests on one connection are answered in order).
 
+By default the whole stream is written at once (``--stream-gap-ms 0``), so no process idles
+mid-request and time-to-first-token measures only the path. A request for a model whose name
+contains ``slowstream`` gets ``--slow-gap-ms`` (50 ms) between chunks instead: that shows
+whether a gateway forwards chunks as they come or buffers the stream.
+
 It exists so that the benchmark measures the gateway, not the upstream: no framework, no
 per-request allocation beyond a few small byte strings.
 
@@ -118,9 +123,10 @@ class Stats:
 
 
 class MockProtocol(asyncio.Protocol):
-    def __init__(self, stats: Stats, gap_s: float) -> None:
+    def __init__(self, stats: Stats, gap_s: float, slow_gap_s: float) -> None:
         self.stats = stats
         self.gap_s = gap_s
+        self.slow_gap_s = slow_gap_s
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
         self.busy = False  # a stream is being written; later requests wait in ``buf``
@@ -189,7 +195,8 @@ class MockProtocol(asyncio.Protocol):
             seq = self.stats.requests
             if req.get("stream"):
                 opts = req.get("stream_options") or {}
-                self._stream(model, seq, bool(opts.get("include_usage")))
+                gap = self.slow_gap_s if "slowstream" in model else self.gap_s
+                self._stream(model, seq, bool(opts.get("include_usage")), gap)
             else:
                 self._simple(200, completion_body(model, seq))
         elif method == "GET" and path.endswith("/models"):
@@ -214,7 +221,7 @@ class MockProtocol(asyncio.Protocol):
         if close:
             self.transport.close()
 
-    def _stream(self, model: str, seq: int, include_usage: bool) -> None:
+    def _stream(self, model: str, seq: int, include_usage: bool, gap_s: float) -> None:
         assert self.transport is not None
         self.stats.streams += 1
         events = stream_events(model, seq, include_usage)
@@ -229,7 +236,7 @@ class MockProtocol(asyncio.Protocol):
         # First content chunk goes out with the headers, immediately.
         self.transport.write(head + _chunked(events[0]))
         rest = events[1:]
-        if self.gap_s <= 0:
+        if gap_s <= 0:
             self.transport.write(b"".join(_chunked(e) for e in rest) + b"0\r\n\r\n")
             self._stream_done()
             return
@@ -242,13 +249,13 @@ class MockProtocol(asyncio.Protocol):
                 return
             if i < len(rest) - 2:
                 self.transport.write(_chunked(rest[i]))
-                loop.call_later(self.gap_s, send_next, i + 1)
+                loop.call_later(gap_s, send_next, i + 1)
             else:  # finish chunk, usage chunk, [DONE] and the terminator go out together
                 self.transport.write(b"".join(_chunked(e) for e in rest[i:]) + b"0\r\n\r\n")
                 self.busy = False
                 self._stream_done()
 
-        loop.call_later(self.gap_s, send_next, 0)
+        loop.call_later(gap_s, send_next, 0)
 
     def _stream_done(self) -> None:
         if self.transport is None:
@@ -260,11 +267,11 @@ class MockProtocol(asyncio.Protocol):
             self._process()
 
 
-async def serve(host: str, port: int, gap_s: float) -> None:
+async def serve(host: str, port: int, gap_s: float, slow_gap_s: float) -> None:
     loop = asyncio.get_running_loop()
     stats = Stats()
     server = await loop.create_server(
-        lambda: MockProtocol(stats, gap_s), host, port, backlog=1024, reuse_address=True
+        lambda: MockProtocol(stats, gap_s, slow_gap_s), host, port, backlog=1024, reuse_address=True
     )
     bound = server.sockets[0].getsockname()[1]
     print(f"READY {bound}", flush=True)
@@ -294,15 +301,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--stream-gap-ms",
         type=float,
-        default=2.0,
-        help="delay between SSE content chunks after the first (first chunk is immediate)",
+        default=0.0,
+        help="delay between SSE chunks after the first (0: the whole stream at once)",
+    )
+    p.add_argument(
+        "--slow-gap-ms",
+        type=float,
+        default=50.0,
+        help="delay between SSE chunks for models whose name contains 'slowstream'",
     )
     p.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
     args = p.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print("refusing to listen on a non-loopback address", file=sys.stderr)
         return 2
-    coro = serve(args.host, args.port, args.stream_gap_ms / 1000.0)
+    coro = serve(args.host, args.port, args.stream_gap_ms / 1000.0, args.slow_gap_ms / 1000.0)
     if not args.no_uvloop:
         try:
             import uvloop

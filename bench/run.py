@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import datetime as dt
 import http.client
@@ -56,6 +57,7 @@ HOST = "127.0.0.1"
 TRIMTAB_KEY = "tt-bench-key"
 LITELLM_KEY = "sk-litellm-bench"  # LiteLLM wants master keys to start with "sk-"
 MODEL = "bench-model"
+SLOW_SUFFIX = "-slowstream"  # the mock spaces SSE chunks out for model names containing it
 EXPECTED_CONTENT = "Hello from the mock upstream."  # must match bench/mock_upstream.py
 EXPECTED_COMPLETION_TOKENS = 9
 CONCURRENCIES = (1, 16)
@@ -70,6 +72,8 @@ GOAL_P99_C16_VS_LITELLM = 0.1
 GOAL_ADDED_TTFT_MS = 1.0
 GOAL_RSS_MIB = 150.0
 
+TTFT_BLOCK = 20  # streams per target before moving to the next target
+TTFT_SETTLE_S = 0.05
 FOREIGN_CPU_WARN_PCT = 10.0  # warn when other processes use more than this % of a core
 
 LABELS = {"direct": "direct mock", "trimtab": "trimtab", "litellm": "LiteLLM proxy"}
@@ -269,19 +273,42 @@ def system_cpu() -> dict[str, float]:
     }
 
 
+PF_KTHREAD = 0x00200000
+
+
+def foreign_snapshot() -> dict[tuple[int, int], float]:
+    """CPU seconds (user+system) of every user-space process outside this benchmark.
+
+    Keyed by (pid, start time) so a recycled pid is not mistaken for the old process.
+    Ours = this process and all its descendants (mock, gateways, wrk, spinners)."""
+    ours = set(proc_tree(os.getpid()))
+    out: dict[tuple[int, int], float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in ours:
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            f = stat[stat.rindex(")") + 2 :].split()
+            if int(f[6]) & PF_KTHREAD:  # kernel threads (softirq work for our traffic, ...)
+                continue
+            out[(int(entry), int(f[19]))] = (int(f[11]) + int(f[12])) / CLK_TCK
+    return out
+
+
 class CpuProbe:
     """CPU use of our processes, and of everything else, over an interval.
 
-    ``foreign`` is user-space CPU used by processes that are not part of the benchmark (e.g.
-    a test suite running on the same machine): machine-wide user time minus the user time of
-    our own process trees. Kernel time is left out because loopback networking is partly
-    accounted as softirq time that belongs to no process."""
+    ``foreign`` is the CPU used by user-space processes that are not part of the benchmark
+    (e.g. a test suite running on the same machine), summed process by process from /proc.
+    Processes that both start and exit inside the interval are missed, so it is a lower
+    bound. (Machine-wide counters minus ours would be simpler but wrong here: at high packet
+    rates the kernel charges much of our loopback work as softirq time to no process.)"""
 
     def __init__(self, watch: dict[str, int | None]) -> None:
         self.watch = watch
-        self.extra_user = 0.0
         self.t0 = time.monotonic()
         self.sys0 = system_cpu()
+        self.f0 = foreign_snapshot()
         self.p0 = {k: self._times(k, pid) for k, pid in watch.items()}
 
     @staticmethod
@@ -289,22 +316,16 @@ class CpuProbe:
         # "bench" is this process: its children (mock, gateways, wrk) are counted separately
         return cpu_times(pid, tree=key != "bench")
 
-    def add_child_usage(self, user: float) -> None:
-        """User seconds of a child we waited for (wrk), which /proc no longer shows."""
-        self.extra_user += user
-
     def stop(self) -> dict[str, float]:
         wall = time.monotonic() - self.t0
         sys1 = system_cpu()
         p1 = {k: self._times(k, pid) for k, pid in self.watch.items()}
+        f1 = foreign_snapshot()
         out: dict[str, float] = {}
-        ours_user = self.extra_user
         for k in self.watch:
-            du = p1[k][0] - self.p0[k][0]
-            ds = p1[k][1] - self.p0[k][1]
-            ours_user += du
-            out[k] = round(100 * (du + ds) / wall, 1)
-        foreign = (sys1["user"] - self.sys0["user"]) - ours_user
+            used = (p1[k][0] - self.p0[k][0]) + (p1[k][1] - self.p0[k][1])
+            out[k] = round(100 * used / wall, 1)
+        foreign = sum(cpu - self.f0.get(key, 0.0) for key, cpu in f1.items())
         out["foreign"] = round(max(0.0, 100 * foreign / wall), 1)
         out["steal"] = round(100 * (sys1["steal"] - self.sys0["steal"]) / wall, 1)
         return out
@@ -377,7 +398,9 @@ def machine_facts(litellm_python: Path | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- starting things
 
 
-def start_mock(cpu: int | None, gap_ms: float) -> tuple[subprocess.Popen[bytes], int]:
+def start_mock(
+    cpu: int | None, gap_ms: float, slow_gap_ms: float
+) -> tuple[subprocess.Popen[bytes], int]:
     log_path = LOGS / "mock.log"
     cmd = [
         *pin_prefix(cpu),
@@ -389,6 +412,8 @@ def start_mock(cpu: int | None, gap_ms: float) -> tuple[subprocess.Popen[bytes],
         "0",
         "--stream-gap-ms",
         str(gap_ms),
+        "--slow-gap-ms",
+        str(slow_gap_ms),
     ]
     err = log_path.open("wb")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, start_new_session=True)
@@ -432,6 +457,8 @@ def trimtab_config(tmpdir: Path, mock_port: int) -> str:
         "models:\n"
         f"  {MODEL}: {{provider: mock, model: mock-1, "
         "pricing: {input_per_mtok: 0.15, output_per_mtok: 0.6}}\n"
+        "  # only for the one-off check that streams are forwarded chunk by chunk\n"
+        f"  {MODEL}{SLOW_SUFFIX}: {{provider: mock, model: mock-1{SLOW_SUFFIX}}}\n"
         "keys:\n"
         f"  - {{key: {TRIMTAB_KEY}, tenant: bench, role: admin}}\n"
         "# full request logging: bodies recorded; the spill file only fills if the store lags\n"
@@ -509,6 +536,11 @@ def litellm_config(mock_port: int) -> str:
         f"  - model_name: {MODEL}\n"
         "    litellm_params:\n"
         "      model: openai/mock-1\n"
+        f"      api_base: http://{HOST}:{mock_port}/v1\n"
+        "      api_key: sk-bench\n"
+        f"  - model_name: {MODEL}{SLOW_SUFFIX}\n"
+        "    litellm_params:\n"
+        f"      model: openai/mock-1{SLOW_SUFFIX}\n"
         f"      api_base: http://{HOST}:{mock_port}/v1\n"
         "      api_key: sk-bench\n"
         "litellm_settings:\n"
@@ -652,6 +684,30 @@ def smoke(t: Target) -> dict[str, Any]:
     return info
 
 
+async def _one_slow_stream(t: Target) -> StreamSamples:
+    s = StreamSamples()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        await one_stream(session, t, chat_body(t.model + SLOW_SUFFIX, True), s)
+    return s
+
+
+def stream_check(t: Target, gap_ms: float) -> dict[str, Any]:
+    """Does the target forward SSE chunks as they come? The mock spaces them ``gap_ms`` apart
+    for the slow model: a streaming gateway delivers the first one long before the last."""
+    s = asyncio.run(_one_slow_stream(t))
+    if s.bad or not s.ttft_ms:
+        raise TargetError(f"{t.name}: bad stream for the slow-stream model: {s.bad_sample}")
+    ttft, total = s.ttft_ms[0], s.total_ms[0]
+    # the mock sends 5 more chunk groups after the first, gap_ms apart
+    incremental = ttft < 0.8 * gap_ms and total - ttft > 4 * gap_ms
+    return {
+        "gap_ms": gap_ms,
+        "ttft_ms": round(ttft, 3),
+        "total_ms": round(total, 3),
+        "incremental": incremental,
+    }
+
+
 # --------------------------------------------------------------------------- wrk
 
 
@@ -728,7 +784,6 @@ def run_wrk(
         err.seek(0)
         err_text = err.read().decode(errors="replace")
     wall = time.monotonic() - probe.t0
-    probe.add_child_usage(usage.ru_utime)
     cpu_pct = probe.stop()
     cpu_pct["wrk"] = round(100 * (usage.ru_utime + usage.ru_stime) / wall, 1)
     text = out.decode(errors="replace")
@@ -804,7 +859,8 @@ async def one_stream(
 async def ttft_phase(
     targets: Sequence[Target], duration: float, warmup: int
 ) -> dict[str, StreamSamples]:
-    """Round-robin one streaming request at a time over the targets for ``duration`` seconds.
+    """One streaming request at a time, in blocks of TTFT_BLOCK per target, round-robin over
+    the targets for ``duration`` seconds.
 
     Interleaving means slow drift on the machine hits every target equally."""
     sessions = {
@@ -816,18 +872,27 @@ async def ttft_phase(
     }
     bodies = {t.name: chat_body(t.model, True) for t in targets}
     samples = {t.name: StreamSamples() for t in targets}
+    untimed = {t.name: StreamSamples() for t in targets}  # still checked for correctness
     try:
-        scratch = StreamSamples()
         for _ in range(warmup):
             for t in targets:
-                await one_stream(sessions[t.name], t, bodies[t.name], scratch)
+                await one_stream(sessions[t.name], t, bodies[t.name], untimed[t.name])
         deadline = time.monotonic() + duration
         while time.monotonic() < deadline:
             for t in targets:
-                await one_stream(sessions[t.name], t, bodies[t.name], samples[t.name])
+                # the first stream after the pause pays for waking idle vCPUs: not timed
+                await one_stream(sessions[t.name], t, bodies[t.name], untimed[t.name])
+                for _ in range(TTFT_BLOCK):
+                    await one_stream(sessions[t.name], t, bodies[t.name], samples[t.name])
+                # let the gateway finish any after-the-stream work (logging, callbacks) before
+                # the next one, which may share its CPU, is timed
+                await asyncio.sleep(TTFT_SETTLE_S)
     finally:
         for sess in sessions.values():
             await sess.close()
+    for name, u in untimed.items():
+        samples[name].bad += u.bad
+        samples[name].bad_sample = samples[name].bad_sample or u.bad_sample
     return samples
 
 
@@ -911,6 +976,10 @@ def fmt(x: float | None, unit: str = "") -> str:
     return f"{s}{unit}"
 
 
+def fmt_pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f}"
+
+
 def _num(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) else None
 
@@ -960,14 +1029,14 @@ def render_markdown(res: dict[str, Any]) -> str:
         rows.append(
             (
                 f"gateway CPU @{c} (% of a core)",
-                ["—" if n == "direct" else fmt(load(n, c, "cpu_target_pct")) for n in names],
+                ["—" if n == "direct" else fmt_pct(load(n, c, "cpu_target_pct")) for n in names],
             )
         )
     rows.append(
         (
             "mock / wrk CPU @16 (% of a core)",
             [
-                f"{fmt(load(n, 16, 'cpu_mock_pct'))} / {fmt(load(n, 16, 'cpu_wrk_pct'))}"
+                f"{fmt_pct(load(n, 16, 'cpu_mock_pct'))} / {fmt_pct(load(n, 16, 'cpu_wrk_pct'))}"
                 for n in names
             ],
         )
@@ -1207,7 +1276,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run a SCHED_IDLE busy loop on each CPU so idle vCPUs do not halt (default: off;"
         " on this VM it costs throughput)",
     )
-    p.add_argument("--stream-gap-ms", type=float, default=2.0, help="mock delay between chunks")
+    p.add_argument(
+        "--stream-gap-ms",
+        type=float,
+        default=0.0,
+        help="mock's delay between SSE chunks in the TTFT phase (0: whole stream at once)",
+    )
+    p.add_argument(
+        "--slow-gap-ms",
+        type=float,
+        default=50.0,
+        help="mock's delay between SSE chunks for the chunk-by-chunk streaming check",
+    )
+    p.add_argument(
+        "--retry-budget",
+        type=float,
+        default=90.0,
+        help="seconds after which disturbed measurements are no longer redone (90)",
+    )
     p.add_argument("--litellm-spec", default="litellm[proxy]", help="pip spec for LiteLLM")
     p.add_argument("--startup-timeout", type=float, default=120.0)
     p.add_argument(
@@ -1275,6 +1361,10 @@ class Run:
     problems: list[str] = field(default_factory=list)
     hard_fail: bool = False
     spinners: list[int] = field(default_factory=list)
+    retry_deadline: float = 0.0  # time.monotonic() after which nothing is redone
+
+    def may_retry(self) -> bool:
+        return time.monotonic() < self.retry_deadline
 
     def problem(self, msg: str, hard: bool) -> None:
         self.problems.append(msg)
@@ -1326,7 +1416,7 @@ def phase_start(run: Run, litellm_exe: Path | None, procs: list[subprocess.Popen
         procs.extend(spinners)
         run.spinners = [p.pid for p in spinners]
         log(f"SCHED_IDLE spinners on every CPU (pids {run.spinners})")
-    mock_proc, mock_port = start_mock(run.cpu_load, run.args.stream_gap_ms)
+    mock_proc, mock_port = start_mock(run.cpu_load, run.args.stream_gap_ms, run.args.slow_gap_ms)
     procs.append(mock_proc)
     run.mock_proc = mock_proc
     log(f"mock upstream on :{mock_port} (pid {mock_proc.pid})")
@@ -1357,7 +1447,20 @@ def phase_start(run: Run, litellm_exe: Path | None, procs: list[subprocess.Popen
                 entry["ready_s"] = round(waited, 2)
                 entry["memory"] = {"idle": mem_mib(t.pid)}  # before any request
             entry["smoke"] = smoke(t)
-            log(f"{t.name}: ready and answering correctly")
+            chk = stream_check(t, run.args.slow_gap_ms)
+            entry["stream_check"] = chk
+            log(
+                f"{t.name}: ready and answering correctly; chunk-by-chunk streaming: "
+                f"{'yes' if chk['incremental'] else 'NO'} (first chunk after "
+                f"{chk['ttft_ms']:.1f} ms, stream done after {chk['total_ms']:.1f} ms)"
+            )
+            if not chk["incremental"]:
+                run.problem(
+                    f"{t.name} does not forward SSE chunks as they arrive: first content after "
+                    f"{chk['ttft_ms']:.1f} ms, last after {chk['total_ms']:.1f} ms, with the "
+                    f"upstream sending one every {run.args.slow_gap_ms:g} ms",
+                    hard=t.name == "trimtab",
+                )
         except (TargetError, OSError, ValueError, KeyError) as e:
             t.ok = False
             t.error = str(e)
@@ -1388,6 +1491,9 @@ def measure(run: Run, t: Target, conns: int) -> tuple[WrkRun, int, int]:
     errors = 0
     attempts = 0
     for attempt in range(1 + args.retries):
+        if attempt and not run.may_retry():
+            log("    (retry budget spent: keeping the disturbed measurement)")
+            break
         if attempt:
             log(f"    disturbed by other processes; waiting for quiet, then again ({attempt + 1})")
             wait_quiet(30, run.watch(None))
@@ -1485,6 +1591,9 @@ def phase_ttft(run: Run) -> None:
     )
     best: tuple[dict[str, StreamSamples], dict[str, float]] | None = None
     for attempt in range(1 + run.args.retries):
+        if attempt and not run.may_retry():
+            log("    (retry budget spent: keeping the disturbed measurement)")
+            break
         if attempt:
             log(f"    disturbed by other processes; waiting for quiet, then again ({attempt + 1})")
             wait_quiet(30, run.watch(None))
@@ -1645,6 +1754,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             loud(f"the machine is busy ({busy:.0f}% of a core in use); results will be disturbed")
     t_start = time.monotonic()
     tmpdir = Path(tempfile.mkdtemp(prefix="trimtab-bench-"))
+    if not args.keep:  # also on Ctrl-C or an unexpected error
+        atexit.register(shutil.rmtree, tmpdir, True)
     res: dict[str, Any] = {
         "meta": {
             "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -1655,6 +1766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "concurrencies": list(CONCURRENCIES),
             "pinning": pinning,
             "stream_gap_ms": args.stream_gap_ms,
+            "slow_gap_ms": args.slow_gap_ms,
             "spin": args.spin,
             "tmpdir": str(tmpdir),
         },
@@ -1663,6 +1775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "added": {},
     }
     run = Run(args, res, tmpdir, cpu_load, cpu_target)
+    run.retry_deadline = time.monotonic() + args.retry_budget
     procs: list[subprocess.Popen[bytes]] = []
     try:
         with managed(procs):
@@ -1694,8 +1807,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"(written {args.out / 'latest.md'} and latest.json; {res['meta']['elapsed_s']} s)")
     if args.keep:
         print(f"(kept {tmpdir})")
-    else:
-        shutil.rmtree(tmpdir, ignore_errors=True)
     if run.hard_fail:
         loud("BENCHMARK HAD HARD FAILURES: see 'Problems' above")
         return 1

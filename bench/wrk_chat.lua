@@ -100,7 +100,7 @@ local function raw_percentiles(summary, latency)
   end
   local n = #latency
   -- latency(i) scans the histogram from min each call: bound the work.
-  if n * (latency.max - latency.min + 1) > 6e8 then
+  if n * (latency.max - latency.min + 1) > 4e9 then
     return nil, "histogram too wide to invert"
   end
   local vals, hist = {}, {}

@@ -17,6 +17,7 @@ from trimtab import __version__
 from trimtab.config import Config, ConfigError, default_config, load_config
 from trimtab.keys.client import ClientError, KeysClient
 from trimtab.registry.commands import register as register_route_commands
+from trimtab.rollouts.commands import register as register_rollout_commands
 
 cli = typer.Typer(help="trimtab: an LLMOps control plane.", no_args_is_help=True)
 keys_cli = typer.Typer(
@@ -192,6 +193,7 @@ def keys_revoke(
 
 
 register_route_commands(cli)  # apply, routes, versions, diff, timeline
+register_rollout_commands(cli)  # rollout ..., rollback, attest
 
 
 def main() -> None:

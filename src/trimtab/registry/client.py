@@ -73,3 +73,14 @@ class RoutesClient:
             after = page.get("next_after")
             if after is None:
                 return events
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to a route's sub-resource, e.g. "rollouts" or "rollout/pause"."""
+        return self._call("POST", path, json=body)
+
+    def get(self, path: str) -> dict[str, Any]:
+        return self._call("GET", path)
+
+    @classmethod
+    def route_path(cls, route: str, rest: str) -> str:
+        return cls._route(route) + "/" + rest

@@ -1,0 +1,114 @@
+"""`trimtab rollout …`, `trimtab rollback` and `trimtab attest` against a running trimtab."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from trimtab.keys.client import ClientError
+from trimtab.registry.client import RoutesClient
+from trimtab.registry.commands import DEFAULT_URL, ApiKey, Url, _fail
+
+Route = Annotated[str, typer.Argument(help="The route's name.")]
+Reason = Annotated[str, typer.Option("--reason", "-r", help="Why: it goes on the timeline.")]
+
+# `attest --url` is the evidence's address, as the field writes it; the server comes from here
+Server = Annotated[str, typer.Option("--server", envvar="TRIMTAB_URL", help="The trimtab server.")]
+
+rollout = typer.Typer(help="Move a route's traffic to a candidate version, or stop doing so.")
+
+
+def _send(url: str, api_key: str | None, route: str, rest: str, body: dict[str, Any]) -> Any:
+    try:
+        with RoutesClient(url, api_key) as client:
+            return client.post(RoutesClient.route_path(route, rest), body)
+    except ClientError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _show(data: dict[str, Any]) -> None:
+    out = Console(highlight=False)
+    out.print(
+        f"rollout {data['id']} of {escape(data['route'])}: v{data['stable_version']} -> "
+        f"v{data['candidate_version']}, [bold]{data['status']}[/bold], stage "
+        f"{data['stage'] + 1}/{len(data['stages'])} ({data['percent']:g} %)"
+    )
+    decision = data.get("last_decision") or {}
+    for reason in decision.get("reasons", []):
+        out.print(f"  {escape(reason)}")
+
+
+@rollout.command("start")
+def start(
+    route: Route,
+    to: Annotated[str, typer.Option("--to", help="The candidate version, e.g. v2.")],
+    plan: Annotated[str, typer.Option(help="A plan from the server's config.")] = "default",
+    reason: Annotated[str | None, typer.Option("--reason", "-r")] = None,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Start a rollout (refused, with what is missing, when the route's gate is not met)."""
+    _show(_send(url, api_key, route, "rollouts", {"to": to, "plan": plan, "reason": reason}))
+
+
+def _move(name: str) -> None:
+    def command(
+        route: Route, reason: Reason, url: Url = DEFAULT_URL, api_key: ApiKey = None
+    ) -> None:
+        _show(_send(url, api_key, route, f"rollout/{name}", {"reason": reason}))
+
+    command.__doc__ = f"{name.capitalize()} the route's rollout in progress."
+    rollout.command(name)(command)
+
+
+for _name in ("pause", "resume", "promote", "abort"):
+    _move(_name)
+
+
+@rollout.command("status")
+def status(route: Route, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
+    """The route's current (or last) rollout and its latest decision."""
+    try:
+        with RoutesClient(url, api_key) as client:
+            _show(client.get(RoutesClient.route_path(route, "rollout")))
+    except ClientError as exc:
+        raise _fail(str(exc)) from None
+
+
+def rollback(
+    route: Route,
+    reason: Reason,
+    to: Annotated[str | None, typer.Option("--to", help="Default: the previous stable.")] = None,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Serve an earlier version from the next request on; a rollout in progress ends."""
+    data = _send(url, api_key, route, "rollback", {"to": to, "reason": reason})
+    Console(highlight=False).print(f"{escape(route)}: stable is now v{data['stable_version']}")
+
+
+def attest(
+    route: Route,
+    version: Annotated[str, typer.Argument(help="e.g. v2")],
+    kind: Annotated[str, typer.Option(help="eval | redteam | approval | changelog")],
+    result: Annotated[str, typer.Option(help="pass | fail")],
+    note: Annotated[str | None, typer.Option()] = None,
+    link: Annotated[str | None, typer.Option("--url", help="Where the evidence is.")] = None,
+    server: Server = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Record evidence on a version, attributed to the owner of the key used."""
+    body = {"kind": kind, "result": result, "note": note, "url": link}
+    data = _send(server, api_key, route, f"versions/{version}/attestations", body)
+    Console(highlight=False).print(
+        f"{escape(route)} v{data['version']}: {data['kind']} {data['result']} by {data['by']}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(rollout, name="rollout")
+    app.command("rollback")(rollback)
+    app.command("attest")(attest)
