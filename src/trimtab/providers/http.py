@@ -99,19 +99,8 @@ class HttpProvider:
                 if resp.status >= 400:
                     raise self._status_error(resp, raw)
                 return raw
-        except TimeoutError:
-            raise UpstreamError(
-                "timeout", f"provider '{self.name}' did not answer within {timeout_s:g}s"
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError(
-                "connect", f"cannot connect to provider '{self.name}' at {url}: {_describe(exc)}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                "stream_cut",
-                f"provider '{self.name}' dropped the connection: {_describe(exc)}",
-            ) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._transport_error(exc, url, timeout_s) from None
 
     async def open_stream(
         self, op: Operation, body: dict[str, Any], timeout_s: float, idle_timeout_s: float
@@ -127,18 +116,8 @@ class HttpProvider:
                 resp = await session.post(
                     url, data=orjson.dumps(body), headers=self._headers, timeout=timeout
                 )
-        except TimeoutError:
-            raise UpstreamError(
-                "timeout", f"provider '{self.name}' did not answer within {timeout_s:g}s"
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError(
-                "connect", f"cannot connect to provider '{self.name}' at {url}: {_describe(exc)}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(
-                "stream_cut", f"provider '{self.name}' dropped the connection: {_describe(exc)}"
-            ) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._transport_error(exc, url, timeout_s) from None
         if resp.status >= 400:
             try:
                 raw = await resp.read()
@@ -162,6 +141,20 @@ class HttpProvider:
                 f"'{ctype or 'no content-type'}' instead of an event stream: {snippet!r}",
             )
         return HttpStream(resp, self.name, idle_timeout_s)
+
+    def _transport_error(self, exc: BaseException, url: str, timeout_s: float) -> UpstreamError:
+        """What a timeout or a connection failure on the way to the provider means."""
+        if isinstance(exc, TimeoutError):
+            return UpstreamError(
+                "timeout", f"provider '{self.name}' did not answer within {timeout_s:g}s"
+            )
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return UpstreamError(
+                "connect", f"cannot connect to provider '{self.name}' at {url}: {_describe(exc)}"
+            )
+        return UpstreamError(
+            "stream_cut", f"provider '{self.name}' dropped the connection: {_describe(exc)}"
+        )
 
     def _status_error(self, resp: aiohttp.ClientResponse, raw: bytes) -> UpstreamError:
         detail = self._error_message(raw) or raw[:200].decode("utf-8", "replace") or "empty body"

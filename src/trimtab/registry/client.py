@@ -5,38 +5,15 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
-from trimtab.keys.client import ClientError
+from trimtab.client import ApiClient, ClientError
 
 
-class RoutesClient:
+class RoutesClient(ApiClient):
     def __init__(self, url: str, api_key: str | None, *, timeout_s: float = 30.0) -> None:
-        self.url = url.rstrip("/")
-        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
-
-    def __enter__(self) -> RoutesClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._http.close()
+        super().__init__(url, api_key, timeout_s=timeout_s)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ClientError(f"cannot reach trimtab at {self.url}: {exc}") from None
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if response.status_code >= 400:
-            message = None
-            if isinstance(data, dict) and isinstance(data.get("error"), dict):
-                message = data["error"].get("message")
-            text = message or response.text.strip() or response.reason_phrase
-            raise ClientError(f"{response.status_code}: {text}")
+        data = super()._call(method, path, **kwargs)
         if not isinstance(data, dict):
             raise ClientError(f"{method} {path}: the server did not answer with a JSON object")
         return data
