@@ -200,3 +200,17 @@ def test_pause_resume_abort_and_feedback(running: Running) -> None:
     )
     assert call(running, "anyone") == "v1"
     time.sleep(0)
+
+
+def test_manual_promotion_makes_the_candidate_stable(running: Running) -> None:
+    apply(running, routes_yaml("sim-1"))
+    apply(running, routes_yaml("sim-1", greeting="Hi"))
+    api(running, "POST", "/api/routes/faq/rollouts", to="v2", plan="fast", reason="go")
+    done = api(running, "POST", "/api/routes/faq/rollout/promote", reason="looks good")
+    assert done.json()["status"] == "promoted"
+    assert {call(running, f"p{i}") for i in range(20)} == {"v2"}
+    route = api(running, "GET", "/api/routes/faq").json()
+    assert route["stable_version"] == 2 and route["previous_stable_version"] == 1
+    # the old stable stays pinned: a rollback with no target returns to it
+    back = api(running, "POST", "/api/routes/faq/rollback", reason="undo")
+    assert back.json()["stable_version"] == 1
