@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench bench-quick soak canary-sim clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,15 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+bench-quick: install
+	$(BIN)/python bench/run.py --quick
+
+soak: install
+	$(BIN)/python bench/soak.py --minutes 10
+
+canary-sim: install
+	$(BIN)/python bench/canary_sim.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
