@@ -20,7 +20,7 @@ from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.spill import SpillFile
 
 log = logging.getLogger("trimtab.telemetry")
-WRITER_NICENESS = 10
+WRITER_NICENESS = 5
 
 
 class Recorder:
