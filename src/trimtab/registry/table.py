@@ -11,18 +11,15 @@ serving.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import MappingProxyType
 
 from starlette.concurrency import run_in_threadpool
 
+from trimtab.refresher import Refresher
 from trimtab.registry.bundle import Bundle
 from trimtab.registry.store import RouteStore, visible
 from trimtab.rollouts.assignment import on_candidate
@@ -103,52 +100,16 @@ class RouteTable:
         return entry.stable
 
 
-class RouteCache:
+class RouteCache(Refresher):
     """Keeps a RouteTable in step with the store."""
 
     def __init__(self, store: RouteStore, table: RouteTable, *, refresh_s: float = 1.0) -> None:
+        super().__init__("route store", refresh_s)
         self._store = store
         self.table = table
-        self._refresh_s = refresh_s
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._last_ok: float | None = None
-        self._down_since: datetime | None = None
-        self._last_error = ""
-        self.up = False
 
-    async def start(self) -> None:
-        """Load the routes once, then keep refreshing in the background."""
-        await self.refresh()
-        self._task = asyncio.create_task(self._loop(), name="trimtab-route-cache")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def refresh(self) -> bool:
-        """One reload; True when the store answered.
-
-        Refreshes run one at a time, so a refresh that starts after a change committed
-        always installs its snapshot after any refresh that started before it.
-        """
-        async with self._lock:
-            taken_at = time.monotonic()
-            try:
-                entries = await run_in_threadpool(self._load, self.table.entries())
-            except Exception as exc:
-                self._failed(exc)
-                return False
-            self.table.install(entries)
-            self._last_ok = taken_at
-            if self._down_since is not None:
-                log.warning("route store reachable again (unreachable since %s)", self._down_since)
-            self._down_since = None
-            self.up = True
-            return True
+    async def reload(self) -> None:
+        self.table.install(await run_in_threadpool(self._load, self.table.entries()))
 
     def _load(self, current: Mapping[str, RouteEntry]) -> dict[str, RouteEntry]:
         rows = self._store.stable_rows()
@@ -191,41 +152,14 @@ class RouteCache:
             out[r.name] = RouteEntry(r.name, r.tenant, r.owner, r.risk_tier, stable, canary)
         return out
 
-    def _failed(self, exc: Exception) -> None:
-        self._last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-        if self._down_since is None:
-            self._down_since = datetime.now(UTC)
-            log.warning(
-                "route store unreachable (%s); routes are served from the last snapshot",
-                self._last_error,
-            )
-        self.up = False
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_s)
-            try:
-                await self.refresh()
-            except Exception:  # never let the refresher die
-                log.exception("route cache refresh failed")
-
-    def age_s(self) -> float:
-        """Seconds since the snapshot in use was taken (inf before the first one)."""
-        if self._last_ok is None:
-            return math.inf
-        return time.monotonic() - self._last_ok
-
     def problem(self) -> str | None:
         """A readiness problem, or None when the routes are current."""
         age = self.age_s()
-        if self._down_since is not None:
-            since = self._down_since.isoformat(timespec="seconds")
+        outage = self.outage()
+        if outage is not None:
             if math.isinf(age):
-                return f"route store unreachable since {since} ({self._last_error}); no routes"
-            return (
-                f"route store unreachable since {since} ({self._last_error}); routes are "
-                f"served from a snapshot {age:.0f}s old"
-            )
-        if age > max(10 * self._refresh_s, 10.0):
+                return f"{outage}; no routes"
+            return f"{outage}; routes are served from a snapshot {age:.0f}s old"
+        if self.stalled():
             return f"route table not refreshed for {age:.0f}s"
         return None
