@@ -11,10 +11,10 @@ from trimtab.gateway.auth import READERS, KeyRing, Principal, require_role
 from trimtab.gateway.exchange import new_request_id
 
 
-def reader(keys: KeyRing, request: Request) -> Principal:
-    """A caller allowed to read telemetry, or a 401/403."""
+def reader(keys: KeyRing, request: Request, action: str = "read telemetry") -> Principal:
+    """A caller with a reading role (viewer, operator, admin), or a 401/403 naming `action`."""
     principal = keys.authenticate(request.headers)
-    require_role(principal, READERS, "read telemetry")
+    require_role(principal, READERS, action)
     return principal
 
 

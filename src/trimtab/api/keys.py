@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import admin, error_response, json_response, scoped_tenant
+from trimtab.api.access import admin, error_response, json_response, reader, scoped_tenant
 from trimtab.api.params import bad_param, parse_time
 from trimtab.audit.log import AuditEvent, AuditLog
 from trimtab.errors import GatewayError
-from trimtab.gateway.auth import READERS, KeyRing, Principal, key_hash, key_id_of, require_role
+from trimtab.gateway.auth import KeyRing, Principal, key_hash, key_id_of
 from trimtab.gateway.exchange import new_request_id
 from trimtab.keys.store import ROLES, KeyRow, KeyStore, new_key, stored_key
 
@@ -118,11 +118,6 @@ class KeysAPI:
         ]
 
     # -- who may -------------------------------------------------------------------------
-
-    def _reader(self, request: Request) -> Principal:
-        principal = self._ring.authenticate(request.headers)
-        require_role(principal, READERS, "read keys")
-        return principal
 
     def _manager(self, request: Request, action: str) -> Principal:
         principal = admin(self._ring, request, action)
@@ -231,7 +226,7 @@ class KeysAPI:
 
     async def list_keys(self, request: Request) -> Response:
         try:
-            principal = self._reader(request)
+            principal = reader(self._ring, request, "read keys")
             tenant = scoped_tenant(principal, request.query_params.get("tenant") or None)
             rows = await self._db(self._store.list_keys, tenant)
             configured = [
@@ -245,7 +240,7 @@ class KeysAPI:
 
     async def get_key(self, request: Request) -> Response:
         try:
-            principal = self._reader(request)
+            principal = reader(self._ring, request, "read keys")
             key_id = request.path_params["key_id"]
             for p in self._ring.config_keys():
                 if p.key_id == key_id and (principal.is_admin or p.tenant == principal.tenant):

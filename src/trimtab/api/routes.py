@@ -21,11 +21,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import error_response, json_response
+from trimtab.api.access import error_response, json_response, reader
 from trimtab.api.params import bad_param, parse_int
 from trimtab.audit.log import AuditEvent, AuditLog
 from trimtab.errors import GatewayError
-from trimtab.gateway.auth import READERS, KeyRing, Principal, require_role
+from trimtab.gateway.auth import KeyRing, Principal
 from trimtab.gateway.exchange import new_request_id
 from trimtab.registry.diff import diff_bundles
 from trimtab.registry.spec import RouteDefinition, RoutesError, load_routes, parse_routes
@@ -97,11 +97,6 @@ class RoutesAPI:
         ]
 
     # -- who may -------------------------------------------------------------------------
-
-    def _reader(self, request: Request) -> Principal:
-        principal = self._keys.authenticate(request.headers)
-        require_role(principal, READERS, "read routes")
-        return principal
 
     def _writer(self, request: Request) -> Principal:
         principal = self._keys.authenticate(request.headers)
@@ -228,7 +223,7 @@ class RoutesAPI:
 
     async def list_routes(self, request: Request) -> Response:
         try:
-            principal = self._reader(request)
+            principal = reader(self._keys, request, "read routes")
             rows = await self._db(self._store.list_routes, principal.tenant, principal.is_admin)
             return json_response({"data": [r.view() for r in rows]})
         except GatewayError as err:
@@ -236,7 +231,7 @@ class RoutesAPI:
 
     async def get_route(self, request: Request) -> Response:
         try:
-            principal = self._reader(request)
+            principal = reader(self._keys, request, "read routes")
             row = await self._route(request, principal)
             stable = None
             if row.stable_version is not None:
@@ -248,7 +243,7 @@ class RoutesAPI:
 
     async def list_versions(self, request: Request) -> Response:
         try:
-            principal = self._reader(request)
+            principal = reader(self._keys, request, "read routes")
             row = await self._route(request, principal)
             versions = await self._db(self._store.versions, row.name)
             data = [v.view(row.stable_version, with_bundle=False) for v in versions]
@@ -270,7 +265,7 @@ class RoutesAPI:
 
     async def get_version(self, request: Request) -> Response:
         try:
-            principal = self._reader(request)
+            principal = reader(self._keys, request, "read routes")
             number = parse_version("version", request.path_params["number"])
             row = await self._route(request, principal)
             assert number is not None
@@ -282,7 +277,7 @@ class RoutesAPI:
     async def diff(self, request: Request) -> Response:
         """?from=&to=: `to` defaults to the newest version, `from` to `to`'s parent."""
         try:
-            principal = self._reader(request)
+            principal = reader(self._keys, request, "read routes")
             q = request.query_params
             first = parse_version("from", q.get("from"))
             second = parse_version("to", q.get("to"))
@@ -305,7 +300,7 @@ class RoutesAPI:
     async def timeline(self, request: Request) -> Response:
         """?after=<event id>&limit=: a route's events, oldest first."""
         try:
-            principal = self._reader(request)
+            principal = reader(self._keys, request, "read routes")
             q = request.query_params
             after = parse_int("after", q.get("after"), 0, 0, 2**62)
             limit = parse_int("limit", q.get("limit"), 200, 1, 1000)
