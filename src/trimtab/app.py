@@ -75,7 +75,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     audit = AuditLog(engine)
     route_store = RouteStore(engine)
     route_table = RouteTable()  # what `route:NAME` resolves to, in memory
-    route_cache = RouteCache(route_store, route_table)
+    route_cache = RouteCache(route_store, route_table, refresh_s=config.rollouts.refresh_s)
     rollout_store = RolloutStore(engine)
     controller = RolloutController(
         rollout_store, route_cache.refresh, interval_s=config.rollouts.check_interval_s

@@ -191,6 +191,9 @@ class RolloutsConfig(_Strict):
     """The canary controller: how often it judges, and the plans a rollout may follow."""
 
     check_interval_s: float = Field(default=5.0, gt=0)
+    # how often each process re-reads routes and rollouts from the store: a change made
+    # through another process (apply, rollback, a controller's move) serves within this
+    refresh_s: float = Field(default=0.5, gt=0, le=1.0)
     plans: dict[str, Plan] = Field(default_factory=dict)
 
 

@@ -118,6 +118,22 @@ def test_hold_names_what_is_missing_and_a_plan_stage_is_a_gate() -> None:
     assert "latency_p95 has not passed yet" in text
 
 
+def test_a_stage_that_does_not_promote_waits_only_for_its_minimums() -> None:
+    rng = np.random.default_rng(3)
+    results = analyze(_arm(rng, 900), _arm(rng, 100))
+    stage = Stage(percent=10, min_duration_s=300, min_canary_requests=100)
+    assert decide(results, stage, elapsed_s=300, canary_requests=100).action is Action.HOLD
+    d = decide(results, stage, elapsed_s=300, canary_requests=100, final=False)
+    assert d.action is Action.ADVANCE and "promotion waits" in d.reasons[0]
+    early = decide(results, stage, elapsed_s=299, canary_requests=100, final=False)
+    assert early.action is Action.HOLD
+    # a regression rolls back whatever the stage
+    bad = analyze(ArmStats(n=900, errors=9), ArmStats(n=400, errors=40))
+    assert decide(bad, stage, elapsed_s=0, canary_requests=0, final=False).action is (
+        Action.ROLLBACK
+    )
+
+
 def test_no_required_metrics_advances_on_the_gate_alone() -> None:
     specs = [MetricSpec(Metric.ERROR_RATE)]
     results = analyze(ArmStats(n=900, errors=9), ArmStats(n=100, errors=1), specs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,15 @@ FAST = {
     "stages": [
         {"percent": 50, "min_duration_s": 0, "min_canary_requests": 50, "max_duration_s": 600},
         {"percent": 100, "min_duration_s": 0, "min_canary_requests": 50, "max_duration_s": 600},
+    ]
+}
+
+
+# a healthy rollout's plan: every stage short, promotion still needs the required metrics
+STEPWISE = {
+    "stages": [
+        {"percent": p, "min_duration_s": 0, "min_canary_requests": 50, "max_duration_s": 600}
+        for p in (10, 25, 50, 100)
     ]
 }
 
@@ -47,11 +57,14 @@ def running(gateway: GatewayFactory, upstream: MockUpstream, tmp_path: Path) -> 
     providers["sim-flaky"] = {"kind": "simulator", "error_rate": 0.1, "seed": 7}
     models = config["models"]
     models["sim-bad"] = {"provider": "sim-flaky", "model": "sim-1"}
+    # a model whose latency is its own (20 ms), not the test machine's scheduling noise
+    providers["sim-20ms"] = {"kind": "simulator", "latency_ms": 20}
+    models["sim-slow"] = {"provider": "sim-20ms", "model": "sim-1"}
     return gateway(
         keys=ROUTE_KEYS,
         providers=providers,
         models=models,
-        rollouts={"check_interval_s": 0.05, "plans": {"fast": FAST}},
+        rollouts={"check_interval_s": 0.05, "plans": {"fast": FAST, "stepwise": STEPWISE}},
     )
 
 
@@ -131,6 +144,63 @@ def test_a_failing_candidate_is_rolled_back_without_a_human(running: Running) ->
     assert {call(running, f"u{i}") for i in range(50)} == {"v1"}
     kinds = [e["kind"] for e in api(running, "GET", "/api/routes/faq/timeline").json()["data"]]
     assert kinds.index("gate") < kinds.index("rollout_start") < kinds.index("rollback")
+
+
+async def _traffic(running: Running, until: set[str], limit: int) -> None:
+    """Concurrent traffic (16 at a time) until the rollout's status is in `until`: three in
+    four requests from a new user, one in four from 50 returning users."""
+    headers = {"authorization": f"Bearer {APP_KEY}"}
+    async with httpx.AsyncClient(base_url=running.url, headers=headers, timeout=30) as client:
+
+        async def one(i: int) -> None:
+            user = f"u{i // 4 % 50}" if i % 4 == 0 else f"new{i}"
+            resp = await client.post(
+                "/v1/chat/completions",
+                json={
+                    "model": "route:faq",
+                    "messages": [{"role": "user", "content": f"question {i}"}],
+                    "user": user,
+                    "variables": {"topic": "returns"},
+                },
+            )
+            assert resp.status_code == 200, resp.text
+
+        for batch in range(0, limit, 16):
+            await asyncio.gather(*(one(i) for i in range(batch, batch + 16)))
+            if batch % 320 == 0:
+                resp = await client.get("/api/routes/faq/rollout", headers=OPERATOR_HEADERS)
+                if resp.json()["status"] in until:
+                    return
+    raise AssertionError(f"rollout still {status(running)['status']} after {limit} requests")
+
+
+OPERATOR_HEADERS = {"authorization": f"Bearer {OPERATOR_KEY}"}
+
+
+async def test_a_healthy_candidate_is_promoted_through_every_stage(running: Running) -> None:
+    apply(running, routes_yaml("sim-slow"))
+    apply(running, routes_yaml("sim-slow", greeting="Hi"))
+    resp = api(running, "POST", "/api/routes/faq/rollouts", to="v2", plan="stepwise", reason="go")
+    assert resp.status_code == 201, resp.text
+    await _traffic(running, {"promoted", "rolled_back", "paused"}, limit=30_000)
+    final = status(running)
+    assert final["status"] == "promoted", final["last_decision"]
+    decision = final["last_decision"]
+    verdicts = {m["metric"]: m["verdict"] for m in decision["metrics"]}
+    assert verdicts["latency_p95"] == "pass" and verdicts["cost"] == "pass"
+    assert decision["requests"]["candidate"] >= 150  # every stage's minimum, at least
+    events = api(running, "GET", "/api/routes/faq/timeline").json()["data"]
+    stages = [e["detail"]["percent"] for e in events if e["kind"] == "rollout_stage"]
+    assert stages == [10, 25, 50]
+    promote = [e for e in events if e["kind"] == "promote"]
+    assert len(promote) == 1 and promote[0]["actor"] == "controller"
+    # returning users kept one version through all three stages
+    seen = versions_by_user(running, final["ended_at"])
+    assert {f"u{i}" for i in range(50)} <= seen.keys()
+    assert all(len(v) == 1 for v in seen.values())
+    # promoted: the candidate is stable now, for everyone
+    assert {call(running, f"u{i}") for i in range(50)} == {"v2"}
+    assert api(running, "GET", "/api/routes/faq").json()["stable_version"] == 2
 
 
 def test_manual_rollback_takes_effect_on_the_next_request(running: Running) -> None:

@@ -371,10 +371,56 @@ async def test_memory_expired_entries_are_swept() -> None:
         await s.breaker_record(f"d{i}", False, 30)
         await s.breaker_claim_probe(f"d{i}", 30)
         await s.cache_set(f"c{i}", b"v", 300)
-    assert s.entries() == 500
+        await s.assign(f"r{i % 3}", f"u{i}", b"s", 300)
+    assert s.entries() == 600
     clock.advance(301)
     await s.window_used("any", 60)  # any call may sweep
     assert s.entries() == 0
+
+
+# -- sticky rollout assignments ------------------------------------------------------------------
+
+
+async def test_assign_keeps_the_first_mark(env: Env) -> None:
+    s = env.state
+    assert await s.assign("ro1", "user:a", b"s", HOUR) == b"s"
+    assert await s.assign("ro1", "user:a", b"c", HOUR) == b"s"
+    assert await s.assign("ro1", "user:b", b"c", HOUR) == b"c"
+    # another rollout is another assignment
+    assert await s.assign("ro2", "user:a", b"c", HOUR) == b"c"
+
+
+async def test_assign_is_atomic_across_clients(env: Env) -> None:
+    clients = [env.state, env.peer()]
+    marks = [b"s", b"c"] * 50
+    results = await asyncio.gather(
+        *(clients[i % 2].assign("ro", "user:x", m, HOUR) for i, m in enumerate(marks))
+    )
+    assert len(set(results)) == 1
+
+
+async def test_assign_lapses_after_its_ttl_from_the_last_use(env: Env) -> None:
+    s = env.state
+    await s.assign("ro", "user:a", b"s", 0.6)
+    await env.wait(0.4)
+    assert await s.assign("ro", "user:a", b"c", 0.6) == b"s"  # used again: kept longer
+    await env.wait(0.4)
+    assert await s.assign("ro", "user:a", b"c", 0.6) == b"s"
+    await env.wait(0.8)
+    assert await s.assign("ro", "user:a", b"c", 0.6) == b"c"
+
+
+async def test_memory_assignments_survive_cache_churn_and_stop_at_their_bound() -> None:
+    s = MemoryState(cache_max_entries=2, assignments_max=3)
+    for caller in ("a", "b", "c"):
+        await s.assign("ro", caller, b"s", HOUR)
+    for i in range(10):  # the response cache's evictions do not touch assignments
+        await s.cache_set(f"k{i}", b"v", HOUR)
+    assert [await s.assign("ro", c, b"c", HOUR) for c in ("a", "b", "c")] == [b"s"] * 3
+    # past the bound a new caller is not remembered; the known ones still are
+    assert await s.assign("ro", "d", b"s", HOUR) == b"s"
+    assert await s.assign("ro", "d", b"c", HOUR) == b"c"
+    assert await s.assign("ro", "a", b"c", HOUR) == b"s"
 
 
 # -- reachability --------------------------------------------------------------------------------

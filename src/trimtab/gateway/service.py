@@ -50,7 +50,7 @@ from trimtab.telemetry.recorder import Recorder
 
 JSON_TYPE = "application/json"
 SSE_TYPE = "text/event-stream"
-ASSIGNMENT_TTL_S = 30 * 86400.0  # longer than any rollout runs
+ASSIGNMENT_TTL_S = 30 * 86400.0  # after a caller's last request: longer than rollouts run
 
 
 class Charge:
@@ -263,14 +263,10 @@ class Gateway:
         if entry is None or entry.canary is None or key.startswith("request:"):
             return None
         canary = entry.canary
-        slot = f"assign:{canary.rollout_id}:{key}"
-        seen = await self._state.cache_get(slot)
-        if seen is not None:
-            return canary.candidate if seen == b"c" else entry.stable
         chosen = self._routes.version_for(entry.name, key)
         mark = b"c" if chosen is canary.candidate else b"s"
-        await self._state.cache_set(slot, mark, ASSIGNMENT_TTL_S)
-        return chosen
+        kept = await self._state.assign(canary.rollout_id, key, mark, ASSIGNMENT_TTL_S)
+        return canary.candidate if kept == b"c" else entry.stable
 
     def _target(self, ex: Exchange, body: dict[str, Any]) -> Target:
         target = self._catalog.resolve(str(body["model"]))

@@ -421,12 +421,16 @@ def decide(
     *,
     elapsed_s: float,
     canary_requests: int,
+    final: bool = True,
 ) -> Decision:
-    """Rollback if any metric regressed; advance if every required metric passed and the
-    stage's minimum duration and canary requests are met; hold otherwise.
+    """Rollback if any metric regressed; otherwise advance once the stage's minimum
+    duration and canary requests are met and, when the step is ``final`` (the one that
+    promotes), every required metric has passed; hold otherwise.
 
     A regression rolls back at once, whatever the stage's minimums: the tests are valid at
-    any stopping time, and a regression is no more likely to be false early than late.
+    any stopping time, and a regression is no more likely to be false early than late. An
+    intermediate stage advances without proof that the candidate is as good: only exposure
+    grows, the tests keep running over the whole rollout, and promotion waits for the proof.
     """
     results = tuple(results)
     regressed = [r for r in results if r.verdict is Verdict.REGRESSION]
@@ -445,12 +449,17 @@ def decide(
         waiting.append(f"stage has run {elapsed_s:.0f} s of {gate.min_duration_s:.0f} s")
     if canary_requests < gate.min_canary_requests:
         waiting.append(f"{canary_requests} of {gate.min_canary_requests} canary requests")
-    for r in results:
-        if r.required and r.verdict is not Verdict.PASS:
-            waiting.append(f"{r.metric} has not passed yet ({r.verdict})")
+    if final:
+        for r in results:
+            if r.required and r.verdict is not Verdict.PASS:
+                waiting.append(f"{r.metric} has not passed yet ({r.verdict})")
     if waiting:
         return Decision(Action.HOLD, tuple(waiting), results)
-    return Decision(Action.ADVANCE, ("all required metrics passed; stage minimums met",), results)
+    if final:
+        why = "all required metrics passed; stage minimums met"
+    else:
+        why = "no metric regressed; stage minimums met (promotion waits for the required metrics)"
+    return Decision(Action.ADVANCE, (why,), results)
 
 
 def evaluate(

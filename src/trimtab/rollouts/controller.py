@@ -2,8 +2,15 @@
 
 Regression -> roll back at once; a clean stage past its minimums -> advance (a clean final
 stage -> promote); inconclusive past the stage's maximum -> pause for a human. Every
-decision is stored with the statistics behind it. Moves are conditional updates, so when
-several gateway processes run a controller each rollout still moves once per decision.
+decision is stored with the statistics behind it.
+
+The evidence adds up over the whole rollout: each stage is one window (one traffic split)
+of the same sequential tests, so a rollout is one test at its alpha however many stages it
+has, and what the early stages showed still counts at the later ones. A stage's own
+minimums (duration, canary requests) still hold it until it has seen its share of traffic.
+
+Moves are conditional updates, so when several gateway processes run a controller each
+rollout still moves once per decision.
 """
 
 from __future__ import annotations
@@ -19,10 +26,13 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from trimtab.rollouts.analysis import Action, Decision, evaluate
+from trimtab.rollouts.analysis import Action, ArmStats, Decision, analyze, decide
 from trimtab.rollouts.store import RolloutRow, RolloutStore, finite
 
 log = logging.getLogger("trimtab.rollouts")
+
+# A window that ended this long ago has all its requests recorded: read once, then kept.
+SETTLE_S = 10.0
 
 
 def decision_view(decision: Decision) -> dict[str, Any]:
@@ -55,6 +65,8 @@ class RolloutController:
         self._interval = interval_s
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        # (rollout id, stage) -> (stable, candidate) of windows that are closed and settled
+        self._closed: dict[tuple[str, int], tuple[ArmStats, ArmStats]] = {}
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="trimtab-rollout-controller")
@@ -77,7 +89,10 @@ class RolloutController:
     async def tick(self) -> int:
         """Judge every running rollout once; returns how many changed state."""
         changed = 0
-        for ro in await run_in_threadpool(self._store.running):
+        running = await run_in_threadpool(self._store.running)
+        ids = {ro.id for ro in running}
+        self._closed = {k: v for k, v in self._closed.items() if k[0] in ids}
+        for ro in running:
             if await run_in_threadpool(self.step, ro):
                 changed += 1
         if changed:
@@ -87,21 +102,29 @@ class RolloutController:
     def step(self, ro: RolloutRow) -> bool:
         """One judgement of one rollout; True when it moved (advanced or ended)."""
         stage = ro.plan.stages[ro.stage]
-        stable, candidate = self._store.arms(ro)
+        stable, candidate = self.windows(ro)
         elapsed = self._clock() - ro.stage_started_at.timestamp()
-        decision = evaluate(stable, candidate, gate=stage, elapsed_s=elapsed)
+        # at 100 % there is no stable traffic left to compare with: a clean stage whose
+        # next step is 100 % promotes, and that step needs the required metrics to pass
+        final = ro.stage + 1 == len(ro.plan.stages) or ro.plan.stages[ro.stage + 1].percent >= 100
+        results = analyze(stable, candidate)
+        decision = decide(
+            results, stage, elapsed_s=elapsed, canary_requests=candidate[-1].n, final=final
+        )
         view = decision_view(decision)
         view["at"] = datetime.now(UTC).isoformat()
         view["stage"] = ro.stage
-        view["requests"] = {"stable": stable.n, "candidate": candidate.n}
+        view["requests"] = {
+            "stable": sum(a.n for a in stable),
+            "candidate": sum(a.n for a in candidate),
+            "stage_stable": stable[-1].n,
+            "stage_candidate": candidate[-1].n,
+        }
         reasons = "; ".join(decision.reasons)
         if decision.action is Action.ROLLBACK:
             return self._store.finish(ro, "rolled_back", "controller", reasons, view)
         if decision.action is Action.ADVANCE:
-            # at 100 % there is no stable traffic left to compare with: a clean stage
-            # whose next step is 100 % promotes
-            last = ro.stage + 1 == len(ro.plan.stages)
-            if last or ro.plan.stages[ro.stage + 1].percent >= 100:
+            if final:
                 return self._store.finish(ro, "promoted", "controller", reasons, view)
             return self._store.advance(ro, "controller", view)
         if elapsed > stage.max_duration_s:
@@ -112,6 +135,21 @@ class RolloutController:
         new = _signature(ro.last_decision or {}) != _signature(view)
         self._store.record_decision(ro, view, changed=new)
         return False
+
+    def windows(self, ro: RolloutRow) -> tuple[list[ArmStats], list[ArmStats]]:
+        """Stable's and the candidate's stats, one per stage so far (rollouts/store.py)."""
+        now = self._clock()
+        stable: list[ArmStats] = []
+        candidate: list[ArmStats] = []
+        for k, (start, end) in enumerate(ro.windows()):
+            arms = self._closed.get((ro.id, k))
+            if arms is None:
+                arms = self._store.arms(ro, start, end)
+                if end is not None and now - end.timestamp() > SETTLE_S:
+                    self._closed[(ro.id, k)] = arms
+            stable.append(arms[0])
+            candidate.append(arms[1])
+        return stable, candidate
 
 
 def _signature(view: dict[str, Any]) -> tuple[Any, ...]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, insert, select, update
+from sqlalchemy import Connection, Engine, case, func, insert, select, update
 
 from trimtab.errors import GatewayError
 from trimtab.registry.store import RouteStore
@@ -19,7 +19,7 @@ from trimtab.store.tables import attestations, feedback, requests, rollouts, rou
 from trimtab.store.telemetry import as_utc
 
 ACTIVE = ("running", "paused")
-MAX_ARM_ROWS = 200_000  # bound on the rows one analysis reads per arm
+MAX_LATENCY_ROWS = 200_000  # bound on the latencies one window reads per arm
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,8 @@ class RolloutRow:
     ended_at: datetime | None
     reason: str | None
     last_decision: dict[str, Any] | None
+    # when each stage so far began (rollouts from before 0005: the current stage only)
+    stage_starts: tuple[datetime, ...] = ()
 
     @classmethod
     def of(cls, row: Any) -> RolloutRow:
@@ -56,7 +58,18 @@ class RolloutRow:
             ended_at=as_utc(row.ended_at) if row.ended_at else None,
             reason=row.reason,
             last_decision=row.last_decision,
+            stage_starts=tuple(as_utc(datetime.fromisoformat(t)) for t in row.stage_starts or ()),
         )
+
+    def windows(self) -> tuple[tuple[datetime, datetime | None], ...]:
+        """The analysis windows: one per stage so far, ``(start, end)``, the current
+        stage's open (``end`` None). Each has one traffic split, so the tests can weigh
+        each on its own while the evidence adds up over the whole rollout."""
+        starts = self.stage_starts if len(self.stage_starts) == self.stage + 1 else ()
+        if not starts:
+            return ((self.stage_started_at, None),)
+        ends: list[datetime | None] = [*starts[1:], None]
+        return tuple(zip(starts, ends, strict=True))
 
     @property
     def percent(self) -> float:
@@ -221,7 +234,8 @@ class RolloutStore:
                 insert(rollouts).values(
                     id=rid, route=route, stable_version=r.stable_version, candidate_version=to,
                     plan_name=plan_name, plan=plan.model_dump(), stage=0, stage_started_at=now,
-                    status="running", started_at=now, started_by=actor, reason=reason,
+                    stage_starts=[now.isoformat()], status="running", started_at=now,
+                    started_by=actor, reason=reason,
                 )
             )  # fmt: skip
             RouteStore.append_event(
@@ -269,7 +283,8 @@ class RolloutStore:
                 update(rollouts)
                 .where(rollouts.c.id == ro.id, rollouts.c.stage == ro.stage,
                        rollouts.c.status == "running")
-                .values(stage=stage, stage_started_at=now, last_decision=decision)
+                .values(stage=stage, stage_started_at=now, last_decision=decision,
+                        stage_starts=[*(t.isoformat() for t in ro.stage_starts), now.isoformat()])
             ).rowcount  # fmt: skip
             if not done:
                 return False
@@ -381,39 +396,50 @@ class RolloutStore:
 
     # -- what the canary analysis reads ------------------------------------------------
 
-    def arms(self, ro: RolloutRow) -> tuple[ArmStats, ArmStats]:
-        """Stable and candidate over the same time: the current stage, whose split is fixed
-        (pooling stages with different splits would bias the comparison)."""
-        return self._arm(ro, ro.stable_version), self._arm(ro, ro.candidate_version)
+    def arms(
+        self, ro: RolloutRow, start: datetime, end: datetime | None
+    ) -> tuple[ArmStats, ArmStats]:
+        """Stable and candidate over one window, ``start <= started_at < end``: the same
+        time, at one traffic split."""
+        return (
+            self._arm(ro.route, ro.stable_version, start, end),
+            self._arm(ro.route, ro.candidate_version, start, end),
+        )
 
-    def _arm(self, ro: RolloutRow, number: int) -> ArmStats:
+    def _arm(self, route: str, number: int, start: datetime, end: datetime | None) -> ArmStats:
         c = requests.c
         label = f"v{number}"
-        query = (
-            select(c.status_code, c.duration_ms, c.cost_usd)
-            .where(c.route == ro.route, c.version == label, c.started_at >= ro.stage_started_at)
-            .limit(MAX_ARM_ROWS)
-        )
+        within = [c.route == route, c.version == label, c.started_at >= start]
+        if end is not None:
+            within.append(c.started_at < end)
+        cost = func.coalesce(c.cost_usd, 0.0)
+        totals = select(
+            func.count(),
+            func.coalesce(func.sum(case((c.status_code >= 500, 1), else_=0)), 0),
+            func.coalesce(func.sum(cost), 0.0),
+            func.coalesce(func.sum(cost * cost), 0.0),
+        ).where(*within)
+        latencies = select(c.duration_ms).where(*within).limit(MAX_LATENCY_ROWS)
         f = feedback.c
-        fq = select(f.negative).where(
-            and_(f.route == ro.route, f.version == label, f.at >= ro.stage_started_at)
-        )
+        marks = [f.route == route, f.version == label, f.at >= start]
+        if end is not None:
+            marks.append(f.at < end)
+        votes = select(
+            func.count(), func.coalesce(func.sum(case((f.negative, 1), else_=0)), 0)
+        ).where(*marks)
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-            marks = conn.execute(fq).scalars().all()
-        n = len(rows)
-        errors = sum(1 for r in rows if r.status_code >= 500)
-        costs = [r.cost_usd or 0.0 for r in rows]
-        feedback_n = min(len(marks), n)
-        negative = min(sum(1 for m in marks if m), feedback_n)
+            n, errors, cost_sum, cost_sq_sum = conn.execute(totals).one()
+            durations = conn.execute(latencies).scalars().all()
+            voted, negative = conn.execute(votes).one()
+        feedback_n = min(int(voted), int(n))
         return ArmStats(
-            n=n,
-            errors=errors,
+            n=int(n),
+            errors=int(errors),
             feedback_n=feedback_n,
-            negative_feedback=negative,
-            cost_sum=sum(costs),
-            cost_sq_sum=sum(x * x for x in costs),
-            latency=LatencySamples.of([r.duration_ms for r in rows]) if rows else None,
+            negative_feedback=min(int(negative), feedback_n),
+            cost_sum=float(cost_sum),
+            cost_sq_sum=float(cost_sq_sum),
+            latency=LatencySamples.of(durations) if durations else None,
         )
 
     # -- feedback ----------------------------------------------------------------------

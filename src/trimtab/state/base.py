@@ -105,3 +105,10 @@ class SharedState(Protocol):
     async def cache_get(self, key: str) -> bytes | None: ...
 
     async def cache_set(self, key: str, value: bytes, ttl_s: float) -> None: ...
+
+    # -- sticky rollout assignments
+
+    async def assign(self, rollout: str, caller: str, mark: bytes, ttl_s: float) -> bytes:
+        """The caller's assignment in this rollout: the first `mark` given for it wins and
+        is returned to every later call (kept at least `ttl_s` after its last use)."""
+        ...

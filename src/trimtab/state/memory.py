@@ -1,8 +1,10 @@
 """Shared state inside one process: plain dicts, for a single event loop.
 
 No method awaits, so each one runs to completion before another starts: atomic by construction.
-Memory stays bounded: windows, budgets and counts expire by their TTL (swept lazily) and the
-response cache is an LRU with a maximum entry count.
+Memory stays bounded: windows, budgets and counts expire by their TTL (swept lazily), the
+response cache is an LRU with a maximum entry count, and sticky rollout assignments stop
+being remembered beyond their own maximum (they are never evicted: a forgotten assignment
+could move a caller between versions).
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ class _Budget:
 
 
 @dataclass(slots=True)
+class _Assignments:
+    marks: dict[str, bytes] = field(default_factory=dict)  # caller -> mark
+    expires: float = 0.0
+
+
+@dataclass(slots=True)
 class _Counts:
     buckets: dict[int, list[int]] = field(default_factory=dict)  # second -> [total, failures]
     expires: float = 0.0
@@ -73,12 +81,18 @@ class MemoryState:
         *,
         clock: Callable[[], float] = time.time,
         cache_max_entries: int = 10_000,
+        assignments_max: int = 1_000_000,
         sweep_interval_s: float = 5.0,
     ) -> None:
         if cache_max_entries < 1:
             raise ValueError("cache_max_entries must be at least 1")
+        if assignments_max < 0:
+            raise ValueError("assignments_max must be at least 0")
         self._clock = clock
         self._cache_max = cache_max_entries
+        self._assignments_max = assignments_max
+        self._assigned = 0  # callers remembered across all rollouts
+        self._rollouts: dict[str, _Assignments] = {}
         self._sweep_interval = sweep_interval_s
         self._next_sweep = 0.0
         self._windows: dict[str, _Window] = {}
@@ -96,6 +110,8 @@ class MemoryState:
         for table in (self._windows, self._budgets, self._counts, self._open, self._probes):
             table.clear()
         self._cache.clear()
+        self._rollouts.clear()
+        self._assigned = 0
 
     async def ping(self) -> None:
         """Always reachable."""
@@ -104,7 +120,7 @@ class MemoryState:
         """How many entries are held across all tables (after a sweep of expired ones)."""
         self.sweep(self._clock())
         tables = (self._windows, self._budgets, self._counts, self._open, self._probes)
-        return sum(len(t) for t in tables) + len(self._cache)
+        return sum(len(t) for t in tables) + len(self._cache) + self._assigned
 
     def sweep(self, now: float) -> None:
         """Remove every expired entry."""
@@ -118,6 +134,8 @@ class MemoryState:
             del self._probes[key]
         for key in [k for k, (expires, _) in self._cache.items() if expires <= now]:
             del self._cache[key]
+        for key in [k for k, v in self._rollouts.items() if v.expires <= now]:
+            self._assigned -= len(self._rollouts.pop(key).marks)
 
     def _now(self) -> float:
         now = self._clock()
@@ -298,6 +316,25 @@ class MemoryState:
         self._cache.move_to_end(key)
         while len(self._cache) > self._cache_max:
             self._cache.popitem(last=False)
+
+    async def assign(self, rollout: str, caller: str, mark: bytes, ttl_s: float) -> bytes:
+        """The first mark given for this caller in this rollout. Past `assignments_max`
+        callers, new ones are not remembered (their mark is returned as given)."""
+        now = self._now()
+        entry = self._rollouts.get(rollout)
+        if entry is not None and entry.expires <= now:
+            self._assigned -= len(self._rollouts.pop(rollout).marks)
+            entry = None
+        if entry is None:
+            entry = self._rollouts[rollout] = _Assignments()
+        entry.expires = now + ttl_s
+        seen = entry.marks.get(caller)
+        if seen is not None:
+            return seen
+        if self._assigned < self._assignments_max:
+            entry.marks[caller] = mark
+            self._assigned += 1
+        return mark
 
 
 def _released(outstanding: float, reserved: float) -> float:

@@ -329,3 +329,15 @@ class RedisState:
         """Store `value` for `ttl_s`."""
         with self._errors():
             await self._redis.set(self._key("cache", key), value, px=_ms(ttl_s))
+
+    async def assign(self, rollout: str, caller: str, mark: bytes, ttl_s: float) -> bytes:
+        """The first mark given for this caller in this rollout: one SET NX GET (Redis
+        >= 7), so two processes assigning the same caller at once agree."""
+        key = self._key("assign", f"{rollout}:{caller}")
+        with self._errors():
+            seen = await self._redis.set(key, mark, nx=True, get=True, px=_ms(ttl_s))
+            if seen is not None:
+                await self._redis.pexpire(key, _ms(ttl_s))
+        if seen is None:
+            return mark
+        return seen.encode() if isinstance(seen, str) else bytes(seen)

@@ -59,6 +59,7 @@ requests = Table(
     Index("ix_requests_started", "started_at", "id"),
     Index("ix_requests_tenant_started", "tenant", "started_at"),
     Index("ix_requests_model_started", "request_model", "started_at"),
+    Index("ix_requests_route_version_started", "route", "version", "started_at"),
 )
 
 # One row per minute and combination of dimensions; "" stands for "none" so the
@@ -197,7 +198,10 @@ rollouts = Table(
     Column("plan_name", String(64), nullable=False),
     Column("plan", JSON, nullable=False),
     Column("stage", Integer, nullable=False),  # index into the plan's stages
+    # when the current stage's clock started (a resume restarts it)
     Column("stage_started_at", DateTime(timezone=True), nullable=False),
+    # ISO times at which each stage so far began: the analysis windows
+    Column("stage_starts", JSON),
     # running | paused | promoted | rolled_back | aborted
     Column("status", String(16), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),

@@ -1,0 +1,203 @@
+"""The controller over a real store: windows per stage, evidence across them, when it moves."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine, insert
+
+from tests.registry.test_store import OPERATOR, routes_file
+from trimtab.registry.store import RouteStore
+from trimtab.rollouts.analysis import ArmStats, analyze
+from trimtab.rollouts.controller import SETTLE_S, RolloutController
+from trimtab.rollouts.plans import Plan, Stage
+from trimtab.rollouts.sequential import Verdict
+from trimtab.rollouts.store import RolloutRow, RolloutStore
+from trimtab.store.engine import make_engine, migrate
+from trimtab.store.tables import requests
+
+ROUTE = "support-answer"
+PLAN = Plan(
+    stages=[
+        Stage(percent=10, min_duration_s=0, min_canary_requests=20),
+        Stage(percent=50, min_duration_s=0, min_canary_requests=20),
+        Stage(percent=100, min_duration_s=0, min_canary_requests=20),
+    ]
+)
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    made = make_engine(store_url)
+    migrate(made)
+    yield made
+    made.dispose()
+
+
+@pytest.fixture
+def store(engine: Engine) -> RolloutStore:
+    routes = RouteStore(engine)
+    routes.apply(routes_file("Policy A: {{policy}}", tier=0), writer=OPERATOR, message="v1")
+    routes.apply(routes_file("Policy B: {{policy}}", tier=0), writer=OPERATOR, message="v2")
+    return RolloutStore(engine)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return datetime.now(UTC).timestamp() + self.offset
+
+
+async def _nothing() -> None:
+    return None
+
+
+def controller(store: RolloutStore, clock: Clock | None = None) -> RolloutController:
+    return RolloutController(store, _nothing, clock=clock or Clock())
+
+
+def record(
+    engine: Engine,
+    version: int,
+    n: int,
+    *,
+    errors: int = 0,
+    seed: int = 0,
+    at: datetime | None = None,
+) -> None:
+    """`n` requests of the route's `version`: log-normal latency and cost, like a model's."""
+    rng = np.random.default_rng(seed)
+    when = at or datetime.now(UTC)
+    latency = rng.lognormal(np.log(800.0), 0.4, n)
+    cost = rng.lognormal(np.log(0.001), 0.5, n)
+    rows = [
+        {
+            "id": "req_" + secrets.token_hex(8),
+            "started_at": when,
+            "ended_at": when,
+            "api": "openai",
+            "operation": "chat",
+            "tenant": "acme",
+            "route": ROUTE,
+            "version": f"v{version}",
+            "status_code": 500 if i < errors else 200,
+            "duration_ms": float(latency[i]),
+            "overhead_ms": 0.5,
+            "cost_usd": float(cost[i]),
+            "streamed": False,
+        }
+        for i in range(n)
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(requests), rows)
+
+
+def start(store: RolloutStore) -> RolloutRow:
+    return store.start(ROUTE, 2, "test", PLAN, "ml@acme", "try v2")
+
+
+def current(store: RolloutStore) -> RolloutRow:
+    ro = store.current(ROUTE) or store.latest(ROUTE)
+    assert ro is not None
+    return ro
+
+
+def test_an_intermediate_stage_advances_on_its_minimums(
+    engine: Engine, store: RolloutStore
+) -> None:
+    ro = start(store)
+    record(engine, 1, 270, seed=1)
+    record(engine, 2, 10, seed=2)
+    assert not controller(store).step(ro)  # 10 of 20 canary requests
+    assert "10 of 20 canary requests" in current(store).last_decision["reasons"][0]  # type: ignore[index]
+    record(engine, 2, 20, seed=3)
+    assert controller(store).step(current(store))
+    moved = current(store)
+    assert (moved.stage, moved.status) == (1, "running")
+    # latency has not passed (30 canary requests cannot show it), yet the stage advanced:
+    # only exposure grows; promotion is what waits for proof
+    decision = moved.last_decision
+    assert decision is not None and decision["action"] == "advance"
+    latency = next(m for m in decision["metrics"] if m["metric"] == "latency_p95")
+    assert latency["verdict"] == "inconclusive"
+
+
+def test_the_final_stage_promotes_only_once_the_required_metrics_pass(
+    engine: Engine, store: RolloutStore
+) -> None:
+    ro = start(store)
+    record(engine, 1, 270, seed=1)
+    record(engine, 2, 30, seed=2)
+    assert controller(store).step(ro)
+    record(engine, 1, 30, seed=3)
+    record(engine, 2, 30, seed=4)
+    ctl = controller(store)
+    assert not ctl.step(current(store))
+    held = current(store)
+    assert held.status == "running" and held.last_decision is not None
+    assert any("latency_p95 has not passed" in r for r in held.last_decision["reasons"])
+    # the same model on both sides, in volume: latency and cost pass, and it promotes
+    record(engine, 1, 3000, seed=5)
+    record(engine, 2, 3000, seed=6)
+    assert ctl.step(current(store))
+    done = current(store)
+    assert done.status == "promoted"
+    assert done.last_decision is not None
+    verdicts = {m["metric"]: m["verdict"] for m in done.last_decision["metrics"]}
+    assert verdicts["latency_p95"] == verdicts["cost"] == "pass"
+    assert done.last_decision["requests"]["candidate"] == 30 + 30 + 3000
+
+
+def test_evidence_adds_up_across_stages(engine: Engine, store: RolloutStore) -> None:
+    """Neither stage alone shows the error regression; both together do, and it rolls back."""
+    ro = start(store)
+    record(engine, 1, 1800, errors=18, seed=1)
+    record(engine, 2, 200, errors=7, seed=2)
+    ctl = controller(store)
+    assert ctl.step(ro)  # advanced: no regression yet
+    first = current(store)
+    assert first.stage == 1
+    record(engine, 1, 800, errors=8, seed=3)
+    record(engine, 2, 800, errors=20, seed=4)
+    stable, candidate = ctl.windows(current(store))
+    assert [a.n for a in stable] == [1800, 800] and [a.n for a in candidate] == [200, 800]
+    for window in range(2):
+        alone = analyze(stable[window], candidate[window])
+        assert alone[0].metric == "error_rate" and alone[0].verdict is not Verdict.REGRESSION
+    assert ctl.step(current(store))
+    done = current(store)
+    assert done.status == "rolled_back"
+    assert done.last_decision is not None
+    assert any("error_rate regressed" in r for r in done.last_decision["reasons"])
+    assert done.last_decision["requests"] == {
+        "stable": 2600, "candidate": 1000, "stage_stable": 800, "stage_candidate": 800,
+    }  # fmt: skip
+
+
+def test_a_settled_window_is_read_once(engine: Engine, store: RolloutStore) -> None:
+    clock = Clock()
+    ctl = controller(store, clock)
+    ro = start(store)
+    record(engine, 1, 100, seed=1)
+    record(engine, 2, 20, seed=2)
+    assert ctl.step(ro)
+    ro = current(store)
+    # a request of the first stage recorded late (the writer is asynchronous) still counts
+    late = ro.windows()[0][1]
+    assert late is not None
+    record(engine, 2, 1, at=late - timedelta(milliseconds=1), seed=3)
+    stable, candidate = ctl.windows(ro)
+    assert (stable[0].n, candidate[0].n) == (100, 21)
+    # once the window has settled it is kept: what is recorded after is not read again
+    clock.offset = SETTLE_S + 1
+    ctl.windows(ro)
+    record(engine, 2, 5, at=late - timedelta(milliseconds=1), seed=4)
+    stable, candidate = ctl.windows(ro)
+    assert candidate[0].n == 21
+    assert isinstance(candidate[1], ArmStats) and candidate[1].n == 0
