@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from trimtab.config import ConfigError, default_config, expand_env, load_config, parse_config
+from trimtab.registry.spec import load_routes
 
 SAMPLE = """\
 store:
@@ -106,3 +107,13 @@ def test_default_config_needs_nothing() -> None:
     assert config.providers["sim"].kind == "simulator"
     assert config.keys is None
     assert "sim-1" in config.models
+
+
+def test_the_release_guides_files_are_valid() -> None:
+    """docs/releasing.md runs examples/releasing/: its config, routes and plan must load."""
+    folder = Path(__file__).parent.parent / "examples" / "releasing"
+    config = load_config(folder / "trimtab.yaml")
+    assert [s.percent for s in config.rollouts.plans["quick"].stages] == [10, 50, 100]
+    [route] = load_routes((folder / "routes.yaml").read_text(), "routes.yaml", config.models)
+    assert (route.name, route.risk_tier, route.bundle.model) == ("support-answer", 2, "assistant")
+    assert "assistant-next" in config.models  # the guide's bad change

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from trimtab.keys.client import ClientError
 from trimtab.registry.client import RoutesClient
@@ -39,6 +40,37 @@ def _show(data: dict[str, Any]) -> None:
     decision = data.get("last_decision") or {}
     for reason in decision.get("reasons", []):
         out.print(f"  {escape(reason)}")
+    if decision.get("metrics"):
+        out.print(_metrics(decision))
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _metrics(decision: dict[str, Any]) -> Table:
+    """The latest decision's verdicts: the values, candidate/stable and its interval."""
+    seen = decision.get("requests") or {}
+    table = Table(
+        title=f"{decision.get('action')} at {decision.get('at', '?')[:19]}: "
+        f"{seen.get('candidate', 0)} canary and {seen.get('stable', 0)} stable requests so far",
+        title_justify="left",
+        box=None,
+    )
+    for column in ("metric", "verdict", "stable", "candidate", "ratio", "interval", "margin"):
+        table.add_column(column, justify="left" if column in ("metric", "verdict") else "right")
+    for m in decision["metrics"]:
+        interval = f"[{_number(m.get('lower'))}, {_number(m.get('upper'))}]"
+        table.add_row(
+            str(m.get("metric")),
+            str(m.get("verdict")),
+            _number(m.get("stable_value")),
+            _number(m.get("candidate_value")),
+            _number(m.get("estimate")),
+            interval,
+            _number(m.get("margin")),
+        )
+    return table
 
 
 @rollout.command("start")
