@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -11,13 +10,13 @@ import pytest
 from sqlalchemy import Engine, insert
 
 from tests.registry.test_store import OPERATOR, routes_file
+from tests.registry.test_store import engine as engine
 from trimtab.registry.store import RouteStore
 from trimtab.rollouts.analysis import ArmStats, analyze
 from trimtab.rollouts.controller import SETTLE_S, RolloutController
 from trimtab.rollouts.plans import Plan, Stage
 from trimtab.rollouts.sequential import Verdict
 from trimtab.rollouts.store import RolloutRow, RolloutStore
-from trimtab.store.engine import make_engine, migrate
 from trimtab.store.tables import requests
 
 ROUTE = "support-answer"
@@ -28,14 +27,6 @@ PLAN = Plan(
         Stage(percent=100, min_duration_s=0, min_canary_requests=20),
     ]
 )
-
-
-@pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    made = make_engine(store_url)
-    migrate(made)
-    yield made
-    made.dispose()
 
 
 @pytest.fixture

@@ -81,10 +81,10 @@ def apply(running: Running, text: str, message: str = "change") -> None:
     assert resp.status_code == 200, resp.text
 
 
-def call(running: Running, user: str) -> str:
-    """One route call as `user`; the version that served it (the response says)."""
-    resp = httpx.post(
-        running.url + "/v1/chat/completions",
+def route_call(http: httpx.Client, url: str, user: str) -> httpx.Response:
+    """One call of the route `faq` as `user`, on the gateway at `url`."""
+    return http.post(
+        url + "/v1/chat/completions",
         json={
             "model": "route:faq",
             "messages": [{"role": "user", "content": "hi"}],
@@ -92,8 +92,13 @@ def call(running: Running, user: str) -> str:
             "variables": {"topic": "returns"},
         },
         headers={"authorization": f"Bearer {APP_KEY}"},
-        timeout=30,
     )
+
+
+def call(running: Running, user: str) -> str:
+    """One route call as `user`; the version that served it (the response says)."""
+    with httpx.Client(timeout=30) as http:
+        resp = route_call(http, running.url, user)
     assert resp.status_code in (200, 503), resp.text
     return resp.headers["x-trimtab-version"]
 

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from tests.api.test_routes_api import OPERATOR_KEY, ROUTE_KEYS
-from tests.conftest import APP_KEY, _new_database, base_config
+from tests.conftest import _new_database, base_config
 from tests.e2e.test_graceful_stop import start_server, stop_server
-from tests.rollouts.test_rollouts_e2e import FAST, routes_yaml
+from tests.rollouts.test_rollouts_e2e import FAST, route_call, routes_yaml
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.servers import PostgresServer, RedisServer, free_port
 
@@ -53,16 +53,7 @@ def two_gateways(
 
 def version(http: httpx.Client, url: str, user: str) -> str | None:
     """The version that served `user`'s request; None while the route is unknown there."""
-    resp = http.post(
-        url + "/v1/chat/completions",
-        json={
-            "model": "route:faq",
-            "messages": [{"role": "user", "content": "hi"}],
-            "user": user,
-            "variables": {"topic": "returns"},
-        },
-        headers={"authorization": f"Bearer {APP_KEY}"},
-    )
+    resp = route_call(http, url, user)
     if resp.status_code == 404 and "route_not_found" in resp.text:
         return None
     assert resp.status_code == 200, resp.text
