@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from trimtab.rollouts.analysis import DEFAULT_METRICS
 from trimtab.rollouts.assignment import bucket, on_candidate, sticky_key
 from trimtab.rollouts.gates import Attestation, missing_evidence
 from trimtab.rollouts.plans import DEFAULT_PLAN, Plan, Stage
@@ -20,6 +21,32 @@ def test_default_plan() -> None:
 def test_bad_plans_are_refused(percents: list[float]) -> None:
     with pytest.raises(ValidationError):
         Plan(stages=[Stage(percent=p) for p in percents])
+
+
+def test_a_plan_changes_metric_tolerances_and_what_is_required() -> None:
+    assert DEFAULT_PLAN.specs() == DEFAULT_METRICS
+    plan = Plan(
+        stages=[Stage(percent=100)],
+        metrics={"latency_p95": {"tolerance": 0.3}, "negative_feedback_rate": {"required": True}},
+    )
+    specs = {s.name: s for s in plan.specs()}
+    assert specs["latency_p95"].tolerance.relative == 0.3 and specs["latency_p95"].required
+    assert specs["negative_feedback_rate"].required
+    assert specs["cost"] == next(s for s in DEFAULT_METRICS if s.name == "cost")
+
+
+@pytest.mark.parametrize(
+    ("metrics", "message"),
+    [
+        ({"latency": {}}, "unknown metric 'latency': use one of error_rate, latency_p95"),
+        ({"error_rate": {"required": True}}, "error_rate with a tolerance of 0 can never pass"),
+        ({"cost": {"tolerance": -1}}, "greater than or equal to 0"),
+        ({"cost": {"tolerence": 1}}, "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_metric_rules_are_refused(metrics: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Plan(stages=[Stage(percent=100)], metrics=metrics)  # type: ignore[arg-type]
 
 
 @given(st.text(min_size=1), st.text(min_size=1))

@@ -107,7 +107,7 @@ class RolloutController:
         # at 100 % there is no stable traffic left to compare with: a clean stage whose
         # next step is 100 % promotes, and that step needs the required metrics to pass
         final = ro.stage + 1 == len(ro.plan.stages) or ro.plan.stages[ro.stage + 1].percent >= 100
-        results = analyze(stable, candidate)
+        results = analyze(stable, candidate, ro.plan.specs())
         decision = decide(
             results, stage, elapsed_s=elapsed, canary_requests=candidate[-1].n, final=final
         )

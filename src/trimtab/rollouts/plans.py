@@ -1,8 +1,16 @@
-"""Rollout plans: the stages traffic moves through, each with its minimums and maximum."""
+"""Rollout plans: the stages traffic moves through, each with its minimums and maximum,
+and how strictly each metric is judged."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from trimtab.rollouts.analysis import DEFAULT_METRICS, MetricSpec
+from trimtab.rollouts.sequential import Tolerance
+
+METRIC_NAMES = tuple(spec.name for spec in DEFAULT_METRICS)
 
 
 class Stage(BaseModel):
@@ -17,10 +25,23 @@ class Stage(BaseModel):
     max_duration_s: float = Field(default=3600, gt=0)
 
 
+class MetricRule(BaseModel):
+    """A plan's change to one metric's defaults (docs/canary.md has them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # how much worse than stable is still acceptable, relative: 0.2 = 20 %
+    tolerance: float | None = Field(default=None, ge=0, le=10)
+    # whether it must pass before promotion (otherwise it only must not regress)
+    required: bool | None = None
+
+
 class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     stages: list[Stage] = Field(min_length=1)
+    # by metric name: error_rate, latency_p95, cost, negative_feedback_rate
+    metrics: dict[str, MetricRule] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _increasing(self) -> Plan:
@@ -29,7 +50,31 @@ class Plan(BaseModel):
             raise ValueError("stage percentages must increase strictly")
         if percents[-1] != 100:
             raise ValueError("the last stage must send 100 % of traffic to the candidate")
+        for name in self.metrics:
+            if name not in METRIC_NAMES:
+                raise ValueError(f"unknown metric '{name}': use one of {', '.join(METRIC_NAMES)}")
+        for spec in self.specs():
+            if spec.required and spec.tolerance.relative == 0 and spec.tolerance.absolute == 0:
+                raise ValueError(
+                    f"{spec.name} with a tolerance of 0 can never pass, so it cannot be required"
+                )
         return self
+
+    def specs(self) -> tuple[MetricSpec, ...]:
+        """The metric specs this plan's rollouts are judged by: the defaults, changed by
+        `metrics`."""
+        out = []
+        for spec in DEFAULT_METRICS:
+            rule = self.metrics.get(spec.name)
+            if rule is not None:
+                changes: dict[str, object] = {}
+                if rule.tolerance is not None:
+                    changes["tolerance"] = Tolerance(relative=rule.tolerance)
+                if rule.required is not None:
+                    changes["required"] = rule.required
+                spec = dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
+            out.append(spec)
+        return tuple(out)
 
 
 DEFAULT_PLAN = Plan(
