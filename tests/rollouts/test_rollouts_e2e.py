@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +33,8 @@ STEPWISE = {
     "stages": [
         {"percent": p, "min_duration_s": 0, "min_canary_requests": 50, "max_duration_s": 600}
         for p in (10, 25, 50, 100)
-    ]
+    ],
+    "metrics": {"latency_p95": {"tolerance": 0.2}},
 }
 
 
@@ -193,6 +195,11 @@ async def test_a_healthy_candidate_is_promoted_through_every_stage(running: Runn
     decision = final["last_decision"]
     verdicts = {m["metric"]: m["verdict"] for m in decision["metrics"]}
     assert verdicts["latency_p95"] == "pass" and verdicts["cost"] == "pass"
+    # the plan's latency tolerance (20 %) is the one applied
+    assert final["metrics"] == {"latency_p95": {"tolerance": 0.2}}
+    latency = next(m for m in decision["metrics"] if m["metric"] == "latency_p95")
+    stable_ms, candidate_ms = re.findall(r"(\d+(?:\.\d+)?) ms", latency["note"])
+    assert float(candidate_ms) == pytest.approx(1.2 * float(stable_ms), rel=1e-3)
     assert decision["requests"]["candidate"] >= 150  # every stage's minimum, at least
     events = api(running, "GET", "/api/routes/faq/timeline").json()["data"]
     stages = [e["detail"]["percent"] for e in events if e["kind"] == "rollout_stage"]

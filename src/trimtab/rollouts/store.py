@@ -83,6 +83,10 @@ class RolloutRow:
             "candidate_version": self.candidate_version,
             "plan": self.plan_name,
             "stages": [s.model_dump() for s in self.plan.stages],
+            "metrics": {
+                name: rule.model_dump(exclude_none=True)
+                for name, rule in self.plan.metrics.items()
+            },
             "stage": self.stage,
             "percent": self.percent,
             "stage_started_at": self.stage_started_at.isoformat(),
