@@ -84,8 +84,7 @@ class RolloutRow:
             "plan": self.plan_name,
             "stages": [s.model_dump() for s in self.plan.stages],
             "metrics": {
-                name: rule.model_dump(exclude_none=True)
-                for name, rule in self.plan.metrics.items()
+                name: rule.model_dump(exclude_none=True) for name, rule in self.plan.metrics.items()
             },
             "stage": self.stage,
             "percent": self.percent,
