@@ -14,8 +14,8 @@ rollout is one row of an array.
 
 The same simulated traffic is judged by three methods, so the comparison is paired:
 
-* **trimtab**: the always-valid tests of ``trimtab.rollouts`` (error rate, latency p95,
-  mean cost, negative-feedback rate, with their default tolerances and alphas).
+* **trimtab**: the always-valid tests of ``trimtab.rollouts`` (error rate, latency p95 and
+  p50, mean cost, negative-feedback rate, with their default tolerances and alphas).
 * **naive z-test**: the dashboard habit: a one-sided z-test at the same margins, 1.96, looked
   at every 50 canary requests.
 * **Wald SPRT**: candidate data only, the baseline known exactly and the alternative set to
@@ -75,7 +75,7 @@ SCENARIOS = (
     Scenario("healthy (candidate = stable)"),
     Scenario("errors 1 % -> 2 %", error_rate=0.02, metric="error_rate"),
     Scenario("errors 1 % -> 5 %", error_rate=0.05, metric="error_rate"),
-    Scenario("latency p95 +30 %", latency_factor=1.3, metric="latency"),
+    Scenario("latency +30 % (whole distribution)", latency_factor=1.3, metric="latency"),
     Scenario("cost per request +20 %", cost_factor=1.2, metric="cost"),
     Scenario("negative feedback 10 % -> 15 %", negative_rate=0.15, metric="feedback"),
 )
@@ -87,9 +87,9 @@ def _norm_sf(x: Array | float) -> Array:
     return np.asarray(0.5 * np.vectorize(math.erfc)(xa / math.sqrt(2.0)), dtype=np.float64)
 
 
-def _spec(metric: Metric) -> MetricSpec:
+def _spec(metric: Metric, quantile: float = 0.95) -> MetricSpec:
     for s in DEFAULT_METRICS:
-        if s.metric is metric:
+        if s.metric is metric and (metric is not Metric.LATENCY or s.quantile == quantile):
             return s
     raise KeyError(metric)
 
@@ -112,6 +112,7 @@ class Arms:
         self.fb_c, self.fb_s = z.copy(), z.copy()
         self.neg_c, self.neg_s = z.copy(), z.copy()
         self.slow_c, self.slow_s = z.copy(), z.copy()  # above the trimtab thresholds
+        self.slow50_c, self.slow50_s = z.copy(), z.copy()  # the same for the median
         self.cost_c, self.cost_s = z.copy(), z.copy()
         self.cost2_c, self.cost2_s = z.copy(), z.copy()
         # for the SPRT (candidate only)
@@ -124,6 +125,7 @@ def simulate(
 ) -> dict[str, Outcome]:
     """Run every method on the same traffic; returns outcomes per method."""
     lat_spec, cost_spec = _spec(Metric.LATENCY), _spec(Metric.COST)
+    med_spec = _spec(Metric.LATENCY, 0.5)
     err_spec, fb_spec = _spec(Metric.ERROR_RATE), _spec(Metric.NEGATIVE_FEEDBACK_RATE)
     r = rollouts
     mu_lat = math.log(LATENCY_MEDIAN_MS)
@@ -135,6 +137,11 @@ def simulate(
     t_s = ref
     t_c = ref * (1.0 + lat_spec.tolerance.relative)
     p_slow_s = _norm_sf((np.log(t_s) - mu_lat) / LATENCY_SIGMA)
+    ref50 = np.quantile(
+        np.exp(rng.normal(mu_lat, LATENCY_SIGMA, (r, REFERENCE_REQUESTS))), med_spec.quantile, 1
+    )
+    t_c50 = ref50 * (1.0 + med_spec.tolerance.relative)
+    p_slow50_s = _norm_sf((np.log(ref50) - mu_lat) / LATENCY_SIGMA)
     mu_cost = math.log(COST_MEAN) - COST_SIGMA**2 / 2
     mu_lat_c = mu_lat + math.log(sc.latency_factor)
 
@@ -143,6 +150,7 @@ def simulate(
     for key, spec, tol in (
         ("error_rate", err_spec, err_spec.tolerance),
         ("latency", lat_spec, Tolerance()),
+        ("latency_p50", med_spec, Tolerance()),
         ("feedback", fb_spec, fb_spec.tolerance),
     ):
         lp0, reg_mix, ok_mix = rate_mixtures(
@@ -177,7 +185,7 @@ def simulate(
     sprt_metrics = [sc.metric] if sc.metric else ["error_rate", "latency", "cost", "feedback"]
 
     arms = Arms(r)
-    keys = ("error_rate", "latency", "cost", "feedback")
+    keys = ("error_rate", "latency", "latency_p50", "cost", "feedback")
 
     def inf() -> Array:
         return np.full(r, np.inf)
@@ -205,11 +213,13 @@ def simulate(
         a.neg_c += rng.binomial(fbc, sc.negative_rate)
         a.neg_s += rng.binomial(fbs, NEGATIVE_RATE)
         a.slow_s += rng.binomial(ns.astype(np.int64), p_slow_s)
+        a.slow50_s += rng.binomial(ns.astype(np.int64), p_slow50_s)
         # The candidate's requests one by one (latency and cost), the first nc columns.
         width = int(nc.max()) if nc.size else 0
         cmask = np.arange(width)[None, :] < nc[:, None]
         lat_c = rng.normal(mu_lat_c, LATENCY_SIGMA, (r, width))
         a.slow_c += ((lat_c > np.log(t_c)[:, None]) & cmask).sum(1)
+        a.slow50_c += ((lat_c > np.log(t_c50)[:, None]) & cmask).sum(1)
         a.slowm_c += ((lat_c > math.log(true_p95 * lat_m)) & cmask).sum(1)
         lc = rng.normal(mu_cost, COST_SIGMA, (r, width))
         cc = np.exp(lc) * sc.cost_factor
@@ -228,6 +238,7 @@ def simulate(
         for key, (kc, ncs, ks, nss) in {
             "error_rate": (a.err_c, a.n_c, a.err_s, a.n_s),
             "latency": (a.slow_c, a.n_c, a.slow_s, a.n_s),
+            "latency_p50": (a.slow50_c, a.n_c, a.slow50_s, a.n_s),
             "feedback": (a.neg_c, a.fb_c, a.neg_s, a.fb_s),
         }.items():
             lp0, rm, om, _ = rate_params[key]

@@ -69,6 +69,7 @@ def test_spec_names_and_latency_rules() -> None:
     assert [s.name for s in DEFAULT_METRICS] == [
         "error_rate",
         "latency_p95",
+        "latency_p50",
         "cost",
         "negative_feedback_rate",
     ]
@@ -217,7 +218,7 @@ def test_latency_analysis_from_sketches_matches_samples() -> None:
 
 def test_the_vectorised_path_used_by_the_benchmark_matches_analyze() -> None:
     rng = np.random.default_rng(8)
-    err, _, cost, _ = DEFAULT_METRICS
+    err, _, _, cost, _ = DEFAULT_METRICS
     for _ in range(10):
         stable = _arm(rng, int(rng.integers(100, 5000)))
         cand = _arm(rng, int(rng.integers(10, 500)), err=0.02, cost=1.1)

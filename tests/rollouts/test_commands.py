@@ -56,4 +56,10 @@ def test_status_shows_the_latest_decision_and_its_statistics(running: Running) -
     ]  # fmt: skip
     rows = {line.split()[0]: line.split()[1] for line in lines[4:] if line.strip()}
     assert rows["error_rate"] == "regression"
-    assert set(rows) == {"error_rate", "latency_p95", "cost", "negative_feedback_rate"}
+    assert set(rows) == {
+        "error_rate",
+        "latency_p95",
+        "latency_p50",
+        "cost",
+        "negative_feedback_rate",
+    }

@@ -38,7 +38,10 @@ def test_a_plan_changes_metric_tolerances_and_what_is_required() -> None:
 @pytest.mark.parametrize(
     ("metrics", "message"),
     [
-        ({"latency": {}}, "unknown metric 'latency': use one of error_rate, latency_p95"),
+        (
+            {"latency": {}},
+            "unknown metric .latency.: use one of error_rate, latency_p95, latency_p50",
+        ),
         ({"error_rate": {"required": True}}, "error_rate with a tolerance of 0 can never pass"),
         ({"cost": {"tolerance": -1}}, "greater than or equal to 0"),
         ({"cost": {"tolerence": 1}}, "Extra inputs are not permitted"),
