@@ -72,6 +72,7 @@ def test_spec_names_and_latency_rules() -> None:
         "latency_p50",
         "cost",
         "negative_feedback_rate",
+        "refusal_rate",
     ]
     assert MetricSpec(Metric.LATENCY, quantile=0.5).name == "latency_p50"
     with pytest.raises(ValueError):
@@ -218,7 +219,7 @@ def test_latency_analysis_from_sketches_matches_samples() -> None:
 
 def test_the_vectorised_path_used_by_the_benchmark_matches_analyze() -> None:
     rng = np.random.default_rng(8)
-    err, _, _, cost, _ = DEFAULT_METRICS
+    err, _, _, cost, _, _ = DEFAULT_METRICS
     for _ in range(10):
         stable = _arm(rng, int(rng.integers(100, 5000)))
         cand = _arm(rng, int(rng.integers(10, 500)), err=0.02, cost=1.1)

@@ -62,4 +62,5 @@ def test_status_shows_the_latest_decision_and_its_statistics(running: Running) -
         "latency_p50",
         "cost",
         "negative_feedback_rate",
+        "refusal_rate",
     }

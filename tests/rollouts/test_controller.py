@@ -59,6 +59,7 @@ def record(
     n: int,
     *,
     errors: int = 0,
+    refusals: int = 0,
     seed: int = 0,
     at: datetime | None = None,
 ) -> None:
@@ -81,6 +82,7 @@ def record(
             "duration_ms": float(latency[i]),
             "overhead_ms": 0.5,
             "cost_usd": float(cost[i]),
+            "finish_reasons": ["content_filter"] if errors <= i < errors + refusals else ["stop"],
             "streamed": False,
         }
         for i in range(n)
@@ -192,3 +194,15 @@ def test_a_settled_window_is_read_once(engine: Engine, store: RolloutStore) -> N
     stable, candidate = ctl.windows(ro)
     assert candidate[0].n == 21
     assert isinstance(candidate[1], ArmStats) and candidate[1].n == 0
+
+
+def test_a_candidate_that_refuses_more_is_rolled_back(engine: Engine, store: RolloutStore) -> None:
+    ro = start(store)
+    record(engine, 1, 1800, refusals=18, seed=1)
+    record(engine, 2, 200, refusals=20, seed=2)
+    assert controller(store).step(ro)
+    done = current(store)
+    assert done.status == "rolled_back" and done.last_decision is not None
+    assert any("refusal_rate regressed" in r for r in done.last_decision["reasons"])
+    refusal = next(m for m in done.last_decision["metrics"] if m["metric"] == "refusal_rate")
+    assert (refusal["stable_value"], refusal["candidate_value"]) == (0.01, 0.1)

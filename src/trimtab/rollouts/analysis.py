@@ -221,6 +221,9 @@ DEFAULT_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(Metric.COST, tolerance=Tolerance(relative=0.05), required=True),
     # Negative feedback may grow by 10 % (relative); sparse, so only guarded.
     MetricSpec(Metric.NEGATIVE_FEEDBACK_RATE, tolerance=Tolerance(relative=0.10), design_ratio=1.5),
+    # Refusals (finish reason content_filter, or Anthropic's refusal) may grow by 10 %; a
+    # guardrail signal, so only guarded. Inconclusive, harmlessly, where the model never refuses.
+    MetricSpec(Metric.REFUSAL_RATE, tolerance=Tolerance(relative=0.10), design_ratio=2.0),
 )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, insert, select, update
+from sqlalchemy import Connection, Engine, Text, case, cast, func, insert, or_, select, update
 
 from trimtab.errors import GatewayError
 from trimtab.registry.store import RouteStore
@@ -19,6 +19,8 @@ from trimtab.store.tables import attestations, feedback, requests, rollouts, rou
 from trimtab.store.telemetry import as_utc
 
 ACTIVE = ("running", "paused")
+# the finish reasons that mean the model refused (OpenAI's and Anthropic's words)
+REFUSAL_FINISH_REASONS = ("content_filter", "refusal")
 MAX_LATENCY_ROWS = 200_000  # bound on the latencies one window reads per arm
 
 
@@ -416,9 +418,12 @@ class RolloutStore:
         if end is not None:
             within.append(c.started_at < end)
         cost = func.coalesce(c.cost_usd, 0.0)
+        reasons = cast(c.finish_reasons, Text)
+        refused = or_(*(reasons.like(f'%"{r}"%') for r in REFUSAL_FINISH_REASONS))
         totals = select(
             func.count(),
             func.coalesce(func.sum(case((c.status_code >= 500, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((refused, 1), else_=0)), 0),
             func.coalesce(func.sum(cost), 0.0),
             func.coalesce(func.sum(cost * cost), 0.0),
         ).where(*within)
@@ -431,13 +436,14 @@ class RolloutStore:
             func.count(), func.coalesce(func.sum(case((f.negative, 1), else_=0)), 0)
         ).where(*marks)
         with self.engine.connect() as conn:
-            n, errors, cost_sum, cost_sq_sum = conn.execute(totals).one()
+            n, errors, refusals, cost_sum, cost_sq_sum = conn.execute(totals).one()
             durations = conn.execute(latencies).scalars().all()
             voted, negative = conn.execute(votes).one()
         feedback_n = min(int(voted), int(n))
         return ArmStats(
             n=int(n),
             errors=int(errors),
+            refusals=int(refusals),
             feedback_n=feedback_n,
             negative_feedback=min(int(negative), feedback_n),
             cost_sum=float(cost_sum),
