@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import orjson
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -16,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import admin, error_response, json_response, reader, scoped_tenant
-from trimtab.api.params import bad_param, parse_time
+from trimtab.api.params import bad_param, json_object, parse_time
 from trimtab.audit.log import AuditEvent, AuditLog
 from trimtab.errors import GatewayError
 from trimtab.gateway.auth import KeyRing, Principal, key_hash, key_id_of
@@ -210,19 +209,7 @@ class KeysAPI:
             return error_response(err)
 
     async def _body(self, request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > _MAX_BODY:
-            raise GatewayError(413, "request_too_large", f"body over {_MAX_BODY} bytes")
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise GatewayError(400, "invalid_request", "the body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise GatewayError(400, "invalid_request", "the body must be a JSON object")
-        unknown = sorted(set(body) - set(_FIELDS))
-        if unknown:
-            raise bad_param(unknown[0], f"unknown field (known: {', '.join(_FIELDS)})")
-        return body
+        return await json_object(request, max_bytes=_MAX_BODY, fields=_FIELDS)
 
     async def list_keys(self, request: Request) -> Response:
         try:

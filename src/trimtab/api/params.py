@@ -1,9 +1,15 @@
-"""Query-string parsing with errors that name the parameter."""
+"""Request parsing for the control-plane API (query strings and JSON bodies), with
+errors that name the parameter."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from starlette.requests import Request
 
 from trimtab.errors import GatewayError
 
@@ -14,6 +20,33 @@ MAX_WINDOW = timedelta(days=31)
 
 def bad_param(name: str, message: str) -> GatewayError:
     return GatewayError(400, "invalid_parameter", f"{name}: {message}", param=name)
+
+
+async def json_object(
+    request: Request,
+    *,
+    max_bytes: int | None = None,
+    fields: Collection[str] | None = None,
+    allow_empty: bool = False,
+) -> dict[str, Any]:
+    """The request's body as a JSON object: at most `max_bytes`, only `fields` (when
+    given), and `{}` for an empty body when `allow_empty`."""
+    raw = await request.body()
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise GatewayError(413, "request_too_large", f"body over {max_bytes} bytes")
+    if allow_empty and not raw:
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError(400, "invalid_request", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise GatewayError(400, "invalid_request", "the body must be a JSON object")
+    if fields is not None:
+        unknown = sorted(set(body) - set(fields))
+        if unknown:
+            raise bad_param(unknown[0], f"unknown field (known: {', '.join(fields)})")
+    return body
 
 
 def parse_time(name: str, value: str | None) -> datetime | None:

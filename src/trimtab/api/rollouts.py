@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import error_response, json_response
-from trimtab.api.params import bad_param
+from trimtab.api.params import bad_param, json_object
 from trimtab.api.routes import acted_by, parse_version
 from trimtab.audit.log import AuditLog
 from trimtab.errors import GatewayError
@@ -24,19 +23,6 @@ from trimtab.rollouts.store import RolloutRow, RolloutStore
 OPERATORS = frozenset({"operator", "admin"})
 KINDS = ("eval", "redteam", "approval", "changelog")
 MOVES = ("pause", "resume", "promote", "abort")
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise GatewayError(400, "invalid_request", f"body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise GatewayError(400, "invalid_request", "body must be a JSON object")
-    return data
 
 
 def _text(data: dict[str, Any], name: str, required: bool = False) -> str | None:
@@ -107,7 +93,7 @@ class RolloutsAPI:
     async def start(self, request: Request) -> Response:
         try:
             principal = await self._route(request, OPERATORS, "start rollouts")
-            data = await _json(request)
+            data = await json_object(request, allow_empty=True)
             to = parse_version("to", str(data.get("to") or ""))
             if to is None:
                 raise bad_param("to", "is required (the candidate version, e.g. v2)")
@@ -142,7 +128,7 @@ class RolloutsAPI:
             if move not in MOVES:
                 raise GatewayError(404, "not_found", f"no rollout action '{move}'")
             principal = await self._route(request, OPERATORS, f"{move} rollouts")
-            reason = _text(await _json(request), "reason", required=True)
+            reason = _text(await json_object(request, allow_empty=True), "reason", required=True)
             route = request.path_params["route"]
             ro = await run_in_threadpool(self._store.current, route)
             if ro is None:
@@ -169,7 +155,7 @@ class RolloutsAPI:
     async def rollback(self, request: Request) -> Response:
         try:
             principal = await self._route(request, OPERATORS, "roll back")
-            data = await _json(request)
+            data = await json_object(request, allow_empty=True)
             to = parse_version("to", str(data.get("to") or ""))
             reason = _text(data, "reason", required=True)
             route = request.path_params["route"]
@@ -184,7 +170,7 @@ class RolloutsAPI:
     async def attest(self, request: Request) -> Response:
         try:
             principal = await self._route(request, OPERATORS, "attest versions")
-            data = await _json(request)
+            data = await json_object(request, allow_empty=True)
             kind = _text(data, "kind", required=True)
             if kind not in KINDS:
                 raise bad_param("kind", f"'{kind}' is not one of {', '.join(KINDS)}")
@@ -209,7 +195,7 @@ class RolloutsAPI:
         try:
             principal = self._keys.authenticate(request.headers)
             require_role(principal, MODEL_CALLERS | READERS, "send feedback")
-            data = await _json(request)
+            data = await json_object(request, allow_empty=True)
             rid = _text(data, "request_id", required=True)
             assert rid is not None
             score = _score(data)

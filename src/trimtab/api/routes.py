@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
-import orjson
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.concurrency import run_in_threadpool
@@ -22,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import error_response, json_response, reader
-from trimtab.api.params import bad_param, parse_int
+from trimtab.api.params import bad_param, json_object, parse_int
 from trimtab.audit.log import AuditEvent, AuditLog
 from trimtab.errors import GatewayError
 from trimtab.gateway.auth import KeyRing, Principal
@@ -129,18 +128,7 @@ class RoutesAPI:
     # -- writing -------------------------------------------------------------------------
 
     async def _definitions(self, request: Request) -> tuple[list[RouteDefinition], str]:
-        raw = await request.body()
-        if len(raw) > _MAX_BODY:
-            raise GatewayError(413, "request_too_large", f"body over {_MAX_BODY} bytes")
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise GatewayError(400, "invalid_request", "the body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise GatewayError(400, "invalid_request", "the body must be a JSON object")
-        unknown = sorted(set(body) - set(_FIELDS))
-        if unknown:
-            raise bad_param(unknown[0], f"unknown field (known: {', '.join(_FIELDS)})")
+        body = await json_object(request, max_bytes=_MAX_BODY, fields=_FIELDS)
         message = body.get("message")
         if not isinstance(message, str) or not message.strip():
             raise bad_param("message", "is required: say why these routes change")
