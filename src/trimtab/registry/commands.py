@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -33,6 +34,26 @@ _err = Console(stderr=True, highlight=False)
 def _fail(message: str) -> typer.Exit:
     _err.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(1)
+
+
+T = TypeVar("T")
+
+
+def call(url: str, api_key: str | None, request: Callable[[RoutesClient], T]) -> T:
+    """One request to the server; an error it answers ends the command with its message."""
+    try:
+        with RoutesClient(url, api_key) as client:
+            return request(client)
+    except ClientError as exc:
+        raise _fail(str(exc)) from None
+
+
+def table_of(*columns: str, wrap: str) -> Table:
+    """A borderless table whose columns do not wrap, except `wrap` (the free text)."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in columns:
+        table.add_column(column, no_wrap=column != wrap)
+    return table
 
 
 def _short(digest: str | None) -> str:
@@ -64,11 +85,7 @@ def apply(
         text = file.read_text()
     except OSError as exc:
         raise _fail(f"{file}: cannot read: {exc.strerror}") from None
-    try:
-        with RoutesClient(url, api_key) as client:
-            results = client.apply(text, str(file), message)
-    except ClientError as exc:
-        raise _fail(str(exc)) from None
+    results = call(url, api_key, lambda client: client.apply(text, str(file), message))
     out = Console(highlight=False, soft_wrap=True)
     for r in results:
         name = f"[bold]{escape(r['route'])}[/bold]"
@@ -92,11 +109,7 @@ def apply(
 
 def routes(url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
     """List the routes, with their stable and newest versions."""
-    try:
-        with RoutesClient(url, api_key) as client:
-            rows = client.list_routes()
-    except ClientError as exc:
-        raise _fail(str(exc)) from None
+    rows = call(url, api_key, lambda client: client.list_routes())
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("route", "stable", "latest", "owner", "risk", "tenant", "updated"):
         table.add_column(column, no_wrap=column in ("route", "stable", "latest"))
@@ -119,14 +132,8 @@ def versions(
     api_key: ApiKey = None,
 ) -> None:
     """List a route's versions, newest first; the stable one is marked."""
-    try:
-        with RoutesClient(url, api_key) as client:
-            rows = client.versions(route)
-    except ClientError as exc:
-        raise _fail(str(exc)) from None
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("version", "", "digest", "created (UTC)", "author", "message"):
-        table.add_column(column, no_wrap=column != "message")
+    rows = call(url, api_key, lambda client: client.versions(route))
+    table = table_of("version", "", "digest", "created (UTC)", "author", "message", wrap="message")
     for row in rows:
         table.add_row(
             row["version"],
@@ -149,11 +156,7 @@ def diff(
     api_key: ApiKey = None,
 ) -> None:
     """Show what changed between two versions: model, parameters, message texts."""
-    try:
-        with RoutesClient(url, api_key) as client:
-            changes = client.diff(route, before, after)
-    except ClientError as exc:
-        raise _fail(str(exc)) from None
+    changes = call(url, api_key, lambda client: client.diff(route, before, after))
     out = Console(highlight=False, soft_wrap=True)
     out.print(f"[bold]{escape(route)}[/bold]: {changes['from']} -> {changes['to']}")
     for line in changes["unified"].splitlines():
@@ -177,14 +180,8 @@ def timeline(
     api_key: ApiKey = None,
 ) -> None:
     """Show a route's timeline, oldest first: what happened, to which version, who, why."""
-    try:
-        with RoutesClient(url, api_key) as client:
-            events = client.timeline(route)
-    except ClientError as exc:
-        raise _fail(str(exc)) from None
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("at (UTC)", "event", "version", "actor", "reason"):
-        table.add_column(column, no_wrap=column != "reason")
+    events = call(url, api_key, lambda client: client.timeline(route))
+    table = table_of("at (UTC)", "event", "version", "actor", "reason", wrap="reason")
     for event in events:
         table.add_row(
             _when(event["at"]),

@@ -9,9 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from trimtab.keys.client import ClientError
 from trimtab.registry.client import RoutesClient
-from trimtab.registry.commands import DEFAULT_URL, ApiKey, Url, _fail
+from trimtab.registry.commands import DEFAULT_URL, ApiKey, Url, call
 
 Route = Annotated[str, typer.Argument(help="The route's name.")]
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why: it goes on the timeline.")]
@@ -23,11 +22,9 @@ rollout = typer.Typer(help="Move a route's traffic to a candidate version, or st
 
 
 def _send(url: str, api_key: str | None, route: str, rest: str, body: dict[str, Any]) -> Any:
-    try:
-        with RoutesClient(url, api_key) as client:
-            return client.post(RoutesClient.route_path(route, rest), body)
-    except ClientError as exc:
-        raise _fail(str(exc)) from None
+    return call(
+        url, api_key, lambda client: client.post(RoutesClient.route_path(route, rest), body)
+    )
 
 
 def _show(data: dict[str, Any]) -> None:
@@ -103,11 +100,7 @@ for _name in ("pause", "resume", "promote", "abort"):
 @rollout.command("status")
 def status(route: Route, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
     """The route's current (or last) rollout and its latest decision."""
-    try:
-        with RoutesClient(url, api_key) as client:
-            _show(client.get(RoutesClient.route_path(route, "rollout")))
-    except ClientError as exc:
-        raise _fail(str(exc)) from None
+    _show(call(url, api_key, lambda client: client.get(RoutesClient.route_path(route, "rollout"))))
 
 
 def rollback(
