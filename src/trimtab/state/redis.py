@@ -150,6 +150,17 @@ redis.call('PEXPIRE', key, (span + 1) * 1000)
 return {total, failures}
 """
 
+# KEYS[1] the caller's assignment; ARGV: mark, ttl_ms. The first mark wins; each use keeps it.
+_ASSIGN = """
+local seen = redis.call('GET', KEYS[1])
+if seen then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return seen
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+"""
+
 
 def _ms(seconds: float) -> int:
     """Milliseconds for PX/PEXPIRE: at least 1."""
@@ -186,6 +197,7 @@ class RedisState:
         self._reserve = self._redis.register_script(_RESERVE)
         self._settle = self._redis.register_script(_SETTLE)
         self._record = self._redis.register_script(_RECORD)
+        self._assign = self._redis.register_script(_ASSIGN)
 
     @property
     def url(self) -> str:
@@ -331,13 +343,9 @@ class RedisState:
             await self._redis.set(self._key("cache", key), value, px=_ms(ttl_s))
 
     async def assign(self, rollout: str, caller: str, mark: bytes, ttl_s: float) -> bytes:
-        """The first mark given for this caller in this rollout: one SET NX GET (Redis
-        >= 7), so two processes assigning the same caller at once agree."""
-        key = self._key("assign", f"{rollout}:{caller}")
-        with self._errors():
-            seen = await self._redis.set(key, mark, nx=True, get=True, px=_ms(ttl_s))
-            if seen is not None:
-                await self._redis.pexpire(key, _ms(ttl_s))
-        if seen is None:
-            return mark
-        return seen.encode() if isinstance(seen, str) else bytes(seen)
+        """The first mark given for this caller in this rollout, kept `ttl_s` after its
+        last use: one script, so two processes assigning the same caller at once agree."""
+        kept = await self._run(
+            self._assign, self._key("assign", f"{rollout}:{caller}"), (mark.decode(), _ms(ttl_s))
+        )
+        return kept.encode() if isinstance(kept, str) else bytes(kept)
