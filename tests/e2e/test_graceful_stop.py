@@ -45,6 +45,15 @@ def start_server(config_path: Path, port: int, log: Path) -> subprocess.Popen[by
     raise AssertionError(f"trimtab did not become ready:\n{log.read_text()}")
 
 
+def start_gateway(config: dict[str, Any], folder: Path, name: str) -> tuple[Any, str]:
+    """`trimtab serve` with this config (written to folder/NAME.yaml, its log beside it)
+    on a free port: the process and its URL."""
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    return start_server(path, port, folder / f"{name}.log"), f"http://127.0.0.1:{port}"
+
+
 def stop_server(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> bool:
     """Send the signal; True when the process finished its graceful shutdown.
 

@@ -11,13 +11,12 @@ import anthropic
 import httpx
 import openai
 import pytest
-import yaml
 
 from tests.conftest import APP_KEY, GLOBEX_APP_KEY, KEYS, GatewayFactory, base_config
-from tests.e2e.test_graceful_stop import start_server, stop_server
+from tests.e2e.test_graceful_stop import start_gateway, stop_server
 from tests.gateway.test_openai_sdk import stored
 from trimtab.testing.mock_upstream import MockUpstream
-from trimtab.testing.servers import RedisServer, free_port
+from trimtab.testing.servers import RedisServer
 
 MSGS = [{"role": "user", "content": "how much"}]
 # ~$0.01 per token: a handful of requests spends a dollar
@@ -136,11 +135,9 @@ def two_gateways(redis_server: RedisServer, upstream: MockUpstream, tmp_path: Pa
             )
             config["models"] = models(upstream, tmp_path)
             config.update(keys=KEYS, state={"url": redis_server.url}, **extra)
-            path = tmp_path / f"gw{i}.yaml"
-            path.write_text(yaml.safe_dump(config))
-            port = free_port()
-            procs.append(start_server(path, port, tmp_path / f"gw{i}.log"))
-            urls.append(f"http://127.0.0.1:{port}")
+            proc, url = start_gateway(config, tmp_path, f"gw{i}")
+            procs.append(proc)
+            urls.append(url)
         return urls
 
     procs: list[Any] = []

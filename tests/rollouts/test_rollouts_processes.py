@@ -11,14 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from tests.api.test_routes_api import OPERATOR_KEY, ROUTE_KEYS
 from tests.conftest import _new_database, base_config
-from tests.e2e.test_graceful_stop import start_server, stop_server
+from tests.e2e.test_graceful_stop import start_gateway, stop_server
 from tests.rollouts.test_rollouts_e2e import FAST, route_call, routes_yaml
 from trimtab.testing.mock_upstream import MockUpstream
-from trimtab.testing.servers import PostgresServer, RedisServer, free_port
+from trimtab.testing.servers import PostgresServer, RedisServer
 
 USERS = [f"user-{i}" for i in range(40)]
 
@@ -41,11 +40,9 @@ def two_gateways(
             # the controller must not end the rollout while the test looks at it
             rollouts={"check_interval_s": 3600, "plans": {"fast": FAST}},
         )
-        path = tmp_path / f"gw{i}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        port = free_port()
-        procs.append(start_server(path, port, tmp_path / f"gw{i}.log"))
-        urls.append(f"http://127.0.0.1:{port}")
+        proc, url = start_gateway(config, tmp_path, f"gw{i}")
+        procs.append(proc)
+        urls.append(url)
     yield urls
     for proc in procs:
         stop_server(proc, signal.SIGTERM)
