@@ -8,7 +8,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.conftest import APP_KEY, KEYS, GatewayFactory, Running, base_config
+from tests.conftest import APP_KEY, GLOBEX_APP_KEY, KEYS, GatewayFactory, Running, base_config
 from tests.gateway.test_openai_sdk import stored
 from trimtab.gateway.cache import CachedAnswer, cache_key, replay_stream
 from trimtab.testing.mock_upstream import MockUpstream
@@ -105,12 +105,45 @@ def test_anthropic_stream_from_cache(running: Running, upstream: MockUpstream) -
     assert final.usage.output_tokens == first.usage.output_tokens
 
 
+def test_another_tenant_never_gets_a_cached_answer(
+    running: Running, upstream: MockUpstream
+) -> None:
+    """The seeds' "cross-tenant leak": globex's identical prompt must not get acme's answer."""
+    msgs = [{"role": "user", "content": "tenant-scoped cache"}]
+    acme = oai(running)
+    globex = openai.OpenAI(base_url=running.url + "/v1", api_key=GLOBEX_APP_KEY, max_retries=0)
+    first = acme.chat.completions.with_raw_response.create(model="cached", messages=msgs)  # type: ignore[arg-type]
+    for _ in range(50):  # until acme's own repeat is a hit: the answer is in the cache
+        again = acme.chat.completions.with_raw_response.create(model="cached", messages=msgs)  # type: ignore[arg-type]
+        if stored(running, again.headers["x-trimtab-request-id"])["attributes"]["cache"] == "hit":
+            break
+    other = globex.chat.completions.with_raw_response.create(model="cached", messages=msgs)  # type: ignore[arg-type]
+    row = stored(running, other.headers["x-trimtab-request-id"])
+    assert row["tenant"] == "globex"
+    assert row["attributes"]["cache"] == "miss"
+    assert other.parse().id != first.parse().id
+    assert upstream_calls(upstream, "tenant-scoped cache") == 2
+
+
 def test_cache_key_ignores_delivery_and_attribution() -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0}
     same = {**body, "stream": True, "user": "u", "metadata": {"feature": "f"}}
-    assert cache_key("m", "openai", "chat", body) == cache_key("m", "openai", "chat", same)
-    assert cache_key("m", "openai", "chat", body) != cache_key("m", "anthropic", "chat", body)
-    assert cache_key("m", "openai", "chat", body) != cache_key("n", "openai", "chat", body)
+
+    def key(model: str, wire: Any, payload: dict[str, Any]) -> str:
+        return cache_key(model, wire, "chat", payload, tenant="acme")
+
+    assert key("m", "openai", body) == key("m", "openai", same)
+    assert key("m", "openai", body) != key("m", "anthropic", body)
+    assert key("m", "openai", body) != key("n", "openai", body)
+
+
+def test_cache_key_is_scoped_by_tenant_and_route_version() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    acme = cache_key("m", "openai", "chat", body, tenant="acme")
+    assert acme != cache_key("m", "openai", "chat", body, tenant="globex")
+    v1 = cache_key("m", "openai", "chat", body, tenant="acme", route_version="support@v1")
+    v2 = cache_key("m", "openai", "chat", body, tenant="acme", route_version="support@v2")
+    assert len({acme, v1, v2}) == 3
 
 
 def test_cached_answer_round_trip_and_replay_shapes() -> None:

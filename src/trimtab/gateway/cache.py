@@ -15,11 +15,24 @@ from trimtab.providers.sse import encode_data, encode_event
 _IGNORED = frozenset({"stream", "stream_options", "user", "metadata"})
 
 
-def cache_key(model: str, client: Wire, op: str, body: dict[str, Any]) -> str:
-    """A digest of everything that shapes the answer, keys sorted."""
+def cache_key(
+    model: str,
+    client: Wire,
+    op: str,
+    body: dict[str, Any],
+    *,
+    tenant: str,
+    route_version: str | None = None,
+) -> str:
+    """A digest of everything that shapes the answer, keys sorted.
+
+    The tenant is part of it, so one tenant is never served another's answer; so is the
+    route version of a `route:` call ("support@v2"), so a new version starts cold.
+    """
     shape = {k: v for k, v in body.items() if k not in _IGNORED}
     shape["model"] = model
-    digest = hashlib.sha256(orjson.dumps([client, op, shape], option=orjson.OPT_SORT_KEYS))
+    scope = [tenant, route_version, client, op, shape]
+    digest = hashlib.sha256(orjson.dumps(scope, option=orjson.OPT_SORT_KEYS))
     return "cache:" + digest.hexdigest()
 
 

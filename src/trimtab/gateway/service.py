@@ -197,7 +197,7 @@ class Gateway:
             ex.record.streamed = stream
             target = self._target(ex, body)
             charge, target = await self._charge(ex, target, body)
-            key = cache_key(target.name, wire, "chat", body) if target.config.cache else None
+            key = self._cache_key(ex, target, wire, body) if target.config.cache else None
             if key is not None:
                 hit = await self._cached(ex, target, key, wire, body, stream)
                 if hit is not None:
@@ -380,6 +380,12 @@ class Gateway:
             rec.response_body = answer.body.decode()
         self._recorder.record(ex.close())
         return Response(replay, 200, headers, media_type=SSE_TYPE)
+
+    @staticmethod
+    def _cache_key(ex: Exchange, target: Target, wire: Wire, body: dict[str, Any]) -> str:
+        rec = ex.record
+        version = f"{rec.route}@{rec.version}" if rec.route is not None else None
+        return cache_key(target.name, wire, "chat", body, tenant=rec.tenant, route_version=version)
 
     async def _remember(self, ex: Exchange, target: Target, key: str, body: bytes) -> None:
         rec = ex.record
