@@ -3,37 +3,45 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench bench-quick soak canary-sim clean
+.PHONY: install install-dev run test lint bench bench-quick soak canary-sim clean
 
+# `make run` installs what trimtab needs to run; the test and lint tools come with `make test`.
 install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
 run: install
+	@echo "trimtab's commands are in $(VENV)/bin: run 'source $(VENV)/bin/activate' in another terminal to use them as 'trimtab ...'"
 	$(BIN)/trimtab serve
 
-test: install
+test: install-dev
 	$(BIN)/pytest
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
-bench: install
+bench: install-dev
 	$(BIN)/python bench/run.py
 
-bench-quick: install
+bench-quick: install-dev
 	$(BIN)/python bench/run.py --quick
 
-soak: install
+soak: install-dev
 	$(BIN)/python bench/soak.py --minutes 10
 
-canary-sim: install
+canary-sim: install-dev
 	$(BIN)/python bench/canary_sim.py
 
 clean:
