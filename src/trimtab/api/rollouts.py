@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import error_response, json_response
-from trimtab.api.params import bad_param, json_object
+from trimtab.api.params import bad_param, json_object, text_field
 from trimtab.api.routes import acted_by, parse_version
 from trimtab.audit.log import AuditLog
 from trimtab.errors import GatewayError
@@ -26,14 +26,7 @@ MOVES = ("pause", "resume", "promote", "abort")
 
 
 def _text(data: dict[str, Any], name: str, required: bool = False) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
-        if required:
-            raise bad_param(name, "is required")
-        return None
-    if not isinstance(value, str):
-        raise bad_param(name, "must be a string")
-    return value
+    return text_field(data, name, required=required)  # at most params.MAX_TEXT characters
 
 
 class RolloutsAPI:
@@ -158,12 +151,30 @@ class RolloutsAPI:
             data = await json_object(request, allow_empty=True)
             to = parse_version("to", str(data.get("to") or ""))
             reason = _text(data, "reason", required=True)
+            override = data.get("override_gate", False)
+            if not isinstance(override, bool):
+                raise bad_param("override_gate", "must be a boolean")
+            if override and not principal.is_admin:
+                raise GatewayError(
+                    403,
+                    "forbidden",
+                    "only a key with role 'admin' may override the release gate; "
+                    f"this key has role '{principal.role}'",
+                )
             route = request.path_params["route"]
-            target = await run_in_threadpool(
-                self._store.rollback, route, to, acted_by(principal) or "", reason
+
+            def work() -> tuple[int, bool]:
+                return self._store.rollback(
+                    route, to, acted_by(principal) or "", reason, override_gate=override
+                )
+
+            target, overridden = await run_in_threadpool(work)
+            await self._done(
+                request, principal, "route.rollback", {"to": target, "override_gate": overridden}
             )
-            await self._done(request, principal, "route.rollback", {"to": target})
-            return json_response({"route": route, "stable_version": target})
+            return json_response(
+                {"route": route, "stable_version": target, "override_gate": overridden}
+            )
         except GatewayError as err:
             return error_response(err)
 

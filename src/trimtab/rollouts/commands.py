@@ -106,13 +106,32 @@ def status(route: Route, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None
 def rollback(
     route: Route,
     reason: Reason,
-    to: Annotated[str | None, typer.Option("--to", help="Default: the previous stable.")] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="A version that has been stable before. Default: the previous."),
+    ] = None,
+    override_gate: Annotated[
+        bool,
+        typer.Option(
+            "--override-gate",
+            help="Emergency, admin only: serve a version that has never been stable, "
+            "skipping the release gate (audited, marked on the timeline).",
+        ),
+    ] = False,
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
-    """Serve an earlier version from the next request on; a rollout in progress ends."""
-    data = _send(url, api_key, route, "rollback", {"to": to, "reason": reason})
-    Console(highlight=False).print(f"{escape(route)}: stable is now v{data['stable_version']}")
+    """Serve an earlier stable version from the next request on; a rollout in progress ends.
+
+    Going forward is `rollout start`, through the gate."""
+    body: dict[str, Any] = {"to": to, "reason": reason}
+    if override_gate:
+        body["override_gate"] = True
+    data = _send(url, api_key, route, "rollback", body)
+    note = " (release gate overridden)" if data.get("override_gate") else ""
+    Console(highlight=False).print(
+        f"{escape(route)}: stable is now v{data['stable_version']}{note}"
+    )
 
 
 def attest(

@@ -15,7 +15,15 @@ from trimtab.registry.store import RouteStore
 from trimtab.rollouts.analysis import ArmStats, LatencySamples
 from trimtab.rollouts.gates import Attestation, missing_evidence
 from trimtab.rollouts.plans import Plan
-from trimtab.store.tables import attestations, feedback, requests, rollouts, route_versions, routes
+from trimtab.store.tables import (
+    attestations,
+    feedback,
+    requests,
+    rollouts,
+    route_events,
+    route_versions,
+    routes,
+)
 from trimtab.store.telemetry import as_utc
 
 ACTIVE = ("running", "paused")
@@ -359,9 +367,45 @@ class RolloutStore:
                 )  # fmt: skip
         return bool(done)
 
-    def rollback(self, route: str, to: int | None, actor: str, reason: str | None) -> int:
+    def stable_history(self, conn: Connection, route: Any) -> list[int]:
+        """The versions that have served as the route's stable version, in order: its
+        first version, every promotion and every rollback (from the timeline)."""
+        e = route_events.c
+        rows = conn.execute(
+            select(e.kind, e.version, e.detail)
+            .where(e.route == route.name, e.kind.in_(("apply", "promote", "rollback")))
+            .order_by(e.id)
+        ).all()
+        seen: list[int] = []
+        for kind, version, detail in rows:
+            if kind == "apply" and not (detail or {}).get("stable"):
+                continue
+            # a rollout's automatic rollback is logged with the candidate: it never served
+            if kind == "rollback" and (detail or {}).get("to") != version:
+                continue
+            if version is not None and version not in seen:
+                seen.append(version)
+        for number in (route.stable_version, route.previous_stable_version):
+            if number is not None and number not in seen:
+                seen.append(number)
+        return seen
+
+    def rollback(
+        self,
+        route: str,
+        to: int | None,
+        actor: str,
+        reason: str | None,
+        *,
+        override_gate: bool = False,
+    ) -> tuple[int, bool]:
         """Serve `to` (default: the pinned previous stable, or the running rollout's stable)
-        from the next request on; a rollout in progress ends as rolled back."""
+        from the next request on; a rollout in progress ends as rolled back.
+
+        A rollback only goes back: `to` must have been stable on the route before. Going
+        forward is a rollout, through the gate; `override_gate` (an admin's emergency,
+        checked by the caller) skips that, and the timeline marks it. Returns the version
+        now stable and whether the gate was overridden."""
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             r = self._route(conn, route)
@@ -374,7 +418,35 @@ class RolloutStore:
                 target = active.stable_version if active else r.previous_stable_version
             if target is None:
                 raise _conflict(f"route '{route}' has no earlier stable version to return to")
-            self._version(conn, route, target)
+            candidate = self._version(conn, route, target)
+            history = self.stable_history(conn, r)
+            forward = target not in history
+            missing: list[str] = []
+            if forward:
+                missing = missing_evidence(
+                    r.risk_tier,
+                    candidate.author or "",
+                    self.attestations_of(conn, route, target),
+                    has_message=bool((candidate.message or "").strip()),
+                )
+                if not override_gate:
+                    allowed = ", ".join(f"v{n}" for n in sorted(history)) or "none"
+                    raise GatewayError(
+                        409,
+                        "not_a_rollback",
+                        f"route '{route}': v{target} has never been its stable version, so "
+                        f"serving it is a move forward, not a rollback; a rollback returns to "
+                        f"a version that has been stable before ({allowed}). To serve "
+                        f"v{target}, start a rollout (trimtab rollout start {route} --to "
+                        f"v{target}), which checks the risk tier {r.risk_tier} gate",
+                        param="to",
+                    )
+                RouteStore.append_event(
+                    conn, route, "gate_override", version=target, actor=actor, reason=reason,
+                    detail={"risk_tier": r.risk_tier, "missing": missing,
+                            "from": r.stable_version},
+                    at=now,
+                )  # fmt: skip
             if active is not None:
                 conn.execute(
                     update(rollouts)
@@ -391,13 +463,19 @@ class RolloutStore:
                         updated_at=now,
                     )
                 )
+            detail: dict[str, Any] = {
+                "from": r.stable_version,
+                "to": target,
+                "rollout": active.id if active else None,
+            }
+            if forward:
+                detail["override_gate"] = True
+                detail["missing"] = missing
             RouteStore.append_event(
                 conn, route, "rollback", version=target, actor=actor, reason=reason,
-                detail={"from": r.stable_version, "to": target,
-                        "rollout": active.id if active else None},
-                at=now,
+                detail=detail, at=now,
             )  # fmt: skip
-        return target
+        return target, forward
 
     # -- what the canary analysis reads ------------------------------------------------
 
