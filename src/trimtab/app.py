@@ -42,7 +42,7 @@ from trimtab.rollouts.store import RolloutStore
 from trimtab.state.factory import build_state
 from trimtab.store.engine import make_engine, migrate
 from trimtab.store.telemetry import TelemetryStore
-from trimtab.telemetry.metrics import GatewayMetrics
+from trimtab.telemetry.metrics import GatewayMetrics, LabelValues
 from trimtab.telemetry.recorder import Recorder
 from trimtab.telemetry.spill import SpillFile
 
@@ -55,7 +55,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     """
     engine = make_engine(config.store.url, config.store.pool_size)
     store = TelemetryStore(engine)
-    metrics = GatewayMetrics()
+    metrics = GatewayMetrics(LabelValues.from_config(config))
     spill = SpillFile(config.telemetry.spill_path)
     t = config.telemetry
     recorder = Recorder(
@@ -150,7 +150,14 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         ).routes(),
         *AuditAPI(audit, keys).routes(),
         *HealthAPI(
-            lifecycle, store, recorder, spill, metrics, [key_cache.problem, route_cache.problem]
+            lifecycle,
+            store,
+            recorder,
+            spill,
+            metrics,
+            [key_cache.problem, route_cache.problem],
+            keys=keys,
+            metrics_public=config.metrics.public,
         ).routes(),
     ]
 

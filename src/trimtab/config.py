@@ -209,6 +209,13 @@ class ServerConfig(_Strict):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
 
 
+class MetricsConfig(_Strict):
+    """Who may read /metrics: with keys configured an admin key, unless `public` (a scraper
+    on a private network)."""
+
+    public: bool = False
+
+
 class TelemetryConfig(_Strict):
     queue_size: int = Field(default=20_000, ge=1)
     batch_size: int = Field(default=1_000, ge=1)
@@ -222,6 +229,7 @@ class Config(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     keys: list[KeyConfig] | None = None

@@ -248,7 +248,7 @@ def test_huge_window_is_400(traffic: Traffic) -> None:
 
 
 def prometheus(traffic: Traffic) -> dict[str, list[tuple[dict[str, str], float]]]:
-    response = traffic.client.get("/metrics")
+    response = traffic.client.get("/metrics", headers={"authorization": f"Bearer {ADMIN_KEY}"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     samples: dict[str, list[tuple[dict[str, str], float]]] = {}

@@ -230,7 +230,7 @@ def test_breaker_takes_a_failing_deployment_out_and_probes_it_back(running: Runn
         }
         assert breakers["upstream/fail-500"]["state"] == "open"
         assert breakers["upstream/mock-1"]["state"] == "closed"
-        metrics = http.get("/metrics").text
+        metrics = http.get("/metrics", headers=auth).text  # an admin key
         assert 'trimtab_breaker_open{deployment="upstream/fail-500"} 1.0' in metrics
         time.sleep(1.2)  # the cooldown is 1 s: the breaker lets one probe through
         assert http.get("/api/breakers", headers=auth).json()["data"][0]["state"] == "half_open"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import APP_KEY, KEYS, GatewayFactory, Running
+from tests.conftest import ADMIN_KEY, APP_KEY, KEYS, GatewayFactory, Running
 from tests.keys.support import chat, create_key, message_of, wait_until
 from trimtab.testing.servers import PostgresServer, ServerUnavailable
 
@@ -35,7 +35,8 @@ def readyz(running: Running) -> httpx.Response:
 
 
 def metric(running: Running, name: str) -> float:
-    text = httpx.get(running.url + "/metrics", timeout=10).text
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    text = httpx.get(running.url + "/metrics", headers=admin, timeout=10).text
     for line in text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])

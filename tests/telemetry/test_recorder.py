@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select, text
 from trimtab.store.engine import make_engine, migrate
 from trimtab.store.tables import requests, rollups
 from trimtab.store.telemetry import TelemetryStore
-from trimtab.telemetry.metrics import GatewayMetrics
+from trimtab.telemetry.metrics import GatewayMetrics, LabelValues
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.recorder import Recorder
 from trimtab.telemetry.spill import SpillFile
@@ -78,7 +78,7 @@ def make_recorder(
     write_retries: int = 0,
 ) -> tuple[Recorder, SpillFile, GatewayMetrics]:
     spill = SpillFile(spill_path)
-    metrics = GatewayMetrics()
+    metrics = GatewayMetrics(LabelValues(["gpt-mock"], ["upstream"], ["acme"]))
     recorder = Recorder(
         store,
         spill,

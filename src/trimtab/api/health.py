@@ -11,7 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import json_response
+from trimtab.api.access import admin, error_response, json_response
+from trimtab.errors import GatewayError
+from trimtab.gateway.auth import KeyRing
 from trimtab.store.telemetry import TelemetryStore
 from trimtab.telemetry.metrics import GatewayMetrics
 from trimtab.telemetry.recorder import Recorder
@@ -34,8 +36,16 @@ class HealthAPI:
         spill: SpillFile,
         metrics: GatewayMetrics,
         checks: Sequence[Callable[[], str | None]] = (),
+        *,
+        keys: KeyRing | None = None,
+        metrics_public: bool = False,
     ) -> None:
-        """`checks` are extra readiness checks: each returns a problem, or None."""
+        """`checks` are extra readiness checks: each returns a problem, or None.
+
+        /metrics is the whole server (every tenant's series): with `keys` configured it
+        needs an admin key, unless `metrics_public` opens it for a scraper."""
+        self._keys = keys
+        self._metrics_public = metrics_public
         self._life = lifecycle
         self._store = store
         self._recorder = recorder
@@ -75,4 +85,9 @@ class HealthAPI:
         return json_response(body, 200 if not problems else 503)
 
     async def prometheus(self, request: Request) -> Response:
+        if self._keys is not None and not self._metrics_public:
+            try:
+                admin(self._keys, request, "read /metrics (every tenant's series)")
+            except GatewayError as err:
+                return error_response(err)
         return Response(self._metrics.exposition(), 200, media_type=CONTENT_TYPE_LATEST)

@@ -1,21 +1,64 @@
-"""Prometheus metrics of one gateway, in a registry of its own."""
+"""Prometheus metrics of one gateway, in a registry of its own.
+
+Every label value comes from the configuration: a name a client sends (a model that is not
+configured, a tenant that exists only in the store) is counted under `other`, so no client
+can add series to this process or to the scrapers' memory.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from trimtab.config import Config
 from trimtab.telemetry.record import RequestRecord
+
+OTHER = "other"
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
 
 
+class LabelValues:
+    """The values the `model`, `provider` and `tenant` labels may take; the rest is `other`."""
+
+    def __init__(
+        self, models: Iterable[str] = (), providers: Iterable[str] = (), tenants: Iterable[str] = ()
+    ) -> None:
+        self.models = frozenset(models)
+        self.providers = frozenset(providers)
+        # "default" is the tenant of open access and of requests refused before a key is known
+        self.tenants = frozenset(tenants) | {"default"}
+
+    @classmethod
+    def from_config(cls, config: Config) -> LabelValues:
+        """Configured models and providers, and the tenants of the config file's keys.
+
+        Keys created through the API may name any tenant, so their tenants count as
+        `other` here; /api/metrics/summary?group_by=tenant has each of them."""
+        return cls(config.models, config.providers, (k.tenant for k in config.keys or ()))
+
+    def model(self, name: str | None) -> str:
+        return name if name in self.models else OTHER
+
+    def provider(self, name: str | None) -> str:
+        if name is None:
+            return ""  # refused before a provider was chosen
+        return name if name in self.providers else OTHER
+
+    def tenant(self, name: str) -> str:
+        return name if name in self.tenants else OTHER
+
+
 class GatewayMetrics:
     """Request, token, cost and telemetry-pipeline metrics."""
 
-    def __init__(self) -> None:
+    def __init__(self, labels: LabelValues | None = None) -> None:
+        self.label_values = labels or LabelValues()
+        # labelled children by their (bounded) label values: `.labels()` costs about 1 µs
+        self._children: dict[tuple[object, ...], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -94,19 +137,30 @@ class GatewayMetrics:
         self.queue_depth.set_function(lambda: float(depth()))
 
     def observe(self, record: RequestRecord) -> None:
-        model = record.request_model or ""
-        provider = record.provider or ""
-        self.requests.labels(model, provider, record.tenant, str(record.status_code)).inc()
-        self.duration.labels(model, provider).observe(record.duration_ms / 1000)
+        values = self.label_values
+        model = values.model(record.request_model)
+        provider = values.provider(record.provider)
+        tenant = values.tenant(record.tenant)
+        child = self._child
+        child(self.requests, model, provider, tenant, str(record.status_code)).inc()
+        child(self.duration, model, provider).observe(record.duration_ms / 1000)
         if record.ttft_ms is not None:
-            self.ttft.labels(model, provider).observe(record.ttft_ms / 1000)
+            child(self.ttft, model, provider).observe(record.ttft_ms / 1000)
         self.overhead.observe(record.overhead_ms / 1000)
         if record.input_tokens:
-            self.tokens.labels(model, record.tenant, "input").inc(record.input_tokens)
+            child(self.tokens, model, tenant, "input").inc(record.input_tokens)
         if record.output_tokens:
-            self.tokens.labels(model, record.tenant, "output").inc(record.output_tokens)
+            child(self.tokens, model, tenant, "output").inc(record.output_tokens)
         if record.cost_usd:
-            self.cost.labels(model, record.tenant).inc(record.cost_usd)
+            child(self.cost, model, tenant).inc(record.cost_usd)
+
+    def _child(self, family: Any, *values: str) -> Any:
+        """`family.labels(*values)`, remembered; the values are already bounded."""
+        key = (id(family), *values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = family.labels(*values)
+        return found
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
