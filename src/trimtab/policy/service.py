@@ -43,6 +43,7 @@ from trimtab.policy.limits import (
     tpm_retry_after,
 )
 from trimtab.state.base import Reservation, SharedState, WindowDecision
+from trimtab.state.resilient import ResilientState, Seeds
 from trimtab.store.budgets import BudgetEvent, spend_by, stored_key_ids
 
 log = logging.getLogger("trimtab.policy")
@@ -113,8 +114,9 @@ class Policy:
     `trimtab_policy_state_errors_total`) go to `registry` when given, else to a registry of
     the policy's own (`policy.registry`).
 
-    When the shared state fails (Redis unreachable), the policy fails open: the request
-    goes ahead unlimited, the error is logged and counted.
+    While Redis is unreachable, a `ResilientState` counts limits and budgets in the process
+    (each process its share, docs/policy.md). A state call that still fails makes the
+    policy fail open: the request goes ahead unlimited, the error is logged and counted.
     """
 
     def __init__(
@@ -169,11 +171,23 @@ class Policy:
         await self._alerts.close(self._close_timeout)
 
     async def _seed(self) -> None:
+        seeds = await self.store_seeds()
+        if isinstance(self._state, ResilientState):
+            # raised to the store's spend, and read again whenever Redis lost it or returns
+            await self._state.seed_budgets(seeds, self.store_seeds)
+        else:
+            for key, (usd, ttl) in seeds.items():
+                await self._state.budget_seed(key, usd, ttl)
+        if seeds:
+            log.info("seeded %d budget accounts from the store", len(seeds))
+
+    async def store_seeds(self) -> Seeds:
+        """This period's settled spend per budget account, from the store."""
         now = self.now()
         kinds: dict[tuple[str, str], list[BudgetConfig]] = {}
         for budget in self._budgets:
             kinds.setdefault((budget.scope.partition(":")[0], budget.period), []).append(budget)
-        seeds: dict[str, tuple[float, float]] = {}
+        seeds: Seeds = {}
         for (kind, period), budgets in kinds.items():
             span = period_span(period, now)
             spent = await asyncio.to_thread(spend_by, self._engine, kind, span.start)
@@ -182,10 +196,7 @@ class Policy:
                 for value, usd in spent.items():
                     if name in ("*", value):
                         seeds[budget_key(f"{kind}:{value}", span)] = (usd, span.ttl_s(now))
-        for key, (usd, ttl) in seeds.items():
-            await self._state.budget_seed(key, usd, ttl)
-        if seeds:
-            log.info("seeded %d budget accounts from the store", len(seeds))
+        return seeds
 
     # -- the request path -------------------------------------------------------------
 

@@ -209,6 +209,16 @@ class MemoryState:
             budget.spent = spent
             budget.expires = now + ttl_s
 
+    async def budget_raise(self, key: str, spent: float, ttl_s: float) -> None:
+        """Raise the period's settled spend to at least `spent` (never lower it)."""
+        now = self._now()
+        budget = self._budget(key, now)
+        if budget is None:
+            budget = self._budgets[key] = _Budget()
+        if budget.spent is None or budget.spent < spent:
+            budget.spent = spent
+        budget.expires = now + ttl_s
+
     async def budget_reserve(
         self, key: str, amount: float, limit: float, ttl_s: float
     ) -> Reservation:

@@ -29,6 +29,11 @@ class StateUnavailable(RuntimeError):
     """The shared-state backend could not be reached or failed a command."""
 
 
+class StateLost(RuntimeError):
+    """Redis answered but no longer holds the seed marker: it lost its data (a restart without
+    persistence, a flush), so budget counters must be seeded again before they are used."""
+
+
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ***, fit for messages and logs."""
     url = re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
@@ -96,9 +101,28 @@ end
 return 0
 """
 
+# KEYS[1] budget hash, KEYS[2] the seed marker; ARGV spent, ttl_ms. Raises the settled spend
+# to at least ARGV[1] (never lowers it: other processes may have settled meanwhile).
+_RAISE = (
+    _FMT
+    + """
+local spent = tonumber(redis.call('HGET', KEYS[1], 'spent')) or 0
+if tonumber(ARGV[1]) > spent then redis.call('HSET', KEYS[1], 'spent', ARGV[1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 0
+"""
+)
+
+# Budget scripts given ARGV[4] == '1' first check the seed marker (KEYS[2]) and return
+# {'lost'} without touching anything when it is gone: Redis lost the seeded spend.
+_LOST_CHECK = """
+if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then return {'lost', '0', '0'} end
+"""
+
 # KEYS[1] budget hash; ARGV amount, limit, ttl_ms. Returns {ok, spent, reserved}.
 _RESERVE = (
     _FMT
+    + _LOST_CHECK
     + """
 local got = redis.call('HMGET', KEYS[1], 'spent', 'reserved')
 local spent, reserved = tonumber(got[1]) or 0, tonumber(got[2]) or 0
@@ -113,6 +137,7 @@ return {'1', fmt(spent), fmt(reserved)}
 # Outstanding reservations never go negative (see memory._released).
 _SETTLE = (
     _FMT
+    + _LOST_CHECK
     + """
 local got = redis.call('HMGET', KEYS[1], 'spent', 'reserved')
 local before = tonumber(got[1]) or 0
@@ -121,7 +146,7 @@ if left <= 1e-12 then left = 0 end
 local after = tonumber(redis.call('HINCRBYFLOAT', KEYS[1], 'spent', ARGV[2]))
 redis.call('HSET', KEYS[1], 'reserved', fmt(left))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {fmt(before), fmt(after)}
+return {fmt(before), fmt(after), '0'}
 """
 )
 
@@ -198,6 +223,9 @@ class RedisState:
         self._settle = self._redis.register_script(_SETTLE)
         self._record = self._redis.register_script(_RECORD)
         self._assign = self._redis.register_script(_ASSIGN)
+        self._raise = self._redis.register_script(_RAISE)
+        # set by mark_seeded: from then on the budget scripts report a lost seed (StateLost)
+        self._check_seed = False
 
     @property
     def url(self) -> str:
@@ -225,9 +253,11 @@ class RedisState:
                 f"shared state at {self.url} is unavailable: {type(exc).__name__}: {exc}"
             ) from exc
 
-    async def _run(self, script: AsyncScript, key: str, args: Sequence[str | float]) -> Any:
+    async def _run(
+        self, script: AsyncScript, key: str, args: Sequence[str | float], *more_keys: str
+    ) -> Any:
         with self._errors():
-            return await script(keys=[key], args=list(args))
+            return await script(keys=[key, *more_keys], args=list(args))
 
     def _key(self, kind: str, key: str) -> str:
         return f"{self._prefix}{kind}:{key}"
@@ -260,22 +290,53 @@ class RedisState:
         """Set the period's settled spend if nothing is known of it yet."""
         await self._run(self._seed, self._key("budget", key), (spent, _ms(ttl_s)))
 
+    async def budget_raise(self, key: str, spent: float, ttl_s: float) -> None:
+        """Raise the period's settled spend to at least `spent` (re-seeding after a loss)."""
+        await self._run(self._raise, self._key("budget", key), (spent, _ms(ttl_s)))
+
+    async def mark_seeded(self) -> None:
+        """Write the seed marker; from now on a budget call that finds it gone raises
+        StateLost instead of counting from zero."""
+        with self._errors():
+            await self._redis.set(self._key("seeded", "budgets"), b"1")
+        self._check_seed = True
+
+    async def seeded(self) -> bool:
+        """Whether the seed marker is still there (always True before mark_seeded)."""
+        if not self._check_seed:
+            return True
+        with self._errors():
+            return bool(await self._redis.exists(self._key("seeded", "budgets")))
+
+    def _budget_args(self, *args: str | float) -> tuple[str | float, ...]:
+        return (*args, "1" if self._check_seed else "0")
+
     async def budget_reserve(
         self, key: str, amount: float, limit: float, ttl_s: float
     ) -> Reservation:
         """Reserve `amount` if spent + reserved is still below `limit`."""
         ok, spent, reserved = await self._run(
-            self._reserve, self._key("budget", key), (amount, limit, _ms(ttl_s))
+            self._reserve,
+            self._key("budget", key),
+            self._budget_args(amount, limit, _ms(ttl_s)),
+            self._key("seeded", "budgets"),
         )
+        if ok == b"lost":
+            raise StateLost(f"shared state at {self.url} lost the seeded budget spend")
         return Reservation(ok == b"1", float(spent), float(reserved))
 
     async def budget_settle(
         self, key: str, reserved: float, actual: float, ttl_s: float
     ) -> tuple[float, float]:
         """Release a reservation and add the actual cost: (spent before, spent after)."""
-        before, after = await self._run(
-            self._settle, self._key("budget", key), (reserved, actual, _ms(ttl_s))
+        before, after, _ = await self._run(
+            self._settle,
+            self._key("budget", key),
+            self._budget_args(reserved, actual, _ms(ttl_s)),
+            self._key("seeded", "budgets"),
         )
+        if before == b"lost":
+            raise StateLost(f"shared state at {self.url} lost the seeded budget spend")
         return float(before), float(after)
 
     async def budget_status(self, key: str) -> Reservation | None:

@@ -1,0 +1,233 @@
+"""ResilientState against a real Redis that is killed and restarted (its own server, so the
+session's Redis is left alone): calls keep being answered, budgets keep a bound, and Redis is
+re-seeded when it comes back or turns out to have lost its data."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from trimtab.state.redis import RedisState
+from trimtab.state.resilient import ResilientState, Seeds
+from trimtab.testing.servers import RedisServer, ServerUnavailable
+
+HOUR = 3600.0
+KEY = "budget:tenant:acme:day:2026-12-01"
+
+
+class Restartable:
+    """A private Redis on a fixed port that a test can kill and start again (empty)."""
+
+    def __init__(self) -> None:
+        self.server = RedisServer().start()
+        self.port = self.server.port
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def kill(self) -> None:
+        os.kill(self.server.pid, signal.SIGKILL)
+        self.server.stop()
+
+    def start(self) -> None:
+        self.server = RedisServer(port=self.port).start()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+@pytest.fixture
+def redis() -> Iterator[Restartable]:
+    try:
+        server = Restartable()
+    except ServerUnavailable as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"redis-server not available: {exc}")
+    yield server
+    server.server.stop()
+
+
+class Store:
+    """What the policy's seeder reads: settled spend per account, as the store has it."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+        self.reads = 0
+
+    async def seeds(self) -> Seeds:
+        self.reads += 1
+        return {key: (usd, HOUR) for key, usd in self.spent.items()}
+
+
+@pytest.fixture
+async def made(redis: Restartable) -> AsyncIterator[list[ResilientState]]:
+    states: list[ResilientState] = []
+    yield states
+    for state in states:
+        await state.close()
+
+
+def resilient(
+    redis: Restartable, made: list[ResilientState], share: int = 1
+) -> tuple[ResilientState, CollectorRegistry]:
+    registry = CollectorRegistry()
+    state = ResilientState(
+        RedisState(redis.url, timeout_s=1.0), share=share, probe_interval_s=0.05, registry=registry
+    )
+    made.append(state)
+    return state, registry
+
+
+async def until(check: object, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def fallbacks(registry: CollectorRegistry, operation: str) -> float:
+    value = registry.get_sample_value("trimtab_state_fallbacks_total", {"operation": operation})
+    return value or 0.0
+
+
+async def test_calls_are_answered_locally_while_redis_is_down_then_shared_again(
+    redis: Restartable, made: list[ResilientState]
+) -> None:
+    state, registry = resilient(redis, made)
+    await state.start()
+    assert registry.get_sample_value("trimtab_state_up") == 1.0
+    await state.cache_set("before", b"1", HOUR)
+
+    redis.kill()
+    assert await state.cache_get("before") is None  # Redis's entries are out of reach
+    assert not state.up
+    assert registry.get_sample_value("trimtab_state_up") == 0.0
+    await state.cache_set("during", b"2", HOUR)
+    assert await state.cache_get("during") == b"2"
+    await state.breaker_trip("dep", time.time() + HOUR)
+    assert await state.breaker_open_until("dep") > time.time()
+    assert await state.assign("r1", "user-1", b"c", HOUR) == b"c"
+    assert await state.assign("r1", "user-1", b"s", HOUR) == b"c"  # sticky in this process
+    decision = await state.window_acquire("rl:rpm:tenant:acme", 1, 10, 60)
+    assert decision.allowed
+    for operation in ("cache_get", "cache_set", "breaker_trip", "assign", "window_acquire"):
+        assert fallbacks(registry, operation) >= 1, operation
+
+    redis.start()  # empty: no persistence
+    await until(lambda: state.up)
+    assert registry.get_sample_value("trimtab_state_up") == 1.0
+    # the outage's local state is dropped; what is written now is shared with other clients
+    assert await state.cache_get("during") is None
+    assert await state.breaker_open_until("dep") == 0.0
+    await state.cache_set("after", b"3", HOUR)
+    peer = RedisState(redis.url)
+    try:
+        assert await peer.cache_get("after") == b"3"
+    finally:
+        await peer.close()
+    served_locally = fallbacks(registry, "cache_get")
+    await state.cache_get("after")
+    assert fallbacks(registry, "cache_get") == served_locally
+
+
+async def test_redis_down_at_start_serves_locally_and_joins_when_it_answers(
+    redis: Restartable, made: list[ResilientState]
+) -> None:
+    redis.kill()
+    state, _ = resilient(redis, made)
+    store = Store()
+    store.spent[KEY] = 0.5
+    await state.start()
+    await state.seed_budgets(await store.seeds(), store.seeds)
+    assert not state.up
+    got = await state.budget_reserve(KEY, 0.1, 1.0, HOUR)
+    assert got.ok and got.spent == 0.5
+    await state.budget_settle(KEY, 0.1, 0.1, HOUR)
+    redis.start()
+    await until(lambda: state.up)
+    # this process's outage spend (not in the store yet) is carried into Redis
+    status = await state.primary.budget_status(KEY)
+    assert status is not None and status.spent == pytest.approx(0.6)
+
+
+async def test_a_budget_spends_only_its_share_of_what_was_left_during_an_outage(
+    redis: Restartable, made: list[ResilientState]
+) -> None:
+    state, registry = resilient(redis, made, share=2)
+    store = Store()
+    store.spent[KEY] = 0.2
+    await state.start()
+    await state.seed_budgets(await store.seeds(), store.seeds)
+    got = await state.budget_reserve(KEY, 0.4, 1.0, HOUR)
+    assert got.ok and got.spent == pytest.approx(0.2)
+    await state.budget_settle(KEY, 0.4, 0.4, HOUR)  # Redis: 0.6 settled
+
+    redis.kill()
+    admitted = 0
+    while (await state.budget_reserve(KEY, 0.05, 1.0, HOUR)).ok:
+        admitted += 1
+        await state.budget_settle(KEY, 0.05, 0.05, HOUR)
+        assert admitted < 100
+    # half of the $0.40 left: 0.6 + 0.2, passed by at most one request
+    spent = (await state.budget_status(KEY) or pytest.fail("no status")).spent
+    assert 0.8 <= spent < 0.8 + 0.05 + 1e-9
+    assert fallbacks(registry, "budget_reserve") == admitted + 1
+
+    redis.start()  # empty
+    await until(lambda: state.up)
+    status = await state.primary.budget_status(KEY)
+    assert status is not None and status.spent == pytest.approx(spent)
+
+
+async def test_a_redis_restart_unseen_by_this_process_is_reseeded_from_the_store(
+    redis: Restartable, made: list[ResilientState]
+) -> None:
+    state, registry = resilient(redis, made)
+    state._probe_interval = HOUR  # only the budget script may notice the restart
+    store = Store()
+    await state.start()
+    await state.seed_budgets({}, store.seeds)
+    assert (await state.budget_reserve(KEY, 0.3, 1.0, HOUR)).ok
+    await state.budget_settle(KEY, 0.3, 0.3, HOUR)
+    store.spent[KEY] = 0.3  # the telemetry writer has stored the call
+
+    redis.restart()  # back empty before this process made a call: no outage seen here
+    reads = store.reads
+    got = await state.budget_reserve(KEY, 0.1, 1.0, HOUR)
+    assert got.ok and got.spent == pytest.approx(0.3)
+    assert store.reads == reads + 1
+    assert state.up and fallbacks(registry, "budget_reserve") == 0
+
+
+async def test_the_probe_notices_an_empty_redis_while_idle(
+    redis: Restartable, made: list[ResilientState]
+) -> None:
+    state, _ = resilient(redis, made)
+    store = Store()
+    store.spent[KEY] = 0.7
+    await state.start()
+    await state.seed_budgets(await store.seeds(), store.seeds)
+    redis.restart()
+    peer = RedisState(redis.url)
+    try:
+        await until(lambda: store.reads >= 2)
+
+        async def seeded() -> bool:
+            got = await peer.budget_status(KEY)
+            return got is not None and got.spent == pytest.approx(0.7)
+
+        deadline = time.monotonic() + 10
+        while not await seeded():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+    finally:
+        await peer.close()
