@@ -80,7 +80,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     controller = RolloutController(
         rollout_store, route_cache.refresh, interval_s=config.rollouts.check_interval_s
     )
-    state = build_state(config.state)
+    state = build_state(config.state, metrics.registry)
     policy = Policy(config, state, engine, registry=metrics.registry)
     catalog = Catalog(config, providers)
     breakers = Breakers(state, metrics)

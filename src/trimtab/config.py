@@ -201,6 +201,10 @@ class StateConfig(_Strict):
     """Where rate-limit counters, budget reservations, breakers and the cache live."""
 
     url: str | None = None  # None: in this process; redis://host:port/db: shared
+    # While Redis is unreachable each process enforces 1/processes of every rate limit and
+    # of what was left of every budget (docs/policy.md): set it to the number of processes.
+    processes: int = Field(default=1, ge=1)
+    probe_interval_s: float = Field(default=1.0, gt=0)  # how often an outage is re-checked
 
 
 class ServerConfig(_Strict):
