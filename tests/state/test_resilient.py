@@ -5,55 +5,23 @@ re-seeded when it comes back or turns out to have lost its data."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.state.restartable import Restartable, restartable_redis
 from trimtab.state.redis import RedisState
 from trimtab.state.resilient import ResilientState, Seeds
-from trimtab.testing.servers import RedisServer, ServerUnavailable
 
 HOUR = 3600.0
 KEY = "budget:tenant:acme:day:2026-12-01"
 
 
-class Restartable:
-    """A private Redis on a fixed port that a test can kill and start again (empty)."""
-
-    def __init__(self) -> None:
-        self.server = RedisServer().start()
-        self.port = self.server.port
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def kill(self) -> None:
-        os.kill(self.server.pid, signal.SIGKILL)
-        self.server.stop()
-
-    def start(self) -> None:
-        self.server = RedisServer(port=self.port).start()
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-
 @pytest.fixture
 def redis() -> Iterator[Restartable]:
-    try:
-        server = Restartable()
-    except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"redis-server not available: {exc}")
-    yield server
-    server.server.stop()
+    yield from restartable_redis()
 
 
 class Store:

@@ -135,7 +135,7 @@ class ResilientState:
         self._epoch += 1
         log.warning(
             "%s; serving breakers, cache, assignments, rate limits and budgets from "
-            "process-local state until it answers again (probing every %.1f s)",
+            "process-local state until it answers again (probing every %g s)",
             exc,
             self._probe_interval,
         )

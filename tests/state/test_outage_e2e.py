@@ -1,0 +1,113 @@
+"""A gateway on a Redis that is killed keeps serving: a model with a breaker and a cache and a
+route under rollout answer 200 while Redis is away, /metrics shows the fallbacks, and once
+Redis is back the gateway's state is in Redis again."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis import Redis
+
+from tests.api.test_routes_api import OPERATOR_KEY, ROUTE_KEYS
+from tests.conftest import ADMIN_KEY, APP_KEY, GatewayFactory, Running, base_config
+from tests.rollouts.test_rollouts_e2e import FAST, route_call, routes_yaml
+from tests.state.restartable import Restartable, restartable_redis
+from trimtab.testing.mock_upstream import MockUpstream
+
+GUARDED = {
+    "provider": "upstream",
+    "model": "mock-1",
+    "pricing": {"input_per_mtok": 0.15, "output_per_mtok": 0.60},
+    "breaker": {"failure_ratio": 0.5, "min_requests": 3, "window_s": 60, "cooldown_s": 1},
+    "cache": {"ttl_s": 60},
+}
+USERS = [f"user-{i}" for i in range(20)]
+
+
+@pytest.fixture
+def redis() -> Iterator[Restartable]:
+    yield from restartable_redis()
+
+
+def operator(running: Running, path: str, **body: Any) -> None:
+    resp = httpx.post(
+        running.url + path, json=body, headers={"authorization": f"Bearer {OPERATOR_KEY}"}
+    )
+    assert resp.status_code in (200, 201), resp.text
+
+
+def metric(running: Running, name: str, labels: str = "") -> float:
+    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+    text = httpx.get(running.url + "/metrics", headers=headers).text
+    pattern = "^" + re.escape(name + (f"{{{labels}}}" if labels else "")) + r" (\S+)$"
+    found = re.search(pattern, text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def traffic(running: Running, n: int) -> list[int]:
+    """n rounds of the guarded model (each question asked twice: a miss, then a hit), then
+    the route under rollout for every user."""
+    statuses: list[int] = []
+    with httpx.Client(timeout=30) as http:
+        for i in range(n):
+            for _ in range(2):
+                resp = http.post(
+                    running.url + "/v1/chat/completions",
+                    json={"model": "guarded", "messages": [{"role": "user", "content": f"q{i}"}]},
+                    headers={"authorization": f"Bearer {APP_KEY}"},
+                )
+                statuses.append(resp.status_code)
+        statuses += [route_call(http, running.url, user).status_code for user in USERS]
+    return statuses
+
+
+def test_a_redis_outage_is_served_from_process_local_state(
+    gateway: GatewayFactory, upstream: MockUpstream, tmp_path: Path, redis: Restartable
+) -> None:
+    models = base_config(upstream.url, "sqlite://", tmp_path / "x")["models"]
+    running = gateway(
+        keys=ROUTE_KEYS,
+        models={**models, "guarded": GUARDED},
+        state={"url": redis.url, "probe_interval_s": 0.05},
+        rollouts={"check_interval_s": 3600, "plans": {"fast": FAST}},
+    )
+    operator(running, "/api/routes/apply", yaml=routes_yaml("sim-1"), message="v1")
+    operator(running, "/api/routes/apply", yaml=routes_yaml("sim-1", greeting="Hi"), message="v2")
+    operator(running, "/api/routes/faq/rollouts", to="v2", plan="fast", reason="try")
+    assert set(traffic(running, 3)) == {200}
+    assert metric(running, "trimtab_state_up") == 1.0
+
+    redis.kill()
+    statuses = traffic(running, 5)
+    assert statuses == [200] * len(statuses)
+    assert metric(running, "trimtab_state_up") == 0.0
+    for operation in ("cache_get", "cache_set", "breaker_open_until", "breaker_record", "assign"):
+        assert metric(running, "trimtab_state_fallbacks_total", f'operation="{operation}"') > 0
+    # the cache kept working in the process: each question's second ask was a hit
+    hits = metric(running, "trimtab_cache_total", 'model="guarded",result="hit"')
+    assert hits >= 5 + 3
+
+    redis.start()  # empty
+    deadline = time.monotonic() + 10
+    while metric(running, "trimtab_state_up") != 1.0:
+        assert time.monotonic() < deadline, "the gateway did not see Redis come back"
+        time.sleep(0.05)
+    served_locally = metric(running, "trimtab_state_fallbacks_total", 'operation="cache_get"')
+    assert set(traffic(running, 2)) == {200}
+    # shared again: nothing more served locally, and the entries are in Redis
+    assert metric(running, "trimtab_state_fallbacks_total", 'operation="cache_get"') == (
+        served_locally
+    )
+    client = Redis.from_url(redis.url)
+    try:
+        assert client.keys("trimtab:cache:*")
+        assert client.keys("trimtab:assign:*")
+        assert client.keys("trimtab:breaker:counts:*")
+    finally:
+        client.close()
