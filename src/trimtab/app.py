@@ -43,6 +43,7 @@ from trimtab.state.factory import build_state
 from trimtab.store.engine import make_engine, migrate
 from trimtab.store.telemetry import TelemetryStore
 from trimtab.telemetry.metrics import GatewayMetrics, LabelValues
+from trimtab.telemetry.journal import Journal
 from trimtab.telemetry.recorder import Recorder
 from trimtab.telemetry.spill import SpillFile
 
@@ -58,6 +59,11 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     metrics = GatewayMetrics(LabelValues.from_config(config))
     spill = SpillFile(config.telemetry.spill_path)
     t = config.telemetry
+    journal = (
+        Journal(t.journal_dir(), fsync_interval_s=t.journal_fsync_ms / 1000, also_sync=spill.sync)
+        if t.journal
+        else None
+    )
     recorder = Recorder(
         store,
         spill,
@@ -66,6 +72,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         batch_size=t.batch_size,
         flush_interval_s=t.flush_interval_s,
         write_retries=t.write_retries,
+        journal=journal,
     )
     providers = build_providers(config)
     keys = KeyRing(config.keys, stale_ttl_s=config.auth.stale_ttl_s)
@@ -106,7 +113,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(migrate, engine)
-        await run_in_threadpool(recorder.replay_spill)
+        await run_in_threadpool(recorder.replay)  # the journal a killed process left, the spill
         await key_cache.start()  # loads the store's keys, then refreshes in the background
         await route_cache.start()  # the same for the routes' stable versions
         await controller.start()

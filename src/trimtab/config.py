@@ -227,6 +227,15 @@ class TelemetryConfig(_Strict):
     spill_path: str = "trimtab-spill.jsonl"
     record_bodies: bool = True
     write_retries: int = Field(default=3, ge=0)
+    journal: bool = True  # write-ahead each record to local disk (telemetry/journal.py)
+    journal_path: str | None = None  # a directory; None: beside spill_path, NAME.journal
+    journal_fsync_ms: float = Field(default=200.0, gt=0)
+
+    def journal_dir(self) -> str:
+        if self.journal_path is not None:
+            return self.journal_path
+        spill = Path(self.spill_path)
+        return str(spill.with_name(spill.stem + ".journal"))
 
 
 class Config(_Strict):

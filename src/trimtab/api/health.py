@@ -14,6 +14,7 @@ from starlette.routing import Route
 from trimtab.api.access import admin, error_response, json_response
 from trimtab.errors import GatewayError
 from trimtab.gateway.auth import KeyRing
+from trimtab.store.errors import summary
 from trimtab.store.telemetry import TelemetryStore
 from trimtab.telemetry.metrics import GatewayMetrics
 from trimtab.telemetry.recorder import Recorder
@@ -70,9 +71,11 @@ class HealthAPI:
         try:
             await run_in_threadpool(self._store.ping)
         except Exception as exc:
-            problems.append(f"store unreachable: {type(exc).__name__}: {exc}")
-        if not self._recorder.store_ok:
-            problems.append(f"telemetry writes failing: {self._recorder.last_error}")
+            # one line, no data: a SQLAlchemy error's str() carries the statement's parameters
+            problems.append(f"store unreachable: {summary(exc)}")
+        recording = self._recorder.problem()
+        if recording is not None:
+            problems.append(recording)
         problems.extend(p for p in (check() for check in self._checks) if p is not None)
         body = {
             "status": "ready" if not problems else "not ready",

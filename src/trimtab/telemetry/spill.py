@@ -1,19 +1,18 @@
-"""The overflow file: records that could not be queued or written, replayed at start."""
+"""The overflow file: records that could not be queued or written.
+
+Replayed at start, and by the writer thread as soon as the store accepts writes again.
+"""
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import orjson
-
+from trimtab.telemetry.lines import encode, read_batches
 from trimtab.telemetry.record import RequestRecord
-
-log = logging.getLogger("trimtab.telemetry")
 
 
 class SpillFile:
@@ -23,10 +22,11 @@ class SpillFile:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._fh: BinaryIO | None = None
+        self._unsynced = False
         self.appended = 0
 
     def append(self, records: Iterable[RequestRecord]) -> int:
-        data = b"".join(orjson.dumps(r.to_dict()) + b"\n" for r in records)
+        data = b"".join(encode(r) for r in records)
         if not data:
             return 0
         with self._lock:
@@ -38,6 +38,7 @@ class SpillFile:
                     self._fh.write(b"\n")
             self._fh.write(data)
             self._fh.flush()
+            self._unsynced = True
             n = data.count(b"\n")
             self.appended += n
             return n
@@ -49,6 +50,15 @@ class SpillFile:
                 return fh.read(1) != b"\n"
         except OSError:  # empty or missing: nothing torn
             return False
+
+    def sync(self) -> None:
+        """fsync what was appended since the last call (the journal's thread calls this)."""
+        with self._lock:
+            if self._fh is None or not self._unsynced:
+                return
+            self._unsynced = False
+            fd = self._fh.fileno()
+            os.fsync(fd)
 
     def close(self) -> None:
         with self._lock:
@@ -68,23 +78,37 @@ class SpillFile:
         """Read back what was spilled, in batches; a torn last line is reported and skipped."""
         if not self.path.exists():
             return
-        batch: list[RequestRecord] = []
-        with open(self.path, "rb") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    batch.append(RequestRecord.from_dict(orjson.loads(line)))
-                except (orjson.JSONDecodeError, TypeError) as exc:
-                    log.error(
-                        "spill file %s line %d unreadable, skipped: %s", self.path, number, exc
-                    )
-                    continue
-                if len(batch) >= size:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
+        yield from read_batches(self.path, size)
+
+    def drain(self, write: Callable[[list[RequestRecord]], int], size: int) -> int:
+        """Pass what the file holds now to `write`, batch by batch, then drop it from the file
+        while appends go on; if `write` raises, the file is left as it was."""
+        with self._lock:
+            if self._fh is not None:
+                self._fh.flush()
+            end = self.size()
+        if not end:
+            return 0
+        written = 0
+        for batch in read_batches(self.path, size, end=end):
+            written += write(batch)
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+            with open(self.path, "rb") as fh:
+                fh.seek(end)
+                rest = fh.read()  # appended while the batches were written: usually little
+            if not rest:
+                self.path.unlink(missing_ok=True)
+                return written
+            fresh = self.path.with_name(self.path.name + ".tmp")
+            with open(fresh, "wb") as out:
+                out.write(rest)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(fresh, self.path)
+        return written
 
     def clear(self) -> None:
         with self._lock:
