@@ -7,7 +7,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from trimtab import __version__
-from trimtab.cli import cli
+from trimtab.cli import banner, cli
+from trimtab.config import parse_config
 
 runner = CliRunner()
 
@@ -31,3 +32,12 @@ def test_bad_config_exits_2_with_the_key(tmp_path: Path) -> None:
 def test_version() -> None:
     result = runner.invoke(cli, ["version"])
     assert result.output.strip() == __version__
+
+
+def test_the_start_banner_hides_the_store_password() -> None:
+    cfg = parse_config({"store": {"url": "postgresql://trimtab:pg-s3cret-pw@db:5432/trimtab"}})
+    line = banner(cfg)
+    assert "pg-s3cret-pw" not in line
+    assert "store postgresql://trimtab:***@db:5432/trimtab," in line
+    query = parse_config({"store": {"url": "postgresql://db/trimtab?password=pg-s3cret-pw"}})
+    assert "pg-s3cret-pw" not in banner(query)

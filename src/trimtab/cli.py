@@ -18,6 +18,7 @@ from trimtab.config import Config, ConfigError, default_config, load_config
 from trimtab.keys.client import ClientError, KeysClient
 from trimtab.registry.commands import register as register_route_commands
 from trimtab.rollouts.commands import register as register_rollout_commands
+from trimtab.state.redis import redact_url
 
 cli = typer.Typer(help="trimtab: an LLMOps control plane.", no_args_is_help=True)
 keys_cli = typer.Typer(
@@ -50,6 +51,14 @@ def _load(path: Path | None) -> Config:
         raise typer.Exit(2) from None
 
 
+def banner(cfg: Config) -> str:
+    """The start-up line (it goes to logs: the store URL without its password)."""
+    return (
+        f"trimtab {__version__}: store {redact_url(cfg.store.url)}, "
+        f"models {', '.join(cfg.models) or 'none'}, keys {'on' if cfg.keys is not None else 'off'}"
+    )
+
+
 @cli.command()
 def serve(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
@@ -65,10 +74,7 @@ def serve(
     bind_host = host or cfg.server.host
     bind_port = cfg.server.port if port is None else port
     tune_runtime()
-    err.print(
-        f"trimtab {__version__}: store {cfg.store.url}, models {', '.join(cfg.models) or 'none'}"
-        f", keys {'on' if cfg.keys is not None else 'off'}"
-    )
+    err.print(banner(cfg), markup=False, highlight=False)
     uvicorn.run(
         create_app(cfg, freeze_gc=True),
         host=bind_host,

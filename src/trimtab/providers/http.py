@@ -11,21 +11,36 @@ import orjson
 
 from trimtab.config import ProviderConfig
 from trimtab.errors import Wire
-from trimtab.providers.base import Operation, SSEEvent, UpstreamError
+from trimtab.providers.base import FailureKind, Operation, SSEEvent, UpstreamError
+from trimtab.providers.secrets import Scrubber, provider_secrets
 from trimtab.providers.sse import parse_sse
+
+_SNIPPET = 200  # bytes of an unexpected upstream body quoted in an error
 
 
 class HttpStream:
     """A streaming upstream response read line by line, as it arrives."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, provider: str, idle_timeout_s: float) -> None:
+    def __init__(
+        self,
+        resp: aiohttp.ClientResponse,
+        provider: str,
+        idle_timeout_s: float,
+        scrub: Scrubber,
+    ) -> None:
         self._resp = resp
         self._provider = provider
         self._idle = idle_timeout_s
+        self._scrub = scrub
 
     async def events(self) -> AsyncIterator[SSEEvent]:
+        # a mid-stream error event is relayed (and same-format streams are forwarded as
+        # is): its text is scrubbed like an error body's
+        scrub = self._scrub.data if self._scrub else None
         try:
             async for event in parse_sse(self._resp.content):
+                if scrub is not None:
+                    event.data = scrub(event.data)
                 yield event
         except TimeoutError:
             raise UpstreamError(
@@ -61,6 +76,7 @@ class HttpProvider:
         self._headers = {"content-type": "application/json", **headers, **config.headers}
         self._limit = config.max_connections
         self._error_message = error_message
+        self._scrub = Scrubber(provider_secrets(config, headers))
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -129,18 +145,32 @@ class HttpProvider:
         ctype = resp.headers.get("content-type", "")
         if not ctype.startswith("text/event-stream"):
             try:
-                raw = await resp.content.read(200)
+                raw = await resp.content.read(_SNIPPET + self._scrub.longest)
             except (aiohttp.ClientError, TimeoutError):
                 raw = b""
             finally:
                 resp.close()
-            snippet = raw.decode("utf-8", "replace")
-            raise UpstreamError(
+            snippet = _snippet(self._scrub.data(raw))
+            raise self._error(
                 "invalid_response",
                 f"provider '{self.name}' answered a streaming request with "
                 f"'{ctype or 'no content-type'}' instead of an event stream: {snippet!r}",
             )
-        return HttpStream(resp, self.name, idle_timeout_s)
+        return HttpStream(resp, self.name, idle_timeout_s, self._scrub)
+
+    def _error(
+        self,
+        kind: FailureKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: str | None = None,
+    ) -> UpstreamError:
+        """An UpstreamError whose message carries none of this provider's credentials:
+        the one place upstream text becomes what clients, records and logs see."""
+        return UpstreamError(
+            kind, self._scrub.text(message), status=status, retry_after=retry_after
+        )
 
     def _transport_error(self, exc: BaseException, url: str, timeout_s: float) -> UpstreamError:
         """What a timeout or a connection failure on the way to the provider means."""
@@ -149,21 +179,26 @@ class HttpProvider:
                 "timeout", f"provider '{self.name}' did not answer within {timeout_s:g}s"
             )
         if isinstance(exc, aiohttp.ClientConnectorError):
-            return UpstreamError(
+            return self._error(
                 "connect", f"cannot connect to provider '{self.name}' at {url}: {_describe(exc)}"
             )
-        return UpstreamError(
+        return self._error(
             "stream_cut", f"provider '{self.name}' dropped the connection: {_describe(exc)}"
         )
 
     def _status_error(self, resp: aiohttp.ClientResponse, raw: bytes) -> UpstreamError:
-        detail = self._error_message(raw) or raw[:200].decode("utf-8", "replace") or "empty body"
-        return UpstreamError(
+        # scrubbed before the cut, so no prefix of a key survives at the 200th byte
+        detail = self._error_message(raw) or _snippet(self._scrub.data(raw)) or "empty body"
+        return self._error(
             "status",
             f"provider '{self.name}' returned HTTP {resp.status}: {detail}",
             status=resp.status,
             retry_after=resp.headers.get("retry-after"),
         )
+
+
+def _snippet(raw: bytes) -> str:
+    return raw[:_SNIPPET].decode("utf-8", "replace")
 
 
 def _describe(exc: BaseException) -> str:

@@ -35,6 +35,12 @@ model name onto a faulty upstream model:
     ``slow-<ms>``.
 ``drip-<ms>``
     Streaming: wait *ms* between consecutive chunks. Non-streaming: a normal reply.
+``echo-key``
+    401 whose error message repeats the credential the request carried (``Authorization``
+    bearer token or ``x-api-key``), as some providers do.
+``echo-key-stream``
+    Streaming: a 200 event stream whose first event is an error repeating the credential.
+    Non-streaming: like ``echo-key``.
 
 Any other model name gets a normal, deterministic reply: ``"mock reply to: <first 40 chars of the
 last user message>"`` (whitespace collapsed), with usage counted in whitespace-separated words.
@@ -121,7 +127,17 @@ class RecordedRequest:
 class _Plan:
     """What a model name asks the server to do."""
 
-    kind: Literal["reply", "fail", "flaky", "hang", "reset", "bad-json", "cut-stream"] = "reply"
+    kind: Literal[
+        "reply",
+        "fail",
+        "flaky",
+        "hang",
+        "reset",
+        "bad-json",
+        "cut-stream",
+        "echo-key",
+        "echo-key-stream",
+    ] = "reply"
     status: int = 200
     flaky: int = 0
     delay: float = 0.0
@@ -134,6 +150,8 @@ _SIMPLE_PLANS: dict[str, _Plan] = {
     "reset": _Plan(kind="reset"),
     "bad-json": _Plan(kind="bad-json"),
     "cut-stream": _Plan(kind="cut-stream"),
+    "echo-key": _Plan(kind="echo-key"),
+    "echo-key-stream": _Plan(kind="echo-key-stream"),
 }
 
 
@@ -295,6 +313,14 @@ def _error(
     else:
         body = {"type": "error", "error": {"type": anthropic_type, "message": message}}
     return web.json_response(body, status=status, headers=headers)
+
+
+def _stream_error(wire: Wire, message: str) -> bytes:
+    """An error event in the endpoint's streaming format."""
+    if wire == "openai":
+        return _sse({"error": {"message": message, "type": "invalid_request_error"}})
+    error = {"type": "error", "error": {"type": "authentication_error", "message": message}}
+    return _sse(error, "error")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -678,6 +704,13 @@ class MockUpstream:
         if plan.kind == "reset" or (plan.kind == "cut-stream" and not stream):
             await self._abort(request)
             return plan, web.Response(status=500)
+        if plan.kind in ("echo-key", "echo-key-stream"):
+            bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+            credential = bearer or request.headers.get("x-api-key", "")
+            echoed = f"mock upstream: incorrect API key provided: {credential}"
+            if plan.kind == "echo-key" or not stream:
+                return plan, _error(wire, 401, echoed)
+            return plan, await self._stream(request, plan, [(_stream_error(wire, echoed), False)])
         if plan.kind == "bad-json":
             return plan, web.Response(status=200, body=_BAD_JSON, content_type="application/json")
         if plan.delay or (plan.first_delay and not stream):
