@@ -41,3 +41,12 @@ def test_the_start_banner_hides_the_store_password() -> None:
     assert "store postgresql://trimtab:***@db:5432/trimtab," in line
     query = parse_config({"store": {"url": "postgresql://db/trimtab?password=pg-s3cret-pw"}})
     assert "pg-s3cret-pw" not in banner(query)
+
+
+def test_check_config_hides_the_store_password(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("store: {url: 'postgresql://trimtab:pg-s3cret-pw@db/trimtab'}\n")
+    result = runner.invoke(cli, ["check-config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "pg-s3cret-pw" not in result.output
+    assert "postgresql://trimtab:***@db/trimtab" in result.output  # rich may wrap the line

@@ -93,7 +93,7 @@ def check_config(path: Path) -> None:
     """Validate a config file and print what it declares."""
     cfg = _load(path)
     out = Console()
-    out.print(f"[green]ok[/green] {path}: store {cfg.store.url}")
+    out.print(f"[green]ok[/green] {path}: store {redact_url(cfg.store.url)}")
     for name, model in cfg.models.items():
         out.print(f"  model {name} -> {model.provider}:{cfg.upstream_model(name)}")
 
