@@ -11,6 +11,7 @@ from sqlalchemy import Engine, insert
 
 from tests.registry.test_store import OPERATOR, routes_file
 from tests.registry.test_store import engine as engine
+from trimtab.audit.log import Actor
 from trimtab.registry.store import RouteStore
 from trimtab.rollouts.analysis import ArmStats, analyze
 from trimtab.rollouts.controller import SETTLE_S, RolloutController
@@ -92,7 +93,7 @@ def record(
 
 
 def start(store: RolloutStore) -> RolloutRow:
-    return store.start(ROUTE, 2, "test", PLAN, "ml@acme", "try v2")
+    return store.start(ROUTE, 2, "test", PLAN, Actor("key_ml", "ml@acme", "acme"), "try v2")
 
 
 def current(store: RolloutStore) -> RolloutRow:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,12 +14,15 @@ from starlette.routing import Route
 from trimtab.api.access import error_response, json_response
 from trimtab.api.params import bad_param, json_object, text_field
 from trimtab.api.routes import acted_by, parse_version
-from trimtab.audit.log import AuditLog
+from trimtab.audit.log import Actor, AuditLog
 from trimtab.errors import GatewayError
 from trimtab.gateway.auth import MODEL_CALLERS, READERS, KeyRing, Principal, require_role
+from trimtab.gateway.exchange import new_request_id
 from trimtab.registry.store import RouteStore, visible
 from trimtab.rollouts.plans import DEFAULT_PLAN, Plan
 from trimtab.rollouts.store import RolloutRow, RolloutStore
+
+T = TypeVar("T")
 
 OPERATORS = frozenset({"operator", "admin"})
 KINDS = ("eval", "redteam", "approval", "changelog")
@@ -75,15 +79,23 @@ class RolloutsAPI:
             )
         return principal
 
-    async def _done(
-        self, request: Request, principal: Principal, action: str, detail: dict[str, Any]
-    ) -> None:
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store call in a thread. Each change and its audit row commit together: a
+        store that refuses either refuses both, and the change answers 503."""
+        try:
+            return await run_in_threadpool(fn, *args)
+        except DBAPIError as exc:
+            raise GatewayError(
+                503,
+                "store_unavailable",
+                f"the store did not take the change, nothing changed: {type(exc.orig).__name__}",
+            ) from None
+
+    async def _done(self) -> None:
         await self._changed()  # this process serves the change from the next request on
-        await self._audit.record(
-            request, principal, action, target=request.path_params.get("route"), detail=detail
-        )
 
     async def start(self, request: Request) -> Response:
+        rid = new_request_id()
         try:
             principal = await self._route(request, OPERATORS, "start rollouts")
             data = await json_object(request, allow_empty=True)
@@ -96,12 +108,12 @@ class RolloutsAPI:
                 known = ", ".join(sorted(self._plans))
                 raise bad_param("plan", f"unknown plan '{plan_name}' (known: {known})")
             route = request.path_params["route"]
-            ro = await run_in_threadpool(
-                self._store.start, route, to, plan_name, plan, acted_by(principal) or "",
-                _text(data, "reason"),
-            )  # fmt: skip
-            await self._done(request, principal, "rollout.start", {"to": to, "plan": plan_name})
-            return json_response(ro.view(), 201)
+            by = Actor.of(request, principal, rid)
+            ro = await self._db(
+                self._store.start, route, to, plan_name, plan, by, _text(data, "reason")
+            )
+            await self._done()
+            return json_response(ro.view(), 201, rid)
         except GatewayError as err:
             return error_response(err)
 
@@ -116,6 +128,7 @@ class RolloutsAPI:
             return error_response(err)
 
     async def move(self, request: Request) -> Response:
+        rid = new_request_id()
         try:
             move = request.path_params["move"]
             if move not in MOVES:
@@ -126,26 +139,27 @@ class RolloutsAPI:
             ro = await run_in_threadpool(self._store.current, route)
             if ro is None:
                 raise GatewayError(409, "conflict", f"route '{route}' has no rollout in progress")
-            actor = acted_by(principal) or ""
-            ok = await run_in_threadpool(self._apply_move, ro, move, actor, reason)
+            by = Actor.of(request, principal, rid)
+            ok = await self._db(self._apply_move, ro, move, by, reason)
             if not ok:
                 raise GatewayError(409, "conflict", f"cannot {move} the rollout: it is {ro.status}")
-            await self._done(request, principal, f"rollout.{move}", {"rollout": ro.id})
+            await self._done()
             latest = await run_in_threadpool(self._store.latest, route)
             assert latest is not None
-            return json_response(latest.view())
+            return json_response(latest.view(), 200, rid)
         except GatewayError as err:
             return error_response(err)
 
-    def _apply_move(self, ro: RolloutRow, move: str, actor: str, reason: str | None) -> bool:
+    def _apply_move(self, ro: RolloutRow, move: str, by: Actor, reason: str | None) -> bool:
         if move == "pause":
-            return self._store.set_paused(ro, True, actor, reason)
+            return self._store.set_paused(ro, True, by, reason)
         if move == "resume":
-            return self._store.set_paused(ro, False, actor, reason)
+            return self._store.set_paused(ro, False, by, reason)
         status = "promoted" if move == "promote" else "aborted"
-        return self._store.finish(ro, status, actor, reason)
+        return self._store.finish(ro, status, by, reason)
 
     async def rollback(self, request: Request) -> Response:
+        rid = new_request_id()
         try:
             principal = await self._route(request, OPERATORS, "roll back")
             data = await json_object(request, allow_empty=True)
@@ -163,22 +177,21 @@ class RolloutsAPI:
                 )
             route = request.path_params["route"]
 
-            def work() -> tuple[int, bool]:
-                return self._store.rollback(
-                    route, to, acted_by(principal) or "", reason, override_gate=override
-                )
+            by = Actor.of(request, principal, rid)
 
-            target, overridden = await run_in_threadpool(work)
-            await self._done(
-                request, principal, "route.rollback", {"to": target, "override_gate": overridden}
-            )
+            def work() -> tuple[int, bool]:
+                return self._store.rollback(route, to, by, reason, override_gate=override)
+
+            target, overridden = await self._db(work)
+            await self._done()
             return json_response(
-                {"route": route, "stable_version": target, "override_gate": overridden}
+                {"route": route, "stable_version": target, "override_gate": overridden}, 200, rid
             )
         except GatewayError as err:
             return error_response(err)
 
     async def attest(self, request: Request) -> Response:
+        rid = new_request_id()
         try:
             principal = await self._route(request, OPERATORS, "attest versions")
             data = await json_object(request, allow_empty=True)
@@ -190,35 +203,36 @@ class RolloutsAPI:
                 raise bad_param("result", "must be pass or fail")
             version = parse_version("version", request.path_params["version"])
             assert version is not None
-            by = acted_by(principal)
-            if not by:
+            if not acted_by(principal):
                 raise GatewayError(403, "forbidden", "attestations need a key with an owner")
-            out = await run_in_threadpool(
+            by = Actor.of(request, principal, rid)
+            out = await self._db(
                 self._store.attest, request.path_params["route"], version, kind, result, by,
                 _text(data, "note"), _text(data, "url"),
             )  # fmt: skip
-            await self._done(request, principal, "version.attest", out)
-            return json_response(out, 201)
+            await self._done()
+            return json_response(out, 201, rid)
         except GatewayError as err:
             return error_response(err)
 
     async def feedback(self, request: Request) -> Response:
+        rid = new_request_id()
         try:
             principal = self._keys.authenticate(request.headers)
             require_role(principal, MODEL_CALLERS | READERS, "send feedback")
             data = await json_object(request, allow_empty=True)
-            rid = _text(data, "request_id", required=True)
-            assert rid is not None
+            request_id = _text(data, "request_id", required=True)
+            assert request_id is not None
             score = _score(data)
             escalated = data.get("escalated", False)
             if not isinstance(escalated, bool):
                 raise bad_param("escalated", "must be a boolean")
             tenant = None if principal.is_admin else principal.tenant
-            out = await run_in_threadpool(
-                self._store.add_feedback, rid, tenant, score, _text(data, "comment"),
-                escalated, acted_by(principal),
+            out = await self._db(
+                self._store.add_feedback, request_id, tenant, score, _text(data, "comment"),
+                escalated, Actor.of(request, principal, rid),
             )  # fmt: skip
-            return json_response(out, 201)
+            return json_response(out, 201, rid)
         except GatewayError as err:
             return error_response(err)
 

@@ -194,17 +194,23 @@ class RoutesAPI:
             return error_response(err)
 
     async def _apply(self, work: Callable[[], list[ApplyResult]]) -> list[ApplyResult]:
+        failure = "IntegrityError"
         for _ in range(_APPLY_ATTEMPTS):
             try:
                 return await self._db(work)
-            except IntegrityError:
-                continue  # another gateway created the same route or version meanwhile
+            except IntegrityError as exc:
+                # another gateway created the same route or version meanwhile: the next
+                # attempt sees it. The same refusal every time is not a race.
+                failure = type(exc.orig).__name__
+                continue
             except RouteForbidden as exc:
                 raise GatewayError(403, "forbidden", str(exc)) from None
             except RouteConflict as exc:
                 raise GatewayError(409, "route_conflict", str(exc)) from None
         raise GatewayError(
-            409, "concurrent_change", "these routes were changed concurrently; apply again"
+            503,
+            "store_unavailable",
+            f"the store refused these routes {_APPLY_ATTEMPTS} times ({failure}); nothing changed",
         )
 
     # -- reading -------------------------------------------------------------------------

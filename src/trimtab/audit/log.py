@@ -1,7 +1,8 @@
 """The audit log: who did what, to what, when, from where. Rows are inserted, never changed.
 
-Every administrative action calls `AuditLog.record` (or `AuditLog.write` inside the
-transaction of the change itself, so that no change is ever committed without its row).
+Every change writes its row with `AuditLog.write` inside the transaction of the change
+itself, so that no change is committed without its row and no row without its change. The
+stores that make changes take an `Actor` (a key through the API, or the controller) for it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, and_, insert, or_, select
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from trimtab.gateway.auth import Principal
@@ -44,6 +44,72 @@ def scrub(value: Any) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class Actor:
+    """Who makes a change and from where: a key through the API, or trimtab itself (the
+    rollout controller). Stores take one and write the audit row in the change's own
+    transaction."""
+
+    key_id: str | None
+    owner: str | None
+    tenant: str | None = None  # the acting key's tenant
+    remote_addr: str | None = None
+    request_id: str | None = None  # the x-trimtab-request-id of the response
+    forwarded_for: str | None = None
+
+    @classmethod
+    def of(cls, request: Request, principal: Principal, request_id: str | None) -> Actor:
+        """The key `principal` acting through `request`. The address is the peer of the
+        connection (the ASGI scope's client); `x-forwarded-for`, which the client
+        controls, goes into the detail."""
+        forwarded = request.headers.get("x-forwarded-for")
+        client = request.client
+        return cls(
+            key_id=principal.key_id,
+            owner=principal.owner,
+            tenant=principal.tenant,
+            remote_addr=client.host[:64] if client is not None else None,
+            request_id=request_id,
+            forwarded_for=forwarded[:_MAX_FORWARDED] if forwarded else None,
+        )
+
+    @classmethod
+    def system(cls, name: str) -> Actor:
+        """trimtab acting on its own, e.g. Actor.system("controller")."""
+        return cls(key_id=None, owner=name)
+
+    @property
+    def name(self) -> str:
+        """How the timeline names the actor: the key's owner, else its id."""
+        return self.owner or self.key_id or ""
+
+    def event(
+        self,
+        action: str,
+        *,
+        target: str | None = None,
+        tenant: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        """An event of this actor; `tenant` defaults to the actor's own."""
+        details = dict(detail or {})
+        if self.forwarded_for:
+            details["forwarded_for"] = self.forwarded_for
+        return AuditEvent(
+            action=action,
+            actor_key_id=self.key_id,
+            actor=self.owner,
+            target=target,
+            tenant=tenant if tenant is not None else self.tenant,
+            detail=details,
+            remote_addr=self.remote_addr,
+            request_id=self.request_id,
+        )
+
+
+CONTROLLER = Actor.system("controller")
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One administrative action."""
 
@@ -69,25 +135,9 @@ class AuditEvent:
         detail: dict[str, Any] | None = None,
         request_id: str | None = None,
     ) -> AuditEvent:
-        """An event for an action taken by `principal` through `request`.
-
-        The address is the peer of the connection (the ASGI scope's client); an
-        `x-forwarded-for` header, which the client controls, goes into the detail.
-        """
-        details = dict(detail or {})
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            details["forwarded_for"] = forwarded[:_MAX_FORWARDED]
-        client = request.client
-        return cls(
-            action=action,
-            actor_key_id=principal.key_id,
-            actor=principal.owner,
-            target=target,
-            tenant=tenant,
-            detail=details,
-            remote_addr=client.host[:64] if client is not None else None,
-            request_id=request_id,
+        """An event for an action taken by `principal` through `request` (Actor.of)."""
+        return Actor.of(request, principal, request_id).event(
+            action, target=target, tenant=tenant, detail=detail
         )
 
     def row(self) -> dict[str, Any]:
@@ -159,30 +209,6 @@ class AuditLog:
         """Append an event in a transaction of its own (blocking)."""
         with self.engine.begin() as conn:
             self.write(conn, event)
-
-    async def record(
-        self,
-        request: Request,
-        principal: Principal,
-        action: str,
-        *,
-        target: str | None = None,
-        tenant: str | None = None,
-        detail: dict[str, Any] | None = None,
-        request_id: str | None = None,
-    ) -> AuditEvent:
-        """Append an event for an action `principal` took through `request` (in a thread)."""
-        event = AuditEvent.of(
-            request,
-            principal,
-            action,
-            target=target,
-            tenant=tenant,
-            detail=detail,
-            request_id=request_id,
-        )
-        await run_in_threadpool(self.append, event)
-        return event
 
     def query(
         self, f: AuditFilter, limit: int, cursor: str | None = None

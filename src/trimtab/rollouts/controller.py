@@ -10,7 +10,9 @@ has, and what the early stages showed still counts at the later ones. A stage's 
 minimums (duration, canary requests) still hold it until it has seen its share of traffic.
 
 Moves are conditional updates, so when several gateway processes run a controller each
-rollout still moves once per decision.
+rollout still moves once per decision. Each move is audited with the actor "controller"
+(`rollout.advance`, `rollout.promote`, `rollout.rollback`, `rollout.pause`), in the
+move's transaction.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from trimtab.audit.log import CONTROLLER
 from trimtab.rollouts.analysis import Action, ArmStats, Decision, analyze, decide
 from trimtab.rollouts.store import RolloutRow, RolloutStore, finite
 
@@ -122,15 +125,15 @@ class RolloutController:
         }
         reasons = "; ".join(decision.reasons)
         if decision.action is Action.ROLLBACK:
-            return self._store.finish(ro, "rolled_back", "controller", reasons, view)
+            return self._store.finish(ro, "rolled_back", CONTROLLER, reasons, view)
         if decision.action is Action.ADVANCE:
             if final:
-                return self._store.finish(ro, "promoted", "controller", reasons, view)
-            return self._store.advance(ro, "controller", view)
+                return self._store.finish(ro, "promoted", CONTROLLER, reasons, view)
+            return self._store.advance(ro, CONTROLLER, view)
         if elapsed > stage.max_duration_s:
             why = f"inconclusive after {stage.max_duration_s:.0f} s at {stage.percent:g} %"
             self._store.record_decision(ro, view, changed=True)
-            return self._store.set_paused(ro, True, "controller", f"{why}: {reasons}")
+            return self._store.set_paused(ro, True, CONTROLLER, f"{why}: {reasons}")
         # the timeline gets a hold only when its verdicts changed, not on every tick
         new = _signature(ro.last_decision or {}) != _signature(view)
         self._store.record_decision(ro, view, changed=new)

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Text, case, cast, func, insert, or_, select, update
 
+from trimtab.audit.log import Actor, AuditLog
 from trimtab.errors import GatewayError
 from trimtab.registry.store import RouteStore
 from trimtab.rollouts.analysis import ArmStats, LatencySamples
@@ -164,6 +165,24 @@ class RolloutStore:
             raise GatewayError(404, "not_found", f"route '{route}' has no version v{number}")
         return row
 
+    @staticmethod
+    def _audit(
+        conn: Connection,
+        by: Actor,
+        action: str,
+        route: str,
+        detail: dict[str, Any],
+        *,
+        tenant: str | None = None,
+        target: str | None = None,
+    ) -> None:
+        """The change's audit row, in its transaction: about the route's tenant (a shared
+        route's: the actor's)."""
+        if tenant is None:
+            tenant = conn.execute(select(routes.c.tenant).where(routes.c.name == route)).scalar()
+        event = by.event(action, target=target or route, tenant=tenant, detail=detail)
+        AuditLog.write(conn, event)
+
     def attestations_of(self, conn: Connection, route: str, version: int) -> list[Attestation]:
         a = attestations.c
         rows = conn.execute(
@@ -181,30 +200,36 @@ class RolloutStore:
         version: int,
         kind: str,
         result: str,
-        by: str,
+        by: Actor,
         note: str | None,
         url: str | None,
     ) -> dict[str, Any]:
+        """Record evidence on a version, attributed to `by`."""
         now = datetime.now(UTC)
+        out = {"route": route, "version": version, "kind": kind, "result": result, "by": by.name}
         with self.engine.begin() as conn:
-            self._route(conn, route)
+            r = self._route(conn, route)
             self._version(conn, route, version)
             conn.execute(
                 insert(attestations).values(
-                    route=route, version=version, kind=kind, result=result, by=by,
+                    route=route, version=version, kind=kind, result=result, by=by.name,
                     note=note, url=url, at=now,
                 )
             )  # fmt: skip
             RouteStore.append_event(
-                conn, route, "attestation", version=version, actor=by, reason=note,
+                conn, route, "attestation", version=version, actor=by.name, reason=note,
                 detail={"kind": kind, "result": result, "url": url}, at=now,
             )  # fmt: skip
-        return {"route": route, "version": version, "kind": kind, "result": result, "by": by}
+            self._audit(
+                conn, by, "version.attest", route, {**out, "note": note, "url": url},
+                tenant=r.tenant,
+            )  # fmt: skip
+        return out
 
     # -- starting ----------------------------------------------------------------------
 
     def start(
-        self, route: str, to: int, plan_name: str, plan: Plan, actor: str, reason: str | None
+        self, route: str, to: int, plan_name: str, plan: Plan, by: Actor, reason: str | None
     ) -> RolloutRow:
         """Check the gate of the route's risk tier, then start at the plan's first stage."""
         now = datetime.now(UTC)
@@ -235,7 +260,7 @@ class RolloutStore:
             # the refusal is on the timeline too: on-call reads why nothing moved
             with self.engine.begin() as conn:
                 RouteStore.append_event(
-                    conn, route, "gate", version=to, actor=actor, reason="refused",
+                    conn, route, "gate", version=to, actor=by.name, reason="refused",
                     detail=gate, at=now,
                 )  # fmt: skip
             raise refused
@@ -248,19 +273,26 @@ class RolloutStore:
                     id=rid, route=route, stable_version=r.stable_version, candidate_version=to,
                     plan_name=plan_name, plan=plan.model_dump(), stage=0, stage_started_at=now,
                     stage_starts=[now.isoformat()], status="running", started_at=now,
-                    started_by=actor, reason=reason,
+                    started_by=by.name, reason=reason,
                 )
             )  # fmt: skip
             RouteStore.append_event(
-                conn, route, "gate", version=to, actor=actor, reason="passed", detail=gate, at=now
-            )
+                conn, route, "gate", version=to, actor=by.name, reason="passed", detail=gate,
+                at=now,
+            )  # fmt: skip
             RouteStore.append_event(
-                conn, route, "rollout_start", version=to, actor=actor, reason=reason,
+                conn, route, "rollout_start", version=to, actor=by.name, reason=reason,
                 detail={"rollout": rid, "from": r.stable_version, "plan": plan_name}, at=now,
             )  # fmt: skip
             RouteStore.append_event(
-                conn, route, "rollout_stage", version=to, actor=actor,
+                conn, route, "rollout_stage", version=to, actor=by.name,
                 detail={"rollout": rid, "stage": 0, "percent": plan.stages[0].percent}, at=now,
+            )  # fmt: skip
+            self._audit(
+                conn, by, "rollout.start", route,
+                {"rollout": rid, "from": r.stable_version, "to": to, "plan": plan_name,
+                 "reason": reason},
+                tenant=r.tenant,
             )  # fmt: skip
         found = self.current(route)
         assert found is not None
@@ -287,7 +319,7 @@ class RolloutStore:
                     actor="controller", reason="; ".join(decision["reasons"]), detail=decision,
                 )  # fmt: skip
 
-    def advance(self, ro: RolloutRow, actor: str, decision: dict[str, Any] | None) -> bool:
+    def advance(self, ro: RolloutRow, by: Actor, decision: dict[str, Any] | None) -> bool:
         """Next stage; False when another process moved this rollout first."""
         now = datetime.now(UTC)
         stage = ro.stage + 1
@@ -301,12 +333,19 @@ class RolloutStore:
             ).rowcount  # fmt: skip
             if not done:
                 return False
+            why = "; ".join(decision["reasons"]) if decision else None
+            percent = ro.plan.stages[stage].percent
             RouteStore.append_event(
-                conn, ro.route, "rollout_stage", version=ro.candidate_version, actor=actor,
-                reason="; ".join(decision["reasons"]) if decision else None,
-                detail={"rollout": ro.id, "stage": stage,
-                        "percent": ro.plan.stages[stage].percent, "decision": decision},
+                conn, ro.route, "rollout_stage", version=ro.candidate_version, actor=by.name,
+                reason=why,
+                detail={"rollout": ro.id, "stage": stage, "percent": percent,
+                        "decision": decision},
                 at=now,
+            )  # fmt: skip
+            self._audit(
+                conn, by, "rollout.advance", ro.route,
+                {"rollout": ro.id, "version": ro.candidate_version, "stage": stage,
+                 "percent": percent, "reason": why},
             )  # fmt: skip
         return True
 
@@ -314,7 +353,7 @@ class RolloutStore:
         self,
         ro: RolloutRow,
         status: str,
-        actor: str,
+        by: Actor,
         reason: str | None,
         decision: dict[str, Any] | None = None,
         from_status: tuple[str, ...] = ACTIVE,
@@ -342,12 +381,17 @@ class RolloutStore:
                 )
             kind = {"promoted": "promote", "rolled_back": "rollback", "aborted": "abort"}[status]
             RouteStore.append_event(
-                conn, ro.route, kind, version=ro.candidate_version, actor=actor, reason=reason,
+                conn, ro.route, kind, version=ro.candidate_version, actor=by.name, reason=reason,
                 detail={"rollout": ro.id, "decision": decision}, at=now,
+            )  # fmt: skip
+            self._audit(
+                conn, by, f"rollout.{kind}", ro.route,
+                {"rollout": ro.id, "version": ro.candidate_version,
+                 "stable_version": ro.stable_version, "stage": ro.stage, "reason": reason},
             )  # fmt: skip
         return True
 
-    def set_paused(self, ro: RolloutRow, paused: bool, actor: str, reason: str | None) -> bool:
+    def set_paused(self, ro: RolloutRow, paused: bool, by: Actor, reason: str | None) -> bool:
         now = datetime.now(UTC)
         want, was = ("paused", "running") if paused else ("running", "paused")
         with self.engine.begin() as conn:
@@ -360,10 +404,15 @@ class RolloutStore:
                 .values(**values)
             ).rowcount
             if done:
+                move = "pause" if paused else "resume"
                 RouteStore.append_event(
-                    conn, ro.route, "pause" if paused else "resume",
-                    version=ro.candidate_version, actor=actor, reason=reason,
-                    detail={"rollout": ro.id, "stage": ro.stage}, at=now,
+                    conn, ro.route, move, version=ro.candidate_version, actor=by.name,
+                    reason=reason, detail={"rollout": ro.id, "stage": ro.stage}, at=now,
+                )  # fmt: skip
+                self._audit(
+                    conn, by, f"rollout.{move}", ro.route,
+                    {"rollout": ro.id, "version": ro.candidate_version, "stage": ro.stage,
+                     "reason": reason},
                 )  # fmt: skip
         return bool(done)
 
@@ -394,7 +443,7 @@ class RolloutStore:
         self,
         route: str,
         to: int | None,
-        actor: str,
+        by: Actor,
         reason: str | None,
         *,
         override_gate: bool = False,
@@ -442,7 +491,7 @@ class RolloutStore:
                         param="to",
                     )
                 RouteStore.append_event(
-                    conn, route, "gate_override", version=target, actor=actor, reason=reason,
+                    conn, route, "gate_override", version=target, actor=by.name, reason=reason,
                     detail={"risk_tier": r.risk_tier, "missing": missing,
                             "from": r.stable_version},
                     at=now,
@@ -472,9 +521,13 @@ class RolloutStore:
                 detail["override_gate"] = True
                 detail["missing"] = missing
             RouteStore.append_event(
-                conn, route, "rollback", version=target, actor=actor, reason=reason,
+                conn, route, "rollback", version=target, actor=by.name, reason=reason,
                 detail=detail, at=now,
             )  # fmt: skip
+            detail["override_gate"] = forward
+            self._audit(
+                conn, by, "route.rollback", route, {**detail, "reason": reason}, tenant=r.tenant
+            )
         return target, forward
 
     # -- what the canary analysis reads ------------------------------------------------
@@ -538,7 +591,7 @@ class RolloutStore:
         score: float,
         comment: str | None,
         escalated: bool,
-        by: str | None,
+        by: Actor,
     ) -> dict[str, Any]:
         """Join the request's route and version; `tenant` None: any tenant (admin)."""
         now = datetime.now(UTC)
@@ -555,14 +608,18 @@ class RolloutStore:
                 insert(feedback).values(
                     request_id=request_id, tenant=row.tenant, route=row.route,
                     version=row.version, score=score, negative=negative, comment=comment,
-                    escalated=escalated, by=by, at=now,
+                    escalated=escalated, by=by.name or None, at=now,
                 )
             )  # fmt: skip
-        return {
-            "request_id": request_id,
-            "route": row.route,
-            "version": row.version,
-            "score": score,
-            "negative": negative,
-            "escalated": escalated,
-        }
+            out = {
+                "request_id": request_id,
+                "route": row.route,
+                "version": row.version,
+                "score": score,
+                "negative": negative,
+                "escalated": escalated,
+            }
+            AuditLog.write(
+                conn, by.event("feedback.add", target=request_id, tenant=row.tenant, detail=out)
+            )
+        return out
