@@ -199,3 +199,45 @@ async def test_the_probe_notices_an_empty_redis_while_idle(
             await asyncio.sleep(0.02)
     finally:
         await peer.close()
+
+
+async def test_reservations_in_flight_are_held_again_when_redis_lost_them(
+    redis: Restartable, made: list[ResilientState]
+) -> None:
+    state, _ = resilient(redis, made)
+    store = Store()
+    await state.start()
+    await state.seed_budgets({}, store.seeds)
+    assert (await state.budget_reserve(KEY, 0.3, 1.0, HOUR)).ok  # in flight across the restart
+    redis.restart()
+    got = await state.budget_reserve(KEY, 0.1, 1.0, HOUR)
+    assert got.ok and got.reserved == pytest.approx(0.4)
+    await state.budget_settle(KEY, 0.3, 0.25, HOUR)
+    status = await state.primary.budget_status(KEY)
+    assert status is not None
+    assert (status.spent, status.reserved) == (pytest.approx(0.25), pytest.approx(0.1))
+
+
+async def test_a_redis_that_kept_its_data_releases_what_settled_during_the_outage(
+    redis: Restartable, made: list[ResilientState]
+) -> None:
+    """Redis stops answering for a while (paused), keeping its data: a reservation made
+    before and settled during the outage is released in Redis when it answers again."""
+    state, registry = resilient(redis, made)
+    store = Store()
+    await state.start()
+    await state.seed_budgets({}, store.seeds)
+    assert (await state.budget_reserve(KEY, 0.3, 1.0, HOUR)).ok
+    pauser = RedisState(redis.url)
+    try:
+        await pauser._redis.execute_command("CLIENT", "PAUSE", "3000", "ALL")
+        assert await state.cache_get("anything") is None  # times out: served locally
+        assert not state.up
+        await state.budget_settle(KEY, 0.3, 0.2, HOUR)
+        assert fallbacks(registry, "budget_settle") == 1
+        await until(lambda: state.up)
+        status = await pauser.budget_status(KEY)
+        assert status is not None
+        assert (status.spent, status.reserved) == (pytest.approx(0.2), pytest.approx(0.0))
+    finally:
+        await pauser.close()

@@ -23,12 +23,16 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from trimtab.state.base import BreakerCounts, Reservation, WindowDecision
+from trimtab.state.ledger import RESIDUE, Ledger
 from trimtab.state.memory import MemoryState
 from trimtab.state.redis import RedisState, StateLost, StateUnavailable
 
 log = logging.getLogger("trimtab.state")
 
 T = TypeVar("T")
+
+# a limit that never refuses (policy.budgets.UNLIMITED): holds reservations made elsewhere
+UNLIMITED = 1e300
 
 # budget key -> (settled spend, ttl_s): what the policy reads from the store to seed accounts
 Seeds = dict[str, tuple[float, float]]
@@ -57,11 +61,14 @@ class ResilientState:
         self._seeder: Seeder | None = None
         self._generation = 0  # how many times the budgets were seeded into Redis
         self._lock = asyncio.Lock()  # one re-seed at a time
-        # budget key -> settled spend Redis last reported: the starting point of the local
-        # account when Redis goes away (one entry per account this process touched)
-        self._known: dict[str, float] = {}
-        # budget key -> (settled spend when the local account started, ttl_s), this outage
-        self._base: dict[str, tuple[float, float]] = {}
+        # set except while Redis is being re-seeded: budget calls to Redis wait for it
+        self._seeded = asyncio.Event()
+        self._seeded.set()
+        self._ledger = Ledger()
+        # this outage: budget key -> settled spend its local account started from
+        self._base: dict[str, float] = {}
+        # this process's reservations Redis held when it went away
+        self._held_at_down: dict[str, float] = {}
         self._probe: asyncio.Task[None] | None = None
         self._local_seed: asyncio.Task[None] | None = None
         registry = registry if registry is not None else CollectorRegistry()
@@ -120,7 +127,7 @@ class ResilientState:
         if self._up:
             try:
                 async with self._lock:
-                    await self._apply_primary(seeds)
+                    await self._apply_primary(seeds, None)
                 return
             except StateUnavailable as exc:
                 self._down(exc, self._epoch)
@@ -133,6 +140,7 @@ class ResilientState:
             return
         self._up = False
         self._epoch += 1
+        self._held_at_down = self._ledger.holds()
         log.warning(
             "%s; serving breakers, cache, assignments, rate limits and budgets from "
             "process-local state until it answers again (probing every %g s)",
@@ -154,28 +162,38 @@ class ResilientState:
             await self._apply_local(seeds)
 
     async def _recover(self) -> None:
-        """Redis answers again: re-seed its budgets, then serve from it, dropping local state."""
+        """Redis answers again: re-seed its budgets, then serve from it, dropping local state.
+
+        Budget calls wait while this runs; the rest goes to Redis at once."""
         await self.primary.ping()
         seeds = await self._seeder() if self._seeder is not None else {}
         async with self._lock:
+            self._seeded.clear()
+            # from here on nothing is served locally: the outage's accounts are final
             old, bases = self._local, self._base
             self._local, self._base = MemoryState(), {}
             self._up = True
             self._epoch += 1
             if self._local_seed is not None:
                 self._local_seed.cancel()
-            # this process's settlements during the outage may not be in the store yet
-            for key, (_, ttl) in bases.items():
-                status = await old.budget_status(key)
-                if status is not None and status.spent > seeds.get(key, (0.0, ttl))[0]:
-                    seeds[key] = (status.spent, ttl)
             try:
-                await self._apply_primary(seeds)
+                # this process's settlements during the outage may not be in the store yet
+                for key in bases:
+                    status = await old.budget_status(key)
+                    ttl = self._ledger.ttl_s(key)
+                    if status is not None and status.spent > seeds.get(key, (0.0, ttl))[0]:
+                        seeds[key] = (status.spent, ttl)
+                # a Redis that kept its data still holds the reservations made before the
+                # outage; one that lost it holds none
+                held = self._held_at_down if await self.primary.seeded() else {}
+                await self._apply_primary(seeds, held)
             except StateUnavailable as exc:
                 # gone again: keep serving from the outage's local state
                 self._local, self._base = old, bases
                 self._down(exc, self._epoch)
                 return
+            finally:
+                self._seeded.set()
             await old.close()
         log.warning(
             "shared state at %s answers again; %d budget accounts re-seeded, the process-local "
@@ -193,27 +211,44 @@ class ResilientState:
                     await self._recover()
                 elif self._seeder is not None and not await self.primary.seeded():
                     await self._reseed(self._generation)
+                self._ledger.sweep()
             except StateUnavailable as exc:
                 self._down(exc, epoch)
             except Exception:
                 log.exception("shared-state probe failed")
 
-    async def _apply_primary(self, seeds: Seeds) -> None:
-        """Raise Redis's accounts to `seeds`, then write the seed marker (hold the lock)."""
+    async def _apply_primary(self, seeds: Seeds, held: dict[str, float] | None) -> None:
+        """Raise Redis's accounts to `seeds`, write the seed marker, then (unless `held` is
+        None) make Redis hold exactly this process's outstanding reservations, given that
+        it holds `held` of them now. Call with the lock held."""
         for key, (spent, ttl) in seeds.items():
             await self.primary.budget_raise(key, spent, ttl)
-            self._known[key] = max(self._known.get(key, 0.0), spent)
+            self._ledger.saw(key, spent, ttl)
         await self.primary.mark_seeded()
         self._generation += 1
+        if held is None:
+            return
+        holds = self._ledger.holds()
+        for key in sorted(set(holds) | set(held)):
+            delta = holds.get(key, 0.0) - held.get(key, 0.0)
+            ttl = self._ledger.ttl_s(key)
+            if delta > RESIDUE:
+                await self.primary.budget_reserve(key, delta, UNLIMITED, ttl)
+            elif delta < -RESIDUE:
+                await self.primary.budget_settle(key, -delta, 0.0, ttl)
 
     async def _apply_local(self, seeds: Seeds) -> None:
         for key, (spent, ttl) in seeds.items():
-            base = max(self._base.get(key, (0.0, ttl))[0], self._known.get(key, 0.0), spent)
-            await self._local.budget_raise(key, base, ttl)
-            self._base[key] = (base, ttl)
+            self._ledger.saw(key, spent, ttl)
+            if key in self._base:
+                self._base[key] = max(self._base[key], spent)
+                await self._local.budget_raise(key, spent, ttl)
+            else:
+                await self._local_budget(key, ttl)
 
     async def _reseed(self, generation: int) -> None:
-        """Redis lost the seeded spend: read the store again, unless another call just did."""
+        """Redis lost the seeded spend (and every reservation): read the store again and
+        hold this process's reservations again, unless another call just did."""
         async with self._lock:
             if self._generation != generation:
                 return
@@ -224,7 +259,11 @@ class ResilientState:
                 self.url,
                 len(seeds),
             )
-            await self._apply_primary(seeds)
+            self._seeded.clear()
+            try:
+                await self._apply_primary(seeds, {})
+            finally:
+                self._seeded.set()
 
     # -- the delegation ----------------------------------------------------------------------
 
@@ -246,9 +285,10 @@ class ResilientState:
     async def _budget(
         self, operation: str, remote: Callable[[], Awaitable[T]], local: Callable[[], Awaitable[T]]
     ) -> T:
-        """Like _either, re-seeding once when Redis reports the seed marker gone."""
+        """Like _either; waits out a re-seed, and re-seeds once when Redis lost its data."""
 
         async def guarded() -> T:
+            await self._seeded.wait()
             generation = self._generation
             try:
                 return await remote()
@@ -259,12 +299,16 @@ class ResilientState:
         return await self._either(operation, guarded, local)
 
     async def _local_budget(self, key: str, ttl_s: float) -> float:
-        """The local account's starting spend, created on first use in this outage."""
-        entry = self._base.get(key)
-        if entry is None:
-            entry = self._base[key] = (self._known.get(key, 0.0), ttl_s)
-            await self._local.budget_raise(key, entry[0], ttl_s)
-        return entry[0]
+        """The local account's starting spend, created on first use in this outage: the
+        highest spend known here, holding this process's outstanding reservations."""
+        base = self._base.get(key)
+        if base is None:
+            base = self._base[key] = self._ledger.spent(key)
+            await self._local.budget_raise(key, base, ttl_s)
+            outstanding = self._ledger.outstanding(key)
+            if outstanding > 0:
+                await self._local.budget_reserve(key, outstanding, UNLIMITED, ttl_s)
+        return base
 
     # -- rate limits: each process counts its share of the limit while Redis is away --------
 
@@ -314,7 +358,7 @@ class ResilientState:
 
         async def remote() -> Reservation:
             got = await self.primary.budget_reserve(key, amount, limit, ttl_s)
-            self._known[key] = got.spent
+            self._ledger.saw(key, got.spent, ttl_s)
             return got
 
         async def local() -> Reservation:
@@ -322,7 +366,10 @@ class ResilientState:
             share = base + max(limit - base, 0.0) / self._share
             return await self._local.budget_reserve(key, amount, share, ttl_s)
 
-        return await self._budget("budget_reserve", remote, local)
+        got = await self._budget("budget_reserve", remote, local)
+        if got.ok:
+            self._ledger.reserved(key, amount, ttl_s)
+        return got
 
     async def budget_settle(
         self, key: str, reserved: float, actual: float, ttl_s: float
@@ -331,22 +378,24 @@ class ResilientState:
 
         async def remote() -> tuple[float, float]:
             got = await self.primary.budget_settle(key, reserved, actual, ttl_s)
-            self._known[key] = got[1]
+            self._ledger.saw(key, got[1], ttl_s)
             return got
 
         async def local() -> tuple[float, float]:
             await self._local_budget(key, ttl_s)
             return await self._local.budget_settle(key, reserved, actual, ttl_s)
 
-        return await self._budget("budget_settle", remote, local)
+        got = await self._budget("budget_settle", remote, local)
+        self._ledger.released(key, reserved)
+        return got
 
     async def budget_status(self, key: str) -> Reservation | None:
         """(spent, reserved) of a period, or None if never seeded or reserved."""
 
         async def local() -> Reservation | None:
             got = await self._local.budget_status(key)
-            if got is None and key in self._known:
-                return Reservation(True, self._known[key], 0.0)
+            if got is None and self._ledger.known(key):
+                return Reservation(True, self._ledger.spent(key), 0.0)
             return got
 
         return await self._either("budget_status", lambda: self.primary.budget_status(key), local)
