@@ -27,6 +27,12 @@ T = TypeVar("T")
 OPERATORS = frozenset({"operator", "admin"})
 KINDS = ("eval", "redteam", "approval", "changelog")
 MOVES = ("pause", "resume", "promote", "abort")
+# the fields each body may have: anything else is a 400 naming it, as for keys and apply
+START_FIELDS = ("to", "plan", "reason")
+MOVE_FIELDS = ("reason",)
+ROLLBACK_FIELDS = ("to", "reason", "override_gate")
+ATTEST_FIELDS = ("kind", "result", "note", "url")
+FEEDBACK_FIELDS = ("request_id", "score", "thumbs", "comment", "escalated")
 
 
 def _text(data: dict[str, Any], name: str, required: bool = False) -> str | None:
@@ -98,7 +104,7 @@ class RolloutsAPI:
         rid = new_request_id()
         try:
             principal = await self._route(request, OPERATORS, "start rollouts")
-            data = await json_object(request, allow_empty=True)
+            data = await json_object(request, allow_empty=True, fields=START_FIELDS)
             to = parse_version("to", str(data.get("to") or ""))
             if to is None:
                 raise bad_param("to", "is required (the candidate version, e.g. v2)")
@@ -134,7 +140,8 @@ class RolloutsAPI:
             if move not in MOVES:
                 raise GatewayError(404, "not_found", f"no rollout action '{move}'")
             principal = await self._route(request, OPERATORS, f"{move} rollouts")
-            reason = _text(await json_object(request, allow_empty=True), "reason", required=True)
+            body = await json_object(request, allow_empty=True, fields=MOVE_FIELDS)
+            reason = _text(body, "reason", required=True)
             route = request.path_params["route"]
             ro = await run_in_threadpool(self._store.current, route)
             if ro is None:
@@ -162,7 +169,7 @@ class RolloutsAPI:
         rid = new_request_id()
         try:
             principal = await self._route(request, OPERATORS, "roll back")
-            data = await json_object(request, allow_empty=True)
+            data = await json_object(request, allow_empty=True, fields=ROLLBACK_FIELDS)
             to = parse_version("to", str(data.get("to") or ""))
             reason = _text(data, "reason", required=True)
             override = data.get("override_gate", False)
@@ -194,7 +201,7 @@ class RolloutsAPI:
         rid = new_request_id()
         try:
             principal = await self._route(request, OPERATORS, "attest versions")
-            data = await json_object(request, allow_empty=True)
+            data = await json_object(request, allow_empty=True, fields=ATTEST_FIELDS)
             kind = _text(data, "kind", required=True)
             if kind not in KINDS:
                 raise bad_param("kind", f"'{kind}' is not one of {', '.join(KINDS)}")
@@ -220,7 +227,7 @@ class RolloutsAPI:
         try:
             principal = self._keys.authenticate(request.headers)
             require_role(principal, MODEL_CALLERS | READERS, "send feedback")
-            data = await json_object(request, allow_empty=True)
+            data = await json_object(request, allow_empty=True, fields=FEEDBACK_FIELDS)
             request_id = _text(data, "request_id", required=True)
             assert request_id is not None
             score = _score(data)
