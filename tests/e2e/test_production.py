@@ -380,6 +380,19 @@ def test_production_deployment(deployment: Deployment, tmp_path: Path) -> None:
     assert record["http.response.status_code"] == 499, "the stream was buffered on the way"
     assert record["error.type"] == "client_disconnected"
 
+    # a body over trimtab's limit gets trimtab's 413 in the client's format, not nginx's page
+    big = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 10_600_000}]}
+    too_large = httpx.post(
+        f"{deployment.url}/v1/chat/completions",
+        json=big,
+        headers={"authorization": f"Bearer {ADMIN_KEY}"},
+        verify=ssl.create_default_context(cafile=str(deployment.ca)),
+        timeout=30,
+    )
+    assert too_large.status_code == 413
+    assert too_large.json()["error"]["code"] == "request_too_large"
+    sent = 6 + 2 + 1  # the completions, the streams and the refused body
+
     # plain HTTP is redirected to HTTPS
     http_port = int(
         next(
@@ -398,7 +411,6 @@ def test_production_deployment(deployment: Deployment, tmp_path: Path) -> None:
         print(f"trimtab on port {port}: {rss.split(':')[1].strip()}")
 
     # SIGTERM one process while requests keep coming: nginx sends them to the other
-    sent = 6 + 2  # the completions and the streams above
     first = deployment.procs[0]
     first.send_signal(signal.SIGTERM)
     statuses: list[str] = []
