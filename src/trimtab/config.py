@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from trimtab.bounds import safe_load_yaml
 from trimtab.rollouts.plans import Plan
 
 Role = Literal["app", "viewer", "operator", "admin"]
@@ -357,7 +358,7 @@ def load_config(path: str | Path) -> Config:
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(expand_env(text, source=str(p)))
+        data = safe_load_yaml(expand_env(text, source=str(p)))  # no aliases (bounds.py)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: invalid YAML: {exc}") from None
     return parse_config(data, str(p))

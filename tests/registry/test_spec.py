@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from trimtab.bounds import MAX_DEPTH
 from trimtab.registry.spec import RoutesError, load_routes, parse_routes
 
 MODELS = {"gpt-mock", "claude-mock"}
@@ -147,3 +148,33 @@ def test_json_data_parses_like_yaml() -> None:
     assert route.tenant == "acme"
     assert dict(route.bundle.params) == {}
     assert route.bundle.variables == ()
+
+
+def test_yaml_aliases_are_refused_before_anything_is_built() -> None:
+    # each level repeats the one before ten times: 565 bytes once stored 10^7 leaves
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
+    text = "bomb:\n" + "\n".join("  " + line for line in levels) + "\n" + SAMPLE
+    [problem] = problems(text)
+    assert problem.startswith("routes.yaml: invalid YAML: YAML aliases (*a0) are not accepted")
+    assert "line 3" in problem
+
+
+def test_a_routes_file_nested_deeper_than_the_limit_is_refused() -> None:
+    # PyYAML composes recursively: 10,000 levels once overflowed the stack (a 500)
+    deep = "[" * 10_000 + "]" * 10_000
+    text = SAMPLE.replace("{temperature: 0.2, max_tokens: 400}", "{response_format: " + deep + "}")
+    [problem] = problems(text)
+    assert f"the document nests deeper than {MAX_DEPTH} levels" in problem
+
+
+def test_routes_data_nested_deeper_than_the_limit_is_refused() -> None:
+    deep: object = "x"
+    for _ in range(MAX_DEPTH):
+        deep = [deep]
+    version = {"model": "gpt-mock", "params": {"stop": deep}, "messages": [
+        {"role": "user", "content": "hi"}]}  # fmt: skip
+    data = {"routes": {"r1": {"owner": "a@b", "risk_tier": 0, "version": version}}}
+    with pytest.raises(RoutesError) as caught:
+        parse_routes(data, "body", MODELS)
+    assert caught.value.problems == [f"body: the routes data nests deeper than {MAX_DEPTH} levels"]

@@ -11,11 +11,17 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from trimtab.bounds import exceeds_depth, too_deep_message
 from trimtab.errors import GatewayError
+from trimtab.gateway.body import read_body
 
 _WINDOW = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_WINDOW = timedelta(days=31)
+# Every /api body is bounded: 64 KiB unless the endpoint says otherwise (routes apply
+# takes 1 MiB); a free-text field that is stored (a reason, a comment) at most MAX_TEXT.
+MAX_BODY_BYTES = 64 * 1024
+MAX_TEXT = 4000
 
 
 def bad_param(name: str, message: str) -> GatewayError:
@@ -25,15 +31,14 @@ def bad_param(name: str, message: str) -> GatewayError:
 async def json_object(
     request: Request,
     *,
-    max_bytes: int | None = None,
+    max_bytes: int = MAX_BODY_BYTES,
     fields: Collection[str] | None = None,
     allow_empty: bool = False,
 ) -> dict[str, Any]:
-    """The request's body as a JSON object: at most `max_bytes`, only `fields` (when
-    given), and `{}` for an empty body when `allow_empty`."""
-    raw = await request.body()
-    if max_bytes is not None and len(raw) > max_bytes:
-        raise GatewayError(413, "request_too_large", f"body over {max_bytes} bytes")
+    """The request's body as a JSON object: at most `max_bytes` (413 past it, read no
+    further), nested at most MAX_DEPTH levels, only `fields` (when given), and `{}` for an
+    empty body when `allow_empty`."""
+    raw = await read_body(request, max_bytes)
     if allow_empty and not raw:
         return {}
     try:
@@ -42,11 +47,29 @@ async def json_object(
         raise GatewayError(400, "invalid_request", f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise GatewayError(400, "invalid_request", "the body must be a JSON object")
+    if exceeds_depth(body):
+        raise GatewayError(400, "invalid_request", too_deep_message("the body"))
     if fields is not None:
         unknown = sorted(set(body) - set(fields))
         if unknown:
             raise bad_param(unknown[0], f"unknown field (known: {', '.join(fields)})")
     return body
+
+
+def text_field(
+    data: dict[str, Any], name: str, *, required: bool = False, limit: int = MAX_TEXT
+) -> str | None:
+    """A string field of a JSON body, at most `limit` characters; None when absent or empty."""
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise bad_param(name, "is required")
+        return None
+    if not isinstance(value, str):
+        raise bad_param(name, "must be a string")
+    if len(value) > limit:
+        raise bad_param(name, f"is {len(value)} characters; at most {limit} are accepted")
+    return value
 
 
 def parse_time(name: str, value: str | None) -> datetime | None:

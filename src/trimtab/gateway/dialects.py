@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from trimtab.bounds import exceeds_depth, too_deep_message
 from trimtab.errors import GatewayError, Wire
 from trimtab.providers.base import UpstreamError
 from trimtab.providers.translate import (
@@ -36,6 +37,8 @@ def parse_request(raw: bytes) -> JSON:
         raise bad_request(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise bad_request(f"request body must be a JSON object, not {type(body).__name__}")
+    if exceeds_depth(body):
+        raise bad_request(too_deep_message("the request body"))
     return body
 
 
@@ -59,13 +62,28 @@ def check_messages(body: JSON) -> None:
             raise bad_request(f"messages[{i}] must be an object with a 'role'", f"messages[{i}]")
 
 
+_TOKEN_CAPS = ("max_tokens", "max_completion_tokens")
+
+
+def _check_token_caps(body: JSON) -> None:
+    for name in _TOKEN_CAPS:
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise bad_request(f"'{name}' must be a positive integer, not {value!r:.40}", name)
+
+
+def check_openai(body: JSON) -> None:
+    check_messages(body)
+    _check_token_caps(body)
+
+
 def check_anthropic(body: JSON) -> None:
     check_messages(body)
-    max_tokens = body.get("max_tokens")
-    if max_tokens is None:
+    if body.get("max_tokens") is None:
         raise bad_request("missing required field 'max_tokens'", "max_tokens")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-        raise bad_request("'max_tokens' must be a positive integer", "max_tokens")
+    _check_token_caps(body)
 
 
 def check_embeddings(body: JSON) -> None:

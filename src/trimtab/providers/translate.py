@@ -102,6 +102,15 @@ def _as_list(value: Any, path: str) -> list[Any]:
     return value
 
 
+def _text(value: Any, path: str) -> str:
+    """A text field that may be absent: "" for None, else it must be a string."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TranslationError(f"{path} must be a string")
+    return value
+
+
 def _dump(value: Any) -> str:
     if isinstance(value, str):  # already serialized (e.g. unparseable streamed tool input)
         return value
@@ -182,7 +191,7 @@ def _reject_openai_only_semantics(body: JSON) -> None:
         rtype = response_format.get("type") if isinstance(response_format, dict) else None
         if rtype != "text":
             raise _unsupported(f"response_format.type {rtype!r}", "anthropic")
-    for modality in body.get("modalities") or ():
+    for modality in _as_list(body.get("modalities") or [], "modalities"):
         if modality != "text":
             raise _unsupported(f"modalities {modality!r}", "anthropic")
 
@@ -243,7 +252,7 @@ def _openai_text_only(content: Any, path: str) -> str:
         part = _as_dict(raw, f"{path}[{j}]")
         if part.get("type") != "text":
             raise _unsupported(f"{path}[{j}].type {part.get('type')!r}", "anthropic")
-        texts.append(part.get("text") or "")
+        texts.append(_text(part.get("text"), f"{path}[{j}].text"))
     return "".join(texts)
 
 
@@ -296,7 +305,7 @@ def _openai_assistant_blocks(msg: JSON, path: str) -> list[JSON]:
     refusal = msg.get("refusal")
     if not blocks and isinstance(refusal, str) and refusal:
         blocks.append({"type": "text", "text": refusal})
-    for k, raw in enumerate(msg.get("tool_calls") or ()):
+    for k, raw in enumerate(_as_list(msg.get("tool_calls") or [], f"{path}.tool_calls")):
         cpath = f"{path}.tool_calls[{k}]"
         call = _as_dict(raw, cpath)
         ctype = call.get("type", "function")
@@ -477,7 +486,7 @@ def _anthropic_system_text(system: Any) -> str:
         block = _as_dict(raw, f"system[{i}]")
         if block.get("type") != "text":
             raise _unsupported(f"system[{i}].type {block.get('type')!r}", "openai")
-        texts.append(block.get("text") or "")
+        texts.append(_text(block.get("text"), f"system[{i}].text"))
     return "\n\n".join(t for t in texts if t)
 
 
@@ -499,7 +508,7 @@ def _anthropic_message_to_openai(msg: JSON, i: int) -> list[JSON]:
         block = _as_dict(raw, bpath)
         btype = block.get("type")
         if btype == "text":
-            parts.append({"type": "text", "text": block.get("text") or ""})
+            parts.append({"type": "text", "text": _text(block.get("text"), f"{bpath}.text")})
         elif btype == "image":
             parts.append(_anthropic_image_part(block.get("source"), bpath))
         elif btype == "tool_result":
@@ -527,7 +536,7 @@ def _anthropic_assistant_to_openai(blocks: list[Any], path: str) -> JSON:
         block = _as_dict(raw, bpath)
         btype = block.get("type")
         if btype == "text":
-            texts.append(block.get("text") or "")
+            texts.append(_text(block.get("text"), f"{bpath}.text"))
         elif btype == "tool_use":
             tool_calls.append(
                 _openai_tool_call(
@@ -571,7 +580,9 @@ def _anthropic_tool_result_content(content: Any, path: str) -> str | list[JSON]:
             raise _unsupported(
                 f"{path}.content[{k}].type {block.get('type')!r} in a tool result", "openai"
             )
-        parts.append({"type": "text", "text": block.get("text") or ""})
+        parts.append(
+            {"type": "text", "text": _text(block.get("text"), f"{path}.content[{k}].text")}
+        )
     if len(parts) == 1:
         return str(parts[0]["text"])
     return parts

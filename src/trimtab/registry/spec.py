@@ -26,6 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from trimtab.bounds import exceeds_depth, safe_load_yaml, too_deep_message
 from trimtab.registry.bundle import Bundle, Message, Template, TemplateError
 
 ROUTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -145,6 +146,8 @@ def parse_routes(
     """Validate loaded YAML/JSON data; `models` are the gateway's model names (None: any)."""
     if not isinstance(data, dict):
         raise RoutesError([f"{source}: the top level must be a mapping with the key 'routes'"])
+    if exceeds_depth(data):  # a bundle is serialised: bound it before anything is built
+        raise RoutesError([f"{source}: {too_deep_message('the routes data')}"])
     problems: list[str] = []
     raw_routes = data.get("routes")
     if isinstance(raw_routes, dict):
@@ -180,7 +183,7 @@ def load_routes(
 ) -> list[RouteDefinition]:
     """Parse the text of a routes file (YAML, of which JSON is a subset)."""
     try:
-        data = yaml.safe_load(text)
+        data = safe_load_yaml(text)  # no aliases, at most MAX_DEPTH levels
     except yaml.YAMLError as exc:
         raise RoutesError([f"{source}: invalid YAML: {exc}"]) from None
     return parse_routes(data, source, models)
