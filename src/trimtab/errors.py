@@ -47,6 +47,15 @@ class GatewayError(Exception):
         self.retry_after = retry_after
 
 
+def internal_error(exc: BaseException) -> GatewayError:
+    """The 500 for a failure nothing anticipated; its traceback goes to the log, not the client."""
+    return GatewayError(
+        500,
+        "internal_error",
+        f"internal error ({type(exc).__name__}); the gateway's log has the details",
+    )
+
+
 def error_type(status: int, wire: Wire) -> str:
     """The wire format's error type for an HTTP status."""
     pair = _TYPES.get(status) or _TYPES[500 if status >= 500 else 400]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Coroutine
 from time import perf_counter
 from typing import Any
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from trimtab.config import Pricing
-from trimtab.errors import GatewayError, Wire, error_body, stream_error_event
+from trimtab.errors import GatewayError, Wire, error_body, internal_error, stream_error_event
 from trimtab.gateway.auth import MODEL_CALLERS, KeyRing, require_role
 from trimtab.gateway.body import read_body
 from trimtab.gateway.cache import CachedAnswer, cache_key, replay_stream
@@ -20,7 +21,7 @@ from trimtab.gateway.catalog import Catalog, Deployment, Target
 from trimtab.gateway.dialects import (
     check_anthropic,
     check_embeddings,
-    check_messages,
+    check_openai,
     check_stream_flag,
     client_response,
     client_wants_usage,
@@ -47,6 +48,8 @@ from trimtab.rollouts.assignment import sticky_key
 from trimtab.state.base import SharedState
 from trimtab.telemetry.metrics import GatewayMetrics
 from trimtab.telemetry.recorder import Recorder
+
+log = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json"
 SSE_TYPE = "text/event-stream"
@@ -137,6 +140,8 @@ class Gateway:
             return self._error(ex, from_upstream(exc))
         except GatewayError as err:
             return self._error(ex, err)
+        except Exception as exc:
+            return self._error(ex, self._crashed(ex, exc))
         finally:
             self._settle(ex, charge)
 
@@ -190,7 +195,7 @@ class Gateway:
             body = await self._admit(ex, request)
             body = await self._route(ex, body, wire)
             if wire == "openai":
-                check_messages(body)
+                check_openai(body)
             else:
                 check_anthropic(body)
             stream = check_stream_flag(body)
@@ -219,6 +224,8 @@ class Gateway:
             return self._error(ex, from_upstream(exc))
         except GatewayError as err:
             return self._error(ex, err)
+        except Exception as exc:
+            return self._error(ex, self._crashed(ex, exc))
         finally:
             self._settle(ex, charge)
 
@@ -335,6 +342,17 @@ class Gateway:
             ex.record.response_body = body.decode("utf-8", "replace")
         self._recorder.record(ex.close())
         return Response(body, 200, headers, media_type=JSON_TYPE)
+
+    @staticmethod
+    def _crashed(ex: Exchange, exc: Exception) -> GatewayError:
+        """A failure no branch anticipated: its traceback, once, in the log (no bodies);
+        the client gets a 500 in its own format and the request still leaves a record."""
+        rec = ex.record
+        log.error(
+            "internal error on %s %s, request %s (model %s)",
+            rec.api, rec.operation, ex.id, rec.request_model, exc_info=exc,
+        )  # fmt: skip
+        return internal_error(exc)
 
     def _error(self, ex: Exchange, err: GatewayError) -> Response:
         ex.fail(err)
@@ -465,6 +483,10 @@ class Gateway:
         except GatewayError as err:
             ex.fail(err)
             yield stream_error_event(err, ex.wire, ex.id)
+        except Exception as exc:
+            crash = self._crashed(ex, exc)
+            ex.fail(crash)
+            yield stream_error_event(crash, ex.wire, ex.id)
         except (asyncio.CancelledError, GeneratorExit):
             ex.fail(GatewayError(499, "client_disconnected", "the client went away mid-stream"))
             raise
