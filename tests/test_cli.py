@@ -21,6 +21,31 @@ def test_check_config_reports_models(tmp_path: Path) -> None:
     assert "m1 -> sim:m1" in result.output
 
 
+def test_check_config_prints_each_deployment_of_a_pool(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "providers: {a: {kind: simulator}, b: {kind: simulator}}\n"
+        "models:\n"
+        "  pooled: {deployments: [{provider: a, model: mock-1}, {provider: b, weight: 3}]}\n"
+        "  single: {deployments: [{provider: b, model: mock-2}]}\n"
+    )
+    result = runner.invoke(cli, ["check-config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "model pooled -> a:mock-1 (weight 1), b:pooled (weight 3)" in result.output
+    assert "model single -> b:mock-2" in result.output
+    assert "None" not in result.output
+
+
+def test_a_config_file_with_yaml_aliases_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "providers: {sim: {kind: simulator}}\nmodels:\n  m1: &m {provider: sim}\n  m2: *m\n"
+    )
+    result = runner.invoke(cli, ["check-config", str(path)])
+    assert result.exit_code == 2
+    assert "invalid YAML: YAML aliases (*m) are not accepted" in result.output
+
+
 def test_bad_config_exits_2_with_the_key(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("models: {m1: {provider: nope}}\n")

@@ -95,7 +95,11 @@ def check_config(path: Path) -> None:
     out = Console()
     out.print(f"[green]ok[/green] {path}: store {redact_url(cfg.store.url)}")
     for name, model in cfg.models.items():
-        out.print(f"  model {name} -> {model.provider}:{cfg.upstream_model(name)}")
+        pool = model.pool(name)
+        served = [f"{d.provider}:{d.model or name}" for d in pool]
+        if len(pool) > 1:  # a weighted pool: each deployment with its weight
+            served = [f"{s} (weight {d.weight:g})" for s, d in zip(served, pool, strict=True)]
+        out.print(f"  model {name} -> {', '.join(served)}", highlight=False, soft_wrap=True)
 
 
 @cli.command()
