@@ -42,14 +42,21 @@ class Journal:
     """Segments of JSON lines in one directory; one process writes each segment."""
 
     def __init__(
-        self, directory: str | Path, *, fsync_interval_s: float, also_sync: Callable[[], None]
+        self,
+        directory: str | Path,
+        *,
+        fsync_interval_s: float,
+        also_sync: Callable[[], None],
+        segment_bytes: int = SEGMENT_BYTES,
     ) -> None:
         """`also_sync` is fsynced before committed segments are deleted (the spill file:
         a record the journal forgets because it was spilled must be durable there)."""
         self.directory = Path(directory)
+        self._segment_bytes = segment_bytes
         self._interval = fsync_interval_s
         self._also_sync = also_sync
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the segments' state; held for a write(), never an fsync
+        self._sync_lock = threading.Lock()  # one sync at a time: it closes and deletes fds
         self._current: Segment | None = None
         self._retired: list[Segment] = []
         self._dirty = False
@@ -155,12 +162,16 @@ class Journal:
 
     def sync(self) -> None:
         """fsync what was written, rotate a full segment, delete committed ones."""
+        with self._sync_lock:
+            self._sync()
+
+    def _sync(self) -> None:
         with self._lock:
             cur, dirty, self._dirty = self._current, self._dirty, False
             done = [s for s in self._retired if s.pending == 0]
         if cur is not None and dirty:
             os.fsync(cur.fd)
-        if cur is not None and cur.size >= SEGMENT_BYTES:
+        if cur is not None and cur.size >= self._segment_bytes:
             fresh = self._open_segment()
             with self._lock:
                 self._current = fresh
@@ -180,7 +191,7 @@ class Journal:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        with self._lock:
+        with self._sync_lock, self._lock:
             segments = [s for s in (*self._retired, self._current) if s is not None]
             self._current = None
             self._retired = []

@@ -1,0 +1,208 @@
+"""The journal: records written before they are committed, segments deleted once committed,
+and a dead process's segments (never a live one's) replayed exactly once."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy import Engine, text
+
+from tests.telemetry.test_recorder import (
+    expected_totals,
+    open_store,
+    rec,
+    records,
+    rollup_totals,
+    stored_ids,
+)
+from trimtab.store.telemetry import TelemetryStore
+from trimtab.telemetry.journal import Journal
+from trimtab.telemetry.lines import encode
+from trimtab.telemetry.metrics import GatewayMetrics
+from trimtab.telemetry.recorder import Recorder
+from trimtab.telemetry.spill import SpillFile
+
+
+@pytest.fixture
+def engines() -> Iterator[list[Engine]]:
+    made: list[Engine] = []
+    yield made
+    for engine in made:
+        engine.dispose()
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def segments(directory: Path) -> list[Path]:
+    return sorted(directory.glob("journal-*.jsonl"))
+
+
+def journal_ids(directory: Path) -> list[str]:
+    return sorted(
+        orjson.loads(line)["id"]
+        for seg in segments(directory)
+        for line in seg.read_bytes().splitlines()
+        if line.strip()
+    )
+
+
+def journaled_recorder(
+    store: TelemetryStore, tmp_path: Path, *, segment_bytes: int = 1 << 20, retries: int = 0
+) -> tuple[Recorder, Journal, SpillFile]:
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    journal = Journal(
+        tmp_path / "journal",
+        fsync_interval_s=0.01,
+        also_sync=spill.sync,
+        segment_bytes=segment_bytes,
+    )
+    recorder = Recorder(
+        store,
+        spill,
+        GatewayMetrics(),
+        capacity=1000,
+        batch_size=20,
+        flush_interval_s=0.01,
+        write_retries=retries,
+        journal=journal,
+    )
+    return recorder, journal, spill
+
+
+def test_the_spill_file_and_the_journal_write_the_same_line(tmp_path: Path) -> None:
+    r = rec(3, user="u", attributes={"nested": {"a": [1, 2]}})
+    assert encode(r) == orjson.dumps(r.to_dict()) + b"\n"
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    spill.append([r])
+    journal = Journal(tmp_path / "journal", fsync_interval_s=1, also_sync=spill.sync)
+    journal.append(r)
+    assert spill.path.read_bytes() == segments(tmp_path / "journal")[0].read_bytes()
+    journal.forget([None])  # a record that was never journaled changes nothing
+    spill.close()
+    journal.close()
+    assert segments(tmp_path / "journal")  # its one record was never forgotten: kept
+
+
+def test_records_are_on_disk_before_the_commit_and_gone_after(
+    store_url: str, tmp_path: Path, engines: list[Engine]
+) -> None:
+    """Also run against PostgreSQL through the store_url fixture."""
+    store = open_store(store_url, engines)
+    recorder, journal, _ = journaled_recorder(store, tmp_path, segment_bytes=4096)
+    recs = records(80)
+    for r in recs:  # the writer is not running yet: everything waits in the queue
+        recorder.record(r)
+    assert journal_ids(tmp_path / "journal") == [r.id for r in recs]
+    recorder.start()
+    wait_for(lambda: stored_ids(store) == [r.id for r in recs])
+    # committed: the journal thread rotates the full segment and deletes committed ones
+    for _ in range(2):
+        journal.sync()
+    assert journal_ids(tmp_path / "journal") == []
+    more = records(5, start=100)
+    for r in more:
+        recorder.record(r)
+    recorder.stop()
+    assert stored_ids(store) == [r.id for r in recs + more]
+    assert segments(tmp_path / "journal") == []  # a graceful stop leaves nothing behind
+    assert rollup_totals(store) == expected_totals(recs + more)
+
+
+def test_a_spilled_batch_is_forgotten_by_the_journal(tmp_path: Path, engines: list[Engine]) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/t.db", engines, migrated=False)
+    recorder, _, spill = journaled_recorder(store, tmp_path)
+    recorder.start()
+    for r in records(30):
+        recorder.record(r)
+    recorder.stop()
+    assert sorted(orjson.loads(x)["id"] for x in spill.path.read_bytes().splitlines()) == [
+        r.id for r in records(30)
+    ]
+    assert segments(tmp_path / "journal") == []  # durable in the spill file instead
+
+
+LIVE_WRITER = textwrap.dedent(
+    """
+    import sys
+    from tests.telemetry.test_recorder import records
+    from trimtab.telemetry.journal import Journal
+    from trimtab.telemetry.spill import SpillFile
+
+    spill = SpillFile(sys.argv[1] + "/child-spill.jsonl")
+    journal = Journal(sys.argv[1] + "/journal", fsync_interval_s=0.05, also_sync=spill.sync)
+    journal.start()
+    for r in records(int(sys.argv[2])):
+        journal.append(r)
+    print("written", flush=True)
+    sys.stdin.read()  # wait to be killed
+    """
+)
+
+
+def test_a_killed_process_segments_are_replayed_once_a_live_ones_never(
+    store_url: str, tmp_path: Path, engines: list[Engine]
+) -> None:
+    """Also run against PostgreSQL through the store_url fixture."""
+    store = open_store(store_url, engines)
+    store.write(records(10))  # committed before the kill: must not be counted twice
+    child = subprocess.Popen(
+        [sys.executable, "-c", LIVE_WRITER, str(tmp_path), "40"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"written\n"
+        recorder, journal, _ = journaled_recorder(store, tmp_path)
+        assert journal.orphans() == []  # the writer is alive: its segment is not ours
+        assert recorder.replay() == 0
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    assert len(journal.orphans()) == 1
+    assert recorder.replay() == 30
+    assert stored_ids(store) == [r.id for r in records(40)]
+    assert rollup_totals(store) == expected_totals(records(40))
+    assert segments(tmp_path / "journal") == []
+    assert recorder.replay() == 0
+
+
+def test_orphans_stay_while_the_store_refuses_and_are_replayed_while_running(
+    tmp_path: Path, engines: list[Engine]
+) -> None:
+    """A dead process's segment found at a start when the store is down is replayed by
+    the writer thread once the store is back, with no restart."""
+    dead = Journal(tmp_path / "journal", fsync_interval_s=1, also_sync=lambda: None)
+    for r in records(12):
+        dead.append(r)
+    dead.close()  # never committed: the segment stays, unlocked, as after a crash
+    store = open_store(f"sqlite:///{tmp_path}/t.db", engines)
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE requests RENAME TO requests_away"))
+    recorder, _, _ = journaled_recorder(store, tmp_path)
+    assert recorder.replay() == 0
+    assert len(segments(tmp_path / "journal")) == 1
+    recorder.start()
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE requests_away RENAME TO requests"))
+    recorder.record(rec(50))
+    wait_for(lambda: len(stored_ids(store)) == 13)
+    recorder.stop()
+    assert stored_ids(store) == [r.id for r in [*records(12), rec(50)]]
+    assert segments(tmp_path / "journal") == []
