@@ -143,31 +143,16 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     cert, key, csr = folder / "server.pem", folder / "server-key.pem", folder / "server.csr"
     ext = folder / "ext.cnf"
     ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    run = ["openssl", "req", *ec, "-subj"]
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ca_subject = ["-subj", "/CN=trimtab test CA", "-x509", "-days", "1"]
+    signed = ["-req", "-days", "1", "-CA", ca, "-CAkey", ca_key, "-CAcreateserial"]
     for command in (
-        [*run, "/CN=trimtab test CA", "-x509", "-days", "1", "-keyout", ca_key, "-out", ca],
-        [*run, "/CN=localhost", "-keyout", key, "-out", csr],
-        [
-            "openssl",
-            "x509",
-            "-req",
-            "-in",
-            csr,
-            "-CA",
-            ca,
-            "-CAkey",
-            ca_key,
-            "-days",
-            "1",
-            "-CAcreateserial",
-            "-extfile",
-            ext,
-            "-out",
-            cert,
-        ],
+        ["req", *new_key, *ca_subject, "-keyout", ca_key, "-out", ca],
+        ["req", *new_key, "-subj", "/CN=localhost", "-keyout", key, "-out", csr],
+        ["x509", *signed, "-in", csr, "-extfile", ext, "-out", cert],
     ):
-        subprocess.run([str(c) for c in command], check=True, capture_output=True, timeout=60)
+        argv = ["openssl", *map(str, command)]
+        subprocess.run(argv, check=True, capture_output=True, timeout=60)
     return ca, cert, key
 
 
@@ -222,6 +207,7 @@ def render_trimtab(folder: Path, store: str, redis: str, mock: str) -> Path:
 @dataclass
 class Deployment:
     url: str  # https through nginx
+    http_url: str  # nginx's plain-HTTP port, which redirects
     ca: Path
     procs: list[subprocess.Popen[bytes]]
     ports: list[int]
@@ -251,7 +237,7 @@ class Deployment:
             time.sleep(0.05)
 
     def served(self, port: int) -> float:
-        """Requests this process has answered, from its own /metrics (read directly)."""
+        """Requests this process has counted in its own /metrics (read directly, not via nginx)."""
         resp = httpx.get(
             f"http://127.0.0.1:{port}/metrics",
             headers={"authorization": f"Bearer {ADMIN_KEY}"},
@@ -323,7 +309,9 @@ def deployment(
             stderr=subprocess.STDOUT,
         )
         _wait_port(https, proxy, nginx_log)
-        yield Deployment(f"https://127.0.0.1:{https}", ca, procs, ports, store, logs)
+        yield Deployment(
+            f"https://127.0.0.1:{https}", f"http://127.0.0.1:{http}", ca, procs, ports, store, logs
+        )
     finally:
         if proxy is not None:
             proxy.send_signal(signal.SIGQUIT)  # nginx's graceful stop
@@ -343,8 +331,12 @@ def _ask(client: openai.OpenAI, text: str) -> str:
     return reply.choices[0].message.content or ""
 
 
-def test_production_deployment(deployment: Deployment, tmp_path: Path) -> None:
-    client = deployment.client()
+def test_production_deployment(deployment: Deployment) -> None:
+    with deployment.client() as client:
+        check_deployment(deployment, client)
+
+
+def check_deployment(deployment: Deployment, client: openai.OpenAI) -> None:
     a, b = deployment.ports
 
     # completions over TLS through nginx, and both processes get traffic (each process's
@@ -394,14 +386,7 @@ def test_production_deployment(deployment: Deployment, tmp_path: Path) -> None:
     sent = 6 + 2 + 1  # the completions, the streams and the refused body
 
     # plain HTTP is redirected to HTTPS
-    http_port = int(
-        next(
-            line.split(":")[1].rstrip(";")
-            for line in (tmp_path / "nginx.conf").read_text().splitlines()
-            if line.strip().startswith("listen") and "ssl" not in line
-        )
-    )
-    redirect = httpx.get(f"http://127.0.0.1:{http_port}/v1/models", timeout=10)
+    redirect = httpx.get(f"{deployment.http_url}/v1/models", timeout=10)
     assert redirect.status_code == 301
     assert redirect.headers["location"].startswith("https://")
 
