@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from trimtab.alerts.webhooks import WebhookMetrics, deliver
 from trimtab.config import WebhookConfig
 from trimtab.store.budgets import BudgetEvent, insert_event
+from trimtab.store.errors import summary
 
 log = logging.getLogger("trimtab.alerts")
 
@@ -127,7 +128,7 @@ class AlertDispatcher:
         try:
             new = await asyncio.to_thread(insert_event, self._engine, e)
         except Exception as exc:  # deliver anyway: better twice than never
-            log.error("cannot record the budget event of %s: %s", e.scope, exc)
+            log.error("cannot record the budget event of %s: %s", e.scope, summary(exc))
             new = True
         if not new:
             log.info(
