@@ -28,7 +28,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import _new_database
-from tests.e2e.test_graceful_stop import count_rows, start_server, stop_server
+from tests.e2e.test_graceful_stop import count_rows, stop_server
 from trimtab.config import load_config
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.servers import PostgresServer, RedisServer, free_port
@@ -213,6 +213,7 @@ class Deployment:
     ports: list[int]
     store: str
     logs: list[Path]
+    config: Path
 
     def client(self) -> openai.OpenAI:
         http = httpx.Client(verify=ssl.create_default_context(cafile=str(self.ca)), timeout=30)
@@ -253,6 +254,30 @@ class Deployment:
         )
 
 
+def launch(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`trimtab serve` as trimtab@PORT.service runs it: the port and the spill file come
+    from TRIMTAB_INSTANCE."""
+    return subprocess.Popen(
+        [TRIMTAB, "serve", "--config", str(config)],
+        env={**os.environ, "TRIMTAB_INSTANCE": str(port)},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"trimtab exited early:\n{log.read_text()}"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"trimtab did not become ready:\n{log.read_text()}")
+
+
 def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -286,10 +311,13 @@ def deployment(
     logs = [tmp_path / f"trimtab-{port}.log" for port in ports]
     proxy: subprocess.Popen[bytes] | None = None
     try:
-        for port, log in zip(ports, logs, strict=True):
-            # what trimtab@PORT.service sets: the port and the spill file come from it
-            monkeypatch.setenv("TRIMTAB_INSTANCE", str(port))
-            procs.append(start_server(config, port, log))
+        # both at once, as systemd starts trimtab@4001 and trimtab@4002 on boot: one
+        # migrates the empty database under the advisory lock, the other waits for it
+        procs.extend(launch(config, port, log) for port, log in zip(ports, logs, strict=True))
+        for proc, port, log in zip(procs, ports, logs, strict=True):
+            wait_ready(proc, port, log)
+        migrated = [log for log in logs if "Running upgrade" in log.read_text()]
+        assert len(migrated) == 1, [log.read_text() for log in logs]
         http, https = free_port(), free_port()
         conf = render_nginx(tmp_path, cert, key, ports, http, https)
         nginx_log = tmp_path / "nginx-stderr.log"
@@ -310,7 +338,14 @@ def deployment(
         )
         _wait_port(https, proxy, nginx_log)
         yield Deployment(
-            f"https://127.0.0.1:{https}", f"http://127.0.0.1:{http}", ca, procs, ports, store, logs
+            f"https://127.0.0.1:{https}",
+            f"http://127.0.0.1:{http}",
+            ca,
+            procs,
+            ports,
+            store,
+            logs,
+            config,
         )
     finally:
         if proxy is not None:
@@ -405,6 +440,18 @@ def check_deployment(deployment: Deployment, client: openai.OpenAI) -> None:
     assert first.wait(timeout=60) in (0, -signal.SIGTERM), deployment.logs[0].read_text()
     assert statuses == [f"mock reply to: during {i}" for i in range(len(statuses))]
     sent += len(statuses)
+
+    # the rest of a rolling restart: start it again, wait for /readyz, and nginx sends it
+    # requests again once its fail_timeout (5 s) has passed
+    config = deployment.config
+    deployment.procs[0] = launch(config, deployment.ports[0], deployment.logs[0])
+    wait_ready(deployment.procs[0], deployment.ports[0], deployment.logs[0])
+    deadline = time.monotonic() + 20
+    while deployment.served(deployment.ports[0]) == 0:
+        assert time.monotonic() < deadline, "nginx never sent the restarted process a request"
+        assert _ask(client, f"after {sent}") == f"mock reply to: after {sent}"
+        sent += 1
+        time.sleep(0.1)
     # every request is recorded once in the shared store, whichever process served it
     deadline = time.monotonic() + 15
     while count_rows(deployment.store) < sent and time.monotonic() < deadline:
