@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import error_response
 from trimtab.api.audit import AuditAPI
 from trimtab.api.breakers import BreakersAPI
 from trimtab.api.costs import CostsAPI
@@ -30,6 +30,7 @@ from trimtab.gateway.auth import KeyRing
 from trimtab.gateway.breakers import Breakers
 from trimtab.gateway.catalog import Catalog
 from trimtab.gateway.dispatch import Dispatcher
+from trimtab.gateway.middleware import LastResort, wire_error_response
 from trimtab.gateway.service import Gateway
 from trimtab.keys.cache import KeyCache
 from trimtab.keys.store import KeyStore
@@ -42,8 +43,8 @@ from trimtab.rollouts.store import RolloutStore
 from trimtab.state.factory import build_state
 from trimtab.store.engine import make_engine, migrate
 from trimtab.store.telemetry import TelemetryStore
-from trimtab.telemetry.metrics import GatewayMetrics, LabelValues
 from trimtab.telemetry.journal import Journal
+from trimtab.telemetry.metrics import GatewayMetrics, LabelValues
 from trimtab.telemetry.recorder import Recorder
 from trimtab.telemetry.spill import SpillFile
 
@@ -172,17 +173,16 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         detail = f"{request.method} {request.url.path}: {exc.detail}"
-        return error_response(GatewayError(exc.status_code, code, detail))
-
-    async def crash(request: Request, exc: Exception) -> Response:
-        return error_response(
-            GatewayError(500, "internal_error", f"internal error: {type(exc).__name__}")
-        )
+        err = GatewayError(exc.status_code, code, detail)
+        return wire_error_response(err, request.url.path, request.headers)
 
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error, Exception: crash},
+        # any other exception: LastResort answers it (500, or 503 for the store) and keeps
+        # the connection open, where Starlette's own handler would re-raise
+        middleware=[Middleware(LastResort)],
+        exception_handlers={HTTPException: http_error},
     )
     app.state.recorder = recorder
     app.state.engine = engine

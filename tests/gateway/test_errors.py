@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import http.client
+import time
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx
 import openai
+import orjson
 import pytest
+from redis import Redis
 
-from tests.conftest import APP_KEY, KEYS, VIEWER_KEY, GatewayFactory, Running
+from tests.conftest import APP_KEY, KEYS, VIEWER_KEY, GatewayFactory, Running, base_config
 from tests.gateway.test_openai_sdk import stored
+from trimtab.errors import error_type
+from trimtab.testing.mock_upstream import MockUpstream
+from trimtab.testing.servers import RedisServer
 
 AUTH = {"authorization": f"Bearer {APP_KEY}"}
 MSGS = [{"role": "user", "content": "hi"}]
@@ -228,3 +236,118 @@ def test_embeddings_on_an_anthropic_model_is_refused(running: Running) -> None:
     resp = post(running, "/v1/embeddings", json={"model": "claude-mock", "input": "x"})
     assert_openai_error(resp, 400, "unsupported_operation", "has no embeddings endpoint")
     assert_recorded(running, resp, 400, "unsupported_operation")
+
+
+# -- failures nothing anticipated ----------------------------------------------------------
+
+CORRUPT_DB = 13  # a Redis database of this test's own: it corrupts every cache entry in it
+
+
+@pytest.fixture
+def cached(gateway: GatewayFactory, upstream: MockUpstream, redis_server: RedisServer) -> Running:
+    """Cached models whose answers live in a real Redis, which the test can corrupt."""
+    Redis.from_url(redis_url(redis_server)).flushdb()
+    models = base_config(upstream.url, "sqlite://", Path("unused"))["models"]
+    models["cached"] = {"provider": "upstream", "model": "mock-1", "cache": {"ttl_s": 600}}
+    models["cached-claude"] = {"provider": "claude", "model": "claude-x", "cache": {"ttl_s": 600}}
+    return gateway(keys=KEYS, models=models, state={"url": redis_url(redis_server)})
+
+
+def redis_url(server: RedisServer) -> str:
+    return server.url.rsplit("/", 1)[0] + f"/{CORRUPT_DB}"
+
+
+def corrupt_cache(server: RedisServer, at_least: int) -> None:
+    """Overwrite every cached answer with bytes that are not one (as a gateway of another
+    version, or an operator's mistake, could leave), once `at_least` have been written."""
+    client = Redis.from_url(redis_url(server))
+    deadline = time.monotonic() + 10
+    while len(keys := list(client.scan_iter("trimtab:cache:*"))) < at_least:
+        assert time.monotonic() < deadline, "the cache was never written"
+        time.sleep(0.02)
+    for key in keys:
+        client.set(key, b"\x00 not a cached answer", keepttl=True)
+
+
+def raw_post(
+    conn: http.client.HTTPConnection, path: str, body: dict[str, Any], **headers: str
+) -> tuple[int, dict[str, str], Any]:
+    conn.request("POST", path, orjson.dumps(body), {"content-type": "application/json", **headers})
+    resp = conn.getresponse()
+    data = orjson.loads(resp.read())
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+
+
+def test_an_internal_failure_is_a_recorded_500_in_the_callers_format_on_a_kept_connection(
+    cached: Running, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    openai_body = {"model": "cached", "messages": [{"role": "user", "content": "corrupt me"}]}
+    claude_body = {"model": "cached-claude", "max_tokens": 9, "messages": MSGS}
+    host, port = cached.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        assert raw_post(conn, "/v1/chat/completions", openai_body, **AUTH)[0] == 200
+        assert raw_post(conn, "/v1/messages", claude_body, **{"x-api-key": APP_KEY})[0] == 200
+        corrupt_cache(redis_server, at_least=2)
+
+        status, headers, data = raw_post(conn, "/v1/chat/completions", openai_body, **AUTH)
+        assert status == 500
+        rid = headers["x-trimtab-request-id"]
+        assert data["error"]["code"] == "internal_error" and data["error"]["request_id"] == rid
+        assert data["error"]["message"] == (
+            "internal error (JSONDecodeError); the gateway's log has the details "
+            f"(request id: {rid})"
+        )
+        assert headers.get("connection") != "close"
+        row = stored(cached, rid)
+        assert (row["status_code"], row["error_type"]) == (500, "internal_error")
+        assert row["api"] == "openai" and row["request_model"] == "cached"
+
+        # the same connection carries the next request: a 500 does not close it
+        status, headers, data = raw_post(
+            conn, "/v1/messages", claude_body, **{"x-api-key": APP_KEY}
+        )
+        assert status == 500
+        rid2 = headers["x-trimtab-request-id"]
+        assert data["type"] == "error" and data["error"]["type"] == "api_error"
+        assert data["request_id"] == rid2 and rid2 in data["error"]["message"]
+        row = stored(cached, rid2)
+        assert (row["status_code"], row["error_type"], row["api"]) == (
+            500,
+            "internal_error",
+            "anthropic",
+        )
+
+        fresh = {"model": "gpt-mock", "messages": MSGS}
+        assert raw_post(conn, "/v1/chat/completions", fresh, **AUTH)[0] == 200
+    finally:
+        conn.close()
+    # the traceback is logged once per failure, at ERROR
+    logged = [r for r in caplog.records if r.levelname == "ERROR" and rid in r.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("GET", "/v1/messages", {}, 405),
+        ("POST", "/v1/messages/batches", {}, 404),
+        ("POST", "/v1/messages/count_tokens", {}, 404),
+        ("GET", "/v1/nothing-here", {"anthropic-version": "2023-06-01"}, 404),
+    ],
+)
+def test_every_error_under_messages_is_anthropic_shaped(
+    running: Running, method: str, path: str, headers: dict[str, str], status: int
+) -> None:
+    resp = httpx.request(method, running.url + path, headers={"x-api-key": APP_KEY, **headers})
+    assert resp.status_code == status
+    data = resp.json()
+    rid = resp.headers["x-trimtab-request-id"]
+    assert data["type"] == "error" and data["request_id"] == rid
+    assert data["error"]["type"] == error_type(status, "anthropic")
+    assert data["error"]["message"] == f"{method} {path}: {resp.reason_phrase} (request id: {rid})"
+
+
+def test_an_unknown_openai_path_stays_openai_shaped(running: Running) -> None:
+    resp = httpx.get(running.url + "/v1/nothing-here", headers=AUTH)
+    assert_openai_error(resp, 404, "not_found", "GET /v1/nothing-here: Not Found")

@@ -1,0 +1,117 @@
+"""The last resort for an exception no handler caught: an answer, not a closed connection.
+
+Starlette's ServerErrorMiddleware sends its 500 and then re-raises, and uvicorn closes
+a connection whose application raised, resetting every request queued behind it on a
+keep-alive connection. `LastResort` sits inside it: it answers in the caller's wire
+format, logs the traceback once, and returns normally, so the connection stays open.
+A store that cannot be reached is a 503 `store_unavailable` on every endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Mapping
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from trimtab.errors import GatewayError, Wire, error_body, internal_error
+from trimtab.gateway.exchange import new_request_id
+
+log = logging.getLogger(__name__)
+
+_ANTHROPIC_PREFIX = "/v1/messages"
+_OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/completions"})
+
+
+def wire_for(path: str, headers: Mapping[str, str]) -> Wire:
+    """The format a caller of `path` reads errors in: Anthropic's under /v1/messages, and
+    on other /v1 paths (but OpenAI's own) when the client sends `anthropic-version`."""
+    if path == _ANTHROPIC_PREFIX or path.startswith(_ANTHROPIC_PREFIX + "/"):
+        return "anthropic"
+    if path.startswith("/v1/") and path not in _OPENAI_PATHS and "anthropic-version" in headers:
+        return "anthropic"
+    return "openai"
+
+
+def store_unavailable(exc: BaseException) -> GatewayError | None:
+    """The 503 for a store that cannot be reached (connection refused, lost or timed out);
+    None for any other failure."""
+    outage = isinstance(exc, OperationalError | InterfaceError | PoolTimeout) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+    if not outage or _schema_error(exc):
+        return None
+    cause = type(exc.orig).__name__ if isinstance(exc, DBAPIError) else type(exc).__name__
+    return GatewayError(503, "store_unavailable", f"the store is unreachable: {cause}")
+
+
+def _schema_error(exc: BaseException) -> bool:
+    # SQLite reports a missing table as an OperationalError too: that store is there
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith("no such ")
+
+
+def error_message(err: GatewayError, wire: Wire, request_id: str) -> tuple[Message, Message]:
+    """The two ASGI messages of an error response carrying `request_id`."""
+    body = error_body(err, wire, request_id)
+    start: Message = {
+        "type": "http.response.start",
+        "status": err.status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-trimtab-request-id", request_id.encode()),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+def wire_error_response(err: GatewayError, path: str, headers: Mapping[str, str]) -> Response:
+    """`err` as a response in the wire format of a caller of `path`, with a request id."""
+    rid = new_request_id()
+    body = error_body(err, wire_for(path, headers), rid)
+    return Response(body, err.status, {"x-trimtab-request-id": rid}, media_type="application/json")
+
+
+class LastResort:
+    """Pure ASGI middleware: an exception raised before the response started becomes
+    a 500 `internal_error` (or 503 `store_unavailable`) and is not re-raised."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:
+                raise  # half a response cannot be mended: the server must close the connection
+            rid = new_request_id()
+            err = store_unavailable(exc)
+            path = scope.get("path", "")
+            if err is None:
+                log.error(
+                    "internal error on %s %s, request %s", scope.get("method"), path, rid,
+                    exc_info=exc,
+                )  # fmt: skip
+                err = internal_error(exc)
+            else:
+                log.warning("%s %s, request %s: %s", scope.get("method"), path, rid, err.message)
+            for message in error_message(err, wire_for(path, Headers(scope=scope)), rid):
+                await send(message)
