@@ -25,7 +25,7 @@ from tests.telemetry.test_recorder import (
 )
 from trimtab.store.telemetry import TelemetryStore
 from trimtab.telemetry.journal import Journal
-from trimtab.telemetry.lines import encode
+from trimtab.telemetry.lines import encode, read_batches
 from trimtab.telemetry.metrics import GatewayMetrics
 from trimtab.telemetry.recorder import Recorder
 from trimtab.telemetry.spill import SpillFile
@@ -206,3 +206,52 @@ def test_orphans_stay_while_the_store_refuses_and_are_replayed_while_running(
     recorder.stop()
     assert stored_ids(store) == [r.id for r in [*records(12), rec(50)]]
     assert segments(tmp_path / "journal") == []
+
+
+FULL_DISK = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from sqlalchemy import create_engine
+    from tests.telemetry.test_recorder import records
+    from trimtab.store.telemetry import TelemetryStore
+    from trimtab.telemetry.journal import Journal
+    from trimtab.telemetry.metrics import GatewayMetrics
+    from trimtab.telemetry.recorder import Recorder
+    from trimtab.telemetry.spill import SpillFile
+
+    # files of this process may not grow past 4 KiB: write() fails with EFBIG, as on a
+    # full disk (SIGXFSZ ignored, so the call fails instead of killing the process)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+    spill = SpillFile(sys.argv[1] + "/spill.jsonl")
+    journal = Journal(sys.argv[1] + "/journal", fsync_interval_s=1, also_sync=spill.sync)
+    store = TelemetryStore(create_engine("sqlite://"))  # never reached: no writer started
+    recorder = Recorder(
+        store, spill, GatewayMetrics(), capacity=1000, batch_size=10,
+        flush_interval_s=1, write_retries=0, journal=journal,
+    )
+    for r in records(40):
+        recorder.record(r)
+    print(recorder.depth())
+    print(recorder.problem())
+    """
+)
+
+
+def test_a_journal_that_cannot_be_written_still_queues_and_says_so(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+    ).stdout.splitlines()
+    assert out[0] == "40"  # every record is still queued for the store
+    assert out[1].startswith("telemetry journal not writable since ")
+    assert out[1].endswith(": OSError (File too large)")
+    # what fitted is readable (a line cut by the failed write is skipped when replayed)
+    (segment,) = segments(tmp_path / "journal")
+    kept = [r.id for batch in read_batches(segment, 100) for r in batch]
+    assert kept == [r.id for r in records(len(kept))]
+    assert 0 < len(kept) < 40

@@ -36,6 +36,7 @@ class Segment:
     fd: int
     size: int = 0
     pending: int = 0  # records written here and not yet committed or spilled
+    torn: bool = False  # a write failed, maybe halfway: the next line starts on a new one
 
 
 class Journal:
@@ -78,10 +79,13 @@ class Journal:
             try:
                 if seg is None:
                     seg = self._current = self._open_segment()
-                _write_all(seg.fd, line)
+                _write_all(seg.fd, b"\n" + line if seg.torn else line)
             except OSError as exc:
+                if seg is not None:
+                    seg.torn = True
                 self._failed(exc)
                 return None
+            seg.torn = False
             seg.size += len(line)
             seg.pending += 1
             self._dirty = True
