@@ -15,8 +15,11 @@ from tests.conftest import ADMIN_KEY, APP_KEY, GatewayFactory, Running
 from tests.gateway.test_openai_sdk import stored
 from tests.rollouts.test_rollouts_e2e import api, routes_yaml
 from trimtab.audit.log import CONTROLLER
+from trimtab.registry.store import RouteKey
 from trimtab.rollouts.store import RolloutStore
 from trimtab.store.tables import attestations, feedback, rollouts, route_events, route_versions
+
+FAQ = RouteKey("acme", "faq")  # applied with acme's operator key
 
 
 @pytest.fixture
@@ -127,7 +130,7 @@ def test_a_change_and_its_audit_row_commit_together(running: Running) -> None:
     assert api(running, "GET", "/api/routes/faq").json()["stable_version"] == 1
     # the controller's moves too: none happens without its row
     store = RolloutStore(engine)
-    ro = store.current("faq")
+    ro = store.current(FAQ)
     assert ro is not None
     for move in (
         lambda: store.advance(ro, CONTROLLER, None),
@@ -136,7 +139,7 @@ def test_a_change_and_its_audit_row_commit_together(running: Running) -> None:
     ):
         with pytest.raises(Exception, match="audit log refuses"):
             move()
-    still = store.current("faq")
+    still = store.current(FAQ)
     assert still is not None and (still.status, still.stage) == ("running", 0)
     accept_audit_rows(engine)
     assert api(running, "POST", "/api/routes/faq/rollout/abort", reason="x").status_code == 200

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from tests.registry.test_store import engine as engine
-from tests.rollouts.test_controller import ROUTE, Clock, controller, current, record, start
+from tests.rollouts.test_controller import KEY, ROUTE, Clock, controller, current, record, start
 from tests.rollouts.test_controller import store as store
 from trimtab.audit.log import Actor
 from trimtab.rollouts.plans import MetricRule, Plan, Stage
@@ -56,7 +56,7 @@ def test_promotion_and_pause_are_audited(engine: Engine, store: RolloutStore) ->
         stages=[Stage(percent=100, min_duration_s=0, min_canary_requests=10)], metrics=lenient
     )
     ops = Actor("key_ml", "ml@acme", "acme")
-    ro = store.start(ROUTE, 2, "one", one, ops, "try")
+    ro = store.start(KEY, 2, "one", one, ops, "try")
     record(engine, 1, 100, seed=1)
     record(engine, 2, 20, seed=2)
     assert controller(store).step(ro)
@@ -68,11 +68,11 @@ def test_promotion_and_pause_are_audited(engine: Engine, store: RolloutStore) ->
             Stage(percent=100),
         ]
     )
-    back = store.rollback(ROUTE, 1, ops, "back to v1")
+    back = store.rollback(KEY, 1, ops, "back to v1")
     assert back == (1, False)
     clock = Clock()
     clock.offset = 120
-    ro = store.start(ROUTE, 2, "slow", slow, ops, "again")
+    ro = store.start(KEY, 2, "slow", slow, ops, "again")
     assert controller(store, clock).step(ro)
     assert current(store).status == "paused"
     assert [m[0] for m in moves(engine)] == ["rollout.promote", "rollout.pause"]

@@ -25,7 +25,7 @@ VARS = {"policy": "refunds within 30 days", "question": "Can I return it?"}
 def table(bundle: Bundle = BUNDLE, tenant: str | None = None) -> RouteTable:
     version = Version("support-answer", 3, bundle.digest, bundle)
     entry = RouteEntry("support-answer", tenant, "o@a", 2, version)
-    return RouteTable({"support-answer": entry})
+    return RouteTable({entry.key: entry})
 
 
 def resolve(body: dict[str, Any], t: RouteTable | None = None, **kw: Any) -> Any:
@@ -166,3 +166,19 @@ def test_unusable_input_is_400(body: dict[str, Any], message: str) -> None:
 def test_the_seam_for_rollouts() -> None:
     t = table()
     assert t.version_for("support-answer", "user-1") is t.version_for("support-answer", None)
+
+
+def test_a_tenants_own_route_shadows_the_shared_one() -> None:
+    shared_bundle = Bundle("gpt-mock", {}, (Message("system", "shared"),))
+    own_bundle = Bundle("gpt-mock", {}, (Message("system", "acme's own"),))
+    shared = RouteEntry(
+        "faq", None, "o@a", 0, Version("faq", 1, shared_bundle.digest, shared_bundle)
+    )
+    own = RouteEntry("faq", "acme", "o@a", 0, Version("faq", 4, own_bundle.digest, own_bundle))
+    t = RouteTable({shared.key: shared, own.key: own})
+    body = {"model": "route:faq", "messages": []}
+    acme, _, acme_version = resolve(body, t, tenant="acme")
+    globex, _, globex_version = resolve(body, t, tenant="globex")
+    assert (acme["messages"][0]["content"], acme_version) == ("acme's own", "v4")
+    assert (globex["messages"][0]["content"], globex_version) == ("shared", "v1")
+    assert t.names("globex") == t.names("acme") == ["faq"]

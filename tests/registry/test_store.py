@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from trimtab.registry.spec import RouteDefinition, load_routes
-from trimtab.registry.store import RouteConflict, RouteForbidden, RouteStore, Writer
+from trimtab.registry.store import RouteForbidden, RouteKey, RouteStore, Writer
 from trimtab.registry.table import RouteCache, RouteTable
 from trimtab.store.engine import make_engine, migrate
 from trimtab.store.tables import route_versions
@@ -17,6 +17,8 @@ from trimtab.store.tables import route_versions
 ADMIN = Writer("ops@acme", "acme", admin=True)
 OPERATOR = Writer("ml@acme", "acme", admin=False)
 GLOBEX = Writer("ml@globex", "globex", admin=False)
+SHARED_ROUTE = RouteKey("", "support-answer")  # what an admin applies without `tenant:`
+ACME_ROUTE = RouteKey("acme", "support-answer")  # what acme's operator applies
 
 
 def routes_file(
@@ -72,10 +74,10 @@ def test_first_apply_creates_v1_and_makes_it_stable(store: RouteStore) -> None:
     )
     assert r.tenant is None  # an admin's route without a tenant is shared
     assert r.variables == ("policy", "question")
-    route = store.get_route("support-answer")
+    route = store.get_route(SHARED_ROUTE)
     assert route is not None
     assert (route.stable_version, route.latest_version, route.created_by) == (1, 1, "ops@acme")
-    [v1] = store.versions("support-answer")
+    [v1] = store.versions(SHARED_ROUTE)
     assert (v1.number, v1.author, v1.message, v1.parent) == (1, "ops@acme", "launch", None)
     assert v1.created_at == at
     assert v1.digest == routes_file()[0].bundle.digest
@@ -87,7 +89,7 @@ def test_applying_the_same_content_creates_no_version(store: RouteStore, engine:
     [again] = store.apply(routes_file(), writer=OPERATOR, message="again")
     assert (again.status, again.version, again.updated) == ("unchanged", 1, {})
     assert count_versions(engine) == 1
-    assert [e.kind for e in store.events("support-answer")] == ["apply"]
+    assert [e.kind for e in store.events(ACME_ROUTE)] == ["apply"]
 
 
 def test_new_content_creates_the_next_version_and_stable_stays(store: RouteStore) -> None:
@@ -108,9 +110,9 @@ def test_new_content_creates_the_next_version_and_stable_stays(store: RouteStore
         1,
         routes_file()[0].bundle.digest,
     )
-    assert [v.number for v in store.versions("support-answer")] == [3, 2, 1]
-    assert store.versions("support-answer")[1].author == "ml@acme"
-    route = store.get_route("support-answer")
+    assert [v.number for v in store.versions(ACME_ROUTE)] == [3, 2, 1]
+    assert store.versions(ACME_ROUTE)[1].author == "ml@acme"
+    route = store.get_route(ACME_ROUTE)
     assert route is not None and (route.stable_version, route.latest_version) == (1, 3)
 
 
@@ -119,9 +121,9 @@ def test_owner_and_risk_tier_update_without_a_version(store: RouteStore) -> None
     [r] = store.apply(routes_file(owner="new@a", tier=3), writer=ADMIN, message="handover")
     assert (r.status, r.version) == ("updated", 1)
     assert r.updated == {"owner": ["o@a", "new@a"], "risk_tier": [2, 3]}
-    route = store.get_route("support-answer")
+    route = store.get_route(SHARED_ROUTE)
     assert route is not None and (route.owner, route.risk_tier) == ("new@a", 3)
-    events = store.events("support-answer")
+    events = store.events(SHARED_ROUTE)
     assert [(e.kind, e.version, e.reason) for e in events] == [
         ("apply", 1, "launch"),
         ("update", 1, "handover"),
@@ -144,7 +146,7 @@ def test_versions_are_numbered_per_route(store: RouteStore) -> None:
 def test_the_timeline_records_who_and_why(store: RouteStore) -> None:
     store.apply(routes_file(), writer=ADMIN, message="launch")
     store.apply(routes_file("v2 {{policy}}"), writer=ADMIN, message="shorter")
-    events = store.events("support-answer")
+    events = store.events(SHARED_ROUTE)
     assert [(e.kind, e.version, e.actor, e.reason) for e in events] == [
         ("apply", 1, "ops@acme", "launch"),
         ("apply", 2, "ops@acme", "shorter"),
@@ -155,10 +157,10 @@ def test_the_timeline_records_who_and_why(store: RouteStore) -> None:
         "stable": True,
     }
     assert events[1].detail is not None and events[1].detail["stable"] is False
-    assert [e.kind for e in store.events("support-answer", after=events[0].id)] == ["apply"]
+    assert [e.kind for e in store.events(SHARED_ROUTE, after=events[0].id)] == ["apply"]
     with store.engine.begin() as conn:  # how a rollout controller adds its own kinds
-        RouteStore.append_event(conn, "support-answer", "pause", version=2, actor="x", reason="y")
-    assert [e.kind for e in store.events("support-answer")][-1] == "pause"
+        RouteStore.append_event(conn, SHARED_ROUTE, "pause", version=2, actor="x", reason="y")
+    assert [e.kind for e in store.events(SHARED_ROUTE)][-1] == "pause"
 
 
 def test_tenants(store: RouteStore) -> None:
@@ -175,16 +177,47 @@ def test_tenants(store: RouteStore) -> None:
     assert [r.name for r in store.list_routes("globex", admin=False)] == ["shared", "theirs"]
     with pytest.raises(RouteForbidden, match="only a key with role 'admin' may change it"):
         store.apply(routes_file("x {{policy}}", route="shared"), writer=OPERATOR, message="m")
-    with pytest.raises(RouteForbidden, match="belongs to a tenant other than 'globex'"):
-        store.apply(routes_file("x {{policy}}", route="mine"), writer=GLOBEX, message="m")
+    # names are per tenant: globex's "mine" is globex's own route, acme's stays as it is
+    [globex_mine] = store.apply(
+        routes_file("x {{policy}}", route="mine"), writer=GLOBEX, message="m"
+    )
+    assert (globex_mine.tenant, globex_mine.version, globex_mine.new_route) == ("globex", 1, True)
+    acme_mine = store.get_route(RouteKey("acme", "mine"))
+    assert acme_mine is not None and acme_mine.latest_version == 1
+    assert [v.digest for v in store.versions(RouteKey("acme", "mine"))] == [mine.digest]
     with pytest.raises(RouteForbidden, match="may only create routes of its own tenant"):
         store.apply(
             routes_file(route="new", extra="    tenant: globex\n"), writer=OPERATOR, message="m"
         )
-    with pytest.raises(RouteConflict, match="a route's tenant cannot change"):
-        store.apply(
-            routes_file(route="mine", extra="    tenant: globex\n"), writer=ADMIN, message="m"
-        )
+    # an admin names the tenant in the file to change a tenant's route
+    [changed] = store.apply(
+        routes_file("y {{policy}}", route="mine", extra="    tenant: acme\n"),
+        writer=ADMIN,
+        message="m",
+    )
+    assert (changed.tenant, changed.version, changed.new_route) == ("acme", 2, False)
+
+
+def test_a_tenants_own_route_shadows_the_shared_one(store: RouteStore) -> None:
+    store.apply(routes_file("shared {{policy}}"), writer=ADMIN, message="m")
+    # only an admin creates a tenant's route that shadows a shared one
+    with pytest.raises(RouteForbidden, match="shared by every tenant"):
+        store.apply(routes_file("own {{policy}}"), writer=OPERATOR, message="m")
+    store.apply(
+        routes_file("own {{policy}}", extra="    tenant: acme\n"), writer=ADMIN, message="m"
+    )
+    acme = store.resolve("support-answer", "acme", admin=False)
+    globex = store.resolve("support-answer", "globex", admin=False)
+    assert acme is not None and acme.tenant == "acme"
+    assert globex is not None and globex.tenant is None
+    # asking for a scope: one's own, the shared one; another tenant's reads as absent
+    shared = store.resolve("support-answer", "acme", admin=False, asked="")
+    assert shared is not None and shared.tenant is None
+    assert store.resolve("support-answer", "globex", admin=False, asked="acme") is None
+    picked = store.resolve("support-answer", "globex", admin=True, asked="acme")
+    assert picked is not None and picked.tenant == "acme"
+    names = [(r.name, r.tenant) for r in store.list_routes("acme", admin=False)]
+    assert names == [("support-answer", None), ("support-answer", "acme")]
 
 
 def test_an_apply_is_all_or_nothing(store: RouteStore, engine: Engine) -> None:
@@ -192,7 +225,7 @@ def test_an_apply_is_all_or_nothing(store: RouteStore, engine: Engine) -> None:
     both = routes_file(route="aaa") + routes_file("x {{policy}}", route="shared")
     with pytest.raises(RouteForbidden):
         store.apply(both, writer=OPERATOR, message="m")
-    assert store.get_route("aaa") is None
+    assert store.get_route(RouteKey("acme", "aaa")) is None
     assert count_versions(engine) == 1
 
 
@@ -206,7 +239,7 @@ async def test_the_cache_serves_stable_versions(store: RouteStore) -> None:
     assert await cache.refresh()
     assert table.names() == ["acme-only", "support-answer"]
     assert table.names("globex") == ["support-answer"]
-    v1 = table.version_for("support-answer", sticky_key="user-1")
+    v1 = table.version_for("support-answer", sticky_key="user-1", tenant="acme")
     assert (v1.number, v1.label, v1.digest) == (1, "v1", routes_file()[0].bundle.digest)
     store.apply(routes_file("v2 {{policy}}"), writer=ADMIN, message="candidate")
     before = table.entries()

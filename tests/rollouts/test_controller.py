@@ -12,7 +12,7 @@ from sqlalchemy import Engine, insert
 from tests.registry.test_store import OPERATOR, routes_file
 from tests.registry.test_store import engine as engine
 from trimtab.audit.log import Actor
-from trimtab.registry.store import RouteStore
+from trimtab.registry.store import RouteKey, RouteStore
 from trimtab.rollouts.analysis import ArmStats, analyze
 from trimtab.rollouts.controller import SETTLE_S, RolloutController
 from trimtab.rollouts.plans import Plan, Stage
@@ -21,6 +21,7 @@ from trimtab.rollouts.store import RolloutRow, RolloutStore
 from trimtab.store.tables import requests
 
 ROUTE = "support-answer"
+KEY = RouteKey("acme", ROUTE)  # the operator's route: tenant acme's
 PLAN = Plan(
     stages=[
         Stage(percent=10, min_duration_s=0, min_canary_requests=20),
@@ -93,11 +94,11 @@ def record(
 
 
 def start(store: RolloutStore) -> RolloutRow:
-    return store.start(ROUTE, 2, "test", PLAN, Actor("key_ml", "ml@acme", "acme"), "try v2")
+    return store.start(KEY, 2, "test", PLAN, Actor("key_ml", "ml@acme", "acme"), "try v2")
 
 
 def current(store: RolloutStore) -> RolloutRow:
-    ro = store.current(ROUTE) or store.latest(ROUTE)
+    ro = store.current(KEY) or store.latest(KEY)
     assert ro is not None
     return ro
 

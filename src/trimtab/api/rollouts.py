@@ -18,7 +18,7 @@ from trimtab.audit.log import Actor, AuditLog
 from trimtab.errors import GatewayError
 from trimtab.gateway.auth import MODEL_CALLERS, READERS, KeyRing, Principal, require_role
 from trimtab.gateway.exchange import new_request_id
-from trimtab.registry.store import RouteStore, visible
+from trimtab.registry.store import RouteKey, RouteStore
 from trimtab.rollouts.plans import DEFAULT_PLAN, Plan
 from trimtab.rollouts.store import RolloutRow, RolloutStore
 
@@ -70,20 +70,26 @@ class RolloutsAPI:
             Route("/api/feedback", self.feedback, methods=["POST"]),
         ]
 
-    async def _route(self, request: Request, allowed: frozenset[str], action: str) -> Principal:
+    async def _route(
+        self, request: Request, allowed: frozenset[str], action: str
+    ) -> tuple[Principal, RouteKey]:
+        """The caller and the route it means (api/routes.py: its tenant's, else shared;
+        `?tenant=`); a route of another tenant answers 404, as if it did not exist."""
         principal = self._keys.authenticate(request.headers)
         require_role(principal, allowed, action)
         name = request.path_params["route"]
-        row = await run_in_threadpool(self._routes.get_route, name)
-        if row is None or not visible(row.tenant, principal.tenant, principal.is_admin):
+        q = request.query_params
+        asked = q.get("tenant") if "tenant" in q else None
+        row = await self._db(
+            self._routes.resolve, name, principal.tenant, principal.is_admin, asked
+        )
+        if row is None:
             raise GatewayError(404, "not_found", f"no route '{name}'")
-        if allowed is OPERATORS and not (
-            principal.is_admin or (row.tenant is not None and row.tenant == principal.tenant)
-        ):
+        if allowed is OPERATORS and not (principal.is_admin or row.tenant is not None):
             raise GatewayError(
                 403, "forbidden", f"route '{name}' is shared: only an admin may {action}"
             )
-        return principal
+        return principal, row.key
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store call in a thread. Each change and its audit row commit together: a
@@ -103,7 +109,7 @@ class RolloutsAPI:
     async def start(self, request: Request) -> Response:
         rid = new_request_id()
         try:
-            principal = await self._route(request, OPERATORS, "start rollouts")
+            principal, route = await self._route(request, OPERATORS, "start rollouts")
             data = await json_object(request, allow_empty=True, fields=START_FIELDS)
             to = parse_version("to", str(data.get("to") or ""))
             if to is None:
@@ -113,7 +119,6 @@ class RolloutsAPI:
             if plan is None:
                 known = ", ".join(sorted(self._plans))
                 raise bad_param("plan", f"unknown plan '{plan_name}' (known: {known})")
-            route = request.path_params["route"]
             by = Actor.of(request, principal, rid)
             ro = await self._db(
                 self._store.start, route, to, plan_name, plan, by, _text(data, "reason")
@@ -125,8 +130,8 @@ class RolloutsAPI:
 
     async def status(self, request: Request) -> Response:
         try:
-            await self._route(request, READERS, "read rollouts")
-            ro = await run_in_threadpool(self._store.latest, request.path_params["route"])
+            _, route = await self._route(request, READERS, "read rollouts")
+            ro = await run_in_threadpool(self._store.latest, route)
             if ro is None:
                 raise GatewayError(404, "not_found", "this route has had no rollout")
             return json_response(ro.view())
@@ -139,13 +144,14 @@ class RolloutsAPI:
             move = request.path_params["move"]
             if move not in MOVES:
                 raise GatewayError(404, "not_found", f"no rollout action '{move}'")
-            principal = await self._route(request, OPERATORS, f"{move} rollouts")
+            principal, route = await self._route(request, OPERATORS, f"{move} rollouts")
             body = await json_object(request, allow_empty=True, fields=MOVE_FIELDS)
             reason = _text(body, "reason", required=True)
-            route = request.path_params["route"]
             ro = await run_in_threadpool(self._store.current, route)
             if ro is None:
-                raise GatewayError(409, "conflict", f"route '{route}' has no rollout in progress")
+                raise GatewayError(
+                    409, "conflict", f"route '{route.name}' has no rollout in progress"
+                )
             by = Actor.of(request, principal, rid)
             ok = await self._db(self._apply_move, ro, move, by, reason)
             if not ok:
@@ -168,7 +174,7 @@ class RolloutsAPI:
     async def rollback(self, request: Request) -> Response:
         rid = new_request_id()
         try:
-            principal = await self._route(request, OPERATORS, "roll back")
+            principal, route = await self._route(request, OPERATORS, "roll back")
             data = await json_object(request, allow_empty=True, fields=ROLLBACK_FIELDS)
             to = parse_version("to", str(data.get("to") or ""))
             reason = _text(data, "reason", required=True)
@@ -182,8 +188,6 @@ class RolloutsAPI:
                     "only a key with role 'admin' may override the release gate; "
                     f"this key has role '{principal.role}'",
                 )
-            route = request.path_params["route"]
-
             by = Actor.of(request, principal, rid)
 
             def work() -> tuple[int, bool]:
@@ -192,7 +196,9 @@ class RolloutsAPI:
             target, overridden = await self._db(work)
             await self._done()
             return json_response(
-                {"route": route, "stable_version": target, "override_gate": overridden}, 200, rid
+                {"route": route.name, "stable_version": target, "override_gate": overridden},
+                200,
+                rid,
             )
         except GatewayError as err:
             return error_response(err)
@@ -200,7 +206,7 @@ class RolloutsAPI:
     async def attest(self, request: Request) -> Response:
         rid = new_request_id()
         try:
-            principal = await self._route(request, OPERATORS, "attest versions")
+            principal, route = await self._route(request, OPERATORS, "attest versions")
             data = await json_object(request, allow_empty=True, fields=ATTEST_FIELDS)
             kind = _text(data, "kind", required=True)
             if kind not in KINDS:
@@ -214,7 +220,7 @@ class RolloutsAPI:
                 raise GatewayError(403, "forbidden", "attestations need a key with an owner")
             by = Actor.of(request, principal, rid)
             out = await self._db(
-                self._store.attest, request.path_params["route"], version, kind, result, by,
+                self._store.attest, route, version, kind, result, by,
                 _text(data, "note"), _text(data, "url"),
             )  # fmt: skip
             await self._done()

@@ -2,7 +2,9 @@
 
 Writing needs a key of role operator or admin; reading, viewer, operator or admin. A key
 sees shared routes and its own tenant's (an admin sees all); a route it may not see
-answers 404, as if it did not exist.
+answers 404, as if it did not exist. Route names are per tenant: `/api/routes/NAME` is the
+caller's tenant's route NAME, else the shared one; `?tenant=T` picks tenant T's (an admin
+may pick any) and `?tenant=` the shared one.
 """
 
 from __future__ import annotations
@@ -30,14 +32,12 @@ from trimtab.registry.diff import diff_bundles
 from trimtab.registry.spec import RouteDefinition, RoutesError, load_routes, parse_routes
 from trimtab.registry.store import (
     ApplyResult,
-    RouteConflict,
     RouteForbidden,
     RouteRow,
     RouteStore,
     VersionRow,
     Writer,
     label,
-    visible,
 )
 from trimtab.registry.table import RouteCache
 
@@ -120,8 +120,9 @@ class RoutesAPI:
 
     async def _route(self, request: Request, principal: Principal) -> RouteRow:
         name = request.path_params["route"]
-        row = await self._db(self._store.get_route, name)
-        if row is None or not visible(row.tenant, principal.tenant, principal.is_admin):
+        asked = request.query_params.get("tenant") if "tenant" in request.query_params else None
+        row = await self._db(self._store.resolve, name, principal.tenant, principal.is_admin, asked)
+        if row is None:
             raise GatewayError(404, "not_found", f"no route named '{name}'")
         return row
 
@@ -205,8 +206,6 @@ class RoutesAPI:
                 continue
             except RouteForbidden as exc:
                 raise GatewayError(403, "forbidden", str(exc)) from None
-            except RouteConflict as exc:
-                raise GatewayError(409, "route_conflict", str(exc)) from None
         raise GatewayError(
             503,
             "store_unavailable",
@@ -229,7 +228,7 @@ class RoutesAPI:
             row = await self._route(request, principal)
             stable = None
             if row.stable_version is not None:
-                version = await self._db(self._store.version, row.name, row.stable_version)
+                version = await self._db(self._store.version, row.key, row.stable_version)
                 stable = None if version is None else version.view(row.stable_version)
             return json_response({**row.view(), "stable": stable})
         except GatewayError as err:
@@ -239,14 +238,14 @@ class RoutesAPI:
         try:
             principal = reader(self._keys, request, "read routes")
             row = await self._route(request, principal)
-            versions = await self._db(self._store.versions, row.name)
+            versions = await self._db(self._store.versions, row.key)
             data = [v.view(row.stable_version, with_bundle=False) for v in versions]
             return json_response({"route": row.name, "data": data})
         except GatewayError as err:
             return error_response(err)
 
     async def _version(self, row: RouteRow, number: int, param: str) -> VersionRow:
-        version = await self._db(self._store.version, row.name, number)
+        version = await self._db(self._store.version, row.key, number)
         if version is None:
             latest = label(row.latest_version) or "none"
             raise GatewayError(
@@ -299,7 +298,7 @@ class RoutesAPI:
             after = parse_int("after", q.get("after"), 0, 0, 2**62)
             limit = parse_int("limit", q.get("limit"), 200, 1, 1000)
             row = await self._route(request, principal)
-            events = await self._db(self._store.events, row.name, after, limit + 1)
+            events = await self._db(self._store.events, row.key, after, limit + 1)
             more = len(events) > limit
             events = events[:limit]
             next_after = events[-1].id if more else None

@@ -52,20 +52,19 @@ def resolve_route_request(
 ) -> tuple[dict[str, Any], str | None, str | None]:
     """(the body to serve, the route, the version label) for a `route:NAME` request.
 
-    Any other model: the body unchanged, None, None. `tenant` is the caller's: another
-    tenant's route answers 404, as if it did not exist (None: no check). Raises
+    Any other model: the body unchanged, None, None. `tenant` is the caller's: NAME is
+    its tenant's own route, else the shared one (registry/table.py); another tenant's
+    route answers 404, as if it did not exist (None: shared routes only). Raises
     GatewayError 404 for an unknown route and 400 for a missing or unusable variable.
     """
     model = body.get("model")
     if not isinstance(model, str) or not model.startswith(ROUTE_PREFIX):
         return body, None, None
     name = model[len(ROUTE_PREFIX) :]
-    entry = table.get(name)
-    if entry is None or (
-        tenant is not None and entry.tenant is not None and entry.tenant != tenant
-    ):
+    entry = table.get(name, tenant)
+    if entry is None:
         raise _unknown(name, table, tenant)
-    version = chosen or table.version_for(name, sticky_key)
+    version = chosen or table.version_for(entry, sticky_key)
     what = f"route '{name}' {version.label}"
     variables = body.get(VARIABLES_FIELD)
     if variables is None:

@@ -253,24 +253,24 @@ class Gateway:
             wire=wire,
             tenant=rec.tenant,
             sticky_key=key,
-            chosen=await self._assigned(body, key),
+            chosen=await self._assigned(body, key, rec.tenant),
         )
         if route is not None:
             rec.route, rec.version = route, version
             rec.request_model = str(body["model"])  # the model the version serves
         return body
 
-    async def _assigned(self, body: dict[str, Any], key: str) -> Version | None:
+    async def _assigned(self, body: dict[str, Any], key: str, tenant: str) -> Version | None:
         """During a rollout, the version this caller was first given: remembered in the
         shared state, so a caller keeps one version for the whole rollout."""
         model = body.get("model")
         if not isinstance(model, str) or not model.startswith(ROUTE_PREFIX):
             return None
-        entry = self._routes.get(model[len(ROUTE_PREFIX) :])
+        entry = self._routes.get(model[len(ROUTE_PREFIX) :], tenant)  # names are per tenant
         if entry is None or entry.canary is None or key.startswith("request:"):
             return None
         canary = entry.canary
-        chosen = self._routes.version_for(entry.name, key)
+        chosen = self._routes.version_for(entry, key)
         mark = b"c" if chosen is canary.candidate else b"s"
         kept = await self._state.assign(canary.rollout_id, key, mark, ASSIGNMENT_TTL_S)
         return canary.candidate if kept == b"c" else entry.stable

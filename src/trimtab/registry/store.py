@@ -4,6 +4,10 @@ Applying a routes file creates a version of a route only when the bundle's diges
 from the route's newest version; versions are numbered 1, 2, ... per route, and a route's
 first version becomes its stable version. Every change to a route writes a row to
 `route_events`, its timeline, in the same transaction.
+
+A route is named within its scope: the tenant that owns it, or none for a route shared by
+every tenant (`RouteKey`). Two tenants may each have a route `faq`; a caller's `faq` is
+its own tenant's when there is one, else the shared one (`resolve`).
 """
 
 from __future__ import annotations
@@ -17,16 +21,37 @@ from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, upda
 
 from trimtab.registry.bundle import Bundle
 from trimtab.registry.spec import RouteDefinition
-from trimtab.store.tables import rollouts, route_events, route_versions, routes
+from trimtab.store.tables import SHARED, rollouts, route_events, route_versions, routes
 from trimtab.store.telemetry import as_utc
 
 
 class RouteForbidden(PermissionError):
-    """The caller's key may not change this route (another tenant's, or a shared one)."""
+    """The caller's key may not make this change (a shared route, or another tenant's
+    namespace)."""
 
 
-class RouteConflict(ValueError):
-    """The change contradicts the stored route (e.g. it would move it to another tenant)."""
+@dataclass(frozen=True, slots=True, order=True)
+class RouteKey:
+    """A route's identity: its scope (the owning tenant, "" when shared) and its name."""
+
+    scope: str
+    name: str
+
+    @classmethod
+    def of(cls, tenant: str | None, name: str) -> RouteKey:
+        return cls(SHARED if tenant is None else tenant, name)
+
+    @property
+    def tenant(self) -> str | None:
+        """The owning tenant; None for a shared route."""
+        return self.scope if self.scope != SHARED else None
+
+    def where(self, table: Any, column: str = "route") -> Any:
+        """The SQL condition selecting this route's rows of `table`."""
+        return and_(table.c.scope == self.scope, table.c[column] == self.name)
+
+    def __str__(self) -> str:
+        return self.name if self.scope == SHARED else f"{self.scope}/{self.name}"
 
 
 def label(number: int | None) -> str | None:
@@ -74,7 +99,7 @@ class RouteRow:
             row["name"],
             row["owner"],
             row["risk_tier"],
-            row["tenant"],
+            row["scope"] if row["scope"] != SHARED else None,
             as_utc(row["created_at"]),
             row["created_by"],
             as_utc(row["updated_at"]),
@@ -82,6 +107,10 @@ class RouteRow:
             row["previous_stable_version"],
             latest,
         )
+
+    @property
+    def key(self) -> RouteKey:
+        return RouteKey.of(self.tenant, self.name)
 
     def view(self) -> dict[str, Any]:
         return {
@@ -198,24 +227,32 @@ class ApplyResult:
             "variables": list(self.variables),
         }
 
+    @property
+    def key(self) -> RouteKey:
+        return RouteKey.of(self.tenant, self.route)
+
 
 @dataclass(frozen=True, slots=True)
 class StableRow:
     """A route as the gateway serves it: its metadata and its stable version's digest."""
 
+    scope: str
     name: str
-    tenant: str | None
     owner: str
     risk_tier: int
     number: int
     digest: str
+
+    @property
+    def key(self) -> RouteKey:
+        return RouteKey(self.scope, self.name)
 
 
 @dataclass(frozen=True, slots=True)
 class CanaryRow:
     """A rollout in progress as the gateway needs it."""
 
-    route: str
+    key: RouteKey
     rollout_id: str
     number: int
     digest: str
@@ -236,7 +273,7 @@ class RouteStore:
     @staticmethod
     def append_event(
         conn: Connection,
-        route: str,
+        route: RouteKey,
         kind: str,
         *,
         version: int | None = None,
@@ -248,7 +285,8 @@ class RouteStore:
         """Append to a route's timeline inside the caller's transaction."""
         conn.execute(
             insert(route_events).values(
-                route=route,
+                scope=route.scope,
+                route=route.name,
                 at=at or datetime.now(UTC),
                 kind=kind,
                 version=version,
@@ -269,8 +307,8 @@ class RouteStore:
     ) -> list[ApplyResult]:
         """Apply routes in one transaction (all or none); `on_change` runs inside it.
 
-        Raises RouteForbidden, RouteConflict, and IntegrityError when another process
-        created the same route or version at the same moment (the caller may retry).
+        Raises RouteForbidden, and IntegrityError when another process created the same
+        route or version at the same moment (the caller may retry).
         """
         at = now or datetime.now(UTC)
         results: list[ApplyResult] = []
@@ -283,29 +321,48 @@ class RouteStore:
                 results.append(result)
         return results
 
+    def scope_for(self, conn: Connection, d: RouteDefinition, writer: Writer) -> str:
+        """Where a definition goes: an operator's to its own tenant; an admin's to the
+        file's `tenant:`, else, as names resolve, to the admin's tenant's route of that
+        name if there is one, else to the shared one."""
+        if writer.admin:
+            if d.tenant is not None:
+                return d.tenant
+            own = RouteKey(writer.tenant, d.name)
+            return own.scope if self._exists(conn, own) else SHARED
+        if d.tenant is not None and d.tenant != writer.tenant:
+            raise RouteForbidden(
+                f"route '{d.name}': a key of tenant '{writer.tenant}' may only create "
+                f"routes of its own tenant, not of tenant '{d.tenant}'"
+            )
+        return writer.tenant
+
     def _apply_one(
         self, conn: Connection, d: RouteDefinition, writer: Writer, message: str, at: datetime
     ) -> ApplyResult:
+        key = RouteKey(self.scope_for(conn, d, writer), d.name)
         row = (
-            conn.execute(select(routes).where(routes.c.name == d.name).with_for_update())
+            conn.execute(select(routes).where(key.where(routes, "name")).with_for_update())
             .mappings()
             .first()
         )
         new_route = row is None
         updated: dict[str, list[Any]] = {}
+        tenant = key.tenant
         if row is None:
-            tenant = d.tenant if d.tenant is not None else (None if writer.admin else writer.tenant)
-            if not writer.may_write(tenant):
+            if not writer.admin and self._exists(conn, RouteKey(SHARED, d.name)):
+                # a tenant's own route would shadow the shared one for all its callers:
+                # only an admin decides that (with `tenant:` in the file)
                 raise RouteForbidden(
-                    f"route '{d.name}': a key of tenant '{writer.tenant}' may only create "
-                    f"routes of its own tenant, not of tenant '{tenant}'"
+                    f"route '{d.name}' is shared by every tenant; only a key with role "
+                    "'admin' may change it"
                 )
             conn.execute(
                 insert(routes).values(
+                    scope=key.scope,
                     name=d.name,
                     owner=d.owner,
                     risk_tier=d.risk_tier,
-                    tenant=tenant,
                     created_at=at,
                     created_by=writer.actor,
                     updated_at=at,
@@ -313,22 +370,6 @@ class RouteStore:
             )
             stable: int | None = None
         else:
-            tenant = row["tenant"]
-            if not writer.may_write(tenant):
-                whose = (
-                    "is shared by every tenant"
-                    if tenant is None
-                    else f"belongs to a tenant other than '{writer.tenant}'"
-                )
-                raise RouteForbidden(
-                    f"route '{d.name}' {whose}; only a key with role 'admin' may change it"
-                )
-            if d.tenant is not None and d.tenant != tenant:
-                raise RouteConflict(
-                    f"route '{d.name}' belongs to "
-                    f"{'no tenant (shared)' if tenant is None else f'tenant {tenant!r}'}; "
-                    f"a route's tenant cannot change (the file says '{d.tenant}')"
-                )
             for name, value in (("owner", d.owner), ("risk_tier", d.risk_tier)):
                 if row[name] != value:
                     updated[name] = [row[name], value]
@@ -337,7 +378,7 @@ class RouteStore:
         latest = (
             conn.execute(
                 select(v.number, v.digest)
-                .where(v.route == d.name)
+                .where(key.where(route_versions))
                 .order_by(v.number.desc())
                 .limit(1)
             )
@@ -349,11 +390,11 @@ class RouteStore:
             values: dict[str, Any] = {"owner": d.owner, "risk_tier": d.risk_tier}
             if updated:
                 conn.execute(
-                    update(routes).where(routes.c.name == d.name).values(**values, updated_at=at)
+                    update(routes).where(key.where(routes, "name")).values(**values, updated_at=at)
                 )
                 self.append_event(
                     conn,
-                    d.name,
+                    key,
                     "update",
                     version=latest["number"],
                     actor=writer.actor,
@@ -376,10 +417,11 @@ class RouteStore:
         parent = None if latest is None else int(latest["number"])
         number = 1 if parent is None else parent + 1
         same_as = conn.execute(
-            select(func.max(v.number)).where(v.route == d.name, v.digest == digest)
+            select(func.max(v.number)).where(key.where(route_versions), v.digest == digest)
         ).scalar()
         conn.execute(
             insert(route_versions).values(
+                scope=key.scope,
                 route=d.name,
                 number=number,
                 digest=digest,
@@ -395,7 +437,7 @@ class RouteStore:
             stable = number
         conn.execute(
             update(routes)
-            .where(routes.c.name == d.name)
+            .where(key.where(routes, "name"))
             .values(owner=d.owner, risk_tier=d.risk_tier, updated_at=at, stable_version=stable)
         )
         detail: dict[str, Any] = {"digest": digest, "parent": parent, "stable": became_stable}
@@ -405,7 +447,7 @@ class RouteStore:
             detail["updated"] = updated
         self.append_event(
             conn,
-            d.name,
+            key,
             "apply",
             version=number,
             actor=writer.actor,
@@ -427,52 +469,77 @@ class RouteStore:
             variables=d.bundle.variables,
         )
 
+    @staticmethod
+    def _exists(conn: Connection, key: RouteKey) -> bool:
+        found = conn.execute(select(routes.c.name).where(key.where(routes, "name"))).first()
+        return found is not None
+
     # -- reading -----------------------------------------------------------------------
 
     def _latest(self) -> Any:
         v = route_versions.c
-        return select(v.route, func.max(v.number).label("latest")).group_by(v.route).subquery()
+        return (
+            select(v.scope, v.route, func.max(v.number).label("latest"))
+            .group_by(v.scope, v.route)
+            .subquery()
+        )
 
     def list_routes(self, tenant: str, admin: bool) -> list[RouteRow]:
-        """The routes a caller sees, by name."""
+        """The routes a caller sees, by name (a shared one before a tenant's own)."""
         latest = self._latest()
         query = (
             select(routes, latest.c.latest)
-            .outerjoin(latest, latest.c.route == routes.c.name)
-            .order_by(routes.c.name)
+            .outerjoin(
+                latest, and_(latest.c.scope == routes.c.scope, latest.c.route == routes.c.name)
+            )
+            .order_by(routes.c.name, routes.c.scope)
         )
         if not admin:
-            query = query.where(or_(routes.c.tenant.is_(None), routes.c.tenant == tenant))
+            query = query.where(routes.c.scope.in_((SHARED, tenant)))
         with self.engine.connect() as conn:
             return [RouteRow.of(r, r["latest"]) for r in conn.execute(query).mappings()]
 
-    def get_route(self, name: str) -> RouteRow | None:
+    def get_route(self, key: RouteKey) -> RouteRow | None:
         v = route_versions.c
         with self.engine.connect() as conn:
-            row = conn.execute(select(routes).where(routes.c.name == name)).mappings().first()
+            row = conn.execute(select(routes).where(key.where(routes, "name"))).mappings().first()
             if row is None:
                 return None
-            latest = conn.execute(select(func.max(v.number)).where(v.route == name)).scalar()
+            latest = conn.execute(
+                select(func.max(v.number)).where(key.where(route_versions))
+            ).scalar()
         return RouteRow.of(row, latest)
 
-    def versions(self, name: str) -> list[VersionRow]:
+    def resolve(
+        self, name: str, tenant: str, admin: bool, asked: str | None = None
+    ) -> RouteRow | None:
+        """The route a caller of `tenant` means by `name`: its own tenant's, else the shared
+        one. `asked` picks a scope instead (a tenant, or "" for the shared route); only an
+        admin may pick another tenant's. None when there is none the caller may see."""
+        if asked is not None:
+            if not (admin or asked in (SHARED, tenant)):
+                return None
+            return self.get_route(RouteKey(asked, name))
+        return self.get_route(RouteKey(tenant, name)) or self.get_route(RouteKey(SHARED, name))
+
+    def versions(self, key: RouteKey) -> list[VersionRow]:
         """Every version of a route, newest first."""
         v = route_versions.c
-        query = select(route_versions).where(v.route == name).order_by(v.number.desc())
+        query = select(route_versions).where(key.where(route_versions)).order_by(v.number.desc())
         with self.engine.connect() as conn:
             return [VersionRow.of(r) for r in conn.execute(query).mappings()]
 
-    def version(self, name: str, number: int) -> VersionRow | None:
+    def version(self, key: RouteKey, number: int) -> VersionRow | None:
         v = route_versions.c
-        query = select(route_versions).where(v.route == name, v.number == number)
+        query = select(route_versions).where(key.where(route_versions), v.number == number)
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
         return None if row is None else VersionRow.of(row)
 
-    def events(self, name: str, after: int | None = None, limit: int = 1000) -> list[EventRow]:
+    def events(self, key: RouteKey, after: int | None = None, limit: int = 1000) -> list[EventRow]:
         """A route's timeline, oldest first, from the event after `after`."""
         e = route_events.c
-        query = select(route_events).where(e.route == name)
+        query = select(route_events).where(key.where(route_events))
         if after is not None:
             query = query.where(e.id > after)
         query = query.order_by(e.id).limit(limit)
@@ -496,8 +563,9 @@ class RouteStore:
     def stable_rows(self) -> list[StableRow]:
         """Every route with a stable version: small rows, no bundles."""
         r, v = routes.c, route_versions.c
-        query = select(r.name, r.tenant, r.owner, r.risk_tier, v.number, v.digest).join(
-            route_versions, and_(v.route == r.name, v.number == r.stable_version)
+        query = select(r.scope, r.name, r.owner, r.risk_tier, v.number, v.digest).join(
+            route_versions,
+            and_(v.scope == r.scope, v.route == r.name, v.number == r.stable_version),
         )
         with self.engine.connect() as conn:
             return [StableRow(*row) for row in conn.execute(query)]
@@ -505,26 +573,35 @@ class RouteStore:
     def canary_rows(self) -> list[CanaryRow]:
         """Rollouts running or paused: the candidate and the share of traffic it gets."""
         o, v = rollouts.c, route_versions.c
-        query = select(o.route, o.id, o.candidate_version, v.digest, o.plan, o.stage).join(
-            route_versions, and_(v.route == o.route, v.number == o.candidate_version)
+        query = select(o.scope, o.route, o.id, o.candidate_version, v.digest, o.plan, o.stage).join(
+            route_versions,
+            and_(v.scope == o.scope, v.route == o.route, v.number == o.candidate_version),
         )
         query = query.where(o.status.in_(("running", "paused")))
         with self.engine.connect() as conn:
             return [
-                CanaryRow(route, rid, number, digest, float(plan["stages"][stage]["percent"]))
-                for route, rid, number, digest, plan, stage in conn.execute(query)
+                CanaryRow(
+                    RouteKey(scope, route),
+                    rid,
+                    number,
+                    digest,
+                    float(plan["stages"][stage]["percent"]),
+                )
+                for scope, route, rid, number, digest, plan, stage in conn.execute(query)
             ]
 
-    def bundles(self, wanted: Collection[tuple[str, int]]) -> dict[tuple[str, int], Bundle]:
+    def bundles(
+        self, wanted: Collection[tuple[RouteKey, int]]
+    ) -> dict[tuple[RouteKey, int], Bundle]:
         """The bundles of the given (route, number) pairs."""
         v = route_versions.c
-        out: dict[tuple[str, int], Bundle] = {}
+        out: dict[tuple[RouteKey, int], Bundle] = {}
         pairs = list(wanted)
         with self.engine.connect() as conn:
             for start in range(0, len(pairs), 200):
                 chunk = pairs[start : start + 200]
-                where = or_(*(and_(v.route == name, v.number == n) for name, n in chunk))
-                query = select(v.route, v.number, v.bundle).where(where)
-                for name, number, bundle in conn.execute(query):
-                    out[(name, number)] = Bundle.from_json(bundle)
+                where = or_(*(and_(key.where(route_versions), v.number == n) for key, n in chunk))
+                query = select(v.scope, v.route, v.number, v.bundle).where(where)
+                for scope, name, number, bundle in conn.execute(query):
+                    out[(RouteKey(scope, name), number)] = Bundle.from_json(bundle)
         return out

@@ -1,12 +1,15 @@
 """The gateway's in-memory routes: what `route:NAME` resolves to, without touching the store.
 
-`RouteTable` holds an immutable snapshot (route name -> RouteEntry) that is replaced as a
+`RouteTable` holds an immutable snapshot (RouteKey -> RouteEntry) that is replaced as a
 whole, so a request sees either the old or the new snapshot, never a mix. `RouteCache`
 rebuilds it from the store every `refresh_s` in a background task (the queries run in a
 thread) and at once after a change made through this process's API. Versions are
 immutable, so a refresh reads only the small `routes` rows and fetches the bundle of a
 version it has not seen yet. When the store does not answer, the last snapshot keeps
 serving.
+
+Route names are per tenant: `route:NAME` from a caller of tenant T is T's own route NAME
+when T has one, else the shared route NAME (a tenant's own route shadows a shared one).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from starlette.concurrency import run_in_threadpool
 
 from trimtab.refresher import Refresher
 from trimtab.registry.bundle import Bundle
-from trimtab.registry.store import RouteStore, visible
+from trimtab.registry.store import RouteKey, RouteStore, visible
 from trimtab.rollouts.assignment import on_candidate
+from trimtab.store.tables import SHARED
 
 log = logging.getLogger(__name__)
 
@@ -60,36 +64,54 @@ class RouteEntry:
     stable: Version
     canary: Canary | None = None
 
+    @property
+    def key(self) -> RouteKey:
+        return RouteKey.of(self.tenant, self.name)
+
 
 class RouteTable:
     """A snapshot of every route with a stable version, swapped atomically."""
 
-    def __init__(self, entries: Mapping[str, RouteEntry] | None = None) -> None:
-        self._routes: Mapping[str, RouteEntry] = MappingProxyType(dict(entries or {}))
+    def __init__(self, entries: Mapping[RouteKey, RouteEntry] | None = None) -> None:
+        self._routes: Mapping[RouteKey, RouteEntry] = MappingProxyType(dict(entries or {}))
 
-    def install(self, entries: Mapping[str, RouteEntry]) -> None:
+    def install(self, entries: Mapping[RouteKey, RouteEntry]) -> None:
         """Replace the whole snapshot (one reference assignment: atomic for readers)."""
         self._routes = MappingProxyType(dict(entries))
 
-    def get(self, name: str) -> RouteEntry | None:
-        return self._routes.get(name)
+    def get(self, name: str, tenant: str | None = None) -> RouteEntry | None:
+        """What `route:NAME` means to a caller of `tenant`: its tenant's own route, else
+        the shared one (tenant None: the shared one)."""
+        if tenant is not None and tenant != SHARED:
+            own = self._routes.get(RouteKey(tenant, name))
+            if own is not None:
+                return own
+        return self._routes.get(RouteKey(SHARED, name))
 
-    def entries(self) -> Mapping[str, RouteEntry]:
+    def entries(self) -> Mapping[RouteKey, RouteEntry]:
         return self._routes
 
     def names(self, tenant: str | None = None) -> list[str]:
-        """Route names, sorted; with `tenant`, those a caller of that tenant may call."""
+        """Route names, sorted, each once; with `tenant`, those a caller of that tenant
+        may call."""
         return sorted(
-            name
-            for name, entry in self._routes.items()
-            if tenant is None or visible(entry.tenant, tenant, admin=False)
+            {
+                key.name
+                for key, entry in self._routes.items()
+                if tenant is None or visible(entry.tenant, tenant, admin=False)
+            }
         )
 
-    def version_for(self, route: str, sticky_key: str | None = None) -> Version:
+    def version_for(
+        self, route: str | RouteEntry, sticky_key: str | None = None, tenant: str | None = None
+    ) -> Version:
         """The version that serves this request: during a rollout, the candidate for the
         callers whose bucket falls within the stage's percentage (rollouts/assignment.py);
-        the gateway first looks up a remembered assignment. Raises KeyError if unknown."""
-        entry = self._routes[route]
+        the gateway first looks up a remembered assignment. `route` is an entry, or a name
+        as a caller of `tenant` means it. Raises KeyError if unknown."""
+        entry = route if isinstance(route, RouteEntry) else self.get(route, tenant)
+        if entry is None:
+            raise KeyError(route)
         canary = entry.canary
         if (
             canary is not None
@@ -111,45 +133,46 @@ class RouteCache(Refresher):
     async def reload(self) -> None:
         self.table.install(await run_in_threadpool(self._load, self.table.entries()))
 
-    def _load(self, current: Mapping[str, RouteEntry]) -> dict[str, RouteEntry]:
+    def _load(self, current: Mapping[RouteKey, RouteEntry]) -> dict[RouteKey, RouteEntry]:
         rows = self._store.stable_rows()
         canaries = self._store.canary_rows()
-        known = {(e.name, e.stable.number): e.stable for e in current.values()}
+        known = {(e.key, e.stable.number): e.stable for e in current.values()}
         known.update(
             {
-                (e.name, e.canary.candidate.number): e.canary.candidate
+                (e.key, e.canary.candidate.number): e.canary.candidate
                 for e in current.values()
                 if e.canary
             }
         )
-        wanted = [(r.name, r.number, r.digest) for r in rows]
-        wanted += [(c.route, c.number, c.digest) for c in canaries]
+        wanted = [(r.key, r.number, r.digest) for r in rows]
+        wanted += [(c.key, c.number, c.digest) for c in canaries]
         missing = [
-            (name, number)
-            for name, number, digest in wanted
-            if (name, number) not in known or known[(name, number)].digest != digest
+            (key, number)
+            for key, number, digest in wanted
+            if (key, number) not in known or known[(key, number)].digest != digest
         ]
         fetched = self._store.bundles(missing) if missing else {}
 
-        def version(name: str, number: int, digest: str) -> Version | None:
-            bundle = fetched.get((name, number))
+        def version(key: RouteKey, number: int, digest: str) -> Version | None:
+            bundle = fetched.get((key, number))
             if bundle is not None:
-                return Version(name, number, digest, bundle)
-            return known.get((name, number))
+                return Version(key.name, number, digest, bundle)
+            return known.get((key, number))
 
-        by_route = {c.route: c for c in canaries}
-        out: dict[str, RouteEntry] = {}
+        by_route = {c.key: c for c in canaries}
+        out: dict[RouteKey, RouteEntry] = {}
         for r in rows:
-            stable = version(r.name, r.number, r.digest)
+            stable = version(r.key, r.number, r.digest)
             if stable is None:
                 continue
             canary = None
-            c = by_route.get(r.name)
+            c = by_route.get(r.key)
             if c is not None:
-                candidate = version(c.route, c.number, c.digest)
+                candidate = version(c.key, c.number, c.digest)
                 if candidate is not None:
                     canary = Canary(c.rollout_id, candidate, c.percent)
-            out[r.name] = RouteEntry(r.name, r.tenant, r.owner, r.risk_tier, stable, canary)
+            entry = RouteEntry(r.name, r.key.tenant, r.owner, r.risk_tier, stable, canary)
+            out[r.key] = entry
         return out
 
     def problem(self) -> str | None:

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, Text, case, cast, func, insert, or_, 
 
 from trimtab.audit.log import Actor, AuditLog
 from trimtab.errors import GatewayError
-from trimtab.registry.store import RouteStore
+from trimtab.registry.store import RouteKey, RouteStore
 from trimtab.rollouts.analysis import ArmStats, LatencySamples
 from trimtab.rollouts.gates import Attestation, missing_evidence
 from trimtab.rollouts.plans import Plan
@@ -37,6 +37,7 @@ MAX_LATENCY_ROWS = 200_000  # bound on the latencies one window reads per arm
 class RolloutRow:
     id: str
     route: str
+    scope: str  # the route's: its tenant, "" when shared
     stable_version: int
     candidate_version: int
     plan_name: str
@@ -57,6 +58,7 @@ class RolloutRow:
         return cls(
             id=row.id,
             route=row.route,
+            scope=row.scope,
             stable_version=row.stable_version,
             candidate_version=row.candidate_version,
             plan_name=row.plan_name,
@@ -71,6 +73,10 @@ class RolloutRow:
             last_decision=row.last_decision,
             stage_starts=tuple(as_utc(datetime.fromisoformat(t)) for t in row.stage_starts or ()),
         )
+
+    @property
+    def key(self) -> RouteKey:
+        return RouteKey(self.scope, self.route)
 
     def windows(self) -> tuple[tuple[datetime, datetime | None], ...]:
         """The analysis windows: one per stage so far, ``(start, end)``, the current
@@ -90,6 +96,7 @@ class RolloutRow:
         return {
             "id": self.id,
             "route": self.route,
+            "tenant": self.key.tenant,
             "stable_version": self.stable_version,
             "candidate_version": self.candidate_version,
             "plan": self.plan_name,
@@ -130,17 +137,17 @@ class RolloutStore:
 
     # -- reading -----------------------------------------------------------------------
 
-    def current(self, route: str) -> RolloutRow | None:
+    def current(self, route: RouteKey) -> RolloutRow | None:
         """The route's rollout that is running or paused, if any."""
         o = rollouts.c
-        query = select(rollouts).where(o.route == route, o.status.in_(ACTIVE))
+        query = select(rollouts).where(route.where(rollouts), o.status.in_(ACTIVE))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return RolloutRow.of(row) if row else None
 
-    def latest(self, route: str) -> RolloutRow | None:
+    def latest(self, route: RouteKey) -> RolloutRow | None:
         o = rollouts.c
-        query = select(rollouts).where(o.route == route).order_by(o.started_at.desc()).limit(1)
+        query = select(rollouts).where(route.where(rollouts)).order_by(o.started_at.desc()).limit(1)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return RolloutRow.of(row) if row else None
@@ -150,19 +157,19 @@ class RolloutStore:
             rows = conn.execute(select(rollouts).where(rollouts.c.status == "running")).all()
         return [RolloutRow.of(r) for r in rows]
 
-    def _route(self, conn: Connection, route: str) -> Any:
-        row = conn.execute(select(routes).where(routes.c.name == route)).first()
+    def _route(self, conn: Connection, route: RouteKey) -> Any:
+        row = conn.execute(select(routes).where(route.where(routes, "name"))).first()
         if row is None:
-            raise GatewayError(404, "not_found", f"no route '{route}'")
+            raise GatewayError(404, "not_found", f"no route '{route.name}'")
         return row
 
-    def _version(self, conn: Connection, route: str, number: int) -> Any:
+    def _version(self, conn: Connection, route: RouteKey, number: int) -> Any:
         v = route_versions.c
         row = conn.execute(
-            select(route_versions).where(v.route == route, v.number == number)
+            select(route_versions).where(route.where(route_versions), v.number == number)
         ).first()
         if row is None:
-            raise GatewayError(404, "not_found", f"route '{route}' has no version v{number}")
+            raise GatewayError(404, "not_found", f"route '{route.name}' has no version v{number}")
         return row
 
     @staticmethod
@@ -170,24 +177,19 @@ class RolloutStore:
         conn: Connection,
         by: Actor,
         action: str,
-        route: str,
+        route: RouteKey,
         detail: dict[str, Any],
-        *,
-        tenant: str | None = None,
-        target: str | None = None,
     ) -> None:
         """The change's audit row, in its transaction: about the route's tenant (a shared
         route's: the actor's)."""
-        if tenant is None:
-            tenant = conn.execute(select(routes.c.tenant).where(routes.c.name == route)).scalar()
-        event = by.event(action, target=target or route, tenant=tenant, detail=detail)
+        event = by.event(action, target=route.name, tenant=route.tenant, detail=detail)
         AuditLog.write(conn, event)
 
-    def attestations_of(self, conn: Connection, route: str, version: int) -> list[Attestation]:
+    def attestations_of(self, conn: Connection, route: RouteKey, version: int) -> list[Attestation]:
         a = attestations.c
         rows = conn.execute(
             select(a.kind, a.result, a.by)
-            .where(a.route == route, a.version == version)
+            .where(route.where(attestations), a.version == version)
             .order_by(a.id)
         ).all()
         return [Attestation(r.kind, r.result, r.by) for r in rows]
@@ -196,7 +198,7 @@ class RolloutStore:
 
     def attest(
         self,
-        route: str,
+        route: RouteKey,
         version: int,
         kind: str,
         result: str,
@@ -206,30 +208,33 @@ class RolloutStore:
     ) -> dict[str, Any]:
         """Record evidence on a version, attributed to `by`."""
         now = datetime.now(UTC)
-        out = {"route": route, "version": version, "kind": kind, "result": result, "by": by.name}
+        out = {
+            "route": route.name,
+            "version": version,
+            "kind": kind,
+            "result": result,
+            "by": by.name,
+        }
         with self.engine.begin() as conn:
-            r = self._route(conn, route)
+            self._route(conn, route)
             self._version(conn, route, version)
             conn.execute(
                 insert(attestations).values(
-                    route=route, version=version, kind=kind, result=result, by=by.name,
-                    note=note, url=url, at=now,
+                    scope=route.scope, route=route.name, version=version, kind=kind,
+                    result=result, by=by.name, note=note, url=url, at=now,
                 )
             )  # fmt: skip
             RouteStore.append_event(
                 conn, route, "attestation", version=version, actor=by.name, reason=note,
                 detail={"kind": kind, "result": result, "url": url}, at=now,
             )  # fmt: skip
-            self._audit(
-                conn, by, "version.attest", route, {**out, "note": note, "url": url},
-                tenant=r.tenant,
-            )  # fmt: skip
+            self._audit(conn, by, "version.attest", route, {**out, "note": note, "url": url})
         return out
 
     # -- starting ----------------------------------------------------------------------
 
     def start(
-        self, route: str, to: int, plan_name: str, plan: Plan, by: Actor, reason: str | None
+        self, route: RouteKey, to: int, plan_name: str, plan: Plan, by: Actor, reason: str | None
     ) -> RolloutRow:
         """Check the gate of the route's risk tier, then start at the plan's first stage."""
         now = datetime.now(UTC)
@@ -237,9 +242,9 @@ class RolloutStore:
             r = self._route(conn, route)
             candidate = self._version(conn, route, to)
             if r.stable_version == to:
-                raise _conflict(f"v{to} is already the stable version of route '{route}'")
+                raise _conflict(f"v{to} is already the stable version of route '{route.name}'")
             if self._active_in(conn, route):
-                raise _conflict(f"route '{route}' already has a rollout in progress")
+                raise _conflict(f"route '{route.name}' already has a rollout in progress")
             missing = missing_evidence(
                 r.risk_tier,
                 candidate.author or "",
@@ -251,7 +256,7 @@ class RolloutStore:
                 refused = GatewayError(
                     409,
                     "gate_refused",
-                    f"route '{route}' is risk tier {r.risk_tier}: v{to} still needs "
+                    f"route '{route.name}' is risk tier {r.risk_tier}: v{to} still needs "
                     + "; ".join(missing),
                 )
             else:
@@ -266,11 +271,12 @@ class RolloutStore:
             raise refused
         with self.engine.begin() as conn:
             if self._active_in(conn, route):
-                raise _conflict(f"route '{route}' already has a rollout in progress")
+                raise _conflict(f"route '{route.name}' already has a rollout in progress")
             rid = "ro_" + secrets.token_hex(8)
             conn.execute(
                 insert(rollouts).values(
-                    id=rid, route=route, stable_version=r.stable_version, candidate_version=to,
+                    id=rid, scope=route.scope, route=route.name,
+                    stable_version=r.stable_version, candidate_version=to,
                     plan_name=plan_name, plan=plan.model_dump(), stage=0, stage_started_at=now,
                     stage_starts=[now.isoformat()], status="running", started_at=now,
                     started_by=by.name, reason=reason,
@@ -292,18 +298,15 @@ class RolloutStore:
                 conn, by, "rollout.start", route,
                 {"rollout": rid, "from": r.stable_version, "to": to, "plan": plan_name,
                  "reason": reason},
-                tenant=r.tenant,
             )  # fmt: skip
         found = self.current(route)
         assert found is not None
         return found
 
-    def _active_in(self, conn: Connection, route: str) -> bool:
+    def _active_in(self, conn: Connection, route: RouteKey) -> bool:
         o = rollouts.c
-        return (
-            conn.execute(select(o.id).where(o.route == route, o.status.in_(ACTIVE))).first()
-            is not None
-        )
+        active = select(o.id).where(route.where(rollouts), o.status.in_(ACTIVE))
+        return conn.execute(active).first() is not None
 
     # -- moving ------------------------------------------------------------------------
 
@@ -315,7 +318,7 @@ class RolloutStore:
             )
             if changed:
                 RouteStore.append_event(
-                    conn, ro.route, "decision", version=ro.candidate_version,
+                    conn, ro.key, "decision", version=ro.candidate_version,
                     actor="controller", reason="; ".join(decision["reasons"]), detail=decision,
                 )  # fmt: skip
 
@@ -336,14 +339,14 @@ class RolloutStore:
             why = "; ".join(decision["reasons"]) if decision else None
             percent = ro.plan.stages[stage].percent
             RouteStore.append_event(
-                conn, ro.route, "rollout_stage", version=ro.candidate_version, actor=by.name,
+                conn, ro.key, "rollout_stage", version=ro.candidate_version, actor=by.name,
                 reason=why,
                 detail={"rollout": ro.id, "stage": stage, "percent": percent,
                         "decision": decision},
                 at=now,
             )  # fmt: skip
             self._audit(
-                conn, by, "rollout.advance", ro.route,
+                conn, by, "rollout.advance", ro.key,
                 {"rollout": ro.id, "version": ro.candidate_version, "stage": stage,
                  "percent": percent, "reason": why},
             )  # fmt: skip
@@ -372,7 +375,7 @@ class RolloutStore:
             if status == "promoted":
                 conn.execute(
                     update(routes)
-                    .where(routes.c.name == ro.route)
+                    .where(ro.key.where(routes, "name"))
                     .values(
                         stable_version=ro.candidate_version,
                         previous_stable_version=ro.stable_version,
@@ -381,11 +384,11 @@ class RolloutStore:
                 )
             kind = {"promoted": "promote", "rolled_back": "rollback", "aborted": "abort"}[status]
             RouteStore.append_event(
-                conn, ro.route, kind, version=ro.candidate_version, actor=by.name, reason=reason,
+                conn, ro.key, kind, version=ro.candidate_version, actor=by.name, reason=reason,
                 detail={"rollout": ro.id, "decision": decision}, at=now,
             )  # fmt: skip
             self._audit(
-                conn, by, f"rollout.{kind}", ro.route,
+                conn, by, f"rollout.{kind}", ro.key,
                 {"rollout": ro.id, "version": ro.candidate_version,
                  "stable_version": ro.stable_version, "stage": ro.stage, "reason": reason},
             )  # fmt: skip
@@ -406,23 +409,23 @@ class RolloutStore:
             if done:
                 move = "pause" if paused else "resume"
                 RouteStore.append_event(
-                    conn, ro.route, move, version=ro.candidate_version, actor=by.name,
+                    conn, ro.key, move, version=ro.candidate_version, actor=by.name,
                     reason=reason, detail={"rollout": ro.id, "stage": ro.stage}, at=now,
                 )  # fmt: skip
                 self._audit(
-                    conn, by, f"rollout.{move}", ro.route,
+                    conn, by, f"rollout.{move}", ro.key,
                     {"rollout": ro.id, "version": ro.candidate_version, "stage": ro.stage,
                      "reason": reason},
                 )  # fmt: skip
         return bool(done)
 
-    def stable_history(self, conn: Connection, route: Any) -> list[int]:
+    def stable_history(self, conn: Connection, key: RouteKey, route: Any) -> list[int]:
         """The versions that have served as the route's stable version, in order: its
         first version, every promotion and every rollback (from the timeline)."""
         e = route_events.c
         rows = conn.execute(
             select(e.kind, e.version, e.detail)
-            .where(e.route == route.name, e.kind.in_(("apply", "promote", "rollback")))
+            .where(key.where(route_events), e.kind.in_(("apply", "promote", "rollback")))
             .order_by(e.id)
         ).all()
         seen: list[int] = []
@@ -441,7 +444,7 @@ class RolloutStore:
 
     def rollback(
         self,
-        route: str,
+        route: RouteKey,
         to: int | None,
         by: Actor,
         reason: str | None,
@@ -460,15 +463,15 @@ class RolloutStore:
             r = self._route(conn, route)
             o = rollouts.c
             active = conn.execute(
-                select(rollouts).where(o.route == route, o.status.in_(ACTIVE))
+                select(rollouts).where(route.where(rollouts), o.status.in_(ACTIVE))
             ).first()
             target = to
             if target is None:
                 target = active.stable_version if active else r.previous_stable_version
             if target is None:
-                raise _conflict(f"route '{route}' has no earlier stable version to return to")
+                raise _conflict(f"route '{route.name}' has no earlier stable version to return to")
             candidate = self._version(conn, route, target)
-            history = self.stable_history(conn, r)
+            history = self.stable_history(conn, route, r)
             forward = target not in history
             missing: list[str] = []
             if forward:
@@ -483,10 +486,10 @@ class RolloutStore:
                     raise GatewayError(
                         409,
                         "not_a_rollback",
-                        f"route '{route}': v{target} has never been its stable version, so "
+                        f"route '{route.name}': v{target} has never been its stable version, so "
                         f"serving it is a move forward, not a rollback; a rollback returns to "
                         f"a version that has been stable before ({allowed}). To serve "
-                        f"v{target}, start a rollout (trimtab rollout start {route} --to "
+                        f"v{target}, start a rollout (trimtab rollout start {route.name} --to "
                         f"v{target}), which checks the risk tier {r.risk_tier} gate",
                         param="to",
                     )
@@ -505,7 +508,7 @@ class RolloutStore:
             if target != r.stable_version:
                 conn.execute(
                     update(routes)
-                    .where(routes.c.name == route)
+                    .where(route.where(routes, "name"))
                     .values(
                         stable_version=target,
                         previous_stable_version=r.stable_version,
@@ -525,9 +528,7 @@ class RolloutStore:
                 detail=detail, at=now,
             )  # fmt: skip
             detail["override_gate"] = forward
-            self._audit(
-                conn, by, "route.rollback", route, {**detail, "reason": reason}, tenant=r.tenant
-            )
+            self._audit(conn, by, "route.rollback", route, {**detail, "reason": reason})
         return target, forward
 
     # -- what the canary analysis reads ------------------------------------------------
@@ -538,14 +539,29 @@ class RolloutStore:
         """Stable and candidate over one window, ``start <= started_at < end``: the same
         time, at one traffic split."""
         return (
-            self._arm(ro.route, ro.stable_version, start, end),
-            self._arm(ro.route, ro.candidate_version, start, end),
+            self._arm(ro.key, ro.stable_version, start, end),
+            self._arm(ro.key, ro.candidate_version, start, end),
         )
 
-    def _arm(self, route: str, number: int, start: datetime, end: datetime | None) -> ArmStats:
+    @staticmethod
+    def _callers(route: RouteKey, tenant: Any) -> Any:
+        """The requests and feedback of a route: records name the route, not its scope, so
+        a tenant's own route is its tenant's records of that name, and a shared route the
+        records of tenants without an own route of that name (which would shadow it)."""
+        if route.tenant is not None:
+            return tenant == route.tenant
+        r = routes.c
+        return tenant.not_in(select(r.scope).where(r.name == route.name, r.scope != route.scope))
+
+    def _arm(self, route: RouteKey, number: int, start: datetime, end: datetime | None) -> ArmStats:
         c = requests.c
         label = f"v{number}"
-        within = [c.route == route, c.version == label, c.started_at >= start]
+        within = [
+            c.route == route.name,
+            self._callers(route, c.tenant),
+            c.version == label,
+            c.started_at >= start,
+        ]
         if end is not None:
             within.append(c.started_at < end)
         cost = func.coalesce(c.cost_usd, 0.0)
@@ -560,7 +576,12 @@ class RolloutStore:
         ).where(*within)
         latencies = select(c.duration_ms).where(*within).limit(MAX_LATENCY_ROWS)
         f = feedback.c
-        marks = [f.route == route, f.version == label, f.at >= start]
+        marks = [
+            f.route == route.name,
+            self._callers(route, f.tenant),
+            f.version == label,
+            f.at >= start,
+        ]
         if end is not None:
             marks.append(f.at < end)
         votes = select(

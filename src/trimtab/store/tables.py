@@ -8,7 +8,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
-    ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -142,27 +142,37 @@ budget_events = Table(
 
 # -- the route registry ------------------------------------------------------------------
 
-# A route is a named LLM feature; what it serves is one of its versions.
+# A route is a named LLM feature; what it serves is one of its versions. Its identity is
+# (scope, name): scope is the tenant that owns it, or "" for a route shared by every
+# tenant, so two tenants may each have a route of the same name (issue 8, item 6).
+SHARED = ""
+
 routes = Table(
     "routes",
     metadata,
+    Column("scope", String(128), primary_key=True),  # the owning tenant; "": shared
     Column("name", String(128), primary_key=True),
     Column("owner", String(256), nullable=False),  # who is paged, who approves
     Column("risk_tier", Integer, nullable=False),  # 0 (internal) .. 3 (regulated)
-    Column("tenant", String(128)),  # None: shared by every tenant
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(256)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("stable_version", Integer),  # the number of the version the gateway serves
     Column("previous_stable_version", Integer),  # pinned: where a rollback returns to
-    Index("ix_routes_tenant", "tenant"),
+    Index("ix_routes_name", "name"),
 )
+
+
+def _route_key() -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(["scope", "route"], ["routes.scope", "routes.name"])
+
 
 # immutable: rows are inserted, never updated or deleted
 route_versions = Table(
     "route_versions",
     metadata,
-    Column("route", String(128), ForeignKey("routes.name"), primary_key=True),
+    Column("scope", String(128), primary_key=True),
+    Column("route", String(128), primary_key=True),
     Column("number", Integer, primary_key=True, autoincrement=False),  # 1, 2, ... per route
     Column("digest", String(64), nullable=False),  # SHA-256 of the canonical bundle JSON
     Column("bundle", JSON, nullable=False),
@@ -170,6 +180,7 @@ route_versions = Table(
     Column("message", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("parent", Integer),  # the route's newest version when this one was applied
+    _route_key(),
     Index("ix_route_versions_digest", "digest"),
 )
 
@@ -178,21 +189,24 @@ route_events = Table(
     "route_events",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("route", String(128), ForeignKey("routes.name"), nullable=False),
+    Column("scope", String(128), nullable=False),
+    Column("route", String(128), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("version", Integer),
     Column("actor", String(256)),
     Column("reason", Text),
     Column("detail", JSON),
-    Index("ix_route_events_route", "route", "id"),
+    _route_key(),
+    Index("ix_route_events_route", "scope", "route", "id"),
 )
 
 rollouts = Table(
     "rollouts",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("route", String(128), ForeignKey("routes.name"), nullable=False),
+    Column("scope", String(128), nullable=False),
+    Column("route", String(128), nullable=False),
     Column("stable_version", Integer, nullable=False),
     Column("candidate_version", Integer, nullable=False),
     Column("plan_name", String(64), nullable=False),
@@ -209,14 +223,16 @@ rollouts = Table(
     Column("ended_at", DateTime(timezone=True)),
     Column("reason", Text),
     Column("last_decision", JSON),
-    Index("ix_rollouts_route_status", "route", "status"),
+    _route_key(),
+    Index("ix_rollouts_route_status", "scope", "route", "status"),
 )
 
 attestations = Table(
     "attestations",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("route", String(128), ForeignKey("routes.name"), nullable=False),
+    Column("scope", String(128), nullable=False),
+    Column("route", String(128), nullable=False),
     Column("version", Integer, nullable=False),
     Column("kind", String(16), nullable=False),  # eval | redteam | approval | changelog
     Column("result", String(8), nullable=False),  # pass | fail
@@ -224,7 +240,8 @@ attestations = Table(
     Column("note", Text),
     Column("url", String(1024)),
     Column("at", DateTime(timezone=True), nullable=False),
-    Index("ix_attestations_route_version", "route", "version"),
+    _route_key(),
+    Index("ix_attestations_route_version", "scope", "route", "version"),
 )
 
 feedback = Table(
