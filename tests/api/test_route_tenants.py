@@ -8,11 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from tests.api.test_routes_api import GLOBEX_OPERATOR_KEY, OPERATOR_KEY, ROUTE_KEYS
 from tests.conftest import ADMIN_KEY, APP_KEY, GLOBEX_APP_KEY, GatewayFactory, Running
 from tests.gateway.test_openai_sdk import stored
 from tests.keys.support import auth
+from trimtab.cli import cli
 
 
 @pytest.fixture
@@ -130,3 +132,23 @@ def test_a_tenants_own_route_shadows_the_shared_one(running: Running) -> None:
     # the shared one is still there for acme to read, with ?tenant= (empty: shared)
     read = httpx.get(running.url + "/api/routes/faq?tenant=", headers=auth(OPERATOR_KEY))
     assert read.status_code == 200 and read.json()["tenant"] is None
+
+
+def test_an_admin_picks_a_tenants_route_from_the_command_line(running: Running) -> None:
+    apply(running, faq("gpt-mock").replace("faq:", "globex-faq:"), GLOBEX_OPERATOR_KEY)
+    apply(running, faq("sim-1").replace("faq:", "globex-faq:"), GLOBEX_OPERATOR_KEY)
+    runner = CliRunner()
+    env = {"TRIMTAB_URL": running.url, "TRIMTAB_API_KEY": ADMIN_KEY}
+    start = ["rollout", "start", "globex-faq", "--to", "v2", "-r", "go"]
+    # the admin's own tenant (acme) has no such route, and no shared one exists
+    missing = runner.invoke(cli, start, env=env)
+    assert missing.exit_code == 1 and "no route 'globex-faq'" in missing.output
+    started = runner.invoke(cli, [*start, "--tenant", "globex"], env=env)
+    assert started.exit_code == 0, started.output
+    assert "v1 -> v2, running" in started.output
+    status = runner.invoke(cli, ["rollout", "status", "globex-faq", "--tenant", "globex"], env=env)
+    assert status.exit_code == 0 and "running" in status.output
+    back = runner.invoke(
+        cli, ["rollback", "globex-faq", "--tenant", "globex", "-r", "stop"], env=env
+    )
+    assert back.exit_code == 0 and "stable is now v1" in back.output

@@ -59,5 +59,8 @@ class RoutesClient(ApiClient):
         return self._call("GET", path)
 
     @classmethod
-    def route_path(cls, route: str, rest: str) -> str:
-        return cls._route(route) + "/" + rest
+    def route_path(cls, route: str, rest: str, tenant: str | None = None) -> str:
+        """A route's sub-resource; `tenant` picks the route of that tenant ("": the shared
+        one) instead of the caller's own, else shared (names are per tenant)."""
+        path = cls._route(route) + "/" + rest
+        return path if tenant is None else f"{path}?tenant={quote(tenant, safe='')}"

@@ -15,16 +15,31 @@ from trimtab.registry.commands import DEFAULT_URL, ApiKey, Url, call
 Route = Annotated[str, typer.Argument(help="The route's name.")]
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why: it goes on the timeline.")]
 
+# names are per tenant: a caller's NAME is its tenant's route, else the shared one
+Tenant = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant",
+        help="The route of this tenant (an admin may name any; '' for the shared one).",
+    ),
+]
+
 # `attest --url` is the evidence's address, as the field writes it; the server comes from here
 Server = Annotated[str, typer.Option("--server", envvar="TRIMTAB_URL", help="The trimtab server.")]
 
 rollout = typer.Typer(help="Move a route's traffic to a candidate version, or stop doing so.")
 
 
-def _send(url: str, api_key: str | None, route: str, rest: str, body: dict[str, Any]) -> Any:
-    return call(
-        url, api_key, lambda client: client.post(RoutesClient.route_path(route, rest), body)
-    )
+def _send(
+    url: str,
+    api_key: str | None,
+    route: str,
+    rest: str,
+    body: dict[str, Any],
+    tenant: str | None = None,
+) -> Any:
+    path = RoutesClient.route_path(route, rest, tenant)
+    return call(url, api_key, lambda client: client.post(path, body))
 
 
 def _show(data: dict[str, Any]) -> None:
@@ -76,18 +91,24 @@ def start(
     to: Annotated[str, typer.Option("--to", help="The candidate version, e.g. v2.")],
     plan: Annotated[str, typer.Option(help="A plan from the server's config.")] = "default",
     reason: Annotated[str | None, typer.Option("--reason", "-r")] = None,
+    tenant: Tenant = None,
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
     """Start a rollout (refused, with what is missing, when the route's gate is not met)."""
-    _show(_send(url, api_key, route, "rollouts", {"to": to, "plan": plan, "reason": reason}))
+    body = {"to": to, "plan": plan, "reason": reason}
+    _show(_send(url, api_key, route, "rollouts", body, tenant))
 
 
 def _move(name: str) -> None:
     def command(
-        route: Route, reason: Reason, url: Url = DEFAULT_URL, api_key: ApiKey = None
+        route: Route,
+        reason: Reason,
+        tenant: Tenant = None,
+        url: Url = DEFAULT_URL,
+        api_key: ApiKey = None,
     ) -> None:
-        _show(_send(url, api_key, route, f"rollout/{name}", {"reason": reason}))
+        _show(_send(url, api_key, route, f"rollout/{name}", {"reason": reason}, tenant))
 
     command.__doc__ = f"{name.capitalize()} the route's rollout in progress."
     rollout.command(name)(command)
@@ -98,9 +119,12 @@ for _name in ("pause", "resume", "promote", "abort"):
 
 
 @rollout.command("status")
-def status(route: Route, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
+def status(
+    route: Route, tenant: Tenant = None, url: Url = DEFAULT_URL, api_key: ApiKey = None
+) -> None:
     """The route's current (or last) rollout and its latest decision."""
-    _show(call(url, api_key, lambda client: client.get(RoutesClient.route_path(route, "rollout"))))
+    path = RoutesClient.route_path(route, "rollout", tenant)
+    _show(call(url, api_key, lambda client: client.get(path)))
 
 
 def rollback(
@@ -118,6 +142,7 @@ def rollback(
             "skipping the release gate (audited, marked on the timeline).",
         ),
     ] = False,
+    tenant: Tenant = None,
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
@@ -127,7 +152,7 @@ def rollback(
     body: dict[str, Any] = {"to": to, "reason": reason}
     if override_gate:
         body["override_gate"] = True
-    data = _send(url, api_key, route, "rollback", body)
+    data = _send(url, api_key, route, "rollback", body, tenant)
     note = " (release gate overridden)" if data.get("override_gate") else ""
     Console(highlight=False).print(
         f"{escape(route)}: stable is now v{data['stable_version']}{note}"
@@ -141,12 +166,13 @@ def attest(
     result: Annotated[str, typer.Option(help="pass | fail")],
     note: Annotated[str | None, typer.Option()] = None,
     link: Annotated[str | None, typer.Option("--url", help="Where the evidence is.")] = None,
+    tenant: Tenant = None,
     server: Server = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
     """Record evidence on a version, attributed to the owner of the key used."""
     body = {"kind": kind, "result": result, "note": note, "url": link}
-    data = _send(server, api_key, route, f"versions/{version}/attestations", body)
+    data = _send(server, api_key, route, f"versions/{version}/attestations", body, tenant)
     Console(highlight=False).print(
         f"{escape(route)} v{data['version']}: {data['kind']} {data['result']} by {data['by']}"
     )
