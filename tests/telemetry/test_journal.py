@@ -51,12 +51,7 @@ def segments(directory: Path) -> list[Path]:
 
 
 def journal_ids(directory: Path) -> list[str]:
-    return sorted(
-        orjson.loads(line)["id"]
-        for seg in segments(directory)
-        for line in seg.read_bytes().splitlines()
-        if line.strip()
-    )
+    return sorted(r.id for seg in segments(directory) for b in read_batches(seg, 100) for r in b)
 
 
 def journaled_recorder(
@@ -89,7 +84,9 @@ def test_the_spill_file_and_the_journal_write_the_same_line(tmp_path: Path) -> N
     spill.append([r])
     journal = Journal(tmp_path / "journal", fsync_interval_s=1, also_sync=spill.sync)
     journal.append(r)
-    assert spill.path.read_bytes() == segments(tmp_path / "journal")[0].read_bytes()
+    written, zeros = segments(tmp_path / "journal")[0].read_bytes().split(b"\x00", 1)
+    assert spill.path.read_bytes() == written
+    assert not zeros.strip(b"\x00")  # the rest of the segment, allocated up front
     journal.forget([None])  # a record that was never journaled changes nothing
     spill.close()
     journal.close()
@@ -106,12 +103,13 @@ def test_records_are_on_disk_before_the_commit_and_gone_after(
     for r in recs:  # the writer is not running yet: everything waits in the queue
         recorder.record(r)
     assert journal_ids(tmp_path / "journal") == [r.id for r in recs]
+    assert len(segments(tmp_path / "journal")) > 5  # 4 KiB segments: full ones retired
     recorder.start()
     wait_for(lambda: stored_ids(store) == [r.id for r in recs])
-    # committed: the journal thread rotates the full segment and deletes committed ones
-    for _ in range(2):
-        journal.sync()
-    assert journal_ids(tmp_path / "journal") == []
+    # committed: the retired segments are deleted; the one being written stays
+    journal.sync()
+    assert len(segments(tmp_path / "journal")) == 1
+    assert set(journal_ids(tmp_path / "journal")) < {r.id for r in recs}
     more = records(5, start=100)
     for r in more:
         recorder.record(r)
@@ -211,6 +209,7 @@ def test_orphans_stay_while_the_store_refuses_and_are_replayed_while_running(
 FULL_DISK = textwrap.dedent(
     """
     import resource, signal, sys
+    from dataclasses import replace
     from sqlalchemy import create_engine
     from tests.telemetry.test_recorder import records
     from trimtab.store.telemetry import TelemetryStore
@@ -219,19 +218,21 @@ FULL_DISK = textwrap.dedent(
     from trimtab.telemetry.recorder import Recorder
     from trimtab.telemetry.spill import SpillFile
 
-    # files of this process may not grow past 4 KiB: write() fails with EFBIG, as on a
-    # full disk (SIGXFSZ ignored, so the call fails instead of killing the process)
+    # files of this process may not grow past 16 KiB: allocating a larger one fails with
+    # EFBIG, as on a full disk (SIGXFSZ ignored, so the call fails instead of killing)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16384, resource.RLIM_INFINITY))
     spill = SpillFile(sys.argv[1] + "/spill.jsonl")
-    journal = Journal(sys.argv[1] + "/journal", fsync_interval_s=1, also_sync=spill.sync)
+    journal = Journal(
+        sys.argv[1] + "/journal", fsync_interval_s=1, also_sync=spill.sync, segment_bytes=8192
+    )
     store = TelemetryStore(create_engine("sqlite://"))  # never reached: no writer started
     recorder = Recorder(
         store, spill, GatewayMetrics(), capacity=1000, batch_size=10,
         flush_interval_s=1, write_retries=0, journal=journal,
     )
-    for r in records(40):
-        recorder.record(r)
+    for r in records(40):  # 8 KiB segments: a few fit, then one is 4 MiB (a huge record)
+        recorder.record(r if r.id != "req_000030" else replace(r, request_body="x" * 2**22))
     print(recorder.depth())
     print(recorder.problem())
     """
@@ -250,8 +251,5 @@ def test_a_journal_that_cannot_be_written_still_queues_and_says_so(tmp_path: Pat
     assert out[0] == "40"  # every record is still queued for the store
     assert out[1].startswith("telemetry journal not writable since ")
     assert out[1].endswith(": OSError (File too large)")
-    # what fitted is readable (a line cut by the failed write is skipped when replayed)
-    (segment,) = segments(tmp_path / "journal")
-    kept = [r.id for batch in read_batches(segment, 100) for r in batch]
-    assert kept == [r.id for r in records(len(kept))]
-    assert 0 < len(kept) < 40
+    # the huge record could not get a segment; the others are journaled
+    assert journal_ids(tmp_path / "journal") == [r.id for r in records(40) if r.id != "req_000030"]

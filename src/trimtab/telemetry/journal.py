@@ -1,12 +1,17 @@
 """The write-ahead journal: every queued record is on local disk before its response ends.
 
-The event loop `write()`s each record's line to the current segment (a few microseconds:
-the bytes go to the OS page cache), so a process killed with SIGKILL loses nothing the
-OS had accepted. A journal thread fsyncs every `fsync_interval_s`, which bounds what a
-machine crash can lose, rotates segments and deletes those whose records have all been
-committed to the store (or spilled). Each live segment holds an exclusive `flock`, so a
-segment whose lock can be taken belongs to a process that has died: `orphans()` are what
-a later start (or this process, once the store is back) replays, without duplicates.
+Each segment is a file of fixed size, allocated up front and mapped into memory. The
+event loop copies each record's line into the mapping: a memory copy (a few µs), with no
+system call, so it never hands the GIL to the writer thread as a `write()` would (measured:
+p99 of a `write()` under a busy writer thread, milliseconds; of the copy, tens of µs). The
+pages belong to the OS page cache, so a process killed with SIGKILL loses nothing. A
+journal thread fsyncs every `fsync_interval_s`, which bounds what a machine crash can
+lose, and deletes segments whose records have all been committed to the store (or
+spilled). The unused end of a segment is zeros; readers stop at the first zero byte.
+
+Each live segment holds an exclusive `flock`, so a segment whose lock can be taken belongs
+to a process that has died: `orphans()` are what a later start (or this process, once the
+store is back) replays, without duplicates.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import mmap
 import os
 import threading
 import time
@@ -26,17 +32,19 @@ from trimtab.telemetry.lines import encode, read_batches
 from trimtab.telemetry.record import RequestRecord
 
 log = logging.getLogger("trimtab.telemetry")
-SEGMENT_BYTES = 16 * 1024 * 1024  # rotate past this size, so committed records free disk
+SEGMENT_BYTES = 16 * 1024 * 1024  # allocated per segment; a record larger gets its own
 PATTERN = "journal-*.jsonl"
+RETRY_S = 1.0  # after a segment could not be created (disk full), try again this late
 
 
 @dataclass(eq=False)
 class Segment:
     path: Path
     fd: int
-    size: int = 0
+    mm: mmap.mmap
+    capacity: int
+    size: int = 0  # bytes written
     pending: int = 0  # records written here and not yet committed or spilled
-    torn: bool = False  # a write failed, maybe halfway: the next line starts on a new one
 
 
 class Journal:
@@ -53,16 +61,17 @@ class Journal:
         """`also_sync` is fsynced before committed segments are deleted (the spill file:
         a record the journal forgets because it was spilled must be durable there)."""
         self.directory = Path(directory)
-        self._segment_bytes = segment_bytes
         self._interval = fsync_interval_s
         self._also_sync = also_sync
-        self._lock = threading.Lock()  # the segments' state; held for a write(), never an fsync
-        self._sync_lock = threading.Lock()  # one sync at a time: it closes and deletes fds
+        self._segment_bytes = segment_bytes
+        self._lock = threading.Lock()  # the segments' state; never held for an fsync
+        self._sync_lock = threading.Lock()  # one sync at a time: it closes and deletes
         self._current: Segment | None = None
         self._retired: list[Segment] = []
         self._dirty = False
         self._serial = 0
         self._stem = f"journal-{time.time_ns():x}-{os.getpid()}"
+        self._retry_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.failing_since: datetime | None = None
@@ -71,27 +80,41 @@ class Journal:
     # -- the event loop ----------------------------------------------------------------
 
     def append(self, record: RequestRecord) -> Segment | None:
-        """Write the record's line; the segment to `forget` it from once it is committed,
-        or None when it could not be written (the record is still queued)."""
+        """Copy the record's line into the current segment; the segment to `forget` it
+        from once it is committed, or None when it could not be written (it is still
+        queued)."""
         line = encode(record)
+        n = len(line)
         with self._lock:
             seg = self._current
-            try:
+            if seg is None or seg.size + n > seg.capacity:
+                seg = self._next_segment(n)
                 if seg is None:
-                    seg = self._current = self._open_segment()
-                _write_all(seg.fd, b"\n" + line if seg.torn else line)
-            except OSError as exc:
-                if seg is not None:
-                    seg.torn = True
-                self._failed(exc)
-                return None
-            seg.torn = False
-            seg.size += len(line)
+                    return None
+            seg.mm[seg.size : seg.size + n] = line
+            seg.size += n
             seg.pending += 1
             self._dirty = True
-        if self.failing_since is not None:
-            self._recovered()
         return seg
+
+    def _next_segment(self, at_least: int) -> Segment | None:
+        # under self._lock; about once per segment_bytes written, or on a huge record
+        if time.monotonic() < self._retry_at:
+            return None
+        try:
+            fresh = self._open_segment(max(self._segment_bytes, at_least))
+        except OSError as exc:
+            self._retry_at = time.monotonic() + RETRY_S
+            self._failed(exc)
+            return None
+        if self._current is not None:
+            self._retired.append(self._current)
+        self._current = fresh
+        if self.failing_since is not None:
+            log.warning("telemetry journal in %s writable again", self.directory)
+            self.failing_since = None
+            self.last_error = None
+        return fresh
 
     def _failed(self, exc: OSError) -> None:
         if self.failing_since is None:
@@ -103,11 +126,6 @@ class Journal:
                 exc.strerror,
             )
         self.last_error = f"{type(exc).__name__} ({exc.strerror})"
-
-    def _recovered(self) -> None:
-        log.warning("telemetry journal in %s writable again", self.directory)
-        self.failing_since = None
-        self.last_error = None
 
     # -- the writer thread -------------------------------------------------------------
 
@@ -153,7 +171,7 @@ class Journal:
         self.directory.mkdir(parents=True, exist_ok=True)
         with self._lock:
             if self._current is None:
-                self._current = self._open_segment()
+                self._current = self._open_segment(self._segment_bytes)
         self._thread = threading.Thread(target=self._run, name="trimtab-journal", daemon=True)
         self._thread.start()
 
@@ -165,29 +183,24 @@ class Journal:
                 log.error("telemetry journal sync failed: %s: %s", type(exc).__name__, exc)
 
     def sync(self) -> None:
-        """fsync what was written, rotate a full segment, delete committed ones."""
+        """fsync what was written, and delete segments whose records are all committed."""
         with self._sync_lock:
-            self._sync()
-
-    def _sync(self) -> None:
-        with self._lock:
-            cur, dirty, self._dirty = self._current, self._dirty, False
-            done = [s for s in self._retired if s.pending == 0]
-        if cur is not None and dirty:
-            os.fsync(cur.fd)
-        if cur is not None and cur.size >= self._segment_bytes:
-            fresh = self._open_segment()
             with self._lock:
-                self._current = fresh
-                self._retired.append(cur)
-                self._dirty = True  # cur may have taken lines since its fsync
-            os.fsync(cur.fd)
-        if done:
-            self._also_sync()
-            for seg in done:
-                self._delete(seg)
-            with self._lock:
-                self._retired = [s for s in self._retired if s not in done]
+                cur, dirty, self._dirty = self._current, self._dirty, False
+                retired = list(self._retired)
+                done = [s for s in retired if s.pending == 0]
+            # fsync writes back the pages dirtied through the mapping, like msync, but
+            # releases the GIL while it waits
+            for seg in retired:
+                os.fsync(seg.fd)
+            if cur is not None and dirty:
+                os.fsync(cur.fd)
+            if done:
+                self._also_sync()
+                for seg in done:
+                    self._delete(seg)
+                with self._lock:
+                    self._retired = [s for s in self._retired if s not in done]
 
     def close(self) -> None:
         """fsync, and delete every segment whose records are all committed or spilled."""
@@ -205,31 +218,36 @@ class Journal:
                 self._delete(seg)
             else:
                 os.fsync(seg.fd)
+                seg.mm.close()
                 os.close(seg.fd)  # releases the lock: the next start replays it
 
     def size(self) -> int:
-        """Bytes held in this process's segments."""
+        """Bytes written to this process's segments."""
         with self._lock:
             return sum(s.size for s in (*self._retired, self._current) if s is not None)
 
-    def _open_segment(self) -> Segment:
+    def _open_segment(self, capacity: int) -> Segment:
         self._serial += 1
         path = self.directory / f"{self._stem}-{self._serial:06d}.jsonl"
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return Segment(path, fd)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # blocks reserved now: a full disk fails here, never later as a SIGBUS on a
+            # page of the mapping
+            os.posix_fallocate(fd, 0, capacity)
+            mm = mmap.mmap(fd, capacity)
+        except OSError:
+            path.unlink(missing_ok=True)
+            os.close(fd)
+            raise
+        return Segment(path, fd, mm, capacity)
 
     @staticmethod
     def _delete(seg: Segment) -> None:
         seg.path.unlink(missing_ok=True)  # while still locked: no one replays it meanwhile
+        seg.mm.close()
         os.close(seg.fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 @contextlib.contextmanager

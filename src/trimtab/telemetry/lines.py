@@ -24,14 +24,19 @@ def encode(record: RequestRecord) -> bytes:
 
 
 def read_batches(path: Path, size: int, *, end: int | None = None) -> Iterator[list[RequestRecord]]:
-    """The records of a lines file (up to byte `end`), in batches; unreadable lines, such as
-    one torn by a crash in the middle of an append, are reported and skipped."""
+    """The records of a lines file (up to byte `end`, or its first zero byte), in batches;
+    unreadable lines, such as one torn by a crash in the middle of an append, are reported
+    and skipped."""
     batch: list[RequestRecord] = []
     with open(path, "rb") as fh:
         offset = 0
-        for number, line in enumerate(fh, 1):
-            offset += len(line)
+        for number, raw in enumerate(fh, 1):
+            offset += len(raw)
             if end is not None and offset > end:
+                break
+            # a journal segment ends in zeros (JSON never holds a NUL byte: it is escaped)
+            line, zero, _ = raw.partition(b"\x00")
+            if zero and not line:
                 break
             if not line.strip():
                 continue
