@@ -218,6 +218,30 @@ async def test_reservations_in_flight_are_held_again_when_redis_lost_them(
     assert (status.spent, status.reserved) == (pytest.approx(0.25), pytest.approx(0.1))
 
 
+async def test_every_process_holds_its_reservations_again_after_redis_lost_them(
+    redis: Restartable, made: list[ResilientState]
+) -> None:
+    store = Store()
+    a, b = resilient(redis, made)[0], resilient(redis, made)[0]
+    for state in (a, b):
+        state._probe_interval = HOUR  # only the budget scripts may notice the restart
+        await state.start()
+        await state.seed_budgets({}, store.seeds)
+    assert (await a.budget_reserve(KEY, 0.3, 1.0, HOUR)).ok
+    assert (await b.budget_reserve(KEY, 0.2, 1.0, HOUR)).ok
+    redis.restart()
+    await a.budget_settle(KEY, 0.3, 0.3, HOUR)  # a notices first and seeds Redis again
+    store.spent[KEY] = 0.3
+    # b finds a marker it did not write: Redis lost b's reservation too, b holds it again
+    got = await b.budget_reserve(KEY, 0.1, 0.5, HOUR)
+    assert not got.ok
+    assert (got.spent, got.reserved) == (pytest.approx(0.3), pytest.approx(0.2))
+    await b.budget_settle(KEY, 0.2, 0.1, HOUR)
+    status = await a.budget_status(KEY)
+    assert status is not None
+    assert (status.spent, status.reserved) == (pytest.approx(0.4), pytest.approx(0.0))
+
+
 async def test_a_redis_that_kept_its_data_releases_what_settled_during_the_outage(
     redis: Restartable, made: list[ResilientState]
 ) -> None:
@@ -236,8 +260,42 @@ async def test_a_redis_that_kept_its_data_releases_what_settled_during_the_outag
         await state.budget_settle(KEY, 0.3, 0.2, HOUR)
         assert fallbacks(registry, "budget_settle") == 1
         await until(lambda: state.up)
-        status = await pauser.budget_status(KEY)
+        status = await state.budget_status(KEY)  # waits until Redis is re-seeded
         assert status is not None
         assert (status.spent, status.reserved) == (pytest.approx(0.2), pytest.approx(0.0))
+        assert fallbacks(registry, "budget_status") == 0
     finally:
         await pauser.close()
+
+
+async def test_two_processes_spend_at_most_the_budget_and_a_request_each_during_an_outage(
+    redis: Restartable, made: list[ResilientState]
+) -> None:
+    store = Store()
+    store.spent[KEY] = 0.2
+    states = [resilient(redis, made, share=2)[0] for _ in range(2)]
+    for state in states:
+        await state.start()
+        await state.seed_budgets(await store.seeds(), store.seeds)
+    redis.kill()
+    cost = 0.07
+    spent = {id(s): 0.0 for s in states}
+    for _ in range(100):
+        progress = False
+        for state in states:
+            if (await state.budget_reserve(KEY, cost, 1.0, HOUR)).ok:
+                await state.budget_settle(KEY, cost, cost, HOUR)
+                spent[id(state)] += cost
+                progress = True
+        if not progress:
+            break
+    total = 0.2 + sum(spent.values())
+    assert all(s > 0 for s in spent.values())
+    assert 1.0 <= total < 1.0 + 2 * cost
+    # the telemetry writers have stored every call by the time Redis is back (empty)
+    store.spent[KEY] = total
+    redis.start()
+    await until(lambda: all(s.up for s in states))
+    status = await states[0].primary.budget_status(KEY)
+    assert status is not None and status.spent == pytest.approx(total)
+    assert not (await states[1].budget_reserve(KEY, cost, 1.0, HOUR)).ok

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -113,10 +114,26 @@ return 0
 """
 )
 
-# Budget scripts given ARGV[4] == '1' first check the seed marker (KEYS[2]) and return
-# {'lost'} without touching anything when it is gone: Redis lost the seeded spend.
+# KEYS[1] budget hash; ARGV delta, ttl_ms. Adds delta (may be negative) to the outstanding
+# reservations, never below zero: a process holding its reservations again after Redis lost
+# them, or releasing those that settled while Redis was away.
+_HOLD = (
+    _FMT
+    + """
+local left = (tonumber(redis.call('HGET', KEYS[1], 'reserved')) or 0) + tonumber(ARGV[1])
+if left <= 1e-12 then left = 0 end
+redis.call('HSET', KEYS[1], 'reserved', fmt(left))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 0
+"""
+)
+
+# Budget scripts given a seed token (ARGV[4] not empty) first check that the seed marker
+# (KEYS[2]) still holds it, and return {'lost'} without touching anything when it does not:
+# Redis lost its data since this process seeded it (gone, or seeded again by another process
+# that noticed first, which cannot have held this process's reservations).
 _LOST_CHECK = """
-if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then return {'lost', '0', '0'} end
+if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[4] then return {'lost', '0', '0'} end
 """
 
 # KEYS[1] budget hash; ARGV amount, limit, ttl_ms. Returns {ok, spent, reserved}.
@@ -224,8 +241,9 @@ class RedisState:
         self._record = self._redis.register_script(_RECORD)
         self._assign = self._redis.register_script(_ASSIGN)
         self._raise = self._redis.register_script(_RAISE)
+        self._hold = self._redis.register_script(_HOLD)
         # set by mark_seeded: from then on the budget scripts report a lost seed (StateLost)
-        self._check_seed = False
+        self._token: str | None = None
 
     @property
     def url(self) -> str:
@@ -294,22 +312,36 @@ class RedisState:
         """Raise the period's settled spend to at least `spent` (re-seeding after a loss)."""
         await self._run(self._raise, self._key("budget", key), (spent, _ms(ttl_s)))
 
+    async def budget_hold(self, key: str, delta: float, ttl_s: float) -> None:
+        """Add `delta` to the outstanding reservations (never below zero), unchecked."""
+        await self._run(self._hold, self._key("budget", key), (delta, _ms(ttl_s)))
+
     async def mark_seeded(self) -> None:
-        """Write the seed marker; from now on a budget call that finds it gone raises
-        StateLost instead of counting from zero."""
+        """Write the seed marker (a new token), or take the one another process wrote: from
+        now on a budget call that finds a different one raises StateLost instead of counting
+        from what is left."""
+        marker = self._key("seeded", "budgets")
+        token = uuid.uuid4().hex
         with self._errors():
-            await self._redis.set(self._key("seeded", "budgets"), b"1")
-        self._check_seed = True
+            if not await self._redis.set(marker, token, nx=True):
+                found = await self._redis.get(marker)
+                if found is None:  # gone again meanwhile
+                    await self._redis.set(marker, token)
+                else:
+                    token = found.decode() if isinstance(found, bytes) else str(found)
+        self._token = token
 
     async def seeded(self) -> bool:
-        """Whether the seed marker is still there (always True before mark_seeded)."""
-        if not self._check_seed:
+        """Whether the seed marker still holds this process's token (True before the first
+        mark_seeded)."""
+        if self._token is None:
             return True
         with self._errors():
-            return bool(await self._redis.exists(self._key("seeded", "budgets")))
+            found = await self._redis.get(self._key("seeded", "budgets"))
+        return found is not None and found == self._token.encode()
 
     def _budget_args(self, *args: str | float) -> tuple[str | float, ...]:
-        return (*args, "1" if self._check_seed else "0")
+        return (*args, self._token or "")
 
     async def budget_reserve(
         self, key: str, amount: float, limit: float, ttl_s: float

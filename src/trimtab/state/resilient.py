@@ -23,7 +23,7 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from trimtab.state.base import BreakerCounts, Reservation, WindowDecision
-from trimtab.state.ledger import RESIDUE, Ledger
+from trimtab.state.ledger import Ledger
 from trimtab.state.memory import MemoryState
 from trimtab.state.redis import RedisState, StateLost, StateUnavailable
 
@@ -67,8 +67,6 @@ class ResilientState:
         self._ledger = Ledger()
         # this outage: budget key -> settled spend its local account started from
         self._base: dict[str, float] = {}
-        # this process's reservations Redis held when it went away
-        self._held_at_down: dict[str, float] = {}
         self._probe: asyncio.Task[None] | None = None
         self._local_seed: asyncio.Task[None] | None = None
         registry = registry if registry is not None else CollectorRegistry()
@@ -127,7 +125,7 @@ class ResilientState:
         if self._up:
             try:
                 async with self._lock:
-                    await self._apply_primary(seeds, None)
+                    await self._apply_primary(seeds, sync=False)
                 return
             except StateUnavailable as exc:
                 self._down(exc, self._epoch)
@@ -140,7 +138,6 @@ class ResilientState:
             return
         self._up = False
         self._epoch += 1
-        self._held_at_down = self._ledger.holds()
         log.warning(
             "%s; serving breakers, cache, assignments, rate limits and budgets from "
             "process-local state until it answers again (probing every %g s)",
@@ -185,8 +182,9 @@ class ResilientState:
                         seeds[key] = (status.spent, ttl)
                 # a Redis that kept its data still holds the reservations made before the
                 # outage; one that lost it holds none
-                held = self._held_at_down if await self.primary.seeded() else {}
-                await self._apply_primary(seeds, held)
+                if not await self.primary.seeded():
+                    self._ledger.lost()
+                await self._apply_primary(seeds, sync=True)
             except StateUnavailable as exc:
                 # gone again: keep serving from the outage's local state
                 self._local, self._base = old, bases
@@ -217,25 +215,24 @@ class ResilientState:
             except Exception:
                 log.exception("shared-state probe failed")
 
-    async def _apply_primary(self, seeds: Seeds, held: dict[str, float] | None) -> None:
-        """Raise Redis's accounts to `seeds`, write the seed marker, then (unless `held` is
-        None) make Redis hold exactly this process's outstanding reservations, given that
-        it holds `held` of them now. Call with the lock held."""
-        for key, (spent, ttl) in seeds.items():
+    async def _apply_primary(self, seeds: Seeds, *, sync: bool) -> None:
+        """Raise Redis's accounts to `seeds` and to the highest spend Redis ever reported
+        here, (with `sync`) make Redis hold exactly this process's outstanding reservations,
+        then write (or take) the seed marker: until then a budget call of another process
+        that noticed the loss finds it missing and does the same. Hold the lock."""
+        targets = dict(seeds)
+        for key, (spent, ttl) in self._ledger.spent_by_key().items():
+            if spent > targets.get(key, (0.0, ttl))[0]:
+                targets[key] = (spent, ttl)
+        for key, (spent, ttl) in targets.items():
             await self.primary.budget_raise(key, spent, ttl)
             self._ledger.saw(key, spent, ttl)
+        if sync:
+            for key, delta in sorted(self._ledger.unsynced().items()):
+                await self.primary.budget_hold(key, delta, self._ledger.ttl_s(key))
+                self._ledger.synced(key)
         await self.primary.mark_seeded()
         self._generation += 1
-        if held is None:
-            return
-        holds = self._ledger.holds()
-        for key in sorted(set(holds) | set(held)):
-            delta = holds.get(key, 0.0) - held.get(key, 0.0)
-            ttl = self._ledger.ttl_s(key)
-            if delta > RESIDUE:
-                await self.primary.budget_reserve(key, delta, UNLIMITED, ttl)
-            elif delta < -RESIDUE:
-                await self.primary.budget_settle(key, -delta, 0.0, ttl)
 
     async def _apply_local(self, seeds: Seeds) -> None:
         for key, (spent, ttl) in seeds.items():
@@ -260,8 +257,9 @@ class ResilientState:
                 len(seeds),
             )
             self._seeded.clear()
+            self._ledger.lost()
             try:
-                await self._apply_primary(seeds, {})
+                await self._apply_primary(seeds, sync=True)
             finally:
                 self._seeded.set()
 
@@ -285,7 +283,8 @@ class ResilientState:
     async def _budget(
         self, operation: str, remote: Callable[[], Awaitable[T]], local: Callable[[], Awaitable[T]]
     ) -> T:
-        """Like _either; waits out a re-seed, and re-seeds once when Redis lost its data."""
+        """Like _either; waits out a re-seed of Redis, and re-seeds once when Redis reports
+        that it lost its data."""
 
         async def guarded() -> T:
             await self._seeded.wait()
@@ -359,17 +358,19 @@ class ResilientState:
         async def remote() -> Reservation:
             got = await self.primary.budget_reserve(key, amount, limit, ttl_s)
             self._ledger.saw(key, got.spent, ttl_s)
+            if got.ok:
+                self._ledger.reserved(key, amount, ttl_s, in_redis=True)
             return got
 
         async def local() -> Reservation:
             base = await self._local_budget(key, ttl_s)
             share = base + max(limit - base, 0.0) / self._share
-            return await self._local.budget_reserve(key, amount, share, ttl_s)
+            got = await self._local.budget_reserve(key, amount, share, ttl_s)
+            if got.ok:
+                self._ledger.reserved(key, amount, ttl_s, in_redis=False)
+            return got
 
-        got = await self._budget("budget_reserve", remote, local)
-        if got.ok:
-            self._ledger.reserved(key, amount, ttl_s)
-        return got
+        return await self._budget("budget_reserve", remote, local)
 
     async def budget_settle(
         self, key: str, reserved: float, actual: float, ttl_s: float
@@ -379,15 +380,16 @@ class ResilientState:
         async def remote() -> tuple[float, float]:
             got = await self.primary.budget_settle(key, reserved, actual, ttl_s)
             self._ledger.saw(key, got[1], ttl_s)
+            self._ledger.released(key, reserved, in_redis=True)
             return got
 
         async def local() -> tuple[float, float]:
             await self._local_budget(key, ttl_s)
-            return await self._local.budget_settle(key, reserved, actual, ttl_s)
+            got = await self._local.budget_settle(key, reserved, actual, ttl_s)
+            self._ledger.released(key, reserved, in_redis=False)
+            return got
 
-        got = await self._budget("budget_settle", remote, local)
-        self._ledger.released(key, reserved)
-        return got
+        return await self._budget("budget_settle", remote, local)
 
     async def budget_status(self, key: str) -> Reservation | None:
         """(spent, reserved) of a period, or None if never seeded or reserved."""
@@ -398,7 +400,7 @@ class ResilientState:
                 return Reservation(True, self._ledger.spent(key), 0.0)
             return got
 
-        return await self._either("budget_status", lambda: self.primary.budget_status(key), local)
+        return await self._budget("budget_status", lambda: self.primary.budget_status(key), local)
 
     # -- breakers, cache, assignments: process-local while Redis is away ----------------------
 
