@@ -39,16 +39,30 @@ RETRY_S = 1.0  # after a segment could not be created (disk full), try again thi
 
 @dataclass(eq=False)
 class Segment:
+    """Each counter has one writing thread, so none needs a lock (see Journal)."""
+
     path: Path
     fd: int
     mm: mmap.mmap
     capacity: int
-    size: int = 0  # bytes written
-    pending: int = 0  # records written here and not yet committed or spilled
+    size: int = 0  # bytes written (event loop)
+    appended: int = 0  # records written (event loop)
+    forgotten: int = 0  # of those, committed or spilled (writer thread)
+    synced: int = 0  # bytes fsynced (journal thread)
+
+    @property
+    def pending(self) -> int:
+        return self.appended - self.forgotten
 
 
 class Journal:
-    """Segments of JSON lines in one directory; one process writes each segment."""
+    """Segments of JSON lines in one directory; one process writes each segment.
+
+    The event loop appends without a lock: a lock it waited for while the writer thread
+    held it across a GIL switch would stall every request. Only the event loop appends
+    and rotates (rotation, rare, takes the lock that guards the list of segments), only
+    the writer forgets, only the journal thread syncs and deletes, and a segment is
+    deleted once retired (no more appends) with every record forgotten."""
 
     def __init__(
         self,
@@ -64,11 +78,10 @@ class Journal:
         self._interval = fsync_interval_s
         self._also_sync = also_sync
         self._segment_bytes = segment_bytes
-        self._lock = threading.Lock()  # the segments' state; never held for an fsync
+        self._lock = threading.Lock()  # the list of segments; never held for an fsync
         self._sync_lock = threading.Lock()  # one sync at a time: it closes and deletes
         self._current: Segment | None = None
         self._retired: list[Segment] = []
-        self._dirty = False
         self._serial = 0
         self._stem = f"journal-{time.time_ns():x}-{os.getpid()}"
         self._retry_at = 0.0
@@ -85,20 +98,18 @@ class Journal:
         queued)."""
         line = encode(record)
         n = len(line)
-        with self._lock:
-            seg = self._current
-            if seg is None or seg.size + n > seg.capacity:
-                seg = self._next_segment(n)
-                if seg is None:
-                    return None
-            seg.mm[seg.size : seg.size + n] = line
-            seg.size += n
-            seg.pending += 1
-            self._dirty = True
+        seg = self._current
+        if seg is None or seg.size + n > seg.capacity:
+            seg = self._next_segment(n)
+            if seg is None:
+                return None
+        seg.mm[seg.size : seg.size + n] = line
+        seg.size += n
+        seg.appended += 1
         return seg
 
     def _next_segment(self, at_least: int) -> Segment | None:
-        # under self._lock; about once per segment_bytes written, or on a huge record
+        # about once per segment_bytes written, or for a record larger than that
         if time.monotonic() < self._retry_at:
             return None
         try:
@@ -107,9 +118,10 @@ class Journal:
             self._retry_at = time.monotonic() + RETRY_S
             self._failed(exc)
             return None
-        if self._current is not None:
-            self._retired.append(self._current)
-        self._current = fresh
+        with self._lock:
+            if self._current is not None:
+                self._retired.append(self._current)
+            self._current = fresh
         if self.failing_since is not None:
             log.warning("telemetry journal in %s writable again", self.directory)
             self.failing_since = None
@@ -130,11 +142,11 @@ class Journal:
     # -- the writer thread -------------------------------------------------------------
 
     def forget(self, segments: Iterable[Segment | None]) -> None:
-        """These records are committed (or spilled): their segments may go."""
-        with self._lock:
-            for seg in segments:
-                if seg is not None:
-                    seg.pending -= 1
+        """These records are committed (or spilled): their segments may go. Called by
+        one thread at a time (the writer, or stop() once the writer has finished)."""
+        for seg in segments:
+            if seg is not None:
+                seg.forgotten += 1
 
     def orphans(self) -> list[Path]:
         """Segments no live process holds: left by a process that died."""
@@ -169,9 +181,10 @@ class Journal:
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            if self._current is None:
-                self._current = self._open_segment(self._segment_bytes)
+        if self._current is None:
+            fresh = self._open_segment(self._segment_bytes)
+            with self._lock:
+                self._current = fresh
         self._thread = threading.Thread(target=self._run, name="trimtab-journal", daemon=True)
         self._thread.start()
 
@@ -186,15 +199,15 @@ class Journal:
         """fsync what was written, and delete segments whose records are all committed."""
         with self._sync_lock:
             with self._lock:
-                cur, dirty, self._dirty = self._current, self._dirty, False
-                retired = list(self._retired)
-                done = [s for s in retired if s.pending == 0]
-            # fsync writes back the pages dirtied through the mapping, like msync, but
-            # releases the GIL while it waits
-            for seg in retired:
-                os.fsync(seg.fd)
-            if cur is not None and dirty:
-                os.fsync(cur.fd)
+                cur, retired = self._current, list(self._retired)
+            done = [s for s in retired if s.pending == 0]
+            for seg in (*retired, cur):
+                size = seg.size if seg is not None else 0
+                if seg is not None and size > seg.synced:
+                    # fsync writes back the pages dirtied through the mapping, like msync,
+                    # and releases the GIL while it waits
+                    os.fsync(seg.fd)
+                    seg.synced = size
             if done:
                 self._also_sync()
                 for seg in done:
