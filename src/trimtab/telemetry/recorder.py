@@ -1,6 +1,6 @@
 """Recording off the request path: a bounded queue drained by a batch-writer thread.
 
-The handler appends the record to the journal (one write() to the OS, see journal.py) and
+The handler copies the record into the journal (a mapped file, see journal.py) and
 to a deque. When the deque is full the record goes to the spill file instead, and a batch
 the store refuses (after retries) goes there too, so a record is never dropped. The spill
 file and the segments a dead process left in the journal are replayed at start, and by
