@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-dev run test lint bench bench-quick soak canary-sim clean
+.PHONY: install install-dev run test lint bench bench-quick soak canary-sim drill clean
 
 # `make run` installs what trimtab needs to run; the test and lint tools come with `make test`.
 install: $(VENV)/.installed
@@ -43,6 +43,9 @@ soak: install-dev
 
 canary-sim: install-dev
 	$(BIN)/python bench/canary_sim.py
+
+drill: install-dev
+	$(BIN)/python bench/drill.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
