@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import ADMIN_KEY, APP_KEY, KEYS, Gateway, Redis, table
+from _harness import ADMIN_KEY, APP_KEY, KEYS, Gateway, Redis, table
 
 from trimtab.testing.mock_upstream import MockUpstream
 

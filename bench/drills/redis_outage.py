@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import APP_KEY, KEYS, OPERATOR_KEY, Gateway, Redis, table
+from _harness import APP_KEY, KEYS, OPERATOR_KEY, Gateway, Redis, table
 
 from trimtab.testing.mock_upstream import MockUpstream
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import APP_KEY, KEYS, Gateway, table
+from _harness import APP_KEY, KEYS, Gateway, table
 
 from trimtab.testing.mock_upstream import MockUpstream
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import psycopg
-from harness import APP_KEY, KEYS, Gateway, table
+from _harness import APP_KEY, KEYS, Gateway, table
 
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.outage import StoppablePostgres
