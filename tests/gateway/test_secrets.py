@@ -23,7 +23,8 @@ from tests.conftest import (
     base_config,
 )
 from tests.e2e.test_graceful_stop import start_server, stop_server
-from trimtab.config import ProviderConfig
+from trimtab.config import ProviderConfig, parse_config
+from trimtab.providers.registry import build_providers
 from trimtab.providers.secrets import REDACTED, Scrubber, provider_secrets
 from trimtab.store.engine import make_engine
 from trimtab.store.tables import requests
@@ -66,6 +67,18 @@ def test_scrubber_replaces_every_occurrence() -> None:
     assert scrub.text(text) == f"got '{REDACTED}'; key {REDACTED} and {REDACTED}"
     assert scrub.data(text.encode()) == scrub.text(text).encode()
     assert not Scrubber([]) and Scrubber([]).text("sk-12345678") == "sk-12345678"
+
+
+def test_every_provider_scrubs_every_configured_credential() -> None:
+    """An upstream's text never carries another upstream's key either (issue 8, item 7)."""
+    config = parse_config(
+        {"providers": echo_config("http://127.0.0.1:9")["providers"], "models": {}}, "test"
+    )
+    providers = build_providers(config)
+    for name in ("upstream", "claude", "by-header"):
+        scrub = providers[name]._scrub  # type: ignore[attr-defined]
+        text = f"{OPENAI_KEY} {ANTHROPIC_KEY} Bearer {HEADER_KEY}"
+        assert scrub.text(text) == f"{REDACTED} {REDACTED} {REDACTED}", name
 
 
 # -- through a gateway, with the official SDKs -----------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, ClassVar
 
 import aiohttp
@@ -69,14 +69,16 @@ class HttpProvider:
         config: ProviderConfig,
         headers: dict[str, str],
         error_message: Callable[[bytes], str | None],
+        known_secrets: Iterable[str] = (),
     ) -> None:
+        """`known_secrets`: every other provider's credentials, scrubbed here too."""
         self.name = name
         self.kind: str = config.kind
         self._base = (config.base_url or "").rstrip("/")
         self._headers = {"content-type": "application/json", **headers, **config.headers}
         self._limit = config.max_connections
         self._error_message = error_message
-        self._scrub = Scrubber(provider_secrets(config, headers))
+        self._scrub = Scrubber([*provider_secrets(config, headers), *known_secrets])
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:

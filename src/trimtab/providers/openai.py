@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 from trimtab.config import ProviderConfig
@@ -18,6 +19,8 @@ class OpenAIProvider(HttpProvider):
         "embeddings": "/embeddings",
     }
 
-    def __init__(self, name: str, config: ProviderConfig) -> None:
+    def __init__(
+        self, name: str, config: ProviderConfig, known_secrets: Iterable[str] = ()
+    ) -> None:
         headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        super().__init__(name, config, headers, openai_error_message)
+        super().__init__(name, config, headers, openai_error_message, known_secrets)
