@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 import pytest
@@ -18,6 +18,7 @@ from trimtab.app import create_app
 from trimtab.config import Config, parse_config
 from trimtab.store.tables import requests
 from trimtab.testing.mock_upstream import MockUpstream
+from trimtab.testing.outage import RestartableRedis, StoppablePostgres
 from trimtab.testing.servers import PostgresServer, RedisServer, ServerUnavailable, free_port
 from trimtab.testing.serving import ServerThread
 
@@ -34,33 +35,49 @@ def upstream() -> Iterator[MockUpstream]:
         yield mock
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """One throwaway Redis for the session; tests keep apart by key prefix or FLUSHDB."""
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Stoppable)
+
+
+def started(start: Callable[[], S], what: str) -> Iterator[S]:
+    """A fixture's body: the server `start()` returns, stopped afterwards; skipped when its
+    binaries are missing, except under CI, which installs them (a failure there, not a skip)."""
     try:
-        server = RedisServer().start()
+        server = start()
     except ServerUnavailable as exc:
         if os.environ.get("CI"):
-            raise  # CI installs redis-server: a missing server there is a failure, not a skip
-        pytest.skip(f"redis-server not available: {exc}")
+            raise
+        pytest.skip(f"{what} not available: {exc}")
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One throwaway Redis for the session; tests keep apart by key prefix or FLUSHDB."""
+    yield from started(lambda: RedisServer().start(), "redis-server")
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer().start()
-    except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            raise  # CI installs PostgreSQL: a missing server there is a failure, not a skip
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from started(lambda: PostgresServer().start(), "PostgreSQL")
+
+
+@pytest.fixture
+def doomed_postgres() -> Iterator[StoppablePostgres]:
+    """A PostgreSQL of the test's own, which the test stops (and may start again)."""
+    yield from started(lambda: StoppablePostgres().start(), "PostgreSQL")
+
+
+@pytest.fixture
+def killable_redis() -> Iterator[RestartableRedis]:
+    """A Redis of the test's own, which the test kills and starts again, empty."""
+    yield from started(RestartableRedis, "redis-server")
 
 
 def _new_database(server: PostgresServer) -> str:

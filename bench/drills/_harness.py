@@ -1,9 +1,8 @@
-"""What the drills share: a killable Redis, the mock upstream and `trimtab serve`, all on
+"""What the drills share: the mock upstream and `trimtab serve`, all on
 127.0.0.1 in a temporary directory, and a table printer."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
-from trimtab.testing.servers import RedisServer, free_port
+from trimtab.testing.servers import free_port
 
 TRIMTAB = Path(sys.executable).parent / "trimtab"
 ADMIN_KEY = "tt-drill-admin-0001"
@@ -26,25 +25,6 @@ KEYS = [
     {"key": APP_KEY, "tenant": "acme", "role": "app"},
     {"key": OPERATOR_KEY, "tenant": "acme", "role": "operator"},
 ]
-
-
-class Redis:
-    """redis-server without persistence on a fixed port: kill it, start it again empty."""
-
-    def __init__(self) -> None:
-        self.server = RedisServer().start()
-        self.port = self.server.port
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def kill(self) -> None:
-        os.kill(self.server.pid, signal.SIGKILL)
-        self.server.stop()
-
-    def start(self) -> None:
-        self.server = RedisServer(port=self.port).start()
-
-    def stop(self) -> None:
-        self.server.stop()
 
 
 class Gateway:

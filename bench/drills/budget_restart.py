@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _harness import ADMIN_KEY, APP_KEY, KEYS, Gateway, Redis, table
+from _harness import ADMIN_KEY, APP_KEY, KEYS, Gateway, table
 
 from trimtab.testing.mock_upstream import MockUpstream
+from trimtab.testing.outage import RestartableRedis
 
 PRICEY = {"input_per_mtok": 5_000.0, "output_per_mtok": 5_000.0}  # ~$0.005 per token
 MSGS = [{"role": "user", "content": "how much"}]
@@ -87,7 +88,7 @@ def scenario(how: str, usd: float, concurrency: int, upstream: str) -> dict[str,
     with tempfile.TemporaryDirectory(prefix="trimtab-drill-") as tmp:
         folder = Path(tmp)
         db = folder / "trimtab.db"
-        redis = Redis()
+        redis = RestartableRedis()
         gateway = Gateway(config(upstream, redis.url, folder, usd), folder)
         try:
             sent = 0

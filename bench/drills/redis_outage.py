@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _harness import APP_KEY, KEYS, OPERATOR_KEY, Gateway, Redis, table
+from _harness import APP_KEY, KEYS, OPERATOR_KEY, Gateway, table
 
 from trimtab.testing.mock_upstream import MockUpstream
+from trimtab.testing.outage import RestartableRedis
 
 ROUTE_V1 = """
 routes:
@@ -113,7 +114,7 @@ class Load:
                 outcome = type(exc).__name__
             self.outcomes.setdefault(phase, Counter())[outcome] += 1
 
-    async def run(self, redis: Redis, outage_s: float) -> dict[str, float]:
+    async def run(self, redis: RestartableRedis, outage_s: float) -> dict[str, float]:
         limits = httpx.Limits(max_connections=self.concurrency)
         async with httpx.AsyncClient(timeout=30, limits=limits) as http:
             workers = [
@@ -153,7 +154,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="trimtab-drill-") as tmp, MockUpstream() as upstream:
         folder = Path(tmp)
-        redis = Redis()
+        redis = RestartableRedis()
         gateway = Gateway(config(upstream.url, redis.url, folder), folder)
         try:
             for greeting in ("Hello", "Hi"):

@@ -4,8 +4,6 @@ an /api failure nothing anticipated is a 500 that keeps the connection open."""
 from __future__ import annotations
 
 import http.client
-import os
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import ADMIN_KEY, KEYS, GatewayFactory, Running
-from trimtab.testing.servers import PostgresServer, ServerUnavailable
+from trimtab.testing.outage import StoppablePostgres
 
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 ROUTES = {
@@ -54,24 +52,9 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
 ]
 
 
-@pytest.fixture
-def doomed_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL of this test's own, which the test stops."""
-    try:
-        server = PostgresServer().start()
-    except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.postgres
 def test_every_endpoint_answers_a_store_outage_with_the_same_503(
-    gateway: GatewayFactory, doomed_postgres: PostgresServer
+    gateway: GatewayFactory, doomed_postgres: StoppablePostgres
 ) -> None:
     running = gateway(store=doomed_postgres.url, keys=KEYS)
     with httpx.Client(base_url=running.url, headers=ADMIN, timeout=30) as client:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +16,8 @@ from sqlalchemy import func, select
 from tests.conftest import ADMIN_KEY, APP_KEY, KEYS, GatewayFactory
 from trimtab.store.tables import requests, rollups
 from trimtab.testing.outage import StoppablePostgres
-from trimtab.testing.servers import ServerUnavailable
 
 MARKER = "zq-outage-marker-7f3e"
-
-
-@pytest.fixture
-def pg() -> Iterator[StoppablePostgres]:
-    """A PostgreSQL of this test's own: it is stopped and started again."""
-    try:
-        server = StoppablePostgres().start()
-    except ServerUnavailable as exc:
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def fire(url: str, n: int, concurrency: int, tag: str) -> list[str]:
@@ -85,11 +70,14 @@ def wait_until(check: Any, timeout_s: float) -> Any:
 
 
 def test_outage_records_are_replayed_while_running(
-    gateway: GatewayFactory, pg: StoppablePostgres, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    gateway: GatewayFactory,
+    doomed_postgres: StoppablePostgres,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     spill = tmp_path / "spill.jsonl"
     gw = gateway(
-        store=pg.url,
+        store=doomed_postgres.url,
         keys=KEYS,
         # no retries: a refused batch is spilled at once, as after the default's 0.7 s
         telemetry={"spill_path": str(spill), "flush_interval_s": 0.02, "write_retries": 0},
@@ -98,7 +86,7 @@ def test_outage_records_are_replayed_while_running(
     assert len(before) == 60
     assert wait_until(lambda: (listed_ids(gw.url) or set()) >= set(before), 15)
 
-    pg.halt()
+    doomed_postgres.halt()
     during = asyncio.run(fire(gw.url, 300, 16, "during"))
     assert len(during) == 300, "the gateway answers while its store is down"
     assert wait_until(lambda: spill.exists() and spill.stat().st_size > 0, 15)
@@ -110,7 +98,7 @@ def test_outage_records_are_replayed_while_running(
     assert all("\n" not in p for p in problems)
     assert MARKER not in ready.text
 
-    pg.resume()
+    doomed_postgres.resume()
     # polled, not slept: the writer's idle probe finds the store back within about a second
     everything = set(before) | set(during)
     assert wait_until(lambda: (listed_ids(gw.url) or set()) >= everything, 30)

@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from tests.conftest import ADMIN_KEY, APP_KEY, KEYS, GatewayFactory, Running
 from tests.keys.support import chat, create_key, message_of, wait_until
-from trimtab.testing.servers import PostgresServer, ServerUnavailable
+from trimtab.testing.outage import StoppablePostgres
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def doomed_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL of this test's own, which the test stops."""
-    try:
-        server = PostgresServer().start()
-    except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def readyz(running: Running) -> httpx.Response:
@@ -49,7 +31,7 @@ def key_problem(response: httpx.Response) -> str | None:
 
 
 def test_cached_keys_keep_working_while_the_store_is_down(
-    gateway: GatewayFactory, doomed_postgres: PostgresServer
+    gateway: GatewayFactory, doomed_postgres: StoppablePostgres
 ) -> None:
     running = gateway(
         store=doomed_postgres.url, keys=KEYS, auth={"refresh_s": 0.2, "stale_ttl_s": 600}
@@ -75,7 +57,7 @@ def test_cached_keys_keep_working_while_the_store_is_down(
 
 
 def test_past_the_stale_ttl_store_keys_stop_and_config_keys_go_on(
-    gateway: GatewayFactory, doomed_postgres: PostgresServer
+    gateway: GatewayFactory, doomed_postgres: StoppablePostgres
 ) -> None:
     running = gateway(
         store=doomed_postgres.url, keys=KEYS, auth={"refresh_s": 0.2, "stale_ttl_s": 1.5}

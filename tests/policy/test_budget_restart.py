@@ -6,7 +6,6 @@ limit, the bound docs/policy.md states for one process."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,16 +14,11 @@ from sqlalchemy import func, select
 
 from tests.conftest import APP_KEY, KEYS, GatewayFactory, Running
 from tests.gateway.test_policy_e2e import MSGS, models
-from tests.state.restartable import Restartable, restartable_redis
 from trimtab.store.tables import requests
 from trimtab.testing.mock_upstream import MockUpstream
+from trimtab.testing.outage import RestartableRedis
 
 LIMIT = 1.0
-
-
-@pytest.fixture
-def redis() -> Iterator[Restartable]:
-    yield from restartable_redis()
 
 
 def spend(running: Running) -> tuple[float, float]:
@@ -61,12 +55,16 @@ def burst(running: Running, n: int) -> list[str]:
 
 @pytest.mark.parametrize("how", ["restart", "outage"])
 def test_a_block_budget_survives_a_redis_restart(
-    gateway: GatewayFactory, upstream: MockUpstream, tmp_path: Path, redis: Restartable, how: str
+    gateway: GatewayFactory,
+    upstream: MockUpstream,
+    tmp_path: Path,
+    killable_redis: RestartableRedis,
+    how: str,
 ) -> None:
     running = gateway(
         keys=KEYS,
         models=models(upstream, tmp_path),
-        state={"url": redis.url, "probe_interval_s": 0.05},
+        state={"url": killable_redis.url, "probe_interval_s": 0.05},
         budgets=[{"scope": "tenant:acme", "period": "day", "usd": LIMIT, "on_exceed": "block"}],
     )
     sent = 0
@@ -77,13 +75,13 @@ def test_a_block_budget_survives_a_redis_restart(
     assert spend(running)[0] < LIMIT  # burst 1 left room
 
     if how == "restart":
-        redis.restart()  # back empty before the gateway's next call
+        killable_redis.restart()  # back empty before the gateway's next call
     else:
-        redis.kill()
+        killable_redis.kill()
         outcomes = burst(running, 10)  # served and counted in the process
         assert "ok" in outcomes
         sent += len(outcomes)
-        redis.start()  # empty
+        killable_redis.start()  # empty
     # burst 2, in waves until the budget refuses because it is spent
     for _ in range(20):
         outcomes = burst(running, 10)

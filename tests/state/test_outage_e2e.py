@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from redis import Redis
 
 from tests.api.test_routes_api import OPERATOR_KEY, ROUTE_KEYS
 from tests.conftest import ADMIN_KEY, APP_KEY, GatewayFactory, Running, base_config
 from tests.rollouts.test_rollouts_e2e import FAST, route_call, routes_yaml
-from tests.state.restartable import Restartable, restartable_redis
 from trimtab.testing.mock_upstream import MockUpstream
+from trimtab.testing.outage import RestartableRedis
 
 GUARDED = {
     "provider": "upstream",
@@ -28,11 +26,6 @@ GUARDED = {
     "cache": {"ttl_s": 60},
 }
 USERS = [f"user-{i}" for i in range(20)]
-
-
-@pytest.fixture
-def redis() -> Iterator[Restartable]:
-    yield from restartable_redis()
 
 
 def operator(running: Running, path: str, **body: Any) -> None:
@@ -68,13 +61,16 @@ def traffic(running: Running, n: int) -> list[int]:
 
 
 def test_a_redis_outage_is_served_from_process_local_state(
-    gateway: GatewayFactory, upstream: MockUpstream, tmp_path: Path, redis: Restartable
+    gateway: GatewayFactory,
+    upstream: MockUpstream,
+    tmp_path: Path,
+    killable_redis: RestartableRedis,
 ) -> None:
     models = base_config(upstream.url, "sqlite://", tmp_path / "x")["models"]
     running = gateway(
         keys=ROUTE_KEYS,
         models={**models, "guarded": GUARDED},
-        state={"url": redis.url, "probe_interval_s": 0.05},
+        state={"url": killable_redis.url, "probe_interval_s": 0.05},
         rollouts={"check_interval_s": 3600, "plans": {"fast": FAST}},
     )
     operator(running, "/api/routes/apply", yaml=routes_yaml("sim-1"), message="v1")
@@ -83,7 +79,7 @@ def test_a_redis_outage_is_served_from_process_local_state(
     assert set(traffic(running, 3)) == {200}
     assert metric(running, "trimtab_state_up") == 1.0
 
-    redis.kill()
+    killable_redis.kill()
     statuses = traffic(running, 5)
     assert statuses == [200] * len(statuses)
     assert metric(running, "trimtab_state_up") == 0.0
@@ -93,7 +89,7 @@ def test_a_redis_outage_is_served_from_process_local_state(
     hits = metric(running, "trimtab_cache_total", 'model="guarded",result="hit"')
     assert hits >= 5 + 3
 
-    redis.start()  # empty
+    killable_redis.start()  # empty
     deadline = time.monotonic() + 10
     while metric(running, "trimtab_state_up") != 1.0:
         assert time.monotonic() < deadline, "the gateway did not see Redis come back"
@@ -104,7 +100,7 @@ def test_a_redis_outage_is_served_from_process_local_state(
     assert metric(running, "trimtab_state_fallbacks_total", 'operation="cache_get"') == (
         served_locally
     )
-    client = Redis.from_url(redis.url)
+    client = Redis.from_url(killable_redis.url)
     try:
         assert client.keys("trimtab:cache:*")
         assert client.keys("trimtab:assign:*")

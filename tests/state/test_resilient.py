@@ -6,22 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.state.restartable import Restartable, restartable_redis
 from trimtab.state.redis import RedisState
 from trimtab.state.resilient import ResilientState, Seeds
+from trimtab.testing.outage import RestartableRedis
 
 HOUR = 3600.0
 KEY = "budget:tenant:acme:day:2026-12-01"
-
-
-@pytest.fixture
-def redis() -> Iterator[Restartable]:
-    yield from restartable_redis()
 
 
 class Store:
@@ -37,7 +32,7 @@ class Store:
 
 
 @pytest.fixture
-async def made(redis: Restartable) -> AsyncIterator[list[ResilientState]]:
+async def made(killable_redis: RestartableRedis) -> AsyncIterator[list[ResilientState]]:
     states: list[ResilientState] = []
     yield states
     for state in states:
@@ -45,11 +40,14 @@ async def made(redis: Restartable) -> AsyncIterator[list[ResilientState]]:
 
 
 def resilient(
-    redis: Restartable, made: list[ResilientState], share: int = 1
+    killable_redis: RestartableRedis, made: list[ResilientState], share: int = 1
 ) -> tuple[ResilientState, CollectorRegistry]:
     registry = CollectorRegistry()
     state = ResilientState(
-        RedisState(redis.url, timeout_s=1.0), share=share, probe_interval_s=0.05, registry=registry
+        RedisState(killable_redis.url, timeout_s=1.0),
+        share=share,
+        probe_interval_s=0.05,
+        registry=registry,
     )
     made.append(state)
     return state, registry
@@ -68,14 +66,14 @@ def fallbacks(registry: CollectorRegistry, operation: str) -> float:
 
 
 async def test_calls_are_answered_locally_while_redis_is_down_then_shared_again(
-    redis: Restartable, made: list[ResilientState]
+    killable_redis: RestartableRedis, made: list[ResilientState]
 ) -> None:
-    state, registry = resilient(redis, made)
+    state, registry = resilient(killable_redis, made)
     await state.start()
     assert registry.get_sample_value("trimtab_state_up") == 1.0
     await state.cache_set("before", b"1", HOUR)
 
-    redis.kill()
+    killable_redis.kill()
     assert await state.cache_get("before") is None  # Redis's entries are out of reach
     assert not state.up
     assert registry.get_sample_value("trimtab_state_up") == 0.0
@@ -90,14 +88,14 @@ async def test_calls_are_answered_locally_while_redis_is_down_then_shared_again(
     for operation in ("cache_get", "cache_set", "breaker_trip", "assign", "window_acquire"):
         assert fallbacks(registry, operation) >= 1, operation
 
-    redis.start()  # empty: no persistence
+    killable_redis.start()  # empty: no persistence
     await until(lambda: state.up)
     assert registry.get_sample_value("trimtab_state_up") == 1.0
     # the outage's local state is dropped; what is written now is shared with other clients
     assert await state.cache_get("during") is None
     assert await state.breaker_open_until("dep") == 0.0
     await state.cache_set("after", b"3", HOUR)
-    peer = RedisState(redis.url)
+    peer = RedisState(killable_redis.url)
     try:
         assert await peer.cache_get("after") == b"3"
     finally:
@@ -108,10 +106,10 @@ async def test_calls_are_answered_locally_while_redis_is_down_then_shared_again(
 
 
 async def test_redis_down_at_start_serves_locally_and_joins_when_it_answers(
-    redis: Restartable, made: list[ResilientState]
+    killable_redis: RestartableRedis, made: list[ResilientState]
 ) -> None:
-    redis.kill()
-    state, _ = resilient(redis, made)
+    killable_redis.kill()
+    state, _ = resilient(killable_redis, made)
     store = Store()
     store.spent[KEY] = 0.5
     await state.start()
@@ -120,7 +118,7 @@ async def test_redis_down_at_start_serves_locally_and_joins_when_it_answers(
     got = await state.budget_reserve(KEY, 0.1, 1.0, HOUR)
     assert got.ok and got.spent == 0.5
     await state.budget_settle(KEY, 0.1, 0.1, HOUR)
-    redis.start()
+    killable_redis.start()
     await until(lambda: state.up)
     # this process's outage spend (not in the store yet) is carried into Redis
     status = await state.primary.budget_status(KEY)
@@ -128,9 +126,9 @@ async def test_redis_down_at_start_serves_locally_and_joins_when_it_answers(
 
 
 async def test_a_budget_spends_only_its_share_of_what_was_left_during_an_outage(
-    redis: Restartable, made: list[ResilientState]
+    killable_redis: RestartableRedis, made: list[ResilientState]
 ) -> None:
-    state, registry = resilient(redis, made, share=2)
+    state, registry = resilient(killable_redis, made, share=2)
     store = Store()
     store.spent[KEY] = 0.2
     await state.start()
@@ -139,7 +137,7 @@ async def test_a_budget_spends_only_its_share_of_what_was_left_during_an_outage(
     assert got.ok and got.spent == pytest.approx(0.2)
     await state.budget_settle(KEY, 0.4, 0.4, HOUR)  # Redis: 0.6 settled
 
-    redis.kill()
+    killable_redis.kill()
     admitted = 0
     while (await state.budget_reserve(KEY, 0.05, 1.0, HOUR)).ok:
         admitted += 1
@@ -150,16 +148,16 @@ async def test_a_budget_spends_only_its_share_of_what_was_left_during_an_outage(
     assert 0.8 <= spent < 0.8 + 0.05 + 1e-9
     assert fallbacks(registry, "budget_reserve") == admitted + 1
 
-    redis.start()  # empty
+    killable_redis.start()  # empty
     await until(lambda: state.up)
     status = await state.primary.budget_status(KEY)
     assert status is not None and status.spent == pytest.approx(spent)
 
 
 async def test_a_redis_restart_unseen_by_this_process_is_reseeded_from_the_store(
-    redis: Restartable, made: list[ResilientState]
+    killable_redis: RestartableRedis, made: list[ResilientState]
 ) -> None:
-    state, registry = resilient(redis, made)
+    state, registry = resilient(killable_redis, made)
     state._probe_interval = HOUR  # only the budget script may notice the restart
     store = Store()
     await state.start()
@@ -168,7 +166,7 @@ async def test_a_redis_restart_unseen_by_this_process_is_reseeded_from_the_store
     await state.budget_settle(KEY, 0.3, 0.3, HOUR)
     store.spent[KEY] = 0.3  # the telemetry writer has stored the call
 
-    redis.restart()  # back empty before this process made a call: no outage seen here
+    killable_redis.restart()  # back empty before this process made a call: no outage seen here
     reads = store.reads
     got = await state.budget_reserve(KEY, 0.1, 1.0, HOUR)
     assert got.ok and got.spent == pytest.approx(0.3)
@@ -177,15 +175,15 @@ async def test_a_redis_restart_unseen_by_this_process_is_reseeded_from_the_store
 
 
 async def test_the_probe_notices_an_empty_redis_while_idle(
-    redis: Restartable, made: list[ResilientState]
+    killable_redis: RestartableRedis, made: list[ResilientState]
 ) -> None:
-    state, _ = resilient(redis, made)
+    state, _ = resilient(killable_redis, made)
     store = Store()
     store.spent[KEY] = 0.7
     await state.start()
     await state.seed_budgets(await store.seeds(), store.seeds)
-    redis.restart()
-    peer = RedisState(redis.url)
+    killable_redis.restart()
+    peer = RedisState(killable_redis.url)
     try:
         await until(lambda: store.reads >= 2)
 
@@ -202,14 +200,14 @@ async def test_the_probe_notices_an_empty_redis_while_idle(
 
 
 async def test_reservations_in_flight_are_held_again_when_redis_lost_them(
-    redis: Restartable, made: list[ResilientState]
+    killable_redis: RestartableRedis, made: list[ResilientState]
 ) -> None:
-    state, _ = resilient(redis, made)
+    state, _ = resilient(killable_redis, made)
     store = Store()
     await state.start()
     await state.seed_budgets({}, store.seeds)
     assert (await state.budget_reserve(KEY, 0.3, 1.0, HOUR)).ok  # in flight across the restart
-    redis.restart()
+    killable_redis.restart()
     got = await state.budget_reserve(KEY, 0.1, 1.0, HOUR)
     assert got.ok and got.reserved == pytest.approx(0.4)
     await state.budget_settle(KEY, 0.3, 0.25, HOUR)
@@ -219,17 +217,17 @@ async def test_reservations_in_flight_are_held_again_when_redis_lost_them(
 
 
 async def test_every_process_holds_its_reservations_again_after_redis_lost_them(
-    redis: Restartable, made: list[ResilientState]
+    killable_redis: RestartableRedis, made: list[ResilientState]
 ) -> None:
     store = Store()
-    a, b = resilient(redis, made)[0], resilient(redis, made)[0]
+    a, b = resilient(killable_redis, made)[0], resilient(killable_redis, made)[0]
     for state in (a, b):
         state._probe_interval = HOUR  # only the budget scripts may notice the restart
         await state.start()
         await state.seed_budgets({}, store.seeds)
     assert (await a.budget_reserve(KEY, 0.3, 1.0, HOUR)).ok
     assert (await b.budget_reserve(KEY, 0.2, 1.0, HOUR)).ok
-    redis.restart()
+    killable_redis.restart()
     await a.budget_settle(KEY, 0.3, 0.3, HOUR)  # a notices first and seeds Redis again
     store.spent[KEY] = 0.3
     # b finds a marker it did not write: Redis lost b's reservation too, b holds it again
@@ -243,16 +241,16 @@ async def test_every_process_holds_its_reservations_again_after_redis_lost_them(
 
 
 async def test_a_redis_that_kept_its_data_releases_what_settled_during_the_outage(
-    redis: Restartable, made: list[ResilientState]
+    killable_redis: RestartableRedis, made: list[ResilientState]
 ) -> None:
     """Redis stops answering for a while (paused), keeping its data: a reservation made
     before and settled during the outage is released in Redis when it answers again."""
-    state, registry = resilient(redis, made)
+    state, registry = resilient(killable_redis, made)
     store = Store()
     await state.start()
     await state.seed_budgets({}, store.seeds)
     assert (await state.budget_reserve(KEY, 0.3, 1.0, HOUR)).ok
-    pauser = RedisState(redis.url)
+    pauser = RedisState(killable_redis.url)
     try:
         await pauser._redis.execute_command("CLIENT", "PAUSE", "3000", "ALL")
         assert await state.cache_get("anything") is None  # times out: served locally
@@ -269,15 +267,15 @@ async def test_a_redis_that_kept_its_data_releases_what_settled_during_the_outag
 
 
 async def test_two_processes_spend_at_most_the_budget_and_a_request_each_during_an_outage(
-    redis: Restartable, made: list[ResilientState]
+    killable_redis: RestartableRedis, made: list[ResilientState]
 ) -> None:
     store = Store()
     store.spent[KEY] = 0.2
-    states = [resilient(redis, made, share=2)[0] for _ in range(2)]
+    states = [resilient(killable_redis, made, share=2)[0] for _ in range(2)]
     for state in states:
         await state.start()
         await state.seed_budgets(await store.seeds(), store.seeds)
-    redis.kill()
+    killable_redis.kill()
     cost = 0.07
     spent = {id(s): 0.0 for s in states}
     for _ in range(100):
@@ -294,7 +292,7 @@ async def test_two_processes_spend_at_most_the_budget_and_a_request_each_during_
     assert 1.0 <= total < 1.0 + 2 * cost
     # the telemetry writers have stored every call by the time Redis is back (empty)
     store.spent[KEY] = total
-    redis.start()
+    killable_redis.start()
     await until(lambda: all(s.up for s in states))
     status = await states[0].primary.budget_status(KEY)
     assert status is not None and status.spent == pytest.approx(total)

@@ -1,12 +1,13 @@
-"""A throwaway PostgreSQL that can be stopped and started again on the same port and data,
-for store-outage tests and drills."""
+"""Throwaway servers that tests and drills break on purpose: a PostgreSQL stopped and started
+again on the same port and data, a Redis killed and started again empty on the same port."""
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import Any
 
-from trimtab.testing.servers import PostgresServer
+from trimtab.testing.servers import PostgresServer, RedisServer
 
 
 class StoppablePostgres(PostgresServer):
@@ -41,3 +42,31 @@ class StoppablePostgres(PostgresServer):
         if not self._created:  # on a resume the database exists already
             super()._after_ready()
             self._created = True
+
+
+class RestartableRedis:
+    """redis-server without persistence on a fixed loopback port: `kill()` loses whatever
+    it held, `start()` brings it back empty on the same port."""
+
+    def __init__(self) -> None:
+        self.server = RedisServer().start()
+        self.port = self.server.port
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to the clients."""
+        os.kill(self.server.pid, signal.SIGKILL)
+        self.server.stop()
+
+    def start(self) -> None:
+        self.server = RedisServer(port=self.port).start()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        self.server.stop()
