@@ -154,7 +154,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         *KeysAPI(key_store, keys, audit).routes(),
         *RoutesAPI(route_store, route_cache, keys, audit, config.models).routes(),
         *RolloutsAPI(
-            rollout_store, route_store, keys, audit, config.rollouts.plans, route_cache.refresh
+            rollout_store, route_store, keys, config.rollouts.plans, route_cache.refresh
         ).routes(),
         *AuditAPI(audit, keys).routes(),
         *HealthAPI(

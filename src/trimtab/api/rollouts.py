@@ -14,7 +14,7 @@ from starlette.routing import Route
 from trimtab.api.access import error_response, json_response
 from trimtab.api.params import bad_param, json_object, text_field
 from trimtab.api.routes import acted_by, parse_version
-from trimtab.audit.log import Actor, AuditLog
+from trimtab.audit.log import Actor
 from trimtab.errors import GatewayError
 from trimtab.gateway.auth import MODEL_CALLERS, READERS, KeyRing, Principal, require_role
 from trimtab.gateway.exchange import new_request_id
@@ -45,14 +45,12 @@ class RolloutsAPI:
         store: RolloutStore,
         routes: RouteStore,
         keys: KeyRing,
-        audit: AuditLog,
         plans: Mapping[str, Plan],
         on_change: Callable[[], Awaitable[object]],
     ) -> None:
         self._store = store
         self._routes = routes
         self._keys = keys
-        self._audit = audit
         self._plans = {"default": DEFAULT_PLAN, **plans}
         self._changed = on_change
 
