@@ -449,7 +449,7 @@ def start_spinners(cpus: Sequence[int]) -> list[subprocess.Popen[bytes]]:
     ]
 
 
-def trimtab_config(tmpdir: Path, mock_port: int) -> str:
+def trimtab_config(tmpdir: Path, mock_port: int, journal: bool = True) -> str:
     return (
         f'store: {{url: "sqlite:///{tmpdir}/bench.db"}}\n'
         "providers:\n"
@@ -462,14 +462,17 @@ def trimtab_config(tmpdir: Path, mock_port: int) -> str:
         "keys:\n"
         f"  - {{key: {TRIMTAB_KEY}, tenant: bench, role: admin}}\n"
         "# full request logging: bodies recorded; the spill file only fills if the store lags\n"
-        f'telemetry: {{record_bodies: true, spill_path: "{tmpdir}/spill.jsonl"}}\n'
+        f'telemetry: {{record_bodies: true, spill_path: "{tmpdir}/spill.jsonl", '
+        f"journal: {'true' if journal else 'false'}}}\n"
     )
 
 
-def start_trimtab(exe: str, tmpdir: Path, mock_port: int, cpu: int | None) -> Target:
+def start_trimtab(
+    exe: str, tmpdir: Path, mock_port: int, cpu: int | None, journal: bool = True
+) -> Target:
     port = free_port()
     cfg = tmpdir / "trimtab.yaml"
-    cfg.write_text(trimtab_config(tmpdir, mock_port))
+    cfg.write_text(trimtab_config(tmpdir, mock_port, journal))
     log_path = LOGS / "trimtab.log"
     cmd = [
         *pin_prefix(cpu),
@@ -1311,6 +1314,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=60.0,
         help="wait up to S seconds for other processes to go idle before starting (0 = no)",
     )
+    p.add_argument(
+        "--no-journal",
+        action="store_true",
+        help="run trimtab with telemetry.journal: false, to measure what the journal costs",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, SQLite db)")
     p.add_argument("--strict", action="store_true", help="exit 3 when a target is missed")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
@@ -1428,7 +1436,9 @@ def phase_start(run: Run, litellm_exe: Path | None, procs: list[subprocess.Popen
         run.targets.append(lt)
         log(f"LiteLLM starting (pid {lt.proc.pid}): {shlex.join(lt.cmd)}")
     if "trimtab" in run.args.targets:
-        tt = start_trimtab(run.args.trimtab_bin, run.tmpdir, mock_port, run.cpu_target)
+        tt = start_trimtab(
+            run.args.trimtab_bin, run.tmpdir, mock_port, run.cpu_target, not run.args.no_journal
+        )
         assert tt.proc is not None
         procs.append(tt.proc)
         run.targets.insert(1, tt)
