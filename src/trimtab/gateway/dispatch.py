@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, TypeVar
 
+import orjson
+
 from trimtab.errors import GatewayError, Wire
 from trimtab.gateway.breakers import Breakers
 from trimtab.gateway.catalog import Deployment, Target
@@ -115,7 +117,9 @@ class Dispatcher:
 
         async def attempt(target: Target, dep: Deployment) -> Served:
             up_body = self._body(target, dep, client, body, op, stream=False)
-            raw = await dep.provider.call(op, up_body, target.config.timeout_s)
+            raw = await dep.provider.call(
+                op, up_body, target.config.timeout_s, encoded=_keep_sent(ex, dep, up_body)
+            )
             return Served(target, dep, raw, parse_upstream(raw, dep.provider.name))
 
         return await self._run(ex, plan, attempt, record_success=True)
@@ -136,7 +140,9 @@ class Dispatcher:
             idle = cfg.stream_idle_timeout_s or cfg.timeout_s
             ttft = cfg.ttft_timeout_s or cfg.timeout_s
             relay = make_relay(target, dep)
-            upstream = await dep.provider.open_stream("chat", up_body, cfg.timeout_s, idle)
+            upstream = await dep.provider.open_stream(
+                "chat", up_body, cfg.timeout_s, idle, encoded=_keep_sent(ex, dep, up_body)
+            )
             events = upstream.events()
             head: list[bytes] = []
             try:
@@ -265,6 +271,30 @@ class Dispatcher:
                 return result
         assert last is not None
         raise last
+
+
+def _keep_sent(ex: Exchange, dep: Deployment, up_body: dict[str, Any]) -> bytes | None:
+    """When bodies are recorded and this attempt's body is not the client's (a route's
+    rendering, another wire format, an added field): serialise it once, for the provider to send
+    and the record to keep. Otherwise None, and the provider serialises it as usual.
+
+    `model` is left out of the comparison: the record's upstream_model says what it was."""
+    client = ex.client_body
+    if client is None:
+        return None
+    if dep.provider.wire == ex.wire and _same_but_model(up_body, client):
+        ex.sent = None
+        return None
+    ex.sent = orjson.dumps(up_body)
+    return ex.sent
+
+
+def _same_but_model(sent: dict[str, Any], client: dict[str, Any]) -> bool:
+    # a passthrough body is a shallow copy: its values are the client's objects, so
+    # comparing them costs an identity check each
+    if sent.keys() != client.keys():
+        return False
+    return all(key == "model" or value == client[key] for key, value in sent.items())
 
 
 def _outcome(exc: UpstreamError) -> str:

@@ -20,7 +20,16 @@ def new_request_id() -> str:
 class Exchange:
     """Per-request state; `upstream_s` is time spent waiting on the provider."""
 
-    __slots__ = ("_ttft_at", "attempts", "record", "t0", "upstream_s", "wire")
+    __slots__ = (
+        "_ttft_at",
+        "attempts",
+        "client_body",
+        "record",
+        "sent",
+        "t0",
+        "upstream_s",
+        "wire",
+    )
 
     def __init__(self, wire: Wire, operation: str) -> None:
         self.t0 = perf_counter()
@@ -28,6 +37,10 @@ class Exchange:
         self.upstream_s = 0.0
         self._ttft_at: float | None = None
         self.attempts: list[dict[str, Any]] = []
+        # set only when bodies are recorded: the client's parsed body, and the bytes sent
+        # upstream by the last attempt when they differ from it (None: sent as received)
+        self.client_body: dict[str, Any] | None = None
+        self.sent: bytes | None = None
         self.record = RequestRecord(
             id=new_request_id(), started_at=time.time(), api=wire, operation=operation
         )
@@ -100,6 +113,8 @@ class Exchange:
         rec = self.record
         if self.attempts:
             self.annotate(attempts=self.attempts)
+        if self.sent is not None:
+            rec.upstream_request_body = self.sent.decode("utf-8", "replace")
         rec.duration_ms = self.elapsed_ms()
         rec.overhead_ms = max(rec.duration_ms - self.upstream_s * 1000, 0.0)
         return rec

@@ -238,6 +238,8 @@ class Gateway:
         if self._bodies:
             ex.record.request_body = raw.decode("utf-8", "replace")
         body = parse_request(raw)
+        if self._bodies:
+            ex.client_body = body
         ex.record.request_model = require_model(body)
         rec = ex.record
         rec.user, rec.session, rec.feature = request_tags(body, request.headers)

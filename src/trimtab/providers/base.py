@@ -57,12 +57,22 @@ class Provider(Protocol):
 
     async def close(self) -> None: ...
 
-    async def call(self, op: Operation, body: dict[str, Any], timeout_s: float) -> bytes:
-        """Send a non-streaming request; return the 2xx body or raise UpstreamError."""
+    async def call(
+        self, op: Operation, body: dict[str, Any], timeout_s: float, *, encoded: bytes | None = None
+    ) -> bytes:
+        """Send a non-streaming request; return the 2xx body or raise UpstreamError.
+
+        `encoded`: `body` already serialised (kept for the record), sent as is."""
         ...
 
     async def open_stream(
-        self, op: Operation, body: dict[str, Any], timeout_s: float, idle_timeout_s: float
+        self,
+        op: Operation,
+        body: dict[str, Any],
+        timeout_s: float,
+        idle_timeout_s: float,
+        *,
+        encoded: bytes | None = None,
     ) -> UpstreamStream:
         """Start a streaming request; raise UpstreamError before any byte on failure.
 

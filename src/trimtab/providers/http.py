@@ -105,14 +105,15 @@ class HttpProvider:
             raise RuntimeError(f"provider '{self.name}' used before start()")
         return self._session
 
-    async def call(self, op: Operation, body: dict[str, Any], timeout_s: float) -> bytes:
+    async def call(
+        self, op: Operation, body: dict[str, Any], timeout_s: float, *, encoded: bytes | None = None
+    ) -> bytes:
         url = self._url(op)
         session = self._require_session()
         timeout = aiohttp.ClientTimeout(total=timeout_s)
+        data = orjson.dumps(body) if encoded is None else encoded
         try:
-            async with session.post(
-                url, data=orjson.dumps(body), headers=self._headers, timeout=timeout
-            ) as resp:
+            async with session.post(url, data=data, headers=self._headers, timeout=timeout) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise self._status_error(resp, raw)
@@ -121,7 +122,13 @@ class HttpProvider:
             raise self._transport_error(exc, url, timeout_s) from None
 
     async def open_stream(
-        self, op: Operation, body: dict[str, Any], timeout_s: float, idle_timeout_s: float
+        self,
+        op: Operation,
+        body: dict[str, Any],
+        timeout_s: float,
+        idle_timeout_s: float,
+        *,
+        encoded: bytes | None = None,
     ) -> HttpStream:
         url = self._url(op)
         session = self._require_session()
@@ -129,11 +136,10 @@ class HttpProvider:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=timeout_s, sock_read=idle_timeout_s
         )
+        data = orjson.dumps(body) if encoded is None else encoded
         try:
             async with asyncio.timeout(timeout_s):
-                resp = await session.post(
-                    url, data=orjson.dumps(body), headers=self._headers, timeout=timeout
-                )
+                resp = await session.post(url, data=data, headers=self._headers, timeout=timeout)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._transport_error(exc, url, timeout_s) from None
         if resp.status >= 400:

@@ -179,7 +179,9 @@ class SimulatorProvider:
                 status=503,
             )
 
-    async def call(self, op: Operation, body: dict[str, Any], timeout_s: float) -> bytes:
+    async def call(
+        self, op: Operation, body: dict[str, Any], timeout_s: float, *, encoded: bytes | None = None
+    ) -> bytes:
         self._maybe_fail()
         if self.config.latency_ms > timeout_s * 1000:
             await asyncio.sleep(timeout_s)
@@ -223,7 +225,13 @@ class SimulatorProvider:
         }
 
     async def open_stream(
-        self, op: Operation, body: dict[str, Any], timeout_s: float, idle_timeout_s: float
+        self,
+        op: Operation,
+        body: dict[str, Any],
+        timeout_s: float,
+        idle_timeout_s: float,
+        *,
+        encoded: bytes | None = None,
     ) -> SimulatorStream:
         self._maybe_fail()
         return SimulatorStream(self, body)

@@ -13,7 +13,8 @@ from sqlalchemy import Engine, and_, func, or_, select
 from trimtab.store.tables import requests
 from trimtab.store.telemetry import as_utc
 
-_LIST_COLUMNS = [c for c in requests.c if c.name not in ("request_body", "response_body")]
+_BODY_COLUMNS = ("request_body", "upstream_request_body", "response_body")
+_LIST_COLUMNS = [c for c in requests.c if c.name not in _BODY_COLUMNS]
 
 
 class BadCursor(ValueError):
@@ -160,5 +161,7 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
     }
     if "request_body" in row:
         out["request"] = _body(row["request_body"])
+        # null: the request went upstream as the client sent it
+        out["upstream_request"] = _body(row["upstream_request_body"])
         out["response"] = _body(row["response_body"])
     return out

@@ -54,6 +54,7 @@ requests = Table(
     Column("streamed", Boolean, nullable=False),
     Column("finish_reasons", JSON),
     Column("request_body", Text),
+    Column("upstream_request_body", Text),  # null: same as request_body
     Column("response_body", Text),
     Column("attributes", JSON),
     Index("ix_requests_started", "started_at", "id"),

@@ -54,6 +54,7 @@ def to_row(record: RequestRecord) -> dict[str, Any]:
         "streamed": record.streamed,
         "finish_reasons": record.finish_reasons,
         "request_body": record.request_body,
+        "upstream_request_body": record.upstream_request_body,
         "response_body": record.response_body,
         "attributes": record.attributes,
     }

@@ -38,7 +38,9 @@ class RequestRecord:
     cost_usd: float | None = None
     streamed: bool = False
     finish_reasons: list[str] | None = None  # gen_ai.response.finish_reasons
-    request_body: str | None = None
+    request_body: str | None = None  # as the client sent it
+    # as sent to the provider that answered (or the last tried); None: same as request_body
+    upstream_request_body: str | None = None
     response_body: str | None = None
     attributes: dict[str, Any] | None = field(default=None)
 
