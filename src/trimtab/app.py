@@ -30,7 +30,7 @@ from trimtab.gateway.auth import KeyRing
 from trimtab.gateway.breakers import Breakers
 from trimtab.gateway.catalog import Catalog
 from trimtab.gateway.dispatch import Dispatcher
-from trimtab.gateway.middleware import LastResort, wire_error_response
+from trimtab.gateway.middleware import LastResort, base_url_hint, wire_error_response
 from trimtab.gateway.service import Gateway
 from trimtab.keys.cache import KeyCache
 from trimtab.keys.store import KeyStore
@@ -173,6 +173,9 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         detail = f"{request.method} {request.url.path}: {exc.detail}"
+        if exc.status_code == 404:  # a common base_url mistake says what to set instead
+            hint = base_url_hint(request.url.path, str(request.base_url))
+            detail = detail if hint is None else f"{detail}; {hint}"
         err = GatewayError(exc.status_code, code, detail)
         return wire_error_response(err, request.url.path, request.headers)
 

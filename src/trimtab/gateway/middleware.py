@@ -26,16 +26,52 @@ log = logging.getLogger(__name__)
 
 _ANTHROPIC_PREFIX = "/v1/messages"
 _OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/completions"})
+# where a wrong base_url sends the Messages API: without /v1, or the Anthropic SDK (which
+# adds /v1 itself) given a base_url ending in /v1
+_MISPLACED_MESSAGES = frozenset({"/messages", "/v1/v1/messages"})
+_OPENAI_ENDPOINTS = ("/chat/completions", "/embeddings", "/completions", "/models")
 
 
 def wire_for(path: str, headers: Mapping[str, str]) -> Wire:
-    """The format a caller of `path` reads errors in: Anthropic's under /v1/messages, and
-    on other /v1 paths (but OpenAI's own) when the client sends `anthropic-version`."""
+    """The format a caller of `path` reads errors in: Anthropic's under /v1/messages (and
+    where a wrong base_url puts it), and on other /v1 paths (but OpenAI's own) when the
+    client sends `anthropic-version`."""
     if path == _ANTHROPIC_PREFIX or path.startswith(_ANTHROPIC_PREFIX + "/"):
+        return "anthropic"
+    if path in _MISPLACED_MESSAGES:
         return "anthropic"
     if path.startswith("/v1/") and path not in _OPENAI_PATHS and "anthropic-version" in headers:
         return "anthropic"
     return "openai"
+
+
+def base_url_hint(path: str, base: str) -> str | None:
+    """What to set `base_url` to, for a 404 that a common base_url mistake explains:
+    an OpenAI path without /v1 (or with it twice), the Messages API without /v1, or the
+    Anthropic SDK given a base_url ending in /v1. `base` is this server's URL, as the
+    client reached it. None for any other path."""
+    base = base.rstrip("/")
+    if path == "/v1/v1/messages":
+        return (
+            f"the Anthropic SDK adds /v1 itself: set base_url to {base} (without /v1), "
+            f"so that it calls {base}/v1/messages"
+        )
+    if path == "/messages":
+        return (
+            f"the Messages API is at /v1/messages: set base_url to {base} with the "
+            f"Anthropic SDK (it adds /v1), or to {base}/v1 with a client that appends "
+            "/messages"
+        )
+    for endpoint in _OPENAI_ENDPOINTS:
+        if path.endswith(endpoint):
+            prefix = path[: -len(endpoint)]
+            if prefix == "" or prefix == "/v1/v1":
+                return (
+                    f"trimtab serves this at /v1{endpoint}: set base_url to {base}/v1 "
+                    f'(OpenAI SDK: OpenAI(base_url="{base}/v1")), so that it calls '
+                    f"{base}/v1{endpoint}"
+                )
+    return None
 
 
 def store_unavailable(exc: BaseException) -> GatewayError | None:
