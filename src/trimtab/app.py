@@ -37,7 +37,7 @@ from trimtab.keys.store import KeyStore
 from trimtab.policy.service import Policy
 from trimtab.providers.registry import build_providers
 from trimtab.registry.store import RouteStore
-from trimtab.registry.table import RouteCache, RouteTable
+from trimtab.registry.table import RouteCache, RouteTable, warn_unserved
 from trimtab.rollouts.controller import RolloutController
 from trimtab.rollouts.store import RolloutStore
 from trimtab.state.factory import build_state
@@ -117,6 +117,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         await run_in_threadpool(recorder.replay)  # the journal a killed process left, the spill
         await key_cache.start()  # loads the store's keys, then refreshes in the background
         await route_cache.start()  # the same for the routes' stable versions
+        warn_unserved(route_table, catalog.names())
         await controller.start()
         recorder.start()
         await state.start()

@@ -187,7 +187,8 @@ class RoutesAPI:
             await self._cache.refresh()  # this process serves the change from now on
             for r in results:
                 if r.status != "unchanged":
-                    log.info("route %s: %s v%s by %s", r.route, r.status, r.version, writer.actor)
+                    by = writer.actor or "anonymous (keys off)"
+                    log.info("route %s: %s v%s by %s", r.route, r.status, r.version, by)
             return json_response(
                 {"routes": [r.view() for r in results], "message": message}, 200, rid
             )

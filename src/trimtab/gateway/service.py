@@ -278,7 +278,22 @@ class Gateway:
         return canary.candidate if kept == b"c" else entry.stable
 
     def _target(self, ex: Exchange, body: dict[str, Any]) -> Target:
-        target = self._catalog.resolve(str(body["model"]))
+        rec = ex.record
+        try:
+            target = self._catalog.resolve(str(body["model"]))
+        except GatewayError as err:
+            if rec.route is None:
+                raise
+            # the route outlived its model (applied under another configuration)
+            known = ", ".join(self._catalog.names()) or "none"
+            raise GatewayError(
+                err.status,
+                err.code,
+                f"route '{rec.route}' ({rec.version}) serves model '{body['model']}', which "
+                f"this gateway does not configure (configured: {known}); apply a version "
+                "with a configured model, or configure it",
+                param="model",
+            ) from None
         self._served(ex, target, target.primary)
         return target
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -120,6 +120,27 @@ class RouteTable:
         ):
             return canary.candidate
         return entry.stable
+
+
+def warn_unserved(table: RouteTable, models: Collection[str]) -> list[str]:
+    """Log a WARNING for each route whose stable version serves a model missing from
+    `models` (e.g. applied under another configuration): every call to it would fail.
+    Returns the warnings."""
+    out = []
+    for key, entry in sorted(table.entries().items(), key=lambda kv: (kv[0].scope, kv[0].name)):
+        model = entry.stable.bundle.model
+        if model in models:
+            continue
+        tenant = entry.tenant if entry.tenant is not None else "shared (every tenant)"
+        message = (
+            f"route '{key.name}' (tenant {tenant}): its stable version "
+            f"{entry.stable.label} serves model '{model}', which this gateway does not "
+            f"configure; calls to route:{key.name} will fail until a version with a "
+            "configured model is applied, or the model is configured"
+        )
+        log.warning("%s", message)
+        out.append(message)
+    return out
 
 
 class RouteCache(Refresher):
