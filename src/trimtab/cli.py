@@ -11,14 +11,16 @@ from typing import Annotated
 import typer
 import uvicorn
 from rich.console import Console
-from rich.table import Table
 
 from trimtab import __version__
 from trimtab.config import Config, ConfigError, default_config, load_config
-from trimtab.keys.client import ClientError, KeysClient
+from trimtab.registry.commands import ApiKey as ApiKey
+from trimtab.registry.commands import Url as Url
+from trimtab.registry.commands import call, table_of
 from trimtab.registry.commands import register as register_route_commands
 from trimtab.rollouts.commands import register as register_rollout_commands
 from trimtab.state.redis import redact_url
+from trimtab.telemetry.commands import register as register_telemetry_commands
 
 cli = typer.Typer(help="trimtab: an LLMOps control plane.", no_args_is_help=True)
 keys_cli = typer.Typer(
@@ -27,6 +29,24 @@ keys_cli = typer.Typer(
 )
 cli.add_typer(keys_cli, name="keys")
 err = Console(stderr=True)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(__version__)
+        raise typer.Exit()
+
+
+@cli.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """trimtab: an LLMOps control plane."""
 
 
 def tune_runtime() -> None:
@@ -110,19 +130,7 @@ def version() -> None:
 
 # -- trimtab keys ... -------------------------------------------------------------------
 
-Url = Annotated[
-    str, typer.Option("--url", envvar="TRIMTAB_URL", help="The trimtab server.", show_default=True)
-]
-ApiKey = Annotated[
-    str | None,
-    typer.Option("--api-key", envvar="TRIMTAB_API_KEY", help="An admin key of that server."),
-]
 DEFAULT_URL = "http://127.0.0.1:4000"
-
-
-def _fail(exc: ClientError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-    return typer.Exit(1)
 
 
 @keys_cli.command("create")
@@ -136,13 +144,13 @@ def keys_create(
     api_key: ApiKey = None,
 ) -> None:
     """Create a key; it is printed once and never shown again."""
-    try:
-        with KeysClient(url, api_key) as client:
-            made = client.create(
-                tenant=tenant, role=role, owner=owner, name=name, expires_in=expires
-            )
-    except ClientError as exc:
-        raise _fail(exc) from None
+    made = call(
+        url,
+        api_key,
+        lambda c: c.create_key(
+            tenant=tenant, role=role, owner=owner, name=name, expires_in=expires
+        ),
+    )
     out = Console(soft_wrap=True, highlight=False)
     expiry = f", expires {made['expires_at']}" if made.get("expires_at") else ""
     out.print(
@@ -160,14 +168,8 @@ def keys_list(
     api_key: ApiKey = None,
 ) -> None:
     """List keys: from the store and from the configuration file (never the keys themselves)."""
-    try:
-        with KeysClient(url, api_key) as client:
-            rows = client.list_keys(tenant)
-    except ClientError as exc:
-        raise _fail(exc) from None
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "status", "tenant", "role", "owner", "name", "source", "expires"):
-        table.add_column(column, no_wrap=column in ("id", "status"))
+    rows = call(url, api_key, lambda c: c.keys(tenant))
+    table = table_of("id", "status", "tenant", "role", "owner", "name", "source", "expires")
     colours = {"active": "green", "expired": "yellow", "revoked": "red"}
     for row in rows:
         status = row["status"]
@@ -191,11 +193,7 @@ def keys_revoke(
     api_key: ApiKey = None,
 ) -> None:
     """Revoke a key: every gateway refuses it from the next request on."""
-    try:
-        with KeysClient(url, api_key) as client:
-            done = client.revoke(key_id)
-    except ClientError as exc:
-        raise _fail(exc) from None
+    done = call(url, api_key, lambda c: c.revoke_key(key_id))
     Console(highlight=False).print(
         f"revoked [bold]{done['id']}[/bold] (tenant {done['tenant']}, owner {done['owner']}) "
         f"at {done['revoked_at']}"
@@ -204,6 +202,7 @@ def keys_revoke(
 
 register_route_commands(cli)  # apply, routes, versions, diff, timeline
 register_rollout_commands(cli)  # rollout ..., rollback, attest
+register_telemetry_commands(cli)  # requests, request, summary
 
 
 def main() -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import shlex
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from tests.api.test_routes_api import OPERATOR_KEY
-from tests.conftest import Running
-from tests.rollouts.test_rollouts_e2e import apply, drive, routes_yaml
+from tests.conftest import ADMIN_KEY, Running
+from tests.rollouts.test_rollouts_e2e import apply, drive, routes_yaml, status
 from tests.rollouts.test_rollouts_e2e import running as running
 from trimtab.cli import cli
+from trimtab.client import Client
 from trimtab.rollouts.analysis import DEFAULT_METRICS
 
 runner = CliRunner()
@@ -22,7 +25,7 @@ def test_rollout_lifecycle_from_the_command_line(running: Running, tmp_path: Pat
     env = {"TRIMTAB_URL": running.url, "TRIMTAB_API_KEY": OPERATOR_KEY}
     attest = runner.invoke(
         cli,
-        ["attest", "faq", "v2", "--kind", "eval", "--result", "pass", "--url", "https://ci/1"],
+        ["attest", "faq", "v2", "--kind", "eval", "--result", "pass", "--link", "https://ci/1"],
         env=env,
     )
     assert attest.exit_code == 0, attest.output
@@ -35,7 +38,11 @@ def test_rollout_lifecycle_from_the_command_line(running: Running, tmp_path: Pat
     paused = runner.invoke(cli, ["rollout", "pause", "faq", "-r", "lunch"], env=env)
     assert paused.exit_code == 0 and "paused" in paused.output
     back = runner.invoke(cli, ["rollback", "faq", "-r", "on-call"], env=env)
-    assert back.exit_code == 0 and "stable is now v1" in back.output
+    assert back.exit_code == 0, back.output
+    rollout_id = start.output.split()[1]
+    assert back.output.strip() == (
+        f"faq: stable stays v1, as it was; rollout {rollout_id} of v2 rolled back"
+    )
     status = runner.invoke(cli, ["rollout", "status", "faq"], env=env)
     assert "rolled_back" in status.output
 
@@ -58,3 +65,85 @@ def test_status_shows_the_latest_decision_and_its_statistics(running: Running) -
     rows = {line.split()[0]: line.split()[1] for line in lines[4:] if line.strip()}
     assert rows["error_rate"] == "regression"
     assert set(rows) == {spec.name for spec in DEFAULT_METRICS}  # every metric, one row each
+
+
+def invoke(running: Running, *args: str, columns: int = 200) -> tuple[int, str]:
+    env = {"TRIMTAB_URL": running.url, "TRIMTAB_API_KEY": OPERATOR_KEY, "COLUMNS": str(columns)}
+    result = runner.invoke(cli, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def test_url_is_the_server_everywhere_and_link_is_the_evidence(running: Running) -> None:
+    apply(running, routes_yaml("sim-1", tier=1))
+    apply(running, routes_yaml("sim-1", tier=1, greeting="Hi"))
+    args = ["attest", "faq", "v2", "--kind", "eval", "--result", "pass", "--url", running.url]
+    result = runner.invoke(cli, [*args, "--link", "https://ci/run/7"], env={
+        "TRIMTAB_API_KEY": OPERATOR_KEY, "TRIMTAB_URL": "http://127.0.0.1:9"
+    })  # fmt: skip
+    assert result.exit_code == 0, result.output  # --url reached the server, not the env's
+    code, out = invoke(running, "timeline", "faq")
+    assert code == 0 and "attestation eval pass" in out
+    events = api_timeline(running)
+    attested = [e for e in events if e["kind"] == "attestation"]
+    assert [e["detail"]["url"] for e in attested] == ["https://ci/run/7"]
+
+
+def api_timeline(running: Running) -> list[dict[str, object]]:
+    with Client(running.url, OPERATOR_KEY) as client:
+        return [dict(e) for e in client.timeline("faq")]
+
+
+def test_a_gate_refusal_prints_the_attest_commands_that_satisfy_it(running: Running) -> None:
+    apply(running, routes_yaml("sim-1", tier=2))
+    apply(running, routes_yaml("sim-1", tier=2, greeting="Hi"))
+    code, out = invoke(running, "rollout", "start", "faq", "--to", "v2")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("error: 409: route 'faq' is risk tier 2: v2 still needs")
+    assert lines[1] == "record the evidence, then start again:"
+    commands = [line.split("#")[0].strip() for line in lines[2:]]
+    assert commands == [
+        'trimtab attest faq v2 --kind eval --result pass --note "the result" --link URL',
+        "trimtab attest faq v2 --kind approval --result pass",
+    ]
+    # the printed commands do satisfy the gate (the approval by another person's key)
+    for command, key in zip(commands, [OPERATOR_KEY, ADMIN_KEY], strict=True):
+        argv = shlex.split(command.replace("URL", "https://ci/1"))[1:]
+        env = {"TRIMTAB_URL": running.url, "TRIMTAB_API_KEY": key}
+        result = runner.invoke(cli, argv, env=env)
+        assert result.exit_code == 0, result.output
+    code, out = invoke(running, "rollout", "start", "faq", "--to", "v2")
+    assert code == 0, out
+
+
+def test_status_after_a_manual_rollback_says_who_ended_it(running: Running) -> None:
+    apply(running, routes_yaml("sim-1"))
+    apply(running, routes_yaml("sim-1", greeting="Hi"))
+    code, out = invoke(running, "rollout", "start", "faq", "--to", "v2", "--plan", "fast")
+    assert code == 0, out
+    deadline = time.monotonic() + 30
+    while not status(running).get("last_decision"):  # the controller's first look: hold
+        assert time.monotonic() < deadline, status(running)
+        time.sleep(0.05)
+    assert status(running)["last_decision"]["action"] == "hold"
+    code, out = invoke(running, "rollback", "faq", "-r", "on-call saw 500s")
+    assert code == 0, out
+    code, out = invoke(running, "rollout", "status", "faq")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert "rolled_back" in lines[0]
+    assert lines[1].startswith("  rollback at ")
+    assert lines[1].endswith(" by ml@acme: on-call saw 500s")
+    assert lines[2] == "  before that, the controller's last decision (hold):"
+
+
+def test_rollback_to_another_version_says_what_was_stable(running: Running) -> None:
+    apply(running, routes_yaml("sim-1"))
+    apply(running, routes_yaml("sim-1", greeting="Hi"))
+    code, out = invoke(running, "rollout", "start", "faq", "--to", "v2", "--plan", "fast")
+    assert code == 0, out
+    code, out = invoke(running, "rollout", "promote", "faq", "-r", "looks good")
+    assert code == 0, out
+    code, out = invoke(running, "rollback", "faq", "-r", "undo")
+    assert code == 0, out
+    assert out.strip() == "faq: stable is now v1 (was v2)"

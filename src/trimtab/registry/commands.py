@@ -13,10 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from trimtab.keys.client import ClientError
-from trimtab.registry.client import RoutesClient
+from trimtab.client import DEFAULT_URL, Client, TrimtabError
+from trimtab.client.types import Event
 
-DEFAULT_URL = "http://127.0.0.1:4000"
 Url = Annotated[
     str, typer.Option("--url", envvar="TRIMTAB_URL", help="The trimtab server.", show_default=True)
 ]
@@ -37,22 +36,45 @@ def _fail(message: str) -> typer.Exit:
 
 
 T = TypeVar("T")
+Advice = Callable[[TrimtabError], str | None]
 
 
-def call(url: str, api_key: str | None, request: Callable[[RoutesClient], T]) -> T:
-    """One request to the server; an error it answers ends the command with its message."""
+def _rid(exc: TrimtabError) -> str:
+    return f" (request id: {exc.request_id})" if exc.request_id else ""
+
+
+def cli_message(exc: TrimtabError, advice: Advice | None = None) -> str:
+    """The server's refusal as a person on a terminal needs it: the server's message, or,
+    where that is written for HTTP callers, what to type instead."""
+    said = advice(exc) if advice is not None else None
+    if said is not None:
+        return said
+    if exc.code == "missing_api_key":
+        return f"{exc.status}: no API key: set TRIMTAB_API_KEY or pass --api-key{_rid(exc)}"
+    return str(exc)
+
+
+def call(
+    url: str,
+    api_key: str | None,
+    request: Callable[[Client], T],
+    advice: Advice | None = None,
+) -> T:
+    """One request to the server; an error it answers ends the command with its message
+    (`advice` may put it in the CLI's words: None keeps the server's)."""
     try:
-        with RoutesClient(url, api_key) as client:
+        with Client(url, api_key) as client:
             return request(client)
-    except ClientError as exc:
-        raise _fail(str(exc)) from None
+    except TrimtabError as exc:
+        raise _fail(cli_message(exc, advice)) from None
 
 
-def table_of(*columns: str, wrap: str) -> Table:
-    """A borderless table whose columns do not wrap, except `wrap` (the free text)."""
+def table_of(*columns: str) -> Table:
+    """A borderless table; on a narrow terminal its cells wrap, or fold where a word is too
+    long, and are never cut short (an id or an owner half shown is no use)."""
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in columns:
-        table.add_column(column, no_wrap=column != wrap)
+        table.add_column(column, overflow="fold")
     return table
 
 
@@ -85,7 +107,7 @@ def apply(
         text = file.read_text()
     except OSError as exc:
         raise _fail(f"{file}: cannot read: {exc.strerror}") from None
-    results = call(url, api_key, lambda client: client.apply(text, str(file), message))
+    results = call(url, api_key, lambda client: client.apply(text, message, source=str(file)))
     out = Console(highlight=False, soft_wrap=True)
     for r in results:
         name = f"[bold]{escape(r['route'])}[/bold]"
@@ -109,10 +131,8 @@ def apply(
 
 def routes(url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
     """List the routes, with their stable and newest versions."""
-    rows = call(url, api_key, lambda client: client.list_routes())
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("route", "stable", "latest", "owner", "risk", "tenant", "updated"):
-        table.add_column(column, no_wrap=column in ("route", "stable", "latest"))
+    rows = call(url, api_key, lambda client: client.routes())
+    table = table_of("route", "stable", "latest", "owner", "risk", "tenant", "updated")
     for row in rows:
         table.add_row(
             row["name"],
@@ -133,7 +153,7 @@ def versions(
 ) -> None:
     """List a route's versions, newest first; the stable one is marked."""
     rows = call(url, api_key, lambda client: client.versions(route))
-    table = table_of("version", "", "digest", "created (UTC)", "author", "message", wrap="message")
+    table = table_of("version", "", "digest", "created (UTC)", "author", "message")
     for row in rows:
         table.add_row(
             row["version"],
@@ -156,7 +176,17 @@ def diff(
     api_key: ApiKey = None,
 ) -> None:
     """Show what changed between two versions: model, parameters, message texts."""
-    changes = call(url, api_key, lambda client: client.diff(route, before, after))
+
+    def first_version(exc: TrimtabError) -> str | None:
+        if before is None and exc.param == "from":
+            newest = after or "the newest version"
+            return (
+                f"{newest} of '{route}' is its first version: there is nothing before it to "
+                f"compare with; `trimtab diff {route} FROM TO` compares two versions{_rid(exc)}"
+            )
+        return None
+
+    changes = call(url, api_key, lambda client: client.diff(route, before, after), first_version)
     out = Console(highlight=False, soft_wrap=True)
     out.print(f"[bold]{escape(route)}[/bold]: {changes['from']} -> {changes['to']}")
     for line in changes["unified"].splitlines():
@@ -174,6 +204,14 @@ def diff(
         out.print(Text(line, style=style))
 
 
+def _event(event: Event) -> str:
+    """What happened, with what an attestation said ("attestation eval pass")."""
+    detail = event.get("detail") or {}
+    if event["kind"] == "attestation" and detail.get("kind"):
+        return f"attestation {detail['kind']} {detail.get('result', '')}".rstrip()
+    return event["kind"]
+
+
 def timeline(
     route: Annotated[str, typer.Argument(help="The route's name.")],
     url: Url = DEFAULT_URL,
@@ -181,11 +219,11 @@ def timeline(
 ) -> None:
     """Show a route's timeline, oldest first: what happened, to which version, who, why."""
     events = call(url, api_key, lambda client: client.timeline(route))
-    table = table_of("at (UTC)", "event", "version", "actor", "reason", wrap="reason")
+    table = table_of("at (UTC)", "event", "version", "actor", "reason")
     for event in events:
         table.add_row(
             _when(event["at"]),
-            event["kind"],
+            escape(_event(event)),
             _v(event["version"]),
             escape(event["actor"] or ""),
             escape(event["reason"] or ""),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated, Any
 
 import typer
@@ -9,8 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from trimtab.registry.client import RoutesClient
-from trimtab.registry.commands import DEFAULT_URL, ApiKey, Url, call
+from trimtab.client import DEFAULT_URL, Client, TrimtabError
+from trimtab.client.types import Rollout
+from trimtab.registry.commands import ApiKey, Url, _when, call
 
 Route = Annotated[str, typer.Argument(help="The route's name.")]
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why: it goes on the timeline.")]
@@ -24,25 +26,15 @@ Tenant = Annotated[
     ),
 ]
 
-# `attest --url` is the evidence's address, as the field writes it; the server comes from here
-Server = Annotated[str, typer.Option("--server", envvar="TRIMTAB_URL", help="The trimtab server.")]
-
 rollout = typer.Typer(help="Move a route's traffic to a candidate version, or stop doing so.")
 
-
-def _send(
-    url: str,
-    api_key: str | None,
-    route: str,
-    rest: str,
-    body: dict[str, Any],
-    tenant: str | None = None,
-) -> Any:
-    path = RoutesClient.route_path(route, rest, tenant)
-    return call(url, api_key, lambda client: client.post(path, body))
+# the controller's decisions that end a rollout; any other last decision of an ended
+# rollout was overtaken by a person (a rollback, an abort, a promotion)
+_ENDING = {"rolled_back": "rollback", "promoted": "promote"}
+_ACTIVE = ("running", "paused")
 
 
-def _show(data: dict[str, Any]) -> None:
+def _show(data: Rollout, ended_by: dict[str, Any] | None = None) -> None:
     out = Console(highlight=False)
     out.print(
         f"rollout {data['id']} of {escape(data['route'])}: v{data['stable_version']} -> "
@@ -50,10 +42,35 @@ def _show(data: dict[str, Any]) -> None:
         f"{data['stage'] + 1}/{len(data['stages'])} ({data['percent']:g} %)"
     )
     decision = data.get("last_decision") or {}
+    if ended_by is not None:
+        why = f": {ended_by['reason']}" if ended_by.get("reason") else ""
+        out.print(
+            f"  {escape(ended_by['kind'])} at {_when(ended_by['at'])} by "
+            f"{escape(ended_by.get('actor') or '?')}{escape(why)}"
+        )
+        if decision:
+            out.print(f"  before that, the controller's last decision ({decision.get('action')}):")
+    indent = "    " if ended_by is not None else "  "
     for reason in decision.get("reasons", []):
-        out.print(f"  {escape(reason)}")
+        out.print(f"{indent}{escape(reason)}")
     if decision.get("metrics"):
         out.print(_metrics(decision))
+
+
+def _overtaken(data: Rollout) -> bool:
+    """An ended rollout whose last controller decision is not what ended it."""
+    decision = data.get("last_decision") or {}
+    return data["ended_at"] is not None and decision.get("action") != _ENDING.get(data["status"])
+
+
+def _ending_event(client: Client, data: Rollout, tenant: str | None) -> dict[str, Any] | None:
+    """The timeline's event that ended the rollout (who, when, why)."""
+    ending = None
+    for event in client.timeline(data["route"], tenant=tenant):
+        detail = event.get("detail") or {}
+        if detail.get("rollout") == data["id"] and event["kind"] != "decision":
+            ending = dict(event)
+    return ending
 
 
 def _number(value: Any) -> str:
@@ -70,7 +87,11 @@ def _metrics(decision: dict[str, Any]) -> Table:
         box=None,
     )
     for column in ("metric", "verdict", "stable", "candidate", "ratio", "interval", "margin"):
-        table.add_column(column, justify="left" if column in ("metric", "verdict") else "right")
+        table.add_column(
+            column,
+            justify="left" if column in ("metric", "verdict") else "right",
+            overflow="fold",
+        )
     for m in decision["metrics"]:
         interval = f"[{_number(m.get('lower'))}, {_number(m.get('upper'))}]"
         table.add_row(
@@ -85,6 +106,38 @@ def _metrics(decision: dict[str, Any]) -> Table:
     return table
 
 
+# what a gate refusal names as missing -> the attestation that supplies it
+_EVIDENCE = (
+    ("a changelog", "changelog", ' --note "what changed"'),
+    ("a passing eval", "eval", ' --note "the result" --link URL'),
+    ("an approval", "approval", ""),
+    ("a red-team", "redteam", ' --note "the sign-off" --link URL'),
+)
+
+
+def gate_advice(route: str, to: str, tenant: str | None) -> Any:
+    """A gate refusal with the `trimtab attest` commands that would satisfy it."""
+
+    def advice(exc: TrimtabError) -> str | None:
+        if exc.code != "gate_refused":
+            return None
+        needs = exc.message.split(" still needs ", 1)[-1]
+        where = "" if tenant is None else f" --tenant {shlex.quote(tenant)}"
+        lines = [str(exc), "record the evidence, then start again:"]
+        for phrase, kind, extra in _EVIDENCE:
+            if phrase in needs:
+                command = (
+                    f"  trimtab attest {shlex.quote(route)} {shlex.quote(to)} --kind {kind} "
+                    f"--result pass{extra}{where}"
+                )
+                if kind == "approval":
+                    command += "   # with the key of someone other than the author"
+                lines.append(command)
+        return "\n".join(lines)
+
+    return advice
+
+
 @rollout.command("start")
 def start(
     route: Route,
@@ -96,8 +149,13 @@ def start(
     api_key: ApiKey = None,
 ) -> None:
     """Start a rollout (refused, with what is missing, when the route's gate is not met)."""
-    body = {"to": to, "plan": plan, "reason": reason}
-    _show(_send(url, api_key, route, "rollouts", body, tenant))
+    started = call(
+        url,
+        api_key,
+        lambda c: c.start_rollout(route, to, plan=plan, reason=reason, tenant=tenant),
+        gate_advice(route, to, tenant),
+    )
+    _show(started)
 
 
 def _move(name: str) -> None:
@@ -108,7 +166,9 @@ def _move(name: str) -> None:
         url: Url = DEFAULT_URL,
         api_key: ApiKey = None,
     ) -> None:
-        _show(_send(url, api_key, route, f"rollout/{name}", {"reason": reason}, tenant))
+        moves = {"pause": Client.pause, "resume": Client.resume}
+        moves |= {"promote": Client.promote, "abort": Client.abort}
+        _show(call(url, api_key, lambda c: moves[name](c, route, reason, tenant=tenant)))
 
     command.__doc__ = f"{name.capitalize()} the route's rollout in progress."
     rollout.command(name)(command)
@@ -122,9 +182,14 @@ for _name in ("pause", "resume", "promote", "abort"):
 def status(
     route: Route, tenant: Tenant = None, url: Url = DEFAULT_URL, api_key: ApiKey = None
 ) -> None:
-    """The route's current (or last) rollout and its latest decision."""
-    path = RoutesClient.route_path(route, "rollout", tenant)
-    _show(call(url, api_key, lambda client: client.get(path)))
+    """The route's current (or last) rollout and its latest decision; for a rollout a
+    person ended, who ended it, when and why."""
+
+    def read(client: Client) -> tuple[Rollout, dict[str, Any] | None]:
+        data = client.rollout(route, tenant=tenant)
+        return data, _ending_event(client, data, tenant) if _overtaken(data) else None
+
+    _show(*call(url, api_key, read))
 
 
 def rollback(
@@ -149,14 +214,30 @@ def rollback(
     """Serve an earlier stable version from the next request on; a rollout in progress ends.
 
     Going forward is `rollout start`, through the gate."""
-    body: dict[str, Any] = {"to": to, "reason": reason}
-    if override_gate:
-        body["override_gate"] = True
-    data = _send(url, api_key, route, "rollback", body, tenant)
+
+    def work(client: Client) -> tuple[int | None, Rollout | None, Any]:
+        before = client.route(route, tenant=tenant).get("stable_version")
+        try:
+            active: Rollout | None = client.rollout(route, tenant=tenant)
+        except TrimtabError as exc:
+            if exc.status != 404:
+                raise
+            active = None
+        if active is not None and active["status"] not in _ACTIVE:
+            active = None
+        done = client.rollback(route, reason, to=to, override_gate=override_gate, tenant=tenant)
+        return before, active, done
+
+    before, active, data = call(url, api_key, work)
     note = " (release gate overridden)" if data.get("override_gate") else ""
-    Console(highlight=False).print(
-        f"{escape(route)}: stable is now v{data['stable_version']}{note}"
-    )
+    now = data["stable_version"]
+    if before == now:
+        said = f"{escape(route)}: stable stays v{now}, as it was{note}"
+    else:
+        said = f"{escape(route)}: stable is now v{now} (was v{before}){note}"
+    if active is not None:
+        said += f"; rollout {active['id']} of v{active['candidate_version']} rolled back"
+    Console(highlight=False).print(said)
 
 
 def attest(
@@ -165,14 +246,21 @@ def attest(
     kind: Annotated[str, typer.Option(help="eval | redteam | approval | changelog")],
     result: Annotated[str, typer.Option(help="pass | fail")],
     note: Annotated[str | None, typer.Option()] = None,
-    link: Annotated[str | None, typer.Option("--url", help="Where the evidence is.")] = None,
+    link: Annotated[
+        str | None, typer.Option("--link", help="Where the evidence is (a CI run, a document).")
+    ] = None,
     tenant: Tenant = None,
-    server: Server = DEFAULT_URL,
+    url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
     """Record evidence on a version, attributed to the owner of the key used."""
-    body = {"kind": kind, "result": result, "note": note, "url": link}
-    data = _send(server, api_key, route, f"versions/{version}/attestations", body, tenant)
+    data = call(
+        url,
+        api_key,
+        lambda c: c.attest(
+            route, version, kind=kind, result=result, note=note, url=link, tenant=tenant
+        ),
+    )
     Console(highlight=False).print(
         f"{escape(route)} v{data['version']}: {data['kind']} {data['result']} by {data['by']}"
     )

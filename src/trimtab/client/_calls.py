@@ -1,0 +1,194 @@
+"""Every API call the clients make, built once: `Client` and `AsyncClient` only send them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from trimtab.client._core import (
+    Call,
+    Page,
+    body,
+    listed,
+    paged,
+    params,
+    route_path,
+    same,
+    segment,
+    typed,
+)
+from trimtab.client.types import (
+    Applied,
+    Attestation,
+    AuditEvent,
+    Costs,
+    CreatedKey,
+    Diff,
+    Key,
+    RequestRecord,
+    Rollback,
+    Rollout,
+    Route,
+    Summary,
+    Version,
+)
+
+Move = Literal["pause", "resume", "promote", "abort"]
+
+
+def _scoped(tenant: str | None) -> dict[str, str | int | float | bool]:
+    """`tenant` picks that tenant's route ("" the shared one) instead of the caller's."""
+    return {} if tenant is None else {"tenant": tenant}
+
+
+def create_key(
+    tenant: str, role: str, owner: str, name: str | None, expires_in: str | None
+) -> Call[CreatedKey]:
+    fields = {"tenant": tenant, "role": role, "owner": owner, "name": name}
+    fields["expires_in"] = expires_in
+    return Call("POST", "/api/keys", typed(CreatedKey), body=body(fields))
+
+
+def keys(tenant: str | None) -> Call[list[Key]]:
+    return Call("GET", "/api/keys", listed(Key), params({"tenant": tenant}))
+
+
+def key(key_id: str) -> Call[Key]:
+    return Call("GET", f"/api/keys/{segment(key_id)}", typed(Key))
+
+
+def revoke_key(key_id: str) -> Call[Key]:
+    return Call("DELETE", f"/api/keys/{segment(key_id)}", typed(Key))
+
+
+def apply(yaml: str, message: str, source: str | None) -> Call[list[Applied]]:
+    fields = body({"yaml": yaml, "message": message, "source": source})
+    return Call("POST", "/api/routes/apply", lambda d: list[Applied](d["routes"]), body=fields)
+
+
+def routes() -> Call[list[Route]]:
+    return Call("GET", "/api/routes", listed(Route))
+
+
+def route(name: str, tenant: str | None) -> Call[dict[str, Any]]:
+    return Call("GET", route_path(name), same, _scoped(tenant))
+
+
+def versions(name: str, tenant: str | None) -> Call[list[Version]]:
+    return Call("GET", route_path(name, "versions"), listed(Version), _scoped(tenant))
+
+
+def version(name: str, number: int | str, tenant: str | None) -> Call[Version]:
+    path = route_path(name, f"versions/{segment(str(number))}")
+    return Call("GET", path, typed(Version), _scoped(tenant))
+
+
+def diff(
+    name: str, before: int | str | None, after: int | str | None, tenant: str | None
+) -> Call[Diff]:
+    frm = None if before is None else str(before)
+    query = params({"from": frm, "to": None if after is None else str(after), "tenant": tenant})
+    return Call("GET", route_path(name, "diff"), typed(Diff), query)
+
+
+def timeline_page(
+    name: str, after: int | None, limit: int, tenant: str | None
+) -> Call[dict[str, Any]]:
+    query = params({"limit": limit, "after": after, "tenant": tenant})
+    return Call("GET", route_path(name, "timeline"), same, query)
+
+
+def start_rollout(
+    name: str, to: int | str, plan: str | None, reason: str | None, tenant: str | None
+) -> Call[Rollout]:
+    fields = body({"to": str(to), "plan": plan, "reason": reason})
+    path = route_path(name, "rollouts")
+    return Call("POST", path, typed(Rollout), _scoped(tenant), fields)
+
+
+def rollout(name: str, tenant: str | None) -> Call[Rollout]:
+    return Call("GET", route_path(name, "rollout"), typed(Rollout), _scoped(tenant))
+
+
+def move(name: str, action: Move, reason: str, tenant: str | None) -> Call[Rollout]:
+    path = route_path(name, f"rollout/{action}")
+    return Call("POST", path, typed(Rollout), _scoped(tenant), {"reason": reason})
+
+
+def rollback(
+    name: str, reason: str, to: int | str | None, override_gate: bool, tenant: str | None
+) -> Call[Rollback]:
+    fields = body({"to": None if to is None else str(to), "reason": reason})
+    if override_gate:
+        fields["override_gate"] = True
+    return Call("POST", route_path(name, "rollback"), typed(Rollback), _scoped(tenant), fields)
+
+
+def attest(
+    name: str,
+    number: int | str,
+    kind: str,
+    result: str,
+    note: str | None,
+    url: str | None,
+    tenant: str | None,
+) -> Call[Attestation]:
+    path = route_path(name, f"versions/{segment(str(number))}/attestations")
+    fields = body({"kind": kind, "result": result, "note": note, "url": url})
+    return Call("POST", path, typed(Attestation), _scoped(tenant), fields)
+
+
+def feedback(
+    request_id: str,
+    score: float | None,
+    thumbs: Literal["up", "down"] | None,
+    comment: str | None,
+    escalated: bool | None,
+) -> Call[dict[str, Any]]:
+    fields = body(
+        {
+            "request_id": request_id,
+            "score": score,
+            "thumbs": thumbs,
+            "comment": comment,
+            "escalated": escalated,
+        }
+    )
+    return Call("POST", "/api/feedback", same, body=fields)
+
+
+Filters = dict[str, str | int | float | bool | None]
+
+
+def requests(filters: Filters, limit: int | None, cursor: str | None) -> Call[Page[RequestRecord]]:
+    query = params({**filters, "limit": limit, "cursor": cursor})
+    return Call("GET", "/api/requests", paged(RequestRecord), query)
+
+
+def request(request_id: str) -> Call[RequestRecord]:
+    return Call("GET", f"/api/requests/{segment(request_id)}", typed(RequestRecord))
+
+
+def summary(window: str | None, group_by: str | None, tenant: str | None) -> Call[Summary]:
+    query = params({"window": window, "group_by": group_by, "tenant": tenant})
+    return Call("GET", "/api/metrics/summary", typed(Summary), query)
+
+
+def costs(window: str | None, group_by: str | None, tenant: str | None) -> Call[Costs]:
+    query = params({"window": window, "group_by": group_by, "tenant": tenant})
+    return Call("GET", "/api/costs", typed(Costs), query)
+
+
+def budgets(tenant: str | None) -> Call[dict[str, Any]]:
+    return Call("GET", "/api/budgets", same, params({"tenant": tenant}))
+
+
+def budget_events(
+    since: str | None, limit: int | None, tenant: str | None
+) -> Call[list[dict[str, Any]]]:
+    query = params({"since": since, "limit": limit, "tenant": tenant})
+    return Call("GET", "/api/budget-events", listed(dict[str, Any]), query)
+
+
+def audit(filters: Filters, limit: int | None, cursor: str | None) -> Call[Page[AuditEvent]]:
+    query = params({**filters, "limit": limit, "cursor": cursor})
+    return Call("GET", "/api/audit", paged(AuditEvent), query)

@@ -1,0 +1,294 @@
+"""The asynchronous client (asyncio).
+
+Its twin Client has the same methods and signatures (tests/client/test_twins.py
+holds them so)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+import httpx
+
+from trimtab.client import _calls as calls
+from trimtab.client._core import Call, Page, TrimtabError, answer, headers, unreachable
+from trimtab.client.types import (
+    Applied,
+    Attestation,
+    AuditEvent,
+    Costs,
+    CreatedKey,
+    Diff,
+    Event,
+    Key,
+    RequestRecord,
+    Rollback,
+    Rollout,
+    Route,
+    Summary,
+    Version,
+)
+
+T = TypeVar("T")
+P = TypeVar("P")
+
+DEFAULT_URL = "http://127.0.0.1:4000"
+
+
+class AsyncClient:
+    """A trimtab server's control-plane API, awaited; errors raise TrimtabError."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        api_key: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=headers(api_key), timeout=timeout_s
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _run(self, call: Call[T]) -> T:
+        try:
+            response = await self._http.request(
+                call.method, call.path, params=call.params, json=call.body
+            )
+        except httpx.HTTPError as exc:
+            raise unreachable(self.url, exc) from None
+        return answer(call, response)
+
+    # -- keys (admin) --
+    async def create_key(
+        self,
+        *,
+        tenant: str,
+        role: str,
+        owner: str,
+        name: str | None = None,
+        expires_in: str | None = None,
+    ) -> CreatedKey:
+        """Create a key; its secret (`key`) is in this answer only."""
+        return await self._run(calls.create_key(tenant, role, owner, name, expires_in))
+
+    async def keys(self, tenant: str | None = None) -> list[Key]:
+        return await self._run(calls.keys(tenant))
+
+    async def key(self, key_id: str) -> Key:
+        return await self._run(calls.key(key_id))
+
+    async def revoke_key(self, key_id: str) -> Key:
+        return await self._run(calls.revoke_key(key_id))
+
+    # -- routes and versions --
+    async def apply(self, yaml: str, message: str, *, source: str | None = None) -> list[Applied]:
+        """Apply a routes file's text: a new version for each route whose content changed."""
+        return await self._run(calls.apply(yaml, message, source))
+
+    async def routes(self) -> list[Route]:
+        return await self._run(calls.routes())
+
+    async def route(self, name: str, *, tenant: str | None = None) -> dict[str, Any]:
+        return await self._run(calls.route(name, tenant))
+
+    async def versions(self, route: str, *, tenant: str | None = None) -> list[Version]:
+        """A route's versions, newest first."""
+        return await self._run(calls.versions(route, tenant))
+
+    async def version(self, route: str, number: int | str, *, tenant: str | None = None) -> Version:
+        """One version (`2` or `"v2"`) with its bundle."""
+        return await self._run(calls.version(route, number, tenant))
+
+    async def diff(
+        self,
+        route: str,
+        before: int | str | None = None,
+        after: int | str | None = None,
+        *,
+        tenant: str | None = None,
+    ) -> Diff:
+        """What changed; `after` defaults to the newest version, `before` to its parent."""
+        return await self._run(calls.diff(route, before, after, tenant))
+
+    async def timeline(self, route: str, *, tenant: str | None = None) -> list[Event]:
+        """A route's whole timeline, oldest first (every page)."""
+        events: list[Event] = []
+        after: int | None = None
+        while True:
+            page = await self._run(calls.timeline_page(route, after, 1000, tenant))
+            events.extend(page["data"])
+            after = page.get("next_after")
+            if after is None:
+                return events
+
+    # -- rollouts, rollback, attestations, feedback --
+    async def start_rollout(
+        self,
+        route: str,
+        to: int | str,
+        *,
+        plan: str | None = None,
+        reason: str | None = None,
+        tenant: str | None = None,
+    ) -> Rollout:
+        """Start a rollout; a gate refusal raises TrimtabError with code "gate_refused"."""
+        return await self._run(calls.start_rollout(route, to, plan, reason, tenant))
+
+    async def rollout(self, route: str, *, tenant: str | None = None) -> Rollout:
+        """The route's current (or last) rollout and its latest decision."""
+        return await self._run(calls.rollout(route, tenant))
+
+    async def pause(self, route: str, reason: str, *, tenant: str | None = None) -> Rollout:
+        return await self._run(calls.move(route, "pause", reason, tenant))
+
+    async def resume(self, route: str, reason: str, *, tenant: str | None = None) -> Rollout:
+        return await self._run(calls.move(route, "resume", reason, tenant))
+
+    async def promote(self, route: str, reason: str, *, tenant: str | None = None) -> Rollout:
+        return await self._run(calls.move(route, "promote", reason, tenant))
+
+    async def abort(self, route: str, reason: str, *, tenant: str | None = None) -> Rollout:
+        return await self._run(calls.move(route, "abort", reason, tenant))
+
+    async def rollback(
+        self,
+        route: str,
+        reason: str,
+        *,
+        to: int | str | None = None,
+        override_gate: bool = False,
+        tenant: str | None = None,
+    ) -> Rollback:
+        """Serve an earlier stable version (`override_gate`: admin, any version)."""
+        return await self._run(calls.rollback(route, reason, to, override_gate, tenant))
+
+    async def attest(
+        self,
+        route: str,
+        version: int | str,
+        *,
+        kind: str,
+        result: str,
+        note: str | None = None,
+        url: str | None = None,
+        tenant: str | None = None,
+    ) -> Attestation:
+        """Record evidence (`url`: where it is) on a version, by the key's owner."""
+        return await self._run(calls.attest(route, version, kind, result, note, url, tenant))
+
+    async def feedback(
+        self,
+        request_id: str,
+        *,
+        score: float | None = None,
+        thumbs: Literal["up", "down"] | None = None,
+        comment: str | None = None,
+        escalated: bool | None = None,
+    ) -> dict[str, Any]:
+        return await self._run(calls.feedback(request_id, score, thumbs, comment, escalated))
+
+    # -- requests, summary, costs, budgets, audit --
+    async def requests(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        tenant: str | None = None,
+        status: str | int | None = None,
+        user: str | None = None,
+        session: str | None = None,
+        feature: str | None = None,
+        route: str | None = None,
+        version: int | str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[RequestRecord]:
+        """One page of recorded requests, newest first (`status`: a code, "error" or "ok")."""
+        filters: calls.Filters = {
+            "since": since, "until": until, "model": model, "provider": provider,
+            "tenant": tenant, "status": None if status is None else str(status), "user": user,
+            "session": session, "feature": feature, "route": route,
+            "version": None if version is None else str(version),
+        }  # fmt: skip
+        return await self._run(calls.requests(filters, limit, cursor))
+
+    async def request(self, request_id: str) -> RequestRecord:
+        """One request with its bodies."""
+        return await self._run(calls.request(request_id))
+
+    async def summary(
+        self, *, window: str = "1h", group_by: str = "model", tenant: str | None = None
+    ) -> Summary:
+        return await self._run(calls.summary(window, group_by, tenant))
+
+    async def costs(
+        self, *, window: str = "30d", group_by: str = "model", tenant: str | None = None
+    ) -> Costs:
+        return await self._run(calls.costs(window, group_by, tenant))
+
+    async def budgets(self, *, tenant: str | None = None) -> dict[str, Any]:
+        return await self._run(calls.budgets(tenant))
+
+    async def budget_events(
+        self, *, since: str | None = None, limit: int | None = None, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._run(calls.budget_events(since, limit, tenant))
+
+    async def audit(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+        tenant: str | None = None,
+        target: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[AuditEvent]:
+        """One page of the audit log (admin), newest first."""
+        filters: calls.Filters = {
+            "since": since, "until": until, "action": action, "actor": actor,
+            "tenant": tenant, "target": target,
+        }  # fmt: skip
+        return await self._run(calls.audit(filters, limit, cursor))
+
+    async def iter_requests(self, **filters: Any) -> AsyncIterator[RequestRecord]:
+        """Every matching request, newest first, page after page (`limit`: the page size)."""
+        cursor: str | None = None
+        while True:
+            page = await self.requests(**filters, cursor=cursor)
+            for row in page.data:
+                yield row
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def iter_audit(self, **filters: Any) -> AsyncIterator[AuditEvent]:
+        """Every matching audit row, newest first, page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.audit(**filters, cursor=cursor)
+            for row in page.data:
+                yield row
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+
+__all__ = ["AsyncClient", "TrimtabError"]

@@ -1,0 +1,290 @@
+"""The synchronous client.
+
+Its twin AsyncClient has the same methods and signatures (tests/client/test_twins.py
+holds them so)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+import httpx
+
+from trimtab.client import _calls as calls
+from trimtab.client._core import Call, Page, TrimtabError, answer, headers, unreachable
+from trimtab.client.types import (
+    Applied,
+    Attestation,
+    AuditEvent,
+    Costs,
+    CreatedKey,
+    Diff,
+    Event,
+    Key,
+    RequestRecord,
+    Rollback,
+    Rollout,
+    Route,
+    Summary,
+    Version,
+)
+
+T = TypeVar("T")
+P = TypeVar("P")
+
+DEFAULT_URL = "http://127.0.0.1:4000"
+
+
+class Client:
+    """A trimtab server's control-plane API; errors raise TrimtabError."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        api_key: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers(api_key), timeout=timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _run(self, call: Call[T]) -> T:
+        try:
+            response = self._http.request(
+                call.method, call.path, params=call.params, json=call.body
+            )
+        except httpx.HTTPError as exc:
+            raise unreachable(self.url, exc) from None
+        return answer(call, response)
+
+    # -- keys (admin) --
+    def create_key(
+        self,
+        *,
+        tenant: str,
+        role: str,
+        owner: str,
+        name: str | None = None,
+        expires_in: str | None = None,
+    ) -> CreatedKey:
+        """Create a key; its secret (`key`) is in this answer only."""
+        return self._run(calls.create_key(tenant, role, owner, name, expires_in))
+
+    def keys(self, tenant: str | None = None) -> list[Key]:
+        return self._run(calls.keys(tenant))
+
+    def key(self, key_id: str) -> Key:
+        return self._run(calls.key(key_id))
+
+    def revoke_key(self, key_id: str) -> Key:
+        return self._run(calls.revoke_key(key_id))
+
+    # -- routes and versions --
+    def apply(self, yaml: str, message: str, *, source: str | None = None) -> list[Applied]:
+        """Apply a routes file's text: a new version for each route whose content changed."""
+        return self._run(calls.apply(yaml, message, source))
+
+    def routes(self) -> list[Route]:
+        return self._run(calls.routes())
+
+    def route(self, name: str, *, tenant: str | None = None) -> dict[str, Any]:
+        return self._run(calls.route(name, tenant))
+
+    def versions(self, route: str, *, tenant: str | None = None) -> list[Version]:
+        """A route's versions, newest first."""
+        return self._run(calls.versions(route, tenant))
+
+    def version(self, route: str, number: int | str, *, tenant: str | None = None) -> Version:
+        """One version (`2` or `"v2"`) with its bundle."""
+        return self._run(calls.version(route, number, tenant))
+
+    def diff(
+        self,
+        route: str,
+        before: int | str | None = None,
+        after: int | str | None = None,
+        *,
+        tenant: str | None = None,
+    ) -> Diff:
+        """What changed; `after` defaults to the newest version, `before` to its parent."""
+        return self._run(calls.diff(route, before, after, tenant))
+
+    def timeline(self, route: str, *, tenant: str | None = None) -> list[Event]:
+        """A route's whole timeline, oldest first (every page)."""
+        events: list[Event] = []
+        after: int | None = None
+        while True:
+            page = self._run(calls.timeline_page(route, after, 1000, tenant))
+            events.extend(page["data"])
+            after = page.get("next_after")
+            if after is None:
+                return events
+
+    # -- rollouts, rollback, attestations, feedback --
+    def start_rollout(
+        self,
+        route: str,
+        to: int | str,
+        *,
+        plan: str | None = None,
+        reason: str | None = None,
+        tenant: str | None = None,
+    ) -> Rollout:
+        """Start a rollout; a gate refusal raises TrimtabError with code "gate_refused"."""
+        return self._run(calls.start_rollout(route, to, plan, reason, tenant))
+
+    def rollout(self, route: str, *, tenant: str | None = None) -> Rollout:
+        """The route's current (or last) rollout and its latest decision."""
+        return self._run(calls.rollout(route, tenant))
+
+    def pause(self, route: str, reason: str, *, tenant: str | None = None) -> Rollout:
+        return self._run(calls.move(route, "pause", reason, tenant))
+
+    def resume(self, route: str, reason: str, *, tenant: str | None = None) -> Rollout:
+        return self._run(calls.move(route, "resume", reason, tenant))
+
+    def promote(self, route: str, reason: str, *, tenant: str | None = None) -> Rollout:
+        return self._run(calls.move(route, "promote", reason, tenant))
+
+    def abort(self, route: str, reason: str, *, tenant: str | None = None) -> Rollout:
+        return self._run(calls.move(route, "abort", reason, tenant))
+
+    def rollback(
+        self,
+        route: str,
+        reason: str,
+        *,
+        to: int | str | None = None,
+        override_gate: bool = False,
+        tenant: str | None = None,
+    ) -> Rollback:
+        """Serve an earlier stable version (`override_gate`: admin, any version)."""
+        return self._run(calls.rollback(route, reason, to, override_gate, tenant))
+
+    def attest(
+        self,
+        route: str,
+        version: int | str,
+        *,
+        kind: str,
+        result: str,
+        note: str | None = None,
+        url: str | None = None,
+        tenant: str | None = None,
+    ) -> Attestation:
+        """Record evidence (`url`: where it is) on a version, by the key's owner."""
+        return self._run(calls.attest(route, version, kind, result, note, url, tenant))
+
+    def feedback(
+        self,
+        request_id: str,
+        *,
+        score: float | None = None,
+        thumbs: Literal["up", "down"] | None = None,
+        comment: str | None = None,
+        escalated: bool | None = None,
+    ) -> dict[str, Any]:
+        return self._run(calls.feedback(request_id, score, thumbs, comment, escalated))
+
+    # -- requests, summary, costs, budgets, audit --
+    def requests(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        tenant: str | None = None,
+        status: str | int | None = None,
+        user: str | None = None,
+        session: str | None = None,
+        feature: str | None = None,
+        route: str | None = None,
+        version: int | str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[RequestRecord]:
+        """One page of recorded requests, newest first (`status`: a code, "error" or "ok")."""
+        filters: calls.Filters = {
+            "since": since, "until": until, "model": model, "provider": provider,
+            "tenant": tenant, "status": None if status is None else str(status), "user": user,
+            "session": session, "feature": feature, "route": route,
+            "version": None if version is None else str(version),
+        }  # fmt: skip
+        return self._run(calls.requests(filters, limit, cursor))
+
+    def request(self, request_id: str) -> RequestRecord:
+        """One request with its bodies."""
+        return self._run(calls.request(request_id))
+
+    def summary(
+        self, *, window: str = "1h", group_by: str = "model", tenant: str | None = None
+    ) -> Summary:
+        return self._run(calls.summary(window, group_by, tenant))
+
+    def costs(
+        self, *, window: str = "30d", group_by: str = "model", tenant: str | None = None
+    ) -> Costs:
+        return self._run(calls.costs(window, group_by, tenant))
+
+    def budgets(self, *, tenant: str | None = None) -> dict[str, Any]:
+        return self._run(calls.budgets(tenant))
+
+    def budget_events(
+        self, *, since: str | None = None, limit: int | None = None, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
+        return self._run(calls.budget_events(since, limit, tenant))
+
+    def audit(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+        tenant: str | None = None,
+        target: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[AuditEvent]:
+        """One page of the audit log (admin), newest first."""
+        filters: calls.Filters = {
+            "since": since, "until": until, "action": action, "actor": actor,
+            "tenant": tenant, "target": target,
+        }  # fmt: skip
+        return self._run(calls.audit(filters, limit, cursor))
+
+    def iter_requests(self, **filters: Any) -> Iterator[RequestRecord]:
+        """Every matching request, newest first, page after page (`limit`: the page size)."""
+        cursor: str | None = None
+        while True:
+            page = self.requests(**filters, cursor=cursor)
+            yield from page.data
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def iter_audit(self, **filters: Any) -> Iterator[AuditEvent]:
+        """Every matching audit row, newest first, page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.audit(**filters, cursor=cursor)
+            yield from page.data
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+
+__all__ = ["Client", "TrimtabError"]

@@ -1,0 +1,178 @@
+"""The main resources the API answers with, as the README's API tables describe them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+
+class Key(TypedDict):
+    id: str
+    tenant: str
+    role: str
+    owner: str | None
+    name: str | None
+    status: Literal["active", "expired", "revoked"]
+    source: Literal["store", "config"]
+    expires_at: str | None
+    hint: NotRequired[str | None]
+    created_at: NotRequired[str | None]
+    revoked_at: NotRequired[str | None]
+
+
+class CreatedKey(Key):
+    key: str  # shown only in this answer
+
+
+class Applied(TypedDict):
+    route: str
+    status: Literal["created", "updated", "unchanged"]
+    version: int
+    digest: str
+    parent: int | None
+    stable_version: int | None
+    new_route: bool
+    updated: dict[str, list[Any]]
+    same_as: NotRequired[int | None]
+    variables: NotRequired[list[str]]
+
+
+class Route(TypedDict):
+    name: str
+    tenant: str | None
+    owner: str
+    risk_tier: int
+    stable_version: int | None
+    latest_version: int | None
+    updated_at: str | None
+
+
+class Version(TypedDict):
+    version: str
+    stable: bool
+    digest: str
+    created_at: str
+    author: str | None
+    message: str
+    bundle: NotRequired[dict[str, Any]]
+
+
+Diff = TypedDict(
+    "Diff",
+    {
+        "from": str,
+        "to": str,
+        "model": Any,
+        "params": dict[str, Any],
+        "messages": Any,
+        "unified": str,
+    },
+)
+
+
+class Event(TypedDict):
+    at: str
+    kind: str
+    version: int | None
+    actor: str | None
+    reason: str | None
+    detail: dict[str, Any] | None
+
+
+class Rollout(TypedDict):
+    id: str
+    route: str
+    tenant: str | None
+    stable_version: int
+    candidate_version: int
+    plan: str
+    stages: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    stage: int
+    percent: float
+    stage_started_at: str
+    status: str
+    started_at: str
+    started_by: str | None
+    ended_at: str | None
+    reason: str | None
+    last_decision: dict[str, Any] | None
+
+
+class Rollback(TypedDict):
+    route: str
+    stable_version: int
+    override_gate: bool
+
+
+class Attestation(TypedDict):
+    version: int
+    kind: str
+    result: Literal["pass", "fail"]
+    by: str
+    note: NotRequired[str | None]
+    url: NotRequired[str | None]
+
+
+# a recorded request; the list leaves out the bodies (`request`, `response`); keys named
+# after the OpenTelemetry GenAI conventions where one exists (README: "Finding requests")
+RequestRecord = TypedDict(
+    "RequestRecord",
+    {
+        "id": str,
+        "started_at": str,
+        "ended_at": str,
+        "api": str,
+        "gen_ai.operation.name": str,
+        "gen_ai.request.model": str | None,
+        "gen_ai.response.model": str | None,
+        "gen_ai.provider.name": str | None,
+        "gen_ai.usage.input_tokens": int | None,
+        "gen_ai.usage.output_tokens": int | None,
+        "gen_ai.response.finish_reasons": list[str] | None,
+        "http.response.status_code": int,
+        "error.type": str | None,
+        "user.id": str | None,
+        "session.id": str | None,
+        "provider": str | None,
+        "upstream_model": str | None,
+        "tenant": str,
+        "key_id": str | None,
+        "feature": str | None,
+        "route": str | None,
+        "version": int | None,
+        "error_message": str | None,
+        "latency_ms": float | None,
+        "ttft_ms": float | None,
+        "overhead_ms": float | None,
+        "cost_usd": float | None,
+        "streamed": bool,
+        "request": NotRequired[Any],
+        "response": NotRequired[Any],
+    },
+)
+
+
+class Summary(TypedDict):
+    window: str
+    group_by: str
+    tenant: str | None
+    groups: list[dict[str, Any]]
+    total: dict[str, Any]
+
+
+class Costs(TypedDict):
+    window: str
+    group_by: str
+    tenant: str | None
+    groups: list[dict[str, Any]]
+    total: dict[str, Any]
+
+
+class AuditEvent(TypedDict, total=False):
+    at: str
+    action: str
+    actor: str
+    tenant: str | None
+    target: str | None
+    request_id: str | None
+    detail: dict[str, Any] | None
