@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import GatewayFactory
 from trimtab.bounds import MAX_DEPTH
+from trimtab.cli import cli
 from trimtab.registry.spec import RoutesError, load_routes, parse_routes
 
 MODELS = {"gpt-mock", "claude-mock"}
@@ -178,3 +184,57 @@ def test_routes_data_nested_deeper_than_the_limit_is_refused() -> None:
     with pytest.raises(RoutesError) as caught:
         parse_routes(data, "body", MODELS)
     assert caught.value.problems == [f"body: the routes data nests deeper than {MAX_DEPTH} levels"]
+
+
+THREE_PROBLEMS = """
+routes:
+  support-answer:
+    owner: support-ml@acme.example
+    risk_tier: 2
+    version:
+      model: gpt-nope
+      params: {temprature: 0.2}
+      messages:
+        - role: user
+          content: "{{question"
+"""
+EXPECTED = [
+    "routes.yaml: routes.support-answer.version.params.temprature: unknown key",
+    "routes.yaml: routes.support-answer.version.model: unknown model 'gpt-nope' "
+    "(configured on this gateway: claude-mock, gpt-mock)",
+    "routes.yaml: routes.support-answer.version.messages[0].content: ",
+]
+
+
+def test_a_schema_problem_does_not_hide_the_others() -> None:
+    # an unknown parameter used to hide the unknown model and the bad template
+    found = problems(THREE_PROBLEMS)
+    assert len(found) == 3, found
+    for expected, got in zip(EXPECTED, found, strict=True):
+        assert got.startswith(expected), (expected, got)
+
+
+def test_the_api_and_the_cli_name_every_problem(
+    gateway: GatewayFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    running = gateway(models={"gpt-mock": {"provider": "upstream", "model": "mock-1"}})
+    response = httpx.post(
+        running.url + "/api/routes/apply",
+        json={"yaml": THREE_PROBLEMS, "source": "routes.yaml", "message": "m"},
+        timeout=10,
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_routes"
+    for expected in EXPECTED:
+        expected = expected.replace("claude-mock, gpt-mock", "gpt-mock")
+        assert expected in error["message"], (expected, error["message"])
+    file = tmp_path / "routes.yaml"
+    file.write_text(THREE_PROBLEMS)
+    env = {"TRIMTAB_URL": running.url, "COLUMNS": "300"}
+    result = CliRunner().invoke(cli, ["apply", "-f", str(file), "-m", "m"], env=env)
+    assert result.exit_code != 0
+    flat = " ".join(result.output.split())
+    for expected in EXPECTED:
+        expected = expected.replace("claude-mock, gpt-mock", "gpt-mock").replace("routes.yaml", "")
+        assert " ".join(expected.split()) in flat, (expected, result.output)

@@ -116,25 +116,40 @@ def _bundle(version: VersionSpec) -> Bundle:
     return Bundle(version.model, params, messages)
 
 
-def _check(name: str, spec: RouteSpec, source: str, models: Collection[str] | None) -> list[str]:
+def _check(name: str, raw: Any, source: str, models: Collection[str] | None) -> list[str]:
+    """The problems the schema does not see (an unknown model, message order, templates).
+
+    Runs on the raw data, also when the schema found problems, so that one file's every
+    problem is reported at once; what is not of the right type is the schema's to report."""
     where = f"{source}: routes.{name}"
+    version = raw.get("version") if isinstance(raw, dict) else None
+    if not isinstance(version, dict):
+        return []
     problems: list[str] = []
-    if models is not None and spec.version.model not in models:
+    model = version.get("model")
+    if models is not None and isinstance(model, str) and model and model not in models:
         known = ", ".join(sorted(models)) or "none"
         problems.append(
-            f"{where}.version.model: unknown model '{spec.version.model}' "
-            f"(configured on this gateway: {known})"
+            f"{where}.version.model: unknown model '{model}' (configured on this gateway: {known})"
         )
+    messages = version.get("messages")
+    if not isinstance(messages, list):
+        return problems
     seen_other = False
-    for i, message in enumerate(spec.version.messages):
-        if message.role == "system" and seen_other:
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            continue
+        role, content = message.get("role"), message.get("content")
+        if role == "system" and seen_other:
             problems.append(
                 f"{where}.version.messages[{i}].role: system messages must come before "
                 "user and assistant messages"
             )
-        seen_other = seen_other or message.role != "system"
+        seen_other = seen_other or (isinstance(role, str) and role != "system")
+        if not isinstance(content, str) or not content:
+            continue
         try:
-            Template.parse(message.content)
+            Template.parse(content)
         except TemplateError as exc:
             problems.append(f"{where}.version.messages[{i}].content: {exc}")
     return problems
@@ -159,6 +174,7 @@ def parse_routes(
                     f"{source}: routes.{name}: invalid route name: use letters, digits, "
                     "'.', '_' and '-', starting with a letter or digit, at most 128 characters"
                 )
+    parsed: RoutesFile | None = None
     try:
         parsed = RoutesFile.model_validate(data)
     except ValidationError as exc:
@@ -167,10 +183,10 @@ def parse_routes(
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
             msg = msg.removeprefix("Value error, ")
             problems.append(f"{source}: {where}: {msg}" if where else f"{source}: {msg}")
-        raise RoutesError(problems) from None
-    for name, spec in parsed.routes.items():
-        problems.extend(_check(name, spec, source, models))
-    if problems:
+    if isinstance(raw_routes, dict):  # every problem at once, not only the schema's
+        for name, raw in raw_routes.items():
+            problems.extend(_check(str(name), raw, source, models))
+    if problems or parsed is None:
         raise RoutesError(problems)
     return [
         RouteDefinition(name, spec.owner, spec.risk_tier, spec.tenant, _bundle(spec.version))
