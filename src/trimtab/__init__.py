@@ -1,19 +1,17 @@
 """trimtab: an LLMOps control plane."""
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
+# `import trimtab` imports nothing else (not even typing); `from trimtab import Client`
+# loads the client, and httpx, on first use
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from trimtab.client import AsyncClient, Client, TrimtabError
 
 __all__ = ["AsyncClient", "Client", "TrimtabError", "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    """`from trimtab import Client` without importing httpx on a bare `import trimtab`."""
+def __getattr__(name: str) -> object:
     if name in ("Client", "AsyncClient", "TrimtabError"):
         from trimtab import client
 
