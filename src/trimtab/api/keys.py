@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -15,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import admin, error_response, json_response, reader, scoped_tenant
-from trimtab.api.params import bad_param, json_object, parse_time
+from trimtab.api.params import bad_param, json_object, parse_duration, parse_time
 from trimtab.audit.log import AuditEvent, AuditLog
 from trimtab.errors import GatewayError
 from trimtab.gateway.auth import KeyRing, Principal, key_hash, key_id_of
@@ -27,21 +26,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _FIELDS = ("tenant", "role", "owner", "name", "expires_at", "expires_in")
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MAX_LIFETIME = timedelta(days=3650)
 _MAX_BODY = 64 * 1024
 
 
 def parse_expires_in(value: object) -> timedelta:
     """'30d', '12h', '15m' or '45s'."""
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise bad_param("expires_in", f"{value!r} is not a duration like 30d, 12h, 15m or 45s")
-    seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    if not 0 < seconds <= _MAX_LIFETIME.total_seconds():
-        raise bad_param("expires_in", f"'{value}' must be between 1s and 3650d")
-    return timedelta(seconds=seconds)
+    return parse_duration(
+        "expires_in", value, longest=_MAX_LIFETIME, examples="30d, 12h, 15m or 45s"
+    )
 
 
 def _text(body: dict[str, Any], name: str, *, required: bool, limit: int) -> str | None:

@@ -15,7 +15,7 @@ from trimtab.bounds import exceeds_depth, too_deep_message
 from trimtab.errors import GatewayError
 from trimtab.gateway.body import read_body
 
-_WINDOW = re.compile(r"^(\d+)([smhd])$")
+_DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_WINDOW = timedelta(days=31)
 # Every /api body is bounded: 64 KiB unless the endpoint says otherwise (routes apply
@@ -90,15 +90,21 @@ def parse_time(name: str, value: str | None) -> datetime | None:
         raise bad_param(name, f"'{value}' is out of range in UTC") from None
 
 
-def parse_window(value: str | None, default: str = "1h") -> timedelta:
-    text = value or default
-    match = _WINDOW.match(text)
+def parse_duration(name: str, value: object, *, longest: timedelta, examples: str) -> timedelta:
+    """A duration like '15m', '12h', '30d' or '45s', from 1 s to `longest`."""
+    match = _DURATION.match(value) if isinstance(value, str) else None
     if match is None:
-        raise bad_param("window", f"'{text}' is not a duration like 15m, 1h, 24h or 7d")
+        raise bad_param(name, f"{value!r} is not a duration like {examples}")
     seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    if not 0 < seconds <= MAX_WINDOW.total_seconds():
-        raise bad_param("window", f"'{text}' must be between 1s and 31d")
+    if not 0 < seconds <= longest.total_seconds():
+        raise bad_param(name, f"'{value}' must be between 1s and {longest.days}d")
     return timedelta(seconds=seconds)
+
+
+def parse_window(value: str | None, default: str = "1h") -> timedelta:
+    return parse_duration(
+        "window", value or default, longest=MAX_WINDOW, examples="15m, 1h, 24h or 7d"
+    )
 
 
 def parse_int(name: str, value: str | None, default: int, low: int, high: int) -> int:
