@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from tests.api.test_routes_api import OPERATOR_KEY
 from tests.conftest import ADMIN_KEY, Running
 from tests.rollouts.test_rollouts_e2e import apply, drive, routes_yaml, status
+from tests.rollouts.test_rollouts_e2e import call as e2e_call
 from tests.rollouts.test_rollouts_e2e import running as running
 from trimtab.cli import cli
 from trimtab.client import Client
@@ -147,3 +148,14 @@ def test_rollback_to_another_version_says_what_was_stable(running: Running) -> N
     code, out = invoke(running, "rollback", "faq", "-r", "undo")
     assert code == 0, out
     assert out.strip() == "faq: stable is now v1 (was v2)"
+
+
+def test_requests_shows_the_route_and_version_that_served_each(running: Running) -> None:
+    apply(running, routes_yaml("sim-1"))
+    served = e2e_call(running, "u1")
+    assert served == "v1"
+    assert running.wait_for_rows(1) == 1
+    code, out = invoke(running, "requests", "--route", "faq", "--version", "1")
+    assert code == 0, out
+    (row,) = [line for line in out.splitlines()[1:] if line.strip()]
+    assert row.split()[-2:] == ["faq", "v1"]

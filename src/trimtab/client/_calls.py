@@ -156,6 +156,14 @@ def feedback(
     return Call("POST", "/api/feedback", same, body=fields)
 
 
+def version_label(version: int | str | None) -> str | None:
+    """A version as records carry it: 2, "2" and "v2" are all "v2"."""
+    if version is None:
+        return None
+    text = str(version)
+    return f"v{text}" if text.isdigit() else text
+
+
 Filters = dict[str, str | int | float | bool | None]
 
 

@@ -223,7 +223,7 @@ class AsyncClient:
             "since": since, "until": until, "model": model, "provider": provider,
             "tenant": tenant, "status": None if status is None else str(status), "user": user,
             "session": session, "feature": feature, "route": route,
-            "version": None if version is None else str(version),
+            "version": calls.version_label(version),
         }  # fmt: skip
         return await self._run(calls.requests(filters, limit, cursor))
 

@@ -139,7 +139,7 @@ RequestRecord = TypedDict(
         "key_id": str | None,
         "feature": str | None,
         "route": str | None,
-        "version": int | None,
+        "version": str | None,
         "error_message": str | None,
         "latency_ms": float | None,
         "ttft_ms": float | None,

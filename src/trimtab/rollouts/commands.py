@@ -187,7 +187,10 @@ def status(
 
     def read(client: Client) -> tuple[Rollout, dict[str, Any] | None]:
         data = client.rollout(route, tenant=tenant)
-        return data, _ending_event(client, data, tenant) if _overtaken(data) else None
+        ending = _ending_event(client, data, tenant) if _overtaken(data) else None
+        if ending is not None and ending.get("actor") == "controller":
+            ending = None  # the controller ended it (a promotion follows an "advance")
+        return data, ending
 
     _show(*call(url, api_key, read))
 

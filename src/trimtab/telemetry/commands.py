@@ -46,7 +46,7 @@ def _tokens(record: RequestRecord) -> str:
 
 def requests(
     route: Annotated[str | None, typer.Option(help="Only this route's requests.")] = None,
-    version: Annotated[str | None, typer.Option(help="Only this route version (e.g. 2).")] = None,
+    version: Annotated[str | None, typer.Option(help="Only this route version (2 or v2).")] = None,
     status: Annotated[
         str | None, typer.Option(help="An HTTP status code, 'error' or 'ok'.")
     ] = None,
@@ -83,7 +83,7 @@ def requests(
     for r in rows:
         code = r["http.response.status_code"]
         shown = f"[red]{code}[/red]" if code >= 400 else str(code)
-        where = f"{r['route']} v{r['version']}" if r.get("route") else ""
+        where = " ".join(str(part) for part in (r.get("route"), r.get("version")) if part)
         table.add_row(
             _when(r["started_at"]),
             r["id"],
