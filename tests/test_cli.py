@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -75,3 +78,43 @@ def test_check_config_hides_the_store_password(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "pg-s3cret-pw" not in result.output
     assert "postgresql://trimtab:***@db/trimtab" in result.output  # rich may wrap the line
+
+
+def test_serve_on_a_taken_port_fails_before_touching_the_store(tmp_path: Path) -> None:
+    """`trimtab serve --port P` with P taken: exit 1 naming the holder, and no trimtab.db
+    (the embedded default's SQLite file) created, no migration run."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_PORT], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        port = int(holder.stdout.readline())
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("trimtab")), "serve", "--port", str(port)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "300"},
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1, result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"cannot listen on 127.0.0.1:{port}: the port is already in use" in message
+    assert f"by pid {holder.pid} (" in message  # the holder, found through /proc
+    assert "--port" in message
+    assert not (tmp_path / "trimtab.db").exists()
+    assert list(tmp_path.iterdir()) == []
+    assert "Traceback" not in result.stderr
+
+
+HOLD_A_PORT = """
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+print(s.getsockname()[1], flush=True)
+time.sleep(120)
+"""

@@ -87,25 +87,39 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Run the gateway. Without --config: embedded SQLite and a simulator model `sim-1`."""
+    import contextlib
+
     from trimtab.app import create_app
+    from trimtab.listen import PortTaken, bind
 
     cfg = _load(config)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     bind_host = host or cfg.server.host
     bind_port = cfg.server.port if port is None else port
+    try:  # before the store is touched: a taken port creates no database, migrates nothing
+        sock = bind(bind_host, bind_port)
+    except PortTaken as exc:
+        err.print(f"trimtab serve: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     tune_runtime()
     err.print(banner(cfg), markup=False, highlight=False)
-    uvicorn.run(
-        create_app(cfg, freeze_gc=True),
-        host=bind_host,
-        port=bind_port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level=log_level,
-        timeout_graceful_shutdown=30,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(cfg, freeze_gc=True),
+            host=bind_host,
+            port=bind_port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_level=log_level,
+            timeout_graceful_shutdown=30,
+        )
     )
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is a stop
+        server.run(sockets=[sock])
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's start-up failure code; its reason is in the log
 
 
 @cli.command("check-config")
