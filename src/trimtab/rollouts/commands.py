@@ -131,7 +131,7 @@ def gate_advice(route: str, to: str, tenant: str | None) -> Any:
                     f"--result pass{extra}{where}"
                 )
                 if kind == "approval":
-                    command += "   # with the key of someone other than the author"
+                    command += "   # another person's key"
                 lines.append(command)
         return "\n".join(lines)
 
