@@ -14,7 +14,6 @@ from rich.console import Console
 
 from trimtab import __version__
 from trimtab.config import Config, ConfigError, default_config, load_config
-from trimtab.registry.commands import ApiKey as ApiKey
 from trimtab.registry.commands import Url as Url
 from trimtab.registry.commands import call, table_of
 from trimtab.registry.commands import register as register_route_commands
@@ -145,6 +144,10 @@ def version() -> None:
 # -- trimtab keys ... -------------------------------------------------------------------
 
 DEFAULT_URL = "http://127.0.0.1:4000"
+ApiKey = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="TRIMTAB_API_KEY", help="An admin key of that server."),
+]
 
 
 @keys_cli.command("create")

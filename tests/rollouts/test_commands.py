@@ -89,6 +89,16 @@ def test_url_is_the_server_everywhere_and_link_is_the_evidence(running: Running)
     assert [e["detail"]["url"] for e in attested] == ["https://ci/run/7"]
 
 
+def test_attest_server_is_a_deprecated_name_of_url(running: Running) -> None:
+    apply(running, routes_yaml("sim-1", tier=1))
+    args = ["attest", "faq", "v1", "--kind", "eval", "--result", "pass", "--server", running.url]
+    env = {"TRIMTAB_API_KEY": OPERATOR_KEY, "TRIMTAB_URL": "http://127.0.0.1:9"}
+    result = runner.invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "--server is deprecated: the server is --url" in result.output
+    assert "--server" not in runner.invoke(cli, ["attest", "--help"], env=env).output
+
+
 def api_timeline(running: Running) -> list[dict[str, object]]:
     with Client(running.url, OPERATOR_KEY) as client:
         return [dict(e) for e in client.timeline("faq")]

@@ -255,8 +255,16 @@ def attest(
     tenant: Tenant = None,
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
+    server: Annotated[
+        str | None, typer.Option("--server", hidden=True, help="Deprecated: --url.")
+    ] = None,
 ) -> None:
     """Record evidence on a version, attributed to the owner of the key used."""
+    if server is not None:  # the old name of --url, from when --url was the evidence's
+        Console(stderr=True, highlight=False).print(
+            "warning: --server is deprecated: the server is --url (the evidence is --link)"
+        )
+        url = server
     data = call(
         url,
         api_key,
