@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar, Unpack
 
 import httpx
 
@@ -17,11 +17,13 @@ from trimtab.client.types import (
     Applied,
     Attestation,
     AuditEvent,
+    AuditFilters,
     Costs,
     CreatedKey,
     Diff,
     Event,
     Key,
+    RequestFilters,
     RequestRecord,
     Rollback,
     Rollout,
@@ -268,7 +270,9 @@ class AsyncClient:
         }  # fmt: skip
         return await self._run(calls.audit(filters, limit, cursor))
 
-    async def iter_requests(self, **filters: Any) -> AsyncIterator[RequestRecord]:
+    async def iter_requests(
+        self, **filters: Unpack[RequestFilters]
+    ) -> AsyncIterator[RequestRecord]:
         """Every matching request, newest first, page after page (`limit`: the page size)."""
         cursor: str | None = None
         while True:
@@ -279,7 +283,7 @@ class AsyncClient:
                 return
             cursor = page.next_cursor
 
-    async def iter_audit(self, **filters: Any) -> AsyncIterator[AuditEvent]:
+    async def iter_audit(self, **filters: Unpack[AuditFilters]) -> AsyncIterator[AuditEvent]:
         """Every matching audit row, newest first, page after page."""
         cursor: str | None = None
         while True:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar, Unpack
 
 import httpx
 
@@ -17,11 +17,13 @@ from trimtab.client.types import (
     Applied,
     Attestation,
     AuditEvent,
+    AuditFilters,
     Costs,
     CreatedKey,
     Diff,
     Event,
     Key,
+    RequestFilters,
     RequestRecord,
     Rollback,
     Rollout,
@@ -266,7 +268,7 @@ class Client:
         }  # fmt: skip
         return self._run(calls.audit(filters, limit, cursor))
 
-    def iter_requests(self, **filters: Any) -> Iterator[RequestRecord]:
+    def iter_requests(self, **filters: Unpack[RequestFilters]) -> Iterator[RequestRecord]:
         """Every matching request, newest first, page after page (`limit`: the page size)."""
         cursor: str | None = None
         while True:
@@ -276,7 +278,7 @@ class Client:
                 return
             cursor = page.next_cursor
 
-    def iter_audit(self, **filters: Any) -> Iterator[AuditEvent]:
+    def iter_audit(self, **filters: Unpack[AuditFilters]) -> Iterator[AuditEvent]:
         """Every matching audit row, newest first, page after page."""
         cursor: str | None = None
         while True:

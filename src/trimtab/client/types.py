@@ -176,3 +176,32 @@ class AuditEvent(TypedDict, total=False):
     target: str | None
     request_id: str | None
     detail: dict[str, Any] | None
+
+
+class RequestFilters(TypedDict, total=False):
+    """What `iter_requests` takes: the filters of `requests`, `limit` the page size."""
+
+    since: str | None
+    until: str | None
+    model: str | None
+    provider: str | None
+    tenant: str | None
+    status: str | int | None
+    user: str | None
+    session: str | None
+    feature: str | None
+    route: str | None
+    version: int | str | None
+    limit: int | None
+
+
+class AuditFilters(TypedDict, total=False):
+    """What `iter_audit` takes: the filters of `audit`, `limit` the page size."""
+
+    since: str | None
+    until: str | None
+    action: str | None
+    actor: str | None
+    tenant: str | None
+    target: str | None
+    limit: int | None
