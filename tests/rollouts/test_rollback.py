@@ -114,4 +114,4 @@ def test_rollback_from_the_command_line(running: Running) -> None:
         cli, ["rollback", "faq", "--to", "v2", "--override-gate", "-r", "outage"], env=env
     )
     assert forced.exit_code == 0, forced.output
-    assert "stable is now v2 (release gate overridden)" in forced.output
+    assert "stable is now v2 (was v1) (release gate overridden)" in forced.output
