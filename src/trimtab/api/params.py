@@ -3,7 +3,6 @@ errors that name the parameter."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,12 +10,11 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from trimtab import durations
 from trimtab.bounds import exceeds_depth, too_deep_message
 from trimtab.errors import GatewayError
 from trimtab.gateway.body import read_body
 
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_WINDOW = timedelta(days=31)
 # Every /api body is bounded: 64 KiB unless the endpoint says otherwise (routes apply
 # takes 1 MiB); a free-text field that is stored (a reason, a comment) at most MAX_TEXT.
@@ -92,13 +90,12 @@ def parse_time(name: str, value: str | None) -> datetime | None:
 
 def parse_duration(name: str, value: object, *, longest: timedelta, examples: str) -> timedelta:
     """A duration like '15m', '12h', '30d' or '45s', from 1 s to `longest`."""
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if match is None:
+    duration = durations.parse_duration(value) if isinstance(value, str) else None
+    if duration is None:
         raise bad_param(name, f"{value!r} is not a duration like {examples}")
-    seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    if not 0 < seconds <= longest.total_seconds():
+    if not timedelta(0) < duration <= longest:
         raise bad_param(name, f"'{value}' must be between 1s and {longest.days}d")
-    return timedelta(seconds=seconds)
+    return duration
 
 
 def parse_window(value: str | None, default: str = "1h") -> timedelta:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Annotated, Any
 
@@ -13,22 +12,18 @@ from rich.markup import escape
 
 from trimtab.client import DEFAULT_URL, Client
 from trimtab.client.types import RequestRecord
+from trimtab.durations import parse_duration
 from trimtab.registry.commands import ApiKey, Url, _fail, _when, call, table_of
-
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def since_time(text: str | None, now: datetime | None = None) -> str | None:
     """`15m`, `1h`, `7d` ago as ISO 8601; an ISO time or Unix seconds as they are."""
     if text is None:
         return None
-    match = _DURATION.match(text.strip())
-    if match is None:
+    ago = parse_duration(text.strip())
+    if ago is None:
         return text
-    amount, unit = int(match.group(1)), _UNITS[match.group(2)]
-    at = (now or datetime.now(UTC)) - timedelta(**{unit: amount})
-    return at.isoformat(timespec="seconds")
+    return ((now or datetime.now(UTC)) - ago).isoformat(timespec="seconds")
 
 
 def _ms(value: Any) -> str:

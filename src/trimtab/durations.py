@@ -1,0 +1,17 @@
+"""Durations as people type them: `45s`, `15m`, `12h`, `30d`."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """The duration `text` names, or None when it is not of that shape."""
+    match = _DURATION.match(text)
+    if match is None:
+        return None
+    return timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2)])
