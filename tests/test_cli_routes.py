@@ -104,3 +104,19 @@ def test_local_problems(running: Running, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["versions", "r", "--url", url, "--api-key", ADMIN_KEY])
     assert result.exit_code == 1
     assert f"cannot reach trimtab at {url}" in result.output
+
+
+def test_with_keys_off_the_author_is_named_anonymous(
+    gateway: GatewayFactory, sqlite_url: str, tmp_path: Path
+) -> None:
+    """Keys off: nobody is known, and the tables say so instead of leaving a blank."""
+    running = gateway(store=sqlite_url)
+    env = {"TRIMTAB_URL": running.url, "COLUMNS": "200"}
+    applied = runner.invoke(cli, ["apply", "-f", write(tmp_path, ROUTES), "-m", "go"], env=env)
+    assert applied.exit_code == 0, applied.output
+    versions = runner.invoke(cli, ["versions", "support-answer"], env=env)
+    v1 = next(ln for ln in versions.output.splitlines() if ln.startswith("v1"))
+    assert "anonymous (keys off)" in v1
+    timeline = runner.invoke(cli, ["timeline", "support-answer"], env=env)
+    row = next(ln for ln in timeline.output.splitlines() if " apply " in ln)
+    assert "anonymous (keys off)" in row

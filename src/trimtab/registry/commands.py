@@ -16,6 +16,9 @@ from rich.text import Text
 from trimtab.client import DEFAULT_URL, Client, TrimtabError
 from trimtab.client.types import Event
 
+# who changed a route while keys were off: the store keeps no name
+ANONYMOUS = "anonymous (keys off)"
+
 Url = Annotated[
     str, typer.Option("--url", envvar="TRIMTAB_URL", help="The trimtab server.", show_default=True)
 ]
@@ -160,7 +163,7 @@ def versions(
             "[green]stable[/green]" if row["stable"] else "",
             _short(row["digest"]),
             _when(row["created_at"]),
-            escape(row["author"] or ""),
+            escape(row["author"] or ANONYMOUS),
             escape(row["message"]),
         )
     Console(highlight=False).print(table)
@@ -225,7 +228,7 @@ def timeline(
             _when(event["at"]),
             escape(_event(event)),
             _v(event["version"]),
-            escape(event["actor"] or ""),
+            escape(event["actor"] or ANONYMOUS),
             escape(event["reason"] or ""),
         )
     Console(highlight=False).print(table)
