@@ -231,8 +231,12 @@ FULL_DISK = textwrap.dedent(
         store, spill, GatewayMetrics(), capacity=1000, batch_size=10,
         flush_interval_s=1, write_retries=0, journal=journal,
     )
-    for r in records(40):  # 8 KiB segments: a few fit, then one is 4 MiB (a huge record)
+    # 8 KiB segments hold about 12 records; the 30th is 4 MiB and cannot get a segment
+    for r in records(30):
         recorder.record(r if r.id != "req_000030" else replace(r, request_body="x" * 2**22))
+    print(recorder.problem())
+    for r in records(30, start=31):  # more than two segments' worth: new ones are needed
+        recorder.record(r)
     print(recorder.depth())
     print(recorder.problem())
     """
@@ -248,8 +252,10 @@ def test_a_journal_that_cannot_be_written_still_queues_and_says_so(tmp_path: Pat
         cwd=Path(__file__).resolve().parents[2],
         check=True,
     ).stdout.splitlines()
-    assert out[0] == "40"  # every record is still queued for the store
-    assert out[1].startswith("telemetry journal not writable since ")
-    assert out[1].endswith(": OSError (File too large)")
-    # the huge record could not get a segment; the others are journaled
-    assert journal_ids(tmp_path / "journal") == [r.id for r in records(40) if r.id != "req_000030"]
+    assert out[0].startswith("telemetry journal not writable since ")
+    assert out[0].endswith(": OSError (File too large)")
+    assert out[1] == "60"  # every record is still queued for the store
+    # the huge record could not get a segment; the next ones got new segments at once (a
+    # huge record's failure does not hold them off), so the journal is writable again
+    assert journal_ids(tmp_path / "journal") == [r.id for r in records(60) if r.id != "req_000030"]
+    assert out[2] == "None"

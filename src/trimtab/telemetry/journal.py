@@ -112,10 +112,14 @@ class Journal:
         # about once per segment_bytes written, or for a record larger than that
         if time.monotonic() < self._retry_at:
             return None
+        size = max(self._segment_bytes, at_least)
         try:
-            fresh = self._open_segment(max(self._segment_bytes, at_least))
+            fresh = self._open_segment(size)
         except OSError as exc:
-            self._retry_at = time.monotonic() + RETRY_S
+            if size == self._segment_bytes:
+                # a segment of the usual size failed: the disk is full, wait before trying
+                # again; a huge record's failure must not keep the next ones out
+                self._retry_at = time.monotonic() + RETRY_S
             self._failed(exc)
             return None
         with self._lock:
