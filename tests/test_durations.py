@@ -23,6 +23,10 @@ def test_a_duration_is_read(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
+def test_a_duration_too_long_for_a_timedelta_is_the_longest_one() -> None:
+    assert parse_duration("1000000000d") == timedelta.max
+
+
 @pytest.mark.parametrize("text", ["", "15", "m", "1.5h", "1w", "-1h", " 1h", "1h ", "2026-12-01"])
 def test_anything_else_is_not_a_duration(text: str) -> None:
     assert parse_duration(text) is None

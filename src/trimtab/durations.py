@@ -10,8 +10,12 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> timedelta | None:
-    """The duration `text` names, or None when it is not of that shape."""
+    """The duration `text` names, or None when it is not of that shape; one too long for
+    a timedelta is `timedelta.max`, so a caller's upper bound refuses it."""
     match = _DURATION.match(text)
     if match is None:
         return None
-    return timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2)])
+    try:
+        return timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2)])
+    except OverflowError:
+        return timedelta.max

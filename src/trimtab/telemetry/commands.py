@@ -23,7 +23,10 @@ def since_time(text: str | None, now: datetime | None = None) -> str | None:
     ago = parse_duration(text.strip())
     if ago is None:
         return text
-    return ((now or datetime.now(UTC)) - ago).isoformat(timespec="seconds")
+    try:
+        return ((now or datetime.now(UTC)) - ago).isoformat(timespec="seconds")
+    except OverflowError:  # before year 1: the server refuses it with its own message
+        return text
 
 
 def _ms(value: Any) -> str:
