@@ -8,18 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY, APP_KEY, KEYS, GatewayFactory, Running
+from tests.api.support import ADMIN, ROUTES
+from tests.conftest import APP_KEY, KEYS, GatewayFactory, Running
 from trimtab.api.params import MAX_BODY_BYTES, MAX_TEXT
 from trimtab.bounds import MAX_DEPTH
 
-ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
-ROUTES = {
-    "r1": {
-        "owner": "ops@acme",
-        "risk_tier": 0,
-        "version": {"model": "gpt-mock", "messages": [{"role": "user", "content": "{{q}}"}]},
-    }
-}
 # the POSTs that once read any size (a 50 MB feedback comment was stored with 201)
 POSTS = [
     "/api/feedback",

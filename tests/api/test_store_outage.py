@@ -11,17 +11,9 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import ADMIN_KEY, KEYS, GatewayFactory, Running
+from tests.api.support import ADMIN, ROUTES
+from tests.conftest import KEYS, GatewayFactory, Running
 from trimtab.testing.outage import StoppablePostgres
-
-ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
-ROUTES = {
-    "r1": {
-        "owner": "ops@acme",
-        "risk_tier": 0,
-        "version": {"model": "gpt-mock", "messages": [{"role": "user", "content": "{{q}}"}]},
-    }
-}
 
 # every /api endpoint of the README that touches the store (GET /api/budgets and
 # /api/breakers read the shared state, not the store), with a body it would accept

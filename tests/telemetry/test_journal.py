@@ -8,11 +8,10 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-import pytest
 from sqlalchemy import Engine, text
 
 from tests.telemetry.test_recorder import (
@@ -29,14 +28,6 @@ from trimtab.telemetry.lines import encode, read_batches
 from trimtab.telemetry.metrics import GatewayMetrics
 from trimtab.telemetry.recorder import Recorder
 from trimtab.telemetry.spill import SpillFile
-
-
-@pytest.fixture
-def engines() -> Iterator[list[Engine]]:
-    made: list[Engine] = []
-    yield made
-    for engine in made:
-        engine.dispose()
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:

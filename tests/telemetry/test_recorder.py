@@ -4,7 +4,6 @@ spill file, and replaying the spill file writes every record exactly once."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +50,6 @@ def rec(n: int, **kw: Any) -> RequestRecord:
 
 def records(n: int, start: int = 1) -> list[RequestRecord]:
     return [rec(i) for i in range(start, start + n)]
-
-
-@pytest.fixture
-def engines() -> Iterator[list[Engine]]:
-    made: list[Engine] = []
-    yield made
-    for engine in made:
-        engine.dispose()
 
 
 def open_store(url: str, engines: list[Engine], *, migrated: bool = True) -> TelemetryStore:
