@@ -7,8 +7,8 @@ import re
 import pytest
 from typer.testing import CliRunner
 
+from tests.auth.support import chat
 from tests.conftest import ADMIN_KEY, KEYS, VIEWER_KEY, GatewayFactory, Running
-from tests.keys.support import chat
 from trimtab.cli import cli
 from trimtab.testing.servers import free_port
 

@@ -24,29 +24,29 @@ from trimtab.api.rollouts import RolloutsAPI
 from trimtab.api.routes import RoutesAPI
 from trimtab.api.telemetry import TelemetryAPI
 from trimtab.audit.log import AuditLog
+from trimtab.auth.cache import KeyCache
+from trimtab.auth.keyring import KeyRing
+from trimtab.auth.store import KeyStore
 from trimtab.config import Config
 from trimtab.errors import GatewayError
-from trimtab.gateway.auth import KeyRing
 from trimtab.gateway.breakers import Breakers
 from trimtab.gateway.catalog import Catalog
 from trimtab.gateway.dispatch import Dispatcher
 from trimtab.gateway.middleware import LastResort, base_url_hint, wire_error_response
 from trimtab.gateway.service import Gateway
-from trimtab.keys.cache import KeyCache
-from trimtab.keys.store import KeyStore
 from trimtab.policy.service import Policy
-from trimtab.providers.registry import build_providers
+from trimtab.providers.build import build_providers
 from trimtab.registry.store import RouteStore
-from trimtab.registry.table import RouteCache, RouteTable, warn_unserved
 from trimtab.rollouts.controller import RolloutController
 from trimtab.rollouts.store import RolloutStore
+from trimtab.rollouts.table import RouteCache, RouteTable, warn_unserved
 from trimtab.state.factory import build_state
 from trimtab.store.engine import make_engine, migrate
-from trimtab.store.telemetry import TelemetryStore
 from trimtab.telemetry.journal import Journal
 from trimtab.telemetry.metrics import GatewayMetrics, LabelValues
 from trimtab.telemetry.recorder import Recorder
 from trimtab.telemetry.spill import SpillFile
+from trimtab.telemetry.store import TelemetryStore
 
 
 def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:

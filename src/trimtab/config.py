@@ -12,9 +12,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from trimtab.bounds import safe_load_yaml
-from trimtab.rollouts.plans import Plan
+from trimtab.canary.plans import Plan
+from trimtab.types import Role
 
-Role = Literal["app", "viewer", "operator", "admin"]
 ProviderKind = Literal["openai", "anthropic", "simulator"]
 
 

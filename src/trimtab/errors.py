@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import orjson
 
-Wire = Literal["openai", "anthropic"]
+from trimtab.types import Wire
 
 # status -> (OpenAI error type, Anthropic error type)
 _TYPES: dict[int, tuple[str, str]] = {

@@ -27,16 +27,16 @@ from tests.conftest import (
     VIEWER_KEY,
     GatewayFactory,
 )
+from trimtab.alerts.events import BudgetEvent, insert_event
 from trimtab.api.costs import CostsAPI
+from trimtab.auth.keyring import KeyRing, key_hash, key_id_of
 from trimtab.config import Pricing, parse_config
-from trimtab.gateway.auth import KeyRing, key_hash, key_id_of
 from trimtab.policy.budgets import period_span
 from trimtab.policy.service import Ask, Policy
 from trimtab.state.memory import MemoryState
-from trimtab.store.budgets import BudgetEvent, insert_event
 from trimtab.store.engine import make_engine, migrate
-from trimtab.store.telemetry import TelemetryStore
 from trimtab.telemetry.record import RequestRecord
+from trimtab.telemetry.store import TelemetryStore
 
 ACME_KEY_ID = key_id_of(key_hash(APP_KEY))
 GLOBEX_KEY_ID = key_id_of(key_hash(GLOBEX_APP_KEY))

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from tests.auth.support import auth, chat, create_key, message_of, revoke_key, wait_until
 from tests.conftest import (
     ADMIN_KEY,
     APP_KEY,
@@ -22,7 +23,6 @@ from tests.conftest import (
     GatewayFactory,
     Running,
 )
-from tests.keys.support import auth, chat, create_key, message_of, revoke_key, wait_until
 from trimtab.store.tables import metadata
 
 ADMIN_ID = "key_" + hashlib.sha256(ADMIN_KEY.encode()).hexdigest()[:12]

@@ -9,6 +9,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.auth.support import auth
 from tests.conftest import (
     ADMIN_KEY,
     APP_KEY,
@@ -18,7 +19,6 @@ from tests.conftest import (
     GatewayFactory,
     Running,
 )
-from tests.keys.support import auth
 
 OPERATOR_KEY = "tt-operator-acme-0001"
 GLOBEX_OPERATOR_KEY = "tt-operator-globex-0001"

@@ -11,7 +11,7 @@ from tests.registry.test_store import engine as engine
 from tests.rollouts.test_controller import KEY, ROUTE, Clock, controller, current, record, start
 from tests.rollouts.test_controller import store as store
 from trimtab.audit.log import Actor
-from trimtab.rollouts.plans import MetricRule, Plan, Stage
+from trimtab.canary.plans import MetricRule, Plan, Stage
 from trimtab.rollouts.store import RolloutStore
 from trimtab.store.tables import audit_log
 

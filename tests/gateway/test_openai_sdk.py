@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from tests.conftest import APP_KEY, KEYS, GatewayFactory, Running
-from trimtab.store.requests import RequestFilter, get_request, list_requests
+from trimtab.telemetry.queries import RequestFilter, get_request, list_requests
 from trimtab.testing.mock_upstream import MockUpstream
 
 

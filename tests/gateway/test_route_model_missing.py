@@ -64,4 +64,4 @@ def test_no_warning_when_every_route_model_is_configured(
     caplog.clear()
     caplog.set_level(logging.WARNING)
     gateway(store=store_url)
-    assert not [r for r in caplog.records if r.name == "trimtab.registry.table"]
+    assert not [r for r in caplog.records if r.name == "trimtab.rollouts.table"]

@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from tests.api.test_routes_api import OPERATOR_KEY, ROUTE_KEYS, ROUTES, V2
+from tests.auth.support import auth
 from tests.conftest import (
     ADMIN_KEY,
     APP_KEY,
@@ -23,9 +24,8 @@ from tests.conftest import (
     base_config,
 )
 from tests.gateway.test_openai_sdk import stored
-from tests.keys.support import auth
 from trimtab.registry.spec import load_routes
-from trimtab.registry.store import RouteStore, Writer
+from trimtab.registry.store import Applier, RouteStore
 from trimtab.testing.mock_upstream import MockUpstream, RecordedRequest
 
 POLICY = "refunds within 30 days"
@@ -204,7 +204,7 @@ def test_routes_changed_elsewhere_are_picked_up(running: Running, upstream: Mock
     """Another gateway sharing the store applies a route: served here within ~1 s."""
     text = ROUTES.replace("support-answer", "elsewhere")
     store = RouteStore(running.engine)
-    store.apply(load_routes(text), writer=Writer("other", "acme", admin=True), message="m")
+    store.apply(load_routes(text), applier=Applier("other", "acme", admin=True), message="m")
     question = f"elsewhere {uuid.uuid4().hex}"
     client = openai_client(running)
     deadline = time.monotonic() + 5

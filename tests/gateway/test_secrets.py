@@ -24,7 +24,7 @@ from tests.conftest import (
 )
 from tests.e2e.test_graceful_stop import start_server, stop_server
 from trimtab.config import ProviderConfig, parse_config
-from trimtab.providers.registry import build_providers
+from trimtab.providers.build import build_providers
 from trimtab.providers.secrets import REDACTED, Scrubber, provider_secrets
 from trimtab.store.engine import make_engine
 from trimtab.store.tables import requests

@@ -11,15 +11,15 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from tests.policy.conftest import PolicyFactory, StateFactory, config, pricing
+from trimtab.alerts.events import BudgetEvent, insert_event, list_events
+from trimtab.auth.keyring import key_hash, key_id_of
 from trimtab.errors import GatewayError
-from trimtab.gateway.auth import key_hash, key_id_of
 from trimtab.policy.budgets import budget_key, period_span
 from trimtab.policy.service import Admission, Ask, Policy
 from trimtab.state.base import Reservation
 from trimtab.state.memory import MemoryState
-from trimtab.store.budgets import BudgetEvent, insert_event, list_events
-from trimtab.store.telemetry import TelemetryStore
 from trimtab.telemetry.record import RequestRecord
+from trimtab.telemetry.store import TelemetryStore
 
 NOV_30 = datetime(2026, 11, 30, tzinfo=UTC).timestamp()
 MONTH_KEY = "budget:tenant:acme:month:2026-11"

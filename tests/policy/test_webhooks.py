@@ -16,10 +16,10 @@ from aiohttp import web
 from sqlalchemy import Engine
 
 from tests.policy.conftest import PolicyFactory, pricing
+from trimtab.alerts.events import BudgetEvent, insert_event, list_events
 from trimtab.alerts.webhooks import backoff_s, deliver, safe_url
 from trimtab.config import WebhookConfig
 from trimtab.policy.service import Ask, Policy
-from trimtab.store.budgets import BudgetEvent, insert_event, list_events
 from trimtab.testing.servers import free_port
 
 NOV_30 = datetime(2026, 11, 30, tzinfo=UTC).timestamp()

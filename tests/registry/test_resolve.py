@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from trimtab.errors import GatewayError
-from trimtab.gateway.routes import resolve_route_request
+from trimtab.gateway.route_calls import resolve_route_request
 from trimtab.registry.bundle import Bundle, Message
-from trimtab.registry.table import RouteEntry, RouteTable, Version
+from trimtab.rollouts.table import RouteEntry, RouteTable, Version
 
 BUNDLE = Bundle(
     "gpt-mock",

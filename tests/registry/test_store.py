@@ -9,14 +9,14 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from trimtab.registry.spec import RouteDefinition, load_routes
-from trimtab.registry.store import RouteForbidden, RouteKey, RouteStore, Writer
-from trimtab.registry.table import RouteCache, RouteTable
+from trimtab.registry.store import Applier, RouteForbidden, RouteKey, RouteStore
+from trimtab.rollouts.table import RouteCache, RouteTable
 from trimtab.store.engine import make_engine, migrate
 from trimtab.store.tables import route_versions
 
-ADMIN = Writer("ops@acme", "acme", admin=True)
-OPERATOR = Writer("ml@acme", "acme", admin=False)
-GLOBEX = Writer("ml@globex", "globex", admin=False)
+ADMIN = Applier("ops@acme", "acme", admin=True)
+OPERATOR = Applier("ml@acme", "acme", admin=False)
+GLOBEX = Applier("ml@globex", "globex", admin=False)
 SHARED_ROUTE = RouteKey("", "support-answer")  # what an admin applies without `tenant:`
 ACME_ROUTE = RouteKey("acme", "support-answer")  # what acme's operator applies
 
@@ -64,7 +64,7 @@ def count_versions(engine: Engine) -> int:
 
 def test_first_apply_creates_v1_and_makes_it_stable(store: RouteStore) -> None:
     at = datetime(2026, 11, 28, 12, tzinfo=UTC)
-    [r] = store.apply(routes_file(), writer=ADMIN, message="launch", now=at)
+    [r] = store.apply(routes_file(), applier=ADMIN, message="launch", now=at)
     assert (r.status, r.version, r.parent, r.stable_version, r.new_route) == (
         "created",
         1,
@@ -85,16 +85,16 @@ def test_first_apply_creates_v1_and_makes_it_stable(store: RouteStore) -> None:
 
 
 def test_applying_the_same_content_creates_no_version(store: RouteStore, engine: Engine) -> None:
-    store.apply(routes_file(), writer=OPERATOR, message="launch")
-    [again] = store.apply(routes_file(), writer=OPERATOR, message="again")
+    store.apply(routes_file(), applier=OPERATOR, message="launch")
+    [again] = store.apply(routes_file(), applier=OPERATOR, message="again")
     assert (again.status, again.version, again.updated) == ("unchanged", 1, {})
     assert count_versions(engine) == 1
     assert [e.kind for e in store.events(ACME_ROUTE)] == ["apply"]
 
 
 def test_new_content_creates_the_next_version_and_stable_stays(store: RouteStore) -> None:
-    store.apply(routes_file(), writer=OPERATOR, message="launch")
-    [v2] = store.apply(routes_file("Policy v2: {{policy}}"), writer=OPERATOR, message="tone")
+    store.apply(routes_file(), applier=OPERATOR, message="launch")
+    [v2] = store.apply(routes_file("Policy v2: {{policy}}"), applier=OPERATOR, message="tone")
     assert (v2.status, v2.version, v2.parent, v2.stable_version, v2.same_as) == (
         "created",
         2,
@@ -103,7 +103,7 @@ def test_new_content_creates_the_next_version_and_stable_stays(store: RouteStore
         None,
     )
     # back to v1's content: a new version v3, noted as the same as v1
-    [v3] = store.apply(routes_file(), writer=OPERATOR, message="revert the tone")
+    [v3] = store.apply(routes_file(), applier=OPERATOR, message="revert the tone")
     assert (v3.version, v3.parent, v3.same_as, v3.digest) == (
         3,
         2,
@@ -117,8 +117,8 @@ def test_new_content_creates_the_next_version_and_stable_stays(store: RouteStore
 
 
 def test_owner_and_risk_tier_update_without_a_version(store: RouteStore) -> None:
-    store.apply(routes_file(), writer=ADMIN, message="launch")
-    [r] = store.apply(routes_file(owner="new@a", tier=3), writer=ADMIN, message="handover")
+    store.apply(routes_file(), applier=ADMIN, message="launch")
+    [r] = store.apply(routes_file(owner="new@a", tier=3), applier=ADMIN, message="handover")
     assert (r.status, r.version) == ("updated", 1)
     assert r.updated == {"owner": ["o@a", "new@a"], "risk_tier": [2, 3]}
     route = store.get_route(SHARED_ROUTE)
@@ -133,19 +133,19 @@ def test_owner_and_risk_tier_update_without_a_version(store: RouteStore) -> None
 
 def test_versions_are_numbered_per_route(store: RouteStore) -> None:
     both = routes_file(route="a") + routes_file(route="b")
-    assert [(r.route, r.version) for r in store.apply(both, writer=ADMIN, message="m")] == [
+    assert [(r.route, r.version) for r in store.apply(both, applier=ADMIN, message="m")] == [
         ("a", 1),
         ("b", 1),
     ]
     changed = routes_file("x {{policy}}", route="b")
-    assert store.apply(changed, writer=ADMIN, message="m")[0].version == 2
+    assert store.apply(changed, applier=ADMIN, message="m")[0].version == 2
     assert [r.name for r in store.list_routes("acme", admin=True)] == ["a", "b"]
     assert [r.latest_version for r in store.list_routes("acme", admin=True)] == [1, 2]
 
 
 def test_the_timeline_records_who_and_why(store: RouteStore) -> None:
-    store.apply(routes_file(), writer=ADMIN, message="launch")
-    store.apply(routes_file("v2 {{policy}}"), writer=ADMIN, message="shorter")
+    store.apply(routes_file(), applier=ADMIN, message="launch")
+    store.apply(routes_file("v2 {{policy}}"), applier=ADMIN, message="shorter")
     events = store.events(SHARED_ROUTE)
     assert [(e.kind, e.version, e.actor, e.reason) for e in events] == [
         ("apply", 1, "ops@acme", "launch"),
@@ -165,21 +165,21 @@ def test_the_timeline_records_who_and_why(store: RouteStore) -> None:
 
 def test_tenants(store: RouteStore) -> None:
     # an operator's route belongs to its tenant; an admin's is shared unless the file says
-    [mine] = store.apply(routes_file(route="mine"), writer=OPERATOR, message="m")
+    [mine] = store.apply(routes_file(route="mine"), applier=OPERATOR, message="m")
     assert mine.tenant == "acme"
-    [shared] = store.apply(routes_file(route="shared"), writer=ADMIN, message="m")
+    [shared] = store.apply(routes_file(route="shared"), applier=ADMIN, message="m")
     assert shared.tenant is None
     [theirs] = store.apply(
-        routes_file(route="theirs", extra="    tenant: globex\n"), writer=ADMIN, message="m"
+        routes_file(route="theirs", extra="    tenant: globex\n"), applier=ADMIN, message="m"
     )
     assert theirs.tenant == "globex"
     assert [r.name for r in store.list_routes("acme", admin=False)] == ["mine", "shared"]
     assert [r.name for r in store.list_routes("globex", admin=False)] == ["shared", "theirs"]
     with pytest.raises(RouteForbidden, match="only a key with role 'admin' may change it"):
-        store.apply(routes_file("x {{policy}}", route="shared"), writer=OPERATOR, message="m")
+        store.apply(routes_file("x {{policy}}", route="shared"), applier=OPERATOR, message="m")
     # names are per tenant: globex's "mine" is globex's own route, acme's stays as it is
     [globex_mine] = store.apply(
-        routes_file("x {{policy}}", route="mine"), writer=GLOBEX, message="m"
+        routes_file("x {{policy}}", route="mine"), applier=GLOBEX, message="m"
     )
     assert (globex_mine.tenant, globex_mine.version, globex_mine.new_route) == ("globex", 1, True)
     acme_mine = store.get_route(RouteKey("acme", "mine"))
@@ -187,24 +187,24 @@ def test_tenants(store: RouteStore) -> None:
     assert [v.digest for v in store.versions(RouteKey("acme", "mine"))] == [mine.digest]
     with pytest.raises(RouteForbidden, match="may only create routes of its own tenant"):
         store.apply(
-            routes_file(route="new", extra="    tenant: globex\n"), writer=OPERATOR, message="m"
+            routes_file(route="new", extra="    tenant: globex\n"), applier=OPERATOR, message="m"
         )
     # an admin names the tenant in the file to change a tenant's route
     [changed] = store.apply(
         routes_file("y {{policy}}", route="mine", extra="    tenant: acme\n"),
-        writer=ADMIN,
+        applier=ADMIN,
         message="m",
     )
     assert (changed.tenant, changed.version, changed.new_route) == ("acme", 2, False)
 
 
 def test_a_tenants_own_route_shadows_the_shared_one(store: RouteStore) -> None:
-    store.apply(routes_file("shared {{policy}}"), writer=ADMIN, message="m")
+    store.apply(routes_file("shared {{policy}}"), applier=ADMIN, message="m")
     # only an admin creates a tenant's route that shadows a shared one
     with pytest.raises(RouteForbidden, match="shared by every tenant"):
-        store.apply(routes_file("own {{policy}}"), writer=OPERATOR, message="m")
+        store.apply(routes_file("own {{policy}}"), applier=OPERATOR, message="m")
     store.apply(
-        routes_file("own {{policy}}", extra="    tenant: acme\n"), writer=ADMIN, message="m"
+        routes_file("own {{policy}}", extra="    tenant: acme\n"), applier=ADMIN, message="m"
     )
     acme = store.resolve("support-answer", "acme", admin=False)
     globex = store.resolve("support-answer", "globex", admin=False)
@@ -221,10 +221,10 @@ def test_a_tenants_own_route_shadows_the_shared_one(store: RouteStore) -> None:
 
 
 def test_an_apply_is_all_or_nothing(store: RouteStore, engine: Engine) -> None:
-    store.apply(routes_file(route="shared"), writer=ADMIN, message="m")
+    store.apply(routes_file(route="shared"), applier=ADMIN, message="m")
     both = routes_file(route="aaa") + routes_file("x {{policy}}", route="shared")
     with pytest.raises(RouteForbidden):
-        store.apply(both, writer=OPERATOR, message="m")
+        store.apply(both, applier=OPERATOR, message="m")
     assert store.get_route(RouteKey("acme", "aaa")) is None
     assert count_versions(engine) == 1
 
@@ -234,14 +234,14 @@ async def test_the_cache_serves_stable_versions(store: RouteStore) -> None:
     cache = RouteCache(store, table, refresh_s=60)
     assert await cache.refresh()
     assert table.names() == []
-    store.apply(routes_file(), writer=ADMIN, message="launch")
-    store.apply(routes_file(route="acme-only"), writer=OPERATOR, message="m")
+    store.apply(routes_file(), applier=ADMIN, message="launch")
+    store.apply(routes_file(route="acme-only"), applier=OPERATOR, message="m")
     assert await cache.refresh()
     assert table.names() == ["acme-only", "support-answer"]
     assert table.names("globex") == ["support-answer"]
     v1 = table.version_for("support-answer", sticky_key="user-1", tenant="acme")
     assert (v1.number, v1.label, v1.digest) == (1, "v1", routes_file()[0].bundle.digest)
-    store.apply(routes_file("v2 {{policy}}"), writer=ADMIN, message="candidate")
+    store.apply(routes_file("v2 {{policy}}"), applier=ADMIN, message="candidate")
     before = table.entries()
     assert await cache.refresh()
     # v2 is not stable: the same version object keeps serving (its bundle was not reloaded)

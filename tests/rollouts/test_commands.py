@@ -13,9 +13,9 @@ from tests.conftest import ADMIN_KEY, Running
 from tests.rollouts.test_rollouts_e2e import apply, drive, routes_yaml, status
 from tests.rollouts.test_rollouts_e2e import call as e2e_call
 from tests.rollouts.test_rollouts_e2e import running as running
+from trimtab.canary.analysis import DEFAULT_METRICS
 from trimtab.cli import cli
 from trimtab.client import Client
-from trimtab.rollouts.analysis import DEFAULT_METRICS
 
 runner = CliRunner()
 

@@ -12,12 +12,12 @@ from sqlalchemy import Engine, insert
 from tests.registry.test_store import OPERATOR, routes_file
 from tests.registry.test_store import engine as engine
 from trimtab.audit.log import Actor
+from trimtab.canary.analysis import ArmStats, analyze
+from trimtab.canary.plans import Plan, Stage
 from trimtab.registry.store import RouteKey, RouteStore
-from trimtab.rollouts.analysis import ArmStats, analyze
 from trimtab.rollouts.controller import SETTLE_S, RolloutController
-from trimtab.rollouts.plans import Plan, Stage
-from trimtab.rollouts.sequential import Verdict
 from trimtab.rollouts.store import RolloutRow, RolloutStore
+from trimtab.stats.sequential import Verdict
 from trimtab.store.tables import requests
 
 ROUTE = "support-answer"
@@ -34,8 +34,8 @@ PLAN = Plan(
 @pytest.fixture
 def store(engine: Engine) -> RolloutStore:
     routes = RouteStore(engine)
-    routes.apply(routes_file("Policy A: {{policy}}", tier=0), writer=OPERATOR, message="v1")
-    routes.apply(routes_file("Policy B: {{policy}}", tier=0), writer=OPERATOR, message="v2")
+    routes.apply(routes_file("Policy A: {{policy}}", tier=0), applier=OPERATOR, message="v1")
+    routes.apply(routes_file("Policy B: {{policy}}", tier=0), applier=OPERATOR, message="v2")
     return RolloutStore(engine)
 
 

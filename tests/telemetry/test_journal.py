@@ -22,12 +22,12 @@ from tests.telemetry.test_recorder import (
     rollup_totals,
     stored_ids,
 )
-from trimtab.store.telemetry import TelemetryStore
 from trimtab.telemetry.journal import Journal
 from trimtab.telemetry.lines import encode, read_batches
 from trimtab.telemetry.metrics import GatewayMetrics
 from trimtab.telemetry.recorder import Recorder
 from trimtab.telemetry.spill import SpillFile
+from trimtab.telemetry.store import TelemetryStore
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
@@ -203,7 +203,7 @@ FULL_DISK = textwrap.dedent(
     from dataclasses import replace
     from sqlalchemy import create_engine
     from tests.telemetry.test_recorder import records
-    from trimtab.store.telemetry import TelemetryStore
+    from trimtab.telemetry.store import TelemetryStore
     from trimtab.telemetry.journal import Journal
     from trimtab.telemetry.metrics import GatewayMetrics
     from trimtab.telemetry.recorder import Recorder

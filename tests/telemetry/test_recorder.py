@@ -13,11 +13,11 @@ from sqlalchemy import Engine, func, select, text
 
 from trimtab.store.engine import make_engine, migrate
 from trimtab.store.tables import requests, rollups
-from trimtab.store.telemetry import TelemetryStore
 from trimtab.telemetry.metrics import GatewayMetrics, LabelValues
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.recorder import Recorder
 from trimtab.telemetry.spill import SpillFile
+from trimtab.telemetry.store import TelemetryStore
 from trimtab.testing.servers import free_port
 
 T0 = time.time()

@@ -9,15 +9,7 @@ from typing import Any
 import pytest
 
 from trimtab.telemetry.record import RequestRecord
-from trimtab.telemetry.rollups import (
-    GROUPABLE,
-    Rollup,
-    RollupKey,
-    fold,
-    group,
-    key_of,
-    minute_of,
-)
+from trimtab.telemetry.rollups import GROUPABLE, Rollup, RollupKey, fold, group, key_of, minute_of
 from trimtab.telemetry.sketch import from_bytes, quantile, to_bytes
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC).timestamp()  # on a minute boundary

@@ -9,13 +9,7 @@ from ddsketch import DDSketch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trimtab.telemetry.sketch import (
-    RELATIVE_ACCURACY,
-    from_bytes,
-    new_sketch,
-    quantile,
-    to_bytes,
-)
+from trimtab.telemetry.sketch import RELATIVE_ACCURACY, from_bytes, new_sketch, quantile, to_bytes
 
 QUANTILES = (0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)
 # DDSketch's guarantee is |estimate - x| <= 1 % of x; allow for float rounding on top of it

@@ -13,9 +13,9 @@ from typing import Any
 import aiohttp
 from sqlalchemy import Engine
 
+from trimtab.alerts.events import BudgetEvent, insert_event
 from trimtab.alerts.webhooks import WebhookMetrics, deliver
 from trimtab.config import WebhookConfig
-from trimtab.store.budgets import BudgetEvent, insert_event
 from trimtab.store.errors import summary
 
 log = logging.getLogger("trimtab.alerts")

@@ -6,9 +6,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from trimtab.auth.keyring import KeyRing, require_role
 from trimtab.errors import GatewayError, error_body
-from trimtab.gateway.auth import READERS, KeyRing, Principal, require_role
-from trimtab.gateway.exchange import new_request_id
+from trimtab.types import READERS, Principal, new_request_id
 
 
 def reader(keys: KeyRing, request: Request, action: str = "read telemetry") -> Principal:

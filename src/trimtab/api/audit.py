@@ -10,8 +10,8 @@ from starlette.routing import Route
 from trimtab.api.access import admin, error_response, json_response
 from trimtab.api.params import bad_param, parse_int, parse_time
 from trimtab.audit.log import AuditFilter, AuditLog, BadCursor, view
+from trimtab.auth.keyring import KeyRing
 from trimtab.errors import GatewayError
-from trimtab.gateway.auth import KeyRing
 
 
 class AuditAPI:

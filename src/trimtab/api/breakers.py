@@ -7,8 +7,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import error_response, json_response, reader
+from trimtab.auth.keyring import KeyRing
 from trimtab.errors import GatewayError
-from trimtab.gateway.auth import KeyRing
 from trimtab.gateway.breakers import Breakers
 
 

@@ -11,13 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from trimtab.alerts.events import list_events
 from trimtab.api.access import error_response, json_response, reader, scoped_tenant
 from trimtab.api.params import bad_param, parse_int, parse_time, parse_window
+from trimtab.auth.keyring import KeyRing
 from trimtab.errors import GatewayError
-from trimtab.gateway.auth import KeyRing
 from trimtab.policy.service import Policy
-from trimtab.store.budgets import list_events
-from trimtab.store.costs import COST_GROUPS, CostRow, costs_by
+from trimtab.telemetry.costs import COST_GROUPS, CostRow, costs_by
 from trimtab.telemetry.rollups import minute_of
 
 

@@ -12,13 +12,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import admin, error_response, json_response
+from trimtab.auth.keyring import KeyRing
 from trimtab.errors import GatewayError
-from trimtab.gateway.auth import KeyRing
 from trimtab.store.errors import summary
-from trimtab.store.telemetry import TelemetryStore
 from trimtab.telemetry.metrics import GatewayMetrics
 from trimtab.telemetry.recorder import Recorder
 from trimtab.telemetry.spill import SpillFile
+from trimtab.telemetry.store import TelemetryStore
 
 
 @dataclass

@@ -16,10 +16,10 @@ from starlette.routing import Route
 from trimtab.api.access import admin, error_response, json_response, reader, scoped_tenant
 from trimtab.api.params import bad_param, json_object, parse_duration, parse_time
 from trimtab.audit.log import AuditEvent, AuditLog
+from trimtab.auth.keyring import KeyRing, key_hash, key_id_of
+from trimtab.auth.store import ROLES, KeyRow, KeyStore, new_key, stored_key
 from trimtab.errors import GatewayError
-from trimtab.gateway.auth import KeyRing, Principal, key_hash, key_id_of
-from trimtab.gateway.exchange import new_request_id
-from trimtab.keys.store import ROLES, KeyRow, KeyStore, new_key, stored_key
+from trimtab.types import Principal, new_request_id
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from trimtab.api.access import error_response, json_response
 from trimtab.api.params import bad_param, json_object, text_field
 from trimtab.api.routes import acted_by, parse_version
 from trimtab.audit.log import Actor
+from trimtab.auth.keyring import KeyRing, require_role
+from trimtab.canary.plans import DEFAULT_PLAN, Plan
 from trimtab.errors import GatewayError
-from trimtab.gateway.auth import MODEL_CALLERS, READERS, KeyRing, Principal, require_role
-from trimtab.gateway.exchange import new_request_id
 from trimtab.registry.store import RouteKey, RouteStore
-from trimtab.rollouts.plans import DEFAULT_PLAN, Plan
 from trimtab.rollouts.store import RolloutRow, RolloutStore
+from trimtab.types import MODEL_CALLERS, READERS, Principal, new_request_id
 
 T = TypeVar("T")
 

@@ -25,21 +25,21 @@ from starlette.routing import Route
 from trimtab.api.access import error_response, json_response, reader
 from trimtab.api.params import bad_param, json_object, parse_int
 from trimtab.audit.log import AuditEvent, AuditLog
+from trimtab.auth.keyring import KeyRing
 from trimtab.errors import GatewayError
-from trimtab.gateway.auth import KeyRing, Principal
-from trimtab.gateway.exchange import new_request_id
 from trimtab.registry.diff import diff_bundles
 from trimtab.registry.spec import RouteDefinition, RoutesError, load_routes, parse_routes
 from trimtab.registry.store import (
+    Applier,
     ApplyResult,
     RouteForbidden,
     RouteRow,
     RouteStore,
     VersionRow,
-    Writer,
     label,
 )
-from trimtab.registry.table import RouteCache
+from trimtab.rollouts.table import RouteCache
+from trimtab.types import Principal, new_request_id
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class RoutesAPI:
 
     # -- who may -------------------------------------------------------------------------
 
-    def _writer(self, request: Request) -> Principal:
+    def _route_changer(self, request: Request) -> Principal:
         principal = self._keys.authenticate(request.headers)
         if principal.role not in WRITERS:
             raise GatewayError(
@@ -155,9 +155,9 @@ class RoutesAPI:
     async def apply(self, request: Request) -> Response:
         rid = new_request_id()
         try:
-            principal = self._writer(request)
+            principal = self._route_changer(request)
             definitions, message = await self._definitions(request)
-            writer = Writer(acted_by(principal), principal.tenant, principal.is_admin)
+            applier = Applier(acted_by(principal), principal.tenant, principal.is_admin)
 
             def audit(conn: Connection, result: ApplyResult) -> None:
                 event = AuditEvent.of(
@@ -179,7 +179,7 @@ class RoutesAPI:
 
             def work() -> list[ApplyResult]:
                 return self._store.apply(
-                    definitions, writer=writer, message=message, on_change=audit
+                    definitions, applier=applier, message=message, on_change=audit
                 )
 
             async with self._apply_lock:
@@ -187,7 +187,7 @@ class RoutesAPI:
             await self._cache.refresh()  # this process serves the change from now on
             for r in results:
                 if r.status != "unchanged":
-                    by = writer.actor or "anonymous (keys off)"
+                    by = applier.actor or "anonymous (keys off)"
                     log.info("route %s: %s v%s by %s", r.route, r.status, r.version, by)
             return json_response(
                 {"routes": [r.view() for r in results], "message": message}, 200, rid

@@ -12,11 +12,11 @@ from starlette.routing import Route
 
 from trimtab.api.access import error_response, json_response, reader, scoped_tenant
 from trimtab.api.params import bad_param, parse_int, parse_status, parse_time, parse_window
+from trimtab.auth.keyring import KeyRing
 from trimtab.errors import GatewayError
-from trimtab.gateway.auth import KeyRing
-from trimtab.store.requests import BadCursor, RequestFilter, get_request, list_requests, view
-from trimtab.store.telemetry import TelemetryStore
+from trimtab.telemetry.queries import BadCursor, RequestFilter, get_request, list_requests, view
 from trimtab.telemetry.rollups import GROUPABLE, Rollup, group, minute_of
+from trimtab.telemetry.store import TelemetryStore
 
 _FILTERS = ("model", "provider", "user", "session", "feature", "route", "version")
 

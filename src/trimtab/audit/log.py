@@ -16,9 +16,9 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, insert, or_, select
 from starlette.requests import Request
 
-from trimtab.gateway.auth import Principal
+from trimtab.store.engine import as_utc
 from trimtab.store.tables import audit_log
-from trimtab.store.telemetry import as_utc
+from trimtab.types import Principal
 
 # detail fields whose values are never written, whatever a caller passes
 _SECRET_NAMES = frozenset(

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from trimtab.errors import Wire
 from trimtab.providers.sse import encode_data, encode_event
+from trimtab.types import Wire
 
 # fields that do not change the answer: delivery, attribution
 _IGNORED = frozenset({"stream", "stream_options", "user", "metadata"})

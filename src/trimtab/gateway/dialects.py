@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from trimtab.bounds import exceeds_depth, too_deep_message
-from trimtab.errors import GatewayError, Wire
+from trimtab.errors import GatewayError
 from trimtab.providers.base import UpstreamError
 from trimtab.providers.translate import (
     TranslationError,
@@ -19,6 +19,7 @@ from trimtab.providers.translate import (
     openai_to_anthropic_response,
     openai_usage,
 )
+from trimtab.types import Wire
 
 JSON = dict[str, Any]
 

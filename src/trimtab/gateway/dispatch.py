@@ -20,14 +20,15 @@ from typing import Any, TypeVar
 
 import orjson
 
-from trimtab.errors import GatewayError, Wire
+from trimtab.errors import GatewayError
 from trimtab.gateway.breakers import Breakers
 from trimtab.gateway.catalog import Deployment, Target
 from trimtab.gateway.dialects import parse_upstream, upstream_request
 from trimtab.gateway.exchange import Exchange
 from trimtab.gateway.relay import Relay
-from trimtab.providers.base import Operation, SSEEvent, UpstreamError, UpstreamStream
+from trimtab.providers.base import SSEEvent, UpstreamError, UpstreamStream
 from trimtab.telemetry.metrics import GatewayMetrics
+from trimtab.types import Operation, Wire
 
 T = TypeVar("T")
 

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from time import perf_counter
 from typing import Any
 
-from trimtab.errors import GatewayError, Wire
-from trimtab.gateway.auth import Principal
+from trimtab.errors import GatewayError
 from trimtab.telemetry.record import RequestRecord
-
-
-def new_request_id() -> str:
-    # time-ordered prefix (ms) + randomness: sortable, unique across processes
-    return f"req_{int(time.time() * 1000):012x}{os.urandom(8).hex()}"
+from trimtab.types import Principal, Wire, new_request_id
 
 
 class Exchange:

@@ -19,8 +19,8 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from trimtab.errors import GatewayError, Wire, error_body, internal_error
-from trimtab.gateway.exchange import new_request_id
+from trimtab.errors import GatewayError, error_body, internal_error
+from trimtab.types import Wire, new_request_id
 
 log = logging.getLogger(__name__)
 

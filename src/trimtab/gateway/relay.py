@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 
-from trimtab.errors import Wire
 from trimtab.providers.accumulate import AnthropicStreamAccumulator, OpenAIStreamAccumulator
 from trimtab.providers.base import SSEEvent, UpstreamError
 from trimtab.providers.sse import encode_data, encode_event
@@ -20,6 +19,7 @@ from trimtab.providers.stream_translate import (
     OpenAIToAnthropicStream,
     UpstreamStreamError,
 )
+from trimtab.types import Wire
 
 JSON = dict[str, Any]
 _DONE = b"[DONE]"

@@ -12,9 +12,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from trimtab.auth.keyring import KeyRing, require_role
+from trimtab.canary.assignment import sticky_key
 from trimtab.config import Pricing
-from trimtab.errors import GatewayError, Wire, error_body, internal_error, stream_error_event
-from trimtab.gateway.auth import MODEL_CALLERS, KeyRing, require_role
+from trimtab.errors import GatewayError, error_body, internal_error, stream_error_event
 from trimtab.gateway.body import read_body
 from trimtab.gateway.cache import CachedAnswer, cache_key, replay_stream
 from trimtab.gateway.catalog import Catalog, Deployment, Target
@@ -34,7 +35,7 @@ from trimtab.gateway.dispatch import Dispatcher, OpenStream
 from trimtab.gateway.exchange import Exchange
 from trimtab.gateway.failures import from_upstream
 from trimtab.gateway.relay import Relay, make_relay
-from trimtab.gateway.routes import ROUTE_PREFIX, resolve_route_request
+from trimtab.gateway.route_calls import ROUTE_PREFIX, resolve_route_request
 from trimtab.gateway.tags import request_tags
 from trimtab.policy.estimate import (
     estimate_input_tokens,
@@ -43,11 +44,11 @@ from trimtab.policy.estimate import (
 )
 from trimtab.policy.service import Admission, Ask, Policy
 from trimtab.providers.base import UpstreamError
-from trimtab.registry.table import RouteTable, Version
-from trimtab.rollouts.assignment import sticky_key
+from trimtab.rollouts.table import RouteTable, Version
 from trimtab.state.base import SharedState
 from trimtab.telemetry.metrics import GatewayMetrics
 from trimtab.telemetry.recorder import Recorder
+from trimtab.types import MODEL_CALLERS, Wire
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +247,7 @@ class Gateway:
         return body
 
     async def _route(self, ex: Exchange, body: dict[str, Any], wire: Wire) -> dict[str, Any]:
-        """`model: "route:NAME"`: the route's version renders the request (gateway/routes.py)."""
+        """`model: "route:NAME"`: the version renders the request (gateway/route_calls.py)."""
         rec = ex.record
         key = sticky_key(rec.user, rec.session, ex.id)
         body, route, version = resolve_route_request(

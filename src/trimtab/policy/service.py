@@ -19,10 +19,11 @@ from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Engine
 
 from trimtab.alerts.dispatcher import AlertDispatcher, BudgetAlert
+from trimtab.alerts.events import BudgetEvent
 from trimtab.alerts.webhooks import WebhookMetrics
+from trimtab.auth.keyring import key_hash, key_id_of
 from trimtab.config import BudgetConfig, Config, Pricing
 from trimtab.errors import GatewayError
-from trimtab.gateway.auth import key_hash, key_id_of
 from trimtab.policy.budgets import (
     Account,
     Span,
@@ -42,9 +43,9 @@ from trimtab.policy.limits import (
     tpm_message,
     tpm_retry_after,
 )
+from trimtab.policy.spend import spend_by, stored_key_ids
 from trimtab.state.base import Reservation, SharedState, WindowDecision
 from trimtab.state.resilient import ResilientState, Seeds
-from trimtab.store.budgets import BudgetEvent, spend_by, stored_key_ids
 
 log = logging.getLogger("trimtab.policy")
 

@@ -6,10 +6,9 @@ from collections.abc import Iterable
 from typing import ClassVar
 
 from trimtab.config import ProviderConfig
-from trimtab.errors import Wire
-from trimtab.providers.base import Operation
 from trimtab.providers.http import HttpProvider
 from trimtab.providers.translate import anthropic_error_message
+from trimtab.types import Operation, Wire
 
 
 class AnthropicProvider(HttpProvider):

@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from trimtab.errors import Wire
+from trimtab.types import Operation, Wire
 
-Operation = Literal["chat", "embeddings"]
 FailureKind = Literal["connect", "timeout", "status", "invalid_response", "stream_cut"]
 
 

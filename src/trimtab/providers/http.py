@@ -10,10 +10,10 @@ import aiohttp
 import orjson
 
 from trimtab.config import ProviderConfig
-from trimtab.errors import Wire
-from trimtab.providers.base import FailureKind, Operation, SSEEvent, UpstreamError
+from trimtab.providers.base import FailureKind, SSEEvent, UpstreamError
 from trimtab.providers.secrets import Scrubber, provider_secrets
 from trimtab.providers.sse import parse_sse
+from trimtab.types import Operation, Wire
 
 _SNIPPET = 200  # bytes of an unexpected upstream body quoted in an error
 

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from trimtab.config import ProviderConfig
-from trimtab.errors import Wire
-from trimtab.providers.base import Operation, SSEEvent, UpstreamError
+from trimtab.providers.base import SSEEvent, UpstreamError
+from trimtab.types import Operation, Wire
 
 _WORDS = [
     "the",

@@ -21,8 +21,9 @@ from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, upda
 
 from trimtab.registry.bundle import Bundle
 from trimtab.registry.spec import RouteDefinition
-from trimtab.store.tables import SHARED, rollouts, route_events, route_versions, routes
-from trimtab.store.telemetry import as_utc
+from trimtab.store.engine import as_utc
+from trimtab.store.tables import rollouts, route_events, route_versions, routes
+from trimtab.types import SHARED
 
 
 class RouteForbidden(PermissionError):
@@ -64,7 +65,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class Writer:
+class Applier:
     """Who applies: the actor's name, its tenant, and whether it may write any route."""
 
     actor: str | None
@@ -300,7 +301,7 @@ class RouteStore:
         self,
         definitions: Iterable[RouteDefinition],
         *,
-        writer: Writer,
+        applier: Applier,
         message: str,
         on_change: OnChange | None = None,
         now: datetime | None = None,
@@ -315,32 +316,32 @@ class RouteStore:
         with self.engine.begin() as conn:
             # a fixed order of row locks: two applies of the same routes cannot deadlock
             for d in sorted(definitions, key=lambda d: d.name):
-                result = self._apply_one(conn, d, writer, message, at)
+                result = self._apply_one(conn, d, applier, message, at)
                 if on_change is not None:
                     on_change(conn, result)
                 results.append(result)
         return results
 
-    def scope_for(self, conn: Connection, d: RouteDefinition, writer: Writer) -> str:
+    def scope_for(self, conn: Connection, d: RouteDefinition, applier: Applier) -> str:
         """Where a definition goes: an operator's to its own tenant; an admin's to the
         file's `tenant:`, else, as names resolve, to the admin's tenant's route of that
         name if there is one, else to the shared one."""
-        if writer.admin:
+        if applier.admin:
             if d.tenant is not None:
                 return d.tenant
-            own = RouteKey(writer.tenant, d.name)
+            own = RouteKey(applier.tenant, d.name)
             return own.scope if self._exists(conn, own) else SHARED
-        if d.tenant is not None and d.tenant != writer.tenant:
+        if d.tenant is not None and d.tenant != applier.tenant:
             raise RouteForbidden(
-                f"route '{d.name}': a key of tenant '{writer.tenant}' may only create "
+                f"route '{d.name}': a key of tenant '{applier.tenant}' may only create "
                 f"routes of its own tenant, not of tenant '{d.tenant}'"
             )
-        return writer.tenant
+        return applier.tenant
 
     def _apply_one(
-        self, conn: Connection, d: RouteDefinition, writer: Writer, message: str, at: datetime
+        self, conn: Connection, d: RouteDefinition, applier: Applier, message: str, at: datetime
     ) -> ApplyResult:
-        key = RouteKey(self.scope_for(conn, d, writer), d.name)
+        key = RouteKey(self.scope_for(conn, d, applier), d.name)
         row = (
             conn.execute(select(routes).where(key.where(routes, "name")).with_for_update())
             .mappings()
@@ -350,7 +351,7 @@ class RouteStore:
         updated: dict[str, list[Any]] = {}
         tenant = key.tenant
         if row is None:
-            if not writer.admin and self._exists(conn, RouteKey(SHARED, d.name)):
+            if not applier.admin and self._exists(conn, RouteKey(SHARED, d.name)):
                 # a tenant's own route would shadow the shared one for all its callers:
                 # only an admin decides that (with `tenant:` in the file)
                 raise RouteForbidden(
@@ -364,7 +365,7 @@ class RouteStore:
                     owner=d.owner,
                     risk_tier=d.risk_tier,
                     created_at=at,
-                    created_by=writer.actor,
+                    created_by=applier.actor,
                     updated_at=at,
                 )
             )
@@ -397,7 +398,7 @@ class RouteStore:
                     key,
                     "update",
                     version=latest["number"],
-                    actor=writer.actor,
+                    actor=applier.actor,
                     reason=message,
                     detail={"updated": updated},
                     at=at,
@@ -426,7 +427,7 @@ class RouteStore:
                 number=number,
                 digest=digest,
                 bundle=d.bundle.to_json(),
-                author=writer.actor,
+                author=applier.actor,
                 message=message,
                 created_at=at,
                 parent=parent,
@@ -450,7 +451,7 @@ class RouteStore:
             key,
             "apply",
             version=number,
-            actor=writer.actor,
+            actor=applier.actor,
             reason=message,
             detail=detail,
             at=at,

@@ -1,1 +1,2 @@
-"""Releases: plans, sticky assignment, gates, canary statistics and the controller."""
+"""Releases in motion: rollouts, attestations and feedback in the store, the controller
+that moves them, and the route table the gateway serves from."""

@@ -29,7 +29,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from trimtab.audit.log import CONTROLLER
-from trimtab.rollouts.analysis import Action, ArmStats, Decision, analyze, decide
+from trimtab.canary.analysis import Action, ArmStats, Decision, analyze, decide
 from trimtab.rollouts.store import RolloutRow, RolloutStore, finite
 
 log = logging.getLogger("trimtab.rollouts")

@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Text, case, cast, func, insert, or_, select, update
 
 from trimtab.audit.log import Actor, AuditLog
+from trimtab.canary.analysis import ArmStats, LatencySamples
+from trimtab.canary.gates import Attestation, missing_evidence
+from trimtab.canary.plans import Plan
 from trimtab.errors import GatewayError
 from trimtab.registry.store import RouteKey, RouteStore
-from trimtab.rollouts.analysis import ArmStats, LatencySamples
-from trimtab.rollouts.gates import Attestation, missing_evidence
-from trimtab.rollouts.plans import Plan
+from trimtab.store.engine import as_utc
 from trimtab.store.tables import (
     attestations,
     feedback,
@@ -25,7 +26,6 @@ from trimtab.store.tables import (
     route_versions,
     routes,
 )
-from trimtab.store.telemetry import as_utc
 
 ACTIVE = ("running", "paused")
 # the finish reasons that mean the model refused (OpenAI's and Anthropic's words)

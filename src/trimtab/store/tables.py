@@ -146,7 +146,6 @@ budget_events = Table(
 # A route is a named LLM feature; what it serves is one of its versions. Its identity is
 # (scope, name): scope is the tenant that owns it, or "" for a route shared by every
 # tenant, so two tenants may each have a route of the same name (issue 8, item 6).
-SHARED = ""
 
 routes = Table(
     "routes",

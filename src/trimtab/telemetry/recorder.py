@@ -18,11 +18,11 @@ from collections import deque
 from datetime import UTC, datetime
 
 from trimtab.store.errors import summary
-from trimtab.store.telemetry import TelemetryStore
 from trimtab.telemetry.journal import Journal, Segment
 from trimtab.telemetry.metrics import GatewayMetrics
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.spill import SpillFile
+from trimtab.telemetry.store import TelemetryStore
 
 log = logging.getLogger("trimtab.telemetry")
 WRITER_NICENESS = 5

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from trimtab.errors import GatewayError, Wire
+from trimtab.errors import GatewayError
 from trimtab.registry.bundle import MissingVariables, VariableError, render
-from trimtab.registry.table import RouteTable, Version
+from trimtab.rollouts.table import RouteTable, Version
+from trimtab.types import Wire
 
 ROUTE_PREFIX = "route:"
 VARIABLES_FIELD = "variables"
@@ -53,7 +54,7 @@ def resolve_route_request(
     """(the body to serve, the route, the version label) for a `route:NAME` request.
 
     Any other model: the body unchanged, None, None. `tenant` is the caller's: NAME is
-    its tenant's own route, else the shared one (registry/table.py); another tenant's
+    its tenant's own route, else the shared one (rollouts/table.py); another tenant's
     route answers 404, as if it did not exist (None: shared routes only). Raises
     GatewayError 404 for an unknown route and 400 for a missing or unusable variable.
     """

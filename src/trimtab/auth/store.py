@@ -10,10 +10,10 @@ from typing import Any, get_args
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from trimtab.config import Role
-from trimtab.gateway.auth import Principal, StoredKey, key_hash, key_id_of
+from trimtab.auth.keyring import StoredKey, key_hash, key_id_of
+from trimtab.store.engine import as_utc
 from trimtab.store.tables import api_keys
-from trimtab.store.telemetry import as_utc
+from trimtab.types import Principal, Role
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import httpx
 import openai
 import pytest
 
+from tests.auth.support import chat, create_key, message_of, revoke_key, wait_until
 from tests.conftest import ADMIN_KEY, APP_KEY, KEYS, GatewayFactory, Running
-from tests.keys.support import chat, create_key, message_of, revoke_key, wait_until
-from trimtab.store.requests import get_request
+from trimtab.telemetry.queries import get_request
 
 
 def sdk(running: Running, key: str) -> openai.OpenAI:

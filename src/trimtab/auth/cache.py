@@ -13,8 +13,8 @@ import time
 from prometheus_client import CollectorRegistry, Gauge
 from starlette.concurrency import run_in_threadpool
 
-from trimtab.gateway.auth import KeyRing
-from trimtab.keys.store import KeyStore
+from trimtab.auth.keyring import KeyRing
+from trimtab.auth.store import KeyStore
 from trimtab.refresher import Refresher
 
 

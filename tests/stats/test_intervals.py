@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trimtab.rollouts.stats import (
+from trimtab.stats.intervals import (
     RatioMixture,
     log_normal_cdf,
     mean_contrast,

@@ -8,28 +8,9 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from trimtab.config import KeyConfig, Role
+from trimtab.config import KeyConfig
 from trimtab.errors import GatewayError
-
-MODEL_CALLERS: frozenset[str] = frozenset({"app", "operator", "admin"})
-READERS: frozenset[str] = frozenset({"viewer", "operator", "admin"})
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The caller behind a request. `key_id` identifies the key without revealing it."""
-
-    tenant: str
-    role: Role
-    key_id: str | None = None
-    owner: str | None = None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-
-OPEN_ACCESS = Principal(tenant="default", role="admin")
+from trimtab.types import OPEN_ACCESS, Principal
 
 
 def key_hash(key: str) -> str:
@@ -64,7 +45,7 @@ class KeyRing:
     """Every key the gateway accepts, in memory, held only as SHA-256 hashes.
 
     Config keys are fixed at start. Store keys (created through the API) are a snapshot that
-    `trimtab.keys.cache.KeyCache` replaces every `auth.refresh_s`; this process's own
+    `trimtab.auth.cache.KeyCache` replaces every `auth.refresh_s`; this process's own
     creations and revocations apply at once (`put`). A snapshot is trusted for
     `stale_ttl_s` after the refresh that produced it; after that its keys are refused with
     a 503 until the store answers again. Config keys always work.

@@ -9,15 +9,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from trimtab.store.engine import as_utc
 from trimtab.store.tables import ROLLUP_DIMENSIONS, requests, rollups
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.rollups import Rollup, RollupKey, fold
 from trimtab.telemetry.sketch import from_bytes, to_bytes
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything trimtab stores is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def to_row(record: RequestRecord) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 
+from trimtab.store.engine import as_utc
 from trimtab.store.tables import rollups
-from trimtab.store.telemetry import as_utc
 
 COST_GROUPS = ("model", "tenant", "feature", "route", "day")
 

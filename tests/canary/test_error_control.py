@@ -14,14 +14,14 @@ import math
 
 import numpy as np
 
-from trimtab.rollouts.sequential import (
+from trimtab.stats.intervals import mixture_rho
+from trimtab.stats.sequential import (
     Direction,
     Tolerance,
     mean_evidence,
     rate_evidence,
     rate_mixtures,
 )
-from trimtab.rollouts.stats import mixture_rho
 
 ROLLOUTS = 300
 LOOK = 500  # requests between looks: ~50 canary requests

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from trimtab.rollouts.analysis import (
+from trimtab.canary.analysis import (
     DEFAULT_METRICS,
     Action,
     ArmStats,
@@ -21,8 +21,9 @@ from trimtab.rollouts.analysis import (
     evaluate,
     latency_thresholds,
 )
-from trimtab.rollouts.plans import Stage
-from trimtab.rollouts.sequential import (
+from trimtab.canary.plans import Stage
+from trimtab.stats.intervals import mixture_rho
+from trimtab.stats.sequential import (
     Direction,
     Tolerance,
     Verdict,
@@ -30,7 +31,6 @@ from trimtab.rollouts.sequential import (
     rate_evidence,
     rate_mixtures,
 )
-from trimtab.rollouts.stats import mixture_rho
 from trimtab.telemetry.sketch import new_sketch
 
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from trimtab.rollouts.sequential import (
+from trimtab.stats.sequential import (
     Direction,
     MetricResult,
     Tolerance,

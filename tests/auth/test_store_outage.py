@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.auth.support import chat, create_key, message_of, wait_until
 from tests.conftest import ADMIN_KEY, APP_KEY, KEYS, GatewayFactory, Running
-from tests.keys.support import chat, create_key, message_of, wait_until
 from trimtab.testing.outage import StoppablePostgres
 
 pytestmark = pytest.mark.postgres

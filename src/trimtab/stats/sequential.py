@@ -15,7 +15,7 @@ with each result comes from inverting the same two tests over the margin, so
 ``regression <=> the interval lies beyond the margin`` and ``pass <=> it lies inside``.
 
 Rates with a relative tolerance use the split-of-events test (exact given random traffic
-assignment; see :mod:`trimtab.rollouts.stats`). Means, and rates with an absolute tolerance,
+assignment; see :mod:`trimtab.stats.intervals`). Means, and rates with an absolute tolerance,
 use the one-sided normal mixture with a plug-in variance (asymptotic).
 """
 
@@ -29,7 +29,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from trimtab.rollouts.stats import (
+from trimtab.stats.intervals import (
     FloatArray,
     RatioMixture,
     mean_contrast,

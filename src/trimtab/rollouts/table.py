@@ -22,11 +22,11 @@ from types import MappingProxyType
 
 from starlette.concurrency import run_in_threadpool
 
+from trimtab.canary.assignment import on_candidate
 from trimtab.refresher import Refresher
 from trimtab.registry.bundle import Bundle
 from trimtab.registry.store import RouteKey, RouteStore, visible
-from trimtab.rollouts.assignment import on_candidate
-from trimtab.store.tables import SHARED
+from trimtab.types import SHARED
 
 log = logging.getLogger(__name__)
 

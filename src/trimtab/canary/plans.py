@@ -7,8 +7,8 @@ import dataclasses
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from trimtab.rollouts.analysis import DEFAULT_METRICS, MetricSpec
-from trimtab.rollouts.sequential import Tolerance
+from trimtab.canary.analysis import DEFAULT_METRICS, MetricSpec
+from trimtab.stats.sequential import Tolerance
 
 METRIC_NAMES = tuple(spec.name for spec in DEFAULT_METRICS)
 

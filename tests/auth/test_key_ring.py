@@ -6,9 +6,10 @@ import time
 
 import pytest
 
+from trimtab.auth.keyring import KeyRing, StoredKey, key_hash, key_id_of
 from trimtab.config import KeyConfig
 from trimtab.errors import GatewayError
-from trimtab.gateway.auth import OPEN_ACCESS, KeyRing, Principal, StoredKey, key_hash, key_id_of
+from trimtab.types import OPEN_ACCESS, Principal
 
 CONFIG_KEY = "tt-config-admin-1"
 STORE_KEY = "tt-store-app-key-1"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trimtab.rollouts.sequential import (
+from trimtab.stats.sequential import (
     Direction,
     Tolerance,
     Verdict,

@@ -7,10 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from trimtab.rollouts.analysis import DEFAULT_METRICS
-from trimtab.rollouts.assignment import bucket, on_candidate, sticky_key
-from trimtab.rollouts.gates import Attestation, missing_evidence
-from trimtab.rollouts.plans import DEFAULT_PLAN, Plan, Stage
+from trimtab.canary.analysis import DEFAULT_METRICS
+from trimtab.canary.assignment import bucket, on_candidate, sticky_key
+from trimtab.canary.gates import Attestation, missing_evidence
+from trimtab.canary.plans import DEFAULT_PLAN, Plan, Stage
 
 
 def test_default_plan() -> None:

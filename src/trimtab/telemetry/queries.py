@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, and_, func, or_, select
 
+from trimtab.store.engine import as_utc
 from trimtab.store.tables import requests
-from trimtab.store.telemetry import as_utc
 
 _BODY_COLUMNS = ("request_body", "upstream_request_body", "response_body")
 _LIST_COLUMNS = [c for c in requests.c if c.name not in _BODY_COLUMNS]

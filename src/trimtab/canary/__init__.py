@@ -1,0 +1,2 @@
+"""Canary policy, pure: rollout plans, sticky assignment, release gates and the analysis
+that judges a candidate against stable."""

@@ -1,1 +1,0 @@
-"""Virtual keys: created and revoked through the API, stored as hashes, cached in memory."""

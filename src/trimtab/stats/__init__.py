@@ -1,0 +1,2 @@
+"""Statistics, pure: confidence intervals and always-valid sequential tests, shared by
+canary analysis, evals and SLOs."""

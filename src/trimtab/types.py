@@ -1,0 +1,49 @@
+"""The vocabulary every layer passes around: wire formats, roles, principals, operations,
+scopes and request ids. Pure: it imports nothing from trimtab, and everything may import it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+# The two wire formats trimtab speaks to clients and providers.
+Wire = Literal["openai", "anthropic"]
+
+# What a provider call does.
+Operation = Literal["chat", "embeddings"]
+
+# What a key may do; docs/keys.md has the table.
+Role = Literal["app", "viewer", "operator", "admin"]
+MODEL_CALLERS: frozenset[str] = frozenset({"app", "operator", "admin"})
+READERS: frozenset[str] = frozenset({"viewer", "operator", "admin"})
+
+# Who owns a route: a tenant's name, or SHARED for a route every tenant sees.
+Scope = str
+SHARED: Scope = ""
+
+# `req_` + a time-ordered prefix (ms) + randomness: sortable, unique across processes.
+RequestId = str
+
+
+def new_request_id() -> RequestId:
+    return f"req_{int(time.time() * 1000):012x}{os.urandom(8).hex()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller behind a request. `key_id` identifies the key without revealing it."""
+
+    tenant: str
+    role: Role
+    key_id: str | None = None
+    owner: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+OPEN_ACCESS = Principal(tenant="default", role="admin")
