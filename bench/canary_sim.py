@@ -3,7 +3,7 @@
 Each rollout sends requests to a route at a 1:9 candidate:stable split (every request goes
 to the candidate with probability 0.1) and checks after every batch of 100 requests (10
 canary requests on average), exactly as the controller would: cumulative counters per arm,
-fed to the same functions that ``trimtab.rollouts.analysis.analyze`` uses, with the same
+fed to the same functions that ``trimtab.canary.analysis.analyze`` uses, with the same
 default metric specs (``DEFAULT_METRICS``). A rollout rolls back at the first check at which
 any metric shows a regression. Rollouts are vectorised with numpy, so every check of every
 rollout is one row of an array.
@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from trimtab.rollouts.analysis import DEFAULT_METRICS, Metric, MetricSpec
-from trimtab.rollouts.sequential import Tolerance, mean_evidence, rate_evidence, rate_mixtures
-from trimtab.rollouts.stats import RatioMixture, mixture_rho
+from trimtab.canary.analysis import DEFAULT_METRICS, Metric, MetricSpec
+from trimtab.stats.intervals import RatioMixture, mixture_rho
+from trimtab.stats.sequential import Tolerance, mean_evidence, rate_evidence, rate_mixtures
 
 Array = npt.NDArray[np.float64]
 RESULTS = Path(__file__).resolve().parent / "results"
