@@ -1,6 +1,14 @@
-"""Errors that leave the gateway, rendered in the wire format the client speaks."""
+"""Errors: domain errors raised by the code below the app, and the wire errors it renders.
+
+Domain code (auth, policy, registry, rollouts, the API's own checks) raises a
+`DomainError` subclass naming the kind of failure; it never speaks HTTP. The app maps
+it once, with `gateway_error`, to the `GatewayError` the data plane and the API render
+in the client's wire format.
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import orjson
 
@@ -43,6 +51,101 @@ class GatewayError(Exception):
         self.message = message
         self.param = param
         self.retry_after = retry_after
+
+
+class DomainError(Exception):
+    """A failure of the request, named by kind (the subclass) and a short stable `code`.
+
+    `code` is what the client reads as `error.code` and telemetry records as
+    `error.type`; each subclass has a default for its usual case.
+    """
+
+    default_code: ClassVar[str] = "invalid_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code or self.default_code
+        self.message = message
+        self.param = param
+        self.retry_after = retry_after
+
+
+class Invalid(DomainError):
+    """The request is malformed or a parameter is out of range."""
+
+
+class Unauthenticated(DomainError):
+    """No credential, or one that is not (or no longer) valid."""
+
+    default_code = "invalid_api_key"
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this."""
+
+    default_code = "forbidden"
+
+
+class NotFound(DomainError):
+    default_code = "not_found"
+
+
+class Conflict(DomainError):
+    """The request contradicts the current state (a duplicate, a wrong status)."""
+
+    default_code = "conflict"
+
+
+class TooLarge(DomainError):
+    default_code = "request_too_large"
+
+
+class LimitExceeded(DomainError):
+    """A rate limit or budget refuses the request; `retry_after` says when to retry."""
+
+    default_code = "rate_limited"
+
+
+class Unavailable(DomainError):
+    """Something the request needs is unreachable for now; retrying later may work."""
+
+    default_code = "unavailable"
+
+
+# The one table from kind of failure to HTTP status.
+_STATUS: dict[type[DomainError], int] = {
+    Invalid: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    LimitExceeded: 429,
+    Unavailable: 503,
+}
+
+
+def status_of(err: DomainError) -> int:
+    """The HTTP status of a domain error (its nearest kind in the table; 400 for the base)."""
+    for kind in type(err).__mro__:
+        status = _STATUS.get(kind)
+        if status is not None:
+            return status
+    return 400
+
+
+def gateway_error(err: DomainError) -> GatewayError:
+    """The wire error for a domain error: same code, message, param and retry hint."""
+    return GatewayError(
+        status_of(err), err.code, err.message, param=err.param, retry_after=err.retry_after
+    )
 
 
 def internal_error(exc: BaseException) -> GatewayError:
