@@ -54,64 +54,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import hashlib
 import itertools
 import json
 import logging
-import re
 import signal
-import struct
 import sys
 import threading
-import time
 import types
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
+
+from trimtab.testing.mock_anthropic import anthropic_events, anthropic_message
+from trimtab.testing.mock_faults import BAD_JSON, Plan, abort, hang, parse_directive
+from trimtab.testing.mock_openai import embeddings_reply, openai_completion, openai_events
+from trimtab.testing.mock_replies import Wire, build_reply, error, stream_error
 
 __all__ = ["MockUpstream", "RecordedRequest", "main"]
 
 _log = logging.getLogger(__name__)
 
-Wire = Literal["openai", "anthropic"]
-Finish = Literal["stop", "length", "tool"]
-
-_OPENAI_FINISH: dict[Finish, str] = {"stop": "stop", "length": "length", "tool": "tool_calls"}
-_ANTHROPIC_STOP: dict[Finish, str] = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool": "tool_use",
-}
-
-# status -> (OpenAI error type, OpenAI error code, Anthropic error type)
-_ERROR_KINDS: dict[int, tuple[str, str, str]] = {
-    400: ("invalid_request_error", "invalid_request_error", "invalid_request_error"),
-    401: ("invalid_request_error", "invalid_api_key", "authentication_error"),
-    403: ("permission_error", "permission_denied", "permission_error"),
-    404: ("invalid_request_error", "not_found", "not_found_error"),
-    413: ("invalid_request_error", "request_too_large", "request_too_large"),
-    429: ("rate_limit_error", "rate_limit_exceeded", "rate_limit_error"),
-    500: ("server_error", "server_error", "api_error"),
-    502: ("server_error", "bad_gateway", "api_error"),
-    503: ("server_error", "service_unavailable", "api_error"),
-    504: ("server_error", "gateway_timeout", "api_error"),
-    529: ("server_error", "overloaded", "overloaded_error"),
-}
-
-_BAD_JSON = b'{"id": "x", "choices": ['
-_WEATHER_RE = re.compile(r"\bweather\b", re.IGNORECASE)
-_TOOL_INPUT: dict[str, Any] = {"city": "Paris"}
 _MODELS = ("mock-gpt", "mock-claude")
-
-_FAIL_RE = re.compile(r"fail-([45]\d\d)")
-_FLAKY_RE = re.compile(r"flaky-(\d+)")
-_SLOW_FIRST_RE = re.compile(r"slow-first-(\d+)")
-_SLOW_RE = re.compile(r"slow-(\d+)")
-_DRIP_RE = re.compile(r"drip-(\d+)")
 
 
 @dataclass(frozen=True)
@@ -121,377 +87,6 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What a model name asks the server to do."""
-
-    kind: Literal[
-        "reply",
-        "fail",
-        "flaky",
-        "hang",
-        "reset",
-        "bad-json",
-        "cut-stream",
-        "echo-key",
-        "echo-key-stream",
-    ] = "reply"
-    status: int = 200
-    flaky: int = 0
-    delay: float = 0.0
-    first_delay: float = 0.0
-    drip: float = 0.0
-
-
-_SIMPLE_PLANS: dict[str, _Plan] = {
-    "hang": _Plan(kind="hang"),
-    "reset": _Plan(kind="reset"),
-    "bad-json": _Plan(kind="bad-json"),
-    "cut-stream": _Plan(kind="cut-stream"),
-    "echo-key": _Plan(kind="echo-key"),
-    "echo-key-stream": _Plan(kind="echo-key-stream"),
-}
-
-
-def _parse_directive(model: str) -> _Plan:
-    """Map a model name onto a fault-injection plan."""
-    if model in _SIMPLE_PLANS:
-        return _SIMPLE_PLANS[model]
-    if m := _FAIL_RE.fullmatch(model):
-        return _Plan(kind="fail", status=int(m.group(1)))
-    if m := _FLAKY_RE.fullmatch(model):
-        return _Plan(kind="flaky", flaky=int(m.group(1)))
-    if m := _SLOW_FIRST_RE.fullmatch(model):
-        return _Plan(first_delay=int(m.group(1)) / 1000)
-    if m := _SLOW_RE.fullmatch(model):
-        return _Plan(delay=int(m.group(1)) / 1000)
-    if m := _DRIP_RE.fullmatch(model):
-        return _Plan(drip=int(m.group(1)) / 1000)
-    return _Plan()
-
-
-@dataclass
-class _Reply:
-    """A fully computed reply, rendered later into either wire format and stream or not."""
-
-    n: int
-    model: str
-    prompt_tokens: int
-    finish: Finish
-    pieces: list[str] = field(default_factory=list)
-    tool_name: str | None = None
-
-    @property
-    def text(self) -> str:
-        """The whole content (text, or the tool input JSON)."""
-        return "".join(self.pieces)
-
-    @property
-    def completion_tokens(self) -> int:
-        """Words in the reply."""
-        return len(self.text.split())
-
-
-# ---------------------------------------------------------------------------------------------
-# Request helpers
-# ---------------------------------------------------------------------------------------------
-
-
-def _text_of(content: Any, *, tool_results: bool) -> str:
-    """Concatenate the text inside a message content (string or list of parts/blocks)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [_text_of(item, tool_results=tool_results) for item in content]
-        return " ".join(p for p in parts if p)
-    if isinstance(content, dict):
-        if content.get("type") == "tool_result":
-            return _text_of(content.get("content"), tool_results=True) if tool_results else ""
-        text = content.get("text")
-        if isinstance(text, str):
-            return text
-    return ""
-
-
-def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The well-formed messages of a request body."""
-    raw = body.get("messages")
-    if not isinstance(raw, list):
-        return []
-    return [m for m in raw if isinstance(m, dict)]
-
-
-def _prompt_words(body: dict[str, Any], wire: Wire) -> int:
-    """Whitespace-separated words across all message text (and the Anthropic system prompt)."""
-    texts = [_text_of(m.get("content"), tool_results=True) for m in _messages(body)]
-    if wire == "anthropic":
-        texts.append(_text_of(body.get("system"), tool_results=True))
-    return max(1, sum(len(t.split()) for t in texts))
-
-
-def _last_user_text(messages: Sequence[dict[str, Any]]) -> str:
-    """Text of the last user message that has any (tool results do not count)."""
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            text = _text_of(message.get("content"), tool_results=False)
-            if text.strip():
-                return text
-    return ""
-
-
-def _wants_tool(messages: Sequence[dict[str, Any]]) -> bool:
-    """Whether the final message is a plain user turn mentioning the weather."""
-    if not messages or messages[-1].get("role") != "user":
-        return False
-    content = messages[-1].get("content")
-    if isinstance(content, list) and any(
-        isinstance(b, dict) and b.get("type") == "tool_result" for b in content
-    ):
-        return False
-    return bool(_WEATHER_RE.search(_text_of(content, tool_results=False)))
-
-
-def _first_tool_name(tools: Any) -> str | None:
-    """Name of the first tool of an OpenAI or Anthropic ``tools`` list, if any."""
-    if not isinstance(tools, list) or not tools or not isinstance(tools[0], dict):
-        return None
-    tool: dict[str, Any] = tools[0]
-    function = tool.get("function")
-    if isinstance(function, dict) and isinstance(function.get("name"), str):
-        return str(function["name"])
-    name = tool.get("name")
-    return name if isinstance(name, str) else "tool"
-
-
-def _int_field(body: dict[str, Any], *names: str) -> int | None:
-    """The first of ``names`` holding an integer."""
-    for name in names:
-        value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
-def _word_pieces(words: Sequence[str]) -> list[str]:
-    """Stream pieces: one per word, each but the first carrying its leading space."""
-    return [word if i == 0 else " " + word for i, word in enumerate(words)]
-
-
-def _embedding(seed: str) -> list[float]:
-    """Eight deterministic floats in [-1, 1) derived from a hash of ``seed``."""
-    digest = hashlib.sha256(seed.encode()).digest()
-    return [round(v / 2**31 - 1.0, 6) for v in struct.unpack("<8I", digest)]
-
-
-def _dumps(obj: Any) -> str:
-    """Compact JSON."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
-def _sse(data: Any, event: str | None = None) -> bytes:
-    """One server-sent event."""
-    payload = data if isinstance(data, str) else _dumps(data)
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {payload}\n\n".encode()
-
-
-def _error(
-    wire: Wire, status: int, message: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    """An error response in the endpoint's wire format."""
-    default = ("server_error", "server_error", "api_error")
-    if status < 500:
-        default = ("invalid_request_error", "invalid_request_error", "invalid_request_error")
-    openai_type, openai_code, anthropic_type = _ERROR_KINDS.get(status, default)
-    body: dict[str, Any]
-    if wire == "openai":
-        body = {
-            "error": {"message": message, "type": openai_type, "param": None, "code": openai_code}
-        }
-    else:
-        body = {"type": "error", "error": {"type": anthropic_type, "message": message}}
-    return web.json_response(body, status=status, headers=headers)
-
-
-def _stream_error(wire: Wire, message: str) -> bytes:
-    """An error event in the endpoint's streaming format."""
-    if wire == "openai":
-        return _sse({"error": {"message": message, "type": "invalid_request_error"}})
-    error = {"type": "error", "error": {"type": "authentication_error", "message": message}}
-    return _sse(error, "error")
-
-
-# ---------------------------------------------------------------------------------------------
-# Rendering
-# ---------------------------------------------------------------------------------------------
-
-
-def _openai_message(reply: _Reply) -> dict[str, Any]:
-    """The assistant message of a non-streaming chat completion."""
-    if reply.tool_name is not None:
-        call = {
-            "id": f"call_mock_{reply.n}",
-            "type": "function",
-            "function": {"name": reply.tool_name, "arguments": reply.text},
-        }
-        return {"role": "assistant", "content": None, "refusal": None, "tool_calls": [call]}
-    return {"role": "assistant", "content": reply.text, "refusal": None}
-
-
-def _openai_usage(reply: _Reply) -> dict[str, int]:
-    """OpenAI usage block."""
-    return {
-        "prompt_tokens": reply.prompt_tokens,
-        "completion_tokens": reply.completion_tokens,
-        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-    }
-
-
-def _openai_completion(reply: _Reply) -> dict[str, Any]:
-    """A non-streaming chat completion."""
-    return {
-        "id": f"chatcmpl-mock-{reply.n}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": reply.model,
-        "system_fingerprint": "fp_mock",
-        "choices": [
-            {
-                "index": 0,
-                "message": _openai_message(reply),
-                "logprobs": None,
-                "finish_reason": _OPENAI_FINISH[reply.finish],
-            }
-        ],
-        "usage": _openai_usage(reply),
-    }
-
-
-def _openai_events(reply: _Reply, include_usage: bool) -> list[tuple[bytes, bool]]:
-    """Chat completion chunks as (SSE bytes, is-content) pairs, ending with ``[DONE]``."""
-    created = int(time.time())
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        obj: dict[str, Any] = {
-            "id": f"chatcmpl-mock-{reply.n}",
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": reply.model,
-            "system_fingerprint": "fp_mock",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        if include_usage:
-            obj["usage"] = None
-        return _sse(obj)
-
-    events: list[tuple[bytes, bool]] = []
-    if reply.tool_name is not None:
-        call = {
-            "index": 0,
-            "id": f"call_mock_{reply.n}",
-            "type": "function",
-            "function": {"name": reply.tool_name, "arguments": ""},
-        }
-        events.append((chunk({"role": "assistant", "content": None, "tool_calls": [call]}), False))
-        for piece in reply.pieces:
-            delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
-            events.append((chunk(delta), True))
-    else:
-        events.append((chunk({"role": "assistant", "content": ""}), False))
-        events.extend((chunk({"content": piece}), True) for piece in reply.pieces)
-    events.append((chunk({}, _OPENAI_FINISH[reply.finish]), False))
-    if include_usage:
-        final = {
-            "id": f"chatcmpl-mock-{reply.n}",
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": reply.model,
-            "system_fingerprint": "fp_mock",
-            "choices": [],
-            "usage": _openai_usage(reply),
-        }
-        events.append((_sse(final), False))
-    events.append((_sse("[DONE]"), False))
-    return events
-
-
-def _anthropic_message(reply: _Reply) -> dict[str, Any]:
-    """A non-streaming Anthropic message."""
-    block: dict[str, Any]
-    if reply.tool_name is not None:
-        block = {
-            "type": "tool_use",
-            "id": f"toolu_mock_{reply.n}",
-            "name": reply.tool_name,
-            "input": dict(_TOOL_INPUT),
-        }
-    else:
-        block = {"type": "text", "text": reply.text}
-    return {
-        "id": f"msg_mock_{reply.n}",
-        "type": "message",
-        "role": "assistant",
-        "model": reply.model,
-        "content": [block],
-        "stop_reason": _ANTHROPIC_STOP[reply.finish],
-        "stop_sequence": None,
-        "usage": {"input_tokens": reply.prompt_tokens, "output_tokens": reply.completion_tokens},
-    }
-
-
-def _anthropic_events(reply: _Reply) -> list[tuple[bytes, bool]]:
-    """Anthropic stream events as (SSE bytes, is-content) pairs, ending with ``message_stop``."""
-
-    def event(obj: dict[str, Any]) -> bytes:
-        return _sse(obj, event=str(obj["type"]))
-
-    start = _anthropic_message(reply)
-    start.update(content=[], stop_reason=None)
-    start["usage"] = {"input_tokens": reply.prompt_tokens, "output_tokens": 1}
-    block: dict[str, Any]
-    if reply.tool_name is not None:
-        block = {
-            "type": "tool_use",
-            "id": f"toolu_mock_{reply.n}",
-            "name": reply.tool_name,
-            "input": {},
-        }
-    else:
-        block = {"type": "text", "text": ""}
-    events: list[tuple[bytes, bool]] = [
-        (event({"type": "message_start", "message": start}), False),
-        (event({"type": "content_block_start", "index": 0, "content_block": block}), False),
-    ]
-    for piece in reply.pieces:
-        delta = (
-            {"type": "input_json_delta", "partial_json": piece}
-            if reply.tool_name is not None
-            else {"type": "text_delta", "text": piece}
-        )
-        events.append((event({"type": "content_block_delta", "index": 0, "delta": delta}), True))
-    stop = {"stop_reason": _ANTHROPIC_STOP[reply.finish], "stop_sequence": None}
-    events += [
-        (event({"type": "content_block_stop", "index": 0}), False),
-        (
-            event(
-                {
-                    "type": "message_delta",
-                    "delta": stop,
-                    "usage": {"output_tokens": reply.completion_tokens},
-                }
-            ),
-            False,
-        ),
-        (event({"type": "message_stop"}), False),
-    ]
-    return events
-
-
-# ---------------------------------------------------------------------------------------------
-# Server
-# ---------------------------------------------------------------------------------------------
 
 
 class MockUpstream:
@@ -657,68 +252,46 @@ class MockUpstream:
             self.requests.append(RecordedRequest(path=request.path, headers=headers, body=body))
         return body
 
-    async def _abort(self, request: web.Request) -> None:
-        """Drop the TCP connection without a (further) response."""
-        transport = request.transport
-        if transport is not None:
-            # Let already-written bytes reach the socket before the hard close.
-            for _ in range(100):
-                if transport.get_write_buffer_size() == 0:
-                    break
-                await asyncio.sleep(0.01)
-            transport.abort()
-        # The handler is cancelled once aiohttp notices the lost connection.
-        await asyncio.sleep(5)
-
-    async def _hang(self, request: web.Request) -> None:
-        """Never answer: wait until the client disconnects or the server stops."""
-        while not self._stopping:
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                return
-            await asyncio.sleep(0.05)
-        await self._abort(request)  # server stopping: still never send a response
-
     async def _fault(
         self, request: web.Request, wire: Wire, model: str, stream: bool
-    ) -> tuple[_Plan, web.StreamResponse | None]:
+    ) -> tuple[Plan, web.StreamResponse | None]:
         """Apply the model's directive; a response means the request is fully handled."""
-        plan = _parse_directive(model)
+        plan = parse_directive(model)
         if plan.kind == "fail":
             headers = {"retry-after": "1"} if plan.status == 429 else None
             message = f"mock upstream: injected HTTP {plan.status} for model {model!r}"
             if plan.status == 429:
                 message = f"mock upstream: rate limit exceeded for model {model!r}"
-            return plan, _error(wire, plan.status, message, headers)
+            return plan, error(wire, plan.status, message, headers)
         if plan.kind == "flaky":
             with self._lock:
                 seen = self._flaky_counts.get(model, 0)
                 self._flaky_counts[model] = seen + 1
             if seen < plan.flaky:
                 msg = f"mock upstream: flaky failure {seen + 1}/{plan.flaky} for model {model!r}"
-                return plan, _error(wire, 503, msg)
+                return plan, error(wire, 503, msg)
             return plan, None
         if plan.kind == "hang":
-            await self._hang(request)
+            await hang(request, lambda: self._stopping)
             return plan, web.Response(status=504)
         if plan.kind == "reset" or (plan.kind == "cut-stream" and not stream):
-            await self._abort(request)
+            await abort(request)
             return plan, web.Response(status=500)
         if plan.kind in ("echo-key", "echo-key-stream"):
             bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
             credential = bearer or request.headers.get("x-api-key", "")
             echoed = f"mock upstream: incorrect API key provided: {credential}"
             if plan.kind == "echo-key" or not stream:
-                return plan, _error(wire, 401, echoed)
-            return plan, await self._stream(request, plan, [(_stream_error(wire, echoed), False)])
+                return plan, error(wire, 401, echoed)
+            return plan, await self._stream(request, plan, [(stream_error(wire, echoed), False)])
         if plan.kind == "bad-json":
-            return plan, web.Response(status=200, body=_BAD_JSON, content_type="application/json")
+            return plan, web.Response(status=200, body=BAD_JSON, content_type="application/json")
         if plan.delay or (plan.first_delay and not stream):
             await asyncio.sleep(plan.delay or plan.first_delay)
         return plan, None
 
     async def _stream(
-        self, request: web.Request, plan: _Plan, events: list[tuple[bytes, bool]]
+        self, request: web.Request, plan: Plan, events: list[tuple[bytes, bool]]
     ) -> web.StreamResponse:
         """Send SSE events one write at a time, honouring drip/slow-first/cut-stream."""
         response = web.StreamResponse(
@@ -740,38 +313,10 @@ class MockUpstream:
                 await asyncio.sleep(plan.drip)
             await response.write(data)
         if plan.kind == "cut-stream":
-            await self._abort(request)
+            await abort(request)
             return response
         await response.write_eof()
         return response
-
-    def _build_reply(self, body: dict[str, Any], wire: Wire) -> _Reply:
-        """Compute the deterministic reply to a chat/messages request."""
-        messages = _messages(body)
-        model = body.get("model")
-        reply = _Reply(
-            n=next(self._ids),
-            model=model if isinstance(model, str) else "",
-            prompt_tokens=_prompt_words(body, wire),
-            finish="stop",
-        )
-        tool_name = _first_tool_name(body.get("tools"))
-        if tool_name is not None and _wants_tool(messages):
-            reply.tool_name = tool_name
-            reply.pieces = _word_pieces(json.dumps(_TOOL_INPUT).split())
-            reply.finish = "tool"
-            return reply
-        snippet = " ".join(_last_user_text(messages).split())[:40].strip()
-        words = f"mock reply to: {snippet}".split()
-        if wire == "openai":
-            limit = _int_field(body, "max_completion_tokens", "max_tokens")
-        else:
-            limit = _int_field(body, "max_tokens")
-        if limit is not None and limit < len(words):
-            words = words[: max(0, limit)]
-            reply.finish = "length"
-        reply.pieces = _word_pieces(words)
-        return reply
 
     # -- handlers -------------------------------------------------------------------------------
 
@@ -779,77 +324,44 @@ class MockUpstream:
         """POST /v1/chat/completions."""
         body = await self._record(request)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return _error("openai", 400, "request body must be a JSON object with 'messages'")
+            return error("openai", 400, "request body must be a JSON object with 'messages'")
         model = str(body.get("model", ""))
         stream = body.get("stream") is True
         plan, done = await self._fault(request, "openai", model, stream)
         if done is not None:
             return done
-        reply = self._build_reply(body, "openai")
+        reply = build_reply(body, "openai", next(self._ids))
         if not stream:
-            return web.json_response(_openai_completion(reply))
+            return web.json_response(openai_completion(reply))
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        return await self._stream(request, plan, _openai_events(reply, include_usage))
+        return await self._stream(request, plan, openai_events(reply, include_usage))
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         """POST /v1/messages."""
         body = await self._record(request)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return _error("anthropic", 400, "request body must be a JSON object with 'messages'")
+            return error("anthropic", 400, "request body must be a JSON object with 'messages'")
         model = str(body.get("model", ""))
         stream = body.get("stream") is True
         plan, done = await self._fault(request, "anthropic", model, stream)
         if done is not None:
             return done
-        reply = self._build_reply(body, "anthropic")
+        reply = build_reply(body, "anthropic", next(self._ids))
         if not stream:
-            return web.json_response(_anthropic_message(reply))
-        return await self._stream(request, plan, _anthropic_events(reply))
+            return web.json_response(anthropic_message(reply))
+        return await self._stream(request, plan, anthropic_events(reply))
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         """POST /v1/embeddings."""
         body = await self._record(request)
         if not isinstance(body, dict):
-            return _error("openai", 400, "request body must be a JSON object")
+            return error("openai", 400, "request body must be a JSON object")
         model = str(body.get("model", ""))
         _, done = await self._fault(request, "openai", model, False)
         if done is not None:
             return done
-        raw = body.get("input")
-        inputs: list[Any]
-        if isinstance(raw, str) or (
-            isinstance(raw, list) and raw and all(isinstance(t, int) for t in raw)
-        ):
-            inputs = [raw]
-        elif isinstance(raw, list) and raw:
-            inputs = raw
-        else:
-            return _error("openai", 400, "'input' must be a string or a non-empty list")
-        as_base64 = body.get("encoding_format") == "base64"
-        data: list[dict[str, Any]] = []
-        tokens = 0
-        for index, item in enumerate(inputs):
-            if isinstance(item, str):
-                seed, tokens = item, tokens + len(item.split())
-            elif isinstance(item, list) and all(isinstance(t, int) for t in item):
-                seed, tokens = _dumps(item), tokens + len(item)
-            else:
-                return _error("openai", 400, f"input[{index}] must be a string or token list")
-            vector = _embedding(seed)
-            embedding: Any = vector
-            if as_base64:
-                embedding = base64.b64encode(struct.pack("<8f", *vector)).decode()
-            data.append({"object": "embedding", "index": index, "embedding": embedding})
-        tokens = max(1, tokens)
-        return web.json_response(
-            {
-                "object": "list",
-                "data": data,
-                "model": model,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            }
-        )
+        return embeddings_reply(body, model)
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         """GET /v1/models (fields of both the OpenAI and the Anthropic shapes)."""
@@ -879,7 +391,7 @@ class MockUpstream:
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         """Any other path: 404 in the OpenAI error format."""
         await self._record(request)
-        return _error("openai", 404, f"mock upstream: no route for {request.method} {request.path}")
+        return error("openai", 404, f"mock upstream: no route for {request.method} {request.path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
