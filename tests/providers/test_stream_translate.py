@@ -9,16 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trimtab.providers.accumulate import AnthropicStreamAccumulator, OpenAIStreamAccumulator
+from trimtab.providers.anthropic_to_openai import openai_to_anthropic_response
+from trimtab.providers.openai_to_anthropic import anthropic_to_openai_response
 from trimtab.providers.stream_translate import (
     AnthropicToOpenAIStream,
     OpenAIToAnthropicStream,
     UpstreamStreamError,
 )
-from trimtab.providers.translate import (
-    JSON,
-    anthropic_to_openai_response,
-    openai_to_anthropic_response,
-)
+from trimtab.providers.translate import JSON
 
 # --------------------------------------------------------------------------- fixtures
 

@@ -8,18 +8,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trimtab.providers.anthropic_to_openai import (
+    anthropic_to_openai_request,
+    openai_to_anthropic_response,
+)
+from trimtab.providers.openai_to_anthropic import (
+    anthropic_to_openai_response,
+    openai_chat_to_anthropic,
+)
+from trimtab.providers.response_fields import (
+    anthropic_error_message,
+    anthropic_usage,
+    openai_error_message,
+    openai_usage,
+)
 from trimtab.providers.translate import (
     JSON,
     TranslationError,
-    anthropic_error_message,
-    anthropic_to_openai_request,
-    anthropic_to_openai_response,
-    anthropic_usage,
     finish_reason_from_stop_reason,
-    openai_chat_to_anthropic,
-    openai_error_message,
-    openai_to_anthropic_response,
-    openai_usage,
     stop_reason_from_finish_reason,
 )
 

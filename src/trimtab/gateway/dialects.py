@@ -9,16 +9,17 @@ import orjson
 
 from trimtab.bounds import exceeds_depth, too_deep_message
 from trimtab.errors import GatewayError
-from trimtab.providers.base import UpstreamError
-from trimtab.providers.translate import (
-    TranslationError,
+from trimtab.providers.anthropic_to_openai import (
     anthropic_to_openai_request,
-    anthropic_to_openai_response,
-    anthropic_usage,
-    openai_chat_to_anthropic,
     openai_to_anthropic_response,
-    openai_usage,
 )
+from trimtab.providers.base import UpstreamError
+from trimtab.providers.openai_to_anthropic import (
+    anthropic_to_openai_response,
+    openai_chat_to_anthropic,
+)
+from trimtab.providers.response_fields import anthropic_usage, openai_usage
+from trimtab.providers.translate import TranslationError
 from trimtab.types import Wire
 
 JSON = dict[str, Any]

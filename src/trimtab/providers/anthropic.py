@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from trimtab.config import ProviderConfig
 from trimtab.providers.http import HttpProvider
-from trimtab.providers.translate import anthropic_error_message
+from trimtab.providers.response_fields import anthropic_error_message
 from trimtab.types import Operation, Wire
 
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from trimtab.config import ProviderConfig
 from trimtab.providers.http import HttpProvider
-from trimtab.providers.translate import openai_error_message
+from trimtab.providers.response_fields import openai_error_message
 from trimtab.types import Operation, Wire
 
 
