@@ -49,3 +49,23 @@ def test_yaml_within_the_bounds_loads_like_safe_load() -> None:
 def test_yaml_past_the_bounds_is_a_yaml_error(text: str, message: str) -> None:
     with pytest.raises(yaml.YAMLError, match=re.escape(message)):
         safe_load_yaml(text)
+
+
+def test_validation_problems_name_the_source_the_key_path_and_unknown_keys() -> None:
+    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    from trimtab.bounds import validation_problems
+
+    class Item(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        size: int
+
+    class File(BaseModel):
+        items: dict[str, list[Item]]
+
+    with pytest.raises(ValidationError) as caught:
+        File.model_validate({"items": {"a": [{"size": 1}, {"size": "x", "colour": 1}]}})
+    assert validation_problems(caught.value, "f.yaml") == [
+        "f.yaml: items.a[1].size: Input should be a valid integer, unable to parse string as an integer",
+        "f.yaml: items.a[1].colour: unknown key",
+    ]

@@ -12,9 +12,12 @@ when the result is serialised (the "billion laughs").
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 MAX_DEPTH = 64
 
@@ -80,3 +83,26 @@ def safe_load_yaml(text: str) -> Any:
         return loader.get_single_data()
     finally:
         loader.dispose()
+
+
+def location(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the file spells it: `routes.a.version.messages[0]`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def validation_problems(exc: ValidationError, source: str) -> list[str]:
+    """One line per error of a parsed file's schema: `source: key.path: message`
+    (`unknown key` for a key the schema forbids)."""
+    lines = []
+    for err in exc.errors():
+        where = location(tuple(err["loc"]))
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = msg.removeprefix("Value error, ")
+        lines.append(f"{source}: {where}: {msg}" if where else f"{source}: {msg}")
+    return lines

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from trimtab.bounds import safe_load_yaml
+from trimtab.bounds import safe_load_yaml, validation_problems
 from trimtab.canary.plans import Plan
 from trimtab.types import Role
 
@@ -322,16 +322,6 @@ def expand_env(text: str, environ: dict[str, str] | None = None, source: str = "
     return _ENV.sub(sub, text)
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 def parse_config(data: Any, source: str = "<config>") -> Config:
     """Validate already-loaded YAML data; errors name the source and the key."""
     if data is None:
@@ -341,13 +331,7 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = _location(tuple(err["loc"]))
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            msg = msg.removeprefix("Value error, ")
-            lines.append(f"{source}: {where}: {msg}" if where else f"{source}: {msg}")
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError("\n".join(validation_problems(exc, source))) from None
 
 
 def load_config(path: str | Path) -> Config:

@@ -7,7 +7,7 @@ bytes untouched (except the usage chunk the client did not ask for); the others 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -25,13 +25,41 @@ JSON = dict[str, Any]
 _DONE = b"[DONE]"
 
 
-class Relay:
-    """Common state: whether the provider finished, and whether a token went out."""
+class _Accumulator(Protocol):
+    """A stream accumulator as a relay uses it (providers/accumulate.py)."""
 
-    def __init__(self, provider: str) -> None:
+    def add(self, item: JSON) -> None: ...
+
+    @property
+    def response_id(self) -> str | None: ...
+    @property
+    def response_model(self) -> str | None: ...
+    @property
+    def input_tokens(self) -> int | None: ...
+    @property
+    def output_tokens(self) -> int | None: ...
+    @property
+    def finish_reasons(self) -> list[str]: ...
+    def result(self) -> JSON: ...
+
+
+class Relay:
+    """Common state: whether the provider finished, and whether a token went out.
+
+    `acc` rebuilds the response the client receives; `upstream` the provider's own
+    stream (the same accumulator when no translation happens). The accessors read
+    usage, finish reasons, id and model from `upstream`; a translating relay takes
+    usage and finish reasons from its translator instead.
+    """
+
+    def __init__(
+        self, provider: str, acc: _Accumulator, upstream: _Accumulator | None = None
+    ) -> None:
         self.provider = provider
         self.done = False
         self.token_seen = False
+        self._acc = acc
+        self._upstream = acc if upstream is None else upstream
 
     def _load(self, data: bytes) -> JSON:
         try:
@@ -56,18 +84,20 @@ class Relay:
         raise NotImplementedError
 
     def usage(self) -> tuple[int | None, int | None]:
-        raise NotImplementedError
+        """(input tokens, output tokens) as the provider reported them."""
+        return self._upstream.input_tokens, self._upstream.output_tokens
 
     def finish_reasons(self) -> list[str] | None:
-        raise NotImplementedError
+        """The provider's own finish reasons (its word, as on the non-stream path)."""
+        return self._upstream.finish_reasons or None
 
     def response(self) -> JSON:
         """The streamed response reassembled, in the client's wire format."""
-        raise NotImplementedError
+        return self._acc.result()
 
     def response_meta(self) -> tuple[str | None, str | None]:
         """(response id, response model) as the provider reported them."""
-        raise NotImplementedError
+        return self._upstream.response_id, self._upstream.response_model
 
 
 def _openai_has_token(chunk: JSON) -> bool:
@@ -91,9 +121,8 @@ class OpenAIRelay(Relay):
     """OpenAI client, OpenAI-wire provider."""
 
     def __init__(self, provider: str, client_wants_usage: bool) -> None:
-        super().__init__(provider)
+        super().__init__(provider, OpenAIStreamAccumulator())
         self._wants_usage = client_wants_usage
-        self._acc = OpenAIStreamAccumulator()
 
     def feed(self, event: SSEEvent) -> bytes:
         if event.data == _DONE:
@@ -110,25 +139,12 @@ class OpenAIRelay(Relay):
             return b""  # asked upstream for our own accounting; the client did not want it
         return encode_data(event.data)
 
-    def usage(self) -> tuple[int | None, int | None]:
-        return self._acc.input_tokens, self._acc.output_tokens
-
-    def finish_reasons(self) -> list[str] | None:
-        return self._acc.finish_reasons or None
-
-    def response(self) -> JSON:
-        return self._acc.result()
-
-    def response_meta(self) -> tuple[str | None, str | None]:
-        return self._acc.response_id, self._acc.response_model
-
 
 class AnthropicRelay(Relay):
     """Anthropic client, Anthropic provider."""
 
     def __init__(self, provider: str) -> None:
-        super().__init__(provider)
-        self._acc = AnthropicStreamAccumulator()
+        super().__init__(provider, AnthropicStreamAccumulator())
 
     def feed(self, event: SSEEvent) -> bytes:
         data = self._load(event.data)
@@ -145,27 +161,13 @@ class AnthropicRelay(Relay):
             self.done = True
         return encode_event(event.event or str(kind), event.data)
 
-    def usage(self) -> tuple[int | None, int | None]:
-        return self._acc.input_tokens, self._acc.output_tokens
-
-    def finish_reasons(self) -> list[str] | None:
-        return self._acc.finish_reasons or None
-
-    def response(self) -> JSON:
-        return self._acc.result()
-
-    def response_meta(self) -> tuple[str | None, str | None]:
-        return self._acc.response_id, self._acc.response_model
-
 
 class AnthropicToOpenAIRelay(Relay):
     """OpenAI client, Anthropic provider."""
 
     def __init__(self, provider: str, model: str, client_wants_usage: bool) -> None:
-        super().__init__(provider)
+        super().__init__(provider, OpenAIStreamAccumulator(), AnthropicStreamAccumulator())
         self._tr = AnthropicToOpenAIStream(model, int(time.time()), client_wants_usage)
-        self._acc = OpenAIStreamAccumulator()
-        self._upstream = AnthropicStreamAccumulator()
 
     def feed(self, event: SSEEvent) -> bytes:
         data = self._load(event.data)
@@ -192,21 +194,13 @@ class AnthropicToOpenAIRelay(Relay):
         reason = self._tr.stop_reason  # the provider's own word, as on the non-stream path
         return [reason] if reason else None
 
-    def response(self) -> JSON:
-        return self._acc.result()
-
-    def response_meta(self) -> tuple[str | None, str | None]:
-        return self._upstream.response_id, self._upstream.response_model
-
 
 class OpenAIToAnthropicRelay(Relay):
     """Anthropic client, OpenAI-wire provider."""
 
     def __init__(self, provider: str, model: str, message_id: str) -> None:
-        super().__init__(provider)
+        super().__init__(provider, AnthropicStreamAccumulator(), OpenAIStreamAccumulator())
         self._tr = OpenAIToAnthropicStream(model, message_id)
-        self._acc = AnthropicStreamAccumulator()
-        self._upstream = OpenAIStreamAccumulator()
 
     def _emit(self, events: list[tuple[str, JSON]]) -> bytes:
         out = []
@@ -234,12 +228,6 @@ class OpenAIToAnthropicRelay(Relay):
     def finish_reasons(self) -> list[str] | None:
         reason = self._tr.finish_reason
         return [reason] if reason else None
-
-    def response(self) -> JSON:
-        return self._acc.result()
-
-    def response_meta(self) -> tuple[str | None, str | None]:
-        return self._upstream.response_id, self._upstream.response_model
 
 
 def make_relay(

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trimtab.bounds import exceeds_depth, safe_load_yaml, too_deep_message
+from trimtab.bounds import exceeds_depth, safe_load_yaml, too_deep_message, validation_problems
 from trimtab.registry.bundle import Bundle, Message, Template, TemplateError
 
 ROUTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -100,16 +100,6 @@ class RouteDefinition:
     bundle: Bundle
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 def _bundle(version: VersionSpec) -> Bundle:
     params = version.params.model_dump(exclude_none=True)
     messages = tuple(Message(m.role, m.content) for m in version.messages)
@@ -178,11 +168,7 @@ def parse_routes(
     try:
         parsed = RoutesFile.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
-            where = _location(tuple(err["loc"]))
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            msg = msg.removeprefix("Value error, ")
-            problems.append(f"{source}: {where}: {msg}" if where else f"{source}: {msg}")
+        problems.extend(validation_problems(exc, source))
     if isinstance(raw_routes, dict):  # every problem at once, not only the schema's
         for name, raw in raw_routes.items():
             problems.extend(_check(str(name), raw, source, models))
