@@ -19,7 +19,9 @@ from trimtab.config import Config, parse_config
 from trimtab.store.tables import requests
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.outage import RestartableRedis, StoppablePostgres
-from trimtab.testing.servers import PostgresServer, RedisServer, ServerUnavailable, free_port
+from trimtab.testing.postgres_server import PostgresServer
+from trimtab.testing.redis_server import RedisServer
+from trimtab.testing.servers import ServerUnavailable, free_port
 from trimtab.testing.serving import ServerThread
 
 ADMIN_KEY = "tt-admin-acme-0001"

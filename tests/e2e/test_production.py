@@ -31,7 +31,9 @@ from tests.conftest import _new_database
 from tests.e2e.test_graceful_stop import count_rows, stop_server
 from trimtab.config import load_config
 from trimtab.testing.mock_upstream import MockUpstream
-from trimtab.testing.servers import PostgresServer, RedisServer, free_port
+from trimtab.testing.postgres_server import PostgresServer
+from trimtab.testing.redis_server import RedisServer
+from trimtab.testing.servers import free_port
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "production"
 TRIMTAB = str(Path(sys.executable).parent / "trimtab")

@@ -18,7 +18,7 @@ from tests.conftest import APP_KEY, KEYS, VIEWER_KEY, GatewayFactory, Running, b
 from tests.gateway.test_openai_sdk import stored
 from trimtab.errors import error_type
 from trimtab.testing.mock_upstream import MockUpstream
-from trimtab.testing.servers import RedisServer
+from trimtab.testing.redis_server import RedisServer
 
 AUTH = {"authorization": f"Bearer {APP_KEY}"}
 MSGS = [{"role": "user", "content": "hi"}]

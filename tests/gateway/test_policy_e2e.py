@@ -16,7 +16,7 @@ from tests.conftest import APP_KEY, GLOBEX_APP_KEY, KEYS, GatewayFactory, base_c
 from tests.e2e.test_graceful_stop import start_gateway, stop_server
 from tests.gateway.test_openai_sdk import stored
 from trimtab.testing.mock_upstream import MockUpstream
-from trimtab.testing.servers import RedisServer
+from trimtab.testing.redis_server import RedisServer
 
 MSGS = [{"role": "user", "content": "how much"}]
 # ~$0.01 per token: a handful of requests spends a dollar

@@ -29,7 +29,8 @@ from trimtab.providers.secrets import REDACTED, Scrubber, provider_secrets
 from trimtab.store.engine import make_engine
 from trimtab.store.tables import requests
 from trimtab.testing.mock_upstream import MockUpstream
-from trimtab.testing.servers import PostgresServer, free_port
+from trimtab.testing.postgres_server import PostgresServer
+from trimtab.testing.servers import free_port
 
 OPENAI_KEY = "sk-live-0penai-Secret-4242"
 ANTHROPIC_KEY = "sk-ant-live-Secret-4343"

@@ -16,7 +16,7 @@ from trimtab.state.base import SharedState
 from trimtab.state.memory import MemoryState
 from trimtab.state.redis import RedisState
 from trimtab.store.engine import make_engine, migrate
-from trimtab.testing.servers import RedisServer
+from trimtab.testing.redis_server import RedisServer
 
 PRICES = {
     "gpt-big": Pricing(input_per_mtok=10.0, output_per_mtok=30.0),

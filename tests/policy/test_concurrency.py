@@ -24,7 +24,7 @@ from trimtab.errors import GatewayError
 from trimtab.policy.service import Ask, Policy
 from trimtab.state.redis import RedisState
 from trimtab.store.engine import make_engine
-from trimtab.testing.servers import RedisServer
+from trimtab.testing.redis_server import RedisServer
 
 LIMIT = 1.0
 ALREADY_SPENT = 0.95

@@ -17,7 +17,8 @@ from tests.conftest import _new_database, base_config
 from tests.e2e.test_graceful_stop import start_gateway, stop_server
 from tests.rollouts.test_rollouts_e2e import FAST, route_call, routes_yaml
 from trimtab.testing.mock_upstream import MockUpstream
-from trimtab.testing.servers import PostgresServer, RedisServer
+from trimtab.testing.postgres_server import PostgresServer
+from trimtab.testing.redis_server import RedisServer
 
 USERS = [f"user-{i}" for i in range(40)]
 

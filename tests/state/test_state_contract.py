@@ -21,7 +21,8 @@ import pytest
 from trimtab.state.base import BreakerCounts, SharedState
 from trimtab.state.memory import MemoryState
 from trimtab.state.redis import RedisState, StateUnavailable
-from trimtab.testing.servers import RedisServer, free_port
+from trimtab.testing.redis_server import RedisServer
+from trimtab.testing.servers import free_port
 
 HOUR = 3600.0
 

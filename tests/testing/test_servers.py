@@ -9,13 +9,9 @@ import psycopg
 import pytest
 
 from trimtab.testing import servers
-from trimtab.testing.servers import (
-    PostgresServer,
-    RedisServer,
-    ServerStartError,
-    ServerUnavailable,
-    free_port,
-)
+from trimtab.testing.postgres_server import PostgresServer
+from trimtab.testing.redis_server import RedisServer
+from trimtab.testing.servers import ServerStartError, ServerUnavailable, free_port
 
 
 def _port_closed(port: int) -> bool:

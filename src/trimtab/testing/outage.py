@@ -7,7 +7,8 @@ import os
 import signal
 from typing import Any
 
-from trimtab.testing.servers import PostgresServer, RedisServer
+from trimtab.testing.postgres_server import PostgresServer
+from trimtab.testing.redis_server import RedisServer
 
 
 class StoppablePostgres(PostgresServer):
