@@ -21,8 +21,8 @@ from trimtab.store.errors import summary
 from trimtab.telemetry.journal import Journal, Segment
 from trimtab.telemetry.metrics import GatewayMetrics
 from trimtab.telemetry.record import RequestRecord
+from trimtab.telemetry.sink import TelemetrySink
 from trimtab.telemetry.spill import SpillFile
-from trimtab.telemetry.store import TelemetryStore
 
 log = logging.getLogger("trimtab.telemetry")
 WRITER_NICENESS = 5
@@ -32,11 +32,11 @@ Entry = tuple[RequestRecord, Segment | None]
 
 
 class Recorder:
-    """Accepts records from the event loop; one thread commits them in batches."""
+    """Accepts records from the event loop; one thread commits them in batches to a sink."""
 
     def __init__(
         self,
-        store: TelemetryStore,
+        sink: TelemetrySink,
         spill: SpillFile,
         metrics: GatewayMetrics,
         *,
@@ -46,7 +46,7 @@ class Recorder:
         write_retries: int,
         journal: Journal | None = None,
     ) -> None:
-        self._store = store
+        self._sink = sink
         self._spill = spill
         self._journal = journal
         self._metrics = metrics
@@ -97,7 +97,7 @@ class Recorder:
         written = 0
         try:
             for batch in self._spill.batches(self._batch_size):
-                written += self._store.write(batch, skip_existing=True)
+                written += self._sink.write(batch, skip_existing=True)
                 for rec in batch:
                     self._metrics.observe(rec)
         except Exception as exc:
@@ -133,7 +133,7 @@ class Recorder:
 
     def _write_observed(self, batch: list[RequestRecord]) -> int:
         # a dead process's records: this process's metrics have not seen them
-        n = self._store.write(batch, skip_existing=True)
+        n = self._sink.write(batch, skip_existing=True)
         for rec in batch:
             self._metrics.observe(rec)
         self._metrics.recorded.inc(n)
@@ -141,7 +141,7 @@ class Recorder:
 
     def _write_seen(self, batch: list[RequestRecord]) -> int:
         # spilled by this process, which observed them then
-        n = self._store.write(batch, skip_existing=True)
+        n = self._sink.write(batch, skip_existing=True)
         self._metrics.recorded.inc(n)
         return n
 
@@ -234,7 +234,7 @@ class Recorder:
             self._metrics.observe(rec)
         for attempt in range(self._retries + 1):
             try:
-                self._store.write(records)
+                self._sink.write(records)
             except Exception as exc:
                 self._failed(exc)
                 log.warning("telemetry write failed (attempt %d): %s", attempt + 1, summary(exc))

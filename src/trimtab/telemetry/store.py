@@ -57,7 +57,10 @@ def to_row(record: RequestRecord) -> dict[str, Any]:
 
 
 class TelemetryStore:
-    """The requests table and the per-minute rollups, written in one transaction."""
+    """The requests table and the per-minute rollups, written in one transaction.
+
+    The `TelemetrySink` the recorder writes to (telemetry/sink.py).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
