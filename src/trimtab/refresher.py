@@ -3,6 +3,10 @@
 The gateway serves keys and routes from memory; a background task reloads them every
 `refresh_s` (the query runs in a thread). When the store does not answer, the last
 snapshot keeps serving and the outage is remembered for /readyz and /metrics.
+
+`Periodic` is that background task on its own, also used by the rollout controller
+and the shared-state probe: one step every interval, what a step raises is logged and
+the loop goes on, `stop()` cancels it and waits for it.
 """
 
 from __future__ import annotations
@@ -12,9 +16,57 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 log = logging.getLogger(__name__)
+
+
+class Periodic:
+    """Runs `step` every `interval_s` in a background task named `name` until stopped.
+
+    With `wait_first` the first step comes one interval after `start()` (the caller has
+    just done one), otherwise at once. An exception of a step is logged on `logger` with
+    `failed` as the message; the next step still comes."""
+
+    def __init__(
+        self,
+        name: str,
+        step: Callable[[], Awaitable[object]],
+        interval_s: float,
+        *,
+        failed: str,
+        logger: logging.Logger = log,
+        wait_first: bool = True,
+    ) -> None:
+        self._name = name
+        self._step = step
+        self._interval_s = interval_s
+        self._failed = failed
+        self._log = logger
+        self._wait_first = wait_first
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        if self._wait_first:
+            await asyncio.sleep(self._interval_s)
+        while True:
+            try:
+                await self._step()
+            except Exception:  # never let the loop die
+                self._log.exception(self._failed)
+            await asyncio.sleep(self._interval_s)
 
 
 class Refresher:
@@ -24,7 +76,12 @@ class Refresher:
         self._what = what  # "key store", "route store": for logs and readiness
         self._refresh_s = refresh_s
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            "trimtab-" + what.replace(" ", "-"),
+            self.refresh,
+            refresh_s,
+            failed=f"{what} refresh failed",
+        )
         self._last_ok: float | None = None  # monotonic start of the last good reload
         self._down_since: datetime | None = None
         self._last_error = ""
@@ -37,15 +94,10 @@ class Refresher:
     async def start(self) -> None:
         """Load once, then keep refreshing in the background."""
         await self.refresh()
-        name = "trimtab-" + self._what.replace(" ", "-")
-        self._task = asyncio.create_task(self._loop(), name=name)
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def refresh(self) -> bool:
         """One reload; True when the store answered.
@@ -76,14 +128,6 @@ class Refresher:
                 "%s unreachable (%s); serving the last snapshot", self._what, self._last_error
             )
         self.up = False
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_s)
-            try:
-                await self.refresh()
-            except Exception:  # never let the refresher die
-                log.exception("%s refresh failed", self._what)
 
     def age_s(self) -> float:
         """Seconds since the snapshot in use was taken (inf before the first one)."""

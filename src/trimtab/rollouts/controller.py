@@ -17,8 +17,6 @@ move's transaction.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -30,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from trimtab.audit.log import CONTROLLER
 from trimtab.canary.analysis import Action, ArmStats, Decision, analyze, decide
+from trimtab.refresher import Periodic
 from trimtab.rollouts.store import RolloutRow, RolloutStore, finite
 
 log = logging.getLogger("trimtab.rollouts")
@@ -65,29 +64,23 @@ class RolloutController:
     ) -> None:
         self._store = store
         self._on_change = on_change
-        self._interval = interval_s
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            "trimtab-rollout-controller",
+            self.tick,
+            interval_s,
+            failed="rollout controller tick failed",
+            logger=log,
+            wait_first=False,
+        )
         # (rollout id, stage) -> (stable, candidate) of windows that are closed and settled
         self._closed: dict[tuple[str, int], tuple[ArmStats, ArmStats]] = {}
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="trimtab-rollout-controller")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("rollout controller tick failed")
-            await asyncio.sleep(self._interval)
+        await self._loop.stop()
 
     async def tick(self) -> int:
         """Judge every running rollout once; returns how many changed state."""

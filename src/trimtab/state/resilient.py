@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from trimtab.refresher import Periodic
 from trimtab.state.base import BreakerCounts, Reservation, WindowDecision
 from trimtab.state.ledger import Ledger
 from trimtab.state.memory import MemoryState
@@ -67,7 +68,7 @@ class ResilientState:
         self._ledger = Ledger()
         # this outage: budget key -> settled spend its local account started from
         self._base: dict[str, float] = {}
-        self._probe: asyncio.Task[None] | None = None
+        self._probe: Periodic | None = None
         self._local_seed: asyncio.Task[None] | None = None
         registry = registry if registry is not None else CollectorRegistry()
         self._fallbacks = Counter(
@@ -102,15 +103,23 @@ class ResilientState:
             await self.primary.ping()
         except StateUnavailable as exc:
             self._down(exc, self._epoch)
-        self._probe = asyncio.create_task(self._probe_loop(), name="trimtab-state-probe")
+        self._probe = Periodic(
+            "trimtab-state-probe",
+            self._probe_once,
+            self._probe_interval,
+            failed="shared-state probe failed",
+            logger=log,
+        )
+        self._probe.start()
 
     async def close(self) -> None:
         """Stop probing, close the Redis pool, drop local state."""
-        for task in (self._probe, self._local_seed):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._probe is not None:
+            await self._probe.stop()
+        if self._local_seed is not None:
+            self._local_seed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._local_seed
         await self.primary.close()
         await self._local.close()
 
@@ -200,20 +209,18 @@ class ResilientState:
             len(seeds),
         )
 
-    async def _probe_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._probe_interval)
-            epoch = self._epoch
-            try:
-                if not self._up:
-                    await self._recover()
-                elif self._seeder is not None and not await self.primary.seeded():
-                    await self._reseed(self._generation)
-                self._ledger.sweep()
-            except StateUnavailable as exc:
-                self._down(exc, epoch)
-            except Exception:
-                log.exception("shared-state probe failed")
+    async def _probe_once(self) -> None:
+        """One probe (every `probe_interval_s`): recover, re-seed a Redis that lost its
+        budgets, sweep the ledger."""
+        epoch = self._epoch
+        try:
+            if not self._up:
+                await self._recover()
+            elif self._seeder is not None and not await self.primary.seeded():
+                await self._reseed(self._generation)
+            self._ledger.sweep()
+        except StateUnavailable as exc:
+            self._down(exc, epoch)
 
     async def _apply_primary(self, seeds: Seeds, *, sync: bool) -> None:
         """Raise Redis's accounts to `seeds` and to the highest spend Redis ever reported
