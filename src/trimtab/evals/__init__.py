@@ -1,0 +1,1 @@
+"""Evals: datasets, scorers, runs and the paired comparison that decides a release gate."""
