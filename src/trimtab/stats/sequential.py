@@ -160,6 +160,21 @@ def _bisect(pred: Callable[[float], bool], lo: float, hi: float, iters: int = 64
     return 0.5 * (lo + hi)
 
 
+def _confidence_bounds(
+    above: Callable[[float], bool], below: Callable[[float], bool], lo: float, hi: float
+) -> tuple[float | None, float | None]:
+    """The ends of a confidence interval, bisected on ``[lo, hi]``.
+
+    ``above(x)``: the evidence that the quantity exceeds ``x`` crosses its threshold
+    (true for small ``x``); ``below(x)`` likewise for "less than ``x``". The lower end
+    is where ``above`` stops holding, the upper end where ``below`` starts; ``None``
+    where even ``lo`` (``hi``) is not rejected: no bound on that side.
+    """
+    lower = _bisect(above, lo, hi) if above(lo) else None
+    upper = _bisect(lambda x: not below(x), lo, hi) if below(hi) else None
+    return lower, upper
+
+
 # --- rates: split of events ---------------------------------------------------------------
 
 
@@ -291,13 +306,10 @@ def compare_rates(
         )
         return float(le) >= math.log(1.0 / down_alpha)
 
-    span = 30.0
-    lower = 0.0 if not rejects_up(-span) else math.exp(_bisect(rejects_up, -span, span))
-    upper = (
-        math.inf
-        if not rejects_down(span)
-        else math.exp(_bisect(lambda x: not rejects_down(x), -span, span))
-    )
+    span = 30.0  # in log psi
+    log_lower, log_upper = _confidence_bounds(rejects_up, rejects_down, -span, span)
+    lower = 0.0 if log_lower is None else math.exp(log_lower)
+    upper = math.inf if log_upper is None else math.exp(log_upper)
     n_c, n_s = float(nc.sum()), float(ns.sum())
     p_c = float(kc.sum()) / n_c if n_c else None
     p_s = float(ks.sum()) / n_s if n_s else None
@@ -447,14 +459,13 @@ def compare_means(
         theta, sigma2, _ = mean_contrast(nc, sc, qc, ns, ss, qs, coef)
         scale = abs(float(theta)) + math.sqrt(max(float(sigma2), 0.0)) + 1.0
         lo_x, hi_x = -1e6 * scale, 1e6 * scale
-    if ready and above(lo_x, kind):
-        lower = _bisect(lambda x: above(x, kind), lo_x, hi_x)
-    else:
-        lower = -math.inf if kind == "difference" else 0.0
-    if ready and below(hi_x, kind):
-        upper = _bisect(lambda x: not below(x, kind), lo_x, hi_x)
-    else:
-        upper = math.inf
+    found = (
+        _confidence_bounds(lambda x: above(x, kind), lambda x: below(x, kind), lo_x, hi_x)
+        if ready
+        else (None, None)
+    )
+    lower = (-math.inf if kind == "difference" else 0.0) if found[0] is None else found[0]
+    upper = math.inf if found[1] is None else found[1]
     return MetricResult(
         metric=metric,
         verdict=_verdict(le_reg, le_ok, alpha, alpha_pass),
