@@ -16,7 +16,8 @@ from trimtab.canary.analysis import ArmStats, analyze
 from trimtab.canary.plans import Plan, Stage
 from trimtab.registry.store import RouteKey, RouteStore
 from trimtab.rollouts.controller import SETTLE_S, RolloutController
-from trimtab.rollouts.store import RolloutRow, RolloutStore
+from trimtab.rollouts.row import RolloutRow
+from trimtab.rollouts.store import RolloutStore
 from trimtab.stats.sequential import Verdict
 from trimtab.store.tables import requests
 

@@ -19,7 +19,8 @@ from trimtab.auth.keyring import KeyRing, require_role
 from trimtab.canary.plans import DEFAULT_PLAN, Plan
 from trimtab.errors import GatewayError
 from trimtab.registry.store import RouteKey, RouteStore
-from trimtab.rollouts.store import RolloutRow, RolloutStore
+from trimtab.rollouts.row import RolloutRow
+from trimtab.rollouts.store import RolloutStore
 from trimtab.types import MODEL_CALLERS, READERS, Principal, new_request_id
 
 T = TypeVar("T")
@@ -218,7 +219,7 @@ class RolloutsAPI:
                 raise GatewayError(403, "forbidden", "attestations need a key with an owner")
             by = Actor.of(request, principal, rid)
             out = await self._db(
-                self._store.attest, route, version, kind, result, by,
+                self._store.attestations.attest, route, version, kind, result, by,
                 _text(data, "note"), _text(data, "url"),
             )  # fmt: skip
             await self._done()
@@ -240,7 +241,7 @@ class RolloutsAPI:
                 raise bad_param("escalated", "must be a boolean")
             tenant = None if principal.is_admin else principal.tenant
             out = await self._db(
-                self._store.add_feedback, request_id, tenant, score, _text(data, "comment"),
+                self._store.feedback.add, request_id, tenant, score, _text(data, "comment"),
                 escalated, Actor.of(request, principal, rid),
             )  # fmt: skip
             return json_response(out, 201, rid)

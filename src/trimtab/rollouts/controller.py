@@ -29,7 +29,8 @@ from starlette.concurrency import run_in_threadpool
 from trimtab.audit.log import CONTROLLER
 from trimtab.canary.analysis import Action, ArmStats, Decision, analyze, decide
 from trimtab.refresher import Periodic
-from trimtab.rollouts.store import RolloutRow, RolloutStore, finite
+from trimtab.rollouts.row import RolloutRow, finite
+from trimtab.rollouts.store import RolloutStore
 
 log = logging.getLogger("trimtab.rollouts")
 
@@ -133,14 +134,14 @@ class RolloutController:
         return False
 
     def windows(self, ro: RolloutRow) -> tuple[list[ArmStats], list[ArmStats]]:
-        """Stable's and the candidate's stats, one per stage so far (rollouts/store.py)."""
+        """Stable's and the candidate's stats, one per stage so far (rollouts/arms.py)."""
         now = self._clock()
         stable: list[ArmStats] = []
         candidate: list[ArmStats] = []
         for k, (start, end) in enumerate(ro.windows()):
             arms = self._closed.get((ro.id, k))
             if arms is None:
-                arms = self._store.arms(ro, start, end)
+                arms = self._store.arms.between(ro, start, end)
                 if end is not None and now - end.timestamp() > SETTLE_S:
                     self._closed[(ro.id, k)] = arms
             stable.append(arms[0])

@@ -1,0 +1,94 @@
+"""What the canary analysis reads: each arm's requests and feedback over one window."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Text, case, cast, func, or_, select
+
+from trimtab.canary.analysis import ArmStats, LatencySamples
+from trimtab.registry.store import RouteKey
+from trimtab.rollouts.row import RolloutRow
+from trimtab.store.tables import feedback, requests, routes
+
+# the finish reasons that mean the model refused (OpenAI's and Anthropic's words)
+REFUSAL_FINISH_REASONS = ("content_filter", "refusal")
+MAX_LATENCY_ROWS = 200_000  # bound on the latencies one window reads per arm
+
+
+class ArmReader:
+    """Stable's and the candidate's statistics, from the requests and feedback tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def between(
+        self, ro: RolloutRow, start: datetime, end: datetime | None
+    ) -> tuple[ArmStats, ArmStats]:
+        """Stable and candidate over one window, ``start <= started_at < end``: the same
+        time, at one traffic split."""
+        return (
+            self._arm(ro.key, ro.stable_version, start, end),
+            self._arm(ro.key, ro.candidate_version, start, end),
+        )
+
+    @staticmethod
+    def _callers(route: RouteKey, tenant: Any) -> Any:
+        """The requests and feedback of a route: records name the route, not its scope, so
+        a tenant's own route is its tenant's records of that name, and a shared route the
+        records of tenants without an own route of that name (which would shadow it)."""
+        if route.tenant is not None:
+            return tenant == route.tenant
+        r = routes.c
+        return tenant.not_in(select(r.scope).where(r.name == route.name, r.scope != route.scope))
+
+    def _arm(self, route: RouteKey, number: int, start: datetime, end: datetime | None) -> ArmStats:
+        c = requests.c
+        label = f"v{number}"
+        within = [
+            c.route == route.name,
+            self._callers(route, c.tenant),
+            c.version == label,
+            c.started_at >= start,
+        ]
+        if end is not None:
+            within.append(c.started_at < end)
+        cost = func.coalesce(c.cost_usd, 0.0)
+        reasons = cast(c.finish_reasons, Text)
+        refused = or_(*(reasons.like(f'%"{r}"%') for r in REFUSAL_FINISH_REASONS))
+        totals = select(
+            func.count(),
+            func.coalesce(func.sum(case((c.status_code >= 500, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((refused, 1), else_=0)), 0),
+            func.coalesce(func.sum(cost), 0.0),
+            func.coalesce(func.sum(cost * cost), 0.0),
+        ).where(*within)
+        latencies = select(c.duration_ms).where(*within).limit(MAX_LATENCY_ROWS)
+        f = feedback.c
+        marks = [
+            f.route == route.name,
+            self._callers(route, f.tenant),
+            f.version == label,
+            f.at >= start,
+        ]
+        if end is not None:
+            marks.append(f.at < end)
+        votes = select(
+            func.count(), func.coalesce(func.sum(case((f.negative, 1), else_=0)), 0)
+        ).where(*marks)
+        with self.engine.connect() as conn:
+            n, errors, refusals, cost_sum, cost_sq_sum = conn.execute(totals).one()
+            durations = conn.execute(latencies).scalars().all()
+            voted, negative = conn.execute(votes).one()
+        feedback_n = min(int(voted), int(n))
+        return ArmStats(
+            n=int(n),
+            errors=int(errors),
+            refusals=int(refusals),
+            feedback_n=feedback_n,
+            negative_feedback=min(int(negative), feedback_n),
+            cost_sum=float(cost_sum),
+            cost_sq_sum=float(cost_sq_sum),
+            latency=LatencySamples.of(durations) if durations else None,
+        )
