@@ -1,4 +1,4 @@
-"""The `trimtab` command line."""
+"""`trimtab serve`, `check-config`, `version` and `--version`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from trimtab import __version__
-from trimtab.cli import banner, cli
+from trimtab.cli import cli
+from trimtab.cli.serve import banner
 from trimtab.config import parse_config
 
 runner = CliRunner()
@@ -60,6 +61,13 @@ def test_bad_config_exits_2_with_the_key(tmp_path: Path) -> None:
 def test_version() -> None:
     result = runner.invoke(cli, ["version"])
     assert result.output.strip() == __version__
+
+
+def test_version_flag_and_command() -> None:
+    for args in (["--version"], ["version"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert result.output == f"{__version__}\n"
 
 
 def test_the_start_banner_hides_the_store_password() -> None:

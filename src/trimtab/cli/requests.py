@@ -1,4 +1,4 @@
-"""`trimtab requests` and `trimtab summary`: the recorded traffic, from a terminal."""
+"""`trimtab requests`, `request` and `summary`: the recorded traffic, from a terminal."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from trimtab.client import DEFAULT_URL, Client
+from trimtab.cli.calls import call, fail
+from trimtab.cli.options import DEFAULT_URL, ApiKey, TenantFilter, Url
+from trimtab.cli.tables import table, when
+from trimtab.client import Client
 from trimtab.client.types import RequestRecord
 from trimtab.durations import parse_duration
-from trimtab.registry.commands import ApiKey, Url, _fail, _when, call, table_of
 
 
 def since_time(text: str | None, now: datetime | None = None) -> str | None:
@@ -27,6 +29,19 @@ def since_time(text: str | None, now: datetime | None = None) -> str | None:
         return ((now or datetime.now(UTC)) - ago).isoformat(timespec="seconds")
     except OverflowError:  # before year 1: the server refuses it with its own message
         return text
+
+
+def _looks_like_time(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        pass
+    try:
+        datetime.fromisoformat(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _ms(value: Any) -> str:
@@ -53,7 +68,7 @@ def requests(
     feature: Annotated[str | None, typer.Option(help="The feature tag.")] = None,
     user: Annotated[str | None, typer.Option(help="The user tag.")] = None,
     session: Annotated[str | None, typer.Option(help="The session tag.")] = None,
-    tenant: Annotated[str | None, typer.Option(help="A tenant (admin keys).")] = None,
+    tenant: TenantFilter = None,
     since: Annotated[
         str | None, typer.Option(help="Since: 15m, 1h, 7d ago, an ISO 8601 time or Unix seconds.")
     ] = None,
@@ -64,7 +79,7 @@ def requests(
 ) -> None:
     """List recorded requests, newest first (`trimtab request ID` shows one in full)."""
     if since is not None and since_time(since) == since and not _looks_like_time(since):
-        raise _fail(f"--since {since}: give 15m, 1h, 7d, an ISO 8601 time or Unix seconds")
+        raise fail(f"--since {since}: give 15m, 1h, 7d, an ISO 8601 time or Unix seconds")
 
     def fetch(client: Client) -> list[RequestRecord]:
         rows = client.iter_requests(
@@ -75,18 +90,17 @@ def requests(
         return list(islice(rows, limit))
 
     rows = call(url, api_key, fetch)
-    table = table_of(
+    shown = table(
         "started (UTC)", "id", "model", "status", "ms", "tokens", "cost $", "route", "feature"
     )
     for r in rows:
         code = r["http.response.status_code"]
-        shown = f"[red]{code}[/red]" if code >= 400 else str(code)
         where = " ".join(str(part) for part in (r.get("route"), r.get("version")) if part)
-        table.add_row(
-            _when(r["started_at"]),
+        shown.add_row(
+            when(r["started_at"]),
             r["id"],
             escape(r.get("gen_ai.request.model") or ""),
-            shown,
+            f"[red]{code}[/red]" if code >= 400 else str(code),
             _ms(r.get("latency_ms")),
             _tokens(r),
             _cost(r.get("cost_usd")),
@@ -94,22 +108,9 @@ def requests(
             escape(r.get("feature") or ""),
         )
     out = Console(highlight=False)
-    out.print(table)
+    out.print(shown)
     if not rows:
         out.print("no requests match")
-
-
-def _looks_like_time(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        pass
-    try:
-        datetime.fromisoformat(text)
-        return True
-    except ValueError:
-        return False
 
 
 def request(
@@ -128,13 +129,13 @@ def summary(
         str,
         typer.Option(help="model, provider, tenant, feature, status, route or version."),
     ] = "model",
-    tenant: Annotated[str | None, typer.Option(help="A tenant (admin keys).")] = None,
+    tenant: TenantFilter = None,
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
     """Per group: requests, errors, latency percentiles, tokens and cost over a window."""
     data = call(url, api_key, lambda c: c.summary(window=window, group_by=group_by, tenant=tenant))
-    table = table_of(
+    shown = table(
         group_by, "requests", "errors", "error %", "p50 ms", "p95 ms", "p99 ms",
         "ttft p50", "in tok", "out tok", "cost $",
     )  # fmt: skip
@@ -146,7 +147,7 @@ def summary(
         rows.append(("total", data["total"]))
     for name, g in rows:
         latency, ttft = g.get("latency_ms") or {}, g.get("ttft_ms") or {}
-        table.add_row(
+        shown.add_row(
             escape(name),
             str(g["count"]),
             str(g["errors"]),
@@ -161,10 +162,11 @@ def summary(
         )
     out = Console(highlight=False)
     out.print(f"last {escape(data['window'])}, by {escape(group_by)}")
-    out.print(table)
+    out.print(shown)
 
 
 def register(app: typer.Typer) -> None:
+    """Add requests, request and summary to the `trimtab` command."""
     app.command("requests")(requests)
     app.command("request")(request)
     app.command("summary")(summary)

@@ -6,9 +6,8 @@ import shlex
 import time
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from tests.api.test_routes_api import OPERATOR_KEY
+from tests.cli.support import runner
 from tests.conftest import ADMIN_KEY, Running
 from tests.rollouts.test_rollouts_e2e import apply, drive, routes_yaml, status
 from tests.rollouts.test_rollouts_e2e import call as e2e_call
@@ -16,8 +15,6 @@ from tests.rollouts.test_rollouts_e2e import running as running
 from trimtab.canary.analysis import DEFAULT_METRICS
 from trimtab.cli import cli
 from trimtab.client import Client
-
-runner = CliRunner()
 
 
 def test_rollout_lifecycle_from_the_command_line(running: Running, tmp_path: Path) -> None:

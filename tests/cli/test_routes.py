@@ -4,26 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
-
-from tests.api.test_routes_api import OPERATOR_KEY, ROUTE_KEYS, ROUTES, V2
+from tests.api.test_routes_api import GLOBEX_OPERATOR_KEY, OPERATOR_KEY, ROUTES, V2
+from tests.cli import support
+from tests.cli.support import runner
 from tests.conftest import ADMIN_KEY, VIEWER_KEY, GatewayFactory, Running
 from trimtab.cli import cli
 from trimtab.testing.servers import free_port
 
-runner = CliRunner()
-
-
-@pytest.fixture
-def running(gateway: GatewayFactory, sqlite_url: str) -> Running:
-    return gateway(store=sqlite_url, keys=ROUTE_KEYS)
-
 
 def trimtab(running: Running, *args: str, api_key: str = OPERATOR_KEY) -> tuple[int, str]:
-    env = {"TRIMTAB_URL": running.url, "TRIMTAB_API_KEY": api_key, "COLUMNS": "200"}
-    result = runner.invoke(cli, list(args), env=env)
-    return result.exit_code, result.output
+    return support.trimtab(running, *args, api_key=api_key)
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -120,3 +110,56 @@ def test_with_keys_off_the_author_is_named_anonymous(
     timeline = runner.invoke(cli, ["timeline", "support-answer"], env=env)
     row = next(ln for ln in timeline.output.splitlines() if " apply " in ln)
     assert "anonymous (keys off)" in row
+
+
+def test_diff_of_a_first_version_says_what_to_do(running: Running, tmp_path: Path) -> None:
+    file = tmp_path / "routes.yaml"
+    file.write_text(ROUTES)
+    assert trimtab(running, "apply", "-f", str(file), "-m", "launch", api_key=OPERATOR_KEY)[0] == 0
+    code, out = trimtab(running, "diff", "support-answer")
+    assert code == 1
+    assert "give from=" not in out
+    assert (
+        "the newest version of 'support-answer' is its first version: there is nothing "
+        "before it to compare with; `trimtab diff support-answer FROM TO` compares two versions"
+    ) in " ".join(out.split())
+
+
+def test_versions_diff_and_timeline_take_a_tenant(running: Running, tmp_path: Path) -> None:
+    """Two tenants' routes of one name: the admin (of acme) reads acme's by default and
+    globex's with --tenant globex, as the rollout commands do."""
+    assert trimtab(running, "apply", "-f", write(tmp_path, ROUTES), "-m", "acme launch")[0] == 0
+    for text, message in ((ROUTES, "globex launch"), (V2, "globex friendlier")):
+        code, out = trimtab(
+            running, "apply", "-f", write(tmp_path, text), "-m", message,
+            api_key=GLOBEX_OPERATOR_KEY,
+        )  # fmt: skip
+        assert code == 0, out
+
+    code, out = trimtab(running, "versions", "support-answer", api_key=ADMIN_KEY)
+    assert code == 0, out
+    assert [ln.split()[0] for ln in out.splitlines()[1:] if ln.strip()] == ["v1"]
+    assert "acme launch" in out and "globex" not in out
+    code, out = trimtab(
+        running, "versions", "support-answer", "--tenant", "globex", api_key=ADMIN_KEY
+    )
+    assert code == 0, out
+    assert [ln.split()[0] for ln in out.splitlines()[1:] if ln.strip()] == ["v2", "v1"]
+    assert "globex friendlier" in out and "ml@globex" in out and "acme launch" not in out
+
+    code, out = trimtab(running, "diff", "support-answer", "--tenant", "globex", api_key=ADMIN_KEY)
+    assert code == 0, out
+    assert out.splitlines()[0] == "support-answer: v1 -> v2"
+    code, out = trimtab(running, "diff", "support-answer", api_key=ADMIN_KEY)
+    assert code == 1 and "is its first version" in out  # acme's has one version
+
+    code, out = trimtab(
+        running, "timeline", "support-answer", "--tenant", "globex", api_key=ADMIN_KEY
+    )
+    assert code == 0, out
+    rows = [ln for ln in out.splitlines() if " apply " in ln]
+    assert len(rows) == 2 and all("ml@globex" in row for row in rows), out
+
+    # another tenant's key may not pick globex's route: it reads as absent
+    code, out = trimtab(running, "versions", "support-answer", "--tenant", "globex")
+    assert code == 1 and "404: no route named 'support-answer'" in out

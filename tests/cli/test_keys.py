@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from typer.testing import CliRunner
 
 from tests.auth.support import chat
+from tests.cli.support import runner
 from tests.conftest import ADMIN_KEY, KEYS, VIEWER_KEY, GatewayFactory, Running
 from trimtab.cli import cli
 from trimtab.testing.servers import free_port
-
-runner = CliRunner()
 
 
 @pytest.fixture

@@ -1,0 +1,46 @@
+"""The `trimtab` command: one module per command group over the shared options
+(`options.py`), the one request helper (`calls.py`) and the one table builder
+(`tables.py`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from trimtab import __version__
+from trimtab.cli import keys, requests, rollouts, routes, serve
+
+cli = typer.Typer(help="trimtab: an LLMOps control plane.", no_args_is_help=True)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(__version__)
+        raise typer.Exit()
+
+
+@cli.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """trimtab: an LLMOps control plane."""
+
+
+serve.register(cli)  # serve, check-config, version
+keys.register(cli)  # keys create | list | revoke
+routes.register(cli)  # apply, routes, versions, diff, timeline
+rollouts.register(cli)  # rollout ..., rollback, attest
+requests.register(cli)  # requests, request, summary
+
+
+def main() -> None:
+    cli()
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,60 @@
+"""The one way a command talks to a running trimtab: build the client, make the calls, and
+end the command with the same one-line `error: ...` and exit code 1 whatever went wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from trimtab.client import Client, TrimtabError
+
+T = TypeVar("T")
+# puts a refusal in the CLI's words; None keeps the server's message
+Advice = Callable[[TrimtabError], str | None]
+
+
+def fail(message: str) -> typer.Exit:
+    """Print `error: message` on stderr; the caller raises the returned exit (code 1)."""
+    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(1)
+
+
+def request_id(exc: TrimtabError) -> str:
+    """` (request id: req_...)` when the server answered, to quote in a report."""
+    return f" (request id: {exc.request_id})" if exc.request_id else ""
+
+
+def message(exc: TrimtabError, advice: Advice | None = None) -> str:
+    """The server's refusal as a person on a terminal needs it: the server's message, or,
+    where that is written for HTTP callers, what to type instead."""
+    said = advice(exc) if advice is not None else None
+    if said is not None:
+        return said
+    if exc.code == "missing_api_key":
+        return f"{exc.status}: no API key: set TRIMTAB_API_KEY or pass --api-key{request_id(exc)}"
+    return str(exc)
+
+
+def call(
+    url: str,
+    api_key: str | None,
+    request: Callable[[Client], T],
+    advice: Advice | None = None,
+) -> T:
+    """Run `request` with a client of the server at `url`; a refusal, an unreachable server
+    or a URL that is not one ends the command with its message (`advice` may reword a
+    refusal)."""
+    try:
+        client = Client(url, api_key)
+    except httpx.InvalidURL as exc:  # e.g. "http://[::1": httpx refuses it before any request
+        raise fail(f"--url {url}: not a URL: {exc}") from None
+    try:
+        with client:
+            return request(client)
+    except TrimtabError as exc:
+        raise fail(message(exc, advice)) from None
