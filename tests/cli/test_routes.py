@@ -163,3 +163,23 @@ def test_versions_diff_and_timeline_take_a_tenant(running: Running, tmp_path: Pa
     # another tenant's key may not pick globex's route: it reads as absent
     code, out = trimtab(running, "versions", "support-answer", "--tenant", "globex")
     assert code == 1 and "404: no route named 'support-answer'" in out
+
+
+def test_an_empty_tenant_reads_the_shared_route(running: Running, tmp_path: Path) -> None:
+    """Acme's own route shadows the shared one of the same name; `--tenant ''` reads the
+    shared one."""
+    code, out = trimtab(
+        running, "apply", "-f", write(tmp_path, ROUTES), "-m", "shared launch", api_key=ADMIN_KEY
+    )
+    assert code == 0, out
+    own = ROUTES.replace("    risk_tier: 2\n", "    risk_tier: 2\n    tenant: acme\n")
+    code, out = trimtab(
+        running, "apply", "-f", write(tmp_path, own), "-m", "acme's own", api_key=ADMIN_KEY
+    )
+    assert code == 0, out
+    for args, message in (([], "acme's own"), (["--tenant", ""], "shared launch")):
+        code, out = trimtab(running, "timeline", "support-answer", *args)
+        assert code == 0, out
+        assert [message in ln for ln in out.splitlines() if " apply " in ln] == [True], out
+        code, out = trimtab(running, "versions", "support-answer", *args)
+        assert code == 0 and message in out, out
