@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -260,4 +261,55 @@ feedback = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_feedback_route_version", "route", "version"),
     Index("ix_feedback_request", "request_id"),
+)
+
+# -- eval datasets -----------------------------------------------------------------------
+
+# A dataset is named per tenant like a route: (scope, name), scope "" for a shared one.
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("scope", String(128), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(256)),
+)
+
+# immutable: a version is its ordered items; the same content is never a second version
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("scope", String(128), primary_key=True),
+    Column("dataset", String(128), primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),  # 1, 2, ... per dataset
+    Column("digest", String(64), nullable=False),  # SHA-256 of the canonical item list
+    Column("items", Integer, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("author", String(256)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["scope", "dataset"], ["datasets.scope", "datasets.name"]),
+    UniqueConstraint("scope", "dataset", "digest", name="uq_dataset_versions_digest"),
+)
+
+# an item's content, stored once however many versions (or datasets) hold it
+dataset_items = Table(
+    "dataset_items",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # SHA-256 of the item's canonical JSON
+    Column("body", JSON, nullable=False),
+)
+
+dataset_version_items = Table(
+    "dataset_version_items",
+    metadata,
+    Column("scope", String(128), primary_key=True),
+    Column("dataset", String(128), primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("item_id", String(128), nullable=False),
+    Column("item_digest", String(64), ForeignKey("dataset_items.digest"), nullable=False),
+    ForeignKeyConstraint(
+        ["scope", "dataset", "number"],
+        ["dataset_versions.scope", "dataset_versions.dataset", "dataset_versions.number"],
+    ),
 )
