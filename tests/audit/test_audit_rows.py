@@ -15,7 +15,7 @@ from tests.conftest import ADMIN_KEY, APP_KEY, GatewayFactory, Running
 from tests.gateway.test_openai_sdk import stored
 from tests.rollouts.test_rollouts_e2e import api, routes_yaml
 from trimtab.audit.log import CONTROLLER
-from trimtab.registry.store import RouteKey
+from trimtab.registry.scope import RouteKey
 from trimtab.rollouts.store import RolloutStore
 from trimtab.store.tables import attestations, feedback, rollouts, route_events, route_versions
 

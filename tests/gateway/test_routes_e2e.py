@@ -24,8 +24,9 @@ from tests.conftest import (
     base_config,
 )
 from tests.gateway.test_openai_sdk import stored
+from trimtab.registry.scope import Applier
 from trimtab.registry.spec import load_routes
-from trimtab.registry.store import Applier, RouteStore
+from trimtab.registry.store import RouteStore
 from trimtab.testing.mock_upstream import MockUpstream, RecordedRequest
 
 POLICY = "refunds within 30 days"

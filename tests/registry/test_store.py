@@ -8,8 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, func, select
 
+from trimtab.registry.apply import RouteForbidden
+from trimtab.registry.scope import Applier, RouteKey
 from trimtab.registry.spec import RouteDefinition, load_routes
-from trimtab.registry.store import Applier, RouteForbidden, RouteKey, RouteStore
+from trimtab.registry.store import RouteStore
+from trimtab.registry.timeline import append_event
 from trimtab.rollouts.table import RouteCache, RouteTable
 from trimtab.store.engine import make_engine, migrate
 from trimtab.store.tables import route_versions
@@ -159,7 +162,7 @@ def test_the_timeline_records_who_and_why(store: RouteStore) -> None:
     assert events[1].detail is not None and events[1].detail["stable"] is False
     assert [e.kind for e in store.events(SHARED_ROUTE, after=events[0].id)] == ["apply"]
     with store.engine.begin() as conn:  # how a rollout controller adds its own kinds
-        RouteStore.append_event(conn, SHARED_ROUTE, "pause", version=2, actor="x", reason="y")
+        append_event(conn, SHARED_ROUTE, "pause", version=2, actor="x", reason="y")
     assert [e.kind for e in store.events(SHARED_ROUTE)][-1] == "pause"
 
 

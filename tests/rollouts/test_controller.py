@@ -14,7 +14,8 @@ from tests.registry.test_store import engine as engine
 from trimtab.audit.log import Actor
 from trimtab.canary.analysis import ArmStats, analyze
 from trimtab.canary.plans import Plan, Stage
-from trimtab.registry.store import RouteKey, RouteStore
+from trimtab.registry.scope import RouteKey
+from trimtab.registry.store import RouteStore
 from trimtab.rollouts.controller import SETTLE_S, RolloutController
 from trimtab.rollouts.row import RolloutRow
 from trimtab.rollouts.store import RolloutStore

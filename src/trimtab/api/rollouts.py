@@ -18,7 +18,8 @@ from trimtab.audit.log import Actor
 from trimtab.auth.keyring import KeyRing, require_role
 from trimtab.canary.plans import DEFAULT_PLAN, Plan
 from trimtab.errors import GatewayError
-from trimtab.registry.store import RouteKey, RouteStore
+from trimtab.registry.scope import RouteKey
+from trimtab.registry.store import RouteStore
 from trimtab.rollouts.row import RolloutRow
 from trimtab.rollouts.store import RolloutStore
 from trimtab.types import MODEL_CALLERS, READERS, Principal, new_request_id

@@ -27,17 +27,12 @@ from trimtab.api.params import bad_param, json_object, parse_int
 from trimtab.audit.log import AuditEvent, AuditLog
 from trimtab.auth.keyring import KeyRing
 from trimtab.errors import GatewayError
+from trimtab.registry.apply import ApplyResult, RouteForbidden
 from trimtab.registry.diff import diff_bundles
+from trimtab.registry.rows import RouteRow, VersionRow, label
+from trimtab.registry.scope import Applier
 from trimtab.registry.spec import RouteDefinition, RoutesError, load_routes, parse_routes
-from trimtab.registry.store import (
-    Applier,
-    ApplyResult,
-    RouteForbidden,
-    RouteRow,
-    RouteStore,
-    VersionRow,
-    label,
-)
+from trimtab.registry.store import RouteStore
 from trimtab.rollouts.table import RouteCache
 from trimtab.types import Principal, new_request_id
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, Text, case, cast, func, or_, select
 
 from trimtab.canary.analysis import ArmStats, LatencySamples
-from trimtab.registry.store import RouteKey
+from trimtab.registry.scope import RouteKey
 from trimtab.rollouts.row import RolloutRow
 from trimtab.store.tables import feedback, requests, routes
 

@@ -10,7 +10,8 @@ from sqlalchemy import Connection, Engine, insert, select
 
 from trimtab.audit.log import Actor
 from trimtab.canary.gates import Attestation
-from trimtab.registry.store import RouteKey, RouteStore
+from trimtab.registry.scope import RouteKey
+from trimtab.registry.timeline import append_event
 from trimtab.rollouts.lookup import audit, route_row, version_row
 from trimtab.store.tables import attestations
 
@@ -59,7 +60,7 @@ class AttestationStore:
                     result=result, by=by.name, note=note, url=url, at=now,
                 )
             )  # fmt: skip
-            RouteStore.append_event(
+            append_event(
                 conn, route, "attestation", version=version, actor=by.name, reason=note,
                 detail={"kind": kind, "result": result, "url": url}, at=now,
             )  # fmt: skip

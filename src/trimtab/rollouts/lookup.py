@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select
 
 from trimtab.audit.log import Actor, AuditLog
 from trimtab.errors import GatewayError
-from trimtab.registry.store import RouteKey
+from trimtab.registry.scope import RouteKey
 from trimtab.store.tables import route_versions, routes
 
 

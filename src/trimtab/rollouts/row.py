@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from trimtab.canary.plans import Plan
-from trimtab.registry.store import RouteKey
+from trimtab.registry.scope import RouteKey
 from trimtab.store.engine import as_utc
 
 ACTIVE = ("running", "paused")

@@ -17,7 +17,8 @@ from trimtab.audit.log import Actor
 from trimtab.canary.gates import missing_evidence
 from trimtab.canary.plans import Plan
 from trimtab.errors import GatewayError
-from trimtab.registry.store import RouteKey, RouteStore
+from trimtab.registry.scope import RouteKey
+from trimtab.registry.timeline import append_event
 from trimtab.rollouts.arms import ArmReader
 from trimtab.rollouts.attestations import AttestationStore
 from trimtab.rollouts.feedback import FeedbackStore
@@ -94,7 +95,7 @@ class RolloutStore:
         if refused is not None:
             # the refusal is on the timeline too: on-call reads why nothing moved
             with self.engine.begin() as conn:
-                RouteStore.append_event(
+                append_event(
                     conn, route, "gate", version=to, actor=by.name, reason="refused",
                     detail=gate, at=now,
                 )  # fmt: skip
@@ -112,15 +113,15 @@ class RolloutStore:
                     started_by=by.name, reason=reason,
                 )
             )  # fmt: skip
-            RouteStore.append_event(
+            append_event(
                 conn, route, "gate", version=to, actor=by.name, reason="passed", detail=gate,
                 at=now,
             )  # fmt: skip
-            RouteStore.append_event(
+            append_event(
                 conn, route, "rollout_start", version=to, actor=by.name, reason=reason,
                 detail={"rollout": rid, "from": r.stable_version, "plan": plan_name}, at=now,
             )  # fmt: skip
-            RouteStore.append_event(
+            append_event(
                 conn, route, "rollout_stage", version=to, actor=by.name,
                 detail={"rollout": rid, "stage": 0, "percent": plan.stages[0].percent}, at=now,
             )  # fmt: skip
@@ -147,7 +148,7 @@ class RolloutStore:
                 update(rollouts).where(rollouts.c.id == ro.id).values(last_decision=decision)
             )
             if changed:
-                RouteStore.append_event(
+                append_event(
                     conn, ro.key, "decision", version=ro.candidate_version,
                     actor="controller", reason="; ".join(decision["reasons"]), detail=decision,
                 )  # fmt: skip
@@ -168,7 +169,7 @@ class RolloutStore:
                 return False
             why = "; ".join(decision["reasons"]) if decision else None
             percent = ro.plan.stages[stage].percent
-            RouteStore.append_event(
+            append_event(
                 conn, ro.key, "rollout_stage", version=ro.candidate_version, actor=by.name,
                 reason=why,
                 detail={"rollout": ro.id, "stage": stage, "percent": percent,
@@ -213,7 +214,7 @@ class RolloutStore:
                     )
                 )
             kind = {"promoted": "promote", "rolled_back": "rollback", "aborted": "abort"}[status]
-            RouteStore.append_event(
+            append_event(
                 conn, ro.key, kind, version=ro.candidate_version, actor=by.name, reason=reason,
                 detail={"rollout": ro.id, "decision": decision}, at=now,
             )  # fmt: skip
@@ -238,7 +239,7 @@ class RolloutStore:
             ).rowcount
             if done:
                 move = "pause" if paused else "resume"
-                RouteStore.append_event(
+                append_event(
                     conn, ro.key, move, version=ro.candidate_version, actor=by.name,
                     reason=reason, detail={"rollout": ro.id, "stage": ro.stage}, at=now,
                 )  # fmt: skip
@@ -323,7 +324,7 @@ class RolloutStore:
                         f"v{target}), which checks the risk tier {r.risk_tier} gate",
                         param="to",
                     )
-                RouteStore.append_event(
+                append_event(
                     conn, route, "gate_override", version=target, actor=by.name, reason=reason,
                     detail={"risk_tier": r.risk_tier, "missing": missing,
                             "from": r.stable_version},
@@ -353,7 +354,7 @@ class RolloutStore:
             if forward:
                 detail["override_gate"] = True
                 detail["missing"] = missing
-            RouteStore.append_event(
+            append_event(
                 conn, route, "rollback", version=target, actor=by.name, reason=reason,
                 detail=detail, at=now,
             )  # fmt: skip

@@ -25,7 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from trimtab.canary.assignment import on_candidate
 from trimtab.refresher import Refresher
 from trimtab.registry.bundle import Bundle
-from trimtab.registry.store import RouteKey, RouteStore, visible
+from trimtab.registry.scope import RouteKey, visible
+from trimtab.registry.store import RouteStore
 from trimtab.types import SHARED
 
 log = logging.getLogger(__name__)
