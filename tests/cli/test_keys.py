@@ -94,3 +94,20 @@ def test_an_unreachable_server_is_reported() -> None:
     result = runner.invoke(cli, ["keys", "list", "--url", url, "--api-key", ADMIN_KEY])
     assert result.exit_code == 1
     assert f"cannot reach trimtab at {url}" in result.output
+
+
+def test_names_with_brackets_are_printed_as_typed(running: Running) -> None:
+    """An owner or name is text: '[/]' in it once ended `keys list` with a MarkupError."""
+    owner, name = "ops [/] team", "[bold]nightly[/bold] jobs"
+    code, out = keys(
+        running, "create", "--tenant", "acme", "--role", "viewer", "--owner", owner, "--name", name
+    )
+    assert code == 0, out
+    assert f"owner {owner}" in out
+    key_id = out.split()[1].rstrip(":")
+    code, out = keys(running, "list", "--tenant", "acme")
+    assert code == 0, out
+    line = next(ln for ln in out.splitlines() if key_id in ln)
+    assert owner in line and name in line, out
+    code, out = keys(running, "revoke", key_id)
+    assert code == 0 and f"owner {owner})" in out, out

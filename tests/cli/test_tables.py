@@ -3,6 +3,8 @@ are never cut short, and a header breaks only between its words."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.cli.support import cells, traffic, trimtab
 from tests.conftest import ADMIN_KEY, Running
 
@@ -43,3 +45,20 @@ def test_summary_headers_break_between_words_at_80_columns(running: Running) -> 
     header_words = " ".join(lines[1:first_row]).split()
     assert sorted(header_words) == sorted(" ".join(SUMMARY_HEADERS).split()), out
     assert lines[first_row].split()[:3] == ["sim-1", "2", "0"]
+
+
+def test_cells_are_text_not_markup(running: Running, tmp_path: Path) -> None:
+    """A route's owner as written in its file: '[/]' in it once ended `routes` with a
+    MarkupError."""
+    owner = "ml [/] [red]oncall[/red]"
+    file = tmp_path / "routes.yaml"
+    file.write_text(
+        f"routes:\n  faq:\n    owner: '{owner}'\n    risk_tier: 0\n"
+        "    version: {model: sim-1, messages: [{role: user, content: hi}]}\n"
+    )
+    code, out = trimtab(running, "apply", "-f", str(file), "-m", "go", api_key=ADMIN_KEY)
+    assert code == 0, out
+    code, out = trimtab(running, "routes")
+    assert code == 0, out
+    line = next(ln for ln in out.splitlines() if ln.startswith("faq"))
+    assert owner in line, out

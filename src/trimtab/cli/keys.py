@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from trimtab.cli.calls import call
 from trimtab.cli.options import DEFAULT_URL, ApiKey, TenantFilter, Url
@@ -39,8 +40,8 @@ def create(
     out = Console(soft_wrap=True, highlight=False)
     expiry = f", expires {made['expires_at']}" if made.get("expires_at") else ""
     out.print(
-        f"created [bold]{made['id']}[/bold]: tenant {made['tenant']}, role {made['role']}, "
-        f"owner {made['owner']}{expiry}"
+        f"created [bold]{made['id']}[/bold]: tenant {escape(made['tenant'])}, role "
+        f"{made['role']}, owner {escape(str(made['owner']))}{expiry}"
     )
     out.print(made["key"], markup=False)
     out.print("[yellow]Store this key now: it is not shown again.[/yellow]")
@@ -57,10 +58,10 @@ def list_keys(tenant: TenantFilter = None, url: Url = DEFAULT_URL, api_key: ApiK
         shown.add_row(
             row["id"],
             f"[{colours.get(status, 'white')}]{status}[/]",
-            row["tenant"],
+            escape(row["tenant"]),  # names people typed: text, never markup
             row["role"],
-            row["owner"] or "",
-            row["name"] or "",
+            escape(row["owner"] or ""),
+            escape(row["name"] or ""),
             row["source"],
             row["expires_at"] or "",
         )
@@ -76,8 +77,8 @@ def revoke(
     """Revoke a key: every gateway refuses it from the next request on."""
     done = call(url, api_key, lambda c: c.revoke_key(key_id))
     Console(highlight=False).print(
-        f"revoked [bold]{done['id']}[/bold] (tenant {done['tenant']}, owner {done['owner']}) "
-        f"at {done['revoked_at']}"
+        f"revoked [bold]{done['id']}[/bold] (tenant {escape(done['tenant'])}, owner "
+        f"{escape(str(done['owner']))}) at {done['revoked_at']}"
     )
 
 

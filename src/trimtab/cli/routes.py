@@ -65,12 +65,12 @@ def routes(url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
     shown = table("route", "stable", "latest", "owner", "risk", "tenant", "updated")
     for row in rows:
         shown.add_row(
-            row["name"],
+            escape(row["name"]),
             version(row["stable_version"]),
             version(row["latest_version"]),
-            row["owner"],
+            escape(row["owner"]),  # as written in the routes file: text, never markup
             str(row["risk_tier"]),
-            row["tenant"] or "(shared)",
+            escape(row["tenant"] or "(shared)"),
             when(row["updated_at"]),
         )
     Console(highlight=False).print(shown)
