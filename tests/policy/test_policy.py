@@ -420,5 +420,5 @@ async def test_without_limits_or_budgets_admit_touches_nothing(engine: Engine) -
 async def test_configured_keys_belong_to_their_tenant(engine: Engine) -> None:
     cfg = config(keys=[{"key": "tt-acme-000001", "tenant": "acme"}])
     policy = Policy(cfg, MemoryState(), engine)
-    assert await policy.tenant_key_ids("acme") == {key_id_of(key_hash("tt-acme-000001"))}
-    assert await policy.tenant_key_ids("globex") == set()
+    assert await policy.report.tenant_key_ids("acme") == {key_id_of(key_hash("tt-acme-000001"))}
+    assert await policy.report.tenant_key_ids("globex") == set()

@@ -76,7 +76,7 @@ class CostsAPI:
         try:
             principal = reader(self._keys, request)
             tenant = scoped_tenant(principal, request.query_params.get("tenant"))
-            report = await self._policy.budget_report(tenant)
+            report = await self._policy.report.budgets(tenant)
             return json_response(
                 {"at": self._policy.now().isoformat(), "tenant": tenant, "data": report}
             )
@@ -92,7 +92,7 @@ class CostsAPI:
             limit = parse_int("limit", q.get("limit"), 100, 1, 1000)
             scopes: set[str] | None = None
             if tenant is not None:
-                keys = await self._policy.tenant_key_ids(tenant)
+                keys = await self._policy.report.tenant_key_ids(tenant)
                 scopes = {f"tenant:{tenant}", *(f"key:{k}" for k in keys)}
             rows = await asyncio.to_thread(list_events, self._engine, since, scopes, limit)
             return json_response({"tenant": tenant, "data": rows})

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from trimtab.alerts.dispatcher import AlertDispatcher, BudgetAlert
@@ -26,7 +26,6 @@ from trimtab.config import BudgetConfig, Config, Pricing
 from trimtab.errors import GatewayError
 from trimtab.policy.budgets import (
     Account,
-    Span,
     accounts_for,
     budget_key,
     crossings,
@@ -35,6 +34,7 @@ from trimtab.policy.budgets import (
     period_span,
     reserve_limit,
 )
+from trimtab.policy.failopen import FailOpen
 from trimtab.policy.limits import (
     WINDOW_S,
     rate_checks,
@@ -43,13 +43,13 @@ from trimtab.policy.limits import (
     tpm_message,
     tpm_retry_after,
 )
-from trimtab.policy.spend import spend_by, stored_key_ids
+from trimtab.policy.metrics import PolicyMetrics
+from trimtab.policy.report import BudgetReport
+from trimtab.policy.spend import spend_by
 from trimtab.state.base import Reservation, SharedState, WindowDecision
 from trimtab.state.resilient import ResilientState, Seeds
 
 log = logging.getLogger("trimtab.policy")
-
-T = TypeVar("T")
 
 DEFAULT_OUTPUT_TOKENS = 1024
 
@@ -84,27 +84,6 @@ class Admission:
     holds: tuple[Hold, ...] = ()
     tpm_keys: tuple[str, ...] = ()
     settled: bool = False
-
-
-class PolicyMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.refusals = Counter(
-            "trimtab_policy_refusals",
-            "Requests refused by a rate limit or a budget.",
-            ["code"],
-            registry=registry,
-        )
-        self.downgrades = Counter(
-            "trimtab_budget_downgrades",
-            "Requests served by a cheaper model because a budget was spent.",
-            ["model", "to"],
-            registry=registry,
-        )
-        self.state_errors = Counter(
-            "trimtab_policy_state_errors",
-            "Shared-state calls that failed; the policy let the request through (fail open).",
-            registry=registry,
-        )
 
 
 class Policy:
@@ -143,6 +122,7 @@ class Policy:
         self._close_timeout = close_timeout_s
         self.registry = registry if registry is not None else CollectorRegistry()
         self._metrics = PolicyMetrics(self.registry)
+        self._calls = FailOpen(self._metrics)
         self._alerts = AlertDispatcher(
             engine,
             list(config.alerts.webhooks),
@@ -150,7 +130,8 @@ class Policy:
             base_backoff_s=webhook_backoff_s,
             max_backoff_s=webhook_max_backoff_s,
         )
-        self._key_tenants = {key_id_of(key_hash(k.key)): k.tenant for k in (config.keys or [])}
+        key_tenants = {key_id_of(key_hash(k.key)): k.tenant for k in (config.keys or [])}
+        self.report = BudgetReport(self._budgets, state, engine, key_tenants, self.now)
 
     @property
     def enabled(self) -> bool:
@@ -240,14 +221,14 @@ class Policy:
         now = self.now()
         tokens = (input_tokens or 0) + (output_tokens or 0)
         if tokens > 0 and admission.tpm_keys:
-            await self._each(
+            await self._calls.each(
                 [self._state.window_add(key, tokens, WINDOW_S) for key in admission.tpm_keys]
             )
         if not admission.holds:
             return
         actual = max(cost_usd or 0.0, 0.0)
         holds = admission.holds
-        results = await self._each(
+        results = await self._calls.each(
             [
                 self._state.budget_settle(
                     h.account.key, h.reserved, actual, h.account.span.ttl_s(now)
@@ -282,7 +263,7 @@ class Policy:
                 return model, []
             out_tokens = ask.max_output_tokens or self._default_output
             estimate = pricing(model).cost(ask.input_tokens, out_tokens) or 0.0
-            results = await self._each(
+            results = await self._calls.each(
                 [
                     self._state.budget_reserve(
                         a.key, estimate, reserve_limit(a, model), a.span.ttl_s(now)
@@ -352,7 +333,7 @@ class Policy:
 
     async def _release(self, holds: Sequence[Hold], now: datetime) -> None:
         if holds:
-            await self._each(
+            await self._calls.each(
                 [
                     self._state.budget_settle(
                         h.account.key, h.reserved, 0.0, h.account.span.ttl_s(now)
@@ -386,7 +367,7 @@ class Policy:
         """
         rpm, tpm = rate_checks(self._limits, self._values(ask, model))
         if tpm:
-            used = await self._each([self._state.window_used(c.key, WINDOW_S) for c in tpm])
+            used = await self._calls.each([self._state.window_used(c.key, WINDOW_S) for c in tpm])
             for check, value in zip(tpm, used, strict=True):
                 if value is not None and value >= check.limit:
                     retry = retry_seconds(tpm_retry_after(value, check.limit, now))
@@ -395,7 +376,7 @@ class Policy:
                         429, "rate_limited", tpm_message(check, value, retry), retry_after=retry
                     )
         if rpm:
-            decisions = await self._each(
+            decisions = await self._calls.each(
                 [self._state.window_acquire(c.key, 1, c.limit, WINDOW_S) for c in rpm]
             )
             refused = [
@@ -409,7 +390,7 @@ class Policy:
                     for c, d in zip(rpm, decisions, strict=True)
                     if d is not None and d.allowed
                 ]
-                await self._each([self._state.window_add(key, -1, WINDOW_S) for key in taken])
+                await self._calls.each([self._state.window_add(key, -1, WINDOW_S) for key in taken])
                 check, decision = max(refused, key=_retry_of)
                 retry = retry_seconds(decision.retry_after_s)
                 self._metrics.refusals.labels("rate_limited").inc()
@@ -417,104 +398,6 @@ class Policy:
                     429, "rate_limited", rpm_message(check, retry), retry_after=retry
                 )
         return tuple(c.key for c in tpm)
-
-    # -- shared state calls, failing open ---------------------------------------------
-
-    async def _each(self, calls: Sequence[Awaitable[T]]) -> list[T | None]:
-        """Run state calls concurrently; a failed call yields None (logged and counted)."""
-        if len(calls) == 1:
-            try:
-                return [await calls[0]]
-            except Exception as exc:
-                self._state_failed(exc)
-                return [None]
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        out: list[T | None] = []
-        for result in results:
-            if isinstance(result, BaseException):
-                if not isinstance(result, Exception):
-                    raise result
-                self._state_failed(result)
-                out.append(None)
-            else:
-                out.append(result)
-        return out
-
-    def _state_failed(self, exc: Exception) -> None:
-        self._metrics.state_errors.inc()
-        log.error("shared state call failed; letting the request through: %r", exc)
-
-    # -- read side (the budgets API) --------------------------------------------------
-
-    async def budget_report(self, tenant: str | None) -> list[dict[str, Any]]:
-        """Every configured budget with this period's spend per scope value.
-
-        With `tenant`, only budgets on that tenant and on its keys (feature, route and
-        model budgets span tenants). For `*` scopes, the values with spend this period in
-        the store (and, with `tenant`, the tenant itself).
-        """
-        now = self.now()
-        seen: dict[tuple[str, str], dict[str, float]] = {}
-        tenant_keys: set[str] | None = None
-        out: list[dict[str, Any]] = []
-        for budget in self._budgets:
-            kind, _, name = budget.scope.partition(":")
-            if tenant is not None and kind not in ("tenant", "key"):
-                continue
-            span = period_span(budget.period, now)
-            if name == "*":
-                if (kind, budget.period) not in seen:
-                    seen[(kind, budget.period)] = await asyncio.to_thread(
-                        spend_by, self._engine, kind, span.start, tenant
-                    )
-                values = set(seen[(kind, budget.period)])
-                if tenant is not None and kind == "tenant":
-                    values = {tenant}
-            else:
-                values = {name}
-                if tenant is not None and kind == "tenant" and name != tenant:
-                    continue
-                if tenant is not None and kind == "key":
-                    if tenant_keys is None:
-                        tenant_keys = await self.tenant_key_ids(tenant)
-                    if name not in tenant_keys:
-                        continue
-            out.append(await self._report_one(budget, kind, sorted(values), span))
-        return out
-
-    async def _report_one(
-        self, budget: BudgetConfig, kind: str, values: list[str], span: Span
-    ) -> dict[str, Any]:
-        keys = [budget_key(f"{kind}:{v}", span) for v in values]
-        statuses = await asyncio.gather(*(self._state.budget_status(k) for k in keys))
-        entries: list[dict[str, Any]] = []
-        for value, status in zip(values, statuses, strict=True):
-            spent = status.spent if status is not None else 0.0
-            reserved = status.reserved if status is not None else 0.0
-            entries.append(
-                {
-                    "scope": f"{kind}:{value}",
-                    "spent_usd": round(spent, 6),
-                    "reserved_usd": round(reserved, 6),
-                    "used": round(spent / budget.usd, 6),
-                    "exceeded": spent >= budget.usd,
-                }
-            )
-        entries.sort(key=lambda e: (-e["spent_usd"], e["scope"]))
-        return {
-            "scope": budget.scope,
-            "period": budget.period,
-            "period_start": span.start.isoformat(),
-            "period_end": span.end.isoformat(),
-            "limit_usd": budget.usd,
-            "on_exceed": budget.on_exceed,
-            "values": entries,
-        }
-
-    async def tenant_key_ids(self, tenant: str) -> set[str]:
-        """Ids of a tenant's keys: the configured ones and those created through the API."""
-        stored = await asyncio.to_thread(stored_key_ids, self._engine, tenant)
-        return stored | {k for k, t in self._key_tenants.items() if t == tenant}
 
 
 def _retry_of(pair: tuple[Any, WindowDecision]) -> float:
