@@ -174,12 +174,16 @@ def sign_flip_p(diffs: FloatArray, resamples: int, rng: np.random.Generator) -> 
         codes = np.arange(2**n, dtype=np.int64)[:, None] >> np.arange(n, dtype=np.int64)
         signs = (codes & 1) * 2 - 1
         return int(np.count_nonzero(np.abs(signs @ diffs) / n >= observed)) / float(2**n)
+    # a sign assignment is n random bits b; the mean is (2 b.d - sum d) / n. Drawing bytes
+    # and unpacking them is twice as fast as drawing n small integers per resample
+    total = float(diffs.sum())
     reached = 0
     step = max(1, _BATCH // n)
     for start in range(0, resamples, step):
         rows = min(resamples, start + step) - start
-        drawn = rng.integers(0, 2, size=(rows, n), dtype=np.int8) * 2 - 1
-        reached += int(np.count_nonzero(np.abs(drawn @ diffs) / n >= observed))
+        packed = rng.integers(0, 256, size=(rows, (n + 7) // 8), dtype=np.uint8)
+        bits = np.unpackbits(packed, axis=1, count=n).astype(np.float64)
+        reached += int(np.count_nonzero(np.abs(2.0 * (bits @ diffs) - total) / n >= observed))
     return (reached + 1) / (resamples + 1)
 
 
