@@ -1,34 +1,60 @@
-"""Shared fixtures: a mock provider, throwaway PostgreSQL, and gateways on real sockets."""
+"""Shared fixtures: a mock provider, throwaway PostgreSQL, and gateways on real sockets.
+
+The constants and helpers tests share are in tests/support.py (and a package's own in
+tests/<package>/support.py); the names below from there are kept for older imports."""
 
 from __future__ import annotations
 
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import psycopg
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
+from tests.policy.support import PolicyFactory, StateFactory, config
+from tests.rollouts.support import FAST, STEPWISE
+from tests.support import (
+    ADMIN_KEY,
+    APP_KEY,
+    GLOBEX_APP_KEY,
+    GLOBEX_VIEWER_KEY,
+    KEYS,
+    ROUTE_KEYS,
+    VIEWER_KEY,
+    GatewayFactory,
+    Running,
+    base_config,
+    new_database,
+)
 from trimtab.app import create_app
-from trimtab.config import Config, parse_config
-from trimtab.store.tables import requests
+from trimtab.config import StoreConfig, TelemetryConfig, default_config, parse_config
+from trimtab.policy.service import Policy
+from trimtab.state.base import SharedState
+from trimtab.state.memory import MemoryState
+from trimtab.state.redis import RedisState
+from trimtab.store.engine import make_engine, migrate
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.outage import RestartableRedis, StoppablePostgres
 from trimtab.testing.postgres_server import PostgresServer
 from trimtab.testing.redis_server import RedisServer
-from trimtab.testing.servers import ServerUnavailable, free_port
+from trimtab.testing.servers import ServerUnavailable
 from trimtab.testing.serving import ServerThread
 
-ADMIN_KEY = "tt-admin-acme-0001"
-APP_KEY = "tt-app-acme-0001"
-VIEWER_KEY = "tt-viewer-acme-0001"
-GLOBEX_APP_KEY = "tt-app-globex-0001"
-GLOBEX_VIEWER_KEY = "tt-viewer-globex-0001"
+# still imported from here by tests not yet moved to tests.support
+__all__ = [
+    "ADMIN_KEY",
+    "APP_KEY",
+    "GLOBEX_APP_KEY",
+    "GLOBEX_VIEWER_KEY",
+    "KEYS",
+    "VIEWER_KEY",
+    "GatewayFactory",
+    "Running",
+    "base_config",
+]
 
 
 @pytest.fixture(scope="session")
@@ -82,115 +108,17 @@ def killable_redis() -> Iterator[RestartableRedis]:
     yield from started(RestartableRedis, "redis-server")
 
 
-def _new_database(server: PostgresServer) -> str:
-    name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@127.0.0.1:{server.port}/{name}"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The same tests against the embedded store and a real PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/trimtab.db"
-    return _new_database(request.getfixturevalue("postgres_server"))
+    return new_database(request.getfixturevalue("postgres_server"))
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/trimtab.db"
-
-
-def base_config(upstream_url: str, store: str, spill: Path, **extra: Any) -> dict[str, Any]:
-    """The README's sample configuration plus models that fail in every way we test."""
-    closed = free_port()
-    faulty = {
-        "gpt-500": "fail-500",
-        "gpt-503": "fail-503",
-        "gpt-429": "fail-429",
-        "gpt-400": "fail-400",
-        "gpt-reset": "reset",
-        "gpt-badjson": "bad-json",
-        "gpt-cut": "cut-stream",
-    }
-    models: dict[str, Any] = {
-        "gpt-mock": {
-            "provider": "upstream",
-            "model": "mock-1",
-            "pricing": {"input_per_mtok": 0.15, "output_per_mtok": 0.60},
-        },
-        "claude-mock": {
-            "provider": "claude",
-            "model": "claude-x",
-            "pricing": {"input_per_mtok": 3.0, "output_per_mtok": 15.0},
-        },
-        "sim-1": {"provider": "sim"},
-        "embed-mock": {"provider": "upstream", "model": "embed-1"},
-        "gpt-hang": {"provider": "upstream", "model": "hang", "timeout_s": 0.5},
-        "gpt-down": {"provider": "down", "model": "mock-1"},
-        "claude-cut": {"provider": "claude", "model": "cut-stream"},
-        "claude-500": {"provider": "claude", "model": "fail-500"},
-        **{name: {"provider": "upstream", "model": m} for name, m in faulty.items()},
-    }
-    config: dict[str, Any] = {
-        "store": {"url": store},
-        "telemetry": {"spill_path": str(spill), "flush_interval_s": 0.02},
-        "providers": {
-            "upstream": {"kind": "openai", "base_url": upstream_url + "/v1", "api_key": "sk-up"},
-            "claude": {"kind": "anthropic", "base_url": upstream_url, "api_key": "sk-ant-test"},
-            "down": {"kind": "openai", "base_url": f"http://127.0.0.1:{closed}/v1"},
-            "sim": {"kind": "simulator"},
-        },
-        "models": models,
-    }
-    for key, value in extra.items():
-        config[key] = value
-    return config
-
-
-KEYS = [
-    {"key": ADMIN_KEY, "tenant": "acme", "role": "admin", "owner": "ops@acme"},
-    {"key": APP_KEY, "tenant": "acme", "role": "app", "owner": "support-bot"},
-    {"key": VIEWER_KEY, "tenant": "acme", "role": "viewer"},
-    {"key": GLOBEX_APP_KEY, "tenant": "globex", "role": "app"},
-    {"key": GLOBEX_VIEWER_KEY, "tenant": "globex", "role": "viewer"},
-]
-
-
-@dataclass
-class Running:
-    """A gateway serving on a real socket."""
-
-    server: ServerThread
-    config: Config
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def engine(self) -> Engine:
-        engine: Engine = self.server_app.state.engine
-        return engine
-
-    server_app: Any = None
-
-    def count(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(requests)).scalar_one())
-
-    def wait_for_rows(self, n: int, timeout_s: float = 15.0) -> int:
-        """Wait until at least n request rows are stored (the writer is asynchronous)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            got = self.count()
-            if got >= n or time.monotonic() > deadline:
-                return got
-            time.sleep(0.02)
-
-
-GatewayFactory = Callable[..., Running]
 
 
 @pytest.fixture
@@ -208,4 +136,106 @@ def gateway(upstream: MockUpstream, sqlite_url: str, tmp_path: Path) -> Iterator
 
     yield start
     for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    """A migrated store, on SQLite and on PostgreSQL."""
+    made = make_engine(store_url)
+    migrate(made)
+    yield made
+    made.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated SQLite store of the test's own."""
+    eng = make_engine(f"sqlite:///{tmp_path}/policy.db")
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def new_state(request: pytest.FixtureRequest) -> AsyncIterator[StateFactory]:
+    """Make states that share one backend: one MemoryState, or Redis clients on one prefix
+    (as separate gateway processes would)."""
+    made: list[SharedState] = []
+    if request.param == "memory":
+        memory = MemoryState()
+
+        def factory() -> SharedState:
+            return memory
+
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        prefix = f"t{uuid.uuid4().hex[:10]}:"
+
+        def factory() -> SharedState:
+            state = RedisState(server.url, prefix=prefix)
+            made.append(state)
+            return state
+
+    yield factory
+    for state in made:
+        await state.close()
+
+
+@pytest.fixture
+async def new_policy(
+    new_state: StateFactory, sqlite_engine: Engine
+) -> AsyncIterator[PolicyFactory]:
+    """Start policies on `sqlite_engine`: `await new_policy(limits=[...], budgets=[...])`."""
+    started: list[Policy] = []
+
+    async def make(state: SharedState | None = None, **extra: Any) -> Policy:
+        options = {
+            k: extra.pop(k)
+            for k in ("clock", "default_output_tokens", "webhook_backoff_s", "close_timeout_s")
+            if k in extra
+        }
+        policy = Policy(config(**extra), state or new_state(), sqlite_engine, **options)
+        await policy.start()
+        started.append(policy)
+        return policy
+
+    yield make
+    for policy in started:
+        await policy.close()
+
+
+@pytest.fixture
+def rollouts_running(gateway: GatewayFactory, upstream: MockUpstream, tmp_path: Path) -> Running:
+    """A gateway for releases: the route keys, a flaky and a 20 ms simulated model, the
+    rollout plans `fast` and `stepwise`, the controller checking every 50 ms."""
+    config = base_config(upstream.url, "sqlite://", tmp_path / "x")
+    providers = config["providers"]
+    providers["sim-flaky"] = {"kind": "simulator", "error_rate": 0.1, "seed": 7}
+    models = config["models"]
+    models["sim-bad"] = {"provider": "sim-flaky", "model": "sim-1"}
+    # a model whose latency is its own (20 ms), not the test machine's scheduling noise
+    providers["sim-20ms"] = {"kind": "simulator", "latency_ms": 20}
+    models["sim-slow"] = {"provider": "sim-20ms", "model": "sim-1"}
+    return gateway(
+        keys=ROUTE_KEYS,
+        providers=providers,
+        models=models,
+        rollouts={"check_interval_s": 0.05, "plans": {"fast": FAST, "stepwise": STEPWISE}},
+    )
+
+
+@pytest.fixture
+def embedded_default(tmp_path: Path) -> Iterator[str]:
+    """`make run`'s configuration, with its SQLite file and spill file in a scratch folder."""
+    config = default_config().model_copy(
+        update={
+            "store": StoreConfig(url=f"sqlite:///{tmp_path}/trimtab.db"),
+            "telemetry": TelemetryConfig(spill_path=str(tmp_path / "spill.jsonl")),
+        }
+    )
+    server = ServerThread(create_app(config)).start()
+    try:
+        yield server.url
+    finally:
         server.stop()

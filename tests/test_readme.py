@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from trimtab.app import create_app
-from trimtab.config import StoreConfig, TelemetryConfig, default_config
-from trimtab.testing.serving import ServerThread
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-MAKE_RUN_URL = "http://127.0.0.1:4000"
+from tests.support import MAKE_RUN_URL, README
 
 
 def calling_it_snippets() -> list[str]:
@@ -21,22 +14,6 @@ def calling_it_snippets() -> list[str]:
     text = README.read_text()
     section = text.split("## Calling it", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
-
-
-@pytest.fixture
-def embedded_default(tmp_path: Path) -> Iterator[str]:
-    """`make run`'s configuration, with its SQLite file and spill file in a scratch folder."""
-    config = default_config().model_copy(
-        update={
-            "store": StoreConfig(url=f"sqlite:///{tmp_path}/trimtab.db"),
-            "telemetry": TelemetryConfig(spill_path=str(tmp_path / "spill.jsonl")),
-        }
-    )
-    server = ServerThread(create_app(config)).start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 def test_the_readme_has_the_two_sdk_snippets() -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.api.support import ADMIN, ROUTES
-from tests.conftest import APP_KEY, KEYS, GatewayFactory, Running
+from tests.support import APP_KEY, KEYS, GatewayFactory, Running
 from trimtab.api.params import MAX_BODY_BYTES, MAX_TEXT
 from trimtab.bounds import MAX_DEPTH
 

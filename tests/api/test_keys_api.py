@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.auth.support import auth, chat, create_key, message_of, revoke_key, wait_until
-from tests.conftest import (
+from tests.support import (
     ADMIN_KEY,
     APP_KEY,
     GLOBEX_APP_KEY,

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     ADMIN_KEY,
     APP_KEY,
     GLOBEX_APP_KEY,

@@ -10,10 +10,18 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.api.test_routes_api import GLOBEX_OPERATOR_KEY, OPERATOR_KEY, ROUTE_KEYS
 from tests.auth.support import auth
-from tests.conftest import ADMIN_KEY, APP_KEY, GLOBEX_APP_KEY, GatewayFactory, Running
-from tests.gateway.test_openai_sdk import stored
+from tests.support import (
+    ADMIN_KEY,
+    APP_KEY,
+    GLOBEX_APP_KEY,
+    GLOBEX_OPERATOR_KEY,
+    OPERATOR_KEY,
+    ROUTE_KEYS,
+    GatewayFactory,
+    Running,
+    stored,
+)
 from trimtab.cli import cli
 
 

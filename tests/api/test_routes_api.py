@@ -10,39 +10,19 @@ import orjson
 import pytest
 
 from tests.auth.support import auth
-from tests.conftest import (
+from tests.support import (
     ADMIN_KEY,
     APP_KEY,
+    GLOBEX_OPERATOR_KEY,
     GLOBEX_VIEWER_KEY,
-    KEYS,
+    OPERATOR_KEY,
+    ROUTE_KEYS,
+    ROUTES,
+    V2,
     VIEWER_KEY,
     GatewayFactory,
     Running,
 )
-
-OPERATOR_KEY = "tt-operator-acme-0001"
-GLOBEX_OPERATOR_KEY = "tt-operator-globex-0001"
-ROUTE_KEYS = [
-    *KEYS,
-    {"key": OPERATOR_KEY, "tenant": "acme", "role": "operator", "owner": "ml@acme"},
-    {"key": GLOBEX_OPERATOR_KEY, "tenant": "globex", "role": "operator", "owner": "ml@globex"},
-]
-
-ROUTES = """
-routes:
-  support-answer:
-    owner: support-ml@acme.example
-    risk_tier: 2
-    version:
-      model: gpt-mock
-      params: {temperature: 0.2, max_tokens: 400}
-      messages:
-        - role: system
-          content: "You are Acme's support assistant. Policy: {{policy}}"
-        - role: user
-          content: "{{question}}"
-"""
-V2 = ROUTES.replace("support assistant.", "friendly support assistant.").replace("0.2", "0.3")
 
 
 @pytest.fixture

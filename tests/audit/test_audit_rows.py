@@ -9,11 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.api.test_routes_api import ROUTE_KEYS
 from tests.audit.support import accept_audit_rows, refuse_audit_rows
-from tests.conftest import ADMIN_KEY, APP_KEY, GatewayFactory, Running
-from tests.gateway.test_openai_sdk import stored
-from tests.rollouts.test_rollouts_e2e import api, routes_yaml
+from tests.rollouts.support import api, routes_yaml
+from tests.support import ADMIN_KEY, APP_KEY, ROUTE_KEYS, GatewayFactory, Running, stored
 from trimtab.audit.log import CONTROLLER
 from trimtab.registry.scope import RouteKey
 from trimtab.rollouts.store import RolloutStore

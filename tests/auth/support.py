@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tests.conftest import ADMIN_KEY
+from tests.support import ADMIN_KEY
 
 T = TypeVar("T")
 

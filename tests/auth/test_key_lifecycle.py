@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from tests.auth.support import chat, create_key, message_of, revoke_key, wait_until
-from tests.conftest import ADMIN_KEY, APP_KEY, KEYS, GatewayFactory, Running
+from tests.support import ADMIN_KEY, APP_KEY, KEYS, GatewayFactory, Running
 from trimtab.telemetry.queries import get_request
 
 

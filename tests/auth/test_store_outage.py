@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.auth.support import chat, create_key, message_of, wait_until
-from tests.conftest import ADMIN_KEY, APP_KEY, KEYS, GatewayFactory, Running
+from tests.support import ADMIN_KEY, APP_KEY, KEYS, GatewayFactory, Running
 from trimtab.testing.outage import StoppablePostgres
 
 pytestmark = pytest.mark.postgres

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.test_routes_api import ROUTE_KEYS
-from tests.conftest import GatewayFactory, Running
+from tests.support import ROUTE_KEYS, GatewayFactory, Running
 
 
 @pytest.fixture

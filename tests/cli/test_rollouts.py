@@ -6,12 +6,11 @@ import shlex
 import time
 from pathlib import Path
 
-from tests.api.test_routes_api import OPERATOR_KEY
 from tests.cli.support import runner
-from tests.conftest import ADMIN_KEY, Running
-from tests.rollouts.test_rollouts_e2e import apply, drive, routes_yaml, status
-from tests.rollouts.test_rollouts_e2e import call as e2e_call
-from tests.rollouts.test_rollouts_e2e import running as running
+from tests.rollouts.conftest import running as running
+from tests.rollouts.support import apply, drive, routes_yaml, status
+from tests.rollouts.support import call as e2e_call
+from tests.support import ADMIN_KEY, OPERATOR_KEY, Running
 from trimtab.canary.analysis import DEFAULT_METRICS
 from trimtab.cli import cli
 from trimtab.client import Client

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.api.test_routes_api import GLOBEX_OPERATOR_KEY, OPERATOR_KEY, ROUTES, V2
 from tests.cli import support
 from tests.cli.support import runner
-from tests.conftest import ADMIN_KEY, VIEWER_KEY, GatewayFactory, Running
+from tests.support import (
+    ADMIN_KEY,
+    GLOBEX_OPERATOR_KEY,
+    OPERATOR_KEY,
+    ROUTES,
+    V2,
+    VIEWER_KEY,
+    GatewayFactory,
+    Running,
+)
 from trimtab.cli import cli
 from trimtab.testing.servers import free_port
 

@@ -8,10 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_routes_api import OPERATOR_KEY
-from tests.conftest import ADMIN_KEY, APP_KEY, VIEWER_KEY, Running
-from tests.rollouts.test_rollouts_e2e import routes_yaml
-from tests.rollouts.test_rollouts_e2e import running as running
+from tests.rollouts.support import routes_yaml
+from tests.support import ADMIN_KEY, APP_KEY, OPERATOR_KEY, VIEWER_KEY, Running
 from trimtab import AsyncClient, Client, TrimtabError
 from trimtab.client import Page
 

@@ -8,8 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.test_readme import MAKE_RUN_URL, README
-from tests.test_readme import embedded_default as embedded_default
+from tests.support import MAKE_RUN_URL, README
 
 
 def client_snippet() -> str:

@@ -5,63 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from sqlalchemy import func, select
 
-from tests.conftest import base_config
-from trimtab.store.engine import make_engine
-from trimtab.store.tables import requests
+from tests.support import base_config, count_rows, start_server, stop_server
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.servers import free_port
-
-TRIMTAB = str(Path(sys.executable).parent / "trimtab")
-
-
-def start_server(config_path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [TRIMTAB, "serve", "--config", str(config_path), "--port", str(port)],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"trimtab exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"trimtab did not become ready:\n{log.read_text()}")
-
-
-def start_gateway(config: dict[str, Any], folder: Path, name: str) -> tuple[Any, str]:
-    """`trimtab serve` with this config (written to folder/NAME.yaml, its log beside it)
-    on a free port: the process and its URL."""
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    port = free_port()
-    return start_server(path, port, folder / f"{name}.log"), f"http://127.0.0.1:{port}"
-
-
-def stop_server(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> bool:
-    """Send the signal; True when the process finished its graceful shutdown.
-
-    uvicorn re-raises the signal once shutdown is complete, so the exit status is the
-    conventional "terminated by SIGTERM" (or 0 on older versions), never a crash.
-    """
-    proc.send_signal(sig)
-    return proc.wait(timeout=60) in (0, -sig)
 
 
 async def fire(port: int, n: int, model: str) -> list[int]:
@@ -78,15 +31,6 @@ async def fire(port: int, n: int, model: str) -> list[int]:
             return resp.status_code
 
         return list(await asyncio.gather(*(one(i) for i in range(n))))
-
-
-def count_rows(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(requests)).scalar_one())
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize("queue_size", [20_000, 4], ids=["queue", "spill"])

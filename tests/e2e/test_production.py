@@ -27,8 +27,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import _new_database
-from tests.e2e.test_graceful_stop import count_rows, stop_server
+from tests.support import count_rows, new_database, stop_server
 from trimtab.config import load_config
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.postgres_server import PostgresServer
@@ -305,7 +304,7 @@ def deployment(
     ca, cert, key = make_certificates(tmp_path)
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    store = _new_database(postgres_server)
+    store = new_database(postgres_server)
     redis = redis_server.url.rsplit("/", 1)[0] + "/7"  # a db of its own in the shared Redis
     config = render_trimtab(tmp_path, store, redis, upstream.url)
     procs: list[subprocess.Popen[bytes]] = []

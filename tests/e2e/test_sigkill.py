@@ -13,8 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import base_config
-from tests.e2e.test_graceful_stop import start_gateway, stop_server
+from tests.support import base_config, start_gateway, stop_server
 from trimtab.store.engine import make_engine
 from trimtab.store.tables import requests, rollups
 from trimtab.testing.mock_upstream import MockUpstream

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import ADMIN_KEY, APP_KEY, KEYS, GatewayFactory
+from tests.support import ADMIN_KEY, APP_KEY, KEYS, GatewayFactory
 from trimtab.store.tables import requests, rollups
 from trimtab.testing.outage import StoppablePostgres
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import anthropic
 import pytest
 
-from tests.conftest import APP_KEY, KEYS, GatewayFactory, Running
-from tests.gateway.test_openai_sdk import stored
+from tests.support import APP_KEY, KEYS, GatewayFactory, Running, stored
 from trimtab.testing.mock_upstream import MockUpstream
 
 

@@ -12,8 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import APP_KEY, KEYS, Running, base_config
-from tests.gateway.test_openai_sdk import stored
+from tests.support import APP_KEY, KEYS, Running, base_config, stored
 from trimtab.app import create_app
 from trimtab.bounds import MAX_DEPTH
 from trimtab.config import parse_config

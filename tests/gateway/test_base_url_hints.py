@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import APP_KEY, KEYS, GatewayFactory, Running
+from tests.support import APP_KEY, KEYS, GatewayFactory, Running
 
 
 @pytest.fixture

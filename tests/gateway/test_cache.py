@@ -8,8 +8,15 @@ import anthropic
 import openai
 import pytest
 
-from tests.conftest import APP_KEY, GLOBEX_APP_KEY, KEYS, GatewayFactory, Running, base_config
-from tests.gateway.test_openai_sdk import stored
+from tests.support import (
+    APP_KEY,
+    GLOBEX_APP_KEY,
+    KEYS,
+    GatewayFactory,
+    Running,
+    base_config,
+    stored,
+)
 from trimtab.gateway.cache import CachedAnswer, cache_key, replay_stream
 from trimtab.testing.mock_upstream import MockUpstream
 

@@ -14,8 +14,7 @@ import orjson
 import pytest
 from redis import Redis
 
-from tests.conftest import APP_KEY, KEYS, VIEWER_KEY, GatewayFactory, Running, base_config
-from tests.gateway.test_openai_sdk import stored
+from tests.support import APP_KEY, KEYS, VIEWER_KEY, GatewayFactory, Running, base_config, stored
 from trimtab.errors import error_type
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.redis_server import RedisServer

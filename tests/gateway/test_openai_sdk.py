@@ -11,23 +11,13 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import APP_KEY, KEYS, GatewayFactory, Running
-from trimtab.telemetry.queries import RequestFilter, get_request, list_requests
+from tests.support import APP_KEY, KEYS, GatewayFactory, Running, stored
+from trimtab.telemetry.queries import RequestFilter, list_requests
 from trimtab.testing.mock_upstream import MockUpstream
 
 
 def client(running: Running, key: str = APP_KEY) -> openai.OpenAI:
     return openai.OpenAI(base_url=running.url + "/v1", api_key=key, max_retries=0)
-
-
-def stored(running: Running, request_id: str) -> dict[str, Any]:
-    running.wait_for_rows(1)
-    for _ in range(200):
-        row = get_request(running.engine, request_id)
-        if row is not None:
-            return row
-        running.wait_for_rows(running.count() + 1, timeout_s=0.05)
-    raise AssertionError(f"request {request_id} was never recorded")
 
 
 @pytest.fixture

@@ -12,21 +12,19 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import APP_KEY, GLOBEX_APP_KEY, KEYS, GatewayFactory, base_config
-from tests.e2e.test_graceful_stop import start_gateway, stop_server
-from tests.gateway.test_openai_sdk import stored
+from tests.policy.support import MSGS, models
+from tests.support import (
+    APP_KEY,
+    GLOBEX_APP_KEY,
+    KEYS,
+    GatewayFactory,
+    base_config,
+    start_gateway,
+    stop_server,
+    stored,
+)
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.redis_server import RedisServer
-
-MSGS = [{"role": "user", "content": "how much"}]
-# ~$0.01 per token: a handful of requests spends a dollar
-PRICEY = {"input_per_mtok": 10_000.0, "output_per_mtok": 10_000.0}
-
-
-def models(upstream: MockUpstream, tmp_path: Path) -> dict[str, Any]:
-    out: dict[str, Any] = base_config(upstream.url, "sqlite://", tmp_path / "x")["models"]
-    out["pricey"] = {"provider": "upstream", "model": "mock-1", "pricing": PRICEY}
-    return out
 
 
 def test_rpm_limit_per_key_in_both_wire_formats(

@@ -10,8 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import APP_KEY, KEYS, GatewayFactory, Running, base_config
-from tests.gateway.test_openai_sdk import stored
+from tests.support import APP_KEY, KEYS, GatewayFactory, Running, base_config, stored
 from trimtab.testing.mock_upstream import MockUpstream
 
 MSGS = [{"role": "user", "content": "are you there"}]

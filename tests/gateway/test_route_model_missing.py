@@ -9,8 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.api.test_routes_api import ROUTES
-from tests.conftest import GatewayFactory
+from tests.support import ROUTES, GatewayFactory
 
 SIM_ROUTES = ROUTES.replace("model: gpt-mock", "model: sim-1")
 WARNING = (

@@ -12,24 +12,25 @@ import httpx
 import openai
 import pytest
 
-from tests.api.test_routes_api import OPERATOR_KEY, ROUTE_KEYS, ROUTES, V2
 from tests.auth.support import auth
-from tests.conftest import (
+from tests.gateway.support import POLICY, apply, openai_client, sent_with
+from tests.support import (
     ADMIN_KEY,
     APP_KEY,
     GLOBEX_APP_KEY,
+    ROUTE_KEYS,
+    ROUTES,
+    V2,
     VIEWER_KEY,
     GatewayFactory,
     Running,
     base_config,
+    stored,
 )
-from tests.gateway.test_openai_sdk import stored
 from trimtab.registry.scope import Applier
 from trimtab.registry.spec import load_routes
 from trimtab.registry.store import RouteStore
-from trimtab.testing.mock_upstream import MockUpstream, RecordedRequest
-
-POLICY = "refunds within 30 days"
+from trimtab.testing.mock_upstream import MockUpstream
 
 
 @pytest.fixture
@@ -40,29 +41,6 @@ def running(
     # a model whose upstream always fails, falling back to gpt-mock
     models["gpt-flaky"] = {"provider": "upstream", "model": "fail-500", "fallbacks": ["gpt-mock"]}
     return gateway(store=store_url, keys=ROUTE_KEYS, models=models)
-
-
-def apply(running: Running, text: str = ROUTES, message: str = "launch") -> list[Any]:
-    response = httpx.post(
-        running.url + "/api/routes/apply",
-        json={"yaml": text, "message": message},
-        headers=auth(OPERATOR_KEY),
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    routes: list[Any] = response.json()["routes"]
-    return routes
-
-
-def openai_client(running: Running, key: str = APP_KEY) -> openai.OpenAI:
-    return openai.OpenAI(base_url=running.url + "/v1", api_key=key, max_retries=0)
-
-
-def sent_with(upstream: MockUpstream, marker: str) -> RecordedRequest:
-    """The upstream request whose messages mention `marker`."""
-    hits = [r for r in upstream.requests if isinstance(r.body, dict) and marker in str(r.body)]
-    assert hits, f"no upstream request mentions {marker!r}"
-    return hits[-1]
 
 
 def variables(question: str) -> dict[str, Any]:

@@ -14,15 +14,16 @@ import yaml
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import make_url
 
-from tests.conftest import (
+from tests.support import (
     APP_KEY,
     KEYS,
     GatewayFactory,
     Running,
-    _new_database,
     base_config,
+    new_database,
+    start_server,
+    stop_server,
 )
-from tests.e2e.test_graceful_stop import start_server, stop_server
 from trimtab.config import ProviderConfig, parse_config
 from trimtab.providers.build import build_providers
 from trimtab.providers.secrets import REDACTED, Scrubber, provider_secrets
@@ -184,7 +185,7 @@ def test_served_process_logs_no_password_and_no_upstream_key(
     upstream: MockUpstream, postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
     # the test cluster trusts loopback, so any password connects: one the log must not show
-    url = make_url(_new_database(postgres_server)).set(password=PG_PASSWORD)
+    url = make_url(new_database(postgres_server)).set(password=PG_PASSWORD)
     store = url.render_as_string(hide_password=False)
     config = base_config(upstream.url, store, tmp_path / "spill.jsonl", keys=KEYS)
     config.update(echo_config(upstream.url))

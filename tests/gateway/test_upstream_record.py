@@ -13,11 +13,18 @@ import openai
 import orjson
 import pytest
 
-from tests.api.test_routes_api import ROUTES
 from tests.auth.support import auth
-from tests.conftest import APP_KEY, VIEWER_KEY, GatewayFactory, Running, base_config
-from tests.gateway.test_openai_sdk import stored
-from tests.gateway.test_routes_e2e import POLICY, ROUTE_KEYS, apply, openai_client, sent_with
+from tests.gateway.support import POLICY, apply, openai_client, sent_with
+from tests.support import (
+    APP_KEY,
+    ROUTE_KEYS,
+    ROUTES,
+    VIEWER_KEY,
+    GatewayFactory,
+    Running,
+    base_config,
+    stored,
+)
 from trimtab.testing.mock_upstream import MockUpstream
 
 

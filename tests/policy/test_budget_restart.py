@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import APP_KEY, KEYS, GatewayFactory, Running
-from tests.gateway.test_policy_e2e import MSGS, models
+from tests.policy.support import MSGS, models
+from tests.support import APP_KEY, KEYS, GatewayFactory, Running
 from trimtab.store.tables import requests
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.outage import RestartableRedis

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from tests.policy.conftest import PolicyFactory, StateFactory, config, pricing
-from trimtab.errors import GatewayError
+from tests.policy.support import PolicyFactory, StateFactory, config, pricing
+from trimtab.errors import LimitExceeded
 from trimtab.policy.service import Ask, Policy
 from trimtab.state.redis import RedisState
 from trimtab.store.engine import make_engine
@@ -42,7 +42,7 @@ async def one_request(policy: Policy, tenant: str, rng: random.Random) -> float 
     ask = Ask(tenant, "key_1", "gpt-big", None, None, 1000, 1000)
     try:
         admission = await policy.admit(ask, pricing)
-    except GatewayError as err:
+    except LimitExceeded as err:
         assert err.code == "budget_exceeded", err.message
         return None
     await asyncio.sleep(rng.uniform(0, 0.01))
@@ -118,12 +118,12 @@ def process_worker(
 
 
 async def test_two_processes_on_one_redis(
-    redis_server: RedisServer, engine: Engine, tmp_path: Path
+    redis_server: RedisServer, sqlite_engine: Engine, tmp_path: Path
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}:"
-    store = str(engine.url)
+    store = str(sqlite_engine.url)
     state = RedisState(redis_server.url, prefix=prefix)
-    policy = Policy(config(budgets=budgets("acme")), state, engine)
+    policy = Policy(config(budgets=budgets("acme")), state, sqlite_engine)
     try:
         await state.budget_seed(month_key(policy, "acme"), ALREADY_SPENT, 3600)
         start_at = time.time() + 3.0

@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
-from tests.policy.conftest import PolicyFactory, StateFactory, config, pricing
+from tests.policy.support import PolicyFactory, StateFactory, config, pricing
 from trimtab.alerts.events import BudgetEvent, insert_event, list_events
 from trimtab.auth.keyring import key_hash, key_id_of
-from trimtab.errors import GatewayError
+from trimtab.errors import LimitExceeded, status_of
 from trimtab.policy.budgets import budget_key, period_span
 from trimtab.policy.service import Admission, Ask, Policy
 from trimtab.state.base import Reservation
@@ -92,10 +92,10 @@ async def test_a_spent_budget_blocks_with_the_budget_and_period_end(
 ) -> None:
     policy = await new_policy(budgets=[monthly(100)], clock=fixed(NOV_30 + 3600))
     await spend(policy, 100.02)
-    with pytest.raises(GatewayError) as caught:
+    with pytest.raises(LimitExceeded) as caught:
         await policy.admit(ask(), pricing)
     err = caught.value
-    assert (err.status, err.code) == (429, "budget_exceeded")
+    assert (status_of(err), err.code) == (429, "budget_exceeded")
     assert err.message == (
         "budget tenant:acme (month, $100.00) is spent: $100.02 settled; "
         "it resets at 2026-12-01T00:00:00Z"
@@ -108,7 +108,7 @@ async def test_a_spent_budget_blocks_with_the_budget_and_period_end(
 async def test_reservations_in_flight_block_with_a_short_retry(new_policy: PolicyFactory) -> None:
     policy = await new_policy(budgets=[monthly(0.02)], clock=fixed())
     first = await policy.admit(ask(tokens=1000, max_out=500), pricing)  # reserves $0.025
-    with pytest.raises(GatewayError) as caught:
+    with pytest.raises(LimitExceeded) as caught:
         await policy.admit(ask(), pricing)
     assert caught.value.retry_after == "1"
     assert "is taken: $0.00 settled + $0.03 reserved by requests in flight" in caught.value.message
@@ -119,7 +119,7 @@ async def test_reservations_in_flight_block_with_a_short_retry(new_policy: Polic
 async def test_star_scopes_budget_each_value_separately(new_policy: PolicyFactory) -> None:
     policy = await new_policy(budgets=[monthly(1, scope="key:*")], clock=fixed())
     await spend(policy, 1.5, key="key_1")
-    with pytest.raises(GatewayError, match="budget key:key_1 "):
+    with pytest.raises(LimitExceeded, match="budget key:key_1 "):
         await policy.admit(ask(key="key_1"), pricing)
     assert (await policy.admit(ask(key="key_2"), pricing)).model == "gpt-big"
     assert (await policy.admit(ask(key=None), pricing)).model == "gpt-big"  # no key, no budget
@@ -150,7 +150,7 @@ async def test_downgrade_checks_the_target_models_own_budget(new_policy: PolicyF
     )
     await spend(policy, 1.2)
     await spend(policy, 0.6, model="gpt-small")
-    with pytest.raises(GatewayError) as caught:
+    with pytest.raises(LimitExceeded) as caught:
         await policy.admit(ask("gpt-big"), pricing)
     assert caught.value.code == "budget_exceeded"
     assert caught.value.message.startswith("budget model:gpt-small (month, $0.50) is spent")
@@ -170,7 +170,7 @@ async def test_downgrades_that_loop_block(new_policy: PolicyFactory) -> None:
     )
     await spend(policy, 1.2)
     await spend(policy, 1.2, model="gpt-small")
-    with pytest.raises(GatewayError) as caught:
+    with pytest.raises(LimitExceeded) as caught:
         await policy.admit(ask("gpt-big"), pricing)
     assert caught.value.message.startswith("budget model:gpt-small (month, $1.00) is spent")
     assert "its downgrade model 'gpt-big' is over budget as well" in caught.value.message
@@ -192,7 +192,7 @@ async def test_a_block_budget_beside_an_alert_budget_on_one_scope(
     await spend(policy, 0.7)  # past the alert budget: still admitted
     await spend(policy, 0.7)  # admitted (0.7 < 1), then past the block budget
     assert (await status(policy, MONTH_KEY)).spent == pytest.approx(1.4)  # type: ignore[union-attr]
-    with pytest.raises(GatewayError, match=r"tenant:acme \(month, \$1.00\)"):
+    with pytest.raises(LimitExceeded, match=r"tenant:acme \(month, \$1.00\)"):
         await policy.admit(ask(), pricing)
 
 
@@ -200,7 +200,7 @@ async def test_day_and_month_budgets_are_separate_accounts(new_policy: PolicyFac
     day = {"scope": "tenant:acme", "period": "day", "usd": 1, "on_exceed": "block"}
     policy = await new_policy(budgets=[monthly(10), day], clock=fixed())
     await spend(policy, 1.5)
-    with pytest.raises(GatewayError, match=r"\(day, \$1.00\).*resets at 2026-12-01T00:00:00Z"):
+    with pytest.raises(LimitExceeded, match=r"\(day, \$1.00\).*resets at 2026-12-01T00:00:00Z"):
         await policy.admit(ask(), pricing)
     assert (await status(policy, MONTH_KEY)).spent == pytest.approx(1.5)  # type: ignore[union-attr]
     assert (await status(policy, "budget:tenant:acme:day:2026-11-30")).spent == pytest.approx(1.5)  # type: ignore[union-attr]
@@ -240,12 +240,12 @@ def record(
 
 
 async def test_start_seeds_this_periods_spend_from_the_store(
-    new_policy: PolicyFactory, new_state: StateFactory, engine: Engine
+    new_policy: PolicyFactory, new_state: StateFactory, sqlite_engine: Engine
 ) -> None:
     now = time.time()
     span = period_span("month", datetime.fromtimestamp(now, UTC))
     start = span.start.timestamp()
-    TelemetryStore(engine).write(
+    TelemetryStore(sqlite_engine).write(
         [
             record(start - 1, 50.0),  # last month: not counted
             record(start, 1.0),
@@ -277,13 +277,13 @@ async def test_start_seeds_this_periods_spend_from_the_store(
 
 
 async def test_threshold_crossings_are_recorded_once(
-    new_policy: PolicyFactory, engine: Engine
+    new_policy: PolicyFactory, sqlite_engine: Engine
 ) -> None:
     policy = await new_policy(budgets=[monthly(1, on="alert")], clock=fixed())
     for cost in (0.5, 0.35, 0.2, 0.1, 0.5):  # 0.5, 0.85, 1.05, 1.15, 1.65
         await spend(policy, cost)
     await policy.close()
-    events = list_events(engine, None, None, 100)
+    events = list_events(sqlite_engine, None, None, 100)
     assert [(e["scope"], e["threshold"]) for e in events] == [
         ("tenant:acme", 1.1),
         ("tenant:acme", 1.0),
@@ -294,12 +294,12 @@ async def test_threshold_crossings_are_recorded_once(
     assert events[0]["on_exceed"] == "alert" and events[0]["limit_usd"] == 1.0
 
 
-def test_a_crossing_is_stored_once(engine: Engine) -> None:
+def test_a_crossing_is_stored_once(sqlite_engine: Engine) -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     event = BudgetEvent(datetime.now(UTC), "tenant:acme", "month", start, 0.8, 80.0, 100.0, "block")
-    assert insert_event(engine, event) is True
-    assert insert_event(engine, event) is False
-    assert len(list_events(engine, None, None, 10)) == 1
+    assert insert_event(sqlite_engine, event) is True
+    assert insert_event(sqlite_engine, event) is False
+    assert len(list_events(sqlite_engine, None, None, 10)) == 1
 
 
 # -- rate limits -----------------------------------------------------------------------------
@@ -309,10 +309,10 @@ async def test_rpm_refuses_with_the_limit_and_retry_after(new_policy: PolicyFact
     policy = await new_policy(limits=[{"scope": "tenant:acme", "rpm": 2}])
     await policy.admit(ask(), pricing)
     await policy.admit(ask(), pricing)
-    with pytest.raises(GatewayError) as caught:
+    with pytest.raises(LimitExceeded) as caught:
         await policy.admit(ask(), pricing)
     err = caught.value
-    assert (err.status, err.code) == (429, "rate_limited")
+    assert (status_of(err), err.code) == (429, "rate_limited")
     assert err.retry_after is not None and 1 <= int(err.retry_after) <= 120
     assert err.message == (
         f"rate limit exceeded: tenant:acme may send 2 requests per minute; "
@@ -326,7 +326,7 @@ async def test_key_star_limits_each_key(new_policy: PolicyFactory) -> None:
     await policy.admit(ask(key="key_1"), pricing)
     await policy.admit(ask(key="key_2"), pricing)
     with pytest.raises(
-        GatewayError, match=r"key:key_1 may send 1 requests per minute \(limit 'key:\*'\)"
+        LimitExceeded, match=r"key:key_1 may send 1 requests per minute \(limit 'key:\*'\)"
     ):
         await policy.admit(ask(key="key_1"), pricing)
 
@@ -341,7 +341,7 @@ async def test_a_refused_request_counts_against_no_limit(new_policy: PolicyFacto
         await policy.admit(ask(), pricing)
     reserved = (await status(policy, MONTH_KEY)).reserved  # type: ignore[union-attr]
     for _ in range(3):
-        with pytest.raises(GatewayError, match="tenant:acme may send 2"):
+        with pytest.raises(LimitExceeded, match="tenant:acme may send 2"):
             await policy.admit(ask(), pricing)
     # the key's window gave back what the refused requests took; the budget holds no more
     assert await policy._state.window_used("rl:rpm:key:key_1", 60) == pytest.approx(2, abs=0.01)
@@ -353,10 +353,10 @@ async def test_tpm_counts_real_tokens_after_the_call(new_policy: PolicyFactory) 
     first = await policy.admit(ask(tokens=5000), pricing)  # the estimate is not counted
     second = await policy.admit(ask(), pricing)  # nothing settled yet: admitted
     await policy.settle(first, ask(), 0.01, 600, 500)
-    with pytest.raises(GatewayError) as caught:
+    with pytest.raises(LimitExceeded) as caught:
         await policy.admit(ask(), pricing)
     err = caught.value
-    assert (err.status, err.code) == (429, "rate_limited")
+    assert (status_of(err), err.code) == (429, "rate_limited")
     assert err.message.startswith(
         "token rate limit exceeded: model:gpt-big used 1100 of 1000 tokens per minute "
         "(limit 'model:*'); retry in "
@@ -374,7 +374,7 @@ async def test_limits_apply_to_the_model_actually_served(new_policy: PolicyFacto
     )
     await spend(policy, 2.0)  # gpt-big: not limited
     await policy.admit(ask("gpt-big"), pricing)  # downgraded: takes gpt-small's one request
-    with pytest.raises(GatewayError, match="model:gpt-small may send 1"):
+    with pytest.raises(LimitExceeded, match="model:gpt-small may send 1"):
         await policy.admit(ask("gpt-big"), pricing)
 
 
@@ -389,12 +389,12 @@ class BrokenState(MemoryState):
     budget_reserve = budget_settle = _fail  # type: ignore[assignment]
 
 
-async def test_a_failing_state_lets_requests_through(engine: Engine) -> None:
+async def test_a_failing_state_lets_requests_through(sqlite_engine: Engine) -> None:
     registry = CollectorRegistry()
     policy = Policy(
         config(limits=[{"scope": "tenant:*", "rpm": 1, "tpm": 1}], budgets=[monthly(0.000001)]),
         BrokenState(),
-        engine,
+        sqlite_engine,
         registry=registry,
     )
     await policy.start()
@@ -409,16 +409,16 @@ async def test_a_failing_state_lets_requests_through(engine: Engine) -> None:
     assert errors is not None and errors >= 9
 
 
-async def test_without_limits_or_budgets_admit_touches_nothing(engine: Engine) -> None:
-    policy = Policy(config(), BrokenState(), engine)
+async def test_without_limits_or_budgets_admit_touches_nothing(sqlite_engine: Engine) -> None:
+    policy = Policy(config(), BrokenState(), sqlite_engine)
     assert not policy.enabled
     admission = await policy.admit(ask(), pricing)
     assert (admission.model, admission.holds, admission.tpm_keys) == ("gpt-big", (), ())
     await policy.settle(admission, ask(), 1.0, 1, 1)
 
 
-async def test_configured_keys_belong_to_their_tenant(engine: Engine) -> None:
+async def test_configured_keys_belong_to_their_tenant(sqlite_engine: Engine) -> None:
     cfg = config(keys=[{"key": "tt-acme-000001", "tenant": "acme"}])
-    policy = Policy(cfg, MemoryState(), engine)
+    policy = Policy(cfg, MemoryState(), sqlite_engine)
     assert await policy.report.tenant_key_ids("acme") == {key_id_of(key_hash("tt-acme-000001"))}
     assert await policy.report.tenant_key_ids("globex") == set()

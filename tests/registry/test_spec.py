@@ -8,7 +8,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import GatewayFactory
+from tests.support import GatewayFactory
 from trimtab.bounds import MAX_DEPTH
 from trimtab.cli import cli
 from trimtab.registry.spec import RoutesError, load_routes, parse_routes

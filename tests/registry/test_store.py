@@ -2,57 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, func, select
 
+from tests.registry.support import ACME_ROUTE, ADMIN, GLOBEX, OPERATOR, SHARED_ROUTE, routes_file
 from trimtab.registry.apply import RouteForbidden
-from trimtab.registry.scope import Applier, RouteKey
-from trimtab.registry.spec import RouteDefinition, load_routes
+from trimtab.registry.scope import RouteKey
 from trimtab.registry.store import RouteStore
 from trimtab.registry.timeline import append_event
 from trimtab.rollouts.table import RouteCache, RouteTable
-from trimtab.store.engine import make_engine, migrate
 from trimtab.store.tables import route_versions
-
-ADMIN = Applier("ops@acme", "acme", admin=True)
-OPERATOR = Applier("ml@acme", "acme", admin=False)
-GLOBEX = Applier("ml@globex", "globex", admin=False)
-SHARED_ROUTE = RouteKey("", "support-answer")  # what an admin applies without `tenant:`
-ACME_ROUTE = RouteKey("acme", "support-answer")  # what acme's operator applies
-
-
-def routes_file(
-    content: str = "Policy: {{policy}}",
-    *,
-    route: str = "support-answer",
-    owner: str = "o@a",
-    tier: int = 2,
-    extra: str = "",
-) -> list[RouteDefinition]:
-    text = f"""
-routes:
-  {route}:
-    owner: {owner}
-    risk_tier: {tier}
-{extra}    version:
-      model: gpt-mock
-      params: {{temperature: 0.2}}
-      messages:
-        - {{role: system, content: "{content}"}}
-        - {{role: user, content: "{{{{question}}}}"}}
-"""
-    return load_routes(text, "routes.yaml")
-
-
-@pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    made = make_engine(store_url)
-    migrate(made)
-    yield made
-    made.dispose()
 
 
 @pytest.fixture

@@ -2,107 +2,21 @@
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-import numpy as np
-import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 
-from tests.registry.test_store import OPERATOR, routes_file
-from tests.registry.test_store import engine as engine
-from trimtab.audit.log import Actor
+from tests.rollouts.support import (
+    Clock,
+    controller,
+    current,
+    record,
+    start,
+)
 from trimtab.canary.analysis import ArmStats, analyze
-from trimtab.canary.plans import Plan, Stage
-from trimtab.registry.scope import RouteKey
-from trimtab.registry.store import RouteStore
-from trimtab.rollouts.controller import SETTLE_S, RolloutController
-from trimtab.rollouts.row import RolloutRow
+from trimtab.rollouts.controller import SETTLE_S
 from trimtab.rollouts.store import RolloutStore
 from trimtab.stats.sequential import Verdict
-from trimtab.store.tables import requests
-
-ROUTE = "support-answer"
-KEY = RouteKey("acme", ROUTE)  # the operator's route: tenant acme's
-PLAN = Plan(
-    stages=[
-        Stage(percent=10, min_duration_s=0, min_canary_requests=20),
-        Stage(percent=50, min_duration_s=0, min_canary_requests=20),
-        Stage(percent=100, min_duration_s=0, min_canary_requests=20),
-    ]
-)
-
-
-@pytest.fixture
-def store(engine: Engine) -> RolloutStore:
-    routes = RouteStore(engine)
-    routes.apply(routes_file("Policy A: {{policy}}", tier=0), applier=OPERATOR, message="v1")
-    routes.apply(routes_file("Policy B: {{policy}}", tier=0), applier=OPERATOR, message="v2")
-    return RolloutStore(engine)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return datetime.now(UTC).timestamp() + self.offset
-
-
-async def _nothing() -> None:
-    return None
-
-
-def controller(store: RolloutStore, clock: Clock | None = None) -> RolloutController:
-    return RolloutController(store, _nothing, clock=clock or Clock())
-
-
-def record(
-    engine: Engine,
-    version: int,
-    n: int,
-    *,
-    errors: int = 0,
-    refusals: int = 0,
-    seed: int = 0,
-    at: datetime | None = None,
-) -> None:
-    """`n` requests of the route's `version`: log-normal latency and cost, like a model's."""
-    rng = np.random.default_rng(seed)
-    when = at or datetime.now(UTC)
-    latency = rng.lognormal(np.log(800.0), 0.4, n)
-    cost = rng.lognormal(np.log(0.001), 0.5, n)
-    rows = [
-        {
-            "id": "req_" + secrets.token_hex(8),
-            "started_at": when,
-            "ended_at": when,
-            "api": "openai",
-            "operation": "chat",
-            "tenant": "acme",
-            "route": ROUTE,
-            "version": f"v{version}",
-            "status_code": 500 if i < errors else 200,
-            "duration_ms": float(latency[i]),
-            "overhead_ms": 0.5,
-            "cost_usd": float(cost[i]),
-            "finish_reasons": ["content_filter"] if errors <= i < errors + refusals else ["stop"],
-            "streamed": False,
-        }
-        for i in range(n)
-    ]
-    with engine.begin() as conn:
-        conn.execute(insert(requests), rows)
-
-
-def start(store: RolloutStore) -> RolloutRow:
-    return store.start(KEY, 2, "test", PLAN, Actor("key_ml", "ml@acme", "acme"), "try v2")
-
-
-def current(store: RolloutStore) -> RolloutRow:
-    ro = store.current(KEY) or store.latest(KEY)
-    assert ro is not None
-    return ro
 
 
 def test_an_intermediate_stage_advances_on_its_minimums(

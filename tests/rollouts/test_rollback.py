@@ -6,10 +6,8 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from tests.api.test_routes_api import OPERATOR_KEY
-from tests.conftest import ADMIN_KEY, Running
-from tests.rollouts.test_rollouts_e2e import api, apply, call, routes_yaml
-from tests.rollouts.test_rollouts_e2e import running as running
+from tests.rollouts.support import api, apply, call, routes_yaml
+from tests.support import ADMIN_KEY, OPERATOR_KEY, Running
 from trimtab.cli import cli
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import APP_KEY, Running
-from tests.rollouts.test_rollouts_e2e import api, apply, routes_yaml
-from tests.rollouts.test_rollouts_e2e import running as running
+from tests.rollouts.support import api, apply, routes_yaml
+from tests.support import APP_KEY, Running
 
 CASES = [
     ("/api/routes/faq/rollouts", {"to": "v2", "reason": "go", "stage": 2}, "stage"),

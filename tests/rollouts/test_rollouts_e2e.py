@@ -6,103 +6,28 @@ import asyncio
 import re
 import time
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
 import pytest
 from sqlalchemy import select
 
-from tests.api.test_routes_api import OPERATOR_KEY, ROUTE_KEYS
-from tests.conftest import ADMIN_KEY, APP_KEY, GatewayFactory, Running, base_config
-from tests.gateway.test_openai_sdk import stored
+from tests.rollouts.support import (
+    api,
+    apply,
+    call,
+    drive,
+    routes_yaml,
+    status,
+)
+from tests.support import (
+    ADMIN_KEY,
+    APP_KEY,
+    OPERATOR_KEY,
+    Running,
+    stored,
+)
 from trimtab.store.tables import requests
-from trimtab.testing.mock_upstream import MockUpstream
-
-FAST = {
-    "stages": [
-        {"percent": 50, "min_duration_s": 0, "min_canary_requests": 50, "max_duration_s": 600},
-        {"percent": 100, "min_duration_s": 0, "min_canary_requests": 50, "max_duration_s": 600},
-    ]
-}
-
-
-# a healthy rollout's plan: every stage short, promotion still needs the required metrics
-STEPWISE = {
-    "stages": [
-        {"percent": p, "min_duration_s": 0, "min_canary_requests": 50, "max_duration_s": 600}
-        for p in (10, 25, 50, 100)
-    ],
-    "metrics": {"latency_p95": {"tolerance": 0.2}},
-}
-
-
-def routes_yaml(model: str, tier: int = 0, greeting: str = "Hello") -> str:
-    return f"""
-routes:
-  faq:
-    owner: faq@acme.example
-    risk_tier: {tier}
-    version:
-      model: {model}
-      messages:
-        - role: system
-          content: "{greeting}. Answer about {{{{topic}}}}."
-"""
-
-
-@pytest.fixture
-def running(gateway: GatewayFactory, upstream: MockUpstream, tmp_path: Path) -> Running:
-    config = base_config(upstream.url, "sqlite://", tmp_path / "x")
-    providers = config["providers"]
-    providers["sim-flaky"] = {"kind": "simulator", "error_rate": 0.1, "seed": 7}
-    models = config["models"]
-    models["sim-bad"] = {"provider": "sim-flaky", "model": "sim-1"}
-    # a model whose latency is its own (20 ms), not the test machine's scheduling noise
-    providers["sim-20ms"] = {"kind": "simulator", "latency_ms": 20}
-    models["sim-slow"] = {"provider": "sim-20ms", "model": "sim-1"}
-    return gateway(
-        keys=ROUTE_KEYS,
-        providers=providers,
-        models=models,
-        rollouts={"check_interval_s": 0.05, "plans": {"fast": FAST, "stepwise": STEPWISE}},
-    )
-
-
-def api(running: Running, method: str, path: str, key: str = OPERATOR_KEY, **body: Any) -> Any:
-    resp = httpx.request(
-        method, running.url + path, json=body or None,
-        headers={"authorization": f"Bearer {key}"}, timeout=30,
-    )  # fmt: skip
-    return resp
-
-
-def apply(running: Running, text: str, message: str = "change") -> None:
-    resp = api(running, "POST", "/api/routes/apply", yaml=text, message=message)
-    assert resp.status_code == 200, resp.text
-
-
-def route_call(http: httpx.Client, url: str, user: str) -> httpx.Response:
-    """One call of the route `faq` as `user`, on the gateway at `url`."""
-    return http.post(
-        url + "/v1/chat/completions",
-        json={
-            "model": "route:faq",
-            "messages": [{"role": "user", "content": "hi"}],
-            "user": user,
-            "variables": {"topic": "returns"},
-        },
-        headers={"authorization": f"Bearer {APP_KEY}"},
-    )
-
-
-def call(running: Running, user: str) -> str:
-    """One route call as `user`; the version that served it (the response says)."""
-    with httpx.Client(timeout=30) as http:
-        resp = route_call(http, running.url, user)
-    assert resp.status_code in (200, 503), resp.text
-    return resp.headers["x-trimtab-version"]
 
 
 def versions_by_user(running: Running, before: str) -> dict[str, set[str]]:
@@ -116,22 +41,6 @@ def versions_by_user(running: Running, before: str) -> dict[str, set[str]]:
             out.setdefault(user, set()).add(version)
     assert len(out) > 50
     return out
-
-
-def status(running: Running) -> dict[str, Any]:
-    data: dict[str, Any] = api(running, "GET", "/api/routes/faq/rollout").json()
-    return data
-
-
-def drive(running: Running, until: set[str], limit: int, users: int = 200) -> dict[str, set[str]]:
-    """Traffic from `users` users until the rollout's status is in `until`."""
-    seen: dict[str, set[str]] = {}
-    for i in range(limit):
-        user = f"u{i % users}"
-        seen.setdefault(user, set()).add(call(running, user))
-        if i % 20 == 19 and status(running)["status"] in until:
-            return seen
-    raise AssertionError(f"rollout still {status(running)['status']} after {limit} requests")
 
 
 def test_a_failing_candidate_is_rolled_back_without_a_human(running: Running) -> None:

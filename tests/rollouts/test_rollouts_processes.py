@@ -12,10 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_routes_api import OPERATOR_KEY, ROUTE_KEYS
-from tests.conftest import _new_database, base_config
-from tests.e2e.test_graceful_stop import start_gateway, stop_server
-from tests.rollouts.test_rollouts_e2e import FAST, route_call, routes_yaml
+from tests.rollouts.support import FAST, route_call, routes_yaml
+from tests.support import (
+    OPERATOR_KEY,
+    ROUTE_KEYS,
+    base_config,
+    new_database,
+    start_gateway,
+    stop_server,
+)
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.postgres_server import PostgresServer
 from trimtab.testing.redis_server import RedisServer
@@ -30,7 +35,7 @@ def two_gateways(
     upstream: MockUpstream,
     tmp_path: Path,
 ) -> Iterator[list[str]]:
-    store = _new_database(postgres_server)
+    store = new_database(postgres_server)
     procs = []
     urls = []
     for i in range(2):

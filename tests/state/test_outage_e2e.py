@@ -12,9 +12,16 @@ from typing import Any
 import httpx
 from redis import Redis
 
-from tests.api.test_routes_api import OPERATOR_KEY, ROUTE_KEYS
-from tests.conftest import ADMIN_KEY, APP_KEY, GatewayFactory, Running, base_config
-from tests.rollouts.test_rollouts_e2e import FAST, route_call, routes_yaml
+from tests.rollouts.support import FAST, route_call, routes_yaml
+from tests.support import (
+    ADMIN_KEY,
+    APP_KEY,
+    OPERATOR_KEY,
+    ROUTE_KEYS,
+    GatewayFactory,
+    Running,
+    base_config,
+)
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.outage import RestartableRedis
 

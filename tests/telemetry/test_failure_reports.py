@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import StatementError
 
-from tests.conftest import APP_KEY, KEYS, GatewayFactory
+from tests.support import APP_KEY, KEYS, GatewayFactory
 from trimtab.store.errors import summary
 
 MARKER = "zq-secret-marker-41c9"

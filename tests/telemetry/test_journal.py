@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import Engine, text
 
-from tests.telemetry.test_recorder import (
+from tests.telemetry.support import (
     expected_totals,
     open_store,
     rec,
@@ -126,7 +126,7 @@ def test_a_spilled_batch_is_forgotten_by_the_journal(tmp_path: Path, engines: li
 LIVE_WRITER = textwrap.dedent(
     """
     import sys
-    from tests.telemetry.test_recorder import records
+    from tests.telemetry.support import records
     from trimtab.telemetry.journal import Journal
     from trimtab.telemetry.spill import SpillFile
 
@@ -202,7 +202,7 @@ FULL_DISK = textwrap.dedent(
     import resource, signal, sys
     from dataclasses import replace
     from sqlalchemy import create_engine
-    from tests.telemetry.test_recorder import records
+    from tests.telemetry.support import records
     from trimtab.telemetry.store import TelemetryStore
     from trimtab.telemetry.journal import Journal
     from trimtab.telemetry.metrics import GatewayMetrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import (
+from tests.support import (
     ADMIN_KEY,
     APP_KEY,
     GLOBEX_APP_KEY,

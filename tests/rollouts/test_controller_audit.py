@@ -7,9 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from tests.registry.test_store import engine as engine
-from tests.rollouts.test_controller import KEY, ROUTE, Clock, controller, current, record, start
-from tests.rollouts.test_controller import store as store
+from tests.rollouts.support import KEY, ROUTE, Clock, controller, current, record, start
 from trimtab.audit.log import Actor
 from trimtab.canary.plans import MetricRule, Plan, Stage
 from trimtab.rollouts.store import RolloutStore

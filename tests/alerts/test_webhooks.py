@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import Engine
 
-from tests.policy.conftest import PolicyFactory, pricing
+from tests.policy.support import PolicyFactory, pricing
 from trimtab.alerts.events import BudgetEvent, insert_event, list_events
 from trimtab.alerts.webhooks import backoff_s, deliver, safe_url
 from trimtab.config import WebhookConfig
@@ -156,7 +156,7 @@ def alerting(url: str, *more: str, retries: int = 3) -> dict[str, Any]:
 
 
 async def test_crossings_are_posted_with_retries(
-    new_policy: PolicyFactory, receiver: Receiver, engine: Engine
+    new_policy: PolicyFactory, receiver: Receiver, sqlite_engine: Engine
 ) -> None:
     receiver.script = [500]  # the first POST fails
     policy = await new_policy(
@@ -186,7 +186,7 @@ async def test_crossings_are_posted_with_retries(
         "on_exceed": "block",
         "text": "trimtab: budget tenant:acme (month, $10.00) crossed 80%: $8.50 spent",
     }
-    assert len(list_events(engine, None, None, 10)) == 3
+    assert len(list_events(sqlite_engine, None, None, 10)) == 3
     assert policy.registry.get_sample_value("trimtab_webhook_deliveries_total") == 3
     assert policy.registry.get_sample_value("trimtab_webhook_failures_total") == 0
 
@@ -215,11 +215,11 @@ async def test_close_waits_a_bounded_time(new_policy: PolicyFactory, receiver: R
 
 
 async def test_a_crossing_already_stored_is_not_posted_again(
-    new_policy: PolicyFactory, receiver: Receiver, engine: Engine
+    new_policy: PolicyFactory, receiver: Receiver, sqlite_engine: Engine
 ) -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     insert_event(
-        engine,
+        sqlite_engine,
         BudgetEvent(datetime.now(UTC), "tenant:acme", "month", start, 0.8, 8.0, 10.0, "block"),
     )
     policy = await new_policy(**alerting(receiver.url), clock=lambda: NOV_30)
