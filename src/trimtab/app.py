@@ -9,15 +9,13 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.audit import AuditAPI
 from trimtab.api.breakers import BreakersAPI
 from trimtab.api.costs import CostsAPI
+from trimtab.api.errors import exception_handlers
 from trimtab.api.health import HealthAPI, Lifecycle
 from trimtab.api.keys import KeysAPI
 from trimtab.api.rollouts import RolloutsAPI
@@ -28,11 +26,10 @@ from trimtab.auth.cache import KeyCache
 from trimtab.auth.keyring import KeyRing
 from trimtab.auth.store import KeyStore
 from trimtab.config import Config
-from trimtab.errors import GatewayError
 from trimtab.gateway.breakers import Breakers
 from trimtab.gateway.catalog import Catalog
 from trimtab.gateway.dispatch import Dispatcher
-from trimtab.gateway.middleware import LastResort, base_url_hint, wire_error_response
+from trimtab.gateway.middleware import LastResort
 from trimtab.gateway.service import Gateway
 from trimtab.policy.service import Policy
 from trimtab.providers.build import build_providers
@@ -170,23 +167,13 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         ).routes(),
     ]
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        detail = f"{request.method} {request.url.path}: {exc.detail}"
-        if exc.status_code == 404:  # a common base_url mistake says what to set instead
-            hint = base_url_hint(request.url.path, str(request.base_url))
-            detail = detail if hint is None else f"{detail}; {hint}"
-        err = GatewayError(exc.status_code, code, detail)
-        return wire_error_response(err, request.url.path, request.headers)
-
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         # any other exception: LastResort answers it (500, or 503 for the store) and keeps
         # the connection open, where Starlette's own handler would re-raise
         middleware=[Middleware(LastResort)],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers=exception_handlers(),  # api/errors.py: the one error path
     )
     app.state.recorder = recorder
     app.state.engine = engine

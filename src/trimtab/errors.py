@@ -148,6 +148,11 @@ def gateway_error(err: DomainError) -> GatewayError:
     )
 
 
+def as_gateway_error(err: GatewayError | DomainError) -> GatewayError:
+    """The wire error for either kind: a GatewayError as it is, a DomainError mapped."""
+    return err if isinstance(err, GatewayError) else gateway_error(err)
+
+
 def internal_error(exc: BaseException) -> GatewayError:
     """The 500 for a failure nothing anticipated; its traceback goes to the log, not the client."""
     return GatewayError(

@@ -29,6 +29,7 @@ from tests.conftest import (
 )
 from trimtab.alerts.events import BudgetEvent, insert_event
 from trimtab.api.costs import CostsAPI
+from trimtab.api.errors import exception_handlers
 from trimtab.auth.keyring import KeyRing, key_hash, key_id_of
 from trimtab.config import Pricing, parse_config
 from trimtab.policy.budgets import period_span
@@ -143,7 +144,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     )
     policy = Policy(config, MemoryState(), engine)
     await policy.start()
-    app = Starlette(routes=CostsAPI(engine, policy, KeyRing(config.keys)).routes())
+    routes = CostsAPI(engine, policy, KeyRing(config.keys)).routes()
+    app = Starlette(routes=routes, exception_handlers=exception_handlers())  # as app.py does
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://trimtab") as client:
         yield Api(client, engine, policy)

@@ -1,69 +1,134 @@
-"""The store goes away: every /api endpoint that reads or writes it answers the same 503, and
-an /api failure nothing anticipated is a 500 that keeps the connection open."""
+"""The store goes away: every control-plane endpoint that reads or writes it answers the same
+503 with the same body, and an /api failure nothing anticipated is a 500 that keeps the
+connection open.
+
+The endpoints come from the built app's routes, so a new endpoint cannot be forgotten: it
+needs a body below (if it takes one) or a place among the exceptions, with the reason."""
 
 from __future__ import annotations
 
 import http.client
+import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 from sqlalchemy import text
+from starlette.routing import Route
 
 from tests.api.support import ADMIN, ROUTES
 from tests.conftest import KEYS, GatewayFactory, Running
 from trimtab.testing.outage import StoppablePostgres
 
-# every /api endpoint of the README that touches the store (GET /api/budgets and
-# /api/breakers read the shared state, not the store), with a body it would accept
-ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
-    ("GET", "/api/requests", None),
-    ("GET", "/api/requests/req_0123", None),
-    ("GET", "/api/metrics/summary?window=1h", None),
-    ("GET", "/api/costs", None),
-    ("GET", "/api/budget-events", None),
-    ("GET", "/api/routes", None),
-    ("GET", "/api/routes/r1", None),
-    ("GET", "/api/routes/r1/versions", None),
-    ("GET", "/api/routes/r1/versions/1", None),
-    ("GET", "/api/routes/r1/diff", None),
-    ("GET", "/api/routes/r1/timeline", None),
-    ("GET", "/api/routes/r1/rollout", None),
-    ("GET", "/api/keys", None),
-    ("GET", "/api/keys/key_0123", None),
-    ("GET", "/api/audit", None),
-    ("POST", "/api/routes/apply", {"message": "outage", "routes": ROUTES}),
-    ("POST", "/api/routes/r1/rollouts", {"to": "v1"}),
-    ("POST", "/api/routes/r1/rollout/pause", {"reason": "outage"}),
-    ("POST", "/api/routes/r1/rollback", {"reason": "outage"}),
-    ("POST", "/api/routes/r1/versions/1/attestations", {"kind": "eval", "result": "pass"}),
-    ("POST", "/api/feedback", {"request_id": "req_0123", "thumbs": "up"}),
-    ("POST", "/api/keys", {"tenant": "acme", "role": "app", "owner": "svc"}),
-    ("DELETE", "/api/keys/key_0123", None),
-]
+# what each path parameter is filled with (r1 exists: it is applied before the outage)
+PATH_VALUES = {
+    "route": "r1",
+    "number": "1",
+    "version": "1",
+    "move": "pause",
+    "key_id": "key_0123",
+    "request_id": "req_0123",
+}
+# a body each endpoint would accept, for those that take one
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/api/routes/apply"): {"message": "outage", "routes": ROUTES},
+    ("POST", "/api/routes/{route}/rollouts"): {"to": "v1"},
+    ("POST", "/api/routes/{route}/rollout/{move}"): {"reason": "outage"},
+    ("POST", "/api/routes/{route}/rollback"): {"reason": "outage"},
+    ("POST", "/api/routes/{route}/versions/{version}/attestations"): {
+        "kind": "eval",
+        "result": "pass",
+    },
+    ("POST", "/api/feedback"): {"request_id": "req_0123", "thumbs": "up"},
+    ("POST", "/api/keys"): {"tenant": "acme", "role": "app", "owner": "svc"},
+}
+# the endpoints that do not touch the store, what they answer during the outage, and why
+NOT_THE_STORE: dict[tuple[str, str], tuple[int, str]] = {
+    ("GET", "/api/budgets"): (200, "budgets are the policy's, read from the shared state"),
+    ("GET", "/api/breakers"): (200, "breakers live in the shared state"),
+    ("GET", "/api/openapi.json"): (200, "the document is built from the declarations"),
+    ("GET", "/healthz"): (200, "liveness: the process answers"),
+    ("GET", "/readyz"): (503, "readiness answers its own 503 body, naming the problem"),
+    ("GET", "/metrics"): (200, "the process's counters, in memory"),
+}
+DATA_PLANE = "/v1/"  # model calls: an outage does not stop them (telemetry spills to disk)
 
 
-@pytest.mark.postgres
-def test_every_endpoint_answers_a_store_outage_with_the_same_503(
-    gateway: GatewayFactory, doomed_postgres: StoppablePostgres
+def control_plane(running: Running) -> list[tuple[str, str]]:
+    """Every (method, path template) the app serves outside the data plane."""
+    found = []
+    for route in running.server_app.routes:
+        assert isinstance(route, Route), route
+        if route.path.startswith(DATA_PLANE):
+            continue
+        found += [(m, route.path) for m in sorted(route.methods or ()) if m != "HEAD"]
+    return found
+
+
+def filled(template: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m.group(1)], template)
+
+
+def assert_every_endpoint_answers_the_same_503(
+    running: Running, make_the_store_unreachable: Callable[[], None]
 ) -> None:
-    running = gateway(store=doomed_postgres.url, keys=KEYS)
+    endpoints = control_plane(running)
+    assert ("GET", "/api/requests") in endpoints and ("DELETE", "/api/keys/{key_id}") in endpoints
     with httpx.Client(base_url=running.url, headers=ADMIN, timeout=30) as client:
         applied = client.post("/api/routes/apply", json={"message": "m", "routes": ROUTES})
         assert applied.status_code == 200, applied.text
-        doomed_postgres.stop()
-        for method, path, body in ENDPOINTS:
-            resp = client.request(method, path, json=body)
-            where = f"{method} {path}: {resp.text}"
+        make_the_store_unreachable()
+        checked = 0
+        for method, template in endpoints:
+            body = BODIES.get((method, template))
+            assert body is not None or method in ("GET", "DELETE"), (
+                f"{method} {template}: add the body it accepts to BODIES"
+            )
+            resp = client.request(method, filled(template), json=body)
+            where = f"{method} {template}: {resp.status_code} {resp.text}"
+            if (method, template) in NOT_THE_STORE:
+                assert resp.status_code == NOT_THE_STORE[method, template][0], where
+                continue
+            checked += 1
             assert resp.status_code == 503, where
             rid = resp.headers["x-trimtab-request-id"]
-            error = resp.json()["error"]
-            assert set(error) == {"type", "code", "message", "param", "request_id"}, where
-            assert (error["type"], error["code"]) == ("api_error", "store_unavailable"), where
-            assert error["request_id"] == rid, where
-            assert error["message"].startswith("the store "), where
-            assert error["message"].endswith(f"OperationalError (request id: {rid})"), where
+            assert resp.json() == {
+                "error": {
+                    "message": f"the store is unreachable: OperationalError (request id: {rid})",
+                    "type": "api_error",
+                    "param": None,
+                    "code": "store_unavailable",
+                    "request_id": rid,
+                }
+            }, where
+        assert checked >= 23  # the endpoints of the README that read or write the store
+
+
+def test_every_endpoint_answers_an_unreachable_sqlite_store_with_the_same_503(
+    gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    home = tmp_path / "store"
+    running = gateway(store=f"sqlite:///{home}/trimtab.db", keys=KEYS)
+
+    def unreachable() -> None:
+        # the database's directory is gone and a file stands in its place: no connection
+        # opens ("unable to open database file"); the pooled ones are closed
+        home.rename(tmp_path / "store-gone")
+        home.write_text("not a directory")
+        running.engine.dispose()
+
+    assert_every_endpoint_answers_the_same_503(running, unreachable)
+
+
+@pytest.mark.postgres
+def test_every_endpoint_answers_a_postgres_outage_with_the_same_503(
+    gateway: GatewayFactory, doomed_postgres: StoppablePostgres
+) -> None:
+    running = gateway(store=doomed_postgres.url, keys=KEYS)
+    assert_every_endpoint_answers_the_same_503(running, doomed_postgres.stop)
 
 
 def test_an_api_failure_is_a_500_that_keeps_the_connection(

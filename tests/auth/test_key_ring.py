@@ -8,7 +8,7 @@ import pytest
 
 from trimtab.auth.keyring import KeyRing, StoredKey, key_hash, key_id_of
 from trimtab.config import KeyConfig
-from trimtab.errors import GatewayError
+from trimtab.errors import DomainError, GatewayError, gateway_error
 from trimtab.types import OPEN_ACCESS, Principal
 
 CONFIG_KEY = "tt-config-admin-1"
@@ -26,9 +26,10 @@ def stored(key: str, **kw: object) -> tuple[str, StoredKey]:
 
 
 def refused(ring: KeyRing, key: str) -> GatewayError:
-    with pytest.raises(GatewayError) as info:
+    """The wire error the app answers a refused key with."""
+    with pytest.raises(DomainError) as info:
         ring.authenticate(headers(key))
-    return info.value
+    return gateway_error(info.value)
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def test_unknown_revoked_and_expired_keys_say_which(ring: KeyRing) -> None:
     assert refused(ring, "tt-revoked-key").message == "API key revoked"
     err = refused(ring, "tt-expired-key")
     assert (err.status, err.code, err.message) == (401, "expired_api_key", "API key expired")
-    with pytest.raises(GatewayError) as info:
+    with pytest.raises(DomainError) as info:
         ring.authenticate({})
     assert info.value.code == "missing_api_key"
 

@@ -1,14 +1,19 @@
-"""Who may read what on the control-plane API."""
+"""Who may read what on the control-plane API, and who an audited change is by."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from trimtab.audit.log import Actor, AuditEvent
 from trimtab.auth.keyring import KeyRing, require_role
-from trimtab.errors import GatewayError, error_body
+from trimtab.errors import Forbidden
 from trimtab.types import READERS, Principal, new_request_id
+
+_MAX_FORWARDED = 512
 
 
 def reader(keys: KeyRing, request: Request, action: str = "read telemetry") -> Principal:
@@ -22,10 +27,8 @@ def admin(keys: KeyRing, request: Request, action: str) -> Principal:
     """A caller with role admin, or a 401/403 that names the action and the caller's role."""
     principal = keys.authenticate(request.headers)
     if not principal.is_admin:
-        raise GatewayError(
-            403,
-            "forbidden",
-            f"only a key with role 'admin' may {action}; this key has role '{principal.role}'",
+        raise Forbidden(
+            f"only a key with role 'admin' may {action}; this key has role '{principal.role}'"
         )
     return principal
 
@@ -35,10 +38,40 @@ def scoped_tenant(principal: Principal, asked: str | None) -> str | None:
     if principal.is_admin:
         return asked
     if asked is not None and asked != principal.tenant:
-        raise GatewayError(
-            403, "forbidden", f"a key of tenant '{principal.tenant}' may not read tenant '{asked}'"
-        )
+        raise Forbidden(f"a key of tenant '{principal.tenant}' may not read tenant '{asked}'")
     return principal.tenant
+
+
+def actor(request: Request, principal: Principal, request_id: str | None) -> Actor:
+    """The key `principal` acting through `request`. The address is the peer of the
+    connection (the ASGI scope's client); `x-forwarded-for`, which the client controls,
+    goes into the audit row's detail."""
+    forwarded = request.headers.get("x-forwarded-for")
+    client = request.client
+    return Actor(
+        key_id=principal.key_id,
+        owner=principal.owner,
+        tenant=principal.tenant,
+        remote_addr=client.host[:64] if client is not None else None,
+        request_id=request_id,
+        forwarded_for=forwarded[:_MAX_FORWARDED] if forwarded else None,
+    )
+
+
+def audit_event(
+    request: Request,
+    principal: Principal,
+    action: str,
+    *,
+    target: str | None = None,
+    tenant: str | None = None,
+    detail: dict[str, Any] | None = None,
+    request_id: str | None = None,
+) -> AuditEvent:
+    """An audit event for an action taken by `principal` through `request`."""
+    return actor(request, principal, request_id).event(
+        action, target=target, tenant=tenant, detail=detail
+    )
 
 
 def json_response(data: object, status: int = 200, request_id: str | None = None) -> Response:
@@ -47,12 +80,4 @@ def json_response(data: object, status: int = 200, request_id: str | None = None
         status,
         {"x-trimtab-request-id": request_id or new_request_id()},
         media_type="application/json",
-    )
-
-
-def error_response(err: GatewayError) -> Response:
-    rid = new_request_id()
-    headers = {"x-trimtab-request-id": rid}
-    return Response(
-        error_body(err, "openai", rid), err.status, headers, media_type="application/json"
     )

@@ -6,9 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import error_response, json_response, reader
+from trimtab.api.access import json_response, reader
 from trimtab.auth.keyring import KeyRing
-from trimtab.errors import GatewayError
 from trimtab.gateway.breakers import Breakers
 
 
@@ -21,9 +20,6 @@ class BreakersAPI:
         return [Route("/api/breakers", self.list_breakers, methods=["GET"])]
 
     async def list_breakers(self, request: Request) -> Response:
-        try:
-            reader(self._keys, request)
-        except GatewayError as err:
-            return error_response(err)
+        reader(self._keys, request)
         data = [await self._breakers.status(key) for key in sorted(self._breakers.known)]
         return json_response({"data": data})

@@ -12,10 +12,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.alerts.events import list_events
-from trimtab.api.access import error_response, json_response, reader, scoped_tenant
+from trimtab.api.access import json_response, reader, scoped_tenant
 from trimtab.api.params import bad_param, parse_int, parse_time, parse_window
 from trimtab.auth.keyring import KeyRing
-from trimtab.errors import GatewayError
 from trimtab.policy.service import Policy
 from trimtab.telemetry.costs import COST_GROUPS, CostRow, costs_by
 from trimtab.telemetry.rollups import minute_of
@@ -37,67 +36,58 @@ class CostsAPI:
         ]
 
     async def costs(self, request: Request) -> Response:
-        try:
-            principal = reader(self._keys, request)
-            q = request.query_params
-            window_text = q.get("window") or "30d"
-            window = parse_window(window_text)
-            group_by = q.get("group_by") or "model"
-            if group_by not in COST_GROUPS:
-                raise bad_param("group_by", f"'{group_by}' is not one of {', '.join(COST_GROUPS)}")
-            tenant = scoped_tenant(principal, q.get("tenant"))
-            now = datetime.now(UTC)
-            since = minute_of((now - window).timestamp())
-            rows = await asyncio.to_thread(costs_by, self._engine, since, group_by, tenant)
-            total = CostRow()
-            groups: list[dict[str, Any]] = []
-            for value, row in rows.items():
-                total.add(row)
-                groups.append({group_by: value if value != "" else None, **_view(row)})
-            if group_by == "day":
-                groups.sort(key=lambda g: str(g["day"]))
-            else:
-                groups.sort(key=lambda g: (-g["cost_usd"], -g["requests"], str(g[group_by])))
-            return json_response(
-                {
-                    "window": window_text,
-                    "group_by": group_by,
-                    "from": since.isoformat(),
-                    "to": now.isoformat(),
-                    "tenant": tenant,
-                    "groups": groups,
-                    "total": _view(total),
-                }
-            )
-        except GatewayError as err:
-            return error_response(err)
+        principal = reader(self._keys, request)
+        q = request.query_params
+        window_text = q.get("window") or "30d"
+        window = parse_window(window_text)
+        group_by = q.get("group_by") or "model"
+        if group_by not in COST_GROUPS:
+            raise bad_param("group_by", f"'{group_by}' is not one of {', '.join(COST_GROUPS)}")
+        tenant = scoped_tenant(principal, q.get("tenant"))
+        now = datetime.now(UTC)
+        since = minute_of((now - window).timestamp())
+        rows = await asyncio.to_thread(costs_by, self._engine, since, group_by, tenant)
+        total = CostRow()
+        groups: list[dict[str, Any]] = []
+        for value, row in rows.items():
+            total.add(row)
+            groups.append({group_by: value if value != "" else None, **_view(row)})
+        if group_by == "day":
+            groups.sort(key=lambda g: str(g["day"]))
+        else:
+            groups.sort(key=lambda g: (-g["cost_usd"], -g["requests"], str(g[group_by])))
+        return json_response(
+            {
+                "window": window_text,
+                "group_by": group_by,
+                "from": since.isoformat(),
+                "to": now.isoformat(),
+                "tenant": tenant,
+                "groups": groups,
+                "total": _view(total),
+            }
+        )
 
     async def budgets(self, request: Request) -> Response:
-        try:
-            principal = reader(self._keys, request)
-            tenant = scoped_tenant(principal, request.query_params.get("tenant"))
-            report = await self._policy.report.budgets(tenant)
-            return json_response(
-                {"at": self._policy.now().isoformat(), "tenant": tenant, "data": report}
-            )
-        except GatewayError as err:
-            return error_response(err)
+        principal = reader(self._keys, request)
+        tenant = scoped_tenant(principal, request.query_params.get("tenant"))
+        report = await self._policy.report.budgets(tenant)
+        return json_response(
+            {"at": self._policy.now().isoformat(), "tenant": tenant, "data": report}
+        )
 
     async def budget_events(self, request: Request) -> Response:
-        try:
-            principal = reader(self._keys, request)
-            q = request.query_params
-            tenant = scoped_tenant(principal, q.get("tenant"))
-            since = parse_time("since", q.get("since"))
-            limit = parse_int("limit", q.get("limit"), 100, 1, 1000)
-            scopes: set[str] | None = None
-            if tenant is not None:
-                keys = await self._policy.report.tenant_key_ids(tenant)
-                scopes = {f"tenant:{tenant}", *(f"key:{k}" for k in keys)}
-            rows = await asyncio.to_thread(list_events, self._engine, since, scopes, limit)
-            return json_response({"tenant": tenant, "data": rows})
-        except GatewayError as err:
-            return error_response(err)
+        principal = reader(self._keys, request)
+        q = request.query_params
+        tenant = scoped_tenant(principal, q.get("tenant"))
+        since = parse_time("since", q.get("since"))
+        limit = parse_int("limit", q.get("limit"), 100, 1, 1000)
+        scopes: set[str] | None = None
+        if tenant is not None:
+            keys = await self._policy.report.tenant_key_ids(tenant)
+            scopes = {f"tenant:{tenant}", *(f"key:{k}" for k in keys)}
+        rows = await asyncio.to_thread(list_events, self._engine, since, scopes, limit)
+        return json_response({"tenant": tenant, "data": rows})
 
 
 def _view(row: CostRow) -> dict[str, float | int]:

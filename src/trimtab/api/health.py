@@ -11,9 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import admin, error_response, json_response
+from trimtab.api.access import admin, json_response
 from trimtab.auth.keyring import KeyRing
-from trimtab.errors import GatewayError
 from trimtab.store.errors import summary
 from trimtab.telemetry.metrics import GatewayMetrics
 from trimtab.telemetry.recorder import Recorder
@@ -89,8 +88,5 @@ class HealthAPI:
 
     async def prometheus(self, request: Request) -> Response:
         if self._keys is not None and not self._metrics_public:
-            try:
-                admin(self._keys, request, "read /metrics (every tenant's series)")
-            except GatewayError as err:
-                return error_response(err)
+            admin(self._keys, request, "read /metrics (every tenant's series)")
         return Response(self._metrics.exposition(), 200, media_type=CONTENT_TYPE_LATEST)

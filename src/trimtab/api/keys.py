@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import admin, error_response, json_response, reader, scoped_tenant
+from trimtab.api.access import admin, audit_event, json_response, reader, scoped_tenant
+from trimtab.api.errors import change
 from trimtab.api.params import bad_param, json_object, parse_duration, parse_time
 from trimtab.audit.log import AuditEvent, AuditLog
 from trimtab.auth.keyring import KeyRing, key_hash, key_id_of
 from trimtab.auth.store import ROLES, KeyRow, KeyStore, new_key, stored_key
-from trimtab.errors import GatewayError
+from trimtab.errors import Conflict, GatewayError, NotFound
 from trimtab.types import Principal, new_request_id
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 _FIELDS = ("tenant", "role", "owner", "name", "expires_at", "expires_in")
 _MAX_LIFETIME = timedelta(days=3650)
@@ -114,174 +112,147 @@ class KeysAPI:
     def _manager(self, request: Request, action: str) -> Principal:
         principal = admin(self._ring, request, action)
         if not self._ring.enabled:
-            raise GatewayError(
-                409,
-                "keys_disabled",
+            raise Conflict(
                 "keys are off: the configuration has no 'keys' list, so requests need no key "
                 "and a created key would never be checked; add 'keys:' with an admin key first",
+                code="keys_disabled",
             )
         return principal
-
-    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            return await run_in_threadpool(fn, *args)
-        except IntegrityError:
-            raise
-        except DBAPIError as exc:
-            raise GatewayError(
-                503, "store_unavailable", f"the store is unreachable: {type(exc.orig).__name__}"
-            ) from None
 
     # -- endpoints -----------------------------------------------------------------------
 
     async def create(self, request: Request) -> Response:
         rid = new_request_id()
-        try:
-            principal = self._manager(request, "create keys")
-            body = await self._body(request)
-            now = datetime.now(UTC)
-            tenant = _text(body, "tenant", required=True, limit=128)
-            owner = _text(body, "owner", required=True, limit=256)
-            name = _text(body, "name", required=False, limit=256)
-            role = body.get("role")
-            if role not in ROLES:
-                raise bad_param("role", f"{role!r} is not one of {', '.join(ROLES)}")
-            assert tenant is not None and owner is not None and isinstance(role, str)
-            expires_at = _expiry(body, now)
-            for _ in range(3):
-                key = new_key()
-                key_id = key_id_of(key_hash(key))
-                if self._ring.is_config_key(key_id):
-                    continue  # 48 bits of id: astronomically rare, but never shadow a config key
-                event = AuditEvent.of(
-                    request,
-                    principal,
-                    "key.create",
-                    target=key_id,
-                    tenant=tenant,
-                    detail={
-                        "role": role,
-                        "owner": owner,
-                        "name": name,
-                        "expires_at": expires_at.isoformat() if expires_at else None,
-                    },
-                    request_id=rid,
-                )
+        principal = self._manager(request, "create keys")
+        body = await self._body(request)
+        now = datetime.now(UTC)
+        tenant = _text(body, "tenant", required=True, limit=128)
+        owner = _text(body, "owner", required=True, limit=256)
+        name = _text(body, "name", required=False, limit=256)
+        role = body.get("role")
+        if role not in ROLES:
+            raise bad_param("role", f"{role!r} is not one of {', '.join(ROLES)}")
+        assert tenant is not None and owner is not None and isinstance(role, str)
+        expires_at = _expiry(body, now)
+        for _ in range(3):
+            key = new_key()
+            key_id = key_id_of(key_hash(key))
+            if self._ring.is_config_key(key_id):
+                continue  # 48 bits of id: astronomically rare, but never shadow a config key
+            event = audit_event(
+                request,
+                principal,
+                "key.create",
+                target=key_id,
+                tenant=tenant,
+                detail={
+                    "role": role,
+                    "owner": owner,
+                    "name": name,
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                },
+                request_id=rid,
+            )
 
-                def work(key: str = key, event: AuditEvent = event) -> tuple[str, KeyRow]:
-                    with self._store.engine.begin() as conn:
-                        made = self._store.insert(
-                            conn,
-                            key,
-                            tenant=tenant,
-                            role=role,
-                            owner=owner,
-                            name=name,
-                            created_by=acted_by(principal),
-                            expires_at=expires_at,
-                        )
-                        self._audit.write(conn, event)
-                    return made
+            def work(key: str = key, event: AuditEvent = event) -> tuple[str, KeyRow]:
+                with self._store.engine.begin() as conn:
+                    made = self._store.insert(
+                        conn,
+                        key,
+                        tenant=tenant,
+                        role=role,
+                        owner=owner,
+                        name=name,
+                        created_by=acted_by(principal),
+                        expires_at=expires_at,
+                    )
+                    self._audit.write(conn, event)
+                return made
 
-                try:
-                    digest, row = await self._db(work)
-                except IntegrityError:
-                    continue  # the same id already exists: draw another key
-                self._ring.put(digest, stored_key(row))
-                log.info(
-                    "key %s created: tenant %s, role %s, owner %s, by %s",
-                    row.id,
-                    tenant,
-                    role,
-                    owner,
-                    acted_by(principal),
-                )
-                return json_response({"key": key, **row.view()}, 201, rid)
-            raise GatewayError(500, "internal_error", "could not draw a unique key id")
-        except GatewayError as err:
-            return error_response(err)
+            try:
+                digest, row = await change(work, conflicts=True)
+            except IntegrityError:
+                continue  # the same id already exists: draw another key
+            self._ring.put(digest, stored_key(row))
+            log.info(
+                "key %s created: tenant %s, role %s, owner %s, by %s",
+                row.id,
+                tenant,
+                role,
+                owner,
+                acted_by(principal),
+            )
+            return json_response({"key": key, **row.view()}, 201, rid)
+        raise GatewayError(500, "internal_error", "could not draw a unique key id")
 
     async def _body(self, request: Request) -> dict[str, Any]:
         return await json_object(request, max_bytes=_MAX_BODY, fields=_FIELDS)
 
     async def list_keys(self, request: Request) -> Response:
-        try:
-            principal = reader(self._ring, request, "read keys")
-            tenant = scoped_tenant(principal, request.query_params.get("tenant") or None)
-            rows = await self._db(self._store.list_keys, tenant)
-            configured = [
-                config_view(p)
-                for p in self._ring.config_keys()
-                if tenant is None or p.tenant == tenant
-            ]
-            return json_response({"data": configured + [r.view() for r in rows]})
-        except GatewayError as err:
-            return error_response(err)
+        principal = reader(self._ring, request, "read keys")
+        tenant = scoped_tenant(principal, request.query_params.get("tenant") or None)
+        rows = await run_in_threadpool(self._store.list_keys, tenant)
+        configured = [
+            config_view(p) for p in self._ring.config_keys() if tenant is None or p.tenant == tenant
+        ]
+        return json_response({"data": configured + [r.view() for r in rows]})
 
     async def get_key(self, request: Request) -> Response:
-        try:
-            principal = reader(self._ring, request, "read keys")
-            key_id = request.path_params["key_id"]
-            for p in self._ring.config_keys():
-                if p.key_id == key_id and (principal.is_admin or p.tenant == principal.tenant):
-                    return json_response(config_view(p))
-            row = await self._db(self._store.get, key_id)
-            if row is None or not (principal.is_admin or row.tenant == principal.tenant):
-                raise _no_key(key_id)  # another tenant's key is reported like a missing one
-            return json_response(row.view())
-        except GatewayError as err:
-            return error_response(err)
+        principal = reader(self._ring, request, "read keys")
+        key_id = request.path_params["key_id"]
+        for p in self._ring.config_keys():
+            if p.key_id == key_id and (principal.is_admin or p.tenant == principal.tenant):
+                return json_response(config_view(p))
+        row = await run_in_threadpool(self._store.get, key_id)
+        if row is None or not (principal.is_admin or row.tenant == principal.tenant):
+            raise _no_key(key_id)  # another tenant's key is reported like a missing one
+        return json_response(row.view())
 
     async def revoke(self, request: Request) -> Response:
         rid = new_request_id()
-        try:
-            principal = self._manager(request, "revoke keys")
-            key_id = request.path_params["key_id"]
-            if self._ring.is_config_key(key_id):
-                raise GatewayError(
-                    409,
-                    "config_key",
-                    f"key '{key_id}' comes from the configuration file and cannot be revoked "
-                    "through the API; remove it from the 'keys' list and restart",
+        principal = self._manager(request, "revoke keys")
+        key_id = request.path_params["key_id"]
+        if self._ring.is_config_key(key_id):
+            raise Conflict(
+                f"key '{key_id}' comes from the configuration file and cannot be revoked "
+                "through the API; remove it from the 'keys' list and restart",
+                code="config_key",
+            )
+        by = acted_by(principal)
+
+        def work() -> tuple[str, KeyRow] | None:
+            with self._store.engine.begin() as conn:
+                done = self._store.revoke(conn, key_id, by)
+                if done is None:
+                    return None
+                _, row = done
+                event = audit_event(
+                    request,
+                    principal,
+                    "key.revoke",
+                    target=key_id,
+                    tenant=row.tenant,
+                    detail={"role": row.role, "owner": row.owner, "name": row.name},
+                    request_id=rid,
                 )
-            by = acted_by(principal)
+                self._audit.write(conn, event)
+            return done
 
-            def work() -> tuple[str, KeyRow] | None:
-                with self._store.engine.begin() as conn:
-                    done = self._store.revoke(conn, key_id, by)
-                    if done is None:
-                        return None
-                    _, row = done
-                    event = AuditEvent.of(
-                        request,
-                        principal,
-                        "key.revoke",
-                        target=key_id,
-                        tenant=row.tenant,
-                        detail={"role": row.role, "owner": row.owner, "name": row.name},
-                        request_id=rid,
-                    )
-                    self._audit.write(conn, event)
-                return done
-
-            done = await self._db(work)
-            if done is None:
-                existing = await self._db(self._store.get, key_id)
-                if existing is None or existing.revoked_at is None:
-                    raise _no_key(key_id)
-                when = existing.revoked_at.isoformat(timespec="seconds")
-                raise GatewayError(
-                    409,
-                    "already_revoked",
-                    f"key '{key_id}' was already revoked at {when} by {existing.revoked_by}",
-                )
-            digest, row = done
-            self._ring.put(digest, stored_key(row))
-            log.info("key %s revoked by %s", key_id, by)
-            return json_response(row.view(), 200, rid)
-        except GatewayError as err:
-            return error_response(err)
+        done = await change(work)
+        if done is None:
+            existing = await run_in_threadpool(self._store.get, key_id)
+            if existing is None or existing.revoked_at is None:
+                raise _no_key(key_id)
+            when = existing.revoked_at.isoformat(timespec="seconds")
+            raise Conflict(
+                f"key '{key_id}' was already revoked at {when} by {existing.revoked_by}",
+                code="already_revoked",
+            )
+        digest, row = done
+        self._ring.put(digest, stored_key(row))
+        log.info("key %s revoked by %s", key_id, by)
+        return json_response(row.view(), 200, rid)
 
 
-def _no_key(key_id: str) -> GatewayError:
-    return GatewayError(404, "not_found", f"no key with id '{key_id}'")
+def _no_key(key_id: str) -> NotFound:
+    return NotFound(f"no key with id '{key_id}'")

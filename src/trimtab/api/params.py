@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from trimtab import durations
 from trimtab.bounds import exceeds_depth, too_deep_message
-from trimtab.errors import GatewayError
+from trimtab.errors import Invalid
 from trimtab.gateway.body import read_body
 
 MAX_WINDOW = timedelta(days=31)
@@ -22,8 +22,8 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_TEXT = 4000
 
 
-def bad_param(name: str, message: str) -> GatewayError:
-    return GatewayError(400, "invalid_parameter", f"{name}: {message}", param=name)
+def bad_param(name: str, message: str) -> Invalid:
+    return Invalid(f"{name}: {message}", code="invalid_parameter", param=name)
 
 
 async def json_object(
@@ -42,11 +42,11 @@ async def json_object(
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise GatewayError(400, "invalid_request", f"the body is not valid JSON: {exc}") from None
+        raise Invalid(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise GatewayError(400, "invalid_request", "the body must be a JSON object")
+        raise Invalid("the body must be a JSON object")
     if exceeds_depth(body):
-        raise GatewayError(400, "invalid_request", too_deep_message("the body"))
+        raise Invalid(too_deep_message("the body"))
     if fields is not None:
         unknown = sorted(set(body) - set(fields))
         if unknown:

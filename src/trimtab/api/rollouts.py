@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import error_response, json_response
+from trimtab.api.access import actor, json_response
+from trimtab.api.errors import change
 from trimtab.api.params import bad_param, json_object, text_field
 from trimtab.api.routes import acted_by, parse_version
 from trimtab.audit.log import Actor
 from trimtab.auth.keyring import KeyRing, require_role
 from trimtab.canary.plans import DEFAULT_PLAN, Plan
-from trimtab.errors import GatewayError
+from trimtab.errors import Conflict, Forbidden, NotFound
 from trimtab.registry.scope import RouteKey
 from trimtab.registry.store import RouteStore
 from trimtab.rollouts.row import RolloutRow
 from trimtab.rollouts.store import RolloutStore
 from trimtab.types import MODEL_CALLERS, READERS, Principal, new_request_id
-
-T = TypeVar("T")
 
 OPERATORS = frozenset({"operator", "admin"})
 KINDS = ("eval", "redteam", "approval", "changelog")
@@ -80,88 +78,61 @@ class RolloutsAPI:
         name = request.path_params["route"]
         q = request.query_params
         asked = q.get("tenant") if "tenant" in q else None
-        row = await self._db(
+        row = await run_in_threadpool(
             self._routes.resolve, name, principal.tenant, principal.is_admin, asked
         )
         if row is None:
-            raise GatewayError(404, "not_found", f"no route '{name}'")
+            raise NotFound(f"no route '{name}'")
         if allowed is OPERATORS and not (principal.is_admin or row.tenant is not None):
-            raise GatewayError(
-                403, "forbidden", f"route '{name}' is shared: only an admin may {action}"
-            )
+            raise Forbidden(f"route '{name}' is shared: only an admin may {action}")
         return principal, row.key
-
-    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a store call in a thread. Each change and its audit row commit together: a
-        store that refuses either refuses both, and the change answers 503."""
-        try:
-            return await run_in_threadpool(fn, *args)
-        except DBAPIError as exc:
-            raise GatewayError(
-                503,
-                "store_unavailable",
-                f"the store did not take the change, nothing changed: {type(exc.orig).__name__}",
-            ) from None
 
     async def _done(self) -> None:
         await self._changed()  # this process serves the change from the next request on
 
     async def start(self, request: Request) -> Response:
         rid = new_request_id()
-        try:
-            principal, route = await self._route(request, OPERATORS, "start rollouts")
-            data = await json_object(request, allow_empty=True, fields=START_FIELDS)
-            to = parse_version("to", str(data.get("to") or ""))
-            if to is None:
-                raise bad_param("to", "is required (the candidate version, e.g. v2)")
-            plan_name = _text(data, "plan") or "default"
-            plan = self._plans.get(plan_name)
-            if plan is None:
-                known = ", ".join(sorted(self._plans))
-                raise bad_param("plan", f"unknown plan '{plan_name}' (known: {known})")
-            by = Actor.of(request, principal, rid)
-            ro = await self._db(
-                self._store.start, route, to, plan_name, plan, by, _text(data, "reason")
-            )
-            await self._done()
-            return json_response(ro.view(), 201, rid)
-        except GatewayError as err:
-            return error_response(err)
+        principal, route = await self._route(request, OPERATORS, "start rollouts")
+        data = await json_object(request, allow_empty=True, fields=START_FIELDS)
+        to = parse_version("to", str(data.get("to") or ""))
+        if to is None:
+            raise bad_param("to", "is required (the candidate version, e.g. v2)")
+        plan_name = _text(data, "plan") or "default"
+        plan = self._plans.get(plan_name)
+        if plan is None:
+            known = ", ".join(sorted(self._plans))
+            raise bad_param("plan", f"unknown plan '{plan_name}' (known: {known})")
+        by = actor(request, principal, rid)
+        ro = await change(self._store.start, route, to, plan_name, plan, by, _text(data, "reason"))
+        await self._done()
+        return json_response(ro.view(), 201, rid)
 
     async def status(self, request: Request) -> Response:
-        try:
-            _, route = await self._route(request, READERS, "read rollouts")
-            ro = await run_in_threadpool(self._store.latest, route)
-            if ro is None:
-                raise GatewayError(404, "not_found", "this route has had no rollout")
-            return json_response(ro.view())
-        except GatewayError as err:
-            return error_response(err)
+        _, route = await self._route(request, READERS, "read rollouts")
+        ro = await run_in_threadpool(self._store.latest, route)
+        if ro is None:
+            raise NotFound("this route has had no rollout")
+        return json_response(ro.view())
 
     async def move(self, request: Request) -> Response:
         rid = new_request_id()
-        try:
-            move = request.path_params["move"]
-            if move not in MOVES:
-                raise GatewayError(404, "not_found", f"no rollout action '{move}'")
-            principal, route = await self._route(request, OPERATORS, f"{move} rollouts")
-            body = await json_object(request, allow_empty=True, fields=MOVE_FIELDS)
-            reason = _text(body, "reason", required=True)
-            ro = await run_in_threadpool(self._store.current, route)
-            if ro is None:
-                raise GatewayError(
-                    409, "conflict", f"route '{route.name}' has no rollout in progress"
-                )
-            by = Actor.of(request, principal, rid)
-            ok = await self._db(self._apply_move, ro, move, by, reason)
-            if not ok:
-                raise GatewayError(409, "conflict", f"cannot {move} the rollout: it is {ro.status}")
-            await self._done()
-            latest = await run_in_threadpool(self._store.latest, route)
-            assert latest is not None
-            return json_response(latest.view(), 200, rid)
-        except GatewayError as err:
-            return error_response(err)
+        move = request.path_params["move"]
+        if move not in MOVES:
+            raise NotFound(f"no rollout action '{move}'")
+        principal, route = await self._route(request, OPERATORS, f"{move} rollouts")
+        body = await json_object(request, allow_empty=True, fields=MOVE_FIELDS)
+        reason = _text(body, "reason", required=True)
+        ro = await run_in_threadpool(self._store.current, route)
+        if ro is None:
+            raise Conflict(f"route '{route.name}' has no rollout in progress")
+        by = actor(request, principal, rid)
+        ok = await change(self._apply_move, ro, move, by, reason)
+        if not ok:
+            raise Conflict(f"cannot {move} the rollout: it is {ro.status}")
+        await self._done()
+        latest = await run_in_threadpool(self._store.latest, route)
+        assert latest is not None
+        return json_response(latest.view(), 200, rid)
 
     def _apply_move(self, ro: RolloutRow, move: str, by: Actor, reason: str | None) -> bool:
         if move == "pause":
@@ -173,81 +144,70 @@ class RolloutsAPI:
 
     async def rollback(self, request: Request) -> Response:
         rid = new_request_id()
-        try:
-            principal, route = await self._route(request, OPERATORS, "roll back")
-            data = await json_object(request, allow_empty=True, fields=ROLLBACK_FIELDS)
-            to = parse_version("to", str(data.get("to") or ""))
-            reason = _text(data, "reason", required=True)
-            override = data.get("override_gate", False)
-            if not isinstance(override, bool):
-                raise bad_param("override_gate", "must be a boolean")
-            if override and not principal.is_admin:
-                raise GatewayError(
-                    403,
-                    "forbidden",
-                    "only a key with role 'admin' may override the release gate; "
-                    f"this key has role '{principal.role}'",
-                )
-            by = Actor.of(request, principal, rid)
-
-            def work() -> tuple[int, bool]:
-                return self._store.rollback(route, to, by, reason, override_gate=override)
-
-            target, overridden = await self._db(work)
-            await self._done()
-            return json_response(
-                {"route": route.name, "stable_version": target, "override_gate": overridden},
-                200,
-                rid,
+        principal, route = await self._route(request, OPERATORS, "roll back")
+        data = await json_object(request, allow_empty=True, fields=ROLLBACK_FIELDS)
+        to = parse_version("to", str(data.get("to") or ""))
+        reason = _text(data, "reason", required=True)
+        override = data.get("override_gate", False)
+        if not isinstance(override, bool):
+            raise bad_param("override_gate", "must be a boolean")
+        if override and not principal.is_admin:
+            raise Forbidden(
+                "only a key with role 'admin' may override the release gate; "
+                f"this key has role '{principal.role}'",
             )
-        except GatewayError as err:
-            return error_response(err)
+        by = actor(request, principal, rid)
+
+        def work() -> tuple[int, bool]:
+            return self._store.rollback(route, to, by, reason, override_gate=override)
+
+        target, overridden = await change(work)
+        await self._done()
+        return json_response(
+            {"route": route.name, "stable_version": target, "override_gate": overridden},
+            200,
+            rid,
+        )
 
     async def attest(self, request: Request) -> Response:
         rid = new_request_id()
-        try:
-            principal, route = await self._route(request, OPERATORS, "attest versions")
-            data = await json_object(request, allow_empty=True, fields=ATTEST_FIELDS)
-            kind = _text(data, "kind", required=True)
-            if kind not in KINDS:
-                raise bad_param("kind", f"'{kind}' is not one of {', '.join(KINDS)}")
-            result = _text(data, "result", required=True)
-            if result not in ("pass", "fail"):
-                raise bad_param("result", "must be pass or fail")
-            version = parse_version("version", request.path_params["version"])
-            assert version is not None
-            if not acted_by(principal):
-                raise GatewayError(403, "forbidden", "attestations need a key with an owner")
-            by = Actor.of(request, principal, rid)
-            out = await self._db(
-                self._store.attestations.attest, route, version, kind, result, by,
-                _text(data, "note"), _text(data, "url"),
-            )  # fmt: skip
-            await self._done()
-            return json_response(out, 201, rid)
-        except GatewayError as err:
-            return error_response(err)
+        principal, route = await self._route(request, OPERATORS, "attest versions")
+        data = await json_object(request, allow_empty=True, fields=ATTEST_FIELDS)
+        kind = _text(data, "kind", required=True)
+        if kind not in KINDS:
+            raise bad_param("kind", f"'{kind}' is not one of {', '.join(KINDS)}")
+        result = _text(data, "result", required=True)
+        if result not in ("pass", "fail"):
+            raise bad_param("result", "must be pass or fail")
+        version = parse_version("version", request.path_params["version"])
+        assert version is not None
+        if not acted_by(principal):
+            raise Forbidden("attestations need a key with an owner")
+        by = actor(request, principal, rid)
+        out = await change(
+            self._store.attestations.attest, route, version, kind, result, by,
+            _text(data, "note"), _text(data, "url"),
+        )  # fmt: skip
+        await self._done()
+        return json_response(out, 201, rid)
 
     async def feedback(self, request: Request) -> Response:
         rid = new_request_id()
-        try:
-            principal = self._keys.authenticate(request.headers)
-            require_role(principal, MODEL_CALLERS | READERS, "send feedback")
-            data = await json_object(request, allow_empty=True, fields=FEEDBACK_FIELDS)
-            request_id = _text(data, "request_id", required=True)
-            assert request_id is not None
-            score = _score(data)
-            escalated = data.get("escalated", False)
-            if not isinstance(escalated, bool):
-                raise bad_param("escalated", "must be a boolean")
-            tenant = None if principal.is_admin else principal.tenant
-            out = await self._db(
-                self._store.feedback.add, request_id, tenant, score, _text(data, "comment"),
-                escalated, Actor.of(request, principal, rid),
-            )  # fmt: skip
-            return json_response(out, 201, rid)
-        except GatewayError as err:
-            return error_response(err)
+        principal = self._keys.authenticate(request.headers)
+        require_role(principal, MODEL_CALLERS | READERS, "send feedback")
+        data = await json_object(request, allow_empty=True, fields=FEEDBACK_FIELDS)
+        request_id = _text(data, "request_id", required=True)
+        assert request_id is not None
+        score = _score(data)
+        escalated = data.get("escalated", False)
+        if not isinstance(escalated, bool):
+            raise bad_param("escalated", "must be a boolean")
+        tenant = None if principal.is_admin else principal.tenant
+        out = await change(
+            self._store.feedback.add, request_id, tenant, score, _text(data, "comment"),
+            escalated, actor(request, principal, rid),
+        )  # fmt: skip
+        return json_response(out, 201, rid)
 
 
 def _score(data: dict[str, Any]) -> float:

@@ -13,20 +13,20 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Collection
-from typing import Any, TypeVar
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import error_response, json_response, reader
+from trimtab.api.access import audit_event, json_response, reader
+from trimtab.api.errors import change
 from trimtab.api.params import bad_param, json_object, parse_int
-from trimtab.audit.log import AuditEvent, AuditLog
+from trimtab.audit.log import AuditLog
 from trimtab.auth.keyring import KeyRing
-from trimtab.errors import GatewayError
+from trimtab.errors import Forbidden, Invalid, NotFound, Unavailable
 from trimtab.registry.apply import ApplyResult, RouteForbidden
 from trimtab.registry.diff import diff_bundles
 from trimtab.registry.rows import RouteRow, VersionRow, label
@@ -37,8 +37,6 @@ from trimtab.rollouts.table import RouteCache
 from trimtab.types import Principal, new_request_id
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 WRITERS: frozenset[str] = frozenset({"operator", "admin"})
 _FIELDS = ("message", "yaml", "routes", "source")
@@ -95,30 +93,20 @@ class RoutesAPI:
     def _route_changer(self, request: Request) -> Principal:
         principal = self._keys.authenticate(request.headers)
         if principal.role not in WRITERS:
-            raise GatewayError(
-                403,
-                "forbidden",
+            raise Forbidden(
                 "only a key with role 'operator' or 'admin' may apply routes; "
                 f"this key has role '{principal.role}'",
             )
         return principal
 
-    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            return await run_in_threadpool(fn, *args)
-        except IntegrityError:
-            raise
-        except DBAPIError as exc:
-            raise GatewayError(
-                503, "store_unavailable", f"the store is unreachable: {type(exc.orig).__name__}"
-            ) from None
-
     async def _route(self, request: Request, principal: Principal) -> RouteRow:
         name = request.path_params["route"]
         asked = request.query_params.get("tenant") if "tenant" in request.query_params else None
-        row = await self._db(self._store.resolve, name, principal.tenant, principal.is_admin, asked)
+        row = await run_in_threadpool(
+            self._store.resolve, name, principal.tenant, principal.is_admin, asked
+        )
         if row is None:
-            raise GatewayError(404, "not_found", f"no route named '{name}'")
+            raise NotFound(f"no route named '{name}'")
         return row
 
     # -- writing -------------------------------------------------------------------------
@@ -144,162 +132,136 @@ class RoutesAPI:
             else:
                 definitions = parse_routes({"routes": routes}, source, self._models)
         except RoutesError as exc:
-            raise GatewayError(400, "invalid_routes", str(exc)) from None
+            raise Invalid(str(exc), code="invalid_routes") from None
         return definitions, message.strip()
 
     async def apply(self, request: Request) -> Response:
         rid = new_request_id()
-        try:
-            principal = self._route_changer(request)
-            definitions, message = await self._definitions(request)
-            applier = Applier(acted_by(principal), principal.tenant, principal.is_admin)
+        principal = self._route_changer(request)
+        definitions, message = await self._definitions(request)
+        applier = Applier(acted_by(principal), principal.tenant, principal.is_admin)
 
-            def audit(conn: Connection, result: ApplyResult) -> None:
-                event = AuditEvent.of(
-                    request,
-                    principal,
-                    "route.apply",
-                    target=result.route,
-                    tenant=result.tenant,
-                    detail={
-                        "status": result.status,
-                        "version": result.version,
-                        "digest": result.digest,
-                        "updated": result.updated,
-                        "message": message,
-                    },
-                    request_id=rid,
-                )
-                self._audit.write(conn, event)
-
-            def work() -> list[ApplyResult]:
-                return self._store.apply(
-                    definitions, applier=applier, message=message, on_change=audit
-                )
-
-            async with self._apply_lock:
-                results = await self._apply(work)
-            await self._cache.refresh()  # this process serves the change from now on
-            for r in results:
-                if r.status != "unchanged":
-                    by = applier.actor or "anonymous (keys off)"
-                    log.info("route %s: %s v%s by %s", r.route, r.status, r.version, by)
-            return json_response(
-                {"routes": [r.view() for r in results], "message": message}, 200, rid
+        def audit(conn: Connection, result: ApplyResult) -> None:
+            event = audit_event(
+                request,
+                principal,
+                "route.apply",
+                target=result.route,
+                tenant=result.tenant,
+                detail={
+                    "status": result.status,
+                    "version": result.version,
+                    "digest": result.digest,
+                    "updated": result.updated,
+                    "message": message,
+                },
+                request_id=rid,
             )
-        except GatewayError as err:
-            return error_response(err)
+            self._audit.write(conn, event)
+
+        def work() -> list[ApplyResult]:
+            return self._store.apply(definitions, applier=applier, message=message, on_change=audit)
+
+        async with self._apply_lock:
+            results = await self._apply(work)
+        await self._cache.refresh()  # this process serves the change from now on
+        for r in results:
+            if r.status != "unchanged":
+                by = applier.actor or "anonymous (keys off)"
+                log.info("route %s: %s v%s by %s", r.route, r.status, r.version, by)
+        return json_response({"routes": [r.view() for r in results], "message": message}, 200, rid)
 
     async def _apply(self, work: Callable[[], list[ApplyResult]]) -> list[ApplyResult]:
         failure = "IntegrityError"
         for _ in range(_APPLY_ATTEMPTS):
             try:
-                return await self._db(work)
+                return await change(work, conflicts=True)
             except IntegrityError as exc:
                 # another gateway created the same route or version meanwhile: the next
                 # attempt sees it. The same refusal every time is not a race.
                 failure = type(exc.orig).__name__
                 continue
             except RouteForbidden as exc:
-                raise GatewayError(403, "forbidden", str(exc)) from None
-        raise GatewayError(
-            503,
-            "store_unavailable",
+                raise Forbidden(str(exc)) from None
+        raise Unavailable(
             f"the store refused these routes {_APPLY_ATTEMPTS} times ({failure}); nothing changed",
+            code="store_unavailable",
         )
 
     # -- reading -------------------------------------------------------------------------
 
     async def list_routes(self, request: Request) -> Response:
-        try:
-            principal = reader(self._keys, request, "read routes")
-            rows = await self._db(self._store.list_routes, principal.tenant, principal.is_admin)
-            return json_response({"data": [r.view() for r in rows]})
-        except GatewayError as err:
-            return error_response(err)
+        principal = reader(self._keys, request, "read routes")
+        rows = await run_in_threadpool(
+            self._store.list_routes, principal.tenant, principal.is_admin
+        )
+        return json_response({"data": [r.view() for r in rows]})
 
     async def get_route(self, request: Request) -> Response:
-        try:
-            principal = reader(self._keys, request, "read routes")
-            row = await self._route(request, principal)
-            stable = None
-            if row.stable_version is not None:
-                version = await self._db(self._store.version, row.key, row.stable_version)
-                stable = None if version is None else version.view(row.stable_version)
-            return json_response({**row.view(), "stable": stable})
-        except GatewayError as err:
-            return error_response(err)
+        principal = reader(self._keys, request, "read routes")
+        row = await self._route(request, principal)
+        stable = None
+        if row.stable_version is not None:
+            version = await run_in_threadpool(self._store.version, row.key, row.stable_version)
+            stable = None if version is None else version.view(row.stable_version)
+        return json_response({**row.view(), "stable": stable})
 
     async def list_versions(self, request: Request) -> Response:
-        try:
-            principal = reader(self._keys, request, "read routes")
-            row = await self._route(request, principal)
-            versions = await self._db(self._store.versions, row.key)
-            data = [v.view(row.stable_version, with_bundle=False) for v in versions]
-            return json_response({"route": row.name, "data": data})
-        except GatewayError as err:
-            return error_response(err)
+        principal = reader(self._keys, request, "read routes")
+        row = await self._route(request, principal)
+        versions = await run_in_threadpool(self._store.versions, row.key)
+        data = [v.view(row.stable_version, with_bundle=False) for v in versions]
+        return json_response({"route": row.name, "data": data})
 
     async def _version(self, row: RouteRow, number: int, param: str) -> VersionRow:
-        version = await self._db(self._store.version, row.key, number)
+        version = await run_in_threadpool(self._store.version, row.key, number)
         if version is None:
             latest = label(row.latest_version) or "none"
-            raise GatewayError(
-                404,
-                "not_found",
+            raise NotFound(
                 f"route '{row.name}' has no version v{number} (latest: {latest})",
                 param=param,
             )
         return version
 
     async def get_version(self, request: Request) -> Response:
-        try:
-            principal = reader(self._keys, request, "read routes")
-            number = parse_version("version", request.path_params["number"])
-            row = await self._route(request, principal)
-            assert number is not None
-            version = await self._version(row, number, "version")
-            return json_response(version.view(row.stable_version))
-        except GatewayError as err:
-            return error_response(err)
+        principal = reader(self._keys, request, "read routes")
+        number = parse_version("version", request.path_params["number"])
+        row = await self._route(request, principal)
+        assert number is not None
+        version = await self._version(row, number, "version")
+        return json_response(version.view(row.stable_version))
 
     async def diff(self, request: Request) -> Response:
         """?from=&to=: `to` defaults to the newest version, `from` to `to`'s parent."""
-        try:
-            principal = reader(self._keys, request, "read routes")
-            q = request.query_params
-            first = parse_version("from", q.get("from"))
-            second = parse_version("to", q.get("to"))
-            row = await self._route(request, principal)
+        principal = reader(self._keys, request, "read routes")
+        q = request.query_params
+        first = parse_version("from", q.get("from"))
+        second = parse_version("to", q.get("to"))
+        row = await self._route(request, principal)
+        if second is None:
+            second = row.latest_version
             if second is None:
-                second = row.latest_version
-                if second is None:
-                    raise GatewayError(404, "not_found", f"route '{row.name}' has no versions")
-            after = await self._version(row, second, "to")
-            if first is None:
-                if after.parent is None:
-                    raise bad_param("from", f"v{second} has no parent version; give from=")
-                first = after.parent
-            before = await self._version(row, first, "from")
-            changes = diff_bundles(before.bundle, after.bundle, f"v{first}", f"v{second}")
-            return json_response({"route": row.name, **changes.view()})
-        except GatewayError as err:
-            return error_response(err)
+                raise NotFound(f"route '{row.name}' has no versions")
+        after = await self._version(row, second, "to")
+        if first is None:
+            if after.parent is None:
+                raise bad_param("from", f"v{second} has no parent version; give from=")
+            first = after.parent
+        before = await self._version(row, first, "from")
+        changes = diff_bundles(before.bundle, after.bundle, f"v{first}", f"v{second}")
+        return json_response({"route": row.name, **changes.view()})
 
     async def timeline(self, request: Request) -> Response:
         """?after=<event id>&limit=: a route's events, oldest first."""
-        try:
-            principal = reader(self._keys, request, "read routes")
-            q = request.query_params
-            after = parse_int("after", q.get("after"), 0, 0, 2**62)
-            limit = parse_int("limit", q.get("limit"), 200, 1, 1000)
-            row = await self._route(request, principal)
-            events = await self._db(self._store.events, row.key, after, limit + 1)
-            more = len(events) > limit
-            events = events[:limit]
-            next_after = events[-1].id if more else None
-            return json_response(
-                {"route": row.name, "data": [e.view() for e in events], "next_after": next_after}
-            )
-        except GatewayError as err:
-            return error_response(err)
+        principal = reader(self._keys, request, "read routes")
+        q = request.query_params
+        after = parse_int("after", q.get("after"), 0, 0, 2**62)
+        limit = parse_int("limit", q.get("limit"), 200, 1, 1000)
+        row = await self._route(request, principal)
+        events = await run_in_threadpool(self._store.events, row.key, after, limit + 1)
+        more = len(events) > limit
+        events = events[:limit]
+        next_after = events[-1].id if more else None
+        return json_response(
+            {"route": row.name, "data": [e.view() for e in events], "next_after": next_after}
+        )

@@ -14,17 +14,14 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, and_, insert, or_, select
-from starlette.requests import Request
 
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import audit_log
-from trimtab.types import Principal
 
 # detail fields whose values are never written, whatever a caller passes
 _SECRET_NAMES = frozenset(
     {"key", "api_key", "apikey", "secret", "password", "token", "authorization", "x-api-key"}
 )
-_MAX_FORWARDED = 512
 
 
 class BadCursor(ValueError):
@@ -45,9 +42,9 @@ def scrub(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who makes a change and from where: a key through the API, or trimtab itself (the
-    rollout controller). Stores take one and write the audit row in the change's own
-    transaction."""
+    """Who makes a change and from where: a key through the API (api/access.actor), or
+    trimtab itself (the rollout controller). Stores take one and write the audit row in
+    the change's own transaction."""
 
     key_id: str | None
     owner: str | None
@@ -55,22 +52,6 @@ class Actor:
     remote_addr: str | None = None
     request_id: str | None = None  # the x-trimtab-request-id of the response
     forwarded_for: str | None = None
-
-    @classmethod
-    def of(cls, request: Request, principal: Principal, request_id: str | None) -> Actor:
-        """The key `principal` acting through `request`. The address is the peer of the
-        connection (the ASGI scope's client); `x-forwarded-for`, which the client
-        controls, goes into the detail."""
-        forwarded = request.headers.get("x-forwarded-for")
-        client = request.client
-        return cls(
-            key_id=principal.key_id,
-            owner=principal.owner,
-            tenant=principal.tenant,
-            remote_addr=client.host[:64] if client is not None else None,
-            request_id=request_id,
-            forwarded_for=forwarded[:_MAX_FORWARDED] if forwarded else None,
-        )
 
     @classmethod
     def system(cls, name: str) -> Actor:
@@ -122,23 +103,6 @@ class AuditEvent:
     remote_addr: str | None = None
     request_id: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    @classmethod
-    def of(
-        cls,
-        request: Request,
-        principal: Principal,
-        action: str,
-        *,
-        target: str | None = None,
-        tenant: str | None = None,
-        detail: dict[str, Any] | None = None,
-        request_id: str | None = None,
-    ) -> AuditEvent:
-        """An event for an action taken by `principal` through `request` (Actor.of)."""
-        return Actor.of(request, principal, request_id).event(
-            action, target=target, tenant=tenant, detail=detail
-        )
 
     def row(self) -> dict[str, Any]:
         return {

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from trimtab.config import KeyConfig
-from trimtab.errors import GatewayError
+from trimtab.errors import Forbidden, Unauthenticated, Unavailable
 from trimtab.types import OPEN_ACCESS, Principal
 
 
@@ -71,10 +71,9 @@ class KeyRing:
             return OPEN_ACCESS
         key = presented_key(headers)
         if key is None:
-            raise GatewayError(
-                401,
-                "missing_api_key",
+            raise Unauthenticated(
                 "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+                code="missing_api_key",
             )
         digest = key_hash(key)
         principal = self._by_hash.get(digest)
@@ -82,17 +81,16 @@ class KeyRing:
             return principal
         stored = self._stored.get(digest)
         if stored is None:
-            raise GatewayError(401, "invalid_api_key", "invalid API key")
+            raise Unauthenticated("invalid API key", code="invalid_api_key")
         if stored.revoked:
-            raise GatewayError(401, "revoked_api_key", "API key revoked")
+            raise Unauthenticated("API key revoked", code="revoked_api_key")
         if stored.expires_at is not None and time.time() >= stored.expires_at:
-            raise GatewayError(401, "expired_api_key", "API key expired")
+            raise Unauthenticated("API key expired", code="expired_api_key")
         if time.monotonic() > self._trusted_until:
-            raise GatewayError(
-                503,
-                "key_store_unavailable",
+            raise Unavailable(
                 "cannot check this API key: the key store has been unreachable for longer "
                 f"than auth.stale_ttl_s ({self.stale_ttl_s:g}s); retry later",
+                code="key_store_unavailable",
             )
         return stored.principal
 
@@ -122,4 +120,4 @@ class KeyRing:
 
 def require_role(principal: Principal, allowed: frozenset[str], action: str) -> None:
     if principal.role not in allowed:
-        raise GatewayError(403, "forbidden", f"a key with role '{principal.role}' may not {action}")
+        raise Forbidden(f"a key with role '{principal.role}' may not {action}")

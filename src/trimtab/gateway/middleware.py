@@ -4,22 +4,20 @@ Starlette's ServerErrorMiddleware sends its 500 and then re-raises, and uvicorn 
 a connection whose application raised, resetting every request queued behind it on a
 keep-alive connection. `LastResort` sits inside it: it answers in the caller's wire
 format, logs the traceback once, and returns normally, so the connection stays open.
-A store that cannot be reached is a 503 `store_unavailable` on every endpoint.
+A store that cannot be reached (store/errors.py says which failures are outages) is a 503
+`store_unavailable` on every endpoint.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Mapping
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import Headers
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from trimtab.errors import GatewayError, error_body, internal_error
+from trimtab.errors import GatewayError, error_body, gateway_error, internal_error
+from trimtab.store.errors import store_unavailable
 from trimtab.types import Wire, new_request_id
 
 log = logging.getLogger(__name__)
@@ -74,24 +72,6 @@ def base_url_hint(path: str, base: str) -> str | None:
     return None
 
 
-def store_unavailable(exc: BaseException) -> GatewayError | None:
-    """The 503 for a store that cannot be reached (connection refused, lost or timed out);
-    None for any other failure."""
-    outage = isinstance(exc, OperationalError | InterfaceError | PoolTimeout) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
-    if not outage or _schema_error(exc):
-        return None
-    cause = type(exc.orig).__name__ if isinstance(exc, DBAPIError) else type(exc).__name__
-    return GatewayError(503, "store_unavailable", f"the store is unreachable: {cause}")
-
-
-def _schema_error(exc: BaseException) -> bool:
-    # SQLite reports a missing table as an OperationalError too: that store is there
-    orig = exc.orig if isinstance(exc, DBAPIError) else None
-    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith("no such ")
-
-
 def error_message(err: GatewayError, wire: Wire, request_id: str) -> tuple[Message, Message]:
     """The two ASGI messages of an error response carrying `request_id`."""
     body = error_body(err, wire, request_id)
@@ -105,13 +85,6 @@ def error_message(err: GatewayError, wire: Wire, request_id: str) -> tuple[Messa
         ],
     }
     return start, {"type": "http.response.body", "body": body}
-
-
-def wire_error_response(err: GatewayError, path: str, headers: Mapping[str, str]) -> Response:
-    """`err` as a response in the wire format of a caller of `path`, with a request id."""
-    rid = new_request_id()
-    body = error_body(err, wire_for(path, headers), rid)
-    return Response(body, err.status, {"x-trimtab-request-id": rid}, media_type="application/json")
 
 
 class LastResort:
@@ -139,15 +112,16 @@ class LastResort:
             if started:
                 raise  # half a response cannot be mended: the server must close the connection
             rid = new_request_id()
-            err = store_unavailable(exc)
+            outage = store_unavailable(exc)
             path = scope.get("path", "")
-            if err is None:
+            if outage is None:
                 log.error(
                     "internal error on %s %s, request %s", scope.get("method"), path, rid,
                     exc_info=exc,
                 )  # fmt: skip
                 err = internal_error(exc)
             else:
+                err = gateway_error(outage)
                 log.warning("%s %s, request %s: %s", scope.get("method"), path, rid, err.message)
             for message in error_message(err, wire_for(path, Headers(scope=scope)), rid):
                 await send(message)

@@ -15,7 +15,15 @@ from starlette.responses import Response, StreamingResponse
 from trimtab.auth.keyring import KeyRing, require_role
 from trimtab.canary.assignment import sticky_key
 from trimtab.config import Pricing
-from trimtab.errors import GatewayError, error_body, internal_error, stream_error_event
+from trimtab.errors import (
+    DomainError,
+    GatewayError,
+    as_gateway_error,
+    error_body,
+    gateway_error,
+    internal_error,
+    stream_error_event,
+)
 from trimtab.gateway.body import read_body
 from trimtab.gateway.cache import CachedAnswer, cache_key, replay_stream
 from trimtab.gateway.catalog import Catalog, Deployment, Target
@@ -139,7 +147,7 @@ class Gateway:
             return self._respond(ex, served.raw)
         except UpstreamError as exc:
             return self._error(ex, from_upstream(exc))
-        except GatewayError as err:
+        except (GatewayError, DomainError) as err:
             return self._error(ex, err)
         except Exception as exc:
             return self._error(ex, self._crashed(ex, exc))
@@ -151,7 +159,8 @@ class Gateway:
         try:
             principal = self._keys.authenticate(request.headers)
             require_role(principal, MODEL_CALLERS, "list models")
-        except GatewayError as err:
+        except DomainError as exc:
+            err = gateway_error(exc)
             wire: Wire = "anthropic" if "anthropic-version" in request.headers else "openai"
             return Response(
                 error_body(err, wire, rid.id), err.status, rid.headers(), media_type=JSON_TYPE
@@ -223,7 +232,7 @@ class Gateway:
             return self._respond(ex, out)
         except UpstreamError as exc:
             return self._error(ex, from_upstream(exc))
-        except GatewayError as err:
+        except (GatewayError, DomainError) as err:
             return self._error(ex, err)
         except Exception as exc:
             return self._error(ex, self._crashed(ex, exc))
@@ -372,7 +381,8 @@ class Gateway:
         )  # fmt: skip
         return internal_error(exc)
 
-    def _error(self, ex: Exchange, err: GatewayError) -> Response:
+    def _error(self, ex: Exchange, failure: GatewayError | DomainError) -> Response:
+        err = as_gateway_error(failure)
         ex.fail(err)
         body = error_body(err, ex.wire, ex.id)
         headers = ex.headers()
@@ -498,7 +508,8 @@ class Gateway:
             err = from_upstream(exc)
             ex.fail(err)
             yield stream_error_event(err, ex.wire, ex.id)
-        except GatewayError as err:
+        except (GatewayError, DomainError) as exc:
+            err = as_gateway_error(exc)
             ex.fail(err)
             yield stream_error_event(err, ex.wire, ex.id)
         except Exception as exc:

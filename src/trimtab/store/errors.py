@@ -1,4 +1,5 @@
-"""Store failures in one line that carries no data.
+"""The store's own classification of its failures: an outage, or something else; and
+each failure in one line that carries no data.
 
 SQLAlchemy's str() of an error appends the statement and its bound parameters: for the
 telemetry writer that is prompts, responses, tenants and key ids. Logs and health
@@ -7,7 +8,12 @@ endpoints use `summary` instead.
 
 from __future__ import annotations
 
-from sqlalchemy.exc import StatementError
+import sqlite3
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from trimtab.errors import Unavailable
 
 MAX_CHARS = 200
 
@@ -27,3 +33,21 @@ def summary(exc: BaseException) -> str:
     if len(first) > MAX_CHARS:
         first = first[: MAX_CHARS - 1] + "…"
     return f"{name} ({first})" if first else name
+
+
+def store_unavailable(exc: BaseException) -> Unavailable | None:
+    """The 503 for a store that cannot be reached (connection refused, lost or timed out);
+    None for any other failure."""
+    outage = isinstance(exc, OperationalError | InterfaceError | PoolTimeout) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+    if not outage or _schema_error(exc):
+        return None
+    cause = type(exc.orig).__name__ if isinstance(exc, DBAPIError) else type(exc).__name__
+    return Unavailable(f"the store is unreachable: {cause}", code="store_unavailable")
+
+
+def _schema_error(exc: BaseException) -> bool:
+    # SQLite reports a missing table as an OperationalError too: that store is there
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith("no such ")
