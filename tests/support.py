@@ -16,10 +16,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import psycopg
+import pytest
 import yaml
 from sqlalchemy import Engine, func, select
 
@@ -229,3 +230,9 @@ def count_rows(url: str) -> int:
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MAKE_RUN_URL = "http://127.0.0.1:4000"
+
+
+def about(expected: float) -> float:
+    """`pytest.approx(expected)` typed as the float it stands for: a field of a dataclass
+    that is compared whole (`Reservation(True, 0.0, about(0.25))`)."""
+    return cast(float, pytest.approx(expected))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -130,13 +131,14 @@ def test_a_change_and_its_audit_row_commit_together(running: Running) -> None:
     store = RolloutStore(engine)
     ro = store.current(FAQ)
     assert ro is not None
-    for move in (
+    controller_moves: list[Callable[[], bool]] = [
         lambda: store.advance(ro, CONTROLLER, None),
         lambda: store.finish(ro, "rolled_back", CONTROLLER, "regressed"),
         lambda: store.set_paused(ro, True, CONTROLLER, "inconclusive"),
-    ):
+    ]
+    for controller_move in controller_moves:
         with pytest.raises(Exception, match="audit log refuses"):
-            move()
+            controller_move()
     still = store.current(FAQ)
     assert still is not None and (still.status, still.stage) == ("running", 0)
     accept_audit_rows(engine)

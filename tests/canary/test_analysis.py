@@ -82,7 +82,8 @@ def test_spec_names_and_latency_rules() -> None:
 
 
 def test_latency_thresholds_stretch_the_candidates() -> None:
-    assert latency_thresholds(1000.0, Tolerance(relative=0.1)) == (1000.0, pytest.approx(1100.0))
+    stable, candidate = latency_thresholds(1000.0, Tolerance(relative=0.1))
+    assert stable == 1000.0 and candidate == pytest.approx(1100.0)
 
 
 def test_healthy_candidate_holds_then_advances() -> None:

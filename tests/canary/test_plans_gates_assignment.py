@@ -25,9 +25,14 @@ def test_bad_plans_are_refused(percents: list[float]) -> None:
 
 def test_a_plan_changes_metric_tolerances_and_what_is_required() -> None:
     assert DEFAULT_PLAN.specs() == DEFAULT_METRICS
-    plan = Plan(
-        stages=[Stage(percent=100)],
-        metrics={"latency_p95": {"tolerance": 0.3}, "negative_feedback_rate": {"required": True}},
+    plan = Plan.model_validate(
+        {
+            "stages": [Stage(percent=100)],
+            "metrics": {
+                "latency_p95": {"tolerance": 0.3},
+                "negative_feedback_rate": {"required": True},
+            },
+        }
     )
     specs = {s.name: s for s in plan.specs()}
     assert specs["latency_p95"].tolerance.relative == 0.3 and specs["latency_p95"].required

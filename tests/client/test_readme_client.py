@@ -14,7 +14,7 @@ from tests.support import MAKE_RUN_URL, README
 def client_snippet() -> str:
     section = README.read_text().split("## Python client", 1)[1].split("\n## ", 1)[0]
     (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    return code
+    return str(code)
 
 
 def test_the_python_client_snippet_runs_against_the_embedded_default(

@@ -219,7 +219,10 @@ class Deployment:
     def client(self) -> openai.OpenAI:
         http = httpx.Client(verify=ssl.create_default_context(cafile=str(self.ca)), timeout=30)
         return openai.OpenAI(
-            base_url=self.url + "/v1", api_key=ADMIN_KEY, http_client=http, max_retries=0
+            base_url=self.url + "/v1",
+            api_key=ADMIN_KEY,
+            http_client=http,  # type: ignore[arg-type]  # the SDK's stubs name httpx2's Client
+            max_retries=0,
         )
 
     def record(self, request_id: str) -> dict[str, Any]:

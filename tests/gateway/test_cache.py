@@ -54,8 +54,8 @@ def test_second_identical_request_is_served_from_cache(
     for _ in range(50):
         second = oai(running).chat.completions.with_raw_response.create(
             model="cached",
-            messages=msgs,
-            user="someone-else",  # type: ignore[arg-type]
+            messages=msgs,  # type: ignore[arg-type]
+            user="someone-else",
         )
         row2 = stored(running, second.headers["x-trimtab-request-id"])
         if row2["attributes"].get("cache") == "hit":
@@ -74,10 +74,10 @@ def test_a_streaming_request_is_served_from_cache(running: Running, upstream: Mo
     msgs = [{"role": "user", "content": "stream from cache"}]
     oai(running).chat.completions.create(model="cached", messages=msgs)  # type: ignore[arg-type]
     for _ in range(50):
-        raw = oai(running).chat.completions.with_raw_response.create(
+        raw = oai(running).chat.completions.with_raw_response.create(  # type: ignore[call-overload]
             model="cached",
             messages=msgs,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
             stream_options={"include_usage": True},
         )
         chunks = list(raw.parse())

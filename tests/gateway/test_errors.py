@@ -45,7 +45,7 @@ def post(
 def assert_openai_error(resp: httpx.Response, status: int, code: str, text: str) -> dict[str, Any]:
     assert resp.status_code == status, resp.text
     rid = resp.headers["x-trimtab-request-id"]
-    err = resp.json()["error"]
+    err: dict[str, Any] = resp.json()["error"]
     assert err["code"] == code
     assert text in err["message"]
     assert rid in err["message"] and err["request_id"] == rid
@@ -159,8 +159,8 @@ def test_stream_cut_mid_way_ends_with_an_error_event(running: Running) -> None:
     c = openai.OpenAI(base_url=running.url + "/v1", api_key=APP_KEY, max_retries=0)
     raw = c.chat.completions.with_raw_response.create(
         model="gpt-cut",
-        messages=MSGS,
-        stream=True,  # type: ignore[arg-type]
+        messages=MSGS,  # type: ignore[arg-type]
+        stream=True,
     )
     got = []
     with pytest.raises(openai.APIError) as info:

@@ -262,6 +262,7 @@ def test_tool_calls_translate_both_ways(running: Running) -> None:
         tools=tools,  # type: ignore[arg-type]
         stream=True,
     )
+    assert isinstance(stream, openai.Stream)
     names, args = [], ""
     for chunk in stream:
         for tc in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:

@@ -67,8 +67,8 @@ def test_budget_blocks_then_the_downgrade_serves_a_cheaper_model(
     for _ in range(12):
         raw = client.chat.completions.with_raw_response.create(
             model="pricey",
-            messages=MSGS,
-            max_tokens=10,  # type: ignore[arg-type]
+            messages=MSGS,  # type: ignore[arg-type]
+            max_tokens=10,
         )
         row = stored(running, raw.headers["x-trimtab-request-id"])
         served.append(row["upstream_model"])

@@ -111,10 +111,11 @@ def test_fallback_hides_the_fault_non_streaming(running: Running, fault: str) ->
 def test_fallback_hides_the_fault_streaming(running: Running, fault: str) -> None:
     raw = oai(running).chat.completions.with_raw_response.create(
         model=f"with-fallback-{fault}",
-        messages=MSGS,
-        stream=True,  # type: ignore[arg-type]
+        messages=MSGS,  # type: ignore[arg-type]
+        stream=True,
     )
     stream = raw.parse()
+    assert isinstance(stream, openai.Stream)
     if fault == "cut-mid-stream":
         # tokens already reached the client: no silent switch, an explicit error instead
         with pytest.raises(openai.APIError, match="cut the stream"):

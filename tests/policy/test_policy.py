@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from tests.policy.support import PolicyFactory, StateFactory, config, pricing
+from tests.support import about
 from trimtab.alerts.events import BudgetEvent, insert_event, list_events
 from trimtab.auth.keyring import key_hash, key_id_of
 from trimtab.errors import LimitExceeded, status_of
@@ -64,11 +65,11 @@ async def test_reserve_then_settle_the_real_cost(new_policy: PolicyFactory) -> N
     admission = await policy.admit(ask(tokens=1000, max_out=500), pricing)
     assert admission.model == "gpt-big" and admission.downgraded_from is None
     estimate = (1000 * 10 + 500 * 30) / 1e6
-    assert await status(policy, MONTH_KEY) == Reservation(True, 0.0, pytest.approx(estimate))
+    assert await status(policy, MONTH_KEY) == Reservation(True, 0.0, about(estimate))
     await policy.settle(admission, ask(), 0.01, 900, 100)
-    assert await status(policy, MONTH_KEY) == Reservation(True, pytest.approx(0.01), 0.0)
+    assert await status(policy, MONTH_KEY) == Reservation(True, about(0.01), 0.0)
     await policy.settle(admission, ask(), 0.01, 900, 100)  # a second settle does nothing
-    assert await status(policy, MONTH_KEY) == Reservation(True, pytest.approx(0.01), 0.0)
+    assert await status(policy, MONTH_KEY) == Reservation(True, about(0.01), 0.0)
 
 
 async def test_without_max_tokens_the_default_output_is_reserved(
@@ -385,8 +386,8 @@ class BrokenState(MemoryState):
     async def _fail(self, *args: Any, **kwargs: Any) -> Any:
         raise ConnectionError("state down")
 
-    window_acquire = window_add = window_used = _fail  # type: ignore[assignment]
-    budget_reserve = budget_settle = _fail  # type: ignore[assignment]
+    window_acquire = window_add = window_used = _fail
+    budget_reserve = budget_settle = _fail
 
 
 async def test_a_failing_state_lets_requests_through(sqlite_engine: Engine) -> None:

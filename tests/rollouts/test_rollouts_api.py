@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.rollouts.support import api, apply, routes_yaml
@@ -20,7 +22,7 @@ CASES = [
 
 @pytest.mark.parametrize(("path", "body", "unknown"), CASES)
 def test_unknown_fields_are_refused_by_name(
-    running: Running, path: str, body: dict[str, object], unknown: str
+    running: Running, path: str, body: dict[str, Any], unknown: str
 ) -> None:
     apply(running, routes_yaml("sim-1"))
     apply(running, routes_yaml("sim-1", greeting="Hi"))

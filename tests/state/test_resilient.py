@@ -213,7 +213,7 @@ async def test_reservations_in_flight_are_held_again_when_redis_lost_them(
     await state.budget_settle(KEY, 0.3, 0.25, HOUR)
     status = await state.primary.budget_status(KEY)
     assert status is not None
-    assert (status.spent, status.reserved) == (pytest.approx(0.25), pytest.approx(0.1))
+    assert (status.spent, status.reserved) == pytest.approx((0.25, 0.1))
 
 
 async def test_every_process_holds_its_reservations_again_after_redis_lost_them(
@@ -233,11 +233,11 @@ async def test_every_process_holds_its_reservations_again_after_redis_lost_them(
     # b finds a marker it did not write: Redis lost b's reservation too, b holds it again
     got = await b.budget_reserve(KEY, 0.1, 0.5, HOUR)
     assert not got.ok
-    assert (got.spent, got.reserved) == (pytest.approx(0.3), pytest.approx(0.2))
+    assert (got.spent, got.reserved) == pytest.approx((0.3, 0.2))
     await b.budget_settle(KEY, 0.2, 0.1, HOUR)
     status = await a.budget_status(KEY)
     assert status is not None
-    assert (status.spent, status.reserved) == (pytest.approx(0.4), pytest.approx(0.0))
+    assert (status.spent, status.reserved) == pytest.approx((0.4, 0.0))
 
 
 async def test_a_redis_that_kept_its_data_releases_what_settled_during_the_outage(
@@ -252,7 +252,7 @@ async def test_a_redis_that_kept_its_data_releases_what_settled_during_the_outag
     assert (await state.budget_reserve(KEY, 0.3, 1.0, HOUR)).ok
     pauser = RedisState(killable_redis.url)
     try:
-        await pauser._redis.execute_command("CLIENT", "PAUSE", "3000", "ALL")
+        await pauser._redis.execute_command("CLIENT", "PAUSE", "3000", "ALL")  # type: ignore[no-untyped-call]
         assert await state.cache_get("anything") is None  # times out: served locally
         assert not state.up
         await state.budget_settle(KEY, 0.3, 0.2, HOUR)
@@ -260,7 +260,7 @@ async def test_a_redis_that_kept_its_data_releases_what_settled_during_the_outag
         await until(lambda: state.up)
         status = await state.budget_status(KEY)  # waits until Redis is re-seeded
         assert status is not None
-        assert (status.spent, status.reserved) == (pytest.approx(0.2), pytest.approx(0.0))
+        assert (status.spent, status.reserved) == pytest.approx((0.2, 0.0))
         assert fallbacks(registry, "budget_status") == 0
     finally:
         await pauser.close()
