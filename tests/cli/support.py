@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from typer.testing import CliRunner
 
-from tests.conftest import APP_KEY, VIEWER_KEY, Running
+from tests.support import APP_KEY, VIEWER_KEY, Running
 from trimtab.cli import cli
 
 runner = CliRunner()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.cli.support import runner, trimtab
-from tests.conftest import ADMIN_KEY, Running
+from tests.support import ADMIN_KEY, Running
 from trimtab.cli import cli
 
 

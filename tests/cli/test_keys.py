@@ -8,7 +8,7 @@ import pytest
 
 from tests.auth.support import chat
 from tests.cli.support import runner
-from tests.conftest import ADMIN_KEY, KEYS, VIEWER_KEY, GatewayFactory, Running
+from tests.support import ADMIN_KEY, KEYS, VIEWER_KEY, GatewayFactory, Running
 from trimtab.cli import cli
 from trimtab.testing.servers import free_port
 

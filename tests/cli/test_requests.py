@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from tests.cli.support import traffic, trimtab
-from tests.conftest import Running
+from tests.support import Running
 from trimtab.cli.requests import since_time
 
 

@@ -165,3 +165,17 @@ def test_requests_shows_the_route_and_version_that_served_each(running: Running)
     assert code == 0, out
     (row,) = [line for line in out.splitlines()[1:] if line.strip()]
     assert row.split()[-2:] == ["faq", "v1"]
+
+
+def test_attest_names_its_author_as_text(running: Running) -> None:
+    """The key's owner is text: '[/]' in it once ended `attest`, recorded, with a
+    MarkupError instead of the confirmation."""
+    apply(running, routes_yaml("sim-1", tier=1))
+    owner = "qa [/] team"
+    with Client(running.url, ADMIN_KEY) as client:
+        key = client.create_key(tenant="acme", role="operator", owner=owner)["key"]
+    env = {"TRIMTAB_URL": running.url, "TRIMTAB_API_KEY": key, "COLUMNS": "200"}
+    args = ["attest", "faq", "v1", "--kind", "eval", "--result", "pass"]
+    result = runner.invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"faq v1: eval pass by {owner}"

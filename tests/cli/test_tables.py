@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.cli.support import cells, traffic, trimtab
-from tests.conftest import ADMIN_KEY, Running
+from tests.support import ADMIN_KEY, Running
 
 SUMMARY_HEADERS = (
     "model", "requests", "errors", "error %", "p50 ms", "p95 ms", "p99 ms",

@@ -1,5 +1,6 @@
 """The one way a command talks to a running trimtab: build the client, make the calls, and
-end the command with the same one-line `error: ...` and exit code 1 whatever went wrong."""
+end the command with the same `error: ...` line (a gate refusal adds the commands that
+satisfy it) and exit code 1 whatever went wrong."""
 
 from __future__ import annotations
 

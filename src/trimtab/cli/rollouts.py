@@ -265,7 +265,8 @@ def attest(
         ),
     )
     Console(highlight=False).print(
-        f"{escape(route)} v{data['version']}: {data['kind']} {data['result']} by {data['by']}"
+        f"{escape(route)} v{data['version']}: {data['kind']} {data['result']} "
+        f"by {escape(str(data['by']))}"
     )
 
 
