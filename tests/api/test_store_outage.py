@@ -20,7 +20,7 @@ from sqlalchemy import text
 from starlette.routing import Route
 
 from tests.api.support import ADMIN, ROUTES
-from tests.conftest import KEYS, GatewayFactory, Running
+from tests.support import KEYS, GatewayFactory, Running
 from trimtab.testing.outage import StoppablePostgres
 
 # what each path parameter is filled with (r1 exists: it is applied before the outage)

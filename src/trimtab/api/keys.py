@@ -18,7 +18,7 @@ from trimtab.api.params import bad_param, json_object, parse_duration, parse_tim
 from trimtab.audit.log import AuditEvent, AuditLog
 from trimtab.auth.keyring import KeyRing, key_hash, key_id_of
 from trimtab.auth.store import ROLES, KeyRow, KeyStore, new_key, stored_key
-from trimtab.errors import Conflict, GatewayError, NotFound
+from trimtab.errors import Conflict, GatewayError, NotFound, Unavailable
 from trimtab.types import Principal, new_request_id
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ class KeysAPI:
             raise bad_param("role", f"{role!r} is not one of {', '.join(ROLES)}")
         assert tenant is not None and owner is not None and isinstance(role, str)
         expires_at = _expiry(body, now)
+        refused: str | None = None  # what the store said the last time it refused the key
         for _ in range(3):
             key = new_key()
             key_id = key_id_of(key_hash(key))
@@ -171,7 +172,8 @@ class KeysAPI:
 
             try:
                 digest, row = await change(work, conflicts=True)
-            except IntegrityError:
+            except IntegrityError as exc:
+                refused = type(exc.orig).__name__
                 continue  # the same id already exists: draw another key
             self._ring.put(digest, stored_key(row))
             log.info(
@@ -183,6 +185,11 @@ class KeysAPI:
                 acted_by(principal),
             )
             return json_response({"key": key, **row.view()}, 201, rid)
+        if refused is not None:  # the same refusal three times is no id collision
+            raise Unavailable(
+                f"the store refused the new key 3 times ({refused}); nothing changed",
+                code="store_unavailable",
+            )
         raise GatewayError(500, "internal_error", "could not draw a unique key id")
 
     async def _body(self, request: Request) -> dict[str, Any]:
