@@ -23,7 +23,7 @@ from trimtab.alerts.events import BudgetEvent
 from trimtab.alerts.webhooks import WebhookMetrics
 from trimtab.auth.keyring import key_hash, key_id_of
 from trimtab.config import BudgetConfig, Config, Pricing
-from trimtab.errors import GatewayError
+from trimtab.errors import LimitExceeded
 from trimtab.policy.budgets import (
     Account,
     accounts_for,
@@ -185,7 +185,7 @@ class Policy:
     async def admit(self, ask: Ask, pricing: Callable[[str], Pricing]) -> Admission:
         """Reserve budgets (maybe choosing a downgrade model), then check the rate limits.
 
-        Raises GatewayError 429 `budget_exceeded` or `rate_limited` with `retry_after`.
+        Raises LimitExceeded `budget_exceeded` or `rate_limited` (429) with `retry_after`.
         """
         if not self.enabled:
             return Admission(ask.model)
@@ -194,7 +194,7 @@ class Policy:
         downgraded_from = ask.model if model != ask.model else None
         try:
             tpm_keys = await self._rate_limit(ask, model, now.timestamp())
-        except GatewayError:
+        except LimitExceeded:
             await self._release(holds, now)
             raise
         if downgraded_from is not None:
@@ -312,7 +312,7 @@ class Policy:
 
     def _budget_error(
         self, refused: Sequence[tuple[Account, Reservation, list[BudgetConfig]]], now: datetime
-    ) -> GatewayError:
+    ) -> LimitExceeded:
         # name the budget that blocks (else one whose downgrade model is spent as well)
         best: tuple[Account, Reservation, BudgetConfig] | None = None
         for account, result, over in refused:
@@ -329,7 +329,7 @@ class Policy:
         # when only reservations of requests in flight stand in the way, they settle soon
         spent = result.spent >= budget.usd
         wait = (account.span.end - now).total_seconds() if spent else 1.0
-        return GatewayError(429, "budget_exceeded", message, retry_after=retry_seconds(wait))
+        return LimitExceeded(message, code="budget_exceeded", retry_after=retry_seconds(wait))
 
     async def _release(self, holds: Sequence[Hold], now: datetime) -> None:
         if holds:
@@ -372,9 +372,7 @@ class Policy:
                 if value is not None and value >= check.limit:
                     retry = retry_seconds(tpm_retry_after(value, check.limit, now))
                     self._metrics.refusals.labels("rate_limited").inc()
-                    raise GatewayError(
-                        429, "rate_limited", tpm_message(check, value, retry), retry_after=retry
-                    )
+                    raise LimitExceeded(tpm_message(check, value, retry), retry_after=retry)
         if rpm:
             decisions = await self._calls.each(
                 [self._state.window_acquire(c.key, 1, c.limit, WINDOW_S) for c in rpm]
@@ -394,9 +392,7 @@ class Policy:
                 check, decision = max(refused, key=_retry_of)
                 retry = retry_seconds(decision.retry_after_s)
                 self._metrics.refusals.labels("rate_limited").inc()
-                raise GatewayError(
-                    429, "rate_limited", rpm_message(check, retry), retry_after=retry
-                )
+                raise LimitExceeded(rpm_message(check, retry), retry_after=retry)
         return tuple(c.key for c in tpm)
 
 

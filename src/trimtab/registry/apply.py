@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from trimtab.errors import Forbidden
 from trimtab.registry.scope import Applier, RouteKey
 from trimtab.registry.spec import RouteDefinition
 from trimtab.registry.timeline import append_event
@@ -22,7 +23,7 @@ from trimtab.store.tables import route_versions, routes
 from trimtab.types import SHARED
 
 
-class RouteForbidden(PermissionError):
+class RouteForbidden(Forbidden):
     """The caller's key may not make this change (a shared route, or another tenant's
     namespace)."""
 

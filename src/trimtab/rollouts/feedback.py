@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 
 from trimtab.audit.log import Actor, AuditLog
-from trimtab.errors import GatewayError
+from trimtab.errors import NotFound
 from trimtab.store.tables import feedback, requests
 
 
@@ -37,7 +37,7 @@ class FeedbackStore:
                 )
             ).first()
             if row is None or (tenant is not None and row.tenant != tenant):
-                raise GatewayError(404, "not_found", f"no request with id '{request_id}'")
+                raise NotFound(f"no request with id '{request_id}'")
             negative = score < 0.5 or escalated
             conn.execute(
                 insert(feedback).values(

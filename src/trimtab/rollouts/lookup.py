@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from trimtab.audit.log import Actor, AuditLog
-from trimtab.errors import GatewayError
+from trimtab.errors import NotFound
 from trimtab.registry.scope import RouteKey
 from trimtab.store.tables import route_versions, routes
 
@@ -16,7 +16,7 @@ from trimtab.store.tables import route_versions, routes
 def route_row(conn: Connection, route: RouteKey) -> Any:
     row = conn.execute(select(routes).where(route.where(routes, "name"))).first()
     if row is None:
-        raise GatewayError(404, "not_found", f"no route '{route.name}'")
+        raise NotFound(f"no route '{route.name}'")
     return row
 
 
@@ -26,7 +26,7 @@ def version_row(conn: Connection, route: RouteKey, number: int) -> Any:
         select(route_versions).where(route.where(route_versions), v.number == number)
     ).first()
     if row is None:
-        raise GatewayError(404, "not_found", f"route '{route.name}' has no version v{number}")
+        raise NotFound(f"route '{route.name}' has no version v{number}")
     return row
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from trimtab.audit.log import Actor
 from trimtab.canary.gates import missing_evidence
 from trimtab.canary.plans import Plan
-from trimtab.errors import GatewayError
+from trimtab.errors import Conflict
 from trimtab.registry.scope import RouteKey
 from trimtab.registry.timeline import append_event
 from trimtab.rollouts.arms import ArmReader
@@ -25,10 +25,6 @@ from trimtab.rollouts.feedback import FeedbackStore
 from trimtab.rollouts.lookup import audit, route_row, version_row
 from trimtab.rollouts.row import ACTIVE, RolloutRow
 from trimtab.store.tables import rollouts, route_events, routes
-
-
-def _conflict(message: str) -> GatewayError:
-    return GatewayError(409, "conflict", message)
 
 
 class RolloutStore:
@@ -73,9 +69,9 @@ class RolloutStore:
             r = route_row(conn, route)
             candidate = version_row(conn, route, to)
             if r.stable_version == to:
-                raise _conflict(f"v{to} is already the stable version of route '{route.name}'")
+                raise Conflict(f"v{to} is already the stable version of route '{route.name}'")
             if self._active_in(conn, route):
-                raise _conflict(f"route '{route.name}' already has a rollout in progress")
+                raise Conflict(f"route '{route.name}' already has a rollout in progress")
             missing = missing_evidence(
                 r.risk_tier,
                 candidate.author or "",
@@ -84,11 +80,10 @@ class RolloutStore:
             )
             gate = {"risk_tier": r.risk_tier, "missing": missing}
             if missing:
-                refused = GatewayError(
-                    409,
-                    "gate_refused",
+                refused: Conflict | None = Conflict(
                     f"route '{route.name}' is risk tier {r.risk_tier}: v{to} still needs "
                     + "; ".join(missing),
+                    code="gate_refused",
                 )
             else:
                 refused = None
@@ -102,7 +97,7 @@ class RolloutStore:
             raise refused
         with self.engine.begin() as conn:
             if self._active_in(conn, route):
-                raise _conflict(f"route '{route.name}' already has a rollout in progress")
+                raise Conflict(f"route '{route.name}' already has a rollout in progress")
             rid = "ro_" + secrets.token_hex(8)
             conn.execute(
                 insert(rollouts).values(
@@ -300,7 +295,7 @@ class RolloutStore:
             if target is None:
                 target = active.stable_version if active else r.previous_stable_version
             if target is None:
-                raise _conflict(f"route '{route.name}' has no earlier stable version to return to")
+                raise Conflict(f"route '{route.name}' has no earlier stable version to return to")
             candidate = version_row(conn, route, target)
             history = self.stable_history(conn, route, r)
             forward = target not in history
@@ -314,14 +309,13 @@ class RolloutStore:
                 )
                 if not override_gate:
                     allowed = ", ".join(f"v{n}" for n in sorted(history)) or "none"
-                    raise GatewayError(
-                        409,
-                        "not_a_rollback",
+                    raise Conflict(
                         f"route '{route.name}': v{target} has never been its stable version, so "
                         f"serving it is a move forward, not a rollback; a rollback returns to "
                         f"a version that has been stable before ({allowed}). To serve "
                         f"v{target}, start a rollout (trimtab rollout start {route.name} --to "
                         f"v{target}), which checks the risk tier {r.risk_tier} gate",
+                        code="not_a_rollback",
                         param="to",
                     )
                 append_event(
