@@ -12,12 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from trimtab import __version__
 from trimtab.api.audit import AuditAPI
 from trimtab.api.breakers import BreakersAPI
 from trimtab.api.costs import CostsAPI
 from trimtab.api.errors import exception_handlers
 from trimtab.api.health import HealthAPI, Lifecycle
 from trimtab.api.keys import KeysAPI
+from trimtab.api.openapi import OpenAPIRoute
 from trimtab.api.rollouts import RolloutsAPI
 from trimtab.api.routes import RoutesAPI
 from trimtab.api.telemetry import TelemetryAPI
@@ -166,6 +168,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             metrics_public=config.metrics.public,
         ).routes(),
     ]
+    routes.append(OpenAPIRoute(routes, __version__).route())  # describes the list it is in
 
     app = Starlette(
         routes=routes,

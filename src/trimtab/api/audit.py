@@ -8,7 +8,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import admin, json_response
-from trimtab.api.params import bad_param, parse_int, parse_time
+from trimtab.api.endpoints import LIST_AUDIT
+from trimtab.api.params import bad_param
 from trimtab.audit.log import AuditFilter, AuditLog, BadCursor, view
 from trimtab.auth.keyring import KeyRing
 
@@ -19,23 +20,23 @@ class AuditAPI:
         self._keys = keys
 
     def routes(self) -> list[Route]:
-        return [Route("/api/audit", self.list_events, methods=["GET"])]
+        return [LIST_AUDIT.route(self.list_events)]
 
     async def list_events(self, request: Request) -> Response:
         admin(self._keys, request, "read the audit log")
-        q = request.query_params
+        arg = LIST_AUDIT.arg
         filters = AuditFilter(
-            since=parse_time("since", q.get("since")),
-            until=parse_time("until", q.get("until")),
-            action=q.get("action") or None,
-            actor=q.get("actor") or None,
-            tenant=q.get("tenant") or None,
-            target=q.get("target") or None,
+            since=arg(request, "since"),
+            until=arg(request, "until"),
+            action=arg(request, "action"),
+            actor=arg(request, "actor"),
+            tenant=arg(request, "tenant"),
+            target=arg(request, "target"),
         )
-        limit = parse_int("limit", q.get("limit"), 50, 1, 1000)
+        limit = arg(request, "limit")
         try:
             rows, cursor = await run_in_threadpool(
-                self._audit.query, filters, limit, q.get("cursor")
+                self._audit.query, filters, limit, arg(request, "cursor")
             )
         except BadCursor as exc:
             raise bad_param("cursor", str(exc)) from None

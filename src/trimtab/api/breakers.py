@@ -7,6 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import json_response, reader
+from trimtab.api.endpoints import LIST_BREAKERS
 from trimtab.auth.keyring import KeyRing
 from trimtab.gateway.breakers import Breakers
 
@@ -17,7 +18,7 @@ class BreakersAPI:
         self._keys = keys
 
     def routes(self) -> list[Route]:
-        return [Route("/api/breakers", self.list_breakers, methods=["GET"])]
+        return [LIST_BREAKERS.route(self.list_breakers)]
 
     async def list_breakers(self, request: Request) -> Response:
         reader(self._keys, request)

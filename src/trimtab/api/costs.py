@@ -13,10 +13,10 @@ from starlette.routing import Route
 
 from trimtab.alerts.events import list_events
 from trimtab.api.access import json_response, reader, scoped_tenant
-from trimtab.api.params import bad_param, parse_int, parse_time, parse_window
+from trimtab.api.endpoints import BUDGET_EVENTS, BUDGETS, COSTS
 from trimtab.auth.keyring import KeyRing
 from trimtab.policy.service import Policy
-from trimtab.telemetry.costs import COST_GROUPS, CostRow, costs_by
+from trimtab.telemetry.costs import CostRow, costs_by
 from trimtab.telemetry.rollups import minute_of
 
 
@@ -30,20 +30,17 @@ class CostsAPI:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/api/costs", self.costs, methods=["GET"]),
-            Route("/api/budgets", self.budgets, methods=["GET"]),
-            Route("/api/budget-events", self.budget_events, methods=["GET"]),
+            COSTS.route(self.costs),
+            BUDGETS.route(self.budgets),
+            BUDGET_EVENTS.route(self.budget_events),
         ]
 
     async def costs(self, request: Request) -> Response:
         principal = reader(self._keys, request)
-        q = request.query_params
-        window_text = q.get("window") or "30d"
-        window = parse_window(window_text)
-        group_by = q.get("group_by") or "model"
-        if group_by not in COST_GROUPS:
-            raise bad_param("group_by", f"'{group_by}' is not one of {', '.join(COST_GROUPS)}")
-        tenant = scoped_tenant(principal, q.get("tenant"))
+        window_text = request.query_params.get("window") or "30d"
+        window = COSTS.arg(request, "window")
+        group_by = COSTS.arg(request, "group_by")
+        tenant = scoped_tenant(principal, COSTS.arg(request, "tenant"))
         now = datetime.now(UTC)
         since = minute_of((now - window).timestamp())
         rows = await asyncio.to_thread(costs_by, self._engine, since, group_by, tenant)
@@ -70,7 +67,7 @@ class CostsAPI:
 
     async def budgets(self, request: Request) -> Response:
         principal = reader(self._keys, request)
-        tenant = scoped_tenant(principal, request.query_params.get("tenant"))
+        tenant = scoped_tenant(principal, BUDGETS.arg(request, "tenant"))
         report = await self._policy.report.budgets(tenant)
         return json_response(
             {"at": self._policy.now().isoformat(), "tenant": tenant, "data": report}
@@ -78,10 +75,9 @@ class CostsAPI:
 
     async def budget_events(self, request: Request) -> Response:
         principal = reader(self._keys, request)
-        q = request.query_params
-        tenant = scoped_tenant(principal, q.get("tenant"))
-        since = parse_time("since", q.get("since"))
-        limit = parse_int("limit", q.get("limit"), 100, 1, 1000)
+        tenant = scoped_tenant(principal, BUDGET_EVENTS.arg(request, "tenant"))
+        since = BUDGET_EVENTS.arg(request, "since")
+        limit = BUDGET_EVENTS.arg(request, "limit")
         scopes: set[str] | None = None
         if tenant is not None:
             keys = await self._policy.report.tenant_key_ids(tenant)

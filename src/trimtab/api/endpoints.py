@@ -253,7 +253,11 @@ GET_VERSION = Endpoint(
     "One version with its bundle",
     READERS,
     m.VersionView,
-    params=(version("number", "The version, as v2 or 2", where="path"), ROUTE, ROUTE_TENANT),
+    params=(
+        version("number", "The version, as v2 or 2", where="path", says="version"),
+        ROUTE,
+        ROUTE_TENANT,
+    ),
     errors=(404,),
 )
 DIFF = Endpoint(

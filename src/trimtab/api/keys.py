@@ -13,8 +13,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import admin, audit_event, json_response, reader, scoped_tenant
+from trimtab.api.endpoints import CREATE_KEY, GET_KEY, LIST_KEYS, REVOKE_KEY
 from trimtab.api.errors import change
-from trimtab.api.params import bad_param, json_object, parse_duration, parse_time
+from trimtab.api.models import OWNER_CHARS, TENANT_CHARS
+from trimtab.api.params import bad_param, parse_duration, parse_time
 from trimtab.audit.log import AuditEvent, AuditLog
 from trimtab.auth.keyring import KeyRing, key_hash, key_id_of
 from trimtab.auth.store import ROLES, KeyRow, KeyStore, new_key, stored_key
@@ -23,9 +25,7 @@ from trimtab.types import Principal, new_request_id
 
 log = logging.getLogger(__name__)
 
-_FIELDS = ("tenant", "role", "owner", "name", "expires_at", "expires_in")
 _MAX_LIFETIME = timedelta(days=3650)
-_MAX_BODY = 64 * 1024
 
 
 def parse_expires_in(value: object) -> timedelta:
@@ -101,10 +101,10 @@ class KeysAPI:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/api/keys", self.create, methods=["POST"]),
-            Route("/api/keys", self.list_keys, methods=["GET"]),
-            Route("/api/keys/{key_id}", self.get_key, methods=["GET"]),
-            Route("/api/keys/{key_id}", self.revoke, methods=["DELETE"]),
+            CREATE_KEY.route(self.create),
+            LIST_KEYS.route(self.list_keys),
+            GET_KEY.route(self.get_key),
+            REVOKE_KEY.route(self.revoke),
         ]
 
     # -- who may -------------------------------------------------------------------------
@@ -124,11 +124,11 @@ class KeysAPI:
     async def create(self, request: Request) -> Response:
         rid = new_request_id()
         principal = self._manager(request, "create keys")
-        body = await self._body(request)
+        body = await CREATE_KEY.json(request)
         now = datetime.now(UTC)
-        tenant = _text(body, "tenant", required=True, limit=128)
-        owner = _text(body, "owner", required=True, limit=256)
-        name = _text(body, "name", required=False, limit=256)
+        tenant = _text(body, "tenant", required=True, limit=TENANT_CHARS)
+        owner = _text(body, "owner", required=True, limit=OWNER_CHARS)
+        name = _text(body, "name", required=False, limit=OWNER_CHARS)
         role = body.get("role")
         if role not in ROLES:
             raise bad_param("role", f"{role!r} is not one of {', '.join(ROLES)}")
@@ -192,12 +192,9 @@ class KeysAPI:
             )
         raise GatewayError(500, "internal_error", "could not draw a unique key id")
 
-    async def _body(self, request: Request) -> dict[str, Any]:
-        return await json_object(request, max_bytes=_MAX_BODY, fields=_FIELDS)
-
     async def list_keys(self, request: Request) -> Response:
         principal = reader(self._ring, request, "read keys")
-        tenant = scoped_tenant(principal, request.query_params.get("tenant") or None)
+        tenant = scoped_tenant(principal, LIST_KEYS.arg(request, "tenant"))
         rows = await run_in_threadpool(self._store.list_keys, tenant)
         configured = [
             config_view(p) for p in self._ring.config_keys() if tenant is None or p.tenant == tenant
@@ -206,7 +203,7 @@ class KeysAPI:
 
     async def get_key(self, request: Request) -> Response:
         principal = reader(self._ring, request, "read keys")
-        key_id = request.path_params["key_id"]
+        key_id = GET_KEY.arg(request, "key_id")
         for p in self._ring.config_keys():
             if p.key_id == key_id and (principal.is_admin or p.tenant == principal.tenant):
                 return json_response(config_view(p))
@@ -218,7 +215,7 @@ class KeysAPI:
     async def revoke(self, request: Request) -> Response:
         rid = new_request_id()
         principal = self._manager(request, "revoke keys")
-        key_id = request.path_params["key_id"]
+        key_id = REVOKE_KEY.arg(request, "key_id")
         if self._ring.is_config_key(key_id):
             raise Conflict(
                 f"key '{key_id}' comes from the configuration file and cannot be revoked "

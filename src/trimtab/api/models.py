@@ -14,9 +14,16 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import Field
 from typing_extensions import TypedDict  # pydantic reads typing's only on Python >= 3.12
 
+from trimtab.api.params import MAX_TEXT
 from trimtab.types import Role
 
-Text = Annotated[str, Field(min_length=1, max_length=4000)]  # params.MAX_TEXT
+# the bounds a handler checks with its own message, and the document states
+TENANT_CHARS = 128
+OWNER_CHARS = 256  # a key's owner and its name
+APPLY_MESSAGE_CHARS = 2000
+SOURCE_CHARS = 300
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 Version = Annotated[
     int | str, Field(description="a version number, as 2 or 'v2'", examples=["v2", 2])
 ]
@@ -42,10 +49,10 @@ class ErrorBody(TypedDict):
 
 
 class KeyCreate(TypedDict):
-    tenant: Annotated[str, Field(min_length=1, max_length=128)]
+    tenant: Annotated[str, Field(min_length=1, max_length=TENANT_CHARS)]
     role: Role
-    owner: Annotated[str, Field(min_length=1, max_length=256)]
-    name: NotRequired[Annotated[str, Field(min_length=1, max_length=256)] | None]
+    owner: Annotated[str, Field(min_length=1, max_length=OWNER_CHARS)]
+    name: NotRequired[Annotated[str, Field(min_length=1, max_length=OWNER_CHARS)] | None]
     expires_at: NotRequired[
         Annotated[str | None, Field(description="ISO 8601 (naive is UTC), in the future")]
     ]
@@ -82,10 +89,10 @@ class KeyList(TypedDict):
 
 
 class RoutesApply(TypedDict):
-    message: Annotated[str, Field(min_length=1, max_length=2000)]
+    message: Annotated[str, Field(min_length=1, max_length=APPLY_MESSAGE_CHARS)]
     yaml: NotRequired[Annotated[str, Field(description="the text of a routes file")]]
     routes: NotRequired[dict[str, Any]]
-    source: NotRequired[Annotated[str, Field(min_length=1, max_length=300)]]
+    source: NotRequired[Annotated[str, Field(min_length=1, max_length=SOURCE_CHARS)]]
 
 
 class AppliedRoute(TypedDict):
@@ -213,8 +220,11 @@ class RollbackBody(TypedDict):
     override_gate: NotRequired[bool]
 
 
+AttestationKind = Literal["eval", "redteam", "approval", "changelog"]
+
+
 class AttestBody(TypedDict):
-    kind: Literal["eval", "redteam", "approval", "changelog"]
+    kind: AttestationKind
     result: Literal["pass", "fail"]
     note: NotRequired[Text]
     url: NotRequired[Text]

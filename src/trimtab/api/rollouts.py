@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, get_args
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -11,9 +11,23 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import actor, json_response
+from trimtab.api.endpoints import (
+    ATTEST,
+    FEEDBACK,
+    MOVE_ROLLOUT,
+    MOVES,
+    OPERATORS,
+    ROLLBACK,
+    ROLLOUT_STATUS,
+    ROUTE,
+    ROUTE_TENANT,
+    START_ROLLOUT,
+)
 from trimtab.api.errors import change
-from trimtab.api.params import bad_param, json_object, text_field
-from trimtab.api.routes import acted_by, parse_version
+from trimtab.api.models import AttestationKind
+from trimtab.api.params import bad_param, text_field
+from trimtab.api.routes import acted_by
+from trimtab.api.schema import parse_version
 from trimtab.audit.log import Actor
 from trimtab.auth.keyring import KeyRing, require_role
 from trimtab.canary.plans import DEFAULT_PLAN, Plan
@@ -24,15 +38,9 @@ from trimtab.rollouts.row import RolloutRow
 from trimtab.rollouts.store import RolloutStore
 from trimtab.types import MODEL_CALLERS, READERS, Principal, new_request_id
 
-OPERATORS = frozenset({"operator", "admin"})
-KINDS = ("eval", "redteam", "approval", "changelog")
-MOVES = ("pause", "resume", "promote", "abort")
-# the fields each body may have: anything else is a 400 naming it, as for keys and apply
-START_FIELDS = ("to", "plan", "reason")
-MOVE_FIELDS = ("reason",)
-ROLLBACK_FIELDS = ("to", "reason", "override_gate")
-ATTEST_FIELDS = ("kind", "result", "note", "url")
-FEEDBACK_FIELDS = ("request_id", "score", "thumbs", "comment", "escalated")
+KINDS: tuple[str, ...] = get_args(AttestationKind)
+# the fields each body may have are its declaration's (api/endpoints.py): anything else is
+# a 400 naming it, as for keys and apply
 
 
 def _text(data: dict[str, Any], name: str, required: bool = False) -> str | None:
@@ -56,16 +64,12 @@ class RolloutsAPI:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/api/routes/{route}/rollouts", self.start, methods=["POST"]),
-            Route("/api/routes/{route}/rollout", self.status, methods=["GET"]),
-            Route("/api/routes/{route}/rollout/{move}", self.move, methods=["POST"]),
-            Route("/api/routes/{route}/rollback", self.rollback, methods=["POST"]),
-            Route(
-                "/api/routes/{route}/versions/{version}/attestations",
-                self.attest,
-                methods=["POST"],
-            ),
-            Route("/api/feedback", self.feedback, methods=["POST"]),
+            START_ROLLOUT.route(self.start),
+            ROLLOUT_STATUS.route(self.status),
+            MOVE_ROLLOUT.route(self.move),
+            ROLLBACK.route(self.rollback),
+            ATTEST.route(self.attest),
+            FEEDBACK.route(self.feedback),
         ]
 
     async def _route(
@@ -75,9 +79,7 @@ class RolloutsAPI:
         `?tenant=`); a route of another tenant answers 404, as if it did not exist."""
         principal = self._keys.authenticate(request.headers)
         require_role(principal, allowed, action)
-        name = request.path_params["route"]
-        q = request.query_params
-        asked = q.get("tenant") if "tenant" in q else None
+        name, asked = ROUTE.of(request), ROUTE_TENANT.of(request)
         row = await run_in_threadpool(
             self._routes.resolve, name, principal.tenant, principal.is_admin, asked
         )
@@ -93,7 +95,7 @@ class RolloutsAPI:
     async def start(self, request: Request) -> Response:
         rid = new_request_id()
         principal, route = await self._route(request, OPERATORS, "start rollouts")
-        data = await json_object(request, allow_empty=True, fields=START_FIELDS)
+        data = await START_ROLLOUT.json(request)
         to = parse_version("to", str(data.get("to") or ""))
         if to is None:
             raise bad_param("to", "is required (the candidate version, e.g. v2)")
@@ -116,11 +118,11 @@ class RolloutsAPI:
 
     async def move(self, request: Request) -> Response:
         rid = new_request_id()
-        move = request.path_params["move"]
+        move = MOVE_ROLLOUT.arg(request, "move")
         if move not in MOVES:
             raise NotFound(f"no rollout action '{move}'")
         principal, route = await self._route(request, OPERATORS, f"{move} rollouts")
-        body = await json_object(request, allow_empty=True, fields=MOVE_FIELDS)
+        body = await MOVE_ROLLOUT.json(request)
         reason = _text(body, "reason", required=True)
         ro = await run_in_threadpool(self._store.current, route)
         if ro is None:
@@ -145,7 +147,7 @@ class RolloutsAPI:
     async def rollback(self, request: Request) -> Response:
         rid = new_request_id()
         principal, route = await self._route(request, OPERATORS, "roll back")
-        data = await json_object(request, allow_empty=True, fields=ROLLBACK_FIELDS)
+        data = await ROLLBACK.json(request)
         to = parse_version("to", str(data.get("to") or ""))
         reason = _text(data, "reason", required=True)
         override = data.get("override_gate", False)
@@ -172,14 +174,14 @@ class RolloutsAPI:
     async def attest(self, request: Request) -> Response:
         rid = new_request_id()
         principal, route = await self._route(request, OPERATORS, "attest versions")
-        data = await json_object(request, allow_empty=True, fields=ATTEST_FIELDS)
+        data = await ATTEST.json(request)
         kind = _text(data, "kind", required=True)
         if kind not in KINDS:
             raise bad_param("kind", f"'{kind}' is not one of {', '.join(KINDS)}")
         result = _text(data, "result", required=True)
         if result not in ("pass", "fail"):
             raise bad_param("result", "must be pass or fail")
-        version = parse_version("version", request.path_params["version"])
+        version = ATTEST.arg(request, "version")
         assert version is not None
         if not acted_by(principal):
             raise Forbidden("attestations need a key with an owner")
@@ -195,7 +197,7 @@ class RolloutsAPI:
         rid = new_request_id()
         principal = self._keys.authenticate(request.headers)
         require_role(principal, MODEL_CALLERS | READERS, "send feedback")
-        data = await json_object(request, allow_empty=True, fields=FEEDBACK_FIELDS)
+        data = await FEEDBACK.json(request)
         request_id = _text(data, "request_id", required=True)
         assert request_id is not None
         score = _score(data)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable, Collection
 
 from sqlalchemy import Connection
@@ -22,8 +21,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import audit_event, json_response, reader
+from trimtab.api.endpoints import (
+    APPLY_ROUTES,
+    DIFF,
+    GET_ROUTE,
+    GET_VERSION,
+    LIST_ROUTES,
+    LIST_VERSIONS,
+    OPERATORS,
+    ROUTE,
+    ROUTE_TENANT,
+    TIMELINE,
+)
 from trimtab.api.errors import change
-from trimtab.api.params import bad_param, json_object, parse_int
+from trimtab.api.models import APPLY_MESSAGE_CHARS, SOURCE_CHARS
+from trimtab.api.params import bad_param
 from trimtab.audit.log import AuditLog
 from trimtab.auth.keyring import KeyRing
 from trimtab.errors import Forbidden, Invalid, NotFound, Unavailable
@@ -38,22 +50,7 @@ from trimtab.types import Principal, new_request_id
 
 log = logging.getLogger(__name__)
 
-WRITERS: frozenset[str] = frozenset({"operator", "admin"})
-_FIELDS = ("message", "yaml", "routes", "source")
-_MAX_BODY = 1024 * 1024
-_MAX_MESSAGE = 2000
-_NUMBER = re.compile(r"^v?(\d{1,9})$")
 _APPLY_ATTEMPTS = 3
-
-
-def parse_version(name: str, value: str | None) -> int | None:
-    """'2' or 'v2' -> 2."""
-    if value is None or value == "":
-        return None
-    match = _NUMBER.match(value)
-    if match is None or int(match.group(1)) < 1:
-        raise bad_param(name, f"'{value}' is not a version like v2 or 2")
-    return int(match.group(1))
 
 
 def acted_by(principal: Principal) -> str | None:
@@ -79,20 +76,20 @@ class RoutesAPI:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/api/routes/apply", self.apply, methods=["POST"]),
-            Route("/api/routes", self.list_routes, methods=["GET"]),
-            Route("/api/routes/{route}", self.get_route, methods=["GET"]),
-            Route("/api/routes/{route}/versions", self.list_versions, methods=["GET"]),
-            Route("/api/routes/{route}/versions/{number}", self.get_version, methods=["GET"]),
-            Route("/api/routes/{route}/diff", self.diff, methods=["GET"]),
-            Route("/api/routes/{route}/timeline", self.timeline, methods=["GET"]),
+            APPLY_ROUTES.route(self.apply),
+            LIST_ROUTES.route(self.list_routes),
+            GET_ROUTE.route(self.get_route),
+            LIST_VERSIONS.route(self.list_versions),
+            GET_VERSION.route(self.get_version),
+            DIFF.route(self.diff),
+            TIMELINE.route(self.timeline),
         ]
 
     # -- who may -------------------------------------------------------------------------
 
     def _route_changer(self, request: Request) -> Principal:
         principal = self._keys.authenticate(request.headers)
-        if principal.role not in WRITERS:
+        if principal.role not in OPERATORS:
             raise Forbidden(
                 "only a key with role 'operator' or 'admin' may apply routes; "
                 f"this key has role '{principal.role}'",
@@ -100,8 +97,7 @@ class RoutesAPI:
         return principal
 
     async def _route(self, request: Request, principal: Principal) -> RouteRow:
-        name = request.path_params["route"]
-        asked = request.query_params.get("tenant") if "tenant" in request.query_params else None
+        name, asked = ROUTE.of(request), ROUTE_TENANT.of(request)
         row = await run_in_threadpool(
             self._store.resolve, name, principal.tenant, principal.is_admin, asked
         )
@@ -112,15 +108,15 @@ class RoutesAPI:
     # -- writing -------------------------------------------------------------------------
 
     async def _definitions(self, request: Request) -> tuple[list[RouteDefinition], str]:
-        body = await json_object(request, max_bytes=_MAX_BODY, fields=_FIELDS)
+        body = await APPLY_ROUTES.json(request)
         message = body.get("message")
         if not isinstance(message, str) or not message.strip():
             raise bad_param("message", "is required: say why these routes change")
-        if len(message) > _MAX_MESSAGE:
-            raise bad_param("message", f"must be at most {_MAX_MESSAGE} characters")
+        if len(message) > APPLY_MESSAGE_CHARS:
+            raise bad_param("message", f"must be at most {APPLY_MESSAGE_CHARS} characters")
         source = body.get("source", "request body")
-        if not isinstance(source, str) or not source or len(source) > 300:
-            raise bad_param("source", "must be a file name of at most 300 characters")
+        if not isinstance(source, str) or not source or len(source) > SOURCE_CHARS:
+            raise bad_param("source", f"must be a file name of at most {SOURCE_CHARS} characters")
         text, routes = body.get("yaml"), body.get("routes")
         if (text is None) == (routes is None):
             raise bad_param("yaml", "give either 'yaml' (the text of a routes file) or 'routes'")
@@ -225,7 +221,7 @@ class RoutesAPI:
 
     async def get_version(self, request: Request) -> Response:
         principal = reader(self._keys, request, "read routes")
-        number = parse_version("version", request.path_params["number"])
+        number = GET_VERSION.arg(request, "number")
         row = await self._route(request, principal)
         assert number is not None
         version = await self._version(row, number, "version")
@@ -234,9 +230,8 @@ class RoutesAPI:
     async def diff(self, request: Request) -> Response:
         """?from=&to=: `to` defaults to the newest version, `from` to `to`'s parent."""
         principal = reader(self._keys, request, "read routes")
-        q = request.query_params
-        first = parse_version("from", q.get("from"))
-        second = parse_version("to", q.get("to"))
+        first = DIFF.arg(request, "from")
+        second = DIFF.arg(request, "to")
         row = await self._route(request, principal)
         if second is None:
             second = row.latest_version
@@ -254,9 +249,8 @@ class RoutesAPI:
     async def timeline(self, request: Request) -> Response:
         """?after=<event id>&limit=: a route's events, oldest first."""
         principal = reader(self._keys, request, "read routes")
-        q = request.query_params
-        after = parse_int("after", q.get("after"), 0, 0, 2**62)
-        limit = parse_int("limit", q.get("limit"), 200, 1, 1000)
+        after = TIMELINE.arg(request, "after")
+        limit = TIMELINE.arg(request, "limit")
         row = await self._route(request, principal)
         events = await run_in_threadpool(self._store.events, row.key, after, limit + 1)
         more = len(events) > limit

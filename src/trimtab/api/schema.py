@@ -63,6 +63,10 @@ class Param:
             return value
         return request.query_params.get(self.name)
 
+    def of(self, request: Request) -> Any:
+        """This parameter of `request`, read (a 400 naming it when it is not valid)."""
+        return self.read(self.raw(request))
+
 
 def text(name: str, description: str, *, where: Where = "query", keep_empty: bool = False) -> Param:
     """A free string; an empty one reads as None unless `keep_empty` (`?tenant=` means
@@ -134,13 +138,14 @@ def status(description: str) -> Param:
     )
 
 
-def version(name: str, description: str, *, where: Where = "query") -> Param:
+def version(name: str, description: str, *, where: Where = "query", says: str = "") -> Param:
+    """A version, 2 or v2; an error names it `says` (default: its name)."""
     return Param(
         name,
         where,
         description,
         {"type": "string", "pattern": r"^v?\d{1,9}$", "examples": ["v2", "2"]},
-        lambda v: parse_version(name, v),
+        lambda v: parse_version(says or name, v),
     )
 
 
@@ -191,8 +196,7 @@ class Endpoint:
 
     def arg(self, request: Request, name: str) -> Any:
         """The parameter `name`, read as its declaration says (a 400 naming it if not)."""
-        param = self._by_name[name]
-        return param.read(param.raw(request))
+        return self._by_name[name].of(request)
 
     def given(self, request: Request, name: str) -> bool:
         """Whether the request carries the declared query parameter `name` at all."""

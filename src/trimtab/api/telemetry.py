@@ -11,11 +11,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import json_response, reader, scoped_tenant
-from trimtab.api.params import bad_param, parse_int, parse_status, parse_time, parse_window
+from trimtab.api.endpoints import GET_REQUEST, LIST_REQUESTS, SUMMARY
+from trimtab.api.params import bad_param
 from trimtab.auth.keyring import KeyRing
 from trimtab.errors import NotFound
 from trimtab.telemetry.queries import BadCursor, RequestFilter, get_request, list_requests, view
-from trimtab.telemetry.rollups import GROUPABLE, Rollup, group, minute_of
+from trimtab.telemetry.rollups import Rollup, group, minute_of
 from trimtab.telemetry.store import TelemetryStore
 
 _FILTERS = ("model", "provider", "user", "session", "feature", "route", "version")
@@ -31,26 +32,26 @@ class TelemetryAPI:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/api/requests", self.list_requests, methods=["GET"]),
-            Route("/api/requests/{request_id}", self.get_request, methods=["GET"]),
-            Route("/api/metrics/summary", self.summary, methods=["GET"]),
+            LIST_REQUESTS.route(self.list_requests),
+            GET_REQUEST.route(self.get_request),
+            SUMMARY.route(self.summary),
         ]
 
     async def list_requests(self, request: Request) -> Response:
         principal = reader(self._keys, request)
-        q = request.query_params
-        tenant = scoped_tenant(principal, q.get("tenant"))
+        arg = LIST_REQUESTS.arg
+        tenant = scoped_tenant(principal, arg(request, "tenant"))
         filters = RequestFilter(
-            since=parse_time("since", q.get("since")),
-            until=parse_time("until", q.get("until")),
+            since=arg(request, "since"),
+            until=arg(request, "until"),
             tenant=tenant,
-            status=parse_status(q.get("status")),
-            **{name: q.get(name) or None for name in _FILTERS},
+            status=arg(request, "status"),
+            **{name: arg(request, name) for name in _FILTERS},
         )
-        limit = parse_int("limit", q.get("limit"), 50, 1, 1000)
+        limit = arg(request, "limit")
         try:
             rows, cursor = await run_in_threadpool(
-                list_requests, self._engine, filters, limit, q.get("cursor")
+                list_requests, self._engine, filters, limit, arg(request, "cursor")
             )
         except BadCursor as exc:
             raise bad_param("cursor", str(exc)) from None
@@ -58,7 +59,7 @@ class TelemetryAPI:
 
     async def get_request(self, request: Request) -> Response:
         principal = reader(self._keys, request)
-        rid = request.path_params["request_id"]
+        rid = GET_REQUEST.arg(request, "request_id")
         row = await run_in_threadpool(get_request, self._engine, rid)
         if row is None or not (principal.is_admin or row["tenant"] == principal.tenant):
             # another tenant's request is reported exactly like a missing one
@@ -67,12 +68,9 @@ class TelemetryAPI:
 
     async def summary(self, request: Request) -> Response:
         principal = reader(self._keys, request)
-        q = request.query_params
-        window = parse_window(q.get("window"))
-        group_by = q.get("group_by") or "model"
-        if group_by not in GROUPABLE:
-            raise bad_param("group_by", f"'{group_by}' is not one of {', '.join(GROUPABLE)}")
-        tenant = scoped_tenant(principal, q.get("tenant"))
+        window = SUMMARY.arg(request, "window")
+        group_by = SUMMARY.arg(request, "group_by")
+        tenant = scoped_tenant(principal, SUMMARY.arg(request, "tenant"))
         now = datetime.now(UTC)
         since = minute_of((now - window).timestamp())
         rows = await run_in_threadpool(self._store.rollups_since, since, tenant)
@@ -82,7 +80,7 @@ class TelemetryAPI:
             total.merge(rollup)
         return json_response(
             {
-                "window": q.get("window") or "1h",
+                "window": request.query_params.get("window") or "1h",
                 "group_by": group_by,
                 "from": since.isoformat(),
                 "to": now.isoformat(),
