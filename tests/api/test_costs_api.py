@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 
-from tests.conftest import (
+from tests.support import (
     ADMIN_KEY,
     APP_KEY,
     GLOBEX_APP_KEY,
@@ -97,7 +97,7 @@ for kwargs in (
     {"at": MIDNIGHT.timestamp() - 30, "cost": 0.25, "model": "sim-1"},
     {"at": MIDNIGHT.timestamp() + 30, "cost": 0.5, "model": "sim-1"},
 ):
-    RECORDS.append(rec(**kwargs))  # type: ignore[arg-type]
+    RECORDS.append(rec(**kwargs))
 
 
 def in_window(r: RequestRecord, days: float) -> bool:
@@ -415,8 +415,10 @@ def test_costs_through_the_gateway(gateway: GatewayFactory) -> None:
             assert groups[model]["requests"] == len(mine)
             assert groups[model]["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in mine))
             assert groups[model]["cost_usd"] > 0
-        mine = client.get("/api/costs", params={"group_by": "feature"}, headers=auth(VIEWER_KEY))
-        assert {g["feature"]: g["requests"] for g in mine.json()["groups"]} == {
+        features = client.get(
+            "/api/costs", params={"group_by": "feature"}, headers=auth(VIEWER_KEY)
+        )
+        assert {g["feature"]: g["requests"] for g in features.json()["groups"]} == {
             "search": 3,
             None: 1,
         }
