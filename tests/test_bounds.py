@@ -66,6 +66,7 @@ def test_validation_problems_name_the_source_the_key_path_and_unknown_keys() -> 
     with pytest.raises(ValidationError) as caught:
         File.model_validate({"items": {"a": [{"size": 1}, {"size": "x", "colour": 1}]}})
     assert validation_problems(caught.value, "f.yaml") == [
-        "f.yaml: items.a[1].size: Input should be a valid integer, unable to parse string as an integer",
+        "f.yaml: items.a[1].size: Input should be a valid integer, "
+        "unable to parse string as an integer",
         "f.yaml: items.a[1].colour: unknown key",
     ]
