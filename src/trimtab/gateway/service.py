@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
-from time import perf_counter
+from collections.abc import Coroutine
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from trimtab.auth.keyring import KeyRing, require_role
 from trimtab.canary.assignment import sticky_key
@@ -18,39 +17,35 @@ from trimtab.config import Pricing
 from trimtab.errors import (
     DomainError,
     GatewayError,
-    as_gateway_error,
     error_body,
     gateway_error,
-    internal_error,
-    stream_error_event,
 )
+from trimtab.gateway.accounting import Charge, account, note_served
 from trimtab.gateway.body import read_body
-from trimtab.gateway.cache import CachedAnswer, cache_key, replay_stream
-from trimtab.gateway.catalog import Catalog, Deployment, Target
+from trimtab.gateway.caching import AnswerCache
+from trimtab.gateway.catalog import Catalog, Target
 from trimtab.gateway.dialects import (
     check_anthropic,
     check_embeddings,
     check_openai,
     check_stream_flag,
     client_response,
-    client_wants_usage,
-    finish_reasons_of,
     parse_request,
     require_model,
-    usage_of,
 )
-from trimtab.gateway.dispatch import Dispatcher, OpenStream
+from trimtab.gateway.dispatch import Dispatcher
 from trimtab.gateway.exchange import Exchange
 from trimtab.gateway.failures import from_upstream
-from trimtab.gateway.relay import Relay, make_relay
+from trimtab.gateway.models_list import model_list
+from trimtab.gateway.replies import JSON_TYPE, Replies
 from trimtab.gateway.route_calls import ROUTE_PREFIX, resolve_route_request
+from trimtab.gateway.streaming import Streamer
 from trimtab.gateway.tags import request_tags
 from trimtab.policy.estimate import (
     estimate_input_tokens,
-    estimate_output_tokens,
     requested_output_tokens,
 )
-from trimtab.policy.service import Admission, Ask, Policy
+from trimtab.policy.service import Ask, Policy
 from trimtab.providers.base import UpstreamError
 from trimtab.rollouts.table import RouteTable, Version
 from trimtab.state.base import SharedState
@@ -60,19 +55,7 @@ from trimtab.types import MODEL_CALLERS, Wire
 
 log = logging.getLogger(__name__)
 
-JSON_TYPE = "application/json"
-SSE_TYPE = "text/event-stream"
 ASSIGNMENT_TTL_S = 30 * 86400.0  # after a caller's last request: longer than rollouts run
-
-
-class Charge:
-    """A request's admission by the policy, settled exactly once when its cost is known."""
-
-    __slots__ = ("admission", "ask")
-
-    def __init__(self, ask: Ask, admission: Admission) -> None:
-        self.ask = ask
-        self.admission = admission
 
 
 class Gateway:
@@ -103,6 +86,19 @@ class Gateway:
         self._bodies = record_bodies
         self._routes = routes if routes is not None else RouteTable()
         self._background: set[asyncio.Task[None]] = set()
+        self._replies = Replies(recorder, record_bodies=record_bodies)
+        self._cache = AnswerCache(
+            state, metrics, self._replies, recorder, record_bodies=record_bodies
+        )
+        self._streamer = Streamer(
+            dispatcher,
+            self._cache,
+            self._replies,
+            recorder,
+            record_bodies=record_bodies,
+            spawn=self._spawn,
+            settle=self._settle,
+        )
 
     async def drain(self) -> None:
         """Wait for the bookkeeping started after responses (cache writes, breaker counts)."""
@@ -142,15 +138,15 @@ class Gateway:
             served = await self._dispatcher.call(
                 ex, self._catalog.plan(target), "openai", body, "embeddings"
             )
-            self._served(ex, served.target, served.deployment)
-            self._account(ex, served.target, served.parsed, "openai")
-            return self._respond(ex, served.raw)
+            note_served(ex, served.target, served.deployment)
+            account(ex, served.target, served.parsed, "openai")
+            return self._replies.ok(ex, served.raw)
         except UpstreamError as exc:
-            return self._error(ex, from_upstream(exc))
+            return self._replies.error(ex, from_upstream(exc))
         except (GatewayError, DomainError) as err:
-            return self._error(ex, err)
+            return self._replies.error(ex, err)
         except Exception as exc:
-            return self._error(ex, self._crashed(ex, exc))
+            return self._replies.error(ex, self._replies.crashed(ex, exc))
         finally:
             self._settle(ex, charge)
 
@@ -166,34 +162,7 @@ class Gateway:
                 error_body(err, wire, rid.id), err.status, rid.headers(), media_type=JSON_TYPE
             )
         targets = self._catalog.targets()
-        if "anthropic-version" in request.headers:
-            data: Any = {
-                "data": [
-                    {
-                        "type": "model",
-                        "id": t.name,
-                        "display_name": t.name,
-                        "created_at": "1970-01-01T00:00:00Z",
-                    }
-                    for t in targets
-                ],
-                "has_more": False,
-                "first_id": targets[0].name if targets else None,
-                "last_id": targets[-1].name if targets else None,
-            }
-        else:
-            data = {
-                "object": "list",
-                "data": [
-                    {
-                        "id": t.name,
-                        "object": "model",
-                        "created": 0,
-                        "owned_by": t.primary.provider.name,
-                    }
-                    for t in targets
-                ],
-            }
+        data = model_list(targets, anthropic="anthropic-version" in request.headers)
         return Response(orjson.dumps(data), 200, rid.headers(), media_type=JSON_TYPE)
 
     # -- the chat pipeline -------------------------------------------------------------
@@ -212,30 +181,30 @@ class Gateway:
             ex.record.streamed = stream
             target = self._target(ex, body)
             charge, target = await self._charge(ex, target, body)
-            key = self._cache_key(ex, target, wire, body) if target.config.cache else None
+            key = self._cache.key(ex, target, wire, body) if target.config.cache else None
             if key is not None:
-                hit = await self._cached(ex, target, key, wire, body, stream)
+                hit = await self._cache.lookup(ex, target, key, wire, body, stream)
                 if hit is not None:
                     return hit
             plan = self._catalog.plan(target)
             if stream:
-                response = await self._stream(ex, plan, wire, body, key, charge)
+                response = await self._streamer.open(ex, plan, wire, body, key, charge)
                 charge = None  # the stream settles it when it ends
                 return response
             served = await self._dispatcher.call(ex, plan, wire, body, "chat")
             provider_wire = served.deployment.provider.wire
             out = client_response(wire, provider_wire, served.parsed, served.raw, target.name)
-            self._served(ex, served.target, served.deployment)
-            self._account(ex, served.target, served.parsed, provider_wire)
+            note_served(ex, served.target, served.deployment)
+            account(ex, served.target, served.parsed, provider_wire)
             if key is not None:
-                self._spawn(self._remember(ex, served.target, key, out))
-            return self._respond(ex, out)
+                self._spawn(self._cache.remember(ex, served.target, key, out))
+            return self._replies.ok(ex, out)
         except UpstreamError as exc:
-            return self._error(ex, from_upstream(exc))
+            return self._replies.error(ex, from_upstream(exc))
         except (GatewayError, DomainError) as err:
-            return self._error(ex, err)
+            return self._replies.error(ex, err)
         except Exception as exc:
-            return self._error(ex, self._crashed(ex, exc))
+            return self._replies.error(ex, self._replies.crashed(ex, exc))
         finally:
             self._settle(ex, charge)
 
@@ -304,7 +273,7 @@ class Gateway:
                 "with a configured model, or configure it",
                 param="model",
             ) from None
-        self._served(ex, target, target.primary)
+        note_served(ex, target, target.primary)
         return target
 
     async def _charge(
@@ -326,7 +295,7 @@ class Gateway:
         admission = await self._policy.admit(ask, self._pricing)
         if admission.model != target.name:
             target = self._catalog.resolve(admission.model)
-            self._served(ex, target, target.primary)
+            note_served(ex, target, target.primary)
             ex.annotate(downgraded_from=admission.downgraded_from)
         return Charge(ask, admission), target
 
@@ -344,201 +313,3 @@ class Gateway:
                 charge.admission, charge.ask, cost, rec.input_tokens, rec.output_tokens
             )
         )
-
-    @staticmethod
-    def _served(ex: Exchange, target: Target, dep: Deployment) -> None:
-        rec = ex.record
-        rec.provider = dep.provider.name
-        rec.provider_kind = dep.provider.kind
-        rec.upstream_model = dep.upstream_model
-        if target.name != rec.request_model:
-            ex.annotate(served_by=target.name)
-
-    def _account(self, ex: Exchange, target: Target, parsed: dict[str, Any], wire: Wire) -> None:
-        rec = ex.record
-        rec.input_tokens, rec.output_tokens = usage_of(wire, parsed)
-        rec.cost_usd = target.config.pricing.cost(rec.input_tokens, rec.output_tokens)
-        rec.finish_reasons = finish_reasons_of(wire, parsed)
-        rid, model = parsed.get("id"), parsed.get("model")
-        rec.response_id = rid if isinstance(rid, str) else None
-        rec.response_model = model if isinstance(model, str) else None
-
-    def _respond(self, ex: Exchange, body: bytes) -> Response:
-        headers = ex.headers()
-        if self._bodies:
-            ex.record.response_body = body.decode("utf-8", "replace")
-        self._recorder.record(ex.close())
-        return Response(body, 200, headers, media_type=JSON_TYPE)
-
-    @staticmethod
-    def _crashed(ex: Exchange, exc: Exception) -> GatewayError:
-        """A failure no branch anticipated: its traceback, once, in the log (no bodies);
-        the client gets a 500 in its own format and the request still leaves a record."""
-        rec = ex.record
-        log.error(
-            "internal error on %s %s, request %s (model %s)",
-            rec.api, rec.operation, ex.id, rec.request_model, exc_info=exc,
-        )  # fmt: skip
-        return internal_error(exc)
-
-    def _error(self, ex: Exchange, failure: GatewayError | DomainError) -> Response:
-        err = as_gateway_error(failure)
-        ex.fail(err)
-        body = error_body(err, ex.wire, ex.id)
-        headers = ex.headers()
-        if err.retry_after:
-            headers["retry-after"] = err.retry_after
-        if self._bodies:
-            ex.record.response_body = body.decode()
-        self._recorder.record(ex.close())
-        return Response(body, err.status, headers, media_type=JSON_TYPE)
-
-    # -- the cache ---------------------------------------------------------------------
-
-    async def _cached(
-        self,
-        ex: Exchange,
-        target: Target,
-        key: str,
-        wire: Wire,
-        body: dict[str, Any],
-        stream: bool,
-    ) -> Response | None:
-        raw = await self._state.cache_get(key)
-        if raw is None:
-            self._metrics.cache.labels(target.name, "miss").inc()
-            ex.annotate(cache="miss")
-            return None
-        self._metrics.cache.labels(target.name, "hit").inc()
-        answer = CachedAnswer.decode(raw)
-        rec = ex.record
-        rec.input_tokens, rec.output_tokens = answer.input_tokens, answer.output_tokens
-        rec.finish_reasons = answer.finish_reasons
-        rec.response_model = answer.response_model
-        rec.cost_usd = 0.0
-        ex.annotate(cache="hit", cost_saved_usd=answer.cost_usd)
-        if not stream:
-            return self._respond(ex, answer.body)
-        replay = replay_stream(wire, orjson.loads(answer.body), client_wants_usage(body))
-        ex.mark_first_token()
-        headers = ex.headers()
-        if self._bodies:
-            rec.response_body = answer.body.decode()
-        self._recorder.record(ex.close())
-        return Response(replay, 200, headers, media_type=SSE_TYPE)
-
-    @staticmethod
-    def _cache_key(ex: Exchange, target: Target, wire: Wire, body: dict[str, Any]) -> str:
-        rec = ex.record
-        version = f"{rec.route}@{rec.version}" if rec.route is not None else None
-        return cache_key(target.name, wire, "chat", body, tenant=rec.tenant, route_version=version)
-
-    async def _remember(self, ex: Exchange, target: Target, key: str, body: bytes) -> None:
-        rec = ex.record
-        answer = CachedAnswer(
-            body, rec.input_tokens, rec.output_tokens, rec.cost_usd,
-            rec.finish_reasons, rec.response_model,
-        )  # fmt: skip
-        ttl = target.config.cache.ttl_s if target.config.cache else 0.0
-        await self._state.cache_set(key, answer.encode(), ttl)
-
-    # -- streaming ---------------------------------------------------------------------
-
-    async def _stream(
-        self,
-        ex: Exchange,
-        plan: list[Target],
-        wire: Wire,
-        body: dict[str, Any],
-        key: str | None,
-        charge: Charge | None,
-    ) -> Response:
-        wants_usage = client_wants_usage(body)
-
-        def relay_for(target: Target, dep: Deployment) -> Relay:
-            return make_relay(
-                wire, dep.provider.wire, dep.provider.name, target.name, wants_usage, ex.id
-            )
-
-        opened = await self._dispatcher.open_stream(ex, plan, wire, body, relay_for)
-        ex.mark_first_token()
-        self._served(ex, opened.target, opened.deployment)
-        headers = ex.headers()
-        headers["cache-control"] = "no-cache"
-        return StreamingResponse(
-            self._relay(ex, opened, key, charge, estimate_input_tokens(body)),
-            200,
-            headers,
-            media_type=SSE_TYPE,
-        )
-
-    async def _relay(
-        self,
-        ex: Exchange,
-        opened: OpenStream,
-        key: str | None,
-        charge: Charge | None,
-        input_estimate: int,
-    ) -> AsyncIterator[bytes]:
-        """Forward each event as it arrives; end with an explicit error if the provider fails."""
-        relay, rec = opened.relay, ex.record
-        finished = False
-        try:
-            if opened.head:
-                yield opened.head
-            while not relay.done:
-                t = perf_counter()
-                try:
-                    event = await anext(opened.events)
-                except StopAsyncIteration:
-                    break
-                finally:
-                    ex.upstream_s += perf_counter() - t
-                out = relay.feed(event)
-                if out:
-                    yield out
-            if not relay.done:
-                raise UpstreamError(
-                    "stream_cut",
-                    f"provider '{opened.deployment.provider.name}' ended the stream "
-                    "before finishing it",
-                )
-            finished = True
-        except UpstreamError as exc:
-            err = from_upstream(exc)
-            ex.fail(err)
-            yield stream_error_event(err, ex.wire, ex.id)
-        except (GatewayError, DomainError) as exc:
-            err = as_gateway_error(exc)
-            ex.fail(err)
-            yield stream_error_event(err, ex.wire, ex.id)
-        except Exception as exc:
-            crash = self._crashed(ex, exc)
-            ex.fail(crash)
-            yield stream_error_event(crash, ex.wire, ex.id)
-        except (asyncio.CancelledError, GeneratorExit):
-            ex.fail(GatewayError(499, "client_disconnected", "the client went away mid-stream"))
-            raise
-        finally:
-            await opened.upstream.close()
-            rec.input_tokens, rec.output_tokens = relay.usage()
-            assembled = relay.response()
-            if not finished and (rec.input_tokens is None or rec.output_tokens is None):
-                # a cut stream never got its usage chunk: charge what was sent, estimated
-                if rec.input_tokens is None:
-                    rec.input_tokens = input_estimate
-                if rec.output_tokens is None:
-                    rec.output_tokens = estimate_output_tokens(assembled)
-                ex.annotate(usage_estimated=True)
-            rec.cost_usd = opened.target.config.pricing.cost(rec.input_tokens, rec.output_tokens)
-            rec.finish_reasons = relay.finish_reasons()
-            rec.response_id, rec.response_model = relay.response_meta()
-            response = orjson.dumps(assembled) if (self._bodies or key) else b""
-            if self._bodies:
-                rec.response_body = response.decode()
-            provider_failed = not finished and rec.status_code != 499
-            self._spawn(self._dispatcher.settle_stream(opened, not provider_failed))
-            if finished and key is not None:
-                self._spawn(self._remember(ex, opened.target, key, response))
-            self._settle(ex, charge)
-            self._recorder.record(ex.close())
