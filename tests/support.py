@@ -232,6 +232,14 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 MAKE_RUN_URL = "http://127.0.0.1:4000"
 
 
+def wait_for(condition: Callable[[], object], timeout_s: float = 15.0) -> None:
+    """Poll `condition` until it holds; fail the test once `timeout_s` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not reached within {timeout_s:g} s"
+        time.sleep(0.01)
+
+
 def about(expected: float) -> float:
     """`pytest.approx(expected)` typed as the float it stands for: a field of a dataclass
     that is compared whole (`Reservation(True, 0.0, about(0.25))`)."""

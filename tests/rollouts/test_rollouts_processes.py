@@ -20,6 +20,7 @@ from tests.support import (
     new_database,
     start_gateway,
     stop_server,
+    wait_for,
 )
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.postgres_server import PostgresServer
@@ -70,13 +71,6 @@ def operator(http: httpx.Client, url: str, path: str, **body: Any) -> dict[str, 
     return data
 
 
-def until(check: Any, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def test_a_rollback_through_one_process_serves_in_the_other_within_a_second(
     two_gateways: list[str],
 ) -> None:
@@ -84,9 +78,9 @@ def test_a_rollback_through_one_process_serves_in_the_other_within_a_second(
     with httpx.Client(timeout=30) as http:
         for text in (routes_yaml("sim-1"), routes_yaml("sim-1", greeting="Hi")):
             operator(http, a, "/api/routes/apply", yaml=text, message="change")
-        until(lambda: version(http, b, "probe") == "v1")
+        wait_for(lambda: version(http, b, "probe") == "v1", 10.0)
         operator(http, a, "/api/routes/faq/rollouts", to="v2", plan="fast", reason="try")
-        until(lambda: {version(http, b, u) for u in USERS} == {"v1", "v2"})
+        wait_for(lambda: {version(http, b, u) for u in USERS} == {"v1", "v2"}, 10.0)
         # both processes give each user the same version, whichever sees the user first
         first = {u: version(http, a if i % 2 else b, u) for i, u in enumerate(USERS)}
         assert first == {u: version(http, b if i % 2 else a, u) for i, u in enumerate(USERS)}

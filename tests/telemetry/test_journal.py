@@ -7,13 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 from sqlalchemy import Engine, text
 
+from tests.support import wait_for
 from tests.telemetry.support import (
     expected_totals,
     open_store,
@@ -28,13 +27,6 @@ from trimtab.telemetry.metrics import GatewayMetrics
 from trimtab.telemetry.recorder import Recorder
 from trimtab.telemetry.spill import SpillFile
 from trimtab.telemetry.store import TelemetryStore
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def segments(directory: Path) -> list[Path]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import os
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from tests.support import wait_for
 from trimtab.telemetry import recorder as recorder_module
 from trimtab.telemetry.metrics import GatewayMetrics, LabelValues
 from trimtab.telemetry.record import RequestRecord
@@ -106,14 +106,6 @@ def make_recorder(sink: TelemetrySink, tmp_path: Path) -> tuple[Recorder, Gatewa
     return recorder, metrics
 
 
-def wait_for(condition: Any, timeout_s: float = 30.0) -> None:
-    done = threading.Event()
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        done.wait(0.02)
-
-
 def test_a_second_sink_receives_every_record_and_its_rollups(tmp_path: Path) -> None:
     sink = JsonLinesSink(tmp_path / "telemetry.jsonl")
     recorder, metrics = make_recorder(sink, tmp_path)
@@ -143,14 +135,14 @@ def test_a_sink_that_fails_gets_the_spilled_records_once_it_is_back(tmp_path: Pa
     try:
         for r in recs[:20]:
             recorder.record(r)
-        wait_for(lambda: not recorder.store_ok and sink.calls >= 1)
+        wait_for(lambda: not recorder.store_ok and sink.calls >= 1, 30.0)
         problem = recorder.problem()
         assert problem is not None and "FileNotFoundError" in problem
 
         (tmp_path / "later").mkdir()  # the sink is back: the writer replays what it spilled
         for r in recs[20:]:
             recorder.record(r)
-        wait_for(lambda: len(sink.ids()) == len(recs) and recorder.store_ok)
+        wait_for(lambda: len(sink.ids()) == len(recs) and recorder.store_ok, 30.0)
     finally:
         recorder.stop()
 
