@@ -232,6 +232,11 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 MAKE_RUN_URL = "http://127.0.0.1:4000"
 
 
+def auth(key: str | None) -> dict[str, str]:
+    """The headers of a call with this key (none without one)."""
+    return {"authorization": f"Bearer {key}"} if key else {}
+
+
 def wait_for(condition: Callable[[], object], timeout_s: float = 15.0) -> None:
     """Poll `condition` until it holds; fail the test once `timeout_s` has passed."""
     deadline = time.monotonic() + timeout_s

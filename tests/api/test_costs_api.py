@@ -26,6 +26,7 @@ from tests.support import (
     KEYS,
     VIEWER_KEY,
     GatewayFactory,
+    auth,
 )
 from trimtab.alerts.events import BudgetEvent, insert_event
 from trimtab.api.costs import CostsAPI
@@ -48,10 +49,6 @@ DAY = 86400.0
 MIDNIGHT = (datetime.fromtimestamp(NOW, UTC) - timedelta(days=2)).replace(
     hour=0, minute=0, second=0, microsecond=0
 )
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"}
 
 
 def rec(

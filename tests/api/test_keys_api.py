@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.auth.support import auth, chat, create_key, message_of, revoke_key, wait_until
+from tests.auth.support import chat, create_key, message_of, revoke_key, wait_until
 from tests.support import (
     ADMIN_KEY,
     APP_KEY,
@@ -22,6 +22,7 @@ from tests.support import (
     VIEWER_KEY,
     GatewayFactory,
     Running,
+    auth,
 )
 from trimtab.store.tables import metadata
 

@@ -22,15 +22,12 @@ from tests.support import (
     VIEWER_KEY,
     GatewayFactory,
     Running,
+    auth,
 )
 
 ALL_KEYS = (ADMIN_KEY, APP_KEY, VIEWER_KEY, GLOBEX_APP_KEY, GLOBEX_VIEWER_KEY)
 GPT_MOCK_INPUT_PER_MTOK = 0.15
 GPT_MOCK_OUTPUT_PER_MTOK = 0.60
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"}
 
 
 @dataclass

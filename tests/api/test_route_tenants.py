@@ -10,7 +10,6 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.auth.support import auth
 from tests.support import (
     ADMIN_KEY,
     APP_KEY,
@@ -20,6 +19,7 @@ from tests.support import (
     ROUTE_KEYS,
     GatewayFactory,
     Running,
+    auth,
     stored,
 )
 from trimtab.cli import cli

@@ -9,7 +9,6 @@ import httpx
 import orjson
 import pytest
 
-from tests.auth.support import auth
 from tests.support import (
     ADMIN_KEY,
     APP_KEY,
@@ -22,6 +21,7 @@ from tests.support import (
     VIEWER_KEY,
     GatewayFactory,
     Running,
+    auth,
 )
 
 

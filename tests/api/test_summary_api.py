@@ -21,6 +21,7 @@ from tests.support import (
     VIEWER_KEY,
     GatewayFactory,
     Running,
+    auth,
 )
 
 # the column of a /api/requests row that each group_by dimension summarises
@@ -31,10 +32,6 @@ DIMENSIONS = {
     "feature": "feature",
     "status": "http.response.status_code",
 }
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"}
 
 
 @dataclass

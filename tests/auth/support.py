@@ -8,13 +8,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tests.support import ADMIN_KEY
+from tests.support import ADMIN_KEY, auth
 
 T = TypeVar("T")
-
-
-def auth(key: str | None) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"} if key else {}
 
 
 def create_key(

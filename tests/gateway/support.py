@@ -8,12 +8,12 @@ from typing import Any
 import httpx
 import openai
 
-from tests.auth.support import auth
 from tests.support import (
     APP_KEY,
     OPERATOR_KEY,
     ROUTES,
     Running,
+    auth,
 )
 from trimtab.testing.mock_upstream import MockUpstream, RecordedRequest
 

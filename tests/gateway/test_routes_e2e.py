@@ -12,7 +12,6 @@ import httpx
 import openai
 import pytest
 
-from tests.auth.support import auth
 from tests.gateway.support import POLICY, apply, openai_client, sent_with
 from tests.support import (
     ADMIN_KEY,
@@ -24,6 +23,7 @@ from tests.support import (
     VIEWER_KEY,
     GatewayFactory,
     Running,
+    auth,
     base_config,
     stored,
 )

@@ -13,7 +13,6 @@ import openai
 import orjson
 import pytest
 
-from tests.auth.support import auth
 from tests.gateway.support import POLICY, apply, openai_client, sent_with
 from tests.support import (
     APP_KEY,
@@ -22,6 +21,7 @@ from tests.support import (
     VIEWER_KEY,
     GatewayFactory,
     Running,
+    auth,
     base_config,
     stored,
 )
