@@ -20,6 +20,10 @@ MAX_WINDOW = timedelta(days=31)
 # takes 1 MiB); a free-text field that is stored (a reason, a comment) at most MAX_TEXT.
 MAX_BODY_BYTES = 64 * 1024
 MAX_TEXT = 4000
+# PostgreSQL's text and JSON cannot hold U+0000: a NUL in a parameter or a body is refused
+# here, the same on either store, rather than failing the query on PostgreSQL only
+NUL = "\x00"
+NUL_MESSAGE = "must not contain a NUL character (%00, \\u0000)"
 
 
 def bad_param(name: str, message: str) -> Invalid:
@@ -51,7 +55,30 @@ async def json_object(
         unknown = sorted(set(body) - set(fields))
         if unknown:
             raise bad_param(unknown[0], f"unknown field (known: {', '.join(fields)})")
+    if b"\\u0000" in raw:  # JSON can only spell a NUL that way
+        field = nul_field(body)
+        if field is not None:
+            raise bad_param(field, NUL_MESSAGE)
     return body
+
+
+def nul_field(body: dict[str, Any]) -> str | None:
+    """The first field of `body` with a NUL in a string or a key at any depth, if any."""
+    for name, value in body.items():
+        if NUL in name:
+            return name
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            if type(node) is str:
+                if NUL in node:
+                    return name
+            elif type(node) is dict:
+                stack.extend(node)
+                stack.extend(node.values())
+            elif type(node) is list:
+                stack.extend(node)
+    return None
 
 
 def text_field(

@@ -22,6 +22,8 @@ from starlette.routing import Route
 from trimtab.api.params import (
     MAX_BODY_BYTES,
     MAX_WINDOW,
+    NUL,
+    NUL_MESSAGE,
     bad_param,
     json_object,
     parse_int,
@@ -70,14 +72,14 @@ class Param:
 
 def text(name: str, description: str, *, where: Where = "query", keep_empty: bool = False) -> Param:
     """A free string; an empty one reads as None unless `keep_empty` (`?tenant=` means
-    the shared routes)."""
-    return Param(
-        name,
-        where,
-        description,
-        {"type": "string"},
-        (lambda v: v) if keep_empty else (lambda v: v or None),
-    )
+    the shared routes). A NUL in it is a 400: the store could not compare it."""
+
+    def read(value: str | None) -> str | None:
+        if value is not None and NUL in value:
+            raise bad_param(name, NUL_MESSAGE)
+        return value if keep_empty else (value or None)
+
+    return Param(name, where, description, {"type": "string"}, read)
 
 
 def integer(name: str, description: str, *, default: int, low: int, high: int) -> Param:
@@ -160,8 +162,7 @@ class Body:
 
     shape: type[Any]
     max_bytes: int = MAX_BODY_BYTES
-    allow_empty: bool = False
-    required: bool = True
+    allow_empty: bool = False  # an empty body reads as {}
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -197,10 +198,6 @@ class Endpoint:
     def arg(self, request: Request, name: str) -> Any:
         """The parameter `name`, read as its declaration says (a 400 naming it if not)."""
         return self._by_name[name].of(request)
-
-    def given(self, request: Request, name: str) -> bool:
-        """Whether the request carries the declared query parameter `name` at all."""
-        return self._by_name[name].raw(request) is not None
 
     async def json(self, request: Request) -> dict[str, Any]:
         """The body as a JSON object with only the declared fields, within the size limit."""
