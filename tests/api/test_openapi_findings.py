@@ -76,3 +76,22 @@ def test_text_without_a_nul_still_reaches_the_store(running: Running) -> None:
     response = httpx.get(f"{running.url}/api/requests?model=gpt%01", headers=ADMIN)
     assert response.status_code == 200, response.text
     assert response.json()["data"] == []
+
+
+def test_an_attestation_url_longer_than_its_column_is_a_400_on_both_stores(
+    running: Running,
+) -> None:
+    """The document said 4,000 characters (the free-text bound) while the column holds
+    1,024: SQLite kept a longer url, PostgreSQL refused it (a 503 'nothing changed')."""
+    url = f"{running.url}/api/routes/r1/versions/1/attestations"
+    long = "https://ci.example/" + "a" * 1100
+    response = httpx.post(url, json={"kind": "eval", "result": "pass", "url": long}, headers=ADMIN)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("invalid_parameter", "url")
+    assert error["message"].startswith("url: is 1119 characters; at most 1024 are accepted")
+    fits = long[:1024]
+    response = httpx.post(url, json={"kind": "eval", "result": "pass", "url": fits}, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    doc = httpx.get(f"{running.url}/api/openapi.json").json()
+    assert doc["components"]["schemas"]["AttestBody"]["properties"]["url"]["maxLength"] == 1024

@@ -22,6 +22,7 @@ TENANT_CHARS = 128
 OWNER_CHARS = 256  # a key's owner and its name
 APPLY_MESSAGE_CHARS = 2000
 SOURCE_CHARS = 300
+URL_CHARS = 1024  # an attestation's url: the attestations.url column
 
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
 Version = Annotated[
@@ -227,7 +228,7 @@ class AttestBody(TypedDict):
     kind: AttestationKind
     result: Literal["pass", "fail"]
     note: NotRequired[Text]
-    url: NotRequired[Text]
+    url: NotRequired[Annotated[str, Field(min_length=1, max_length=URL_CHARS)]]
 
 
 class FeedbackBody(TypedDict):

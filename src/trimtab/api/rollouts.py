@@ -24,7 +24,7 @@ from trimtab.api.endpoints import (
     START_ROLLOUT,
 )
 from trimtab.api.errors import change
-from trimtab.api.models import AttestationKind
+from trimtab.api.models import URL_CHARS, AttestationKind
 from trimtab.api.params import bad_param, text_field
 from trimtab.api.routes import acted_by
 from trimtab.api.schema import parse_version
@@ -188,7 +188,7 @@ class RolloutsAPI:
         by = actor(request, principal, rid)
         out = await change(
             self._store.attestations.attest, route, version, kind, result, by,
-            _text(data, "note"), _text(data, "url"),
+            _text(data, "note"), text_field(data, "url", limit=URL_CHARS),
         )  # fmt: skip
         await self._done()
         return json_response(out, 201, rid)
