@@ -7,11 +7,11 @@ snapshot keeps serving for `auth.stale_ttl_s`, and the outage shows in /readyz a
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 
 from prometheus_client import CollectorRegistry, Gauge
-from starlette.concurrency import run_in_threadpool
 
 from trimtab.auth.keyring import KeyRing
 from trimtab.auth.store import KeyStore
@@ -28,7 +28,7 @@ class KeyCache(Refresher):
 
     async def reload(self) -> None:
         taken_at = time.monotonic()
-        snapshot = await run_in_threadpool(self._store.snapshot)
+        snapshot = await asyncio.to_thread(self._store.snapshot)
         self._ring.install(snapshot, taken_at)
 
     def problem(self) -> str | None:

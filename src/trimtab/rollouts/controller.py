@@ -17,14 +17,13 @@ move's transaction.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
-
-from starlette.concurrency import run_in_threadpool
 
 from trimtab.audit.log import CONTROLLER
 from trimtab.canary.analysis import Action, ArmStats, Decision, analyze, decide
@@ -86,11 +85,11 @@ class RolloutController:
     async def tick(self) -> int:
         """Judge every running rollout once; returns how many changed state."""
         changed = 0
-        running = await run_in_threadpool(self._store.running)
+        running = await asyncio.to_thread(self._store.running)
         ids = {ro.id for ro in running}
         self._closed = {k: v for k, v in self._closed.items() if k[0] in ids}
         for ro in running:
-            if await run_in_threadpool(self.step, ro):
+            if await asyncio.to_thread(self.step, ro):
                 changed += 1
         if changed:
             await self._on_change()

@@ -14,13 +14,12 @@ when T has one, else the shared route NAME (a tenant's own route shadows a share
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-
-from starlette.concurrency import run_in_threadpool
 
 from trimtab.canary.assignment import on_candidate
 from trimtab.refresher import Refresher
@@ -153,7 +152,7 @@ class RouteCache(Refresher):
         self.table = table
 
     async def reload(self) -> None:
-        self.table.install(await run_in_threadpool(self._load, self.table.entries()))
+        self.table.install(await asyncio.to_thread(self._load, self.table.entries()))
 
     def _load(self, current: Mapping[RouteKey, RouteEntry]) -> dict[RouteKey, RouteEntry]:
         rows = self._store.stable_rows()
