@@ -95,3 +95,24 @@ def test_an_attestation_url_longer_than_its_column_is_a_400_on_both_stores(
     assert response.status_code == 201, response.text
     doc = httpx.get(f"{running.url}/api/openapi.json").json()
     assert doc["components"]["schemas"]["AttestBody"]["properties"]["url"]["maxLength"] == 1024
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        "%C2%B2",  # '²': str.isdigit says yes, int() says no (a ValueError, 500)
+        "99999999999999999999",  # beyond every store's integer (OverflowError, DataError)
+    ],
+)
+def test_a_status_filter_that_is_no_number_is_a_400(running: Running, status: str) -> None:
+    response = httpx.get(f"{running.url}/api/requests?status={status}", headers=ADMIN)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("invalid_parameter", "status")
+    assert "is not an HTTP status, 'error' or 'ok'" in error["message"]
+
+
+def test_a_status_filter_still_takes_codes_and_words(running: Running) -> None:
+    for status in ("200", "429", "999", "error", "ok"):
+        response = httpx.get(f"{running.url}/api/requests?status={status}", headers=ADMIN)
+        assert response.status_code == 200, (status, response.text)

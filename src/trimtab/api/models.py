@@ -58,7 +58,7 @@ class KeyCreate(TypedDict):
         Annotated[str | None, Field(description="ISO 8601 (naive is UTC), in the future")]
     ]
     expires_in: NotRequired[
-        Annotated[str | None, Field(pattern=r"^\d+[smhd]$", description="e.g. 30d, 12h")]
+        Annotated[str | None, Field(pattern=r"^[0-9]+[smhd]$", description="e.g. 30d, 12h")]
     ]
 
 

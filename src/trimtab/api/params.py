@@ -143,11 +143,16 @@ def parse_int(name: str, value: str | None, default: int, low: int, high: int) -
     return number
 
 
+_STATUS_DIGITS = 9  # any HTTP status, and within every store's integer
+
+
 def parse_status(value: str | None) -> int | str | None:
+    """An HTTP status (ASCII digits: '²' is a digit to str.isdigit, not to int), 'error'
+    or 'ok'."""
     if value is None or value == "":
         return None
     if value in ("error", "ok"):
         return value
-    if value.isdigit():
+    if value.isascii() and value.isdigit() and len(value) <= _STATUS_DIGITS:
         return int(value)
     raise bad_param("status", f"'{value}' is not an HTTP status, 'error' or 'ok'")

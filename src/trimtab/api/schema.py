@@ -107,7 +107,7 @@ def window(default: str, description: str) -> Param:
         "window",
         "query",
         f"{description}: a duration like 15m, 1h, 24h or 7d, at most {MAX_WINDOW.days}d",
-        {"type": "string", "pattern": r"^\d+[smhd]$", "default": default},
+        {"type": "string", "pattern": r"^[0-9]+[smhd]$", "default": default},
         lambda v: parse_window(v, default),
     )
 
@@ -135,7 +135,7 @@ def status(description: str) -> Param:
         "status",
         "query",
         description,
-        {"type": "string", "pattern": r"^(error|ok|\d+)$", "examples": ["error", "ok", "429"]},
+        {"type": "string", "pattern": r"^(error|ok|[0-9]{1,9})$", "examples": ["error", "429"]},
         parse_status,
     )
 
@@ -146,7 +146,7 @@ def version(name: str, description: str, *, where: Where = "query", says: str = 
         name,
         where,
         description,
-        {"type": "string", "pattern": r"^v?\d{1,9}$", "examples": ["v2", "2"]},
+        {"type": "string", "pattern": r"^v?[0-9]{1,9}$", "examples": ["v2", "2"]},
         lambda v: parse_version(says or name, v),
     )
 
