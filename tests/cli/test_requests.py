@@ -54,7 +54,7 @@ def test_summary_groups_by_model_and_feature(running: Running) -> None:
     assert rows["no-such-model"] == ["1", "1", "100.0"]
     assert rows["total"] == ["4", "1", "25.0"]
     code, out = trimtab(running, "summary", "--group-by", "feature")
-    rows = {ln.split()[0]: ln.split()[1] for ln in out.splitlines()[2:] if ln.strip()}
-    assert rows == {"support": "4"}  # one group: no total row
+    groups = {ln.split()[0]: ln.split()[1] for ln in out.splitlines()[2:] if ln.strip()}
+    assert groups == {"support": "4"}  # one group: no total row
     code, out = trimtab(running, "summary", "--group-by", "colour")
     assert code == 1 and "400: group_by: 'colour' is not one of" in out

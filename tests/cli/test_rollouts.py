@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.cli.support import runner
 from tests.rollouts.conftest import running as running
@@ -95,7 +96,7 @@ def test_attest_server_is_a_deprecated_name_of_url(running: Running) -> None:
     assert "--server" not in runner.invoke(cli, ["attest", "--help"], env=env).output
 
 
-def api_timeline(running: Running) -> list[dict[str, object]]:
+def api_timeline(running: Running) -> list[dict[str, Any]]:
     with Client(running.url, OPERATOR_KEY) as client:
         return [dict(e) for e in client.timeline("faq")]
 

@@ -15,7 +15,9 @@ def ids(n: int) -> list[str]:
     return [f"i{k:03d}" for k in range(n)]
 
 
-def run(items: list[str], passed: dict[str, bool], scorer: str = "correct") -> RunScores:
+def run(
+    items: list[str], passed: dict[str, bool], scorer: str = "correct"
+) -> dict[str, dict[str, ItemScore | None]]:
     return {scorer: {i: PASS if passed[i] else FAIL for i in items}}
 
 
