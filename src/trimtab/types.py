@@ -5,6 +5,7 @@ scopes and request ids. Pure: it imports nothing from trimtab, and everything ma
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -23,6 +24,21 @@ READERS: frozenset[str] = frozenset({"viewer", "operator", "admin"})
 # Who owns a route: a tenant's name, or SHARED for a route every tenant sees.
 Scope = str
 SHARED: Scope = ""
+
+# The name of a route, a dataset or a suite: what a URL path segment and a YAML key can
+# both carry without quoting.
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+NAME_RULE = (
+    "use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 128 characters"
+)
+
+
+def name_problem(kind: str, name: object) -> str | None:
+    """Why `name` is not a valid name of a `kind` ("route", "suite"), or None."""
+    if isinstance(name, str) and re.fullmatch(NAME_PATTERN, name):
+        return None
+    return f"invalid {kind} name: {NAME_RULE}"
+
 
 # `req_` + a time-ordered prefix (ms) + randomness: sortable, unique across processes.
 RequestId = str

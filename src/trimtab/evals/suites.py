@@ -28,9 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from trimtab.bounds import validation_problems
 from trimtab.evals.compare import DEFAULT_MAX_ERRORS, Gate
 from trimtab.evals.scorers import AnySpec, ScorerSpec
+from trimtab.types import NAME_PATTERN, name_problem
 
-SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-DATASET_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,127})(?:@(?P<version>[1-9]\d*))?$")
+DATASET_REF = re.compile(rf"^(?P<name>{NAME_PATTERN})(?:@(?P<version>[1-9]\d*))?$")
 
 
 class SuitesError(ValueError):
@@ -127,11 +127,9 @@ def parse_suites(data: Any, source: str = "<evals>") -> list[SuiteDefinition]:
         if not raw:
             problems.append(f"{source}: evals: no suites are defined")
         for name in raw:
-            if not isinstance(name, str) or not SUITE_NAME.match(name):
-                problems.append(
-                    f"{source}: evals.{name}: invalid suite name: use letters, digits, '.', '_' "
-                    "and '-', starting with a letter or digit, at most 128 characters"
-                )
+            problem = name_problem("suite", name)
+            if problem:
+                problems.append(f"{source}: evals.{name}: {problem}")
     try:
         parsed = _SuitesFile.model_validate({"evals": raw})
     except ValidationError as exc:

@@ -18,7 +18,6 @@ routes:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,8 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trimtab.bounds import exceeds_depth, safe_load_yaml, too_deep_message, validation_problems
 from trimtab.registry.bundle import Bundle, Message, Template, TemplateError
+from trimtab.types import name_problem
 
-ROUTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 PARAMS = (
     "temperature",
     "top_p",
@@ -159,11 +158,9 @@ def parse_routes(
         if not raw_routes:
             problems.append(f"{source}: routes: no routes are defined")
         for name in raw_routes:
-            if not isinstance(name, str) or not ROUTE_NAME.match(name):
-                problems.append(
-                    f"{source}: routes.{name}: invalid route name: use letters, digits, "
-                    "'.', '_' and '-', starting with a letter or digit, at most 128 characters"
-                )
+            problem = name_problem("route", name)
+            if problem:
+                problems.append(f"{source}: routes.{name}: {problem}")
     parsed: RoutesFile | None = None
     try:
         parsed = RoutesFile.model_validate(data)
