@@ -16,6 +16,7 @@ from trimtab import __version__
 from trimtab.api.audit import AuditAPI
 from trimtab.api.breakers import BreakersAPI
 from trimtab.api.costs import CostsAPI
+from trimtab.api.datasets import DatasetsAPI
 from trimtab.api.errors import exception_handlers
 from trimtab.api.health import HealthAPI, Lifecycle
 from trimtab.api.keys import KeysAPI
@@ -28,6 +29,7 @@ from trimtab.auth.cache import KeyCache
 from trimtab.auth.keyring import KeyRing
 from trimtab.auth.store import KeyStore
 from trimtab.config import Config
+from trimtab.evals.store import DatasetStore
 from trimtab.gateway.breakers import Breakers
 from trimtab.gateway.catalog import Catalog
 from trimtab.gateway.dispatch import Dispatcher
@@ -156,6 +158,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         *RolloutsAPI(
             rollout_store, route_store, keys, config.rollouts.plans, route_cache.refresh
         ).routes(),
+        *DatasetsAPI(DatasetStore(engine), keys).routes(),
         *AuditAPI(audit, keys).routes(),
         *HealthAPI(
             lifecycle,

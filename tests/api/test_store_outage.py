@@ -31,6 +31,7 @@ PATH_VALUES = {
     "move": "pause",
     "key_id": "key_0123",
     "request_id": "req_0123",
+    "dataset": "golden",
 }
 # a body each endpoint would accept, for those that take one
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -44,6 +45,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("POST", "/api/feedback"): {"request_id": "req_0123", "thumbs": "up"},
     ("POST", "/api/keys"): {"tenant": "acme", "role": "app", "owner": "svc"},
+    ("POST", "/api/datasets/{dataset}/versions"): {
+        "format": "jsonl",
+        "content": '{"id": "a", "variables": {"q": "x"}}\n',
+        "message": "outage",
+    },
 }
 # the endpoints that do not touch the store, what they answer during the outage, and why
 NOT_THE_STORE: dict[tuple[str, str], tuple[int, str]] = {

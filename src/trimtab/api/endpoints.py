@@ -11,9 +11,11 @@ from trimtab.api import models as m
 from trimtab.api.schema import (
     Body,
     Endpoint,
+    Param,
     choice,
     enum,
     integer,
+    parse_version,
     status,
     text,
     time,
@@ -372,6 +374,99 @@ FEEDBACK = Endpoint(
     m.FeedbackView,
     status=201,
     body=Body(m.FeedbackBody, allow_empty=True),
+    errors=(404,),
+)
+
+# -- datasets -----------------------------------------------------------------------------
+
+DATASET = text("dataset", "The dataset's name", where="path")
+DATASET_TENANT = text(
+    "tenant",
+    "Whose dataset NAME is: a tenant's (a non-admin may name only its own), empty for the "
+    "shared one; absent: the caller's tenant's, else the shared one",
+    keep_empty=True,
+)
+
+
+def _dataset_version(value: str | None) -> int | None:
+    """'3' or 'v3' -> 3; 'latest' -> None (the newest)."""
+    return None if value == "latest" else parse_version("version", value)
+
+
+DATASET_VERSION = Param(
+    "version",
+    "path",
+    "The version, as 3, v3 or latest",
+    {"type": "string", "pattern": r"^(latest|v?[0-9]{1,9})$", "examples": ["v3", "3", "latest"]},
+    _dataset_version,
+)
+
+PUSH_DATASET = Endpoint(
+    "POST",
+    "/api/datasets/{dataset}/versions",
+    "pushDataset",
+    "datasets",
+    "Push a JSONL or CSV file as the dataset's next version (none when the items are unchanged)",
+    OPERATORS,
+    m.DatasetPushed,
+    params=(DATASET,),
+    body=Body(m.DatasetPush, max_bytes=m.DATASET_PUSH_BYTES),
+    description=(
+        "400 invalid_dataset: every bad row, one per line of the message, each naming the "
+        "line and the field; nothing is stored. A non-admin pushes to its own tenant; an "
+        "admin may name a tenant (empty: shared)."
+    ),
+)
+LIST_DATASETS = Endpoint(
+    "GET",
+    "/api/datasets",
+    "listDatasets",
+    "datasets",
+    "Each dataset's newest version: the caller's tenant's and the shared ones",
+    READERS,
+    m.DatasetList,
+    params=(TENANT,),
+)
+LIST_DATASET_VERSIONS = Endpoint(
+    "GET",
+    "/api/datasets/{dataset}",
+    "listDatasetVersions",
+    "datasets",
+    "A dataset's versions, oldest first",
+    READERS,
+    m.DatasetVersions,
+    params=(DATASET, DATASET_TENANT),
+    errors=(404,),
+)
+GET_DATASET_VERSION = Endpoint(
+    "GET",
+    "/api/datasets/{dataset}/versions/{version}",
+    "getDatasetVersion",
+    "datasets",
+    "One version of a dataset with its items, in order",
+    READERS,
+    m.DatasetVersionDetail,
+    params=(
+        DATASET_VERSION,
+        DATASET,
+        DATASET_TENANT,
+    ),
+    errors=(404,),
+)
+DIFF_DATASET = Endpoint(
+    "GET",
+    "/api/datasets/{dataset}/diff",
+    "diffDataset",
+    "datasets",
+    "The ids of the items added, removed and changed between two versions",
+    READERS,
+    m.DatasetDiffView,
+    params=(
+        version("from", "The older version (default: the one before `to`)"),
+        version("to", "The newer version (default: the newest)"),
+        DATASET,
+        DATASET_TENANT,
+    ),
     errors=(404,),
 )
 

@@ -202,6 +202,79 @@ class Timeline(TypedDict):
     next_after: int | None
 
 
+# -- datasets -----------------------------------------------------------------------------
+
+DATASET_PUSH_BYTES = 16 * 1024 * 1024
+
+
+class DatasetPush(TypedDict):
+    format: Literal["jsonl", "csv"]
+    content: Annotated[str, Field(description="the text of the JSONL or CSV file")]
+    message: Annotated[str, Field(min_length=1, max_length=APPLY_MESSAGE_CHARS)]
+    source: NotRequired[Annotated[str, Field(min_length=1, max_length=SOURCE_CHARS)]]
+    tenant: NotRequired[
+        Annotated[
+            str,
+            Field(
+                max_length=TENANT_CHARS,
+                description="whose dataset (an admin may name any tenant; empty: shared)",
+            ),
+        ]
+    ]
+
+
+class DatasetVersionView(TypedDict):
+    dataset: str
+    tenant: str | None
+    version: int
+    digest: str
+    items: int
+    message: str
+    author: str | None
+    created_at: str
+
+
+class DatasetPushed(DatasetVersionView):
+    created: Annotated[bool, Field(description="false: an existing version holds these items")]
+
+
+class DatasetList(TypedDict):
+    data: list[DatasetVersionView]
+
+
+class DatasetVersions(TypedDict):
+    dataset: str
+    tenant: str | None
+    data: list[DatasetVersionView]
+
+
+class DatasetItem(TypedDict):
+    id: str
+    variables: NotRequired[dict[str, Any]]
+    messages: NotRequired[list[dict[str, Any]]]
+    expected: NotRequired[Any]
+    tags: NotRequired[list[str]]
+    metadata: NotRequired[dict[str, Any]]
+
+
+class DatasetVersionDetail(DatasetVersionView):
+    data: list[DatasetItem]
+
+
+DatasetDiffView = TypedDict(
+    "DatasetDiffView",
+    {
+        "dataset": str,
+        "tenant": str | None,
+        "from": int,
+        "to": int,
+        "added": list[str],
+        "removed": list[str],
+        "changed": list[str],
+    },
+)
+
+
 # -- rollouts -----------------------------------------------------------------------------
 
 
