@@ -17,13 +17,7 @@ from sqlalchemy import Engine
 from tests.policy.support import PolicyFactory, StateFactory, config
 from tests.rollouts.support import FAST, STEPWISE
 from tests.support import (
-    ADMIN_KEY,
-    APP_KEY,
-    GLOBEX_APP_KEY,
-    GLOBEX_VIEWER_KEY,
-    KEYS,
     ROUTE_KEYS,
-    VIEWER_KEY,
     GatewayFactory,
     Running,
     base_config,
@@ -42,19 +36,6 @@ from trimtab.testing.postgres_server import PostgresServer
 from trimtab.testing.redis_server import RedisServer
 from trimtab.testing.servers import ServerUnavailable
 from trimtab.testing.serving import ServerThread
-
-# still imported from here by tests not yet moved to tests.support
-__all__ = [
-    "ADMIN_KEY",
-    "APP_KEY",
-    "GLOBEX_APP_KEY",
-    "GLOBEX_VIEWER_KEY",
-    "KEYS",
-    "VIEWER_KEY",
-    "GatewayFactory",
-    "Running",
-    "base_config",
-]
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.api.support import ADMIN, ROUTES
-from tests.conftest import KEYS, GatewayFactory, Running
+from tests.support import KEYS, GatewayFactory, Running
 
 NUL_MESSAGE = "must not contain a NUL character (%00, \\u0000)"
 
