@@ -3,6 +3,7 @@ content-addressed), list, versions, items, diff; bad files; tenants; roles; the 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from tests.support import (
     Running,
     auth,
 )
+from trimtab.client import AsyncClient, Client, TrimtabError
 from trimtab.evals.datasets import dataset_digest, parse
 from trimtab.store.tables import audit_log, dataset_items, dataset_versions, datasets
 
@@ -133,8 +135,12 @@ def test_push_read_and_diff_round_trip(running: Running) -> None:
         "dataset 'support-golden' has no version 7 (it has 1..2)"
     )
     assert error(missing)["param"] == "version"
-    bad = get(running, "/api/datasets/support-golden/versions/newest")
-    assert bad.status_code == 400
+    for asked in ("newest", "0", "v", "\u00b2"):
+        bad = get(running, f"/api/datasets/support-golden/versions/{asked}")
+        assert bad.status_code == 400, asked
+        assert error(bad)["message"].startswith(
+            f"version: '{asked}' is not a version like 3, v3 or latest"
+        )
 
     with running.engine.connect() as conn:
         rows = conn.execute(select(audit_log).where(audit_log.c.action == "dataset.push")).all()
@@ -293,3 +299,31 @@ def test_roles(running: Running) -> None:
         assert get(running, path, VIEWER_KEY).status_code == 200, path
     nobody = httpx.get(f"{running.url}/api/datasets", timeout=10)
     assert nobody.status_code == 401
+
+
+def test_both_clients_push_and_read(running: Running) -> None:
+    with Client(running.url, OPERATOR_KEY) as client:
+        made = client.push_dataset("golden", V1, "first", source="golden.jsonl")
+        assert (made["version"], made["created"]) == (1, True)
+        client.push_dataset("golden", V2, "second")
+        assert [d["dataset"] for d in client.datasets()] == ["golden"]
+        assert [v["version"] for v in client.dataset_versions("golden")] == [1, 2]
+        assert client.dataset_version("golden", "v1")["data"][1]["id"] == "hours"
+        assert client.dataset_diff("golden")["added"] == ["ship"]
+        with pytest.raises(TrimtabError) as refused:
+            client.push_dataset("golden", "{", "bad", source="x.jsonl")
+        assert (refused.value.status, refused.value.code) == (400, "invalid_dataset")
+        assert refused.value.message.startswith("x.jsonl line 1: not valid JSON")
+
+    async def both() -> None:
+        async with AsyncClient(running.url, OPERATOR_KEY) as client:
+            again = await client.push_dataset("golden", V1, "again")
+            assert (again["version"], again["created"]) == (1, False)
+            shown = await client.dataset_version("golden")
+            assert shown["version"] == 2
+            diffed = await client.dataset_diff("golden", 2, 1)
+            assert (diffed["from"], diffed["to"], diffed["added"]) == (2, 1, ["hours"])
+            assert len(await client.dataset_versions("golden")) == 2
+            assert len(await client.datasets(tenant="acme")) == 1
+
+    asyncio.run(both())

@@ -7,7 +7,10 @@ errors are reported in.
 
 from __future__ import annotations
 
+import re
+
 from trimtab.api import models as m
+from trimtab.api.params import bad_param
 from trimtab.api.schema import (
     Body,
     Endpoint,
@@ -390,7 +393,11 @@ DATASET_TENANT = text(
 
 def _dataset_version(value: str | None) -> int | None:
     """'3' or 'v3' -> 3; 'latest' -> None (the newest)."""
-    return None if value == "latest" else parse_version("version", value)
+    if value == "latest":
+        return None
+    if value is None or not re.fullmatch(r"v?[0-9]{1,9}", value) or int(value.lstrip("v")) < 1:
+        raise bad_param("version", f"'{value}' is not a version like 3, v3 or latest")
+    return parse_version("version", value)
 
 
 DATASET_VERSION = Param(

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from trimtab import __version__
-from trimtab.cli import keys, requests, rollouts, routes, serve
+from trimtab.cli import datasets, keys, requests, rollouts, routes, serve
 
 cli = typer.Typer(help="trimtab: an LLMOps control plane.", no_args_is_help=True)
 
@@ -37,6 +37,7 @@ keys.register(cli)  # keys create | list | revoke
 routes.register(cli)  # apply, routes, versions, diff, timeline
 rollouts.register(cli)  # rollout ..., rollback, attest
 requests.register(cli)  # requests, request, summary
+datasets.register(cli)  # datasets push | list | show | export | diff
 
 
 def main() -> None:

@@ -22,8 +22,12 @@ from trimtab.client.types import (
     AuditEvent,
     Costs,
     CreatedKey,
+    DatasetContents,
+    DatasetDiff,
+    DatasetVersion,
     Diff,
     Key,
+    PushedDataset,
     RequestRecord,
     Rollback,
     Rollout,
@@ -135,6 +139,52 @@ def attest(
     path = route_path(name, f"versions/{segment(str(number))}/attestations")
     fields = body({"kind": kind, "result": result, "note": note, "url": url})
     return Call("POST", path, typed(Attestation), _scoped(tenant), fields)
+
+
+DatasetFormat = Literal["jsonl", "csv"]
+
+
+def dataset_path(name: str, rest: str = "") -> str:
+    return "/api/datasets/" + segment(name) + (f"/{rest}" if rest else "")
+
+
+def push_dataset(
+    name: str,
+    content: str,
+    message: str,
+    format: DatasetFormat,
+    source: str | None,
+    tenant: str | None,
+) -> Call[PushedDataset]:
+    fields = body({"format": format, "content": content, "message": message, "source": source})
+    if tenant is not None:
+        fields["tenant"] = tenant  # "" (the shared datasets) is a value, not unset
+    return Call("POST", dataset_path(name, "versions"), typed(PushedDataset), body=fields)
+
+
+def datasets(tenant: str | None) -> Call[list[DatasetVersion]]:
+    return Call("GET", "/api/datasets", listed(DatasetVersion), _scoped(tenant))
+
+
+def dataset_versions(name: str, tenant: str | None) -> Call[list[DatasetVersion]]:
+    return Call("GET", dataset_path(name), listed(DatasetVersion), _scoped(tenant))
+
+
+def dataset_version(name: str, number: int | str, tenant: str | None) -> Call[DatasetContents]:
+    path = dataset_path(name, f"versions/{segment(str(number))}")
+    return Call("GET", path, typed(DatasetContents), _scoped(tenant))
+
+
+def dataset_diff(
+    name: str, before: int | str | None, after: int | str | None, tenant: str | None
+) -> Call[DatasetDiff]:
+    query = params(
+        {
+            "from": None if before is None else str(before),
+            "to": None if after is None else str(after),
+        }
+    )
+    return Call("GET", dataset_path(name, "diff"), typed(DatasetDiff), {**query, **_scoped(tenant)})
 
 
 def feedback(

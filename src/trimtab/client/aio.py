@@ -20,9 +20,13 @@ from trimtab.client.types import (
     AuditFilters,
     Costs,
     CreatedKey,
+    DatasetContents,
+    DatasetDiff,
+    DatasetVersion,
     Diff,
     Event,
     Key,
+    PushedDataset,
     RequestFilters,
     RequestRecord,
     Rollback,
@@ -190,6 +194,49 @@ class AsyncClient:
     ) -> Attestation:
         """Record evidence (`url`: where it is) on a version, by the key's owner."""
         return await self._run(calls.attest(route, version, kind, result, note, url, tenant))
+
+    # -- datasets --
+    async def push_dataset(
+        self,
+        name: str,
+        content: str,
+        message: str,
+        *,
+        format: Literal["jsonl", "csv"] = "jsonl",
+        source: str | None = None,
+        tenant: str | None = None,
+    ) -> PushedDataset:
+        """Push a JSONL or CSV file's text as the dataset's next version (`created` False:
+        an existing version holds these items). `tenant`: an admin's choice, "" shared."""
+        return await self._run(calls.push_dataset(name, content, message, format, source, tenant))
+
+    async def datasets(self, *, tenant: str | None = None) -> list[DatasetVersion]:
+        """Each dataset's newest version that this key may see."""
+        return await self._run(calls.datasets(tenant))
+
+    async def dataset_versions(
+        self, name: str, *, tenant: str | None = None
+    ) -> list[DatasetVersion]:
+        """A dataset's versions, oldest first."""
+        return await self._run(calls.dataset_versions(name, tenant))
+
+    async def dataset_version(
+        self, name: str, version: int | str = "latest", *, tenant: str | None = None
+    ) -> DatasetContents:
+        """One version (`3`, `"v3"` or `"latest"`) with its items in `data`."""
+        return await self._run(calls.dataset_version(name, version, tenant))
+
+    async def dataset_diff(
+        self,
+        name: str,
+        before: int | str | None = None,
+        after: int | str | None = None,
+        *,
+        tenant: str | None = None,
+    ) -> DatasetDiff:
+        """Item ids added, removed and changed; `after` defaults to the newest version,
+        `before` to the one before it."""
+        return await self._run(calls.dataset_diff(name, before, after, tenant))
 
     async def feedback(
         self,

@@ -69,6 +69,48 @@ Diff = TypedDict(
 )
 
 
+class DatasetVersion(TypedDict):
+    dataset: str
+    tenant: str | None  # None: a shared dataset
+    version: int
+    digest: str  # the SHA-256 of its items: the same items, the same digest
+    items: int
+    message: str
+    author: str | None
+    created_at: str
+
+
+class PushedDataset(DatasetVersion):
+    created: bool  # False: an existing version holds exactly these items
+
+
+class DatasetItem(TypedDict):
+    id: str
+    variables: NotRequired[dict[str, Any]]
+    messages: NotRequired[list[dict[str, Any]]]
+    expected: NotRequired[Any]
+    tags: NotRequired[list[str]]
+    metadata: NotRequired[dict[str, Any]]
+
+
+class DatasetContents(DatasetVersion):
+    data: list[DatasetItem]  # in order; as JSON Lines, a file `push_dataset` takes back
+
+
+DatasetDiff = TypedDict(
+    "DatasetDiff",
+    {
+        "dataset": str,
+        "tenant": str | None,
+        "from": int,
+        "to": int,
+        "added": list[str],
+        "removed": list[str],
+        "changed": list[str],
+    },
+)
+
+
 class Event(TypedDict):
     at: str
     kind: str
