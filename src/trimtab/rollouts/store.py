@@ -18,13 +18,14 @@ from trimtab.canary.gates import missing_evidence
 from trimtab.canary.plans import Plan
 from trimtab.errors import Conflict
 from trimtab.registry.scope import RouteKey
+from trimtab.registry.stable import set_stable
 from trimtab.registry.timeline import append_event
 from trimtab.rollouts.arms import ArmReader
 from trimtab.rollouts.attestations import AttestationStore
 from trimtab.rollouts.feedback import FeedbackStore
 from trimtab.rollouts.lookup import audit, route_row, version_row
 from trimtab.rollouts.row import ACTIVE, RolloutRow
-from trimtab.store.tables import rollouts, route_events, routes
+from trimtab.store.tables import rollouts, route_events
 
 
 class RolloutStore:
@@ -199,15 +200,7 @@ class RolloutStore:
             if not done:
                 return False
             if status == "promoted":
-                conn.execute(
-                    update(routes)
-                    .where(ro.key.where(routes, "name"))
-                    .values(
-                        stable_version=ro.candidate_version,
-                        previous_stable_version=ro.stable_version,
-                        updated_at=now,
-                    )
-                )
+                set_stable(conn, ro.key, ro.candidate_version, previous=ro.stable_version, at=now)
             kind = {"promoted": "promote", "rolled_back": "rollback", "aborted": "abort"}[status]
             append_event(
                 conn, ro.key, kind, version=ro.candidate_version, actor=by.name, reason=reason,
@@ -331,15 +324,7 @@ class RolloutStore:
                     .values(status="rolled_back", ended_at=now)
                 )
             if target != r.stable_version:
-                conn.execute(
-                    update(routes)
-                    .where(route.where(routes, "name"))
-                    .values(
-                        stable_version=target,
-                        previous_stable_version=r.stable_version,
-                        updated_at=now,
-                    )
-                )
+                set_stable(conn, route, target, previous=r.stable_version, at=now)
             detail: dict[str, Any] = {
                 "from": r.stable_version,
                 "to": target,
