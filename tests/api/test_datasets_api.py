@@ -327,3 +327,15 @@ def test_both_clients_push_and_read(running: Running) -> None:
             assert len(await client.datasets(tenant="acme")) == 1
 
     asyncio.run(both())
+
+
+def test_the_body_may_hold_16_mib(running: Running) -> None:
+    rows = [{"id": f"case-{i}", "variables": {"q": "x" * 1000}} for i in range(1100)]
+    big = jsonl(*rows)
+    assert len(big) > 1024 * 1024  # far past the 64 KiB of the other bodies
+    made = push(running, "big", big)
+    assert made.status_code == 200, made.text
+    assert made.json()["items"] == 1100
+    over = push(running, "big", "x" * (16 * 1024 * 1024))
+    assert over.status_code == 413, over.text
+    assert error(over)["code"] == "request_too_large"
