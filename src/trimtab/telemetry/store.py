@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,21 @@ from trimtab.store.tables import ROLLUP_DIMENSIONS, requests, rollups
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.rollups import Rollup, RollupKey, fold
 from trimtab.telemetry.sketch import from_bytes, to_bytes
+
+# PostgreSQL refuses NUL in text; a client can send one (a "\u0000" in a model name, a
+# tag, a body), and one such record would fail its whole batch, and its replay, for ever
+_TEXT_FIELDS = tuple(f.name for f in dataclasses.fields(RequestRecord) if "str" in str(f.type))
+
+
+def storable(record: RequestRecord) -> RequestRecord:
+    """`record`, or a copy whose text fields hold U+FFFD where they held NUL."""
+    copy: RequestRecord | None = None
+    for name in _TEXT_FIELDS:
+        value = getattr(record, name)
+        if type(value) is str and "\x00" in value:
+            copy = copy or dataclasses.replace(record)
+            setattr(copy, name, value.replace("\x00", "\ufffd"))
+    return copy or record
 
 
 def to_row(record: RequestRecord) -> dict[str, Any]:
@@ -93,6 +109,7 @@ class TelemetryStore:
                 records = list(unique.values())
                 if not records:
                     return 0
+            records = [storable(r) for r in records]
             conn.execute(insert(requests), [to_row(r) for r in records])
             for key, delta in sorted(fold(records).items(), key=lambda kv: kv[0]):
                 _merge_rollup(conn, key, delta)
