@@ -133,8 +133,9 @@ def test_a_declared_parameter_is_described_as_the_handler_reads_it(
 
 
 def seed(running: Running) -> dict[str, str]:
-    """A route with two versions and a rollout, a recorded request and a stored key: so
-    that the generated calls also reach things that exist, not only 404s."""
+    """A route with two versions and a rollout, a recorded request, a stored key and a
+    dataset with two versions: so that the generated calls also reach things that exist,
+    not only 404s."""
     url, admin = running.url, bearer(ADMIN_KEY)
     for text in (ROUTES_V1, ROUTES_V2):
         r = httpx.post(
@@ -157,12 +158,21 @@ def seed(running: Running) -> dict[str, str]:
         headers=admin,
     )
     assert r.status_code == 201, r.text
+    key_id = r.json()["id"]
+    for content in ('{"id": "a", "variables": {"q": "1"}}', '{"id": "a", "variables": {"q": "2"}}'):
+        pushed = httpx.post(
+            f"{url}/api/datasets/d1/versions",
+            json={"format": "jsonl", "content": content, "message": "seed"},
+            headers=admin,
+        )
+        assert pushed.status_code == 200, pushed.text
     return {
+        "dataset": "d1",
         "route": "r1",
         "number": "v1",
         "version": "2",
         "request_id": request_id,
-        "key_id": r.json()["id"],
+        "key_id": key_id,
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from trimtab.api import models as m
+from trimtab.api import views as v
 from trimtab.api.params import bad_param
 from trimtab.api.schema import (
     Body,
@@ -62,7 +63,7 @@ LIST_REQUESTS = Endpoint(
     "telemetry",
     "Recorded requests, newest first, one page at a time",
     READERS,
-    m.RequestList,
+    v.RequestList,
     params=(
         TENANT,
         time("since", "Started at or after"),
@@ -83,7 +84,7 @@ GET_REQUEST = Endpoint(
     "telemetry",
     "One recorded request (with its bodies when telemetry.record_bodies is on)",
     READERS,
-    m.RequestView,
+    v.RequestView,
     params=(text("request_id", "The x-trimtab-request-id of the request", where="path"),),
     errors=(404,),
 )
@@ -94,7 +95,7 @@ SUMMARY = Endpoint(
     "telemetry",
     "Counts, error rate, latency and TTFT quantiles, tokens and cost over a window",
     READERS,
-    m.MetricsSummary,
+    v.MetricsSummary,
     params=(
         window("1h", "How far back"),
         choice("group_by", "One group per value of", GROUPABLE, "model"),
@@ -111,7 +112,7 @@ COSTS = Endpoint(
     "costs",
     "Spend over a window, grouped",
     READERS,
-    m.CostsView,
+    v.CostsView,
     params=(
         window("30d", "How far back"),
         choice("group_by", "One group per value of", COST_GROUPS, "model"),
@@ -125,7 +126,7 @@ BUDGETS = Endpoint(
     "costs",
     "Every configured budget with this period's spend",
     READERS,
-    m.BudgetsView,
+    v.BudgetsView,
     params=(TENANT,),
 )
 BUDGET_EVENTS = Endpoint(
@@ -135,7 +136,7 @@ BUDGET_EVENTS = Endpoint(
     "costs",
     "Budget thresholds crossed, newest first",
     READERS,
-    m.BudgetEvents,
+    v.BudgetEvents,
     params=(
         TENANT,
         time("since", "At or after"),
@@ -152,7 +153,7 @@ LIST_BREAKERS = Endpoint(
     "gateway",
     "Each deployment's circuit breaker",
     READERS,
-    m.BreakerList,
+    v.BreakerList,
 )
 
 # -- keys ---------------------------------------------------------------------------------
@@ -166,7 +167,7 @@ CREATE_KEY = Endpoint(
     "keys",
     "Create a key; the answer is the only time its secret is shown",
     ADMINS,
-    m.CreatedKey,
+    v.CreatedKey,
     status=201,
     body=Body(m.KeyCreate),
     errors=(409,),
@@ -179,7 +180,7 @@ LIST_KEYS = Endpoint(
     "keys",
     "The configured keys and the stored ones (a non-admin sees its tenant's)",
     READERS,
-    m.KeyList,
+    v.KeyList,
     params=(text("tenant", "Only this tenant's keys (a non-admin may only name its own)"),),
 )
 GET_KEY = Endpoint(
@@ -189,7 +190,7 @@ GET_KEY = Endpoint(
     "keys",
     "One key (another tenant's answers 404)",
     READERS,
-    m.KeyView,
+    v.KeyView,
     params=(KEY_ID,),
     errors=(404,),
 )
@@ -200,7 +201,7 @@ REVOKE_KEY = Endpoint(
     "keys",
     "Revoke a stored key",
     ADMINS,
-    m.KeyView,
+    v.KeyView,
     params=(KEY_ID,),
     errors=(404, 409),
     description="409: keys are off, the key is from the configuration, or already revoked.",
@@ -215,7 +216,7 @@ APPLY_ROUTES = Endpoint(
     "routes",
     "Apply a routes file: each changed route gets a new version",
     OPERATORS,
-    m.ApplyView,
+    v.ApplyView,
     body=Body(m.RoutesApply, max_bytes=ROUTES_APPLY_BYTES),
     description="Give either `yaml` (the text of a routes file) or `routes` (its data).",
 )
@@ -226,7 +227,7 @@ LIST_ROUTES = Endpoint(
     "routes",
     "The routes this key may see: shared ones and its tenant's",
     READERS,
-    m.RouteList,
+    v.RouteList,
 )
 GET_ROUTE = Endpoint(
     "GET",
@@ -235,7 +236,7 @@ GET_ROUTE = Endpoint(
     "routes",
     "A route and its stable version",
     READERS,
-    m.RouteDetail,
+    v.RouteDetail,
     params=(ROUTE, ROUTE_TENANT),
     errors=(404,),
 )
@@ -246,7 +247,7 @@ LIST_VERSIONS = Endpoint(
     "routes",
     "A route's versions, oldest first",
     READERS,
-    m.VersionList,
+    v.VersionList,
     params=(ROUTE, ROUTE_TENANT),
     errors=(404,),
 )
@@ -257,7 +258,7 @@ GET_VERSION = Endpoint(
     "routes",
     "One version with its bundle",
     READERS,
-    m.VersionView,
+    v.VersionView,
     params=(
         version("number", "The version, as v2 or 2", where="path", says="version"),
         ROUTE,
@@ -272,7 +273,7 @@ DIFF = Endpoint(
     "routes",
     "What changed between two versions",
     READERS,
-    m.DiffView,
+    v.DiffView,
     params=(
         version("from", "The older version (default: `to`'s parent)"),
         version("to", "The newer version (default: the newest)"),
@@ -288,7 +289,7 @@ TIMELINE = Endpoint(
     "routes",
     "A route's events, oldest first",
     READERS,
-    m.Timeline,
+    v.Timeline,
     params=(
         integer("after", "Events after this event id", default=0, low=0, high=2**62),
         integer("limit", "Page size", default=200, low=1, high=1000),
@@ -309,7 +310,7 @@ START_ROLLOUT = Endpoint(
     "rollouts",
     "Start a canary rollout of a candidate version",
     OPERATORS,
-    m.RolloutView,
+    v.RolloutView,
     status=201,
     params=(ROUTE, ROUTE_TENANT),
     body=Body(m.RolloutStart, allow_empty=True),
@@ -323,7 +324,7 @@ ROLLOUT_STATUS = Endpoint(
     "rollouts",
     "The route's latest rollout",
     READERS,
-    m.RolloutView,
+    v.RolloutView,
     params=(ROUTE, ROUTE_TENANT),
     errors=(404,),
 )
@@ -334,7 +335,7 @@ MOVE_ROLLOUT = Endpoint(
     "rollouts",
     "Pause, resume, promote or abort the rollout in progress",
     OPERATORS,
-    m.RolloutView,
+    v.RolloutView,
     params=(enum("move", "What to do", MOVES, where="path"), ROUTE, ROUTE_TENANT),
     body=Body(m.MoveBody, allow_empty=True),
     errors=(404, 409),
@@ -347,7 +348,7 @@ ROLLBACK = Endpoint(
     "rollouts",
     "Make an earlier version stable again",
     OPERATORS,
-    m.RollbackView,
+    v.RollbackView,
     params=(ROUTE, ROUTE_TENANT),
     body=Body(m.RollbackBody, allow_empty=True),
     errors=(404, 409),
@@ -360,7 +361,7 @@ ATTEST = Endpoint(
     "rollouts",
     "Record evidence (an eval, a red-team run, an approval) on a version",
     OPERATORS,
-    m.AttestationView,
+    v.AttestationView,
     status=201,
     params=(ROUTE, ROUTE_TENANT, version("version", "The version, as v2 or 2", where="path")),
     body=Body(m.AttestBody, allow_empty=True),
@@ -374,7 +375,7 @@ FEEDBACK = Endpoint(
     "rollouts",
     "Score a recorded request (0..1, or thumbs up/down)",
     MODEL_CALLERS | READERS,
-    m.FeedbackView,
+    v.FeedbackView,
     status=201,
     body=Body(m.FeedbackBody, allow_empty=True),
     errors=(404,),
@@ -415,7 +416,7 @@ PUSH_DATASET = Endpoint(
     "datasets",
     "Push a JSONL or CSV file as the dataset's next version (none when the items are unchanged)",
     OPERATORS,
-    m.DatasetPushed,
+    v.DatasetPushed,
     params=(DATASET,),
     body=Body(m.DatasetPush, max_bytes=m.DATASET_PUSH_BYTES),
     description=(
@@ -431,7 +432,7 @@ LIST_DATASETS = Endpoint(
     "datasets",
     "Each dataset's newest version: the caller's tenant's and the shared ones",
     READERS,
-    m.DatasetList,
+    v.DatasetList,
     params=(TENANT,),
 )
 LIST_DATASET_VERSIONS = Endpoint(
@@ -441,7 +442,7 @@ LIST_DATASET_VERSIONS = Endpoint(
     "datasets",
     "A dataset's versions, oldest first",
     READERS,
-    m.DatasetVersions,
+    v.DatasetVersions,
     params=(DATASET, DATASET_TENANT),
     errors=(404,),
 )
@@ -452,7 +453,7 @@ GET_DATASET_VERSION = Endpoint(
     "datasets",
     "One version of a dataset with its items, in order",
     READERS,
-    m.DatasetVersionDetail,
+    v.DatasetVersionDetail,
     params=(
         DATASET_VERSION,
         DATASET,
@@ -467,7 +468,7 @@ DIFF_DATASET = Endpoint(
     "datasets",
     "The ids of the items added, removed and changed between two versions",
     READERS,
-    m.DatasetDiffView,
+    v.DatasetDiffView,
     params=(
         version("from", "The older version (default: the one before `to`)"),
         version("to", "The newer version (default: the newest)"),
@@ -486,7 +487,7 @@ LIST_AUDIT = Endpoint(
     "audit",
     "The audit log, newest first",
     ADMINS,
-    m.AuditList,
+    v.AuditList,
     params=(
         time("since", "At or after"),
         time("until", "Before"),

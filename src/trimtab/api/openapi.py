@@ -2,7 +2,7 @@
 
 It is built from the app's own routes: every /api route is a `DeclaredRoute` carrying
 the `Endpoint` its handler parses with (api/schema.py), and the shapes it names
-(api/models.py) become JSON Schema through pydantic. Nothing here is written by hand
+(api/models.py, api/views.py) become JSON Schema through pydantic. Nothing here is written by hand
 per endpoint, so the document cannot drift from what the handlers accept and answer.
 It holds no data, so it needs no key.
 """
@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from trimtab.api.models import ErrorBody, OpenAPIDocument
 from trimtab.api.schema import DeclaredRoute, Endpoint
+from trimtab.api.views import ErrorBody, OpenAPIDocument
 from trimtab.types import new_request_id
 
 OPENAPI = Endpoint(
