@@ -3,9 +3,9 @@
 An `Endpoint` names an operation's method and path, the roles that may call it, its
 path and query parameters (each with its JSON Schema and the reader that turns the raw
 text into a value, or a 400 naming it), its JSON body (a TypedDict of api/models.py,
-its byte limit) and its response shape (a TypedDict of api/views.py). A handler reads a parameter with
-`endpoint.arg(request, name)` and its body with `await endpoint.json(request)`, so what
-it accepts is what the declaration says; `api/openapi.py` turns the same declarations
+its byte limit) and its response shape (a TypedDict of api/views.py). A handler reads a
+parameter with `endpoint.arg(request, name)` and its body with `await
+endpoint.json(request)`, so what it accepts is what the declaration says; `api/openapi.py` turns the same declarations
 into the OpenAPI document served at /api/openapi.json.
 """
 
