@@ -5,8 +5,8 @@ path and query parameters (each with its JSON Schema and the reader that turns t
 text into a value, or a 400 naming it), its JSON body (a TypedDict of api/models.py,
 its byte limit) and its response shape (a TypedDict of api/views.py). A handler reads a
 parameter with `endpoint.arg(request, name)` and its body with `await
-endpoint.json(request)`, so what it accepts is what the declaration says; `api/openapi.py` turns the same declarations
-into the OpenAPI document served at /api/openapi.json.
+endpoint.json(request)`, so what it accepts is what the declaration says; `api/openapi.py`
+turns the same declarations into the OpenAPI document served at /api/openapi.json.
 """
 
 from __future__ import annotations
