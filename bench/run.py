@@ -714,6 +714,13 @@ def stream_check(t: Target, gap_ms: float) -> dict[str, Any]:
 # --------------------------------------------------------------------------- wrk
 
 
+def per_request_us(cpu_pct: float | None, rps: float) -> float | None:
+    """CPU microseconds per request from a share of a core (%) at a rate (requests/s)."""
+    if cpu_pct is None or rps <= 0:
+        return None
+    return round(cpu_pct / 100 / rps * 1e6, 1)
+
+
 @dataclass
 class WrkRun:
     target: str
@@ -1044,6 +1051,27 @@ def render_markdown(res: dict[str, Any]) -> str:
             ],
         )
     )
+    for c in CONCURRENCIES:
+        rows.append(
+            (
+                f"**CPU per request @{c}**, gateway / mock (µs)",
+                [
+                    "—"
+                    if n == "direct"
+                    else f"{fmt(load(n, c, 'cpu_target_us_per_request'))} / "
+                    f"{fmt(load(n, c, 'cpu_mock_us_per_request'))}"
+                    for n in names
+                ],
+            )
+        )
+
+    def ratio(n: str, c: int) -> str:
+        gw, mock = load(n, c, "cpu_target_us_per_request"), load(n, c, "cpu_mock_us_per_request")
+        return "—" if n == "direct" or not gw or not mock else f"{gw / mock:.1f}x"
+
+    for c in CONCURRENCIES:
+        rows.append((f"**gateway CPU / mock CPU per request @{c}**", [ratio(n, c) for n in names]))
+    rows.append(("steal @16 (% of a core)", [fmt_pct(load(n, 16, "steal_pct")) for n in names]))
     for c in CONCURRENCIES:
         if "trimtab" in names:
             rows.append(
@@ -1573,6 +1601,14 @@ def phase_load(run: Run) -> None:
                 "cpu_mock_pct": r.cpu.get("mock"),
                 "cpu_wrk_pct": r.cpu.get("wrk"),
                 "cpu_pct": r.cpu,
+                # CPU time per request, over the same requests: the mock answers every
+                # request the gateway forwards, so the ratio is the gateway's cost in units
+                # of the upstream's (issue 11's first goal)
+                "cpu_target_us_per_request": per_request_us(r.cpu.get("target"), r.rps)
+                if t.pid
+                else None,
+                "cpu_mock_us_per_request": per_request_us(r.cpu.get("mock"), r.rps),
+                "steal_pct": r.cpu.get("steal"),
                 "self_reported_overhead_ms": (
                     {"mean": round(ov["sum_ms"] / ov["n"], 4), "max": ov["max_ms"], "n": ov["n"]}
                     if ov["n"]
@@ -1763,6 +1799,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if busy >= FOREIGN_CPU_WARN_PCT:
             loud(f"the machine is busy ({busy:.0f}% of a core in use); results will be disturbed")
     t_start = time.monotonic()
+    t_wall = time.time()
     tmpdir = Path(tempfile.mkdtemp(prefix="trimtab-bench-"))
     if not args.keep:  # also on Ctrl-C or an unexpected error
         atexit.register(shutil.rmtree, tmpdir, True)
@@ -1812,9 +1849,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(md + "\n")
     (args.out / "latest.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    # every run also kept under its UTC start time, so runs can be compared later
+    dated = args.out / "runs" / time.strftime("%Y-%m-%dT%H%MZ", time.gmtime(t_wall))
+    dated.parent.mkdir(exist_ok=True)
+    dated.with_suffix(".md").write_text(md + "\n")
+    dated.with_suffix(".json").write_text(json.dumps(res, indent=2, default=str) + "\n")
     print()
     print(md)
-    print(f"(written {args.out / 'latest.md'} and latest.json; {res['meta']['elapsed_s']} s)")
+    print(
+        f"(written {args.out / 'latest.md'}, latest.json and {dated}.md/.json; "
+        f"{res['meta']['elapsed_s']} s)"
+    )
     if args.keep:
         print(f"(kept {tmpdir})")
     if run.hard_fail:
