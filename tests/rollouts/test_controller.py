@@ -13,6 +13,7 @@ from tests.rollouts.support import (
     record,
     start,
 )
+from trimtab.audit.log import Actor
 from trimtab.canary.analysis import ArmStats, analyze
 from trimtab.rollouts.controller import SETTLE_S
 from trimtab.rollouts.store import RolloutStore
@@ -124,3 +125,46 @@ def test_a_candidate_that_refuses_more_is_rolled_back(engine: Engine, store: Rol
     assert any("refusal_rate regressed" in r for r in done.last_decision["reasons"])
     refusal = next(m for m in done.last_decision["metrics"] if m["metric"] == "refusal_rate")
     assert (refusal["stable_value"], refusal["candidate_value"]) == (0.01, 0.1)
+
+
+def test_a_paused_rollout_is_still_rolled_back_on_a_regression(
+    engine: Engine, store: RolloutStore
+) -> None:
+    """The route table serves the candidate while paused: the controller keeps judging it."""
+    ro = start(store)
+    assert store.set_paused(ro, True, Actor("key_ml", "ml@acme", "acme"), "look at it first")
+    record(engine, 1, 1800, errors=18, seed=1)
+    record(engine, 2, 200, errors=40, seed=2)  # 20 % errors against 1 %
+    paused = current(store)
+    assert paused.status == "paused"
+    assert controller(store).step(paused)
+    done = current(store)
+    assert done.status == "rolled_back"
+    assert any("error_rate regressed" in r for r in (done.last_decision or {})["reasons"])
+
+
+def test_a_paused_healthy_rollout_is_watched_but_not_advanced(
+    engine: Engine, store: RolloutStore
+) -> None:
+    ro = start(store)
+    assert store.set_paused(ro, True, Actor("key_ml", "ml@acme", "acme"), "hold")
+    record(engine, 1, 1800, seed=1)
+    record(engine, 2, 200, seed=2)
+    paused = current(store)
+    assert not controller(store).step(paused)
+    after = current(store)
+    assert (after.status, after.stage) == ("paused", 0)
+    assert after.last_decision is not None and after.last_decision["action"] == "paused"
+    # running, the same evidence advances it
+    assert store.set_paused(after, False, Actor("key_ml", "ml@acme", "acme"), "go on")
+    assert controller(store).step(current(store))
+    assert current(store).stage == 1
+
+
+async def test_the_tick_judges_paused_rollouts(engine: Engine, store: RolloutStore) -> None:
+    ro = start(store)
+    assert store.set_paused(ro, True, Actor("key_ml", "ml@acme", "acme"), "hold")
+    record(engine, 1, 1800, errors=18, seed=1)
+    record(engine, 2, 200, errors=40, seed=2)
+    assert await controller(store).tick() == 1
+    assert current(store).status == "rolled_back"

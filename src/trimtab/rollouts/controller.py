@@ -1,7 +1,9 @@
-"""The canary controller: every few seconds, judge each running rollout and act on it.
+"""The canary controller: every few seconds, judge each active rollout and act on it.
 
 Regression -> roll back at once; a clean stage past its minimums -> advance (a clean final
-stage -> promote); inconclusive past the stage's maximum -> pause for a human. Every
+stage -> promote); inconclusive past the stage's maximum -> pause for a human. A paused
+rollout still sends its share of traffic to the candidate, so it is still judged: a
+regression rolls it back, and nothing else moves it until a human resumes it. Every
 decision is stored with the statistics behind it.
 
 The evidence adds up over the whole rollout: each stage is one window (one traffic split)
@@ -83,12 +85,12 @@ class RolloutController:
         await self._loop.stop()
 
     async def tick(self) -> int:
-        """Judge every running rollout once; returns how many changed state."""
+        """Judge every active rollout once; returns how many changed state."""
         changed = 0
-        running = await asyncio.to_thread(self._store.running)
-        ids = {ro.id for ro in running}
+        active = await asyncio.to_thread(self._store.active)
+        ids = {ro.id for ro in active}
         self._closed = {k: v for k, v in self._closed.items() if k[0] in ids}
-        for ro in running:
+        for ro in active:
             if await asyncio.to_thread(self.step, ro):
                 changed += 1
         if changed:
@@ -119,6 +121,12 @@ class RolloutController:
         reasons = "; ".join(decision.reasons)
         if decision.action is Action.ROLLBACK:
             return self._store.finish(ro, "rolled_back", CONTROLLER, reasons, view)
+        if ro.status == "paused":  # guarded, not moved: a human resumes it
+            view["action"] = "paused"
+            view["reasons"] = ["paused: watched for regressions, moved only when resumed"]
+            new = _signature(ro.last_decision or {}) != _signature(view)
+            self._store.record_decision(ro, view, changed=new)
+            return False
         if decision.action is Action.ADVANCE:
             if final:
                 return self._store.finish(ro, "promoted", CONTROLLER, reasons, view)

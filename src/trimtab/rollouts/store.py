@@ -54,9 +54,10 @@ class RolloutStore:
             row = conn.execute(query).first()
         return RolloutRow.of(row) if row else None
 
-    def running(self) -> list[RolloutRow]:
+    def active(self) -> list[RolloutRow]:
+        """The rollouts sending traffic to a candidate: running and paused ones."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(rollouts).where(rollouts.c.status == "running")).all()
+            rows = conn.execute(select(rollouts).where(rollouts.c.status.in_(ACTIVE))).all()
         return [RolloutRow.of(r) for r in rows]
 
     # -- starting ----------------------------------------------------------------------
