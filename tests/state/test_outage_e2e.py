@@ -33,6 +33,7 @@ GUARDED = {
     "cache": {"ttl_s": 60},
 }
 USERS = [f"user-{i}" for i in range(20)]
+HITS = 'model="guarded",result="hit"'
 
 
 def operator(running: Running, path: str, **body: Any) -> None:
@@ -51,18 +52,28 @@ def metric(running: Running, name: str, labels: str = "") -> float:
 
 
 def traffic(running: Running, n: int) -> list[int]:
-    """n rounds of the guarded model (each question asked twice: a miss, then a hit), then
-    the route under rollout for every user."""
+    """n rounds of the guarded model (each question asked until it is a cache hit: the
+    answer is cached after the response, in the background, so the ask right after it may
+    still miss), then the route under rollout for every user."""
     statuses: list[int] = []
     with httpx.Client(timeout=30) as http:
+
+        def ask(i: int) -> None:
+            resp = http.post(
+                running.url + "/v1/chat/completions",
+                json={"model": "guarded", "messages": [{"role": "user", "content": f"q{i}"}]},
+                headers={"authorization": f"Bearer {APP_KEY}"},
+            )
+            statuses.append(resp.status_code)
+
         for i in range(n):
-            for _ in range(2):
-                resp = http.post(
-                    running.url + "/v1/chat/completions",
-                    json={"model": "guarded", "messages": [{"role": "user", "content": f"q{i}"}]},
-                    headers={"authorization": f"Bearer {APP_KEY}"},
-                )
-                statuses.append(resp.status_code)
+            hits = metric(running, "trimtab_cache_total", HITS)
+            ask(i)  # a miss (this phase's cache has not seen the question)
+            for _ in range(50):
+                ask(i)
+                if metric(running, "trimtab_cache_total", HITS) > hits:
+                    break
+                time.sleep(0.02)
         statuses += [route_call(http, running.url, user).status_code for user in USERS]
     return statuses
 
@@ -93,7 +104,7 @@ def test_a_redis_outage_is_served_from_process_local_state(
     for operation in ("cache_get", "cache_set", "breaker_open_until", "breaker_record", "assign"):
         assert metric(running, "trimtab_state_fallbacks_total", f'operation="{operation}"') > 0
     # the cache kept working in the process: each question's second ask was a hit
-    hits = metric(running, "trimtab_cache_total", 'model="guarded",result="hit"')
+    hits = metric(running, "trimtab_cache_total", HITS)
     assert hits >= 5 + 3
 
     killable_redis.start()  # empty
