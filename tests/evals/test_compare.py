@@ -67,7 +67,10 @@ def test_forty_items_are_too_few_to_tell_a_small_drop() -> None:
     )
     assert result.scorers[0].verdict == "underpowered"
     assert result.outcome == "pass"
-    assert "underpowered — 40 paired items could detect a drop of 0.150" in result.reasons[0]
+    assert (
+        "underpowered — 40 paired items could detect a drop of 0.150 at best, not 0.03"
+        in (result.reasons[0])
+    )
 
 
 def test_too_few_items_give_no_verdict() -> None:

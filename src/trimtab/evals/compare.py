@@ -19,7 +19,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from trimtab.stats.paired import MIN_ITEMS, PairedResult, Verdict, compare, holm, verdict
+from trimtab.stats.paired import (
+    MIN_ITEMS,
+    PairedResult,
+    Verdict,
+    compare,
+    holm,
+    resolution,
+    verdict,
+)
 from trimtab.stats.proportions import wilson_interval
 
 ALPHA = 0.05
@@ -130,6 +138,9 @@ def compare_runs(
     missing = [s for s in scorers if s not in baseline]
     if missing:
         raise ValueError(f"the baseline run has no scores for {', '.join(missing)}")
+    unknown = sorted((set(gate.min_pass_rate) | set(gate.max_drop)) - set(scorers))
+    if unknown:
+        raise ValueError(f"the gate names scorers the suite does not have: {', '.join(unknown)}")
     base_errors = _errored(baseline, items)
     cand_errors = _errored(candidate, items)
     n_items = len(items)
@@ -171,9 +182,6 @@ def compare_runs(
                 to_pass=tuple(to_pass),
             )
         )
-    unknown = sorted((set(gate.min_pass_rate) | set(gate.max_drop)) - set(scorers))
-    if unknown:
-        raise ValueError(f"the gate names scorers the suite does not have: {', '.join(unknown)}")
     counts = (n_items, len(base_errors), len(cand_errors))
     thin = [s for s in comparisons if s.verdict == "too_little_data"]
     for s in thin:
@@ -204,7 +212,7 @@ def compare_runs(
         elif s.verdict == "underpowered":
             reasons.append(
                 f"{s.scorer}: underpowered — {s.paired.n} paired items could detect a drop of "
-                f"{s.paired.detectable_drop:.3f} at best, not {max(s.max_drop, 0.05):g}"
+                f"{s.paired.detectable_drop:.3f} at best, not {resolution(s.max_drop):g}"
             )
     outcome: Literal["pass", "fail"] = "fail" if failed else "pass"
     return Comparison(outcome, tuple(reasons), tuple(comparisons), *counts)

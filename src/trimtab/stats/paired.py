@@ -248,6 +248,15 @@ def compare(
     )
 
 
+DEFAULT_RESOLUTION = 0.05  # the drop a dataset must be able to see when none is tolerated
+
+
+def resolution(max_drop: float) -> float:
+    """The smallest drop a comparison must be able to detect to call "no difference":
+    the tolerated drop, or DEFAULT_RESOLUTION when no drop is tolerated."""
+    return max_drop if max_drop > 0 else DEFAULT_RESOLUTION
+
+
 def verdict(
     result: PairedResult, p_adjusted: float, *, alpha: float = 0.05, max_drop: float = 0.0
 ) -> Verdict:
@@ -259,7 +268,6 @@ def verdict(
         return "too_little_data"
     if p_adjusted < alpha and result.difference != 0:
         return "better" if result.difference > 0 else "worse"
-    resolution = max_drop if max_drop > 0 else 0.05
-    if result.detectable_drop > resolution:
+    if result.detectable_drop > resolution(max_drop):
         return "underpowered"
     return "no_difference"
