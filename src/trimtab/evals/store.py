@@ -116,7 +116,8 @@ class DatasetStore:
                 )
                 or 0
             )
-            self._store_items(conn, items)
+            digests = [item.digest for item in items]  # each item serialised once here
+            self._store_items(conn, items, digests)
             conn.execute(
                 dataset_versions.insert().values(
                     scope=key.scope,
@@ -138,9 +139,9 @@ class DatasetStore:
                         "number": number,
                         "position": position,
                         "item_id": item.id,
-                        "item_digest": item.digest,
+                        "item_digest": item_digest,
                     }
-                    for position, item in enumerate(items)
+                    for position, (item, item_digest) in enumerate(zip(items, digests, strict=True))
                 ],
             )
             version = DatasetVersion(
@@ -158,11 +159,13 @@ class DatasetStore:
         return PushResult(version, created=True)
 
     @staticmethod
-    def _store_items(conn: Connection, items: Sequence[Item]) -> None:
-        rows = {item.digest: item.to_json() for item in items}
+    def _store_items(conn: Connection, items: Sequence[Item], digests: Sequence[str]) -> None:
+        """Each distinct item's content, unless some version already stored it."""
+        bodies = {d: item.to_json() for item, d in zip(items, digests, strict=True)}
+        rows = [{"digest": d, "body": b} for d, b in bodies.items()]
         insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         for start in range(0, len(rows), 500):
-            chunk = [{"digest": d, "body": b} for d, b in list(rows.items())[start : start + 500]]
+            chunk = rows[start : start + 500]
             conn.execute(insert(dataset_items).values(chunk).on_conflict_do_nothing())
 
     # -- reading -----------------------------------------------------------------------
