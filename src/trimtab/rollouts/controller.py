@@ -123,7 +123,10 @@ class RolloutController:
             return self._store.finish(ro, "rolled_back", CONTROLLER, reasons, view)
         if ro.status == "paused":  # guarded, not moved: a human resumes it
             view["action"] = "paused"
-            view["reasons"] = ["paused: watched for regressions, moved only when resumed"]
+            view["reasons"] = [
+                "paused: watched for regressions, moved only when resumed",
+                *view["reasons"],
+            ]
             new = _signature(ro.last_decision or {}) != _signature(view)
             self._store.record_decision(ro, view, changed=new)
             return False
