@@ -18,7 +18,9 @@ from trimtab.telemetry.sketch import from_bytes, to_bytes
 
 # PostgreSQL refuses NUL in text; a client can send one (a "\u0000" in a model name, a
 # tag, a body), and one such record would fail its whole batch, and its replay, for ever
-_TEXT_FIELDS = tuple(f.name for f in dataclasses.fields(RequestRecord) if "str" in str(f.type))
+_TEXT_FIELDS = tuple(
+    f.name for f in dataclasses.fields(RequestRecord) if f.type in ("str", "str | None")
+)
 
 
 def storable(record: RequestRecord) -> RequestRecord:
