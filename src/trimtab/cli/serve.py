@@ -62,6 +62,7 @@ def serve(
     import uvicorn  # the server's imports, only for the command that serves
 
     from trimtab.app import create_app
+    from trimtab.cli.server import DrainingServer
     from trimtab.listen import PortTaken, bind
 
     cfg = _load(config)
@@ -75,7 +76,7 @@ def serve(
         raise typer.Exit(1) from None
     tune_runtime()
     _err().print(banner(cfg), markup=False, highlight=False)
-    server = uvicorn.Server(
+    server = DrainingServer(
         uvicorn.Config(
             create_app(cfg, freeze_gc=True),
             host=bind_host,
