@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -56,16 +58,24 @@ def serve(
     config: ConfigFile = None,
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Gateway processes on this port, under a supervisor that restarts them. "
+            "More than one needs state.url (Redis) when limits or budgets are set."
+        ),
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Run the gateway. Without --config: embedded SQLite and a simulator model `sim-1`."""
-    import uvicorn  # the server's imports, only for the command that serves
-
-    from trimtab.app import create_app
-    from trimtab.cli.server import DrainingServer
+    from trimtab.cli import workers as supervision
     from trimtab.listen import PortTaken, bind
 
     cfg = _load(config)
+    problem = supervision.worker_problem(cfg, workers)
+    if problem is not None:
+        _err().print(f"trimtab serve: {problem}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     bind_host = host or cfg.server.host
     bind_port = cfg.server.port if port is None else port
@@ -74,13 +84,41 @@ def serve(
     except PortTaken as exc:
         _err().print(f"trimtab serve: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    tune_runtime()
     _err().print(banner(cfg), markup=False, highlight=False)
+    if workers == 1:
+        if not run_server(cfg, sock, log_level):
+            raise typer.Exit(3)  # uvicorn's start-up failure code; its reason is in the log
+        return
+    from trimtab.store.engine import make_engine, migrate
+
+    engine = make_engine(cfg.store.url)
+    try:
+        migrate(engine)  # once, before the workers start
+    finally:
+        engine.dispose()
+    supervision.adopt_spills(
+        supervision.orphan_spills(cfg, workers), supervision.spill_path(cfg, 0)
+    )
+    sock.listen(2048)
+    code = supervision.Supervisor(cfg, sock, workers, log_level, run_worker).run()
+    if code:
+        raise typer.Exit(code)
+
+
+def run_server(cfg: Config, sock: socket.socket, log_level: str) -> bool:
+    """Serve on `sock` until stopped; False when the server did not start."""
+    import uvicorn  # the server's imports, only for the command that serves
+
+    from trimtab.app import create_app
+    from trimtab.cli.server import DrainingServer
+
+    tune_runtime()
+    host, port = sock.getsockname()[:2]
     server = DrainingServer(
         uvicorn.Config(
             create_app(cfg, freeze_gc=True),
-            host=bind_host,
-            port=bind_port,
+            host=host,  # for its log line: it serves on `sock`
+            port=port,
             loop="uvloop",
             http="httptools",
             lifespan="on",
@@ -91,8 +129,17 @@ def serve(
     )
     with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is a stop
         server.run(sockets=[sock])
-    if not server.started:
-        raise typer.Exit(3)  # uvicorn's start-up failure code; its reason is in the log
+    return bool(server.started)
+
+
+def run_worker(cfg: Config, sock: socket.socket, index: int, log_level: str) -> None:
+    """One worker of `serve --workers N` (the supervisor's target, in a spawned process)."""
+    os.setpgrp()  # Ctrl-C reaches the supervisor alone, which stops each worker once
+    logging.basicConfig(
+        level=log_level.upper(), format=f"%(levelname)s worker {index} %(name)s: %(message)s"
+    )
+    if not run_server(cfg, sock, log_level):
+        raise SystemExit(3)
 
 
 def check_config(path: Path) -> None:
