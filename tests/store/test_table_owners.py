@@ -26,6 +26,8 @@ OWNERS = {
     "dataset_versions": "evals",
     "dataset_items": "evals",
     "dataset_version_items": "evals",
+    "eval_runs": "evals",
+    "eval_results": "evals",
 }
 # the Python names tables.py gives them, where they differ
 VARIABLES = {"rollups_minute": "rollups"}

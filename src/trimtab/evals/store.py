@@ -264,3 +264,8 @@ def _item(body: dict[str, Any]) -> Item:
         tags=tuple(body.get("tags", ())),
         metadata=body.get("metadata", {}),
     )
+
+
+def item_from_json(body: dict[str, Any]) -> Item:
+    """An item from its JSON form (as the store and the API hold it)."""
+    return _item(body)

@@ -313,3 +313,53 @@ dataset_version_items = Table(
         ["dataset_versions.scope", "dataset_versions.dataset", "dataset_versions.number"],
     ),
 )
+
+# -- eval runs ----------------------------------------------------------------------------
+
+# a run of one suite's pinned dataset version against a route version or a model
+eval_runs = Table(
+    "eval_runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("scope", String(128), nullable=False),  # the tenant that ran it
+    Column("suite", String(128), nullable=False),
+    Column("definition", JSON, nullable=False),  # the suite as it was run
+    Column("dataset_scope", String(128), nullable=False),
+    Column("dataset", String(128), nullable=False),
+    Column("dataset_version", Integer, nullable=False),
+    Column("route_scope", String(128)),
+    Column("route", String(128)),
+    Column("route_version", Integer),
+    Column("model", String(256)),
+    Column("target_digest", String(64), nullable=False),  # the version's digest, or the model's
+    Column("items", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(256)),
+    ForeignKeyConstraint(
+        ["dataset_scope", "dataset", "dataset_version"],
+        ["dataset_versions.scope", "dataset_versions.dataset", "dataset_versions.number"],
+    ),
+    Index("ix_eval_runs_scope_suite", "scope", "suite", "created_at"),
+)
+
+# one item's answer and scores in a run; written once (a resumed run skips it)
+eval_results = Table(
+    "eval_results",
+    metadata,
+    Column("run_id", String(40), ForeignKey("eval_runs.id"), primary_key=True),
+    Column("item_id", String(128), primary_key=True),
+    Column("scope", String(128), nullable=False),
+    Column("target_digest", String(64), nullable=False),
+    Column("request_digest", String(64), nullable=False),  # SHA-256 of the body sent
+    Column("output", Text),
+    Column("error", Text),  # the call failed: no output, no scores
+    Column("scores", JSON, nullable=False),  # scorer -> {value, passed, reason} | {error}
+    Column("latency_ms", Float),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cost_usd", Float),
+    Column("request_id", String(40)),  # the gateway's record of the call
+    Column("cached", Boolean, nullable=False),  # reused from an earlier run: no call
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_eval_results_cache", "scope", "target_digest", "request_digest"),
+)

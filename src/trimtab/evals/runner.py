@@ -1,0 +1,325 @@
+"""The eval runner: a run's remaining items, each sent through the gateway's own
+`/v1/chat/completions` over HTTP, scored by the suite's scorers, and recorded.
+
+Each call is an ordinary request to the gateway, so the gateway authenticates it, applies
+its limits, budgets, fallbacks and cache, and records it like any other, tagged with the
+run: feature `eval:RUN` and session RUN (`trimtab requests --feature eval:RUN` lists a
+run's calls). A route version is rendered with the registry's own renderer
+(`registry.bundle.render`, as the gateway renders `route:NAME`), so a version that does
+not serve yet can be evaluated before its rollout.
+
+Where the results go is a `Ledger` (the CLI's is the control-plane API): the runner asks
+it which items the run holds already (a resumed run calls only the others) and which
+request bodies an earlier run of the same target already answered (reused, not called,
+unless `cache=False`), and hands it each result as soon as it is scored, so an interrupted
+run loses at most the calls in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from trimtab.evals.datasets import Item, canonical
+from trimtab.evals.runs import Result
+from trimtab.evals.scorers import Answer, Scorer, ScorerError, build
+from trimtab.evals.suites import SuiteDefinition
+from trimtab.registry.bundle import Bundle, VariableError, render
+
+RUN_FEATURE_PREFIX = "eval:"
+CACHE_LOOKUP_BATCH = 500
+RECORD_BATCH = 100
+DEFAULT_CONCURRENCY = 8
+DEFAULT_TIMEOUT_S = 120.0
+
+
+class Ledger(Protocol):
+    """Where a run's results are kept."""
+
+    async def done(self) -> set[str]:
+        """The ids of the items the run holds a result for."""
+        ...
+
+    async def cached(self, digests: Sequence[str]) -> Mapping[str, Result]:
+        """Earlier answers from the run's target to these request bodies, by digest."""
+        ...
+
+    async def record(self, results: Sequence[Result]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a run sends: to a route version's bundle, or to a plain model."""
+
+    run_id: str
+    suite: SuiteDefinition
+    items: Sequence[Item]
+    bundle: Bundle | None = None
+    model: str | None = None
+
+
+@dataclass(slots=True)
+class Progress:
+    total: int
+    skipped: int = 0  # already in the run (resumed)
+    cached: int = 0
+    called: int = 0
+    errors: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.skipped + self.cached + self.called
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    url: str  # the gateway's base URL, without /v1
+    api_key: str | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False)
+
+
+class ItemInputError(ValueError):
+    """The item cannot be sent to this target (an error on the item)."""
+
+
+def request_body(plan: Plan, item: Item) -> dict[str, Any]:
+    """The chat completion request an item becomes."""
+    sent = [dict(m) for m in item.messages] if item.messages is not None else []
+    if plan.bundle is not None:
+        try:
+            rendered = render(plan.bundle, item.variables or {})
+        except VariableError as exc:
+            raise ItemInputError(f"item '{item.id}': {exc}") from None
+        body: dict[str, Any] = {"model": plan.bundle.model, "messages": [*rendered, *sent]}
+        body.update(plan.bundle.params)
+        return body
+    if item.messages is None:
+        raise ItemInputError(
+            f"item '{item.id}' has variables but no messages; the suite runs against "
+            f"model '{plan.model}', which has no templates to fill: give the item messages"
+        )
+    return {"model": plan.model, "messages": sent}
+
+
+def body_digest(body: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical(dict(body))).hexdigest()
+
+
+def score_all(
+    scorers: Mapping[str, Scorer], item: Item, answer: Answer
+) -> dict[str, dict[str, Any]]:
+    """Each scorer's score of the answer, or its error on this item (never a silent 0)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, scorer in scorers.items():
+        try:
+            score = scorer(item, answer)
+        except ScorerError as exc:
+            out[name] = {"error": str(exc)}
+            continue
+        out[name] = {"value": score.value, "passed": score.passed, "reason": score.reason}
+    return out
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    text = str(message) if message else (response.text.strip()[:300] or response.reason_phrase)
+    rid = response.headers.get("x-trimtab-request-id")
+    return f"HTTP {response.status_code}: {text}" + (f" (request {rid})" if rid else "")
+
+
+def _answer_text(data: Any) -> str:
+    try:
+        content = data["choices"][0]["message"].get("content")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise ValueError("the answer has no choices[0].message") from None
+    return content if isinstance(content, str) else ""
+
+
+class Runner:
+    """Runs a plan's remaining items with at most `concurrency` calls in flight."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        gateway: Gateway,
+        ledger: Ledger,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        cache: bool = True,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.plan = plan
+        self.gateway = gateway
+        self.ledger = ledger
+        self.concurrency = concurrency
+        self.cache = cache
+        self.progress = Progress(total=len(plan.items))
+        self._notify = on_progress or (lambda _: None)
+        self._scorers = {spec.name: build(spec) for spec in plan.suite.scorers}
+        self._writer: asyncio.Task[None] | None = None
+
+    async def run(self) -> Progress:
+        done = await self.ledger.done()
+        todo = [item for item in self.plan.items if item.id not in done]
+        self.progress.skipped = len(self.plan.items) - len(todo)
+        self._notify(self.progress)
+        queue: asyncio.Queue[Result | None] = asyncio.Queue()
+        writer = self._writer = asyncio.create_task(self._write(queue))
+        try:
+            bodies: list[tuple[Item, dict[str, Any] | None, str]] = []
+            for item in todo:
+                try:
+                    body = request_body(self.plan, item)
+                except ItemInputError as exc:
+                    self._count(queue, Result(item.id, "", None, str(exc), {}), called=True)
+                    continue
+                bodies.append((item, body, body_digest(body)))
+            calls = await self._reuse(bodies, queue)
+            await self._call_all(calls, queue)
+        finally:
+            await queue.put(None)
+            await writer
+        return self.progress
+
+    def _count(self, queue: asyncio.Queue[Result | None], result: Result, *, called: bool) -> None:
+        if called:
+            self.progress.called += 1
+        else:
+            self.progress.cached += 1
+        self.progress.errors += result.error is not None
+        queue.put_nowait(result)
+        self._notify(self.progress)
+
+    async def _reuse(
+        self,
+        bodies: list[tuple[Item, dict[str, Any] | None, str]],
+        queue: asyncio.Queue[Result | None],
+    ) -> list[tuple[Item, dict[str, Any] | None, str]]:
+        """Answer the items an earlier run answered from the cache; the others to call."""
+        if not self.cache:
+            return bodies
+        hits: dict[str, Result] = {}
+        digests = list(dict.fromkeys(d for _, _, d in bodies))
+        for start in range(0, len(digests), CACHE_LOOKUP_BATCH):
+            hits.update(await self.ledger.cached(digests[start : start + CACHE_LOOKUP_BATCH]))
+        rest = []
+        for item, body, digest in bodies:
+            hit = hits.get(digest)
+            if hit is None or hit.output is None:
+                rest.append((item, body, digest))
+                continue
+            answer = Answer(hit.output, hit.cost_usd, hit.latency_ms)
+            result = Result(
+                item.id,
+                digest,
+                hit.output,
+                None,
+                score_all(self._scorers, item, answer),
+                latency_ms=hit.latency_ms,
+                input_tokens=hit.input_tokens,
+                output_tokens=hit.output_tokens,
+                cost_usd=hit.cost_usd,
+                request_id=hit.request_id,
+                cached=True,
+            )
+            self._count(queue, result, called=False)
+        return rest
+
+    async def _call_all(
+        self,
+        calls: list[tuple[Item, dict[str, Any] | None, str]],
+        queue: asyncio.Queue[Result | None],
+    ) -> None:
+        headers = {
+            "x-trimtab-feature": RUN_FEATURE_PREFIX + self.plan.run_id,
+            "x-trimtab-session": self.plan.run_id,
+        }
+        if self.gateway.api_key:
+            headers["authorization"] = f"Bearer {self.gateway.api_key}"
+        pending = iter(calls)
+        limits = httpx.Limits(max_connections=self.concurrency)
+        async with httpx.AsyncClient(
+            base_url=self.gateway.url,
+            headers=headers,
+            timeout=self.gateway.timeout_s,
+            limits=limits,
+            transport=self.gateway.transport,
+        ) as client:
+
+            async def worker() -> None:
+                for item, body, digest in pending:
+                    if self._writer is not None and self._writer.done():
+                        return  # the ledger refused a batch: calling on would be wasted
+                    assert body is not None
+                    result = await self._call(client, item, body, digest)
+                    self._count(queue, result, called=True)
+
+            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(calls)))))
+
+    async def _call(
+        self, client: httpx.AsyncClient, item: Item, body: dict[str, Any], digest: str
+    ) -> Result:
+        started = time.perf_counter()
+        try:
+            response = await client.post(
+                "/v1/chat/completions",
+                content=orjson.dumps(body),
+                headers={"content-type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            return Result(item.id, digest, None, f"the gateway did not answer: {exc!r}", {})
+        latency = (time.perf_counter() - started) * 1000
+        rid = response.headers.get("x-trimtab-request-id")
+        if response.status_code >= 400:
+            return Result(item.id, digest, None, _error_text(response), {}, latency, request_id=rid)
+        try:
+            data = response.json()
+            text = _answer_text(data)
+        except ValueError as exc:
+            return Result(
+                item.id, digest, None, f"unreadable answer: {exc}", {}, latency, request_id=rid
+            )
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        answer = Answer(text, None, latency)
+        return Result(
+            item.id,
+            digest,
+            text,
+            None,
+            score_all(self._scorers, item, answer),
+            latency_ms=latency,
+            input_tokens=usage.get("prompt_tokens"),
+            output_tokens=usage.get("completion_tokens"),
+            request_id=rid,
+        )
+
+    async def _write(self, queue: asyncio.Queue[Result | None]) -> None:
+        """Hand results to the ledger as they come, in batches of what is waiting."""
+        finished = False
+        while not finished:
+            first = await queue.get()
+            batch = [] if first is None else [first]
+            finished = first is None
+            while not finished and len(batch) < RECORD_BATCH and not queue.empty():
+                more = queue.get_nowait()
+                if more is None:
+                    finished = True
+                else:
+                    batch.append(more)
+            if batch:
+                await self.ledger.record(batch)
