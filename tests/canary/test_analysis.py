@@ -27,6 +27,7 @@ from trimtab.stats.sequential import (
     Direction,
     Tolerance,
     Verdict,
+    difference_evidence,
     mean_evidence,
     rate_evidence,
     rate_mixtures,
@@ -238,6 +239,19 @@ def test_the_vectorised_path_used_by_the_benchmark_matches_analyze() -> None:
             pass_mixture=om,
         )
         assert float(reg[0]) == pytest.approx(res["error_rate"].log_e_regression)
+        # the pass side is the non-inferiority test at the absolute margin
+        margin = err.pass_margin
+        _, ok = difference_evidence(
+            [[cand.errors]],
+            [[cand.n]],
+            [[stable.errors]],
+            [[stable.n]],
+            sign=1.0,
+            coef=1.0,
+            offset=margin.absolute,
+            rho_regression=mixture_rho(err.design_n, err.alpha),
+            rho_pass=mixture_rho(err.pass_design_n, err.alpha_pass),
+        )
         assert float(ok[0]) == pytest.approx(res["error_rate"].log_e_pass)
         reg, ok = mean_evidence(
             [[cand.n]],

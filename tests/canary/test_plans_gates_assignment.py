@@ -11,6 +11,7 @@ from trimtab.canary.analysis import DEFAULT_METRICS
 from trimtab.canary.assignment import bucket, on_candidate, sticky_key
 from trimtab.canary.gates import Attestation, missing_evidence
 from trimtab.canary.plans import DEFAULT_PLAN, Plan, Stage
+from trimtab.stats.sequential import Tolerance
 
 
 def test_default_plan() -> None:
@@ -40,6 +41,27 @@ def test_a_plan_changes_metric_tolerances_and_what_is_required() -> None:
     assert specs["cost"] == next(s for s in DEFAULT_METRICS if s.name == "cost")
 
 
+def test_errors_and_refusals_are_guarded_with_absolute_margins_a_plan_can_change() -> None:
+    specs = {s.name: s for s in DEFAULT_PLAN.specs()}
+    guarded = {name for name, s in specs.items() if s.required}
+    assert guarded == {"error_rate", "refusal_rate", "latency_p95", "cost"}
+    err = specs["error_rate"]
+    # any credible rise rolls back; promotion needs errors within 0.4 points of stable's
+    assert err.tolerance == Tolerance(relative=0.0)
+    assert err.pass_margin == Tolerance(absolute=0.004)
+    plan = Plan.model_validate(
+        {
+            "stages": [Stage(percent=100)],
+            "metrics": {"error_rate": {"margin": 0.002}, "refusal_rate": {"tolerance": 0.2}},
+        }
+    )
+    changed = {s.name: s for s in plan.specs()}
+    assert changed["error_rate"].pass_margin == Tolerance(absolute=0.002)
+    assert changed["error_rate"].tolerance == err.tolerance
+    # a relative tolerance is the margin too
+    assert changed["refusal_rate"].pass_margin == Tolerance(relative=0.2)
+
+
 @pytest.mark.parametrize(
     ("metrics", "message"),
     [
@@ -47,7 +69,12 @@ def test_a_plan_changes_metric_tolerances_and_what_is_required() -> None:
             {"latency": {}},
             "unknown metric .latency.: use one of error_rate, latency_p95, latency_p50",
         ),
-        ({"error_rate": {"required": True}}, "error_rate with a tolerance of 0 can never pass"),
+        ({"error_rate": {"tolerance": 0}}, "error_rate with a tolerance of 0 can never pass"),
+        (
+            {"negative_feedback_rate": {"required": True, "tolerance": 0}},
+            "negative_feedback_rate with a tolerance of 0 can never pass",
+        ),
+        ({"cost": {"margin": 0.01}}, "an absolute margin is for rare events"),
         ({"cost": {"tolerance": -1}}, "greater than or equal to 0"),
         ({"cost": {"tolerence": 1}}, "Extra inputs are not permitted"),
     ],

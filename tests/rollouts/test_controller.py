@@ -168,3 +168,28 @@ async def test_the_tick_judges_paused_rollouts(engine: Engine, store: RolloutSto
     record(engine, 2, 200, errors=40, seed=2)
     assert await controller(store).tick() == 1
     assert current(store).status == "rolled_back"
+
+
+def test_more_errors_not_yet_a_regression_are_not_promoted(
+    engine: Engine, store: RolloutStore
+) -> None:
+    """Latency and cost pass, the errors rose 1 % -> 1.5 % (too few to roll back): before,
+    that promoted; now it holds, and the decision says what the error rate lacks."""
+    ro = start(store)
+    record(engine, 1, 270, seed=1)
+    record(engine, 2, 30, seed=2)
+    assert controller(store).step(ro)  # 10 % -> 50 %
+    record(engine, 1, 4000, errors=40, seed=5)
+    record(engine, 2, 4000, errors=60, seed=6)
+    assert not controller(store).step(current(store))
+    held = current(store)
+    assert held.status == "running" and held.last_decision is not None
+    verdicts = {m["metric"]: m["verdict"] for m in held.last_decision["metrics"]}
+    assert verdicts["latency_p95"] == verdicts["cost"] == "pass"
+    assert verdicts["error_rate"] == "inconclusive"
+    (why,) = [r for r in held.last_decision["reasons"] if r.startswith("error_rate")]
+    assert "not shown within its margin" in why and "margin 0.004" in why
+    err = next(m for m in held.last_decision["metrics"] if m["metric"] == "error_rate")
+    assert err["required"] and err["estimate_kind"] == "difference"
+    assert err["lower"] < err["estimate"] < err["upper"] and err["margin"] == 0.004
+    assert err["rollback"]["estimate_kind"] == "ratio"

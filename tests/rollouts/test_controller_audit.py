@@ -49,7 +49,9 @@ def test_advance_and_rollback_are_audited(engine: Engine, store: RolloutStore) -
 
 
 def test_promotion_and_pause_are_audited(engine: Engine, store: RolloutStore) -> None:
-    lenient = {m: MetricRule(required=False) for m in ("latency_p95", "cost")}
+    lenient = {
+        m: MetricRule(required=False) for m in ("latency_p95", "cost", "error_rate", "refusal_rate")
+    }
     one = Plan(
         stages=[Stage(percent=100, min_duration_s=0, min_canary_requests=10)], metrics=lenient
     )

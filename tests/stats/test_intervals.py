@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from trimtab.stats.intervals import (
     RatioMixture,
+    binary_contrast,
     log_normal_cdf,
     mean_contrast,
     mixture_rho,
@@ -141,3 +142,36 @@ def test_mean_contrast_skips_windows_missing_an_arm() -> None:
     )
     assert float(n_c) == 10
     assert float(theta) == pytest.approx(2.0 - 1.0)
+
+
+@pytest.mark.parametrize(
+    ("s", "v", "rho"), [(0.0, 10.0, 5.0), (8.0, 100.0, 20.0), (-3.0, 50.0, 7.0)]
+)
+def test_normal_mixture_is_the_half_normal_integral_by_scipy(
+    s: float, v: float, rho: float
+) -> None:
+    """M(S, V) against scipy's quadrature of exp(lambda S - lambda^2 V / 2) over the
+    half-normal lambda with variance 1 / rho (Howard et al. 2021, the one-sided mixture)."""
+    from scipy import integrate
+    from scipy import stats as sps
+
+    def integrand(lam: float) -> float:
+        return math.exp(lam * s - lam * lam * v / 2) * 2 * float(sps.norm.pdf(lam, scale=rho**-0.5))
+
+    value, _ = integrate.quad(integrand, 0, math.inf)
+    assert float(normal_mixture_log_e(s, v, rho)) == pytest.approx(math.log(value), rel=1e-5)
+
+
+def test_binary_contrast_by_hand() -> None:
+    """Two windows; the variance at the margin (Farrington & Manning's restricted rate)."""
+    theta, sigma2, n_c = binary_contrast([3, 2], [100, 100], [20, 10], [900, 400], 1.0, 0.004)
+    assert float(n_c) == 200
+    assert float(theta) == pytest.approx(((3 / 100 - 20 / 900) + (2 / 100 - 10 / 400)) / 2)
+    p_c, p_s = 6 / 202, 31 / 1302
+    p_m = p_s + 0.004
+    var_c = max(p_c * (1 - p_c), p_m * (1 - p_m))
+    spread = (100**2 / 900 + 100**2 / 400) / 200
+    assert float(sigma2) == pytest.approx(var_c + p_s * (1 - p_s) * spread)
+    # no events at all: still a variance, from the pseudo-events and the margin
+    _, sigma2, _ = binary_contrast([0], [50], [0], [450], 1.0, 0.005)
+    assert float(sigma2) > 0.005 * 0.995

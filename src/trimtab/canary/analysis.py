@@ -9,7 +9,7 @@ sufficient statistic that adds up, so it can be fed after every request or every
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -17,18 +17,27 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from trimtab.stats.intervals import FloatArray, mixture_rho
 from trimtab.stats.sequential import (
     Direction,
+    Interval,
     MetricResult,
     Tolerance,
     Verdict,
     compare_means,
     compare_rates,
+    difference_evidence,
+    mean_evidence,
+    rate_evidence,
+    rate_mixtures,
 )
 
 __all__ = [
     "DEFAULT_METRICS",
+    "ERROR_MARGIN",
+    "REFUSAL_MARGIN",
     "Action",
+    "ArmArrays",
     "ArmStats",
     "Decision",
     "GateLike",
@@ -39,9 +48,14 @@ __all__ = [
     "SketchLatency",
     "StageGate",
     "analyze",
+    "arm_arrays",
     "decide",
     "evaluate",
+    "evidence",
     "latency_thresholds",
+    "pooled_quantile",
+    "still_needed",
+    "verdicts",
 ]
 
 
@@ -164,14 +178,24 @@ class MetricSpec:
     regression test detects fastest, and ``pass_ratio`` the same for the pass test (None:
     automatic); ``design_n`` / ``pass_design_n`` (cost) are the canary sample sizes at which
     the normal-mixture tests are tightest. ``quantile`` is the latency quantile compared.
-    ``required`` metrics must pass before a stage may advance; the others only need not to
-    regress.
+    ``required`` metrics (the plan's guarded ones) must pass before the rollout promotes: shown
+    not worse than stable beyond ``margin``, a non-inferiority test; the others only need not
+    to regress.
+
+    ``tolerance`` is where a regression begins (rollback when shown worse than stable beyond
+    it); ``margin`` is the non-inferiority margin the pass test must clear (None: the
+    tolerance). They may differ: errors roll back on any credible rise (tolerance 0) and
+    pass once shown within an absolute margin (0.4 percentage points by default), which a
+    relative margin on a rare event would take far longer to show. A margin with an
+    ``absolute`` part tests the difference of rates (score-type variance at the margin);
+    a purely relative one tests their ratio.
     """
 
     metric: Metric
     direction: Direction = Direction.HIGHER_IS_WORSE
     tolerance: Tolerance = field(default_factory=Tolerance)
     required: bool = False
+    margin: Tolerance | None = None
     alpha: float = 0.01
     alpha_pass: float = 0.05
     design_ratio: float = 2.0
@@ -189,6 +213,13 @@ class MetricSpec:
                 raise ValueError("latency takes a relative tolerance (on the quantile)")
             if not 0.0 < self.quantile < 1.0:
                 raise ValueError("quantile must be in (0, 1)")
+            if self.margin is not None and self.margin != self.tolerance:
+                raise ValueError("latency's margin is its tolerance (on the quantile)")
+
+    @property
+    def pass_margin(self) -> Tolerance:
+        """The non-inferiority margin the pass test clears."""
+        return self.tolerance if self.margin is None else self.margin
 
     @property
     def name(self) -> str:
@@ -197,9 +228,20 @@ class MetricSpec:
         return str(self.metric)
 
 
+ERROR_MARGIN = 0.004  # errors: promoted once shown at most 0.4 percentage points above stable
+REFUSAL_MARGIN = 0.005  # refusals: at most 0.5 percentage points above stable
+
 DEFAULT_METRICS: tuple[MetricSpec, ...] = (
-    # Any credible rise in errors is a regression; a 2x rise is what the test is tuned for.
-    MetricSpec(Metric.ERROR_RATE, tolerance=Tolerance(relative=0.0), design_ratio=2.0),
+    # Any credible rise in errors is a regression (a 2x rise is what that test is tuned for);
+    # required: promotion waits until errors are shown at most 0.4 points above stable's.
+    MetricSpec(
+        Metric.ERROR_RATE,
+        tolerance=Tolerance(relative=0.0),
+        margin=Tolerance(absolute=ERROR_MARGIN),
+        required=True,
+        design_ratio=2.0,
+        pass_design_n=4000.0,
+    ),
     # p95 may grow by 10 %; required to pass (the candidate must show it is not slower).
     MetricSpec(
         Metric.LATENCY,
@@ -221,9 +263,16 @@ DEFAULT_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(Metric.COST, tolerance=Tolerance(relative=0.05), required=True),
     # Negative feedback may grow by 10 % (relative); sparse, so only guarded.
     MetricSpec(Metric.NEGATIVE_FEEDBACK_RATE, tolerance=Tolerance(relative=0.10), design_ratio=1.5),
-    # Refusals (finish reason content_filter, or Anthropic's refusal) may grow by 10 %; a
-    # guardrail signal, so only guarded. Inconclusive, harmlessly, where the model never refuses.
-    MetricSpec(Metric.REFUSAL_RATE, tolerance=Tolerance(relative=0.10), design_ratio=2.0),
+    # Refusals (finish reason content_filter, or Anthropic's refusal): a rise of 10 % is a
+    # regression; required: shown at most 0.5 points above stable's (a model that never
+    # refuses shows it in ~1,500 canary requests).
+    MetricSpec(
+        Metric.REFUSAL_RATE,
+        tolerance=Tolerance(relative=0.10),
+        margin=Tolerance(absolute=REFUSAL_MARGIN),
+        required=True,
+        design_ratio=2.0,
+    ),
 )
 
 
@@ -247,17 +296,197 @@ def _windows(arm: ArmStats | Sequence[ArmStats]) -> tuple[ArmStats, ...]:
     return tuple(arm)
 
 
-def _spec_kwargs(spec: MetricSpec) -> dict[str, Any]:
-    return {
-        "direction": spec.direction,
-        "tolerance": spec.tolerance,
-        "alpha": spec.alpha,
-        "alpha_pass": spec.alpha_pass,
-        "design_n": spec.design_n,
-        "pass_design_n": spec.pass_design_n,
-        "min_samples": spec.min_samples,
-        "required": spec.required,
-    }
+# --- the evidence: one vectorised function per metric, for the controller and the simulation
+
+
+@dataclass(frozen=True, slots=True)
+class ArmArrays:
+    """One arm's additive counters as arrays of shape ``(..., windows)``: what the tests
+    read. ``latency_n`` counts the requests with a latency; ``tails`` maps a latency spec's
+    name to the arm's requests above that spec's threshold (stable's reference for stable,
+    the stretched one for the candidate).
+
+    The controller builds one from its :class:`ArmStats` windows (:func:`arm_arrays`); the
+    simulation builds them for many rollouts at once; both call :func:`evidence`.
+    """
+
+    n: FloatArray
+    errors: FloatArray
+    refusals: FloatArray
+    feedback_n: FloatArray
+    negative_feedback: FloatArray
+    cost_sum: FloatArray
+    cost_sq_sum: FloatArray
+    latency_n: FloatArray
+    tails: Mapping[str, FloatArray] = field(default_factory=dict)
+
+    def scaled(self, factor: FloatArray) -> ArmArrays:
+        """Every counter times ``factor`` (shape ``(F,)``): shape ``(F, ..., windows)``. The
+        same estimates with more requests: what the data would be if the current rates
+        held (for the canary requests a metric still needs)."""
+        f = np.asarray(factor, dtype=np.float64).reshape((-1,) + (1,) * self.n.ndim)
+        values = {name: f * getattr(self, name) for name in _COUNTERS}
+        return ArmArrays(**values, tails={k: f * v for k, v in self.tails.items()})
+
+
+_COUNTERS = (
+    "n", "errors", "refusals", "feedback_n", "negative_feedback", "cost_sum", "cost_sq_sum",
+    "latency_n",
+)  # fmt: skip
+
+
+def arm_arrays(windows: Sequence[ArmStats], tails: Mapping[str, FloatArray]) -> ArmArrays:
+    """The counters of a sequence of windows, shape ``(windows,)``."""
+    values = {name: np.array([float(getattr(w, name)) for w in windows]) for name in _COUNTERS[:-1]}
+    return ArmArrays(**values, latency_n=_latency_counts(windows), tails=tails)
+
+
+def _rate_pair(
+    spec: MetricSpec, tol: Tolerance, kc: Any, nc: Any, ks: Any, ns: Any
+) -> tuple[FloatArray, FloatArray]:
+    """Both log e-values of a rate test at ``tol``: split of events (relative) or the
+    difference of rates (absolute)."""
+    if tol.absolute == 0.0:
+        lp0, reg_mix, ok_mix = rate_mixtures(
+            spec.direction, tol, design_ratio=spec.design_ratio, pass_ratio=spec.pass_ratio
+        )
+        return rate_evidence(
+            kc, nc, ks, ns, log_psi0=lp0, regression_mixture=reg_mix, pass_mixture=ok_mix
+        )
+    return difference_evidence(
+        kc, nc, ks, ns, sign=spec.direction.sign, coef=tol.coef(spec.direction),
+        offset=tol.absolute, rho_regression=mixture_rho(spec.design_n, spec.alpha),
+        rho_pass=mixture_rho(spec.pass_design_n, spec.alpha_pass),
+        min_samples=spec.min_samples,
+    )  # fmt: skip
+
+
+def evidence(
+    spec: MetricSpec, stable: ArmArrays, candidate: ArmArrays
+) -> tuple[FloatArray, FloatArray]:
+    """``(log_e_regression, log_e_pass)`` of one metric, shape ``(...)``.
+
+    The regression test is run at ``spec.tolerance`` and the pass (non-inferiority) test at
+    ``spec.pass_margin``; :func:`analyze` reads its verdicts from here, and so does the
+    simulation (``bench/canary_sim.py``), for thousands of rollouts at once.
+    """
+    s, c = stable, candidate
+    if spec.metric is Metric.LATENCY:
+        k = (c.tails[spec.name], c.latency_n, s.tails[spec.name], s.latency_n)
+        return _rate_pair(spec, Tolerance(), *k)
+    if spec.metric is Metric.COST:
+
+        def at(tol: Tolerance) -> tuple[FloatArray, FloatArray]:
+            return mean_evidence(
+                c.n, c.cost_sum, c.cost_sq_sum, s.n, s.cost_sum, s.cost_sq_sum,
+                sign=spec.direction.sign, coef=tol.coef(spec.direction), offset=tol.absolute,
+                rho_regression=mixture_rho(spec.design_n, spec.alpha),
+                rho_pass=mixture_rho(spec.pass_design_n, spec.alpha_pass),
+                min_samples=spec.min_samples,
+            )  # fmt: skip
+
+        reg, ok = at(spec.tolerance)
+        if spec.pass_margin != spec.tolerance:
+            _, ok = at(spec.pass_margin)
+        return reg, ok
+    if spec.metric is Metric.NEGATIVE_FEEDBACK_RATE:
+        k = (c.negative_feedback, c.feedback_n, s.negative_feedback, s.feedback_n)
+    elif spec.metric is Metric.ERROR_RATE:
+        k = (c.errors, c.n, s.errors, s.n)
+    else:
+        k = (c.refusals, c.n, s.refusals, s.n)
+    reg, ok = _rate_pair(spec, spec.tolerance, *k)
+    if spec.pass_margin != spec.tolerance:
+        _, ok = _rate_pair(spec, spec.pass_margin, *k)
+    return reg, ok
+
+
+def verdicts(
+    spec: MetricSpec, log_e_regression: FloatArray, log_e_pass: FloatArray
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """``(regressed, passed)`` from :func:`evidence`; a regression outranks a pass."""
+    regressed = np.asarray(log_e_regression >= math.log(1.0 / spec.alpha))
+    passed = np.asarray(log_e_pass >= math.log(1.0 / spec.alpha_pass)) & ~regressed
+    return regressed, passed
+
+
+_GROWTH = np.geomspace(1.0, 1000.0, 241)[1:]  # 1.03x steps up to 1000x the data so far
+
+
+def still_needed(spec: MetricSpec, stable: ArmArrays, candidate: ArmArrays) -> float | None:
+    """Canary requests the pass test still needs if the current estimates held (both arms
+    growing in the proportions so far); None when even 1000 times the data would not pass
+    (the estimate sits at or beyond the margin). A projection, not a promise."""
+    n_c = float(np.sum(candidate.n))
+    if n_c <= 0:
+        return None
+    _, ok = evidence(spec, stable.scaled(_GROWTH), candidate.scaled(_GROWTH))
+    hit = np.nonzero(np.asarray(ok) >= math.log(1.0 / spec.alpha_pass))[0]
+    if hit.size == 0:
+        return None
+    return math.ceil(n_c * (float(_GROWTH[hit[0]]) - 1.0))
+
+
+def pooled_quantile(
+    count_above: Callable[[FloatArray], FloatArray],
+    total: FloatArray,
+    q: float,
+    lo: FloatArray,
+    hi: FloatArray,
+) -> FloatArray:
+    """The ``q`` quantile of the windows pooled, by bisection on the tail counts:
+    ``count_above(t)`` (``t`` of shape ``(...)``) is the requests above ``t`` over all
+    windows, ``total`` all of them, ``[lo, hi]`` brackets the answer. Vectorised, for the
+    controller (one rollout) and the simulation (many)."""
+    lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        heavy = count_above(mid) > (1.0 - q) * total
+        lo = np.where(heavy, mid, lo)
+        hi = np.where(heavy, hi, mid)
+    return hi
+
+
+def _pooled_quantile(windows: Sequence[ArmStats], q: float) -> float | None:
+    dists = [w.latency for w in windows if w.latency is not None and w.latency.count > 0]
+    if not dists:
+        return None
+    if len(dists) == 1:
+        return dists[0].quantile(q)
+    total = np.asarray(sum(d.count for d in dists))
+    values = [v for d in dists if (v := d.quantile(q)) is not None]
+
+    def above(t: FloatArray) -> FloatArray:
+        return np.asarray(sum(d.count_above(float(t)) for d in dists), dtype=np.float64)
+
+    return float(pooled_quantile(above, total, q, np.asarray(min(values)), np.asarray(max(values))))
+
+
+def _latency_reference(
+    spec: MetricSpec, s_w: Sequence[ArmStats], references: Mapping[float, float] | None
+) -> tuple[float, str]:
+    reference = None if references is None else references.get(spec.quantile)
+    if reference is not None:
+        return reference, "reference fixed in advance"
+    pooled = _pooled_quantile(s_w, spec.quantile)
+    if pooled is not None:
+        return pooled, "reference is stable's own quantile over the same windows"
+    return math.inf, "no stable latencies yet"
+
+
+def _tails(windows: Sequence[ArmStats], threshold: float) -> FloatArray:
+    return np.array(
+        [
+            w.latency.count_above(threshold)
+            if w.latency is not None and math.isfinite(threshold)
+            else 0.0
+            for w in windows
+        ]
+    )
+
+
+def _latency_counts(windows: Sequence[ArmStats]) -> FloatArray:
+    return np.array([0.0 if w.latency is None else w.latency.count for w in windows])
 
 
 def analyze(
@@ -277,119 +506,93 @@ def analyze(
     quantile, fixed before the analysis starts (e.g. stable's p95 over the hour before the
     rollout). Without one, stable's own quantile over the analysed windows is used, which is
     the same test asymptotically but no longer exact.
+
+    Verdicts come from :func:`evidence`. Each result's estimate, interval and margin are
+    those of the non-inferiority (pass) test; where the regression test runs at another
+    tolerance, ``rollback`` has its own. ``needed`` is what a required metric that has not
+    passed still needs (:func:`still_needed`).
     """
     s_w, c_w = _windows(stable), _windows(candidate)
     if len(s_w) != len(c_w) or not s_w:
         raise ValueError("stable and candidate need the same, nonzero number of windows")
+    refs: dict[str, tuple[float, str]] = {}
+    s_tails: dict[str, FloatArray] = {}
+    c_tails: dict[str, FloatArray] = {}
+    for spec in specs:
+        if spec.metric is Metric.LATENCY:
+            ref, note = _latency_reference(spec, s_w, latency_reference_ms)
+            t_s, t_c = latency_thresholds(ref, spec.tolerance)
+            refs[spec.name] = (ref, note)
+            s_tails[spec.name], c_tails[spec.name] = _tails(s_w, t_s), _tails(c_w, t_c)
+    s_arr, c_arr = arm_arrays(s_w, s_tails), arm_arrays(c_w, c_tails)
     out: list[MetricResult] = []
     for spec in specs:
-        kw = _spec_kwargs(spec)
-        if spec.metric in (Metric.ERROR_RATE, Metric.REFUSAL_RATE):
-            attr = "errors" if spec.metric is Metric.ERROR_RATE else "refusals"
-            out.append(
-                compare_rates(
-                    spec.name,
-                    [getattr(a, attr) for a in c_w],
-                    [a.n for a in c_w],
-                    [getattr(a, attr) for a in s_w],
-                    [a.n for a in s_w],
-                    design_ratio=spec.design_ratio,
-                    pass_ratio=spec.pass_ratio,
-                    **kw,
-                )
+        le_reg, le_ok = evidence(spec, s_arr, c_arr)
+        reg, ok = (float(x) for x in (le_reg, le_ok))
+        result = _interval(spec, spec.pass_margin, s_arr, c_arr)
+        rollback = None
+        if spec.pass_margin != spec.tolerance:
+            r = _interval(spec, spec.tolerance, s_arr, c_arr)
+            rollback = Interval(r.method, r.estimate_kind, r.estimate, r.lower, r.upper, r.margin)
+        if spec.metric is Metric.LATENCY:
+            ref, note = refs[spec.name]
+            t_s, t_c = latency_thresholds(ref, spec.tolerance)
+            result = replace(
+                result,
+                method="split-of-events mixture on tail counts (quantile)",
+                stable_value=_pooled_quantile(s_w, spec.quantile),
+                candidate_value=_pooled_quantile(c_w, spec.quantile),
+                note=f"{note}; thresholds stable {t_s:.6g} ms, candidate {t_c:.6g} ms",
             )
-        elif spec.metric is Metric.NEGATIVE_FEEDBACK_RATE:
-            out.append(
-                compare_rates(
-                    spec.name,
-                    [a.negative_feedback for a in c_w],
-                    [a.feedback_n for a in c_w],
-                    [a.negative_feedback for a in s_w],
-                    [a.feedback_n for a in s_w],
-                    design_ratio=spec.design_ratio,
-                    pass_ratio=spec.pass_ratio,
-                    **kw,
-                )
+        regressed, passed = verdicts(spec, le_reg, le_ok)
+        verdict = (
+            Verdict.REGRESSION if regressed else Verdict.PASS if passed else Verdict.INCONCLUSIVE
+        )
+        needed = None
+        if spec.required and verdict is Verdict.INCONCLUSIVE:
+            needed = still_needed(spec, s_arr, c_arr)
+        out.append(
+            replace(
+                result,
+                verdict=verdict,
+                log_e_regression=reg,
+                log_e_pass=ok,
+                threshold_regression=math.log(1.0 / spec.alpha),
+                threshold_pass=math.log(1.0 / spec.alpha_pass),
+                required=spec.required,
+                needed=needed,
+                rollback=rollback,
             )
-        elif spec.metric is Metric.COST:
-            out.append(
-                compare_means(
-                    spec.name,
-                    [a.n for a in c_w],
-                    [a.cost_sum for a in c_w],
-                    [a.cost_sq_sum for a in c_w],
-                    [a.n for a in s_w],
-                    [a.cost_sum for a in s_w],
-                    [a.cost_sq_sum for a in s_w],
-                    **kw,
-                )
-            )
-        else:
-            out.append(_latency(spec, s_w, c_w, latency_reference_ms))
+        )
     return tuple(out)
 
 
-def _pooled_quantile(windows: Sequence[ArmStats], q: float) -> float | None:
-    dists = [w.latency for w in windows if w.latency is not None and w.latency.count > 0]
-    if not dists:
-        return None
-    if len(dists) == 1:
-        return dists[0].quantile(q)
-    # Quantile of the pooled distribution by bisection on the tail counts.
-    total = sum(d.count for d in dists)
-    values = [v for d in dists if (v := d.quantile(q)) is not None]
-    lo, hi = min(values), max(values)
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if sum(d.count_above(mid) for d in dists) > (1.0 - q) * total:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+def _interval(spec: MetricSpec, tol: Tolerance, s: ArmArrays, c: ArmArrays) -> MetricResult:
+    """The comparison at ``tol`` with its confidence sequence (reporting; the verdict is
+    :func:`evidence`'s)."""
 
+    def rates(kc: Any, nc: Any, ks: Any, ns: Any, t: Tolerance) -> MetricResult:
+        return compare_rates(
+            spec.name, kc, nc, ks, ns, direction=spec.direction, tolerance=t,
+            alpha=spec.alpha, alpha_pass=spec.alpha_pass, design_ratio=spec.design_ratio,
+            pass_ratio=spec.pass_ratio, design_n=spec.design_n,
+            pass_design_n=spec.pass_design_n, min_samples=spec.min_samples,
+        )  # fmt: skip
 
-def _latency(
-    spec: MetricSpec,
-    s_w: Sequence[ArmStats],
-    c_w: Sequence[ArmStats],
-    references: Mapping[float, float] | None,
-) -> MetricResult:
-    reference = None if references is None else references.get(spec.quantile)
-    note = "reference fixed in advance"
-    if reference is None:
-        reference = _pooled_quantile(s_w, spec.quantile)
-        note = "reference is stable's own quantile over the same windows"
-    if reference is None:
-        reference = math.inf
-        note = "no stable latencies yet"
-    t_s, t_c = latency_thresholds(reference, spec.tolerance)
-
-    def tail(arm: ArmStats, t: float) -> tuple[float, float]:
-        if arm.latency is None or not math.isfinite(t):
-            return 0.0, 0.0
-        return arm.latency.count_above(t), arm.latency.count
-
-    c_tail = [tail(a, t_c) for a in c_w]
-    s_tail = [tail(a, t_s) for a in s_w]
-    result = compare_rates(
-        spec.name,
-        [k for k, _ in c_tail],
-        [n for _, n in c_tail],
-        [k for k, _ in s_tail],
-        [n for _, n in s_tail],
-        design_ratio=spec.design_ratio,
-        pass_ratio=spec.pass_ratio,
-        **{**_spec_kwargs(spec), "tolerance": Tolerance()},
-    )
-    q_s = _pooled_quantile(s_w, spec.quantile)
-    q_c = _pooled_quantile(c_w, spec.quantile)
-    return replace(
-        result,
-        method="split-of-events mixture on tail counts (quantile)",
-        stable_value=q_s,
-        candidate_value=q_c,
-        note=f"{note}; thresholds stable {t_s:.6g} ms, candidate {t_c:.6g} ms",
-    )
+    if spec.metric is Metric.COST:
+        return compare_means(
+            spec.name, c.n, c.cost_sum, c.cost_sq_sum, s.n, s.cost_sum, s.cost_sq_sum,
+            direction=spec.direction, tolerance=tol, alpha=spec.alpha,
+            alpha_pass=spec.alpha_pass, design_n=spec.design_n,
+            pass_design_n=spec.pass_design_n, min_samples=spec.min_samples,
+        )  # fmt: skip
+    if spec.metric is Metric.LATENCY:
+        return rates(c.tails[spec.name], c.latency_n, s.tails[spec.name], s.latency_n, Tolerance())
+    if spec.metric is Metric.NEGATIVE_FEEDBACK_RATE:
+        return rates(c.negative_feedback, c.feedback_n, s.negative_feedback, s.feedback_n, tol)
+    if spec.metric is Metric.ERROR_RATE:
+        return rates(c.errors, c.n, s.errors, s.n, tol)
+    return rates(c.refusals, c.n, s.refusals, s.n, tol)
 
 
 # --- the stage decision -------------------------------------------------------------------
@@ -433,6 +636,7 @@ def decide(
     elapsed_s: float,
     canary_requests: int,
     final: bool = True,
+    canary_per_s: float | None = None,
 ) -> Decision:
     """Rollback if any metric regressed; otherwise advance once the stage's minimum
     duration and canary requests are met and, when the step is ``final`` (the one that
@@ -442,6 +646,10 @@ def decide(
     any stopping time, and a regression is no more likely to be false early than late. An
     intermediate stage advances without proof that the candidate is as good: only exposure
     grows, the tests keep running over the whole rollout, and promotion waits for the proof.
+
+    A required metric that has not passed is named with its estimate, interval and margin
+    and the canary requests it still needs at its current estimate (and, given the
+    stage's ``canary_per_s``, about how long that takes), or that it cannot pass there.
     """
     results = tuple(results)
     regressed = [r for r in results if r.verdict is Verdict.REGRESSION]
@@ -463,7 +671,7 @@ def decide(
     if final:
         for r in results:
             if r.required and r.verdict is not Verdict.PASS:
-                waiting.append(f"{r.metric} has not passed yet ({r.verdict})")
+                waiting.append(_waiting(r, canary_per_s))
     if waiting:
         return Decision(Action.HOLD, tuple(waiting), results)
     if final:
@@ -471,6 +679,26 @@ def decide(
     else:
         why = "no metric regressed; stage minimums met (promotion waits for the required metrics)"
     return Decision(Action.ADVANCE, (why,), results)
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def _waiting(r: MetricResult, canary_per_s: float | None) -> str:
+    shown = (
+        f"{r.estimate_kind} {_fmt(r.estimate)} in [{_fmt(r.lower)}, {_fmt(r.upper)}], "
+        f"margin {_fmt(r.margin)}"
+    )
+    head = f"{r.metric} has not passed yet ({r.verdict}: not shown within its margin; {shown})"
+    if r.n_candidate < 1 or r.estimate is None:
+        return f"{head}: too little data to project"
+    if r.needed is None:
+        return f"{head}: cannot pass at its current estimate"
+    more = f"{head}: needs ~{r.needed:,.0f} more canary requests at its current estimate"
+    if canary_per_s and canary_per_s > 0:
+        more += f" (~{r.needed / canary_per_s / 60:,.0f} min at the current traffic)"
+    return more
 
 
 def evaluate(

@@ -11,6 +11,7 @@ from trimtab.canary.analysis import DEFAULT_METRICS, MetricSpec
 from trimtab.stats.sequential import Tolerance
 
 METRIC_NAMES = tuple(spec.name for spec in DEFAULT_METRICS)
+ABSOLUTE_MARGIN_METRICS = ("error_rate", "refusal_rate")
 
 
 class Stage(BaseModel):
@@ -30,9 +31,14 @@ class MetricRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # how much worse than stable is still acceptable, relative: 0.2 = 20 %
+    # how much worse than stable is still acceptable, relative: 0.2 = 20 % (both where a
+    # regression begins and the margin promotion must be shown within)
     tolerance: float | None = Field(default=None, ge=0, le=10)
-    # whether it must pass before promotion (otherwise it only must not regress)
+    # the non-inferiority margin in absolute terms, for rare events (error_rate,
+    # refusal_rate): 0.004 = 0.4 percentage points above stable's rate
+    margin: float | None = Field(default=None, ge=0, le=1)
+    # whether it must pass before promotion (a guarded metric; otherwise it only must not
+    # regress)
     required: bool | None = None
 
 
@@ -40,7 +46,8 @@ class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     stages: list[Stage] = Field(min_length=1)
-    # by metric name: error_rate, latency_p95, cost, negative_feedback_rate
+    # by metric name: error_rate, latency_p95, latency_p50, cost, negative_feedback_rate,
+    # refusal_rate
     metrics: dict[str, MetricRule] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -53,8 +60,15 @@ class Plan(BaseModel):
         for name in self.metrics:
             if name not in METRIC_NAMES:
                 raise ValueError(f"unknown metric '{name}': use one of {', '.join(METRIC_NAMES)}")
+        for name, rule in self.metrics.items():
+            if rule.margin is not None and name not in ABSOLUTE_MARGIN_METRICS:
+                raise ValueError(
+                    f"an absolute margin is for rare events ({', '.join(ABSOLUTE_MARGIN_METRICS)})"
+                    f"; {name} takes a relative tolerance"
+                )
         for spec in self.specs():
-            if spec.required and spec.tolerance.relative == 0 and spec.tolerance.absolute == 0:
+            m = spec.pass_margin
+            if spec.required and m.relative == 0 and m.absolute == 0:
                 raise ValueError(
                     f"{spec.name} with a tolerance of 0 can never pass, so it cannot be required"
                 )
@@ -70,6 +84,10 @@ class Plan(BaseModel):
                 changes: dict[str, object] = {}
                 if rule.tolerance is not None:
                     changes["tolerance"] = Tolerance(relative=rule.tolerance)
+                    changes["margin"] = None  # the tolerance is the margin too
+                if rule.margin is not None:
+                    relative = spec.pass_margin.relative if rule.tolerance is None else 0.0
+                    changes["margin"] = Tolerance(relative=relative, absolute=rule.margin)
                 if rule.required is not None:
                     changes["required"] = rule.required
                 spec = dataclasses.replace(spec, **changes)  # type: ignore[arg-type]

@@ -107,7 +107,12 @@ class RolloutController:
         final = ro.stage + 1 == len(ro.plan.stages) or ro.plan.stages[ro.stage + 1].percent >= 100
         results = analyze(stable, candidate, ro.plan.specs())
         decision = decide(
-            results, stage, elapsed_s=elapsed, canary_requests=candidate[-1].n, final=final
+            results,
+            stage,
+            elapsed_s=elapsed,
+            canary_requests=candidate[-1].n,
+            final=final,
+            canary_per_s=candidate[-1].n / elapsed if elapsed > 0 else None,
         )
         view = decision_view(decision)
         view["at"] = datetime.now(UTC).isoformat()

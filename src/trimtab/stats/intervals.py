@@ -54,6 +54,7 @@ FloatArray = npt.NDArray[np.float64]
 __all__ = [
     "FloatArray",
     "RatioMixture",
+    "binary_contrast",
     "log_normal_cdf",
     "mean_contrast",
     "mixture_rho",
@@ -298,4 +299,45 @@ def mean_contrast(
     var_s = pooled_var(ns, ss, qs, mask)
     spread = (np.where(both, nc * nc / safe_ns, 0.0)).sum(axis=-1) / np.maximum(n_c, 1.0)
     sigma2 = np.maximum(var_c, coef * coef * var_s) + coef * coef * var_s * spread
+    return theta, sigma2, n_c
+
+
+def binary_contrast(
+    k_candidate: npt.ArrayLike,
+    n_candidate: npt.ArrayLike,
+    k_stable: npt.ArrayLike,
+    n_stable: npt.ArrayLike,
+    coef: float,
+    offset: float,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Estimate ``p_c - coef * p_s`` from per-window event counts; ``(theta_hat, sigma2, n_c)``.
+
+    The estimate is stratified by window as in :func:`mean_contrast`. The variance is a
+    score-type one, evaluated where the test is hardest (Farrington & Manning, "Test
+    statistics and sample size formulae for comparative binomial trials with null hypothesis
+    of non-zero risk difference or non-unity relative risk", Statistics in Medicine 1990,
+    use the restricted estimate at the margin): the candidate's rate is taken as at least the
+    margin ``coef * p_s + offset`` (capped at 1/2, where ``p (1 - p)`` peaks), and both rates
+    carry one pseudo-event in two requests (``(k + 1) / (n + 2)``), so an arm with no events
+    yet is never taken as certain. A rare event (0 errors in 100 requests) therefore passes a
+    margin of ``offset`` only once the requests are enough to show the rate below it, as
+    with the rule of three, instead of at once on a zero variance.
+    """
+    nc, ns = _f64(n_candidate), _f64(n_stable)
+    kc, ks = _f64(k_candidate), _f64(k_stable)
+    both = (nc > 0) & (ns > 0)
+    ncb = np.where(both, nc, 0.0)
+    n_c = ncb.sum(axis=-1)
+    n_s = np.where(both, ns, 0.0).sum(axis=-1)
+    safe_nc = np.where(both, nc, 1.0)
+    safe_ns = np.where(both, ns, 1.0)
+    diff = np.where(both, kc / safe_nc - coef * ks / safe_ns, 0.0)
+    theta = (ncb * diff).sum(axis=-1) / np.maximum(n_c, 1.0)
+    p_c = (np.where(both, kc, 0.0).sum(axis=-1) + 1.0) / (n_c + 2.0)
+    p_s = (np.where(both, ks, 0.0).sum(axis=-1) + 1.0) / (n_s + 2.0)
+    p_m = np.clip(coef * p_s + offset, 0.0, 0.5)
+    var_c = np.maximum(p_c * (1.0 - p_c), p_m * (1.0 - p_m))
+    var_s = p_s * (1.0 - p_s)
+    spread = (np.where(both, nc * nc / safe_ns, 0.0)).sum(axis=-1) / np.maximum(n_c, 1.0)
+    sigma2: FloatArray = var_c + coef * coef * var_s * spread
     return theta, sigma2, n_c

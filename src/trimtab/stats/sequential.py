@@ -32,6 +32,7 @@ import numpy.typing as npt
 from trimtab.stats.intervals import (
     FloatArray,
     RatioMixture,
+    binary_contrast,
     mean_contrast,
     mixture_rho,
     normal_mixture_log_e,
@@ -40,11 +41,14 @@ from trimtab.stats.intervals import (
 
 __all__ = [
     "Direction",
+    "Interval",
     "MetricResult",
     "Tolerance",
     "Verdict",
+    "compare_differences",
     "compare_means",
     "compare_rates",
+    "difference_evidence",
     "mean_evidence",
     "rate_evidence",
     "rate_mixtures",
@@ -98,6 +102,20 @@ class Tolerance:
 
 
 @dataclass(frozen=True, slots=True)
+class Interval:
+    """Another test's view of the same metric (the regression test, when it runs at a
+    tolerance other than the non-inferiority margin): its estimate and confidence sequence
+    against its margin, in the units of ``estimate_kind``."""
+
+    method: str
+    estimate_kind: str
+    estimate: float | None
+    lower: float
+    upper: float
+    margin: float
+
+
+@dataclass(frozen=True, slots=True)
 class MetricResult:
     """One metric's verdict and the statistics behind it.
 
@@ -109,6 +127,11 @@ class MetricResult:
     ``coef`` from the relative tolerance. ``margin`` is the tolerance's boundary in the same
     units. The interval is a confidence sequence: it covers the truth at all times with
     probability at least ``1 - alpha - alpha_pass``.
+
+    ``needed`` (required metrics still waiting) is the canary requests the pass test would
+    still need if the current estimates held; None when it cannot pass at them or is not
+    waiting. ``rollback`` is the regression test's interval when it runs at a tolerance other
+    than ``margin``.
     """
 
     metric: str
@@ -132,6 +155,8 @@ class MetricResult:
     alpha_pass: float
     required: bool = False
     note: str = ""
+    needed: float | None = None
+    rollback: Interval | None = None
 
 
 def _verdict(log_e_reg: float, log_e_pass: float, alpha: float, alpha_pass: float) -> Verdict:
@@ -264,14 +289,12 @@ def compare_rates(
     if np.any(kc < 0) or np.any(ks < 0) or np.any(kc > nc) or np.any(ks > ns):
         raise ValueError("need 0 <= events <= requests")
     if tolerance.absolute != 0.0:
-        result = compare_means(
+        result = compare_differences(
             metric,
+            kc,
             nc,
-            kc,
-            kc,
+            ks,
             ns,
-            ks,
-            ks,
             direction=direction,
             tolerance=tolerance,
             alpha=alpha,
@@ -366,6 +389,22 @@ def mean_evidence(
         n_candidate, sum_candidate, sq_candidate, n_stable, sum_stable, sq_stable, coef
     )
     n_s = np.asarray(n_stable, dtype=np.float64).sum(axis=-1)
+    return _mixture_pair(
+        theta, sigma2, n_c, n_s, sign, offset, rho_regression, rho_pass, min_samples
+    )
+
+
+def _mixture_pair(
+    theta: FloatArray,
+    sigma2: FloatArray,
+    n_c: FloatArray,
+    n_s: FloatArray,
+    sign: float,
+    offset: float,
+    rho_regression: float,
+    rho_pass: float,
+    min_samples: int,
+) -> tuple[FloatArray, FloatArray]:
     worse = sign * theta - offset
     # With no variance at all (every value the same in each arm) a difference is decisive,
     # and a candidate equal to its margin (all costs 0 in both arms, say) is no worse.
@@ -375,6 +414,33 @@ def mean_evidence(
     reg = np.where(ready, normal_mixture_log_e(s, n_c, rho_regression), 0.0)
     ok = np.where(ready, normal_mixture_log_e(-s, n_c, rho_pass), 0.0)
     return reg, ok
+
+
+def difference_evidence(
+    k_candidate: npt.ArrayLike,
+    n_candidate: npt.ArrayLike,
+    k_stable: npt.ArrayLike,
+    n_stable: npt.ArrayLike,
+    *,
+    sign: float,
+    coef: float,
+    offset: float,
+    rho_regression: float,
+    rho_pass: float,
+    min_samples: int = 10,
+) -> tuple[FloatArray, FloatArray]:
+    """Vectorised ``(log_e_regression, log_e_pass)`` of the normal-mixture test on a
+    difference of rates, ``theta = sign (p_c - coef p_s) - offset``, with the score-type
+    variance at the margin (:func:`~trimtab.stats.intervals.binary_contrast`). Arrays of
+    shape ``(..., windows)``. This is the test of a rate with an absolute margin (rare
+    events: errors, refusals): non-inferiority by at most ``offset`` in absolute terms."""
+    theta, sigma2, n_c = binary_contrast(
+        k_candidate, n_candidate, k_stable, n_stable, coef, sign * offset
+    )
+    n_s = np.asarray(n_stable, dtype=np.float64).sum(axis=-1)
+    return _mixture_pair(
+        theta, sigma2, n_c, n_s, sign, offset, rho_regression, rho_pass, min_samples
+    )
 
 
 def compare_means(
@@ -406,28 +472,91 @@ def compare_means(
         raise ValueError("windows of candidate and stable must line up")
     if np.any(nc < 0) or np.any(ns < 0):
         raise ValueError("counts must be >= 0")
-    g = direction.sign
-    coef = tolerance.coef(direction)
     rho_reg = mixture_rho(design_n, alpha)
     rho_ok = mixture_rho(pass_design_n, alpha_pass)
 
     def evidence(c: float, off: float) -> tuple[float, float]:
         reg, ok = mean_evidence(
-            nc,
-            sc,
-            qc,
-            ns,
-            ss,
-            qs,
-            sign=g,
-            coef=c,
-            offset=off,
-            rho_regression=rho_reg,
-            rho_pass=rho_ok,
-            min_samples=min_samples,
-        )
+            nc, sc, qc, ns, ss, qs, sign=direction.sign, coef=c, offset=off,
+            rho_regression=rho_reg, rho_pass=rho_ok, min_samples=min_samples,
+        )  # fmt: skip
         return float(reg), float(ok)
 
+    def spread(c: float, off: float) -> tuple[float, float]:
+        theta, sigma2, _ = mean_contrast(nc, sc, qc, ns, ss, qs, c)
+        return float(theta), float(sigma2)
+
+    return _compare_normal(
+        metric, evidence, spread, (nc, sc, ns, ss), direction, tolerance, alpha, alpha_pass,
+        min_samples, required, "one-sided normal mixture (difference of means)",
+    )  # fmt: skip
+
+
+def compare_differences(
+    metric: str,
+    k_candidate: npt.ArrayLike,
+    n_candidate: npt.ArrayLike,
+    k_stable: npt.ArrayLike,
+    n_stable: npt.ArrayLike,
+    *,
+    direction: Direction = Direction.HIGHER_IS_WORSE,
+    tolerance: Tolerance = Tolerance(),
+    alpha: float = 0.01,
+    alpha_pass: float = 0.05,
+    design_n: float = 1000.0,
+    pass_design_n: float = 2000.0,
+    min_samples: int = 10,
+    required: bool = False,
+) -> MetricResult:
+    """Compare event rates on their difference, ``p_c - (1 + relative) p_s`` against the
+    absolute margin: the normal mixture with the score-type variance at the margin
+    (:func:`difference_evidence`). For rare events, whose rate ratio is slow to bound."""
+    _check_alphas(alpha, alpha_pass)
+    kc, nc = _as_windows(k_candidate), _as_windows(n_candidate)
+    ks, ns = _as_windows(k_stable), _as_windows(n_stable)
+    if not (kc.shape == nc.shape == ks.shape == ns.shape):
+        raise ValueError("windows of candidate and stable must line up")
+    if np.any(kc < 0) or np.any(ks < 0) or np.any(kc > nc) or np.any(ks > ns):
+        raise ValueError("need 0 <= events <= requests")
+    rho_reg = mixture_rho(design_n, alpha)
+    rho_ok = mixture_rho(pass_design_n, alpha_pass)
+
+    def evidence(c: float, off: float) -> tuple[float, float]:
+        reg, ok = difference_evidence(
+            kc, nc, ks, ns, sign=direction.sign, coef=c, offset=off,
+            rho_regression=rho_reg, rho_pass=rho_ok, min_samples=min_samples,
+        )  # fmt: skip
+        return float(reg), float(ok)
+
+    def spread(c: float, off: float) -> tuple[float, float]:
+        theta, sigma2, _ = binary_contrast(kc, nc, ks, ns, c, direction.sign * off)
+        return float(theta), float(sigma2)
+
+    return _compare_normal(
+        metric, evidence, spread, (nc, kc, ns, ks), direction, tolerance, alpha, alpha_pass,
+        min_samples, required, "one-sided normal mixture, score variance (difference of rates)",
+    )  # fmt: skip
+
+
+def _compare_normal(
+    metric: str,
+    evidence: Callable[[float, float], tuple[float, float]],
+    spread: Callable[[float, float], tuple[float, float]],
+    sums: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    direction: Direction,
+    tolerance: Tolerance,
+    alpha: float,
+    alpha_pass: float,
+    min_samples: int,
+    required: bool,
+    method: str,
+) -> MetricResult:
+    """Verdict and confidence sequence of a normal-mixture comparison; ``evidence(coef,
+    offset)`` gives both log e-values at a margin, ``sums`` are ``(n_c, sum_c, n_s, sum_s)``
+    per window."""
+    nc, sc, ns, ss = sums
+    g = direction.sign
+    coef = tolerance.coef(direction)
     le_reg, le_ok = evidence(coef, tolerance.absolute)
     n_c, n_s = float(nc.sum()), float(ns.sum())
     m_c = float(sc.sum()) / n_c if n_c else None
@@ -456,8 +585,8 @@ def compare_means(
         kind = "difference"
         estimate = m_c - coef * m_s if m_c is not None and m_s is not None else None
         margin = g * tolerance.absolute
-        theta, sigma2, _ = mean_contrast(nc, sc, qc, ns, ss, qs, coef)
-        scale = abs(float(theta)) + math.sqrt(max(float(sigma2), 0.0)) + 1.0
+        theta, sigma2 = spread(coef, tolerance.absolute)
+        scale = abs(theta) + math.sqrt(max(sigma2, 0.0)) + 1.0
         lo_x, hi_x = -1e6 * scale, 1e6 * scale
     found = (
         _confidence_bounds(lambda x: above(x, kind), lambda x: below(x, kind), lo_x, hi_x)
@@ -470,7 +599,7 @@ def compare_means(
         metric=metric,
         verdict=_verdict(le_reg, le_ok, alpha, alpha_pass),
         direction=direction,
-        method="one-sided normal mixture (difference of means)",
+        method=method,
         n_stable=n_s,
         n_candidate=n_c,
         stable_value=m_s,
