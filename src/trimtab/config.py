@@ -188,6 +188,24 @@ class AlertsConfig(_Strict):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
 
 
+class ReservationConfig(_Strict):
+    """The output tokens a budget reserves before a call (docs/policy.md): the quantile of
+    the model's last `window` answers in this process, once it has `min_samples`."""
+
+    output_quantile: float = Field(default=0.95, gt=0, le=1)
+    window: int = Field(default=200, ge=1, le=100_000)
+    min_samples: int = Field(default=20, ge=1)
+    default_output_tokens: int = Field(default=1024, ge=0)  # before min_samples answers
+
+    @model_validator(mode="after")
+    def _valid(self) -> ReservationConfig:
+        if self.min_samples > self.window:
+            raise ValueError(
+                f"min_samples ({self.min_samples}) must not exceed window ({self.window})"
+            )
+        return self
+
+
 class RolloutsConfig(_Strict):
     """The canary controller: how often it judges, and the plans a rollout may follow."""
 
@@ -251,6 +269,7 @@ class Config(_Strict):
     limits: list[LimitConfig] = Field(default_factory=list)
     budgets: list[BudgetConfig] = Field(default_factory=list)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    reservation: ReservationConfig = Field(default_factory=ReservationConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     rollouts: RolloutsConfig = Field(default_factory=RolloutsConfig)
 

@@ -44,14 +44,13 @@ from trimtab.policy.limits import (
     tpm_retry_after,
 )
 from trimtab.policy.metrics import PolicyMetrics
+from trimtab.policy.outputs import OutputEstimator
 from trimtab.policy.report import BudgetReport
 from trimtab.policy.spend import spend_by
 from trimtab.state.base import Reservation, SharedState, WindowDecision
 from trimtab.state.resilient import ResilientState, Seeds
 
 log = logging.getLogger("trimtab.policy")
-
-DEFAULT_OUTPUT_TOKENS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +93,10 @@ class Policy:
     `trimtab_policy_state_errors_total`) go to `registry` when given, else to a registry of
     the policy's own (`policy.registry`).
 
+    With budgets configured, the output tokens a request reserves come from `outputs`, the
+    model's recent answers in this process (`config.reservation`; `default_output_tokens`
+    overrides its fallback).
+
     While Redis is unreachable, a `ResilientState` counts limits and budgets in the process
     (each process its share, docs/policy.md). A state call that still fails makes the
     policy fail open: the request goes ahead unlimited, the error is logged and counted.
@@ -106,7 +109,7 @@ class Policy:
         engine: Engine,
         *,
         registry: CollectorRegistry | None = None,
-        default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+        default_output_tokens: int | None = None,
         clock: Callable[[], float] = time.time,
         webhook_backoff_s: float = 0.5,
         webhook_max_backoff_s: float = 30.0,
@@ -117,7 +120,12 @@ class Policy:
         self._thresholds = list(config.alerts.budget_thresholds)
         self._state = state
         self._engine = engine
-        self._default_output = default_output_tokens
+        reservation = config.reservation
+        if default_output_tokens is not None:
+            reservation = reservation.model_copy(
+                update={"default_output_tokens": default_output_tokens}
+            )
+        self.outputs = OutputEstimator(reservation)
         self._clock = clock
         self._close_timeout = close_timeout_s
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -219,6 +227,8 @@ class Policy:
             return
         admission.settled = True
         now = self.now()
+        if self._budgets and cost_usd is not None:  # a completed call; embeddings have no
+            self.outputs.observe(admission.model, output_tokens or 0)  # output count
         tokens = (input_tokens or 0) + (output_tokens or 0)
         if tokens > 0 and admission.tpm_keys:
             await self._calls.each(
@@ -261,7 +271,7 @@ class Policy:
             accounts = accounts_for(self._budgets, self._values(ask, model), now)
             if not accounts:
                 return model, []
-            out_tokens = ask.max_output_tokens or self._default_output
+            out_tokens = self.outputs.tokens(model, ask.max_output_tokens)
             estimate = pricing(model).cost(ask.input_tokens, out_tokens) or 0.0
             results = await self._calls.each(
                 [
