@@ -93,9 +93,9 @@ class Policy:
     `trimtab_policy_state_errors_total`) go to `registry` when given, else to a registry of
     the policy's own (`policy.registry`).
 
-    With budgets configured, the output tokens a request reserves come from `outputs`, the
-    model's recent answers in this process (`config.reservation`; `default_output_tokens`
-    overrides its fallback).
+    The output tokens a budgeted request reserves are learnt from the model's recent answers
+    in this process (`OutputEstimator`, `config.reservation`; `default_output_tokens`
+    overrides its cold-start fallback).
 
     While Redis is unreachable, a `ResilientState` counts limits and budgets in the process
     (each process its share, docs/policy.md). A state call that still fails makes the
@@ -125,7 +125,7 @@ class Policy:
             reservation = reservation.model_copy(
                 update={"default_output_tokens": default_output_tokens}
             )
-        self.outputs = OutputEstimator(reservation)
+        self._outputs = OutputEstimator(reservation)
         self._clock = clock
         self._close_timeout = close_timeout_s
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -228,7 +228,7 @@ class Policy:
         admission.settled = True
         now = self.now()
         if self._budgets and cost_usd is not None:  # a completed call; embeddings have no
-            self.outputs.observe(admission.model, output_tokens or 0)  # output count
+            self._outputs.observe(admission.model, output_tokens or 0)  # output count
         tokens = (input_tokens or 0) + (output_tokens or 0)
         if tokens > 0 and admission.tpm_keys:
             await self._calls.each(
@@ -271,7 +271,7 @@ class Policy:
             accounts = accounts_for(self._budgets, self._values(ask, model), now)
             if not accounts:
                 return model, []
-            out_tokens = self.outputs.tokens(model, ask.max_output_tokens)
+            out_tokens = self._outputs.tokens(model, ask.max_output_tokens)
             estimate = pricing(model).cost(ask.input_tokens, out_tokens) or 0.0
             results = await self._calls.each(
                 [
