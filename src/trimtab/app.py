@@ -18,6 +18,7 @@ from trimtab.api.breakers import BreakersAPI
 from trimtab.api.costs import CostsAPI
 from trimtab.api.datasets import DatasetsAPI
 from trimtab.api.errors import exception_handlers
+from trimtab.api.evals import EvalsAPI
 from trimtab.api.health import HealthAPI, Lifecycle
 from trimtab.api.keys import KeysAPI
 from trimtab.api.openapi import OpenAPIRoute
@@ -29,6 +30,7 @@ from trimtab.auth.cache import KeyCache
 from trimtab.auth.keyring import KeyRing
 from trimtab.auth.store import KeyStore
 from trimtab.config import Config
+from trimtab.evals.runs import RunStore
 from trimtab.evals.store import DatasetStore
 from trimtab.gateway.breakers import Breakers
 from trimtab.gateway.catalog import Catalog
@@ -159,6 +161,9 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             rollout_store, route_store, keys, config.rollouts.plans, route_cache.refresh
         ).routes(),
         *DatasetsAPI(DatasetStore(engine), keys).routes(),
+        *EvalsAPI(
+            RunStore(engine), DatasetStore(engine), route_store, keys, config.models
+        ).routes(),
         *AuditAPI(audit, keys).routes(),
         *HealthAPI(
             lifecycle,

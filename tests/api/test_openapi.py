@@ -133,9 +133,9 @@ def test_a_declared_parameter_is_described_as_the_handler_reads_it(
 
 
 def seed(running: Running) -> dict[str, str]:
-    """A route with two versions and a rollout, a recorded request, a stored key and a
-    dataset with two versions: so that the generated calls also reach things that exist,
-    not only 404s."""
+    """A route with two versions and a rollout, a recorded request, a stored key, a
+    dataset with two versions and a complete eval run of it: so that the generated calls
+    also reach things that exist, not only 404s."""
     url, admin = running.url, bearer(ADMIN_KEY)
     for text in (ROUTES_V1, ROUTES_V2):
         r = httpx.post(
@@ -166,7 +166,20 @@ def seed(running: Running) -> dict[str, str]:
             headers=admin,
         )
         assert pushed.status_code == 200, pushed.text
+    suite = {"model": "gpt-mock", "dataset": "d1", "scorers": [{"name": "j", "kind": "is_json"}]}
+    made = httpx.post(
+        f"{url}/api/evals/runs", json={"suite": "s1", "definition": suite}, headers=admin
+    )
+    assert made.status_code == 201, made.text
+    run_id = made.json()["id"]
+    result = {"item_id": "a", "request_digest": "0" * 64, "output": "{}", "scores": {}}
+    result["scores"] = {"j": {"value": 1.0, "passed": True, "reason": "is JSON"}}
+    recorded = httpx.post(
+        f"{url}/api/evals/runs/{run_id}/results", json={"results": [result]}, headers=admin
+    )
+    assert recorded.status_code == 200, recorded.text
     return {
+        "run": run_id,
         "dataset": "d1",
         "route": "r1",
         "number": "v1",

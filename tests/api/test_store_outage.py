@@ -32,6 +32,7 @@ PATH_VALUES = {
     "key_id": "key_0123",
     "request_id": "req_0123",
     "dataset": "golden",
+    "run": "run_0123456789abcdef",
 }
 # a body each endpoint would accept, for those that take one
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -50,6 +51,18 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "content": '{"id": "a", "variables": {"q": "x"}}\n',
         "message": "outage",
     },
+    ("POST", "/api/evals/runs"): {
+        "suite": "s1",
+        "definition": {
+            "model": "gpt-mock",
+            "dataset": "golden",
+            "scorers": [{"name": "ok", "kind": "is_json"}],
+        },
+    },
+    ("POST", "/api/evals/runs/{run}/results"): {
+        "results": [{"item_id": "a", "request_digest": "0" * 64, "output": "x", "scores": {}}]
+    },
+    ("POST", "/api/evals/runs/{run}/cache"): {"digests": ["0" * 64]},
 }
 # the endpoints that do not touch the store, what they answer during the outage, and why
 NOT_THE_STORE: dict[tuple[str, str], tuple[int, str]] = {

@@ -478,6 +478,106 @@ DIFF_DATASET = Endpoint(
     errors=(404,),
 )
 
+# -- eval runs ----------------------------------------------------------------------------
+
+EVAL_RUN = text("run", "The run's id", where="path")
+
+CREATE_EVAL_RUN = Endpoint(
+    "POST",
+    "/api/evals/runs",
+    "createEvalRun",
+    "evals",
+    "Start an eval run: a suite's pinned dataset version against a route version or a model",
+    OPERATORS,
+    v.EvalRunDetail,
+    status=201,
+    body=Body(m.EvalRunCreate),
+    errors=(404,),
+    description=(
+        "400 invalid_suite: every problem of the definition, one per line, naming the key. "
+        "404: the dataset, its version, the route or its version is not there. The runner "
+        "(`trimtab eval run`) then sends the items through /v1/chat/completions and "
+        "records their results here."
+    ),
+)
+LIST_EVAL_RUNS = Endpoint(
+    "GET",
+    "/api/evals/runs",
+    "listEvalRuns",
+    "evals",
+    "Eval runs, newest first",
+    READERS,
+    v.EvalRunList,
+    params=(text("suite", "Only runs of this suite"), TENANT, LIMIT),
+)
+GET_EVAL_RUN = Endpoint(
+    "GET",
+    "/api/evals/runs/{run}",
+    "getEvalRun",
+    "evals",
+    "A run, with each scorer's mean and pass rate and their 95% intervals",
+    READERS,
+    v.EvalRunDetail,
+    params=(EVAL_RUN,),
+    errors=(404,),
+)
+LIST_EVAL_RESULTS = Endpoint(
+    "GET",
+    "/api/evals/runs/{run}/results",
+    "listEvalResults",
+    "evals",
+    "A run's per-item results, in the dataset's order",
+    READERS,
+    v.EvalResultList,
+    params=(EVAL_RUN,),
+    errors=(404,),
+)
+RECORD_EVAL_RESULTS = Endpoint(
+    "POST",
+    "/api/evals/runs/{run}/results",
+    "recordEvalResults",
+    "evals",
+    "Record items' results; an item the run already holds is left as it is",
+    OPERATORS,
+    v.EvalRecorded,
+    params=(EVAL_RUN,),
+    body=Body(m.EvalResultsIn, max_bytes=m.EVAL_RESULTS_BYTES),
+    errors=(404,),
+)
+LOOKUP_EVAL_CACHE = Endpoint(
+    "POST",
+    "/api/evals/runs/{run}/cache",
+    "lookupEvalCache",
+    "evals",
+    "Earlier answers from this run's target to these request bodies (by SHA-256)",
+    OPERATORS,
+    v.EvalCacheHits,
+    params=(EVAL_RUN,),
+    body=Body(m.EvalCacheLookup),
+    errors=(404,),
+)
+COMPARE_EVAL_RUNS = Endpoint(
+    "GET",
+    "/api/evals/runs/{run}/compare",
+    "compareEvalRuns",
+    "evals",
+    "The paired comparison of this (candidate) run against a baseline run, and the verdict",
+    READERS,
+    v.EvalComparison,
+    params=(
+        EVAL_RUN,
+        text(
+            "baseline",
+            "The baseline run's id (default: the newest complete earlier run of the suite)",
+        ),
+    ),
+    errors=(404, 409),
+    description=(
+        "Paired by item id over the items both runs' datasets hold; the candidate's suite "
+        "gives the scorers and the gate. 409: a run is incomplete (resume it first)."
+    ),
+)
+
 # -- audit --------------------------------------------------------------------------------
 
 LIST_AUDIT = Endpoint(

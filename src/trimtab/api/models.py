@@ -78,6 +78,42 @@ class DatasetPush(TypedDict):
     ]
 
 
+EVAL_RESULTS_BYTES = 8 * 1024 * 1024
+EVAL_BATCH = 1000  # results, or cache digests, in one call
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="a SHA-256, in hex")]
+
+
+class EvalRunCreate(TypedDict):
+    suite: Annotated[str, Field(min_length=1, max_length=128)]
+    definition: Annotated[
+        dict[str, Any], Field(description="the suite, as under its name in an `evals:` section")
+    ]
+    version: NotRequired[Version]
+    source: NotRequired[Annotated[str, Field(min_length=1, max_length=SOURCE_CHARS)]]
+
+
+class EvalResultIn(TypedDict):
+    item_id: Annotated[str, Field(min_length=1, max_length=128)]
+    request_digest: Digest
+    output: NotRequired[str | None]
+    error: NotRequired[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] | None]
+    scores: dict[str, dict[str, Any]]
+    latency_ms: NotRequired[Annotated[float, Field(ge=0)] | None]
+    input_tokens: NotRequired[Annotated[int, Field(ge=0, le=2**31 - 1)] | None]
+    output_tokens: NotRequired[Annotated[int, Field(ge=0, le=2**31 - 1)] | None]
+    cost_usd: NotRequired[Annotated[float, Field(ge=0)] | None]
+    request_id: NotRequired[Annotated[str, Field(min_length=1, max_length=40)] | None]
+    cached: NotRequired[bool]
+
+
+class EvalResultsIn(TypedDict):
+    results: Annotated[list[EvalResultIn], Field(min_length=1, max_length=EVAL_BATCH)]
+
+
+class EvalCacheLookup(TypedDict):
+    digests: Annotated[list[Digest], Field(max_length=EVAL_BATCH)]
+
+
 class RolloutStart(TypedDict):
     to: Version
     plan: NotRequired[Text]

@@ -430,6 +430,99 @@ class BreakerList(TypedDict):
     data: list[Breaker]
 
 
+class EvalRunView(TypedDict):
+    id: str
+    suite: str
+    tenant: str | None
+    status: Literal["complete", "incomplete"]
+    dataset: str
+    dataset_tenant: str | None
+    dataset_version: int
+    route: str | None
+    route_version: int | None
+    model: str | None
+    target_digest: str
+    items: int
+    done: int
+    errors: int
+    cached: int
+    created_at: str
+    created_by: str | None
+    definition: dict[str, Any]
+
+
+class EvalScorerSummary(TypedDict):
+    scorer: str
+    scored: int
+    errors: int
+    mean: float | None
+    mean_interval: list[float] | None
+    pass_rate: float | None
+    pass_rate_interval: list[float] | None
+    method: str
+    confidence: float
+
+
+class EvalSummary(TypedDict):
+    scorers: list[EvalScorerSummary]
+    failed_items: list[str]
+    latency_ms: dict[str, float | None]
+    input_tokens: int
+    output_tokens: int
+
+
+class EvalRunDetail(EvalRunView):
+    summary: EvalSummary
+    bundle: Annotated[
+        dict[str, Any] | None, Field(description="the route version's bundle; null: a model")
+    ]
+
+
+class EvalRunList(TypedDict):
+    data: list[EvalRunView]
+
+
+class EvalResultView(TypedDict):
+    item_id: str
+    request_digest: str
+    output: str | None
+    error: str | None
+    scores: dict[str, dict[str, Any]]
+    latency_ms: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    request_id: str | None
+    cached: bool
+
+
+class EvalResultList(TypedDict):
+    run: str
+    data: list[EvalResultView]
+
+
+class EvalRecorded(TypedDict):
+    run: str
+    recorded: Annotated[int, Field(description="results new to the run (a repeat is ignored)")]
+    done: int
+    items: int
+
+
+class EvalCacheHits(TypedDict):
+    data: list[EvalResultView]
+
+
+class EvalComparison(TypedDict):
+    baseline: str
+    candidate: str
+    outcome: Literal["pass", "fail", "no_verdict"]
+    reasons: list[str]
+    items: int
+    errors: dict[str, int]
+    regressions: list[str]
+    scorers: list[dict[str, Any]]
+
+
 class OpenAPIDocument(TypedDict):
     openapi: str
     info: dict[str, Any]

@@ -26,6 +26,11 @@ from trimtab.client.types import (
     DatasetDiff,
     DatasetVersion,
     Diff,
+    EvalComparison,
+    EvalRecorded,
+    EvalResult,
+    EvalRun,
+    EvalRunDetail,
     Key,
     PushedDataset,
     RequestRecord,
@@ -250,3 +255,42 @@ def budget_events(
 def audit(filters: Filters, limit: int | None, cursor: str | None) -> Call[Page[AuditEvent]]:
     query = params({**filters, "limit": limit, "cursor": cursor})
     return Call("GET", "/api/audit", paged(AuditEvent), query)
+
+
+def eval_run_path(run_id: str, rest: str = "") -> str:
+    return "/api/evals/runs/" + segment(run_id) + (f"/{rest}" if rest else "")
+
+
+def create_eval_run(
+    suite: str, definition: dict[str, Any], version: int | str | None, source: str | None
+) -> Call[EvalRunDetail]:
+    fields = body({"suite": suite, "definition": definition, "version": version, "source": source})
+    return Call("POST", "/api/evals/runs", typed(EvalRunDetail), body=fields)
+
+
+def eval_runs(suite: str | None, tenant: str | None, limit: int | None) -> Call[list[EvalRun]]:
+    query = params({"suite": suite, "tenant": tenant, "limit": limit})
+    return Call("GET", "/api/evals/runs", listed(EvalRun), query)
+
+
+def eval_run(run_id: str) -> Call[EvalRunDetail]:
+    return Call("GET", eval_run_path(run_id), typed(EvalRunDetail))
+
+
+def eval_results(run_id: str) -> Call[list[EvalResult]]:
+    return Call("GET", eval_run_path(run_id, "results"), listed(EvalResult))
+
+
+def record_eval_results(run_id: str, results: list[dict[str, Any]]) -> Call[EvalRecorded]:
+    path = eval_run_path(run_id, "results")
+    return Call("POST", path, typed(EvalRecorded), body={"results": results})
+
+
+def eval_cache(run_id: str, digests: list[str]) -> Call[list[EvalResult]]:
+    path = eval_run_path(run_id, "cache")
+    return Call("POST", path, listed(EvalResult), body={"digests": digests})
+
+
+def compare_eval_runs(baseline: str | None, candidate: str) -> Call[EvalComparison]:
+    path = eval_run_path(candidate, "compare")
+    return Call("GET", path, typed(EvalComparison), params({"baseline": baseline}))

@@ -24,6 +24,11 @@ from trimtab.client.types import (
     DatasetDiff,
     DatasetVersion,
     Diff,
+    EvalComparison,
+    EvalRecorded,
+    EvalResult,
+    EvalRun,
+    EvalRunDetail,
     Event,
     Key,
     PushedDataset,
@@ -237,6 +242,48 @@ class AsyncClient:
         """Item ids added, removed and changed; `after` defaults to the newest version,
         `before` to the one before it."""
         return await self._run(calls.dataset_diff(name, before, after, tenant))
+
+    # -- eval runs --
+    async def create_eval_run(
+        self,
+        suite: str,
+        definition: dict[str, Any],
+        *,
+        version: int | str | None = None,
+        source: str | None = None,
+    ) -> EvalRunDetail:
+        """Start a run of `suite` (its definition as in an `evals:` section); `version`:
+        the route version (default: its stable one)."""
+        return await self._run(calls.create_eval_run(suite, definition, version, source))
+
+    async def eval_runs(
+        self, *, suite: str | None = None, tenant: str | None = None, limit: int | None = None
+    ) -> list[EvalRun]:
+        """Eval runs, newest first."""
+        return await self._run(calls.eval_runs(suite, tenant, limit))
+
+    async def eval_run(self, run_id: str) -> EvalRunDetail:
+        """A run with each scorer's mean and pass rate and their intervals."""
+        return await self._run(calls.eval_run(run_id))
+
+    async def eval_results(self, run_id: str) -> list[EvalResult]:
+        """A run's per-item results, in the dataset's order."""
+        return await self._run(calls.eval_results(run_id))
+
+    async def record_eval_results(self, run_id: str, results: list[dict[str, Any]]) -> EvalRecorded:
+        """Record items' results (an item the run holds already is left as it was)."""
+        return await self._run(calls.record_eval_results(run_id, results))
+
+    async def eval_cache(self, run_id: str, digests: list[str]) -> list[EvalResult]:
+        """Earlier answers from the run's target to these request bodies."""
+        return await self._run(calls.eval_cache(run_id, digests))
+
+    async def compare_eval_runs(
+        self, candidate: str, baseline: str | None = None
+    ) -> EvalComparison:
+        """The paired comparison of two complete runs, and the gate's verdict; `baseline`
+        defaults to the newest complete earlier run of the candidate's suite."""
+        return await self._run(calls.compare_eval_runs(baseline, candidate))
 
     async def feedback(
         self,

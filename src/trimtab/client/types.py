@@ -247,3 +247,61 @@ class AuditFilters(TypedDict, total=False):
     tenant: str | None
     target: str | None
     limit: int | None
+
+
+class EvalRun(TypedDict):
+    id: str
+    suite: str
+    tenant: str | None
+    status: str  # "complete" | "incomplete"
+    dataset: str
+    dataset_tenant: str | None  # None: a shared dataset
+    dataset_version: int
+    route: str | None
+    route_version: int | None
+    model: str | None
+    target_digest: str
+    items: int
+    done: int
+    errors: int
+    cached: int
+    created_at: str
+    created_by: str | None
+    definition: dict[str, Any]
+
+
+class EvalRunDetail(EvalRun):
+    summary: dict[str, Any]  # per scorer: mean, pass rate, their 95% intervals
+    bundle: dict[str, Any] | None  # the route version's; None for a model
+
+
+class EvalResult(TypedDict):
+    item_id: str
+    request_digest: str
+    output: str | None
+    error: str | None
+    scores: dict[str, dict[str, Any]]
+    latency_ms: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    request_id: str | None
+    cached: bool
+
+
+class EvalRecorded(TypedDict):
+    run: str
+    recorded: int  # new to the run; a repeated item is left as it was
+    done: int
+    items: int
+
+
+class EvalComparison(TypedDict):
+    baseline: str
+    candidate: str
+    outcome: str  # "pass" | "fail" | "no_verdict"
+    reasons: list[str]
+    items: int
+    errors: dict[str, int]
+    regressions: list[str]
+    scorers: list[dict[str, Any]]
