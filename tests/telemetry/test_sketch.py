@@ -6,6 +6,8 @@ import math
 import random
 
 from ddsketch import DDSketch
+from ddsketch.pb.ddsketch_pb2 import DDSketch as DDSketchMessage
+from ddsketch.pb.proto import DDSketchProto
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -138,3 +140,47 @@ def test_ten_thousand_lognormal_latencies_over_sixty_minutes() -> None:
     for q in (0.5, 0.95, 0.99):
         exact = exact_quantile(ordered, q)
         assert math.isclose(quantile(merged, q) or 0.0, exact, rel_tol=TOLERANCE)
+
+
+# -- the stored message: DDSketch's own, without its empty bins --------------------------
+
+
+def test_stored_form_holds_only_the_non_empty_bins() -> None:
+    """ddsketch's writer stores every allocated bin (at least 128 doubles per store, about
+    1 KiB for one value); this one the range from the lowest to the highest filled bin."""
+    assert len(to_bytes(sketch_of([100.0]))) < 64
+    spread = sketch_of([10.0, 11.0, 12.0])  # keys a few bins apart
+    message = DDSketchMessage()
+    message.ParseFromString(to_bytes(spread))
+    counts = list(message.positiveValues.contiguousBinCounts)
+    assert counts[0] == counts[-1] == 1.0
+    assert sum(counts) == 3.0
+    assert not message.negativeValues.contiguousBinCounts
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.just(0.0) | st.floats(min_value=1e-6, max_value=1e9), max_size=200))
+def test_ddsketch_reads_what_is_stored_and_the_reverse(values: list[float]) -> None:
+    """Rows written before this reader (ddsketch's message, zeros included) read the same,
+    and ddsketch's own reader reads what is written now: one format, two writers."""
+    sketch = sketch_of(values)
+    theirs = bytes(DDSketchProto.to_proto(sketch).SerializeToString())  # type: ignore[no-untyped-call]
+    assert_same_quantiles(from_bytes(theirs), sketch)
+    assert from_bytes(theirs).count == len(values)
+    message = DDSketchMessage()
+    message.ParseFromString(to_bytes(sketch))
+    by_ddsketch = DDSketchProto.from_proto(message)  # type: ignore[no-untyped-call]
+    assert by_ddsketch.count == len(values)
+    assert_same_quantiles(by_ddsketch, sketch)
+
+
+def test_a_read_back_sketch_keeps_growing_and_merging() -> None:
+    """The stores built from a message take new values on either side of their bins."""
+    back = from_bytes(to_bytes(sketch_of([50.0, 60.0])))
+    for value in (0.5, 5_000.0, 55.0, 0.0):
+        back.add(value)
+    other = from_bytes(to_bytes(sketch_of([1e-3, 1e6])))
+    back.merge(other)
+    expected = sketch_of([50.0, 60.0, 0.5, 5_000.0, 55.0, 0.0, 1e-3, 1e6])
+    assert back.count == expected.count == 8
+    assert_same_quantiles(back, expected)
