@@ -1,21 +1,39 @@
-"""The HTTP transport shared by the OpenAI-compatible and Anthropic adapters (aiohttp)."""
+"""The HTTP transport shared by the OpenAI-compatible and Anthropic adapters.
+
+Requests go through `h1client`, a keep-alive HTTP/1.1 client made for this one job
+(plain and TLS upstreams alike); this module builds each provider's request head once
+and says what the client's failures mean, in the provider's words.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import base64
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, ClassVar
+from urllib.parse import quote, unquote, urlsplit
 
-import aiohttp
 import orjson
 
 from trimtab.config import ProviderConfig
 from trimtab.providers.base import FailureKind, SSEEvent, UpstreamError
+from trimtab.providers.h1client import (
+    BadResponse,
+    ConnectFailed,
+    Dropped,
+    Exchange,
+    Origin,
+    Pool,
+)
 from trimtab.providers.secrets import Scrubber, provider_secrets
 from trimtab.providers.sse import parse_sse
 from trimtab.types import Operation, Wire
 
 _SNIPPET = 200  # bytes of an unexpected upstream body quoted in an error
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# what aiohttp, the client before this one, sent unasked; a provider's headers override them
+_AUTO_HEADERS = {"accept": "*/*", "accept-encoding": "gzip, deflate"}
+_PATH_SAFE = "/%!$&'()*+,;=:@-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
 
 
 class HttpStream:
@@ -23,12 +41,12 @@ class HttpStream:
 
     def __init__(
         self,
-        resp: aiohttp.ClientResponse,
+        exchange: Exchange,
         provider: str,
         idle_timeout_s: float,
         scrub: Scrubber,
     ) -> None:
-        self._resp = resp
+        self._ex = exchange
         self._provider = provider
         self._idle = idle_timeout_s
         self._scrub = scrub
@@ -38,7 +56,7 @@ class HttpStream:
         # is): its text is scrubbed like an error body's
         scrub = self._scrub.data if self._scrub else None
         try:
-            async for event in parse_sse(self._resp.content):
+            async for event in parse_sse(self._ex.lines(self._idle)):
                 if scrub is not None:
                     event.data = scrub(event.data)
                 yield event
@@ -47,14 +65,14 @@ class HttpStream:
                 "timeout",
                 f"provider '{self._provider}' sent nothing for {self._idle:g}s mid-stream",
             ) from None
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+        except (Dropped, BadResponse) as exc:
             raise UpstreamError(
                 "stream_cut",
-                f"provider '{self._provider}' cut the stream: {_describe(exc)}",
+                self._scrub.text(f"provider '{self._provider}' cut the stream: {exc}"),
             ) from None
 
     async def close(self) -> None:
-        self._resp.close()
+        self._ex.close()
 
 
 class HttpProvider:
@@ -75,22 +93,55 @@ class HttpProvider:
         self.name = name
         self.kind: str = config.kind
         self._base = (config.base_url or "").rstrip("/")
-        self._headers = {"content-type": "application/json", **headers, **config.headers}
         self._limit = config.max_connections
         self._error_message = error_message
         self._scrub = Scrubber([*provider_secrets(config, headers), *known_secrets])
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: Pool | None = None
+        url = urlsplit(self._base)
+        try:
+            port = url.port or _DEFAULT_PORTS.get(url.scheme)
+        except ValueError:  # out of range
+            port = None
+        self._origin_error: str | None = None
+        if url.scheme not in _DEFAULT_PORTS or not url.hostname or port is None:
+            self._origin_error = f"'{self._base}' is not an http:// or https:// URL with a host"
+        self._scheme = url.scheme
+        self._host = (url.hostname or "").encode("idna").decode("ascii")
+        self._port = port or 0
+        # one header per name, the later ones winning: the provider's, then the config's
+        merged: dict[str, tuple[str, str]] = {}
+        authority = f"[{self._host}]" if ":" in self._host else self._host
+        if port != _DEFAULT_PORTS.get(url.scheme):
+            authority += f":{port}"
+        merged["host"] = ("host", authority)
+        for key, value in {"content-type": "application/json", **headers}.items():
+            merged[key.lower()] = (key, value)
+        if url.username is not None and "authorization" not in merged:
+            # credentials in the base URL mean HTTP Basic auth, as with aiohttp
+            basic = f"{unquote(url.username)}:{unquote(url.password or '')}".encode()
+            merged["authorization"] = ("authorization", "Basic " + base64.b64encode(basic).decode())
+        for key, value in config.headers.items():
+            merged[key.lower()] = (key, value)
+        for key, value in _AUTO_HEADERS.items():
+            merged.setdefault(key, (key, value))
+        for skip in ("content-length", "transfer-encoding"):
+            merged.pop(skip, None)  # the body's framing is the client's
+        lines = []
+        for key, value in merged.values():
+            if any(c in key + value for c in "\r\n\0"):
+                raise ValueError(f"provider '{name}': header {key!r} has a line break or NUL")
+            lines.append(f"{key}: {value}\r\n")
+        self._header_block = "".join(lines).encode()
+        self._heads: dict[Operation, bytes] = {}
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
-        )
+        if self._origin_error is None:
+            self._pool = Pool(Origin(self._scheme, self._host, self._port), self._limit)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def _url(self, op: Operation) -> str:
         path = self.paths.get(op)
@@ -100,26 +151,52 @@ class HttpProvider:
             )
         return self._base + path
 
-    def _require_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def _head(self, op: Operation) -> bytes:
+        """The request head up to the body's length, built once per operation."""
+        head = self._heads.get(op)
+        if head is None:
+            url = urlsplit(self._url(op))
+            target = quote(url.path or "/", safe=_PATH_SAFE)
+            if url.query:
+                target += "?" + quote(url.query, safe=_QUERY_SAFE)
+            head = b"POST %s HTTP/1.1\r\n%scontent-length: " % (
+                target.encode("ascii"),
+                self._header_block,
+            )
+            self._heads[op] = head
+        return head
+
+    def _require_pool(self, op: Operation) -> Pool:
+        if self._pool is None:
+            if self._origin_error is not None:
+                raise self._error(
+                    "connect",
+                    f"cannot connect to provider '{self.name}' at {self._url(op)}: "
+                    f"{self._origin_error}",
+                )
             raise RuntimeError(f"provider '{self.name}' used before start()")
-        return self._session
+        return self._pool
+
+    def _request(self, op: Operation, body: dict[str, Any], encoded: bytes | None) -> bytes:
+        head = self._head(op)
+        data = orjson.dumps(body) if encoded is None else encoded
+        # head and body in one buffer: one write, one send() on the socket
+        return b"".join((head, str(len(data)).encode(), b"\r\n\r\n", data))
 
     async def call(
         self, op: Operation, body: dict[str, Any], timeout_s: float, *, encoded: bytes | None = None
     ) -> bytes:
-        url = self._url(op)
-        session = self._require_session()
-        timeout = aiohttp.ClientTimeout(total=timeout_s)
-        data = orjson.dumps(body) if encoded is None else encoded
+        request = self._request(op, body, encoded)
+        pool = self._require_pool(op)
+        deadline = pool.loop.time() + timeout_s
         try:
-            async with session.post(url, data=data, headers=self._headers, timeout=timeout) as resp:
-                raw = await resp.read()
-                if resp.status >= 400:
-                    raise self._status_error(resp, raw)
-                return raw
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise self._transport_error(exc, url, timeout_s) from None
+            exchange = await pool.send(request, deadline, stream=False)
+            resp = await exchange.response(deadline)
+        except (TimeoutError, ConnectFailed, Dropped, BadResponse) as exc:
+            raise self._transport_error(exc, op, timeout_s) from None
+        if resp.status >= 400:
+            raise self._status_error(resp.status, resp.headers, resp.body)
+        return resp.body
 
     async def open_stream(
         self,
@@ -130,41 +207,38 @@ class HttpProvider:
         *,
         encoded: bytes | None = None,
     ) -> HttpStream:
-        url = self._url(op)
-        session = self._require_session()
-        # the whole-request bound does not fit a stream: bound the headers, then each read
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeout_s, sock_read=idle_timeout_s
-        )
-        data = orjson.dumps(body) if encoded is None else encoded
+        request = self._request(op, body, encoded)
+        pool = self._require_pool(op)
+        # the whole-request bound does not fit a stream: bound the headers, then each silence
+        deadline = pool.loop.time() + timeout_s
         try:
-            async with asyncio.timeout(timeout_s):
-                resp = await session.post(url, data=data, headers=self._headers, timeout=timeout)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise self._transport_error(exc, url, timeout_s) from None
-        if resp.status >= 400:
+            ex = await pool.send(request, deadline, stream=True)
+            await ex.head(deadline)
+        except (TimeoutError, ConnectFailed, Dropped, BadResponse) as exc:
+            raise self._transport_error(exc, op, timeout_s) from None
+        if ex.status >= 400:
             try:
-                raw = await resp.read()
-            except (aiohttp.ClientError, TimeoutError):
+                raw = await ex.read_all(idle_timeout_s)
+            except (TimeoutError, Dropped, BadResponse):
                 raw = b""
             finally:
-                resp.close()
-            raise self._status_error(resp, raw)
-        ctype = resp.headers.get("content-type", "")
+                ex.close()
+            raise self._status_error(ex.status, ex.headers, raw)
+        ctype = ex.headers.get("content-type", "")
         if not ctype.startswith("text/event-stream"):
             try:
-                raw = await resp.content.read(_SNIPPET + self._scrub.longest)
-            except (aiohttp.ClientError, TimeoutError):
+                raw = await ex.read_some(_SNIPPET + self._scrub.longest, idle_timeout_s)
+            except (TimeoutError, Dropped, BadResponse):
                 raw = b""
             finally:
-                resp.close()
+                ex.close()
             snippet = _snippet(self._scrub.data(raw))
             raise self._error(
                 "invalid_response",
                 f"provider '{self.name}' answered a streaming request with "
                 f"'{ctype or 'no content-type'}' instead of an event stream: {snippet!r}",
             )
-        return HttpStream(resp, self.name, idle_timeout_s, self._scrub)
+        return HttpStream(ex, self.name, idle_timeout_s, self._scrub)
 
     def _error(
         self,
@@ -180,35 +254,34 @@ class HttpProvider:
             kind, self._scrub.text(message), status=status, retry_after=retry_after
         )
 
-    def _transport_error(self, exc: BaseException, url: str, timeout_s: float) -> UpstreamError:
+    def _transport_error(
+        self, exc: BaseException, op: Operation, timeout_s: float
+    ) -> UpstreamError:
         """What a timeout or a connection failure on the way to the provider means."""
         if isinstance(exc, TimeoutError):
             return UpstreamError(
                 "timeout", f"provider '{self.name}' did not answer within {timeout_s:g}s"
             )
-        if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc, ConnectFailed):
             return self._error(
-                "connect", f"cannot connect to provider '{self.name}' at {url}: {_describe(exc)}"
+                "connect", f"cannot connect to provider '{self.name}' at {self._url(op)}: {exc}"
             )
-        return self._error(
-            "stream_cut", f"provider '{self.name}' dropped the connection: {_describe(exc)}"
-        )
+        if isinstance(exc, BadResponse):
+            return self._error(
+                "invalid_response", f"provider '{self.name}' sent an invalid response: {exc}"
+            )
+        return self._error("stream_cut", f"provider '{self.name}' dropped the connection: {exc}")
 
-    def _status_error(self, resp: aiohttp.ClientResponse, raw: bytes) -> UpstreamError:
+    def _status_error(self, status: int, headers: dict[str, str], raw: bytes) -> UpstreamError:
         # scrubbed before the cut, so no prefix of a key survives at the 200th byte
         detail = self._error_message(raw) or _snippet(self._scrub.data(raw)) or "empty body"
         return self._error(
             "status",
-            f"provider '{self.name}' returned HTTP {resp.status}: {detail}",
-            status=resp.status,
-            retry_after=resp.headers.get("retry-after"),
+            f"provider '{self.name}' returned HTTP {status}: {detail}",
+            status=status,
+            retry_after=headers.get("retry-after"),
         )
 
 
 def _snippet(raw: bytes) -> str:
     return raw[:_SNIPPET].decode("utf-8", "replace")
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
