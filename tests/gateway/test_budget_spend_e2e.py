@@ -3,9 +3,13 @@ requests from 4 concurrent clients without `max_tokens`, half of them streamed. 
 is spent to within one request of its limit and its 80 % alert fires, with one gateway
 (state in memory) and with two sharing a real Redis.
 
-The model is priced like a large one ($75 per million output tokens) but its input is
-cheap: the mock counts words where the gateway's input estimate counts characters / 4
-plus overheads, about 3x more here, and this test is about the output estimate.
+The provider takes 50 ms to answer and a refusal takes the gateway a few, as with real
+models: a client refused because reservations in flight fill the budget sends its next
+request at once. Reserving 1,024 output tokens for each answer of 6, only one request
+fitted in flight and the other clients burnt the 80 requests on refusals. The model is
+priced like a large one ($75 per million output tokens) but its input is cheap: the mock
+counts words where the gateway's input estimate counts characters / 4 plus overheads,
+about 4x more here, and this test is about the output estimate.
 """
 
 from __future__ import annotations
@@ -54,34 +58,61 @@ async def post(http: httpx.AsyncClient, url: str, key: str, i: int) -> int:
     return resp.status_code
 
 
-async def scenario(urls: list[str], warm_key: str, key: str) -> list[int]:
+async def budget_entry(
+    http: httpx.AsyncClient, url: str, admin: str, tenant: str, settled: float | None = None
+) -> dict[str, Any]:
+    """The tenant's budget as `url` sees it, once nothing is reserved (and, given `settled`,
+    that much is spent): settlements run after the response."""
+    entry: dict[str, Any] = {}
+    for _ in range(1000):
+        resp = await http.get(
+            url + "/api/budgets",
+            params={"tenant": tenant},
+            headers={"authorization": f"Bearer {admin}"},
+        )
+        entry = resp.json()["data"][0]["values"][0]
+        done = settled is None or abs(entry["spent_usd"] - settled) < 1e-6
+        if entry["reserved_usd"] == 0 and done:
+            return entry
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the budget of {tenant} never settled: {entry}")
+
+
+async def scenario(urls: list[str], tenant: str) -> list[int]:
     async with httpx.AsyncClient(timeout=30) as http:
-        for url in urls:  # the model has a history in each gateway
-            for i in range(WARM):
-                assert await post(http, url, warm_key, i) == 200
+        # the model has a history in each gateway: another tenant's answers, all settled
+        # (a settlement counts the answer before it releases the reservation)
+        for url in urls:
+            await asyncio.gather(
+                *(post(http, url, f"tt-app-warm-{tenant}", i) for i in range(WARM))
+            )
+        settled = WARM * len(urls) * COST
+        await budget_entry(http, urls[0], f"tt-admin-{tenant}", f"warm-{tenant}", settled)
         todo = iter(range(REQUESTS))
         statuses: list[int] = []
 
         async def client(w: int) -> None:
             for i in todo:
-                statuses.append(await post(http, urls[(w + i) % len(urls)], key, i))
+                statuses.append(await post(http, urls[(w + i) % len(urls)], f"tt-app-{tenant}", i))
 
         await asyncio.gather(*(client(w) for w in range(WORKERS)))
         return statuses
 
 
-def setup(tmp_path: Path, upstream: MockUpstream) -> tuple[str, dict[str, Any]]:
-    """A tenant of this test's own (Redis is shared by the session), its keys and budget."""
+def setup() -> tuple[str, dict[str, Any]]:
+    """A tenant of this test's own (Redis is shared by the session), its keys and budget,
+    and a tenant whose requests give the model its history."""
     tenant = f"t{uuid.uuid4().hex[:8]}"
-    models = {
-        "opus-mock": {"provider": "upstream", "model": "mock-1", "pricing": PRICING},
-    }
+    models = {"opus-mock": {"provider": "upstream", "model": "slow-50", "pricing": PRICING}}
     keys = [
         {"key": f"tt-admin-{tenant}", "tenant": tenant, "role": "admin"},
         {"key": f"tt-app-{tenant}", "tenant": tenant, "role": "app"},
         {"key": f"tt-app-warm-{tenant}", "tenant": f"warm-{tenant}", "role": "app"},
     ]
-    budgets = [{"scope": f"tenant:{tenant}", "period": "day", "usd": LIMIT, "on_exceed": "block"}]
+    budgets = [
+        {"scope": f"tenant:{tenant}", "period": "day", "usd": LIMIT, "on_exceed": "block"},
+        {"scope": f"tenant:warm-{tenant}", "period": "day", "usd": 100.0, "on_exceed": "block"},
+    ]
     return tenant, {"models": models, "keys": keys, "budgets": budgets}
 
 
@@ -105,44 +136,37 @@ def check(running: Running, urls: list[str], tenant: str, statuses: list[int]) -
         f"{served} served, {spent / LIMIT:.0%} of the limit spent"
     )
     admin = {"authorization": f"Bearer tt-admin-{tenant}"}
-    for url in urls:  # every gateway sees the one account
-        entry = _budget(url, admin)
-        assert abs(entry["spent_usd"] - spent) < 1e-6 and entry["reserved_usd"] == 0
-    events: list[dict[str, Any]] = []
-    for _ in range(500):  # the alert is recorded in the background
-        events = httpx.get(urls[0] + "/api/budget-events", headers=admin).json()["data"]
-        if any(e["threshold"] == 0.8 for e in events):
-            break
-        asyncio.run(asyncio.sleep(0.01))
-    assert 0.8 in {e["threshold"] for e in events}, events
 
+    async def budgets_and_events() -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            for url in urls:  # every gateway sees the one account
+                entry = await budget_entry(http, url, f"tt-admin-{tenant}", tenant, spent)
+                assert entry["exceeded"] == (spent >= LIMIT)
+            for _ in range(1000):  # the alert is recorded in the background
+                resp = await http.get(urls[0] + "/api/budget-events", headers=admin)
+                events: list[dict[str, Any]] = resp.json()["data"]
+                if any(e["threshold"] == 0.8 for e in events):
+                    break
+                await asyncio.sleep(0.01)
+            return events
 
-def _budget(url: str, headers: dict[str, str]) -> dict[str, Any]:
-    """This tenant's budget entry, once every settlement has landed (they run after the
-    response)."""
-    entry: dict[str, Any] = {}
-    for _ in range(500):
-        data = httpx.get(url + "/api/budgets", headers=headers).json()["data"]
-        entry = data[0]["values"][0]
-        if entry["reserved_usd"] == 0:
-            break
-        asyncio.run(asyncio.sleep(0.01))
-    return entry
+    events = asyncio.run(budgets_and_events())
+    assert 0.8 in {e["threshold"] for e in events if e["scope"] == f"tenant:{tenant}"}, events
 
 
 def test_one_gateway_spends_a_small_budget_to_its_limit(
-    gateway: GatewayFactory, upstream: MockUpstream, tmp_path: Path
+    gateway: GatewayFactory, upstream: MockUpstream
 ) -> None:
-    tenant, extra = setup(tmp_path, upstream)
+    tenant, extra = setup()
     running = gateway(**extra)
-    statuses = asyncio.run(scenario([running.url], f"tt-app-warm-{tenant}", f"tt-app-{tenant}"))
+    statuses = asyncio.run(scenario([running.url], tenant))
     check(running, [running.url], tenant, statuses)
 
 
 def test_two_gateways_on_redis_spend_a_small_budget_to_its_limit(
     gateway: GatewayFactory, upstream: MockUpstream, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    tenant, extra = setup(tmp_path, upstream)
+    tenant, extra = setup()
     running = [
         gateway(
             state={"url": redis_server.url},
@@ -152,5 +176,5 @@ def test_two_gateways_on_redis_spend_a_small_budget_to_its_limit(
         for i in range(2)
     ]
     urls = [r.url for r in running]
-    statuses = asyncio.run(scenario(urls, f"tt-app-warm-{tenant}", f"tt-app-{tenant}"))
+    statuses = asyncio.run(scenario(urls, tenant))
     check(running[0], urls, tenant, statuses)
