@@ -2,76 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import ROLLUP_DIMENSIONS, requests, rollups
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.rollups import Rollup, RollupKey, fold
+from trimtab.telemetry.rows import insert_rows, storable
 from trimtab.telemetry.sketch import from_bytes, to_bytes
-
-# PostgreSQL refuses NUL in text; a client can send one (a "\u0000" in a model name, a
-# tag, a body), and one such record would fail its whole batch, and its replay, for ever
-_TEXT_FIELDS = tuple(
-    f.name for f in dataclasses.fields(RequestRecord) if f.type in ("str", "str | None")
-)
-
-
-def storable(record: RequestRecord) -> RequestRecord:
-    """`record`, or a copy whose text fields hold U+FFFD where they held NUL."""
-    copy: RequestRecord | None = None
-    for name in _TEXT_FIELDS:
-        value = getattr(record, name)
-        if type(value) is str and "\x00" in value:
-            copy = copy or dataclasses.replace(record)
-            setattr(copy, name, value.replace("\x00", "\ufffd"))
-    return copy or record
-
-
-def to_row(record: RequestRecord) -> dict[str, Any]:
-    started = datetime.fromtimestamp(record.started_at, UTC)
-    ended = datetime.fromtimestamp(record.started_at + record.duration_ms / 1000, UTC)
-    return {
-        "id": record.id,
-        "started_at": started,
-        "ended_at": ended,
-        "api": record.api,
-        "operation": record.operation,
-        "tenant": record.tenant,
-        "key_id": record.key_id,
-        "request_model": record.request_model,
-        "response_model": record.response_model,
-        "upstream_model": record.upstream_model,
-        "provider": record.provider,
-        "provider_kind": record.provider_kind,
-        "response_id": record.response_id,
-        "user_id": record.user,
-        "session_id": record.session,
-        "feature": record.feature,
-        "route": record.route,
-        "version": record.version,
-        "status_code": record.status_code,
-        "error_type": record.error_type,
-        "error_message": record.error_message,
-        "duration_ms": record.duration_ms,
-        "ttft_ms": record.ttft_ms,
-        "overhead_ms": record.overhead_ms,
-        "input_tokens": record.input_tokens,
-        "output_tokens": record.output_tokens,
-        "cost_usd": record.cost_usd,
-        "streamed": record.streamed,
-        "finish_reasons": record.finish_reasons,
-        "request_body": record.request_body,
-        "upstream_request_body": record.upstream_request_body,
-        "response_body": record.response_body,
-        "attributes": record.attributes,
-    }
 
 
 class TelemetryStore:
@@ -112,7 +55,7 @@ class TelemetryStore:
                 if not records:
                     return 0
             records = [storable(r) for r in records]
-            conn.execute(insert(requests), [to_row(r) for r in records])
+            insert_rows(conn, records)
             for key, delta in sorted(fold(records).items(), key=lambda kv: kv[0]):
                 _merge_rollup(conn, key, delta)
         return len(records)
@@ -151,39 +94,86 @@ def _rollup_of(row: Any) -> Rollup:
     )
 
 
-def _merge_rollup(conn: Connection, key: RollupKey, delta: Rollup) -> None:
-    dims = dict(zip(("minute", *ROLLUP_DIMENSIONS), key, strict=True))
-    # insert an empty row if none exists, then lock it and merge: safe with several writers
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    empty = Rollup()
-    conn.execute(
-        dialect_insert(rollups)
-        .values(
-            **dims,
-            count=0,
-            errors=0,
-            input_tokens=0,
-            output_tokens=0,
-            cost_usd=0.0,
-            latency_sketch=to_bytes(empty.latency),
-            ttft_sketch=to_bytes(empty.ttft),
-        )
-        .on_conflict_do_nothing()
+# built once: building a statement per call cost more than running it (measured with
+# bench/writer_cost.py); each call reuses its cached compiled form with new parameters
+_DIMS = ("minute", *ROLLUP_DIMENSIONS)
+_LOCK_ROLLUP = (
+    select(
+        rollups.c.id,
+        rollups.c.count,
+        rollups.c.errors,
+        rollups.c.input_tokens,
+        rollups.c.output_tokens,
+        rollups.c.cost_usd,
+        rollups.c.latency_sketch,
+        rollups.c.ttft_sketch,
     )
-    where = [rollups.c[name] == value for name, value in dims.items()]
-    row = conn.execute(select(rollups).where(*where).with_for_update()).mappings().one()
-    current = _rollup_of(row)
+    .where(*(rollups.c[name] == bindparam(name) for name in _DIMS))
+    .with_for_update()
+)
+_UPDATE_ROLLUP = (
+    update(rollups)
+    .where(rollups.c.id == bindparam("row_id"))
+    .values(
+        count=bindparam("new_count"),
+        errors=bindparam("new_errors"),
+        input_tokens=bindparam("new_input_tokens"),
+        output_tokens=bindparam("new_output_tokens"),
+        cost_usd=bindparam("new_cost_usd"),
+        latency_sketch=bindparam("new_latency_sketch"),
+        ttft_sketch=bindparam("new_ttft_sketch"),
+    )
+)
+# whether the insert made a row: RETURNING on PostgreSQL (its rowcount here is -1); on
+# SQLite the row count (RETURNING needs SQLite 3.35)
+_INSERT_ROLLUP_PG = postgresql.insert(rollups).on_conflict_do_nothing().returning(rollups.c.id)
+_INSERT_ROLLUP_SQLITE = sqlite.insert(rollups).on_conflict_do_nothing()
+
+
+def _inserted(conn: Connection, row: dict[str, Any]) -> bool:
+    if conn.dialect.name == "postgresql":
+        return conn.execute(_INSERT_ROLLUP_PG, row).first() is not None
+    return conn.execute(_INSERT_ROLLUP_SQLITE, row).rowcount == 1
+
+
+def _merge_rollup(conn: Connection, key: RollupKey, delta: Rollup) -> None:
+    """Add `delta` to the key's row, creating it if there is none; safe with several writers.
+
+    The row is locked while read and rewritten (SELECT ... FOR UPDATE on PostgreSQL; on
+    SQLite the transaction already holds the database's write lock: its rows were
+    inserted first). A row another writer inserted between the lookup and the insert
+    makes the insert do nothing; the row is then locked and merged like any other."""
+    dims = dict(zip(_DIMS, key, strict=True))
+    row = conn.execute(_LOCK_ROLLUP, dims).first()
+    if row is None:
+        fresh = {
+            **dims,
+            "count": delta.count,
+            "errors": delta.errors,
+            "input_tokens": delta.input_tokens,
+            "output_tokens": delta.output_tokens,
+            "cost_usd": delta.cost_usd,
+            "latency_sketch": to_bytes(delta.latency),
+            "ttft_sketch": to_bytes(delta.ttft),
+        }
+        if _inserted(conn, fresh):
+            return
+        row = conn.execute(_LOCK_ROLLUP, dims).one()
+    row_id, count, errors, input_tokens, output_tokens, cost_usd, latency, ttft = row
+    current = Rollup(
+        count, errors, input_tokens, output_tokens, cost_usd, from_bytes(latency), from_bytes(ttft)
+    )
     current.merge(delta)
     conn.execute(
-        update(rollups)
-        .where(rollups.c.id == row["id"])
-        .values(
-            count=current.count,
-            errors=current.errors,
-            input_tokens=current.input_tokens,
-            output_tokens=current.output_tokens,
-            cost_usd=current.cost_usd,
-            latency_sketch=to_bytes(current.latency),
-            ttft_sketch=to_bytes(current.ttft),
-        )
+        _UPDATE_ROLLUP,
+        {
+            "row_id": row_id,
+            "new_count": current.count,
+            "new_errors": current.errors,
+            "new_input_tokens": current.input_tokens,
+            "new_output_tokens": current.output_tokens,
+            "new_cost_usd": current.cost_usd,
+            "new_latency_sketch": to_bytes(current.latency),
+            "new_ttft_sketch": to_bytes(current.ttft),
+        },
     )
