@@ -35,7 +35,7 @@ from trimtab.evals.store import DatasetStore
 from trimtab.gateway.breakers import Breakers
 from trimtab.gateway.catalog import Catalog
 from trimtab.gateway.dispatch import Dispatcher
-from trimtab.gateway.middleware import LastResort
+from trimtab.gateway.middleware import HotRoutes, LastResort
 from trimtab.gateway.service import Gateway
 from trimtab.policy.service import Policy
 from trimtab.providers.build import build_providers
@@ -147,10 +147,13 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             await route_cache.stop()
             engine.dispose()
 
+    hot = {  # POST only; HotRoutes answers them ahead of the router
+        "/v1/chat/completions": gateway.chat_completions,
+        "/v1/messages": gateway.messages,
+        "/v1/embeddings": gateway.embeddings,
+    }
     routes = [
-        Route("/v1/chat/completions", gateway.chat_completions, methods=["POST"]),
-        Route("/v1/messages", gateway.messages, methods=["POST"]),
-        Route("/v1/embeddings", gateway.embeddings, methods=["POST"]),
+        *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
         Route("/v1/models", gateway.models, methods=["GET"]),
         *TelemetryAPI(engine, store, keys).routes(),
         *CostsAPI(engine, policy, keys).routes(),
@@ -183,7 +186,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         lifespan=lifespan,
         # any other exception: LastResort answers it (500, or 503 for the store) and keeps
         # the connection open, where Starlette's own handler would re-raise
-        middleware=[Middleware(LastResort)],
+        middleware=[Middleware(LastResort), Middleware(HotRoutes, routes=hot)],
         exception_handlers=exception_handlers(),  # api/errors.py: the one error path
     )
     app.state.recorder = recorder
