@@ -461,6 +461,9 @@ def trimtab_config(tmpdir: Path, mock_port: int, journal: bool = True) -> str:
         f"  {MODEL}{SLOW_SUFFIX}: {{provider: mock, model: mock-1{SLOW_SUFFIX}}}\n"
         "keys:\n"
         f"  - {{key: {TRIMTAB_KEY}, tenant: bench, role: admin}}\n"
+        "# one rate limit and one budget, as users run it: checked on every request, never hit\n"
+        'limits: [{scope: "key:*", rpm: 100000000}]\n'
+        'budgets: [{scope: "tenant:bench", period: day, usd: 1000000, on_exceed: block}]\n'
         "# full request logging: bodies recorded; the spill file only fills if the store lags\n"
         f'telemetry: {{record_bodies: true, spill_path: "{tmpdir}/spill.jsonl", '
         f"journal: {'true' if journal else 'false'}}}\n"
