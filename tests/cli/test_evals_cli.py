@@ -1,0 +1,187 @@
+"""`trimtab eval run | resume | show | list | compare` against a running gateway with the
+mock provider behind it; a run killed mid-way and resumed; bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.cli import support
+from tests.evals.support import SLOW_MODELS, SUITE_FILE, chats, golden
+from tests.support import (
+    OPERATOR_KEY,
+    ROUTE_KEYS,
+    ROUTES,
+    TRIMTAB,
+    VIEWER_KEY,
+    GatewayFactory,
+    Running,
+    base_config,
+    wait_for,
+)
+from trimtab.client import Client
+from trimtab.testing.mock_upstream import MockUpstream
+
+
+@pytest.fixture
+def running(gateway: GatewayFactory, sqlite_url: str, tmp_path: Path) -> Running:
+    models = {**base_config("http://x", sqlite_url, tmp_path / "s")["models"], **SLOW_MODELS}
+    return gateway(store=sqlite_url, keys=ROUTE_KEYS, models=models)
+
+
+def trimtab(running: Running, *args: str, api_key: str = OPERATOR_KEY) -> tuple[int, str]:
+    return support.trimtab(running, *args, api_key=api_key)
+
+
+def setup(running: Running, tmp_path: Path, items: int) -> str:
+    with Client(running.url, OPERATOR_KEY) as c:
+        c.apply(ROUTES, "v1")
+        c.push_dataset("golden", golden(items), "golden set")
+        c.push_dataset("chats", chats(items), "chats")
+    path = tmp_path / "evals.yaml"
+    path.write_text(SUITE_FILE, encoding="utf-8")
+    return str(path)
+
+
+def chat_calls(upstream: MockUpstream) -> int:
+    return sum(1 for r in upstream.requests if r.path == "/v1/chat/completions")
+
+
+def row(out: str, first: str) -> list[str]:
+    """The words of the printed line that starts with `first`."""
+    return next(line.split() for line in out.splitlines() if line.split()[:1] == [first])
+
+
+def run_id_of(out: str) -> str:
+    return next(w.rstrip(":") for w in out.split() if w.startswith("run_"))
+
+
+def test_run_show_list_and_compare(
+    running: Running, upstream: MockUpstream, tmp_path: Path
+) -> None:
+    suites = setup(running, tmp_path, items=20)
+    code, out = trimtab(
+        running, "eval", "run", "support-golden", "-f", suites, "--concurrency", "4"
+    )
+    assert code == 0, out
+    first = run_id_of(out)
+    assert "20 called, 0 from the cache, 0 already in the run; 0 failed" in out
+    echoed = row(out, "echoed")
+    assert echoed[:4] == ["echoed", "20", "0", "0.500"] and "50.0%" in echoed
+    assert "intervals: mean, BCa bootstrap; pass rate, Wilson score" in out
+
+    # the same suite again: every answer from the cache, nothing called
+    before = chat_calls(upstream)
+    code, out = trimtab(running, "eval", "run", "support-golden", "-f", suites, "--json")
+    assert code == 0, out
+    again = orjson.loads(out)
+    assert again["cached"] == 20 and again["status"] == "complete"
+    assert chat_calls(upstream) == before
+
+    code, out = trimtab(running, "eval", "list", "--suite", "support-golden", api_key=VIEWER_KEY)
+    assert code == 0, out
+    assert out.index(again["id"]) < out.index(first)  # newest first
+
+    code, out = trimtab(running, "eval", "show", first, "--items", api_key=VIEWER_KEY)
+    assert code == 0, out
+    assert "pass 1.00" in " ".join(row(out, "q0"))
+    assert "fail 0.00" in " ".join(row(out, "q1"))
+
+    # the same answers: no difference, and 20 items cannot show a drop of 0.02
+    code, out = trimtab(running, "eval", "compare", again["id"], "--baseline", first, "--gate")
+    assert code == 0, out
+    assert f"{again['id']} against {first}: pass" in out
+    assert "McNemar" in out and "underpowered" in out
+    code, out = trimtab(running, "eval", "compare", again["id"], "--json", api_key=VIEWER_KEY)
+    assert code == 0, out
+    assert orjson.loads(out)["baseline"] == first  # the newest complete earlier run
+
+
+def test_a_killed_run_resumes_without_calling_its_finished_items(
+    running: Running, upstream: MockUpstream, tmp_path: Path
+) -> None:
+    suites = setup(running, tmp_path, items=16)
+    env = {**os.environ, "TRIMTAB_URL": running.url, "TRIMTAB_API_KEY": OPERATOR_KEY}
+    proc = subprocess.Popen(
+        [TRIMTAB, "eval", "run", "slow-golden", "-f", suites, "--concurrency", "2", "--json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    client = Client(running.url, OPERATOR_KEY)
+    try:
+        wait_for(lambda: client.eval_runs(suite="slow-golden"), timeout_s=30)
+        run_id = client.eval_runs(suite="slow-golden")[0]["id"]
+        wait_for(lambda: client.eval_run(run_id)["done"] >= 4, timeout_s=30)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        # the calls the killed runner left in flight reach the mock all the same: wait for
+        # them to land before counting
+        settled = [-1]
+
+        def quiet() -> bool:
+            now = chat_calls(upstream)
+            if now == settled[0]:
+                return True
+            settled[0] = now
+            time.sleep(0.4)  # longer than one call of the slow model
+            return False
+
+        wait_for(quiet, timeout_s=30)
+        held = client.eval_run(run_id)["done"]
+        assert 4 <= held < 16
+        before = chat_calls(upstream)
+        code, out = trimtab(running, "eval", "resume", run_id, "--concurrency", "2")
+        assert code == 0, out
+        assert f"{16 - held} called, 0 from the cache, {held} already in the run" in out
+        assert chat_calls(upstream) - before == 16 - held
+        detail = client.eval_run(run_id)
+        assert detail["status"] == "complete" and detail["done"] == 16
+        assert len(client.eval_results(run_id)) == 16
+    finally:
+        client.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_bad_input_is_one_error_line(running: Running, tmp_path: Path) -> None:
+    suites = setup(running, tmp_path, items=3)
+    code, out = trimtab(running, "eval", "run", "nope", "-f", suites)
+    assert code == 1
+    assert "no suite 'nope' in its evals: section (it has: support-golden, slow-golden)" in out
+    code, out = trimtab(running, "eval", "run", "x", "-f", str(tmp_path / "missing.yaml"))
+    assert code == 1 and "cannot read" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("evals:\n  s:\n    model: gpt-mock\n    dataset: chats\n    scorers: []\n")
+    code, out = trimtab(running, "eval", "run", "s", "-f", str(bad))
+    assert code == 1 and f"{bad}: evals.s.scorers" in out, out
+    missing = tmp_path / "missing-dataset.yaml"
+    missing.write_text(SUITE_FILE.replace("dataset: chats", "dataset: gone"))
+    code, out = trimtab(running, "eval", "run", "slow-golden", "-f", str(missing))
+    assert code == 1
+    assert "suite 'slow-golden': no dataset named 'gone'" in out and "request id: req_" in out
+    code, out = trimtab(running, "eval", "show", "run_nope")
+    assert code == 1 and "no eval run 'run_nope'" in out
+
+
+def test_a_failing_provider_is_counted_and_the_gate_has_no_verdict(
+    running: Running, tmp_path: Path
+) -> None:
+    suites = setup(running, tmp_path, items=12)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(SUITE_FILE.replace("model: gpt-slow", "model: gpt-500"))
+    code, out = trimtab(running, "eval", "run", "slow-golden", "-f", suites)
+    assert code == 0, out
+    code, out = trimtab(running, "eval", "run", "slow-golden", "-f", str(broken))
+    assert code == 0, out
+    assert "12 failed" in out and "failed items" in out
+    code, out = trimtab(running, "eval", "compare", run_id_of(out), "--gate")
+    assert code == 2, out
+    assert "no verdict" in out and "more than max_errors" in out

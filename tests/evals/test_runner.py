@@ -1,0 +1,206 @@
+"""The runner end to end: a real gateway on loopback, the mock provider behind it, the
+run's results kept through the control-plane API (the CLI's ledger)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.evals.support import SLOW_MODELS, SUITE_FILE, chats, golden
+from tests.support import OPERATOR_KEY, ROUTE_KEYS, ROUTES, V2, GatewayFactory, Running, base_config
+from trimtab.cli.evals import ApiLedger
+from trimtab.client import AsyncClient, Client
+from trimtab.evals.datasets import Item
+from trimtab.evals.runner import (
+    Gateway,
+    ItemInputError,
+    Plan,
+    Progress,
+    Runner,
+    body_digest,
+    request_body,
+)
+from trimtab.evals.store import item_from_json
+from trimtab.evals.suites import parse_suites
+from trimtab.registry.bundle import Bundle
+from trimtab.testing.mock_upstream import MockUpstream
+
+
+@pytest.fixture
+def running(gateway: GatewayFactory, sqlite_url: str, tmp_path: Path) -> Running:
+    models = {**base_config("http://x", sqlite_url, tmp_path / "s")["models"], **SLOW_MODELS}
+    return gateway(store=sqlite_url, keys=ROUTE_KEYS, models=models)
+
+
+def definition(name: str) -> dict[str, object]:
+    suite: dict[str, object] = yaml.safe_load(SUITE_FILE)["evals"][name]
+    return suite
+
+
+def setup(running: Running, items: int = 12) -> None:
+    with Client(running.url, OPERATOR_KEY) as c:
+        c.apply(ROUTES, "v1")
+        c.push_dataset("golden", golden(items), "golden set")
+        c.push_dataset("chats", chats(items), "chats")
+
+
+async def run(running: Running, run_id: str, **options: object) -> Progress:
+    async with AsyncClient(running.url, OPERATOR_KEY) as client:
+        detail = await client.eval_run(run_id)
+        contents = await client.dataset_version(
+            detail["dataset"], detail["dataset_version"], tenant=detail["dataset_tenant"] or ""
+        )
+        suite = parse_suites({"evals": {detail["suite"]: detail["definition"]}})[0]
+        bundle = Bundle.from_json(detail["bundle"]) if detail["bundle"] else None
+        items = [item_from_json(dict(i)) for i in contents["data"]]
+        plan = Plan(run_id, suite, items, bundle=bundle, model=detail["model"])
+        gateway = Gateway(running.url, OPERATOR_KEY)
+        runner = Runner(plan, gateway, ApiLedger(client, run_id), **options)  # type: ignore[arg-type]
+        return await runner.run()
+
+
+def chat_calls(upstream: MockUpstream) -> int:
+    return sum(1 for r in upstream.requests if r.path == "/v1/chat/completions")
+
+
+def test_a_run_renders_the_version_calls_through_the_gateway_and_scores(
+    running: Running, upstream: MockUpstream
+) -> None:
+    setup(running, items=12)
+    with Client(running.url, OPERATOR_KEY) as c:
+        made = c.create_eval_run("support-golden", definition("support-golden"))
+    assert made["status"] == "incomplete" and made["items"] == 12
+    assert made["route"] == "support-answer" and made["route_version"] == 1
+    before = chat_calls(upstream)
+    progress = asyncio.run(run(running, made["id"], concurrency=4))
+    assert (progress.called, progress.cached, progress.errors) == (12, 0, 0)
+    assert chat_calls(upstream) - before == 12
+    sent = [r.body for r in upstream.requests if r.path == "/v1/chat/completions"][-12:]
+    # the version's template and params, as the gateway would render route:support-answer
+    assert all(
+        b["messages"][0]["content"] == "You are Acme's support assistant. Policy: p" for b in sent
+    )
+    assert all(b["temperature"] == 0.2 and b["max_tokens"] == 400 for b in sent)
+    with Client(running.url, OPERATOR_KEY) as c:
+        detail = c.eval_run(made["id"])
+        results = c.eval_results(made["id"])
+    assert detail["status"] == "complete"
+    echoed = next(s for s in detail["summary"]["scorers"] if s["scorer"] == "echoed")
+    assert echoed["scored"] == 12 and echoed["pass_rate"] == 0.5
+    low, high = echoed["pass_rate_interval"]
+    assert low < 0.5 < high
+    assert [r["item_id"] for r in results] == [f"q{i}" for i in range(12)]
+    assert results[0]["scores"]["echoed"]["passed"] is True
+    assert results[1]["scores"]["echoed"]["passed"] is False
+    assert all(r["request_id"] and r["request_id"].startswith("req_") for r in results)
+    # each call is recorded like any other request, tagged with the run
+    assert running.wait_for_rows(12) >= 12
+    with Client(running.url, OPERATOR_KEY) as c:
+        records = list(c.iter_requests(feature=f"eval:{made['id']}"))
+    assert sorted(r["id"] for r in records) == sorted(r["request_id"] or "" for r in results)
+    assert {r["session.id"] for r in records} == {made["id"]}
+
+
+def test_a_second_run_of_the_same_target_is_served_from_the_cache(
+    running: Running, upstream: MockUpstream
+) -> None:
+    setup(running, items=10)
+    with Client(running.url, OPERATOR_KEY) as c:
+        first = c.create_eval_run("support-golden", definition("support-golden"))
+    asyncio.run(run(running, first["id"]))
+    before = chat_calls(upstream)
+    with Client(running.url, OPERATOR_KEY) as c:
+        again = c.create_eval_run("support-golden", definition("support-golden"))
+    progress = asyncio.run(run(running, again["id"]))
+    assert (progress.called, progress.cached) == (0, 10)
+    assert chat_calls(upstream) == before  # nothing was called
+    with Client(running.url, OPERATOR_KEY) as c:
+        detail = c.eval_run(again["id"])
+    assert detail["status"] == "complete" and detail["cached"] == 10
+    # with the cache off every item is called again
+    with Client(running.url, OPERATOR_KEY) as c:
+        third = c.create_eval_run("support-golden", definition("support-golden"))
+    progress = asyncio.run(run(running, third["id"], cache=False))
+    assert (progress.called, progress.cached) == (10, 0)
+    assert chat_calls(upstream) - before == 10
+    # another version is another target: nothing of v1's answers is reused
+    with Client(running.url, OPERATOR_KEY) as c:
+        c.apply(V2, "v2")
+        other = c.create_eval_run("support-golden", definition("support-golden"), version=2)
+    progress = asyncio.run(run(running, other["id"]))
+    assert (progress.called, progress.cached) == (10, 0)
+
+
+def test_a_resumed_run_calls_only_the_items_it_does_not_hold(
+    running: Running, upstream: MockUpstream
+) -> None:
+    setup(running, items=10)
+    with Client(running.url, OPERATOR_KEY) as c:
+        made = c.create_eval_run("slow-golden", definition("slow-golden"))
+    run_id = made["id"]
+
+    async def interrupted() -> None:
+        three = asyncio.Event()
+
+        def watch(p: Progress) -> None:
+            if p.done >= 3:
+                three.set()
+
+        task = asyncio.create_task(run(running, run_id, concurrency=2, on_progress=watch))
+        await three.wait()
+        task.cancel()  # what Ctrl-C does: the scored results are kept, the calls in flight not
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(interrupted())
+    with Client(running.url, OPERATOR_KEY) as c:
+        held = c.eval_run(run_id)["done"]
+    assert 3 <= held < 10
+    before = chat_calls(upstream)
+    progress = asyncio.run(run(running, run_id, concurrency=2))
+    assert progress.skipped == held
+    assert progress.called == 10 - held
+    assert chat_calls(upstream) - before == 10 - held
+    with Client(running.url, OPERATOR_KEY) as c:
+        detail = c.eval_run(run_id)
+    assert detail["status"] == "complete" and detail["done"] == 10
+
+
+def test_failed_calls_are_counted_not_dropped(running: Running, upstream: MockUpstream) -> None:
+    setup(running, items=4)
+    suite = {
+        "model": "gpt-500",
+        "dataset": "chats",
+        "scorers": [{"name": "replied", "kind": "regex", "pattern": "mock"}],
+    }
+    with Client(running.url, OPERATOR_KEY) as c:
+        made = c.create_eval_run("broken", suite)
+    progress = asyncio.run(run(running, made["id"]))
+    assert progress.errors == 4
+    with Client(running.url, OPERATOR_KEY) as c:
+        detail = c.eval_run(made["id"])
+        results = c.eval_results(made["id"])
+    assert detail["status"] == "complete" and detail["errors"] == 4
+    assert detail["summary"]["failed_items"] == ["c0", "c1", "c2", "c3"]
+    assert results[0]["error"] is not None and results[0]["error"].startswith("HTTP 5")
+    assert "(request req_" in results[0]["error"]
+
+
+def test_an_item_the_target_cannot_take_is_an_error_naming_it() -> None:
+    suite = parse_suites(yaml.safe_load(SUITE_FILE))[0]
+    bundle = Bundle.from_json(
+        {"model": "gpt-mock", "params": {}, "messages": [{"role": "user", "content": "{{q}}"}]}
+    )
+    routed = Plan("run_x", suite, [], bundle=bundle)
+    with pytest.raises(ItemInputError, match=r"item 'a': .*'q'"):
+        request_body(routed, Item("a", {"other": "1"}))
+    body = request_body(routed, Item("b", {"q": "hi"}))
+    assert body == {"model": "gpt-mock", "messages": [{"role": "user", "content": "hi"}]}
+    plain = Plan("run_x", suite, [], model="gpt-mock")
+    with pytest.raises(ItemInputError, match="item 'c' has variables but no messages"):
+        request_body(plain, Item("c", {"q": "hi"}))
+    # the digest keys the cache: the same body, the same digest, whatever the key order
+    assert body_digest({"a": 1, "b": [2]}) == body_digest({"b": [2], "a": 1})
