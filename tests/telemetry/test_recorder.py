@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, event, select, text
 
 from tests.telemetry.support import (
     expected_totals,
@@ -34,6 +34,7 @@ def make_recorder(
     capacity: int = 1000,
     batch_size: int = 50,
     write_retries: int = 0,
+    flush_interval_s: float = 0.01,
 ) -> tuple[Recorder, SpillFile, GatewayMetrics]:
     spill = SpillFile(spill_path)
     metrics = GatewayMetrics(LabelValues(["gpt-mock"], ["upstream"], ["acme"]))
@@ -43,7 +44,7 @@ def make_recorder(
         metrics,
         capacity=capacity,
         batch_size=batch_size,
-        flush_interval_s=0.01,
+        flush_interval_s=flush_interval_s,
         write_retries=write_retries,
     )
     return recorder, spill, metrics
@@ -85,6 +86,41 @@ def test_records_reach_the_tables(store_url: str, tmp_path: Path, engines: list[
     assert sample(metrics, "trimtab_telemetry_spilled_total") == 0
     labels = {"model": "gpt-mock", "provider": "upstream", "tenant": "acme", "status_code": "502"}
     assert metrics.registry.get_sample_value("trimtab_requests_total", labels) == 8
+
+
+def test_records_arriving_during_commits_are_written_once_per_interval(
+    tmp_path: Path, engines: list[Engine]
+) -> None:
+    """Under load records arrive while a batch is being committed. With fewer than a batch
+    waiting the writer commits at most once per flush interval, not again at once for
+    each few records: each transaction merges each rollup row once, whatever the number
+    of records it carries. A graceful stop writes what is still queued without waiting."""
+    store = open_store(f"sqlite:///{tmp_path}/t.db", engines)
+    interval = 0.25
+    recorder, _, _ = make_recorder(
+        store, tmp_path / "spill.jsonl", batch_size=1000, flush_interval_s=interval
+    )
+    recs = records(41)
+    arriving = iter(recs[1:])
+    commits: list[float] = []
+
+    def arrive(_conn: object) -> None:  # in the writer thread, inside each commit
+        commits.append(time.monotonic())
+        late = next(arriving, None)
+        if late is not None:
+            recorder.record(late)
+
+    event.listen(store.engine, "commit", arrive)
+    recorder.start()
+    began = time.monotonic()
+    recorder.record(recs[0])
+    time.sleep(1.0)
+    within, window = len(commits), time.monotonic() - began
+    recorder.stop()
+    # the first record is written at once, then at most one transaction per interval
+    assert 1 <= within <= window / interval + 2, (within, window)
+    assert stored_ids(store) == [r.id for r in recs]
+    assert rollup_totals(store) == expected_totals(recs)
 
 
 def test_a_record_round_trips_through_the_store(tmp_path: Path, engines: list[Engine]) -> None:

@@ -215,12 +215,17 @@ class Recorder:
         while True:
             batch = self._take(self._batch_size)
             if batch:
+                due = time.monotonic() + self._interval
                 if self._commit(batch) and self._store_back:
                     # the store failed and took this batch: what it refused meanwhile is
                     # replayed now, under load too (otherwise: at the next idle moment)
                     self._store_back = False
                     self._backlog_at = 0.0
                     self._replay_backlog()
+                if len(self._queue) < self._batch_size:
+                    # one transaction per interval unless a full batch waits: each merges
+                    # a rollup row once per key, whatever the number of records
+                    self._stop.wait(due - time.monotonic())
                 continue
             if self._stop.is_set():
                 return
