@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import (
@@ -103,6 +104,46 @@ def test_series_stay_bounded_whatever_clients_send() -> None:
 
 
 _OTHER_404 = {"model": OTHER, "provider": "upstream", "tenant": OTHER, "status_code": "404"}
+
+
+def samples(metrics: GatewayMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+
+
+def test_a_batch_counts_as_its_records_one_by_one() -> None:
+    """The writer counts a batch at once (a counter's `inc` per label combination, with
+    the sum): the same series and values as counting each record."""
+    labels = LabelValues(["gpt-mock", "claude-mock"], ["upstream"], ["acme"])
+    recs = [
+        record(i, ("gpt-mock", "claude-mock", "made-up")[i % 3], ("acme", "x")[i % 2], status)
+        for i, status in enumerate([200] * 40 + [502] * 5 + [429] * 5)
+    ]
+    for i, r in enumerate(recs):  # some without tokens, cost or a first token
+        if i % 4 == 0:
+            r.input_tokens, r.output_tokens, r.cost_usd, r.ttft_ms = None, 0, None, None
+    one_by_one, batched = GatewayMetrics(labels), GatewayMetrics(labels)
+    for r in recs:
+        one_by_one.observe(r)
+    batched.observe_all(recs[:17])
+    batched.observe_all(recs[17:])
+    expected, got = samples(one_by_one), samples(batched)
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-12), key
+
+
+def test_children_are_kept_per_combination_seen() -> None:
+    """Each record's children are looked up once per combination of bounded label values:
+    what clients send adds no entry beyond `other`."""
+    metrics = GatewayMetrics(LabelValues(["gpt-mock"], ["upstream"], ["acme"]))
+    metrics.observe_all(record(i, f"bogus-{i}", tenant=f"t-{i}") for i in range(500))
+    metrics.observe_all(record(i, "gpt-mock") for i in range(500))
+    assert len(metrics._seen) == 2  # (other, upstream, other, 200) and (gpt-mock, ..., acme)
 
 
 # -- through a real gateway ------------------------------------------------------------------

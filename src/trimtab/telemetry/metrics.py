@@ -8,6 +8,7 @@ can add series to this process or to the scrapers' memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -52,6 +53,17 @@ class LabelValues:
         return name if name in self.tenants else OTHER
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Labels:
+    """One combination of label values, and its children of the per-record series."""
+
+    model: str
+    provider: str
+    tenant: str
+    requests: Any
+    duration: Any
+
+
 class GatewayMetrics:
     """Request, token, cost and telemetry-pipeline metrics."""
 
@@ -59,6 +71,7 @@ class GatewayMetrics:
         self.label_values = labels or LabelValues()
         # labelled children by their (bounded) label values: `.labels()` costs about 1 µs
         self._children: dict[tuple[object, ...], Any] = {}
+        self._seen: dict[tuple[str, str, str, int], _Labels] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -137,22 +150,58 @@ class GatewayMetrics:
         self.queue_depth.set_function(lambda: float(depth()))
 
     def observe(self, record: RequestRecord) -> None:
-        values = self.label_values
-        model = values.model(record.request_model)
-        provider = values.provider(record.provider)
-        tenant = values.tenant(record.tenant)
+        self.observe_all((record,))
+
+    def observe_all(self, records: Iterable[RequestRecord]) -> None:
+        """Count the records: a histogram observation each, and the counters once per
+        combination of label values (their sums), through children looked up once."""
+        sums: dict[_Labels, list[float]] = {}
+        overhead = self.overhead.observe
         child = self._child
-        child(self.requests, model, provider, tenant, str(record.status_code)).inc()
-        child(self.duration, model, provider).observe(record.duration_ms / 1000)
-        if record.ttft_ms is not None:
-            child(self.ttft, model, provider).observe(record.ttft_ms / 1000)
-        self.overhead.observe(record.overhead_ms / 1000)
-        if record.input_tokens:
-            child(self.tokens, model, tenant, "input").inc(record.input_tokens)
-        if record.output_tokens:
-            child(self.tokens, model, tenant, "output").inc(record.output_tokens)
-        if record.cost_usd:
-            child(self.cost, model, tenant).inc(record.cost_usd)
+        for record in records:
+            labels = self._labels_of(record)
+            labels.duration.observe(record.duration_ms / 1000)
+            if record.ttft_ms is not None:
+                child(self.ttft, labels.model, labels.provider).observe(record.ttft_ms / 1000)
+            overhead(record.overhead_ms / 1000)
+            total = sums.get(labels)
+            if total is None:
+                total = sums[labels] = [0, 0, 0, 0.0]
+            total[0] += 1
+            total[1] += record.input_tokens or 0
+            total[2] += record.output_tokens or 0
+            total[3] += record.cost_usd or 0.0
+        for labels, (count, tokens_in, tokens_out, cost) in sums.items():
+            labels.requests.inc(count)
+            # series with a token or a cent only, as when each record was counted alone
+            if tokens_in:
+                child(self.tokens, labels.model, labels.tenant, "input").inc(tokens_in)
+            if tokens_out:
+                child(self.tokens, labels.model, labels.tenant, "output").inc(tokens_out)
+            if cost:
+                child(self.cost, labels.model, labels.tenant).inc(cost)
+
+    def _labels_of(self, record: RequestRecord) -> _Labels:
+        """The record's bounded label values and the children every record uses, kept per
+        combination: at most the combinations of configured names (and `other`) seen."""
+        values = self.label_values
+        key = (
+            values.model(record.request_model),
+            values.provider(record.provider),
+            values.tenant(record.tenant),
+            record.status_code,
+        )
+        found = self._seen.get(key)
+        if found is None:
+            model, provider, tenant, status = key
+            found = self._seen[key] = _Labels(
+                model,
+                provider,
+                tenant,
+                self.requests.labels(model, provider, tenant, str(status)),
+                self._child(self.duration, model, provider),
+            )
+        return found
 
     def _child(self, family: Any, *values: str) -> Any:
         """`family.labels(*values)`, remembered; the values are already bounded."""

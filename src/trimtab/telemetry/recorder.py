@@ -98,8 +98,7 @@ class Recorder:
         try:
             for batch in self._spill.batches(self._batch_size):
                 written += self._sink.write(batch, skip_existing=True)
-                for rec in batch:
-                    self._metrics.observe(rec)
+                self._metrics.observe_all(batch)
         except Exception as exc:
             log.error("replaying %s failed, kept for later: %s", self._spill.path, summary(exc))
             return written
@@ -134,8 +133,7 @@ class Recorder:
     def _write_observed(self, batch: list[RequestRecord]) -> int:
         # a dead process's records: this process's metrics have not seen them
         n = self._sink.write(batch, skip_existing=True)
-        for rec in batch:
-            self._metrics.observe(rec)
+        self._metrics.observe_all(batch)
         self._metrics.recorded.inc(n)
         return n
 
@@ -235,8 +233,7 @@ class Recorder:
     def _commit(self, batch: list[Entry]) -> bool:
         """Write a batch (spilling it if the store refuses); whether the store took it."""
         records = [rec for rec, _ in batch]
-        for rec in records:
-            self._metrics.observe(rec)
+        self._metrics.observe_all(records)
         for attempt in range(self._retries + 1):
             try:
                 self._sink.write(records)
