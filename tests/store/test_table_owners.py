@@ -28,6 +28,7 @@ OWNERS = {
     "dataset_version_items": "evals",
     "eval_runs": "evals",
     "eval_results": "evals",
+    "slos": "slo",
 }
 # the Python names tables.py gives them, where they differ
 VARIABLES = {"rollups_minute": "rollups"}

@@ -363,3 +363,17 @@ eval_results = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_eval_results_cache", "scope", "target_digest", "request_digest"),
 )
+
+# one row per SLO and scope (a tenant, or "" for an admin's); replaced by a new apply
+slos = Table(
+    "slos",
+    metadata,
+    Column("scope", String(128), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("definition", JSON, nullable=False),  # as an `slos:` entry, parsed again on read
+    Column("digest", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(256)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(256)),
+)

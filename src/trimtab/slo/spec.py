@@ -1,0 +1,288 @@
+"""The `slos:` section of an applied file, parsed strictly (pure): every error names the
+file, the SLO and the key.
+
+```yaml
+slos:
+  support-availability:
+    route: support-answer              # or model: / tenant: / feature:, alone or combined
+    sli: {kind: availability}          # good = not 5xx; 4xx and 499 counted in neither
+    objective: 0.999
+    window: 30d                        # rolling: 7d, 28d or 30d
+  support-latency:
+    route: support-answer
+    sli: {kind: latency, threshold_ms: 2000, of: ttft}   # of: total (default) | ttft
+    objective: 0.95
+    alerting:
+      min_events: 50                   # default: per rule, see burn.auto_min_events
+      windows:                         # default: the workbook's, scaled to the window
+        - {severity: page, long: 1h, short: 5m, factor: 14.4}
+```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trimtab.bounds import exceeds_depth, safe_load_yaml, too_deep_message, validation_problems
+from trimtab.durations import parse_duration
+from trimtab.slo.burn import AlertRule, scaled_rules
+from trimtab.types import name_problem
+
+# the sections one applied file may hold; each is parsed by its own package
+SECTIONS = ("routes", "evals", "slos")
+WINDOWS = {"7d": 7 * 24 * 60, "28d": 28 * 24 * 60, "30d": 30 * 24 * 60}
+# error classes the rollups can tell apart: they keep the status code, not error.type
+ERROR_CLASSES: dict[str, str] = {
+    "timeout": "504: the provider did not answer in time",
+    "bad_gateway": "502: unreachable, invalid answer, stream cut, provider auth or error",
+    "unavailable": "503: the provider or every deployment (breakers open) unavailable",
+    "rate_limited": "429: a provider's or trimtab's own rate limit",
+    "server": "any 5xx",
+}
+
+
+class SlosError(ValueError):
+    """An `slos:` section that cannot be applied; one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class AvailabilitySpec(_Strict):
+    kind: Literal["availability"]
+
+
+class LatencySpec(_Strict):
+    kind: Literal["latency"]
+    threshold_ms: float = Field(gt=0, le=3_600_000)
+    of: Literal["total", "ttft"] = "total"
+
+
+class ErrorRateSpec(_Strict):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    kind: Literal["error_rate"]
+    error_class: Literal["timeout", "bad_gateway", "unavailable", "rate_limited", "server"] = Field(
+        alias="class"
+    )
+
+
+SliSpec = Annotated[AvailabilitySpec | LatencySpec | ErrorRateSpec, Field(discriminator="kind")]
+
+
+class RuleSpec(_Strict):
+    severity: Literal["page", "ticket"]
+    long: str
+    short: str
+    factor: float = Field(gt=0)
+
+    @field_validator("long", "short")
+    @classmethod
+    def _minutes(cls, value: str) -> str:
+        span = parse_duration(value)
+        if span is None or span.total_seconds() % 60 or span.total_seconds() < 60:
+            raise ValueError(f"'{value}' is not a whole number of minutes (5m, 1h, 3d)")
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> RuleSpec:
+        if _minutes_of(self.short) >= _minutes_of(self.long):
+            raise ValueError("the short window must be shorter than the long one")
+        return self
+
+
+class AlertingSpec(_Strict):
+    min_events: int | None = Field(default=None, ge=1)
+    windows: list[RuleSpec] | None = Field(default=None, min_length=1)
+
+
+class SloSpec(_Strict):
+    route: str | None = Field(default=None, min_length=1, max_length=256)
+    model: str | None = Field(default=None, min_length=1, max_length=256)
+    tenant: str | None = Field(default=None, min_length=1, max_length=128)
+    feature: str | None = Field(default=None, min_length=1, max_length=256)
+    description: str | None = Field(default=None, max_length=1000)
+    sli: SliSpec
+    objective: float = Field(gt=0, lt=1)
+    window: Literal["7d", "28d", "30d"] = "30d"
+    alerting: AlertingSpec = Field(default_factory=AlertingSpec)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SloSpec:
+        if not any((self.route, self.model, self.tenant, self.feature)):
+            raise ValueError("an SLO selects its traffic: give route, model, tenant or feature")
+        for rule in self.alerting.windows or ():
+            if _minutes_of(rule.long) > WINDOWS[self.window]:
+                raise ValueError(f"alerting window '{rule.long}' is longer than the SLO window")
+        return self
+
+
+class _SlosFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slos: dict[str, SloSpec]
+
+
+def _minutes_of(text: str) -> int:
+    span = parse_duration(text)
+    assert span is not None  # checked by the field validator
+    return int(span.total_seconds() // 60)
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """Which requests an SLO judges; None matches any value."""
+
+    route: str | None = None
+    model: str | None = None
+    tenant: str | None = None
+    feature: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sli:
+    kind: Literal["availability", "latency", "error_rate"]
+    threshold_ms: float | None = None  # latency
+    of: Literal["total", "ttft"] = "total"  # latency
+    error_class: str | None = None  # error_rate
+
+
+@dataclass(frozen=True, slots=True)
+class SloDefinition:
+    name: str
+    selector: Selector
+    sli: Sli
+    objective: float
+    window: str  # "30d"
+    rules: tuple[AlertRule, ...]
+    min_events: int | None  # None: per rule, burn.auto_min_events
+    description: str | None = None
+
+    @property
+    def window_minutes(self) -> int:
+        return WINDOWS[self.window]
+
+    def to_json(self) -> dict[str, Any]:
+        """The definition as an `slos:` entry: what is stored, and parsed again on read."""
+        out: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("route", self.selector.route),
+                ("model", self.selector.model),
+                ("tenant", self.selector.tenant),
+                ("feature", self.selector.feature),
+                ("description", self.description),
+            )
+            if v is not None
+        }
+        sli: dict[str, Any] = {"kind": self.sli.kind}
+        if self.sli.kind == "latency":
+            sli.update(threshold_ms=self.sli.threshold_ms, of=self.sli.of)
+        elif self.sli.kind == "error_rate":
+            sli["class"] = self.sli.error_class
+        out.update(sli=sli, objective=self.objective, window=self.window)
+        alerting: dict[str, Any] = {}
+        if self.min_events is not None:
+            alerting["min_events"] = self.min_events
+        if self.rules != scaled_rules(self.window_minutes):
+            alerting["windows"] = [
+                {
+                    "severity": r.severity,
+                    "long": f"{r.long_minutes}m",
+                    "short": f"{r.short_minutes}m",
+                    "factor": r.factor,
+                }
+                for r in self.rules
+            ]
+        if alerting:
+            out["alerting"] = alerting
+        return out
+
+    @property
+    def digest(self) -> str:
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _definition(name: str, spec: SloSpec) -> SloDefinition:
+    s = spec.sli
+    if isinstance(s, LatencySpec):
+        sli = Sli("latency", threshold_ms=float(s.threshold_ms), of=s.of)
+    elif isinstance(s, ErrorRateSpec):
+        sli = Sli("error_rate", error_class=s.error_class)
+    else:
+        sli = Sli("availability")
+    window = WINDOWS[spec.window]
+    if spec.alerting.windows is None:
+        rules = scaled_rules(window)
+    else:
+        rules = tuple(
+            AlertRule(r.severity, _minutes_of(r.long), _minutes_of(r.short), float(r.factor))
+            for r in spec.alerting.windows
+        )
+    return SloDefinition(
+        name=name,
+        selector=Selector(spec.route, spec.model, spec.tenant, spec.feature),
+        sli=sli,
+        objective=float(spec.objective),
+        window=spec.window,
+        rules=rules,
+        min_events=spec.alerting.min_events,
+        description=spec.description,
+    )
+
+
+def parse_slos(data: Any, source: str = "<slos>") -> list[SloDefinition]:
+    """The SLOs of a loaded file's `slos:` section; SlosError with every problem.
+
+    The file's other sections are the other packages' (`routes:`, `evals:`); any other
+    top-level key is an error."""
+    if not isinstance(data, dict) or "slos" not in data:
+        raise SlosError([f"{source}: no 'slos' section"])
+    if exceeds_depth(data):
+        raise SlosError([f"{source}: {too_deep_message('the SLO data')}"])
+    problems = [f"{source}: {key}: unknown key" for key in data if key not in SECTIONS]
+    raw = data["slos"]
+    if isinstance(raw, dict):
+        if not raw:
+            problems.append(f"{source}: slos: no SLOs are defined")
+        for name in raw:
+            problem = name_problem("SLO", name)
+            if problem:
+                problems.append(f"{source}: slos.{name}: {problem}")
+    parsed: _SlosFile | None = None
+    try:
+        parsed = _SlosFile.model_validate({"slos": raw})
+    except ValidationError as exc:
+        problems.extend(_unkinded(p) for p in validation_problems(exc, source))
+    if problems or parsed is None:
+        raise SlosError(problems)
+    return [_definition(name, spec) for name, spec in parsed.slos.items()]
+
+
+def _unkinded(problem: str) -> str:
+    """`slos.a.sli.latency.of` as the file spells it: `slos.a.sli.of` (pydantic names the
+    union's member in the path)."""
+    for kind in ("availability", "latency", "error_rate"):
+        problem = problem.replace(f".sli.{kind}.", ".sli.").replace(f".sli.{kind}:", ".sli:")
+    return problem
+
+
+def load_slos(text: str, source: str = "<slos>") -> list[SloDefinition]:
+    """Parse the text of a file with an `slos:` section (YAML, of which JSON is a subset)."""
+    try:
+        data = safe_load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise SlosError([f"{source}: invalid YAML: {exc}"]) from None
+    return parse_slos(data, source)
