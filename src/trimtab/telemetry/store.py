@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from ddsketch import DDSketch
 from sqlalchemy import Connection, Engine, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -160,20 +161,26 @@ def _merge_rollup(conn: Connection, key: RollupKey, delta: Rollup) -> None:
             return
         row = conn.execute(_LOCK_ROLLUP, dims).one()
     row_id, count, errors, input_tokens, output_tokens, cost_usd, latency, ttft = row
-    current = Rollup(
-        count, errors, input_tokens, output_tokens, cost_usd, from_bytes(latency), from_bytes(ttft)
-    )
-    current.merge(delta)
     conn.execute(
         _UPDATE_ROLLUP,
         {
             "row_id": row_id,
-            "new_count": current.count,
-            "new_errors": current.errors,
-            "new_input_tokens": current.input_tokens,
-            "new_output_tokens": current.output_tokens,
-            "new_cost_usd": current.cost_usd,
-            "new_latency_sketch": to_bytes(current.latency),
-            "new_ttft_sketch": to_bytes(current.ttft),
+            "new_count": count + delta.count,
+            "new_errors": errors + delta.errors,
+            "new_input_tokens": input_tokens + delta.input_tokens,
+            "new_output_tokens": output_tokens + delta.output_tokens,
+            "new_cost_usd": cost_usd + delta.cost_usd,
+            "new_latency_sketch": _merged(latency, delta.latency),
+            "new_ttft_sketch": _merged(ttft, delta.ttft),
         },
     )
+
+
+def _merged(stored: bytes, delta: DDSketch) -> bytes:
+    """The stored sketch with `delta` merged in; as stored when `delta` is empty (the
+    time-to-first-token sketch of requests that did not stream)."""
+    if not delta.count:
+        return stored
+    sketch = from_bytes(stored)
+    sketch.merge(delta)
+    return to_bytes(sketch)
