@@ -1,433 +1,451 @@
-"""Canary analysis, simulated: false rollbacks and time to detect, against the field's methods.
+"""Canary analysis, simulated through the controller's own decision path.
 
-Each rollout sends requests to a route at a 1:9 candidate:stable split (every request goes
-to the candidate with probability 0.1) and checks after every batch of 100 requests (10
-canary requests on average), exactly as the controller would: cumulative counters per arm,
-fed to the same functions that ``trimtab.canary.analysis.analyze`` uses, with the same
-default metric specs (``DEFAULT_METRICS``). A rollout rolls back at the first check at which
-any metric shows a regression. Rollouts are vectorised with numpy, so every check of every
-rollout is one row of an array.
+Each simulated rollout runs a plan's stages (the default plan: 1 -> 5 -> 25 -> 50 -> 100 %)
+over simulated traffic, and at every look — every ``LOOK_S`` seconds of route traffic, as
+the controller's tick — judges it exactly as ``trimtab.rollouts.controller`` does: one
+window per stage so far, the latency tests against stable's quantile pooled over those
+windows (``analysis.pooled_quantile`` on DDSketch-like buckets of 2 % width, counted the
+way ``SketchLatency`` counts them), every metric's verdict from ``analysis.evidence`` (the
+function ``analyze()`` takes its verdicts from), then the controller's stage rule: any
+regression rolls back; a stage past its minimums advances, or promotes when the next step
+is 100 % and every required metric has passed; a stage still waiting at its maximum pauses,
+and a paused rollout is still judged (a regression rolls it back) until the horizon. With
+sticky users the error and refusal tests get the design effect of the rollout's users
+(``stats.clustered.design_effect``), as the controller does from the per-user counts.
 
-    .venv/bin/python bench/canary_sim.py                  # 1,000 rollouts per scenario
-    .venv/bin/python bench/canary_sim.py --rollouts 200   # quicker
-    .venv/bin/python bench/canary_sim.py --seed 2 --horizon 20000
+Rollouts are vectorised with numpy: every look of every rollout is one row of an array.
 
-The same simulated traffic is judged by three methods, so the comparison is paired:
+    .venv/bin/python bench/canary_sim.py                      # 1,000 rollouts per scenario
+    .venv/bin/python bench/canary_sim.py --rollouts 200       # quicker
+    .venv/bin/python bench/canary_sim.py --only healthy --seed 2
+    .venv/bin/python bench/canary_sim.py --before             # errors/refusals not required
 
-* **trimtab**: the always-valid tests of ``trimtab.rollouts`` (error rate, latency p95 and
-  p50, mean cost, negative-feedback rate, with their default tolerances and alphas).
-* **naive z-test**: the dashboard habit: a one-sided z-test at the same margins, 1.96, looked
-  at every 50 canary requests.
-* **Wald SPRT**: candidate data only, the baseline known exactly and the alternative set to
-  the true regression; alpha 1 %, beta 5 %, at the same checks. No real controller can run it
-  (it needs the answer in advance); it is the floor for how fast a test at 1 % / 95 % can be.
-
-Writes a Markdown table to stdout and to ``bench/results/canary_sim.md``.
+Every figure is printed with the seed and the number of rollouts it comes from, and a
+Wilson 95 % interval for each share. Writes Markdown to stdout and to
+``bench/results/canary_sim.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import multiprocessing
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from trimtab.canary.analysis import DEFAULT_METRICS, Metric, MetricSpec
-from trimtab.stats.intervals import RatioMixture, mixture_rho
-from trimtab.stats.sequential import Tolerance, mean_evidence, rate_evidence, rate_mixtures
+from trimtab.canary.analysis import (
+    DEFAULT_METRICS,
+    ArmArrays,
+    Metric,
+    MetricSpec,
+    evidence,
+    latency_thresholds,
+    pooled_quantile,
+    verdicts,
+)
+from trimtab.canary.plans import DEFAULT_PLAN, Plan, Stage
+from trimtab.stats.clustered import design_effect
+from trimtab.stats.proportions import wilson_interval
 
 Array = npt.NDArray[np.float64]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # The simulated route (stable's behaviour).
-BATCH = 100  # requests between checks
-SHARE = 0.1  # the candidate's share: 1:9
+RATE = 20.0  # requests per second on the route
+LOOK_S = 5.0  # the controller's check interval
 ERROR_RATE = 0.01
-LATENCY_MEDIAN_MS = 1200.0
-LATENCY_SIGMA = 0.5  # log-normal: p95 = median * exp(1.645 * 0.5) = 2.28 x median
+LATENCY_MEDIAN_MS = 800.0
+LATENCY_SIGMA = 0.6  # log-normal: heavy-tailed, p95 = 2.7 x median
 COST_MEAN = 0.002  # USD per request
 COST_SIGMA = 0.8  # log-normal; coefficient of variation 0.95
-FEEDBACK_SHARE = 0.2  # share of requests that get thumbs up/down
-NEGATIVE_RATE = 0.10  # share of feedback that is negative
-REFERENCE_REQUESTS = 5000  # stable requests before the rollout, for the p95 reference
-NAIVE_EVERY = 50  # canary requests between the naive test's looks
-NAIVE_Z = 1.96
-SPRT_ALPHA, SPRT_BETA = 0.01, 0.05
+FEEDBACK_SHARE = 0.2
+NEGATIVE_RATE = 0.10
+GAMMA = 1.02  # latency bucket width (the sketch keeps 1 % relative accuracy: 2 % buckets)
+KEY_LO, KEY_HI = int(math.log(5.0) / math.log(GAMMA)), int(math.log(2e5) / math.log(GAMMA))
+BUCKETS = KEY_HI - KEY_LO + 1
 
 
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    error_rate: float = ERROR_RATE
-    latency_factor: float = 1.0
+    healthy: bool = True
+    error_rate: float = ERROR_RATE  # stable's, at the start
+    error_factor: float = 1.0  # the candidate's error rate over stable's
+    error_drift_to: float | None = None  # both arms' error rate at the horizon
+    latency_factor: float = 1.0  # the candidate's latency, scaled
+    diurnal: float = 0.0  # both arms' median latency swings by this share (4 h period)
     cost_factor: float = 1.0
-    negative_rate: float = NEGATIVE_RATE
-    metric: str | None = None  # the metric that regressed
+    plan: Plan = DEFAULT_PLAN
+    rate: float = RATE
+    look_requests: int | None = None  # requests between looks (default: LOOK_S of traffic)
+    users: int = 0  # sticky users (0: each request assigned on its own)
+    zipf: float = 1.0  # users' activity ~ 1 / rank^zipf
+    proneness_shape: float = 0.5  # users' error multipliers ~ Gamma(shape, 1 / shape)
+    max_rollouts: int | None = None  # the costlier scenarios run fewer
+    tags: tuple[str, ...] = field(default_factory=tuple)
 
 
-SCENARIOS = (
-    Scenario("healthy (candidate = stable)"),
-    Scenario("errors 1 % -> 2 %", error_rate=0.02, metric="error_rate"),
-    Scenario("errors 1 % -> 5 %", error_rate=0.05, metric="error_rate"),
-    Scenario("latency +30 % (whole distribution)", latency_factor=1.3, metric="latency"),
-    Scenario("cost per request +20 %", cost_factor=1.2, metric="cost"),
-    Scenario("negative feedback 10 % -> 15 %", negative_rate=0.15, metric="feedback"),
+ONE_TO_99 = Plan(
+    stages=[
+        Stage(percent=1, min_duration_s=300, min_canary_requests=100, max_duration_s=14_400),
+        Stage(percent=100),
+    ]
+)
+EVERY_REQUEST = Plan(
+    stages=[
+        Stage(percent=50, min_duration_s=0, min_canary_requests=100, max_duration_s=4_000),
+        Stage(percent=100),
+    ]
 )
 
+SCENARIOS = (
+    Scenario("healthy, 1 % errors, log-normal latency (sigma 0.6)", tags=("fast",)),
+    Scenario("healthy, 0.5 % errors", error_rate=0.005),
+    Scenario("healthy, 2 % errors", error_rate=0.02),
+    Scenario("healthy, errors drifting 1 % -> 3 % in both arms", error_drift_to=0.03),
+    Scenario("healthy, diurnal latency (median +/- 30 %)", diurnal=0.3),
+    Scenario("healthy, a 1:99 split throughout", plan=ONE_TO_99),
+    Scenario(
+        "healthy, a look after every request (50 %, 1 request/s)",
+        plan=EVERY_REQUEST,
+        rate=1.0,
+        look_requests=1,
+    ),
+    Scenario(
+        "healthy, 2,000 sticky users, Zipf 0.7, error-proneness varies",
+        users=2000,
+        zipf=0.7,
+        max_rollouts=300,
+    ),
+    Scenario(
+        "healthy, 2,000 sticky users, Zipf 1.0, error-proneness varies",
+        users=2000,
+        zipf=1.0,
+        max_rollouts=300,
+    ),
+    Scenario("errors 1 % -> 1.5 % (+50 %)", healthy=False, error_factor=1.5),
+    Scenario("errors 1 % -> 2 % (2x)", healthy=False, error_factor=2.0, tags=("fast",)),
+    Scenario("errors 1 % -> 5 % (5x)", healthy=False, error_factor=5.0),
+    Scenario("latency +30 % (whole distribution)", healthy=False, latency_factor=1.3),
+    Scenario("cost per request +20 %", healthy=False, cost_factor=1.2),
+)
 
-def _norm_sf(x: Array | float) -> Array:
-    """P(Z > x) for the standard normal, elementwise."""
-    xa = np.asarray(x, dtype=np.float64)
-    return np.asarray(0.5 * np.vectorize(math.erfc)(xa / math.sqrt(2.0)), dtype=np.float64)
-
-
-def _spec(metric: Metric, quantile: float = 0.95) -> MetricSpec:
-    for s in DEFAULT_METRICS:
-        if s.metric is metric and (metric is not Metric.LATENCY or s.quantile == quantile):
-            return s
-    raise KeyError(metric)
+ROLLBACK, PROMOTE, PAUSE, UNDECIDED = "rolled back", "promoted", "paused", "undecided"
 
 
 @dataclass
 class Outcome:
-    rollback_at: Array  # canary requests at the first rollback (inf: none)
-    advance_at: Array  # canary requests when every required metric first passed (inf: never)
-    first: dict[str, Array]  # per metric: canary requests at its first regression
-    passes: dict[str, Array]  # per metric: canary requests at its first pass (trimtab)
+    """Per rollout: how it ended and at how many canary requests (over the rollout)."""
+
+    action: npt.NDArray[np.str_]
+    canary_at: Array
+    looks: int
+    by_metric: dict[str, float]  # share of rollouts each metric rolled back
 
 
-class Arms:
-    """Cumulative counters of both arms for R rollouts."""
+def _bucket_probs(median: float, sigma: float) -> Array:
+    """P(latency in each bucket) for a log-normal; bucket i is [GAMMA^i, GAMMA^(i+1))."""
+    edges = np.arange(KEY_LO, KEY_HI + 2) * math.log(GAMMA)
+    z = (edges - math.log(median)) / sigma
+    cdf = 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0)))
+    cdf[0], cdf[-1] = 0.0, 1.0
+    p: Array = np.diff(cdf)
+    return p
 
-    def __init__(self, r: int) -> None:
-        z = np.zeros(r)
-        self.n_c, self.n_s = z.copy(), z.copy()
-        self.err_c, self.err_s = z.copy(), z.copy()
-        self.fb_c, self.fb_s = z.copy(), z.copy()
-        self.neg_c, self.neg_s = z.copy(), z.copy()
-        self.slow_c, self.slow_s = z.copy(), z.copy()  # above the trimtab thresholds
-        self.slow50_c, self.slow50_s = z.copy(), z.copy()  # the same for the median
-        self.cost_c, self.cost_s = z.copy(), z.copy()
-        self.cost2_c, self.cost2_s = z.copy(), z.copy()
-        # for the SPRT (candidate only)
-        self.slowm_c = z.copy()  # candidate above the margin on stable's true p95
-        self.logcost_c = z.copy()
+
+def _key(t: Array) -> Array:
+    k: Array = np.floor(np.log(np.maximum(t, 1e-300)) / math.log(GAMMA)) - KEY_LO
+    return k
+
+
+class Histograms:
+    """Both arms' latency buckets per rollout per window: (R, W, B)."""
+
+    def __init__(self, r: int, w: int) -> None:
+        self.counts = np.zeros((r, w, BUCKETS))
+        self._above: Array | None = None
+
+    def add(
+        self, rows: npt.NDArray[np.int64], window: npt.NDArray[np.int64], latencies: Array
+    ) -> None:
+        """``latencies`` (R, m) with NaN for requests not in this arm."""
+        r, w, b = self.counts.shape
+        ok = np.isfinite(latencies)
+        key = np.clip(_key(np.where(ok, latencies, 1.0)), 0, b - 1).astype(np.int64)
+        flat = (rows[:, None] * w + window[:, None]) * b + key
+        self.counts += np.bincount(flat[ok], minlength=r * w * b).reshape(r, w, b)
+        self._above = None
+
+    def above(self) -> Array:
+        """(R, W, B + 1): requests in buckets above index i (wholly above i's bucket)."""
+        if self._above is None:
+            c = self.counts
+            rev = np.cumsum(c[..., ::-1], axis=-1)[..., ::-1]  # at i: buckets >= i
+            self._above = np.concatenate([rev[..., 1:], np.zeros((*c.shape[:-1], 1))], -1)
+        return self._above
+
+    def count_above(self, t: Array) -> Array:
+        """(R, W) requests above thresholds ``t`` (R,), as ``SketchLatency`` counts them."""
+        key = np.clip(_key(t), -1, BUCKETS - 1).astype(np.int64)
+        above = self.above()
+        full = above[..., 0] + self.counts[..., 0]
+        rows = np.arange(t.shape[0])
+        out = np.where((key < 0)[:, None], full, above[rows, :, np.maximum(key, 0)])
+        res: Array = np.where(np.isfinite(t)[:, None], out, 0.0)
+        return res
+
+
+def _zeros(r: int, w: int) -> dict[str, Array]:
+    names = ("n", "errors", "refusals", "feedback_n", "negative_feedback", "cost_sum",
+             "cost_sq_sum", "latency_n")  # fmt: skip
+    return {k: np.zeros((r, w)) for k in names}
 
 
 def simulate(
-    sc: Scenario, rollouts: int, horizon: int, rng: np.random.Generator
-) -> dict[str, Outcome]:
-    """Run every method on the same traffic; returns outcomes per method."""
-    lat_spec, cost_spec = _spec(Metric.LATENCY), _spec(Metric.COST)
-    med_spec = _spec(Metric.LATENCY, 0.5)
-    err_spec, fb_spec = _spec(Metric.ERROR_RATE), _spec(Metric.NEGATIVE_FEEDBACK_RATE)
+    sc: Scenario,
+    rollouts: int,
+    rng: np.random.Generator,
+    specs: tuple[MetricSpec, ...] = DEFAULT_METRICS,
+    horizon_s: float | None = None,
+) -> Outcome:
+    """Run ``rollouts`` rollouts of ``sc`` through the controller's decision path."""
+    plan = sc.plan
+    stages = [s for s in plan.stages]
+    n_st = len(stages)
+    w = max(1, n_st - 1)  # the 100 % stage never runs: the step to it promotes
     r = rollouts
-    mu_lat = math.log(LATENCY_MEDIAN_MS)
-    true_p95 = math.exp(mu_lat + 1.6448536269514722 * LATENCY_SIGMA)
-    # p95 reference: stable's p95 over the requests before the rollout, per rollout.
-    ref = np.quantile(
-        np.exp(rng.normal(mu_lat, LATENCY_SIGMA, (r, REFERENCE_REQUESTS))), lat_spec.quantile, 1
+    rows = np.arange(r)
+    if horizon_s is None:
+        horizon_s = sum(s.max_duration_s for s in stages[:-1])
+    m = sc.look_requests or round(sc.rate * LOOK_S)
+    look_s = m / sc.rate
+    looks = math.ceil(horizon_s / look_s)
+    percent = np.array([s.percent for s in stages]) / 100.0
+    min_dur = np.array([s.min_duration_s for s in stages])
+    min_can = np.array([s.min_canary_requests for s in stages], dtype=float)
+    max_dur = np.array([s.max_duration_s for s in stages])
+    final = np.array(
+        [i + 1 == n_st or stages[i + 1].percent >= 100 for i in range(n_st)], dtype=bool
     )
-    t_s = ref
-    t_c = ref * (1.0 + lat_spec.tolerance.relative)
-    p_slow_s = _norm_sf((np.log(t_s) - mu_lat) / LATENCY_SIGMA)
-    ref50 = np.quantile(
-        np.exp(rng.normal(mu_lat, LATENCY_SIGMA, (r, REFERENCE_REQUESTS))), med_spec.quantile, 1
-    )
-    t_c50 = ref50 * (1.0 + med_spec.tolerance.relative)
-    p_slow50_s = _norm_sf((np.log(ref50) - mu_lat) / LATENCY_SIGMA)
+    arms = {"s": _zeros(r, w), "c": _zeros(r, w)}
+    hist = {"s": Histograms(r, w), "c": Histograms(r, w)}
+    stage = np.zeros(r, dtype=np.int64)
+    stage_start = np.zeros(r)
+    status = np.zeros(r, dtype=np.int64)  # 0 running, 1 paused, 2 rolled back, 3 promoted
+    canary_at = np.full(r, np.nan)
     mu_cost = math.log(COST_MEAN) - COST_SIGMA**2 / 2
-    mu_lat_c = mu_lat + math.log(sc.latency_factor)
+    lat_specs = [s for s in specs if s.metric is Metric.LATENCY]
+    rolled_by = {s.name: np.zeros(r, bool) for s in specs}
+    sticky = sc.users > 0
+    if sticky:
+        u = sc.users
+        act = 1.0 / np.arange(1, u + 1) ** sc.zipf
+        cum = np.cumsum(act / act.sum())
+        prone = rng.gamma(sc.proneness_shape, 1.0 / sc.proneness_shape, (r, u))
+        bucket = rng.random((r, u))
+        assigned = np.full((r, u), -1, dtype=np.int8)
+        n_u = np.zeros((r, w, u))
+        k_u = np.zeros((r, w, u))
+    dispersion: dict[str, Array] = {}
+    for look in range(looks):
+        now = (look + 1) * look_s
+        live = status < 2
+        if not live.any():
+            break
+        share = percent[stage]
+        frac = now / horizon_s
+        p_err = sc.error_rate
+        if sc.error_drift_to is not None:
+            p_err = sc.error_rate + (sc.error_drift_to - sc.error_rate) * frac
+        median = LATENCY_MEDIAN_MS * (1.0 + sc.diurnal * math.sin(2 * math.pi * now / 14_400))
+        # --- traffic of this look: m requests per rollout
+        if sticky:
+            users = np.minimum(np.searchsorted(cum, rng.random((r, m))), u - 1)
+            new = assigned[rows[:, None], users] < 0
+            got = (bucket[rows[:, None], users] < share[:, None]).astype(np.int8)
+            assigned[rows[:, None], users] = np.where(new, got, assigned[rows[:, None], users])
+            on_c = assigned[rows[:, None], users] == 1
+            p_req = p_err * prone[rows[:, None], users]
+        else:
+            on_c = rng.random((r, m)) < share[:, None]
+            p_req = np.full((r, m), p_err)
+        p_req = np.minimum(np.where(on_c, p_req * sc.error_factor, p_req), 1.0)
+        err = rng.random((r, m)) < p_req
+        lat = np.exp(rng.normal(math.log(median), LATENCY_SIGMA, (r, m)))
+        lat = np.where(on_c, lat * sc.latency_factor, lat)
+        cost = np.exp(rng.normal(mu_cost, COST_SIGMA, (r, m)))
+        cost = np.where(on_c, cost * sc.cost_factor, cost)
+        fb = rng.random((r, m)) < FEEDBACK_SHARE
+        neg = fb & (rng.random((r, m)) < NEGATIVE_RATE)
+        col = np.minimum(stage, w - 1)
+        for arm, mask in (("c", on_c), ("s", ~on_c)):
+            a = arms[arm]
+            mask = mask & live[:, None]
+            a["n"][rows, col] += mask.sum(1)
+            a["latency_n"][rows, col] += mask.sum(1)
+            a["errors"][rows, col] += (err & mask).sum(1)
+            a["feedback_n"][rows, col] += (fb & mask).sum(1)
+            a["negative_feedback"][rows, col] += (neg & mask).sum(1)
+            a["cost_sum"][rows, col] += np.where(mask, cost, 0.0).sum(1)
+            a["cost_sq_sum"][rows, col] += np.where(mask, cost * cost, 0.0).sum(1)
+            hist[arm].add(rows, col, np.where(mask, lat, np.nan))
+        if sticky:
+            idx = (rows[:, None] * w + col[:, None]) * u + users
+            seen = live[:, None] & np.ones_like(err)
+            n_u += np.bincount(idx[seen], minlength=r * w * u).reshape(r, w, u)
+            k_u += np.bincount(idx[seen & err], minlength=r * w * u).reshape(r, w, u)
+            if look % 4 == 0:  # the design effect moves slowly: every fourth look
+                d = design_effect(k_u, n_u, assigned == 1)
+                dispersion = {"error_rate": d}
+        # --- the controller's judgement
+        tails_s: dict[str, Array] = {}
+        tails_c: dict[str, Array] = {}
+        hs, hc = hist["s"], hist["c"]
+        total = arms["s"]["latency_n"].sum(1)
+        pooled = hs.counts.sum(1)  # stable's windows pooled: (R, B)
+        pooled_above = np.cumsum(pooled[:, ::-1], axis=1)[:, ::-1] - pooled
 
-    # trimtab's tests, parameterised exactly as analyze() does from the specs.
-    rate_params: dict[str, tuple[float, RatioMixture, RatioMixture, float]] = {}
-    for key, spec, tol in (
-        ("error_rate", err_spec, err_spec.tolerance),
-        ("latency", lat_spec, Tolerance()),
-        ("latency_p50", med_spec, Tolerance()),
-        ("feedback", fb_spec, fb_spec.tolerance),
-    ):
-        lp0, reg_mix, ok_mix = rate_mixtures(
-            spec.direction, tol, design_ratio=spec.design_ratio, pass_ratio=spec.pass_ratio
-        )
-        rate_params[key] = (lp0, reg_mix, ok_mix, spec.alpha)
-    rho_reg = mixture_rho(cost_spec.design_n, cost_spec.alpha)
-    rho_ok = mixture_rho(cost_spec.pass_design_n, cost_spec.alpha_pass)
-    l_reg = {k: math.log(1 / v[3]) for k, v in rate_params.items()}
-    l_reg["cost"] = math.log(1 / cost_spec.alpha)
-    l_ok = {
-        "latency": math.log(1 / lat_spec.alpha_pass),
-        "cost": math.log(1 / cost_spec.alpha_pass),
-    }
-    required = [s for s in DEFAULT_METRICS if s.required]
-    assert {s.metric for s in required} == {Metric.LATENCY, Metric.COST}
+        def above(t: Array, pa: Array = pooled_above, full: Array = total) -> Array:
+            key = np.clip(_key(t), -1, BUCKETS - 1).astype(np.int64)
+            got: Array = np.where(key < 0, full, pa[rows, np.maximum(key, 0)])
+            return got
 
-    # SPRT: candidate data only, the baseline known, H0 = the candidate exactly at the
-    # tolerance's margin, H1 = the scenario's truth (healthy: the matching scenario's).
-    z95 = 1.6448536269514722
-    err_m = err_spec.tolerance.coef(err_spec.direction)
-    p1_err = sc.error_rate if sc.metric == "error_rate" else 0.02
-    lat_m = 1.0 + lat_spec.tolerance.relative
-    lat_alt = sc.latency_factor if sc.metric == "latency" else 1.3
-    p1_slow = float(_norm_sf(z95 + (math.log(lat_m) - math.log(lat_alt)) / LATENCY_SIGMA))
-    cost_m0 = math.log(cost_spec.tolerance.coef(cost_spec.direction))
-    cost_m1 = math.log(sc.cost_factor if sc.metric == "cost" else 1.2)
-    fb_m = fb_spec.tolerance.coef(fb_spec.direction)
-    p1_neg = sc.negative_rate if sc.metric == "feedback" else 0.15
-    sprt_a = math.log((1 - SPRT_BETA) / SPRT_ALPHA)
-    sprt_b = math.log(SPRT_BETA / (1 - SPRT_ALPHA))
-    sprt_metrics = [sc.metric] if sc.metric else ["error_rate", "latency", "cost", "feedback"]
-
-    arms = Arms(r)
-    keys = ("error_rate", "latency", "latency_p50", "cost", "feedback")
-
-    def inf() -> Array:
-        return np.full(r, np.inf)
-
-    out = {
-        m: Outcome(inf(), inf(), {k: inf() for k in keys}, {k: inf() for k in keys})
-        for m in ("trimtab", "naive", "sprt")
-    }
-    sprt_open = {m: np.ones(r, bool) for m in sprt_metrics}
-    next_naive = np.full(r, float(NAIVE_EVERY))
-    fb_coef = fb_spec.tolerance.coef(fb_spec.direction)
-    steps = max(1, round(horizon / (BATCH * SHARE)))
-    for _ in range(steps):
-        nc = rng.binomial(BATCH, SHARE, r).astype(np.float64)
-        ns = BATCH - nc
-        a = arms
-        a.n_c += nc
-        a.n_s += ns
-        a.err_c += rng.binomial(nc.astype(np.int64), sc.error_rate)
-        a.err_s += rng.binomial(ns.astype(np.int64), ERROR_RATE)
-        fbc = rng.binomial(nc.astype(np.int64), FEEDBACK_SHARE)
-        fbs = rng.binomial(ns.astype(np.int64), FEEDBACK_SHARE)
-        a.fb_c += fbc
-        a.fb_s += fbs
-        a.neg_c += rng.binomial(fbc, sc.negative_rate)
-        a.neg_s += rng.binomial(fbs, NEGATIVE_RATE)
-        a.slow_s += rng.binomial(ns.astype(np.int64), p_slow_s)
-        a.slow50_s += rng.binomial(ns.astype(np.int64), p_slow50_s)
-        # The candidate's requests one by one (latency and cost), the first nc columns.
-        width = int(nc.max()) if nc.size else 0
-        cmask = np.arange(width)[None, :] < nc[:, None]
-        lat_c = rng.normal(mu_lat_c, LATENCY_SIGMA, (r, width))
-        a.slow_c += ((lat_c > np.log(t_c)[:, None]) & cmask).sum(1)
-        a.slow50_c += ((lat_c > np.log(t_c50)[:, None]) & cmask).sum(1)
-        a.slowm_c += ((lat_c > math.log(true_p95 * lat_m)) & cmask).sum(1)
-        lc = rng.normal(mu_cost, COST_SIGMA, (r, width))
-        cc = np.exp(lc) * sc.cost_factor
-        a.cost_c += np.where(cmask, cc, 0.0).sum(1)
-        a.cost2_c += np.where(cmask, cc * cc, 0.0).sum(1)
-        a.logcost_c += np.where(cmask, lc + math.log(sc.cost_factor) - mu_cost, 0.0).sum(1)
-        wid_s = int(ns.max())
-        smask = np.arange(wid_s)[None, :] < ns[:, None]
-        cs = np.where(smask, np.exp(rng.normal(mu_cost, COST_SIGMA, (r, wid_s))), 0.0)
-        a.cost_s += cs.sum(1)
-        a.cost2_s += (cs * cs).sum(1)
-
-        # --- trimtab ---
-        reg: dict[str, Array] = {}
-        ok: dict[str, Array] = {}
-        for key, (kc, ncs, ks, nss) in {
-            "error_rate": (a.err_c, a.n_c, a.err_s, a.n_s),
-            "latency": (a.slow_c, a.n_c, a.slow_s, a.n_s),
-            "latency_p50": (a.slow50_c, a.n_c, a.slow50_s, a.n_s),
-            "feedback": (a.neg_c, a.fb_c, a.neg_s, a.fb_s),
-        }.items():
-            lp0, rm, om, _ = rate_params[key]
-            reg[key], ok[key] = rate_evidence(
-                col(kc),
-                col(ncs),
-                col(ks),
-                col(nss),
-                log_psi0=lp0,
-                regression_mixture=rm,
-                pass_mixture=om,
-            )
-        reg["cost"], ok["cost"] = mean_evidence(
-            col(a.n_c),
-            col(a.cost_c),
-            col(a.cost2_c),
-            col(a.n_s),
-            col(a.cost_s),
-            col(a.cost2_s),
-            sign=cost_spec.direction.sign,
-            coef=cost_spec.tolerance.coef(cost_spec.direction),
-            offset=cost_spec.tolerance.absolute,
-            rho_regression=rho_reg,
-            rho_pass=rho_ok,
-            min_samples=cost_spec.min_samples,
-        )
-        rolled = np.zeros(r, bool)
-        t = out["trimtab"]
-        for key, v in reg.items():
-            hit = v >= l_reg[key]
-            rolled |= hit
-            first = t.first[key]
-            new = hit & np.isinf(first)
-            first[new] = a.n_c[new]
-        for key in ("latency", "cost"):
-            new = (ok[key] >= l_ok[key]) & np.isinf(t.passes[key])
-            t.passes[key][new] = a.n_c[new]
-        # A stage that advanced goes on being watched (at a larger share, in a real plan):
-        # rollbacks after the first pass still count as caught here.
-        fresh = rolled & np.isinf(t.rollback_at)
-        t.rollback_at[fresh] = a.n_c[fresh]
-        passed = (ok["latency"] >= l_ok["latency"]) & (ok["cost"] >= l_ok["cost"])
-        adv = passed & ~rolled & np.isinf(t.rollback_at) & np.isinf(t.advance_at)
-        t.advance_at[adv] = a.n_c[adv]
-
-        # --- naive z-test, same margins, every 50 canary requests ---
-        look = a.n_c >= next_naive
-        if look.any():
-            next_naive = np.where(look, next_naive + NAIVE_EVERY, next_naive)
-            z = np.maximum.reduce(
-                [
-                    _naive_rate(a.err_c, a.n_c, a.err_s, a.n_s, 1.0),
-                    _naive_rate(a.slow_c, a.n_c, a.slow_s, a.n_s, 1.0),
-                    _naive_rate(a.neg_c, a.fb_c, a.neg_s, a.fb_s, fb_coef),
-                    _naive_mean(a, cost_spec.tolerance.coef(cost_spec.direction)),
-                ]
-            )
-            nv = out["naive"]
-            hit = look & (z > NAIVE_Z) & np.isinf(nv.rollback_at)
-            nv.rollback_at[hit] = a.n_c[hit]
-
-        # --- Wald's SPRT, candidate only ---
-        sp = out["sprt"]
-        for m in sprt_metrics:
-            if m == "error_rate":
-                v = _bern_llr(a.err_c, a.n_c, ERROR_RATE * err_m, p1_err)
-            elif m == "latency":
-                v = _bern_llr(a.slowm_c, a.n_c, 0.05, p1_slow)
-            elif m == "cost":
-                mid = a.n_c * (cost_m0 + cost_m1) / 2
-                v = (cost_m1 - cost_m0) * (a.logcost_c - mid) / COST_SIGMA**2
-            else:
-                v = _bern_llr(a.neg_c, a.fb_c, NEGATIVE_RATE * fb_m, p1_neg)
-            op = sprt_open[m]
-            hit = op & (v >= sprt_a) & np.isinf(sp.rollback_at)
-            sp.rollback_at[hit] = a.n_c[hit]
-            op &= ~(v <= sprt_b) & ~(v >= sprt_a)
-    return out
+        for spec in lat_specs:
+            lo = np.full(r, GAMMA**KEY_LO)
+            hi = np.full(r, GAMMA ** (KEY_HI + 1))
+            ref = pooled_quantile(above, total, spec.quantile, lo, hi)
+            ref = np.where(total > 0, ref, np.inf)
+            t_s, t_c = latency_thresholds(1.0, spec.tolerance)
+            tails_s[spec.name] = hs.count_above(ref * t_s)
+            tails_c[spec.name] = hc.count_above(ref * t_c)
+        s_arr = ArmArrays(**arms["s"], tails=tails_s)
+        c_arr = ArmArrays(**arms["c"], tails=tails_c)
+        regressed = np.zeros(r, bool)
+        required_ok = np.ones(r, bool)
+        for spec in specs:
+            reg, ok = evidence(spec, s_arr, c_arr, dispersion)
+            bad, good = verdicts(spec, reg, ok)
+            rolled_by[spec.name] |= bad & live
+            regressed |= bad
+            if spec.required:
+                required_ok &= good
+        canary = arms["c"]["n"].sum(1)
+        back = live & regressed
+        status[back] = 2
+        canary_at[back] = canary[back]
+        running = (status == 0) & ~back
+        elapsed = now - stage_start
+        met = (elapsed >= min_dur[stage]) & (arms["c"]["n"][rows, col] >= min_can[stage])
+        is_final = final[stage]
+        promote = running & met & is_final & required_ok
+        advance = running & met & ~is_final
+        status[promote] = 3
+        canary_at[promote] = canary[promote]
+        stage[advance] += 1
+        stage_start[advance] = now
+        pause = running & ~promote & ~advance & (elapsed > max_dur[stage])
+        status[pause] = 1
+        canary_at[pause] = canary[pause]
+    names = np.array([UNDECIDED, PAUSE, ROLLBACK, PROMOTE])
+    action = names[status]
+    action = np.where((status == 0), UNDECIDED, action)
+    by_metric = {k: float(v.mean()) for k, v in rolled_by.items()}
+    return Outcome(action=action, canary_at=canary_at, looks=looks, by_metric=by_metric)
 
 
-def col(x: Array) -> Array:
-    """Counters as one window per rollout: shape (R, 1)."""
-    return x[:, None]
+def before_specs() -> tuple[MetricSpec, ...]:
+    """The defaults before issue 12's item 1: errors and refusals only guarded, no margin."""
+    out = []
+    for s in DEFAULT_METRICS:
+        if s.metric in (Metric.ERROR_RATE, Metric.REFUSAL_RATE):
+            s = dataclasses.replace(s, required=False, margin=None)
+        out.append(s)
+    return tuple(out)
 
 
-def _bern_llr(k: Array, n: Array, p0: float, p1: float) -> Array:
-    out: Array = k * math.log(p1 / p0) + (n - k) * math.log((1 - p1) / (1 - p0))
-    return out
+def _share(o: Outcome, action: str) -> tuple[float, float, float]:
+    k = int((o.action == action).sum())
+    lo, hi = wilson_interval(k, o.action.size)
+    return k / o.action.size, lo, hi
 
 
-def _naive_rate(kc: Array, nc: Array, ks: Array, ns: Array, coef: float) -> Array:
-    pc = kc / np.maximum(nc, 1)
-    ps = ks / np.maximum(ns, 1)
-    pool = (kc + ks) / np.maximum(nc + ns, 1)
-    se = np.sqrt(pool * (1 - pool) * (1 / np.maximum(nc, 1) + coef**2 / np.maximum(ns, 1)))
-    z: Array = np.where(se > 0, (pc - coef * ps) / np.where(se > 0, se, 1.0), 0.0)
-    return z
+def _median(o: Outcome, action: str) -> float:
+    at = o.canary_at[o.action == action]
+    return float(np.median(at)) if at.size else math.nan
 
 
-def _naive_mean(a: Arms, coef: float) -> Array:
-    nc, ns = np.maximum(a.n_c, 2), np.maximum(a.n_s, 2)
-    mc, ms = a.cost_c / nc, a.cost_s / ns
-    vc = np.maximum(a.cost2_c / nc - mc * mc, 0) * nc / (nc - 1)
-    vs = np.maximum(a.cost2_s / ns - ms * ms, 0) * ns / (ns - 1)
-    se = np.sqrt(vc / nc + coef**2 * vs / ns)
-    z: Array = np.where(se > 0, (mc - coef * ms) / np.where(se > 0, se, 1.0), 0.0)
-    return z
+def _run(job: tuple[int, int, int, bool]) -> tuple[int, int, Outcome, float]:
+    index, rollouts, seed, before = job
+    sc = SCENARIOS[index]
+    n = min(rollouts, sc.max_rollouts or rollouts)
+    rng = np.random.default_rng([seed, index])
+    started = time.process_time()
+    o = simulate(sc, n, rng, before_specs() if before else DEFAULT_METRICS)
+    return index, n, o, time.process_time() - started
 
 
-def _fmt_n(x: float) -> str:
-    return "—" if not math.isfinite(x) else f"{x:,.0f}"
+BEFORE = "BEFORE item 1 (errors, refusals not required)"
 
 
-def _summary(at: Array) -> tuple[float, float, float]:
-    """(share caught, median, p95) of first-rollback times; misses count as never."""
-    caught = float(np.isfinite(at).mean())
-    return caught, _q(at, 0.5), _q(at, 0.95)
-
-
-def _q(at: Array, q: float) -> float:
-    """Quantile without interpolation (the values may be infinite)."""
-    return float(np.quantile(at, q, method="inverted_cdf"))
-
-
-def _run(job: tuple[int, int, int, np.random.SeedSequence]) -> dict[str, Outcome]:
-    index, rollouts, horizon, seed = job
-    return simulate(SCENARIOS[index], rollouts, horizon, np.random.default_rng(seed))
+def _pct(x: tuple[float, float, float]) -> str:
+    return f"{x[0]:.1%} [{x[1]:.1%}, {x[2]:.1%}]"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--rollouts", type=int, default=1000, help="rollouts per scenario")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument(
-        "--horizon", type=int, default=10_000, help="canary requests watched per rollout"
-    )
     ap.add_argument("--jobs", type=int, default=2, help="scenarios run in parallel")
+    ap.add_argument("--only", default="", help="run the scenarios whose name contains this")
+    ap.add_argument("--before", action="store_true", help="errors/refusals not required")
     ap.add_argument("--out", type=Path, default=RESULTS / "canary_sim.md")
     args = ap.parse_args(argv)
     started = time.monotonic()
-    seeds = np.random.SeedSequence(args.seed).spawn(len(SCENARIOS))
-    jobs = [(i, args.rollouts, args.horizon, seeds[i]) for i in range(len(SCENARIOS))]
-    if args.jobs > 1:
+    chosen = [i for i, sc in enumerate(SCENARIOS) if args.only in sc.name]
+    jobs = [(i, args.rollouts, args.seed, args.before) for i in chosen]
+    if args.jobs > 1 and len(jobs) > 1:
         with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
             results = pool.map(_run, jobs, chunksize=1)
     else:
         results = [_run(j) for j in jobs]
-    rows: list[str] = []
-    notes: list[str] = []
-    for sc, res in zip(SCENARIOS, results, strict=True):
-        tt, nv, sp = (_summary(res[m].rollback_at) for m in ("trimtab", "naive", "sprt"))
-        t = res["trimtab"]
-        if sc.metric is None:
-            adv = t.advance_at
-            rows.append(
-                f"| {sc.name} | **{tt[0]:.1%}** false rollbacks | all required metrics "
-                f"pass: median {_fmt_n(_q(adv, 0.5))} ({np.isfinite(adv).mean():.0%} "
-                f"within the horizon) | {nv[0]:.1%} false | {sp[0]:.1%} false | — |"
-            )
-            by = ", ".join(f"{k} {np.isfinite(v).mean():.1%}" for k, v in t.first.items())
-            notes.append(f"healthy false rollbacks by metric (trimtab): {by}")
-            ps = ", ".join(
-                f"{k} median {_fmt_n(_q(t.passes[k], 0.5))}" for k in ("latency", "cost")
-            )
-            notes.append(f"healthy, canary requests until each required metric passes: {ps}")
-        else:
-            ratio = tt[1] / sp[1] if math.isfinite(tt[1]) and math.isfinite(sp[1]) else math.nan
-            rows.append(
-                f"| {sc.name} | {tt[0]:.1%} caught | median **{_fmt_n(tt[1])}**, "
-                f"p95 {_fmt_n(tt[2])} | {nv[0]:.1%} caught, median {_fmt_n(nv[1])} | "
-                f"{sp[0]:.1%} caught, median {_fmt_n(sp[1])} | "
-                f"{'—' if math.isnan(ratio) else f'{ratio:.2f}x'} |"
-            )
-    elapsed = time.monotonic() - started
+    rows = []
+    notes = []
+    for index, n, o, cpu in results:
+        sc = SCENARIOS[index]
+        rb, pr, pa = (_share(o, a) for a in (ROLLBACK, PROMOTE, PAUSE))
+        und = _share(o, UNDECIDED)
+        rows.append(
+            f"| {sc.name} | {n:,} | {args.seed} | {_pct(rb)} | {_pct(pr)} | {_pct(pa)} "
+            f"| {und[0]:.1%} | {_median(o, PROMOTE):,.0f} | {_median(o, ROLLBACK):,.0f} |"
+        )
+        worst = sorted(o.by_metric.items(), key=lambda kv: -kv[1])
+        notes.append(
+            f"{sc.name}: rolled back by "
+            + ", ".join(f"{k} {v:.1%}" for k, v in worst if v)
+            + " (none)" * (not any(v for _, v in worst))
+            + f"; {o.looks:,} looks; {cpu:.0f} s CPU"
+        )
     command = " ".join(["bench/canary_sim.py", *(argv if argv is not None else sys.argv[1:])])
     table = "\n".join(
         [
-            f"{args.rollouts:,} rollouts per scenario, 1:9 canary:stable, a check every "
-            f"{BATCH} requests (~{BATCH * SHARE:.0f} canary), up to {args.horizon:,} canary "
-            f"requests per rollout, seed {args.seed}. Counts are canary requests at the first "
-            "rollback; a rollout not rolled back within the horizon counts as never.",
+            f"Seed {args.seed}; rollouts per scenario in the table; shares with Wilson 95 % "
+            f"intervals; {BEFORE if args.before else 'defaults'}"
+            f"; a look every {LOOK_S:g} s at {RATE:g} requests/s unless the scenario says; "
+            "canary requests over the whole rollout at the decision (median).",
             "",
-            "| scenario | trimtab | trimtab: canary requests | naive z-test "
-            f"(every {NAIVE_EVERY}) | Wald SPRT (known baseline) | trimtab / SPRT median |",
-            "|---|---|---|---|---|---|",
+            "| scenario | rollouts | seed | rolled back | promoted | paused | undecided "
+            "| canary requests to promote | to roll back |",
+            "|---|---:|---:|---|---|---|---:|---:|---:|",
             *rows,
             "",
             *[f"- {n}" for n in notes],
-            f"- `{command}` took {elapsed:.0f} s",
+            f"- `{command}` took {time.monotonic() - started:.0f} s",
         ]
     )
     print(table)

@@ -342,7 +342,7 @@ def arm_arrays(windows: Sequence[ArmStats], tails: Mapping[str, FloatArray]) -> 
 
 
 def _rate_pair(
-    spec: MetricSpec, tol: Tolerance, kc: Any, nc: Any, ks: Any, ns: Any
+    spec: MetricSpec, tol: Tolerance, kc: Any, nc: Any, ks: Any, ns: Any, d: Any = 1.0
 ) -> tuple[FloatArray, FloatArray]:
     """Both log e-values of a rate test at ``tol``: split of events (relative) or the
     difference of rates (absolute)."""
@@ -351,20 +351,28 @@ def _rate_pair(
             spec.direction, tol, design_ratio=spec.design_ratio, pass_ratio=spec.pass_ratio
         )
         return rate_evidence(
-            kc, nc, ks, ns, log_psi0=lp0, regression_mixture=reg_mix, pass_mixture=ok_mix
-        )
+            kc, nc, ks, ns, log_psi0=lp0, regression_mixture=reg_mix, pass_mixture=ok_mix,
+            dispersion=d,
+        )  # fmt: skip
     return difference_evidence(
         kc, nc, ks, ns, sign=spec.direction.sign, coef=tol.coef(spec.direction),
         offset=tol.absolute, rho_regression=mixture_rho(spec.design_n, spec.alpha),
         rho_pass=mixture_rho(spec.pass_design_n, spec.alpha_pass),
-        min_samples=spec.min_samples,
+        min_samples=spec.min_samples, dispersion=d,
     )  # fmt: skip
 
 
 def evidence(
-    spec: MetricSpec, stable: ArmArrays, candidate: ArmArrays
+    spec: MetricSpec,
+    stable: ArmArrays,
+    candidate: ArmArrays,
+    dispersion: Mapping[str, FloatArray] | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """``(log_e_regression, log_e_pass)`` of one metric, shape ``(...)``.
+
+    ``dispersion`` maps a rate metric's name to its design effect (``D >= 1``, shape
+    ``(...)``, :func:`trimtab.stats.clustered.design_effect`): requests clustered by the
+    sticky user weigh ``1 / D`` of independent ones.
 
     The regression test is run at ``spec.tolerance`` and the pass (non-inferiority) test at
     ``spec.pass_margin``; :func:`analyze` reads its verdicts from here, and so does the
@@ -395,9 +403,10 @@ def evidence(
         k = (c.errors, c.n, s.errors, s.n)
     else:
         k = (c.refusals, c.n, s.refusals, s.n)
-    reg, ok = _rate_pair(spec, spec.tolerance, *k)
+    d = 1.0 if dispersion is None else dispersion.get(spec.name, 1.0)
+    reg, ok = _rate_pair(spec, spec.tolerance, *k, d)
     if spec.pass_margin != spec.tolerance:
-        _, ok = _rate_pair(spec, spec.pass_margin, *k)
+        _, ok = _rate_pair(spec, spec.pass_margin, *k, d)
     return reg, ok
 
 
@@ -413,14 +422,19 @@ def verdicts(
 _GROWTH = np.geomspace(1.0, 1000.0, 241)[1:]  # 1.03x steps up to 1000x the data so far
 
 
-def still_needed(spec: MetricSpec, stable: ArmArrays, candidate: ArmArrays) -> float | None:
+def still_needed(
+    spec: MetricSpec,
+    stable: ArmArrays,
+    candidate: ArmArrays,
+    dispersion: Mapping[str, FloatArray] | None = None,
+) -> float | None:
     """Canary requests the pass test still needs if the current estimates held (both arms
     growing in the proportions so far); None when even 1000 times the data would not pass
     (the estimate sits at or beyond the margin). A projection, not a promise."""
     n_c = float(np.sum(candidate.n))
     if n_c <= 0:
         return None
-    _, ok = evidence(spec, stable.scaled(_GROWTH), candidate.scaled(_GROWTH))
+    _, ok = evidence(spec, stable.scaled(_GROWTH), candidate.scaled(_GROWTH), dispersion)
     hit = np.nonzero(np.asarray(ok) >= math.log(1.0 / spec.alpha_pass))[0]
     if hit.size == 0:
         return None

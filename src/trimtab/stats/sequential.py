@@ -243,17 +243,20 @@ def rate_evidence(
     log_psi0: float,
     regression_mixture: RatioMixture,
     pass_mixture: RatioMixture,
+    dispersion: npt.ArrayLike = 1.0,
 ) -> tuple[FloatArray, FloatArray]:
     """Vectorised ``(log_e_regression, log_e_pass)`` of the split-of-events test.
 
     Arrays of shape ``(..., windows)``; the share of each window is its realised
-    ``n_candidate / (n_candidate + n_stable)``.
+    ``n_candidate / (n_candidate + n_stable)``. ``dispersion`` (``D >= 1``, shape ``(...)``,
+    :mod:`trimtab.stats.clustered`) divides both log e-values: requests clustered by user.
     """
     nc = np.asarray(n_candidate, dtype=np.float64)
     ns = np.asarray(n_stable, dtype=np.float64)
     share = nc / np.maximum(nc + ns, 1.0)
-    reg = split_log_e(k_candidate, k_stable, share, log_psi0, regression_mixture)
-    ok = split_log_e(k_candidate, k_stable, share, log_psi0, pass_mixture)
+    d = np.maximum(np.asarray(dispersion, dtype=np.float64), 1.0)
+    reg = split_log_e(k_candidate, k_stable, share, log_psi0, regression_mixture) / d
+    ok = split_log_e(k_candidate, k_stable, share, log_psi0, pass_mixture) / d
     return reg, ok
 
 
@@ -274,12 +277,14 @@ def compare_rates(
     pass_design_n: float = 2000.0,
     min_samples: int = 10,
     required: bool = False,
+    dispersion: float = 1.0,
 ) -> MetricResult:
     """Compare event rates ``k / n`` of candidate and stable (one value per window, or one).
 
     With ``tolerance.absolute == 0`` this is the split-of-events test on the rate ratio
-    ``psi = p_c / p_s`` against ``psi0 = 1 +/- relative``; otherwise the rates are treated as
-    means of 0/1 outcomes (:func:`compare_means`).
+    ``psi = p_c / p_s`` against ``psi0 = 1 +/- relative``; otherwise it is the test of their
+    difference (:func:`compare_differences`). ``dispersion`` is the design effect of
+    requests clustered by user (:mod:`trimtab.stats.clustered`).
     """
     _check_alphas(alpha, alpha_pass)
     kc, nc = _as_windows(k_candidate), _as_windows(n_candidate)
@@ -303,14 +308,16 @@ def compare_rates(
             pass_design_n=pass_design_n,
             min_samples=min_samples,
             required=required,
+            dispersion=dispersion,
         )
         return result
     log_psi0, reg_mix, ok_mix = rate_mixtures(
         direction, tolerance, design_ratio=design_ratio, pass_ratio=pass_ratio
     )
     le_reg, le_ok = rate_evidence(
-        kc, nc, ks, ns, log_psi0=log_psi0, regression_mixture=reg_mix, pass_mixture=ok_mix
-    )
+        kc, nc, ks, ns, log_psi0=log_psi0, regression_mixture=reg_mix, pass_mixture=ok_mix,
+        dispersion=dispersion,
+    )  # fmt: skip
     reg_f, ok_f = float(le_reg), float(le_ok)
     g = direction.sign
     # Confidence sequence for psi: test "psi <= x" (mixture above x) and "psi >= x" (below).
@@ -319,13 +326,27 @@ def compare_rates(
 
     def rejects_up(log_x: float) -> bool:  # evidence that psi > x
         le, _ = rate_evidence(
-            kc, nc, ks, ns, log_psi0=log_x, regression_mixture=up_mix, pass_mixture=up_mix
+            kc,
+            nc,
+            ks,
+            ns,
+            log_psi0=log_x,
+            regression_mixture=up_mix,
+            pass_mixture=up_mix,
+            dispersion=dispersion,
         )
         return float(le) >= math.log(1.0 / up_alpha)
 
     def rejects_down(log_x: float) -> bool:  # evidence that psi < x
         le, _ = rate_evidence(
-            kc, nc, ks, ns, log_psi0=log_x, regression_mixture=down_mix, pass_mixture=down_mix
+            kc,
+            nc,
+            ks,
+            ns,
+            log_psi0=log_x,
+            regression_mixture=down_mix,
+            pass_mixture=down_mix,
+            dispersion=dispersion,
         )
         return float(le) >= math.log(1.0 / down_alpha)
 
@@ -428,15 +449,18 @@ def difference_evidence(
     rho_regression: float,
     rho_pass: float,
     min_samples: int = 10,
+    dispersion: npt.ArrayLike = 1.0,
 ) -> tuple[FloatArray, FloatArray]:
     """Vectorised ``(log_e_regression, log_e_pass)`` of the normal-mixture test on a
-    difference of rates, ``theta = sign (p_c - coef p_s) - offset``, with the score-type
+    difference of rates (its variance times ``dispersion``, the design effect of requests
+    clustered by user), ``theta = sign (p_c - coef p_s) - offset``, with the score-type
     variance at the margin (:func:`~trimtab.stats.intervals.binary_contrast`). Arrays of
     shape ``(..., windows)``. This is the test of a rate with an absolute margin (rare
     events: errors, refusals): non-inferiority by at most ``offset`` in absolute terms."""
     theta, sigma2, n_c = binary_contrast(
         k_candidate, n_candidate, k_stable, n_stable, coef, sign * offset
     )
+    sigma2 = sigma2 * np.maximum(np.asarray(dispersion, dtype=np.float64), 1.0)
     n_s = np.asarray(n_stable, dtype=np.float64).sum(axis=-1)
     return _mixture_pair(
         theta, sigma2, n_c, n_s, sign, offset, rho_regression, rho_pass, min_samples
@@ -507,6 +531,7 @@ def compare_differences(
     pass_design_n: float = 2000.0,
     min_samples: int = 10,
     required: bool = False,
+    dispersion: float = 1.0,
 ) -> MetricResult:
     """Compare event rates on their difference, ``p_c - (1 + relative) p_s`` against the
     absolute margin: the normal mixture with the score-type variance at the margin
@@ -525,12 +550,13 @@ def compare_differences(
         reg, ok = difference_evidence(
             kc, nc, ks, ns, sign=direction.sign, coef=c, offset=off,
             rho_regression=rho_reg, rho_pass=rho_ok, min_samples=min_samples,
+            dispersion=dispersion,
         )  # fmt: skip
         return float(reg), float(ok)
 
     def spread(c: float, off: float) -> tuple[float, float]:
         theta, sigma2, _ = binary_contrast(kc, nc, ks, ns, c, direction.sign * off)
-        return float(theta), float(sigma2)
+        return float(theta), float(sigma2) * max(dispersion, 1.0)
 
     return _compare_normal(
         metric, evidence, spread, (nc, kc, ns, ks), direction, tolerance, alpha, alpha_pass,
