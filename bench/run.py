@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1327,8 +1327,40 @@ def evaluate(res: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
 
-    if a is None:
-        return crit
+    lite_rps = _num((tg.get("litellm", {}).get("load", {}).get("c16") or {}).get("rps"))
+    rps = _num((tg.get("trimtab", {}).get("load", {}).get("c16") or {}).get("rps"))
+    if a is not None:
+        _goals_of_one_process(res, a, rps, lite_rps, add)
+    w2 = tg.get(W2, {}).get("load", {})
+    if w2:
+        w2_rps = _num((w2.get("c16") or {}).get("rps"))
+        rec_w2 = res.get("recording_w2") or {}
+        vs = [
+            f"{w2_rps / base:.2f} x {what}"
+            for base, what in ((rps, "one process"), (lite_rps, "LiteLLM's"))
+            if w2_rps is not None and base
+        ]
+        add(
+            f"{W2}: requests/s @16, every request recorded (informative)",
+            "every request recorded",
+            w2_rps,
+            bool(rec_w2.get("ok")),
+            " rps"
+            + (f" ({'; '.join(vs)})" if vs else "")
+            + ("" if rec_w2.get("ok") else " (recording check failed)"),
+        )
+    return crit
+
+
+def _goals_of_one_process(
+    res: dict[str, Any],
+    a: dict[str, Any],
+    rps: float | None,
+    lite_rps: float | None,
+    add: Callable[[str, str, float | None, bool | None, str], None],
+) -> None:
+    """The one-process trimtab's rows of evaluate()."""
+    tg = res["targets"]
     load = tg["trimtab"].get("load", {})
     for c in CONCURRENCIES:
         v = cpu_ratio(load.get(f"c{c}"))
@@ -1339,8 +1371,6 @@ def evaluate(res: dict[str, Any]) -> list[dict[str, Any]]:
             None if v is None else v <= GOAL_CPU_VS_MOCK,
             " x",
         )
-    rps = _num((load.get("c16") or {}).get("rps"))
-    lite_rps = _num((tg.get("litellm", {}).get("load", {}).get("c16") or {}).get("rps"))
     rps_x = None if rps is None or not lite_rps else rps / lite_rps
     rec_ok = bool((res.get("recording") or {}).get("ok"))
     add(
@@ -1398,25 +1428,6 @@ def evaluate(res: dict[str, Any]) -> list[dict[str, Any]]:
         None if worst != worst else worst < GOAL_RSS_MIB,
         " MiB",
     )
-    w2 = tg.get(W2, {}).get("load", {})
-    if w2:
-        w2_rps = _num((w2.get("c16") or {}).get("rps"))
-        rec_w2 = res.get("recording_w2") or {}
-        vs = [
-            f"{w2_rps / base:.2f} x {what}"
-            for base, what in ((rps, "one process"), (lite_rps, "LiteLLM's"))
-            if w2_rps is not None and base
-        ]
-        add(
-            f"{W2}: requests/s @16, every request recorded (informative)",
-            "every request recorded",
-            w2_rps,
-            bool(rec_w2.get("ok")),
-            " rps"
-            + (f" ({'; '.join(vs)})" if vs else "")
-            + ("" if rec_w2.get("ok") else " (recording check failed)"),
-        )
-    return crit
 
 
 # --------------------------------------------------------------------------- main

@@ -170,6 +170,14 @@ def test_goals_are_issue_11s_at_their_bounds() -> None:
     del alone["targets"]["litellm"]
     assert _verdicts(alone)["requests/s @16 vs LiteLLM's, every request recorded"] is None
 
+    workers_only = _res(trimtab_rps=3500.0, cpu=1.0, recorded=True)
+    del workers_only["targets"]["trimtab"], workers_only["added"]["trimtab"]
+    row = bench.evaluate(workers_only)
+    assert [c["name"] for c in row] == [
+        f"{bench.W2}: requests/s @16, every request recorded (informative)"
+    ]
+    assert row[0]["measured"] == "5,000 rps (50.00 x LiteLLM's)"
+
 
 def test_report_columns_and_recording_rows() -> None:
     md = bench.render_markdown(_res(trimtab_rps=3500.0, cpu=2.0, recorded=True))
