@@ -162,3 +162,36 @@ async def test_two_policies_on_one_state_spend_it_to_its_limit(
     run = await scenario(policies, tenant, rng)
     for policy in policies:
         await check(run, policy, tenant, sqlite_engine)
+
+
+async def test_what_a_request_reserves(new_policy: PolicyFactory) -> None:
+    """The cap or 1,024 until the model has 20 answers; then their p95, capped; per model."""
+    policy = await new_policy(budgets=budget("acme"))
+    key = f"budget:tenant:acme:day:{policy.now():%Y-%m-%d}"
+
+    async def reserved(model: str = "gpt-big", cap: int | None = None) -> float:
+        a = Ask("acme", "key_1", model, None, None, INPUT, cap)
+        admission = await policy.admit(a, pricing)
+        status = await policy._state.budget_status(key)
+        assert status is not None
+        await policy.settle(admission, a, None, INPUT, 5000)  # a failure: nothing learnt
+        return status.reserved
+
+    async def answer(out: int, model: str = "gpt-big") -> None:
+        a = Ask("other", None, model, None, None, INPUT, None)
+        admission = await policy.admit(a, pricing)
+        await policy.settle(admission, a, pricing(model).cost(INPUT, out), INPUT, out)
+
+    assert await reserved() == pytest.approx(BIG.cost(INPUT, 1024))
+    assert await reserved(cap=4000) == pytest.approx(BIG.cost(INPUT, 4000))
+    for out in range(1, 20):  # 19 answers: still cold
+        await answer(out * 10)
+    assert await reserved() == pytest.approx(BIG.cost(INPUT, 1024))
+    await answer(200)  # 10, 20, ..., 200: the 19th of 20 is 190
+    assert await reserved() == pytest.approx(BIG.cost(INPUT, 190))
+    assert await reserved(cap=4000) == pytest.approx(BIG.cost(INPUT, 190))
+    assert await reserved(cap=50) == pytest.approx(BIG.cost(INPUT, 50))
+    # the failures reserved() settled taught nothing; another model has its own answers
+    assert await reserved() == pytest.approx(BIG.cost(INPUT, 190))
+    small = pricing("gpt-small")
+    assert await reserved("gpt-small") == pytest.approx(small.cost(INPUT, 1024))

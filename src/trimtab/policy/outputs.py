@@ -23,7 +23,7 @@ class RecentQuantile:
     binary search and a shift of at most `window` items, and a read is one index.
     """
 
-    __slots__ = ("_arrived", "_q", "_sorted", "_window")
+    __slots__ = ("_arrived", "_index", "_q", "_sorted", "_window")
 
     def __init__(self, window: int, quantile: float) -> None:
         if window < 1:
@@ -34,6 +34,7 @@ class RecentQuantile:
         self._q = quantile
         self._arrived: deque[int] = deque()
         self._sorted: list[int] = []
+        self._index = 0  # of the quantile in _sorted, for the number of values kept
 
     def __len__(self) -> int:
         return len(self._arrived)
@@ -43,15 +44,14 @@ class RecentQuantile:
         if len(self._arrived) == self._window:
             oldest = self._arrived.popleft()
             del self._sorted[bisect_left(self._sorted, oldest)]
+        else:  # one more value kept: the quantile's rank may move
+            self._index = nearest_rank(self._q, len(self._arrived) + 1) - 1
         self._arrived.append(value)
         insort(self._sorted, value)
 
     def value(self) -> int | None:
         """The ceil(q * n)-th smallest of the n values kept, or None when none is."""
-        n = len(self._sorted)
-        if n == 0:
-            return None
-        return self._sorted[nearest_rank(self._q, n) - 1]
+        return self._sorted[self._index] if self._sorted else None
 
 
 def nearest_rank(quantile: float, n: int) -> int:
@@ -62,25 +62,27 @@ def nearest_rank(quantile: float, n: int) -> int:
 class OutputEstimator:
     """Output tokens to reserve per model; fed with the output tokens of completed calls."""
 
-    __slots__ = ("_config", "_models")
+    __slots__ = ("_default", "_min_samples", "_models", "_quantile", "_window")
 
     def __init__(self, config: ReservationConfig) -> None:
-        self._config = config
+        self._quantile = config.output_quantile
+        self._window = config.window
+        self._min_samples = config.min_samples
+        self._default = config.default_output_tokens
         self._models: dict[str, RecentQuantile] = {}
 
     def observe(self, model: str, output_tokens: int) -> None:
         """Count one completed call of `model` that produced `output_tokens`."""
         recent = self._models.get(model)
         if recent is None:
-            c = self._config
-            recent = self._models[model] = RecentQuantile(c.window, c.output_quantile)
+            recent = self._models[model] = RecentQuantile(self._window, self._quantile)
         recent.observe(max(output_tokens, 0))
 
     def tokens(self, model: str, cap: int | None) -> int:
         """The output tokens to reserve for a request to `model` that allows at most `cap`."""
         recent = self._models.get(model)
-        if recent is None or len(recent) < self._config.min_samples:
-            return cap if cap is not None else self._config.default_output_tokens
+        if recent is None or len(recent) < self._min_samples:
+            return cap if cap is not None else self._default
         learnt = recent.value()
         assert learnt is not None  # min_samples >= 1 values are kept
         return learnt if cap is None else min(learnt, cap)
