@@ -1,0 +1,81 @@
+"""An SLO's good and valid requests per minute, read from `rollups_minute` (telemetry's
+table; never the request rows). The writer merges into the rollups every few seconds, so
+the newest minute may lag by that much."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Engine, func, select
+
+from trimtab.slo.burn import Counts
+from trimtab.slo.sli import latency_counts, status_counts
+from trimtab.slo.spec import Selector, SloDefinition
+from trimtab.store.engine import as_utc
+from trimtab.store.tables import rollups
+from trimtab.telemetry.sketch import from_bytes
+
+Series = Mapping[datetime, Counts]  # minute (UTC) -> the SLI's counts in it
+
+
+def minute_floor(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+def _where(selector: Selector, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
+    c = rollups.c
+    out: list[ColumnElement[bool]] = [c.minute >= start, c.minute <= end]
+    for column, value in (
+        (c.route, selector.route),
+        (c.model, selector.model),
+        (c.tenant, selector.tenant),
+        (c.feature, selector.feature),
+    ):
+        if value is not None:
+            out.append(column == value)
+    return out
+
+
+def read_series(
+    engine: Engine, slo: SloDefinition, now: datetime, minutes: int
+) -> dict[datetime, Counts]:
+    """The SLI's counts per minute over the `minutes` minutes up to `now`'s (included)."""
+    end = minute_floor(now)
+    start = end - timedelta(minutes=minutes - 1)
+    where = _where(slo.selector, start, end)
+    c = rollups.c
+    out: dict[datetime, Counts] = {}
+    with engine.connect() as conn:
+        if slo.sli.kind == "latency":
+            column = c.latency_sketch if slo.sli.of == "total" else c.ttft_sketch
+            rows = conn.execute(select(c.minute, c.status_code, column).where(*where))
+            for minute, status, raw in rows:
+                counts = latency_counts(slo.sli, status, from_bytes(raw))
+                if counts.valid:
+                    key = as_utc(minute)
+                    out[key] = out[key] + counts if key in out else counts
+        else:
+            query = (
+                select(c.minute, c.status_code, func.sum(c.count))
+                .where(*where)
+                .group_by(c.minute, c.status_code)
+            )
+            for minute, status, count in conn.execute(query):
+                counts = status_counts(slo.sli, status, int(count))
+                if counts.valid:
+                    key = as_utc(minute)
+                    out[key] = out[key] + counts if key in out else counts
+    return out
+
+
+def window_counts(series: Series, now: datetime, minutes: int) -> Counts:
+    """The counts of the `minutes` minutes up to `now`'s, included."""
+    top = minute_floor(now)
+    cutoff = top - timedelta(minutes=minutes - 1)
+    good = valid = 0
+    for minute, counts in series.items():
+        if cutoff <= minute <= top:
+            good += counts.good
+            valid += counts.valid
+    return Counts(good, valid)

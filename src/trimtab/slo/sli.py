@@ -1,0 +1,81 @@
+"""What a rollup row counts towards an SLI (pure): the valid requests and the good ones.
+
+A rollup row is one minute and one status code of a set of dimensions, with the row's
+count and its latency and TTFT sketches (telemetry/rollups.py). The statuses are the
+gateway's: a provider timeout is 504, a stream the provider cut or failed mid-way 502,
+an unavailable provider or every deployment's breaker open 503, a client that went away
+mid-stream 499 (gateway/failures.py, gateway/streaming.py).
+"""
+
+from __future__ import annotations
+
+from ddsketch import DDSketch
+from ddsketch.store import DenseStore
+
+from trimtab.slo.burn import Counts
+from trimtab.slo.spec import Sli
+
+# the status codes of each error class (spec.ERROR_CLASSES says what each one is)
+CLASS_STATUSES: dict[str, frozenset[int]] = {
+    "timeout": frozenset({504}),
+    "bad_gateway": frozenset({502}),
+    "unavailable": frozenset({503}),
+    "rate_limited": frozenset({429}),
+    "server": frozenset(range(500, 600)),
+}
+LATENCY_CAVEAT = (
+    "latency from the rollups' DDSketch bins (1 % relative accuracy): a request within "
+    "±1 % of the threshold may count either way"
+)
+
+
+def client_error(status: int) -> bool:
+    """4xx, 499 included (the client went away): the caller's doing, in neither count."""
+    return 400 <= status < 500
+
+
+def status_counts(sli: Sli, status: int, count: int) -> Counts:
+    """Availability and error-rate SLIs: what `count` requests of `status` add."""
+    if sli.kind == "availability":
+        if client_error(status):
+            return Counts(0, 0)
+        return Counts(count if status < 400 else 0, count)
+    assert sli.kind == "error_rate" and sli.error_class is not None
+    bad = status in CLASS_STATUSES[sli.error_class]
+    if client_error(status) and not bad:
+        return Counts(0, 0)
+    return Counts(0 if bad else count, count)
+
+
+def within(sketch: DDSketch, threshold_ms: float) -> int:
+    """How many of the sketch's values are at most `threshold_ms`, by bin: a bin counts
+    when its representative value (within 1 % of each value in it) is at most the
+    threshold."""
+    mapping = sketch._mapping
+    if threshold_ms < mapping.min_possible:
+        return int(sketch._zero_count)
+    last = mapping.key(threshold_ms)
+    if mapping.value(last) > threshold_ms:
+        last -= 1
+    return int(sketch._zero_count) + int(sketch._negative_store.count) + _up_to(sketch._store, last)
+
+
+def _up_to(store: DenseStore, key: int) -> int:
+    if not store.count or key < store.min_key:
+        return 0
+    if key >= store.max_key:
+        return int(store.count)
+    return int(sum(store.bins[store.min_key - store.offset : key - store.offset + 1]))
+
+
+def latency_counts(sli: Sli, status: int, sketch: DDSketch) -> Counts:
+    """Latency SLIs: of the requests in `sketch` (the row's latency or TTFT sketch), the
+    valid ones are all but client errors, the good ones those answered (status < 400)
+    within the threshold."""
+    assert sli.kind == "latency" and sli.threshold_ms is not None
+    if client_error(status):
+        return Counts(0, 0)
+    valid = int(sketch.count)
+    if status >= 400:
+        return Counts(0, valid)
+    return Counts(within(sketch, sli.threshold_ms), valid)
