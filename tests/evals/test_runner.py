@@ -22,7 +22,10 @@ from trimtab.evals.runner import (
     Runner,
     body_digest,
     request_body,
+    score_all,
+    stored_text,
 )
+from trimtab.evals.scorers import Answer, build
 from trimtab.evals.store import item_from_json
 from trimtab.evals.suites import parse_suites
 from trimtab.registry.bundle import Bundle
@@ -204,3 +207,13 @@ def test_an_item_the_target_cannot_take_is_an_error_naming_it() -> None:
         request_body(plain, Item("c", {"q": "hi"}))
     # the digest keys the cache: the same body, the same digest, whatever the key order
     assert body_digest({"a": 1, "b": [2]}) == body_digest({"b": [2], "a": 1})
+
+
+def test_a_nul_in_an_answer_or_a_reason_is_stored_as_a_replacement_character() -> None:
+    # the API refuses a NUL anywhere in a body: one answer with a NUL would stop the run
+    assert stored_text("a\x00b") == "a\ufffdb"
+    exact = {"name": "same", "kind": "exact"}
+    suite = {"model": "m", "dataset": "d", "scorers": [exact]}
+    (spec,) = parse_suites({"evals": {"s": suite}})[0].scorers
+    scores = score_all({"same": build(spec)}, Item("q", {}, expected="never"), Answer("x\x00y"))
+    assert scores["same"]["reason"] == "'x\ufffdy' is not 'never'"

@@ -122,9 +122,10 @@ def score_all(
         try:
             score = scorer(item, answer)
         except ScorerError as exc:
-            out[name] = {"error": str(exc)}
+            out[name] = {"error": stored_text(str(exc))}
             continue
-        out[name] = {"value": score.value, "passed": score.passed, "reason": score.reason}
+        reason = stored_text(score.reason)
+        out[name] = {"value": score.value, "passed": score.passed, "reason": reason}
     return out
 
 
@@ -137,7 +138,8 @@ def _error_text(response: httpx.Response) -> str:
     message = error.get("message") if isinstance(error, dict) else None
     text = str(message) if message else (response.text.strip()[:300] or response.reason_phrase)
     rid = response.headers.get("x-trimtab-request-id")
-    return f"HTTP {response.status_code}: {text}" + (f" (request {rid})" if rid else "")
+    said = f"HTTP {response.status_code}: {text}" + (f" (request {rid})" if rid else "")
+    return stored_text(said)
 
 
 def _answer_text(data: Any) -> str:
@@ -145,7 +147,13 @@ def _answer_text(data: Any) -> str:
         content = data["choices"][0]["message"].get("content")
     except (KeyError, IndexError, TypeError, AttributeError):
         raise ValueError("the answer has no choices[0].message") from None
-    return content if isinstance(content, str) else ""
+    return stored_text(content) if isinstance(content, str) else ""
+
+
+def stored_text(text: str) -> str:
+    """`text` with each NUL as U+FFFD: the store's text columns cannot hold a NUL, and the
+    API refuses one; the gateway's records do the same (telemetry/rows.py)."""
+    return text.replace("\x00", "\ufffd")
 
 
 class Runner:
