@@ -41,6 +41,13 @@ def test_mcnemar_exact_is_scipys_binomial_test(b: int, c: int) -> None:
     assert mcnemar_exact(b, c) == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.parametrize(("b", "c"), [(2_450, 2_550), (2_900, 3_100), (9_800, 10_200), (0, 7_000)])
+def test_mcnemar_exact_on_many_discordant_pairs_is_scipys(b: int, c: int) -> None:
+    """Both sides of the switch from integers to log space (5,000 discordant pairs)."""
+    expected = sps.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue
+    assert mcnemar_exact(b, c) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
 def test_holm_by_hand() -> None:
     # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> monotone
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])

@@ -5,8 +5,7 @@ nominal level for small samples and rates near 0 or 1, where the normal one does
 from __future__ import annotations
 
 import math
-
-from scipy import stats as sps
+from statistics import NormalDist
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -15,7 +14,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
         raise ValueError(f"successes must be between 0 and n ({successes} of {n})")
     if n == 0:
         return 0.0, 1.0
-    z = float(sps.norm.ppf(1 - (1 - confidence) / 2))
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
