@@ -87,7 +87,7 @@ def _half_binomial_cdf(k: int, n: int) -> float:
         for i in range(k + 1):
             total += term
             term = term * (n - i) // (i + 1)
-        return total / 2**n
+        return total / (1 << n)
     log_n = math.lgamma(n + 1) - n * math.log(2)
     return math.fsum(
         math.exp(log_n - math.lgamma(i + 1) - math.lgamma(n - i + 1)) for i in range(k + 1)
