@@ -13,10 +13,14 @@ import numpy as np
 
 from trimtab.evals.compare import ItemScore, RunScores
 from trimtab.evals.runs import Result
-from trimtab.stats.paired import DEFAULT_RESAMPLES, bca_interval
+from trimtab.stats.paired import bca_interval
 from trimtab.stats.proportions import wilson_interval
 
 CONFIDENCE = 0.95
+# a run's summary is computed on every read of the run: with 2,000 resamples the BCa
+# interval's ends moved by at most 0.003 from seed to seed here (200 scores in [0, 1]),
+# against 0.002 with 9,999, and two scorers over 10,000 items took 0.5 s instead of 1.7 s
+SUMMARY_RESAMPLES = 2000
 
 
 def item_score(result: Result | None, scorer: str) -> ItemScore | None:
@@ -64,7 +68,7 @@ def summarize(
         interval: list[float] | None = None
         if len(scored) >= 2:
             rng = np.random.default_rng(seed)
-            interval = list(bca_interval(values, CONFIDENCE, DEFAULT_RESAMPLES, rng))
+            interval = list(bca_interval(values, CONFIDENCE, SUMMARY_RESAMPLES, rng))
         low, high = wilson_interval(passes, len(scored))
         out.append(
             {
