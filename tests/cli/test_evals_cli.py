@@ -185,3 +185,34 @@ def test_a_failing_provider_is_counted_and_the_gate_has_no_verdict(
     code, out = trimtab(running, "eval", "compare", run_id_of(out), "--gate")
     assert code == 2, out
     assert "no verdict" in out and "more than max_errors" in out
+
+
+def test_ctrl_c_keeps_what_was_scored_and_names_resume(
+    running: Running, upstream: MockUpstream, tmp_path: Path
+) -> None:
+    suites = setup(running, tmp_path, items=16)
+    env = {**os.environ, "TRIMTAB_URL": running.url, "TRIMTAB_API_KEY": OPERATOR_KEY}
+    proc = subprocess.Popen(
+        [TRIMTAB, "eval", "run", "slow-golden", "-f", suites, "--concurrency", "2", "--json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    with Client(running.url, OPERATOR_KEY) as client:
+        try:
+            wait_for(lambda: client.eval_runs(suite="slow-golden"), timeout_s=30)
+            run_id = client.eval_runs(suite="slow-golden")[0]["id"]
+            wait_for(lambda: client.eval_run(run_id)["done"] >= 3, timeout_s=30)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 130, err
+        said = " ".join(err.decode().split())
+        assert f"interrupted: `trimtab eval resume {run_id}` goes on where this stopped" in said
+        held = client.eval_run(run_id)["done"]
+        code, out = trimtab(running, "eval", "resume", run_id)
+        assert code == 0, out
+        assert f"{16 - held} called, 0 from the cache, {held} already in the run" in out
