@@ -148,8 +148,10 @@ def record(
     refusals: int = 0,
     seed: int = 0,
     at: datetime | None = None,
+    user: str | None = None,
 ) -> None:
-    """`n` requests of the route's `version`: log-normal latency and cost, like a model's."""
+    """`n` requests of the route's `version`: log-normal latency and cost, like a model's;
+    the first `errors` fail. All of `user`'s when given, else of no user."""
     rng = np.random.default_rng(seed)
     when = at or datetime.now(UTC)
     latency = rng.lognormal(np.log(800.0), 0.4, n)
@@ -170,6 +172,7 @@ def record(
             "cost_usd": float(cost[i]),
             "finish_reasons": ["content_filter"] if errors <= i < errors + refusals else ["stop"],
             "streamed": False,
+            "user_id": user,
         }
         for i in range(n)
     ]

@@ -193,3 +193,32 @@ def test_more_errors_not_yet_a_regression_are_not_promoted(
     assert err["required"] and err["estimate_kind"] == "difference"
     assert err["lower"] < err["estimate"] < err["upper"] and err["margin"] == 0.004
     assert err["rollback"]["estimate_kind"] == "ratio"
+
+
+def test_one_error_prone_user_on_the_candidate_is_not_a_regression_of_the_version(
+    engine: Engine, store: RolloutStore
+) -> None:
+    """Sticky assignment: a heavy user with many errors lands on the candidate. Counted
+    request by request the candidate's errors tripled (a regression, before item 4); at the
+    unit of assignment it is one user, and the design effect says so."""
+    ro = start(store)
+    for i in range(60):
+        record(engine, 1, 90, errors=1 if i % 2 else 0, seed=i, user=f"s{i}")
+    record(engine, 2, 300, errors=15, seed=100, user="heavy")
+    for i in range(30):
+        record(engine, 2, 10, errors=1 if i % 10 == 0 else 0, seed=200 + i, user=f"c{i}")
+    stable, candidate = controller(store).windows(ro)
+    naive = analyze([ArmStats(n=a.n, errors=a.errors) for a in stable],
+                    [ArmStats(n=a.n, errors=a.errors) for a in candidate])  # fmt: skip
+    assert naive[0].metric == "error_rate" and naive[0].verdict is Verdict.REGRESSION
+    controller(store).step(ro)
+    held = current(store)  # not rolled back: the stage advanced on its minimums
+    assert held.status == "running" and held.last_decision is not None
+    assert held.last_decision["action"] == "advance"
+    err = next(m for m in held.last_decision["metrics"] if m["metric"] == "error_rate")
+    assert err["verdict"] != "regression"
+    d = float(err["note"].rsplit("design effect ", 1)[1])
+    assert d > 5
+    units = candidate[0].units
+    assert units is not None and units.keys[0] == "user:heavy" and units.n[0] == 300
+    assert units.rest_n == 0 and len(units.keys) == 31

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from trimtab.stats.clustered import MIN_UNITS, NO_EVIDENCE, design_effect
 from trimtab.stats.intervals import FloatArray, mixture_rho
 from trimtab.stats.sequential import (
     Direction,
@@ -47,6 +48,7 @@ __all__ = [
     "MetricSpec",
     "SketchLatency",
     "StageGate",
+    "UnitCounts",
     "analyze",
     "arm_arrays",
     "decide",
@@ -55,6 +57,7 @@ __all__ = [
     "latency_thresholds",
     "pooled_quantile",
     "still_needed",
+    "unit_dispersion",
     "verdicts",
 ]
 
@@ -133,13 +136,31 @@ class SketchLatency:
 
 
 @dataclass(frozen=True, slots=True)
+class UnitCounts:
+    """One arm's requests per unit of assignment (the sticky user, else the session) in
+    one window: ``keys`` with their ``n`` requests, ``errors`` and ``refusals``; ``rest_*``
+    are the arm's requests not broken down (no user or session, or beyond the read's
+    bound), each taken as its own unit."""
+
+    keys: tuple[str, ...]
+    n: FloatArray
+    errors: FloatArray
+    refusals: FloatArray
+    rest_n: float = 0.0
+    rest_errors: float = 0.0
+    rest_refusals: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class ArmStats:
     """One arm's counters over one window (all additive).
 
     ``n`` requests, of which ``errors`` failed and ``refusals`` were refused by the model;
     ``feedback_n`` got feedback, ``negative_feedback`` of it negative; ``cost_sum`` and
     ``cost_sq_sum`` are the sum and the sum of squares of per-request cost; ``latency`` is
-    the arm's latency distribution (samples or a sketch), if latency is analysed.
+    the arm's latency distribution (samples or a sketch), if latency is analysed; ``units``
+    the same requests per sticky user, when known (the error and refusal tests then take
+    the design effect of users that differ, :mod:`trimtab.stats.clustered`).
     """
 
     n: int = 0
@@ -150,6 +171,7 @@ class ArmStats:
     cost_sum: float = 0.0
     cost_sq_sum: float = 0.0
     latency: LatencyDistribution | None = None
+    units: UnitCounts | None = None
 
     def __post_init__(self) -> None:
         if min(self.n, self.errors, self.refusals, self.feedback_n, self.negative_feedback) < 0:
@@ -503,6 +525,48 @@ def _latency_counts(windows: Sequence[ArmStats]) -> FloatArray:
     return np.array([0.0 if w.latency is None else w.latency.count for w in windows])
 
 
+CLUSTERED = {Metric.ERROR_RATE: "errors", Metric.REFUSAL_RATE: "refusals"}
+
+
+def unit_dispersion(
+    stable: Sequence[ArmStats], candidate: Sequence[ArmStats], specs: Sequence[MetricSpec]
+) -> dict[str, FloatArray]:
+    """The design effect of the error and refusal tests from the windows' per-user counts
+    (:func:`trimtab.stats.clustered.design_effect`); empty unless every window of both
+    arms has them. A user seen in several windows is one unit across them."""
+    if not all(w.units is not None for w in (*stable, *candidate)):
+        return {}
+    index: dict[tuple[int, str], int] = {}
+    for arm, windows in enumerate((stable, candidate)):
+        for w in windows:
+            assert w.units is not None
+            for key in w.units.keys:
+                index.setdefault((arm, key), len(index))
+    n_w, n_u = len(stable), len(index)
+    n = np.zeros((n_w, n_u))
+    events = {attr: np.zeros((n_w, n_u)) for attr in CLUSTERED.values()}
+    rest_n = np.zeros((2, n_w))
+    rest = {attr: np.zeros((2, n_w)) for attr in CLUSTERED.values()}
+    for arm, windows in enumerate((stable, candidate)):
+        for i, w in enumerate(windows):
+            units = w.units
+            assert units is not None
+            cols = np.array([index[(arm, k)] for k in units.keys], dtype=np.int64)
+            n[i, cols] = units.n
+            rest_n[arm, i] = units.rest_n
+            for attr in CLUSTERED.values():
+                events[attr][i, cols] = getattr(units, attr)
+                rest[attr][arm, i] = getattr(units, "rest_" + attr)
+    on_candidate = np.zeros(n_u, dtype=bool)
+    on_candidate[[j for (arm, _), j in index.items() if arm == 1]] = True
+    out: dict[str, FloatArray] = {}
+    for spec in specs:
+        name = CLUSTERED.get(spec.metric)
+        if name is not None:
+            out[spec.name] = design_effect(events[name], n, on_candidate, rest[name], rest_n)
+    return out
+
+
 def analyze(
     stable: ArmStats | Sequence[ArmStats],
     candidate: ArmStats | Sequence[ArmStats],
@@ -539,14 +603,25 @@ def analyze(
             refs[spec.name] = (ref, note)
             s_tails[spec.name], c_tails[spec.name] = _tails(s_w, t_s), _tails(c_w, t_c)
     s_arr, c_arr = arm_arrays(s_w, s_tails), arm_arrays(c_w, c_tails)
+    dispersion = unit_dispersion(s_w, c_w, specs)
     out: list[MetricResult] = []
     for spec in specs:
-        le_reg, le_ok = evidence(spec, s_arr, c_arr)
+        d = float(dispersion.get(spec.name, 1.0))
+        le_reg, le_ok = evidence(spec, s_arr, c_arr, dispersion)
         reg, ok = (float(x) for x in (le_reg, le_ok))
-        result = _interval(spec, spec.pass_margin, s_arr, c_arr)
+        result = _interval(spec, spec.pass_margin, s_arr, c_arr, d)
+        if spec.name in dispersion:
+            clustered = (
+                f"sticky users: fewer than {MIN_UNITS} per arm, no evidence yet"
+                if d >= NO_EVIDENCE
+                else f"sticky users: design effect {d:.3g}"
+            )
+            result = replace(
+                result, note=f"{result.note}; {clustered}" if result.note else clustered
+            )
         rollback = None
         if spec.pass_margin != spec.tolerance:
-            r = _interval(spec, spec.tolerance, s_arr, c_arr)
+            r = _interval(spec, spec.tolerance, s_arr, c_arr, d)
             rollback = Interval(r.method, r.estimate_kind, r.estimate, r.lower, r.upper, r.margin)
         if spec.metric is Metric.LATENCY:
             ref, note = refs[spec.name]
@@ -564,7 +639,7 @@ def analyze(
         )
         needed = None
         if spec.required and verdict is Verdict.INCONCLUSIVE:
-            needed = still_needed(spec, s_arr, c_arr)
+            needed = still_needed(spec, s_arr, c_arr, dispersion)
         out.append(
             replace(
                 result,
@@ -581,7 +656,9 @@ def analyze(
     return tuple(out)
 
 
-def _interval(spec: MetricSpec, tol: Tolerance, s: ArmArrays, c: ArmArrays) -> MetricResult:
+def _interval(
+    spec: MetricSpec, tol: Tolerance, s: ArmArrays, c: ArmArrays, d: float = 1.0
+) -> MetricResult:
     """The comparison at ``tol`` with its confidence sequence (reporting; the verdict is
     :func:`evidence`'s)."""
 
@@ -590,7 +667,7 @@ def _interval(spec: MetricSpec, tol: Tolerance, s: ArmArrays, c: ArmArrays) -> M
             spec.name, kc, nc, ks, ns, direction=spec.direction, tolerance=t,
             alpha=spec.alpha, alpha_pass=spec.alpha_pass, design_ratio=spec.design_ratio,
             pass_ratio=spec.pass_ratio, design_n=spec.design_n,
-            pass_design_n=spec.pass_design_n, min_samples=spec.min_samples,
+            pass_design_n=spec.pass_design_n, min_samples=spec.min_samples, dispersion=d,
         )  # fmt: skip
 
     if spec.metric is Metric.COST:

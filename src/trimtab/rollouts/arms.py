@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Text, case, cast, func, or_, select
+import numpy as np
+from sqlalchemy import Engine, Text, case, cast, func, literal_column, or_, select
 
-from trimtab.canary.analysis import ArmStats, LatencySamples
+from trimtab.canary.analysis import ArmStats, LatencySamples, UnitCounts
 from trimtab.registry.scope import RouteKey
 from trimtab.rollouts.row import RolloutRow
 from trimtab.store.tables import feedback, requests, routes
@@ -15,6 +16,9 @@ from trimtab.store.tables import feedback, requests, routes
 # the finish reasons that mean the model refused (OpenAI's and Anthropic's words)
 REFUSAL_FINISH_REASONS = ("content_filter", "refusal")
 MAX_LATENCY_ROWS = 200_000  # bound on the latencies one window reads per arm
+# bound on the users (units of assignment) one window reads per arm: the most active first;
+# the requests of the others count as one unit each (docs/canary.md)
+MAX_UNIT_ROWS = 50_000
 
 
 class ArmReader:
@@ -65,6 +69,24 @@ class ArmReader:
             func.coalesce(func.sum(cost * cost), 0.0),
         ).where(*within)
         latencies = select(c.duration_ms).where(*within).limit(MAX_LATENCY_ROWS)
+        # the unit of assignment, as canary.assignment.sticky_key picks it: the user, else
+        # the session (a request with neither is its own unit)
+        # (the prefixes inlined: PostgreSQL must see the same expression in GROUP BY)
+        unit = func.coalesce(
+            literal_column("'user:'") + c.user_id, literal_column("'session:'") + c.session_id
+        )
+        per_unit = (
+            select(
+                unit,
+                func.count(),
+                func.coalesce(func.sum(case((c.status_code >= 500, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((refused, 1), else_=0)), 0),
+            )
+            .where(*within, unit.is_not(None))
+            .group_by(unit)
+            .order_by(func.count().desc(), unit)
+            .limit(MAX_UNIT_ROWS)
+        )
         f = feedback.c
         marks = [
             f.route == route.name,
@@ -80,6 +102,7 @@ class ArmReader:
         with self.engine.connect() as conn:
             n, errors, refusals, cost_sum, cost_sq_sum = conn.execute(totals).one()
             durations = conn.execute(latencies).scalars().all()
+            units = conn.execute(per_unit).all()
             voted, negative = conn.execute(votes).one()
         feedback_n = min(int(voted), int(n))
         return ArmStats(
@@ -91,4 +114,19 @@ class ArmReader:
             cost_sum=float(cost_sum),
             cost_sq_sum=float(cost_sq_sum),
             latency=LatencySamples.of(durations) if durations else None,
+            units=_units(units, int(n), int(errors), int(refusals)),
         )
+
+
+def _units(rows: Any, n: int, errors: int, refusals: int) -> UnitCounts:
+    counts = np.array([[r[1], r[2], r[3]] for r in rows], dtype=np.float64).reshape(-1, 3)
+    seen = counts.sum(axis=0)
+    return UnitCounts(
+        keys=tuple(str(r[0]) for r in rows),
+        n=counts[:, 0],
+        errors=counts[:, 1],
+        refusals=counts[:, 2],
+        rest_n=max(n - float(seen[0]), 0.0),
+        rest_errors=max(errors - float(seen[1]), 0.0),
+        rest_refusals=max(refusals - float(seen[2]), 0.0),
+    )

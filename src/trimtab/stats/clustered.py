@@ -26,7 +26,13 @@ import numpy.typing as npt
 
 from trimtab.stats.intervals import FloatArray
 
-__all__ = ["design_effect"]
+__all__ = ["MIN_UNITS", "NO_EVIDENCE", "design_effect"]
+
+# The sandwich variance needs enough units to be believed (Cameron & Miller, "A
+# practitioner's guide to cluster-robust inference", J. Human Resources 2015: with few
+# clusters it is biased low); until each arm has this many, the clustered tests say nothing.
+MIN_UNITS = 20
+NO_EVIDENCE = 1e12  # the design effect returned then: every log e-value divided away
 
 
 def design_effect(
@@ -42,7 +48,8 @@ def design_effect(
     ``on_candidate`` (``(..., U)``) says each unit's arm (a unit is one user in one arm).
     ``rest_k`` / ``rest_n`` (``(..., 2, W)``: stable, candidate) are requests not broken
     down by unit (no user, or beyond a query's bound), taken as one unit each. Returns
-    ``Var_cluster / Var_binomial``, floored at 1 (1 where there is no variance to compare).
+    ``Var_cluster / Var_binomial``, floored at 1 (1 where there is no variance to compare),
+    and :data:`NO_EVIDENCE` while either arm has fewer than :data:`MIN_UNITS` units.
     Both variances take the same residuals, against the window's pooled rate, the second
     with every request its own unit: with independent requests ``D`` is about 1 whatever
     the arms' rates are.
@@ -70,7 +77,10 @@ def design_effect(
     p_arm = np.where(cand, p_c[..., None], p_s[..., None])
     weight = np.where(cand, w_c[..., None], w_s[..., None])
     psi = (weight * (k_ - p_arm * n_)).sum(axis=-2)  # (..., U)
-    units = (n_.sum(axis=-2) > 0).sum(axis=-1)
+    seen = n_.sum(axis=-2) > 0
+    units_c = (seen & cand[..., 0, :]).sum(axis=-1) + rn[..., 1, :].sum(axis=-1)
+    units_s = (seen & ~cand[..., 0, :]).sum(axis=-1) + rn[..., 0, :].sum(axis=-1)
+    units = seen.sum(axis=-1)
     v_cluster = (psi * psi).sum(axis=-1)
     # requests not broken down: one unit each, sum of (k_i - p n_i)^2 in closed form; and
     # the same over every request as its own unit, the variance independence would give
@@ -83,5 +93,6 @@ def design_effect(
     g = np.maximum(units, 2.0)
     v_cluster = v_cluster * g / (g - 1.0)
     ratio = np.where(v_binomial > 0, v_cluster / np.where(v_binomial > 0, v_binomial, 1.0), 1.0)
-    out: FloatArray = np.maximum(ratio, 1.0)
+    few = np.minimum(units_c, units_s) < MIN_UNITS
+    out: FloatArray = np.where(few, NO_EVIDENCE, np.maximum(ratio, 1.0))
     return out
