@@ -169,6 +169,8 @@ def test_bad_input_is_one_error_line(running: Running, tmp_path: Path) -> None:
     assert "suite 'slow-golden': no dataset named 'gone'" in out and "request id: req_" in out
     code, out = trimtab(running, "eval", "show", "run_nope")
     assert code == 1 and "no eval run 'run_nope'" in out
+    code, out = trimtab(running, "eval", "list", "--tenant", "globex")
+    assert code == 1 and "may not read tenant 'globex'" in out
 
 
 def test_a_failing_provider_is_counted_and_the_gate_has_no_verdict(

@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from trimtab.cli.calls import call, fail, message
-from trimtab.cli.options import DEFAULT_URL, ApiKey, Url
+from trimtab.cli.options import DEFAULT_URL, ApiKey, TenantFilter, Url
 from trimtab.cli.tables import table, version, when
 from trimtab.client import AsyncClient, TrimtabError
 from trimtab.client.types import EvalRunDetail
@@ -350,12 +350,13 @@ def show(
 def list_runs(
     suite: Annotated[str | None, typer.Option("--suite", help="Only runs of this suite.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most.")] = 50,
+    tenant: TenantFilter = None,
     as_json: Json = False,
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
     """List eval runs, newest first."""
-    rows = call(url, api_key, lambda c: c.eval_runs(suite=suite, limit=limit))
+    rows = call(url, api_key, lambda c: c.eval_runs(suite=suite, tenant=tenant, limit=limit))
     if as_json:
         print(orjson.dumps(rows).decode())
         return
