@@ -112,3 +112,12 @@ def test_a_scorer_error_on_an_item_is_not_a_zero() -> None:
     (correct,) = summary["scorers"]
     assert (correct["scored"], correct["errors"], correct["mean"]) == (0, 1, None)
     assert run_scores(["correct"], ["q0"], {"q0": broken})["correct"]["q0"] is None
+
+
+def test_a_run_reads_its_items_ids_in_order(engine: Engine) -> None:
+    store = DatasetStore(engine)
+    key = DatasetKey("acme", "ordered")
+    items = [Item(f"z{9 - i}", {"q": str(i)}) for i in range(10)]
+    store.push(key, items, message="m", actor=ML)
+    assert store.item_ids(key, 1) == [i.id for i in store.items(key, 1)]
+    assert store.item_ids(key, 1) == [f"z{9 - i}" for i in range(10)]

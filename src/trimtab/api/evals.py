@@ -114,7 +114,7 @@ class EvalsAPI:
 
     def _item_ids(self, run: Run) -> list[str]:
         key = DatasetKey(run.new.dataset_scope, run.new.dataset)
-        return [item.id for item in self._datasets.items(key, run.new.dataset_version)]
+        return self._datasets.item_ids(key, run.new.dataset_version)
 
     # -- starting a run ------------------------------------------------------------------
 

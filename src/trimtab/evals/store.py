@@ -253,6 +253,17 @@ class DatasetStore:
         with self.engine.connect() as conn:
             return [_item(body) for body in conn.scalars(query)]
 
+    def item_ids(self, key: DatasetKey, number: int) -> list[str]:
+        """The ids of a version's items, in order (no bodies read)."""
+        j = dataset_version_items.c
+        query = (
+            select(j.item_id)
+            .where(j.scope == key.scope, j.dataset == key.name, j.number == number)
+            .order_by(j.position)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.scalars(query))
+
 
 def _item(body: dict[str, Any]) -> Item:
     messages = body.get("messages")
