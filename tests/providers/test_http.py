@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.providers.support import BODY, KEY, RawServer, Reply, Run, chunked, provider, response
+from trimtab.config import ProviderConfig
 from trimtab.providers.base import UpstreamError
+from trimtab.providers.openai import OpenAIProvider
 from trimtab.testing.mock_upstream import MockUpstream
 
 
@@ -177,3 +179,12 @@ def test_stream_answered_with_json_is_invalid(run: Run, upstream: MockUpstream) 
     err = run(go())
     assert err.kind == "invalid_response"
     assert "'application/json; charset=utf-8' instead of an event stream" in err.message
+
+
+def test_header_with_line_break_is_refused_at_construction() -> None:
+    """A configured header value must not smuggle another header (or a request) in."""
+    config = ProviderConfig(
+        kind="openai", base_url="http://127.0.0.1:9/v1", headers={"x-team": "a\r\nx-evil: 1"}
+    )
+    with pytest.raises(ValueError, match="header 'x-team' has a line break or NUL"):
+        OpenAIProvider("up", config)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, ClassVar
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 import orjson
 
@@ -108,30 +108,7 @@ class HttpProvider:
         self._scheme = url.scheme
         self._host = (url.hostname or "").encode("idna").decode("ascii")
         self._port = port or 0
-        # one header per name, the later ones winning: the provider's, then the config's
-        merged: dict[str, tuple[str, str]] = {}
-        authority = f"[{self._host}]" if ":" in self._host else self._host
-        if port != _DEFAULT_PORTS.get(url.scheme):
-            authority += f":{port}"
-        merged["host"] = ("host", authority)
-        for key, value in {"content-type": "application/json", **headers}.items():
-            merged[key.lower()] = (key, value)
-        if url.username is not None and "authorization" not in merged:
-            # credentials in the base URL mean HTTP Basic auth, as with aiohttp
-            basic = f"{unquote(url.username)}:{unquote(url.password or '')}".encode()
-            merged["authorization"] = ("authorization", "Basic " + base64.b64encode(basic).decode())
-        for key, value in config.headers.items():
-            merged[key.lower()] = (key, value)
-        for key, value in _AUTO_HEADERS.items():
-            merged.setdefault(key, (key, value))
-        for skip in ("content-length", "transfer-encoding"):
-            merged.pop(skip, None)  # the body's framing is the client's
-        lines = []
-        for key, value in merged.values():
-            if any(c in key + value for c in "\r\n\0"):
-                raise ValueError(f"provider '{name}': header {key!r} has a line break or NUL")
-            lines.append(f"{key}: {value}\r\n")
-        self._header_block = "".join(lines).encode()
+        self._header_block = _header_block(name, url, self._host, port, headers, config.headers)
         self._heads: dict[Operation, bytes] = {}
 
     async def start(self) -> None:
@@ -285,3 +262,38 @@ class HttpProvider:
 
 def _snippet(raw: bytes) -> str:
     return raw[:_SNIPPET].decode("utf-8", "replace")
+
+
+def _header_block(
+    name: str,
+    url: SplitResult,
+    host: str,
+    port: int | None,
+    headers: dict[str, str],
+    config_headers: dict[str, str],
+) -> bytes:
+    """Every header of a provider's requests but content-length, one per name, the later
+    ones winning: host, the adapter's, Basic auth from the URL, the config's, defaults."""
+    merged: dict[str, tuple[str, str]] = {}
+    authority = f"[{host}]" if ":" in host else host
+    if port != _DEFAULT_PORTS.get(url.scheme):
+        authority += f":{port}"
+    merged["host"] = ("host", authority)
+    for key, value in {"content-type": "application/json", **headers}.items():
+        merged[key.lower()] = (key, value)
+    if url.username is not None and "authorization" not in merged:
+        # credentials in the base URL mean HTTP Basic auth, as with aiohttp
+        basic = f"{unquote(url.username)}:{unquote(url.password or '')}".encode()
+        merged["authorization"] = ("authorization", "Basic " + base64.b64encode(basic).decode())
+    for key, value in config_headers.items():
+        merged[key.lower()] = (key, value)
+    for key, value in _AUTO_HEADERS.items():
+        merged.setdefault(key, (key, value))
+    for skip in ("content-length", "transfer-encoding"):
+        merged.pop(skip, None)  # the body's framing is the client's
+    lines = []
+    for key, value in merged.values():
+        if any(c in key + value for c in "\r\n\0"):
+            raise ValueError(f"provider '{name}': header {key!r} has a line break or NUL")
+        lines.append(f"{key}: {value}\r\n")
+    return "".join(lines).encode()
