@@ -19,6 +19,7 @@ from tests.support import (
     ROUTE_KEYS,
     ROUTES,
     TRIMTAB,
+    V2,
     VIEWER_KEY,
     GatewayFactory,
     Running,
@@ -218,3 +219,56 @@ def test_ctrl_c_keeps_what_was_scored_and_names_resume(
         code, out = trimtab(running, "eval", "resume", run_id)
         assert code == 0, out
         assert f"{16 - held} called, 0 from the cache, {held} already in the run" in out
+
+
+def test_run_with_a_baseline_compares_and_gates(
+    running: Running, upstream: MockUpstream, tmp_path: Path
+) -> None:
+    suites = setup(running, tmp_path, items=20)
+    code, out = trimtab(running, "eval", "run", "support-golden", "-f", suites)
+    assert code == 0, out
+    with Client(running.url, OPERATOR_KEY) as c:
+        c.apply(V2, "v2")
+    before = chat_calls(upstream)
+    code, out = trimtab(
+        running,
+        "eval",
+        "run",
+        "support-golden",
+        "-f",
+        suites,
+        "--version",
+        "2",
+        "--baseline",
+        "stable",
+        "--gate",
+    )
+    assert code == 0, out
+    # the stable version's answers came from the cache: only v2's items were called
+    assert chat_calls(upstream) - before == 20
+    assert "0 called, 20 from the cache" in out and "20 called, 0 from the cache" in out
+    assert ": pass (20 items;" in out and "underpowered" in out
+    code, out = trimtab(
+        running,
+        "eval",
+        "run",
+        "support-golden",
+        "-f",
+        suites,
+        "--version",
+        "2",
+        "--baseline",
+        "1",
+        "--json",
+    )
+    assert code == 0, out
+    document = orjson.loads(out)
+    assert document["baseline"]["route_version"] == 1 and document["run"]["route_version"] == 2
+    assert document["comparison"]["outcome"] == "pass"
+    # an error that prevents the verdict exits 2 under --gate
+    code, out = trimtab(
+        running, "eval", "run", "support-golden", "-f", suites, "--baseline", "9", "--gate"
+    )
+    assert code == 2 and "has no version v9" in out, out
+    code, out = trimtab(running, "eval", "run", "support-golden", "-f", suites, "--gate")
+    assert code == 2 and "--gate needs --baseline" in out

@@ -168,7 +168,10 @@ def _finish(
     concurrency: int,
     no_cache: bool,
     as_json: bool,
-) -> None:
+    print_json: bool = True,
+) -> EvalRunDetail:
+    """Run what `run_id` lacks, print the run, and return it; an incomplete run ends the
+    command (exit 1) naming `resume`."""
     gateway = Gateway(gateway_url or url, gateway_key or api_key)
     err = Console(stderr=True, highlight=False)
     try:
@@ -185,7 +188,8 @@ def _finish(
         raise typer.Exit(130) from None
     detail = call(url, api_key, lambda c: c.eval_run(run_id))
     if as_json:
-        print(orjson.dumps(detail).decode())
+        if print_json:
+            print(orjson.dumps(detail).decode())
     else:
         err.print(
             f"{progress.called} called, {progress.cached} from the cache, "
@@ -197,6 +201,7 @@ def _finish(
             f"run {run_id} is incomplete ({detail['done']} of {detail['items']} items): "
             f"`trimtab eval resume {run_id}` goes on"
         )
+    return detail
 
 
 def _interval(pair: list[float] | None, percent: bool) -> str:
@@ -271,23 +276,81 @@ def run(
     no_cache: NoCache = False,
     gateway_url: GatewayUrl = None,
     gateway_key: GatewayKey = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="Also run the suite on this route version (stable, or a version like 1) "
+            "and compare: free from the cache when that version's answers are known.",
+        ),
+    ] = None,
+    gate: Annotated[
+        bool,
+        typer.Option(
+            "--gate",
+            help="With --baseline: exit 0 when the gate passes, 1 when it fails, 2 when "
+            "something prevented the verdict.",
+        ),
+    ] = False,
     as_json: Json = False,
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
     """Run a suite: its dataset's items through the gateway, scored, recorded on the server."""
-    definition = _suite_definition(file, suite)
-    made = call(
-        url,
-        api_key,
-        lambda c: c.create_eval_run(suite, definition, version=route_version, source=str(file)),
-    )
-    if not as_json:
+    if gate and baseline is None:
         Console(stderr=True, highlight=False).print(
-            f"run [bold]{made['id']}[/bold]: {made['items']} items of "
-            f"{escape(made['dataset'])} {version(made['dataset_version'])}"
+            "[red]error:[/red] --gate needs --baseline (stable, or a version) to compare with"
         )
-    _finish(url, api_key, made["id"], gateway_url, gateway_key, concurrency, no_cache, as_json)
+        raise typer.Exit(2)
+    definition = _suite_definition(file, suite)
+    if baseline is not None and "route" not in definition:
+        raise _exit_for(
+            gate, fail(f"suite '{suite}' runs a model: --baseline compares route versions")
+        )
+
+    def one(at: str | None, print_json: bool) -> EvalRunDetail:
+        made = call(
+            url,
+            api_key,
+            lambda c: c.create_eval_run(suite, definition, version=at, source=str(file)),
+        )
+        if not as_json:
+            Console(stderr=True, highlight=False).print(
+                f"run [bold]{made['id']}[/bold]: {made['items']} items of "
+                f"{escape(made['dataset'])} {version(made['dataset_version'])}"
+            )
+        return _finish(
+            url,
+            api_key,
+            made["id"],
+            gateway_url,
+            gateway_key,
+            concurrency,
+            no_cache,
+            as_json,
+            print_json,
+        )
+
+    if baseline is None:
+        one(route_version, print_json=True)
+        return
+    try:
+        base = one(None if baseline == "stable" else baseline, print_json=False)
+        cand = one(route_version, print_json=False)
+        result = call(url, api_key, lambda c: c.compare_eval_runs(cand["id"], base["id"]))
+    except typer.Exit as exc:
+        raise _exit_for(gate, exc) from None
+    if as_json:
+        print(orjson.dumps({"run": cand, "baseline": base, "comparison": result}).decode())
+    else:
+        _print_comparison(result)
+    if gate:
+        raise typer.Exit(_EXIT[result["outcome"]])
+
+
+def _exit_for(gate: bool, exc: typer.Exit) -> typer.Exit:
+    """With --gate, an error that prevented the verdict exits 2, not 1."""
+    return typer.Exit(2) if gate and exc.exit_code == 1 else exc
 
 
 @evals.command("resume")
