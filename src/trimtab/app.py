@@ -24,6 +24,7 @@ from trimtab.api.keys import KeysAPI
 from trimtab.api.openapi import OpenAPIRoute
 from trimtab.api.rollouts import RolloutsAPI
 from trimtab.api.routes import RoutesAPI
+from trimtab.api.slos import SlosAPI
 from trimtab.api.telemetry import TelemetryAPI
 from trimtab.audit.log import AuditLog
 from trimtab.auth.cache import KeyCache
@@ -112,6 +113,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         record_bodies=t.record_bodies,
         routes=route_table,
     )
+    slos = SlosAPI(engine, route_store, keys, audit, metrics.registry)
     lifecycle = Lifecycle()
 
     @asynccontextmanager
@@ -125,6 +127,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         recorder.start()
         await state.start()
         await policy.start()  # after the spill replay: seeds budgets from the store
+        slos.start()  # the SLO gauges' refresher
         for provider in providers.values():
             await provider.start()
         lifecycle.ready = True
@@ -145,6 +148,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             await key_cache.stop()
             await controller.stop()
             await route_cache.stop()
+            await slos.stop()
             engine.dispose()
 
     hot = {  # POST only; HotRoutes answers them ahead of the router
@@ -167,6 +171,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         *EvalsAPI(
             RunStore(engine), DatasetStore(engine), route_store, keys, config.models
         ).routes(),
+        *slos.routes(),
         *AuditAPI(audit, keys).routes(),
         *HealthAPI(
             lifecycle,

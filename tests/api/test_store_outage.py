@@ -33,6 +33,7 @@ PATH_VALUES = {
     "request_id": "req_0123",
     "dataset": "golden",
     "run": "run_0123456789abcdef",
+    "slo": "s1",
 }
 # a body each endpoint would accept, for those that take one
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -63,6 +64,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "results": [{"item_id": "a", "request_digest": "0" * 64, "output": "x", "scores": {}}]
     },
     ("POST", "/api/evals/runs/{run}/cache"): {"digests": ["0" * 64]},
+    ("POST", "/api/slos/apply"): {
+        "message": "outage",
+        "yaml": "slos:\n  s1: {route: r1, sli: {kind: availability}, objective: 0.99}\n",
+    },
 }
 # the endpoints that do not touch the store, what they answer during the outage, and why
 NOT_THE_STORE: dict[tuple[str, str], tuple[int, str]] = {

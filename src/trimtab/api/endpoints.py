@@ -599,3 +599,50 @@ LIST_AUDIT = Endpoint(
         CURSOR,
     ),
 )
+
+
+# -- SLOs ---------------------------------------------------------------------------------
+
+SLO = text("slo", "The SLO's name", where="path")
+SLO_TENANT = text(
+    "tenant",
+    "Whose SLO: a tenant's (a non-admin may name only its own), empty for an admin's shared "
+    "one; absent: the caller's",
+    keep_empty=True,
+)
+APPLY_SLOS = Endpoint(
+    "POST",
+    "/api/slos/apply",
+    "applySlos",
+    "slos",
+    "Apply the `slos:` section of a file: each changed SLO is replaced",
+    OPERATORS,
+    v.SloApplyView,
+    body=Body(m.SlosApply, max_bytes=ROUTES_APPLY_BYTES),
+    description=(
+        "400 invalid_slos: every problem, each naming the file and the key; nothing is "
+        "stored. The file's `routes:` and `evals:` sections are left to their endpoints. A "
+        "non-admin's SLOs are its tenant's and judge only its tenant's traffic."
+    ),
+)
+LIST_SLOS = Endpoint(
+    "GET",
+    "/api/slos",
+    "listSlos",
+    "slos",
+    "Each SLO's status: SLI, error budget, burn rates and alert verdicts",
+    READERS,
+    v.SloList,
+    params=(text("route", "Only the SLOs of this route"), SLO_TENANT),
+)
+GET_SLO = Endpoint(
+    "GET",
+    "/api/slos/{slo}",
+    "getSlo",
+    "slos",
+    "One SLO's status",
+    READERS,
+    v.SloStatusView,
+    params=(SLO, SLO_TENANT),
+    errors=(404,),
+)

@@ -146,3 +146,9 @@ class FeedbackBody(TypedDict):
     thumbs: NotRequired[Literal["up", "down"]]
     comment: NotRequired[Text]
     escalated: NotRequired[bool]
+
+
+class SlosApply(TypedDict):
+    message: Annotated[str, Field(min_length=1, max_length=APPLY_MESSAGE_CHARS)]
+    yaml: Annotated[str, Field(description="the text of a file with an `slos:` section")]
+    source: NotRequired[Annotated[str, Field(min_length=1, max_length=SOURCE_CHARS)]]

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from trimtab import __version__
-from trimtab.cli import datasets, evals, keys, requests, rollouts, routes, serve
+from trimtab.cli import datasets, evals, keys, requests, rollouts, routes, serve, slo
 
 cli = typer.Typer(help="trimtab: an LLMOps control plane.", no_args_is_help=True)
 
@@ -39,6 +39,7 @@ rollouts.register(cli)  # rollout ..., rollback, attest
 requests.register(cli)  # requests, request, summary
 datasets.register(cli)  # datasets push | list | show | export | diff
 evals.register(cli)  # eval run | resume | show | list | compare
+slo.register(cli)  # slo status
 
 
 def main() -> None:

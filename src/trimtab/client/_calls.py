@@ -18,6 +18,7 @@ from trimtab.client._core import (
 )
 from trimtab.client.types import (
     Applied,
+    AppliedSlo,
     Attestation,
     AuditEvent,
     Costs,
@@ -37,6 +38,7 @@ from trimtab.client.types import (
     Rollback,
     Rollout,
     Route,
+    SloStatus,
     Summary,
     Version,
 )
@@ -294,3 +296,16 @@ def eval_cache(run_id: str, digests: list[str]) -> Call[list[EvalResult]]:
 def compare_eval_runs(baseline: str | None, candidate: str) -> Call[EvalComparison]:
     path = eval_run_path(candidate, "compare")
     return Call("GET", path, typed(EvalComparison), params({"baseline": baseline}))
+
+
+def apply_slos(yaml: str, message: str, source: str | None) -> Call[list[AppliedSlo]]:
+    fields = body({"yaml": yaml, "message": message, "source": source})
+    return Call("POST", "/api/slos/apply", lambda d: list[AppliedSlo](d["slos"]), body=fields)
+
+
+def slos(route: str | None, tenant: str | None) -> Call[list[SloStatus]]:
+    return Call("GET", "/api/slos", listed(SloStatus), params({"route": route, "tenant": tenant}))
+
+
+def slo(name: str, tenant: str | None) -> Call[SloStatus]:
+    return Call("GET", f"/api/slos/{segment(name)}", typed(SloStatus), _scoped(tenant))

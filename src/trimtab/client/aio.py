@@ -15,6 +15,7 @@ from trimtab.client import _calls as calls
 from trimtab.client._core import Call, Page, TrimtabError, answer, headers, unreachable
 from trimtab.client.types import (
     Applied,
+    AppliedSlo,
     Attestation,
     AuditEvent,
     AuditFilters,
@@ -37,6 +38,7 @@ from trimtab.client.types import (
     Rollback,
     Rollout,
     Route,
+    SloStatus,
     Summary,
     Version,
 )
@@ -387,6 +389,22 @@ class AsyncClient:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    # -- SLOs ------------------------------------------------------------------------------
+
+    async def apply_slos(
+        self, yaml: str, message: str, *, source: str | None = None
+    ) -> list[AppliedSlo]:
+        """Apply the `slos:` section of a file's text; each changed SLO is replaced."""
+        return await self._run(calls.apply_slos(yaml, message, source))
+
+    async def slos(self, *, route: str | None = None, tenant: str | None = None) -> list[SloStatus]:
+        """Each SLO's status (of one route with `route`)."""
+        return await self._run(calls.slos(route, tenant))
+
+    async def slo(self, name: str, *, tenant: str | None = None) -> SloStatus:
+        """One SLO's status: SLI, error budget, burn rates and alert verdicts."""
+        return await self._run(calls.slo(name, tenant))
 
 
 __all__ = ["AsyncClient", "TrimtabError"]

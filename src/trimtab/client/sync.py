@@ -15,6 +15,7 @@ from trimtab.client import _calls as calls
 from trimtab.client._core import Call, Page, TrimtabError, answer, headers, unreachable
 from trimtab.client.types import (
     Applied,
+    AppliedSlo,
     Attestation,
     AuditEvent,
     AuditFilters,
@@ -37,6 +38,7 @@ from trimtab.client.types import (
     Rollback,
     Rollout,
     Route,
+    SloStatus,
     Summary,
     Version,
 )
@@ -377,6 +379,20 @@ class Client:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    # -- SLOs ------------------------------------------------------------------------------
+
+    def apply_slos(self, yaml: str, message: str, *, source: str | None = None) -> list[AppliedSlo]:
+        """Apply the `slos:` section of a file's text; each changed SLO is replaced."""
+        return self._run(calls.apply_slos(yaml, message, source))
+
+    def slos(self, *, route: str | None = None, tenant: str | None = None) -> list[SloStatus]:
+        """Each SLO's status (of one route with `route`)."""
+        return self._run(calls.slos(route, tenant))
+
+    def slo(self, name: str, *, tenant: str | None = None) -> SloStatus:
+        """One SLO's status: SLI, error budget, burn rates and alert verdicts."""
+        return self._run(calls.slo(name, tenant))
 
 
 __all__ = ["Client", "TrimtabError"]

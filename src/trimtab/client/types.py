@@ -305,3 +305,31 @@ class EvalComparison(TypedDict):
     errors: dict[str, int]
     regressions: list[str]
     scorers: list[dict[str, Any]]
+
+
+class AppliedSlo(TypedDict):
+    slo: str
+    tenant: str | None
+    status: Literal["created", "updated", "unchanged"]
+    digest: str
+
+
+class SloStatus(TypedDict):
+    """An SLO's status: its SLI over the window, error budget, and each alert rule's
+    verdict with the burn over both its windows (see GET /api/slos)."""
+
+    name: str
+    tenant: str | None
+    definition: dict[str, Any]
+    at: str
+    standing: Literal["no_data", "meeting", "missing"]
+    sli: float | None
+    objective: float
+    window: str
+    good: int
+    valid: int
+    bad: int
+    budget: dict[str, Any]
+    firing: Literal["page", "ticket"] | None
+    alerts: list[dict[str, Any]]
+    notes: list[str]

@@ -1,0 +1,191 @@
+"""`trimtab slo status`, and the `slos:` section of `trimtab apply`, against a running
+trimtab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+
+from trimtab.bounds import safe_load_yaml
+from trimtab.cli.calls import Advice, call, fail, request_id
+from trimtab.cli.options import DEFAULT_URL, ApiKey, Url
+from trimtab.cli.tables import table
+from trimtab.client import TrimtabError
+from trimtab.client.types import AppliedSlo, SloStatus
+from trimtab.slo.spec import SlosError, parse_slos
+
+slo = typer.Typer(help="Service level objectives on a running trimtab.", no_args_is_help=True)
+
+Tenant = Annotated[
+    str | None,
+    typer.Option("--tenant", help="The SLOs of this tenant (an admin's choice; '' the shared)."),
+]
+
+
+def sections(text: str) -> dict[str, Any] | None:
+    """The file's top-level mapping when it has an `slos:` section, else None (the file is
+    then a routes file, read as before)."""
+    try:
+        data = safe_load_yaml(text)
+    except yaml.YAMLError:
+        return None  # the routes endpoint reports it, with the line
+    if isinstance(data, dict) and "slos" in data:
+        return data
+    return None
+
+
+def _refused(file: Path) -> Advice:
+    def advice(exc: TrimtabError) -> str | None:
+        if exc.code != "invalid_slos":
+            return None
+        said = exc.message
+        if exc.request_id:
+            said = said.removesuffix(f" (request id: {exc.request_id})")
+        problems = said.split("\n")
+        return (
+            f"{file}: {len(problems)} problem(s), no SLO was changed{request_id(exc)}\n"
+            + "\n".join(problems)
+        )
+
+    return advice
+
+
+def check(file: Path, data: dict[str, Any]) -> None:
+    """The `slos:` section checked before anything is applied: every problem, exit 1."""
+    try:
+        parse_slos(data, str(file))
+    except SlosError as exc:
+        problems = exc.problems
+        raise fail(
+            f"{file}: {len(problems)} problem(s), nothing was applied\n" + "\n".join(problems)
+        ) from None
+
+
+def apply_slos(file: Path, text: str, message: str, url: str, api_key: str | None) -> None:
+    results: list[AppliedSlo] = call(
+        url,
+        api_key,
+        lambda client: client.apply_slos(text, message, source=str(file)),
+        _refused(file),
+    )
+    out = Console(highlight=False, soft_wrap=True)
+    for r in results:
+        name = f"[bold]{escape(r['slo'])}[/bold] (SLO)"
+        if r["status"] == "unchanged":
+            out.print(f"{name}: unchanged")
+        else:
+            colour = "green" if r["status"] == "created" else "yellow"
+            out.print(f"{name}: [{colour}]{r['status']}[/{colour}] ({r['digest'][:12]})")
+
+
+def _share(value: float | None) -> str:
+    return "no data" if value is None else f"{value * 100:.3g} %"
+
+
+def _burn(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _selector(definition: dict[str, Any]) -> str:
+    picked = [
+        f"{k}={definition[k]}" for k in ("route", "model", "tenant", "feature") if k in definition
+    ]
+    return escape(" ".join(picked))
+
+
+def _sli_kind(definition: dict[str, Any]) -> str:
+    sli = definition["sli"]
+    if sli["kind"] == "latency":
+        of = "" if sli.get("of", "total") == "total" else " ttft"
+        return f"latency{of} <= {sli['threshold_ms']:g} ms"
+    if sli["kind"] == "error_rate":
+        return f"error_rate {sli['class']}"
+    return str(sli["kind"])
+
+
+def _row(s: SloStatus) -> list[str]:
+    standing = s["standing"]
+    colour = {"meeting": "green", "missing": "red", "no_data": "dim"}[standing]
+    value = f"[{colour}]{_share(s['sli'])}[/{colour}]"
+    left = s["budget"]["remaining_share"]
+    budget_colour = (
+        "dim" if left is None else "green" if left > 0.5 else "yellow" if left > 0 else "red"
+    )
+    budget = f"[{budget_colour}]{_share(left)}[/{budget_colour}]"
+    burns, alerts = [], []
+    for a in s["alerts"]:
+        lw, sw = a["long_window"], a["short_window"]
+        burns.append(f"{lw['window']} {_burn(lw['burn'])} / {sw['window']} {_burn(sw['burn'])}")
+        label = f"{a['severity']} >{a['factor']:g}x"
+        if a["state"] == "firing":
+            alerts.append(
+                f"[bold red]{label}: FIRING[/bold red]"
+                if a["severity"] == "page"
+                else f"[yellow]{label}: firing[/yellow]"
+            )
+        elif a["state"] == "too_little_data":
+            alerts.append(f"[dim]{label}: too little data (< {a['min_events']})[/dim]")
+        else:
+            alerts.append(f"[green]{label}: ok[/green]")
+    return [
+        escape(s["name"]),
+        escape(s["tenant"] or "(shared)"),
+        _selector(s["definition"]),
+        _sli_kind(s["definition"]),
+        value,
+        f"{s['objective'] * 100:g} %",
+        f"{s['good']}/{s['valid']}",
+        budget,
+        "\n".join(burns),
+        "\n".join(alerts),
+    ]
+
+
+@slo.command("status")
+def status(
+    route: Annotated[str | None, typer.Option("--route", help="Only this route's SLOs.")] = None,
+    tenant: Tenant = None,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Each SLO: SLI over its window, objective, error budget left, burn over each alert
+    rule's windows (long / short) and whether the rule fires."""
+    rows = call(url, api_key, lambda client: client.slos(route=route, tenant=tenant))
+    out = Console(highlight=False, soft_wrap=True)
+    if not rows:
+        out.print("no SLOs" + (f" on route '{escape(route)}'" if route else ""))
+        return
+    # one word a header: `budget` is what is left of it, `burn` long / short per rule
+    shown = table(
+        "slo",
+        "tenant",
+        "selects",
+        "sli",
+        "value",
+        "objective",
+        "good/valid",
+        "budget",
+        "burn",
+        "alerts",
+        right=("value", "objective", "good/valid", "budget"),
+    )
+    for s in rows:
+        shown.add_row(*_row(s))
+    out.print(shown)
+    notes = sorted({n for s in rows for n in s["notes"]})
+    for note in notes:
+        out.print(f"[dim]note: {escape(note)}[/dim]")
+    out.print(
+        "[dim]burn: bad share / (1 - objective); a rule fires when both windows exceed its "
+        "factor and hold at least its minimum of events[/dim]"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `slo ...` to the `trimtab` command."""
+    app.add_typer(slo, name="slo")
