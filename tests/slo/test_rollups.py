@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from sqlalchemy import Engine
 
 from tests.slo.support import NOW, request
 from trimtab.slo.burn import Counts
-from trimtab.slo.rollups import minute_floor, read_series, window_counts
-from trimtab.slo.spec import load_slos
+from trimtab.slo.rollups import minute_floor, read_series, read_windows, window_counts
+from trimtab.slo.spec import Sli, load_slos
 from trimtab.telemetry.store import TelemetryStore
 
 SLOS = {
@@ -39,6 +40,8 @@ def _write(engine: Engine) -> None:
         request(7, t - 70, tenant="globex", streamed=True, ttft_ms=100, duration_ms=900),
         request(8, t - 71, streamed=True, ttft_ms=400, duration_ms=800),
         request(9, t - 72, route="other", status_code=502),  # another route
+        request(11, t - 73, status_code=429),
+        request(12, t - 74, status_code=503),
         request(10, t - 3 * 60, duration_ms=100),  # three minutes ago
     ]
     TelemetryStore(engine).write(records)
@@ -49,20 +52,34 @@ def test_counts_per_minute_and_sli(engine: Engine) -> None:
     now_minute = minute_floor(NOW)
     avail = read_series(engine, SLOS["avail"], NOW, 60)
     assert avail[now_minute] == Counts(2, 4)  # 1, 2 good; 3, 4 bad; 5, 6 excluded
-    assert avail[now_minute - timedelta(minutes=1)] == Counts(2, 2)
-    assert window_counts(avail, NOW, 2) == Counts(4, 6)
-    assert window_counts(avail, NOW, 60) == Counts(5, 7)
+    assert avail[now_minute - timedelta(minutes=1)] == Counts(2, 3)  # 7, 8 good; 12 bad; 11 out
+    assert window_counts(avail, NOW, 2) == Counts(4, 7)
+    assert window_counts(avail, NOW, 60) == Counts(5, 8)
     acme = read_series(engine, SLOS["acme-avail"], NOW, 60)
-    assert window_counts(acme, NOW, 60) == Counts(4, 6)  # not globex's request 7
+    assert window_counts(acme, NOW, 60) == Counts(4, 7)  # not globex's request 7
     fast = window_counts(read_series(engine, SLOS["fast"], NOW, 60), NOW, 60)
-    assert fast == Counts(4, 7)  # 1, 7, 8, 10 within 1 s; 2 slow; 3, 4 failed
+    assert fast == Counts(4, 8)  # 1, 7, 8, 10 within 1 s; 2 slow; 3, 4, 12 failed
     ttft = window_counts(read_series(engine, SLOS["first-token"], NOW, 60), NOW, 60)
     assert ttft == Counts(1, 2)  # only requests with a first token: 7 yes, 8 no
     timeouts = window_counts(read_series(engine, SLOS["timeouts"], NOW, 60), NOW, 60)
-    assert timeouts == Counts(7, 8)  # 504 bad; 502s of both routes good for this class
+    assert timeouts == Counts(8, 9)  # 504 bad; 502s of both routes, 503 good for this class
 
 
 def test_a_window_reads_only_its_minutes(engine: Engine) -> None:
     _write(engine)
-    assert window_counts(read_series(engine, SLOS["avail"], NOW, 2), NOW, 60) == Counts(4, 6)
+    assert window_counts(read_series(engine, SLOS["avail"], NOW, 2), NOW, 60) == Counts(4, 7)
     assert read_series(engine, SLOS["avail"], NOW - timedelta(hours=1), 30) == {}
+
+
+def test_the_databases_sums_agree_with_the_per_minute_reading(engine: Engine) -> None:
+    _write(engine)
+    windows = [1, 2, 5, 60]
+    for name in ("avail", "acme-avail", "timeouts", "fast"):
+        slo = SLOS[name]
+        series = read_series(engine, slo, NOW, 60)
+        expected = {w: window_counts(series, NOW, w) for w in windows}
+        assert read_windows(engine, slo, NOW, windows) == expected, name
+    for error_class in ("bad_gateway", "unavailable", "rate_limited", "server"):
+        slo = dataclasses.replace(SLOS["timeouts"], sli=Sli("error_rate", error_class=error_class))
+        series = read_series(engine, slo, NOW, 60)
+        assert read_windows(engine, slo, NOW, [60]) == {60: window_counts(series, NOW, 60)}

@@ -3,6 +3,7 @@ rule's verdict, from its per-minute counts (pure; `read_status` reads them)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -21,7 +22,7 @@ from trimtab.slo.burn import (
     judge,
     sli,
 )
-from trimtab.slo.rollups import Series, read_series, window_counts
+from trimtab.slo.rollups import Series, read_windows, window_counts
 from trimtab.slo.sli import LATENCY_CAVEAT
 from trimtab.slo.spec import SloDefinition
 
@@ -124,12 +125,18 @@ def _rule_view(v: RuleVerdict) -> dict[str, Any]:
 
 def evaluate(slo: SloDefinition, series: Series, now: datetime) -> SloStatus:
     """The status from the SLO's counts per minute (at least its window's minutes)."""
-    counts = window_counts(series, now, slo.window_minutes)
+    spans = {slo.window_minutes, *(m for r in slo.rules for m in (r.long_minutes, r.short_minutes))}
+    return judged(slo, {w: window_counts(series, now, w) for w in spans}, now)
+
+
+def judged(slo: SloDefinition, windows: Mapping[int, Counts], now: datetime) -> SloStatus:
+    """The status from the SLO's counts over its window and each rule's two windows."""
+    counts = windows[slo.window_minutes]
     verdicts = tuple(
         judge(
             rule,
-            window_counts(series, now, rule.long_minutes),
-            window_counts(series, now, rule.short_minutes),
+            windows[rule.long_minutes],
+            windows[rule.short_minutes],
             slo.objective,
             slo.min_events,
         )
@@ -140,5 +147,5 @@ def evaluate(slo: SloDefinition, series: Series, now: datetime) -> SloStatus:
 
 def read_status(engine: Engine, slo: SloDefinition, now: datetime) -> SloStatus:
     """The status at `now`, from the rollups of the SLO's window."""
-    span = max([slo.window_minutes, *(r.long_minutes for r in slo.rules)])
-    return evaluate(slo, read_series(engine, slo, now, span), now)
+    spans = {slo.window_minutes, *(m for r in slo.rules for m in (r.long_minutes, r.short_minutes))}
+    return judged(slo, read_windows(engine, slo, now, spans), now)
