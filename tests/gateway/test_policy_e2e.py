@@ -22,6 +22,7 @@ from tests.support import (
     start_gateway,
     stop_server,
     stored,
+    wait_for,
 )
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.redis_server import RedisServer
@@ -105,6 +106,43 @@ def test_budget_block_is_a_429_in_the_clients_format(
     assert err["code"] == "budget_exceeded"
     assert "tenant:acme" in err["message"]
     assert int(info.value.response.headers["retry-after"]) > 0
+
+
+def test_a_stream_the_client_leaves_is_charged_what_was_sent(
+    gateway: GatewayFactory, upstream: MockUpstream, tmp_path: Path
+) -> None:
+    """A client that hangs up mid-stream has had tokens generated for it: its budget is
+    charged the cost recorded for the request (estimated from what was sent), as the
+    cost reports count it — not nothing, which would let such calls spend without limit."""
+    extra = {"pricey-drip": {**models(upstream, tmp_path)["pricey"], "model": "drip-300"}}
+    running = gateway(
+        keys=KEYS,
+        models={**models(upstream, tmp_path), **extra},
+        budgets=[{"scope": "tenant:acme", "period": "day", "usd": 100.0, "on_exceed": "block"}],
+    )
+    body = {"model": "pricey-drip", "messages": MSGS, "stream": True}
+    headers = {"authorization": f"Bearer {APP_KEY}"}
+    with httpx.stream(
+        "POST", running.url + "/v1/chat/completions", json=body, headers=headers, timeout=30
+    ) as reply:
+        request_id = reply.headers["x-trimtab-request-id"]
+        for line in reply.iter_lines():
+            if '"content"' in line:
+                break  # one chunk of content in, then the client goes
+    row = stored(running, request_id)
+    assert row["status_code"] == 499
+    assert row["cost_usd"] > 0
+
+    def charged() -> float:
+        report = httpx.get(
+            running.url + "/api/budgets", headers={"authorization": f"Bearer {KEYS[0]['key']}"}
+        ).json()["data"]
+        (entry,) = report[0]["values"]
+        assert entry["scope"] == "tenant:acme"
+        return float(entry["spent_usd"]) if entry["reserved_usd"] == 0 else -1.0
+
+    wait_for(lambda: charged() >= 0)  # settled after the response, in the background
+    assert charged() == pytest.approx(row["cost_usd"], rel=1e-6)
 
 
 async def _burst(urls: list[str], n: int, model: str) -> list[int]:

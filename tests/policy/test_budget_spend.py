@@ -191,6 +191,17 @@ async def test_what_a_request_reserves(new_policy: PolicyFactory) -> None:
     assert await reserved() == pytest.approx(BIG.cost(INPUT, 190))
     assert await reserved(cap=4000) == pytest.approx(BIG.cost(INPUT, 190))
     assert await reserved(cap=50) == pytest.approx(BIG.cost(INPUT, 50))
+    # a call cut short is charged, but its length is not learnt
+    cut = Ask("acme", "key_1", "gpt-big", None, None, INPUT, None)
+    one = BIG.cost(INPUT, 1)
+    assert one is not None
+    before = await policy._state.budget_status(key)
+    for _ in range(40):
+        admission = await policy.admit(cut, pricing)
+        await policy.settle(admission, cut, one, INPUT, 1, completed=False)
+    after = await policy._state.budget_status(key)
+    assert before is not None and after is not None
+    assert after.spent == pytest.approx(before.spent + 40 * one)
     # the failures reserved() settled taught nothing; another model has its own answers
     assert await reserved() == pytest.approx(BIG.cost(INPUT, 190))
     small = pricing("gpt-small")

@@ -303,13 +303,20 @@ class Gateway:
         return self._catalog.resolve(model).config.pricing
 
     def _settle(self, ex: Exchange, charge: Charge | None) -> None:
-        """Settle after the response: the real cost of a success, nothing for a failure."""
+        """Settle after the response with the cost the record carries: a success's, and a
+        stream's cut short (by the client or the provider), whose tokens were generated and
+        billed — estimated from what was sent when no usage came. A failure without an
+        answer carries none and is charged nothing."""
         if charge is None:
             return
         rec = ex.record
-        cost = rec.cost_usd if rec.status_code < 400 else None
         self._spawn(
             self._policy.settle(
-                charge.admission, charge.ask, cost, rec.input_tokens, rec.output_tokens
+                charge.admission,
+                charge.ask,
+                rec.cost_usd,
+                rec.input_tokens,
+                rec.output_tokens,
+                completed=rec.status_code < 400,
             )
         )

@@ -216,18 +216,22 @@ class Policy:
         cost_usd: float | None,
         input_tokens: int | None,
         output_tokens: int | None,
+        *,
+        completed: bool = True,
     ) -> None:
         """Count the call's real tokens and cost, release its reservations, fire alerts.
 
         Call it exactly once per admission, also when the call failed (cost None: the
-        reservation is released and nothing is charged). A second call does nothing.
-        Never raises on state errors (they are logged and counted).
+        reservation is released and nothing is charged). A call cut short (`completed`
+        False) is charged its cost, but its length says nothing of the model's answers and
+        is not learnt. A second call does nothing. Never raises on state errors (they are
+        logged and counted).
         """
         if admission.settled:
             return
         admission.settled = True
         now = self.now()
-        if self._budgets and cost_usd is not None:  # a completed call; embeddings have no
+        if self._budgets and completed and cost_usd is not None:  # embeddings have no
             self._outputs.observe(admission.model, output_tokens or 0)  # output count
         tokens = (input_tokens or 0) + (output_tokens or 0)
         if tokens > 0 and admission.tpm_keys:
