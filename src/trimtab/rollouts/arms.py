@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, Text, case, cast, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Engine, Text, case, cast, func, literal_column, or_, select
 
 from trimtab.canary.analysis import ArmStats, LatencySamples, UnitCounts
 from trimtab.registry.scope import RouteKey
@@ -72,7 +72,7 @@ class ArmReader:
         # the unit of assignment, as canary.assignment.sticky_key picks it: the user, else
         # the session (a request with neither is its own unit)
         # (the prefixes inlined: PostgreSQL must see the same expression in GROUP BY)
-        unit = func.coalesce(
+        unit: ColumnElement[str] = func.coalesce(
             literal_column("'user:'") + c.user_id, literal_column("'session:'") + c.session_id
         )
         per_unit = (
