@@ -72,6 +72,9 @@ def test_embeddings_text_and_token_ids() -> None:
 def test_empty_and_odd_bodies_do_not_fail() -> None:
     assert estimate_input_tokens({}) == 3
     assert estimate_input_tokens({"messages": "not a list", "system": 5}) >= 3
+    # a part's "type" may be any JSON value (the gateway checks messages after the estimate)
+    odd = [{"type": ["image_url"]}, {"type": {"a": 1}, "text": "hi"}, {"type": None}]
+    assert estimate_input_tokens({"messages": [{"role": "user", "content": odd}]}) >= 3
 
 
 @pytest.mark.parametrize(

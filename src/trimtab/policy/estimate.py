@@ -55,7 +55,8 @@ def _walk(value: Any, acc: list[int]) -> None:
         for item in value:
             _walk(item, acc)
     elif isinstance(value, dict):
-        if value.get("type") in _IMAGE_TYPES:
+        kind = value.get("type")  # any JSON value: a list or an object is not hashable
+        if isinstance(kind, str) and kind in _IMAGE_TYPES:
             acc[2] += 1
             return
         for key, item in value.items():
