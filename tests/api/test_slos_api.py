@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from tests.support import (
     ADMIN_KEY,
+    APP_KEY,
     GLOBEX_OPERATOR_KEY,
     GLOBEX_VIEWER_KEY,
     OPERATOR_KEY,
@@ -180,3 +181,48 @@ def test_roles_and_tenants(running: Running) -> None:
         assert len(client.slos()) == 6
         assert {s["tenant"] for s in client.slos(tenant="")} == {None}
         assert client.slo("support-latency", tenant="globex")["tenant"] == "globex"
+
+
+def test_the_statuses_the_gateway_records(running: Running) -> None:
+    """Real calls through the gateway: a timeout (504) and a cut stream (502) are bad, a
+    bad request (400) and a rate limit (429) in neither count of availability."""
+    text = """
+slos:
+  e2e-availability: {feature: slo-e2e, sli: {kind: availability}, objective: 0.9}
+  e2e-timeouts: {feature: slo-e2e, sli: {kind: error_rate, class: timeout}, objective: 0.9}
+  e2e-limited: {feature: slo-e2e, sli: {kind: error_rate, class: rate_limited}, objective: 0.9}
+"""
+    assert apply(running, text).status_code == 200
+    headers = {**auth(APP_KEY), "x-trimtab-feature": "slo-e2e"}
+    calls = [("gpt-mock", False)] * 6 + [
+        ("gpt-hang", False),
+        ("gpt-cut", True),
+        ("gpt-400", False),
+        ("gpt-429", False),
+    ]
+    statuses = []
+    with httpx.Client(timeout=30) as http:
+        for model, stream in calls:
+            body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+            if stream:
+                body["stream"] = True
+            r = http.post(f"{running.url}/v1/chat/completions", json=body, headers=headers)
+            statuses.append(r.status_code)
+    assert statuses == [200] * 6 + [504, 200, 400, 429]  # the cut stream began with a 200
+    assert running.wait_for_rows(len(calls)) == len(calls)
+
+    def read(name: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 15
+        while True:  # the rollups may be merged a moment after the rows
+            got = httpx.get(f"{running.url}/api/slos/{name}", headers=auth(VIEWER_KEY))
+            status: dict[str, Any] = got.json()
+            if status["valid"] >= 8 or time.monotonic() > deadline:
+                return status
+            time.sleep(0.05)
+
+    avail = read("e2e-availability")
+    assert (avail["good"], avail["valid"]) == (6, 8)  # 504 and the cut stream's 502 bad
+    timeouts = read("e2e-timeouts")
+    assert (timeouts["good"], timeouts["valid"]) == (7, 8)
+    limited = read("e2e-limited")
+    assert (limited["good"], limited["valid"]) == (8, 9)  # the 429 bad, the 400 out
