@@ -1,24 +1,27 @@
 """A request record as a row of the `requests` table, inserted as plain tuples.
 
 The writer inserts rows through the database driver's executemany with one tuple per
-record, the values already in the form the driver takes: SQLAlchemy's executemany
+record (psycopg: a dict), the values already in the form the driver takes: SQLAlchemy's executemany
 builds a parameter dict per row and runs a processor per typed column, which cost about
 as much as SQLite's own insert of the row (bench/writer_cost.py). The values are the ones
 SQLAlchemy would bind (tests/telemetry/test_rows.py reads them back through the table):
 on SQLite a datetime is its `YYYY-MM-DD HH:MM:SS.ffffff` text and a boolean 0 or 1; JSON
 columns hold the value's JSON text (`null` for None, as SQLAlchemy writes it), written by
-orjson, which the journal already used for the same record.
+orjson, which the journal already used for the same record; PostgreSQL takes the text
+for a `json` column (psycopg sends a str untyped). The statement is SQLAlchemy's
+`insert(requests)`, compiled once per dialect.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Connection
+from sqlalchemy import Connection, insert
 
 from trimtab.store.tables import requests
 from trimtab.telemetry.record import RequestRecord
@@ -32,7 +35,6 @@ _TEXT_FIELDS = tuple(
 # the table's columns, in the order `_values` gives them (a table that gained or lost
 # one fails every insert; tests/telemetry/test_rows.py reads each back)
 COLUMNS = tuple(c.name for c in requests.c)
-_JSON_COLUMNS = frozenset(c.name for c in requests.c if isinstance(c.type, JSON))
 
 
 def storable(record: RequestRecord) -> RequestRecord:
@@ -96,27 +98,35 @@ def _values(record: RequestRecord, when: Callable[[datetime], Any]) -> tuple[Any
     )
 
 
-def _insert_sql(conn: Connection) -> str:
-    quote = conn.dialect.identifier_preparer.quote
-    names = ", ".join(quote(c) for c in COLUMNS)
-    if conn.dialect.name == "postgresql":
-        marks = ", ".join("%s::json" if c in _JSON_COLUMNS else "%s" for c in COLUMNS)
-    else:
-        marks = ", ".join("?" for _ in COLUMNS)
-    return f"INSERT INTO {requests.name} ({names}) VALUES ({marks})"
+@dataclass(frozen=True, slots=True)
+class _Insert:
+    """`insert(requests)` compiled once for a dialect, and the order its parameters take."""
+
+    sql: str
+    named: bool  # psycopg's %(name)s: a dict per row; SQLite's ?: a tuple in COLUMNS order
+
+    @classmethod
+    def of(cls, conn: Connection) -> _Insert:
+        compiled = insert(requests).compile(dialect=conn.dialect, column_keys=list(COLUMNS))
+        if compiled.positional and tuple(compiled.positiontup or ()) != COLUMNS:
+            raise RuntimeError("the compiled insert does not take the columns in table order")
+        return cls(str(compiled), not compiled.positional)
 
 
-_SQL: dict[str, str] = {}
+_INSERTS: dict[str, _Insert] = {}
 
 
 def insert_rows(conn: Connection, records: Sequence[RequestRecord]) -> None:
     """Insert the records' rows in the connection's transaction (they are `storable`)."""
     dialect = conn.dialect.name
-    sql = _SQL.get(dialect)
-    if sql is None:
-        sql = _SQL[dialect] = _insert_sql(conn)
+    prepared = _INSERTS.get(dialect)
+    if prepared is None:
+        prepared = _INSERTS[dialect] = _Insert.of(conn)
     when: Callable[[datetime], Any] = _sqlite_time if dialect == "sqlite" else _as_is
-    conn.exec_driver_sql(sql, [_values(r, when) for r in records])
+    rows: list[Any] = [_values(r, when) for r in records]
+    if prepared.named:
+        rows = [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+    conn.exec_driver_sql(prepared.sql, rows)
 
 
 def _as_is(at: datetime) -> datetime:
