@@ -44,6 +44,8 @@ from trimtab.registry.store import RouteStore
 from trimtab.rollouts.controller import RolloutController
 from trimtab.rollouts.store import RolloutStore
 from trimtab.rollouts.table import RouteCache, RouteTable, warn_unserved
+from trimtab.slo.gauges import SloGauges
+from trimtab.slo.store import SloStore
 from trimtab.state.factory import build_state
 from trimtab.store.engine import make_engine, migrate
 from trimtab.telemetry.journal import Journal
@@ -113,7 +115,8 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         record_bodies=t.record_bodies,
         routes=route_table,
     )
-    slos = SlosAPI(engine, route_store, keys, audit, metrics.registry)
+    slo_store = SloStore(engine)
+    slo_gauges = SloGauges(slo_store, metrics.registry)
     lifecycle = Lifecycle()
 
     @asynccontextmanager
@@ -127,7 +130,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         recorder.start()
         await state.start()
         await policy.start()  # after the spill replay: seeds budgets from the store
-        slos.start()  # the SLO gauges' refresher
+        slo_gauges.start()
         for provider in providers.values():
             await provider.start()
         lifecycle.ready = True
@@ -148,7 +151,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             await key_cache.stop()
             await controller.stop()
             await route_cache.stop()
-            await slos.stop()
+            await slo_gauges.stop()
             engine.dispose()
 
     hot = {  # POST only; HotRoutes answers them ahead of the router
@@ -171,7 +174,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         *EvalsAPI(
             RunStore(engine), DatasetStore(engine), route_store, keys, config.models
         ).routes(),
-        *slos.routes(),
+        *SlosAPI(slo_store, route_store, keys, audit).routes(),
         *AuditAPI(audit, keys).routes(),
         *HealthAPI(
             lifecycle,

@@ -15,8 +15,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -32,7 +31,6 @@ from trimtab.audit.log import AuditLog
 from trimtab.auth.keyring import KeyRing
 from trimtab.errors import Forbidden, Invalid, NotFound, Unavailable
 from trimtab.registry.store import RouteStore
-from trimtab.slo.gauges import SloGauges
 from trimtab.slo.spec import SloDefinition, SlosError, load_slos
 from trimtab.slo.status import read_status
 from trimtab.slo.store import SloApplied, SloRow, SloStore
@@ -44,27 +42,13 @@ _APPLY_ATTEMPTS = 3
 
 
 class SlosAPI:
-    """The endpoints, and the SLO gauges of /metrics (`start()`/`stop()` their refresher)."""
+    """The SLO endpoints (their gauges in /metrics are `slo/gauges.SloGauges`)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        routes: RouteStore,
-        keys: KeyRing,
-        audit: AuditLog,
-        registry: CollectorRegistry,
-    ) -> None:
-        self._store = SloStore(engine)
+    def __init__(self, store: SloStore, routes: RouteStore, keys: KeyRing, audit: AuditLog) -> None:
+        self._store = store
         self._routes = routes
         self._keys = keys
         self._audit = audit
-        self.gauges = SloGauges(self._store, registry)
-
-    def start(self) -> None:
-        self.gauges.start()
-
-    async def stop(self) -> None:
-        await self.gauges.stop()
 
     def routes(self) -> list[Route]:
         return [
