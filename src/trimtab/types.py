@@ -20,6 +20,7 @@ Operation = Literal["chat", "embeddings"]
 Role = Literal["app", "viewer", "operator", "admin"]
 MODEL_CALLERS: frozenset[str] = frozenset({"app", "operator", "admin"})
 READERS: frozenset[str] = frozenset({"viewer", "operator", "admin"})
+OPERATORS: frozenset[str] = frozenset({"operator", "admin"})  # who change what serves
 
 # Who owns a route: a tenant's name, or SHARED for a route every tenant sees.
 Scope = str

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from trimtab.audit.log import Actor, AuditEvent
 from trimtab.auth.keyring import KeyRing, require_role
 from trimtab.errors import Forbidden
-from trimtab.types import READERS, Principal, new_request_id
+from trimtab.types import OPERATORS, READERS, Principal, new_request_id
 
 _MAX_FORWARDED = 512
 
@@ -29,6 +29,18 @@ def admin(keys: KeyRing, request: Request, action: str) -> Principal:
     if not principal.is_admin:
         raise Forbidden(
             f"only a key with role 'admin' may {action}; this key has role '{principal.role}'"
+        )
+    return principal
+
+
+def operator(keys: KeyRing, request: Request, action: str) -> Principal:
+    """A caller with role operator or admin (who change routes, SLOs, datasets and run
+    evals), or a 401/403 that names the action and the caller's role."""
+    principal = keys.authenticate(request.headers)
+    if principal.role not in OPERATORS:
+        raise Forbidden(
+            f"only a key with role 'operator' or 'admin' may {action}; "
+            f"this key has role '{principal.role}'"
         )
     return principal
 

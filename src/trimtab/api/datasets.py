@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import actor, json_response, reader, scoped_tenant
+from trimtab.api.access import actor, json_response, operator, reader, scoped_tenant
 from trimtab.api.endpoints import (
     DATASET,
     DATASET_TENANT,
@@ -28,7 +28,6 @@ from trimtab.api.endpoints import (
     GET_DATASET_VERSION,
     LIST_DATASET_VERSIONS,
     LIST_DATASETS,
-    OPERATORS,
     PUSH_DATASET,
 )
 from trimtab.api.errors import change
@@ -79,15 +78,6 @@ class DatasetsAPI:
 
     # -- who may, and which dataset ------------------------------------------------------
 
-    def _pusher(self, request: Request) -> Principal:
-        principal = self._keys.authenticate(request.headers)
-        if principal.role not in OPERATORS:
-            raise Forbidden(
-                "only a key with role 'operator' or 'admin' may push datasets; "
-                f"this key has role '{principal.role}'",
-            )
-        return principal
-
     async def _key(self, request: Request, principal: Principal) -> DatasetKey:
         """The dataset the path names, as this caller sees it (404 when it may not)."""
         name, asked = DATASET.of(request), DATASET_TENANT.of(request)
@@ -111,7 +101,7 @@ class DatasetsAPI:
 
     async def push(self, request: Request) -> Response:
         rid = new_request_id()
-        principal = self._pusher(request)
+        principal = operator(self._keys, request, "push datasets")
         name = DATASET.of(request)
         problem = name_problem("dataset", name)
         if problem is not None:

@@ -28,10 +28,9 @@ from trimtab.api.schema import (
 )
 from trimtab.telemetry.costs import COST_GROUPS
 from trimtab.telemetry.rollups import GROUPABLE
-from trimtab.types import MODEL_CALLERS, READERS
+from trimtab.types import MODEL_CALLERS, OPERATORS, READERS
 
 ADMINS: frozenset[str] = frozenset({"admin"})
-OPERATORS: frozenset[str] = frozenset({"operator", "admin"})  # route writers
 ROUTES_APPLY_BYTES = 1024 * 1024
 MOVES = ("pause", "resume", "promote", "abort")
 

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api import models as m
-from trimtab.api.access import actor, json_response, reader, scoped_tenant
+from trimtab.api.access import actor, json_response, operator, reader, scoped_tenant
 from trimtab.api.endpoints import (
     COMPARE_EVAL_RUNS,
     CREATE_EVAL_RUN,
@@ -28,14 +28,13 @@ from trimtab.api.endpoints import (
     LIST_EVAL_RESULTS,
     LIST_EVAL_RUNS,
     LOOKUP_EVAL_CACHE,
-    OPERATORS,
     RECORD_EVAL_RESULTS,
 )
 from trimtab.api.errors import change
 from trimtab.api.params import bad_param
 from trimtab.auth.keyring import KeyRing
 from trimtab.bounds import validation_problems
-from trimtab.errors import Conflict, Forbidden, Invalid, NotFound
+from trimtab.errors import Conflict, Invalid, NotFound
 from trimtab.evals.compare import compare_runs
 from trimtab.evals.runs import NewRun, Result, Run, RunStore, model_digest
 from trimtab.evals.store import DatasetKey, DatasetStore
@@ -93,15 +92,6 @@ class EvalsAPI:
 
     # -- who may, and which run ----------------------------------------------------------
 
-    def _operator(self, request: Request) -> Principal:
-        principal = self._keys.authenticate(request.headers)
-        if principal.role not in OPERATORS:
-            raise Forbidden(
-                "only a key with role 'operator' or 'admin' may run evals; "
-                f"this key has role '{principal.role}'",
-            )
-        return principal
-
     async def _run(self, principal: Principal, run_id: str | None, param: str = "run") -> Run:
         if not run_id:
             raise bad_param(param, "is required: a run id like run_0123456789abcdef")
@@ -120,7 +110,7 @@ class EvalsAPI:
 
     async def create(self, request: Request) -> Response:
         rid = new_request_id()
-        principal = self._operator(request)
+        principal = operator(self._keys, request, "run evals")
         body = await CREATE_EVAL_RUN.json(request)
         name = body.get("suite")
         problem = name_problem("suite", name)
@@ -252,7 +242,7 @@ class EvalsAPI:
     # -- recording -----------------------------------------------------------------------
 
     async def record(self, request: Request) -> Response:
-        principal = self._operator(request)
+        principal = operator(self._keys, request, "run evals")
         run = await self._run(principal, EVAL_RUN.of(request))
         body = _validated(_RESULTS, await RECORD_EVAL_RESULTS.json(request))
         scorers = {s.name for s in _suite(run).scorers}
@@ -293,13 +283,15 @@ class EvalsAPI:
             raise bad_param(f"{where}.scores", "must be empty when the item's call failed")
         for scorer, score in scores.items():
             at = f"{where}.scores.{scorer}"
-            if set(score) == {"error"}:
+            if "judge" in score and not isinstance(score["judge"], dict):
+                raise bad_param(f"{at}.judge", "must be an object (the judge's answers)")
+            if set(score) - {"judge"} == {"error"}:
                 if not isinstance(score["error"], str) or not score["error"]:
                     raise bad_param(at, "an error must be a non-empty string")
                 continue
             value, passed = score.get("value"), score.get("passed")
             valid = (
-                set(score) <= {"value", "passed", "reason"}
+                set(score) <= {"value", "passed", "reason", "judge"}
                 and isinstance(value, int | float)
                 and not isinstance(value, bool)
                 and 0 <= value <= 1
@@ -310,7 +302,7 @@ class EvalsAPI:
                 raise bad_param(
                     at,
                     "must be {value: a number in [0, 1], passed: true|false, reason: text} "
-                    "or {error: text}",
+                    "or {error: text}, each with an optional judge: {...}",
                 )
         return Result(
             item_id=raw["item_id"],
@@ -327,7 +319,7 @@ class EvalsAPI:
         )
 
     async def cache(self, request: Request) -> Response:
-        principal = self._operator(request)
+        principal = operator(self._keys, request, "run evals")
         run = await self._run(principal, EVAL_RUN.of(request))
         body = _validated(_LOOKUP, await LOOKUP_EVAL_CACHE.json(request))
         found = await run_in_threadpool(self._runs.cached, run, body["digests"])

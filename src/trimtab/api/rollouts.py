@@ -16,7 +16,6 @@ from trimtab.api.endpoints import (
     FEEDBACK,
     MOVE_ROLLOUT,
     MOVES,
-    OPERATORS,
     ROLLBACK,
     ROLLOUT_STATUS,
     ROUTE,
@@ -36,7 +35,7 @@ from trimtab.registry.scope import RouteKey
 from trimtab.registry.store import RouteStore
 from trimtab.rollouts.row import RolloutRow
 from trimtab.rollouts.store import RolloutStore
-from trimtab.types import MODEL_CALLERS, READERS, Principal, new_request_id
+from trimtab.types import MODEL_CALLERS, OPERATORS, READERS, Principal, new_request_id
 
 KINDS: tuple[str, ...] = get_args(AttestationKind)
 # the fields each body may have are its declaration's (api/endpoints.py): anything else is

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import audit_event, json_response, reader
+from trimtab.api.access import audit_event, json_response, operator, reader
 from trimtab.api.endpoints import (
     APPLY_ROUTES,
     DIFF,
@@ -28,7 +28,6 @@ from trimtab.api.endpoints import (
     GET_VERSION,
     LIST_ROUTES,
     LIST_VERSIONS,
-    OPERATORS,
     ROUTE,
     ROUTE_TENANT,
     TIMELINE,
@@ -87,15 +86,6 @@ class RoutesAPI:
 
     # -- who may -------------------------------------------------------------------------
 
-    def _route_changer(self, request: Request) -> Principal:
-        principal = self._keys.authenticate(request.headers)
-        if principal.role not in OPERATORS:
-            raise Forbidden(
-                "only a key with role 'operator' or 'admin' may apply routes; "
-                f"this key has role '{principal.role}'",
-            )
-        return principal
-
     async def _route(self, request: Request, principal: Principal) -> RouteRow:
         name, asked = ROUTE.of(request), ROUTE_TENANT.of(request)
         row = await run_in_threadpool(
@@ -133,7 +123,7 @@ class RoutesAPI:
 
     async def apply(self, request: Request) -> Response:
         rid = new_request_id()
-        principal = self._route_changer(request)
+        principal = operator(self._keys, request, "apply routes")
         definitions, message = await self._definitions(request)
         applier = Applier(acted_by(principal), principal.tenant, principal.is_admin)
 

@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import audit_event, json_response, reader
-from trimtab.api.endpoints import APPLY_SLOS, GET_SLO, LIST_SLOS, OPERATORS, SLO, SLO_TENANT
+from trimtab.api.access import audit_event, json_response, operator, reader
+from trimtab.api.endpoints import APPLY_SLOS, GET_SLO, LIST_SLOS, SLO, SLO_TENANT
 from trimtab.api.errors import change
 from trimtab.api.models import APPLY_MESSAGE_CHARS, SOURCE_CHARS
 from trimtab.api.params import bad_param
@@ -59,15 +59,6 @@ class SlosAPI:
 
     # -- writing -------------------------------------------------------------------------
 
-    def _changer(self, request: Request) -> Principal:
-        principal = self._keys.authenticate(request.headers)
-        if principal.role not in OPERATORS:
-            raise Forbidden(
-                "only a key with role 'operator' or 'admin' may apply SLOs; "
-                f"this key has role '{principal.role}'",
-            )
-        return principal
-
     def _owned(self, d: SloDefinition, principal: Principal) -> SloDefinition:
         """A non-admin's SLO judges its own tenant's traffic only."""
         if principal.is_admin:
@@ -97,7 +88,7 @@ class SlosAPI:
 
     async def apply(self, request: Request) -> Response:
         rid = new_request_id()
-        principal = self._changer(request)
+        principal = operator(self._keys, request, "apply SLOs")
         body = await APPLY_SLOS.json(request)
         message = body.get("message")
         if not isinstance(message, str) or not message.strip():

@@ -30,6 +30,24 @@ def request_id(exc: TrimtabError) -> str:
     return f" (request id: {exc.request_id})" if exc.request_id else ""
 
 
+def file_refused(file: object, code: str, outcome: str) -> Advice:
+    """Advice for a file the server refused with `code`: each of its problems on a line of
+    its own, after `FILE: N problem(s), <outcome>`."""
+
+    def advice(exc: TrimtabError) -> str | None:
+        if exc.code != code:
+            return None
+        said = exc.message
+        if exc.request_id:
+            said = said.removesuffix(f" (request id: {exc.request_id})")
+        problems = said.split("\n")
+        return f"{file}: {len(problems)} problem(s), {outcome}{request_id(exc)}\n" + "\n".join(
+            problems
+        )
+
+    return advice
+
+
 def message(exc: TrimtabError, advice: Advice | None = None) -> str:
     """The server's refusal as a person on a terminal needs it: the server's message, or,
     where that is written for HTTP callers, what to type instead."""

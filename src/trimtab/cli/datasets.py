@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from trimtab.cli.calls import Advice, call, fail, request_id
+from trimtab.cli.calls import call, fail, file_refused, request_id
 from trimtab.cli.options import DEFAULT_URL, ApiKey, Url
 from trimtab.cli.tables import table, version, when
 from trimtab.client import TrimtabError
@@ -64,24 +64,6 @@ def _input(item: DatasetItem) -> str:
     return _clip(", ".join(f"{k}={_json(v)}" for k, v in variables.items()))
 
 
-def _refused(file: Path) -> Advice:
-    """A file the server refused: each of its problems on a line of its own."""
-
-    def advice(exc: TrimtabError) -> str | None:
-        if exc.code != "invalid_dataset":
-            return None
-        said = exc.message
-        if exc.request_id:
-            said = said.removesuffix(f" (request id: {exc.request_id})")
-        problems = said.split("\n")
-        return (
-            f"{file}: {len(problems)} problem(s), nothing was stored{request_id(exc)}\n"
-            + "\n".join(problems)
-        )
-
-    return advice
-
-
 @datasets.command("push")
 def push(
     name: Name,
@@ -113,7 +95,7 @@ def push(
         url,
         api_key,
         lambda c: c.push_dataset(name, text, why, format=fmt, source=str(file), tenant=tenant),
-        _refused(file),
+        file_refused(file, "invalid_dataset", "nothing was stored"),
     )
     whose = f" (tenant {escape(made['tenant'])})" if made["tenant"] else " (shared)"
     label = f"[bold]{escape(made['dataset'])}[/bold]{whose}"

@@ -12,10 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from trimtab.bounds import safe_load_yaml
-from trimtab.cli.calls import Advice, call, fail, request_id
+from trimtab.cli.calls import call, fail, file_refused
 from trimtab.cli.options import DEFAULT_URL, ApiKey, Url
 from trimtab.cli.tables import table
-from trimtab.client import TrimtabError
 from trimtab.client.types import AppliedSlo, SloStatus
 from trimtab.slo.spec import SlosError, parse_slos
 
@@ -39,22 +38,6 @@ def sections(text: str) -> dict[str, Any] | None:
     return None
 
 
-def _refused(file: Path) -> Advice:
-    def advice(exc: TrimtabError) -> str | None:
-        if exc.code != "invalid_slos":
-            return None
-        said = exc.message
-        if exc.request_id:
-            said = said.removesuffix(f" (request id: {exc.request_id})")
-        problems = said.split("\n")
-        return (
-            f"{file}: {len(problems)} problem(s), no SLO was changed{request_id(exc)}\n"
-            + "\n".join(problems)
-        )
-
-    return advice
-
-
 def check(file: Path, data: dict[str, Any]) -> None:
     """The `slos:` section checked before anything is applied: every problem, exit 1."""
     try:
@@ -71,7 +54,7 @@ def apply_slos(file: Path, text: str, message: str, url: str, api_key: str | Non
         url,
         api_key,
         lambda client: client.apply_slos(text, message, source=str(file)),
-        _refused(file),
+        file_refused(file, "invalid_slos", "no SLO was changed"),
     )
     out = Console(highlight=False, soft_wrap=True)
     for r in results:
