@@ -4,7 +4,9 @@
 Each call is an ordinary request to the gateway, so the gateway authenticates it, applies
 its limits, budgets, fallbacks and cache, and records it like any other, tagged with the
 run: feature `eval:RUN` and session RUN (`trimtab requests --feature eval:RUN` lists a
-run's calls). A route version is rendered with the registry's own renderer
+run's calls). A `judge` scorer's calls go the same way, to `route:JUDGE` with the
+judge's variables (evals/judge.py), `repeats` times per answer, also for an answer reused
+from the cache. A route version is rendered with the registry's own renderer
 (`registry.bundle.render`, as the gateway renders `route:NAME`), so a version that does
 not serve yet can be evaluated before its rollout.
 
@@ -27,9 +29,10 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
+from trimtab.evals import judge
 from trimtab.evals.datasets import Item, canonical
 from trimtab.evals.runs import Result
-from trimtab.evals.scorers import Answer, Scorer, ScorerError, build
+from trimtab.evals.scorers import Answer, Judge, Scorer, ScorerError, build
 from trimtab.evals.suites import SuiteDefinition
 from trimtab.registry.bundle import Bundle, VariableError, render
 
@@ -123,10 +126,25 @@ def score_all(
             score = scorer(item, answer)
         except ScorerError as exc:
             out[name] = {"error": stored_text(str(exc))}
+            if exc.judge is not None:
+                out[name]["judge"] = _stored(exc.judge)
             continue
         reason = stored_text(score.reason)
         out[name] = {"value": score.value, "passed": score.passed, "reason": reason}
+        if score.judge is not None:
+            out[name]["judge"] = _stored(score.judge)
     return out
+
+
+def _stored(value: Any) -> Any:
+    """`value` with stored_text applied to every string in it."""
+    if isinstance(value, str):
+        return stored_text(value)
+    if isinstance(value, dict):
+        return {k: _stored(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stored(v) for v in value]
+    return value
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -179,6 +197,7 @@ class Runner:
         self.progress = Progress(total=len(plan.items))
         self._notify = on_progress or (lambda _: None)
         self._scorers = {spec.name: build(spec) for spec in plan.suite.scorers}
+        self._judges = [spec for spec in plan.suite.scorers if isinstance(spec, Judge)]
         self._writer: asyncio.Task[None] | None = None
 
     async def run(self) -> Progress:
@@ -217,40 +236,84 @@ class Runner:
         self,
         bodies: list[tuple[Item, dict[str, Any] | None, str]],
         queue: asyncio.Queue[Result | None],
-    ) -> list[tuple[Item, dict[str, Any] | None, str]]:
-        """Answer the items an earlier run answered from the cache; the others to call."""
+    ) -> list[tuple[Item, dict[str, Any] | None, str, Result | None]]:
+        """Answer the items an earlier run answered from the cache; the others to call
+        (and the reused answers a judge still has to score: judged by the workers)."""
         if not self.cache:
-            return bodies
+            return [(item, body, digest, None) for item, body, digest in bodies]
         hits: dict[str, Result] = {}
         digests = list(dict.fromkeys(d for _, _, d in bodies))
         for start in range(0, len(digests), CACHE_LOOKUP_BATCH):
             hits.update(await self.ledger.cached(digests[start : start + CACHE_LOOKUP_BATCH]))
-        rest = []
+        rest: list[tuple[Item, dict[str, Any] | None, str, Result | None]] = []
         for item, body, digest in bodies:
             hit = hits.get(digest)
             if hit is None or hit.output is None:
-                rest.append((item, body, digest))
-                continue
-            answer = Answer(hit.output, hit.cost_usd, hit.latency_ms)
-            result = Result(
-                item.id,
-                digest,
-                hit.output,
-                None,
-                score_all(self._scorers, item, answer),
-                latency_ms=hit.latency_ms,
-                input_tokens=hit.input_tokens,
-                output_tokens=hit.output_tokens,
-                cost_usd=hit.cost_usd,
-                request_id=hit.request_id,
-                cached=True,
-            )
-            self._count(queue, result, called=False)
+                rest.append((item, body, digest, None))
+            elif self._judges:
+                rest.append((item, body, digest, hit))
+            else:
+                self._count(queue, self._reused(item, digest, hit, {}), called=False)
         return rest
+
+    def _reused(
+        self, item: Item, digest: str, hit: Result, judged: dict[str, tuple[judge.Verdict, ...]]
+    ) -> Result:
+        assert hit.output is not None
+        answer = Answer(hit.output, hit.cost_usd, hit.latency_ms, judged)
+        return Result(
+            item.id,
+            digest,
+            hit.output,
+            None,
+            score_all(self._scorers, item, answer),
+            latency_ms=hit.latency_ms,
+            input_tokens=hit.input_tokens,
+            output_tokens=hit.output_tokens,
+            cost_usd=hit.cost_usd,
+            request_id=hit.request_id,
+            cached=True,
+        )
+
+    async def _judge(
+        self, client: httpx.AsyncClient, item: Item, output: str
+    ) -> dict[str, tuple[judge.Verdict, ...]]:
+        """Each judge's verdicts on `output`, its repeats one after another."""
+        out: dict[str, tuple[judge.Verdict, ...]] = {}
+        for spec in self._judges:
+            body = {
+                "model": judge.ROUTE_PREFIX + spec.judge_route,
+                "messages": [],
+                "variables": judge.variables(item, output, spec.rubric, spec.scale),
+            }
+            out[spec.name] = tuple(
+                [await self._judge_once(client, body, spec) for _ in range(spec.repeats)]
+            )
+        return out
+
+    async def _judge_once(
+        self, client: httpx.AsyncClient, body: dict[str, Any], spec: Judge
+    ) -> judge.Verdict:
+        try:
+            response = await client.post(
+                "/v1/chat/completions",
+                content=orjson.dumps(body),
+                headers={"content-type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            return judge.Verdict(None, None, None, f"the gateway did not answer: {exc!r}")
+        rid = response.headers.get("x-trimtab-request-id")
+        if response.status_code >= 400:
+            return judge.Verdict(None, None, None, _error_text(response), rid)
+        try:
+            text = _answer_text(response.json())
+        except ValueError as exc:
+            return judge.Verdict(None, None, None, f"unreadable answer: {exc}", rid)
+        return judge.verdict(text, spec.scale, rid)
 
     async def _call_all(
         self,
-        calls: list[tuple[Item, dict[str, Any] | None, str]],
+        calls: list[tuple[Item, dict[str, Any] | None, str, Result | None]],
         queue: asyncio.Queue[Result | None],
     ) -> None:
         headers = {
@@ -270,9 +333,13 @@ class Runner:
         ) as client:
 
             async def worker() -> None:
-                for item, body, digest in pending:
+                for item, body, digest, hit in pending:
                     if self._writer is not None and self._writer.done():
                         return  # the ledger refused a batch: calling on would be wasted
+                    if hit is not None and hit.output is not None:
+                        judged = await self._judge(client, item, hit.output)
+                        self._count(queue, self._reused(item, digest, hit, judged), called=False)
+                        continue
                     assert body is not None
                     result = await self._call(client, item, body, digest)
                     self._count(queue, result, called=True)
@@ -303,7 +370,8 @@ class Runner:
                 item.id, digest, None, f"unreadable answer: {exc}", {}, latency, request_id=rid
             )
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        answer = Answer(text, None, latency)
+        judged = await self._judge(client, item, text) if self._judges else {}
+        answer = Answer(text, None, latency, judged)
         return Result(
             item.id,
             digest,

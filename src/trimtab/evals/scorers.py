@@ -17,6 +17,8 @@ Declared per suite with strict keys, a `name` and a `kind`:
                phrase-based, so a judge is the better choice where wording varies
   cost         the call cost at most `max_usd`
   latency      the call took at most `max_ms`
+  judge        an LLM judge, itself a route (`judge_route`), scores the answer on `scale`
+               against `rubric`, `repeats` times (evals/judge.py); the runner calls it
   python       `function: package.module:name`, called as f(item, answer) and returning
                a score or (score, reason)
 """
@@ -25,15 +27,17 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import jsonschema
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from trimtab.evals import judge
 from trimtab.evals.datasets import Item
+from trimtab.types import NAME_PATTERN
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,8 @@ class Answer:
     text: str
     cost_usd: float | None = None
     latency_ms: float | None = None
+    # the judges' verdicts on this answer, by scorer name (the runner calls the judges)
+    judged: Mapping[str, tuple[judge.Verdict, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +56,16 @@ class Score:
     value: float  # in [0, 1]
     passed: bool
     reason: str
+    judge: dict[str, Any] | None = None  # a judge's raw answers, agreement and spread
 
 
 class ScorerError(ValueError):
     """The scorer could not score this item (e.g. it has no expected answer): an error on
     the item, never a silent 0."""
+
+    def __init__(self, message: str, judge: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.judge = judge
 
 
 class _Spec(BaseModel):
@@ -144,6 +155,22 @@ class Latency(_Spec):
     max_ms: float = Field(gt=0)
 
 
+class Judge(_Spec):
+    kind: Literal["judge"]
+    judge_route: str = Field(pattern=rf"^{NAME_PATTERN}$")
+    rubric: str = Field(default="", max_length=20_000)
+    scale: tuple[float, float] = (0.0, 1.0)
+    repeats: int = Field(default=1, ge=1, le=20)
+    threshold: float = Field(default=0.5, ge=0, le=1)
+
+    @field_validator("scale")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not value[0] < value[1]:
+            raise ValueError(f"the scale's low end {value[0]:g} must be below its high end")
+        return value
+
+
 class Python(_Spec):
     kind: Literal["python"]
     function: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -161,6 +188,7 @@ AnySpec = (
     | Refusal
     | Cost
     | Latency
+    | Judge
     | Python
 )
 ScorerSpec = Annotated[AnySpec, Field(discriminator="kind")]
@@ -197,6 +225,8 @@ def build(spec: AnySpec) -> Scorer:
             return lambda item, answer: _at_most(
                 spec, answer.latency_ms, spec.max_ms, "latency", "ms"
             )
+        case Judge():
+            return lambda item, answer: _judged(spec, item, answer)
         case Python():
             return _python(spec)
     raise AssertionError(f"no scorer for {spec!r}")  # pragma: no cover
@@ -368,6 +398,25 @@ def _at_most(spec: _Spec, value: float | None, limit: float, what: str, unit: st
         raise ScorerError(f"scorer '{spec.name}': the call recorded no {what}")
     ok = value <= limit
     return _verdict(spec, 1.0 if ok else 0.0, f"{what} {value:g} {unit} (limit {limit:g})")
+
+
+def _judged(spec: Judge, item: Item, answer: Answer) -> Score:
+    verdicts = answer.judged.get(spec.name)
+    if not verdicts:
+        raise ScorerError(f"scorer '{spec.name}': the judge was not called for item '{item.id}'")
+    kept = judge.detail(verdicts, spec.threshold)
+    for n, v in enumerate(verdicts, 1):
+        if v.error is not None:
+            of = f" (repeat {n} of {len(verdicts)})" if len(verdicts) > 1 else ""
+            raise ScorerError(
+                f"scorer '{spec.name}': judge route '{spec.judge_route}'{of}: {v.error}", kept
+            )
+    values = [v.value for v in verdicts if v.value is not None]
+    mean = sum(values) / len(values)
+    reason = verdicts[0].reason or ""
+    if len(verdicts) > 1:
+        reason = f"mean of {len(values)}, agreement {kept['agreement']:.2f}: {reason}"
+    return Score(mean, mean >= spec.threshold, reason[:200], kept)
 
 
 def _python(spec: Python) -> Scorer:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from trimtab.evals.compare import ItemScore, RunScores
+from trimtab.evals.judge import consistency
 from trimtab.evals.runs import Result
 from trimtab.stats.paired import bca_interval
 from trimtab.stats.proportions import wilson_interval
@@ -70,8 +71,17 @@ def summarize(
             rng = np.random.default_rng(seed)
             interval = list(bca_interval(values, CONFIDENCE, SUMMARY_RESAMPLES, rng))
         low, high = wilson_interval(passes, len(scored))
+        judged = [
+            sc["judge"]
+            for i in items
+            if (r := results.get(i)) is not None
+            and isinstance(sc := r.scores.get(name), dict)
+            and isinstance(sc.get("judge"), dict)
+        ]
+        extra = {"judge_consistency": consistency(judged)} if judged else {}
         out.append(
             {
+                **extra,
                 "scorer": name,
                 "scored": len(scored),
                 "errors": len(failed),
