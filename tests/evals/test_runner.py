@@ -217,3 +217,50 @@ def test_a_nul_in_an_answer_or_a_reason_is_stored_as_a_replacement_character() -
     (spec,) = parse_suites({"evals": {"s": suite}})[0].scorers
     scores = score_all({"same": build(spec)}, Item("q", {}, expected="never"), Answer("x\x00y"))
     assert scores["same"]["reason"] == "'x\ufffdy' is not 'never'"
+
+
+def test_cost_and_latency_come_from_the_gateways_record_of_each_call(
+    gateway: GatewayFactory, sqlite_url: str, tmp_path: Path, upstream: MockUpstream
+) -> None:
+    models = base_config("http://x", sqlite_url, tmp_path / "s")["models"]
+    # priced high, always failing, served by gpt-mock: the record prices what served
+    models["gpt-fallback"] = {
+        "provider": "upstream",
+        "model": "fail-500",
+        "fallbacks": ["gpt-mock"],
+        "pricing": {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0},
+    }
+    running = gateway(store=sqlite_url, keys=ROUTE_KEYS, models=models)
+    setup(running, items=3)
+    scorers = [
+        {"name": "cheap", "kind": "cost", "max_usd": 0.00001},
+        {"name": "tiny", "kind": "cost", "max_usd": 0.000001},
+        {"name": "quick", "kind": "latency", "max_ms": 60_000},
+    ]
+    with Client(running.url, OPERATOR_KEY) as c:
+        made = c.create_eval_run("priced", {"model": "gpt-fallback", "dataset": "chats",
+                                            "scorers": scorers})  # fmt: skip
+    asyncio.run(run(running, made["id"]))
+    with Client(running.url, OPERATOR_KEY) as c:
+        results = c.eval_results(made["id"])
+        records = {r["id"]: r for r in c.iter_requests(feature=f"eval:{made['id']}")}
+    # "hello c0": 2 words in, "mock reply to: hello c0": 5 out, at gpt-mock's prices
+    expected = (2 * 0.15 + 5 * 0.60) / 1_000_000
+    for result in results:
+        assert result["error"] is None
+        assert result["cost_usd"] == pytest.approx(expected)
+        assert records[result["request_id"]]["cost_usd"] == pytest.approx(expected)
+        assert result["scores"]["cheap"]["passed"] is True
+        assert result["scores"]["cheap"]["reason"].startswith("cost 3.3e-06 USD")
+        assert result["scores"]["tiny"]["passed"] is False
+        assert result["latency_ms"] > 0
+        assert result["scores"]["quick"]["passed"] is True
+    # reused from the cache, an answer keeps the cost its call had
+    with Client(running.url, OPERATOR_KEY) as c:
+        again = c.create_eval_run("priced", made["definition"])
+    progress = asyncio.run(run(running, again["id"]))
+    assert progress.cached == 3
+    with Client(running.url, OPERATOR_KEY) as c:
+        reused = c.eval_results(again["id"])
+    assert all(r["scores"]["cheap"]["passed"] for r in reused)
+    assert all(r["cost_usd"] == pytest.approx(expected) for r in reused)

@@ -35,6 +35,8 @@ from trimtab.evals.store import item_from_json
 from trimtab.evals.suites import SuitesError, parse_suites
 from trimtab.registry.bundle import Bundle
 
+COST_LOOKUPS = 8  # record lookups in flight at once
+
 evals = typer.Typer(
     help="Run eval suites through the gateway, and read and compare their runs.",
     no_args_is_help=True,
@@ -86,6 +88,24 @@ class ApiLedger:
 
     async def record(self, results: Sequence[Result]) -> None:
         await self._client.record_eval_results(self._run, [r.to_json() for r in results])
+
+    async def costs(self, request_ids: Sequence[str]) -> Mapping[str, float | None]:
+        """From the gateway's records (GET /api/requests/ID), COST_LOOKUPS at a time."""
+        gate = asyncio.Semaphore(COST_LOOKUPS)
+
+        async def one(rid: str) -> tuple[str, float | None] | None:
+            async with gate:
+                try:
+                    record = await self._client.request(rid)
+                except TrimtabError as exc:
+                    if exc.status == 404:
+                        return None  # not recorded yet
+                    raise
+            cost = record.get("cost_usd")
+            return rid, float(cost) if isinstance(cost, int | float) else None
+
+        found = await asyncio.gather(*(one(rid) for rid in request_ids))
+        return dict(f for f in found if f is not None)
 
 
 def _suite_definition(file: Path, suite: str) -> dict[str, Any]:

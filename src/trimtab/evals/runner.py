@@ -13,13 +13,17 @@ not serve yet can be evaluated before its rollout.
 Where the results go is a `Ledger` (the CLI's is the control-plane API): the runner asks
 it which items the run holds already (a resumed run calls only the others) and which
 request bodies an earlier run of the same target already answered (reused, not called,
-unless `cache=False`), and hands it each result as soon as it is scored, so an interrupted
+unless `cache=False`), what each call cost by the gateway's own record of it (the
+gateway prices the model that served, after fallbacks, and charges a cache hit nothing;
+the record is written a moment after the answer, so the writer waits for it, up to
+`COST_WAIT_S`), and hands it each result as soon as it is scored, so an interrupted
 run loses at most the calls in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +36,7 @@ import orjson
 from trimtab.evals import judge
 from trimtab.evals.datasets import Item, canonical
 from trimtab.evals.runs import Result
-from trimtab.evals.scorers import Answer, Judge, Scorer, ScorerError, build
+from trimtab.evals.scorers import Answer, Cost, Judge, Scorer, ScorerError, build
 from trimtab.evals.suites import SuiteDefinition
 from trimtab.registry.bundle import Bundle, VariableError, render
 
@@ -41,6 +45,8 @@ CACHE_LOOKUP_BATCH = 500
 RECORD_BATCH = 100
 DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT_S = 120.0
+COST_WAIT_S = 10.0  # how long the writer waits for the gateway to record a call
+COST_POLL_S = 0.1
 
 
 class Ledger(Protocol):
@@ -55,6 +61,12 @@ class Ledger(Protocol):
         ...
 
     async def record(self, results: Sequence[Result]) -> None: ...
+
+    async def costs(self, request_ids: Sequence[str]) -> Mapping[str, float | None]:
+        """The cost the gateway recorded for each of these calls that it has recorded yet
+        (None: recorded without a cost, e.g. no pricing or no usage); a call not recorded
+        yet is left out."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +210,13 @@ class Runner:
         self._notify = on_progress or (lambda _: None)
         self._scorers = {spec.name: build(spec) for spec in plan.suite.scorers}
         self._judges = [spec for spec in plan.suite.scorers if isinstance(spec, Judge)]
+        self._cost_scorers = {
+            name: scorer
+            for name, scorer in self._scorers.items()
+            if any(isinstance(s, Cost) and s.name == name for s in plan.suite.scorers)
+        }
+        self._items = {item.id: item for item in plan.items}
+        self._cost_wait_s = COST_WAIT_S
         self._writer: asyncio.Task[None] | None = None
 
     async def run(self) -> Progress:
@@ -398,4 +417,41 @@ class Runner:
                 else:
                     batch.append(more)
             if batch:
-                await self.ledger.record(batch)
+                await self.ledger.record(await self._priced(batch))
+
+    async def _priced(self, batch: list[Result]) -> list[Result]:
+        """The batch with the recorded cost of each call it made, and the `cost` scorers
+        scored on it."""
+        wanted = {
+            r.request_id: r
+            for r in batch
+            if r.request_id and not r.cached and r.error is None and r.cost_usd is None
+        }
+        found: dict[str, float | None] = {}
+        waited = 0.0
+        while True:
+            missing = [rid for rid in wanted if rid not in found]
+            if missing:
+                found.update(await self.ledger.costs(missing))
+            if len(found) == len(wanted) or waited >= self._cost_wait_s:
+                break
+            await asyncio.sleep(COST_POLL_S)
+            waited += COST_POLL_S
+        if wanted and not found:
+            # none of the batch's calls was recorded where the ledger looks (another
+            # gateway's store): the later batches do not wait for theirs
+            self._cost_wait_s = 0.0
+        out = []
+        for result in batch:
+            rid = result.request_id
+            if rid is None or rid not in wanted or found.get(rid) is None:
+                out.append(result)
+                continue
+            cost = found[rid]
+            scores = result.scores
+            if self._cost_scorers and result.output is not None:
+                item = self._items[result.item_id]
+                answer = Answer(result.output, cost, result.latency_ms)
+                scores = {**scores, **score_all(self._cost_scorers, item, answer)}
+            out.append(dataclasses.replace(result, cost_usd=cost, scores=scores))
+        return out
