@@ -272,3 +272,112 @@ def test_run_with_a_baseline_compares_and_gates(
     assert code == 2 and "has no version v9" in out, out
     code, out = trimtab(running, "eval", "run", "support-golden", "-f", suites, "--gate")
     assert code == 2 and "--gate needs --baseline" in out
+
+
+BAKEOFF_FILE = """
+evals:
+  chat-bakeoff:
+    model: gpt-mock
+    dataset: chats
+    scorers:
+      - {name: replied, kind: regex, pattern: "^mock reply"}
+      - {name: cheap, kind: cost, max_usd: 0.00001}
+"""
+
+
+def test_a_bakeoff_of_models_prints_a_scorecard_with_verdicts_against_the_first(
+    running: Running, upstream: MockUpstream, tmp_path: Path
+) -> None:
+    setup(running, tmp_path, items=12)
+    path = tmp_path / "bakeoff.yaml"
+    path.write_text(BAKEOFF_FILE, encoding="utf-8")
+    models = "gpt-mock,claude-mock,gpt-500"
+    code, out = trimtab(
+        running, "eval", "bakeoff", "chat-bakeoff", "-f", str(path), "--models", models, "--json"
+    )
+    assert code == 0, out
+    card = orjson.loads(out)
+    assert [c["label"] for c in card["columns"]] == ["gpt-mock", "claude-mock", "gpt-500"]
+    mock, claude, broken = card["columns"]
+    assert mock["scorers"]["replied"]["pass_rate"] == 1.0
+    assert claude["scorers"]["replied"]["pass_rate"] == 1.0
+    # "hello cN": 2 words in, "mock reply to: hello cN": 5 out, at each model's prices
+    assert mock["cost_usd"]["per_item"] == pytest.approx((2 * 0.15 + 5 * 0.60) / 1e6)
+    assert claude["cost_usd"]["per_1000"] == pytest.approx((2 * 3.0 + 5 * 15.0) / 1e3)
+    assert mock["latency_ms"]["p50"] > 0 and mock["error_rate"] == 0.0
+    assert mock["versus_first"] is None
+    # claude costs more on every item: 12 pass → fail flips on `cheap`
+    assert claude["versus_first"]["cheap"]["verdict"] == "worse"
+    assert claude["versus_first"]["replied"]["verdict"] in ("no_difference", "underpowered")
+    assert claude["outcome"] is not None
+    assert broken["error_rate"] == 1.0 and broken["scorers"]["replied"]["scored"] == 0
+    assert broken["outcome"] == "no_verdict" or broken["versus_first_error"]
+
+    # markdown on the terminal and an HTML report, from the cache this time
+    before = chat_calls(upstream)
+    report_path = tmp_path / "card.html"
+    code, out = trimtab(
+        running, "eval", "bakeoff", "chat-bakeoff", "-f", str(path),
+        "--models", "gpt-mock,claude-mock", "--report", str(report_path),
+    )  # fmt: skip
+    assert code == 0, out
+    assert chat_calls(upstream) == before
+    assert "# Bake-off: suite chat-bakeoff" in out
+    assert "| cheap vs first | — | worse, -1.000" in out
+    assert "| cost per 1,000 items (USD) | 0.0033 | 0.081 |" in out
+    html = report_path.read_text(encoding="utf-8")
+    assert html.startswith("<!doctype html>") and "<th>claude-mock</th>" in html
+    assert '<td class="worse">worse, -1.000' in html
+
+
+def test_a_bakeoff_of_route_versions_and_its_bad_input(running: Running, tmp_path: Path) -> None:
+    suites = setup(running, tmp_path, items=6)
+    with Client(running.url, OPERATOR_KEY) as c:
+        c.apply(V2, "v2")
+    code, out = trimtab(
+        running, "eval", "bakeoff", "support-golden", "-f", suites, "--versions", "1,2", "--json"
+    )
+    assert code == 0, out
+    card = orjson.loads(out)
+    assert [c["label"] for c in card["columns"]] == ["v1", "v2"]
+    assert card["columns"][1]["versus_first"]["echoed"]["n"] == 6
+    code, out = trimtab(
+        running, "eval", "bakeoff", "support-golden", "-f", suites, "--models", "a,b"
+    )
+    assert code == 1
+    assert "suite 'support-golden' runs route 'support-answer': a bake-off of models" in out
+    code, out = trimtab(running, "eval", "bakeoff", "slow-golden", "-f", suites, "--models", "a")
+    assert code == 1 and "at least two" in out
+    code, out = trimtab(
+        running, "eval", "bakeoff", "slow-golden", "-f", suites, "--models", "a,b",
+        "--report", str(tmp_path / "x.pdf"),
+    )  # fmt: skip
+    assert code == 1 and "a report is .md or .html, not '.pdf'" in out
+
+
+def test_compare_writes_a_report(running: Running, tmp_path: Path) -> None:
+    suites = setup(running, tmp_path, items=10)
+    code, out = trimtab(running, "eval", "run", "support-golden", "-f", suites, "--json")
+    assert code == 0, out
+    first = orjson.loads(out)["id"]
+    with Client(running.url, OPERATOR_KEY) as c:
+        c.apply(V2, "v2")
+    code, out = trimtab(
+        running, "eval", "run", "support-golden", "-f", suites, "--version", "2", "--json"
+    )
+    assert code == 0, out
+    second = orjson.loads(out)["id"]
+    md, html = tmp_path / "cmp.md", tmp_path / "cmp.html"
+    for path in (md, html):
+        code, out = trimtab(
+            running, "eval", "compare", second, "--baseline", first, "--report", str(path)
+        )
+        assert code == 0, out
+        assert f"report written to {path}" in out
+    text = md.read_text(encoding="utf-8")
+    assert text.startswith(f"# Comparison: {second} against {first}: ")
+    assert f"| baseline `{first}` | support-golden | route support-answer v1 | golden v1 |" in text
+    assert f"| candidate `{second}` | support-golden | route support-answer v2 |" in text
+    assert "| echoed |" in text and "McNemar" in text
+    page = html.read_text(encoding="utf-8")
+    assert "<h1>Comparison: " in page and "<td>echoed</td>" in page

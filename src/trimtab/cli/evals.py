@@ -25,8 +25,10 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from trimtab.cli.calls import call, fail, message
 from trimtab.cli.options import DEFAULT_URL, ApiKey, TenantFilter, Url
 from trimtab.cli.tables import table, version, when
-from trimtab.client import AsyncClient, TrimtabError
+from trimtab.client import AsyncClient, Client, TrimtabError
 from trimtab.client.types import EvalRunDetail
+from trimtab.evals import report
+from trimtab.evals.bakeoff import Column, scorecard
 from trimtab.evals.datasets import Item
 from trimtab.evals.runner import DEFAULT_CONCURRENCY, Gateway, Plan, Runner
 from trimtab.evals.runner import Progress as RunProgress
@@ -44,6 +46,10 @@ evals = typer.Typer(
 
 RunId = Annotated[str, typer.Argument(help="The run's id (run_...).")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
+ReportPath = Annotated[
+    Path | None,
+    typer.Option("--report", help="Also write the result as a report: a .md or .html file."),
+]
 Concurrency = Annotated[
     int,
     typer.Option("--concurrency", min=1, max=256, help="Calls in flight at once."),
@@ -189,6 +195,7 @@ def _finish(
     no_cache: bool,
     as_json: bool,
     print_json: bool = True,
+    print_run: bool = True,
 ) -> EvalRunDetail:
     """Run what `run_id` lacks, print the run, and return it; an incomplete run ends the
     command (exit 1) naming `resume`."""
@@ -215,7 +222,8 @@ def _finish(
             f"{progress.called} called, {progress.cached} from the cache, "
             f"{progress.skipped} already in the run; {progress.errors} failed"
         )
-        _print_run(detail)
+        if print_run:
+            _print_run(detail)
     if detail["status"] != "complete":
         raise fail(
             f"run {run_id} is incomplete ({detail['done']} of {detail['items']} items): "
@@ -486,12 +494,18 @@ def compare(
         bool,
         typer.Option("--gate", help="Exit 0 when the gate passes, 1 when it fails, 2: no verdict."),
     ] = False,
+    report_to: ReportPath = None,
     as_json: Json = False,
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
     """Compare a candidate run with a baseline run, paired by item, and give the verdict."""
+    fmt = _report_format(report_to)
     result = call(url, api_key, lambda c: c.compare_eval_runs(candidate, baseline))
+    if report_to is not None and fmt is not None:
+        base = call(url, api_key, lambda c: c.eval_run(result["baseline"]))
+        cand = call(url, api_key, lambda c: c.eval_run(result["candidate"]))
+        _write_report(report_to, report.comparison(result, base, cand, fmt), as_json)
     if as_json:
         print(orjson.dumps(result).decode())
     else:
@@ -554,6 +568,124 @@ def _print_comparison(result: Mapping[str, Any]) -> None:
             f"[red]pass → fail[/red] (read these first): {listed}"
             + (f" and {more} more" if more > 0 else "")
         )
+
+
+def _report_format(path: Path | None) -> report.Format | None:
+    if path is None:
+        return None
+    try:
+        return report.format_of(path)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def _write_report(path: Path, text: str, quiet: bool) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"{path}: cannot write the report: {exc.strerror}") from None
+    if not quiet:
+        Console(stderr=True, highlight=False).print(f"report written to {escape(str(path))}")
+
+
+def _listed(option: str, text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise fail(f"{option}: '{twice[0]}' is named twice")
+    if len(names) < 2:
+        raise fail(f"{option}: a bake-off compares at least two, comma-separated: a,b")
+    return names
+
+
+@evals.command("bakeoff")
+def bakeoff(
+    suite: Annotated[str, typer.Argument(help="The suite's name in the file's evals: section.")],
+    file: Annotated[
+        Path, typer.Option("--file", "-f", help="The YAML file with the evals: section.")
+    ],
+    models: Annotated[
+        str | None,
+        typer.Option("--models", help="Models to run a model suite against: a,b,c."),
+    ] = None,
+    versions: Annotated[
+        str | None,
+        typer.Option("--versions", help="Route versions to run a route suite against: 1,2,3."),
+    ] = None,
+    concurrency: Concurrency = DEFAULT_CONCURRENCY,
+    no_cache: NoCache = False,
+    gateway_url: GatewayUrl = None,
+    gateway_key: GatewayKey = None,
+    report_to: ReportPath = None,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Run one suite's dataset against several models or route versions and print the
+    scorecard: each scorer's mean and pass rate, latency, cost, errors, and the verdicts
+    against the first column."""
+    fmt = _report_format(report_to)
+    definition = _suite_definition(file, suite)
+    if (models is None) == (versions is None):
+        raise fail("give --models a,b,c (a suite with model:) or --versions 1,2 (with route:)")
+    if models is not None and "model" not in definition:
+        raise fail(
+            f"suite '{suite}' runs route '{definition.get('route')}': a bake-off of models "
+            "needs a suite with model:, or compare the route's versions with --versions"
+        )
+    if versions is not None and "route" not in definition:
+        raise fail(f"suite '{suite}' runs a model: --versions compares a route's versions")
+    labels = _listed("--models" if models is not None else "--versions", models or versions or "")
+    runs: list[EvalRunDetail] = []
+    for label in labels:
+        at = None if models is not None else label
+        defined = {**definition, "model": label} if models is not None else definition
+
+        def start(c: Client, d: dict[str, Any] = defined, v: str | None = at) -> EvalRunDetail:
+            return c.create_eval_run(suite, d, version=v, source=str(file))
+
+        made = call(url, api_key, start)
+        if not as_json:
+            Console(stderr=True, highlight=False).print(
+                f"{escape(label)}: run [bold]{made['id']}[/bold], {made['items']} items"
+            )
+        runs.append(
+            _finish(
+                url,
+                api_key,
+                made["id"],
+                gateway_url,
+                gateway_key,
+                concurrency,
+                no_cache,
+                as_json,
+                print_json=False,
+                print_run=False,
+            )
+        )
+    columns = []
+    first = runs[0]["id"]
+    for n, (label, detail) in enumerate(zip(labels, runs, strict=True)):
+        comparison, problem = None, None
+        with Client(url, api_key) as c:
+            try:
+                results = c.eval_results(detail["id"])
+            except TrimtabError as exc:
+                raise fail(f"run {detail['id']}: {message(exc)}") from None
+            if n:
+                try:
+                    comparison = c.compare_eval_runs(detail["id"], first)
+                except TrimtabError as exc:
+                    problem = message(exc)
+        shown = label if models is not None else f"v{label.removeprefix('v')}"
+        columns.append(Column(shown, detail, results, comparison, problem))
+    card = scorecard(suite, columns)
+    if report_to is not None and fmt is not None:
+        _write_report(report_to, report.bakeoff(card, fmt), as_json)
+    if as_json:
+        print(orjson.dumps(card).decode())
+    else:
+        print(report.bakeoff(card, "md"), end="")
 
 
 def register(app: typer.Typer) -> None:
