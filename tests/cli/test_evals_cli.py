@@ -381,3 +381,57 @@ def test_compare_writes_a_report(running: Running, tmp_path: Path) -> None:
     assert "| echoed |" in text and "McNemar" in text
     page = html.read_text(encoding="utf-8")
     assert "<h1>Comparison: " in page and "<td>echoed</td>" in page
+
+
+JUDGED_FILE = """
+evals:
+  judged:
+    model: gpt-mock
+    dataset: chats
+    scorers:
+      - {name: fair, kind: judge, judge_route: judge-output, scale: [1, 5], repeats: 2,
+         calibration: people}
+"""
+
+JUDGE_ROUTE = """
+routes:
+  judge-output:
+    owner: ml@acme.example
+    risk_tier: 0
+    version:
+      model: gpt-mock
+      messages:
+        - {role: user, content: "{{output}}"}
+"""
+
+
+def test_a_judge_with_a_calibration_set_reports_its_kappa(running: Running, tmp_path: Path) -> None:
+    setup(running, tmp_path, items=3)
+    # the mock answers "mock reply to: <the answer>": the judge reads the JSON inside
+    people = [
+        {"id": f"h{n}", "messages": [{"role": "user", "content": "q"}], "expected": label,
+         "metadata": {"output": f'{{"score":{score},"reason":"ok"}}'}}
+        for n, (score, label) in enumerate([(5, "pass"), (5, "pass"), (1, "fail"), (1, "pass")])
+    ]  # fmt: skip
+    with Client(running.url, OPERATOR_KEY) as c:
+        c.apply(JUDGE_ROUTE, "judge")
+        c.push_dataset("people", "".join(orjson.dumps(r).decode() + "\n" for r in people), "x")
+    path = tmp_path / "judged.yaml"
+    path.write_text(JUDGED_FILE, encoding="utf-8")
+    code, out = trimtab(running, "eval", "run", "judged", "-f", str(path), "--json")
+    assert code == 0, out
+    detail = orjson.loads(out)
+    # the chats' answers ("mock reply to: hello N") hold no JSON: errors, never a silent 0
+    fair = detail["summary"]["scorers"][0]
+    assert (fair["scored"], fair["errors"]) == (0, 3)
+    calibration = detail["calibration"]["fair"]
+    assert calibration["dataset"] == "people v1" and calibration["items"] == 4
+    assert calibration["disagreements"] == ["h3"]
+    # p_o 3/4; judge passes 1/2, people 3/4: p_e 1/2; kappa (0.75 - 0.5) / 0.5
+    assert calibration["kappa"] == pytest.approx(0.5)
+    code, out = trimtab(running, "eval", "run", "judged", "-f", str(path))
+    assert code == 0, out
+    assert (
+        "judge fair against people on people v1 (4 items): Cohen's kappa 0.50, agreement 75%" in out
+    )
+    assert "they disagree on: h3" in out

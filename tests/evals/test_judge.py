@@ -114,8 +114,8 @@ def test_a_judge_route_scores_each_answer_and_its_raw_answer_is_kept(
     sent = judge_calls(upstream)[before:]
     assert len(sent) == 4  # one judge call per answer
     # the judge's template was filled with the scale, the rubric and the item's input
-    assert sent[0]["messages"][0]["content"] == (
-        "Score from 1 to 5. Rubric: is it polite. Q: user: hello good"
+    assert sorted(b["messages"][0]["content"] for b in sent) == sorted(
+        f"Score from 1 to 5. Rubric: is it polite. Q: user: hello {i}" for i, _ in ITEMS
     )
     with Client(running.url, OPERATOR_KEY) as c:
         results = {r["item_id"]: r for r in c.eval_results(made["id"])}
@@ -256,3 +256,92 @@ def test_cohen_kappa_on_known_cases() -> None:
     assert judge.cohen_kappa([True, False], [True, False]) == 1.0
     assert judge.cohen_kappa([True, True], [True, True]) is None  # chance agreement is total
     assert judge.cohen_kappa([], []) is None
+
+
+OUTPUT_JUDGE = """
+routes:
+  judge-output:
+    owner: ml@acme.example
+    risk_tier: 0
+    version:
+      model: gpt-mock
+      messages:
+        - role: user
+          content: "{{output}}"
+"""
+
+
+def calibration_rows() -> list[dict[str, Any]]:
+    """Ten answers people judged: the judge agrees on 8 (kappa 0.6), one it cannot read,
+    one without a person's verdict."""
+    cases = [(5, "pass")] * 4 + [(5, "fail")] + [(1, "pass")] + [(1, "fail")] * 4
+    rows: list[dict[str, Any]] = [
+        {
+            "id": f"h{n}",
+            "messages": [{"role": "user", "content": f"question {n}"}],
+            "expected": label,
+            "metadata": {"output": f'{{"score":{score},"reason":"r{n}"}}'},
+        }
+        for n, (score, label) in enumerate(cases)
+    ]
+    rows.append(
+        {
+            "id": "unreadable",
+            "messages": [{"role": "user", "content": "q"}],
+            "expected": "pass",
+            "metadata": {"output": "no score here"},
+        }
+    )
+    rows.append(
+        {
+            "id": "unlabelled",
+            "messages": [{"role": "user", "content": "q"}],
+            "expected": "maybe",
+            "metadata": {"output": "x"},
+        }
+    )
+    return rows
+
+
+def test_a_calibration_set_gives_the_judges_kappa_against_people(
+    running: Running, upstream: MockUpstream
+) -> None:
+    setup(running)
+    with Client(running.url, OPERATOR_KEY) as c:
+        c.apply(OUTPUT_JUDGE, "judge of outputs")
+        c.push_dataset("people", jsonl(calibration_rows()), "labelled by support")
+    definition = suite(repeats=2)
+    definition["scorers"][0].update(judge_route="judge-output", calibration="people@1")
+    with Client(running.url, OPERATOR_KEY) as c:
+        made = c.create_eval_run("polite", definition)
+        contents = c.dataset_version("people", 1)
+    plan = Plan(
+        made["id"],
+        parse_suites({"evals": {"polite": made["definition"]}})[0],
+        [],
+        model="gpt-mock",
+    )
+
+    async def calibrate() -> dict[str, Any]:
+        async with AsyncClient(running.url, OPERATOR_KEY) as client:
+            runner = Runner(plan, Gateway(running.url, OPERATOR_KEY), ApiLedger(client, "x"))
+            items = [item_from_json(dict(i)) for i in contents["data"]]
+            return await runner.calibrate({"polite": items})
+
+    before = len([r for r in upstream.requests if r.path == "/v1/chat/completions"])
+    found = asyncio.run(calibrate())["polite"]
+    after = len([r for r in upstream.requests if r.path == "/v1/chat/completions"])
+    assert after - before == 11 * 2  # each usable item, judged twice
+    assert found["items"] == 10
+    assert found["kappa"] == pytest.approx(0.6)
+    assert found["agreement"] == pytest.approx(0.8)
+    assert (found["judge_pass_rate"], found["people_pass_rate"]) == (0.5, 0.5)
+    assert sorted(found["disagreements"]) == ["h4", "h5"]
+    assert found["unusable"] == 2
+    assert any(
+        p.startswith("calibration item 'unlabelled': 'expected' must be") for p in found["problems"]
+    )
+    assert any(
+        p == "calibration item 'unreadable': the judge's answer holds no JSON object"
+        for p in found["problems"]
+    )

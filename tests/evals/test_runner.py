@@ -249,11 +249,11 @@ def test_cost_and_latency_come_from_the_gateways_record_of_each_call(
     for result in results:
         assert result["error"] is None
         assert result["cost_usd"] == pytest.approx(expected)
-        assert records[result["request_id"]]["cost_usd"] == pytest.approx(expected)
+        assert records[result["request_id"] or ""]["cost_usd"] == pytest.approx(expected)
         assert result["scores"]["cheap"]["passed"] is True
         assert result["scores"]["cheap"]["reason"].startswith("cost 3.3e-06 USD")
         assert result["scores"]["tiny"]["passed"] is False
-        assert result["latency_ms"] > 0
+        assert (result["latency_ms"] or 0) > 0
         assert result["scores"]["quick"]["passed"] is True
     # reused from the cache, an answer keeps the cost its call had
     with Client(running.url, OPERATOR_KEY) as c:

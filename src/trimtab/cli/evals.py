@@ -33,6 +33,7 @@ from trimtab.evals.datasets import Item
 from trimtab.evals.runner import DEFAULT_CONCURRENCY, Gateway, Plan, Runner
 from trimtab.evals.runner import Progress as RunProgress
 from trimtab.evals.runs import Result
+from trimtab.evals.scorers import Judge
 from trimtab.evals.store import item_from_json
 from trimtab.evals.suites import SuitesError, parse_suites
 from trimtab.registry.bundle import Bundle
@@ -149,7 +150,8 @@ async def _execute(
     concurrency: int,
     cache: bool,
     show_progress: bool,
-) -> RunProgress:
+) -> tuple[RunProgress, dict[str, Any]]:
+    """The run's progress, and each judge's calibration against people (if it has one)."""
     async with AsyncClient(url, api_key) as client:
         detail = await client.eval_run(run_id)
         tenant = detail["dataset_tenant"] or ""
@@ -162,7 +164,8 @@ async def _execute(
             # the suite's `python` scorers import their functions here, in this process
             runner_args: dict[str, Any] = {"concurrency": concurrency, "cache": cache}
             if not show_progress:
-                return await Runner(plan, gateway, ApiLedger(client, run_id), **runner_args).run()
+                runner = Runner(plan, gateway, ApiLedger(client, run_id), **runner_args)
+                return await runner.run(), await _calibrate(client, runner)
             with Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -180,9 +183,50 @@ async def _execute(
                 runner = Runner(
                     plan, gateway, ApiLedger(client, run_id), on_progress=show, **runner_args
                 )
-                return await runner.run()
+                progress = await runner.run()
+            return progress, await _calibrate(client, runner)
         except (SuitesError, ValueError) as exc:
             raise fail(f"run {run_id}: the suite cannot be run here: {exc}") from None
+
+
+async def _calibrate(client: AsyncClient, runner: Runner) -> dict[str, Any]:
+    """Each judge with a `calibration:` dataset, judged on it (the newest version unless
+    pinned) against the people's verdicts."""
+    sets: dict[str, list[Item]] = {}
+    named: dict[str, str] = {}
+    for spec in runner.plan.suite.scorers:
+        if not isinstance(spec, Judge) or spec.calibration is None:
+            continue
+        name, _, pinned = spec.calibration.partition("@")
+        contents = await client.dataset_version(name, pinned or "latest")
+        sets[spec.name] = [item_from_json(dict(raw)) for raw in contents["data"]]
+        named[spec.name] = f"{name} v{contents['version']}"
+    if not sets:
+        return {}
+    found = await runner.calibrate(sets)
+    return {scorer: {"dataset": named[scorer], **found[scorer]} for scorer in found}
+
+
+def _print_calibration(calibration: Mapping[str, Any]) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+    for scorer, c in calibration.items():
+        kappa = "n/a" if c["kappa"] is None else f"{c['kappa']:.2f}"
+        agree = "n/a" if c["agreement"] is None else f"{c['agreement']:.0%}"
+        rates = ""
+        if c["items"]:
+            rates = (
+                f"; passes: judge {c['judge_pass_rate']:.0%}, people {c['people_pass_rate']:.0%}"
+            )
+        out.print(
+            f"judge {escape(scorer)} against people on {escape(c['dataset'])} "
+            f"({c['items']} items): Cohen's kappa {kappa}, agreement {agree}{rates}"
+        )
+        if c["disagreements"]:
+            out.print(
+                "  they disagree on: " + ", ".join(escape(i) for i in c["disagreements"][:20])
+            )
+        for problem in c["problems"][:5]:
+            out.print(f"  [yellow]not used[/yellow]: {escape(problem)}")
 
 
 def _finish(
@@ -202,7 +246,7 @@ def _finish(
     gateway = Gateway(gateway_url or url, gateway_key or api_key)
     err = Console(stderr=True, highlight=False)
     try:
-        progress = asyncio.run(
+        progress, calibration = asyncio.run(
             _execute(url, api_key, run_id, gateway, concurrency, not no_cache, not as_json)
         )
     except TrimtabError as exc:
@@ -214,6 +258,8 @@ def _finish(
         err.print(f"interrupted: `trimtab eval resume {run_id}` goes on where this stopped")
         raise typer.Exit(130) from None
     detail = call(url, api_key, lambda c: c.eval_run(run_id))
+    if calibration:
+        detail = {**detail, "calibration": calibration}  # type: ignore[typeddict-unknown-key]
     if as_json:
         if print_json:
             print(orjson.dumps(detail).decode())
@@ -224,6 +270,7 @@ def _finish(
         )
         if print_run:
             _print_run(detail)
+            _print_calibration(calibration)
     if detail["status"] != "complete":
         raise fail(
             f"run {run_id} is incomplete ({detail['done']} of {detail['items']} items): "
@@ -277,6 +324,15 @@ def _print_run(detail: EvalRunDetail) -> None:
         )
     out.print(shown)
     out.print("intervals: mean, BCa bootstrap; pass rate, Wilson score")
+    for s in summary["scorers"]:
+        judged = s.get("judge_consistency")
+        if judged:
+            out.print(
+                f"judge {escape(s['scorer'])}: {judged['repeats']} repeats of "
+                f"{judged['items']} items, mean agreement {judged['mean_agreement']:.2f} "
+                f"({judged['unanimous_share']:.0%} unanimous), spread mean "
+                f"{judged['mean_spread']:.3f}, largest {judged['max_spread']:.3f}"
+            )
     latency = summary["latency_ms"]
     if latency.get("p50") is not None:
         out.print(

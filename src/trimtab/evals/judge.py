@@ -11,6 +11,10 @@ With `repeats: k` each item is judged k times: its score is the mean of the k no
 scores, its agreement the share of repeats that agree with the majority's pass/fail, its
 spread the largest minus the smallest score; a run's consistency is the mean agreement
 over its items (1.0: every repeat of every item agreed).
+
+Calibration: a dataset whose items carry the answer to judge (`metadata.output`) and a
+person's verdict on it (`expected`: pass/fail, true/false or 1/0) is judged like a run's
+answers; the judge's pass/fail against the people's gives Cohen's kappa.
 """
 
 from __future__ import annotations
@@ -188,3 +192,51 @@ def cohen_kappa(first: Sequence[bool], second: Sequence[bool]) -> float | None:
     if expected == 1.0:
         return None
     return (observed - expected) / (1 - expected)
+
+
+_PASS = {"pass": True, "fail": False, "true": True, "false": False, "yes": True, "no": False}
+
+
+def human_label(item: Item) -> bool:
+    """A calibration item's human verdict; JudgementError naming the item else."""
+    label = item.expected
+    if isinstance(label, bool):
+        return label
+    if isinstance(label, int | float) and label in (0, 1):
+        return bool(label)
+    if isinstance(label, str) and label.strip().lower() in _PASS:
+        return _PASS[label.strip().lower()]
+    shown = "none" if label is None else orjson.dumps(label).decode()[:40]
+    raise JudgementError(
+        f"calibration item '{item.id}': 'expected' must be the person's verdict "
+        f"(pass/fail, true/false or 1/0), not {shown}"
+    )
+
+
+def calibration_output(item: Item) -> str:
+    """The answer a calibration item asks the judge to score: its `metadata.output`."""
+    output = item.metadata.get("output")
+    if not isinstance(output, str):
+        raise JudgementError(
+            f"calibration item '{item.id}': 'metadata.output' must be the answer to judge"
+        )
+    return output
+
+
+def calibration(
+    labels: Mapping[str, bool], judged: Mapping[str, float | None], threshold: float
+) -> dict[str, Any]:
+    """The judge against the people over the items both labelled: Cohen's kappa, the share
+    agreeing, each side's pass rate, and the items they disagree on."""
+    both = [i for i in labels if judged.get(i) is not None]
+    people = [labels[i] for i in both]
+    machine = [float(judged[i] or 0.0) >= threshold for i in both]
+    n = len(both)
+    return {
+        "items": n,
+        "kappa": cohen_kappa(machine, people),
+        "agreement": sum(a == b for a, b in zip(machine, people, strict=True)) / n if n else None,
+        "judge_pass_rate": sum(machine) / n if n else None,
+        "people_pass_rate": sum(people) / n if n else None,
+        "disagreements": [i for i, a, b in zip(both, machine, people, strict=True) if a != b],
+    }

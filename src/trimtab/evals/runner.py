@@ -300,14 +300,7 @@ class Runner:
         """Each judge's verdicts on `output`, its repeats one after another."""
         out: dict[str, tuple[judge.Verdict, ...]] = {}
         for spec in self._judges:
-            body = {
-                "model": judge.ROUTE_PREFIX + spec.judge_route,
-                "messages": [],
-                "variables": judge.variables(item, output, spec.rubric, spec.scale),
-            }
-            out[spec.name] = tuple(
-                [await self._judge_once(client, body, spec) for _ in range(spec.repeats)]
-            )
+            out.update(await self._judge_with(client, spec, item, output))
         return out
 
     async def _judge_once(
@@ -330,26 +323,85 @@ class Runner:
             return judge.Verdict(None, None, None, f"unreadable answer: {exc}", rid)
         return judge.verdict(text, spec.scale, rid)
 
-    async def _call_all(
-        self,
-        calls: list[tuple[Item, dict[str, Any] | None, str, Result | None]],
-        queue: asyncio.Queue[Result | None],
-    ) -> None:
+    def _headers(self) -> dict[str, str]:
         headers = {
             "x-trimtab-feature": RUN_FEATURE_PREFIX + self.plan.run_id,
             "x-trimtab-session": self.plan.run_id,
         }
         if self.gateway.api_key:
             headers["authorization"] = f"Bearer {self.gateway.api_key}"
-        pending = iter(calls)
-        limits = httpx.Limits(max_connections=self.concurrency)
-        async with httpx.AsyncClient(
+        return headers
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
             base_url=self.gateway.url,
-            headers=headers,
+            headers=self._headers(),
             timeout=self.gateway.timeout_s,
-            limits=limits,
+            limits=httpx.Limits(max_connections=self.concurrency),
             transport=self.gateway.transport,
-        ) as client:
+        )
+
+    async def calibrate(self, sets: Mapping[str, Sequence[Item]]) -> dict[str, dict[str, Any]]:
+        """Each judge (by scorer name) on its calibration items, against the people's
+        verdicts (evals/judge.py): kappa, agreement, and the items it could not use. The
+        calls go through the gateway like the run's, tagged with the run."""
+        specs = {spec.name: spec for spec in self._judges}
+        async with self._client() as client:
+            return {
+                name: await self._calibrate_one(client, specs[name], items)
+                for name, items in sets.items()
+            }
+
+    async def _calibrate_one(
+        self, client: httpx.AsyncClient, spec: Judge, items: Sequence[Item]
+    ) -> dict[str, Any]:
+        labels: dict[str, bool] = {}
+        todo: list[tuple[Item, str]] = []
+        problems: list[str] = []
+        for item in items:
+            try:
+                label = judge.human_label(item)
+                todo.append((item, judge.calibration_output(item)))
+            except judge.JudgementError as exc:
+                problems.append(str(exc))
+                continue
+            labels[item.id] = label
+        judged: dict[str, float | None] = {}
+        pending = iter(todo)
+
+        async def worker() -> None:
+            for item, output in pending:
+                verdicts = (await self._judge_with(client, spec, item, output))[spec.name]
+                failed = next((v.error for v in verdicts if v.error is not None), None)
+                if failed is not None:
+                    problems.append(f"calibration item '{item.id}': {failed}")
+                    judged[item.id] = None
+                    continue
+                values = [v.value for v in verdicts if v.value is not None]
+                judged[item.id] = sum(values) / len(values)
+
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(todo)))))
+        found = judge.calibration(labels, judged, spec.threshold)
+        return {**found, "unusable": len(problems), "problems": problems[:50]}
+
+    async def _judge_with(
+        self, client: httpx.AsyncClient, spec: Judge, item: Item, output: str
+    ) -> dict[str, tuple[judge.Verdict, ...]]:
+        body = {
+            "model": judge.ROUTE_PREFIX + spec.judge_route,
+            "messages": [],
+            "variables": judge.variables(item, output, spec.rubric, spec.scale),
+        }
+        verdicts = [await self._judge_once(client, body, spec) for _ in range(spec.repeats)]
+        return {spec.name: tuple(verdicts)}
+
+    async def _call_all(
+        self,
+        calls: list[tuple[Item, dict[str, Any] | None, str, Result | None]],
+        queue: asyncio.Queue[Result | None],
+    ) -> None:
+        pending = iter(calls)
+        async with self._client() as client:
 
             async def worker() -> None:
                 for item, body, digest, hit in pending:

@@ -162,6 +162,8 @@ class Judge(_Spec):
     scale: tuple[float, float] = (0.0, 1.0)
     repeats: int = Field(default=1, ge=1, le=20)
     threshold: float = Field(default=0.5, ge=0, le=1)
+    # a dataset of answers with people's pass/fail verdicts: NAME or NAME@VERSION
+    calibration: str | None = Field(default=None, pattern=rf"^{NAME_PATTERN}(?:@[1-9]\d*)?$")
 
     @field_validator("scale")
     @classmethod
