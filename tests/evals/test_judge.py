@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from tests.evals.support import jsonl
 from tests.support import OPERATOR_KEY, ROUTE_KEYS, GatewayFactory, Running, base_config
 from trimtab.cli.evals import ApiLedger
-from trimtab.client import AsyncClient, Client
+from trimtab.client import AsyncClient, Client, TrimtabError
 from trimtab.evals import judge
 from trimtab.evals.datasets import Item
 from trimtab.evals.runner import Gateway, Plan, Progress, Runner
@@ -181,18 +181,42 @@ def test_repeats_judge_each_answer_k_times_and_report_the_agreement(
     assert len(judge_calls(upstream)) - before == 4
 
 
-def test_a_judge_route_that_fails_is_an_error_on_the_item(running: Running) -> None:
+def test_a_missing_judge_route_or_calibration_set_is_refused_before_any_call(
+    running: Running,
+) -> None:
     setup(running)
     broken = suite()
     broken["scorers"][0]["judge_route"] = "no-such-judge"
+    with Client(running.url, OPERATOR_KEY) as c, pytest.raises(TrimtabError) as caught:
+        c.create_eval_run("polite", broken)
+    assert caught.value.status == 404
+    assert caught.value.param == "definition.scorers.0.judge_route"
+    assert "scorer 'polite' is judged by route 'no-such-judge', which does not exist" in str(
+        caught.value
+    )
+    uncalibrated = suite()
+    uncalibrated["scorers"][0]["calibration"] = "nobody@1"
+    with Client(running.url, OPERATOR_KEY) as c, pytest.raises(TrimtabError) as caught:
+        c.create_eval_run("polite", uncalibrated)
+    assert caught.value.param == "definition.scorers.0.calibration"
+    assert "scorer 'polite': calibration: " in str(caught.value)
+
+
+def test_a_judge_call_that_fails_is_an_error_on_the_item(running: Running) -> None:
+    setup(running)
+    failing = JUDGE_ROUTE.replace("judge-echo", "judge-down").replace("gpt-mock", "gpt-500")
+    with Client(running.url, OPERATOR_KEY) as c:
+        c.apply(failing, "a judge whose model fails")
+    broken = suite()
+    broken["scorers"][0]["judge_route"] = "judge-down"
     with Client(running.url, OPERATOR_KEY) as c:
         made = c.create_eval_run("polite", broken)
     asyncio.run(run(running, made["id"]))
     with Client(running.url, OPERATOR_KEY) as c:
         results = c.eval_results(made["id"])
     error = results[0]["scores"]["polite"]["error"]
-    assert error.startswith("scorer 'polite': judge route 'no-such-judge': HTTP 404: ")
-    assert "route 'no-such-judge' is not defined" in error and "(request req_" in error
+    assert error.startswith("scorer 'polite': judge route 'judge-down': HTTP 5"), error
+    assert "(request req_" in error
 
 
 def verdicts(*values: float | None) -> tuple[judge.Verdict, ...]:

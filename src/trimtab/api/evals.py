@@ -37,6 +37,7 @@ from trimtab.bounds import validation_problems
 from trimtab.errors import Conflict, Invalid, NotFound
 from trimtab.evals.compare import compare_runs
 from trimtab.evals.runs import NewRun, Result, Run, RunStore, model_digest
+from trimtab.evals.scorers import Judge
 from trimtab.evals.store import DatasetKey, DatasetStore
 from trimtab.evals.suites import SuiteDefinition, SuitesError, parse_suites
 from trimtab.evals.summary import run_scores, summarize
@@ -138,6 +139,9 @@ class EvalsAPI:
             version = self._datasets.version(dataset, suite.dataset_version)
         except NotFound as exc:
             raise NotFound(f"suite '{suite.name}': {exc}", param="definition.dataset") from None
+        for n, spec in enumerate(suite.scorers):
+            if isinstance(spec, Judge):
+                self._check_judge(principal, suite, n, spec)
         route_scope = route_version = None
         if suite.route is not None:
             row = self._routes.resolve(suite.route, principal.tenant, principal.is_admin)
@@ -185,6 +189,27 @@ class EvalsAPI:
             target_digest=digest,
             items=version.items,
         )
+
+    def _check_judge(
+        self, principal: Principal, suite: SuiteDefinition, n: int, spec: Judge
+    ) -> None:
+        """A judge's route and calibration dataset exist, before any item is called."""
+        if self._routes.resolve(spec.judge_route, principal.tenant, principal.is_admin) is None:
+            raise NotFound(
+                f"suite '{suite.name}': scorer '{spec.name}' is judged by route "
+                f"'{spec.judge_route}', which does not exist",
+                param=f"definition.scorers.{n}.judge_route",
+            )
+        if spec.calibration is not None:
+            name, _, pinned = spec.calibration.partition("@")
+            try:
+                found = self._datasets.resolve(name, principal.tenant)
+                self._datasets.version(found, int(pinned) if pinned else None)
+            except NotFound as exc:
+                raise NotFound(
+                    f"suite '{suite.name}': scorer '{spec.name}': calibration: {exc}",
+                    param=f"definition.scorers.{n}.calibration",
+                ) from None
 
     @staticmethod
     def _version_number(asked: Any, stable: int | None, route: str) -> int:
