@@ -146,15 +146,27 @@ def test_results_are_checked_against_the_run(running: Running) -> None:
     wrong["scores"]["correct"]["value"] = 1.5
     resp = post(running, path, {"results": [wrong]})
     assert resp.status_code == 400 and error(resp)["param"] == "results.0.scores.correct"
+    wrong = result("q0", True)
+    wrong["scores"]["correct"]["judge"] = "raw text"  # a judge's answers come as an object
+    resp = post(running, path, {"results": [wrong]})
+    assert resp.status_code == 400 and error(resp)["param"] == "results.0.scores.correct.judge"
+    wrong = result("q0", True)
+    wrong["scores"]["correct"]["extra"] = 1
+    resp = post(running, path, {"results": [wrong]})
+    assert resp.status_code == 400 and error(resp)["param"] == "results.0.scores.correct"
     long_id = post(running, path, {"results": [{**result("q0", True), "item_id": "q" * 129}]})
     assert long_id.status_code == 400
     nul = post(running, path, {"results": [{**result("q0", True), "output": "a\x00b"}]})
     assert nul.status_code == 400 and error(nul)["param"] == "results"
-    ok = post(running, path, {"results": [result("q0", True), result("q1", False)]})
+    judged = result("q1", False)
+    judged["scores"]["correct"] = {"error": "no JSON", "judge": {"repeats": [{"raw": "x"}]}}
+    ok = post(running, path, {"results": [result("q0", True), judged]})
     assert ok.json() == {"run": run["id"], "recorded": 2, "done": 2, "items": 5}
     again = post(running, path, {"results": [result("q0", False)]})
     assert again.json()["recorded"] == 0  # written once
     assert get(running, path).json()["data"][0]["scores"]["correct"]["passed"] is True
+    kept = get(running, path).json()["data"][1]["scores"]["correct"]
+    assert kept == {"error": "no JSON", "judge": {"repeats": [{"raw": "x"}]}}
 
 
 def test_who_may(running: Running) -> None:
