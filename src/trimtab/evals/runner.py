@@ -47,6 +47,7 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT_S = 120.0
 COST_WAIT_S = 10.0  # how long the writer waits for the gateway to record a call
 COST_POLL_S = 0.1
+COST_WAIT_LATE_S = 1.0  # after a batch whose records did not all come in time
 
 
 class Ledger(Protocol):
@@ -493,6 +494,9 @@ class Runner:
             # none of the batch's calls was recorded where the ledger looks (another
             # gateway's store): the later batches do not wait for theirs
             self._cost_wait_s = 0.0
+        elif len(found) < len(wanted):
+            # some records are late (spilled to disk under load): wait less from now on
+            self._cost_wait_s = min(self._cost_wait_s, COST_WAIT_LATE_S)
         out = []
         for result in batch:
             rid = result.request_id
