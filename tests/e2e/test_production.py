@@ -434,13 +434,16 @@ def check_deployment(deployment: Deployment, client: openai.OpenAI) -> None:
         rss = next(line for line in status.splitlines() if line.startswith("VmRSS"))
         print(f"trimtab on port {port}: {rss.split(':')[1].strip()}")
 
-    # SIGTERM one process while requests keep coming: nginx sends them to the other
+    # SIGTERM one process while requests keep coming: nginx sends them to the other. The
+    # stopping process drains its keep-alive connections for up to ~6 s (cli/server.py),
+    # so the requests are paced to stay inside the example's 600 a minute per key
     first = deployment.procs[0]
     first.send_signal(signal.SIGTERM)
     statuses: list[str] = []
     while first.poll() is None or len(statuses) < 20:
         statuses.append(_ask(client, f"during {len(statuses)}"))
         assert len(statuses) < 2000, "the stopped process never exited"
+        time.sleep(0.02)
     assert first.wait(timeout=60) in (0, -signal.SIGTERM), deployment.logs[0].read_text()
     assert statuses == [f"mock reply to: during {i}" for i in range(len(statuses))]
     sent += len(statuses)

@@ -9,7 +9,7 @@ from time import perf_counter
 from typing import Any
 
 import orjson
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from trimtab.errors import DomainError, GatewayError, as_gateway_error, stream_error_event
 from trimtab.gateway.accounting import Charge, note_served
@@ -17,10 +17,11 @@ from trimtab.gateway.caching import AnswerCache
 from trimtab.gateway.catalog import Deployment, Target
 from trimtab.gateway.dialects import client_wants_usage
 from trimtab.gateway.dispatch import Dispatcher, OpenStream
+from trimtab.gateway.event_stream import EventStream
 from trimtab.gateway.exchange import Exchange
 from trimtab.gateway.failures import from_upstream
 from trimtab.gateway.relay import Relay, make_relay
-from trimtab.gateway.replies import SSE_TYPE, Replies
+from trimtab.gateway.replies import Replies
 from trimtab.policy.estimate import estimate_input_tokens, estimate_output_tokens
 from trimtab.providers.base import UpstreamError
 from trimtab.telemetry.recorder import Recorder
@@ -70,11 +71,8 @@ class Streamer:
         note_served(ex, opened.target, opened.deployment)
         headers = ex.headers()
         headers["cache-control"] = "no-cache"
-        return StreamingResponse(
-            self._relay(ex, opened, key, charge, estimate_input_tokens(body)),
-            200,
-            headers,
-            media_type=SSE_TYPE,
+        return EventStream(
+            self._relay(ex, opened, key, charge, estimate_input_tokens(body)), 200, headers
         )
 
     async def _relay(
