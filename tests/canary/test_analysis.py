@@ -23,15 +23,9 @@ from trimtab.canary.analysis import (
 )
 from trimtab.canary.plans import Stage
 from trimtab.stats.intervals import mixture_rho
-from trimtab.stats.sequential import (
-    Direction,
-    Tolerance,
-    Verdict,
-    difference_evidence,
-    mean_evidence,
-    rate_evidence,
-    rate_mixtures,
-)
+from trimtab.stats.means import difference_evidence, mean_evidence
+from trimtab.stats.rates import rate_evidence, rate_mixtures
+from trimtab.stats.sequential import Direction, Tolerance, Verdict
 from trimtab.telemetry.sketch import new_sketch
 
 

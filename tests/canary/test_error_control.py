@@ -15,13 +15,9 @@ import math
 import numpy as np
 
 from trimtab.stats.intervals import mixture_rho
-from trimtab.stats.sequential import (
-    Direction,
-    Tolerance,
-    mean_evidence,
-    rate_evidence,
-    rate_mixtures,
-)
+from trimtab.stats.means import mean_evidence
+from trimtab.stats.rates import rate_evidence, rate_mixtures
+from trimtab.stats.sequential import Direction, Tolerance
 
 ROLLOUTS = 300
 LOOK = 500  # requests between looks: ~50 canary requests

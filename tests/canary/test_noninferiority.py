@@ -20,7 +20,8 @@ from trimtab.canary.analysis import (
     decide,
 )
 from trimtab.stats.intervals import mixture_rho
-from trimtab.stats.sequential import Tolerance, Verdict, difference_evidence
+from trimtab.stats.means import difference_evidence
+from trimtab.stats.sequential import Tolerance, Verdict
 
 ERRORS = next(s for s in DEFAULT_METRICS if s.metric is Metric.ERROR_RATE)
 REFUSALS = next(s for s in DEFAULT_METRICS if s.metric is Metric.REFUSAL_RATE)

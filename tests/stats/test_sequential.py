@@ -9,15 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trimtab.stats.sequential import (
-    Direction,
-    Tolerance,
-    Verdict,
-    compare_means,
-    compare_rates,
-    rate_evidence,
-    rate_mixtures,
-)
+from trimtab.stats.means import compare_means
+from trimtab.stats.rates import compare_rates, rate_evidence, rate_mixtures
+from trimtab.stats.sequential import Direction, Tolerance, Verdict
 
 
 def test_clear_error_regression_is_a_regression_with_its_statistics() -> None:

@@ -19,19 +19,9 @@ import numpy.typing as npt
 
 from trimtab.stats.clustered import MIN_UNITS, NO_EVIDENCE, design_effect
 from trimtab.stats.intervals import FloatArray, mixture_rho
-from trimtab.stats.sequential import (
-    Direction,
-    Interval,
-    MetricResult,
-    Tolerance,
-    Verdict,
-    compare_means,
-    compare_rates,
-    difference_evidence,
-    mean_evidence,
-    rate_evidence,
-    rate_mixtures,
-)
+from trimtab.stats.means import compare_means, difference_evidence, mean_evidence
+from trimtab.stats.rates import compare_rates, rate_evidence, rate_mixtures
+from trimtab.stats.sequential import Direction, Interval, MetricResult, Tolerance, Verdict
 
 __all__ = [
     "DEFAULT_METRICS",
