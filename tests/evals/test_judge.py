@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 
 from tests.evals.support import jsonl
 from tests.support import OPERATOR_KEY, ROUTE_KEYS, GatewayFactory, Running, base_config
-from trimtab.cli.evals import ApiLedger
+from trimtab.cli.evalrun import ApiLedger
 from trimtab.client import AsyncClient, Client, TrimtabError
 from trimtab.evals import judge
 from trimtab.evals.datasets import Item

@@ -11,7 +11,7 @@ import yaml
 
 from tests.evals.support import SLOW_MODELS, SUITE_FILE, chats, golden
 from tests.support import OPERATOR_KEY, ROUTE_KEYS, ROUTES, V2, GatewayFactory, Running, base_config
-from trimtab.cli.evals import ApiLedger
+from trimtab.cli.evalrun import ApiLedger
 from trimtab.client import AsyncClient, Client
 from trimtab.evals.datasets import Item
 from trimtab.evals.runner import (

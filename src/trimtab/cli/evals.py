@@ -11,7 +11,6 @@ is reused, unless `--no-cache`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,25 +19,18 @@ import typer
 import yaml
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
+from trimtab.cli import evalviews
 from trimtab.cli.calls import call, fail, message
+from trimtab.cli.evalrun import execute
 from trimtab.cli.options import DEFAULT_URL, ApiKey, TenantFilter, Url
 from trimtab.cli.tables import table, version, when
-from trimtab.client import AsyncClient, Client, TrimtabError
+from trimtab.client import Client, TrimtabError
 from trimtab.client.types import EvalRunDetail
 from trimtab.evals import report
 from trimtab.evals.bakeoff import Column, scorecard
-from trimtab.evals.datasets import Item
-from trimtab.evals.runner import DEFAULT_CONCURRENCY, Gateway, Plan, Runner
-from trimtab.evals.runner import Progress as RunProgress
-from trimtab.evals.runs import Result
-from trimtab.evals.scorers import Judge
-from trimtab.evals.store import item_from_json
+from trimtab.evals.runner import DEFAULT_CONCURRENCY, Gateway
 from trimtab.evals.suites import SuitesError, parse_suites
-from trimtab.registry.bundle import Bundle
-
-COST_LOOKUPS = 8  # record lookups in flight at once
 
 evals = typer.Typer(
     help="Run eval suites through the gateway, and read and compare their runs.",
@@ -79,42 +71,6 @@ GatewayKey = Annotated[
 ]
 
 
-class ApiLedger:
-    """The runner's ledger: the run's results on the server, through its API."""
-
-    def __init__(self, client: AsyncClient, run_id: str) -> None:
-        self._client = client
-        self._run = run_id
-
-    async def done(self) -> set[str]:
-        return {r["item_id"] for r in await self._client.eval_results(self._run)}
-
-    async def cached(self, digests: Sequence[str]) -> Mapping[str, Result]:
-        hits = await self._client.eval_cache(self._run, list(digests))
-        return {h["request_digest"]: Result(**h) for h in hits}
-
-    async def record(self, results: Sequence[Result]) -> None:
-        await self._client.record_eval_results(self._run, [r.to_json() for r in results])
-
-    async def costs(self, request_ids: Sequence[str]) -> Mapping[str, float | None]:
-        """From the gateway's records (GET /api/requests/ID), COST_LOOKUPS at a time."""
-        gate = asyncio.Semaphore(COST_LOOKUPS)
-
-        async def one(rid: str) -> tuple[str, float | None] | None:
-            async with gate:
-                try:
-                    record = await self._client.request(rid)
-                except TrimtabError as exc:
-                    if exc.status == 404:
-                        return None  # not recorded yet
-                    raise
-            cost = record.get("cost_usd")
-            return rid, float(cost) if isinstance(cost, int | float) else None
-
-        found = await asyncio.gather(*(one(rid) for rid in request_ids))
-        return dict(f for f in found if f is not None)
-
-
 def _suite_definition(file: Path, suite: str) -> dict[str, Any]:
     """The suite's definition from a file's `evals:` section, checked here first so a
     mistake names the file and the key before anything is started."""
@@ -136,99 +92,6 @@ def _suite_definition(file: Path, suite: str) -> dict[str, Any]:
     return definition
 
 
-def _plan(detail: EvalRunDetail, items: list[Item]) -> Plan:
-    suite = parse_suites({"evals": {detail["suite"]: detail["definition"]}}, detail["suite"])[0]
-    bundle = Bundle.from_json(detail["bundle"]) if detail["bundle"] is not None else None
-    return Plan(detail["id"], suite, items, bundle=bundle, model=detail["model"])
-
-
-async def _execute(
-    url: str,
-    api_key: str | None,
-    run_id: str,
-    gateway: Gateway,
-    concurrency: int,
-    cache: bool,
-    show_progress: bool,
-) -> tuple[RunProgress, dict[str, Any]]:
-    """The run's progress, and each judge's calibration against people (if it has one)."""
-    async with AsyncClient(url, api_key) as client:
-        detail = await client.eval_run(run_id)
-        tenant = detail["dataset_tenant"] or ""
-        contents = await client.dataset_version(
-            detail["dataset"], detail["dataset_version"], tenant=tenant
-        )
-        items = [item_from_json(dict(raw)) for raw in contents["data"]]
-        try:
-            plan = _plan(detail, items)
-            # the suite's `python` scorers import their functions here, in this process
-            runner_args: dict[str, Any] = {"concurrency": concurrency, "cache": cache}
-            if not show_progress:
-                runner = Runner(plan, gateway, ApiLedger(client, run_id), **runner_args)
-                return await runner.run(), await _calibrate(client, runner)
-            with Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                TaskProgressColumn(),
-                TextColumn("{task.completed}/{task.total} · {task.fields[errors]} errors"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            ) as bar:
-                task = bar.add_task(run_id, total=len(items), errors=0)
-
-                def show(p: RunProgress) -> None:
-                    bar.update(task, completed=p.done, errors=p.errors)
-
-                runner = Runner(
-                    plan, gateway, ApiLedger(client, run_id), on_progress=show, **runner_args
-                )
-                progress = await runner.run()
-            return progress, await _calibrate(client, runner)
-        except (SuitesError, ValueError) as exc:
-            raise fail(f"run {run_id}: the suite cannot be run here: {exc}") from None
-
-
-async def _calibrate(client: AsyncClient, runner: Runner) -> dict[str, Any]:
-    """Each judge with a `calibration:` dataset, judged on it (the newest version unless
-    pinned) against the people's verdicts."""
-    sets: dict[str, list[Item]] = {}
-    named: dict[str, str] = {}
-    for spec in runner.plan.suite.scorers:
-        if not isinstance(spec, Judge) or spec.calibration is None:
-            continue
-        name, _, pinned = spec.calibration.partition("@")
-        contents = await client.dataset_version(name, pinned or "latest")
-        sets[spec.name] = [item_from_json(dict(raw)) for raw in contents["data"]]
-        named[spec.name] = f"{name} v{contents['version']}"
-    if not sets:
-        return {}
-    found = await runner.calibrate(sets)
-    return {scorer: {"dataset": named[scorer], **found[scorer]} for scorer in found}
-
-
-def _print_calibration(calibration: Mapping[str, Any]) -> None:
-    out = Console(highlight=False, soft_wrap=True)
-    for scorer, c in calibration.items():
-        kappa = "n/a" if c["kappa"] is None else f"{c['kappa']:.2f}"
-        agree = "n/a" if c["agreement"] is None else f"{c['agreement']:.0%}"
-        rates = ""
-        if c["items"]:
-            rates = (
-                f"; passes: judge {c['judge_pass_rate']:.0%}, people {c['people_pass_rate']:.0%}"
-            )
-        out.print(
-            f"judge {escape(scorer)} against people on {escape(c['dataset'])} "
-            f"({c['items']} items): Cohen's kappa {kappa}, agreement {agree}{rates}"
-        )
-        if c["disagreements"]:
-            out.print(
-                "  they disagree on: " + ", ".join(escape(i) for i in c["disagreements"][:20])
-            )
-        for problem in c["problems"][:5]:
-            out.print(f"  [yellow]not used[/yellow]: {escape(problem)}")
-
-
 def _finish(
     url: str,
     api_key: str | None,
@@ -247,7 +110,7 @@ def _finish(
     err = Console(stderr=True, highlight=False)
     try:
         progress, calibration = asyncio.run(
-            _execute(url, api_key, run_id, gateway, concurrency, not no_cache, not as_json)
+            execute(url, api_key, run_id, gateway, concurrency, not no_cache, not as_json)
         )
     except TrimtabError as exc:
         raise fail(
@@ -269,81 +132,14 @@ def _finish(
             f"{progress.skipped} already in the run; {progress.errors} failed"
         )
         if print_run:
-            _print_run(detail)
-            _print_calibration(calibration)
+            evalviews.print_run(detail)
+            evalviews.print_calibration(calibration)
     if detail["status"] != "complete":
         raise fail(
             f"run {run_id} is incomplete ({detail['done']} of {detail['items']} items): "
             f"`trimtab eval resume {run_id}` goes on"
         )
     return detail
-
-
-def _interval(pair: list[float] | None, percent: bool) -> str:
-    if pair is None:
-        return ""
-    low, high = pair
-    return f"{low:.1%} to {high:.1%}" if percent else f"{low:.3f} to {high:.3f}"
-
-
-def _print_run(detail: EvalRunDetail) -> None:
-    out = Console(highlight=False, soft_wrap=True)
-    target = (
-        f"route {escape(detail['route'] or '')} {version(detail['route_version'])}"
-        if detail["route"] is not None
-        else f"model {escape(detail['model'] or '')}"
-    )
-    out.print(
-        f"[bold]{escape(detail['id'])}[/bold] suite [bold]{escape(detail['suite'])}[/bold]: "
-        f"{target}, dataset {escape(detail['dataset'])} {version(detail['dataset_version'])}; "
-        f"{detail['status']}: {detail['done']}/{detail['items']} items, "
-        f"{detail['errors']} failed, {detail['cached']} from the cache; "
-        f"{when(detail['created_at'])}"
-    )
-    summary = detail["summary"]
-    shown = table(
-        "scorer",
-        "scored",
-        "errors",
-        "mean",
-        "95% interval",
-        "pass rate",
-        "95% interval ",
-        right=("scored", "errors", "mean", "pass rate"),
-    )
-    for s in summary["scorers"]:
-        mean, rate = s["mean"], s["pass_rate"]
-        shown.add_row(
-            escape(s["scorer"]),
-            str(s["scored"]),
-            str(s["errors"]),
-            "" if mean is None else f"{mean:.3f}",
-            _interval(s["mean_interval"], percent=False),
-            "" if rate is None else f"{rate:.1%}",
-            _interval(s["pass_rate_interval"], percent=True),
-        )
-    out.print(shown)
-    out.print("intervals: mean, BCa bootstrap; pass rate, Wilson score")
-    for s in summary["scorers"]:
-        judged = s.get("judge_consistency")
-        if judged:
-            out.print(
-                f"judge {escape(s['scorer'])}: {judged['repeats']} repeats of "
-                f"{judged['items']} items, mean agreement {judged['mean_agreement']:.2f} "
-                f"({judged['unanimous_share']:.0%} unanimous), spread mean "
-                f"{judged['mean_spread']:.3f}, largest {judged['max_spread']:.3f}"
-            )
-    latency = summary["latency_ms"]
-    if latency.get("p50") is not None:
-        out.print(
-            f"latency p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms; tokens "
-            f"{summary['input_tokens']} in, {summary['output_tokens']} out"
-        )
-    failed = summary["failed_items"]
-    if failed:
-        shown_ids = ", ".join(escape(i) for i in failed[:10])
-        more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
-        out.print(f"[red]failed items[/red]: {shown_ids}{more}")
 
 
 @evals.command("run")
@@ -427,7 +223,7 @@ def run(
     if as_json:
         print(orjson.dumps({"run": cand, "baseline": base, "comparison": result}).decode())
     else:
-        _print_comparison(result)
+        evalviews.print_comparison(result)
     if gate:
         raise typer.Exit(_EXIT[result["outcome"]])
 
@@ -466,7 +262,7 @@ def show(
     if as_json:
         print(orjson.dumps({**detail, "results": results} if items else detail).decode())
         return
-    _print_run(detail)
+    evalviews.print_run(detail)
     if results is None:
         return
     names = [s["scorer"] for s in detail["summary"]["scorers"]]
@@ -565,65 +361,9 @@ def compare(
     if as_json:
         print(orjson.dumps(result).decode())
     else:
-        _print_comparison(result)
+        evalviews.print_comparison(result)
     if gate:
         raise typer.Exit(_EXIT[result["outcome"]])
-
-
-def _number(value: Any, spec: str) -> str:
-    """A statistic, or "n/a" where there was none to compute (no paired items)."""
-    return "n/a" if value is None else format(value, spec)
-
-
-def _print_comparison(result: Mapping[str, Any]) -> None:
-    out = Console(highlight=False, soft_wrap=True)
-    colour = {"pass": "green", "fail": "red", "no_verdict": "yellow"}[result["outcome"]]
-    word = result["outcome"].replace("_", " ")
-    errors = result["errors"]
-    out.print(
-        f"{escape(result['candidate'])} against {escape(result['baseline'])}: "
-        f"[{colour}]{word}[/{colour}] ({result['items']} items; failed calls: "
-        f"{errors['baseline']} baseline, {errors['candidate']} candidate)"
-    )
-    shown = table(
-        "scorer",
-        "verdict",
-        "n",
-        "baseline",
-        "candidate",
-        "difference (95% interval)",
-        "p (Holm)",
-        "detectable drop",
-        "pass→fail / fail→pass",
-        right=("n", "baseline", "candidate", "p (Holm)", "detectable drop"),
-    )
-    for s in result["scorers"]:
-        verdict = "too little data" if s["verdict"] == "too_little_data" else s["verdict"]
-        ends = " to ".join(_number(end, "+.3f") for end in s["interval"])
-        shown.add_row(
-            escape(s["scorer"]),
-            verdict.replace("_", " "),
-            str(s["n"]),
-            _number(s["baseline_mean"], ".3f"),
-            _number(s["candidate_mean"], ".3f"),
-            f"{_number(s['difference'], '+.3f')} ({ends})",
-            _number(s["p_adjusted"], ".3g"),
-            _number(s["detectable_drop"], ".3f"),
-            f"{len(s['pass_to_fail'])} / {len(s['fail_to_pass'])}",
-        )
-    out.print(shown)
-    methods = sorted({s["method"] for s in result["scorers"]})
-    for method in methods:
-        out.print(f"method: {escape(method)}")
-    for reason in result["reasons"]:
-        out.print(f"- {escape(reason)}")
-    if result["regressions"]:
-        listed = ", ".join(escape(i) for i in result["regressions"][:20])
-        more = len(result["regressions"]) - 20
-        out.print(
-            f"[red]pass → fail[/red] (read these first): {listed}"
-            + (f" and {more} more" if more > 0 else "")
-        )
 
 
 def _report_format(path: Path | None) -> report.Format | None:
