@@ -22,10 +22,9 @@ from trimtab.evals.runner import (
     Runner,
     body_digest,
     request_body,
-    score_all,
-    stored_text,
 )
 from trimtab.evals.scorers import Answer, build
+from trimtab.evals.scoring import score_all, stored_text
 from trimtab.evals.store import item_from_json
 from trimtab.evals.suites import parse_suites
 from trimtab.registry.bundle import Bundle

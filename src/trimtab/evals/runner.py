@@ -36,7 +36,8 @@ import orjson
 from trimtab.evals import judge
 from trimtab.evals.datasets import Item, canonical
 from trimtab.evals.runs import Result
-from trimtab.evals.scorers import Answer, Cost, Judge, Scorer, ScorerError, build
+from trimtab.evals.scorers import Answer, Cost, Judge, build
+from trimtab.evals.scoring import score_all, stored_text
 from trimtab.evals.suites import SuiteDefinition
 from trimtab.registry.bundle import Bundle, VariableError, render
 
@@ -129,37 +130,6 @@ def body_digest(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(dict(body))).hexdigest()
 
 
-def score_all(
-    scorers: Mapping[str, Scorer], item: Item, answer: Answer
-) -> dict[str, dict[str, Any]]:
-    """Each scorer's score of the answer, or its error on this item (never a silent 0)."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, scorer in scorers.items():
-        try:
-            score = scorer(item, answer)
-        except ScorerError as exc:
-            out[name] = {"error": stored_text(str(exc))}
-            if exc.judge is not None:
-                out[name]["judge"] = _stored(exc.judge)
-            continue
-        reason = stored_text(score.reason)
-        out[name] = {"value": score.value, "passed": score.passed, "reason": reason}
-        if score.judge is not None:
-            out[name]["judge"] = _stored(score.judge)
-    return out
-
-
-def _stored(value: Any) -> Any:
-    """`value` with stored_text applied to every string in it."""
-    if isinstance(value, str):
-        return stored_text(value)
-    if isinstance(value, dict):
-        return {k: _stored(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_stored(v) for v in value]
-    return value
-
-
 def _error_text(response: httpx.Response) -> str:
     try:
         data = response.json()
@@ -179,12 +149,6 @@ def _answer_text(data: Any) -> str:
     except (KeyError, IndexError, TypeError, AttributeError):
         raise ValueError("the answer has no choices[0].message") from None
     return stored_text(content) if isinstance(content, str) else ""
-
-
-def stored_text(text: str) -> str:
-    """`text` with each NUL as U+FFFD: the store's text columns cannot hold a NUL, and the
-    API refuses one; the gateway's records do the same (telemetry/rows.py)."""
-    return text.replace("\x00", "\ufffd")
 
 
 class Runner:
