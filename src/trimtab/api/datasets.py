@@ -21,7 +21,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.api.access import actor, json_response, operator, reader, scoped_tenant
-from trimtab.api.endpoints import (
+from trimtab.api.errors import change
+from trimtab.api.eval_endpoints import (
     DATASET,
     DATASET_TENANT,
     DIFF_DATASET,
@@ -30,7 +31,6 @@ from trimtab.api.endpoints import (
     LIST_DATASETS,
     PUSH_DATASET,
 )
-from trimtab.api.errors import change
 from trimtab.api.models import APPLY_MESSAGE_CHARS, SOURCE_CHARS, TENANT_CHARS
 from trimtab.api.params import NUL_MESSAGE, bad_param, nul_field
 from trimtab.auth.keyring import KeyRing

@@ -1,4 +1,5 @@
-"""Every operation of the control-plane API, declared once (api/schema.py).
+"""Every operation of the control-plane API, declared once (api/schema.py); the dataset and
+eval-run ones are in api/eval_endpoints.py.
 
 The handler modules route and parse with these; the OpenAPI document is made of them.
 Parameters are listed in the order the handler reads them, which is the order their
@@ -7,19 +8,14 @@ errors are reported in.
 
 from __future__ import annotations
 
-import re
-
 from trimtab.api import models as m
 from trimtab.api import views as v
-from trimtab.api.params import bad_param
 from trimtab.api.schema import (
     Body,
     Endpoint,
-    Param,
     choice,
     enum,
     integer,
-    parse_version,
     status,
     text,
     time,
@@ -378,203 +374,6 @@ FEEDBACK = Endpoint(
     status=201,
     body=Body(m.FeedbackBody, allow_empty=True),
     errors=(404,),
-)
-
-# -- datasets -----------------------------------------------------------------------------
-
-DATASET = text("dataset", "The dataset's name", where="path")
-DATASET_TENANT = text(
-    "tenant",
-    "Whose dataset NAME is: a tenant's (a non-admin may name only its own), empty for the "
-    "shared one; absent: the caller's tenant's, else the shared one",
-    keep_empty=True,
-)
-
-
-def _dataset_version(value: str | None) -> int | None:
-    """'3' or 'v3' -> 3; 'latest' -> None (the newest)."""
-    if value == "latest":
-        return None
-    if value is None or not re.fullmatch(r"v?[0-9]{1,9}", value) or int(value.lstrip("v")) < 1:
-        raise bad_param("version", f"'{value}' is not a version like 3, v3 or latest")
-    return parse_version("version", value)
-
-
-DATASET_VERSION = Param(
-    "version",
-    "path",
-    "The version, as 3, v3 or latest",
-    {"type": "string", "pattern": r"^(latest|v?[0-9]{1,9})$", "examples": ["v3", "3", "latest"]},
-    _dataset_version,
-)
-
-PUSH_DATASET = Endpoint(
-    "POST",
-    "/api/datasets/{dataset}/versions",
-    "pushDataset",
-    "datasets",
-    "Push a JSONL or CSV file as the dataset's next version (none when the items are unchanged)",
-    OPERATORS,
-    v.DatasetPushed,
-    params=(DATASET,),
-    body=Body(m.DatasetPush, max_bytes=m.DATASET_PUSH_BYTES),
-    description=(
-        "400 invalid_dataset: every bad row, one per line of the message, each naming the "
-        "line and the field; nothing is stored. A non-admin pushes to its own tenant; an "
-        "admin may name a tenant (empty: shared)."
-    ),
-)
-LIST_DATASETS = Endpoint(
-    "GET",
-    "/api/datasets",
-    "listDatasets",
-    "datasets",
-    "Each dataset's newest version: the caller's tenant's and the shared ones",
-    READERS,
-    v.DatasetList,
-    params=(TENANT,),
-)
-LIST_DATASET_VERSIONS = Endpoint(
-    "GET",
-    "/api/datasets/{dataset}",
-    "listDatasetVersions",
-    "datasets",
-    "A dataset's versions, oldest first",
-    READERS,
-    v.DatasetVersions,
-    params=(DATASET, DATASET_TENANT),
-    errors=(404,),
-)
-GET_DATASET_VERSION = Endpoint(
-    "GET",
-    "/api/datasets/{dataset}/versions/{version}",
-    "getDatasetVersion",
-    "datasets",
-    "One version of a dataset with its items, in order",
-    READERS,
-    v.DatasetVersionDetail,
-    params=(
-        DATASET_VERSION,
-        DATASET,
-        DATASET_TENANT,
-    ),
-    errors=(404,),
-)
-DIFF_DATASET = Endpoint(
-    "GET",
-    "/api/datasets/{dataset}/diff",
-    "diffDataset",
-    "datasets",
-    "The ids of the items added, removed and changed between two versions",
-    READERS,
-    v.DatasetDiffView,
-    params=(
-        version("from", "The older version (default: the one before `to`)"),
-        version("to", "The newer version (default: the newest)"),
-        DATASET,
-        DATASET_TENANT,
-    ),
-    errors=(404,),
-)
-
-# -- eval runs ----------------------------------------------------------------------------
-
-EVAL_RUN = text("run", "The run's id", where="path")
-
-CREATE_EVAL_RUN = Endpoint(
-    "POST",
-    "/api/evals/runs",
-    "createEvalRun",
-    "evals",
-    "Start an eval run: a suite's pinned dataset version against a route version or a model",
-    OPERATORS,
-    v.EvalRunDetail,
-    status=201,
-    body=Body(m.EvalRunCreate),
-    errors=(404,),
-    description=(
-        "400 invalid_suite: every problem of the definition, one per line, naming the key. "
-        "404: the dataset, its version, the route or its version is not there. The runner "
-        "(`trimtab eval run`) then sends the items through /v1/chat/completions and "
-        "records their results here."
-    ),
-)
-LIST_EVAL_RUNS = Endpoint(
-    "GET",
-    "/api/evals/runs",
-    "listEvalRuns",
-    "evals",
-    "Eval runs, newest first",
-    READERS,
-    v.EvalRunList,
-    params=(text("suite", "Only runs of this suite"), TENANT, LIMIT),
-)
-GET_EVAL_RUN = Endpoint(
-    "GET",
-    "/api/evals/runs/{run}",
-    "getEvalRun",
-    "evals",
-    "A run, with each scorer's mean and pass rate and their 95% intervals",
-    READERS,
-    v.EvalRunDetail,
-    params=(EVAL_RUN,),
-    errors=(404,),
-)
-LIST_EVAL_RESULTS = Endpoint(
-    "GET",
-    "/api/evals/runs/{run}/results",
-    "listEvalResults",
-    "evals",
-    "A run's per-item results, in the dataset's order",
-    READERS,
-    v.EvalResultList,
-    params=(EVAL_RUN,),
-    errors=(404,),
-)
-RECORD_EVAL_RESULTS = Endpoint(
-    "POST",
-    "/api/evals/runs/{run}/results",
-    "recordEvalResults",
-    "evals",
-    "Record items' results; an item the run already holds is left as it is",
-    OPERATORS,
-    v.EvalRecorded,
-    params=(EVAL_RUN,),
-    body=Body(m.EvalResultsIn, max_bytes=m.EVAL_RESULTS_BYTES),
-    errors=(404,),
-)
-LOOKUP_EVAL_CACHE = Endpoint(
-    "POST",
-    "/api/evals/runs/{run}/cache",
-    "lookupEvalCache",
-    "evals",
-    "Earlier answers from this run's target to these request bodies (by SHA-256)",
-    OPERATORS,
-    v.EvalCacheHits,
-    params=(EVAL_RUN,),
-    body=Body(m.EvalCacheLookup),
-    errors=(404,),
-)
-COMPARE_EVAL_RUNS = Endpoint(
-    "GET",
-    "/api/evals/runs/{run}/compare",
-    "compareEvalRuns",
-    "evals",
-    "The paired comparison of this (candidate) run against a baseline run, and the verdict",
-    READERS,
-    v.EvalComparison,
-    params=(
-        EVAL_RUN,
-        text(
-            "baseline",
-            "The baseline run's id (default: the newest complete earlier run of the suite)",
-        ),
-    ),
-    errors=(404, 409),
-    description=(
-        "Paired by item id over the items both runs' datasets hold; the candidate's suite "
-        "gives the scorers and the gate. 409: a run is incomplete (resume it first)."
-    ),
 )
 
 # -- audit --------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from starlette.routing import Route
 
 from trimtab.api import models as m
 from trimtab.api.access import actor, json_response, operator, reader, scoped_tenant
-from trimtab.api.endpoints import (
+from trimtab.api.errors import change
+from trimtab.api.eval_endpoints import (
     COMPARE_EVAL_RUNS,
     CREATE_EVAL_RUN,
     EVAL_RUN,
@@ -30,7 +31,6 @@ from trimtab.api.endpoints import (
     LOOKUP_EVAL_CACHE,
     RECORD_EVAL_RESULTS,
 )
-from trimtab.api.errors import change
 from trimtab.api.params import bad_param
 from trimtab.auth.keyring import KeyRing
 from trimtab.bounds import validation_problems
