@@ -39,16 +39,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from trimtab.canary.analysis import (
-    DEFAULT_METRICS,
-    ArmArrays,
-    Metric,
-    MetricSpec,
-    evidence,
-    latency_thresholds,
-    pooled_quantile,
-    verdicts,
-)
+from trimtab.canary.analysis import ArmArrays, evidence, pooled_quantile, verdicts
+from trimtab.canary.metrics import DEFAULT_METRICS, Metric, MetricSpec, latency_thresholds
 from trimtab.canary.plans import DEFAULT_PLAN, Plan, Stage
 from trimtab.stats.clustered import design_effect
 from trimtab.stats.proportions import wilson_interval

@@ -7,20 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from trimtab.canary.analysis import (
-    DEFAULT_METRICS,
-    Action,
-    ArmStats,
-    LatencySamples,
-    Metric,
-    MetricSpec,
-    SketchLatency,
-    StageGate,
-    analyze,
-    decide,
-    evaluate,
-    latency_thresholds,
-)
+from trimtab.canary.analysis import analyze
+from trimtab.canary.arm_stats import ArmStats, LatencySamples, SketchLatency
+from trimtab.canary.decision import Action, StageGate, decide, evaluate
+from trimtab.canary.metrics import DEFAULT_METRICS, Metric, MetricSpec, latency_thresholds
 from trimtab.canary.plans import Stage
 from trimtab.stats.intervals import mixture_rho
 from trimtab.stats.means import difference_evidence, mean_evidence

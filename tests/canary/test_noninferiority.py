@@ -8,17 +8,10 @@ import math
 
 import numpy as np
 
-from trimtab.canary.analysis import (
-    DEFAULT_METRICS,
-    ERROR_MARGIN,
-    Action,
-    ArmStats,
-    Metric,
-    MetricSpec,
-    StageGate,
-    analyze,
-    decide,
-)
+from trimtab.canary.analysis import analyze
+from trimtab.canary.arm_stats import ArmStats
+from trimtab.canary.decision import Action, StageGate, decide
+from trimtab.canary.metrics import DEFAULT_METRICS, ERROR_MARGIN, Metric, MetricSpec
 from trimtab.stats.intervals import mixture_rho
 from trimtab.stats.means import difference_evidence
 from trimtab.stats.sequential import Tolerance, Verdict

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from trimtab.canary.analysis import DEFAULT_METRICS
 from trimtab.canary.assignment import bucket, on_candidate, sticky_key
 from trimtab.canary.gates import Attestation, missing_evidence
+from trimtab.canary.metrics import DEFAULT_METRICS
 from trimtab.canary.plans import DEFAULT_PLAN, Plan, Stage
 from trimtab.stats.sequential import Tolerance
 

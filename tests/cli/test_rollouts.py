@@ -12,7 +12,7 @@ from tests.rollouts.conftest import running as running
 from tests.rollouts.support import apply, drive, routes_yaml, status
 from tests.rollouts.support import call as e2e_call
 from tests.support import ADMIN_KEY, OPERATOR_KEY, Running
-from trimtab.canary.analysis import DEFAULT_METRICS
+from trimtab.canary.metrics import DEFAULT_METRICS
 from trimtab.cli import cli
 from trimtab.client import Client
 

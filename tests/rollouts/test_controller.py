@@ -14,7 +14,8 @@ from tests.rollouts.support import (
     start,
 )
 from trimtab.audit.log import Actor
-from trimtab.canary.analysis import ArmStats, analyze
+from trimtab.canary.analysis import analyze
+from trimtab.canary.arm_stats import ArmStats
 from trimtab.rollouts.controller import SETTLE_S
 from trimtab.rollouts.store import RolloutStore
 from trimtab.stats.sequential import Verdict

@@ -7,7 +7,7 @@ import dataclasses
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from trimtab.canary.analysis import DEFAULT_METRICS, MetricSpec
+from trimtab.canary.metrics import DEFAULT_METRICS, MetricSpec
 from trimtab.stats.sequential import Tolerance
 
 METRIC_NAMES = tuple(spec.name for spec in DEFAULT_METRICS)

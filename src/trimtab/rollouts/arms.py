@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import ColumnElement, Engine, Text, case, cast, func, literal_column, or_, select
 
-from trimtab.canary.analysis import ArmStats, LatencySamples, UnitCounts
+from trimtab.canary.arm_stats import ArmStats, LatencySamples, UnitCounts
 from trimtab.registry.scope import RouteKey
 from trimtab.rollouts.row import RolloutRow
 from trimtab.store.tables import feedback, requests, routes

@@ -28,7 +28,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from trimtab.audit.log import CONTROLLER
-from trimtab.canary.analysis import Action, ArmStats, Decision, analyze, decide
+from trimtab.canary.analysis import analyze
+from trimtab.canary.arm_stats import ArmStats
+from trimtab.canary.decision import Action, Decision, decide
 from trimtab.refresher import Periodic
 from trimtab.rollouts.row import RolloutRow, finite
 from trimtab.rollouts.store import RolloutStore
