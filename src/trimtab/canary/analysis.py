@@ -2,8 +2,11 @@
 
 Plain data only: the controller folds its per-minute rollups into :class:`ArmStats` (one
 per arm, or one per arm per window when the traffic share changed between windows) and
-calls :func:`analyze` then :func:`decide` (or :func:`evaluate` for both). Everything is a
-sufficient statistic that adds up, so it can be fed after every request or every minute.
+calls :func:`analyze`, then :func:`trimtab.canary.decision.decide` (or
+:func:`trimtab.canary.decision.evaluate` for both). Everything is a sufficient statistic
+that adds up, so it can be fed after every request or every minute. The counters are in
+:mod:`trimtab.canary.arm_stats`, the metrics and their defaults in
+:mod:`trimtab.canary.metrics`.
 """
 
 from __future__ import annotations

@@ -15,8 +15,10 @@ with each result comes from inverting the same two tests over the margin, so
 ``regression <=> the interval lies beyond the margin`` and ``pass <=> it lies inside``.
 
 Rates with a relative tolerance use the split-of-events test (exact given random traffic
-assignment; see :mod:`trimtab.stats.intervals`). Means, and rates with an absolute tolerance,
-use the one-sided normal mixture with a plug-in variance (asymptotic).
+assignment; see :mod:`trimtab.stats.intervals`), in :mod:`trimtab.stats.rates`. Means, and
+rates with an absolute tolerance, use the one-sided normal mixture with a plug-in variance
+(asymptotic), in :mod:`trimtab.stats.means`. This module holds what both share: the
+result types, the verdict and the inversion into an interval.
 """
 
 from __future__ import annotations
