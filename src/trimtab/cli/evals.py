@@ -38,6 +38,10 @@ evals = typer.Typer(
 )
 
 RunId = Annotated[str, typer.Argument(help="The run's id (run_...).")]
+SuiteName = Annotated[str, typer.Argument(help="The suite's name in the file's evals: section.")]
+SuiteFile = Annotated[
+    Path, typer.Option("--file", "-f", help="The YAML file with the evals: section.")
+]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
 ReportPath = Annotated[
     Path | None,
@@ -144,10 +148,8 @@ def _finish(
 
 @evals.command("run")
 def run(
-    suite: Annotated[str, typer.Argument(help="The suite's name in the file's evals: section.")],
-    file: Annotated[
-        Path, typer.Option("--file", "-f", help="The YAML file with the evals: section.")
-    ],
+    suite: SuiteName,
+    file: SuiteFile,
     route_version: Annotated[
         str | None,
         typer.Option("--version", help="The route version to evaluate (default: its stable)."),
@@ -396,10 +398,8 @@ def _listed(option: str, text: str) -> list[str]:
 
 @evals.command("bakeoff")
 def bakeoff(
-    suite: Annotated[str, typer.Argument(help="The suite's name in the file's evals: section.")],
-    file: Annotated[
-        Path, typer.Option("--file", "-f", help="The YAML file with the evals: section.")
-    ],
+    suite: SuiteName,
+    file: SuiteFile,
     models: Annotated[
         str | None,
         typer.Option("--models", help="Models to run a model suite against: a,b,c."),
