@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from tests.support import TRIMTAB, base_config, count_rows
-from trimtab.cli.workers import adopt_spills, orphan_spills, spill_path, worker_problem
+from trimtab.cli.workers import orphan_spills, spill_path, worker_problem
 from trimtab.config import parse_config
+from trimtab.telemetry.spill import SpillFile
 from trimtab.testing.mock_upstream import MockUpstream
 from trimtab.testing.servers import free_port
 
@@ -58,7 +59,7 @@ def test_spill_files_no_worker_reads_go_to_worker_0(tmp_path: Path) -> None:
     (tmp_path / "spill-wx.jsonl").write_bytes(b"not a worker's")
     orphans = orphan_spills(cfg, 2)
     assert orphans == [tmp_path / "spill.jsonl", tmp_path / "spill-w2.jsonl"]
-    adopt_spills(orphans, spill_path(cfg, 0))
+    SpillFile(spill_path(cfg, 0)).adopt(orphans)
     assert (tmp_path / "spill-w0.jsonl").read_bytes().split(b"\n") == [
         b'{"z":0}',
         b'{"a":1}',

@@ -90,15 +90,15 @@ def serve(
             raise typer.Exit(3)  # uvicorn's start-up failure code; its reason is in the log
         return
     from trimtab.store.engine import make_engine, migrate
+    from trimtab.telemetry.spill import SpillFile
 
     engine = make_engine(cfg.store.url)
     try:
         migrate(engine)  # once, before the workers start
     finally:
         engine.dispose()
-    supervision.adopt_spills(
-        supervision.orphan_spills(cfg, workers), supervision.spill_path(cfg, 0)
-    )
+    # spill files no worker of this run reads: worker 0 replays them at its start
+    SpillFile(supervision.spill_path(cfg, 0)).adopt(supervision.orphan_spills(cfg, workers))
     sock.listen(2048)
     code = supervision.Supervisor(cfg, sock, workers, log_level, run_worker).run()
     if code:

@@ -88,35 +88,6 @@ def orphan_spills(cfg: Config, workers: int) -> list[Path]:
     return found
 
 
-def adopt_spills(orphans: list[Path], into: Path) -> int:
-    """Append each orphan's lines to `into` (worker 0 replays them at its start), then
-    remove the orphan. Run before any worker starts, so nothing else writes these files.
-    A torn last line stays torn on a line of its own, and is skipped on replay as it would
-    have been. Returns the bytes moved."""
-    moved = 0
-    for path in orphans:
-        data = path.read_bytes()
-        if data:
-            if not data.endswith(b"\n"):
-                data += b"\n"
-            into.parent.mkdir(parents=True, exist_ok=True)
-            with open(into, "ab") as out:
-                if out.tell() and not _ends_with_newline(into):
-                    out.write(b"\n")
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            moved += len(data)
-        path.unlink()
-    return moved
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        fh.seek(-1, os.SEEK_END)
-        return fh.read(1) == b"\n"
-
-
 Target = Callable[[Config, socket.socket, int, str], None]
 
 

@@ -51,6 +51,28 @@ class SpillFile:
         except OSError:  # empty or missing: nothing torn
             return False
 
+    def adopt(self, orphans: Iterable[Path]) -> int:
+        """Append each orphan file's lines to this one, then remove the orphan: the spill
+        files of processes that will not run again (`serve --workers` hands them to worker
+        0 before any worker starts). A torn last line stays torn on a line of its own, and
+        is skipped on replay as it would have been. Returns the bytes moved."""
+        moved = 0
+        with self._lock:
+            for path in orphans:
+                data = path.read_bytes()
+                if data:
+                    if not data.endswith(b"\n"):
+                        data += b"\n"
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    torn = self._torn()
+                    with open(self.path, "ab") as out:
+                        out.write((b"\n" if torn else b"") + data)
+                        out.flush()
+                        os.fsync(out.fileno())
+                    moved += len(data)
+                path.unlink()
+        return moved
+
     def sync(self) -> None:
         """fsync what was appended since the last call (the journal's thread calls this)."""
         with self._lock:
