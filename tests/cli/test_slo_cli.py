@@ -10,6 +10,7 @@ from sqlalchemy import Table, func, select
 
 from tests.cli import support
 from tests.support import ADMIN_KEY, OPERATOR_KEY, ROUTES, VIEWER_KEY, Running
+from trimtab.stats.proportions import wilson_interval
 from trimtab.store.tables import routes, slos
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.store import TelemetryStore
@@ -104,8 +105,8 @@ def test_slo_status(running: Running, tmp_path: Path) -> None:
     assert code == 0, out
     avail = _lines(out, "s-availability")
     assert "availability        no data       99 %         0/0  no data  1h - / 5m -" in avail[0]
-    assert "page >14.4x: too little data (< 10)" in avail[0]
-    assert "ticket >1x: too little data (< 100)" in avail[2]
+    assert "page >14.4x: too little data (< 10; 0)" in avail[0]
+    assert "ticket >1x: too little data (< 100; 0)" in avail[2]
     now = time.time()
     TelemetryStore(running.engine).write(
         [
@@ -130,6 +131,9 @@ def test_slo_status(running: Running, tmp_path: Path) -> None:
     assert cells[4:12] == ["availability", "80", "%", "99", "%", "160/200", "-1.9e+03", "%"]
     assert "1h 20 / 5m 20" in avail[0]
     assert "page >14.4x: FIRING" in avail[0]
+    # the verdict's evidence: the long window's burn, its Wilson interval, its sample size
+    low, high = (x / 0.01 for x in wilson_interval(40, 200, 0.95))
+    assert f"(1h: 20, 95 % {low:.3g}-{high:.3g}, n=200)" in avail[0]
     assert "ticket >1x: firing" in avail[2]
     assert "note: latency from the rollups' DDSketch bins" in out
     code, out = trimtab(running, "slo", "status", "--route", "other")

@@ -74,6 +74,17 @@ def _burn(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
+def _evidence(window: dict[str, Any], confidence: float) -> str:
+    """The long window's burn with its interval and sample size, e.g.
+    `(1h: 20, 95 % 15.9-24.8, n=200)`."""
+    if window["burn"] is None:
+        return f"({window['window']}: no data)"
+    return (
+        f"({window['window']}: {_burn(window['burn'])}, {confidence * 100:g} % "
+        f"{_burn(window['low'])}-{_burn(window['high'])}, n={window['valid']})"
+    )
+
+
 def _selector(definition: dict[str, Any]) -> str:
     picked = [
         f"{k}={definition[k]}" for k in ("route", "model", "tenant", "feature") if k in definition
@@ -105,16 +116,19 @@ def _row(s: SloStatus) -> list[str]:
         lw, sw = a["long_window"], a["short_window"]
         burns.append(f"{lw['window']} {_burn(lw['burn'])} / {sw['window']} {_burn(sw['burn'])}")
         label = f"{a['severity']} >{a['factor']:g}x"
+        evidence = _evidence(lw, a["confidence"])
         if a["state"] == "firing":
             alerts.append(
-                f"[bold red]{label}: FIRING[/bold red]"
+                f"[bold red]{label}: FIRING[/bold red] {evidence}"
                 if a["severity"] == "page"
-                else f"[yellow]{label}: firing[/yellow]"
+                else f"[yellow]{label}: firing[/yellow] {evidence}"
             )
         elif a["state"] == "too_little_data":
-            alerts.append(f"[dim]{label}: too little data (< {a['min_events']})[/dim]")
+            alerts.append(
+                f"[dim]{label}: too little data (< {a['min_events']}; {lw['valid']})[/dim]"
+            )
         else:
-            alerts.append(f"[green]{label}: ok[/green]")
+            alerts.append(f"[green]{label}: ok[/green] {evidence}")
     return [
         escape(s["name"]),
         escape(s["tenant"] or "(shared)"),
@@ -164,8 +178,9 @@ def status(
     for note in notes:
         out.print(f"[dim]note: {escape(note)}[/dim]")
     out.print(
-        "[dim]burn: bad share / (1 - objective); a rule fires when both windows exceed its "
-        "factor and hold at least its minimum of events[/dim]"
+        "[dim]burn: bad share / (1 - objective), its interval Wilson's score interval on the "
+        "bad share over (1 - objective); a rule fires when both windows exceed its factor and "
+        "hold at least its minimum of events[/dim]"
     )
 
 
