@@ -56,12 +56,13 @@ def _alembic_config() -> AlembicConfig:
     return cfg
 
 
-def head_revision() -> str:
-    """The newest migration's revision id."""
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    if head is None:
+def head_revisions() -> list[str]:
+    """The newest migration of each branch, sorted: features that land side by side may
+    each branch from the same parent, and `migrate` applies every branch."""
+    heads = sorted(ScriptDirectory.from_config(_alembic_config()).get_heads())
+    if not heads:
         raise RuntimeError("no migrations found")
-    return head
+    return heads
 
 
 def migrate(engine: Engine) -> None:
@@ -72,4 +73,4 @@ def migrate(engine: Engine) -> None:
             # several gateway processes may start at once: one migrates, the others wait
             connection.execute(text("SELECT pg_advisory_xact_lock(7261390412)"))
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
