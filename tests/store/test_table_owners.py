@@ -29,6 +29,7 @@ OWNERS = {
     "eval_runs": "evals",
     "eval_results": "evals",
     "slos": "slo",
+    "leases": "store",  # store/leases.py, for any package that needs one holder
 }
 # the Python names tables.py gives them, where they differ
 VARIABLES = {"rollups_minute": "rollups"}
