@@ -50,6 +50,7 @@ from trimtab.state.factory import build_state
 from trimtab.store.engine import make_engine, migrate
 from trimtab.telemetry.journal import Journal
 from trimtab.telemetry.metrics import GatewayMetrics, LabelValues
+from trimtab.telemetry.otel import OtelExport, from_config
 from trimtab.telemetry.recorder import Recorder
 from trimtab.telemetry.spill import SpillFile
 from trimtab.telemetry.store import TelemetryStore
@@ -71,6 +72,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         if t.journal
         else None
     )
+    otel: OtelExport | None = from_config(config.otel)  # spans from the writer thread
     recorder = Recorder(
         store,
         spill,
@@ -80,6 +82,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         flush_interval_s=t.flush_interval_s,
         write_retries=t.write_retries,
         journal=journal,
+        export=otel.export if otel is not None else None,
     )
     providers = build_providers(config)
     keys = KeyRing(config.keys, stale_ttl_s=config.auth.stale_ttl_s)
@@ -148,6 +151,8 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             await state.close()
             # in-flight requests have finished by now (the server drains them first)
             await run_in_threadpool(recorder.stop)
+            if otel is not None:
+                await run_in_threadpool(otel.shutdown)  # the last spans, bounded wait
             await key_cache.stop()
             await controller.stop()
             await route_cache.stop()

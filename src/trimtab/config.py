@@ -257,10 +257,23 @@ class TelemetryConfig(_Strict):
         return str(spill.with_name(spill.stem + ".journal"))
 
 
+class OtelConfig(_Strict):
+    """OpenTelemetry export (docs/production.md): each request as an OTel GenAI span over
+    OTLP/HTTP; off unless `endpoint` is set."""
+
+    endpoint: str | None = None  # the collector's base URL (http://collector:4318) or .../v1/traces
+    headers: dict[str, str] = Field(default_factory=dict)  # e.g. an authorization header
+    service_name: str = "trimtab"
+    content: bool = False  # the messages in and out too (only of records that keep bodies)
+    timeout_s: float = Field(default=5.0, gt=0)  # one export attempt, and the flush at stop
+    max_queue_size: int = Field(default=2048, ge=1)  # spans waiting; beyond it they are dropped
+
+
 class Config(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    otel: OtelConfig = Field(default_factory=OtelConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)

@@ -222,6 +222,8 @@ class Gateway:
         ex.record.request_model = require_model(body)
         rec = ex.record
         rec.user, rec.session, rec.feature = request_tags(body, request.headers)
+        if (traceparent := request.headers.get("traceparent")) is not None:
+            ex.annotate(traceparent=traceparent[:128])  # the caller's trace (telemetry/otel.py)
         return body
 
     async def _route(self, ex: Exchange, body: dict[str, Any], wire: Wire) -> dict[str, Any]:

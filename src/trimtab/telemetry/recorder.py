@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from trimtab.store.errors import summary
@@ -45,10 +46,12 @@ class Recorder:
         flush_interval_s: float,
         write_retries: int,
         journal: Journal | None = None,
+        export: Callable[[list[RequestRecord]], None] | None = None,
     ) -> None:
         self._sink = sink
         self._spill = spill
         self._journal = journal
+        self._export = export  # e.g. OTel spans (telemetry/otel.py), in this thread
         self._metrics = metrics
         self._capacity = capacity
         self._batch_size = batch_size
@@ -234,6 +237,11 @@ class Recorder:
         """Write a batch (spilling it if the store refuses); whether the store took it."""
         records = [rec for rec, _ in batch]
         self._metrics.observe_all(records)
+        if self._export is not None:
+            try:
+                self._export(records)
+            except Exception as exc:  # an exporter's fault must not cost the records
+                log.warning("exporting %d records failed: %s", len(records), summary(exc))
         for attempt in range(self._retries + 1):
             try:
                 self._sink.write(records)
