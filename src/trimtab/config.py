@@ -269,6 +269,95 @@ class OtelConfig(_Strict):
     max_queue_size: int = Field(default=2048, ge=1)  # spans waiting; beyond it they are dropped
 
 
+PII_ENTITIES = ("email", "phone", "credit_card", "iban", "ssn", "ip", "api_key", "jwt")
+GuardrailAction = Literal["redact", "block", "flag"]
+
+
+def _check_patterns(patterns: list[str], key: str) -> None:
+    for i, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{key}[{i}]: invalid regex '{pattern}': {exc}") from None
+
+
+class PiiGuardConfig(_Strict):
+    action: GuardrailAction = "redact"
+    entities: list[str] | None = None  # None: every structured type (PII_ENTITIES)
+    regions: list[str] = Field(default_factory=lambda: ["US"])  # national phone formats
+
+    @model_validator(mode="after")
+    def _known(self) -> PiiGuardConfig:
+        for i, entity in enumerate(self.entities or []):
+            if entity not in PII_ENTITIES:
+                raise ValueError(
+                    f"entities[{i}]: unknown entity '{entity}' (known: {', '.join(PII_ENTITIES)})"
+                )
+        return self
+
+
+class InjectionGuardConfig(_Strict):
+    action: Literal["block", "flag"] = "block"
+    threshold: float = Field(default=0.5, gt=0, le=1)  # the score at which a rule fires
+
+
+class JsonSchemaGuardConfig(_Strict):
+    schema_: dict[str, Any] = Field(alias="schema")
+    on_fail: Literal["retry_once", "block", "flag"] = "flag"
+
+    @model_validator(mode="after")
+    def _valid_schema(self) -> JsonSchemaGuardConfig:
+        import jsonschema  # only when a policy has a schema
+
+        try:
+            jsonschema.validators.validator_for(self.schema_).check_schema(self.schema_)
+        except jsonschema.SchemaError as exc:
+            where = "/".join(str(p) for p in exc.path) or "(root)"
+            raise ValueError(f"schema: invalid JSON Schema at {where}: {exc.message}") from None
+        return self
+
+
+class InputGuardrailsConfig(_Strict):
+    pii: PiiGuardConfig | None = None
+    injection: InjectionGuardConfig | None = None
+    max_input_tokens: int | None = Field(default=None, ge=1)
+    deny: list[str] = Field(default_factory=list)  # regexes; a match blocks
+
+    @model_validator(mode="after")
+    def _patterns(self) -> InputGuardrailsConfig:
+        _check_patterns(self.deny, "deny")
+        return self
+
+
+class OutputGuardrailsConfig(_Strict):
+    pii: PiiGuardConfig | None = None
+    json_schema: JsonSchemaGuardConfig | None = None
+    deny: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _patterns(self) -> OutputGuardrailsConfig:
+        _check_patterns(self.deny, "deny")
+        return self
+
+
+class SessionGuardrailsConfig(_Strict):
+    """Ceilings per session id (docs/guardrails.md): runaway agent loops."""
+
+    max_requests: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_identical_calls: int | None = Field(default=None, ge=1)
+    ttl_s: float = Field(default=86_400.0, gt=0)  # a session's counters expire after this
+
+
+class GuardrailsConfig(_Strict):
+    """A guardrail policy (docs/guardrails.md): the gateway's default, or a route version's."""
+
+    mode: Literal["enforce", "shadow"] = "enforce"  # shadow: detect and record, change nothing
+    input: InputGuardrailsConfig | None = None
+    output: OutputGuardrailsConfig | None = None
+    session: SessionGuardrailsConfig | None = None
+
+
 class Config(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -285,6 +374,7 @@ class Config(_Strict):
     reservation: ReservationConfig = Field(default_factory=ReservationConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     rollouts: RolloutsConfig = Field(default_factory=RolloutsConfig)
+    guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
 
     @model_validator(mode="after")
     def _models_name_providers(self) -> Config:

@@ -1,0 +1,411 @@
+"""Structured PII and secrets: detect and redact, offline and deterministic (docs/guardrails.md).
+
+Each entity type has a candidate regex and a validator: Luhn and the issuer ranges for
+cards, mod-97 and the country's length and format for IBANs (python-stdnum), the number
+plan of the region for phones (phonenumbers), the SSA's rules for SSNs, `ipaddress` for IP
+addresses, known prefixes and an entropy rule for API keys, a decodable JSON header with
+`alg` for JWTs. Findings carry the rule id, the entity type, offsets and a score, never the
+matched text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import orjson
+import phonenumbers
+from stdnum import iban as stdnum_iban
+from stdnum import luhn
+
+from trimtab.config import PII_ENTITIES
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detected entity: which rule, what type, where (offsets in the scanned text)."""
+
+    rule: str
+    entity: str
+    start: int
+    end: int
+    score: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "rule": self.rule,
+            "entity": self.entity,
+            "start": self.start,
+            "end": self.end,
+            "score": self.score,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Redacted:
+    """The text with typed placeholders in place of each finding, and the findings."""
+
+    text: str
+    findings: tuple[Finding, ...]
+
+
+_Scan = Callable[[str], Iterator[Finding]]
+
+# -- email ---------------------------------------------------------------------------------
+
+_EMAIL = re.compile(
+    r"(?<![\w.+%-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])"
+)
+
+
+def _emails(text: str) -> Iterator[Finding]:
+    if "@" not in text:
+        return
+    for m in _EMAIL.finditer(text):
+        if ".." in m.group():
+            continue
+        yield Finding("pii.email", "email", m.start(), m.end(), 0.95)
+
+
+# -- credit cards --------------------------------------------------------------------------
+
+_CARD = re.compile(r"(?<![\d.,-])\d{4}(?:([ -]?)\d{4}){2}\1\d{1,4}(?:\1\d{3})?(?!\d|[,.-]\d)")
+_AMEX = re.compile(r"(?<![\d.,-])3[47]\d{2}([ -]?)\d{6}\1\d{5}(?!\d|[,.-]\d)")
+
+
+def _card_issuer(digits: str) -> bool:
+    """Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay: the issuer ranges (IIN)."""
+    n = len(digits)
+    two, four = int(digits[:2]), int(digits[:4])
+    if digits[0] == "4":
+        return n in (13, 16, 19)
+    if 51 <= two <= 55 or 2221 <= four <= 2720:
+        return n == 16
+    if two in (34, 37):
+        return n == 15
+    if digits.startswith("6011") or two == 65 or 644 <= int(digits[:3]) <= 649:
+        return 16 <= n <= 19
+    if 3528 <= four <= 3589:
+        return 16 <= n <= 19
+    if two in (36, 38, 39) or 300 <= int(digits[:3]) <= 305:
+        return 14 <= n <= 19
+    if two == 62:
+        return 16 <= n <= 19
+    return False
+
+
+def _cards(text: str) -> Iterator[Finding]:
+    seen: set[int] = set()
+    for pattern in (_CARD, _AMEX):
+        for m in pattern.finditer(text):
+            if m.start() in seen:
+                continue
+            digits = re.sub(r"[ -]", "", m.group())
+            if 13 <= len(digits) <= 19 and _card_issuer(digits) and luhn.is_valid(digits):
+                seen.add(m.start())
+                yield Finding("pii.credit_card.luhn", "credit_card", m.start(), m.end(), 0.99)
+
+
+# -- IBAN ----------------------------------------------------------------------------------
+
+_IBAN = re.compile(
+    r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])"
+)
+
+
+def _ibans(text: str) -> Iterator[Finding]:
+    for m in _IBAN.finditer(text):
+        value = m.group()
+        # a space-separated IBAN may be followed by a word that the regex swallowed:
+        # try the longest prefix ending on a group boundary that validates
+        end = len(value)
+        while end > 0:
+            candidate = value[:end]
+            if stdnum_iban.is_valid(candidate):
+                yield Finding("pii.iban.mod97", "iban", m.start(), m.start() + end, 0.99)
+                break
+            cut = candidate.rfind(" ")
+            if cut <= 4:
+                break
+            end = cut
+
+
+# -- US SSN --------------------------------------------------------------------------------
+
+_SSN = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])")
+# numbers the SSA published or that advertising made famous; never issued to a person
+_SSN_INVALID = frozenset({"078051120", "219099999", "123456789"})
+
+
+def _ssns(text: str) -> Iterator[Finding]:
+    for m in _SSN.finditer(text):
+        area, group, serial = m.group(1), m.group(3), m.group(4)
+        if area == "000" or area == "666" or area[0] == "9":
+            continue
+        if group == "00" or serial == "0000" or area + group + serial in _SSN_INVALID:
+            continue
+        yield Finding("pii.ssn.ssa_rules", "ssn", m.start(), m.end(), 0.9)
+
+
+# -- IP addresses --------------------------------------------------------------------------
+
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
+)
+
+
+def _ips(text: str) -> Iterator[Finding]:
+    if "." in text:
+        for m in _IPV4.finditer(text):
+            try:
+                ipaddress.IPv4Address(m.group())
+            except ValueError:
+                continue
+            yield Finding("pii.ip.v4", "ip", m.start(), m.end(), 0.9)
+    if "::" in text or text.count(":") >= 7:
+        for m in _IPV6.finditer(text):
+            value = m.group()
+            if "::" not in value and value.count(":") != 7:
+                continue  # times, MAC addresses and ratios are not full addresses
+            if value == "::" or len(value) < 3:
+                continue
+            try:
+                ipaddress.IPv6Address(value)
+            except ValueError:
+                continue
+            yield Finding("pii.ip.v6", "ip", m.start(), m.end(), 0.9)
+
+
+# -- API keys and secrets ------------------------------------------------------------------
+
+_KEY_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("pii.api_key.anthropic", r"sk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{20,}"),
+    ("pii.api_key.openai", r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"),
+    ("pii.api_key.github", r"(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}"),
+    ("pii.api_key.github_pat", r"github_pat_[A-Za-z0-9_]{22,}"),
+    ("pii.api_key.slack", r"xox[bpaors]-[A-Za-z0-9-]{10,}"),
+    ("pii.api_key.aws", r"(?:AKIA|ASIA)[0-9A-Z]{16}"),
+    ("pii.api_key.google", r"AIza[0-9A-Za-z_-]{35}"),
+    ("pii.api_key.stripe", r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}"),
+    ("pii.api_key.gitlab", r"glpat-[0-9A-Za-z_-]{20}"),
+    ("pii.api_key.huggingface", r"hf_[A-Za-z0-9]{30,}"),
+    ("pii.api_key.npm", r"npm_[A-Za-z0-9]{36}"),
+    ("pii.api_key.sendgrid", r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"),
+)
+_KEYS = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:"
+    + "|".join(f"(?P<k{i}>{pattern})" for i, (_, pattern) in enumerate(_KEY_PREFIXES))
+    + r")(?![A-Za-z0-9_-])"
+)
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_+/=-])[A-Za-z0-9_+/=-]{32,}(?![A-Za-z0-9_+/=-])")
+_ENTROPY_BITS = 4.2  # per character: random base62/64 tokens of 32+ chars sit near 4.8-5.2
+
+
+def _entropy(value: str) -> float:
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+def _random_token(value: str) -> bool:
+    """Mixed case and digits with high entropy: hex digests, UUIDs and words are not."""
+    has_upper = any(c.isupper() for c in value)
+    has_lower = any(c.islower() for c in value)
+    has_digit = any(c.isdigit() for c in value)
+    return has_upper and has_lower and has_digit and _entropy(value) >= _ENTROPY_BITS
+
+
+def _api_keys(text: str) -> Iterator[Finding]:
+    for m in _KEYS.finditer(text):
+        index = int(next(name for name, v in m.groupdict().items() if v is not None)[1:])
+        yield Finding(_KEY_PREFIXES[index][0], "api_key", m.start(), m.end(), 0.99)
+    for m in _TOKEN.finditer(text):
+        value = m.group()
+        if value.startswith("eyJ"):
+            continue  # a JWT's part: the jwt rule decides
+        if _random_token(value.strip("=")):
+            yield Finding("pii.api_key.entropy", "api_key", m.start(), m.end(), 0.7)
+
+
+# -- JWT -----------------------------------------------------------------------------------
+
+_JWT = re.compile(
+    r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{0,}(?![A-Za-z0-9_-])"
+)
+
+
+def _jwt_header_ok(part: str) -> bool:
+    try:
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        header = orjson.loads(raw)
+    except (binascii.Error, ValueError):
+        return False
+    return isinstance(header, dict) and isinstance(header.get("alg"), str)
+
+
+def _jwts(text: str) -> Iterator[Finding]:
+    if "eyJ" not in text:
+        return
+    for m in _JWT.finditer(text):
+        if _jwt_header_ok(m.group().split(".", 1)[0]):
+            yield Finding("pii.jwt.header", "jwt", m.start(), m.end(), 0.99)
+
+
+# -- phone numbers -------------------------------------------------------------------------
+
+_PHONE = re.compile(
+    r"(?<![\w+.:/-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,5}(?:[ .-]\d{1,6}){1,5}"
+    r"(?![\w]|[.-]\d)"
+    r"|(?<![\w+.:/-])\+\d{7,15}(?![\w]|[.-]\d)"
+)
+_DATE_LIKE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
+DEFAULT_REGIONS = ("US",)
+
+
+def _phone_scanner(regions: tuple[str, ...]) -> _Scan:
+    def scan(text: str) -> Iterator[Finding]:
+        for m in _PHONE.finditer(text):
+            value = m.group()
+            digits = sum(c.isdigit() for c in value)
+            if digits < 7 or digits > 15:
+                continue
+            if not value.startswith("+") and _DATE_LIKE.match(value):
+                continue
+            if "." in value and not value.startswith("+") and value.count(".") == 3:
+                continue  # dotted quads are IP addresses or versions
+            for region in regions if not value.startswith("+") else regions[:1]:
+                try:
+                    number = phonenumbers.parse(value, region)
+                except phonenumbers.NumberParseException:
+                    continue
+                if phonenumbers.is_valid_number(number):
+                    yield Finding("pii.phone.e164", "phone", m.start(), m.end(), 0.85)
+                    break
+
+    return scan
+
+
+# -- the detector --------------------------------------------------------------------------
+
+_SCANNERS: dict[str, _Scan] = {
+    "email": _emails,
+    "credit_card": _cards,
+    "iban": _ibans,
+    "ssn": _ssns,
+    "ip": _ips,
+    "api_key": _api_keys,
+    "jwt": _jwts,
+}
+# when two findings overlap, the more specific entity wins: a JWT over the entropy rule,
+# a card over a phone-shaped run of digits
+_PRIORITY = {
+    "jwt": 9,
+    "email": 8,
+    "iban": 7,
+    "credit_card": 6,
+    "ssn": 5,
+    "ip": 4,
+    "api_key": 3,
+    "phone": 2,
+}
+PLACEHOLDER_NAMES = {entity: entity.upper() for entity in PII_ENTITIES}
+
+
+class UnknownEntity(ValueError):
+    """An entity type this module does not detect."""
+
+
+class Detector:
+    """The compiled scanners for a set of entity types; build once, use for every request."""
+
+    def __init__(
+        self, entities: Collection[str] | None = None, regions: tuple[str, ...] = DEFAULT_REGIONS
+    ) -> None:
+        chosen = tuple(PII_ENTITIES) if entities is None else tuple(entities)
+        unknown = [e for e in chosen if e not in PII_ENTITIES]
+        if unknown:
+            raise UnknownEntity(
+                f"unknown entity {', '.join(unknown)} (known: {', '.join(PII_ENTITIES)})"
+            )
+        self.entities = frozenset(chosen)
+        scanners = [_SCANNERS[e] for e in PII_ENTITIES if e in self.entities and e != "phone"]
+        if "phone" in self.entities:
+            scanners.append(_phone_scanner(regions))
+        self._scanners = tuple(scanners)
+
+    def detect(self, text: str) -> list[Finding]:
+        """Non-overlapping findings in text order."""
+        found = [f for scan in self._scanners for f in scan(text)]
+        if len(found) <= 1:
+            return found
+        found.sort(key=lambda f: (-_PRIORITY[f.entity], -(f.end - f.start), f.start))
+        kept: list[Finding] = []
+        for f in found:
+            if all(f.end <= k.start or f.start >= k.end for k in kept):
+                kept.append(f)
+        kept.sort(key=lambda f: f.start)
+        return kept
+
+    def redactor(self) -> Redactor:
+        """A redactor whose placeholders stay consistent over every text it sees."""
+        return Redactor(self)
+
+
+class Redactor:
+    """Typed placeholders consistent across the texts of one request: the same value gets
+    the same placeholder, so the model still sees that two mentions are the same."""
+
+    def __init__(self, detector: Detector) -> None:
+        self._detector = detector
+        self._names: dict[tuple[str, str], str] = {}
+        self._counts: dict[str, int] = {}
+
+    def placeholder(self, entity: str, value: str) -> str:
+        key = (entity, value)
+        name = self._names.get(key)
+        if name is None:
+            n = self._counts.get(entity, 0) + 1
+            self._counts[entity] = n
+            name = f"<{PLACEHOLDER_NAMES[entity]}_{n}>"
+            self._names[key] = name
+        return name
+
+    def redact(self, text: str) -> Redacted:
+        findings = self._detector.detect(text)
+        if not findings:
+            return Redacted(text, ())
+        return Redacted(self.apply(text, findings), tuple(findings))
+
+    def apply(self, text: str, findings: Collection[Finding]) -> str:
+        """The text with each (non-overlapping, ordered) finding replaced by its placeholder."""
+        parts: list[str] = []
+        at = 0
+        for f in findings:
+            parts.append(text[at : f.start])
+            parts.append(self.placeholder(f.entity, text[f.start : f.end]))
+            at = f.end
+        parts.append(text[at:])
+        return "".join(parts)
+
+
+@lru_cache(maxsize=64)
+def _detector(entities: frozenset[str] | None) -> Detector:
+    return Detector(entities)
+
+
+def detect(text: str, entities: Collection[str] | None = None) -> list[Finding]:
+    """The structured PII and secrets in text (every type when entities is None)."""
+    return _detector(None if entities is None else frozenset(entities)).detect(text)
+
+
+def redact(text: str, entities: Collection[str] | None = None) -> Redacted:
+    """Text with each finding replaced by a typed placeholder (`<EMAIL_1>`), and the findings."""
+    return _detector(None if entities is None else frozenset(entities)).redactor().redact(text)

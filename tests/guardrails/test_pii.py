@@ -1,0 +1,89 @@
+"""The PII detectors one by one: what each finds, what it must not, and redaction's contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from trimtab.config import PII_ENTITIES
+from trimtab.guardrails.pii import Detector, UnknownEntity, detect, redact
+
+
+def kinds(text: str) -> list[str]:
+    return [f.entity for f in detect(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "entity"),
+    [
+        ("write to jane.doe+tag@mail.example.co.uk today", "email"),
+        ("call (415) 555-2671 now", "phone"),
+        ("call +44 20 7946 0958 now", "phone"),
+        ("call +49 30 901820 now", "phone"),
+        ("card 4111 1111 1111 1111, thanks", "credit_card"),
+        ("amex 3782 822463 10005.", "credit_card"),
+        ("iban DE89 3704 0044 0532 0130 00 please", "iban"),
+        ("iban GB82WEST12345698765432.", "iban"),
+        ("ssn 123-45-6780 on file", "ssn"),
+        ("from 192.168.10.20 and", "ip"),
+        ("from 2001:db8::8a2e:370:7334 and", "ip"),
+        ("key sk-ant-api03-abcdefghijklmnopqrstuvwxyz012345 leaked", "api_key"),
+        ("key AKIAIOSFODNN7EXAMPLE leaked", "api_key"),
+        ("slack xoxb-123456789012-abcdefGHIJKL leaked", "api_key"),
+        ("token Zx8Qp2Lm9Rt4Vw7Ya1Bc3De5Fg6Hj0Kk leaked", "api_key"),
+        (
+            "bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+            "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U end",
+            "jwt",
+        ),
+    ],
+)
+def test_each_entity_is_found(text: str, entity: str) -> None:
+    assert kinds(text) == [entity]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "card 4111 1111 1111 1112 fails Luhn",
+        "iban DE89 3704 0044 0532 0130 01 fails mod-97",
+        "ssn 000-12-3456 and 666-12-3456 and 912-34-5678 are never issued",
+        "version 1.2.3 and build 10.0.19041.1",
+        "at 2024-03-15 10:22:31 UTC",
+        "commit 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "uuid 123e4567-e89b-12d3-a456-426614174000",
+        "jwt-shaped eyJub3QiOiJqd3QifQ.eyJzdWIiOiIxIn0.abc without alg",
+        "mac 00:1A:2B:3C:4D:5E and ratio 16:9",
+    ],
+)
+def test_hard_negatives_are_not_found(text: str) -> None:
+    assert kinds(text) == []
+
+
+def test_redact_is_consistent_within_a_call_and_keeps_no_matched_text() -> None:
+    text = "a@x.example wrote to b@x.example, then a@x.example again from 10.0.0.1"
+    result = redact(text)
+    assert result.text == "<EMAIL_1> wrote to <EMAIL_2>, then <EMAIL_1> again from <IP_1>"
+    assert [(f.entity, text[f.start : f.end]) for f in result.findings] == [
+        ("email", "a@x.example"),
+        ("email", "b@x.example"),
+        ("email", "a@x.example"),
+        ("ip", "10.0.0.1"),
+    ]
+    assert all(
+        set(f.as_dict()) == {"rule", "entity", "start", "end", "score"} for f in result.findings
+    )
+
+
+def test_entities_restrict_what_is_detected() -> None:
+    text = "a@x.example from 10.0.0.1"
+    assert redact(text, ["ip"]).text == "a@x.example from <IP_1>"
+    assert redact(text, []).text == text
+
+
+def test_an_unknown_entity_is_refused() -> None:
+    with pytest.raises(UnknownEntity, match="unknown entity name"):
+        Detector(["name"])
+
+
+def test_every_configurable_entity_has_a_detector() -> None:
+    assert Detector().entities == frozenset(PII_ENTITIES)
