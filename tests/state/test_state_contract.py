@@ -424,6 +424,30 @@ async def test_memory_assignments_survive_cache_churn_and_stop_at_their_bound() 
     assert await s.assign("ro", "a", b"c", HOUR) == b"s"
 
 
+# -- counters ------------------------------------------------------------------------------------
+
+
+async def test_counter_adds_reads_and_is_shared_by_clients(env: Env) -> None:
+    s, peer = env.state, env.peer()
+    assert await s.counter_add("sess:a", 1, HOUR) == 1
+    assert await peer.counter_add("sess:a", 0.25, HOUR) == 1.25
+    assert await s.counter_add("sess:a", 0, HOUR) == 1.25  # adding 0 reads
+    assert await s.counter_add("sess:b", 0, HOUR) == 0
+    results = await asyncio.gather(*(peer.counter_add("sess:c", 1, HOUR) for _ in range(50)))
+    assert sorted(results) == [float(n) for n in range(1, 51)]  # atomic: each total once
+
+
+async def test_counter_lapses_after_its_ttl_from_the_last_add(env: Env) -> None:
+    s = env.state
+    await s.counter_add("sess:t", 2, 0.6)
+    await env.wait(0.4)
+    assert await s.counter_add("sess:t", 1, 0.6) == 3  # used again: kept longer
+    await env.wait(0.4)
+    assert await s.counter_add("sess:t", 0, 0.6) == 3
+    await env.wait(0.8)
+    assert await s.counter_add("sess:t", 0, 0.6) == 0
+
+
 # -- reachability --------------------------------------------------------------------------------
 
 

@@ -112,3 +112,10 @@ class SharedState(Protocol):
         """The caller's assignment in this rollout: the first `mark` given for it wins and
         is returned to every later call (kept at least `ttl_s` after its last use)."""
         ...
+
+    # -- counters (guardrail session ceilings)
+
+    async def counter_add(self, key: str, amount: float, ttl_s: float) -> float:
+        """Add `amount` (0 reads) and return the new total; the counter is forgotten
+        `ttl_s` after its last add."""
+        ...

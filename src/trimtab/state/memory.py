@@ -101,6 +101,7 @@ class MemoryState:
         self._open: dict[str, tuple[float, float]] = {}  # key -> (until, expires)
         self._probes: dict[str, float] = {}  # key -> held until
         self._cache: OrderedDict[str, tuple[float, bytes]] = OrderedDict()  # key -> (expires, v)
+        self._counters: dict[str, tuple[float, float]] = {}  # key -> (expires, total)
 
     async def start(self) -> None:
         """Nothing to start."""
@@ -110,6 +111,7 @@ class MemoryState:
         for table in (self._windows, self._budgets, self._counts, self._open, self._probes):
             table.clear()
         self._cache.clear()
+        self._counters.clear()
         self._rollouts.clear()
         self._assigned = 0
 
@@ -120,7 +122,8 @@ class MemoryState:
         """How many entries are held across all tables (after a sweep of expired ones)."""
         self.sweep(self._clock())
         tables = (self._windows, self._budgets, self._counts, self._open, self._probes)
-        return sum(len(t) for t in tables) + len(self._cache) + self._assigned
+        held = len(self._cache) + len(self._counters) + self._assigned
+        return sum(len(t) for t in tables) + held
 
     def sweep(self, now: float) -> None:
         """Remove every expired entry."""
@@ -134,6 +137,8 @@ class MemoryState:
             del self._probes[key]
         for key in [k for k, (expires, _) in self._cache.items() if expires <= now]:
             del self._cache[key]
+        for key in [k for k, (expires, _) in self._counters.items() if expires <= now]:
+            del self._counters[key]
         for key in [k for k, v in self._rollouts.items() if v.expires <= now]:
             self._assigned -= len(self._rollouts.pop(key).marks)
 
@@ -326,6 +331,14 @@ class MemoryState:
         self._cache.move_to_end(key)
         while len(self._cache) > self._cache_max:
             self._cache.popitem(last=False)
+
+    async def counter_add(self, key: str, amount: float, ttl_s: float) -> float:
+        """Add `amount` and return the new total, kept `ttl_s` after this add."""
+        now = self._now()
+        entry = self._counters.get(key)
+        total = (entry[1] if entry is not None and entry[0] > now else 0.0) + amount
+        self._counters[key] = (now + ttl_s, total)
+        return total
 
     async def assign(self, rollout: str, caller: str, mark: bytes, ttl_s: float) -> bytes:
         """The first mark given for this caller in this rollout. Past `assignments_max`

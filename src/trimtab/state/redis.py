@@ -203,6 +203,12 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 """
 
+_COUNTER = """
+local total = redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return total
+"""
+
 
 def _ms(seconds: float) -> int:
     """Milliseconds for PX/PEXPIRE: at least 1."""
@@ -242,6 +248,7 @@ class RedisState:
         self._assign = self._redis.register_script(_ASSIGN)
         self._raise = self._redis.register_script(_RAISE)
         self._hold = self._redis.register_script(_HOLD)
+        self._counter = self._redis.register_script(_COUNTER)
         # set by mark_seeded: from then on the budget scripts report a lost seed (StateLost)
         self._token: str | None = None
 
@@ -434,6 +441,11 @@ class RedisState:
         """Store `value` for `ttl_s`."""
         with self._errors():
             await self._redis.set(self._key("cache", key), value, px=_ms(ttl_s))
+
+    async def counter_add(self, key: str, amount: float, ttl_s: float) -> float:
+        """Add `amount` and return the new total (one script: processes add atomically)."""
+        total = await self._run(self._counter, self._key("counter", key), (amount, _ms(ttl_s)))
+        return float(total)
 
     async def assign(self, rollout: str, caller: str, mark: bytes, ttl_s: float) -> bytes:
         """The first mark given for this caller in this rollout, kept `ttl_s` after its

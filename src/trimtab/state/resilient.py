@@ -465,6 +465,14 @@ class ResilientState:
             lambda: self._local.cache_set(key, value, ttl_s),
         )
 
+    async def counter_add(self, key: str, amount: float, ttl_s: float) -> float:
+        """Add to a counter; while Redis is away, this process counts on its own."""
+        return await self._either(
+            "counter_add",
+            lambda: self.primary.counter_add(key, amount, ttl_s),
+            lambda: self._local.counter_add(key, amount, ttl_s),
+        )
+
     async def assign(self, rollout: str, caller: str, mark: bytes, ttl_s: float) -> bytes:
         """The caller's assignment in this rollout (locally: remembered in this process)."""
         return await self._either(
