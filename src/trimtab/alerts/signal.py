@@ -50,3 +50,5 @@ class Signal:
     at: datetime
     labels: Mapping[str, str] = field(default_factory=dict)
     details: Mapping[str, object] = field(default_factory=dict)
+    # when the condition ends by itself (a budget's period): the alert resolves then
+    expires_at: datetime | None = None

@@ -391,3 +391,67 @@ leases = Table(
     Column("renewed_at", DateTime(timezone=True), nullable=False),
     Column("epoch", Integer, nullable=False),  # +1 each time another holder takes it over
 )
+
+# one alert per condition while it is open (issue 14): `open_key` is the dedup key until
+# the alert resolves (then NULL), so one condition has one open alert across processes
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(256), nullable=False),
+    Column("open_key", String(256)),
+    Column("source", String(32), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False),  # firing | acknowledged | resolved
+    Column("summary", Text, nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("owner", String(256)),
+    Column("on_call", String(256)),
+    Column("silenced", Boolean, nullable=False),  # a silence matched when it opened
+    Column("count", Integer, nullable=False),  # firing signals seen
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("acked_at", DateTime(timezone=True)),
+    Column("acked_by", String(256)),
+    Column("ack_comment", Text),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),
+    UniqueConstraint("open_key", name="uq_alerts_open_key"),
+    Index("ix_alerts_state_started", "state", "started_at"),
+)
+
+# label matchers that suppress delivery until `ends_at` (an unsilence ends it now)
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("matchers", JSON, nullable=False),  # [{label, op (= != =~), value}]
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(256)),
+    Column("comment", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_silences_ends", "ends_at"),
+)
+
+# what each sink is to be told about an alert, delivered with retries by any process
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("alerts.id"), nullable=False),
+    Column("sink", String(128), nullable=False),
+    Column("event", String(16), nullable=False),  # trigger | acknowledge | resolve
+    Column("payload", JSON, nullable=False),  # the request body, built when enqueued
+    Column("status", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True)),  # claimed by `leased_by` until then
+    Column("leased_by", String(64)),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    Index("ix_alert_outbox_due", "status", "next_attempt_at"),
+    Index("ix_alert_outbox_alert", "alert_id", "sink"),
+)
