@@ -32,6 +32,9 @@ OWNERS = {
     "eval_runs": "evals",
     "eval_results": "evals",
     "slos": "slo",
+    "incidents": "incidents",
+    "incident_events": "incidents",
+    "incident_rules": "incidents",
     "leases": "store",  # store/leases.py, for any package that needs one holder
 }
 # the Python names tables.py gives them, where they differ

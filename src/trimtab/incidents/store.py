@@ -1,0 +1,589 @@
+"""Incidents in the store: open (by hand or from a page), notes, actions, state moves, the
+postmortem and the rules; every write lands on the incident's own timeline
+(`incident_events`) and the audit log, in one transaction.
+
+A page-severity alert opens an incident with `open_from_alert`; a second page with the
+same dedup key while that incident is open or mitigated attaches to it (the unique
+`open_dedup_key` makes that hold across processes). The severity comes from the matrix
+(incidents/model.py) over the blast radius measured from the rollups (incidents/impact.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, CursorResult, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from trimtab.audit.log import Actor, AuditLog
+from trimtab.errors import Conflict, NotFound
+from trimtab.incidents.impact import LOOKBACK, Affected, bad_minutes, measure, window_of
+from trimtab.incidents.model import (
+    ACTIVE,
+    DEFAULT_IMPACT,
+    MOVES,
+    CustomerImpact,
+    Impact,
+    IncidentType,
+    Times,
+    close_missing,
+    first_bad_minute,
+    severity,
+    type_of,
+)
+from trimtab.store.engine import as_utc
+from trimtab.store.tables import incident_events, incident_rules, incidents
+
+ALERTS = Actor.system("alerts")
+_ATTEMPTS = 3
+
+
+def new_incident_id() -> str:
+    return "inc_" + secrets.token_hex(8)
+
+
+def _utc(value: Any) -> datetime | None:
+    return as_utc(value) if value is not None else None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: int
+    kind: str
+    ref: str
+    message: str
+    detail: dict[str, Any] | None
+    created_at: datetime
+    created_by: str | None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "ref": self.ref,
+            "message": self.message,
+            "detail": self.detail,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of the incident's own timeline."""
+
+    id: int
+    at: datetime
+    kind: str  # opened, alert, note, action, acknowledge, mitigate, resolve, ...
+    actor: str | None
+    message: str | None
+    detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    id: str
+    scope: str
+    title: str
+    type: str
+    severity: int
+    customer_impact: str
+    state: str
+    routes: tuple[str, ...]
+    models: tuple[str, ...]
+    tenants: tuple[str, ...]
+    summary: str | None
+    opened_by: str | None
+    opened_at: datetime
+    times: Times
+    closed_at: datetime | None
+    dedup_key: str | None
+    postmortem: str | None
+    postmortem_at: datetime | None
+    rules: tuple[Rule, ...] = field(default=())
+
+    @property
+    def affected(self) -> Affected:
+        return Affected(self.routes, self.models, self.tenants, self.scope)
+
+    def window(self, now: datetime) -> tuple[datetime, datetime]:
+        t = self.times
+        return window_of(t.first_bad, t.detected, t.resolved, now)
+
+    def missing_to_close(self) -> list[str]:
+        return close_missing(self.state, self.postmortem is not None, len(self.rules))
+
+    def view(self, impact: Impact | None = None) -> dict[str, Any]:
+        t = self.times
+        out: dict[str, Any] = {
+            "id": self.id,
+            "tenant": self.scope or None,
+            "title": self.title,
+            "type": self.type,
+            "severity": self.severity,
+            "customer_impact": self.customer_impact,
+            "state": self.state,
+            "routes": list(self.routes),
+            "models": list(self.models),
+            "tenants": list(self.tenants),
+            "summary": self.summary,
+            "opened_by": self.opened_by,
+            "opened_at": self.opened_at.isoformat(),
+            "first_bad_at": _iso(t.first_bad),
+            "detected_at": t.detected.isoformat(),
+            "acknowledged_at": _iso(t.acknowledged),
+            "mitigated_at": _iso(t.mitigated),
+            "resolved_at": _iso(t.resolved),
+            "closed_at": _iso(self.closed_at),
+            "dedup_key": self.dedup_key,
+            "durations_s": t.durations(),
+            "postmortem_at": _iso(self.postmortem_at),
+            "rules": [r.view() for r in self.rules],
+            "missing_to_close": self.missing_to_close(),
+        }
+        if impact is not None:
+            out["impact"] = impact.view()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """What opening an incident says. `severity` None: from the matrix over the blast
+    radius measured now; `impact` None: the type's default customer impact."""
+
+    title: str
+    type: IncidentType
+    routes: Sequence[str] = ()
+    models: Sequence[str] = ()
+    tenants: Sequence[str] = ()
+    severity: int | None = None
+    impact: CustomerImpact | None = None
+    summary: str | None = None
+    detected_at: datetime | None = None  # the alert's start; None: now
+    dedup_key: str | None = None
+
+
+def _incident(row: Any, rules: Sequence[Rule] = ()) -> Incident:
+    return Incident(
+        id=row.id,
+        scope=row.scope,
+        title=row.title,
+        type=row.type,
+        severity=row.severity,
+        customer_impact=row.customer_impact,
+        state=row.state,
+        routes=tuple(row.routes or ()),
+        models=tuple(row.models or ()),
+        tenants=tuple(row.tenants or ()),
+        summary=row.summary,
+        opened_by=row.opened_by,
+        opened_at=as_utc(row.opened_at),
+        times=Times(
+            first_bad=_utc(row.first_bad_at),
+            detected=as_utc(row.detected_at),
+            acknowledged=_utc(row.acknowledged_at),
+            mitigated=_utc(row.mitigated_at),
+            resolved=_utc(row.resolved_at),
+        ),
+        closed_at=_utc(row.closed_at),
+        dedup_key=row.dedup_key,
+        postmortem=row.postmortem,
+        postmortem_at=_utc(row.postmortem_at),
+        rules=tuple(rules),
+    )
+
+
+def _new_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _rule(row: Any) -> Rule:
+    return Rule(
+        row.id, row.kind, row.ref, row.message, row.detail, as_utc(row.created_at), row.created_by
+    )
+
+
+class IncidentStore:
+    """Reads and writes `incidents`, `incident_events` and `incident_rules`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- opening -----------------------------------------------------------------------
+
+    def open(
+        self, opening: Opening, *, scope: str, by: Actor, now: datetime | None = None
+    ) -> Incident:
+        """Open an incident: its first bad minute and blast radius from the rollups, its
+        severity from the matrix unless given."""
+        at = now or datetime.now(UTC)
+        detected = opening.detected_at or at
+        affected = Affected(opening.routes, opening.models, opening.tenants, scope)
+        first_bad = first_bad_minute(
+            bad_minutes(self.engine, affected, detected - LOOKBACK, detected), detected
+        )
+        start, end = window_of(first_bad, detected, None, at)
+        impact = measure(self.engine, affected, start, end)
+        customer = opening.impact or DEFAULT_IMPACT[opening.type]
+        matrix = severity(customer, impact.radius)
+        sev = opening.severity if opening.severity is not None else matrix
+        incident_id = new_incident_id()
+        detail = {
+            "severity": sev,
+            "matrix_severity": matrix,
+            "customer_impact": customer,
+            "blast_radius": impact.radius,
+            "impact": impact.view(),
+            "type": opening.type,
+            "routes": list(opening.routes),
+            "models": list(opening.models),
+            "tenants": list(opening.tenants),
+            "dedup_key": opening.dedup_key,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(incidents).values(
+                    id=incident_id,
+                    scope=scope,
+                    title=opening.title,
+                    type=opening.type,
+                    severity=sev,
+                    customer_impact=customer,
+                    state="open",
+                    routes=sorted(set(opening.routes)),
+                    models=sorted(set(opening.models)),
+                    tenants=sorted(set(opening.tenants)),
+                    summary=opening.summary,
+                    opened_by=by.name or None,
+                    opened_at=at,
+                    first_bad_at=first_bad,
+                    detected_at=detected,
+                    dedup_key=opening.dedup_key,
+                    open_dedup_key=opening.dedup_key,
+                )
+            )
+            self._event(
+                conn, incident_id, "opened", by, opening.summary or opening.title, detail, at
+            )
+            self._audit(conn, by, "incident.open", incident_id, scope, detail)
+        found = self.get(incident_id)
+        assert found is not None
+        return found
+
+    def open_from_alert(
+        self,
+        *,
+        dedup_key: str,
+        labels: Mapping[str, str],
+        severity: str,
+        summary: str,
+        started_at: datetime,
+        source: str | None = None,
+        by: Actor = ALERTS,
+        now: datetime | None = None,
+    ) -> tuple[Incident, bool] | None:
+        """A page opens an incident, or attaches to the open one of the same dedup key
+        (True: opened). Tickets and infos open nothing (None). The labels name the route,
+        model and tenant; `incident_type` (else the alert's source) the type."""
+        if severity != "page":
+            return None
+        at = now or datetime.now(UTC)
+        names = dict(labels)
+        for _ in range(_ATTEMPTS):
+            current = self._open_for(dedup_key)
+            if current is not None:
+                self._attach(current, dedup_key, names, summary, started_at, by, at)
+                found = self.get(current)
+                assert found is not None
+                return found, False
+            tenant = names.get("tenant")
+            opening = Opening(
+                title=summary[:512] or dedup_key,
+                type=type_of(names, source),
+                routes=[names["route"]] if names.get("route") else [],
+                models=[names["model"]] if names.get("model") else [],
+                tenants=[tenant] if tenant else [],
+                impact="high",
+                summary=summary,
+                detected_at=started_at,
+                dedup_key=dedup_key,
+            )
+            try:
+                return self.open(opening, scope=tenant or "", by=by, now=at), True
+            except IntegrityError:
+                continue  # another process opened it meanwhile: attach to that one
+        raise Conflict(f"could not open or find the incident of alert '{dedup_key}'")
+
+    def _open_for(self, dedup_key: str) -> str | None:
+        query = select(incidents.c.id).where(incidents.c.open_dedup_key == dedup_key)
+        with self.engine.connect() as conn:
+            found: str | None = conn.execute(query).scalar()
+        return found
+
+    def _attach(
+        self,
+        incident_id: str,
+        dedup_key: str,
+        labels: dict[str, str],
+        summary: str,
+        started_at: datetime,
+        by: Actor,
+        at: datetime,
+    ) -> None:
+        detail = {"dedup_key": dedup_key, "labels": labels, "started_at": started_at.isoformat()}
+        with self.engine.begin() as conn:
+            self._event(conn, incident_id, "alert", by, summary, detail, at)
+            self._audit(conn, by, "incident.alert", incident_id, None, detail)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, incident_id: str) -> Incident | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+            if row is None:
+                return None
+            rules = conn.execute(
+                select(incident_rules)
+                .where(incident_rules.c.incident_id == incident_id)
+                .order_by(incident_rules.c.id)
+            ).all()
+        return _incident(row, [_rule(r) for r in rules])
+
+    def require(self, incident_id: str) -> Incident:
+        found = self.get(incident_id)
+        if found is None:
+            raise NotFound(f"no incident '{incident_id}'")
+        return found
+
+    def listed(
+        self, scope: str | None, state: str | None = None, route: str | None = None,
+        limit: int = 100,
+    ) -> list[Incident]:  # fmt: skip
+        """Incidents, newest first: one scope's (None: every scope's)."""
+        c = incidents.c
+        query = select(incidents).order_by(c.opened_at.desc(), c.id.desc())
+        if scope is not None:
+            query = query.where(c.scope == scope)
+        if state is not None:
+            query = query.where(c.state == state)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        found = [_incident(r) for r in rows]
+        if route is not None:
+            found = [i for i in found if route in i.routes]
+        return found[:limit]
+
+    def events(self, incident_id: str) -> list[Event]:
+        e = incident_events.c
+        query = select(incident_events).where(e.incident_id == incident_id).order_by(e.id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [Event(r.id, as_utc(r.at), r.kind, r.actor, r.message, r.detail) for r in rows]
+
+    def impact(self, incident: Incident, now: datetime | None = None) -> Impact:
+        start, end = incident.window(now or datetime.now(UTC))
+        return measure(self.engine, incident.affected, start, end)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def note(self, incident_id: str, message: str, by: Actor, now: datetime | None = None) -> Event:
+        at = now or datetime.now(UTC)
+        with self.engine.begin() as conn:
+            scope = self._lock(conn, incident_id)
+            event = self._event(conn, incident_id, "note", by, message, None, at)
+            self._audit(conn, by, "incident.note", incident_id, scope, {"message": message})
+        return event
+
+    def record_action(
+        self,
+        incident_id: str,
+        action: str,
+        by: Actor,
+        message: str | None,
+        detail: dict[str, Any],
+        now: datetime | None = None,
+        mitigates: bool = False,
+    ) -> Event:
+        """A containment action taken from the incident (its effect already committed by
+        its owner's store, with that store's own audit row): on the timeline, audited as
+        `incident.contain`; `mitigates` also marks the incident mitigated when it was open."""
+        at = now or datetime.now(UTC)
+        full = {"action": action, **detail}
+        with self.engine.begin() as conn:
+            scope = self._lock(conn, incident_id)
+            event = self._event(conn, incident_id, "action", by, message, full, at)
+            self._audit(conn, by, "incident.contain", incident_id, scope, full)
+            if mitigates:
+                self._move(conn, incident_id, "mitigate", by, None, at, quiet=True)
+        return event
+
+    def move(
+        self,
+        incident_id: str,
+        move: str,
+        by: Actor,
+        message: str | None = None,
+        now: datetime | None = None,
+    ) -> Incident:
+        """acknowledge, mitigate, resolve, reopen or close (close: only with a postmortem
+        and a rule, once resolved; a 409 naming what is missing)."""
+        at = now or datetime.now(UTC)
+        with self.engine.begin() as conn:
+            self._lock(conn, incident_id)
+            self._move(conn, incident_id, move, by, message, at)
+        return self.require(incident_id)
+
+    def _move(
+        self,
+        conn: Connection,
+        incident_id: str,
+        move: str,
+        by: Actor,
+        message: str | None,
+        at: datetime,
+        quiet: bool = False,
+    ) -> None:
+        c = incidents.c
+        row = conn.execute(select(incidents).where(c.id == incident_id)).one()
+        sources, target = MOVES[move]
+        if row.state not in sources:
+            if quiet:
+                return
+            raise Conflict(
+                f"incident {incident_id} is {row.state}: cannot {move} it "
+                f"(only when {' or '.join(sources)})",
+                code="incident_state",
+            )
+        values: dict[str, Any] = {}
+        if move == "close":
+            rules = conn.execute(
+                select(incident_rules.c.id).where(incident_rules.c.incident_id == incident_id)
+            ).all()
+            missing = close_missing(row.state, row.postmortem is not None, len(rules))
+            if missing:
+                raise Conflict(
+                    f"incident {incident_id} cannot be closed yet; it needs " + "; ".join(missing),
+                    code="incident_not_closable",
+                )
+            values["closed_at"] = at
+        if move == "acknowledge":
+            if row.acknowledged_at is not None:
+                if quiet:
+                    return
+                raise Conflict(
+                    f"incident {incident_id} was already acknowledged at "
+                    f"{as_utc(row.acknowledged_at).isoformat()}",
+                    code="incident_state",
+                )
+            values["acknowledged_at"] = at
+        if move == "mitigate":
+            values["mitigated_at"] = at
+        if move == "resolve":
+            values["resolved_at"] = at
+            if row.mitigated_at is None:
+                values["mitigated_at"] = at  # resolved is mitigated too
+        if move == "reopen":
+            values["resolved_at"] = None  # its dedup key stays cleared: a new page opens anew
+        if target is not None:
+            values["state"] = target
+            if target not in ACTIVE:
+                values["open_dedup_key"] = None
+        conn.execute(update(incidents).where(c.id == incident_id).values(**values))
+        self._event(conn, incident_id, move, by, message, {"from": row.state, "to": target}, at)
+        self._audit(
+            conn, by, f"incident.{move}", incident_id, row.scope,
+            {"from": row.state, "to": target or row.state, "message": message},
+        )  # fmt: skip
+
+    def set_postmortem(
+        self, incident_id: str, markdown: str, by: Actor, drafted: bool, now: datetime | None = None
+    ) -> Incident:
+        at = now or datetime.now(UTC)
+        with self.engine.begin() as conn:
+            scope = self._lock(conn, incident_id)
+            conn.execute(
+                update(incidents)
+                .where(incidents.c.id == incident_id)
+                .values(postmortem=markdown, postmortem_at=at)
+            )
+            detail = {"drafted": drafted, "chars": len(markdown)}
+            self._event(conn, incident_id, "postmortem", by, None, detail, at)
+            self._audit(conn, by, "incident.postmortem", incident_id, scope, detail)
+        return self.require(incident_id)
+
+    def add_rule(
+        self,
+        incident_id: str,
+        kind: str,
+        ref: str,
+        message: str,
+        by: Actor,
+        detail: dict[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> Rule:
+        at = now or datetime.now(UTC)
+        with self.engine.begin() as conn:
+            scope = self._lock(conn, incident_id)
+            rule_id = _new_id(conn.execute(
+                insert(incident_rules).values(
+                    incident_id=incident_id, kind=kind, ref=ref, message=message,
+                    detail=detail, created_at=at, created_by=by.name or None,
+                )
+            ))  # fmt: skip
+            info = {"rule": rule_id, "kind": kind, "ref": ref, "message": message, **(detail or {})}
+            self._event(conn, incident_id, "rule", by, message, info, at)
+            self._audit(conn, by, "incident.rule", incident_id, scope, info)
+        return Rule(int(rule_id), kind, ref, message, detail, at, by.name or None)
+
+    # -- inside a transaction ----------------------------------------------------------
+
+    @staticmethod
+    def _lock(conn: Connection, incident_id: str) -> str:
+        """The incident's scope, its row locked for the transaction (PostgreSQL)."""
+        scope = conn.execute(
+            select(incidents.c.scope).where(incidents.c.id == incident_id).with_for_update()
+        ).scalar()
+        if scope is None:
+            raise NotFound(f"no incident '{incident_id}'")
+        return str(scope)
+
+    @staticmethod
+    def _event(
+        conn: Connection,
+        incident_id: str,
+        kind: str,
+        by: Actor,
+        message: str | None,
+        detail: dict[str, Any] | None,
+        at: datetime,
+    ) -> Event:
+        event_id = _new_id(conn.execute(
+            insert(incident_events).values(
+                incident_id=incident_id, at=at, kind=kind, actor=by.name or None,
+                message=message, detail=detail,
+            )
+        ))  # fmt: skip
+        return Event(int(event_id), at, kind, by.name or None, message, detail)
+
+    @staticmethod
+    def _audit(
+        conn: Connection,
+        by: Actor,
+        action: str,
+        incident_id: str,
+        scope: str | None,
+        detail: dict[str, Any],
+    ) -> None:
+        AuditLog.write(
+            conn, by.event(action, target=incident_id, tenant=scope or None, detail=detail)
+        )

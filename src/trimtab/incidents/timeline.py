@@ -1,0 +1,214 @@
+"""An incident's timeline, assembled from what trimtab already records about the affected
+routes, models and tenants around the incident's start:
+
+- the routes' own timelines (`route_events`, registry/timeline.py): applies, new
+  versions, rollout starts, stages, pauses, decisions, promotions, rollbacks, gate refusals;
+- the audit log (audit/log.py): key changes of the affected tenants, SLO applies and the
+  other administrative changes, except those the routes' timelines or the incident already
+  hold (route.*, rollout.*, incident.*);
+- budget events (alerts/events.py) of the affected tenants, models and routes;
+- the incident's own entries (`incident_events`): its opening, each alert attached, notes,
+  actions taken from it, acknowledgements, state changes, the postmortem and its rules.
+
+Breaker trips are not recorded in the store (the breakers live in each process's memory,
+api/breakers.py shows them), so they cannot appear here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, not_, or_, select
+
+from trimtab.alerts.events import list_events
+from trimtab.incidents.store import Incident, IncidentStore
+from trimtab.store.engine import as_utc
+from trimtab.store.tables import audit_log, route_events
+
+BEFORE = timedelta(hours=2)  # how far before the start the timeline looks for causes
+_LIMIT = 1000  # entries per source
+_COVERED = ("route.", "rollout.", "incident.")  # audit actions another source already shows
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    at: datetime
+    source: str  # route | audit | budget | telemetry | incident
+    kind: str
+    summary: str
+    actor: str | None = None
+    route: str | None = None
+    detail: dict[str, Any] | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "source": self.source,
+            "kind": self.kind,
+            "summary": self.summary,
+            "actor": self.actor,
+            "route": self.route,
+            "detail": self.detail,
+        }
+
+
+def _route_summary(kind: str, version: int | None, reason: str | None, detail: Any) -> str:
+    v = f"v{version}" if version is not None else ""
+    d = detail if isinstance(detail, dict) else {}
+    said = {
+        "apply": f"{v} applied" + (" (stable)" if d.get("stable") else ""),
+        "rollout_start": f"rollout to {v} started",
+        "rollout_stage": f"rollout of {v} moved to {d.get('percent', '?')} %",
+        "pause": f"rollout of {v} paused",
+        "resume": f"rollout of {v} resumed",
+        "promote": f"{v} promoted to stable",
+        "abort": f"rollout of {v} aborted",
+        "decision": f"canary decision on {v}",
+        "gate": f"rollout to {v} refused by the release gate",
+        "gate_override": f"release gate overridden for {v}",
+    }.get(kind)
+    if kind == "rollback":
+        if d.get("to") == version and d.get("from") is not None:
+            said = f"rolled back from v{d['from']} to {v}"
+        else:
+            said = f"rollout of {v} rolled back"
+    text = said or f"{kind} {v}".strip()
+    return f"{text}: {reason}" if reason else text
+
+
+def _route_entries(
+    engine: Engine, incident: Incident, start: datetime, end: datetime
+) -> list[Entry]:
+    if not incident.routes:
+        return []
+    e = route_events.c
+    query = (
+        select(route_events)
+        .where(e.route.in_(sorted(incident.routes)), e.at >= start, e.at <= end)
+        .order_by(e.at, e.id)
+        .limit(_LIMIT)
+    )
+    if incident.scope:  # a tenant's incident: its own routes and the shared ones
+        query = query.where(e.scope.in_((incident.scope, "")))
+    with engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [
+        Entry(
+            at=as_utc(r["at"]),
+            source="route",
+            kind=r["kind"],
+            summary=f"{r['route']}: "
+            + _route_summary(r["kind"], r["version"], r["reason"], r["detail"]),
+            actor=r["actor"],
+            route=r["route"],
+            detail={"version": r["version"], **(r["detail"] or {})},
+        )
+        for r in rows
+    ]
+
+
+def _audit_entries(
+    engine: Engine, incident: Incident, start: datetime, end: datetime
+) -> list[Entry]:
+    c = audit_log.c
+    related: list[Any] = []
+    if incident.routes:
+        related.append(c.target.in_(sorted(incident.routes)))
+    if incident.models:
+        related.append(c.target.in_(sorted(incident.models)))
+    tenants = set(incident.tenants) | ({incident.scope} if incident.scope else set())
+    if tenants:
+        related.append(c.tenant.in_(sorted(tenants)))
+    elif not incident.scope:
+        related.append(c.action.like("key.%"))  # a shared incident: every key change
+    if not related:
+        return []
+    query = (
+        select(audit_log)
+        .where(c.at >= start, c.at <= end, or_(*related))
+        .where(*(not_(c.action.like(prefix + "%")) for prefix in _COVERED))
+        .order_by(c.at, c.id)
+        .limit(_LIMIT)
+    )
+    if incident.scope:
+        query = query.where(c.tenant == incident.scope)
+    with engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [
+        Entry(
+            at=as_utc(r["at"]),
+            source="audit",
+            kind=r["action"],
+            summary=f"{r['action']} {r['target'] or ''}".strip(),
+            actor=r["actor"] or r["actor_key_id"],
+            detail=r["detail"],
+        )
+        for r in rows
+    ]
+
+
+def _budget_entries(
+    engine: Engine, incident: Incident, start: datetime, end: datetime
+) -> list[Entry]:
+    scopes = {f"tenant:{t}" for t in incident.tenants}
+    if incident.scope:
+        scopes.add(f"tenant:{incident.scope}")
+    scopes |= {f"model:{m}" for m in incident.models}
+    scopes |= {f"route:{r}" for r in incident.routes}
+    events = list_events(engine, start, scopes, _LIMIT)
+    out = []
+    for ev in events:
+        at = datetime.fromisoformat(ev["at"])
+        if at > end:
+            continue
+        share = round(float(ev["threshold"]) * 100)
+        out.append(
+            Entry(
+                at=at,
+                source="budget",
+                kind="budget",
+                summary=(
+                    f"budget {ev['scope']} ({ev['period']}) crossed {share} %: "
+                    f"{ev['spent_usd']:.2f} of {ev['limit_usd']:.2f} USD"
+                ),
+                detail=ev,
+            )
+        )
+    return out
+
+
+def _incident_entries(store: IncidentStore, incident: Incident) -> list[Entry]:
+    out = []
+    for ev in store.events(incident.id):
+        summary = ev.kind + (f": {ev.message}" if ev.message else "")
+        if ev.kind == "action" and ev.detail:
+            summary = f"action {ev.detail.get('action')}" + (
+                f": {ev.message}" if ev.message else ""
+            )
+        out.append(Entry(ev.at, "incident", ev.kind, summary, ev.actor, None, ev.detail))
+    return out
+
+
+def assemble(store: IncidentStore, incident: Incident, now: datetime) -> list[Entry]:
+    """Every entry from `BEFORE` the incident's start (its first bad minute, else its
+    detection) to its end (closing, else now), oldest first."""
+    start, _ = incident.window(now)
+    start = min(start, incident.opened_at) - BEFORE
+    end = incident.closed_at or now
+    engine = store.engine
+    entries = [
+        *_route_entries(engine, incident, start, end),
+        *_audit_entries(engine, incident, start, end),
+        *_budget_entries(engine, incident, start, end),
+        *_incident_entries(store, incident),
+    ]
+    first_bad = incident.times.first_bad
+    if first_bad is not None:
+        entries.append(
+            Entry(first_bad, "telemetry", "first_bad_minute",
+                  "first minute with failed requests on the affected routes (the rollups)")
+        )  # fmt: skip
+    order = {"route": 0, "audit": 1, "budget": 2, "telemetry": 3, "incident": 4}
+    return sorted(entries, key=lambda e: (e.at, order[e.source]))
