@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, inspect, insert
+from sqlalchemy import Engine, insert, inspect
 
 from tests.slo.support import request
 from trimtab.slo.burn import Counts
@@ -141,11 +141,11 @@ def test_the_report_from_the_store(sqlite_engine: Engine) -> None:
             ("support", False, False, _at(3)),
             ("support", False, False, _at(3)),
             ("support", True, True, _at(3)),
-            ("support", True, False, datetime(2026, 10, 2, tzinfo=UTC)),  # October
+            ("support", True, False, datetime(2026, 10, 2, tzinfo=UTC).timestamp()),  # October
             ("billing", False, False, _at(6)),
         ]
         for route, negative, escalated, at in rated:
-            when = at if isinstance(at, datetime) else datetime.fromtimestamp(at, UTC)
+            when = datetime.fromtimestamp(at, UTC)
             conn.execute(
                 insert(feedback).values(
                     request_id="req_x",
