@@ -1,0 +1,83 @@
+"""Prompt-injection heuristics (pure): phrases that try to override the instructions, role-play
+jailbreak markers, asks for the system prompt, and forged role delimiters.
+
+Heuristics, not a model: each rule is a precompiled regex with an id and a score, so a
+policy can see what fired and tune `threshold`. They catch the common phrasings; a
+determined attacker rewording them is out of their reach (docs/guardrails.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from trimtab.guardrails.pii import Finding
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    score: float
+    pattern: re.Pattern[str]
+
+
+def _rule(rule_id: str, score: float, *alternatives: str) -> Rule:
+    return Rule(rule_id, score, re.compile("|".join(alternatives), re.IGNORECASE | re.MULTILINE))
+
+
+_ANY = r"(?:all|any|every|the|your|my|these|those|of)?\s*"
+_EARLIER = r"(?:previous|prior|preceding|above|earlier|original|initial|system|developer)"
+_ORDERS = r"(?:instructions?|prompts?|rules|directions|directives|guidelines|context|messages?)"
+
+RULES: tuple[Rule, ...] = (
+    _rule(
+        "injection.override",
+        0.9,
+        rf"\b(?:ignore|disregard|forget|skip|override|bypass)\s+{_ANY}(?:of\s+)?{_ANY}"
+        rf"{_EARLIER}\s+{_ORDERS}",
+        r"\b(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:you\s+(?:were|have\s+been)\s+"
+        r"told|(?:said|written)\s+(?:above|before))",
+        r"\bnew\s+(?:system\s+)?instructions?\s*:",
+        r"\bfrom\s+now\s+on,?\s+you\s+(?:will|must|shall)\s+(?:ignore|not\s+follow|disregard)",
+    ),
+    _rule(
+        "injection.roleplay",
+        0.8,
+        r"\b(?:you\s+are|act\s+as|pretend\s+to\s+be|you're)\s+(?:now\s+)?(?:DAN|STAN|DUDE|AIM)\b",
+        r"\bdo\s+anything\s+now\b",
+        r"\b(?:developer|god|jailbreak|unrestricted|unfiltered)\s+mode\b",
+        r"\bjailbr(?:eak|oken)\b",
+        r"\b(?:pretend|imagine|act\s+as\s+if)\b.{0,60}\b(?:no|without|free\s+of)\s+"
+        r"(?:restrictions|rules|filters|guidelines|limits|censorship)",
+    ),
+    _rule(
+        "injection.exfiltration",
+        0.85,
+        r"\b(?:reveal|show|print|repeat|output|display|leak|tell\s+me|give\s+me|what\s+(?:is|are|"
+        r"were))\s+(?:me\s+)?(?:your|the)\s+(?:full\s+|entire\s+|exact\s+|original\s+|hidden\s+|"
+        r"secret\s+|initial\s+)*(?:system\s+prompt|system\s+message|instructions|"
+        r"hidden\s+prompt|prompt\s+above|developer\s+message)",
+        r"\brepeat\s+(?:everything|the\s+(?:text|words))\s+(?:above|before)\b",
+    ),
+    _rule(
+        "injection.delimiter",
+        0.6,
+        r"<\|im_start\|>\s*system",
+        r"<\|(?:system|endoftext)\|>",
+        r"\[/?INST\]",
+        r"^\s*#{2,}\s*(?:system|instruction)s?\s*:",
+        r"</?system>",
+    ),
+)
+
+
+def scan(text: str, threshold: float = 0.0) -> list[Finding]:
+    """The rules whose pattern matches `text` with a score of at least `threshold`."""
+    found = []
+    for rule in RULES:
+        if rule.score < threshold:
+            continue
+        m = rule.pattern.search(text)
+        if m is not None:
+            found.append(Finding(rule.id, "injection", m.start(), m.end(), rule.score))
+    return found
