@@ -31,6 +31,7 @@ def _where(selector: Selector, start: datetime, end: datetime) -> list[ColumnEle
         (c.model, selector.model),
         (c.tenant, selector.tenant),
         (c.feature, selector.feature),
+        (c.version, selector.version),
     ):
         if value is not None:
             out.append(column == value)

@@ -148,6 +148,8 @@ class Selector:
     model: str | None = None
     tenant: str | None = None
     feature: str | None = None
+    # the route version's label (`v3`): never from a file, the evaluator's canary burn only
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,387 @@
+"""The SLO evaluator: every few seconds, judge every SLO's alert rules and say what it sees
+to the alert pipeline; during a rollout, judge the candidate's traffic on its own too and
+roll the rollout back when that pages.
+
+One evaluator is active per store, however many server processes share it: each cycle
+starts by taking or renewing the lease `slo-evaluator` (store/leases.py); a process
+without it reads nothing and says nothing. The holder renews once more after reading,
+before it rolls anything back or emits, so one that stalled past its TTL (and was taken
+over) drops what it read instead of acting twice.
+
+Each cycle says what it sees, level-triggered: one signal per SLO and rule, firing or
+cleared (`ok`, or `too_little_data`: a rule below its minimum of events does not page),
+with the dedup key `slo_burn/<slo>/<rule>` (`<tenant>:<slo>` for a tenant's own SLO,
+`<rule>` as `page-1h-5m`). The alert store turns the first firing one into an alert,
+updates it with the next, resolves it on a cleared one; a new holder repeats the
+current state, so a takeover loses nothing.
+
+The candidate's burn: the per-minute rollups carry the route version, so while a rollout
+is running or paused, every SLO over its route is judged again on the candidate version's
+minutes since the rollout started alone (the same rules and minimum of events). A 10 %
+canary failing completely is then caught when the route's overall burn is still under
+the factors. Those signals carry the label `version` and the key
+`slo_burn/<slo>/<rule>/v<n>`; a page among them ends the rollout as rolled back through
+the rollout store, with a reason that names the SLO and the burn. The rollouts arrive
+through `Rollouts` (the rollout store satisfies it: slo/ sits beside rollouts/ and does
+not import it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, Protocol, TypeVar
+
+from sqlalchemy import Engine
+
+from trimtab.alerts.signal import Signal
+from trimtab.audit.log import Actor
+from trimtab.refresher import Periodic
+from trimtab.registry.store import RouteStore
+from trimtab.slo.burn import RuleVerdict
+from trimtab.slo.rollups import minute_floor, read_windows
+from trimtab.slo.spec import SloDefinition
+from trimtab.slo.status import SloStatus, judged, minutes_label, read_status
+from trimtab.slo.store import SloRow, SloStore
+from trimtab.store.leases import Lease, Leases, holder_id
+
+log = logging.getLogger("trimtab.slo")
+
+LEASE = "slo-evaluator"
+ACTOR = Actor.system("slo-evaluator")
+INTERVAL_S = 30.0
+TTL_INTERVALS = 3  # the lease outlives two missed cycles; a third hands it over
+
+
+class ActiveRollout(Protocol):
+    """What the evaluator reads of a rollout in progress (rollouts.row.RolloutRow)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def route(self) -> str: ...
+    @property
+    def scope(self) -> str: ...  # the route's tenant, "" when shared
+    @property
+    def stable_version(self) -> int: ...
+    @property
+    def candidate_version(self) -> int: ...
+    @property
+    def started_at(self) -> datetime: ...
+
+
+R = TypeVar("R", bound=ActiveRollout)
+
+
+class Rollouts(Protocol[R]):
+    """The rollout store's part the evaluator uses (rollouts.store.RolloutStore)."""
+
+    def active(self) -> list[R]: ...
+
+    def finish(
+        self,
+        ro: R,
+        status: str,
+        by: Actor,
+        reason: str | None,
+        decision: dict[str, Any] | None = None,
+    ) -> bool: ...
+
+
+Emit = Callable[[Sequence[Signal]], object]  # may be a coroutine function
+
+
+@dataclass(frozen=True, slots=True)
+class Rollback:
+    rollout: str
+    route: str
+    version: int
+    reason: str
+    done: bool  # False: the rollout had moved meanwhile (the controller ended it first)
+
+
+@dataclass(slots=True)
+class Cycle:
+    """What one cycle did."""
+
+    at: datetime
+    lease: Lease | None  # None: another process holds it; nothing was read or said
+    signals: list[Signal] = field(default_factory=list)
+    rollbacks: list[Rollback] = field(default_factory=list)
+    slos: int = 0  # SLOs judged on the route's traffic
+    candidates: int = 0  # (SLO, rollout) pairs judged on the candidate's traffic
+
+    @property
+    def held(self) -> bool:
+        return self.lease is not None
+
+
+def rule_id(v: RuleVerdict) -> str:
+    """`page-1h-5m`: the rule's severity and its two windows."""
+    r = v.rule
+    return f"{r.severity}-{minutes_label(r.long_minutes)}-{minutes_label(r.short_minutes)}"
+
+
+def slo_ref(row: SloRow) -> str:
+    return row.definition.name if not row.scope else f"{row.scope}:{row.definition.name}"
+
+
+def _times(b: float | None) -> str:
+    return "no data" if b is None else f"{b:,.1f}x"
+
+
+def _signals(
+    row: SloRow, status: SloStatus, owner: str | None, version: str | None
+) -> list[Signal]:
+    d = row.definition
+    tenant = row.scope or None
+    view = status.view(tenant)
+    labels = {
+        k: v
+        for k, v in (
+            ("slo", d.name),
+            ("route", d.selector.route),
+            ("model", d.selector.model),
+            ("tenant", d.selector.tenant or tenant),
+            ("feature", d.selector.feature),
+            ("owner", owner),
+            ("version", version),
+        )
+        if v is not None
+    }
+    out = []
+    for verdict, rule_view in zip(status.rules, view["alerts"], strict=True):
+        rid = rule_id(verdict)
+        key = f"slo_burn/{slo_ref(row)}/{rid}" + (f"/{version}" if version else "")
+        what = f"SLO {d.name}" + (f" on the candidate {version}" if version else "")
+        long, short = verdict.long, verdict.short
+        burns = (
+            f"{_times(long.rate)} over {minutes_label(long.minutes)} and "
+            f"{_times(short.rate)} over {minutes_label(short.minutes)}"
+        )
+        if verdict.state == "firing":
+            summary = (
+                f"{what}: burning its error budget {burns} "
+                f"({verdict.rule.severity} above {verdict.rule.factor:g}x)"
+            )
+        elif verdict.state == "ok":
+            summary = f"{what}: {rid} clear, burn {burns}"
+        else:
+            summary = (
+                f"{what}: {rid} clear, too little data "
+                f"({long.counts.valid} and {short.counts.valid} events, "
+                f"{long.min_events} needed in each window)"
+            )
+        details: dict[str, object] = {
+            "slo": d.name,
+            "tenant": tenant,
+            "rule": rid,
+            **rule_view,
+            "objective": d.objective,
+            "sli": status.value,
+            "budget_remaining_share": status.budget.remaining_share,
+        }
+        if version is not None:
+            details["candidate"] = version
+        out.append(
+            Signal(
+                source="slo_burn",
+                dedup_key=key,
+                severity=verdict.rule.severity,
+                firing=verdict.state == "firing",
+                summary=summary,
+                at=status.at,
+                labels=labels,
+                details=details,
+            )
+        )
+    return out
+
+
+def _candidate_definition(d: SloDefinition, ro: ActiveRollout) -> SloDefinition | None:
+    """The SLO narrowed to the candidate's traffic, or None when it does not judge the
+    rollout's route."""
+    s = d.selector
+    if s.route != ro.route:
+        return None
+    if ro.scope and s.tenant not in (None, ro.scope):
+        return None
+    # a tenant's own route is its tenant's records of that name
+    narrowed = dataclasses.replace(
+        s, version=f"v{ro.candidate_version}", tenant=ro.scope or s.tenant
+    )
+    return dataclasses.replace(d, selector=narrowed)
+
+
+def candidate_status(
+    engine: Engine, d: SloDefinition, started_at: datetime, now: datetime
+) -> SloStatus | None:
+    """The status of `d` (narrowed to a candidate) over the minutes since its rollout
+    started: each window clipped to them. None before the rollout's first minute."""
+    age = int((minute_floor(now) - minute_floor(started_at)) / timedelta(minutes=1)) + 1
+    if age < 1:
+        return None
+    spans = {d.window_minutes, *(m for r in d.rules for m in (r.long_minutes, r.short_minutes))}
+    clipped = {w: min(w, age) for w in spans}
+    got = read_windows(engine, d, now, set(clipped.values()))
+    return judged(d, {w: got[clipped[w]] for w in spans}, now)
+
+
+def rollback_reason(d: SloDefinition, ro: ActiveRollout, verdict: RuleVerdict) -> str:
+    long, short = verdict.long, verdict.short
+    return (
+        f"SLO {d.name} pages on the candidate v{ro.candidate_version}'s own traffic: burn "
+        f"{_times(long.rate)} over {minutes_label(long.minutes)} "
+        f"({long.counts.bad} of {long.counts.valid} bad) and {_times(short.rate)} over "
+        f"{minutes_label(short.minutes)} ({short.counts.bad} of {short.counts.valid}), "
+        f"above {verdict.rule.factor:g}x (objective {d.objective:g})"
+    )
+
+
+class SloEvaluator(Generic[R]):
+    """Judges every SLO each `interval_s` while it holds the lease, and hands the signals
+    to `emit`; rolls back a rollout whose candidate pages (then awaits `on_rollback`, the
+    route table's refresh, so this process stops serving the candidate at once)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        emit: Emit,
+        *,
+        rollouts: Rollouts[R] | None = None,
+        on_rollback: Callable[[], Awaitable[object]] | None = None,
+        interval_s: float = INTERVAL_S,
+        ttl_s: float | None = None,
+        holder: str | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.slos = SloStore(engine)
+        self.routes = RouteStore(engine)
+        self.leases = Leases(engine)
+        self.holder = holder or holder_id()
+        self.ttl_s = ttl_s if ttl_s is not None else TTL_INTERVALS * interval_s
+        self._emit = emit
+        self._rollouts = rollouts
+        self._on_rollback = on_rollback
+        self._clock = clock
+        # candidate keys this holder last said were firing: cleared once the rollout ends
+        self._candidates_firing: dict[str, Signal] = {}
+        self._loop = Periodic(
+            "trimtab-slo-evaluator",
+            self.tick,
+            interval_s,
+            failed="SLO evaluator cycle failed",
+            logger=log,
+            wait_first=False,
+        )
+
+    async def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        """Stop the loop and give the lease up, so another process takes over at once."""
+        await self._loop.stop()
+        try:
+            await asyncio.to_thread(self.leases.release, LEASE, self.holder)
+        except Exception:  # the store is down: the lease runs out by itself
+            log.warning("could not release the SLO evaluator's lease", exc_info=True)
+
+    async def tick(self) -> Cycle:
+        """One cycle in a thread, then its signals to `emit` and, after a rollback, the
+        route table's refresh."""
+        cycle = await asyncio.to_thread(self.cycle, self._clock())
+        if cycle.signals:
+            if inspect.iscoroutinefunction(self._emit):
+                await self._emit(cycle.signals)
+            else:
+                await asyncio.to_thread(self._emit, cycle.signals)
+        if self._on_rollback is not None and any(r.done for r in cycle.rollbacks):
+            await self._on_rollback()
+        return cycle
+
+    def cycle(self, now: datetime) -> Cycle:
+        """Take or renew the lease; when held, judge every SLO (and every candidate in a
+        rollout), renew again, roll back what pages on its candidate; the signals to emit."""
+        started = time.monotonic()
+        if self.leases.acquire(LEASE, self.holder, self.ttl_s, now) is None:
+            self._candidates_firing.clear()  # the holder speaks for them now
+            return Cycle(now, None)
+        rows = self.slos.listed(None)
+        owners = {(r.tenant or "", r.name): r.owner for r in self.routes.list_routes("", True)}
+
+        def owner(scope: str, route: str | None) -> str | None:
+            if route is None:
+                return None
+            return owners.get((scope, route)) or owners.get(("", route))
+
+        signals: list[Signal] = []
+        for row in rows:
+            status = read_status(self.engine, row.definition, now)
+            signals += _signals(row, status, owner(row.scope, row.definition.selector.route), None)
+        pages: list[tuple[R, SloDefinition, RuleVerdict]] = []
+        candidates = 0
+        firing_now: dict[str, Signal] = {}
+        for ro in self._rollouts.active() if self._rollouts is not None else []:
+            paged: tuple[SloDefinition, RuleVerdict] | None = None
+            for row in rows:
+                d = _candidate_definition(row.definition, ro)
+                if d is None:
+                    continue
+                seen = candidate_status(self.engine, d, ro.started_at, now)
+                if seen is None:
+                    continue
+                candidates += 1
+                version = f"v{ro.candidate_version}"
+                for s in _signals(row, seen, owner(ro.scope, ro.route), version):
+                    signals.append(s)
+                    if s.firing:
+                        firing_now[s.dedup_key] = s
+                verdict = next(
+                    (v for v in seen.rules if v.state == "firing" and v.rule.severity == "page"),
+                    None,
+                )
+                if paged is None and verdict is not None:
+                    paged = (row.definition, verdict)
+            if paged is not None:
+                pages.append((ro, *paged))
+        # candidates that were firing and are no longer judged (their rollout ended)
+        judged_keys = {s.dedup_key for s in signals}
+        for key, s in self._candidates_firing.items():
+            if key not in judged_keys:
+                signals.append(
+                    dataclasses.replace(
+                        s, firing=False, at=now, summary=s.summary + " (the rollout has ended)"
+                    )
+                )
+        # renewed as of now: the time this cycle has taken counts against the TTL
+        renew_at = now + timedelta(seconds=time.monotonic() - started)
+        lease = self.leases.acquire(LEASE, self.holder, self.ttl_s, renew_at)
+        if lease is None:  # taken over while reading: the new holder says it
+            self._candidates_firing.clear()
+            return Cycle(now, None)
+        self._candidates_firing = firing_now
+        rollbacks = []
+        for ro, d, verdict in pages:
+            assert self._rollouts is not None  # pages come from its rollouts
+            reason = rollback_reason(d, ro, verdict)
+            decision: dict[str, Any] = {
+                "action": "rollback",
+                "at": now.isoformat(),
+                "reasons": [reason],
+                "metrics": [],
+                "slo": d.name,
+                "rule": rule_id(verdict),
+                "burn": {"long": verdict.long.rate, "short": verdict.short.rate},
+            }
+            done = self._rollouts.finish(ro, "rolled_back", ACTOR, reason, decision)
+            if done:
+                log.warning("rolled back rollout %s on route %s: %s", ro.id, ro.route, reason)
+            rollbacks.append(Rollback(ro.id, ro.route, ro.candidate_version, reason, done))
+        return Cycle(now, lease, signals, rollbacks, len(rows), candidates)
