@@ -504,3 +504,14 @@ def pending_count(engine: Engine) -> int:
             )
             or 0
         )
+
+
+def release(engine: Engine, worker: str, now: datetime) -> int:
+    """Free the rows `worker` holds (it is stopping): pending, due now."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(alert_outbox)
+            .where(alert_outbox.c.leased_by == worker, alert_outbox.c.status == "pending")
+            .values(lease_until=None, leased_by=None, next_attempt_at=now)
+        )
+    return int(result.rowcount or 0)
