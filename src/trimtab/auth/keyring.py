@@ -75,7 +75,11 @@ class KeyRing:
                 "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
                 code="missing_api_key",
             )
-        digest = key_hash(key)
+        return self.by_digest(key_hash(key))
+
+    def by_digest(self, digest: str) -> Principal:
+        """The caller whose key has this SHA-256 digest (a console session holds the digest,
+        never the key), or the same 401/503 as `authenticate`."""
         principal = self._by_hash.get(digest)
         if principal is not None:
             return principal

@@ -1,0 +1,64 @@
+"""/ui/costs: spend by model, route, feature and tenant, and by day, from the rollups
+(telemetry/costs.costs_by, the query /api/costs runs), with the budgets beside them."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.responses import Response
+
+from trimtab.errors import Invalid
+from trimtab.telemetry.costs import CostRow, costs_by
+from trimtab.telemetry.rollups import minute_of
+from trimtab.web.context import Deps, Page
+
+COST_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+DIMENSIONS = ("model", "route", "feature", "tenant")
+
+
+def _rows(rows: dict[str, CostRow]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for value, r in rows.items():
+        out.append(
+            {
+                "value": value or None,
+                "cost_usd": r.cost_usd,
+                "requests": r.requests,
+                "errors": r.errors,
+                "input_tokens": r.input_tokens,
+                "output_tokens": r.output_tokens,
+                "per_1k": r.cost_usd / r.requests * 1000 if r.requests else None,
+            }
+        )
+    out.sort(key=lambda g: (-g["cost_usd"], -g["requests"], str(g["value"])))
+    return out
+
+
+def _gather(deps: Deps, since: datetime, tenant: str | None) -> dict[str, Any]:
+    groups = {d: _rows(costs_by(deps.engine, since, d, tenant)) for d in DIMENSIONS}
+    days = sorted(costs_by(deps.engine, since, "day", tenant).items())
+    total = CostRow()
+    for _, row in days:
+        total.add(row)
+    chart = {
+        "t": [datetime.fromisoformat(d).replace(tzinfo=UTC).timestamp() for d, _ in days],
+        "cost_usd": [round(r.cost_usd, 6) for _, r in days],
+        "requests": [r.requests for _, r in days],
+    }
+    return {"groups": groups, "chart": chart, "total": total}
+
+
+async def index(page: Page) -> Response:
+    name = page.param("window") or "30d"
+    if name not in COST_WINDOWS:
+        raise Invalid(f"window '{name}' is not one of {', '.join(COST_WINDOWS)}", param="window")
+    tenant = page.viewer.tenant(page.param("tenant"))
+    since = minute_of((datetime.now(UTC) - COST_WINDOWS[name]).timestamp())
+    data = await asyncio.to_thread(_gather, page.deps, since, tenant)
+    budgets = await page.deps.policy.report.budgets(tenant)
+    return page.render(
+        "costs.html.j2", window=name, windows=list(COST_WINDOWS), budgets=budgets,
+        dimensions=DIMENSIONS, tenant=tenant, **data,
+    )  # fmt: skip

@@ -1,0 +1,89 @@
+"""/ui: per route, traffic, errors, p95, spend today against its budget, SLOs and the
+active rollout; charts of the chosen window below (fed by /ui/data/series)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.responses import Response
+
+from trimtab.rollouts.row import RolloutRow
+from trimtab.slo.status import SloStatus, read_status
+from trimtab.web.context import Deps, Page, Viewer
+from trimtab.web.windows import WINDOWS, by_route, since, window
+
+
+@dataclass(slots=True)
+class RouteLine:
+    name: str
+    tenant: str | None = None
+    requests: int = 0
+    error_rate: float | None = None
+    p95_ms: float | None = None
+    spend_today: float = 0.0
+    budget: dict[str, Any] | None = None  # {"limit_usd", "used", "period"}
+    slos: list[SloStatus] = field(default_factory=list)
+    rollout: RolloutRow | None = None
+
+
+def _visible(viewer: Viewer, scope: str) -> bool:
+    p = viewer.principal
+    return p.is_admin or scope in ("", p.tenant)
+
+
+def _gather(deps: Deps, viewer: Viewer, tenant: str | None, span: Any) -> list[RouteLine]:
+    """Blocking: the store reads behind the table (rollups, routes, SLOs, rollouts)."""
+    now = datetime.now(UTC)
+    start = since(span, now)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = deps.telemetry.rollups_since(min(start, midnight), tenant)
+    window_by = by_route(rows, start)
+    today_by = by_route(rows, midnight)
+    p = viewer.principal
+    lines: dict[str, RouteLine] = {}
+    for r in deps.routes.list_routes(p.tenant, p.is_admin):
+        lines.setdefault(r.name, RouteLine(r.name, r.tenant))
+    for name in (*window_by, *today_by):
+        lines.setdefault(name, RouteLine(name))
+    for name, line in lines.items():
+        w = window_by.get(name)
+        if w is not None and w.count:
+            summary = w.summary()
+            line.requests = w.count
+            line.error_rate = summary["error_rate"]
+            line.p95_ms = summary["latency_ms"]["p95"]
+        t = today_by.get(name)
+        line.spend_today = t.cost_usd if t is not None else 0.0
+    scope = None if p.is_admin else p.tenant  # the SLOs the API lists for this key
+    for row in deps.slos.listed(scope):
+        route = row.definition.selector.route
+        if route in lines:
+            lines[route].slos.append(read_status(deps.engine, row.definition, now))
+    for ro in deps.rollouts.active():
+        if ro.route in lines and _visible(viewer, ro.scope):
+            lines[ro.route].rollout = ro
+    return sorted(lines.values(), key=lambda line: (line.name == "", -line.requests, line.name))
+
+
+async def overview(page: Page) -> Response:
+    name, span, _ = window(page.param("window"))
+    tenant = page.viewer.tenant(page.param("tenant"))
+    lines = await asyncio.to_thread(_gather, page.deps, page.viewer, tenant, span)
+    budgets = await page.deps.policy.report.budgets(tenant)
+    for b in budgets:
+        kind, _, _ = b["scope"].partition(":")
+        if kind != "route" or b["period"] != "day":
+            continue
+        for entry in b["values"]:
+            route = entry["scope"].partition(":")[2]
+            for line in lines:
+                if line.name == route:
+                    line.budget = {"limit_usd": b["limit_usd"], "used": entry["used"]}
+    filters = {"window": name, "tenant": page.param("tenant")}
+    return page.render(
+        "overview.html.j2", lines=lines, window=name, windows=list(WINDOWS),
+        filters=filters, tenant=tenant,
+    )  # fmt: skip

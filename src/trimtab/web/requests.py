@@ -1,0 +1,148 @@
+"""/ui/requests, the explorer (the API's filters, keyset pages), and /ui/requests/{id}."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from trimtab.errors import Invalid, NotFound
+from trimtab.telemetry.queries import BadCursor, RequestFilter, get_request, list_requests, view
+from trimtab.web.context import Page
+from trimtab.web.feedback import of_request
+from trimtab.web.render import preview
+
+FILTERS = ("since", "until", "model", "provider", "route", "version", "tenant", "feature",
+           "user", "session", "status")  # fmt: skip
+PAGE_SIZE = 50
+
+
+def _time(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"'{name}' must be an ISO 8601 time, got '{value}'", param=name) from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _status(value: str | None) -> int | str | None:
+    if value is None or value in ("error", "ok"):
+        return value
+    if value.isdigit() and 100 <= int(value) <= 599:
+        return int(value)
+    raise Invalid(
+        f"'status' must be an HTTP status, 'error' or 'ok', got '{value}'", param="status"
+    )
+
+
+async def explorer(page: Page) -> Response:
+    params = page.params(FILTERS)
+    tenant = page.viewer.tenant(params.get("tenant"))
+    f = RequestFilter(
+        since=_time("since", params.get("since")),
+        until=_time("until", params.get("until")),
+        model=params.get("model"),
+        provider=params.get("provider"),
+        tenant=tenant,
+        status=_status(params.get("status")),
+        user=params.get("user"),
+        session=params.get("session"),
+        feature=params.get("feature"),
+        route=params.get("route"),
+        version=params.get("version"),
+    )
+    cursor = page.param("cursor")
+    try:
+        rows, next_cursor = await asyncio.to_thread(
+            list_requests, page.deps.engine, f, PAGE_SIZE, cursor
+        )
+    except BadCursor as exc:
+        raise Invalid(str(exc), param="cursor") from None
+    return page.render(
+        "requests.html.j2", rows=[view(r) for r in rows], next_cursor=next_cursor,
+        filters=params, cursor=cursor, page_size=PAGE_SIZE,
+    )  # fmt: skip
+
+
+def _pretty(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+
+
+def _text(content: Any) -> str:
+    """A message's content as text: a string, or the text parts of a list of blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for block in content:
+            if isinstance(block, dict):
+                if isinstance(block.get("text"), str):
+                    parts.append(block["text"])
+                else:
+                    parts.append(f"[{block.get('type', 'part')}]")
+        return "\n".join(parts)
+    return "" if content is None else _pretty(content)
+
+
+def conversation(body: Any) -> list[dict[str, str]]:
+    """The request's messages as (role, text): OpenAI's and Anthropic's shapes."""
+    if not isinstance(body, dict):
+        return []
+    out: list[dict[str, str]] = []
+    if body.get("system") is not None:
+        out.append({"role": "system", "text": _text(body["system"])})
+    for m in body.get("messages") or []:
+        if isinstance(m, dict):
+            out.append({"role": str(m.get("role", "?")), "text": _text(m.get("content"))})
+    if not out and "input" in body:  # embeddings
+        out.append({"role": "input", "text": _text(body["input"])})
+    return out
+
+
+def answer(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return None if body is None else str(body)
+    choices = body.get("choices")
+    if isinstance(choices, list) and choices:
+        first = choices[0] if isinstance(choices[0], dict) else {}
+        message = first.get("message") or {}
+        return _text(message.get("content")) if isinstance(message, dict) else None
+    if isinstance(body.get("content"), list):
+        return _text(body["content"])
+    if "error" in body:
+        return None
+    return None
+
+
+async def detail(page: Page) -> Response:
+    rid = page.request.path_params["request_id"]
+    row = await asyncio.to_thread(get_request, page.deps.engine, rid)
+    p = page.viewer.principal
+    if row is None or not (p.is_admin or row["tenant"] == p.tenant):
+        raise NotFound(f"no request with id '{rid}'")  # another tenant's looks missing
+    shown = view(row)
+    whole = page.param("whole") == "1"
+    limit = 10**9 if whole else None
+    bodies = {}
+    for name in ("request", "upstream_request", "response"):
+        text = _pretty(shown.get(name))
+        bodies[name] = preview(text, limit) if limit else preview(text)
+    tenant = None if p.is_admin else p.tenant
+    fb = await asyncio.to_thread(of_request, page.deps.engine, rid, tenant)
+    attributes = shown.get("attributes") or {}
+    return page.render(
+        "request.html.j2", r=shown, bodies=bodies, whole=whole,
+        messages=conversation(shown.get("request")), answer=answer(shown.get("response")),
+        attempts=attributes.get("attempts") or [],
+        other_attributes={k: v for k, v in attributes.items() if k != "attempts"},
+        feedback=fb,
+    )  # fmt: skip

@@ -1,0 +1,80 @@
+// trimtab console: local times, sortable tables, charts (uPlot). No build step.
+"use strict";
+
+function localTimes() {
+  const fmt = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+  });
+  for (const el of document.querySelectorAll("time[datetime]")) {
+    const at = new Date(el.getAttribute("datetime"));
+    if (!isNaN(at)) { el.title = el.textContent; el.textContent = fmt.format(at); }
+  }
+}
+
+function sortable() {
+  for (const table of document.querySelectorAll("table.sortable")) {
+    const heads = table.querySelectorAll("thead th");
+    heads.forEach((th, index) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = th.textContent;
+      th.textContent = "";
+      th.appendChild(button);
+      button.addEventListener("click", () => {
+        const asc = th.getAttribute("aria-sort") !== "ascending";
+        heads.forEach((h) => h.removeAttribute("aria-sort"));
+        th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+        const numeric = th.dataset.type === "num";
+        const body = table.tBodies[0];
+        const rows = Array.from(body.rows).filter((r) => r.cells.length > index);
+        const key = (row) => {
+          const cell = row.cells[index];
+          const raw = cell.dataset.value !== undefined ? cell.dataset.value : cell.textContent.trim();
+          return numeric ? parseFloat(raw) || 0 : raw.toLowerCase();
+        };
+        rows.sort((a, b) => {
+          const x = key(a), y = key(b);
+          return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+        });
+        rows.forEach((r) => body.appendChild(r));
+      });
+    });
+  }
+}
+
+function draw(el, t, values, unit) {
+  const width = Math.max(280, el.clientWidth || 560);
+  const opts = {
+    width: width, height: 200,
+    scales: { x: { time: true } },
+    series: [{}, { label: unit, stroke: "#0b57d0", fill: "rgba(11,87,208,0.12)", width: 1.5,
+      spanGaps: false }],
+    axes: [{}, { size: 60 }],
+    legend: { show: true },
+  };
+  el.textContent = "";
+  if (!t.length) { el.textContent = "No data in this window."; return; }
+  new uPlot(opts, [t, values], el);
+}
+
+function charts() {
+  if (typeof uPlot === "undefined") { return; }
+  for (const el of document.querySelectorAll(".chart[data-inline]")) {
+    const source = document.getElementById(el.dataset.inline);
+    const data = JSON.parse(source.textContent);
+    draw(el, data.t, data[el.dataset.metric], el.dataset.unit);
+  }
+  for (const box of document.querySelectorAll("[data-series]")) {
+    fetch(box.dataset.series, { credentials: "same-origin", headers: { accept: "application/json" } })
+      .then((r) => r.ok ? r.json() : Promise.reject(new Error("series: HTTP " + r.status)))
+      .then((data) => {
+        for (const el of box.querySelectorAll(".chart[data-metric]")) {
+          draw(el, data.t, data[el.dataset.metric], el.dataset.unit);
+        }
+      })
+      .catch((err) => { box.dataset.error = String(err); box.prepend(document.createTextNode("Charts unavailable: " + err.message)); });
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => { localTimes(); sortable(); charts(); });
