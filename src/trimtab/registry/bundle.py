@@ -96,13 +96,18 @@ class Bundle:
     model: str
     params: Mapping[str, Any]
     messages: tuple[Message, ...]
+    # the version's guardrail policy (config.GuardrailsConfig as JSON); None: the gateway's
+    guardrails: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "model": self.model,
             "params": dict(self.params),
             "messages": [{"role": m.role, "content": m.content} for m in self.messages],
         }
+        if self.guardrails is not None:  # absent, not null: older digests stay the same
+            out["guardrails"] = dict(self.guardrails)
+        return out
 
     def canonical(self) -> bytes:
         """Sorted keys, no whitespace, UTF-8: equal bundles give equal bytes."""
@@ -132,7 +137,10 @@ class Bundle:
         params = data.get("params") or {}
         if not isinstance(params, dict):
             raise ValueError("a bundle's params must be an object")
-        return cls(str(data["model"]), params, messages)
+        guardrails = data.get("guardrails")
+        if guardrails is not None and not isinstance(guardrails, dict):
+            raise ValueError("a bundle's guardrails must be an object")
+        return cls(str(data["model"]), params, messages, guardrails)
 
 
 def _text_of(name: str, value: Any) -> str:

@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trimtab.bounds import exceeds_depth, safe_load_yaml, too_deep_message, validation_problems
+from trimtab.config import GuardrailsConfig
 from trimtab.registry.bundle import Bundle, Message, Template, TemplateError
 from trimtab.types import name_problem
 
@@ -75,6 +76,8 @@ class VersionSpec(_Strict):
     model: str = Field(min_length=1)
     params: ParamsSpec = Field(default_factory=ParamsSpec)
     messages: list[MessageSpec] = Field(min_length=1)
+    # part of the version: a change of guardrails is a release (docs/guardrails.md)
+    guardrails: GuardrailsConfig | None = None
 
 
 class RouteSpec(_Strict):
@@ -102,7 +105,11 @@ class RouteDefinition:
 def _bundle(version: VersionSpec) -> Bundle:
     params = version.params.model_dump(exclude_none=True)
     messages = tuple(Message(m.role, m.content) for m in version.messages)
-    return Bundle(version.model, params, messages)
+    guardrails = version.guardrails
+    if guardrails is None:
+        return Bundle(version.model, params, messages)
+    policy = guardrails.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return Bundle(version.model, params, messages, policy)
 
 
 def _check(name: str, raw: Any, source: str, models: Collection[str] | None) -> list[str]:
