@@ -18,6 +18,7 @@ from trimtab.api.breakers import BreakersAPI
 from trimtab.api.costs import CostsAPI
 from trimtab.api.datasets import DatasetsAPI
 from trimtab.api.errors import exception_handlers
+from trimtab.api.eval_suites import EvalSuitesAPI
 from trimtab.api.evals import EvalsAPI
 from trimtab.api.health import HealthAPI, Lifecycle
 from trimtab.api.keys import KeysAPI
@@ -33,6 +34,7 @@ from trimtab.auth.store import KeyStore
 from trimtab.config import Config
 from trimtab.evals.runs import RunStore
 from trimtab.evals.store import DatasetStore
+from trimtab.evals.suite_store import SuiteStore
 from trimtab.gateway.breakers import Breakers
 from trimtab.gateway.catalog import Catalog
 from trimtab.gateway.dispatch import Dispatcher
@@ -180,6 +182,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             RunStore(engine), DatasetStore(engine), route_store, keys, config.models
         ).routes(),
         *SlosAPI(slo_store, route_store, keys, audit).routes(),
+        *EvalSuitesAPI(SuiteStore(engine), route_store, keys, audit).routes(),
         *AuditAPI(audit, keys).routes(),
         *HealthAPI(
             lifecycle,

@@ -36,6 +36,8 @@ OWNERS = {
     "incident_events": "incidents",
     "incident_rules": "incidents",
     "leases": "store",  # store/leases.py, for any package that needs one holder
+    "eval_suites": "evals",
+    "eval_attestations": "rollouts",
 }
 # the Python names tables.py gives them, where they differ
 VARIABLES = {"rollups_minute": "rollups"}

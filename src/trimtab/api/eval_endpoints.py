@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated, Any, Literal, NotRequired
+
+from pydantic import Field
+from typing_extensions import TypedDict  # pydantic reads typing's only on Python >= 3.12
 
 from trimtab.api import models as m
 from trimtab.api import views as v
-from trimtab.api.endpoints import LIMIT, TENANT
+from trimtab.api.endpoints import LIMIT, ROUTES_APPLY_BYTES, TENANT
 from trimtab.api.params import bad_param
 from trimtab.api.schema import (
     Body,
@@ -213,4 +217,85 @@ COMPARE_EVAL_RUNS = Endpoint(
         "Paired by item id over the items both runs' datasets hold; the candidate's suite "
         "gives the scorers and the gate. 409: a run is incomplete (resume it first)."
     ),
+)
+
+# -- applied suites -----------------------------------------------------------------------
+
+
+class EvalSuitesApply(TypedDict):
+    message: Annotated[str, Field(min_length=1, max_length=m.APPLY_MESSAGE_CHARS)]
+    yaml: Annotated[str, Field(description="the text of a file with an `evals:` section")]
+    source: NotRequired[Annotated[str, Field(min_length=1, max_length=m.SOURCE_CHARS)]]
+
+
+class AppliedSuiteView(TypedDict):
+    suite: str
+    tenant: str | None
+    status: Literal["created", "updated", "unchanged"]
+    digest: str
+
+
+class EvalSuitesApplied(TypedDict):
+    suites: list[AppliedSuiteView]
+    message: str
+
+
+class EvalSuiteView(TypedDict):
+    suite: str
+    tenant: str | None
+    definition: Annotated[dict[str, Any], Field(description="as under its name in `evals:`")]
+    digest: str
+    created_at: str
+    created_by: str | None
+    updated_at: str
+    updated_by: str | None
+
+
+class EvalSuiteList(TypedDict):
+    data: list[EvalSuiteView]
+
+
+EVAL_SUITE = text("suite", "The suite's name", where="path")
+SUITE_TENANT = text(
+    "tenant",
+    "Whose suites: a tenant's (a non-admin may name only its own), empty for the shared "
+    "ones; absent: the caller's tenant's (an admin: every scope)",
+    keep_empty=True,
+)
+
+APPLY_EVAL_SUITES = Endpoint(
+    "POST",
+    "/api/evals/suites/apply",
+    "applyEvalSuites",
+    "evals",
+    "Apply the `evals:` section of a file: each changed suite is replaced",
+    OPERATORS,
+    EvalSuitesApplied,
+    body=Body(EvalSuitesApply, max_bytes=ROUTES_APPLY_BYTES),
+    description=(
+        "400 invalid_suite: every problem, each naming the file and the key (a route the "
+        "store does not have among them); nothing is stored. The file's other sections are "
+        "left to their endpoints. A non-admin's suites are its tenant's; an admin's shared."
+    ),
+)
+LIST_EVAL_SUITES = Endpoint(
+    "GET",
+    "/api/evals/suites",
+    "listEvalSuites",
+    "evals",
+    "The applied suites, by name",
+    READERS,
+    EvalSuiteList,
+    params=(text("route", "Only the suites of this route"), SUITE_TENANT),
+)
+GET_EVAL_SUITE = Endpoint(
+    "GET",
+    "/api/evals/suites/{suite}",
+    "getEvalSuite",
+    "evals",
+    "One applied suite: the caller's tenant's, else the shared one of that name",
+    READERS,
+    EvalSuiteView,
+    params=(EVAL_SUITE, SUITE_TENANT),
+    errors=(404,),
 )

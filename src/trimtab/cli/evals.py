@@ -38,9 +38,14 @@ evals = typer.Typer(
 )
 
 RunId = Annotated[str, typer.Argument(help="The run's id (run_...).")]
-SuiteName = Annotated[str, typer.Argument(help="The suite's name in the file's evals: section.")]
+SuiteName = Annotated[
+    str, typer.Argument(help="The suite: applied with `trimtab apply`, or in --file's evals:.")
+]
 SuiteFile = Annotated[
-    Path, typer.Option("--file", "-f", help="The YAML file with the evals: section.")
+    Path | None,
+    typer.Option(
+        "--file", "-f", help="A YAML file with the evals: section (default: the applied suite)."
+    ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
 ReportPath = Annotated[
@@ -73,6 +78,17 @@ GatewayKey = Annotated[
         help="The key the calls carry (default: --api-key; it needs a role that calls models).",
     ),
 ]
+
+
+def _suite_source(
+    file: Path | None, suite: str, url: str, api_key: str | None
+) -> tuple[dict[str, Any], str]:
+    """The suite's definition and where it came from: `file`'s `evals:` section, else the
+    suite applied on the server (`trimtab apply`), the caller's tenant's or the shared one."""
+    if file is not None:
+        return _suite_definition(file, suite), str(file)
+    applied = call(url, api_key, lambda c: c.eval_suite(suite))
+    return applied["definition"], f"applied suite {suite}"
 
 
 def _suite_definition(file: Path, suite: str) -> dict[str, Any]:
@@ -149,7 +165,7 @@ def _finish(
 @evals.command("run")
 def run(
     suite: SuiteName,
-    file: SuiteFile,
+    file: SuiteFile = None,
     route_version: Annotated[
         str | None,
         typer.Option("--version", help="The route version to evaluate (default: its stable)."),
@@ -184,7 +200,7 @@ def run(
             "[red]error:[/red] --gate needs --baseline (stable, or a version) to compare with"
         )
         raise typer.Exit(2)
-    definition = _suite_definition(file, suite)
+    definition, source = _suite_source(file, suite, url, api_key)
     if baseline is not None and "route" not in definition:
         raise _exit_for(
             gate, fail(f"suite '{suite}' runs a model: --baseline compares route versions")
@@ -194,7 +210,7 @@ def run(
         made = call(
             url,
             api_key,
-            lambda c: c.create_eval_run(suite, definition, version=at, source=str(file)),
+            lambda c: c.create_eval_run(suite, definition, version=at, source=source),
         )
         if not as_json:
             Console(stderr=True, highlight=False).print(
@@ -399,7 +415,7 @@ def _listed(option: str, text: str) -> list[str]:
 @evals.command("bakeoff")
 def bakeoff(
     suite: SuiteName,
-    file: SuiteFile,
+    file: SuiteFile = None,
     models: Annotated[
         str | None,
         typer.Option("--models", help="Models to run a model suite against: a,b,c."),
@@ -421,7 +437,7 @@ def bakeoff(
     scorecard: each scorer's mean and pass rate, latency, cost, errors, and the verdicts
     against the first column."""
     fmt = _report_format(report_to)
-    definition = _suite_definition(file, suite)
+    definition, source = _suite_source(file, suite, url, api_key)
     if (models is None) == (versions is None):
         raise fail("give --models a,b,c (a suite with model:) or --versions 1,2 (with route:)")
     if models is not None and "model" not in definition:
@@ -438,7 +454,7 @@ def bakeoff(
         defined = {**definition, "model": label} if models is not None else definition
 
         def start(c: Client, d: dict[str, Any] = defined, v: str | None = at) -> EvalRunDetail:
-            return c.create_eval_run(suite, d, version=v, source=str(file))
+            return c.create_eval_run(suite, d, version=v, source=source)
 
         made = call(url, api_key, start)
         if not as_json:

@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from trimtab.cli import slo
-from trimtab.cli.calls import call, fail, request_id
+from trimtab.cli import applying
+from trimtab.cli.calls import call, request_id
 from trimtab.cli.options import DEFAULT_URL, ApiKey, Tenant, Url
 from trimtab.cli.tables import table, version, when
 from trimtab.client import TrimtabError
@@ -29,28 +28,20 @@ def _short(digest: str | None) -> str:
 
 
 def apply(
-    file: Annotated[
-        Path, typer.Option("--file", "-f", help="The file (YAML): routes:, slos: or both.")
+    files: Annotated[
+        list[Path],
+        typer.Option(
+            "--file", "-f", help="A file (YAML): routes:, slos:, evals:; repeat for several."
+        ),
     ],
     message: Annotated[str, typer.Option("--message", "-m", help="Why these routes change.")],
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
-    """Apply a file: a new version for each route whose content changed, and each SLO of
-    its `slos:` section (a file may hold routes, SLOs or both)."""
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise fail(f"{file}: cannot read: {exc.strerror}") from None
-    data = slo.sections(text)
-    if data is not None:  # routes first: the SLOs may name them
-        slo.check(file, data)
-        if "routes" in data:
-            routes_only = yaml.safe_dump({"routes": data["routes"]}, sort_keys=False)
-            _show(call(url, api_key, lambda c: c.apply(routes_only, message, source=str(file))))
-        slo.apply_slos(file, text, message, url, api_key)
-        return
-    _show(call(url, api_key, lambda client: client.apply(text, message, source=str(file))))
+    """Apply files: a new version for each route whose content changed, each SLO of their
+    `slos:` sections and each eval suite of their `evals:` sections; every file is checked
+    first, and one problem anywhere applies nothing (cli/applying.py)."""
+    applying.apply_files(files, message, url, api_key, _show)
 
 
 def _show(results: list[Applied]) -> None:

@@ -19,6 +19,7 @@ from trimtab.client._core import (
 from trimtab.client.types import (
     Applied,
     AppliedSlo,
+    AppliedSuite,
     Attestation,
     AuditEvent,
     Costs,
@@ -32,6 +33,7 @@ from trimtab.client.types import (
     EvalResult,
     EvalRun,
     EvalRunDetail,
+    EvalSuite,
     Key,
     PushedDataset,
     RequestRecord,
@@ -309,3 +311,18 @@ def slos(route: str | None, tenant: str | None) -> Call[list[SloStatus]]:
 
 def slo(name: str, tenant: str | None) -> Call[SloStatus]:
     return Call("GET", f"/api/slos/{segment(name)}", typed(SloStatus), _scoped(tenant))
+
+
+def apply_eval_suites(yaml: str, message: str, source: str | None) -> Call[list[AppliedSuite]]:
+    fields = body({"yaml": yaml, "message": message, "source": source})
+    path = "/api/evals/suites/apply"
+    return Call("POST", path, lambda d: list[AppliedSuite](d["suites"]), body=fields)
+
+
+def eval_suites(route: str | None, tenant: str | None) -> Call[list[EvalSuite]]:
+    filters = params({"route": route, "tenant": tenant})
+    return Call("GET", "/api/evals/suites", listed(EvalSuite), filters)
+
+
+def eval_suite(name: str, tenant: str | None) -> Call[EvalSuite]:
+    return Call("GET", f"/api/evals/suites/{segment(name)}", typed(EvalSuite), _scoped(tenant))

@@ -16,6 +16,7 @@ from trimtab.client._core import Call, Page, TrimtabError, answer, headers, unre
 from trimtab.client.types import (
     Applied,
     AppliedSlo,
+    AppliedSuite,
     Attestation,
     AuditEvent,
     AuditFilters,
@@ -30,6 +31,7 @@ from trimtab.client.types import (
     EvalResult,
     EvalRun,
     EvalRunDetail,
+    EvalSuite,
     Event,
     Key,
     PushedDataset,
@@ -379,6 +381,24 @@ class Client:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    # -- applied eval suites ---------------------------------------------------------------
+
+    def apply_eval_suites(
+        self, yaml: str, message: str, *, source: str | None = None
+    ) -> list[AppliedSuite]:
+        """Apply the `evals:` section of a file's text; each changed suite is replaced."""
+        return self._run(calls.apply_eval_suites(yaml, message, source))
+
+    def eval_suites(
+        self, *, route: str | None = None, tenant: str | None = None
+    ) -> list[EvalSuite]:
+        """The applied suites (of one route with `route`)."""
+        return self._run(calls.eval_suites(route, tenant))
+
+    def eval_suite(self, name: str, *, tenant: str | None = None) -> EvalSuite:
+        """One applied suite: the caller's tenant's, else the shared one."""
+        return self._run(calls.eval_suite(name, tenant))
 
     # -- SLOs ------------------------------------------------------------------------------
 

@@ -333,3 +333,23 @@ class SloStatus(TypedDict):
     firing: Literal["page", "ticket"] | None
     alerts: list[dict[str, Any]]
     notes: list[str]
+
+
+class AppliedSuite(TypedDict):
+    suite: str
+    tenant: str | None
+    status: Literal["created", "updated", "unchanged"]
+    digest: str
+
+
+class EvalSuite(TypedDict):
+    """An applied eval suite: its definition as under its name in an `evals:` section."""
+
+    suite: str
+    tenant: str | None
+    definition: dict[str, Any]
+    digest: str
+    created_at: str
+    created_by: str | None
+    updated_at: str
+    updated_by: str | None

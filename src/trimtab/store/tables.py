@@ -520,3 +520,37 @@ incident_rules = Table(
     Column("created_by", String(256)),
     Index("ix_incident_rules_incident", "incident_id", "id"),
 )
+
+# -- eval suites and run-backed attestations -----------------------------------------------
+
+# one row per suite and scope (a tenant, or "" for an admin's); replaced by a new apply
+eval_suites = Table(
+    "eval_suites",
+    metadata,
+    Column("scope", String(128), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("route", String(128)),  # null: the suite runs a plain model
+    Column("tags", JSON, nullable=False),  # e.g. ["golden"]; the release gate reads them
+    Column("definition", JSON, nullable=False),  # as an `evals:` entry, parsed again on read
+    Column("digest", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(256)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(256)),
+    Index("ix_eval_suites_route", "scope", "route"),
+)
+
+# the eval run an `eval` attestation was written from (`eval run --gate`): one row each
+eval_attestations = Table(
+    "eval_attestations",
+    metadata,
+    Column("attestation_id", Integer, ForeignKey("attestations.id"), primary_key=True),
+    Column("run_id", String(40), ForeignKey("eval_runs.id"), nullable=False),
+    Column("baseline_run_id", String(40), ForeignKey("eval_runs.id")),
+    Column("suite", String(128), nullable=False),
+    Column("tags", JSON, nullable=False),  # the suite's tags when the run was made
+    Column("dataset", String(128), nullable=False),
+    Column("dataset_version", Integer, nullable=False),
+    Column("target_digest", String(64), nullable=False),  # the version's digest the run called
+    Column("verdict", String(16), nullable=False),  # pass | fail
+)

@@ -1,0 +1,169 @@
+"""/api/evals/suites: apply the `evals:` section of a file; read the applied suites.
+
+Applying needs a key of role operator or admin; reading, viewer, operator or admin. A
+non-admin's suites belong to its tenant (and run its tenant's routes); an admin's are
+shared. `trimtab eval run SUITE` without `--file` runs the applied suite: the caller's
+tenant's, else the shared one of that name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import yaml
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trimtab.api.access import audit_event, json_response, operator, reader
+from trimtab.api.errors import change
+from trimtab.api.eval_endpoints import (
+    APPLY_EVAL_SUITES,
+    EVAL_SUITE,
+    GET_EVAL_SUITE,
+    LIST_EVAL_SUITES,
+    SUITE_TENANT,
+)
+from trimtab.api.models import APPLY_MESSAGE_CHARS, SOURCE_CHARS
+from trimtab.api.params import bad_param
+from trimtab.audit.log import AuditLog
+from trimtab.auth.keyring import KeyRing
+from trimtab.bounds import safe_load_yaml
+from trimtab.errors import Forbidden, Invalid, NotFound, Unavailable
+from trimtab.evals.suite_store import SuiteApplied, SuiteStore
+from trimtab.evals.suites import SuiteDefinition, SuitesError, parse_suites
+from trimtab.registry.store import RouteStore
+from trimtab.types import SHARED, Principal, Scope, new_request_id
+
+log = logging.getLogger(__name__)
+
+_APPLY_ATTEMPTS = 3
+
+
+class EvalSuitesAPI:
+    def __init__(self, store: SuiteStore, routes: RouteStore, keys: KeyRing, audit: AuditLog):
+        self._store = store
+        self._routes = routes
+        self._keys = keys
+        self._audit = audit
+
+    def routes(self) -> list[Route]:
+        return [
+            APPLY_EVAL_SUITES.route(self.apply),
+            LIST_EVAL_SUITES.route(self.list_suites),
+            GET_EVAL_SUITE.route(self.get_suite),
+        ]
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _unknown_routes(
+        self, definitions: list[SuiteDefinition], principal: Principal, source: str
+    ) -> list[str]:
+        return [
+            f"{source}: evals.{d.name}.route: unknown route '{d.route}'"
+            for d in definitions
+            if d.route is not None
+            and self._routes.resolve(d.route, principal.tenant, principal.is_admin) is None
+        ]
+
+    async def apply(self, request: Request) -> Response:
+        rid = new_request_id()
+        principal = operator(self._keys, request, "apply eval suites")
+        body = await APPLY_EVAL_SUITES.json(request)
+        message = body.get("message")
+        if not isinstance(message, str) or not message.strip():
+            raise bad_param("message", "is required: say why these suites change")
+        if len(message) > APPLY_MESSAGE_CHARS:
+            raise bad_param("message", f"must be at most {APPLY_MESSAGE_CHARS} characters")
+        message = message.strip()
+        source = body.get("source", "request body")
+        if not isinstance(source, str) or not source or len(source) > SOURCE_CHARS:
+            raise bad_param("source", f"must be a file name of at most {SOURCE_CHARS} characters")
+        text = body.get("yaml")
+        if not isinstance(text, str):
+            raise bad_param("yaml", "is required: the text of a file with an `evals:` section")
+        try:
+            data = safe_load_yaml(text)
+        except yaml.YAMLError as exc:
+            raise Invalid(f"{source}: not YAML: {exc}", code="invalid_suite") from None
+        try:
+            definitions = parse_suites(data, source)
+        except SuitesError as exc:
+            raise Invalid(str(exc), code="invalid_suite") from None
+        problems = await run_in_threadpool(self._unknown_routes, definitions, principal, source)
+        if problems:
+            raise Invalid("\n".join(problems), code="invalid_suite")
+        scope = SHARED if principal.is_admin else principal.tenant
+        actor = principal.owner or principal.key_id
+
+        def audit(conn: Connection, result: SuiteApplied) -> None:
+            event = audit_event(
+                request,
+                principal,
+                "eval_suite.apply",
+                target=result.name,
+                tenant=result.scope or None,
+                detail={"status": result.status, "digest": result.digest, "message": message},
+                request_id=rid,
+            )
+            self._audit.write(conn, event)
+
+        def work() -> list[SuiteApplied]:
+            return self._store.apply(definitions, scope=scope, actor=actor, on_change=audit)
+
+        results = await self._apply(work)
+        for r in results:
+            if r.status != "unchanged":
+                log.info("suite %s: %s by %s", r.name, r.status, actor or "anonymous (keys off)")
+        return json_response({"suites": [r.view() for r in results], "message": message}, 200, rid)
+
+    async def _apply(self, work: Callable[[], list[SuiteApplied]]) -> list[SuiteApplied]:
+        failure = "IntegrityError"
+        for _ in range(_APPLY_ATTEMPTS):
+            try:
+                return await change(work, conflicts=True)
+            except IntegrityError as exc:
+                # another gateway created the same suite meanwhile: the next attempt replaces it
+                failure = type(exc.orig).__name__
+        raise Unavailable(
+            f"the store refused these suites {_APPLY_ATTEMPTS} times ({failure}); nothing changed",
+            code="store_unavailable",
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _scope(self, principal: Principal, asked: str | None) -> Scope | None:
+        if principal.is_admin:
+            return asked
+        if asked is not None and asked != principal.tenant:
+            raise Forbidden(
+                f"a key of tenant '{principal.tenant}' may not read the suites of "
+                + (f"tenant '{asked}'" if asked else "the shared scope")
+            )
+        return principal.tenant
+
+    async def list_suites(self, request: Request) -> Response:
+        principal = reader(self._keys, request, "read eval suites")
+        route = LIST_EVAL_SUITES.arg(request, "route")
+        scope = self._scope(principal, SUITE_TENANT.of(request))
+        rows = await run_in_threadpool(self._store.listed, scope)
+        if not principal.is_admin:  # a tenant sees the shared suites too
+            rows += await run_in_threadpool(self._store.listed, SHARED)
+        if route is not None:
+            rows = [r for r in rows if r.definition.route == route]
+        return json_response({"data": [r.view() for r in rows]})
+
+    async def get_suite(self, request: Request) -> Response:
+        principal = reader(self._keys, request, "read eval suites")
+        name = EVAL_SUITE.of(request)
+        named = SUITE_TENANT.of(request)
+        self._scope(principal, named)  # a non-admin may name only its own tenant
+        scopes: list[Scope] = [principal.tenant, SHARED] if named is None else [named]
+        row = await run_in_threadpool(self._store.get, name or "", scopes)
+        if row is None:
+            raise NotFound(f"no eval suite named '{name}' (apply a file with an evals: section)")
+        return json_response(row.view())

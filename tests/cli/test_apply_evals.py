@@ -1,0 +1,110 @@
+"""`trimtab apply` of `evals:` sections, one file or several, all or nothing; `eval run
+SUITE` finds the applied suite without `--file`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from sqlalchemy import create_engine, func, select
+
+from tests.cli import support
+from tests.evals.support import SUITE_FILE, golden
+from tests.support import OPERATOR_KEY, ROUTES, VIEWER_KEY, Running
+from trimtab.client import Client
+from trimtab.store.tables import eval_suites, routes
+
+
+def trimtab(running: Running, *args: str, api_key: str = OPERATOR_KEY) -> tuple[int, str]:
+    return support.trimtab(running, *args, api_key=api_key)
+
+
+def count(running: Running, table: object) -> int:
+    engine = create_engine(running.config.store.url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+
+
+def write(tmp_path: Path, text: str, name: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_one_file_with_routes_and_evals_then_run_the_applied_suite(
+    running: Running, tmp_path: Path
+) -> None:
+    with Client(running.url, OPERATOR_KEY) as c:
+        c.push_dataset("golden", golden(4), "golden set")
+    only_route_suite = SUITE_FILE.split("  slow-golden:")[0]
+    file = write(tmp_path, ROUTES + only_route_suite, "all.yaml")
+    code, out = trimtab(running, "apply", "-f", file, "-m", "launch")
+    assert code == 0, out
+    assert "support-answer: created v1" in out
+    assert "support-golden (eval suite): created" in out
+    code, out = trimtab(running, "apply", "-f", file, "-m", "again")
+    assert code == 0, out
+    assert "support-golden (eval suite): unchanged" in out
+
+    with Client(running.url, VIEWER_KEY) as c:
+        (suite,) = c.eval_suites(route="support-answer")
+        assert suite["definition"]["tags"] == ["golden"]
+        assert c.eval_suite("support-golden")["digest"] == suite["digest"]
+
+    code, out = trimtab(running, "eval", "run", "support-golden", "--json")  # no --file
+    assert code == 0, out
+    run = orjson.loads(out)
+    assert run["status"] == "complete" and run["items"] == 4
+    assert run["definition"]["tags"] == ["golden"]
+
+    code, out = trimtab(running, "eval", "run", "nope", "--json")
+    assert code == 1
+    assert "no eval suite named 'nope'" in out
+
+
+def test_several_files_are_checked_together_and_a_problem_applies_nothing(
+    running: Running, tmp_path: Path
+) -> None:
+    routes_file = write(tmp_path, ROUTES, "routes.yaml")
+    bad = SUITE_FILE.replace("kind: contains,", "kind: contains, colour: red,")
+    evals_file = write(tmp_path, bad, "evals.yaml")
+    code, out = trimtab(running, "apply", "-f", routes_file, "-f", evals_file, "-m", "launch")
+    assert code == 1
+    assert "nothing was applied" in out
+    assert f"{evals_file}: evals.support-golden.scorers[0].contains.colour: unknown key" in out
+    assert count(running, routes) == 0 and count(running, eval_suites) == 0
+
+    # a suite naming a route neither file nor the server has: nothing applied either
+    unknown = SUITE_FILE.replace("route: support-answer", "route: nowhere")
+    evals_file = write(tmp_path, unknown, "evals.yaml")
+    code, out = trimtab(running, "apply", "-f", routes_file, "-f", evals_file, "-m", "launch")
+    assert code == 1
+    assert f"{evals_file}: evals.support-golden.route: unknown route 'nowhere'" in out
+    assert count(running, routes) == 0
+
+    # the same suite in two files
+    twice = write(tmp_path, SUITE_FILE, "again.yaml")
+    evals_file = write(tmp_path, SUITE_FILE, "evals.yaml")
+    code, out = trimtab(
+        running, "apply", "-f", routes_file, "-f", evals_file, "-f", twice, "-m", "launch"
+    )
+    assert code == 1
+    assert f"{twice}: evals.support-golden: also defined in {evals_file}" in out
+
+    code, out = trimtab(running, "apply", "-f", routes_file, "-f", evals_file, "-m", "launch")
+    assert code == 0, out
+    assert count(running, routes) == 1 and count(running, eval_suites) == 2
+
+
+def test_the_server_refuses_a_suite_of_an_unknown_route(running: Running, tmp_path: Path) -> None:
+    file = write(tmp_path, SUITE_FILE.replace("route: support-answer", "route: nowhere"), "e.yaml")
+    code, out = trimtab(running, "apply", "-f", file, "-m", "launch")
+    assert code == 1
+    assert f"{file}: 1 problem(s), no suite was changed" in out
+    assert f"{file}: evals.support-golden.route: unknown route 'nowhere'" in out
+    code, out = trimtab(running, "apply", "-f", file, "-m", "launch", api_key=VIEWER_KEY)
+    assert code == 1
+    assert count(running, eval_suites) == 0
