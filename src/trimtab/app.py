@@ -56,6 +56,8 @@ from trimtab.telemetry.otel import OtelExport, from_config
 from trimtab.telemetry.recorder import Recorder
 from trimtab.telemetry.spill import SpillFile
 from trimtab.telemetry.store import TelemetryStore
+from trimtab.web.console import Console, console_secret
+from trimtab.web.context import Deps as ConsoleDeps
 
 
 def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
@@ -196,6 +198,12 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         ).routes(),
     ]
     routes.append(OpenAPIRoute(routes, __version__).route())  # describes the list it is in
+    console = ConsoleDeps(
+        engine, store, keys, key_store, audit, route_store, rollout_store,
+        config.rollouts.plans, slo_store, RunStore(engine), DatasetStore(engine), policy,
+        route_cache.refresh,
+    )  # fmt: skip
+    routes += Console(console, console_secret(config)).routes()  # /ui, after the API's document
 
     app = Starlette(
         routes=routes,
