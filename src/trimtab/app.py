@@ -41,6 +41,7 @@ from trimtab.gateway.dispatch import Dispatcher
 from trimtab.gateway.middleware import HotRoutes, LastResort
 from trimtab.gateway.service import Gateway
 from trimtab.policy.service import Policy
+from trimtab.privacy.storage import body_policy
 from trimtab.providers.build import build_providers
 from trimtab.registry.store import RouteStore
 from trimtab.rollouts.controller import RolloutController
@@ -89,6 +90,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         export=otel.export if otel is not None else None,
     )
     providers = build_providers(config)
+    recorder.scrub = body_policy(config.storage)  # storage.bodies: privacy/storage.py
     keys = KeyRing(config.keys, stale_ttl_s=config.auth.stale_ttl_s)
     key_store = KeyStore(engine)
     key_cache = KeyCache(key_store, keys, refresh_s=config.auth.refresh_s)

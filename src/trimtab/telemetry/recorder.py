@@ -15,8 +15,9 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from trimtab.store.errors import summary
 from trimtab.telemetry.journal import Journal, Segment
@@ -30,6 +31,17 @@ WRITER_NICENESS = 5
 BACKLOG_RETRY_S = 1.0  # after a failed replay, the writer tries the backlog again this late
 
 Entry = tuple[RequestRecord, Segment | None]
+
+
+class Scrub(Protocol):
+    """The storage policy as the recorder applies it (privacy/storage.py): `applies` on the
+    event loop (cheap), `scrub_errors` there, `scrub_bodies` in the writer thread."""
+
+    def applies(self, record: RequestRecord) -> bool: ...
+
+    def scrub_errors(self, record: RequestRecord) -> None: ...
+
+    def scrub_bodies(self, record: RequestRecord) -> None: ...
 
 
 class Recorder:
@@ -49,6 +61,7 @@ class Recorder:
         export: Callable[[list[RequestRecord]], None] | None = None,
     ) -> None:
         self._sink = sink
+        self.scrub: Scrub | None = None  # the storage policy, set by app.py
         self._spill = spill
         self._journal = journal
         self._export = export  # e.g. OTel spans (telemetry/otel.py), in this thread
@@ -73,12 +86,37 @@ class Recorder:
 
     def record(self, record: RequestRecord) -> None:
         """Hand a record over without waiting; never raises for a full queue."""
+        scrub = self.scrub
+        if scrub is not None and scrub.applies(record):
+            # storage.bodies is not `full`: the bodies are scrubbed by the writer thread,
+            # off the request's latency, so what goes to disk now goes without them
+            scrub.scrub_errors(record)  # short strings, only on errors: here
+            self._write_without_bodies(record)
+            return
         if len(self._queue) >= self._capacity:
             self._metrics.observe(record)
             self._spill.append((record,))
             self._metrics.spilled.inc()
             return
         seg = self._journal.append(record) if self._journal is not None else None
+        self._queue.append((record, seg))
+
+    def _write_without_bodies(self, record: RequestRecord) -> None:
+        """Journal (or spill) a record whose bodies are not yet scrubbed, without them: a
+        record replayed after a crash, or spilled by a full queue, keeps no bodies."""
+        bodies = record.request_body, record.upstream_request_body, record.response_body
+        record.request_body = record.upstream_request_body = record.response_body = None
+        full = len(self._queue) >= self._capacity
+        try:
+            if full:
+                self._metrics.observe(record)
+                self._spill.append((record,))
+                self._metrics.spilled.inc()
+                return
+            seg = self._journal.append(record) if self._journal is not None else None
+        finally:
+            if not full:
+                record.request_body, record.upstream_request_body, record.response_body = bodies
         self._queue.append((record, seg))
 
     def problem(self) -> str | None:
@@ -185,6 +223,7 @@ class Recorder:
                 log.error("writer did not finish in %.0fs; spilling the rest", timeout_s)
         leftover = self._take(len(self._queue))
         if leftover:
+            self._scrub_bodies(rec for rec, _ in leftover)
             self._spill.append(rec for rec, _ in leftover)
             self._metrics.spilled.inc(len(leftover))
             self._forget(leftover)
@@ -236,6 +275,7 @@ class Recorder:
     def _commit(self, batch: list[Entry]) -> bool:
         """Write a batch (spilling it if the store refuses); whether the store took it."""
         records = [rec for rec, _ in batch]
+        self._scrub_bodies(records)  # before any write: the store's, or a spill
         self._metrics.observe_all(records)
         if self._export is not None:
             try:
@@ -260,6 +300,13 @@ class Recorder:
         self._metrics.spilled.inc(len(batch))
         self._forget(batch)
         return False
+
+    def _scrub_bodies(self, records: Iterable[RequestRecord]) -> None:
+        scrub = self.scrub
+        if scrub is not None:
+            for record in records:
+                if scrub.applies(record):
+                    scrub.scrub_bodies(record)
 
     def _failed(self, exc: Exception) -> None:
         self._metrics.write_errors.inc()
