@@ -136,11 +136,12 @@ def _times(b: float | None) -> str:
     return "no data" if b is None else f"{b:,.1f}x"
 
 
-def _signals(
-    row: SloRow, status: SloStatus, owner: str | None, version: str | None
-) -> list[Signal]:
-    d = row.definition
+def _signals(row: SloRow, status: SloStatus, owner: str | None) -> list[Signal]:
+    """One signal per rule of `status` (of the row's SLO, or of it narrowed to a
+    candidate version)."""
+    d = status.slo
     tenant = row.scope or None
+    version = d.selector.version
     view = status.view(tenant)
     labels = {
         k: v
@@ -324,7 +325,7 @@ class SloEvaluator(Generic[R]):
         signals: list[Signal] = []
         for row in rows:
             status = read_status(self.engine, row.definition, now)
-            signals += _signals(row, status, owner(row.scope, row.definition.selector.route), None)
+            signals += _signals(row, status, owner(row.scope, row.definition.selector.route))
         pages: list[tuple[R, SloDefinition, RuleVerdict]] = []
         candidates = 0
         firing_now: dict[str, Signal] = {}
@@ -338,8 +339,7 @@ class SloEvaluator(Generic[R]):
                 if seen is None:
                     continue
                 candidates += 1
-                version = f"v{ro.candidate_version}"
-                for s in _signals(row, seen, owner(ro.scope, ro.route), version):
+                for s in _signals(row, seen, owner(ro.scope, ro.route)):
                     signals.append(s)
                     if s.firing:
                         firing_now[s.dedup_key] = s
