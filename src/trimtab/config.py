@@ -296,6 +296,13 @@ class RolloutsConfig(_Strict):
     plans: dict[str, Plan] = Field(default_factory=dict)
 
 
+class SloConfig(_Strict):
+    """The SLO evaluator (docs/slo.md): how often the process holding its lease judges
+    every SLO; the lease lasts three intervals."""
+
+    evaluate_interval_s: float = Field(default=30.0, gt=0)
+
+
 class StateConfig(_Strict):
     """Where rate-limit counters, budget reservations, breakers and the cache live."""
 
@@ -496,6 +503,7 @@ class Config(_Strict):
     reservation: ReservationConfig = Field(default_factory=ReservationConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     rollouts: RolloutsConfig = Field(default_factory=RolloutsConfig)
+    slo: SloConfig = Field(default_factory=SloConfig)
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
 
