@@ -1,0 +1,93 @@
+"""storage.bodies through a real server, with the official SDKs: after requests carrying a
+card number, an email and an API key, not one byte written — store rows on SQLite and
+PostgreSQL, the SQLite files, the journal, the spill file, the logs — holds them."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import pytest
+from sqlalchemy import select
+
+from tests.privacy.support import HASH_KEY, files_under, leaks, planted
+from tests.support import ADMIN_KEY, APP_KEY, KEYS, GatewayFactory, auth, stored
+from trimtab.store.tables import requests
+
+
+def calls(url: str, text: str) -> list[str]:
+    """A plain call, a stream, an Anthropic-format call and an upstream error: request ids."""
+    client = openai.OpenAI(base_url=url + "/v1", api_key=APP_KEY, max_retries=0)
+    messages = [{"role": "user", "content": text}]
+    ids = []
+    raw = client.chat.completions.with_raw_response.create(model="gpt-mock", messages=messages)  # type: ignore[arg-type]
+    assert text.split()[0] in raw.parse().choices[0].message.content  # type: ignore[operator]
+    ids.append(raw.headers["x-trimtab-request-id"])
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-mock",
+        messages=messages,
+        stream=True,  # type: ignore[arg-type]
+    ) as streamed:
+        "".join(streamed.iter_lines())
+        ids.append(streamed.headers["x-trimtab-request-id"])
+    claude = anthropic.Anthropic(base_url=url, api_key=APP_KEY, max_retries=0)
+    answer = claude.messages.with_raw_response.create(
+        model="claude-mock", max_tokens=50, messages=[{"role": "user", "content": text}]
+    )
+    ids.append(answer.headers["x-trimtab-request-id"])
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="gpt-400", messages=messages)  # type: ignore[arg-type]
+    ids.append(refused.value.response.headers["x-trimtab-request-id"])
+    return ids
+
+
+@pytest.mark.parametrize("mode", ["redacted", "hashed", "none"])
+def test_nothing_written_holds_the_planted_values(
+    mode: str,
+    gateway: GatewayFactory,
+    store_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    email, text = planted()
+    storage = {"bodies": mode, "hash_key": HASH_KEY}
+    running = gateway(store=store_url, keys=KEYS, storage=storage)
+    ids = calls(running.url, text)
+    for request_id in ids:
+        stored(running, request_id)
+    with running.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(select(requests)).mappings()]
+    assert len(rows) == len(ids)
+    assert leaks(repr(rows).encode(), email) == []
+    shown = httpx.get(f"{running.url}/api/requests/{ids[0]}", headers=auth(ADMIN_KEY), timeout=10)
+    assert shown.status_code == 200
+    assert leaks(shown.content, email) == []
+    if mode == "redacted":
+        assert "<EMAIL_1> paid with <CREDIT_CARD_1>" in shown.text  # what requests show shows
+    elif mode == "none":
+        assert all(r["request_body"] is None for r in rows)
+    else:
+        assert all("hmac-sha256:" in r["request_body"] for r in rows)
+    assert leaks(files_under(tmp_path), email) == []  # SQLite files, journal, spill
+    server_logs = "\n".join(  # the clients' own debug logs print what they send
+        r.getMessage() for r in caplog.records if r.name.startswith(("trimtab", "uvicorn"))
+    )
+    assert leaks(server_logs.encode(), email) == []
+
+
+def test_full_keeps_them_and_the_check_sees_it(
+    gateway: GatewayFactory, sqlite_url: str, tmp_path: Path
+) -> None:
+    email, text = planted()
+    running = gateway(store=sqlite_url, keys=KEYS, storage={"bodies": "full"})
+    ids = calls(running.url, text)
+    for request_id in ids:
+        stored(running, request_id)
+    with running.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(select(requests)).mappings()]
+    assert set(leaks(repr(rows).encode(), email)) == {"email", "card", "key"}
+    assert "email" in leaks(files_under(tmp_path), email)
