@@ -3,6 +3,7 @@ telemetry store (request rows and their per-minute rollups, as the gateway write
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
@@ -48,8 +49,8 @@ def traffic(
             user=f"user-{i % 7}",
             status_code=status if i < failed else 200,
             cost_usd=0.0 if i < failed else cost,
-            request_body=(
-                '{"model": "route:%s", "variables": {"question": "q%d"}}' % (route, i)
+            request_body=json.dumps(
+                {"model": f"route:{route}", "variables": {"question": f"q{i}"}}
             ),
             duration_ms=100.0,
         )

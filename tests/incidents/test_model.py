@@ -55,11 +55,11 @@ def test_the_matrix_cell_by_cell() -> None:
     for impact, row in expected.items():
         assert [severity(impact, r) for r in RADII] == row  # type: ignore[arg-type]
     # more impact or a wider radius is never less severe
-    for row in MATRIX.values():
-        assert list(row) == sorted(row, reverse=True)
+    for cells in MATRIX.values():
+        assert list(cells) == sorted(cells, reverse=True)
     for column in range(len(RADII)):
-        cells = [MATRIX[i][column] for i in ("low", "medium", "high", "critical")]
-        assert cells == sorted(cells, reverse=True)
+        down = [MATRIX[i][column] for i in ("low", "medium", "high", "critical")]
+        assert down == sorted(down, reverse=True)
 
 
 def test_an_unmeasured_radius_is_judged_limited() -> None:

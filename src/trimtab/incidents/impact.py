@@ -124,6 +124,7 @@ def measure(engine: Engine, affected: Affected, start: datetime, end: datetime) 
         users_failed=users_failed,
         spend_usd=float(spend),
         failed_spend_usd=float(failed_spend),
+        scoped=bool(affected.scope),
     )
 
 

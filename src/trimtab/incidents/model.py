@@ -4,7 +4,7 @@ durations and the first bad minute. No I/O: the store and the rollups feed it pl
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
@@ -161,7 +161,7 @@ class Impact:
     users_failed: int  # distinct users of the failed requests
     spend_usd: float  # spent on the affected routes in the window
     failed_spend_usd: float  # of which on failed requests
-    extra: dict[str, Any] = field(default_factory=dict)
+    scoped: bool = False  # one tenant's incident: its tenant share says nothing (always 1)
 
     @property
     def traffic_share(self) -> float | None:
@@ -169,7 +169,9 @@ class Impact:
 
     @property
     def tenant_share(self) -> float | None:
-        return self.tenants_failed / self.tenants if self.tenants else None
+        if self.scoped or not self.tenants:
+            return None
+        return self.tenants_failed / self.tenants
 
     @property
     def radius(self) -> BlastRadius | None:
@@ -205,7 +207,7 @@ MOVES: dict[str, tuple[tuple[State, ...], State | None]] = {
 def close_missing(state: str, has_postmortem: bool, rules: int) -> list[str]:
     """What closing still needs, each with the command that provides it."""
     missing = []
-    if state != "resolved":
+    if state not in ("resolved", "closed"):
         missing.append(f"the incident resolved (it is {state}: trimtab incident resolve ID)")
     if not has_postmortem:
         missing.append("a postmortem (trimtab incident postmortem ID)")

@@ -456,6 +456,16 @@ class IncidentStore:
         c = incidents.c
         row = conn.execute(select(incidents).where(c.id == incident_id)).one()
         sources, target = MOVES[move]
+        if move == "close" and row.state != "closed":
+            rules = conn.execute(
+                select(incident_rules.c.id).where(incident_rules.c.incident_id == incident_id)
+            ).all()
+            missing = close_missing(row.state, row.postmortem is not None, len(rules))
+            if missing:
+                raise Conflict(
+                    f"incident {incident_id} cannot be closed yet; it needs " + "; ".join(missing),
+                    code="incident_not_closable",
+                )
         if row.state not in sources:
             if quiet:
                 return
@@ -466,15 +476,6 @@ class IncidentStore:
             )
         values: dict[str, Any] = {}
         if move == "close":
-            rules = conn.execute(
-                select(incident_rules.c.id).where(incident_rules.c.incident_id == incident_id)
-            ).all()
-            missing = close_missing(row.state, row.postmortem is not None, len(rules))
-            if missing:
-                raise Conflict(
-                    f"incident {incident_id} cannot be closed yet; it needs " + "; ".join(missing),
-                    code="incident_not_closable",
-                )
             values["closed_at"] = at
         if move == "acknowledge":
             if row.acknowledged_at is not None:

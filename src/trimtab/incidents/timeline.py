@@ -66,7 +66,7 @@ def _route_summary(kind: str, version: int | None, reason: str | None, detail: A
         "promote": f"{v} promoted to stable",
         "abort": f"rollout of {v} aborted",
         "decision": f"canary decision on {v}",
-        "gate": f"rollout to {v} refused by the release gate",
+        "gate": f"release gate checked for {v}",
         "gate_override": f"release gate overridden for {v}",
     }.get(kind)
     if kind == "rollback":
