@@ -43,6 +43,7 @@ from trimtab.gateway.service import Gateway
 from trimtab.policy.service import Policy
 from trimtab.privacy.storage import body_policy
 from trimtab.providers.build import build_providers
+from trimtab.privacy.retention import RetentionJob
 from trimtab.registry.store import RouteStore
 from trimtab.rollouts.controller import RolloutController
 from trimtab.rollouts.store import RolloutStore
@@ -93,6 +94,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     recorder.scrub = body_policy(config.storage)  # storage.bodies: privacy/storage.py
     keys = KeyRing(config.keys, stale_ttl_s=config.auth.stale_ttl_s)
     key_store = KeyStore(engine)
+    retention = RetentionJob(engine, config.storage)  # storage.retention, with a lease
     key_cache = KeyCache(key_store, keys, refresh_s=config.auth.refresh_s)
     key_cache.register(metrics.registry)
     audit = AuditLog(engine)
@@ -154,6 +156,8 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             for provider in providers.values():
                 await provider.close()
             await policy.close()  # pending budget alerts: recorded and sent, bounded wait
+        retention.start()
+        alerts.start()  # signals -> alerts -> the outbox, delivered in the background
             await state.close()
             # in-flight requests have finished by now (the server drains them first)
             await run_in_threadpool(recorder.stop)
@@ -178,6 +182,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         *BreakersAPI(breakers, keys).routes(),
         *KeysAPI(key_store, keys, audit).routes(),
         *RoutesAPI(route_store, route_cache, keys, audit, config.models).routes(),
+            await retention.stop()
         *RolloutsAPI(
             rollout_store, route_store, keys, config.rollouts.plans, route_cache.refresh
         ).routes(),
