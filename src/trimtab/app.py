@@ -157,7 +157,6 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
                 await provider.close()
             await policy.close()  # pending budget alerts: recorded and sent, bounded wait
         retention.start()
-        alerts.start()  # signals -> alerts -> the outbox, delivered in the background
             await state.close()
             # in-flight requests have finished by now (the server drains them first)
             await run_in_threadpool(recorder.stop)
