@@ -142,6 +142,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         await state.start()
         await policy.start()  # after the spill replay: seeds budgets from the store
         slo_gauges.start()
+        retention.start()
         for provider in providers.values():
             await provider.start()
         lifecycle.ready = True
@@ -156,7 +157,6 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             for provider in providers.values():
                 await provider.close()
             await policy.close()  # pending budget alerts: recorded and sent, bounded wait
-        retention.start()
             await state.close()
             # in-flight requests have finished by now (the server drains them first)
             await run_in_threadpool(recorder.stop)
