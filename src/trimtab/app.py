@@ -41,9 +41,9 @@ from trimtab.gateway.dispatch import Dispatcher
 from trimtab.gateway.middleware import HotRoutes, LastResort
 from trimtab.gateway.service import Gateway
 from trimtab.policy.service import Policy
+from trimtab.privacy.retention import RetentionJob
 from trimtab.privacy.storage import body_policy
 from trimtab.providers.build import build_providers
-from trimtab.privacy.retention import RetentionJob
 from trimtab.registry.store import RouteStore
 from trimtab.rollouts.controller import RolloutController
 from trimtab.rollouts.store import RolloutStore
@@ -92,9 +92,9 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     )
     providers = build_providers(config)
     recorder.scrub = body_policy(config.storage)  # storage.bodies: privacy/storage.py
+    retention = RetentionJob(engine, config.storage)  # storage.retention, with a lease
     keys = KeyRing(config.keys, stale_ttl_s=config.auth.stale_ttl_s)
     key_store = KeyStore(engine)
-    retention = RetentionJob(engine, config.storage)  # storage.retention, with a lease
     key_cache = KeyCache(key_store, keys, refresh_s=config.auth.refresh_s)
     key_cache.register(metrics.registry)
     audit = AuditLog(engine)
@@ -166,6 +166,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             await controller.stop()
             await route_cache.stop()
             await slo_gauges.stop()
+            await retention.stop()
             engine.dispose()
 
     hot = {  # POST only; HotRoutes answers them ahead of the router
@@ -181,7 +182,6 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         *BreakersAPI(breakers, keys).routes(),
         *KeysAPI(key_store, keys, audit).routes(),
         *RoutesAPI(route_store, route_cache, keys, audit, config.models).routes(),
-            await retention.stop()
         *RolloutsAPI(
             rollout_store, route_store, keys, config.rollouts.plans, route_cache.refresh
         ).routes(),
