@@ -107,7 +107,7 @@ def test_two_processes_at_once_do_the_work_once(engine: Engine, store_url: str) 
             x, y = await asyncio.gather(a.run(now), b.run(now))
             return x.requests + y.requests, x.bodies + y.bodies
 
-        deleted, nulled = asyncio.run(both())
+        deleted, _nulled = asyncio.run(both())
         assert deleted == 11
         assert counts(engine, "acme")[:2] == (8, 1)
         assert counts(engine, "initech")[:2] == (4, 1)
