@@ -16,8 +16,9 @@ from trimtab.web.feedback import of_request
 from trimtab.web.render import preview
 
 FILTERS = ("since", "until", "model", "provider", "route", "version", "tenant", "feature",
-           "user", "session", "status")  # fmt: skip
+           "user", "session", "status", "limit")  # fmt: skip
 PAGE_SIZE = 50
+MAX_PAGE = 200  # the API's limit on /api/requests
 
 
 def _time(name: str, value: str | None) -> datetime | None:
@@ -57,15 +58,19 @@ async def explorer(page: Page) -> Response:
         version=params.get("version"),
     )
     cursor = page.param("cursor")
+    limit_text = page.param("limit") or str(PAGE_SIZE)
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
+        raise Invalid(f"'limit' must be a whole number from 1 to {MAX_PAGE}", param="limit")
+    limit = int(limit_text)
     try:
         rows, next_cursor = await asyncio.to_thread(
-            list_requests, page.deps.engine, f, PAGE_SIZE, cursor
+            list_requests, page.deps.engine, f, limit, cursor
         )
     except BadCursor as exc:
         raise Invalid(str(exc), param="cursor") from None
     return page.render(
         "requests.html.j2", rows=[view(r) for r in rows], next_cursor=next_cursor,
-        filters=params, cursor=cursor, page_size=PAGE_SIZE,
+        filters=params, cursor=cursor, page_size=limit,
     )  # fmt: skip
 
 
@@ -139,9 +144,12 @@ async def detail(page: Page) -> Response:
     tenant = None if p.is_admin else p.tenant
     fb = await asyncio.to_thread(of_request, page.deps.engine, rid, tenant)
     attributes = shown.get("attributes") or {}
+    # what the model saw: the upstream body when it differs (a route's rendered messages,
+    # a translation), else the client's
+    sent = shown.get("upstream_request") or shown.get("request")
     return page.render(
         "request.html.j2", r=shown, bodies=bodies, whole=whole,
-        messages=conversation(shown.get("request")), answer=answer(shown.get("response")),
+        messages=conversation(sent), answer=answer(shown.get("response")),
         attempts=attributes.get("attempts") or [],
         other_attributes={k: v for k, v in attributes.items() if k != "attempts"},
         feedback=fb,

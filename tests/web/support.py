@@ -1,0 +1,116 @@
+"""The console's tests share one `trimtab serve` with seeded data and one browser."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support import (
+    ADMIN_KEY,
+    APP_KEY,
+    GLOBEX_APP_KEY,
+    OPERATOR_KEY,
+    ROUTE_KEYS,
+    base_config,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS_ENV = "TRIMTAB_UI_SCREENSHOTS"  # a folder: save each page's PNG there
+VIEWPORT = {"width": 1280, "height": 800}
+
+ROUTES = """
+routes:
+  web-answer:
+    owner: web@acme.example
+    risk_tier: 0
+    version:
+      model: gpt-mock
+      params: {temperature: 0.2, max_tokens: 200}
+      messages:
+        - role: system
+          content: "You answer questions about {{topic}}.\\nBe brief."
+        - role: user
+          content: "{{question}}"
+  gated-answer:
+    owner: web@acme.example
+    risk_tier: 2
+    version:
+      model: gpt-mock
+      messages:
+        - role: user
+          content: "{{question}}"
+"""
+
+V2 = ROUTES.replace("Be brief.", "Be brief and kind.").replace("0.2", "0.4", 1)
+SLOS = """
+slos:
+  web-availability:
+    route: web-answer
+    sli: {kind: availability}
+    objective: 0.99
+    window: 7d
+"""
+LONG_QUESTION = "Tell me everything about returns. " * 200  # ~6,800 characters
+
+
+@dataclass(frozen=True)
+class Console:
+    """The served console: its URL and where its config and log are."""
+
+    url: str
+    folder: Path
+
+
+def config(upstream_url: str, folder: Path) -> dict[str, Any]:
+    data = base_config(
+        upstream_url,
+        f"sqlite:///{folder}/trimtab.db",
+        folder / "spill.jsonl",
+        keys=ROUTE_KEYS,
+        budgets=[{"scope": "route:web-answer", "period": "day", "usd": 5}],
+        rollouts={"check_interval_s": 0.2, "plans": {"fast": {"stages": [
+            {"percent": p, "min_duration_s": 0, "min_canary_requests": 50,
+             "max_duration_s": 600} for p in (50, 100)]}}},
+    )  # fmt: skip
+    return data
+
+
+def _api(url: str, path: str, key: str, **body: Any) -> httpx.Response:
+    return httpx.post(url + path, json=body, headers={"authorization": f"Bearer {key}"}, timeout=30)
+
+
+def chat(url: str, key: str, model: str, content: str, **extra: Any) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": content}], **extra}
+    return _api(url, "/v1/chat/completions", key, **body)
+
+
+def seed(url: str) -> None:
+    """Two versions of two routes, an SLO, and traffic of two tenants (a few errors, one
+    long body)."""
+    for text, message in ((ROUTES, "first version"), (V2, "kinder, warmer")):
+        resp = _api(url, "/api/routes/apply", OPERATOR_KEY, yaml=text, message=message)
+        assert resp.status_code == 200, resp.text
+    resp = _api(url, "/api/slos/apply", ADMIN_KEY, yaml=SLOS, message="web SLO")
+    assert resp.status_code == 200, resp.text
+    variables = {"topic": "returns", "question": "Can I return shoes?"}
+    for i in range(8):
+        resp = chat(url, APP_KEY, "route:web-answer", "hi", user=f"u{i}", variables=variables)
+        assert resp.status_code == 200, resp.text
+    assert chat(url, APP_KEY, "gpt-mock", LONG_QUESTION, user="long").status_code == 200
+    assert chat(url, APP_KEY, "gpt-500", "fails").status_code >= 500
+    for _ in range(3):
+        resp = chat(url, GLOBEX_APP_KEY, "gpt-mock", "globex secret question")
+        assert resp.status_code == 200, resp.text
+
+
+def screenshot_folder(fallback: Path) -> Path:
+    """Where the tests save screenshots: $TRIMTAB_UI_SCREENSHOTS (docs/ui to refresh the
+    docs' images), else a temporary folder."""
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    folder = Path(chosen) if chosen else fallback
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

