@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from trimtab import __version__
+from trimtab.alerts.runtime import AlertRuntime
 from trimtab.api.audit import AuditAPI
 from trimtab.api.breakers import BreakersAPI
 from trimtab.api.costs import CostsAPI
@@ -106,13 +107,24 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         rollout_store, route_cache.refresh, interval_s=config.rollouts.check_interval_s
     )
     state = build_state(config.state, metrics.registry)
-    policy = Policy(config, state, engine, registry=metrics.registry)
+
+    def route_owner(labels: Mapping[str, str]) -> str | None:
+        route = labels.get("route")
+        entry = route_table.get(route, labels.get("tenant")) if route else None
+        return entry.owner if entry is not None else None
+
+    # alerts (docs/alerts.md): an alert's owner is its route's `owner:` unless it names one
+    alerts = AlertRuntime(engine, config.alerts, metrics.registry, owners=route_owner)
+    policy = Policy(config, state, engine, registry=metrics.registry, alert_signals=alerts.submit)
     catalog = Catalog(config, providers)
     breakers = Breakers(state, metrics)
     for target in catalog.targets():
         if target.config.breaker is not None:
             for dep in target.deployments:
                 breakers.watch(dep.key, target.config.breaker)
+    alerts.watch_breakers(lambda: breakers.known, breakers.status)
+    alerts.watch_problem("telemetry_spill", "ticket", recorder.problem)
+    alerts.watch_problem("keystore", "page", key_cache.problem)
     dispatcher = Dispatcher(breakers, metrics, random.Random())
     gateway = Gateway(
         catalog,
@@ -142,6 +154,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         await state.start()
         await policy.start()  # after the spill replay: seeds budgets from the store
         slo_gauges.start()
+        alerts.start()  # signals -> alerts -> the outbox, delivered in the background
         retention.start()
         for provider in providers.values():
             await provider.start()
@@ -157,6 +170,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             for provider in providers.values():
                 await provider.close()
             await policy.close()  # pending budget alerts: recorded and sent, bounded wait
+            await alerts.stop()  # after the budget signals; the outbox resumes at the next start
             await state.close()
             # in-flight requests have finished by now (the server drains them first)
             await run_in_threadpool(recorder.stop)
@@ -224,4 +238,5 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     app.state.metrics = metrics
     app.state.policy = policy
     app.state.routes = route_table
+    app.state.alerts = alerts
     return app

@@ -1,11 +1,17 @@
 """The alert pipeline: a queue drained by a background task that records each budget
-threshold crossing in the store and posts it to every webhook, never on the request path."""
+threshold crossing in the store and posts it to every webhook, never on the request path.
+
+Each crossing recorded for the first time is also a signal for the alert model (issue 14):
+one alert per budget and period (`budget/SCOPE/PERIOD/START`), a ticket below
+`alerts.budget_page_at` of the limit and a page at or above it (the alert escalates),
+resolved when the period ends; routed and delivered like every other alert."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +20,7 @@ import aiohttp
 from sqlalchemy import Engine
 
 from trimtab.alerts.events import BudgetEvent, insert_event
+from trimtab.alerts.signal import Signal
 from trimtab.alerts.webhooks import WebhookMetrics, deliver
 from trimtab.config import WebhookConfig
 from trimtab.store.errors import summary
@@ -50,6 +57,36 @@ class BudgetAlert:
             ),
         }
 
+    def signal(self, page_at: float = 1.0) -> Signal:
+        """The crossing as a signal: the budget's alert for this period, firing."""
+        e = self.event
+        start = e.period_start.isoformat()
+        kind, _, name = e.scope.partition(":")
+        labels = {"budget": e.scope, "period": e.period}
+        if name and kind in ("tenant", "model", "route", "key", "feature"):
+            labels[kind] = name
+        return Signal(
+            source="budget",
+            dedup_key=f"budget/{e.scope}/{e.period}/{start}",
+            severity="page" if e.threshold >= page_at else "ticket",
+            firing=True,
+            summary=(
+                f"budget {e.scope} ({e.period}, ${e.limit_usd:,.2f}) crossed "
+                f"{e.threshold:.0%}: ${e.spent_usd:,.2f} spent"
+            ),
+            at=e.at,
+            labels=labels,
+            details={
+                "threshold": e.threshold,
+                "spent_usd": round(e.spent_usd, 6),
+                "limit_usd": e.limit_usd,
+                "on_exceed": e.on_exceed,
+                "period_start": start,
+                "period_end": self.period_end.isoformat(),
+            },
+            expires_at=self.period_end,
+        )
+
 
 class AlertDispatcher:
     """Records crossings (one row per scope, period and threshold) and delivers them.
@@ -67,8 +104,12 @@ class AlertDispatcher:
         queue_size: int = 10_000,
         base_backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
+        signals: Callable[[Signal], None] | None = None,
+        page_at: float = 1.0,
     ) -> None:
         self._engine = engine
+        self._signals = signals  # the alert model's non-blocking submit (SignalQueue)
+        self._page_at = page_at
         self._webhooks = list(webhooks)
         self._metrics = metrics
         self._queue: asyncio.Queue[BudgetAlert] = asyncio.Queue(queue_size)
@@ -143,6 +184,8 @@ class AlertDispatcher:
             e.threshold * 100,
             e.spent_usd,
         )
+        if self._signals is not None:
+            self._signals(alert.signal(self._page_at))
         if not self._webhooks:
             return
         if self._session is None:

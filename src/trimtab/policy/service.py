@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from trimtab.alerts.dispatcher import AlertDispatcher, BudgetAlert
 from trimtab.alerts.events import BudgetEvent
+from trimtab.alerts.signal import Signal
 from trimtab.alerts.webhooks import WebhookMetrics
 from trimtab.auth.keyring import key_hash, key_id_of
 from trimtab.config import BudgetConfig, Config, Pricing
@@ -114,6 +115,7 @@ class Policy:
         webhook_backoff_s: float = 0.5,
         webhook_max_backoff_s: float = 30.0,
         close_timeout_s: float = 5.0,
+        alert_signals: Callable[[Signal], None] | None = None,
     ) -> None:
         self._limits = list(config.limits)
         self._budgets = list(config.budgets)
@@ -137,6 +139,8 @@ class Policy:
             WebhookMetrics(self.registry),
             base_backoff_s=webhook_backoff_s,
             max_backoff_s=webhook_max_backoff_s,
+            signals=alert_signals,  # crossings become alerts too (alerts/dispatcher.py)
+            page_at=config.alerts.budget_page_at,
         )
         key_tenants = {key_id_of(key_hash(k.key)): k.tenant for k in (config.keys or [])}
         self.report = BudgetReport(self._budgets, state, engine, key_tenants, self.now)
