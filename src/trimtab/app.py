@@ -137,6 +137,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         max_body_bytes=config.server.max_body_bytes,
         record_bodies=t.record_bodies,
         routes=route_table,
+        guardrails=config.guardrails,  # the default policy (docs/guardrails.md)
     )
     slo_store = SloStore(engine)
     slo_gauges = SloGauges(slo_store, metrics.registry)

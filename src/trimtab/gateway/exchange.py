@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import time
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 
 from trimtab.errors import GatewayError
 from trimtab.telemetry.record import RequestRecord
 from trimtab.types import Principal, Wire, new_request_id
+
+
+class _Closing(Protocol):
+    """What puts its part on the record when the exchange closes (gateway/guarding.py)."""
+
+    def close(self, ex: Exchange) -> None: ...
 
 
 class Exchange:
@@ -18,6 +24,7 @@ class Exchange:
         "_ttft_at",
         "attempts",
         "client_body",
+        "guard",
         "record",
         "sent",
         "t0",
@@ -35,6 +42,7 @@ class Exchange:
         # upstream by the last attempt when they differ from it (None: sent as received)
         self.client_body: dict[str, Any] | None = None
         self.sent: bytes | None = None
+        self.guard: _Closing | None = None  # gateway/guarding.py's Guard, when a policy applies
         self.record = RequestRecord(
             id=new_request_id(), started_at=time.time(), api=wire, operation=operation
         )
@@ -107,6 +115,8 @@ class Exchange:
         rec = self.record
         if self.attempts:
             self.annotate(attempts=self.attempts)
+        if self.guard is not None:
+            self.guard.close(self)
         if self.sent is not None:
             rec.upstream_request_body = self.sent.decode("utf-8", "replace")
         rec.duration_ms = self.elapsed_ms()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -13,7 +13,8 @@ from starlette.responses import Response
 
 from trimtab.auth.keyring import KeyRing, require_role
 from trimtab.canary.assignment import sticky_key
-from trimtab.config import Pricing
+from trimtab.alerts.signal import Signal
+from trimtab.config import GuardrailsConfig, Pricing
 from trimtab.errors import (
     DomainError,
     GatewayError,
@@ -36,6 +37,7 @@ from trimtab.gateway.dialects import (
 from trimtab.gateway.dispatch import Dispatcher
 from trimtab.gateway.exchange import Exchange
 from trimtab.gateway.failures import from_upstream
+from trimtab.gateway.guarding import Guarding
 from trimtab.gateway.models_list import model_list
 from trimtab.gateway.replies import JSON_TYPE, Replies
 from trimtab.gateway.route_calls import ROUTE_PREFIX, resolve_route_request
@@ -74,6 +76,8 @@ class Gateway:
         max_body_bytes: int,
         record_bodies: bool,
         routes: RouteTable | None = None,
+        guardrails: GuardrailsConfig | None = None,
+        signals: Callable[[Signal], None] | None = None,
     ) -> None:
         self._catalog = catalog
         self._keys = keys
@@ -86,6 +90,7 @@ class Gateway:
         self._bodies = record_bodies
         self._routes = routes if routes is not None else RouteTable()
         self._background: set[asyncio.Task[None]] = set()
+        self._guarding = Guarding(guardrails, state, metrics, self._spawn, signals)
         self._replies = Replies(recorder, record_bodies=record_bodies)
         self._cache = AnswerCache(
             state, metrics, self._replies, recorder, record_bodies=record_bodies
@@ -172,13 +177,16 @@ class Gateway:
         charge: Charge | None = None
         try:
             body = await self._admit(ex, request)
-            body = await self._route(ex, body, wire)
+            body, version = await self._route(ex, body, wire)
             if wire == "openai":
                 check_openai(body)
             else:
                 check_anthropic(body)
             stream = check_stream_flag(body)
             ex.record.streamed = stream
+            guard = self._guarding.attach(ex, version)  # None: no policy, no guardrail work
+            if guard is not None:
+                body = await self._guarding.before(ex, guard, body, wire)
             target = self._target(ex, body)
             charge, target = await self._charge(ex, target, body)
             key = self._cache.key(ex, target, wire, body) if target.config.cache else None
@@ -187,8 +195,9 @@ class Gateway:
                 if hit is not None:
                     return hit
             plan = self._catalog.plan(target)
+            checked = guard if guard is not None and guard.policy.has_output else None
             if stream:
-                response = await self._streamer.open(ex, plan, wire, body, key, charge)
+                response = await self._streamer.open(ex, plan, wire, body, key, charge, checked)
                 charge = None  # the stream settles it when it ends
                 return response
             served = await self._dispatcher.call(ex, plan, wire, body, "chat")
@@ -196,6 +205,12 @@ class Gateway:
             out = client_response(wire, provider_wire, served.parsed, served.raw, target.name)
             note_served(ex, served.target, served.deployment)
             account(ex, served.target, served.parsed, provider_wire)
+            if checked is not None:
+
+                async def again() -> bytes:  # json_schema on_fail: retry_once
+                    return await self._answer_again(ex, plan, wire, body)
+
+                out = await self._guarding.after(checked, out, wire, again)
             if key is not None:
                 self._spawn(self._cache.remember(ex, served.target, key, out))
             return self._replies.ok(ex, out)
@@ -226,22 +241,46 @@ class Gateway:
             ex.annotate(traceparent=traceparent[:128])  # the caller's trace (telemetry/otel.py)
         return body
 
-    async def _route(self, ex: Exchange, body: dict[str, Any], wire: Wire) -> dict[str, Any]:
-        """`model: "route:NAME"`: the version renders the request (gateway/route_calls.py)."""
+    async def _route(
+        self, ex: Exchange, body: dict[str, Any], wire: Wire
+    ) -> tuple[dict[str, Any], Version | None]:
+        """`model: "route:NAME"`: the version renders the request (gateway/route_calls.py).
+        The body to serve, and the version serving it (None: a plain model call)."""
         rec = ex.record
         key = sticky_key(rec.user, rec.session, ex.id)
+        chosen = await self._assigned(body, key, rec.tenant)
         body, route, version = resolve_route_request(
             body,
             self._routes,
             wire=wire,
             tenant=rec.tenant,
             sticky_key=key,
-            chosen=await self._assigned(body, key, rec.tenant),
+            chosen=chosen,
         )
-        if route is not None:
-            rec.route, rec.version = route, version
-            rec.request_model = str(body["model"])  # the model the version serves
-        return body
+        if route is None:
+            return body, None
+        rec.route, rec.version = route, version
+        rec.request_model = str(body["model"])  # the model the version serves
+        if chosen is None:  # the same (deterministic) choice resolve_route_request made
+            chosen = self._routes.version_for(route, key, rec.tenant)
+        return body, chosen
+
+    async def _answer_again(
+        self, ex: Exchange, plan: list[Target], wire: Wire, body: dict[str, Any]
+    ) -> bytes:
+        """A second answer to the same request; the record carries both calls' usage."""
+        rec = ex.record
+        before = (rec.input_tokens or 0, rec.output_tokens or 0, rec.cost_usd or 0.0)
+        served = await self._dispatcher.call(ex, plan, wire, body, "chat")
+        provider_wire = served.deployment.provider.wire
+        note_served(ex, served.target, served.deployment)
+        account(ex, served.target, served.parsed, provider_wire)
+        rec.input_tokens = (rec.input_tokens or 0) + before[0]
+        rec.output_tokens = (rec.output_tokens or 0) + before[1]
+        rec.cost_usd = (rec.cost_usd or 0.0) + before[2]
+        ex.annotate(guardrail_retries=1)
+        name = served.target.name
+        return client_response(wire, provider_wire, served.parsed, served.raw, name)
 
     async def _assigned(self, body: dict[str, Any], key: str, tenant: str) -> Version | None:
         """During a rollout, the version this caller was first given: remembered in the
@@ -309,6 +348,7 @@ class Gateway:
         stream's cut short (by the client or the provider), whose tokens were generated and
         billed — estimated from what was sent when no usage came. A failure without an
         answer carries none and is charged nothing."""
+        self._guarding.settle(ex)  # a session's spend, when its policy caps it
         if charge is None:
             return
         rec = ex.record

@@ -20,6 +20,7 @@ from trimtab.gateway.dispatch import Dispatcher, OpenStream
 from trimtab.gateway.event_stream import EventStream
 from trimtab.gateway.exchange import Exchange
 from trimtab.gateway.failures import from_upstream
+from trimtab.gateway.guarding import Guard, GuardedRelay
 from trimtab.gateway.relay import Relay, make_relay
 from trimtab.gateway.replies import Replies
 from trimtab.policy.estimate import estimate_input_tokens, estimate_output_tokens
@@ -58,13 +59,18 @@ class Streamer:
         body: dict[str, Any],
         key: str | None,
         charge: Charge | None,
+        guard: Guard | None = None,
     ) -> Response:
+        """`guard`: the request's guardrails with output checks, run on the text deltas."""
         wants_usage = client_wants_usage(body)
 
         def relay_for(target: Target, dep: Deployment) -> Relay:
-            return make_relay(
+            relay = make_relay(
                 wire, dep.provider.wire, dep.provider.name, target.name, wants_usage, ex.id
             )
+            if guard is None:
+                return relay
+            return GuardedRelay(relay, dep.provider.wire, guard)
 
         opened = await self._dispatcher.open_stream(ex, plan, wire, body, relay_for)
         ex.mark_first_token()

@@ -37,7 +37,8 @@ class CheckRun:
     outcome: Outcome = "pass"
     us: float = 0.0
     findings: list[Finding] = field(default_factory=list)
-    where: list[int | None] = field(default_factory=list)  # the message index of each finding
+    # where each finding is: the index of the text scanned (the gateway relabels it)
+    where: list[int | str | None] = field(default_factory=list)
     detail: str | None = None  # why it fired, naming no matched text
     error: str | None = None
 
@@ -84,15 +85,18 @@ class Verdict:
                 f"guardrail {run.check} failed ({run.error}); a policy that blocks fails "
                 "closed, so the request was refused"
             )
-        return f"refused by guardrail {run.check}: {run.detail}"
+        places = ", ".join(dict.fromkeys(_place(at) for at in run.where if at is not None))
+        return f"refused by guardrail {run.check}: {run.detail}" + (
+            f" in {places}" if places else ""
+        )
+
+
+def _place(at: int | str) -> str:
+    return f"messages[{at}]" if isinstance(at, int) else at
 
 
 def _finding_kinds(run: CheckRun) -> str:
-    kinds: dict[str, None] = {}
-    for f, at in zip(run.findings, run.where, strict=True):
-        where = f" in messages[{at}]" if at is not None else ""
-        kinds[f"{f.entity} ({f.rule}){where}"] = None
-    return ", ".join(kinds)
+    return ", ".join(dict.fromkeys(f"{f.entity} ({f.rule})" for f in run.findings))
 
 
 class _Pii:
@@ -269,8 +273,7 @@ def deny_check(
                 if m is not None:
                     run.findings.append(Finding(f"deny[{n}]", "deny", m.start(), m.end(), 1.0))
                     run.where.append(i if at is not None else None)
-                    where = f" in messages[{i}]" if at is not None else ""
-                    run.detail = f"deny pattern [{n}] matched{where}"
+                    run.detail = f"deny pattern [{n}] matched"
                     return True
         return False
 

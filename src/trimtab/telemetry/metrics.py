@@ -144,6 +144,13 @@ class GatewayMetrics:
             "trimtab_cache", "Response cache lookups by result.", ["model", "result"], registry=r
         )
         self.store_up = Gauge("trimtab_store_up", "1 when the last store write worked.", registry=r)
+        # route: "" for plain model calls; route names are the registry's, not the client's
+        self.guardrail_checks = Counter(
+            "trimtab_guardrail_checks",
+            "Guardrail checks run by check and outcome (pass redact block flag shadow error).",
+            ["check", "outcome", "route"],
+            registry=r,
+        )
         self.store_up.set(1)
 
     def watch_queue(self, depth: Callable[[], int]) -> None:
