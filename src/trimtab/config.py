@@ -503,7 +503,6 @@ class Config(_Strict):
     reservation: ReservationConfig = Field(default_factory=ReservationConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     rollouts: RolloutsConfig = Field(default_factory=RolloutsConfig)
-    guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
     slo: SloConfig = Field(default_factory=SloConfig)
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
