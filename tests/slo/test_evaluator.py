@@ -20,8 +20,9 @@ from tests.support import new_database
 from trimtab.alerts.signal import Signal
 from trimtab.registry.scope import Applier
 from trimtab.registry.store import RouteStore
-from trimtab.slo.evaluator import LEASE, SloEvaluator
+from trimtab.slo.evaluator import LEASE, SloEvaluator, read_statuses
 from trimtab.slo.spec import load_slos
+from trimtab.slo.status import read_status
 from trimtab.slo.store import SloStore
 from trimtab.store.engine import make_engine, migrate
 from trimtab.store.leases import Leases
@@ -286,3 +287,38 @@ def test_rule_ids_name_the_severity_and_both_windows(engine: Engine) -> None:
         "page-84m-7m",
         "ticket-1008m-84m",
     ]
+
+
+MIXED = """
+slos:
+  availability: {route: support, sli: {kind: availability}, objective: 0.99}
+  availability-7d: {route: support, sli: {kind: availability}, objective: 0.99, window: 7d}
+  timeouts: {route: support, sli: {kind: error_rate, class: timeout}, objective: 0.99}
+  limited: {route: support, sli: {kind: error_rate, class: rate_limited}, objective: 0.9}
+  server: {route: support, sli: {kind: error_rate, class: server}, objective: 0.99}
+  latency: {route: support, sli: {kind: latency, threshold_ms: 150}, objective: 0.9}
+  other-tenant: {route: support, tenant: globex, sli: {kind: availability}, objective: 0.99}
+  model: {model: gpt-mock, sli: {kind: availability}, objective: 0.999}
+"""
+
+
+def test_the_shared_per_selector_read_gives_each_slos_own_status(engine: Engine) -> None:
+    """`read_statuses` (one query per selector for the status-code SLIs) against
+    `read_status` of each SLO alone, over every kind of status the gateway records."""
+    statuses = (200, 200, 200, 400, 429, 499, 502, 503, 504, 500, 200, 201)
+    records = [
+        request(
+            i,
+            t,
+            status_code=statuses[i % len(statuses)],
+            duration_ms=100.0 + (i % 7) * 20,
+            tenant="globex" if i % 5 == 0 else "acme",
+        )
+        for i, t in enumerate(every(301, 8 * 86400))
+    ]
+    TelemetryStore(engine).write(records)
+    definitions = load_slos(MIXED)
+    together = read_statuses(engine, definitions, NOW)
+    alone = [read_status(engine, d, NOW) for d in definitions]
+    assert together == alone
+    assert all(s.counts.valid > 0 for s in together)

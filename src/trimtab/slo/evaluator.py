@@ -44,9 +44,10 @@ from trimtab.alerts.signal import Signal
 from trimtab.audit.log import Actor
 from trimtab.refresher import Periodic
 from trimtab.registry.store import RouteStore
-from trimtab.slo.burn import RuleVerdict
-from trimtab.slo.rollups import minute_floor, read_windows
-from trimtab.slo.spec import SloDefinition
+from trimtab.slo.burn import Counts, RuleVerdict
+from trimtab.slo.rollups import minute_floor, read_status_windows, read_windows
+from trimtab.slo.sli import status_counts
+from trimtab.slo.spec import Selector, SloDefinition
 from trimtab.slo.status import SloStatus, judged, minutes_label, read_status
 from trimtab.slo.store import SloRow, SloStore
 from trimtab.store.leases import Lease, Leases, holder_id
@@ -220,6 +221,40 @@ def _candidate_definition(d: SloDefinition, ro: ActiveRollout) -> SloDefinition 
     return dataclasses.replace(d, selector=narrowed)
 
 
+def _spans(d: SloDefinition) -> set[int]:
+    return {d.window_minutes, *(m for r in d.rules for m in (r.long_minutes, r.short_minutes))}
+
+
+def read_statuses(
+    engine: Engine, definitions: Sequence[SloDefinition], now: datetime
+) -> list[SloStatus]:
+    """Each SLO's status at `now`, as `status.read_status` gives it; the availability and
+    error-rate SLOs of one selector share one query (the requests per status code over
+    each window, classified per SLI here). A latency SLO reads its sketches on its own."""
+    out: dict[int, SloStatus] = {}
+    groups: dict[Selector, list[int]] = {}
+    for i, d in enumerate(definitions):
+        if d.sli.kind == "latency":
+            out[i] = read_status(engine, d, now)
+        else:
+            groups.setdefault(d.selector, []).append(i)
+    for selector, members in groups.items():
+        spans = set().union(*(_spans(definitions[i]) for i in members))
+        by_status = read_status_windows(engine, selector, now, spans)
+        for i in members:
+            d = definitions[i]
+            windows = {w: _classified(d, by_status[w]) for w in _spans(d)}
+            out[i] = judged(d, windows, now)
+    return [out[i] for i in range(len(definitions))]
+
+
+def _classified(d: SloDefinition, by_status: dict[int, int]) -> Counts:
+    total = Counts(0, 0)
+    for status, n in by_status.items():
+        total = total + status_counts(d.sli, status, n)
+    return total
+
+
 def candidate_status(
     engine: Engine, d: SloDefinition, started_at: datetime, now: datetime
 ) -> SloStatus | None:
@@ -228,7 +263,7 @@ def candidate_status(
     age = int((minute_floor(now) - minute_floor(started_at)) / timedelta(minutes=1)) + 1
     if age < 1:
         return None
-    spans = {d.window_minutes, *(m for r in d.rules for m in (r.long_minutes, r.short_minutes))}
+    spans = _spans(d)
     clipped = {w: min(w, age) for w in spans}
     got = read_windows(engine, d, now, set(clipped.values()))
     return judged(d, {w: got[clipped[w]] for w in spans}, now)
@@ -323,8 +358,8 @@ class SloEvaluator(Generic[R]):
             return owners.get((scope, route)) or owners.get(("", route))
 
         signals: list[Signal] = []
-        for row in rows:
-            status = read_status(self.engine, row.definition, now)
+        statuses = read_statuses(self.engine, [row.definition for row in rows], now)
+        for row, status in zip(rows, statuses, strict=True):
             signals += _signals(row, status, owner(row.scope, row.definition.selector.route))
         pages: list[tuple[R, SloDefinition, RuleVerdict]] = []
         candidates = 0

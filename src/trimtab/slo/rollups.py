@@ -122,3 +122,29 @@ def read_windows(
         n_valid, n_bad = int(row[2 * i] or 0), int(row[2 * i + 1] or 0)
         out[w] = Counts(n_valid - n_bad, n_valid)
     return out
+
+
+def read_status_windows(
+    engine: Engine, selector: Selector, now: datetime, windows: Iterable[int]
+) -> dict[int, dict[int, int]]:
+    """Requests per status code over each window (minutes up to `now`'s, included), in
+    one pass: what every availability and error-rate SLO of one selector needs (the
+    evaluator classifies them with `sli.status_counts`)."""
+    spans = sorted(set(windows))
+    end = minute_floor(now)
+    c = rollups.c
+    columns = [
+        func.sum(case((c.minute >= end - timedelta(minutes=w - 1), c.count), else_=0))
+        for w in spans
+    ]
+    start = end - timedelta(minutes=spans[-1] - 1)
+    query = (
+        select(c.status_code, *columns).where(*_where(selector, start, end)).group_by(c.status_code)
+    )
+    out: dict[int, dict[int, int]] = {w: {} for w in spans}
+    with engine.connect() as conn:
+        for status, *sums in conn.execute(query):
+            for w, n in zip(spans, sums, strict=True):
+                if n:
+                    out[w][int(status)] = int(n)
+    return out
