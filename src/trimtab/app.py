@@ -24,6 +24,7 @@ from trimtab.api.evals import EvalsAPI
 from trimtab.api.health import HealthAPI, Lifecycle
 from trimtab.api.keys import KeysAPI
 from trimtab.api.openapi import OpenAPIRoute
+from trimtab.api.privacy import PrivacyAPI
 from trimtab.api.rollouts import RolloutsAPI
 from trimtab.api.routes import RoutesAPI
 from trimtab.api.slos import SlosAPI
@@ -207,6 +208,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         *SlosAPI(slo_store, route_store, keys, audit).routes(),
         *EvalSuitesAPI(SuiteStore(engine), route_store, keys, audit).routes(),
         *AuditAPI(audit, keys).routes(),
+        *PrivacyAPI(engine, audit, keys).routes(),  # erasure and export (privacy/)
         *HealthAPI(
             lifecycle,
             store,

@@ -155,7 +155,13 @@ class AlertService:
             raise NotFound(f"no alert {alert_id}", code="alert_not_found")
         return alert
 
-    def acknowledge(self, alert_id: int, by: str | None, comment: str) -> AlertChange:
+    def acknowledge(
+        self,
+        alert_id: int,
+        by: str | None,
+        comment: str,
+        on_change: Callable[[Connection, Alert], None] | None = None,
+    ) -> AlertChange:
         """firing -> acknowledged (sinks that heard of it are told: PagerDuty's
         `acknowledge`); acknowledging an acknowledged alert changes nothing; a resolved
         one is refused."""
@@ -163,6 +169,8 @@ class AlertService:
             now = self._clock()
             acked = store.acknowledge(conn, alert_id, by, comment, now)
             if acked is not None:
+                if on_change is not None:
+                    on_change(conn, acked)  # the audit row, in the same transaction
                 return self._notify(conn, AlertChange(acked, "acknowledged"), now)
             current = store.get_alert(conn, alert_id)
         if current is None:
@@ -180,6 +188,7 @@ class AlertService:
         duration: timedelta,
         by: str | None,
         comment: str,
+        on_change: Callable[[Connection, Silence], None] | None = None,
     ) -> Silence:
         """Suppress delivery of alerts matching every matcher, from now for `duration`."""
         if not matchers:
@@ -196,16 +205,21 @@ class AlertService:
                 raise Invalid(str(exc), param="matchers") from exc
         now = self._clock()
         return store.insert_silence(
-            self._engine, parsed, now, now + duration, by, comment.strip(), now
+            self._engine, parsed, now, now + duration, by, comment.strip(), now, on_change
         )
 
-    def unsilence(self, silence_id: int) -> Silence:
-        ended = store.end_silence(self._engine, silence_id, self._clock())
+    def unsilence(
+        self, silence_id: int, on_change: Callable[[Connection, Silence], None] | None = None
+    ) -> Silence:
+        ended = store.end_silence(self._engine, silence_id, self._clock(), on_change)
         if ended is not None:
             return ended
         if store.read_silence(self._engine, silence_id) is None:
             raise NotFound(f"no silence {silence_id}", code="silence_not_found")
         raise Conflict(f"silence {silence_id} has already ended", code="silence_ended")
+
+    def get_silence(self, silence_id: int) -> Silence | None:
+        return store.read_silence(self._engine, silence_id)
 
     def silences(self, *, expired_too: bool = False, limit: int = 100) -> list[Silence]:
         return store.list_silences(

@@ -9,7 +9,7 @@ a conditional update of their lease, so no two processes deliver one row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -282,7 +282,9 @@ def insert_silence(
     by: str | None,
     comment: str,
     now: datetime,
+    on_change: Callable[[Connection, Silence], None] | None = None,
 ) -> Silence:
+    """Record a silence; `on_change` runs in the same transaction (the audit row)."""
     with engine.begin() as conn:
         new_id = conn.execute(
             silences.insert()
@@ -297,7 +299,10 @@ def insert_silence(
             .returning(silences.c.id)
         ).scalar_one()
         row = conn.execute(select(silences).where(silences.c.id == new_id)).mappings().one()
-    return to_silence(row)
+        silence = to_silence(row)
+        if on_change is not None:
+            on_change(conn, silence)
+    return silence
 
 
 def active_silences(conn: Connection, now: datetime) -> list[Silence]:
@@ -321,7 +326,12 @@ def read_silence(engine: Engine, silence_id: int) -> Silence | None:
     return to_silence(row) if row is not None else None
 
 
-def end_silence(engine: Engine, silence_id: int, now: datetime) -> Silence | None:
+def end_silence(
+    engine: Engine,
+    silence_id: int,
+    now: datetime,
+    on_change: Callable[[Connection, Silence], None] | None = None,
+) -> Silence | None:
     """End an active silence now; None when there is no such active silence."""
     with engine.begin() as conn:
         result = conn.execute(
@@ -332,7 +342,10 @@ def end_silence(engine: Engine, silence_id: int, now: datetime) -> Silence | Non
         if not result.rowcount:
             return None
         row = conn.execute(select(silences).where(silences.c.id == silence_id)).mappings().one()
-    return to_silence(row)
+        silence = to_silence(row)
+        if on_change is not None:
+            on_change(conn, silence)
+    return silence
 
 
 # -- the outbox -------------------------------------------------------------------------

@@ -9,7 +9,17 @@ from typing import Annotated
 import typer
 
 from trimtab import __version__
-from trimtab.cli import datasets, evals, keys, requests, rollouts, routes, serve, slo
+from trimtab.cli import (
+    datasets,
+    evals,
+    keys,
+    privacy,
+    requests,
+    rollouts,
+    routes,
+    serve,
+    slo,
+)
 
 cli = typer.Typer(help="trimtab: an LLMOps control plane.", no_args_is_help=True)
 
@@ -40,6 +50,7 @@ requests.register(cli)  # requests, request, summary
 datasets.register(cli)  # datasets push | list | show | export | diff
 evals.register(cli)  # eval run | resume | show | list | compare
 slo.register(cli)  # slo status
+privacy.register(cli)  # erase, export (a user's data)
 
 
 def main() -> None:

@@ -261,6 +261,14 @@ def audit(filters: Filters, limit: int | None, cursor: str | None) -> Call[Page[
     return Call("GET", "/api/audit", paged(AuditEvent), query)
 
 
+def erase_user(user: str, tenant: str | None) -> Call[dict[str, Any]]:
+    return Call("POST", "/api/erasures", same, body=body({"user": user, "tenant": tenant}))
+
+
+def export_user(user: str, tenant: str | None) -> Call[dict[str, Any]]:
+    return Call("GET", "/api/exports", same, params({"user": user, "tenant": tenant}))
+
+
 def eval_run_path(run_id: str, rest: str = "") -> str:
     return "/api/evals/runs/" + segment(run_id) + (f"/{rest}" if rest else "")
 

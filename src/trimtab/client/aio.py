@@ -426,5 +426,14 @@ class AsyncClient:
         """One SLO's status: SLI, error budget, burn rates and alert verdicts."""
         return await self._run(calls.slo(name, tenant))
 
+    # -- data protection (admin) --
+    async def erase_user(self, user: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """Erase everything stored of `user` (of one tenant, or all); the counts removed."""
+        return await self._run(calls.erase_user(user, tenant))
+
+    async def export_user(self, user: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """Everything stored of `user`: {"data": [{"kind", "data"}, ...]}."""
+        return await self._run(calls.export_user(user, tenant))
+
 
 __all__ = ["AsyncClient", "TrimtabError"]

@@ -414,5 +414,14 @@ class Client:
         """One SLO's status: SLI, error budget, burn rates and alert verdicts."""
         return self._run(calls.slo(name, tenant))
 
+    # -- data protection (admin) --
+    def erase_user(self, user: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """Erase everything stored of `user` (of one tenant, or all); the counts removed."""
+        return self._run(calls.erase_user(user, tenant))
+
+    def export_user(self, user: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """Everything stored of `user`: {"data": [{"kind", "data"}, ...]}."""
+        return self._run(calls.export_user(user, tenant))
+
 
 __all__ = ["Client", "TrimtabError"]
