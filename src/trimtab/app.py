@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from trimtab import __version__
 from trimtab.alerts.runtime import AlertRuntime
+from trimtab.api.alerts import AlertsAPI
 from trimtab.api.audit import AuditAPI
 from trimtab.api.breakers import BreakersAPI
 from trimtab.api.costs import CostsAPI
@@ -206,6 +207,12 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             RunStore(engine), DatasetStore(engine), route_store, keys, config.models
         ).routes(),
         *SlosAPI(slo_store, route_store, keys, audit).routes(),
+        *AlertsAPI(
+            alerts.service,
+            keys,
+            audit,
+            lambda tenant: {k.name for k in route_table.entries() if k.tenant == tenant},
+        ).routes(),
         *EvalSuitesAPI(SuiteStore(engine), route_store, keys, audit).routes(),
         *AuditAPI(audit, keys).routes(),
         *PrivacyAPI(engine, audit, keys).routes(),  # erasure and export (privacy/)
