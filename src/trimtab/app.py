@@ -17,6 +17,7 @@ from trimtab.alerts.runtime import AlertRuntime
 from trimtab.api.alerts import AlertsAPI
 from trimtab.api.audit import AuditAPI
 from trimtab.api.breakers import BreakersAPI
+from trimtab.api.cost_reports import CostReportsAPI
 from trimtab.api.costs import CostsAPI
 from trimtab.api.datasets import DatasetsAPI
 from trimtab.api.errors import exception_handlers
@@ -196,6 +197,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         Route("/v1/models", gateway.models, methods=["GET"]),
         *TelemetryAPI(engine, store, keys).routes(),
         *CostsAPI(engine, policy, keys).routes(),
+        *CostReportsAPI(engine, policy, keys).routes(),
         *BreakersAPI(breakers, keys).routes(),
         *KeysAPI(key_store, keys, audit).routes(),
         *RoutesAPI(route_store, route_cache, keys, audit, config.models).routes(),

@@ -27,10 +27,12 @@ from trimtab.api.endpoints import APPLY_SLOS, GET_SLO, LIST_SLOS, SLO, SLO_TENAN
 from trimtab.api.errors import change
 from trimtab.api.models import APPLY_MESSAGE_CHARS, SOURCE_CHARS
 from trimtab.api.params import bad_param
+from trimtab.api.report_endpoints import SLO_REPORT
 from trimtab.audit.log import AuditLog
 from trimtab.auth.keyring import KeyRing
 from trimtab.errors import Forbidden, Invalid, NotFound, Unavailable
 from trimtab.registry.store import RouteStore
+from trimtab.slo.report_data import read_report
 from trimtab.slo.spec import SloDefinition, SlosError, load_slos
 from trimtab.slo.status import read_status
 from trimtab.slo.store import SloApplied, SloRow, SloStore
@@ -53,6 +55,7 @@ class SlosAPI:
     def routes(self) -> list[Route]:
         return [
             APPLY_SLOS.route(self.apply),
+            SLO_REPORT.route(self.report),  # before GET_SLO: `report` is no SLO's name
             LIST_SLOS.route(self.list_slos),
             GET_SLO.route(self.get_slo),
         ]
@@ -184,3 +187,16 @@ class SlosAPI:
             raise NotFound(f"no SLO named '{name}'")
         (view,) = await run_in_threadpool(self._statuses, [row])
         return json_response(view)
+
+    async def report(self, request: Request) -> Response:
+        """The SLA report of a month (slo/report.py); a tenant's KPIs only its traffic."""
+        principal = reader(self._keys, request, "read SLOs")
+        month = SLO_REPORT.arg(request, "month")
+        route = SLO_REPORT.arg(request, "route")
+        scope = self._scope(principal, SLO_TENANT.of(request))
+        rows = await run_in_threadpool(self._store.listed, scope)
+        if route is not None:
+            rows = [r for r in rows if r.definition.selector.route == route]
+        traffic = scope or None  # an admin's shared or every SLO: every tenant's traffic
+        result = await run_in_threadpool(read_report, self._store.engine, rows, month, traffic)
+        return json_response(result.view())

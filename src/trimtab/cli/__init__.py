@@ -10,6 +10,7 @@ import typer
 
 from trimtab import __version__
 from trimtab.cli import (
+    costs,
     datasets,
     evals,
     keys,
@@ -49,7 +50,8 @@ rollouts.register(cli)  # rollout ..., rollback, attest
 requests.register(cli)  # requests, request, summary
 datasets.register(cli)  # datasets push | list | show | export | diff
 evals.register(cli)  # eval run | resume | show | list | compare
-slo.register(cli)  # slo status
+slo.register(cli)  # slo status | report
+costs.register(cli)  # costs forecast | economics
 privacy.register(cli)  # erase, export (a user's data)
 
 

@@ -3,6 +3,7 @@ trimtab."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from trimtab.cli.calls import call, fail, file_refused
 from trimtab.cli.options import DEFAULT_URL, ApiKey, Url
 from trimtab.cli.tables import table
 from trimtab.client.types import AppliedSlo, SloStatus
+from trimtab.slo.report import parse_month, render_markdown
 from trimtab.slo.spec import SlosError, parse_slos
 
 slo = typer.Typer(help="Service level objectives on a running trimtab.", no_args_is_help=True)
@@ -182,6 +184,37 @@ def status(
         "bad share over (1 - objective); a rule fires when both windows exceed its factor and "
         "hold at least its minimum of events[/dim]"
     )
+
+
+@slo.command("report")
+def report(
+    month: Annotated[
+        str | None,
+        typer.Option("--month", help="The calendar month, YYYY-MM (default: the last complete)."),
+    ] = None,
+    route: Annotated[str | None, typer.Option("--route", help="Only this route's SLOs.")] = None,
+    output: Annotated[
+        str, typer.Option("--format", help="md (markdown) or json.", case_sensitive=False)
+    ] = "md",
+    tenant: Tenant = None,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """The SLA report of a month: per route each SLO met or missed, the budget spent (as
+    requests and minutes), incidents, and the KPIs (volume, CSAT, cost per successful
+    request and per session, tokens per feature)."""
+    if output.lower() not in ("md", "json"):
+        raise fail(f"--format {output}: expected md or json")
+    if month is not None:
+        try:
+            parse_month(month)
+        except ValueError as exc:
+            raise fail(f"--month: {exc}") from None
+    data = call(url, api_key, lambda c: c.slo_report(month=month, route=route, tenant=tenant))
+    if output.lower() == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        print(render_markdown(data), end="")
 
 
 def register(app: typer.Typer) -> None:

@@ -334,3 +334,19 @@ def eval_suites(route: str | None, tenant: str | None) -> Call[list[EvalSuite]]:
 
 def eval_suite(name: str, tenant: str | None) -> Call[EvalSuite]:
     return Call("GET", f"/api/evals/suites/{segment(name)}", typed(EvalSuite), _scoped(tenant))
+
+
+def slo_report(month: str | None, route: str | None, tenant: str | None) -> Call[dict[str, Any]]:
+    query = params({"month": month, "route": route}) | _scoped(tenant)
+    return Call("GET", "/api/slos/report", same, query)
+
+
+def cost_forecast(tenant: str | None) -> Call[dict[str, Any]]:
+    return Call("GET", "/api/costs/forecast", same, params({"tenant": tenant}))
+
+
+def unit_economics(
+    window: str | None, group_by: str | None, tenant: str | None
+) -> Call[dict[str, Any]]:
+    query = params({"window": window, "group_by": group_by, "tenant": tenant})
+    return Call("GET", "/api/costs/economics", same, query)

@@ -426,6 +426,22 @@ class AsyncClient:
         """One SLO's status: SLI, error budget, burn rates and alert verdicts."""
         return await self._run(calls.slo(name, tenant))
 
+    async def slo_report(
+        self, *, month: str | None = None, route: str | None = None, tenant: str | None = None
+    ) -> dict[str, Any]:
+        """The SLA report of a month (YYYY-MM; default: the last complete one)."""
+        return await self._run(calls.slo_report(month, route, tenant))
+
+    async def cost_forecast(self, *, tenant: str | None = None) -> dict[str, Any]:
+        """Each budget's spend forecast to the end of its period."""
+        return await self._run(calls.cost_forecast(tenant))
+
+    async def unit_economics(
+        self, *, window: str = "30d", group_by: str = "route", tenant: str | None = None
+    ) -> dict[str, Any]:
+        """Cost per request, per successful request and per 1,000 tokens, grouped."""
+        return await self._run(calls.unit_economics(window, group_by, tenant))
+
     # -- data protection (admin) --
     async def erase_user(self, user: str, *, tenant: str | None = None) -> dict[str, Any]:
         """Erase everything stored of `user` (of one tenant, or all); the counts removed."""
