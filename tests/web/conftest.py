@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from tests.support import start_gateway, stop_server
-from tests.web.support import CHROMIUM, VIEWPORT, Console, config, screenshot_folder, seed
+from tests.web.support import CHROMIUM, TIMEZONE, VIEWPORT, Console, config, screenshot_folder, seed
 from trimtab.testing.mock_upstream import MockUpstream
 
 
@@ -50,7 +50,9 @@ def sign_in(browser: Browser, console: Console) -> Iterator[SignIn]:
     contexts = []
 
     def open_as(key: str | None) -> Page:
-        context = browser.new_context(viewport=VIEWPORT, base_url=console.url)
+        context = browser.new_context(
+            viewport=VIEWPORT, base_url=console.url, locale="en-US", timezone_id=TIMEZONE
+        )
         contexts.append(context)
         page = context.new_page()
 

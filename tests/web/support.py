@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from playwright.sync_api import ViewportSize
 
 from tests.support import (
     ADMIN_KEY,
@@ -20,7 +21,8 @@ from tests.support import (
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS_ENV = "TRIMTAB_UI_SCREENSHOTS"  # a folder: save each page's PNG there
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
+TIMEZONE = "Asia/Tokyo"  # the viewer's zone in the browser tests: not the server's UTC
 
 ROUTES = """
 routes:
