@@ -52,6 +52,7 @@ from trimtab.registry.store import RouteStore
 from trimtab.rollouts.controller import RolloutController
 from trimtab.rollouts.store import RolloutStore
 from trimtab.rollouts.table import RouteCache, RouteTable, warn_unserved
+from trimtab.slo.evaluator import SloEvaluator, submitting
 from trimtab.slo.gauges import SloGauges
 from trimtab.slo.store import SloStore
 from trimtab.state.factory import build_state
@@ -144,6 +145,14 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     )
     slo_store = SloStore(engine)
     slo_gauges = SloGauges(slo_store, metrics.registry)
+    # one process at a time (a lease) judges every SLO and the candidates' own burn
+    slo_evaluator = SloEvaluator(
+        engine,
+        submitting(alerts.submit),
+        rollouts=rollout_store,
+        on_rollback=route_cache.refresh,
+        interval_s=config.slo.evaluate_interval_s,
+    )
     lifecycle = Lifecycle()
 
     @asynccontextmanager
@@ -159,6 +168,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         await policy.start()  # after the spill replay: seeds budgets from the store
         slo_gauges.start()
         alerts.start()  # signals -> alerts -> the outbox, delivered in the background
+        await slo_evaluator.start()
         retention.start()
         for provider in providers.values():
             await provider.start()
@@ -174,6 +184,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             for provider in providers.values():
                 await provider.close()
             await policy.close()  # pending budget alerts: recorded and sent, bounded wait
+            await slo_evaluator.stop()  # gives its lease up: another process takes over
             await alerts.stop()  # after the budget signals; the outbox resumes at the next start
             await state.close()
             # in-flight requests have finished by now (the server drains them first)
@@ -251,4 +262,5 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     app.state.policy = policy
     app.state.routes = route_table
     app.state.alerts = alerts
+    app.state.slo_evaluator = slo_evaluator
     return app

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from tests.registry.support import routes_file
 from tests.slo.support import NOW, every, request
-from tests.support import new_database
+from tests.support import GatewayFactory, new_database, wait_for
 from trimtab.alerts.signal import Signal
 from trimtab.registry.scope import Applier
 from trimtab.registry.store import RouteStore
@@ -322,3 +322,24 @@ def test_the_shared_per_selector_read_gives_each_slos_own_status(engine: Engine)
     alone = [read_status(engine, d, NOW) for d in definitions]
     assert together == alone
     assert all(s.counts.valid > 0 for s in together)
+
+
+def test_the_server_runs_the_evaluator_and_gives_its_lease_up_when_it_stops(
+    gateway: GatewayFactory, sqlite_url: str
+) -> None:
+    running = gateway()
+    evaluator = running.server_app.state.slo_evaluator
+    assert isinstance(evaluator, SloEvaluator)
+    assert evaluator.ttl_s == 90  # slo.evaluate_interval_s's default, 30 s, three times
+    engine = make_engine(sqlite_url)  # the server's own is disposed when it stops
+    leases = Leases(engine)
+    try:
+        wait_for(lambda: leases.holder(LEASE) is not None)  # the first cycle runs at start
+        held = leases.holder(LEASE)
+        assert held is not None and held.holder == evaluator.holder
+        running.server.stop()
+        assert leases.holder(LEASE) is None
+        released = leases.current(LEASE)
+        assert released is not None and released.holder == evaluator.holder
+    finally:
+        engine.dispose()

@@ -95,7 +95,19 @@ class Rollouts(Protocol[R]):
     ) -> bool: ...
 
 
-Emit = Callable[[Sequence[Signal]], object]  # may be a coroutine function
+# called on the event loop with each cycle's signals: it must not block (a coroutine
+# function is awaited); `submitting(AlertRuntime.submit)` is the server's
+Emit = Callable[[Sequence[Signal]], object]
+
+
+def submitting(submit: Callable[[Signal], None]) -> Emit:
+    """An emit that hands each signal to a non-blocking `submit` (the alert runtime's)."""
+
+    def emit(signals: Sequence[Signal]) -> None:
+        for signal in signals:
+            submit(signal)
+
+    return emit
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,14 +342,13 @@ class SloEvaluator(Generic[R]):
             log.warning("could not release the SLO evaluator's lease", exc_info=True)
 
     async def tick(self) -> Cycle:
-        """One cycle in a thread, then its signals to `emit` and, after a rollback, the
-        route table's refresh."""
+        """One cycle in a thread, then its signals to `emit` (on the loop) and, after a
+        rollback, the route table's refresh."""
         cycle = await asyncio.to_thread(self.cycle, self._clock())
         if cycle.signals:
-            if inspect.iscoroutinefunction(self._emit):
-                await self._emit(cycle.signals)
-            else:
-                await asyncio.to_thread(self._emit, cycle.signals)
+            emitted = self._emit(cycle.signals)
+            if inspect.isawaitable(emitted):
+                await emitted
         if self._on_rollback is not None and any(r.done for r in cycle.rollbacks):
             await self._on_rollback()
         return cycle
