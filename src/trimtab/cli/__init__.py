@@ -10,6 +10,7 @@ import typer
 
 from trimtab import __version__
 from trimtab.cli import (
+    alerts,
     costs,
     datasets,
     evals,
@@ -53,6 +54,7 @@ evals.register(cli)  # eval run | resume | show | list | compare
 slo.register(cli)  # slo status | report
 costs.register(cli)  # costs forecast | economics
 privacy.register(cli)  # erase, export (a user's data)
+alerts.register(cli)  # alerts list | show | ack | silence | silences | unsilence
 
 
 def main() -> None:

@@ -350,3 +350,36 @@ def unit_economics(
 ) -> Call[dict[str, Any]]:
     query = params({"window": window, "group_by": group_by, "tenant": tenant})
     return Call("GET", "/api/costs/economics", same, query)
+
+
+# -- alerts and silences (docs/alerts.md) -------------------------------------------------
+
+
+def alerts(
+    state: str | None, severity: str | None, limit: int | None
+) -> Call[list[dict[str, Any]]]:
+    query = params({"state": state, "severity": severity, "limit": limit})
+    return Call("GET", "/api/alerts", lambda d: list[dict[str, Any]](d["data"]), query)
+
+
+def alert(alert_id: int) -> Call[dict[str, Any]]:
+    return Call("GET", f"/api/alerts/{int(alert_id)}", same)
+
+
+def ack_alert(alert_id: int, message: str) -> Call[dict[str, Any]]:
+    path = f"/api/alerts/{int(alert_id)}/ack"
+    return Call("POST", path, same, body=body({"message": message}))
+
+
+def silences(every: bool) -> Call[list[dict[str, Any]]]:
+    query = params({"state": "all" if every else None})
+    return Call("GET", "/api/silences", lambda d: list[dict[str, Any]](d["data"]), query)
+
+
+def silence(matchers: list[str], duration: str, message: str) -> Call[dict[str, Any]]:
+    fields = body({"matchers": matchers, "duration": duration, "message": message})
+    return Call("POST", "/api/silences", same, body=fields)
+
+
+def unsilence(silence_id: int) -> Call[dict[str, Any]]:
+    return Call("DELETE", f"/api/silences/{int(silence_id)}", same)

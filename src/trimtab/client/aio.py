@@ -410,6 +410,34 @@ class AsyncClient:
         """One applied suite: the caller's tenant's, else the shared one."""
         return await self._run(calls.eval_suite(name, tenant))
 
+    # -- alerts ----------------------------------------------------------------------------
+
+    async def alerts(
+        self, *, state: str | None = None, severity: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Alerts, newest first (state: open, firing, acknowledged, resolved)."""
+        return await self._run(calls.alerts(state, severity, limit))
+
+    async def alert(self, alert_id: int) -> dict[str, Any]:
+        """One alert, with what each sink was sent and how it went."""
+        return await self._run(calls.alert(alert_id))
+
+    async def ack_alert(self, alert_id: int, message: str) -> dict[str, Any]:
+        """Acknowledge a firing alert (PagerDuty hears `acknowledge`)."""
+        return await self._run(calls.ack_alert(alert_id, message))
+
+    async def silences(self, *, every: bool = False) -> list[dict[str, Any]]:
+        """Active silences (every one with `every`)."""
+        return await self._run(calls.silences(every))
+
+    async def silence(self, matchers: list[str], duration: str, message: str) -> dict[str, Any]:
+        """Silence alerts matching every matcher (label=value, !=, =~) for `duration`."""
+        return await self._run(calls.silence(matchers, duration, message))
+
+    async def unsilence(self, silence_id: int) -> dict[str, Any]:
+        """End a silence now."""
+        return await self._run(calls.unsilence(silence_id))
+
     # -- SLOs ------------------------------------------------------------------------------
 
     async def apply_slos(

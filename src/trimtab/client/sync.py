@@ -400,6 +400,34 @@ class Client:
         """One applied suite: the caller's tenant's, else the shared one."""
         return self._run(calls.eval_suite(name, tenant))
 
+    # -- alerts ----------------------------------------------------------------------------
+
+    def alerts(
+        self, *, state: str | None = None, severity: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Alerts, newest first (state: open, firing, acknowledged, resolved)."""
+        return self._run(calls.alerts(state, severity, limit))
+
+    def alert(self, alert_id: int) -> dict[str, Any]:
+        """One alert, with what each sink was sent and how it went."""
+        return self._run(calls.alert(alert_id))
+
+    def ack_alert(self, alert_id: int, message: str) -> dict[str, Any]:
+        """Acknowledge a firing alert (PagerDuty hears `acknowledge`)."""
+        return self._run(calls.ack_alert(alert_id, message))
+
+    def silences(self, *, every: bool = False) -> list[dict[str, Any]]:
+        """Active silences (every one with `every`)."""
+        return self._run(calls.silences(every))
+
+    def silence(self, matchers: list[str], duration: str, message: str) -> dict[str, Any]:
+        """Silence alerts matching every matcher (label=value, !=, =~) for `duration`."""
+        return self._run(calls.silence(matchers, duration, message))
+
+    def unsilence(self, silence_id: int) -> dict[str, Any]:
+        """End a silence now."""
+        return self._run(calls.unsilence(silence_id))
+
     # -- SLOs ------------------------------------------------------------------------------
 
     def apply_slos(self, yaml: str, message: str, *, source: str | None = None) -> list[AppliedSlo]:
