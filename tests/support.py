@@ -249,3 +249,50 @@ def about(expected: float) -> float:
     """`pytest.approx(expected)` typed as the float it stands for: a field of a dataclass
     that is compared whole (`Reservation(True, 0.0, about(0.25))`)."""
     return cast(float, pytest.approx(expected))
+
+
+GATE_SUITES = """
+evals:
+  gate-golden:
+    route: {route}
+    dataset: gate-items
+    tags: [golden]
+    scorers: [{{name: ok, kind: contains, threshold: 1}}]
+  gate-safety:
+    route: {route}
+    dataset: gate-items
+    tags: [safety]
+    scorers: [{{name: ok, kind: contains, threshold: 1}}]
+"""
+
+
+def run_backed_evals(url: str, key: str, route: str, candidate: int, baseline: int = 1) -> None:
+    """The evidence a tier-2 gate asks for, without a model: golden and safety suites of
+    `route` applied, each run on `baseline` and `candidate` with the items' results recorded
+    through the API (as `eval run` records them), and each candidate run's verdict written
+    as the candidate's eval attestation (as `eval run --gate` writes it)."""
+    from trimtab.client import Client
+
+    items = "".join(
+        f'{{"id": "i{i}", "messages": [{{"role": "user", "content": "q{i}"}}], "expected": "a"}}\n'
+        for i in range(12)  # at least stats.paired.MIN_ITEMS, or no verdict
+    )
+    result = {"value": 1.0, "passed": True, "reason": "contains 'a'"}
+    with Client(url, key) as c:
+        c.push_dataset("gate-items", items, "gate items")
+        c.apply_eval_suites(GATE_SUITES.format(route=route), "gate", source="gate.yaml")
+        for suite in ("gate-golden", "gate-safety"):
+            definition = c.eval_suite(suite)["definition"]
+            runs = []
+            for version in (baseline, candidate):
+                run = c.create_eval_run(suite, definition, version=version)
+                c.record_eval_results(
+                    run["id"],
+                    [
+                        {"item_id": f"i{i}", "request_digest": f"{i:064x}", "output": "a",
+                         "scores": {"ok": result}}
+                        for i in range(12)
+                    ],
+                )  # fmt: skip
+                runs.append(run["id"])
+            c.attest_eval_run(runs[1], baseline=runs[0])

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import orjson
 from sqlalchemy import create_engine, func, select
 
 from tests.cli import support
 from tests.evals.support import SUITE_FILE, golden
-from tests.support import OPERATOR_KEY, ROUTES, VIEWER_KEY, Running
+from tests.support import OPERATOR_KEY, ROUTES, V2, VIEWER_KEY, Running
 from trimtab.client import Client
 from trimtab.store.tables import eval_suites, routes
 
@@ -108,3 +109,75 @@ def test_the_server_refuses_a_suite_of_an_unknown_route(running: Running, tmp_pa
     code, out = trimtab(running, "apply", "-f", file, "-m", "launch", api_key=VIEWER_KEY)
     assert code == 1
     assert count(running, eval_suites) == 0
+
+
+GATED = """
+evals:
+  support-golden:
+    route: support-answer
+    dataset: golden
+    tags: [golden]
+    scorers: [{name: echoed, kind: contains, threshold: 1}]
+    gate: {max_drop: {echoed: 0.05}}
+  support-safety:
+    route: support-answer
+    dataset: golden
+    tags: [safety]
+    scorers: [{name: no_secrets, kind: not_contains, values: [password]}]
+"""
+
+
+def test_eval_run_gate_writes_the_attestation_a_tier_2_gate_accepts(
+    running: Running, tmp_path: Path
+) -> None:
+    with Client(running.url, OPERATOR_KEY) as c:
+        c.apply(ROUTES, "v1")
+        c.apply(V2, "friendlier")
+        c.push_dataset("golden", golden(12), "golden set")
+        # a hand-typed eval on the tier-2 route is kept, labelled manual, and does not count
+        c.attest("support-answer", 2, kind="eval", result="pass", note="trust me")
+    file = write(tmp_path, GATED, "evals.yaml")
+    code, out = trimtab(running, "apply", "-f", file, "-m", "gate suites")
+    assert code == 0, out
+    refused = start(running)
+    assert refused.status_code == 409 and "a passing eval attestation" in refused.text
+
+    code, out = trimtab(
+        running, "eval", "run", "support-golden", "--version", "2", "--baseline", "1", "--gate"
+    )
+    assert code == 0, out
+    assert "attested support-answer v2: eval pass (run run_" in out
+    assert "suite support-golden, golden v1)" in out
+    assert "a passing eval attestation" in start(running).text  # safety not yet run
+
+    code, out = trimtab(
+        running, "eval", "run", "support-safety", "--version", "2", "--baseline", "1", "--gate",
+        "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    whole = orjson.loads(out)
+    attestation = whole["attestation"]
+    assert attestation["run_id"] == whole["run"]["id"]
+    assert attestation["baseline_run_id"] == whole["baseline"]["id"]
+    assert (attestation["result"], attestation["tags"], attestation["manual"]) == (
+        "pass",
+        ["safety"],
+        False,
+    )
+    assert attestation["digest"] == whole["run"]["target_digest"]
+    still = start(running)  # the eval is there; an approval by someone else is not
+    assert still.status_code == 409 and "eval" not in still.json()["error"]["message"]
+    assert "approval" in still.text
+
+    with Client(running.url, VIEWER_KEY) as c:
+        events = [e for e in c.timeline("support-answer") if e["kind"] == "attestation"]
+    assert [e["detail"]["manual"] for e in events] == [True, False, False]
+    assert {e["detail"].get("suite") for e in events[1:]} == {"support-golden", "support-safety"}
+
+
+def start(running: Running) -> httpx.Response:
+    return httpx.post(
+        running.url + "/api/routes/support-answer/rollouts",
+        json={"to": "v2", "reason": "go"},
+        headers={"authorization": f"Bearer {OPERATOR_KEY}"},
+    )

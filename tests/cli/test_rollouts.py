@@ -11,7 +11,7 @@ from tests.cli.support import runner
 from tests.rollouts.conftest import running as running
 from tests.rollouts.support import apply, drive, routes_yaml, status
 from tests.rollouts.support import call as e2e_call
-from tests.support import ADMIN_KEY, OPERATOR_KEY, Running
+from tests.support import ADMIN_KEY, OPERATOR_KEY, Running, run_backed_evals
 from trimtab.canary.metrics import DEFAULT_METRICS
 from trimtab.cli import cli
 from trimtab.client import Client
@@ -111,11 +111,14 @@ def test_a_gate_refusal_prints_the_attest_commands_that_satisfy_it(running: Runn
     assert lines[1] == "record the evidence, then start again:"
     commands = [line.split("#")[0].strip() for line in lines[2:]]
     assert commands == [
-        'trimtab attest faq v2 --kind eval --result pass --note "the result" --link URL',
+        "trimtab eval run SUITE --version v2 --baseline stable --gate",
         "trimtab attest faq v2 --kind approval --result pass",
     ]
-    # the printed commands do satisfy the gate (the approval by another person's key)
-    for command, key in zip(commands, [OPERATOR_KEY, ADMIN_KEY], strict=True):
+    assert "each of the route's suites tagged golden and safety" in lines[2]
+    # the printed commands do satisfy the gate (the approval by another person's key; the
+    # runs' results recorded through the API as `eval run --gate` records them)
+    run_backed_evals(running.url, OPERATOR_KEY, "faq", candidate=2)
+    for command, key in zip(commands[1:], [ADMIN_KEY], strict=True):
         argv = shlex.split(command.replace("URL", "https://ci/1"))[1:]
         env = {"TRIMTAB_URL": running.url, "TRIMTAB_API_KEY": key}
         result = runner.invoke(cli, argv, env=env)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.rollouts.support import routes_yaml
-from tests.support import ADMIN_KEY, APP_KEY, OPERATOR_KEY, VIEWER_KEY, Running
+from tests.support import ADMIN_KEY, APP_KEY, OPERATOR_KEY, VIEWER_KEY, Running, run_backed_evals
 from trimtab import AsyncClient, Client, TrimtabError
 from trimtab.client import Page
 
@@ -50,6 +50,7 @@ def test_routes_rollouts_and_attestations(running: Running) -> None:
 
         made = tt.attest("faq", "v2", kind="eval", result="pass", note="92 %", url="https://ci/1")
         assert (made["kind"], made["result"], made["by"]) == ("eval", "pass", "ml@acme")
+    run_backed_evals(running.url, OPERATOR_KEY, "faq", candidate=2)  # tier 2: run-backed only
     with Client(running.url, ADMIN_KEY) as admin:
         admin.attest("faq", 2, kind="approval", result="pass")
     with Client(running.url, OPERATOR_KEY) as tt:

@@ -25,6 +25,7 @@ from tests.support import (
     APP_KEY,
     OPERATOR_KEY,
     Running,
+    run_backed_evals,
     stored,
 )
 from trimtab.store.tables import requests
@@ -149,6 +150,10 @@ def test_tier_2_needs_an_eval_and_an_approval_by_someone_else(running: Running) 
     assert "a passing eval attestation" in message and "approval" in message
     path = "/api/routes/faq/versions/v2/attestations"
     assert api(running, "POST", path, kind="eval", result="pass", note="92%").status_code == 201
+    # from tier 2 up a hand-typed eval does not count: the gate takes run-backed ones
+    manual = api(running, "POST", "/api/routes/faq/rollouts", to="v2", reason="go")
+    assert manual.status_code == 409 and "a passing eval attestation" in manual.text
+    run_backed_evals(running.url, OPERATOR_KEY, "faq", candidate=2)
     # the author (the operator key's owner) approving its own change does not count
     assert api(running, "POST", path, kind="approval", result="pass").status_code == 201
     still = api(running, "POST", "/api/routes/faq/rollouts", to="v2", reason="go")

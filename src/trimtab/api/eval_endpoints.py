@@ -299,3 +299,49 @@ GET_EVAL_SUITE = Endpoint(
     params=(EVAL_SUITE, SUITE_TENANT),
     errors=(404,),
 )
+
+
+class EvalRunAttest(TypedDict):
+    baseline: NotRequired[
+        Annotated[str, Field(description="the baseline run (default: the newest earlier one)")]
+    ]
+
+
+class EvalAttestationView(TypedDict):
+    route: str
+    version: int
+    by: str
+    kind: Literal["eval"]
+    result: Literal["pass", "fail"]
+    manual: Literal[False]
+    run_id: str
+    baseline_run_id: str
+    suite: str
+    tags: list[str]
+    dataset: str
+    dataset_version: int
+    digest: str
+    url: None
+
+
+ATTEST_EVAL_RUN = Endpoint(
+    "POST",
+    "/api/evals/runs/{run}/attestation",
+    "attestEvalRun",
+    "evals",
+    "Write the run's route version's `eval` attestation from its gate verdict",
+    OPERATORS,
+    EvalAttestationView,
+    status=201,
+    params=(EVAL_RUN,),
+    body=Body(EvalRunAttest, allow_empty=True),
+    errors=(404, 409),
+    description=(
+        "The verdict is the paired comparison against the baseline run, computed here from "
+        "the stored results, and the attestation is linked to the run (suite, its tags, the "
+        "dataset version, the digest the run called). From risk tier 2 up the release gate "
+        "counts only these: every suite of the route tagged golden or safety needs a "
+        "passing one on the candidate's digest. 409 no_verdict: too many failed items or "
+        "nothing to compare, nothing written; 409 not_a_route_run: the run ran a model."
+    ),
+)

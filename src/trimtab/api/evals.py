@@ -22,6 +22,7 @@ from trimtab.api import models as m
 from trimtab.api.access import actor, json_response, operator, reader, scoped_tenant
 from trimtab.api.errors import change
 from trimtab.api.eval_endpoints import (
+    ATTEST_EVAL_RUN,
     COMPARE_EVAL_RUNS,
     CREATE_EVAL_RUN,
     EVAL_RUN,
@@ -34,8 +35,8 @@ from trimtab.api.eval_endpoints import (
 from trimtab.api.params import bad_param
 from trimtab.auth.keyring import KeyRing
 from trimtab.bounds import validation_problems
-from trimtab.errors import Conflict, Invalid, NotFound
-from trimtab.evals.compare import compare_runs
+from trimtab.errors import Conflict, Forbidden, Invalid, NotFound
+from trimtab.evals.compare import Comparison, compare_runs
 from trimtab.evals.runs import NewRun, Result, Run, RunStore, model_digest
 from trimtab.evals.scorers import Judge
 from trimtab.evals.store import DatasetKey, DatasetStore
@@ -43,6 +44,8 @@ from trimtab.evals.suites import SuiteDefinition, SuitesError, parse_suites
 from trimtab.evals.summary import run_scores, summarize
 from trimtab.registry.scope import RouteKey
 from trimtab.registry.store import RouteStore
+from trimtab.rollouts.attestations import AttestationStore
+from trimtab.rollouts.eval_evidence import RunLink
 from trimtab.types import Principal, name_problem, new_request_id
 
 _EARLIER = 200  # runs of the suite looked through for the default baseline
@@ -79,6 +82,7 @@ class EvalsAPI:
         self._routes = routes
         self._keys = keys
         self._models = models
+        self._attestations = AttestationStore(runs.engine)
 
     def routes(self) -> list[Route]:
         return [
@@ -89,6 +93,7 @@ class EvalsAPI:
             RECORD_EVAL_RESULTS.route(self.record),
             LOOKUP_EVAL_CACHE.route(self.cache),
             COMPARE_EVAL_RUNS.route(self.compare),
+            ATTEST_EVAL_RUN.route(self.attest),
         ]
 
     # -- who may, and which run ----------------------------------------------------------
@@ -364,10 +369,9 @@ class EvalsAPI:
             param="baseline",
         )
 
-    async def compare(self, request: Request) -> Response:
-        principal = reader(self._keys, request, "read eval runs")
-        candidate = await self._run(principal, COMPARE_EVAL_RUNS.arg(request, "run"))
-        asked = COMPARE_EVAL_RUNS.arg(request, "baseline")
+    async def _compared(
+        self, principal: Principal, candidate: Run, asked: str | None
+    ) -> tuple[Run, Comparison]:
         if asked is not None:
             baseline = await self._run(principal, asked, "baseline")
         else:
@@ -380,7 +384,7 @@ class EvalsAPI:
                     code="run_incomplete",
                 )
 
-        def work() -> dict[str, Any]:
+        def work() -> Comparison:
             suite = _suite(candidate)
             scorers = [s.name for s in suite.scorers]
             theirs = set(self._item_ids(baseline))
@@ -388,9 +392,61 @@ class EvalsAPI:
             base = run_scores(scorers, items, self._runs.results(baseline.id))
             cand = run_scores(scorers, items, self._runs.results(candidate.id))
             try:
-                result = compare_runs(items, base, cand, suite.gate)
+                return compare_runs(items, base, cand, suite.gate)
             except ValueError as exc:
                 raise Invalid(str(exc), code="incomparable_runs") from None
-            return {"baseline": baseline.id, "candidate": candidate.id, **result.to_json()}
 
-        return json_response(await run_in_threadpool(work))
+        return baseline, await run_in_threadpool(work)
+
+    async def compare(self, request: Request) -> Response:
+        principal = reader(self._keys, request, "read eval runs")
+        candidate = await self._run(principal, COMPARE_EVAL_RUNS.arg(request, "run"))
+        baseline, result = await self._compared(
+            principal, candidate, COMPARE_EVAL_RUNS.arg(request, "baseline")
+        )
+        return json_response(
+            {"baseline": baseline.id, "candidate": candidate.id, **result.to_json()}
+        )
+
+    # -- the version's eval attestation ----------------------------------------------------
+
+    async def attest(self, request: Request) -> Response:
+        """The candidate run's gate verdict against its baseline, computed here from the
+        stored results, written as its route version's `eval` attestation."""
+        rid = new_request_id()
+        principal = operator(self._keys, request, "attest versions")
+        candidate = await self._run(principal, EVAL_RUN.of(request))
+        body = await ATTEST_EVAL_RUN.json(request)
+        asked = body.get("baseline")
+        if asked is not None and not isinstance(asked, str):
+            raise bad_param("baseline", "must be a run id like run_0123456789abcdef")
+        new = candidate.new
+        if new.route is None or new.route_scope is None or new.route_version is None:
+            raise Conflict(
+                f"run {candidate.id} ran model '{new.model}', not a route version: only a "
+                "route version has attestations",
+                code="not_a_route_run",
+            )
+        if not (principal.owner or principal.key_id):
+            raise Forbidden("attestations need a key with an owner")
+        baseline, result = await self._compared(principal, candidate, asked)
+        if result.outcome == "no_verdict":
+            raise Conflict(
+                f"run {candidate.id} against {baseline.id} has no verdict ("
+                + "; ".join(result.reasons)
+                + "): no attestation was written",
+                code="no_verdict",
+            )
+        suite = _suite(candidate)
+        link = RunLink(
+            candidate.id, new.suite, suite.tags, new.dataset, new.dataset_version,
+            new.target_digest, result.outcome,
+        )  # fmt: skip
+        route = RouteKey(new.route_scope, new.route)
+        by = actor(request, principal, rid)
+        out = await change(
+            lambda: self._attestations.attest_run(
+                route, new.route_version or 0, by, link, baseline.id
+            )
+        )
+        return json_response(out, 201, rid)

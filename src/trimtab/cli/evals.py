@@ -187,7 +187,8 @@ def run(
         typer.Option(
             "--gate",
             help="With --baseline: exit 0 when the gate passes, 1 when it fails, 2 when "
-            "something prevented the verdict.",
+            "something prevented the verdict; a route version's verdict is written as its "
+            "eval attestation, linked to the run.",
         ),
     ] = False,
     as_json: Json = False,
@@ -238,10 +239,29 @@ def run(
         result = call(url, api_key, lambda c: c.compare_eval_runs(cand["id"], base["id"]))
     except typer.Exit as exc:
         raise _exit_for(gate, exc) from None
+    attestation = None
+    if gate and result["outcome"] != "no_verdict":
+        # the server computes the verdict again from the stored results and writes it
+        try:
+            attestation = call(
+                url, api_key, lambda c: c.attest_eval_run(cand["id"], baseline=base["id"])
+            )
+        except typer.Exit as exc:
+            raise _exit_for(gate, exc) from None
     if as_json:
-        print(orjson.dumps({"run": cand, "baseline": base, "comparison": result}).decode())
+        whole: dict[str, Any] = {"run": cand, "baseline": base, "comparison": result}
+        if attestation is not None:
+            whole["attestation"] = attestation
+        print(orjson.dumps(whole).decode())
     else:
         evalviews.print_comparison(result)
+        if attestation is not None:
+            Console(highlight=False).print(
+                f"attested {escape(attestation['route'])} v{attestation['version']}: eval "
+                f"{attestation['result']} (run {attestation['run_id']}, suite "
+                f"{escape(attestation['suite'])}, {escape(attestation['dataset'])} "
+                f"v{attestation['dataset_version']})"
+            )
     if gate:
         raise typer.Exit(_EXIT[result["outcome"]])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from trimtab.cli.routes import Route
 from trimtab.cli.tables import table, when
 from trimtab.client import Client, TrimtabError
 from trimtab.client.types import Rollout
+from trimtab.rollouts.eval_evidence import RUN_BACKED_TIER
 
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why: it goes on the timeline.")]
 
@@ -115,8 +117,15 @@ def gate_advice(route: str, to: str, tenant: str | None) -> Advice:
         needs = exc.message.split(" still needs ", 1)[-1]
         where = "" if tenant is None else f" --tenant {shlex.quote(tenant)}"
         lines = [str(exc), "record the evidence, then start again:"]
+        tier = re.search(r" is risk tier (\d+):", exc.message)
         for phrase, kind, extra in _EVIDENCE:
-            if phrase in needs:
+            if phrase in needs and kind == "eval" and tier and int(tier[1]) >= RUN_BACKED_TIER:
+                # from tier 2 up only a run writes it (rollouts/eval_evidence.py)
+                lines.append(
+                    f"  trimtab eval run SUITE --version {shlex.quote(to)} --baseline stable "
+                    "--gate   # each of the route's suites tagged golden and safety"
+                )
+            elif phrase in needs:
                 command = (
                     f"  trimtab attest {shlex.quote(route)} {shlex.quote(to)} --kind {kind} "
                     f"--result pass{extra}{where}"

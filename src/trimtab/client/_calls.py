@@ -352,6 +352,11 @@ def unit_economics(
     return Call("GET", "/api/costs/economics", same, query)
 
 
+def attest_eval_run(run_id: str, baseline: str | None) -> Call[dict[str, Any]]:
+    path = eval_run_path(run_id, "attestation")
+    return Call("POST", path, same, body=body({"baseline": baseline}))
+
+
 # -- alerts and silences (docs/alerts.md) -------------------------------------------------
 
 

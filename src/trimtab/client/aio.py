@@ -392,6 +392,11 @@ class AsyncClient:
                 return
             cursor = page.next_cursor
 
+    async def attest_eval_run(self, run_id: str, *, baseline: str | None = None) -> dict[str, Any]:
+        """Write the run's route version's `eval` attestation from its gate verdict against
+        `baseline` (default: the newest complete earlier run), linked to the run."""
+        return await self._run(calls.attest_eval_run(run_id, baseline))
+
     # -- applied eval suites ---------------------------------------------------------------
 
     async def apply_eval_suites(

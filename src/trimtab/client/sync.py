@@ -382,6 +382,11 @@ class Client:
                 return
             cursor = page.next_cursor
 
+    def attest_eval_run(self, run_id: str, *, baseline: str | None = None) -> dict[str, Any]:
+        """Write the run's route version's `eval` attestation from its gate verdict against
+        `baseline` (default: the newest complete earlier run), linked to the run."""
+        return self._run(calls.attest_eval_run(run_id, baseline))
+
     # -- applied eval suites ---------------------------------------------------------------
 
     def apply_eval_suites(
