@@ -24,6 +24,7 @@ from trimtab.api.errors import exception_handlers
 from trimtab.api.eval_suites import EvalSuitesAPI
 from trimtab.api.evals import EvalsAPI
 from trimtab.api.health import HealthAPI, Lifecycle
+from trimtab.api.incidents import IncidentsAPI
 from trimtab.api.keys import KeysAPI
 from trimtab.api.openapi import OpenAPIRoute
 from trimtab.api.privacy import PrivacyAPI
@@ -44,6 +45,7 @@ from trimtab.gateway.catalog import Catalog
 from trimtab.gateway.dispatch import Dispatcher
 from trimtab.gateway.middleware import HotRoutes, LastResort
 from trimtab.gateway.service import Gateway
+from trimtab.incidents.store import IncidentStore
 from trimtab.policy.service import Policy
 from trimtab.privacy.retention import RetentionJob
 from trimtab.privacy.storage import body_policy
@@ -220,6 +222,15 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             RunStore(engine), DatasetStore(engine), route_store, keys, config.models
         ).routes(),
         *SlosAPI(slo_store, route_store, keys, audit).routes(),
+        *IncidentsAPI(
+            IncidentStore(engine),
+            route_store,
+            rollout_store,
+            key_store,
+            keys,
+            DatasetStore(engine),
+            route_cache.refresh,
+        ).routes(),
         *AlertsAPI(
             alerts.service,
             keys,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine, case, func, select
+from sqlalchemy import ColumnElement, Engine, case, false, func, select
 
 from trimtab.incidents.model import Impact
 from trimtab.store.engine import as_utc
@@ -42,7 +42,7 @@ class Affected:
         elif self.tenants:
             out.append(c.tenant.in_(sorted(self.tenants)))
         else:
-            out.append(c.route == "\x00nothing")  # names nothing: nothing is measured
+            out.append(false())  # names nothing: nothing is measured
         if self.routes and self.models:
             out.append(c.model.in_(sorted(self.models)))
         if self.scope:
@@ -59,7 +59,7 @@ class Affected:
         elif self.tenants:
             out.append(r.tenant.in_(sorted(self.tenants)))
         else:
-            out.append(r.route == "\x00nothing")
+            out.append(false())
         if self.scope:
             out.append(r.tenant == self.scope)
         return out

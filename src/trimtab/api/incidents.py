@@ -1,0 +1,551 @@
+"""/api/incidents: open, read, note, act on (state moves and containment), postmortem,
+rules and close.
+
+Writing needs a key of role operator or admin; reading, viewer, operator or admin. As for
+SLOs (api/slos.py), a non-admin's incidents belong to its tenant and measure only its
+tenant's traffic; an admin's are shared, as are those an alert without a tenant opens. A
+non-admin reads and changes its tenant's incidents only (another's answers 404, as if it
+did not exist); shared ones need an admin to change. Every write is audited in its
+transaction (incidents/store.py); a containment is done through its owner's store — the
+rollback and pause of the rollouts store, the revocation of the key store, each with its
+own audit row — and then recorded on the incident as `incident.contain`.
+
+Switching a model to its fallback is not an action: trimtab has no runtime override of a
+model's deployments (fallbacks are configuration, `models.NAME.fallbacks`); rolling the
+route back to a version on another model is the containment that exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trimtab.api.access import actor, json_response, operator, reader
+from trimtab.api.errors import change
+from trimtab.api.incident_endpoints import (
+    ACTIONS,
+    CLOSE_INCIDENT,
+    GET_INCIDENT,
+    GET_POSTMORTEM,
+    INCIDENT,
+    INCIDENT_ACTION,
+    INCIDENT_NOTE,
+    INCIDENT_POSTMORTEM,
+    INCIDENT_RULE,
+    INCIDENT_TENANT,
+    INCIDENT_TIMELINE,
+    LIST_INCIDENTS,
+    NAMES,
+    OPEN_INCIDENT,
+    REF_CHARS,
+    STATE_MOVES,
+    TITLE_CHARS,
+)
+from trimtab.api.params import MAX_TEXT, bad_param, text_field
+from trimtab.api.schema import parse_version
+from trimtab.audit.log import Actor, AuditLog
+from trimtab.auth.keyring import KeyRing
+from trimtab.auth.store import KeyRow, KeyStore, stored_key
+from trimtab.errors import Conflict, Forbidden, NotFound
+from trimtab.evals.datasets import Item
+from trimtab.evals.store import DatasetKey, DatasetStore
+from trimtab.incidents.failed import FailedRequest, failed_requests
+from trimtab.incidents.model import (
+    IMPACTS,
+    INCIDENT_TYPES,
+    RULE_KINDS,
+    CustomerImpact,
+    IncidentType,
+)
+from trimtab.incidents.postmortem import render
+from trimtab.incidents.store import Event, Incident, IncidentStore, Opening
+from trimtab.incidents.timeline import assemble
+from trimtab.registry.scope import RouteKey
+from trimtab.registry.store import RouteStore
+from trimtab.rollouts.store import RolloutStore
+from trimtab.types import SHARED, Principal, name_problem, new_request_id
+
+log = logging.getLogger(__name__)
+
+
+def _event_view(e: Event) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "at": e.at.isoformat(),
+        "kind": e.kind,
+        "actor": e.actor,
+        "message": e.message,
+        "detail": e.detail,
+    }
+
+
+def _names(body: dict[str, Any], field: str) -> list[str]:
+    value = body.get(field, [])
+    if not isinstance(value, list) or len(value) > NAMES:
+        raise bad_param(field, f"must be a list of at most {NAMES} names")
+    for name in value:
+        if not isinstance(name, str) or not name or len(name) > 256 or "\x00" in name:
+            raise bad_param(field, "each entry must be a name of 1 to 256 characters")
+    return sorted(set(value))
+
+
+def _case(incident: Incident, failed: FailedRequest) -> Item | None:
+    """A dataset item from a failed request: the variables it sent to the route (else its
+    messages), the failure in its metadata; None when its body was not recorded."""
+    body = failed.body
+    if body is None:
+        return None
+    metadata = {
+        "incident": incident.id,
+        "request_id": failed.id,
+        "status_code": failed.status_code,
+        "route": failed.route,
+        "version": failed.version,
+        "error": (failed.error or "")[:500],
+        "at": failed.started_at,
+    }
+    variables = body.get("variables")
+    if isinstance(variables, dict) and variables:
+        return Item(id=failed.id, variables=variables, tags=("incident",), metadata=metadata)
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages and all(
+        isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")
+        and isinstance(m.get("content"), str)
+        for m in messages
+    ):  # fmt: skip
+        kept = tuple({"role": m["role"], "content": m["content"]} for m in messages)
+        return Item(id=failed.id, messages=kept, tags=("incident",), metadata=metadata)
+    return None
+
+
+class IncidentsAPI:
+    def __init__(
+        self,
+        store: IncidentStore,
+        routes: RouteStore,
+        rollouts: RolloutStore,
+        keys: KeyStore,
+        ring: KeyRing,
+        datasets: DatasetStore,
+        on_route_change: Callable[[], Awaitable[object]],
+    ) -> None:
+        self._store = store
+        self._routes = routes
+        self._rollouts = rollouts
+        self._keys = keys
+        self._ring = ring
+        self._datasets = datasets
+        self._route_changed = on_route_change
+
+    def routes(self) -> list[Route]:
+        return [
+            OPEN_INCIDENT.route(self.open),
+            LIST_INCIDENTS.route(self.list_incidents),
+            GET_INCIDENT.route(self.get_incident),
+            INCIDENT_TIMELINE.route(self.timeline),
+            INCIDENT_NOTE.route(self.note),
+            INCIDENT_ACTION.route(self.act),
+            INCIDENT_POSTMORTEM.route(self.record_postmortem),
+            GET_POSTMORTEM.route(self.get_postmortem),
+            INCIDENT_RULE.route(self.add_rule),
+            CLOSE_INCIDENT.route(self.close),
+        ]
+
+    # -- who may -------------------------------------------------------------------------
+
+    async def _visible(self, request: Request, principal: Principal) -> Incident:
+        incident_id = INCIDENT.of(request)
+        found = await run_in_threadpool(self._store.get, incident_id)
+        if found is None or not (principal.is_admin or found.scope == principal.tenant):
+            raise NotFound(f"no incident '{incident_id}'")
+        return found
+
+    async def _changeable(self, request: Request, action: str) -> tuple[Principal, Incident]:
+        principal = operator(self._ring, request, action)
+        incident = await self._visible(request, principal)
+        if not principal.is_admin and incident.scope == SHARED:
+            raise Forbidden(f"incident {incident.id} is shared: only an admin may {action}")
+        return principal, incident
+
+    # -- opening and reading -------------------------------------------------------------
+
+    async def open(self, request: Request) -> Response:
+        rid = new_request_id()
+        principal = operator(self._ring, request, "open incidents")
+        body = await OPEN_INCIDENT.json(request)
+        message = text_field(body, "message", required=True)
+        assert message is not None
+        kind = body.get("type")
+        if kind not in INCIDENT_TYPES:
+            raise bad_param("type", f"{kind!r} is not one of {', '.join(INCIDENT_TYPES)}")
+        incident_type: IncidentType = kind
+        impact = body.get("customer_impact")
+        if impact is not None and impact not in IMPACTS:
+            raise bad_param("customer_impact", f"{impact!r} is not one of {', '.join(IMPACTS)}")
+        customer: CustomerImpact | None = impact
+        sev = body.get("severity")
+        if sev is not None and (isinstance(sev, bool) or sev not in (1, 2, 3, 4)):
+            raise bad_param("severity", "must be 1, 2, 3 or 4 (1 the worst)")
+        routes = _names(body, "routes")
+        models = _names(body, "models")
+        tenants = _names(body, "tenants")
+        if not principal.is_admin:
+            others = [t for t in tenants if t != principal.tenant]
+            if others:
+                raise Forbidden(
+                    f"a key of tenant '{principal.tenant}' may open incidents about its own "
+                    f"tenant only, not '{others[0]}'"
+                )
+        for name in routes:
+            found = await run_in_threadpool(
+                self._routes.resolve, name, principal.tenant, principal.is_admin
+            )
+            if found is None:
+                raise NotFound(f"routes: no route '{name}'")
+        title = text_field(body, "title", limit=TITLE_CHARS)
+        if title is None:
+            where = ", ".join(routes or models or tenants) or "trimtab"
+            title = f"{incident_type.replace('_', ' ')} on {where}"
+        opening = Opening(
+            title=title,
+            type=incident_type,
+            routes=routes,
+            models=models,
+            tenants=tenants,
+            severity=sev,
+            impact=customer,
+            summary=message,
+        )
+        scope = SHARED if principal.is_admin else principal.tenant
+        by = actor(request, principal, rid)
+        incident = await change(lambda: self._store.open(opening, scope=scope, by=by))
+        log.info("incident %s opened by %s: %s", incident.id, by.name or "anonymous", title)
+        impact_now = await run_in_threadpool(self._store.impact, incident)
+        return json_response(incident.view(impact_now), 201, rid)
+
+    async def list_incidents(self, request: Request) -> Response:
+        principal = reader(self._ring, request, "read incidents")
+        asked = INCIDENT_TENANT.of(request)
+        if principal.is_admin:
+            scope = asked
+        else:
+            if asked is not None and asked != principal.tenant:
+                raise Forbidden(
+                    f"a key of tenant '{principal.tenant}' may not read the incidents of "
+                    + (f"tenant '{asked}'" if asked else "the shared scope")
+                )
+            scope = principal.tenant
+        state = LIST_INCIDENTS.arg(request, "state")
+        route = LIST_INCIDENTS.arg(request, "route")
+        limit = LIST_INCIDENTS.arg(request, "limit")
+        found = await run_in_threadpool(
+            self._store.listed, scope, None if state == "any" else state, route, limit
+        )
+        return json_response({"data": [i.view() for i in found]})
+
+    async def get_incident(self, request: Request) -> Response:
+        principal = reader(self._ring, request, "read incidents")
+        incident = await self._visible(request, principal)
+        impact = await run_in_threadpool(self._store.impact, incident)
+        return json_response(incident.view(impact))
+
+    async def timeline(self, request: Request) -> Response:
+        principal = reader(self._ring, request, "read incidents")
+        incident = await self._visible(request, principal)
+        entries = await run_in_threadpool(assemble, self._store, incident, datetime.now(UTC))
+        return json_response({"incident": incident.id, "data": [e.view() for e in entries]})
+
+    # -- notes and actions ---------------------------------------------------------------
+
+    async def note(self, request: Request) -> Response:
+        rid = new_request_id()
+        principal, incident = await self._changeable(request, "add notes to incidents")
+        body = await INCIDENT_NOTE.json(request)
+        message = text_field(body, "message", required=True)
+        assert message is not None
+        by = actor(request, principal, rid)
+        event = await change(self._store.note, incident.id, message, by)
+        return json_response(_event_view(event), 201, rid)
+
+    async def act(self, request: Request) -> Response:
+        rid = new_request_id()
+        principal, incident = await self._changeable(request, "act on incidents")
+        body = await INCIDENT_ACTION.json(request)
+        action = body.get("action")
+        if action not in ACTIONS:
+            raise bad_param("action", f"{action!r} is not one of {', '.join(ACTIONS)}")
+        message = text_field(body, "message")
+        by = actor(request, principal, rid)
+        if action in STATE_MOVES:
+            await change(self._store.move, incident.id, action, by, message)
+            result: dict[str, Any] = {}
+            event = (await run_in_threadpool(self._store.events, incident.id))[-1]
+        else:
+            result = await self._contain(action, incident, principal, by, body, message)
+            detail = dict(result)
+            event = await change(
+                lambda: self._store.record_action(
+                    incident.id, action, by, message, detail, mitigates=True
+                )
+            )
+        updated = await run_in_threadpool(self._store.require, incident.id)
+        return json_response(
+            {"incident": updated.view(), "event": _event_view(event), "result": result},
+            200,
+            rid,
+        )
+
+    async def _route_key(self, incident: Incident, principal: Principal, body: dict[str, Any],
+                         action: str) -> RouteKey:  # fmt: skip
+        name = text_field(body, "route", limit=256)
+        if name is None:
+            if len(incident.routes) != 1:
+                raise bad_param(
+                    "route",
+                    "is required: the incident names "
+                    + (f"{len(incident.routes)} routes" if incident.routes else "no route"),
+                )
+            name = incident.routes[0]
+        row = await run_in_threadpool(
+            self._routes.resolve, name, principal.tenant, principal.is_admin
+        )
+        if row is None:
+            raise NotFound(f"no route '{name}'")
+        if not (principal.is_admin or row.tenant is not None):
+            raise Forbidden(f"route '{name}' is shared: only an admin may {action}")
+        return row.key
+
+    def _admin(self, principal: Principal, action: str) -> None:
+        if not principal.is_admin:
+            raise Forbidden(
+                f"only a key with role 'admin' may {action}; this key has role '{principal.role}'"
+            )
+
+    async def _contain(
+        self,
+        action: str,
+        incident: Incident,
+        principal: Principal,
+        by: Actor,
+        body: dict[str, Any],
+        message: str | None,
+    ) -> dict[str, Any]:
+        reason = message or f"containment of incident {incident.id}"
+        if action == "rollback":
+            key = await self._route_key(incident, principal, body, "roll back")
+            to = parse_version("to", str(body.get("to") or ""))
+
+            def work() -> tuple[int, bool]:
+                return self._rollouts.rollback(key, to, by, reason)
+
+            target, _ = await change(work)
+            await self._route_changed()
+            return {"route": key.name, "stable_version": target}
+        if action == "pause_rollout":
+            key = await self._route_key(incident, principal, body, "pause rollouts")
+            ro = await run_in_threadpool(self._rollouts.current, key)
+            if ro is None:
+                raise Conflict(f"route '{key.name}' has no rollout in progress")
+            ok = await change(self._rollouts.set_paused, ro, True, by, reason)
+            if not ok:
+                raise Conflict(f"cannot pause the rollout {ro.id}: it is {ro.status}")
+            await self._route_changed()
+            return {"route": key.name, "rollout": ro.id, "version": ro.candidate_version}
+        if action == "revoke_key":
+            self._admin(principal, "revoke keys")
+            key_id = text_field(body, "key_id", required=True, limit=256)
+            assert key_id is not None
+            rows = await self._revoke([key_id], by, incident)
+            if not rows:
+                existing = await run_in_threadpool(self._keys.get, key_id)
+                if existing is None:
+                    raise NotFound(f"no key with id '{key_id}'")
+                raise Conflict(f"key '{key_id}' is already revoked", code="already_revoked")
+            return {"key_id": key_id, "tenant": rows[0].tenant}
+        assert action == "block_tenant"
+        self._admin(principal, "block a tenant's keys")
+        tenant = text_field(body, "tenant", required=True, limit=256)
+        assert tenant is not None
+        keys = await run_in_threadpool(self._keys.list_keys, tenant)
+        live = [k.id for k in keys if k.revoked_at is None]
+        rows = await self._revoke(live, by, incident)
+        left = sorted(p.key_id or "" for p in self._ring.config_keys() if p.tenant == tenant)
+        if not rows and not left:
+            raise Conflict(f"tenant '{tenant}' has no key that is not revoked already")
+        return {
+            "tenant": tenant,
+            "revoked": len(rows),
+            "key_ids": [r.id for r in rows],
+            # keys of the configuration file: only removing them from it and restarting ends them
+            "config_keys_left": left,
+        }
+
+    async def _revoke(self, key_ids: list[str], by: Actor, incident: Incident) -> list[KeyRow]:
+        """Revoke keys as api/keys.py does (the key.revoke audit row in the revocation's
+        transaction; the ring told at once); a key already revoked is skipped."""
+        for key_id in key_ids:
+            if self._ring.is_config_key(key_id):
+                raise Conflict(
+                    f"key '{key_id}' comes from the configuration file and cannot be revoked "
+                    "through the API; remove it from the 'keys' list and restart",
+                    code="config_key",
+                )
+
+        def work() -> list[tuple[str, KeyRow]]:
+            done = []
+            with self._keys.engine.begin() as conn:
+                for key_id in key_ids:
+                    revoked = self._keys.revoke(conn, key_id, by.name or None)
+                    if revoked is None:
+                        continue
+                    _, row = revoked
+                    AuditLog.write(
+                        conn,
+                        by.event(
+                            "key.revoke", target=key_id, tenant=row.tenant,
+                            detail={"role": row.role, "owner": row.owner, "name": row.name,
+                                    "incident": incident.id},
+                        ),
+                    )  # fmt: skip
+                    done.append(revoked)
+            return done
+
+        done = await change(work)
+        for digest, row in done:
+            self._ring.put(digest, stored_key(row))
+        return [row for _, row in done]
+
+    # -- postmortem, rules, close --------------------------------------------------------
+
+    def _draft(self, incident: Incident) -> str:
+        now = datetime.now(UTC)
+        impact = self._store.impact(incident, now)
+        entries = assemble(self._store, incident, now)
+        owners: dict[str, str] = {}
+        for name in incident.routes:
+            row = self._routes.resolve(name, incident.scope, admin=False)
+            if row is not None:
+                owners[name] = row.owner
+        return render(incident, impact, entries, owners)
+
+    async def record_postmortem(self, request: Request) -> Response:
+        rid = new_request_id()
+        principal, incident = await self._changeable(request, "write postmortems")
+        body = await INCIDENT_POSTMORTEM.json(request)
+        markdown = body.get("markdown")
+        if markdown is not None and (not isinstance(markdown, str) or not markdown.strip()):
+            raise bad_param("markdown", "must be the postmortem's non-empty markdown text")
+        drafted = markdown is None
+        text = markdown if isinstance(markdown, str) else None
+        if text is None:
+            text = await run_in_threadpool(self._draft, incident)
+        by = actor(request, principal, rid)
+        updated = await change(self._store.set_postmortem, incident.id, text, by, drafted)
+        view = {
+            "incident": incident.id,
+            "markdown": text,
+            "recorded": True,
+            "recorded_at": updated.postmortem_at.isoformat() if updated.postmortem_at else None,
+        }
+        return json_response(view, 200, rid)
+
+    async def get_postmortem(self, request: Request) -> Response:
+        principal = reader(self._ring, request, "read incidents")
+        incident = await self._visible(request, principal)
+        if incident.postmortem is not None:
+            at = incident.postmortem_at
+            view = {
+                "incident": incident.id,
+                "markdown": incident.postmortem,
+                "recorded": True,
+                "recorded_at": at.isoformat() if at else None,
+            }
+        else:
+            text = await run_in_threadpool(self._draft, incident)
+            view = {"incident": incident.id, "markdown": text, "recorded": False,
+                    "recorded_at": None}  # fmt: skip
+        return json_response(view)
+
+    async def add_rule(self, request: Request) -> Response:
+        rid = new_request_id()
+        principal, incident = await self._changeable(request, "record incident rules")
+        body = await INCIDENT_RULE.json(request)
+        kind = body.get("kind")
+        if kind not in RULE_KINDS:
+            raise bad_param("kind", f"{kind!r} is not one of {', '.join(RULE_KINDS)}")
+        message = text_field(body, "message", required=True, limit=MAX_TEXT)
+        assert message is not None
+        ref = text_field(body, "ref", limit=REF_CHARS)
+        from_failed = body.get("from_failed", False)
+        if not isinstance(from_failed, bool):
+            raise bad_param("from_failed", "must be a boolean")
+        by = actor(request, principal, rid)
+        detail: dict[str, Any] | None = None
+        if from_failed:
+            if kind != "dataset_case":
+                raise bad_param("from_failed", "applies to kind dataset_case only")
+            ref, detail = await self._dataset_case(incident, body, by, message)
+        if ref is None:
+            raise bad_param("ref", "is required: what the rule is (an SLO, a limit, ...)")
+        chosen = ref
+        rule = await change(
+            lambda: self._store.add_rule(incident.id, kind, chosen, message, by, detail)
+        )
+        updated = await run_in_threadpool(self._store.require, incident.id)
+        return json_response({"incident": updated.view(), "rule": rule.view()}, 201, rid)
+
+    async def _dataset_case(
+        self, incident: Incident, body: dict[str, Any], by: Actor, message: str
+    ) -> tuple[str, dict[str, Any]]:
+        """Push the incident's failed requests as the next version of a dataset (its
+        scope's): the rule's reference is `name@vN`."""
+        if not incident.routes:
+            raise Conflict(
+                f"incident {incident.id} names no route: there are no failed route requests "
+                "to build a dataset case from",
+                code="no_failed_requests",
+            )
+        name = text_field(body, "dataset", limit=128) or f"incident-{incident.id}"
+        problem = name_problem("dataset", name)
+        if problem is not None:
+            raise bad_param("dataset", problem)
+        failed = await run_in_threadpool(
+            failed_requests, self._store.engine, incident, datetime.now(UTC)
+        )
+        items = [item for f in failed if (item := _case(incident, f)) is not None]
+        if not items:
+            raise Conflict(
+                f"incident {incident.id} has no failed request with a recorded body on "
+                f"{', '.join(incident.routes)} in its window ({len(failed)} failed)",
+                code="no_failed_requests",
+            )
+        key = DatasetKey(incident.scope, name)
+        pushed = await change(
+            lambda: self._datasets.push(
+                key, items, message=f"incident {incident.id}: {message}"[:4000], actor=by
+            )
+        )
+        version = pushed.version
+        return f"{name}@v{version.number}", {
+            "dataset": name,
+            "tenant": incident.scope or None,
+            "version": version.number,
+            "items": version.items,
+            "created": pushed.created,
+        }
+
+    async def close(self, request: Request) -> Response:
+        rid = new_request_id()
+        principal, incident = await self._changeable(request, "close incidents")
+        body = await CLOSE_INCIDENT.json(request)
+        message = text_field(body, "message")
+        by = actor(request, principal, rid)
+        closed = await change(self._store.move, incident.id, "close", by, message)
+        return json_response(closed.view(), 200, rid)
