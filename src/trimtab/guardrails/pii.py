@@ -77,8 +77,8 @@ def _emails(text: str) -> Iterator[Finding]:
 
 # -- credit cards --------------------------------------------------------------------------
 
-_CARD = re.compile(r"(?<![\d.,-])\d{4}(?:([ -]?)\d{4}){2}\1\d{1,4}(?:\1\d{3})?(?!\d|[,.-]\d)")
-_AMEX = re.compile(r"(?<![\d.,-])3[47]\d{2}([ -]?)\d{6}\1\d{5}(?!\d|[,.-]\d)")
+_CARD = re.compile(r"(?<![\d.,+-])\d{4}(?:([ -]?)\d{4}){2}\1\d{1,4}(?:\1\d{3})?(?!\d|[,.-]\d)")
+_AMEX = re.compile(r"(?<![\d.,+-])3[47]\d{2}([ -]?)\d{6}\1\d{5}(?!\d|[,.-]\d)")
 
 
 def _card_issuer(digits: str) -> bool:
@@ -206,7 +206,9 @@ _KEYS = re.compile(
     + "|".join(f"(?P<k{i}>{pattern})" for i, (_, pattern) in enumerate(_KEY_PREFIXES))
     + r")(?![A-Za-z0-9_-])"
 )
-_TOKEN = re.compile(r"(?<![A-Za-z0-9_+/=-])[A-Za-z0-9_+/=-]{32,}(?![A-Za-z0-9_+/=-])")
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_+/-])[A-Za-z0-9_+/-]{32,}={0,2}(?![A-Za-z0-9_+/=-])")
+# content digests (subresource integrity) are random-looking by design and no secret
+_DIGEST_PREFIXES = ("sha1-", "sha256-", "sha384-", "sha512-")
 _ENTROPY_BITS = 4.2  # per character: random base62/64 tokens of 32+ chars sit near 4.8-5.2
 
 
@@ -231,6 +233,8 @@ def _api_keys(text: str) -> Iterator[Finding]:
         value = m.group()
         if value.startswith("eyJ"):
             continue  # a JWT's part: the jwt rule decides
+        if value.startswith(_DIGEST_PREFIXES):
+            continue
         if _random_token(value.strip("=")):
             yield Finding("pii.api_key.entropy", "api_key", m.start(), m.end(), 0.7)
 
@@ -262,12 +266,26 @@ def _jwts(text: str) -> Iterator[Finding]:
 # -- phone numbers -------------------------------------------------------------------------
 
 _PHONE = re.compile(
-    r"(?<![\w+.:/-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,5}(?:[ .-]\d{1,6}){1,5}"
+    r"(?<![\w+.:/-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,5}(?:[ .-]\d{1,8}){1,5}"
     r"(?![\w]|[.-]\d)"
     r"|(?<![\w+.:/-])\+\d{7,15}(?![\w]|[.-]\d)"
 )
 _DATE_LIKE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
 DEFAULT_REGIONS = ("US",)
+_DIGITS = re.compile(r"\d+")
+_NATIONAL = phonenumbers.PhoneNumberFormat.NATIONAL
+_INTERNATIONAL = phonenumbers.PhoneNumberFormat.INTERNATIONAL
+
+
+def _grouped(value: str, number: phonenumbers.PhoneNumber) -> bool:
+    """A number written without its country code must be grouped the way the region
+    writes it: `2024-608234` is an invoice number, `202-460-8234` a phone number."""
+    if value.startswith("+"):
+        return True
+    groups = _DIGITS.findall(value)
+    national = _DIGITS.findall(phonenumbers.format_number(number, _NATIONAL))
+    international = _DIGITS.findall(phonenumbers.format_number(number, _INTERNATIONAL))
+    return groups in (national, international, international[1:])
 
 
 def _phone_scanner(regions: tuple[str, ...]) -> _Scan:
@@ -286,7 +304,7 @@ def _phone_scanner(regions: tuple[str, ...]) -> _Scan:
                     number = phonenumbers.parse(value, region)
                 except phonenumbers.NumberParseException:
                     continue
-                if phonenumbers.is_valid_number(number):
+                if phonenumbers.is_valid_number(number) and _grouped(value, number):
                     yield Finding("pii.phone.e164", "phone", m.start(), m.end(), 0.85)
                     break
 
