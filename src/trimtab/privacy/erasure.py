@@ -104,4 +104,4 @@ def _on_requests(engine: Engine, ids: list[str]) -> Iterator[dict[str, Any]]:
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+    return {str(k): v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
