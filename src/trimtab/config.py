@@ -238,6 +238,16 @@ class AlertRoutingConfig(_Strict):
     match: dict[str, str] = Field(default_factory=dict)
     sinks: list[str] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _patterns(self) -> AlertRoutingConfig:
+        for label, want in self.match.items():
+            if want.startswith("~"):
+                try:
+                    re.compile(want[1:])
+                except re.error as exc:
+                    raise ValueError(f"match.{label}: bad regular expression: {exc}") from None
+        return self
+
 
 class AlertOutboxConfig(_Strict):
     interval_s: float = Field(default=1.0, gt=0)  # how often the outbox is looked at

@@ -3,18 +3,21 @@ problem coming and going, through the non-blocking SignalQueue into the store.""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from tests.alerts.support import T0
+from tests.alerts.support import T0, signal
 from trimtab.alerts.probes import EXPIRY_ROUNDS, Probes, Watch, breaker_probe, problem_probe
 from trimtab.alerts.queue import SignalQueue
 from trimtab.alerts.service import AlertService
 from trimtab.config import AlertsConfig, BreakerConfig
 from trimtab.gateway.breakers import Breakers
 from trimtab.state.memory import MemoryState
+from trimtab.store.engine import make_engine, migrate
 from trimtab.telemetry.metrics import GatewayMetrics, LabelValues
+from trimtab.testing.outage import StoppablePostgres
 
 
 async def test_a_breaker_trip_and_a_problem_open_and_resolve_alerts(
@@ -83,3 +86,37 @@ async def test_a_probe_that_raises_spares_the_others(sqlite_engine: Engine) -> N
     )
     assert await probes.round() == 1
     assert got == ["keystore/n"]
+
+
+async def test_a_bad_signal_does_not_hold_the_others(sqlite_engine: Engine) -> None:
+    service = AlertService(sqlite_engine, AlertsConfig(), clock=lambda: T0)
+    seen: list[str] = []
+    queue = SignalQueue(service, on_changes=lambda cs: seen.extend(c.change for c in cs))
+    queue.start()
+    queue.submit(signal("bad"))
+    await queue.flush()
+    queue.submit(signal("good-1"))
+    queue.submit(signal("bad", severity="urgent"))  # type: ignore[arg-type]
+    queue.submit(signal("good-2"))
+    await queue.flush()
+    await queue.close()
+    assert sorted(a.dedup_key for a in service.alerts()) == ["bad", "good-1", "good-2"]
+    assert seen == ["opened", "opened", "opened"]
+
+
+async def test_signals_wait_while_the_store_is_down(doomed_postgres: StoppablePostgres) -> None:
+    """Raised while PostgreSQL is stopped, a signal is kept and recorded once it is back."""
+    engine = make_engine(doomed_postgres.url)
+    migrate(engine)
+    service = AlertService(engine, AlertsConfig(), clock=lambda: T0)
+    queue = SignalQueue(service, retry_s=0.05, max_retry_s=0.1)
+    queue.start()
+    doomed_postgres.halt()
+    queue.submit(signal("during-the-outage"))
+    await asyncio.sleep(0.3)  # a few refused attempts (the count is not asserted)
+    await asyncio.to_thread(doomed_postgres.resume)
+    await asyncio.wait_for(queue.flush(), 30)
+    await queue.close()
+    (alert,) = service.alerts()
+    assert (alert.dedup_key, alert.count) == ("during-the-outage", 1)
+    engine.dispose()

@@ -180,6 +180,8 @@ def test_routing_by_labels_and_severity() -> None:
     assert sinks_for(cfg, {"route": "billing"}, "page") == ["hook", "pager", "am"]
     with pytest.raises(ValidationError, match="unknown sinks: nope"):
         alerts_config(routing=[{"match": {}, "sinks": ["nope"]}])
+    with pytest.raises(ValidationError, match="match.route: bad regular expression"):
+        alerts_config(routing=[{"match": {"route": "~("}, "sinks": ["hook"]}])
 
 
 def test_on_call_hands_over_weekly_and_daily() -> None:

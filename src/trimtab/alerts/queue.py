@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy.exc import DBAPIError
 
 from trimtab.alerts.model import AlertChange
 from trimtab.alerts.service import AlertService
@@ -89,24 +90,42 @@ class SignalQueue:
                 batch.append(self._queue.get_nowait())
             wait = self._retry_s
             try:
-                while True:
-                    try:
-                        changes = await asyncio.to_thread(self._service.observe, batch)
-                        break
-                    except Exception as exc:  # the store refuses: keep them, try again
+                pending = batch
+                while pending:
+                    changes, pending, exc = await asyncio.to_thread(self._observe_each, pending)
+                    self._notify(changes)
+                    if exc is not None:  # the store refuses: keep the rest, try again
                         log.warning(
                             "cannot record %d alert signals (retrying in %.0f s): %s",
-                            len(batch),
+                            len(pending),
                             wait,
                             summary(exc),
                         )
                         await asyncio.sleep(wait)
                         wait = min(wait * 2, self._max_retry_s)
-                if changes and self._on_changes is not None:
-                    try:
-                        self._on_changes(changes)
-                    except Exception:
-                        log.exception("an alert change listener failed")
             finally:
                 for _ in batch:
                     self._queue.task_done()
+
+    def _observe_each(
+        self, batch: list[Signal]
+    ) -> tuple[list[AlertChange], list[Signal], DBAPIError | None]:
+        """Observe each signal (a transaction each): the changes, and when the store
+        refused, the signals not yet recorded with its error. A signal that fails in any
+        other way is logged and dropped; it holds no other."""
+        changes: list[AlertChange] = []
+        for i, signal in enumerate(batch):
+            try:
+                changes += self._service.observe([signal])
+            except DBAPIError as exc:
+                return changes, batch[i:], exc
+            except Exception:
+                log.exception("observing the alert signal %s failed; dropped", signal.dedup_key)
+        return changes, [], None
+
+    def _notify(self, changes: list[AlertChange]) -> None:
+        if changes and self._on_changes is not None:
+            try:
+                self._on_changes(changes)
+            except Exception:
+                log.exception("an alert change listener failed")
