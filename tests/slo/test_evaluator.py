@@ -297,14 +297,18 @@ slos:
   limited: {route: support, sli: {kind: error_rate, class: rate_limited}, objective: 0.9}
   server: {route: support, sli: {kind: error_rate, class: server}, objective: 0.99}
   latency: {route: support, sli: {kind: latency, threshold_ms: 150}, objective: 0.9}
+  latency-130: {route: support, sli: {kind: latency, threshold_ms: 130}, objective: 0.9}
+  latency-7d: {route: support, sli: {kind: latency, threshold_ms: 150}, objective: 0.9, window: 7d}
+  ttft: {route: support, sli: {kind: latency, threshold_ms: 70, of: ttft}, objective: 0.9}
   other-tenant: {route: support, tenant: globex, sli: {kind: availability}, objective: 0.99}
   model: {model: gpt-mock, sli: {kind: availability}, objective: 0.999}
 """
 
 
 def test_the_shared_per_selector_read_gives_each_slos_own_status(engine: Engine) -> None:
-    """`read_statuses` (one query per selector for the status-code SLIs) against
-    `read_status` of each SLO alone, over every kind of status the gateway records."""
+    """`read_statuses` (one query per selector for the status-code SLIs, one read of the
+    sketches per selector and `of` for latency) against `read_status` of each SLO alone,
+    over every kind of status the gateway records."""
     statuses = (200, 200, 200, 400, 429, 499, 502, 503, 504, 500, 200, 201)
     records = [
         request(
@@ -312,6 +316,7 @@ def test_the_shared_per_selector_read_gives_each_slos_own_status(engine: Engine)
             t,
             status_code=statuses[i % len(statuses)],
             duration_ms=100.0 + (i % 7) * 20,
+            ttft_ms=50.0 + (i % 5) * 10 if i % 3 else None,
             tenant="globex" if i % 5 == 0 else "acme",
         )
         for i, t in enumerate(every(301, 8 * 86400))

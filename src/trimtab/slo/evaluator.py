@@ -45,10 +45,15 @@ from trimtab.audit.log import Actor
 from trimtab.refresher import Periodic
 from trimtab.registry.store import RouteStore
 from trimtab.slo.burn import Counts, RuleVerdict
-from trimtab.slo.rollups import minute_floor, read_status_windows, read_windows
+from trimtab.slo.rollups import (
+    minute_floor,
+    read_latency_windows,
+    read_status_windows,
+    read_windows,
+)
 from trimtab.slo.sli import status_counts
 from trimtab.slo.spec import Selector, SloDefinition
-from trimtab.slo.status import SloStatus, judged, minutes_label, read_status
+from trimtab.slo.status import SloStatus, judged, minutes_label
 from trimtab.slo.store import SloRow, SloStore
 from trimtab.store.leases import Lease, Leases, holder_id
 
@@ -242,14 +247,23 @@ def read_statuses(
 ) -> list[SloStatus]:
     """Each SLO's status at `now`, as `status.read_status` gives it; the availability and
     error-rate SLOs of one selector share one query (the requests per status code over
-    each window, classified per SLI here). A latency SLO reads its sketches on its own."""
+    each window, classified per SLI here), its latency SLOs of one `of` one read of the
+    sketches (each decoded once)."""
     out: dict[int, SloStatus] = {}
     groups: dict[Selector, list[int]] = {}
+    latency: dict[tuple[Selector, str], list[int]] = {}
     for i, d in enumerate(definitions):
         if d.sli.kind == "latency":
-            out[i] = read_status(engine, d, now)
+            latency.setdefault((d.selector, d.sli.of), []).append(i)
         else:
             groups.setdefault(d.selector, []).append(i)
+    for (selector, _), members in latency.items():
+        spans = set().union(*(_spans(definitions[i]) for i in members))
+        slis = [definitions[i].sli for i in members]
+        read = read_latency_windows(engine, selector, slis, now, spans)
+        for i, got in zip(members, read, strict=True):
+            d = definitions[i]
+            out[i] = judged(d, {w: got[w] for w in _spans(d)}, now)
     for selector, members in groups.items():
         spans = set().union(*(_spans(definitions[i]) for i in members))
         by_status = read_status_windows(engine, selector, now, spans)

@@ -4,7 +4,7 @@ the newest minute may lag by that much."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Engine, and_, case, func, not_, select
@@ -14,6 +14,7 @@ from trimtab.slo.sli import CLASS_STATUSES, latency_counts, status_counts
 from trimtab.slo.spec import Selector, Sli, SloDefinition
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import rollups
+from trimtab.telemetry.production import unless_named
 from trimtab.telemetry.sketch import from_bytes
 
 Series = Mapping[datetime, Counts]  # minute (UTC) -> the SLI's counts in it
@@ -35,6 +36,7 @@ def _where(selector: Selector, start: datetime, end: datetime) -> list[ColumnEle
     ):
         if value is not None:
             out.append(column == value)
+    out += unless_named(c.feature, selector.feature)  # eval runs' calls move no SLO
     return out
 
 
@@ -148,3 +150,37 @@ def read_status_windows(
                 if n:
                     out[w][int(status)] = int(n)
     return out
+
+
+def read_latency_windows(
+    engine: Engine,
+    selector: Selector,
+    slis: Sequence[Sli],
+    now: datetime,
+    windows: Iterable[int],
+) -> list[dict[int, Counts]]:
+    """Each latency SLI's counts over each window (minutes up to `now`'s, included), from
+    one read of the selector's sketches, each row decoded once. The SLIs share `of`."""
+    if len({s.of for s in slis}) > 1:
+        raise ValueError("latency SLIs read together must measure the same `of`")
+    spans = sorted(set(windows))
+    end = minute_floor(now)
+    cutoffs = [(w, end - timedelta(minutes=w - 1)) for w in spans]
+    c = rollups.c
+    column = c.latency_sketch if slis[0].of == "total" else c.ttft_sketch
+    where = _where(selector, cutoffs[-1][1], end)
+    sums = [{w: [0, 0] for w in spans} for _ in slis]
+    with engine.connect() as conn:
+        for minute, status, raw in conn.execute(
+            select(c.minute, c.status_code, column).where(*where)
+        ):
+            at = as_utc(minute)
+            sketch = from_bytes(raw)
+            for sli, out in zip(slis, sums, strict=True):
+                counts = latency_counts(sli, status, sketch)
+                if counts.valid:
+                    for w, cutoff in cutoffs:
+                        if at >= cutoff:
+                            out[w][0] += counts.good
+                            out[w][1] += counts.valid
+    return [{w: Counts(good, valid) for w, (good, valid) in out.items()} for out in sums]
