@@ -64,3 +64,14 @@ class Principal:
 
 
 OPEN_ACCESS = Principal(tenant="default", role="admin")
+
+
+# The feature an eval run's calls carry: `eval:RUN` (evals/runner.py). Their records stay
+# out of production figures (summaries, costs, SLOs, canary analysis, the request list)
+# unless a filter names such a feature (telemetry/production.py is the SQL side).
+EVAL_FEATURE_PREFIX = "eval:"
+
+
+def is_eval_feature(feature: str | None) -> bool:
+    """Whether a record with this feature is eval traffic, not production's."""
+    return feature is not None and feature.startswith(EVAL_FEATURE_PREFIX)

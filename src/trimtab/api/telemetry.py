@@ -18,6 +18,7 @@ from trimtab.errors import NotFound
 from trimtab.telemetry.queries import BadCursor, RequestFilter, get_request, list_requests, view
 from trimtab.telemetry.rollups import Rollup, group, minute_of
 from trimtab.telemetry.store import TelemetryStore
+from trimtab.types import is_eval_feature
 
 _FILTERS = ("model", "provider", "user", "session", "feature", "route", "version")
 
@@ -74,6 +75,7 @@ class TelemetryAPI:
         now = datetime.now(UTC)
         since = minute_of((now - window).timestamp())
         rows = await run_in_threadpool(self._store.rollups_since, since, tenant)
+        rows = [(k, r) for k, r in rows if not is_eval_feature(k[4])]  # production only
         groups = group(rows, group_by)
         total = Rollup()
         for _, rollup in rows:

@@ -40,8 +40,9 @@ from trimtab.evals.scorers import Answer, Cost, Judge, build
 from trimtab.evals.scoring import score_all, stored_text
 from trimtab.evals.suites import SuiteDefinition
 from trimtab.registry.bundle import Bundle, VariableError, render
+from trimtab.types import EVAL_FEATURE_PREFIX
 
-RUN_FEATURE_PREFIX = "eval:"
+RUN_FEATURE_PREFIX = EVAL_FEATURE_PREFIX  # kept out of production figures (types.py)
 CACHE_LOOKUP_BATCH = 500
 RECORD_BATCH = 100
 DEFAULT_CONCURRENCY = 8

@@ -12,6 +12,7 @@ from trimtab.canary.arm_stats import ArmStats, LatencySamples, UnitCounts
 from trimtab.registry.scope import RouteKey
 from trimtab.rollouts.row import RolloutRow
 from trimtab.store.tables import feedback, requests, routes
+from trimtab.telemetry.production import production
 
 # the finish reasons that mean the model refused (OpenAI's and Anthropic's words)
 REFUSAL_FINISH_REASONS = ("content_filter", "refusal")
@@ -55,6 +56,7 @@ class ArmReader:
             self._callers(route, c.tenant),
             c.version == label,
             c.started_at >= start,
+            production(c.feature),  # an eval run of a version moves no canary verdict
         ]
         if end is not None:
             within.append(c.started_at < end)

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, func, select
 
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import rollups
+from trimtab.telemetry.production import production
 
 COST_GROUPS = ("model", "tenant", "feature", "route", "day")
 
@@ -49,7 +50,7 @@ def costs_by(
             func.sum(rollups.c.output_tokens),
             func.sum(rollups.c.cost_usd),
         )
-        .where(rollups.c.minute >= since)
+        .where(rollups.c.minute >= since, production(rollups.c.feature))
         .group_by(column)
     )
     if tenant is not None:

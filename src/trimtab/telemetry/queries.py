@@ -12,6 +12,7 @@ from sqlalchemy import Engine, and_, func, or_, select
 
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import requests
+from trimtab.telemetry.production import unless_named
 
 _BODY_COLUMNS = ("request_body", "upstream_request_body", "response_body")
 _LIST_COLUMNS = [c for c in requests.c if c.name not in _BODY_COLUMNS]
@@ -69,6 +70,7 @@ def _conditions(f: RequestFilter) -> list[Any]:
     ):
         if value is not None:
             out.append(column == value)
+    out += unless_named(c.feature, f.feature)  # eval runs' calls only when named
     if f.status == "error":
         out.append(c.status_code >= 400)
     elif f.status == "ok":
