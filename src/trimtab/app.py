@@ -46,6 +46,7 @@ from trimtab.gateway.dispatch import Dispatcher
 from trimtab.gateway.middleware import HotRoutes, LastResort
 from trimtab.gateway.service import Gateway
 from trimtab.incidents.store import IncidentStore
+from trimtab.policy.forecast_watch import ForecastWatch
 from trimtab.policy.service import Policy
 from trimtab.privacy.retention import RetentionJob
 from trimtab.privacy.storage import body_policy
@@ -122,6 +123,8 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     # alerts (docs/alerts.md): an alert's owner is its route's `owner:` unless it names one
     alerts = AlertRuntime(engine, config.alerts, metrics.registry, owners=route_owner)
     policy = Policy(config, state, engine, registry=metrics.registry, alert_signals=alerts.submit)
+    # each budget's spend forecast, its cost_forecast signals to the alerts, every 15 min
+    forecasts = ForecastWatch(engine, policy.report.budgets, policy.now, alerts.submit)
     catalog = Catalog(config, providers)
     breakers = Breakers(state, metrics)
     for target in catalog.targets():
@@ -170,6 +173,8 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         await policy.start()  # after the spill replay: seeds budgets from the store
         slo_gauges.start()
         alerts.start()  # signals -> alerts -> the outbox, delivered in the background
+        if config.budgets:
+            forecasts.start()
         await slo_evaluator.start()
         retention.start()
         for provider in providers.values():
@@ -187,6 +192,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
                 await provider.close()
             await policy.close()  # pending budget alerts: recorded and sent, bounded wait
             await slo_evaluator.stop()  # gives its lease up: another process takes over
+            await forecasts.stop()
             await alerts.stop()  # after the budget signals; the outbox resumes at the next start
             await state.close()
             # in-flight requests have finished by now (the server drains them first)

@@ -12,6 +12,8 @@ import pytest
 from scipy import stats
 from sqlalchemy import Engine
 
+from trimtab.alerts.signal import Signal
+from trimtab.config import parse_config
 from trimtab.policy.forecast import (
     CONFIDENCE,
     METHOD_LINEAR,
@@ -22,6 +24,9 @@ from trimtab.policy.forecast import (
     history,
 )
 from trimtab.policy.forecast_data import NOT_FORECAST, budget_forecasts, daily_spend
+from trimtab.policy.forecast_watch import ForecastWatch
+from trimtab.policy.service import Policy
+from trimtab.state.memory import MemoryState
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.store import TelemetryStore
 
@@ -262,3 +267,28 @@ def test_budget_forecasts_from_the_rollups(sqlite_engine: Engine) -> None:
         ("cost_forecast/tenant:acme/month/2026-11", True),
         ("cost_forecast/tenant:globex/month/2026-11", False),
     ]
+
+
+async def test_the_watch_submits_each_budgets_signal(sqlite_engine: Engine) -> None:
+    now = datetime(2026, 11, 20, 6, tzinfo=UTC)
+    records = [
+        _record(d, datetime(2026, 11, 10 + d, 12, tzinfo=UTC), float(d + 1)) for d in range(10)
+    ]
+    TelemetryStore(sqlite_engine).write(records)
+    config = parse_config(
+        {"budgets": [{"scope": "tenant:acme", "period": "month", "usd": 100.0}]}, "forecast"
+    )
+    policy = Policy(config, MemoryState(), sqlite_engine, clock=now.timestamp)
+    await policy.start()
+    try:
+        received: list[Signal] = []
+        watch = ForecastWatch(sqlite_engine, policy.report.budgets, policy.now, received.append)
+        signals = await watch.tick()
+    finally:
+        await policy.close()
+    assert received == signals
+    (signal,) = signals
+    # 1 .. 10 USD a day goes on rising: far over 100 by the month's end
+    assert signal.dedup_key == "cost_forecast/tenant:acme/month/2026-11"
+    assert signal.firing and signal.severity == "ticket"
+    assert signal.expires_at == datetime(2026, 12, 1, tzinfo=UTC)

@@ -219,6 +219,7 @@ def forecast_signals(forecasts: Iterable[BudgetForecast], at: datetime) -> list[
                 at=at,
                 labels={kind: value, "budget": bf.budget, "period": bf.period},
                 details=bf.view(),
+                expires_at=bf.period_end,  # the period is over: so is the forecast
             )
         )
     return out
