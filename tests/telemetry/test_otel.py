@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.support import APP_KEY, KEYS, GatewayFactory, Running, stored, wait_for
 from trimtab.config import OtelConfig
@@ -322,4 +323,29 @@ def test_off_unless_an_endpoint_is_configured() -> None:
     assert from_config(OtelConfig()) is None
     export = from_config(OtelConfig(endpoint="http://127.0.0.1:1"))
     assert isinstance(export, OtelExport)
+    export.shutdown()
+
+
+def test_the_callers_sampling_decision_is_kept() -> None:
+    # the SDK's own in-memory exporter in place of OTLP: what the processor hands on
+    memory = InMemorySpanExporter()
+    export = OtelExport("http://127.0.0.1:1", exporter=memory)
+    sampled = "00-" + "c" * 32 + "-" + "d" * 16 + "-01"
+    unsampled = "00-" + "e" * 32 + "-" + "f" * 16 + "-00"
+    export.export(
+        [
+            _record(id="req_s", attributes={"traceparent": sampled}),
+            _record(id="req_u", attributes={"traceparent": unsampled}),
+            _record(id="req_n"),
+        ]
+    )
+    assert export.flush(5)
+    spans = {
+        str((s.attributes or {})["trimtab.request_id"]): s for s in memory.get_finished_spans()
+    }
+    assert set(spans) == {"req_s", "req_n"}  # the caller chose not to sample req_u
+    parent = spans["req_s"].parent
+    assert parent is not None and parent.span_id == int("d" * 16, 16)
+    assert spans["req_s"].start_time == int(1_700_000_000.0 * 1e9)
+    assert spans["req_s"].end_time == int(1_700_000_000.0 * 1e9) + int(12.5 * 1e6)
     export.shutdown()
