@@ -27,6 +27,7 @@ def _rule(rule_id: str, score: float, *alternatives: str) -> Rule:
 
 _ANY = r"(?:all|any|every|the|your|my|these|those|of)?\s*"
 _EARLIER = r"(?:previous|prior|preceding|above|earlier|original|initial|system|developer)"
+_QUALIFIER = r"(?:full|entire|exact|original|hidden|secret|initial)"
 _ORDERS = r"(?:instructions?|prompts?|rules|directions|directives|guidelines|context|messages?)"
 
 RULES: tuple[Rule, ...] = (
@@ -53,10 +54,11 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "injection.exfiltration",
         0.85,
-        r"\b(?:reveal|show|print|repeat|output|display|leak|tell\s+me|give\s+me|what\s+(?:is|are|"
-        r"were))\s+(?:me\s+)?(?:your|the)\s+(?:full\s+|entire\s+|exact\s+|original\s+|hidden\s+|"
-        r"secret\s+|initial\s+)*(?:system\s+prompt|system\s+message|instructions|"
-        r"hidden\s+prompt|prompt\s+above|developer\s+message)",
+        r"\b(?:reveal|show|print|repeat|output|display|leak|tell\s+me|give\s+me|"
+        r"what\s+(?:is|are|were))\s+(?:me\s+)?(?:your\s+(?:" + _QUALIFIER + r"\s+)*"
+        r"(?:system\s+prompt|system\s+message|instructions|prompt|developer\s+message)|"
+        r"the\s+(?:(?:" + _QUALIFIER + r")\s+)+(?:instructions|prompt)|"
+        r"the\s+(?:system\s+prompt|system\s+message|developer\s+message|prompt\s+above))",
         r"\brepeat\s+(?:everything|the\s+(?:text|words))\s+(?:above|before)\b",
     ),
     _rule(
