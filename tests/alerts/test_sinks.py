@@ -6,8 +6,10 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from tests.alerts.support import T0, alerts_config
@@ -180,7 +182,7 @@ def test_routing_by_labels_and_severity() -> None:
     assert sinks_for(cfg, {"route": "billing"}, "page") == ["hook", "pager", "am"]
     with pytest.raises(ValidationError, match="unknown sinks: nope"):
         alerts_config(routing=[{"match": {}, "sinks": ["nope"]}])
-    with pytest.raises(ValidationError, match="match.route: bad regular expression"):
+    with pytest.raises(ValidationError, match=r"match\.route: bad regular expression"):
         alerts_config(routing=[{"match": {"route": "~("}, "sinks": ["hook"]}])
 
 
@@ -231,3 +233,15 @@ def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
         waits = [backoff_s(attempt, 1.0, 60.0, rand) for _ in range(200)]
         assert step / 2 <= min(waits) and max(waits) <= step
         assert max(waits) - min(waits) > step / 4  # spread: not one fixed wait
+
+
+def test_the_documented_configuration_loads() -> None:
+    """docs/alerts.md's example is a configuration the server accepts, routed as it says."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text()
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    cfg = AlertsConfig.model_validate(yaml.safe_load(block)["alerts"])
+    support = {"route": "support-answer", "tenant": "beta"}
+    assert sinks_for(cfg, support, "page") == ["oncall-pd"]
+    assert sinks_for(cfg, support, "ticket") == ["team-slack"]
+    owner = recipient(cfg, "payments@acme.example", T0)
+    assert (owner.schedule, owner.routing_key) == ("PXYZ123", "RPAYMENTS0000000")
