@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +25,7 @@ from trimtab.api.access import actor, json_response, operator, reader, scoped_te
 from trimtab.api.errors import change
 from trimtab.api.eval_endpoints import (
     DATASET,
+    DATASET_FROM_REQUESTS,
     DATASET_TENANT,
     DIFF_DATASET,
     GET_DATASET_VERSION,
@@ -34,10 +36,14 @@ from trimtab.api.eval_endpoints import (
 from trimtab.api.models import APPLY_MESSAGE_CHARS, SOURCE_CHARS, TENANT_CHARS
 from trimtab.api.params import NUL_MESSAGE, bad_param, nul_field
 from trimtab.auth.keyring import KeyRing
+from trimtab.durations import parse_duration
 from trimtab.errors import Forbidden, Invalid, NotFound, Unavailable
-from trimtab.evals.datasets import DatasetError, Format, Item, diff, parse
+from trimtab.evals.datasets import MAX_ITEMS, DatasetError, Format, Item, diff, parse
+from trimtab.evals.from_requests import MAX_REQUESTS, Harvest, RequestQuery, harvest, recorded
 from trimtab.evals.store import DatasetKey, DatasetStore, DatasetVersion, PushResult
 from trimtab.types import SHARED, Principal, name_problem, new_request_id
+
+_DEFAULT_HARVEST = 100  # requests read when no limit is given
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +76,7 @@ class DatasetsAPI:
     def routes(self) -> list[Route]:
         return [
             PUSH_DATASET.route(self.push),
+            DATASET_FROM_REQUESTS.route(self.from_requests),
             LIST_DATASETS.route(self.list_datasets),
             LIST_DATASET_VERSIONS.route(self.list_versions),
             GET_DATASET_VERSION.route(self.get_version),
@@ -139,6 +146,69 @@ class DatasetsAPI:
                 by.name or "anonymous (keys off)",
             )
         return json_response({**result.version.to_json(), "created": result.created}, 200, rid)
+
+    async def from_requests(self, request: Request) -> Response:
+        """Recorded requests of a route into the dataset's next version
+        (evals/from_requests.py)."""
+        rid = new_request_id()
+        principal = operator(self._keys, request, "add to datasets")
+        name = DATASET.of(request)
+        problem = name_problem("dataset", name)
+        if problem is not None:
+            raise bad_param("dataset", problem)
+        body = await DATASET_FROM_REQUESTS.json(request)
+        query = _harvest_query(body, principal)
+        message = body.get("message", f"{query.route}: recorded requests")
+        if not isinstance(message, str) or not message.strip():
+            raise bad_param("message", "must say what this version is for")
+        key = DatasetKey(self._scope(principal, body.get("tenant")), name)
+        by = actor(request, principal, rid)
+
+        def work() -> tuple[PushResult | None, Harvest]:
+            try:
+                number = self._store.version(key, None).number
+                existing = self._store.items(key, number)
+            except NotFound:
+                existing = []
+            found = harvest(recorded(self._store.engine, query), existing)
+            if not found.items and not existing:
+                return None, found
+            items = [*existing, *found.items]
+            if len(items) > MAX_ITEMS:
+                raise Invalid(
+                    f"dataset '{name}' would hold {len(items)} items; at most {MAX_ITEMS}",
+                    code="invalid_dataset",
+                )
+            return self._store.push(key, items, message=message.strip(), actor=by), found
+
+        failure = "IntegrityError"
+        for _ in range(_PUSH_ATTEMPTS):
+            try:
+                result, found = await change(work, conflicts=True)
+                break
+            except IntegrityError as exc:  # another push meanwhile: read the newest again
+                failure = type(exc.orig).__name__
+        else:
+            raise Unavailable(
+                f"the store refused this dataset {_PUSH_ATTEMPTS} times ({failure}); "
+                "nothing changed",
+                code="store_unavailable",
+            )
+        counts = {
+            "considered": found.considered,
+            "added": len(found.items),
+            "duplicates": found.duplicates,
+            "unusable": found.unusable,
+        }
+        if result is None:
+            raise NotFound(
+                f"no recorded request of route '{query.route}' gave an item "
+                f"({found.considered} read, {found.unusable} without a usable body): "
+                f"dataset '{name}' was not created",
+                param="route",
+            )
+        view = {**result.version.to_json(), "created": result.created, **counts}
+        return json_response(view, 200, rid)
 
     @staticmethod
     def _scope(principal: Principal, asked: Any) -> str:
@@ -215,3 +285,37 @@ class DatasetsAPI:
                 **changes.to_json(),
             }
         )
+
+
+def _harvest_query(body: dict[str, Any], principal: Principal) -> RequestQuery:
+    route = body.get("route")
+    if not isinstance(route, str) or not route:
+        raise bad_param("route", "is required: the route whose recorded requests to add")
+    version = body.get("version")
+    if version is not None:
+        text = str(version)
+        if not text.lstrip("v").isdigit():
+            raise bad_param("version", f"'{version}' is not a version like v2 or 2")
+        version = "v" + text.lstrip("v")
+    if body.get("feedback") not in (None, "negative"):
+        raise bad_param("feedback", "can only be 'negative'")
+    if body.get("status") not in (None, "error"):
+        raise bad_param("status", "can only be 'error'")
+    since = None
+    if body.get("since") is not None:
+        span = parse_duration(str(body["since"]))
+        if span is None:
+            raise bad_param("since", f"'{body['since']}' is not a duration like 7d, 12h or 30m")
+        since = datetime.now(UTC) - span
+    limit = body.get("limit", _DEFAULT_HARVEST)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_REQUESTS:
+        raise bad_param("limit", f"must be a whole number from 1 to {MAX_REQUESTS}")
+    return RequestQuery(
+        route=route,
+        version=version,
+        negative_feedback=body.get("feedback") == "negative",
+        errors=body.get("status") == "error",
+        since=since,
+        limit=limit,
+        tenant=None if principal.is_admin else principal.tenant,
+    )

@@ -345,3 +345,41 @@ ATTEST_EVAL_RUN = Endpoint(
         "nothing to compare, nothing written; 409 not_a_route_run: the run ran a model."
     ),
 )
+
+
+class DatasetFromRequests(TypedDict):
+    route: Annotated[str, Field(min_length=1, max_length=256)]
+    version: NotRequired[Annotated[str, Field(description="only this version's, as v2 or 2")]]
+    feedback: NotRequired[Literal["negative"]]
+    status: NotRequired[Literal["error"]]
+    since: NotRequired[Annotated[str, Field(description="how far back, as 7d, 12h or 30m")]]
+    limit: NotRequired[Annotated[int, Field(ge=1, le=10_000)]]
+    message: NotRequired[Annotated[str, Field(min_length=1, max_length=m.APPLY_MESSAGE_CHARS)]]
+    tenant: NotRequired[Annotated[str, Field(max_length=m.TENANT_CHARS)]]
+
+
+class DatasetHarvested(v.DatasetPushed):
+    considered: Annotated[int, Field(description="recorded requests read")]
+    added: Annotated[int, Field(description="new items in this version")]
+    duplicates: Annotated[int, Field(description="inputs already held or seen in a newer one")]
+    unusable: Annotated[int, Field(description="requests without a stored, readable input")]
+
+
+DATASET_FROM_REQUESTS = Endpoint(
+    "POST",
+    "/api/datasets/{dataset}/from-requests",
+    "addDatasetFromRequests",
+    "datasets",
+    "Recorded requests of a route into the dataset's next version (the newest one's items "
+    "and the new inputs)",
+    OPERATORS,
+    DatasetHarvested,
+    params=(DATASET,),
+    body=Body(DatasetFromRequests),
+    description=(
+        "Each request's variables (or messages) become an item's input and its answer "
+        "`metadata.observed`; deduplicated by input; a request whose body was not stored, "
+        "was redacted or hashed is counted as unusable. Eval runs' own calls are never "
+        "read. A non-admin reads its own tenant's requests and adds to its own dataset."
+    ),
+)

@@ -1,4 +1,4 @@
-"""`trimtab datasets push | list | show | export | diff` against a running trimtab."""
+"""`trimtab datasets push | add | list | show | export | diff` against a running trimtab."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.markup import escape
 from trimtab.cli.calls import call, fail, file_refused, request_id
 from trimtab.cli.options import DEFAULT_URL, ApiKey, Url
 from trimtab.cli.tables import table, version, when
-from trimtab.client import TrimtabError
+from trimtab.client import Client, TrimtabError
 from trimtab.client.types import DatasetItem
 from trimtab.evals.datasets import DatasetError, format_of
 
@@ -109,6 +109,66 @@ def push(
             f"{label}: unchanged: {version(made['version'])} holds these items "
             f"({made['items']} items, {_short(made['digest'])})"
         )
+
+
+@datasets.command("add")
+def add(
+    name: Name,
+    from_requests: Annotated[
+        bool,
+        typer.Option("--from-requests", help="Add recorded requests of --route (the one source)."),
+    ] = False,
+    route: Annotated[str | None, typer.Option("--route", help="The route.")] = None,
+    route_version: Annotated[
+        str | None, typer.Option("--version", help="Only this version's requests (v2).")
+    ] = None,
+    feedback: Annotated[
+        str | None, typer.Option("--feedback", help="negative: only requests rated down.")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="error: only requests that failed.")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="How far back: 7d, 12h.")] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=10_000, help="Requests read, newest first.")
+    ] = 100,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="What this version is for.")
+    ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", help="An admin's: whose dataset ('' for a shared one)."),
+    ] = None,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Add recorded requests (their variables or messages; the answer given kept as
+    metadata.observed) as the dataset's next version, deduplicated by input."""
+    if not from_requests or route is None:
+        raise fail("give --from-requests --route ROUTE: recorded requests are what add adds")
+    if feedback not in (None, "negative"):
+        raise fail(f"--feedback {feedback}: only 'negative' is known")
+    if status not in (None, "error"):
+        raise fail(f"--status {status}: only 'error' is known")
+
+    def ask(c: Client) -> dict[str, Any]:
+        return c.dataset_from_requests(
+            name, route, version=route_version, negative_feedback=feedback == "negative",
+            errors=status == "error", since=since, limit=limit, message=message, tenant=tenant,
+        )  # fmt: skip
+
+    made = call(url, api_key, ask)
+    label = f"[bold]{escape(made['dataset'])}[/bold]"
+    state = (
+        f"[green]created {version(made['version'])}[/green]"
+        if made["created"]
+        else f"unchanged at {version(made['version'])}"
+    )
+    Console(highlight=False).print(
+        f"{label}: {state} ({made['items']} items): {made['considered']} requests read, "
+        f"{made['added']} added, {made['duplicates']} duplicate inputs, "
+        f"{made['unusable']} skipped without a usable body"
+    )
 
 
 @datasets.command("list")

@@ -34,6 +34,7 @@ from trimtab.client.types import (
     EvalRun,
     EvalRunDetail,
     EvalSuite,
+    Forecast,
     Key,
     PushedDataset,
     RequestRecord,
@@ -120,6 +121,11 @@ def start_rollout(
 
 def rollout(name: str, tenant: str | None) -> Call[Rollout]:
     return Call("GET", route_path(name, "rollout"), typed(Rollout), _scoped(tenant))
+
+
+def forecast(name: str, plan: str | None, tenant: str | None) -> Call[Forecast]:
+    params = _scoped(tenant) | ({} if plan is None else {"plan": plan})
+    return Call("GET", route_path(name, "forecast"), typed(Forecast), params)
 
 
 def move(name: str, action: Move, reason: str, tenant: str | None) -> Call[Rollout]:
@@ -388,3 +394,8 @@ def silence(matchers: list[str], duration: str, message: str) -> Call[dict[str, 
 
 def unsilence(silence_id: int) -> Call[dict[str, Any]]:
     return Call("DELETE", f"/api/silences/{int(silence_id)}", same)
+
+
+def dataset_from_requests(name: str, fields: dict[str, Any]) -> Call[dict[str, Any]]:
+    path = dataset_path(name, "from-requests")
+    return Call("POST", path, same, body=body(fields))

@@ -13,6 +13,7 @@ import httpx
 
 from trimtab.client import _calls as calls
 from trimtab.client._core import Call, Page, TrimtabError, answer, headers, unreachable
+from trimtab.client._incidents import IncidentMethods
 from trimtab.client.types import (
     Applied,
     AppliedSlo,
@@ -33,6 +34,7 @@ from trimtab.client.types import (
     EvalRunDetail,
     EvalSuite,
     Event,
+    Forecast,
     Key,
     PushedDataset,
     RequestFilters,
@@ -51,7 +53,7 @@ P = TypeVar("P")
 DEFAULT_URL = "http://127.0.0.1:4000"
 
 
-class Client:
+class Client(IncidentMethods):
     """A trimtab server's control-plane API; errors raise TrimtabError."""
 
     def __init__(
@@ -163,6 +165,12 @@ class Client:
     def rollout(self, route: str, *, tenant: str | None = None) -> Rollout:
         """The route's current (or last) rollout and its latest decision."""
         return self._run(calls.rollout(route, tenant))
+
+    def forecast(
+        self, route: str, *, plan: str | None = None, tenant: str | None = None
+    ) -> Forecast:
+        """What ``plan`` is expected to do on the route's recent traffic, before a rollout."""
+        return self._run(calls.forecast(route, plan, tenant))
 
     def pause(self, route: str, reason: str, *, tenant: str | None = None) -> Rollout:
         return self._run(calls.move(route, "pause", reason, tenant))
@@ -386,6 +394,29 @@ class Client:
         """Write the run's route version's `eval` attestation from its gate verdict against
         `baseline` (default: the newest complete earlier run), linked to the run."""
         return self._run(calls.attest_eval_run(run_id, baseline))
+
+    def dataset_from_requests(
+        self,
+        name: str,
+        route: str,
+        *,
+        version: str | None = None,
+        negative_feedback: bool = False,
+        errors: bool = False,
+        since: str | None = None,
+        limit: int | None = None,
+        message: str | None = None,
+        tenant: str | None = None,
+    ) -> dict[str, Any]:
+        """Recorded requests of `route` into the dataset's next version, deduplicated by
+        input; the counts read, added, duplicated and unusable (no readable body)."""
+        fields: dict[str, Any] = {
+            "route": route, "version": version, "since": since, "limit": limit,
+            "message": message, "tenant": tenant,
+            "feedback": "negative" if negative_feedback else None,
+            "status": "error" if errors else None,
+        }  # fmt: skip
+        return self._run(calls.dataset_from_requests(name, fields))
 
     # -- applied eval suites ---------------------------------------------------------------
 
