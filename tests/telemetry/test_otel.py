@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
 from typing import Any
 
 import openai
@@ -176,6 +177,7 @@ def test_a_request_leaves_as_a_genai_span_in_the_callers_trace(
     assert "a secret question" not in str(span)
     resource = next(res for res, s in receiver.spans if _request_id(s) == rid)
     assert resource["service.name"] == "trimtab-test"
+    assert resource["service.version"] == metadata.version("trimtab")
     assert receiver.paths[0] == "/v1/traces"
     assert receiver.headers[0]["x-collector-token"] == "t0ken"
     assert receiver.headers[0]["content-type"] == "application/x-protobuf"

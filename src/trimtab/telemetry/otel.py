@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from importlib import metadata
 from typing import Any
 
 import orjson
@@ -32,7 +33,6 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from trimtab import __version__
 from trimtab.config import OtelConfig
 from trimtab.telemetry.record import RequestRecord
 
@@ -41,6 +41,14 @@ log = logging.getLogger("trimtab.telemetry.otel")
 TRACES_PATH = "/v1/traces"
 AttributeValue = str | bool | int | float | Sequence[str]
 _PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def _version() -> str:
+    """The installed trimtab's version (the package root would bring in the client)."""
+    try:
+        return metadata.version("trimtab")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def traces_url(endpoint: str) -> str:
@@ -216,7 +224,8 @@ class OtelExport:
         self._exporter = exporter or OTLPSpanExporter(
             endpoint=self.url, headers=dict(headers or {}), timeout=timeout_s
         )
-        resource = Resource.create({"service.name": service_name, "service.version": __version__})
+        version = _version()
+        resource = Resource.create({"service.name": service_name, "service.version": version})
         self._provider = TracerProvider(resource=resource)
         self._processor = BatchSpanProcessor(
             self._exporter,
@@ -225,7 +234,7 @@ class OtelExport:
             export_timeout_millis=timeout_s * 1000,
         )
         self._provider.add_span_processor(self._processor)
-        self._tracer: Tracer = self._provider.get_tracer("trimtab", __version__)
+        self._tracer: Tracer = self._provider.get_tracer("trimtab", version)
         self._timeout_s = timeout_s
 
     def export(self, records: Iterable[RequestRecord]) -> None:
