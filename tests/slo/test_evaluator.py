@@ -17,7 +17,9 @@ from sqlalchemy import Engine
 from tests.registry.support import routes_file
 from tests.slo.support import NOW, every, request
 from tests.support import GatewayFactory, new_database, wait_for
+from trimtab.alerts.service import AlertService
 from trimtab.alerts.signal import Signal
+from trimtab.config import AlertsConfig
 from trimtab.registry.scope import Applier
 from trimtab.registry.store import RouteStore
 from trimtab.slo.evaluator import LEASE, SloEvaluator, read_statuses
@@ -233,6 +235,7 @@ async def test_tick_emits_the_holders_signals_and_stop_hands_the_lease_over(
     assert len(got_a.batches) == 1 and len(got_a.signals) == 6
     assert got_b.batches == []
     await a.stop()  # releases the lease: b takes it at its next cycle, not after the TTL
+    assert not a.cycle(NOW).held  # and a stopped evaluator takes it no more
     clock[0] = NOW + timedelta(seconds=1)
     await b.tick()
     assert len(received) == 1 and by_key(received[0]).keys() == by_key(got_a.signals).keys()
@@ -348,3 +351,44 @@ def test_the_server_runs_the_evaluator_and_gives_its_lease_up_when_it_stops(
         assert released is not None and released.holder == evaluator.holder
     finally:
         engine.dispose()
+
+
+def test_two_processes_open_one_alert_and_resolve_it_when_the_burn_clears(
+    postgres_server: PostgresServer,
+) -> None:
+    """The whole path in two processes' worth of objects on one PostgreSQL: each has its
+    engine, evaluator and alert service (alerts/service.py), both cycle at the same
+    moments. The page opens one alert, updated by every cycle, resolved once the bad
+    request has left the short window."""
+    url = new_database(postgres_server)
+    engines = [make_engine(url), make_engine(url)]
+    migrate(engines[0])
+    setup(engines[0])
+    quiet_route(engines[0])
+    clock = [NOW]
+    services = [AlertService(e, AlertsConfig(), clock=lambda: clock[0]) for e in engines]
+    evaluators: list[SloEvaluator[Any]] = [
+        SloEvaluator(e, service.observe, holder=f"p{i}", clock=lambda: clock[0])
+        for i, (e, service) in enumerate(zip(engines, services, strict=True))
+    ]
+
+    async def both() -> None:
+        await asyncio.gather(*(ev.tick() for ev in evaluators))
+
+    key = "slo_burn/support-availability-eager/page-1h-5m"
+    try:
+        for k in range(3):
+            clock[0] = NOW + timedelta(seconds=30 * k)
+            asyncio.run(both())
+        (alert,) = [a for a in services[1].alerts(sources=["slo_burn"]) if a.dedup_key == key]
+        assert (alert.state, alert.severity, alert.count) == ("firing", "page", 3)
+        assert alert.owner == "support-ml@acme.example"
+        firing = {a.dedup_key for a in services[0].alerts(states=["firing"])}
+        assert all(k.startswith("slo_burn/support-availability-eager/") for k in firing)
+        clock[0] = NOW + timedelta(minutes=10)  # the 5 minutes hold no request now
+        asyncio.run(both())
+        (after,) = [a for a in services[0].alerts(sources=["slo_burn"]) if a.dedup_key == key]
+        assert after.id == alert.id and after.state == "resolved"
+    finally:
+        for e in engines:
+            e.dispose()

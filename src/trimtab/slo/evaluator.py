@@ -32,6 +32,7 @@ import asyncio
 import dataclasses
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -335,6 +336,10 @@ class SloEvaluator(Generic[R]):
         self._clock = clock
         # candidate keys this holder last said were firing: cleared once the rollout ends
         self._candidates_firing: dict[str, Signal] = {}
+        # a cycle's thread runs on when its task is cancelled: stop() waits for it under
+        # this lock before giving the lease up, and no cycle starts after that
+        self._cycle_lock = threading.Lock()
+        self._stopped = False
         self._loop = Periodic(
             "trimtab-slo-evaluator",
             self.tick,
@@ -348,10 +353,12 @@ class SloEvaluator(Generic[R]):
         self._loop.start()
 
     async def stop(self) -> None:
-        """Stop the loop and give the lease up, so another process takes over at once."""
+        """Stop the loop and give the lease up, so another process takes over at once
+        (after the cycle in flight, if any, has finished in its thread)."""
+        self._stopped = True
         await self._loop.stop()
         try:
-            await asyncio.to_thread(self.leases.release, LEASE, self.holder)
+            await asyncio.to_thread(self._release)
         except Exception:  # the store is down: the lease runs out by itself
             log.warning("could not release the SLO evaluator's lease", exc_info=True)
 
@@ -367,9 +374,19 @@ class SloEvaluator(Generic[R]):
             await self._on_rollback()
         return cycle
 
+    def _release(self) -> None:
+        with self._cycle_lock:
+            self.leases.release(LEASE, self.holder)
+
     def cycle(self, now: datetime) -> Cycle:
         """Take or renew the lease; when held, judge every SLO (and every candidate in a
         rollout), renew again, roll back what pages on its candidate; the signals to emit."""
+        with self._cycle_lock:
+            if self._stopped:
+                return Cycle(now, None)
+            return self._cycle(now)
+
+    def _cycle(self, now: datetime) -> Cycle:
         started = time.monotonic()
         if self.leases.acquire(LEASE, self.holder, self.ttl_s, now) is None:
             self._candidates_firing.clear()  # the holder speaks for them now
