@@ -49,7 +49,7 @@ from trimtab.incidents.store import IncidentStore
 from trimtab.policy.forecast_watch import ForecastWatch
 from trimtab.policy.service import Policy
 from trimtab.privacy.retention import RetentionJob
-from trimtab.privacy.storage import body_policy
+from trimtab.privacy.storage import body_policy, route_modes
 from trimtab.providers.build import build_providers
 from trimtab.registry.store import RouteStore
 from trimtab.rollouts.controller import RolloutController
@@ -99,7 +99,6 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         export=otel.export if otel is not None else None,
     )
     providers = build_providers(config)
-    recorder.scrub = body_policy(config.storage)  # storage.bodies: privacy/storage.py
     retention = RetentionJob(engine, config.storage)  # storage.retention, with a lease
     keys = KeyRing(config.keys, stale_ttl_s=config.auth.stale_ttl_s)
     key_store = KeyStore(engine)
@@ -108,6 +107,8 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     audit = AuditLog(engine)
     route_store = RouteStore(engine)
     route_table = RouteTable()  # what `route:NAME` resolves to, in memory
+    # storage.bodies (privacy/storage.py): the tenant's, the route's, the gateway's
+    recorder.scrub = body_policy(config.storage, route_modes(route_table))
     route_cache = RouteCache(route_store, route_table, refresh_s=config.rollouts.refresh_s)
     rollout_store = RolloutStore(engine)
     controller = RolloutController(

@@ -13,8 +13,20 @@ import openai
 import pytest
 from sqlalchemy import select
 
+from tests.gateway.support import apply
 from tests.privacy.support import HASH_KEY, files_under, leaks, planted
-from tests.support import ADMIN_KEY, APP_KEY, KEYS, GatewayFactory, auth, stored
+from tests.support import (
+    ADMIN_KEY,
+    APP_KEY,
+    KEYS,
+    OPERATOR_KEY,
+    ROUTE_KEYS,
+    ROUTES,
+    GatewayFactory,
+    auth,
+    stored,
+    wait_for,
+)
 from trimtab.store.tables import requests
 
 
@@ -91,3 +103,47 @@ def test_full_keeps_them_and_the_check_sees_it(
         rows = [dict(r) for r in conn.execute(select(requests)).mappings()]
     assert set(leaks(repr(rows).encode(), email)) == {"email", "card", "key"}
     assert "email" in leaks(files_under(tmp_path), email)
+
+
+def test_a_routes_own_storage_policy(
+    gateway: GatewayFactory, store_url: str, tmp_path: Path
+) -> None:
+    """`storage:` beside the route's owner: stored with the route, applied to its calls; a
+    change of it is an update of the route, not a new version."""
+    email, text = planted()
+    running = gateway(store=store_url, keys=ROUTE_KEYS)
+    routes = ROUTES.replace("    risk_tier: 2\n", "    risk_tier: 2\n    storage: {bodies: none}\n")
+    [applied] = apply(running, routes)
+    assert applied["version"] == 1
+    wait_for(lambda: running.server_app.state.routes.get("support-answer", "acme"))
+    client = openai.OpenAI(base_url=running.url + "/v1", api_key=APP_KEY, max_retries=0)
+    routed = client.chat.completions.with_raw_response.create(
+        model="route:support-answer",
+        messages=[{"role": "user", "content": "thanks"}],
+        extra_body={"variables": {"policy": "refunds in 30 days", "question": text}},
+    )
+    plain = client.chat.completions.with_raw_response.create(
+        model="gpt-mock", messages=[{"role": "user", "content": text}]
+    )
+    route_row = stored(running, routed.headers["x-trimtab-request-id"])
+    plain_row = stored(running, plain.headers["x-trimtab-request-id"])
+    assert route_row["request_body"] is None and route_row["response_body"] is None
+    assert "<EMAIL_1>" in plain_row["request_body"]
+    assert email not in str(plain_row) and email not in str(route_row)
+    [again] = apply(running, routes.replace("{bodies: none}", "{bodies: full}"), "keep all")
+    assert again["status"] == "updated" and again["version"] == 1
+
+
+def test_an_unknown_mode_is_refused_naming_the_key(
+    gateway: GatewayFactory, sqlite_url: str
+) -> None:
+    running = gateway(store=sqlite_url, keys=ROUTE_KEYS)
+    routes = ROUTES.replace("    risk_tier: 2\n", "    risk_tier: 2\n    storage: {bodies: some}\n")
+    refused = httpx.post(
+        running.url + "/api/routes/apply",
+        json={"yaml": routes, "message": "x"},
+        headers=auth(OPERATOR_KEY),
+        timeout=10,
+    )
+    assert refused.status_code == 400
+    assert "routes.support-answer.storage.bodies" in refused.json()["error"]["message"]

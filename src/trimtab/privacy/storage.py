@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import orjson
 
 from trimtab.config import BodiesMode, StorageConfig
+from trimtab.rollouts.table import RouteTable
 
 Redactor = Callable[[str], str]  # a text -> the same text with its PII replaced
 
@@ -273,3 +274,17 @@ def body_policy(
     from trimtab.guardrails.pii import redact
 
     return BodyPolicy(config, lambda text: redact(text).text, routes=routes)
+
+
+def route_modes(table: RouteTable) -> Callable[[str, str], BodiesMode | None]:
+    """A route's own `storage.bodies` from the gateway's route table (own, else shared)."""
+
+    def mode(tenant: str, route: str) -> BodiesMode | None:
+        entry = table.get(route, tenant)
+        value = entry.storage_bodies if entry is not None else None
+        return value if value in _MODES else None
+
+    return mode
+
+
+_MODES = frozenset(STRICTNESS)

@@ -113,6 +113,7 @@ def apply_one(
                 name=d.name,
                 owner=d.owner,
                 risk_tier=d.risk_tier,
+                storage_bodies=d.storage_bodies,
                 created_at=at,
                 created_by=applier.actor,
                 updated_at=at,
@@ -120,7 +121,11 @@ def apply_one(
         )
         stable: int | None = None
     else:
-        for name, value in (("owner", d.owner), ("risk_tier", d.risk_tier)):
+        for name, value in (
+            ("owner", d.owner),
+            ("risk_tier", d.risk_tier),
+            ("storage_bodies", d.storage_bodies),
+        ):
             if row[name] != value:
                 updated[name] = [row[name], value]
         stable = row["stable_version"]
@@ -137,7 +142,11 @@ def apply_one(
     )
     digest = d.bundle.digest
     if latest is not None and latest["digest"] == digest:
-        values: dict[str, Any] = {"owner": d.owner, "risk_tier": d.risk_tier}
+        values: dict[str, Any] = {
+            "owner": d.owner,
+            "risk_tier": d.risk_tier,
+            "storage_bodies": d.storage_bodies,
+        }
         if updated:
             conn.execute(
                 update(routes).where(key.where(routes, "name")).values(**values, updated_at=at)
@@ -188,7 +197,13 @@ def apply_one(
     conn.execute(
         update(routes)
         .where(key.where(routes, "name"))
-        .values(owner=d.owner, risk_tier=d.risk_tier, updated_at=at, stable_version=stable)
+        .values(
+            owner=d.owner,
+            risk_tier=d.risk_tier,
+            storage_bodies=d.storage_bodies,
+            updated_at=at,
+            stable_version=stable,
+        )
     )
     detail: dict[str, Any] = {"digest": digest, "parent": parent, "stable": became_stable}
     if same_as is not None:

@@ -145,6 +145,7 @@ class StableRow:
     risk_tier: int
     number: int
     digest: str
+    storage_bodies: str | None = None  # the route's storage.bodies, None: none of its own
 
     @property
     def key(self) -> RouteKey:

@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trimtab.bounds import exceeds_depth, safe_load_yaml, too_deep_message, validation_problems
-from trimtab.config import GuardrailsConfig
+from trimtab.config import BodiesMode, GuardrailsConfig
 from trimtab.registry.bundle import Bundle, Message, Template, TemplateError
 from trimtab.types import name_problem
 
@@ -80,10 +80,17 @@ class VersionSpec(_Strict):
     guardrails: GuardrailsConfig | None = None
 
 
+class RouteStorageSpec(_Strict):
+    """What the store keeps of this route's bodies (docs/data-protection.md)."""
+
+    bodies: BodiesMode
+
+
 class RouteSpec(_Strict):
     owner: str = Field(min_length=1, max_length=256)
     risk_tier: int = Field(ge=0, le=3)
     tenant: str | None = Field(default=None, min_length=1, max_length=128)
+    storage: RouteStorageSpec | None = None  # the route's, like owner: not part of a version
     version: VersionSpec
 
 
@@ -100,6 +107,7 @@ class RouteDefinition:
     risk_tier: int
     tenant: str | None  # None: not stated in the file
     bundle: Bundle
+    storage_bodies: BodiesMode | None = None  # storage.bodies: None, the gateway's
 
 
 def _bundle(version: VersionSpec) -> Bundle:
@@ -179,7 +187,14 @@ def parse_routes(
     if problems or parsed is None:
         raise RoutesError(problems)
     return [
-        RouteDefinition(name, spec.owner, spec.risk_tier, spec.tenant, _bundle(spec.version))
+        RouteDefinition(
+            name,
+            spec.owner,
+            spec.risk_tier,
+            spec.tenant,
+            _bundle(spec.version),
+            spec.storage.bodies if spec.storage is not None else None,
+        )
         for name, spec in parsed.routes.items()
     ]
 

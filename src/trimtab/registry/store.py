@@ -144,7 +144,8 @@ class RouteStore:
     def stable_rows(self) -> list[StableRow]:
         """Every route with a stable version: small rows, no bundles."""
         r, v = routes.c, route_versions.c
-        query = select(r.scope, r.name, r.owner, r.risk_tier, v.number, v.digest).join(
+        columns = (r.scope, r.name, r.owner, r.risk_tier, v.number, v.digest, r.storage_bodies)
+        query = select(*columns).join(
             route_versions,
             and_(v.scope == r.scope, v.route == r.name, v.number == r.stable_version),
         )

@@ -63,6 +63,7 @@ class RouteEntry:
     risk_tier: int
     stable: Version
     canary: Canary | None = None
+    storage_bodies: str | None = None  # the route's storage.bodies (privacy/storage.py)
 
     @property
     def key(self) -> RouteKey:
@@ -192,7 +193,9 @@ class RouteCache(Refresher):
                 candidate = version(c.key, c.number, c.digest)
                 if candidate is not None:
                     canary = Canary(c.rollout_id, candidate, c.percent)
-            entry = RouteEntry(r.name, r.key.tenant, r.owner, r.risk_tier, stable, canary)
+            entry = RouteEntry(
+                r.name, r.key.tenant, r.owner, r.risk_tier, stable, canary, r.storage_bodies
+            )
             out[r.key] = entry
         return out
 

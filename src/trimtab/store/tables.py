@@ -160,6 +160,7 @@ routes = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("stable_version", Integer),  # the number of the version the gateway serves
     Column("previous_stable_version", Integer),  # pinned: where a rollback returns to
+    Column("storage_bodies", String(16)),  # the route's storage.bodies; null: none of its own
     Index("ix_routes_name", "name"),
 )
 
