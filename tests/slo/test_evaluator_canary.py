@@ -143,7 +143,11 @@ def test_the_candidates_page_clears_once_its_rollout_has_ended(
         "slo_burn/answer-availability/ticket-3d-6h/v2",  # 120 events: above its bound of 20
     }
     assert not any(s.firing for s in cleared.values())
-    assert all("(the rollout has ended)" in s.summary for s in cleared.values())
+    page = cleared["slo_burn/answer-availability/page-1h-5m/v2"]
+    assert page.summary == (
+        "SLO answer-availability on the candidate v2: page-1h-5m clear, its rollout has ended"
+    )
+    assert page.details["rollout"] == ro.id
     # said once: the next cycle has nothing more about the candidate
     again = ev.cycle(now + timedelta(seconds=60))
     assert not any(s.dedup_key.endswith("/v2") for s in again.signals)

@@ -155,9 +155,11 @@ def _times(b: float | None) -> str:
     return "no data" if b is None else f"{b:,.1f}x"
 
 
-def _signals(row: SloRow, status: SloStatus, owner: str | None) -> list[Signal]:
-    """One signal per rule of `status` (of the row's SLO, or of it narrowed to a
-    candidate version)."""
+def _signals(
+    row: SloRow, status: SloStatus, owner: str | None, rollout: str | None = None
+) -> list[Signal]:
+    """One signal per rule of `status` (of the row's SLO, or of it narrowed to the
+    candidate version of `rollout`)."""
     d = status.slo
     tenant = row.scope or None
     version = d.selector.version
@@ -209,6 +211,7 @@ def _signals(row: SloRow, status: SloStatus, owner: str | None) -> list[Signal]:
         }
         if version is not None:
             details["candidate"] = version
+            details["rollout"] = rollout
         out.append(
             Signal(
                 source="slo_burn",
@@ -416,7 +419,7 @@ class SloEvaluator(Generic[R]):
                 if seen is None:
                     continue
                 candidates += 1
-                for s in _signals(row, seen, owner(ro.scope, ro.route)):
+                for s in _signals(row, seen, owner(ro.scope, ro.route), ro.id):
                     signals.append(s)
                     if s.firing:
                         firing_now[s.dedup_key] = s
@@ -432,11 +435,9 @@ class SloEvaluator(Generic[R]):
         judged_keys = {s.dedup_key for s in signals}
         for key, s in self._candidates_firing.items():
             if key not in judged_keys:
-                signals.append(
-                    dataclasses.replace(
-                        s, firing=False, at=now, summary=s.summary + " (the rollout has ended)"
-                    )
-                )
+                what = f"SLO {s.details['slo']} on the candidate {s.labels.get('version')}"
+                summary = f"{what}: {s.details['rule']} clear, its rollout has ended"
+                signals.append(dataclasses.replace(s, firing=False, at=now, summary=summary))
         # renewed as of now: the time this cycle has taken counts against the TTL
         renew_at = now + timedelta(seconds=time.monotonic() - started)
         lease = self.leases.acquire(LEASE, self.holder, self.ttl_s, renew_at)
