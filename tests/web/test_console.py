@@ -9,9 +9,17 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, expect
 
-from tests.support import ADMIN_KEY, GLOBEX_VIEWER_KEY, OPERATOR_KEY, VIEWER_KEY, auth
+from tests.support import (
+    ADMIN_KEY,
+    APP_KEY,
+    GLOBEX_VIEWER_KEY,
+    OPERATOR_KEY,
+    VIEWER_KEY,
+    auth,
+    wait_for,
+)
 from tests.web.conftest import SignIn
-from tests.web.support import LONG_QUESTION, Console
+from tests.web.support import LONG_QUESTION, Console, chat
 
 PAGES = [
     ("overview", "/ui", "Overview"),
@@ -128,6 +136,19 @@ def test_start_and_roll_back_a_rollout(sign_in: SignIn, console: Console, shots:
     start.get_by_role("button", name="Start rollout").click()
     expect(page.get_by_test_id("rollout-status")).to_have_text("running")
     expect(page.get_by_test_id("error")).to_have_count(0)
+    variables = {"topic": "returns", "question": "Can I return shoes?"}
+    for i in range(30):  # evidence for the controller's first decision
+        resp = chat(
+            console.url, APP_KEY, "route:web-answer", "hi", user=f"r{i}", variables=variables
+        )
+        assert resp.status_code == 200, resp.text
+    rollout = console.url + "/api/routes/web-answer/rollout"
+    wait_for(lambda: httpx.get(rollout, headers=auth(OPERATOR_KEY)).json()["last_decision"])
+    page.reload()
+    expect(page.get_by_test_id("decision")).not_to_be_empty()
+    metrics = page.get_by_test_id("metrics").locator("tbody tr")
+    assert metrics.count() >= 1
+    expect(metrics.first.locator("svg.interval")).to_have_count(1)  # interval and margin drawn
     shot(page, shots, "rollout-running")
     back = page.get_by_test_id("rollback-form")
     back.get_by_label("Reason").fill("customers complain")

@@ -1,4 +1,4 @@
-"""The console's pure pieces: units, links, the side-by-side diff, intervals, buckets."""
+"""The console's pure pieces: units, links, the side-by-side diff, intervals, windows."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from trimtab.errors import Invalid
-from trimtab.telemetry.rollups import Rollup
 from trimtab.web.console import _safe_next
 from trimtab.web.render import ms, pct, preview, query, usd, when
 from trimtab.web.rollout import interval_bar
 from trimtab.web.routes import side_by_side
-from trimtab.web.windows import series, window
+from trimtab.web.windows import window
 
 
 def test_numbers_carry_their_units() -> None:
@@ -68,23 +67,3 @@ def test_windows_are_a_fixed_set() -> None:
     assert window("7d")[2] == 30
     with pytest.raises(Invalid, match="window '2h' is not one of"):
         window("2h")
-
-
-def _rollup(count: int, errors: int, cost: float) -> Rollup:
-    r = Rollup(count=count, errors=errors, cost_usd=cost)
-    for _ in range(count):
-        r.latency.add(100.0)
-    return r
-
-
-def test_series_buckets_rollup_minutes_and_fills_gaps() -> None:
-    start = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
-    key = (start, "m", "p", "t", "", 200, "r", "v1")
-    later = (start + timedelta(minutes=6), "m", "p", "t", "", 500, "r", "v1")
-    rows = [(key, _rollup(3, 0, 0.5)), (later, _rollup(2, 2, 0.25))]
-    out = series(rows, start, start + timedelta(minutes=14), 5)
-    assert out["t"] == [start.timestamp() + 300 * i for i in range(3)]
-    assert out["requests"] == [3.0, 2.0, 0.0]
-    assert out["errors"] == [0.0, 2.0, 0.0]
-    assert out["cost_usd"] == [0.5, 0.25, 0.0]
-    assert out["p95_ms"][2] is None and out["p95_ms"][0] == pytest.approx(100, rel=0.02)

@@ -1,8 +1,8 @@
-"""/ui/data/series: the overview's charts, from the per-minute rollups the summary reads.
+"""/ui/data/series: the overview's charts, from the per-minute rollups.
 
 The API's /api/metrics/summary totals a window per group; it has no series over time, so
-the charts read the same rollups (TelemetryStore.rollups_since) with the same tenant
-scoping, bucketed here.
+the charts read the same rollups with the same tenant scoping (web/rollup_reads.py),
+summed per bucket.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import orjson
 from starlette.responses import Response
 
 from trimtab.web.context import Page
-from trimtab.web.windows import series as bucketed
+from trimtab.web.rollup_reads import by_bucket
+from trimtab.web.rollup_reads import series as bucketed
 from trimtab.web.windows import since, window
 
 
@@ -24,11 +25,9 @@ async def series(page: Page) -> Response:
     route = page.param("route")
     now = datetime.now(UTC)
     start = since(span, now)
-    rows = await asyncio.to_thread(page.deps.telemetry.rollups_since, start, tenant)
-    if route is not None:
-        rows = [r for r in rows if r[0][6] == route]
+    sums = await asyncio.to_thread(by_bucket, page.deps.engine, start, step, tenant, route)
     body = {"window": name, "step_minutes": step, "route": route, "tenant": tenant,
-            **bucketed(rows, start, now, step)}  # fmt: skip
+            **bucketed(sums, start, now, step)}  # fmt: skip
     return Response(
         orjson.dumps(body),
         headers={"x-trimtab-request-id": page.request_id, "cache-control": "no-store"},

@@ -12,8 +12,10 @@ from starlette.responses import Response
 
 from trimtab.rollouts.row import RolloutRow
 from trimtab.slo.status import SloStatus, read_status
+from trimtab.telemetry.costs import costs_by
 from trimtab.web.context import Deps, Page, Viewer
-from trimtab.web.windows import WINDOWS, by_route, since, window
+from trimtab.web.rollup_reads import by_route, midnight
+from trimtab.web.windows import WINDOWS, since, window
 
 
 @dataclass(slots=True)
@@ -37,11 +39,8 @@ def _visible(viewer: Viewer, scope: str) -> bool:
 def _gather(deps: Deps, viewer: Viewer, tenant: str | None, span: Any) -> list[RouteLine]:
     """Blocking: the store reads behind the table (rollups, routes, SLOs, rollouts)."""
     now = datetime.now(UTC)
-    start = since(span, now)
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = deps.telemetry.rollups_since(min(start, midnight), tenant)
-    window_by = by_route(rows, start)
-    today_by = by_route(rows, midnight)
+    window_by = by_route(deps.engine, since(span, now), tenant)
+    today_by = costs_by(deps.engine, midnight(now), "route", tenant)  # /api/costs' query
     p = viewer.principal
     lines: dict[str, RouteLine] = {}
     for r in deps.routes.list_routes(p.tenant, p.is_admin):
@@ -50,11 +49,10 @@ def _gather(deps: Deps, viewer: Viewer, tenant: str | None, span: Any) -> list[R
         lines.setdefault(name, RouteLine(name))
     for name, line in lines.items():
         w = window_by.get(name)
-        if w is not None and w.count:
-            summary = w.summary()
-            line.requests = w.count
-            line.error_rate = summary["error_rate"]
-            line.p95_ms = summary["latency_ms"]["p95"]
+        if w is not None and w.requests:
+            line.requests = w.requests
+            line.error_rate = w.error_rate
+            line.p95_ms = w.p95_ms
         t = today_by.get(name)
         line.spend_today = t.cost_usd if t is not None else 0.0
     scope = None if p.is_admin else p.tenant  # the SLOs the API lists for this key

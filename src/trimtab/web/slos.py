@@ -19,8 +19,8 @@ POINTS = 120
 
 
 def burn_down(deps: Deps, slo: SloDefinition, now: datetime) -> dict[str, list[float | None]]:
-    """The budget left (a share of the window's allowance so far) at POINTS times across
-    the window, from the per-minute counts the SLI reads."""
+    """The budget left (a share of the window's allowance so far; below 0 when overspent)
+    at POINTS times across the window, from the per-minute counts the SLI reads."""
     minutes = slo.window_minutes
     per_minute = read_series(deps.engine, slo, now, minutes)
     ordered = sorted(per_minute.items())
@@ -36,9 +36,9 @@ def burn_down(deps: Deps, slo: SloDefinition, now: datetime) -> dict[str, list[f
             good += ordered[i][1].good
             valid += ordered[i][1].valid
             i += 1
-        allowed = (1.0 - slo.objective) * valid
+        allowed = (1.0 - slo.objective) * valid  # > 0 once there are events
         t.append(float(edge))
-        left.append(None if valid == 0 else (1.0 - (valid - good) / allowed) if allowed else None)
+        left.append(1.0 - (valid - good) / allowed if valid else 1.0)  # none spent yet
     return {"t": t, "budget_left": left}
 
 

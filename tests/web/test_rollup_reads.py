@@ -1,0 +1,95 @@
+"""The overview's rollup reads, on SQLite and PostgreSQL: the database's sums and the
+merged bins' p95 agree with the telemetry's own rollups (DDSketch merges)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from trimtab.telemetry.record import RequestRecord
+from trimtab.telemetry.rollups import Rollup, group, minute_of
+from trimtab.telemetry.sketch import new_sketch, quantile, to_bytes
+from trimtab.telemetry.store import TelemetryStore
+from trimtab.web.rollup_reads import Bins, by_bucket, by_route, midnight, series
+
+NOW = datetime(2026, 12, 2, 7, 30, 20, tzinfo=UTC)
+
+
+def _records(n: int, seed: int) -> list[RequestRecord]:
+    rng = random.Random(seed)
+    return [
+        RequestRecord(
+            id=f"r{seed}-{i}",
+            started_at=NOW.timestamp() - rng.uniform(0, 7200),
+            api="openai",
+            operation="chat",
+            tenant=rng.choice(("acme", "globex")),
+            request_model=rng.choice(("a", "b")),
+            route=rng.choice(("faq", "search", None)),
+            status_code=rng.choice((200, 200, 200, 502)),
+            duration_ms=rng.lognormvariate(5, 1.2) if i % 40 else 0.0,
+            cost_usd=rng.uniform(0, 0.01),
+        )
+        for i in range(n)
+    ]
+
+
+def test_merged_bins_read_the_quantiles_ddsketch_reads() -> None:
+    rng = random.Random(3)
+    merged = new_sketch()
+    bins = Bins()
+    for _ in range(60):
+        part = new_sketch()
+        for _ in range(rng.randint(1, 80)):
+            part.add(rng.choice((0.0, rng.lognormvariate(4, 2), rng.uniform(1e4, 1e6))))
+        merged.merge(part)
+        bins.add(to_bytes(part))
+    assert bins.count == merged.count
+    for q in (0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0):
+        assert bins.quantile(q) == pytest.approx(quantile(merged, q), rel=1e-12), q
+    assert Bins().quantile(0.95) is None
+
+
+def test_by_route_agrees_with_the_rollups(engine: Engine) -> None:
+    store = TelemetryStore(engine)
+    store.write(_records(3000, 1))
+    since = minute_of((NOW - timedelta(hours=1)).timestamp())
+    for tenant in (None, "acme"):
+        rows = store.rollups_since(since, tenant)
+        expected = {g["route"] or "": g for g in group(rows, "route")}
+        got = by_route(engine, since, tenant)
+        assert set(got) == set(expected)
+        for route, sums in got.items():
+            e = expected[route]
+            assert (sums.requests, sums.errors) == (e["count"], e["errors"])
+            assert sums.cost_usd == pytest.approx(e["cost_usd"])
+            assert sums.p95_ms == pytest.approx(e["latency_ms"]["p95"], rel=1e-9)
+
+
+def test_by_bucket_sums_each_bucket_and_fills_gaps(engine: Engine) -> None:
+    store = TelemetryStore(engine)
+    store.write(_records(2000, 2))
+    start = minute_of((NOW - timedelta(hours=2)).timestamp())
+    sums = by_bucket(engine, start, 30, None, "faq")
+    rows = [(k, r) for k, r in store.rollups_since(start, None) if k[6] == "faq"]
+    for at, s in sums.items():
+        inside = [r for k, r in rows if at <= k[0].timestamp() < at + 1800]
+        total = Rollup()
+        for r in inside:
+            total.merge(r)
+        assert s.requests == total.count and s.errors == total.errors
+        assert s.p95_ms == pytest.approx(total.summary()["latency_ms"]["p95"], rel=1e-9)
+    out = series(sums, start, NOW, 30)
+    first = out["t"][0]
+    assert first is not None and first <= start.timestamp() < first + 1800
+    assert len(out["t"]) == len(out["requests"]) == 5
+    assert sum(v or 0 for v in out["requests"]) == sum(s.requests for s in sums.values())
+    empty = series({}, start, NOW, 30)
+    assert empty["requests"] == [0.0] * 5 and empty["p95_ms"] == [None] * 5
+
+
+def test_spend_today_starts_at_midnight_utc() -> None:
+    assert midnight(NOW) == datetime(2026, 12, 2, tzinfo=UTC)
