@@ -45,6 +45,7 @@ from trimtab.gateway.catalog import Catalog
 from trimtab.gateway.dispatch import Dispatcher
 from trimtab.gateway.middleware import HotRoutes, LastResort
 from trimtab.gateway.service import Gateway
+from trimtab.incidents.pages import PageOpener
 from trimtab.incidents.store import IncidentStore
 from trimtab.policy.forecast_watch import ForecastWatch
 from trimtab.policy.service import Policy
@@ -135,6 +136,9 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     alerts.watch_breakers(lambda: breakers.known, breakers.status)
     alerts.watch_problem("telemetry_spill", "ticket", recorder.problem)
     alerts.watch_problem("keystore", "page", key_cache.problem)
+    incident_store = IncidentStore(engine)
+    page_opener = PageOpener(incident_store)  # a page opens an incident (docs/incidents.md)
+    alerts.on_changes(page_opener)
     dispatcher = Dispatcher(breakers, metrics, random.Random())
     gateway = Gateway(
         catalog,
@@ -195,6 +199,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             await slo_evaluator.stop()  # gives its lease up: another process takes over
             await forecasts.stop()
             await alerts.stop()  # after the budget signals; the outbox resumes at the next start
+            await page_opener.stop()  # the incidents the last pages open
             await state.close()
             # in-flight requests have finished by now (the server drains them first)
             await run_in_threadpool(recorder.stop)
@@ -230,7 +235,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         ).routes(),
         *SlosAPI(slo_store, route_store, keys, audit).routes(),
         *IncidentsAPI(
-            IncidentStore(engine),
+            incident_store,
             route_store,
             rollout_store,
             key_store,

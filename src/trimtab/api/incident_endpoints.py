@@ -3,9 +3,10 @@ their bodies and responses."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import Field
+from typing_extensions import TypedDict
 
 from trimtab.api.endpoints import LIMIT
 from trimtab.api.params import MAX_TEXT
@@ -163,7 +164,7 @@ class IncidentList(TypedDict):
 
 class TimelineEntryView(TypedDict):
     at: str
-    source: Literal["route", "audit", "budget", "telemetry", "incident"]
+    source: Literal["route", "audit", "budget", "alert", "telemetry", "incident"]
     kind: str
     summary: str
     actor: str | None

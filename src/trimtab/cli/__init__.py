@@ -14,6 +14,7 @@ from trimtab.cli import (
     costs,
     datasets,
     evals,
+    incidents,
     keys,
     privacy,
     requests,
@@ -52,6 +53,7 @@ requests.register(cli)  # requests, request, summary
 datasets.register(cli)  # datasets push | list | show | export | diff
 evals.register(cli)  # eval run | resume | show | list | compare
 slo.register(cli)  # slo status | report
+incidents.register(cli)  # incident open | list | show | note | contain | ... | close
 costs.register(cli)  # costs forecast | economics
 privacy.register(cli)  # erase, export (a user's data)
 alerts.register(cli)  # alerts list | show | ack | silence | silences | unsilence

@@ -324,6 +324,21 @@ class IncidentStore:
                 continue  # another process opened it meanwhile: attach to that one
         raise Conflict(f"could not open or find the incident of alert '{dedup_key}'")
 
+    def acknowledge_from_alert(
+        self, dedup_key: str, by: Actor, at: datetime | None = None
+    ) -> Incident | None:
+        """The alert of `dedup_key` was acknowledged: so is its open incident, if it was
+        not yet (None: no open incident for it)."""
+        incident_id = self._open_for(dedup_key)
+        if incident_id is None:
+            return None
+        when = at or datetime.now(UTC)
+        with self.engine.begin() as conn:
+            self._lock(conn, incident_id)
+            self._move(conn, incident_id, "acknowledge", by, "the alert was acknowledged", when,
+                       quiet=True)  # fmt: skip
+        return self.require(incident_id)
+
     def _open_for(self, dedup_key: str) -> str | None:
         query = select(incidents.c.id).where(incidents.c.open_dedup_key == dedup_key)
         with self.engine.connect() as conn:

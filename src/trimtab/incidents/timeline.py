@@ -7,6 +7,8 @@ routes, models and tenants around the incident's start:
   other administrative changes, except those the routes' timelines or the incident already
   hold (route.*, rollout.*, incident.*);
 - budget events (alerts/events.py) of the affected tenants, models and routes;
+- alerts (the alert store's `alerts` table) labelled with an affected route, model or
+  tenant, or with the incident's dedup key: opened, acknowledged, resolved;
 - the incident's own entries (`incident_events`): its opening, each alert attached, notes,
   actions taken from it, acknowledgements, state changes, the postmortem and its rules.
 
@@ -23,9 +25,10 @@ from typing import Any
 from sqlalchemy import Engine, not_, or_, select
 
 from trimtab.alerts.events import list_events
+from trimtab.alerts.store import to_alert
 from trimtab.incidents.store import Incident, IncidentStore
 from trimtab.store.engine import as_utc
-from trimtab.store.tables import audit_log, route_events
+from trimtab.store.tables import alerts, audit_log, route_events
 
 BEFORE = timedelta(hours=2)  # how far before the start the timeline looks for causes
 _LIMIT = 1000  # entries per source
@@ -35,7 +38,7 @@ _COVERED = ("route.", "rollout.", "incident.")  # audit actions another source a
 @dataclass(frozen=True, slots=True)
 class Entry:
     at: datetime
-    source: str  # route | audit | budget | telemetry | incident
+    source: str  # route | audit | budget | alert | telemetry | incident
     kind: str
     summary: str
     actor: str | None = None
@@ -179,6 +182,48 @@ def _budget_entries(
     return out
 
 
+def _alert_entries(
+    engine: Engine, incident: Incident, start: datetime, end: datetime
+) -> list[Entry]:
+    """The alerts of the affected routes, models and tenants (by their labels) that were
+    open at some moment of the window."""
+    a = alerts.c
+    query = (
+        select(alerts)
+        .where(a.started_at <= end, or_(a.resolved_at.is_(None), a.resolved_at >= start))
+        .order_by(a.started_at, a.id)
+        .limit(_LIMIT)
+    )
+    with engine.connect() as conn:
+        found = [to_alert(r) for r in conn.execute(query).mappings()]
+    wanted = (
+        [("route", r) for r in incident.routes]
+        + [("model", m) for m in incident.models]
+        + [("tenant", t) for t in incident.tenants]
+    )
+    out = []
+    for alert in found:
+        labels = alert.labels
+        if incident.scope and labels.get("tenant") not in (None, incident.scope):
+            continue
+        if alert.dedup_key != incident.dedup_key and not any(labels.get(k) == v for k, v in wanted):
+            continue
+        what = f"{alert.severity} alert {alert.dedup_key}"
+        detail = {"alert": alert.id, "labels": dict(labels), "source": alert.source}
+        if start <= alert.started_at <= end:
+            out.append(Entry(alert.started_at, "alert", "alert_opened",
+                             f"{what} opened: {alert.summary}", None, labels.get("route"),
+                             detail))  # fmt: skip
+        if alert.acked_at is not None and start <= alert.acked_at <= end:
+            out.append(Entry(alert.acked_at, "alert", "alert_acknowledged",
+                             f"{what} acknowledged", alert.acked_by, labels.get("route"),
+                             detail))  # fmt: skip
+        if alert.resolved_at is not None and start <= alert.resolved_at <= end:
+            out.append(Entry(alert.resolved_at, "alert", "alert_resolved",
+                             f"{what} resolved", None, labels.get("route"), detail))  # fmt: skip
+    return out
+
+
 def _incident_entries(store: IncidentStore, incident: Incident) -> list[Entry]:
     out = []
     for ev in store.events(incident.id):
@@ -202,6 +247,7 @@ def assemble(store: IncidentStore, incident: Incident, now: datetime) -> list[En
         *_route_entries(engine, incident, start, end),
         *_audit_entries(engine, incident, start, end),
         *_budget_entries(engine, incident, start, end),
+        *_alert_entries(engine, incident, start, end),
         *_incident_entries(store, incident),
     ]
     first_bad = incident.times.first_bad
@@ -210,5 +256,5 @@ def assemble(store: IncidentStore, incident: Incident, now: datetime) -> list[En
             Entry(first_bad, "telemetry", "first_bad_minute",
                   "first minute with failed requests on the affected routes (the rollups)")
         )  # fmt: skip
-    order = {"route": 0, "audit": 1, "budget": 2, "telemetry": 3, "incident": 4}
+    order = {"route": 0, "audit": 1, "budget": 2, "alert": 3, "telemetry": 4, "incident": 5}
     return sorted(entries, key=lambda e: (e.at, order[e.source]))
