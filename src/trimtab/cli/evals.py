@@ -20,7 +20,7 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
-from trimtab.cli import evalviews
+from trimtab.cli import evalinit, evalviews
 from trimtab.cli.calls import call, fail, message
 from trimtab.cli.evalrun import execute
 from trimtab.cli.options import DEFAULT_URL, ApiKey, TenantFilter, Url
@@ -518,6 +518,9 @@ def bakeoff(
         print(orjson.dumps(card).decode())
     else:
         print(report.bakeoff(card, "md"), end="")
+
+
+evals.command("init")(evalinit.init)
 
 
 def register(app: typer.Typer) -> None:

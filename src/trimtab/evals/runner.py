@@ -198,7 +198,9 @@ class Runner:
                 try:
                     body = request_body(self.plan, item)
                 except ItemInputError as exc:
-                    self._count(queue, Result(item.id, "", None, str(exc), {}), called=True)
+                    # no body was sent: the digest of the item's input stands in for one's
+                    digest = hashlib.sha256(canonical(item.input())).hexdigest()
+                    self._count(queue, Result(item.id, digest, None, str(exc), {}), called=True)
                     continue
                 bodies.append((item, body, body_digest(body)))
             calls = await self._reuse(bodies, queue)
