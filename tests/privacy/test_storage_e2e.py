@@ -11,6 +11,7 @@ import anthropic
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import select
 
 from tests.gateway.support import apply
@@ -33,15 +34,15 @@ from trimtab.store.tables import requests
 def calls(url: str, text: str) -> list[str]:
     """A plain call, a stream, an Anthropic-format call and an upstream error: request ids."""
     client = openai.OpenAI(base_url=url + "/v1", api_key=APP_KEY, max_retries=0)
-    messages = [{"role": "user", "content": text}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": text}]
     ids = []
-    raw = client.chat.completions.with_raw_response.create(model="gpt-mock", messages=messages)  # type: ignore[arg-type]
+    raw = client.chat.completions.with_raw_response.create(model="gpt-mock", messages=messages)
     assert text.split()[0] in raw.parse().choices[0].message.content  # type: ignore[operator]
     ids.append(raw.headers["x-trimtab-request-id"])
     with client.chat.completions.with_streaming_response.create(
         model="gpt-mock",
         messages=messages,
-        stream=True,  # type: ignore[arg-type]
+        stream=True,
     ) as streamed:
         "".join(streamed.iter_lines())
         ids.append(streamed.headers["x-trimtab-request-id"])
@@ -51,7 +52,7 @@ def calls(url: str, text: str) -> list[str]:
     )
     ids.append(answer.headers["x-trimtab-request-id"])
     with pytest.raises(openai.BadRequestError) as refused:
-        client.chat.completions.create(model="gpt-400", messages=messages)  # type: ignore[arg-type]
+        client.chat.completions.create(model="gpt-400", messages=messages)
     ids.append(refused.value.response.headers["x-trimtab-request-id"])
     return ids
 
