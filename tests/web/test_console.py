@@ -72,7 +72,7 @@ def test_a_phone_sees_the_overview(sign_in: SignIn, shots: Path) -> None:
     shot(page, shots, "overview-phone")
 
 
-def test_filter_requests_sort_and_open_one(sign_in: SignIn) -> None:
+def test_filter_requests_sort_and_open_one(sign_in: SignIn, shots: Path) -> None:
     page = sign_in(OPERATOR_KEY)
     page.goto("/ui/requests")
     form = page.get_by_test_id("request-filters")
@@ -93,6 +93,7 @@ def test_filter_requests_sort_and_open_one(sign_in: SignIn) -> None:
     expect(page.get_by_test_id("conversation")).to_contain_text("You answer questions about")
     expect(page.get_by_test_id("answer")).not_to_be_empty()
     expect(page.get_by_test_id("request-facts")).to_contain_text("web-answer")
+    shot(page, shots, "request")
 
 
 def test_a_large_body_is_cut_with_a_link_to_load_it_whole(sign_in: SignIn) -> None:
