@@ -19,10 +19,13 @@ class Rule:
     id: str
     score: float
     pattern: re.Pattern[str]
+    # lowercase words one of which every match contains: a text with none is not scanned
+    hints: tuple[str, ...]
 
 
-def _rule(rule_id: str, score: float, *alternatives: str) -> Rule:
-    return Rule(rule_id, score, re.compile("|".join(alternatives), re.IGNORECASE | re.MULTILINE))
+def _rule(rule_id: str, score: float, hints: tuple[str, ...], *alternatives: str) -> Rule:
+    pattern = re.compile("|".join(alternatives), re.IGNORECASE | re.MULTILINE)
+    return Rule(rule_id, score, pattern, hints)
 
 
 _ANY = r"(?:all|any|every|the|your|my|these|those|of)?\s*"
@@ -34,6 +37,7 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "injection.override",
         0.9,
+        ("ignor", "disregard", "forget", "skip", "overrid", "bypass", "instruction", "now"),
         rf"\b(?:ignore|disregard|forget|skip|override|bypass)\s+{_ANY}(?:of\s+)?{_ANY}"
         rf"{_EARLIER}\s+{_ORDERS}",
         r"\b(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:you\s+(?:were|have\s+been)\s+"
@@ -44,6 +48,10 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "injection.roleplay",
         0.8,
+        (
+            *("dan", "stan", "dude", "aim", "anything", "mode", "jailbr"),
+            *("restriction", "rule", "filter", "guideline", "limit", "censor"),
+        ),
         r"\b(?:you\s+are|act\s+as|pretend\s+to\s+be|you're)\s+(?:now\s+)?(?:DAN|STAN|DUDE|AIM)\b",
         r"\bdo\s+anything\s+now\b",
         r"\b(?:developer|god|jailbreak|unrestricted|unfiltered)\s+mode\b",
@@ -54,6 +62,7 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "injection.exfiltration",
         0.85,
+        ("prompt", "instruction", "system", "developer", "message", "repeat"),
         r"\b(?:reveal|show|print|repeat|output|display|leak|tell\s+me|give\s+me|"
         r"what\s+(?:is|are|were))\s+(?:me\s+)?(?:your\s+(?:" + _QUALIFIER + r"\s+)*"
         r"(?:system\s+prompt|system\s+message|instructions|prompt|developer\s+message)|"
@@ -64,6 +73,7 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "injection.delimiter",
         0.6,
+        ("<|", "inst]", "#", "system>"),
         r"<\|im_start\|>\s*system",
         r"<\|(?:system|endoftext)\|>",
         r"\[/?INST\]",
@@ -76,8 +86,9 @@ RULES: tuple[Rule, ...] = (
 def scan(text: str, threshold: float = 0.0) -> list[Finding]:
     """The rules whose pattern matches `text` with a score of at least `threshold`."""
     found = []
+    lower = text.lower()
     for rule in RULES:
-        if rule.score < threshold:
+        if rule.score < threshold or not any(h in lower for h in rule.hints):
             continue
         m = rule.pattern.search(text)
         if m is not None:

@@ -56,7 +56,60 @@ class Redacted:
     findings: tuple[Finding, ...]
 
 
-_Scan = Callable[[str], Iterator[Finding]]
+class _Windows:
+    """Where digit-bearing entities can be: the runs of digits of a text, runs closer than
+    _GAP merged (an IBAN's ` WEST `, a phone's `) `), each padded by _PAD characters for a
+    country code or a `+` before and the context after. Computed once per text; the card,
+    IBAN, SSN, IPv4 and phone patterns then scan only these windows, not the whole text."""
+
+    __slots__ = ("_spans", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._spans: list[tuple[int, int]] | None = None
+
+    def spans(self) -> list[tuple[int, int]]:
+        if self._spans is None:
+            runs: list[tuple[int, int]] = []
+            for m in _DIGIT_RUN.finditer(self.text):
+                s, e = m.span()
+                if runs and s - runs[-1][1] <= _GAP:
+                    runs[-1] = (runs[-1][0], e)
+                else:
+                    runs.append((s, e))
+            n = len(self.text)
+            spans: list[tuple[int, int]] = []
+            for s, e in runs:
+                s, e = max(0, s - _PAD), min(n, e + _PAD)
+                if spans and s <= spans[-1][1]:
+                    spans[-1] = (spans[-1][0], e)
+                else:
+                    spans.append((s, e))
+            self._spans = spans
+        return self._spans
+
+    def matches(self, pattern: re.Pattern[str], reach: int = 0) -> Iterator[re.Match[str]]:
+        """The pattern's matches in the windows, each window reaching `reach` characters
+        further right (an entity whose tail has no digit: an IBAN's last groups)."""
+        spans = self.spans()
+        if reach:
+            n = len(self.text)
+            reached: list[tuple[int, int]] = []
+            for s, e in spans:
+                e = min(n, e + reach)
+                if reached and s <= reached[-1][1]:
+                    reached[-1] = (reached[-1][0], e)
+                else:
+                    reached.append((s, e))
+            spans = reached
+        for s, e in spans:
+            yield from pattern.finditer(self.text, s, e)
+
+
+_DIGIT_RUN = re.compile(r"\d+")
+_GAP = 6
+_PAD = 6
+_Scan = Callable[[_Windows], Iterator[Finding]]
 
 # -- email ---------------------------------------------------------------------------------
 
@@ -66,13 +119,18 @@ _EMAIL = re.compile(
 )
 
 
-def _emails(text: str) -> Iterator[Finding]:
-    if "@" not in text:
-        return
-    for m in _EMAIL.finditer(text):
-        if ".." in m.group():
-            continue
-        yield Finding("pii.email", "email", m.start(), m.end(), 0.95)
+def _emails(w: _Windows) -> Iterator[Finding]:
+    text = w.text
+    at = text.find("@")
+    end = 0  # scan a window around each `@`: at most 64 characters before it, 256 after
+    while at >= 0:
+        start, stop = max(end, at - 64), min(len(text), at + 256)
+        for m in _EMAIL.finditer(text, start, stop):
+            if ".." not in m.group():
+                yield Finding("pii.email", "email", m.start(), m.end(), 0.95)
+            end = m.end()
+        end = max(end, stop)
+        at = text.find("@", end)
 
 
 # -- credit cards --------------------------------------------------------------------------
@@ -102,10 +160,10 @@ def _card_issuer(digits: str) -> bool:
     return False
 
 
-def _cards(text: str) -> Iterator[Finding]:
+def _cards(w: _Windows) -> Iterator[Finding]:
     seen: set[int] = set()
     for pattern in (_CARD, _AMEX):
-        for m in pattern.finditer(text):
+        for m in w.matches(pattern):
             if m.start() in seen:
                 continue
             digits = re.sub(r"[ -]", "", m.group())
@@ -121,8 +179,11 @@ _IBAN = re.compile(
 )
 
 
-def _ibans(text: str) -> Iterator[Finding]:
-    for m in _IBAN.finditer(text):
+_IBAN_REACH = 24  # letters-only groups that may end an IBAN (IT, CH, FR: up to 23)
+
+
+def _ibans(w: _Windows) -> Iterator[Finding]:
+    for m in w.matches(_IBAN, reach=_IBAN_REACH):
         value = m.group()
         # a space-separated IBAN may be followed by a word that the regex swallowed:
         # try the longest prefix ending on a group boundary that validates
@@ -145,8 +206,8 @@ _SSN = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])")
 _SSN_INVALID = frozenset({"078051120", "219099999", "123456789"})
 
 
-def _ssns(text: str) -> Iterator[Finding]:
-    for m in _SSN.finditer(text):
+def _ssns(w: _Windows) -> Iterator[Finding]:
+    for m in w.matches(_SSN):
         area, group, serial = m.group(1), m.group(3), m.group(4)
         if area == "000" or area == "666" or area[0] == "9":
             continue
@@ -163,9 +224,10 @@ _IPV6 = re.compile(
 )
 
 
-def _ips(text: str) -> Iterator[Finding]:
+def _ips(w: _Windows) -> Iterator[Finding]:
+    text = w.text
     if "." in text:
-        for m in _IPV4.finditer(text):
+        for m in w.matches(_IPV4):
             try:
                 ipaddress.IPv4Address(m.group())
             except ValueError:
@@ -206,6 +268,8 @@ _KEYS = re.compile(
     + "|".join(f"(?P<k{i}>{pattern})" for i, (_, pattern) in enumerate(_KEY_PREFIXES))
     + r")(?![A-Za-z0-9_-])"
 )
+# literal pieces one of the prefixes above needs: without any, the prefix pattern cannot match
+_KEY_HINTS = ("sk-", "gh", "xox", "AKIA", "ASIA", "AIza", "k_", "glpat-", "hf_", "npm_", "SG.")
 _TOKEN = re.compile(r"(?<![A-Za-z0-9_+/-])[A-Za-z0-9_+/-]{32,}={0,2}(?![A-Za-z0-9_+/=-])")
 # content digests (subresource integrity) are random-looking by design and no secret
 _DIGEST_PREFIXES = ("sha1-", "sha256-", "sha384-", "sha512-")
@@ -225,10 +289,14 @@ def _random_token(value: str) -> bool:
     return has_upper and has_lower and has_digit and _entropy(value) >= _ENTROPY_BITS
 
 
-def _api_keys(text: str) -> Iterator[Finding]:
-    for m in _KEYS.finditer(text):
-        index = int(next(name for name, v in m.groupdict().items() if v is not None)[1:])
-        yield Finding(_KEY_PREFIXES[index][0], "api_key", m.start(), m.end(), 0.99)
+def _api_keys(w: _Windows) -> Iterator[Finding]:
+    text = w.text
+    if any(hint in text for hint in _KEY_HINTS):
+        for m in _KEYS.finditer(text):
+            index = int(next(name for name, v in m.groupdict().items() if v is not None)[1:])
+            yield Finding(_KEY_PREFIXES[index][0], "api_key", m.start(), m.end(), 0.99)
+    if max(map(len, text.split()), default=0) < 32:
+        return  # no token long enough for the entropy rule
     for m in _TOKEN.finditer(text):
         value = m.group()
         if value.startswith("eyJ"):
@@ -255,7 +323,8 @@ def _jwt_header_ok(part: str) -> bool:
     return isinstance(header, dict) and isinstance(header.get("alg"), str)
 
 
-def _jwts(text: str) -> Iterator[Finding]:
+def _jwts(w: _Windows) -> Iterator[Finding]:
+    text = w.text
     if "eyJ" not in text:
         return
     for m in _JWT.finditer(text):
@@ -289,8 +358,8 @@ def _grouped(value: str, number: phonenumbers.PhoneNumber) -> bool:
 
 
 def _phone_scanner(regions: tuple[str, ...]) -> _Scan:
-    def scan(text: str) -> Iterator[Finding]:
-        for m in _PHONE.finditer(text):
+    def scan(w: _Windows) -> Iterator[Finding]:
+        for m in w.matches(_PHONE):
             value = m.group()
             digits = sum(c.isdigit() for c in value)
             if digits < 7 or digits > 15:
@@ -361,7 +430,8 @@ class Detector:
 
     def detect(self, text: str) -> list[Finding]:
         """Non-overlapping findings in text order."""
-        found = [f for scan in self._scanners for f in scan(text)]
+        windows = _Windows(text)
+        found = [f for scan in self._scanners for f in scan(windows)]
         if len(found) <= 1:
             return found
         found.sort(key=lambda f: (-_PRIORITY[f.entity], -(f.end - f.start), f.start))
