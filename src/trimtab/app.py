@@ -37,6 +37,7 @@ from trimtab.auth.cache import KeyCache
 from trimtab.auth.keyring import KeyRing
 from trimtab.auth.store import KeyStore
 from trimtab.config import Config
+from trimtab.evals.online import OnlineScoring
 from trimtab.evals.runs import RunStore
 from trimtab.evals.store import DatasetStore
 from trimtab.evals.suite_store import SuiteStore
@@ -155,6 +156,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     )
     slo_store = SloStore(engine)
     slo_gauges = SloGauges(slo_store, metrics.registry)
+    online = OnlineScoring(engine)  # suites with online: score sampled answers (evals/online.py)
     # one process at a time (a lease) judges every SLO and the candidates' own burn
     slo_evaluator = SloEvaluator(
         engine,
@@ -177,6 +179,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         await state.start()
         await policy.start()  # after the spill replay: seeds budgets from the store
         slo_gauges.start()
+        online.start()
         alerts.start()  # signals -> alerts -> the outbox, delivered in the background
         if config.budgets:
             forecasts.start()
@@ -197,6 +200,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
                 await provider.close()
             await policy.close()  # pending budget alerts: recorded and sent, bounded wait
             await slo_evaluator.stop()  # gives its lease up: another process takes over
+            await online.stop()
             await forecasts.stop()
             await alerts.stop()  # after the budget signals; the outbox resumes at the next start
             await page_opener.stop()  # the incidents the last pages open
@@ -249,7 +253,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             audit,
             lambda tenant: {k.name for k in route_table.entries() if k.tenant == tenant},
         ).routes(),
-        *EvalSuitesAPI(SuiteStore(engine), route_store, keys, audit).routes(),
+        *EvalSuitesAPI(SuiteStore(engine), route_store, keys, audit, online).routes(),
         *AuditAPI(audit, keys).routes(),
         *PrivacyAPI(engine, audit, keys).routes(),  # erasure and export (privacy/)
         *HealthAPI(

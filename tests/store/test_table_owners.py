@@ -38,6 +38,7 @@ OWNERS = {
     "leases": "store",  # store/leases.py, for any package that needs one holder
     "eval_suites": "evals",
     "eval_attestations": "rollouts",
+    "online_scores": "evals",
 }
 # the Python names tables.py gives them, where they differ
 VARIABLES = {"rollups_minute": "rollups"}

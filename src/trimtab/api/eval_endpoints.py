@@ -16,9 +16,11 @@ from trimtab.api.schema import (
     Body,
     Endpoint,
     Param,
+    choice,
     parse_version,
     text,
     version,
+    window,
 )
 from trimtab.types import OPERATORS, READERS
 
@@ -381,5 +383,44 @@ DATASET_FROM_REQUESTS = Endpoint(
         "`metadata.observed`; deduplicated by input; a request whose body was not stored, "
         "was redacted or hashed is counted as unusable. Eval runs' own calls are never "
         "read. A non-admin reads its own tenant's requests and adds to its own dataset."
+    ),
+)
+
+
+class OnlineScoreBucket(TypedDict):
+    version: str | None
+    scorer: str
+    # "from" is a keyword: the functional form would be needed for it; named `start` here
+    start: Annotated[str, Field(description="the bucket's start (requests started then on)")]
+    scored: int
+    mean: float
+    pass_rate: float
+
+
+class OnlineScoresView(TypedDict):
+    route: str
+    window: str
+    bucket: str
+    data: list[OnlineScoreBucket]
+    scorer: Annotated[
+        dict[str, int],
+        Field(description="this process's online scorer since it started: read, sampled, "
+              "scored, unusable, dropped_queue, dropped_budget"),
+    ]  # fmt: skip
+
+
+ONLINE_SCORES = Endpoint(
+    "GET",
+    "/api/evals/online",
+    "getOnlineScores",
+    "evals",
+    "A route's online scores (suites with `online:`) per version, scorer and time bucket",
+    READERS,
+    OnlineScoresView,
+    params=(
+        text("route", "The route"),
+        window("24h", "How far back"),
+        choice("bucket", "The time bucket", ("5m", "15m", "1h", "6h", "1d"), "1h"),
+        TENANT,
     ),
 )

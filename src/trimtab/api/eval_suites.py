@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import yaml
 from sqlalchemy import Connection
@@ -19,13 +20,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import audit_event, json_response, operator, reader
+from trimtab.api.access import audit_event, json_response, operator, reader, scoped_tenant
 from trimtab.api.errors import change
 from trimtab.api.eval_endpoints import (
     APPLY_EVAL_SUITES,
     EVAL_SUITE,
     GET_EVAL_SUITE,
     LIST_EVAL_SUITES,
+    ONLINE_SCORES,
     SUITE_TENANT,
 )
 from trimtab.api.models import APPLY_MESSAGE_CHARS, SOURCE_CHARS
@@ -34,6 +36,7 @@ from trimtab.audit.log import AuditLog
 from trimtab.auth.keyring import KeyRing
 from trimtab.bounds import safe_load_yaml
 from trimtab.errors import Forbidden, Invalid, NotFound, Unavailable
+from trimtab.evals.online import OnlineScoring, online_metric
 from trimtab.evals.suite_store import SuiteApplied, SuiteStore
 from trimtab.evals.suites import SuiteDefinition, SuitesError, parse_suites
 from trimtab.registry.store import RouteStore
@@ -45,17 +48,26 @@ _APPLY_ATTEMPTS = 3
 
 
 class EvalSuitesAPI:
-    def __init__(self, store: SuiteStore, routes: RouteStore, keys: KeyRing, audit: AuditLog):
+    def __init__(
+        self,
+        store: SuiteStore,
+        routes: RouteStore,
+        keys: KeyRing,
+        audit: AuditLog,
+        online: OnlineScoring | None = None,
+    ):
         self._store = store
         self._routes = routes
         self._keys = keys
         self._audit = audit
+        self._online = online
 
     def routes(self) -> list[Route]:
         return [
             APPLY_EVAL_SUITES.route(self.apply),
             LIST_EVAL_SUITES.route(self.list_suites),
             GET_EVAL_SUITE.route(self.get_suite),
+            ONLINE_SCORES.route(self.online_scores),
         ]
 
     # -- writing -------------------------------------------------------------------------
@@ -167,3 +179,36 @@ class EvalSuitesAPI:
         if row is None:
             raise NotFound(f"no eval suite named '{name}' (apply a file with an evals: section)")
         return json_response(row.view())
+
+    async def online_scores(self, request: Request) -> Response:
+        principal = reader(self._keys, request, "read online scores")
+        route = ONLINE_SCORES.arg(request, "route")
+        if not route:
+            raise bad_param("route", "is required: the route whose online scores to read")
+        span = ONLINE_SCORES.arg(request, "window")
+        bucket = ONLINE_SCORES.arg(request, "bucket")
+        tenant = scoped_tenant(principal, ONLINE_SCORES.arg(request, "tenant"))
+        since = datetime.now(UTC) - span
+        step = _BUCKETS[bucket]
+        data = await run_in_threadpool(
+            online_metric, self._store.engine, route, since, step, tenant
+        )
+        stats = self._online.stats.view() if self._online is not None else {}
+        return json_response(
+            {
+                "route": route,
+                "window": request.query_params.get("window") or "24h",
+                "bucket": bucket,
+                "data": data,
+                "scorer": stats,
+            }
+        )
+
+
+_BUCKETS = {
+    "5m": timedelta(minutes=5),
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "1d": timedelta(days=1),
+}

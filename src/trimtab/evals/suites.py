@@ -57,6 +57,21 @@ class GateSpec(BaseModel):
         return self
 
 
+# the scorers a server runs on production answers: no reference, no call, no user code
+ONLINE_KINDS = ("json_schema", "refusal", "regex", "not_contains", "is_json", "length")
+
+
+class OnlineSpec(BaseModel):
+    """`online:` on a suite of a route: a share of the route's production answers scored
+    in the background with the suite's reference-free scorers (evals/online.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample: float = Field(gt=0, le=1)
+    scorers: list[str] | None = None  # default: every scorer of the suite
+    max_per_minute: int = Field(default=600, ge=1, le=100_000)  # its own budget
+
+
 class SuiteSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,6 +81,7 @@ class SuiteSpec(BaseModel):
     tags: list[str] = Field(default_factory=list)
     scorers: list[ScorerSpec] = Field(min_length=1)
     gate: GateSpec = Field(default_factory=GateSpec)
+    online: OnlineSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SuiteSpec:
@@ -79,6 +95,20 @@ class SuiteSpec(BaseModel):
         unknown = sorted(gated - set(names))
         if unknown:
             raise ValueError(f"the gate names scorer '{unknown[0]}', which the suite does not have")
+        if self.online is not None:
+            if self.route is None:
+                raise ValueError("online: scores a route's production traffic: give route:")
+            by_name = {s.name: s for s in self.scorers}
+            for name in self.online.scorers or list(by_name):
+                scorer = by_name.get(name)
+                if scorer is None:
+                    raise ValueError(f"online.scorers: the suite has no scorer '{name}'")
+                if scorer.kind not in ONLINE_KINDS:
+                    raise ValueError(
+                        f"online.scorers: '{name}' is a {scorer.kind} scorer; online scoring "
+                        f"runs reference-free scorers the server can run alone: "
+                        f"{', '.join(ONLINE_KINDS)} (name them in online.scorers)"
+                    )
         return self
 
 
@@ -86,6 +116,13 @@ class _SuitesFile(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     evals: dict[str, SuiteSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class Online:
+    sample: float
+    scorers: tuple[AnySpec, ...]
+    max_per_minute: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +135,24 @@ class SuiteDefinition:
     tags: tuple[str, ...]
     scorers: tuple[AnySpec, ...]
     gate: Gate
+    online: Online | None = None
 
     def to_json(self) -> dict[str, Any]:
         target = {"route": self.route} if self.route is not None else {"model": self.model}
         dataset = self.dataset + (
             "" if self.dataset_version is None else f"@{self.dataset_version}"
         )
+        online = {}
+        if self.online is not None:
+            online = {
+                "online": {
+                    "sample": self.online.sample,
+                    "scorers": [s.name for s in self.online.scorers],
+                    "max_per_minute": self.online.max_per_minute,
+                }
+            }
         return {
+            **online,
             **target,
             "dataset": dataset,
             "tags": list(self.tags),
@@ -142,6 +190,14 @@ def parse_suites(data: Any, source: str = "<evals>") -> list[SuiteDefinition]:
         ref = DATASET_REF.match(spec.dataset)
         assert ref is not None  # the field's pattern
         version = ref.group("version")
+        online = None
+        if spec.online is not None:
+            names = spec.online.scorers or [s.name for s in spec.scorers]
+            online = Online(
+                sample=spec.online.sample,
+                scorers=tuple(s for s in spec.scorers if s.name in names),
+                max_per_minute=spec.online.max_per_minute,
+            )
         out.append(
             SuiteDefinition(
                 name=name,
@@ -156,6 +212,7 @@ def parse_suites(data: Any, source: str = "<evals>") -> list[SuiteDefinition]:
                     max_drop=dict(spec.gate.max_drop),
                     max_errors=spec.gate.max_errors,
                 ),
+                online=online,
             )
         )
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy import ColumnElement, Engine, Text, case, cast, func, literal_co
 from trimtab.canary.arm_stats import ArmStats, LatencySamples, UnitCounts
 from trimtab.registry.scope import RouteKey
 from trimtab.rollouts.row import RolloutRow
-from trimtab.store.tables import feedback, requests, routes
+from trimtab.store.tables import feedback, online_scores, requests, routes
 from trimtab.telemetry.production import production
 
 # the finish reasons that mean the model refused (OpenAI's and Anthropic's words)
@@ -20,6 +21,21 @@ MAX_LATENCY_ROWS = 200_000  # bound on the latencies one window reads per arm
 # bound on the users (units of assignment) one window reads per arm: the most active first;
 # the requests of the others count as one unit each (docs/canary.md)
 MAX_UNIT_ROWS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    """One arm's online scores over a window: `answers` scored, `scores` (an answer has
+    one per scorer), their sum (each in [0, 1]) and how many passed."""
+
+    answers: int = 0
+    scores: int = 0
+    total: float = 0.0
+    passes: int = 0
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.scores if self.scores else None
 
 
 class ArmReader:
@@ -37,6 +53,38 @@ class ArmReader:
             self._arm(ro.key, ro.stable_version, start, end),
             self._arm(ro.key, ro.candidate_version, start, end),
         )
+
+    def quality(
+        self, ro: RolloutRow, start: datetime, end: datetime | None
+    ) -> tuple[Quality, Quality]:
+        """Stable's and the candidate's online scores (evals/online.py) over one window:
+        the data of the canary metric `quality_score`."""
+        return (
+            self._quality(ro.key, ro.stable_version, start, end),
+            self._quality(ro.key, ro.candidate_version, start, end),
+        )
+
+    def _quality(
+        self, route: RouteKey, number: int, start: datetime, end: datetime | None
+    ) -> Quality:
+        s = online_scores.c
+        within = [
+            s.route == route.name,
+            self._callers(route, s.tenant),
+            s.version == f"v{number}",
+            s.request_at >= start,
+            s.value.is_not(None),
+        ]
+        if end is not None:
+            within.append(s.request_at < end)
+        passed = func.coalesce(func.sum(case((s.passed.is_(True), 1), else_=0)), 0)
+        query = select(
+            func.count(), func.coalesce(func.sum(s.value), 0.0), passed,
+            func.count(func.distinct(s.request_id)),
+        ).where(*within)  # fmt: skip
+        with self.engine.connect() as conn:
+            n, total, passes, answers = conn.execute(query).one()
+        return Quality(int(answers), int(n), float(total), int(passes))
 
     @staticmethod
     def _callers(route: RouteKey, tenant: Any) -> Any:

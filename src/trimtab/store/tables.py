@@ -555,3 +555,22 @@ eval_attestations = Table(
     Column("target_digest", String(64), nullable=False),  # the version's digest the run called
     Column("verdict", String(16), nullable=False),  # pass | fail
 )
+
+# one scorer's score of one sampled production answer (an applied suite's `online:`)
+online_scores = Table(
+    "online_scores",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("scorer", String(64), primary_key=True),
+    Column("suite", String(128), nullable=False),
+    Column("scope", String(128), nullable=False),  # the suite's
+    Column("tenant", String(128), nullable=False),  # the request's
+    Column("route", String(256), nullable=False),
+    Column("version", String(64)),
+    Column("value", Float),  # in [0, 1]; null: the scorer could not score it
+    Column("passed", Boolean),
+    Column("reason", Text),
+    Column("request_at", DateTime(timezone=True), nullable=False),  # the request's start
+    Column("scored_at", DateTime(timezone=True), nullable=False),
+    Index("ix_online_scores_route_time", "route", "version", "request_at"),
+)
