@@ -245,3 +245,31 @@ def exercise(
 
     call()
     return calls
+
+
+def test_two_different_shapes_of_one_name_are_refused() -> None:
+    """A response schema is a named component: a second shape of the same name would
+    silently answer for the first (two `ForecastView`s did, once)."""
+    from typing_extensions import TypedDict
+
+    from trimtab.api.openapi import Components
+
+    def shape(extra: bool) -> type[Any]:
+        if extra:
+
+            class Twin(TypedDict):
+                a: int
+                b: str
+
+        else:
+
+            class Twin(TypedDict):  # type: ignore[no-redef]
+                a: int
+
+        return Twin
+
+    components = Components()
+    components.ref(shape(False))
+    components.ref(shape(False))  # the same shape again is one component
+    with pytest.raises(ValueError, match="two different schemas are named Twin"):
+        components.ref(shape(True))

@@ -64,11 +64,12 @@ class Components:
 
     def ref(self, shape: type[Any]) -> dict[str, str]:
         name = shape.__name__
-        if name not in self.schemas:
-            schema = TypeAdapter(shape).json_schema(ref_template=_REF)
-            for def_name, definition in schema.pop("$defs", {}).items():
-                self.schemas.setdefault(def_name, definition)
-            self.schemas[name] = schema
+        schema = TypeAdapter(shape).json_schema(ref_template=_REF)
+        for def_name, definition in [*schema.pop("$defs", {}).items(), (name, schema)]:
+            # one name, one shape: two shapes of one name would answer each other's schema
+            known = self.schemas.setdefault(def_name, definition)
+            if known != definition:
+                raise ValueError(f"two different schemas are named {def_name}: rename one")
         return {"$ref": _REF.format(model=name)}
 
 
