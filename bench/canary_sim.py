@@ -41,7 +41,7 @@ import numpy.typing as npt
 
 from trimtab.canary.analysis import ArmArrays, evidence, pooled_quantile, verdicts
 from trimtab.canary.metrics import DEFAULT_METRICS, Metric, MetricSpec, latency_thresholds
-from trimtab.canary.plans import DEFAULT_PLAN, Plan, Stage
+from trimtab.canary.plans import DEFAULT_PLAN, LOW_TRAFFIC_PLAN, Plan, Stage
 from trimtab.stats.clustered import design_effect
 from trimtab.stats.proportions import wilson_interval
 
@@ -96,6 +96,10 @@ EVERY_REQUEST = Plan(
     ]
 )
 
+TIER_1 = DEFAULT_PLAN.for_tier(1)
+TIER_1_EARLY = TIER_1.model_copy(update={"promote_early": True})
+TWO_A_MINUTE = 2.0 / 60.0
+
 SCENARIOS = (
     Scenario("healthy, 1 % errors, log-normal latency (sigma 0.6)", tags=("fast",)),
     Scenario("healthy, 0.5 % errors", error_rate=0.005),
@@ -121,7 +125,45 @@ SCENARIOS = (
         zipf=1.0,
         max_rollouts=300,
     ),
+    Scenario("healthy, tier 1 (margins x 1.5)", plan=TIER_1, tags=("item2",)),
+    Scenario("healthy, tier 1, promote early", plan=TIER_1_EARLY, tags=("item2",)),
+    Scenario(
+        "healthy, 2 requests/min, default plan",
+        rate=TWO_A_MINUTE,
+        look_requests=1,
+        tags=("item6",),
+    ),
+    Scenario(
+        "healthy, 2 requests/min, low-traffic plan",
+        plan=LOW_TRAFFIC_PLAN,
+        rate=TWO_A_MINUTE,
+        look_requests=1,
+        tags=("item6",),
+    ),
+    Scenario(
+        "errors 1 % -> 5 % (5x), 2 requests/min, low-traffic plan",
+        healthy=False,
+        error_factor=5.0,
+        plan=LOW_TRAFFIC_PLAN,
+        rate=TWO_A_MINUTE,
+        look_requests=1,
+        tags=("item6",),
+    ),
     Scenario("errors 1 % -> 1.5 % (+50 %)", healthy=False, error_factor=1.5),
+    Scenario(
+        "errors 1 % -> 1.5 % (+50 %), tier 1, promote early",
+        healthy=False,
+        error_factor=1.5,
+        plan=TIER_1_EARLY,
+        tags=("item2",),
+    ),
+    Scenario(
+        "errors 1 % -> 2 % (2x), tier 1, promote early",
+        healthy=False,
+        error_factor=2.0,
+        plan=TIER_1_EARLY,
+        tags=("item2",),
+    ),
     Scenario("errors 1 % -> 2 % (2x)", healthy=False, error_factor=2.0, tags=("fast",)),
     Scenario("errors 1 % -> 5 % (5x)", healthy=False, error_factor=5.0),
     Scenario("latency +30 % (whole distribution)", healthy=False, latency_factor=1.3),
@@ -203,11 +245,14 @@ def simulate(
     sc: Scenario,
     rollouts: int,
     rng: np.random.Generator,
-    specs: tuple[MetricSpec, ...] = DEFAULT_METRICS,
+    specs: tuple[MetricSpec, ...] | None = None,
     horizon_s: float | None = None,
 ) -> Outcome:
-    """Run ``rollouts`` rollouts of ``sc`` through the controller's decision path."""
+    """Run ``rollouts`` rollouts of ``sc`` through the controller's decision path, judged
+    by ``specs`` (default: the plan's own)."""
     plan = sc.plan
+    if specs is None:
+        specs = plan.specs()
     stages = [s for s in plan.stages]
     n_st = len(stages)
     w = max(1, n_st - 1)  # the 100 % stage never runs: the step to it promotes
@@ -335,6 +380,8 @@ def simulate(
         elapsed = now - stage_start
         met = (elapsed >= min_dur[stage]) & (arms["c"]["n"][rows, col] >= min_can[stage])
         is_final = final[stage]
+        if plan.promote_early:  # as the controller: the stages left would add exposure only
+            is_final = is_final | required_ok
         promote = running & met & is_final & required_ok
         advance = running & met & ~is_final
         status[promote] = 3
@@ -378,7 +425,7 @@ def _run(job: tuple[int, int, int, bool]) -> tuple[int, int, Outcome, float]:
     n = min(rollouts, sc.max_rollouts or rollouts)
     rng = np.random.default_rng([seed, index])
     started = time.process_time()
-    o = simulate(sc, n, rng, before_specs() if before else DEFAULT_METRICS)
+    o = simulate(sc, n, rng, before_specs() if before else None)
     return index, n, o, time.process_time() - started
 
 

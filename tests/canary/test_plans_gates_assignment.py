@@ -9,8 +9,15 @@ from pydantic import ValidationError
 
 from trimtab.canary.assignment import bucket, on_candidate, sticky_key
 from trimtab.canary.gates import Attestation, missing_evidence
-from trimtab.canary.metrics import DEFAULT_METRICS
-from trimtab.canary.plans import DEFAULT_PLAN, Plan, Stage
+from trimtab.canary.metrics import DEFAULT_METRICS, ERROR_MARGIN, REFUSAL_MARGIN
+from trimtab.canary.plans import (
+    BUILTIN_PLANS,
+    DEFAULT_PLAN,
+    LOW_TRAFFIC_PLAN,
+    TIER_SCALE,
+    Plan,
+    Stage,
+)
 from trimtab.stats.sequential import Tolerance
 
 
@@ -135,3 +142,31 @@ def test_tier_3_also_needs_red_team() -> None:
     ok = [att("eval"), att("approval"), att("redteam")]
     assert missing_evidence(3, "alice", ok, has_message=True) == []
     assert missing_evidence(3, "alice", ok[:2], has_message=True) == ["a red-team sign-off"]
+
+
+def test_a_plan_for_a_risk_tier_scales_the_defaults_it_does_not_set() -> None:
+    plan = Plan.model_validate(
+        {"stages": [Stage(percent=100)], "metrics": {"latency_p95": {"tolerance": 0.3}}}
+    )
+    assert plan.for_tier(2) is plan  # tier 2 judges by the defaults
+    for tier, scale in TIER_SCALE.items():
+        specs = {s.name: s for s in plan.for_tier(tier).specs()}
+        assert specs["latency_p95"].tolerance.relative == 0.3  # the plan's own rule is kept
+        assert specs["error_rate"].tolerance.relative == 0.0  # any credible rise still rolls back
+        assert specs["error_rate"].pass_margin.absolute == pytest.approx(ERROR_MARGIN * scale)
+        assert specs["cost"].tolerance.relative == pytest.approx(0.05 * scale)
+        assert specs["refusal_rate"].pass_margin.absolute == pytest.approx(REFUSAL_MARGIN * scale)
+        assert [s.required for s in specs.values()] == [s.required for s in DEFAULT_METRICS]
+    assert TIER_SCALE[0] > TIER_SCALE[1] > TIER_SCALE[2] == 1.0 > TIER_SCALE[3]
+    fixed = plan.model_copy(update={"scale_with_tier": False})
+    assert fixed.for_tier(0) is fixed
+
+
+def test_the_builtin_plans() -> None:
+    assert BUILTIN_PLANS["default"] is DEFAULT_PLAN
+    low = BUILTIN_PLANS["low-traffic"]
+    assert low is LOW_TRAFFIC_PLAN and low.promote_early and not low.scale_with_tier
+    assert [s.percent for s in low.stages] == [10, 50, 100]
+    specs = {s.name: s for s in low.specs()}
+    assert specs["error_rate"].required and specs["error_rate"].pass_margin.absolute == 0.02
+    assert not specs["cost"].required  # guarded only: it must not regress

@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from tests.rollouts.support import (
+    KEY,
     Clock,
     controller,
     current,
@@ -16,6 +17,8 @@ from tests.rollouts.support import (
 from trimtab.audit.log import Actor
 from trimtab.canary.analysis import analyze
 from trimtab.canary.arm_stats import ArmStats
+from trimtab.canary.metrics import ERROR_MARGIN
+from trimtab.canary.plans import TIER_SCALE, Plan, Stage
 from trimtab.rollouts.controller import SETTLE_S
 from trimtab.rollouts.store import RolloutStore
 from trimtab.stats.sequential import Verdict
@@ -189,10 +192,12 @@ def test_more_errors_not_yet_a_regression_are_not_promoted(
     assert verdicts["latency_p95"] == verdicts["cost"] == "pass"
     assert verdicts["error_rate"] == "inconclusive"
     (why,) = [r for r in held.last_decision["reasons"] if r.startswith("error_rate")]
-    assert "not shown within its margin" in why and "margin 0.004" in why
+    # the route is risk tier 0: the default margin of 0.4 points, doubled (TIER_SCALE)
+    margin = ERROR_MARGIN * TIER_SCALE[0]
+    assert "not shown within its margin" in why and f"margin {margin:g}" in why
     err = next(m for m in held.last_decision["metrics"] if m["metric"] == "error_rate")
     assert err["required"] and err["estimate_kind"] == "difference"
-    assert err["lower"] < err["estimate"] < err["upper"] and err["margin"] == 0.004
+    assert err["lower"] < err["estimate"] < err["upper"] and err["margin"] == margin
     assert err["rollback"]["estimate_kind"] == "ratio"
 
 
@@ -223,3 +228,31 @@ def test_one_error_prone_user_on_the_candidate_is_not_a_regression_of_the_versio
     units = candidate[0].units
     assert units is not None and units.keys[0] == "user:heavy" and units.n[0] == 300
     assert units.rest_n == 0 and len(units.keys) == 31
+
+
+def test_a_plan_that_promotes_early_promotes_from_the_stage_where_the_evidence_is_in(
+    engine: Engine, store: RolloutStore
+) -> None:
+    stages = [Stage(percent=p, min_duration_s=0, min_canary_requests=20) for p in (10, 25, 50)]
+    early = Plan(stages=[*stages, Stage(percent=100)], promote_early=True)
+    ro = store.start(KEY, 2, "early", early, Actor("key_ml", "ml@acme", "acme"), "try v2")
+    record(engine, 1, 300, seed=1)
+    record(engine, 2, 30, seed=2)
+    ctl = controller(store)
+    assert ctl.step(ro)  # 30 canary requests show nothing yet: the stage advances
+    assert current(store).stage == 1
+    record(engine, 1, 3000, seed=3)
+    record(engine, 2, 3000, seed=4)
+    assert ctl.step(current(store))
+    done = current(store)
+    # promoted from the 25 % stage on the evidence, without the 50 % one
+    assert done.status == "promoted" and done.stage == 1
+    assert done.last_decision is not None
+    assert done.last_decision["reasons"] == ["all required metrics passed; stage minimums met"]
+
+
+def test_a_rollout_stores_the_rules_of_its_routes_risk_tier(store: RolloutStore) -> None:
+    ro = start(store)  # the test route is risk tier 0
+    specs = {s.name: s for s in ro.plan.specs()}
+    assert specs["error_rate"].pass_margin.absolute == ERROR_MARGIN * TIER_SCALE[0]
+    assert ro.view()["metrics"]["cost"] == {"tolerance": 0.05 * TIER_SCALE[0]}

@@ -106,7 +106,10 @@ async def test_a_healthy_candidate_is_promoted_through_every_stage(running: Runn
     verdicts = {m["metric"]: m["verdict"] for m in decision["metrics"]}
     assert verdicts["latency_p95"] == "pass" and verdicts["cost"] == "pass"
     # the plan's latency tolerance (20 %) is the one applied
-    assert final["metrics"] == {"latency_p95": {"tolerance": 0.2}}
+    # the plan's own rule is kept; the defaults it does not set are scaled for tier 0
+    assert final["metrics"]["latency_p95"] == {"tolerance": 0.2}
+    assert final["metrics"]["error_rate"] == {"margin": 0.008}
+    assert final["metrics"]["cost"] == {"tolerance": 0.1}
     latency = next(m for m in decision["metrics"] if m["metric"] == "latency_p95")
     stable_ms, candidate_ms = re.findall(r"(\d+(?:\.\d+)?) ms", latency["note"])
     assert float(candidate_ms) == pytest.approx(1.2 * float(stable_ms), rel=1e-3)

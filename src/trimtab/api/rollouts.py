@@ -17,6 +17,8 @@ from trimtab.api.endpoints import (
     MOVE_ROLLOUT,
     MOVES,
     ROLLBACK,
+    ROLLOUT_FORECAST,
+    ROLLOUT_PLAN,
     ROLLOUT_STATUS,
     ROUTE,
     ROUTE_TENANT,
@@ -29,7 +31,7 @@ from trimtab.api.routes import acted_by
 from trimtab.api.schema import parse_version
 from trimtab.audit.log import Actor
 from trimtab.auth.keyring import KeyRing, require_role
-from trimtab.canary.plans import DEFAULT_PLAN, Plan
+from trimtab.canary.plans import BUILTIN_PLANS, Plan
 from trimtab.errors import Conflict, Forbidden, NotFound
 from trimtab.registry.scope import RouteKey
 from trimtab.registry.store import RouteStore
@@ -58,13 +60,14 @@ class RolloutsAPI:
         self._store = store
         self._routes = routes
         self._keys = keys
-        self._plans = {"default": DEFAULT_PLAN, **plans}
+        self._plans = {**BUILTIN_PLANS, **plans}
         self._changed = on_change
 
     def routes(self) -> list[Route]:
         return [
             START_ROLLOUT.route(self.start),
             ROLLOUT_STATUS.route(self.status),
+            ROLLOUT_FORECAST.route(self.forecast),
             MOVE_ROLLOUT.route(self.move),
             ROLLBACK.route(self.rollback),
             ATTEST.route(self.attest),
@@ -99,14 +102,30 @@ class RolloutsAPI:
         if to is None:
             raise bad_param("to", "is required (the candidate version, e.g. v2)")
         plan_name = _text(data, "plan") or "default"
-        plan = self._plans.get(plan_name)
-        if plan is None:
-            known = ", ".join(sorted(self._plans))
-            raise bad_param("plan", f"unknown plan '{plan_name}' (known: {known})")
+        plan = self._plan(plan_name)
         by = actor(request, principal, rid)
         ro = await change(self._store.start, route, to, plan_name, plan, by, _text(data, "reason"))
         await self._done()
-        return json_response(ro.view(), 201, rid)
+        view = ro.view()
+        # said at the start: how long each stage should take on this route's traffic, and
+        # whether the plan can decide within its durations at all
+        forecast = await run_in_threadpool(self._store.forecast, route, plan, plan_name)
+        view["forecast"] = forecast.view()
+        return json_response(view, 201, rid)
+
+    def _plan(self, name: str) -> Plan:
+        plan = self._plans.get(name)
+        if plan is None:
+            known = ", ".join(sorted(self._plans))
+            raise bad_param("plan", f"unknown plan '{name}' (known: {known})")
+        return plan
+
+    async def forecast(self, request: Request) -> Response:
+        _, route = await self._route(request, READERS, "read rollouts")
+        name = ROLLOUT_PLAN.of(request) or "default"
+        plan = self._plan(name)
+        found = await run_in_threadpool(self._store.forecast, route, plan, name)
+        return json_response(found.view())
 
     async def status(self, request: Request) -> Response:
         _, route = await self._route(request, READERS, "read rollouts")

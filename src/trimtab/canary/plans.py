@@ -49,6 +49,12 @@ class Plan(BaseModel):
     # by metric name: error_rate, latency_p95, latency_p50, cost, negative_feedback_rate,
     # refusal_rate
     metrics: dict[str, MetricRule] = Field(default_factory=dict)
+    # promote from any stage past its minimums once every required metric has passed,
+    # without the stages left (they would add exposure, not evidence the plan asks for)
+    promote_early: bool = False
+    # scale the default tolerances and margins with the route's risk tier (TIER_SCALE);
+    # a metric the plan sets itself is left as set
+    scale_with_tier: bool = True
 
     @model_validator(mode="after")
     def _increasing(self) -> Plan:
@@ -74,6 +80,25 @@ class Plan(BaseModel):
                 )
         return self
 
+    def for_tier(self, tier: int) -> Plan:
+        """This plan for a route of risk tier ``tier``: each default tolerance and margin
+        the plan does not set itself times ``TIER_SCALE[tier]`` (tier 2 keeps the
+        defaults), written into ``metrics`` so the stored plan shows the rules judged by."""
+        scale = TIER_SCALE[tier]
+        if not self.scale_with_tier or scale == 1.0:
+            return self
+        metrics = dict(self.metrics)
+        for spec in DEFAULT_METRICS:
+            if spec.name in metrics:
+                continue
+            tolerance = spec.tolerance.relative
+            margin = spec.pass_margin.absolute
+            metrics[spec.name] = MetricRule(
+                tolerance=round(tolerance * scale, 6) if tolerance > 0 else None,
+                margin=round(margin * scale, 6) if margin > 0 else None,
+            )
+        return self.model_copy(update={"metrics": metrics})
+
     def specs(self) -> tuple[MetricSpec, ...]:
         """The metric specs this plan's rollouts are judged by: the defaults, changed by
         `metrics`."""
@@ -95,6 +120,12 @@ class Plan(BaseModel):
         return tuple(out)
 
 
+# risk tier -> the factor on the default tolerances and margins: a tier-0 internal tool
+# accepts twice the default's drift before it calls a regression, and needs a quarter of the
+# canary requests to show non-inferiority (the requests go as 1 / margin^2); a tier-3 route
+# judged on three quarters of it needs ~1.8 times as many
+TIER_SCALE: dict[int, float] = {0: 2.0, 1: 1.5, 2: 1.0, 3: 0.75}
+
 DEFAULT_PLAN = Plan(
     stages=[
         Stage(percent=1, min_duration_s=300, min_canary_requests=100),
@@ -104,3 +135,27 @@ DEFAULT_PLAN = Plan(
         Stage(percent=100, min_duration_s=600, min_canary_requests=1000),
     ]
 )
+
+# For routes of a few requests a minute (docs/canary.md, "Low-traffic routes"): larger
+# first stages so evidence arrives at all, windows of hours, and decisions on what a low
+# traffic route can show — errors within 2 points, p95 within 25 %; cost is guarded (it
+# must not regress) but not required, refusals within 2 points.
+LOW_TRAFFIC_PLAN = Plan(
+    stages=[
+        Stage(percent=10, min_duration_s=1800, min_canary_requests=20, max_duration_s=43_200),
+        Stage(percent=50, min_duration_s=3600, min_canary_requests=100, max_duration_s=259_200),
+        Stage(percent=100, min_duration_s=600, min_canary_requests=100),
+    ],
+    metrics={
+        "error_rate": MetricRule(margin=0.02),
+        "latency_p95": MetricRule(tolerance=0.25),
+        "cost": MetricRule(tolerance=0.10, required=False),
+        "refusal_rate": MetricRule(margin=0.02),
+    },
+    promote_early=True,
+    scale_with_tier=False,
+)
+
+# the plans every install has, by the name a rollout names them with; the configuration's
+# `rollouts.plans` adds to them (and may replace one)
+BUILTIN_PLANS: dict[str, Plan] = {"default": DEFAULT_PLAN, "low-traffic": LOW_TRAFFIC_PLAN}

@@ -34,6 +34,7 @@ from trimtab.canary.decision import Action, Decision, decide
 from trimtab.refresher import Periodic
 from trimtab.rollouts.row import RolloutRow, finite
 from trimtab.rollouts.store import RolloutStore
+from trimtab.stats.sequential import Verdict
 
 log = logging.getLogger("trimtab.rollouts")
 
@@ -108,6 +109,8 @@ class RolloutController:
         # next step is 100 % promotes, and that step needs the required metrics to pass
         final = ro.stage + 1 == len(ro.plan.stages) or ro.plan.stages[ro.stage + 1].percent >= 100
         results = analyze(stable, candidate, ro.plan.specs())
+        if ro.plan.promote_early and all(r.verdict is Verdict.PASS for r in results if r.required):
+            final = True  # the evidence the plan asks for is in: the stages left add exposure
         decision = decide(
             results,
             stage,

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from trimtab.audit.log import Actor
+from trimtab.canary.forecast import Forecast
 from trimtab.canary.gates import missing_evidence
 from trimtab.canary.plans import Plan
 from trimtab.errors import Conflict
@@ -23,6 +24,7 @@ from trimtab.registry.timeline import append_event
 from trimtab.rollouts.arms import ArmReader
 from trimtab.rollouts.attestations import AttestationStore
 from trimtab.rollouts.feedback import FeedbackStore
+from trimtab.rollouts.forecasting import route_forecast
 from trimtab.rollouts.lookup import audit, route_row, version_row
 from trimtab.rollouts.row import ACTIVE, RolloutRow
 from trimtab.store.tables import rollouts, route_events
@@ -97,6 +99,7 @@ class RolloutStore:
                     detail=gate, at=now,
                 )  # fmt: skip
             raise refused
+        plan = plan.for_tier(r.risk_tier)  # the rules judged by, stored with the rollout
         with self.engine.begin() as conn:
             if self._active_in(conn, route):
                 raise Conflict(f"route '{route.name}' already has a rollout in progress")
@@ -130,6 +133,14 @@ class RolloutStore:
         found = self.current(route)
         assert found is not None
         return found
+
+    def forecast(self, route: RouteKey, plan: Plan, plan_name: str) -> Forecast:
+        """What ``plan`` (for the route's risk tier) is expected to do on the route's recent
+        traffic, if a candidate matched its stable version (canary/forecast.py)."""
+        with self.engine.connect() as conn:
+            r = route_row(conn, route)
+        tiered = plan.for_tier(r.risk_tier)
+        return route_forecast(self.arms, route, r.stable_version, tiered, plan_name)
 
     def _active_in(self, conn: Connection, route: RouteKey) -> bool:
         o = rollouts.c
