@@ -19,3 +19,14 @@ def parse_duration(text: str) -> timedelta | None:
         return timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2)])
     except OverflowError:
         return timedelta.max
+
+
+def spoken(seconds: float) -> str:
+    """A duration as a person reads it: `45 s`, `12 min`, `3.5 h`, `2.1 days`."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} days"

@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.cli.support import runner
 from tests.rollouts.conftest import running as running
-from tests.rollouts.support import apply, drive, routes_yaml, status
+from tests.rollouts.support import api, apply, drive, routes_yaml, status
 from tests.rollouts.support import call as e2e_call
 from tests.support import ADMIN_KEY, OPERATOR_KEY, Running, run_backed_evals
 from trimtab.canary.metrics import DEFAULT_METRICS
@@ -183,3 +183,26 @@ def test_attest_names_its_author_as_text(running: Running) -> None:
     result = runner.invoke(cli, args, env=env)
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"faq v1: eval pass by {owner}"
+
+
+def test_a_forecast_says_before_a_rollout_what_the_plan_will_do_on_this_traffic(
+    running: Running,
+) -> None:
+    apply(running, routes_yaml("sim-1"))
+    apply(running, routes_yaml("sim-1", greeting="Hi"))
+    for i in range(30):
+        e2e_call(running, f"u{i}")
+    code, out = invoke(running, "rollout", "forecast", "faq")
+    assert code == 0, out
+    assert out.startswith("forecast for plan default: ") and "30 requests in the last 24.0 h" in out
+    # 30 requests a day: 1 % of them never makes the first stage's 100 canary requests
+    assert "warning: stage 1 (1 %) cannot meet its minimums" in out
+    with Client(running.url, api_key=OPERATOR_KEY) as client:
+        data = client.forecast("faq", plan="low-traffic")
+        assert data["plan"] == "low-traffic" and data["baseline"]["requests"] == 30
+        assert data["stages"][0]["percent"] == 10
+    refused = api(running, "GET", "/api/routes/faq/forecast?plan=nope")
+    assert refused.status_code == 400 and "unknown plan 'nope'" in refused.text
+    code, out = invoke(running, "rollout", "start", "faq", "--to", "v2", "--plan", "fast")
+    assert code == 0, out
+    assert "forecast for plan fast: " in out and "a projection, not a promise" in out

@@ -323,6 +323,24 @@ ROLLOUT_STATUS = Endpoint(
     params=(ROUTE, ROUTE_TENANT),
     errors=(404,),
 )
+ROLLOUT_PLAN = text("plan", "The plan's name (default: default)")
+ROLLOUT_FORECAST = Endpoint(
+    "GET",
+    "/api/routes/{route}/forecast",
+    "forecastRollout",
+    "rollouts",
+    "What a plan is expected to do on the route's recent traffic, before a rollout",
+    READERS,
+    v.RolloutForecastView,
+    params=(ROLLOUT_PLAN, ROUTE, ROUTE_TENANT),
+    errors=(404,),
+    description=(
+        "The route's stable version over the last hour (the last day when the hour has "
+        "fewer than 500 requests), the candidate taken to match it; each stage's expected "
+        "duration and canary requests, when it would promote, and a warning when the plan "
+        "cannot decide within its durations (docs/canary.md)."
+    ),
+)
 MOVE_ROLLOUT = Endpoint(
     "POST",
     "/api/routes/{route}/rollout/{move}",

@@ -229,6 +229,35 @@ class RolloutView(TypedDict):
     ended_at: str | None
     reason: str | None
     last_decision: dict[str, Any] | None
+    # on a start: what the plan is expected to do on the route's recent traffic
+    forecast: NotRequired[RolloutForecastView]
+
+
+class RolloutStageForecast(TypedDict):
+    stage: int
+    percent: float
+    canary_per_s: float
+    seconds: float
+    canary_requests: int
+    outcome: Literal["advance", "promote", "pause"]
+    reason: str
+
+
+class RolloutBaseline(TypedDict):
+    requests: int
+    seconds: float
+
+
+class RolloutForecastView(TypedDict):
+    plan: str
+    method: str
+    requests_per_s: float
+    baseline: RolloutBaseline
+    stages: list[RolloutStageForecast]
+    promote_after_s: float | None
+    promote_canary_requests: int | None
+    waiting_on: list[str]
+    warnings: list[str]
 
 
 class RollbackView(TypedDict):

@@ -16,7 +16,8 @@ from trimtab.cli.options import DEFAULT_URL, ApiKey, Tenant, Url
 from trimtab.cli.routes import Route
 from trimtab.cli.tables import table, when
 from trimtab.client import Client, TrimtabError
-from trimtab.client.types import Rollout
+from trimtab.client.types import Rollout, RolloutForecast
+from trimtab.durations import spoken
 from trimtab.rollouts.eval_evidence import RUN_BACKED_TIER
 
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why: it goes on the timeline.")]
@@ -156,6 +157,46 @@ def start(
         gate_advice(route, to, tenant),
     )
     _show(started)
+    if "forecast" in started:
+        _show_forecast(started["forecast"])
+
+
+def _show_forecast(data: RolloutForecast) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+    base = data["baseline"]
+    out.print(
+        f"forecast for plan {escape(data['plan'])}: {data['requests_per_s']:.3g} requests/s "
+        f"({base['requests']:,} requests in the last {spoken(base['seconds'])}), the "
+        "candidate taken to match stable"
+    )
+    numbers = ("percent", "canary/s", "for", "canary requests")
+    rows = table("stage", *numbers, "then", right=numbers)
+    for st in data["stages"]:
+        rows.add_row(
+            str(st["stage"] + 1), f"{st['percent']:g} %", f"{st['canary_per_s']:.3g}",
+            spoken(st["seconds"]), f"{st['canary_requests']:,}",
+            f"{st['outcome']}: {escape(st['reason'])}",
+        )  # fmt: skip
+    if data["stages"]:
+        out.print(rows)
+    after, canary = data["promote_after_s"], data["promote_canary_requests"]
+    if after is not None and canary is not None:
+        out.print(f"  expected to promote after ~{spoken(after)}, ~{canary:,} canary requests")
+    for warning in data["warnings"]:
+        out.print(f"  [yellow]warning:[/yellow] {escape(warning)}")
+    out.print(f"  [dim]{escape(data['method'])}; a projection, not a promise[/dim]")
+
+
+@rollout.command("forecast")
+def forecast(
+    route: Route,
+    plan: Annotated[str, typer.Option(help="A plan from the server's config.")] = "default",
+    tenant: Tenant = None,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """What a plan is expected to do on the route's recent traffic, before you start it."""
+    _show_forecast(call(url, api_key, lambda c: c.forecast(route, plan=plan, tenant=tenant)))
 
 
 def _move(name: str) -> None:

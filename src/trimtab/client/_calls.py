@@ -34,12 +34,12 @@ from trimtab.client.types import (
     EvalRun,
     EvalRunDetail,
     EvalSuite,
-    Forecast,
     Key,
     PushedDataset,
     RequestRecord,
     Rollback,
     Rollout,
+    RolloutForecast,
     Route,
     SloStatus,
     Summary,
@@ -123,9 +123,9 @@ def rollout(name: str, tenant: str | None) -> Call[Rollout]:
     return Call("GET", route_path(name, "rollout"), typed(Rollout), _scoped(tenant))
 
 
-def forecast(name: str, plan: str | None, tenant: str | None) -> Call[Forecast]:
+def forecast(name: str, plan: str | None, tenant: str | None) -> Call[RolloutForecast]:
     params = _scoped(tenant) | ({} if plan is None else {"plan": plan})
-    return Call("GET", route_path(name, "forecast"), typed(Forecast), params)
+    return Call("GET", route_path(name, "forecast"), typed(RolloutForecast), params)
 
 
 def move(name: str, action: Move, reason: str, tenant: str | None) -> Call[Rollout]:

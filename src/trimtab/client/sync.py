@@ -34,13 +34,13 @@ from trimtab.client.types import (
     EvalRunDetail,
     EvalSuite,
     Event,
-    Forecast,
     Key,
     PushedDataset,
     RequestFilters,
     RequestRecord,
     Rollback,
     Rollout,
+    RolloutForecast,
     Route,
     SloStatus,
     Summary,
@@ -168,7 +168,7 @@ class Client(IncidentMethods):
 
     def forecast(
         self, route: str, *, plan: str | None = None, tenant: str | None = None
-    ) -> Forecast:
+    ) -> RolloutForecast:
         """What ``plan`` is expected to do on the route's recent traffic, before a rollout."""
         return self._run(calls.forecast(route, plan, tenant))
 

@@ -138,6 +138,21 @@ class Rollout(TypedDict):
     ended_at: str | None
     reason: str | None
     last_decision: dict[str, Any] | None
+    forecast: NotRequired[RolloutForecast]  # on a start
+
+
+class RolloutForecast(TypedDict):
+    """What a plan is expected to do on the route's recent traffic (docs/canary.md)."""
+
+    plan: str
+    method: str
+    requests_per_s: float
+    baseline: dict[str, Any]
+    stages: list[dict[str, Any]]
+    promote_after_s: float | None
+    promote_canary_requests: int | None
+    waiting_on: list[str]
+    warnings: list[str]
 
 
 class Rollback(TypedDict):

@@ -86,6 +86,13 @@ class ArmReader:
             n, total, passes, answers = conn.execute(query).one()
         return Quality(int(answers), int(n), float(total), int(passes))
 
+    def version(
+        self, route: RouteKey, number: int, start: datetime, end: datetime | None
+    ) -> ArmStats:
+        """One version's statistics over ``start <= started_at < end`` (a rollout's
+        forecast reads the stable version's recent traffic with it)."""
+        return self._arm(route, number, start, end)
+
     @staticmethod
     def _callers(route: RouteKey, tenant: Any) -> Any:
         """The requests and feedback of a route: records name the route, not its scope, so
