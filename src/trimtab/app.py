@@ -153,6 +153,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         record_bodies=t.record_bodies,
         routes=route_table,
         guardrails=config.guardrails,  # the default policy (docs/guardrails.md)
+        signals=alerts.submit,  # session ceilings: runaway_agent_loop
     )
     slo_store = SloStore(engine)
     slo_gauges = SloGauges(slo_store, metrics.registry)

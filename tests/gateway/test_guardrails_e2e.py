@@ -22,6 +22,7 @@ from tests.support import (
     Running,
     auth,
     stored,
+    wait_for,
 )
 from trimtab.testing.mock_upstream import MockUpstream
 
@@ -260,6 +261,19 @@ def test_session_ceilings_refuse_with_429_naming_the_ceiling_and_the_reset(
     rid = many.value.response.headers["x-trimtab-request-id"]
     record = guardrails_of(running, rid)
     assert checks(record) == {"session.max_requests": "block"}
+    # the first refusal raised one runaway_agent_loop alert
+    key = f"runaway_agent_loop/acme/{session['x-trimtab-session']}"
+
+    def alerted() -> list[Any]:
+        listed = httpx.get(
+            running.url + "/api/alerts", params={"state": "all"}, headers=auth(ADMIN_KEY)
+        )
+        return [a for a in listed.json()["data"] if a["dedup_key"] == key]
+
+    wait_for(alerted)
+    (alert,) = alerted()
+    assert alert["source"] == "runaway_agent_loop"
+    assert alert["labels"]["ceiling"] == "max_identical_calls"
 
 
 def test_metrics_need_no_policy_to_render(gateway: GatewayFactory) -> None:
