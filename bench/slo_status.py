@@ -44,7 +44,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument(
+        "--ten-million", action="store_true", help="only the 50 SLOs at 10 million requests"
+    )
     args = parser.parse_args()
+    if args.ten_million:
+        ten_million(args.runs)
+        return
     now = datetime(2026, 12, 1, 12, tzinfo=UTC)
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'slo.db'}")
@@ -109,6 +115,132 @@ def fifty(latency: int) -> list[SloDefinition]:
             sli = f"{{kind: error_rate, class: {classes[i % len(classes)]}}}"
         lines.append(f"  slo-{i:02d}: {{route: support, sli: {sli}, objective: 0.99}}")
     return load_slos("\n".join(lines) + "\n")
+
+
+# -- 50 SLOs at 10 million requests (issue 14, "Speed and scale") -------------------------
+
+ROUTES = 5
+PER_MINUTE = 46  # answered requests per route and minute: 5 x 46 x 43,200 = 9.94 million
+
+
+def ten_million(runs: int) -> None:
+    """50 SLOs (10 per route: 4 availability, 4 error-rate classes, 2 latency) over 30 days
+    of rollups holding 9.99 million requests: 5 routes, a 200 row every minute (46
+    requests, their latencies in the row's sketch) and a 502 row every fourth minute (1
+    request); 270,000 rollup rows written in bulk (the shape the writer leaves; writing 10
+    million records through it would take hours here). Times what GET /api/slos does (each
+    SLO's `read_status`) and the evaluator's grouped `read_statuses`, fastest and median of
+    `runs` after a warm-up, the latency SLOs apart."""
+    from ddsketch import DDSketch
+    from sqlalchemy import insert
+
+    from trimtab.slo.evaluator import read_statuses
+    from trimtab.store.tables import rollups
+    from trimtab.telemetry.sketch import new_sketch, to_bytes
+
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    first = now.replace(second=0, microsecond=0).timestamp() - 43199 * 60
+
+    def sketch(values: list[float]) -> bytes:
+        s: DDSketch = new_sketch()
+        for v in values:
+            s.add(v)
+        return to_bytes(s)
+
+    ok = [sketch([80.0 + ((k * 37 + j * 53) % 2400) for j in range(PER_MINUTE)]) for k in range(16)]
+    bad, empty = sketch([30_000.0]), to_bytes(new_sketch())
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'slo10m.db'}")
+        migrate(engine)
+        t = time.perf_counter()
+        rows: list[dict[str, Any]] = []
+        total = 0
+
+        def flush() -> None:
+            with engine.begin() as conn:
+                conn.execute(insert(rollups), rows)
+            rows.clear()
+
+        for m in range(43200):
+            minute = datetime.fromtimestamp(first + 60 * m, UTC)
+            for r in range(ROUTES):
+                base = {
+                    "minute": minute, "model": "gpt-mock", "provider": "upstream",
+                    "tenant": "acme", "feature": "", "route": f"route-{r}", "version": "1",
+                    "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "ttft_sketch": empty,
+                }  # fmt: skip
+                rows.append(
+                    {**base, "status_code": 200, "count": PER_MINUTE, "errors": 0,
+                     "latency_sketch": ok[(m + r) % len(ok)]}
+                )  # fmt: skip
+                total += PER_MINUTE
+                if m % 4 == 0:
+                    rows.append(
+                        {**base, "status_code": 502, "count": 1, "errors": 1,
+                         "latency_sketch": bad}
+                    )  # fmt: skip
+                    total += 1
+            if len(rows) >= 20_000:
+                flush()
+        flush()
+        print(f"{total:,} requests in rollup rows written in {time.perf_counter() - t:.0f} s")
+        lines = ["slos:"]
+        kinds = [
+            "{kind: availability}, objective: 0.999",
+            "{kind: availability}, objective: 0.99",
+            "{kind: availability}, objective: 0.995",
+            "{kind: availability}, objective: 0.9999",
+            "{kind: error_rate, class: timeout}, objective: 0.999",
+            "{kind: error_rate, class: bad_gateway}, objective: 0.99",
+            "{kind: error_rate, class: unavailable}, objective: 0.999",
+            "{kind: error_rate, class: server}, objective: 0.99",
+            "{kind: latency, threshold_ms: 500}, objective: 0.5",
+            "{kind: latency, threshold_ms: 2000}, objective: 0.9",
+        ]
+        for r in range(ROUTES):
+            for k, kind in enumerate(kinds):
+                lines.append(f"  r{r}-{k}: {{route: route-{r}, sli: {kind}}}")
+        definitions = load_slos("\n".join(lines) + "\n")
+        counted = [d for d in definitions if d.sli.kind != "latency"]
+        latency = [d for d in definitions if d.sli.kind == "latency"]
+
+        def timed(label: str, work: Any) -> None:
+            work()  # warm-up
+            times = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                work()
+                times.append(time.perf_counter() - t)
+            print(
+                f"{label}: fastest {min(times) * 1000:.0f} ms, "
+                f"median {statistics.median(times) * 1000:.0f} ms of {runs}"
+            )
+
+        timed(
+            f"GET /api/slos's reads, {len(counted)} availability and error-rate SLOs",
+            lambda: [read_status(engine, d, now) for d in counted],
+        )
+        timed(
+            f"the evaluator's read_statuses, the same {len(counted)}",
+            lambda: read_statuses(engine, counted, now),
+        )
+        timed(
+            f"{len(latency)} latency SLOs (each row's sketch decoded)",
+            lambda: [read_status(engine, d, now) for d in latency],
+        )
+        # not in the schema: what an index on (route, minute) would buy these reads
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE INDEX ix_bench_route ON rollups_minute (route, minute)")
+            conn.exec_driver_sql("ANALYZE")
+        timed(
+            f"with an index on (route, minute): GET /api/slos's reads, {len(counted)} SLOs",
+            lambda: [read_status(engine, d, now) for d in counted],
+        )
+        timed(
+            f"with the index: the evaluator's read_statuses, {len(counted)} SLOs",
+            lambda: read_statuses(engine, counted, now),
+        )
+        engine.dispose()
 
 
 if __name__ == "__main__":
