@@ -73,6 +73,7 @@ def test_an_incident_from_a_failing_rollout_to_its_postmortem(
     assert "faq: v2 applied: new greeting" in out
     assert "faq: rollout to v2 started: greeting change" in out
     assert "first minute with failed requests" in out
+    assert "incident" in out and "opened: faq answers fail with 503" in out
 
     assert trimtab(running, "incident", "ack", incident_id)[0] == 0
     code, out = trimtab(running, "incident", "contain", incident_id, "rollback",
@@ -87,6 +88,8 @@ def test_an_incident_from_a_failing_rollout_to_its_postmortem(
         served = {route_call(http, running.url, f"user-{i}").status_code for i in range(40)}
     assert served == {200}
 
+    code, out = trimtab(running, "incident", "show", incident_id)
+    assert "faq: rollout rolled back: v1 serves every request: v2's upstream" in out
     assert trimtab(running, "incident", "note", incident_id, "-m", "upstream 503s")[0] == 0
     assert trimtab(running, "incident", "resolve", incident_id)[0] == 0
     code, out = trimtab(running, "incident", "close", incident_id)

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from tests.incidents.support import ONCALL, traffic
+from tests.incidents.support import ONCALL, T0, minute, traffic
 from tests.registry.support import ADMIN, routes_file
 from trimtab.alerts.events import BudgetEvent, insert_event
 from trimtab.audit.log import Actor, AuditLog
 from trimtab.canary.plans import DEFAULT_PLAN
-from trimtab.incidents.postmortem import render
+from trimtab.incidents.postmortem import factors, render, went_well
 from trimtab.incidents.store import IncidentStore, Opening
 from trimtab.incidents.timeline import assemble
 from trimtab.registry.scope import RouteKey
@@ -126,3 +126,24 @@ def test_the_postmortem_draft(recorded: tuple[IncidentStore, str, datetime]) -> 
     # the people who acted are not named: systems and conditions only
     assert "oncall@acme" not in text
     assert re.search(r"(?<![\w-])ml@acme", text) is None  # the route owner's address only
+
+
+def test_a_change_within_the_first_bad_minute_is_a_factor(engine: Engine) -> None:
+    """The rollups count by minute: v2 applied 20 s into the minute whose requests failed
+    came before those failures, and the draft says so; v1, hours before, is no factor."""
+    routes = RouteStore(engine)
+    routes.apply(routes_file(tier=0), applier=ADMIN, message="launch", now=T0 - timedelta(hours=3))
+    routes.apply(routes_file("Policy v2: {{policy}}", tier=0), applier=ADMIN, message="tone",
+                 now=T0 + timedelta(seconds=20))  # fmt: skip
+    for m in range(3):
+        traffic(engine, minute(m + 0.5), ok=5, failed=5)
+    store = IncidentStore(engine)
+    incident = store.open(Opening("v2 failing", "quality_regression", routes=["support-answer"]),
+                          scope="", by=ONCALL, now=minute(4))  # fmt: skip
+    assert incident.times.first_bad == T0
+    entries = assemble(store, incident, minute(4))
+    said = factors(incident, entries)
+    assert "A change landed within the first bad minute: support-answer: v2 applied: tone." in said
+    assert not any("launch" in f for f in said)
+    assert "Detection took" not in " ".join(said)  # 4 minutes: quick enough
+    assert went_well(incident, entries) == ["Detection came 4 min 0 s after the first bad minute."]

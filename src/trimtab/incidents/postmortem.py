@@ -86,10 +86,15 @@ def factors(incident: Incident, timeline: Sequence[Entry]) -> list[str]:
     if condition:
         out.append(condition)
     start = incident.times.first_bad or incident.times.detected
+    minute_end = start + timedelta(minutes=1) if incident.times.first_bad else start
     for e in timeline:
-        if e.source == "route" and e.kind in CHANGES and e.at <= start:
+        if e.source != "route" or e.kind not in CHANGES:
+            continue
+        if e.at <= start:
             lead = _duration((start - e.at).total_seconds())
             out.append(f"A change preceded the first bad minute by {lead}: {e.summary}.")
+        elif e.at < minute_end:  # the rollups count by minute: within it is before its errors
+            out.append(f"A change landed within the first bad minute: {e.summary}.")
     detect = incident.times.durations()["detect"]
     if detect is not None and detect > QUICK_DETECTION.total_seconds():
         out.append(
@@ -165,8 +170,9 @@ def summary(incident: Incident, impact: Impact) -> str:
     if impact.tenants:
         text += f", for {impact.tenants_failed} of {impact.tenants} tenants"
     text += "."
-    if incident.summary:
-        text += f" {incident.summary.strip()}"
+    said = (incident.summary or "").strip()
+    if said:
+        text += f" {said[0].upper()}{said[1:]}" + ("" if said.endswith((".", "!", "?")) else ".")
     return text
 
 

@@ -73,9 +73,11 @@ def _route_summary(kind: str, version: int | None, reason: str | None, detail: A
         "gate_override": f"release gate overridden for {v}",
     }.get(kind)
     if kind == "rollback":
-        if d.get("to") == version and d.get("from") is not None:
+        if d.get("to") == version and d.get("from") not in (None, version):
             said = f"rolled back from v{d['from']} to {v}"
-        else:
+        elif d.get("to") == version:  # a rollout ended: its stable version stays
+            said = f"rollout rolled back: {v} serves every request"
+        else:  # the controller's: logged with the candidate
             said = f"rollout of {v} rolled back"
     text = said or f"{kind} {v}".strip()
     return f"{text}: {reason}" if reason else text
