@@ -1,11 +1,14 @@
 """storage.bodies through a real server, with the official SDKs: after requests carrying a
 card number, an email and an API key, not one byte written — store rows on SQLite and
-PostgreSQL, the SQLite files, the journal, the spill file, the logs — holds them."""
+PostgreSQL, the SQLite files, the journal, the spill file, the logs, the budget webhook's
+and the alert sink's payloads — holds them."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
@@ -15,7 +18,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import select
 
 from tests.gateway.support import apply
-from tests.privacy.support import HASH_KEY, files_under, leaks, planted
+from tests.privacy.support import HASH_KEY, Hooks, files_under, leaks, planted
 from tests.support import (
     ADMIN_KEY,
     APP_KEY,
@@ -57,6 +60,25 @@ def calls(url: str, text: str) -> list[str]:
     return ids
 
 
+@pytest.fixture
+def hooks() -> Iterator[Hooks]:
+    receiver = Hooks()
+    yield receiver
+    receiver.stop()
+
+
+def alerting(url: str) -> dict[str, Any]:
+    """A budget the first priced call crosses, its webhook, and an alert sink: payloads."""
+    return {
+        "budgets": [{"scope": "tenant:acme", "period": "day", "usd": 1e-9, "on_exceed": "alert"}],
+        "alerts": {
+            "webhooks": [{"url": url + "/budget", "retries": 0}],
+            "sinks": {"hook": {"kind": "webhook", "url": url + "/alert"}},
+            "outbox": {"interval_s": 0.05},
+        },
+    }
+
+
 @pytest.mark.parametrize("mode", ["redacted", "hashed", "none"])
 def test_nothing_written_holds_the_planted_values(
     mode: str,
@@ -64,12 +86,15 @@ def test_nothing_written_holds_the_planted_values(
     store_url: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    hooks: Hooks,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     email, text = planted()
     storage = {"bodies": mode, "hash_key": HASH_KEY}
-    running = gateway(store=store_url, keys=KEYS, storage=storage)
+    running = gateway(store=store_url, keys=KEYS, storage=storage, **alerting(hooks.url))
     ids = calls(running.url, text)
+    wait_for(lambda: len(hooks.received) >= 2)  # the budget's webhook and the alert's
+    assert leaks(b"".join(hooks.received), email) == []
     for request_id in ids:
         stored(running, request_id)
     with running.engine.connect() as conn:
