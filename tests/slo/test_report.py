@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, insert, inspect
+from sqlalchemy import Engine, insert
 
 from tests.slo.support import request
 from trimtab.slo.burn import Counts
@@ -21,7 +21,7 @@ from trimtab.slo.report import (
 from trimtab.slo.report_data import read_report
 from trimtab.slo.spec import load_slos
 from trimtab.slo.store import SloRow
-from trimtab.store.tables import feedback
+from trimtab.store.tables import feedback, incidents
 from trimtab.telemetry.store import TelemetryStore
 
 SLOS = load_slos(
@@ -159,6 +159,33 @@ def test_the_report_from_the_store(sqlite_engine: Engine) -> None:
                 )
             )
 
+    with sqlite_engine.begin() as conn:
+        nov_3, dec_2 = datetime(2026, 11, 3, 9, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC)
+        oct_30 = datetime(2026, 10, 30, tzinfo=UTC)
+        for ident, routes, opened, resolved in (
+            ("inc_a", ["support"], nov_3, nov_3 + timedelta(hours=2)),
+            ("inc_b", ["support", "billing"], oct_30, None),  # still open: in November too
+            ("inc_c", ["support"], dec_2, None),  # December's
+            ("inc_d", ["support"], oct_30, oct_30 + timedelta(hours=1)),  # October's
+        ):
+            conn.execute(
+                insert(incidents).values(
+                    id=ident,
+                    scope="",
+                    title=f"{ident} | bad",
+                    type="vendor_outage",
+                    severity=2,
+                    customer_impact="high",
+                    state="resolved" if resolved else "open",
+                    routes=routes,
+                    models=[],
+                    tenants=[],
+                    opened_at=opened,
+                    detected_at=opened,
+                    resolved_at=resolved,
+                )
+            )
+
     report = read_report(sqlite_engine, [_row(d) for d in SLOS], NOV, tenant=None)
     view = report.view()
     assert [r["route"] for r in view["routes"]] == ["billing", "support", None]
@@ -201,10 +228,11 @@ def test_the_report_from_the_store(sqlite_engine: Engine) -> None:
     assert no_route["slos"][0]["name"] == "by-model"
     assert no_route["kpis"]["requests"] == 0
 
-    if inspect(sqlite_engine).has_table("incidents"):
-        assert support["incidents"] == [] and INCIDENTS_NOT_RECORDED not in view["notes"]
-    else:
-        assert support["incidents"] is None and INCIDENTS_NOT_RECORDED in view["notes"]
+    # the incidents open at any time in November that name the route, oldest first
+    assert [i["id"] for i in support["incidents"]] == ["inc_b", "inc_a"]
+    assert support["incidents"][1]["resolved_at"] == "2026-11-03T11:00:00+00:00"
+    assert [i["id"] for i in billing["incidents"]] == ["inc_b"]
+    assert no_route["incidents"] == [] and INCIDENTS_NOT_RECORDED not in view["notes"]
 
     # one tenant's KPIs: globex's traffic is not acme's
     scoped = read_report(sqlite_engine, [_row(OTHER, "acme")], NOV, tenant="acme").view()
@@ -221,6 +249,7 @@ def test_the_report_from_the_store(sqlite_engine: Engine) -> None:
     )
     assert "| CSAT (positive of rated) | 66.7 % (2 of 3; 1 escalated) |" in text
     assert "cost per session" in text and SESSIONS_NOTE in text
+    assert "- inc_a (sev 2, vendor_outage, resolved): inc_a \\| bad" in text
 
 
 def test_markdown_escapes_a_pipe_in_a_name() -> None:
