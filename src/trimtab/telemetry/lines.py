@@ -1,7 +1,9 @@
 """Records as JSON lines on local disk: the one encoding the spill file and the journal share.
 
-Whatever a record must not carry to disk (bodies under `record_bodies: false` are already
-absent from the record) is decided here, once, for both files.
+What a record must not carry to disk is already absent from it when it is encoded: bodies
+under `record_bodies: false` were never set, and under `storage.bodies` other than `full`
+the recorder writes the record without them until the writer thread has scrubbed them
+(telemetry/recorder.py, privacy/storage.py).
 """
 
 from __future__ import annotations
