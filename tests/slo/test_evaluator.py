@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine
 
@@ -392,3 +393,39 @@ def test_two_processes_open_one_alert_and_resolve_it_when_the_burn_clears(
     finally:
         for e in engines:
             e.dispose()
+
+
+def test_in_the_server_a_failing_model_pages_through_the_alert_pipeline(
+    gateway: GatewayFactory,
+) -> None:
+    """End to end in one server: requests to a model whose provider fails are recorded,
+    merged into the rollups, judged by the server's evaluator (every 0.2 s here) and
+    submitted to its alert runtime, which opens the page alert."""
+    running = gateway(slo={"evaluate_interval_s": 0.2})
+    SloStore(running.engine).apply(
+        load_slos(
+            "slos:\n  gpt-500-availability:\n    model: gpt-500\n"
+            "    sli: {kind: availability}\n    objective: 0.99\n    alerting: {min_events: 3}\n"
+        ),
+        scope="",
+        actor="ops@acme",
+    )
+    with httpx.Client(base_url=running.url, timeout=10) as http:
+        for _ in range(5):
+            answer = http.post(
+                "/v1/chat/completions",
+                json={"model": "gpt-500", "messages": [{"role": "user", "content": "hi"}]},
+            )
+            assert answer.status_code >= 500
+    service = running.server_app.state.alerts.service
+    key = "slo_burn/gpt-500-availability/page-1h-5m"
+
+    def paged() -> list[Any]:
+        return [a for a in service.alerts(states=["firing"]) if a.dedup_key == key]
+
+    wait_for(paged)
+    (alert,) = paged()
+    assert alert.severity == "page" and alert.source == "slo_burn"
+    assert alert.labels["model"] == "gpt-500"
+    short = alert.details["short_window"]
+    assert short["valid"] == 5 and short["bad"] == 5
