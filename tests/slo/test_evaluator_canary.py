@@ -107,6 +107,9 @@ def test_a_failing_10_percent_canary_pages_on_its_own_burn_and_rolls_back(
     assert isinstance(long, dict)
     assert (long["valid"], long["bad"]) == (120, 120) and long["burn"] == pytest.approx(20.0)
     assert cycle.candidates == 1
+    # said again every cycle while the rollout runs; resolves by itself two TTLs after
+    assert page.expires_at == now + timedelta(seconds=180)
+    assert signals["slo_burn/answer-availability/page-1h-5m"].expires_at is None
     # ... which rolls the rollout back
     (rollback,) = cycle.rollbacks
     assert rollback.done and rollback.rollout == ro.id and rollback.version == 2

@@ -64,6 +64,9 @@ LEASE = "slo-evaluator"
 ACTOR = Actor.system("slo-evaluator")
 INTERVAL_S = 30.0
 TTL_INTERVALS = 3  # the lease outlives two missed cycles; a third hands it over
+# a candidate's alert resolves by itself this many lease TTLs after it was last said: its
+# rollout ended and the holder that would have cleared it is gone (a takeover, a restart)
+CANDIDATE_EXPIRY_TTLS = 2
 
 
 class ActiveRollout(Protocol):
@@ -156,10 +159,15 @@ def _times(b: float | None) -> str:
 
 
 def _signals(
-    row: SloRow, status: SloStatus, owner: str | None, rollout: str | None = None
+    row: SloRow,
+    status: SloStatus,
+    owner: str | None,
+    rollout: str | None = None,
+    expires_at: datetime | None = None,
 ) -> list[Signal]:
     """One signal per rule of `status` (of the row's SLO, or of it narrowed to the
-    candidate version of `rollout`)."""
+    candidate version of `rollout`, its alerts resolving by themselves at `expires_at`
+    unless a later cycle says them again)."""
     d = status.slo
     tenant = row.scope or None
     version = d.selector.version
@@ -222,6 +230,7 @@ def _signals(
                 at=status.at,
                 labels=labels,
                 details=details,
+                expires_at=expires_at,
             )
         )
     return out
@@ -419,7 +428,8 @@ class SloEvaluator(Generic[R]):
                 if seen is None:
                     continue
                 candidates += 1
-                for s in _signals(row, seen, owner(ro.scope, ro.route), ro.id):
+                until = now + timedelta(seconds=CANDIDATE_EXPIRY_TTLS * self.ttl_s)
+                for s in _signals(row, seen, owner(ro.scope, ro.route), ro.id, until):
                     signals.append(s)
                     if s.firing:
                         firing_now[s.dedup_key] = s
