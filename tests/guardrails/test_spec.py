@@ -10,6 +10,7 @@ import pytest
 
 from trimtab.config import ConfigError, parse_config
 from trimtab.registry.bundle import Bundle
+from trimtab.registry.diff import diff_bundles
 from trimtab.registry.spec import RoutesError, parse_routes
 
 ROUTE: dict[str, Any] = {
@@ -106,3 +107,13 @@ def test_the_gateway_default_is_parsed_as_strictly() -> None:
     with pytest.raises(ConfigError, match=r"t.yaml: guardrails.output: deny\[0\]: invalid regex"):
         parse_config({"guardrails": {"output": {"deny": ["(("]}}}, "t.yaml")
     assert parse_config({}).guardrails.input is None  # no policy by default
+
+
+def test_a_change_of_guardrails_shows_in_the_diff_of_two_versions() -> None:
+    before = parse_routes(route_with({"input": {"pii": {"action": "flag"}}}))[0].bundle
+    after = parse_routes(route_with({"input": {"pii": {"action": "block"}}}))[0].bundle
+    diff = diff_bundles(before, after, "v1", "v2")
+    assert not diff.identical and diff.model is None and not diff.params
+    assert [(c.name, c.change) for c in diff.guardrails] == [("input", "changed")]
+    assert "guardrails:\n  ~ input: " in diff.unified()
+    assert diff_bundles(after, after).identical

@@ -60,10 +60,11 @@ class BundleDiff:
     model: tuple[str, str] | None
     params: tuple[ParamChange, ...]
     messages: tuple[MessageChange, ...]
+    guardrails: tuple[ParamChange, ...] = ()  # by section: mode, input, output, session
 
     @property
     def identical(self) -> bool:
-        return self.model is None and not self.params and not self.messages
+        return self.model is None and not self.params and not self.messages and not self.guardrails
 
     def unified(self) -> str:
         """The whole difference as text: model, parameters, then each message's diff."""
@@ -75,6 +76,9 @@ class BundleDiff:
         if self.params:
             lines.append("params:")
             lines.extend(p.line() for p in self.params)
+        if self.guardrails:
+            lines.append("guardrails:")
+            lines.extend(p.line() for p in self.guardrails)
         out = "\n".join(lines) + "\n" if lines else ""
         return out + "".join(m.diff for m in self.messages)
 
@@ -135,5 +139,10 @@ def diff_bundles(a: Bundle, b: Bundle, before: str = "a", after: str = "b") -> B
         if change is not None:
             messages.append(change)
     return BundleDiff(
-        before, after, model, _param_changes(dict(a.params), dict(b.params)), tuple(messages)
+        before,
+        after,
+        model,
+        _param_changes(dict(a.params), dict(b.params)),
+        tuple(messages),
+        _param_changes(dict(a.guardrails or {}), dict(b.guardrails or {})),
     )
