@@ -23,7 +23,12 @@ def test_the_first_holder_takes_it_and_the_second_is_refused(engine: Engine) -> 
     leases = Leases(engine)
     first = leases.acquire("job", "a", 30, at(0))
     assert first is not None
-    assert (first.holder, first.expires_at, first.acquired_at, first.epoch) == ("a", at(30), at(0), 1)
+    assert (first.holder, first.expires_at, first.acquired_at, first.epoch) == (
+        "a",
+        at(30),
+        at(0),
+        1,
+    )
     assert leases.acquire("job", "b", 30, at(10)) is None
     held = leases.holder("job", at(10))
     assert held is not None and held.holder == "a"

@@ -109,9 +109,7 @@ class Leases:
         c = leases.c
         with self.engine.begin() as conn:
             done = conn.execute(
-                update(leases)
-                .where(c.name == name, c.holder == holder)
-                .values(expires_at=RELEASED)
+                update(leases).where(c.name == name, c.holder == holder).values(expires_at=RELEASED)
             ).rowcount
         return bool(done)
 
