@@ -179,6 +179,7 @@ class Outcome:
 
     action: npt.NDArray[np.str_]
     canary_at: Array
+    decided_s: Array  # seconds from the start to the decision
     looks: int
     by_metric: dict[str, float]  # share of rollouts each metric rolled back
 
@@ -276,6 +277,7 @@ def simulate(
     stage_start = np.zeros(r)
     status = np.zeros(r, dtype=np.int64)  # 0 running, 1 paused, 2 rolled back, 3 promoted
     canary_at = np.full(r, np.nan)
+    decided_s = np.full(r, np.nan)
     mu_cost = math.log(COST_MEAN) - COST_SIGMA**2 / 2
     lat_specs = [s for s in specs if s.metric is Metric.LATENCY]
     rolled_by = {s.name: np.zeros(r, bool) for s in specs}
@@ -376,6 +378,7 @@ def simulate(
         back = live & regressed
         status[back] = 2
         canary_at[back] = canary[back]
+        decided_s[back] = now
         running = (status == 0) & ~back
         elapsed = now - stage_start
         met = (elapsed >= min_dur[stage]) & (arms["c"]["n"][rows, col] >= min_can[stage])
@@ -386,6 +389,7 @@ def simulate(
         advance = running & met & ~is_final
         status[promote] = 3
         canary_at[promote] = canary[promote]
+        decided_s[promote] = now
         stage[advance] += 1
         stage_start[advance] = now
         pause = running & ~promote & ~advance & (elapsed > max_dur[stage])
@@ -395,7 +399,9 @@ def simulate(
     action = names[status]
     action = np.where((status == 0), UNDECIDED, action)
     by_metric = {k: float(v.mean()) for k, v in rolled_by.items()}
-    return Outcome(action=action, canary_at=canary_at, looks=looks, by_metric=by_metric)
+    return Outcome(
+        action=action, canary_at=canary_at, decided_s=decided_s, looks=looks, by_metric=by_metric
+    )
 
 
 def before_specs() -> tuple[MetricSpec, ...]:
@@ -417,6 +423,11 @@ def _share(o: Outcome, action: str) -> tuple[float, float, float]:
 def _median(o: Outcome, action: str) -> float:
     at = o.canary_at[o.action == action]
     return float(np.median(at)) if at.size else math.nan
+
+
+def _hours(o: Outcome, action: str) -> float:
+    at = o.decided_s[o.action == action]
+    return float(np.median(at)) / 3600.0 if at.size else math.nan
 
 
 def _run(job: tuple[int, int, int, bool]) -> tuple[int, int, Outcome, float]:
@@ -461,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         und = _share(o, UNDECIDED)
         rows.append(
             f"| {sc.name} | {n:,} | {args.seed} | {_pct(rb)} | {_pct(pr)} | {_pct(pa)} "
-            f"| {und[0]:.1%} | {_median(o, PROMOTE):,.0f} | {_median(o, ROLLBACK):,.0f} |"
+            f"| {und[0]:.1%} | {_median(o, PROMOTE):,.0f} | {_median(o, ROLLBACK):,.0f} "
+            f"| {_hours(o, PROMOTE):.2f} | {_hours(o, ROLLBACK):.2f} |"
         )
         worst = sorted(o.by_metric.items(), key=lambda kv: -kv[1])
         notes.append(
@@ -479,8 +491,8 @@ def main(argv: list[str] | None = None) -> int:
             "canary requests over the whole rollout at the decision (median).",
             "",
             "| scenario | rollouts | seed | rolled back | promoted | paused | undecided "
-            "| canary requests to promote | to roll back |",
-            "|---|---:|---:|---|---|---|---:|---:|---:|",
+            "| canary requests to promote | to roll back | hours to promote | to roll back |",
+            "|---|---:|---:|---|---|---|---:|---:|---:|---:|---:|",
             *rows,
             "",
             *[f"- {n}" for n in notes],
