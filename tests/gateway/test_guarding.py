@@ -13,7 +13,9 @@ from trimtab.alerts.signal import Signal
 from trimtab.config import GuardrailsConfig
 from trimtab.errors import GatewayError
 from trimtab.gateway.exchange import Exchange
-from trimtab.gateway.guarding import Guarding, request_texts, rewrite_request
+from trimtab.gateway.guarding import GuardedRelay, Guarding, request_texts, rewrite_request
+from trimtab.gateway.relay import AnthropicRelay, OpenAIRelay
+from trimtab.providers.base import SSEEvent, UpstreamError
 from trimtab.state.memory import MemoryState
 from trimtab.telemetry.metrics import GatewayMetrics
 
@@ -103,3 +105,16 @@ def test_the_texts_of_both_wire_formats_and_their_rewrite() -> None:
     assert body["system"][0]["text"] == "sys a@b.example"  # the client's objects untouched
     assert body["messages"][1]["content"][1]["text"] == "part"
     assert request_texts(body, "openai")[0] == ["plain", "part"]  # no `system` in OpenAI's
+
+
+def test_a_guarded_relay_leaves_garbage_to_the_inner_relay_to_report() -> None:
+    g, _ = guarding({"output": {"pii": {"action": "redact"}}}, [])
+    ex = exchange()
+    guard = g.attach(ex, None)
+    assert guard is not None
+    relay = GuardedRelay(OpenAIRelay("up", False), "openai", guard)
+    with pytest.raises(UpstreamError, match="not valid JSON"):
+        relay.feed(SSEEvent(None, b"{not json"))
+    anthropic = GuardedRelay(AnthropicRelay("up"), "anthropic", guard)
+    with pytest.raises(UpstreamError, match="not valid JSON"):
+        anthropic.feed(SSEEvent("content_block_delta", b"{not json"))

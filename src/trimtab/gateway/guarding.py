@@ -412,7 +412,10 @@ class GuardedRelay(Relay):
     def _openai(self, event: SSEEvent) -> list[SSEEvent]:
         if event.data == b"[DONE]":
             return [*self._flush_openai(), event]
-        chunk = orjson.loads(event.data)
+        try:
+            chunk = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            return [event]  # the inner relay reports the provider's garbage
         if not isinstance(chunk, dict) or not chunk.get("choices"):
             if isinstance(chunk, dict) and chunk.get("usage"):
                 return [*self._flush_openai(), event]  # the usage chunk follows the text
@@ -464,7 +467,10 @@ class GuardedRelay(Relay):
         return out
 
     def _anthropic(self, event: SSEEvent) -> list[SSEEvent]:
-        data = orjson.loads(event.data)
+        try:
+            data = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            return [event]
         kind = data.get("type") if isinstance(data, dict) else None
         if kind == "content_block_delta":
             delta = data.get("delta")
