@@ -7,13 +7,16 @@ before, succeeds."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from tests.alerts.support import receiving
 from tests.rollouts.support import FAST, api, apply, route_call, routes_yaml
 from tests.support import (
     ADMIN_KEY,
@@ -155,3 +158,105 @@ def test_a_page_through_the_server_opens_an_incident(gateway: GatewayFactory) ->
     assert incident["tenants"] == ["acme"] and incident["state"] == "open"
     assert str(incident["dedup_key"]).startswith("budget/")
     assert incident["opened_by"] == "alerts"
+
+
+SLOS = """
+slos:
+  faq-availability:
+    route: faq
+    sli: {kind: availability}
+    objective: 0.95
+    alerting: {min_events: 5}
+"""
+
+
+async def test_a_failing_canary_pages_opens_an_incident_and_rolls_back(
+    gateway: GatewayFactory, sqlite_url: str
+) -> None:
+    """The issue's whole path: a rollout's candidate calls an upstream that answers 503; the
+    SLO evaluator pages on the candidate's own burn; the page reaches a webhook receiver and
+    opens one incident (its other rules' pages attach); the evaluator rolls the rollout
+    back; the incident's timeline shows the apply, the rollout, the alert and the rollback;
+    its postmortem is written with a dataset case from the failed requests; it closes."""
+    async with receiving() as rec:
+        running = await asyncio.to_thread(
+            gateway,
+            store=sqlite_url,
+            keys=ROUTE_KEYS,
+            rollouts={"check_interval_s": 3600, "plans": {"fast": FAST}},
+            slo={"evaluate_interval_s": 0.1},
+            alerts={
+                "sinks": {"hook": {"kind": "webhook", "url": f"{rec.url}/hook"}},
+                "outbox": {"interval_s": 0.05, "base_backoff_s": 0.05, "max_backoff_s": 0.1},
+            },
+        )
+        await asyncio.to_thread(apply, running, routes_yaml("gpt-mock"), "launch")
+        async with httpx.AsyncClient(base_url=running.url, timeout=30) as http:
+            ops = auth(OPERATOR_KEY)
+            applied = await http.post(
+                "/api/slos/apply", json={"yaml": SLOS, "message": "objective"}, headers=ops
+            )
+            assert applied.status_code == 200, applied.text
+            await asyncio.to_thread(apply, running, routes_yaml("gpt-503", greeting="Hi"), "v2")
+            body = {"to": "v2", "plan": "fast", "reason": "greeting"}
+            started = await http.post("/api/routes/faq/rollouts", headers=ops, json=body)
+            assert started.status_code == 201, started.text
+            with httpx.Client(timeout=30) as sync:
+                codes = [
+                    (
+                        await asyncio.to_thread(route_call, sync, running.url, f"user-{i}")
+                    ).status_code
+                    for i in range(40)
+                ]
+            assert 503 in codes and 200 in codes
+
+            incidents: list[dict[str, Any]] = []
+            rollout: dict[str, Any] = {}
+            for _ in range(750):
+                incidents = (await http.get("/api/incidents", headers=ops)).json()["data"]
+                rollout = (await http.get("/api/routes/faq/rollout", headers=ops)).json()
+                if incidents and rollout["status"] == "rolled_back" and rec.bodies("/hook"):
+                    break
+                await asyncio.sleep(0.02)
+            assert rollout["status"] == "rolled_back", rollout  # the evaluator's rollback
+            assert len(incidents) == 1, incidents  # one incident, however many rules page
+            incident = incidents[0]
+            assert incident["tenant"] == "acme" and incident["routes"] == ["faq"]
+            assert str(incident["dedup_key"]).startswith("slo_burn/acme:faq-availability/")
+            assert incident["opened_by"] == "alerts" and incident["first_bad_at"] is not None
+            paged = [b["alert"] for b in rec.bodies("/hook")]
+            assert any(a["severity"] == "page" and a["labels"].get("route") == "faq" for a in paged)
+
+            iid = incident["id"]
+            timeline = (await http.get(f"/api/incidents/{iid}/timeline", headers=ops)).json()
+            said = [(e["source"], e["kind"]) for e in timeline["data"]]
+            for expected in (
+                ("route", "apply"),
+                ("route", "rollout_start"),
+                ("alert", "alert_opened"),
+                ("route", "rollback"),
+                ("incident", "opened"),
+            ):
+                assert expected in said, (expected, said)
+            rollback = next(e for e in timeline["data"] if e["kind"] == "rollback")
+            assert rollback["actor"] == "slo-evaluator"
+
+            for action in ("acknowledge", "resolve"):
+                moved = await http.post(f"/api/incidents/{iid}/actions", headers=ops,
+                                        json={"action": action})  # fmt: skip
+                assert moved.status_code == 200, moved.text
+            rule = await http.post(
+                f"/api/incidents/{iid}/rules", headers=ops,
+                json={"kind": "dataset_case", "from_failed": True, "message": "eval cases"},
+            )  # fmt: skip
+            assert rule.status_code == 201, rule.text
+            assert rule.json()["rule"]["detail"]["items"] == codes.count(503)
+            written = await http.post(f"/api/incidents/{iid}/postmortem", headers=ops)
+            text = written.json()["markdown"]
+            assert "The rollout controller rolled back on its own" not in text
+            assert "A page-severity alert opened the incident automatically." in text
+            assert f"| failed requests (5xx, timeouts) | {codes.count(503)} (" in text
+            assert "| eval cases | dataset_case | faq@acme.example |" in text
+            closed = await http.post(f"/api/incidents/{iid}/close", headers=ops, json={})
+            assert closed.status_code == 200, closed.text
+            assert closed.json()["state"] == "closed"

@@ -62,6 +62,18 @@ def test_a_page_opens_attaches_and_is_acknowledged(alerts: AlertService, engine:
     assert len(store.listed(None)) == 1
     assert [e.kind for e in store.events(incident.id)] == ["opened", "alert"]
 
+    # another rule of the SLO, and the candidate's own page, on the same route: attached
+    other = Signal("slo_burn", KEY + "/v2", "page", True, "the candidate burns", now,
+                   {**LABELS, "version": "v2"})  # fmt: skip
+    opener.apply(*pages_of(alerts.observe([other])))
+    assert len(store.listed(None)) == 1
+    assert [e.kind for e in store.events(incident.id)] == ["opened", "alert", "alert"]
+    # another tenant's page on a route of the same name is another incident
+    theirs = Signal("slo_burn", "globex-burn", "page", True, "s", now,
+                    {"route": "support-answer", "tenant": "globex"})  # fmt: skip
+    opener.apply(*pages_of(alerts.observe([theirs])))
+    assert {i.scope for i in store.listed(None)} == {"acme", "globex"}
+
     # acknowledging the alert acknowledges the incident
     alert = changes[0].alert
     acked = alerts.acknowledge(alert.id, "oncall@acme", "looking")
@@ -73,7 +85,7 @@ def test_a_page_opens_attaches_and_is_acknowledged(alerts: AlertService, engine:
     alerts.silence(["slo=quiet"], timedelta(hours=1), "oncall", "noise")
     quiet = Signal("slo_burn", "q/1", "page", True, "s", now, {"slo": "quiet"})
     opener.apply(*pages_of(alerts.observe([quiet])))
-    assert len(store.listed(None)) == 1
+    assert len(store.listed(None)) == 2
 
 
 async def test_the_listener_runs_off_the_loop(alerts: AlertService, engine: Engine) -> None:

@@ -292,15 +292,16 @@ class IncidentStore:
         by: Actor = ALERTS,
         now: datetime | None = None,
     ) -> tuple[Incident, bool] | None:
-        """A page opens an incident, or attaches to the open one of the same dedup key
-        (True: opened). Tickets and infos open nothing (None). The labels name the route,
-        model and tenant; `incident_type` (else the alert's source) the type."""
+        """A page opens an incident, or attaches to the open one of the same dedup key, else
+        to the open one a page opened on the same route (True: opened). Tickets and infos
+        open nothing (None). The labels name the route, model and tenant; `incident_type`
+        (else the alert's source) the type."""
         if severity != "page":
             return None
         at = now or datetime.now(UTC)
         names = dict(labels)
         for _ in range(_ATTEMPTS):
-            current = self._open_for(dedup_key)
+            current = self._open_for(dedup_key) or self._open_on_route(names)
             if current is not None:
                 self._attach(current, dedup_key, names, summary, started_at, by, at)
                 found = self.get(current)
@@ -338,6 +339,27 @@ class IncidentStore:
             self._move(conn, incident_id, "acknowledge", by, "the alert was acknowledged", when,
                        quiet=True)  # fmt: skip
         return self.require(incident_id)
+
+    def _open_on_route(self, labels: Mapping[str, str]) -> str | None:
+        """The open or mitigated incident a page opened on the same route of the same
+        scope: another rule of the same SLO (6h/30m after 1h/5m), the candidate's page
+        beside the route's, another SLO of the route — one condition of one route, one
+        incident."""
+        route = labels.get("route")
+        if not route:
+            return None
+        c = incidents.c
+        query = (
+            select(c.id, c.routes)
+            .where(c.state.in_(ACTIVE), c.dedup_key.is_not(None))
+            .where(c.scope == (labels.get("tenant") or ""))
+            .order_by(c.opened_at)
+        )
+        with self.engine.connect() as conn:
+            for incident_id, routes in conn.execute(query):
+                if route in (routes or ()):
+                    return str(incident_id)
+        return None
 
     def _open_for(self, dedup_key: str) -> str | None:
         query = select(incidents.c.id).where(incidents.c.open_dedup_key == dedup_key)
