@@ -16,6 +16,7 @@ from tests.gateway.support import apply, openai_client, sent_with
 from tests.support import (
     ADMIN_KEY,
     APP_KEY,
+    OPERATOR_KEY,
     ROUTE_KEYS,
     ROUTES,
     GatewayFactory,
@@ -233,6 +234,19 @@ def test_a_route_version_carries_its_own_policy_and_shadow_changes_nothing(
     # a change of guardrails is a new version
     enforced = GUARDED_ROUTES.replace("mode: shadow", "mode: enforce")
     assert apply(redacting, enforced)[0]["version"] == 2
+    # a policy naming an unknown entity is refused at apply time, naming the key
+    bad = GUARDED_ROUTES.replace("entities: [email]", "entities: [email, name]")
+    refused = httpx.post(
+        redacting.url + "/api/routes/apply",
+        json={"yaml": bad, "message": "names too"},
+        headers=auth(OPERATOR_KEY),
+        timeout=10,
+    )
+    assert refused.status_code == 400
+    assert (
+        "routes.support-answer.version.guardrails.input.pii: entities[1]: unknown entity 'name'"
+        in refused.text
+    )
 
 
 def test_session_ceilings_refuse_with_429_naming_the_ceiling_and_the_reset(
