@@ -432,6 +432,11 @@ class PiiGuardConfig(_Strict):
                 raise ValueError(
                     f"entities[{i}]: unknown entity '{entity}' (known: {', '.join(PII_ENTITIES)})"
                 )
+        for i, region in enumerate(self.regions):
+            if re.fullmatch(r"[A-Z]{2}", region) is None:
+                raise ValueError(
+                    f"regions[{i}]: '{region}' is not a region code (two capitals: US, GB, DE)"
+                )
         return self
 
 

@@ -89,6 +89,10 @@ def test_the_issue_example_parses() -> None:
             "routes.yaml: routes.support-answer.version.guardrails.output.json_schema.on_fail",
         ),
         ({"input": {"injection": {"action": "redact"}}}, "guardrails.input.injection.action"),
+        (
+            {"output": {"pii": {"regions": ["US", "uk"]}}},
+            "guardrails.output.pii: regions[1]: 'uk' is not a region code",
+        ),
         ({"mode": "dry-run"}, "routes.support-answer.version.guardrails.mode"),
         ({"session": {"max_requests": 0}}, "guardrails.session.max_requests"),
         ({"inputs": {}}, "routes.support-answer.version.guardrails.inputs: unknown key"),
