@@ -75,6 +75,7 @@ class Outbox:
         self._clock = clock
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._sending: dict[int, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
 
@@ -90,10 +91,18 @@ class Outbox:
         """Stop claiming; give deliveries under way `timeout_s`, then release their rows
         (pending, due at once: the next start or another process sends them)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # let a claim under way finish (cancelling it would leave its thread claiming
+            # rows no one sends until their lease ends), then send and release what it took
+            self._stopping = True
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
+            self._stopping = False
         if self._sending:
             _, pending = await asyncio.wait(set(self._sending.values()), timeout=timeout_s)
             for task in pending:
@@ -107,11 +116,13 @@ class Outbox:
 
     async def _run(self) -> None:
         interval = self._config.outbox.interval_s
-        while True:
+        while not self._stopping:
             try:
                 await self.drain_once()
             except Exception as exc:  # the store is down: try again next interval
                 log.warning("alert outbox: cannot claim rows: %s", summary(exc))
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
             self._wake.clear()
