@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.responses import RedirectResponse, Response
 
-from trimtab.canary.plans import DEFAULT_PLAN
+from trimtab.canary.plans import BUILTIN_PLANS
 from trimtab.errors import Conflict, Forbidden, Invalid, NotFound
 from trimtab.registry.rows import RouteRow
 from trimtab.types import Principal
@@ -42,7 +42,7 @@ def interval_bar(m: dict[str, Any]) -> dict[str, float] | None:
 
 
 def _plans(page: Page) -> dict[str, Any]:
-    return {"default": DEFAULT_PLAN, **page.deps.plans}
+    return {**BUILTIN_PLANS, **page.deps.plans}
 
 
 async def page(page: Page) -> Response:
