@@ -272,12 +272,12 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     console = ConsoleDeps(
         engine, store, keys, key_store, audit, route_store, rollout_store,
         config.rollouts.plans, slo_store, RunStore(engine), DatasetStore(engine), policy,
-        route_cache.refresh,
+        route_cache.refresh, slo_gauges,
     )  # fmt: skip
-    routes += Console(console, console_secret(config)).routes()  # /ui, after the API's document
+    served = [*routes, *Console(console, console_secret(config)).routes()]  # /ui after the API
 
     app = Starlette(
-        routes=routes,
+        routes=served,
         lifespan=lifespan,
         # any other exception: LastResort answers it (500, or 503 for the store) and keeps
         # the connection open, where Starlette's own handler would re-raise

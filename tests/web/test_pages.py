@@ -198,3 +198,15 @@ def test_pages_carry_security_headers(console: Console) -> None:
     assert resp.headers["x-trimtab-request-id"].startswith("req_")
     assert c.get("/ui/static/uplot/uPlot.iife.min.js").status_code == 200
     c.close()
+
+
+def test_the_overview_shows_each_routes_slo_and_budget(console: Console) -> None:
+    c, _ = signed_in(console, ADMIN_KEY)
+    page = c.get("/ui").text
+    row = page.split('href="/ui/routes/web-answer', 1)[1].split("</tr>", 1)[0]
+    assert "web-availability: meeting, 100 % budget left" in row
+    assert "of $5.00" in row  # the route's daily budget
+    c.close()
+    globex, _ = signed_in(console, GLOBEX_VIEWER_KEY)
+    assert "web-availability" not in globex.get("/ui").text  # acme's SLO
+    globex.close()

@@ -9,11 +9,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
+from trimtab.telemetry.costs import costs_by
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.rollups import Rollup, group, minute_of
 from trimtab.telemetry.sketch import new_sketch, quantile, to_bytes
 from trimtab.telemetry.store import TelemetryStore
-from trimtab.web.rollup_reads import Bins, by_bucket, by_route, midnight, series
+from trimtab.web.rollup_reads import (
+    COST_DIMENSIONS,
+    Bins,
+    by_bucket,
+    by_route,
+    costs_by_dimensions,
+    midnight,
+    series,
+)
 
 NOW = datetime(2026, 12, 2, 7, 30, 20, tzinfo=UTC)
 
@@ -93,3 +102,19 @@ def test_by_bucket_sums_each_bucket_and_fills_gaps(engine: Engine) -> None:
 
 def test_spend_today_starts_at_midnight_utc() -> None:
     assert midnight(NOW) == datetime(2026, 12, 2, tzinfo=UTC)
+
+
+def test_costs_by_every_dimension_at_once_equal_the_apis_query(engine: Engine) -> None:
+    TelemetryStore(engine).write(_records(1500, 3))
+    since = minute_of((NOW - timedelta(hours=3)).timestamp())
+    for tenant in (None, "globex"):
+        got = costs_by_dimensions(engine, since, tenant)
+        for d in COST_DIMENSIONS:
+            want = costs_by(engine, since, d, tenant)
+            assert set(got[d]) == set(want), d
+            for value, row in want.items():
+                mine = got[d][value]
+                assert (mine.requests, mine.errors, mine.input_tokens) == (
+                    row.requests, row.errors, row.input_tokens,
+                )  # fmt: skip
+                assert mine.cost_usd == pytest.approx(row.cost_usd)

@@ -45,6 +45,7 @@ class SloGauges:
             (*names, "window"),
             registry=registry,
         )
+        self.latest: list[tuple[str, SloStatus]] = []  # (scope, status) of the last refresh
         self._shown: dict[Gauge, set[Labels]] = {
             g: set() for g in (self.sli, self.objective, self.budget_remaining, self.burn)
         }
@@ -66,6 +67,7 @@ class SloGauges:
     async def refresh(self) -> None:
         statuses = await asyncio.to_thread(self._read)
         self.show(statuses)
+        self.latest = statuses  # the console's overview shows these (web/overview.py)
 
     def _read(self) -> list[tuple[str, SloStatus]]:
         now = datetime.now(UTC)

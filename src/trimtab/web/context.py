@@ -22,6 +22,7 @@ from trimtab.evals.store import DatasetStore
 from trimtab.policy.service import Policy
 from trimtab.registry.store import RouteStore
 from trimtab.rollouts.store import RolloutStore
+from trimtab.slo.gauges import SloGauges
 from trimtab.slo.store import SloStore
 from trimtab.telemetry.store import TelemetryStore
 from trimtab.types import OPERATORS, Principal
@@ -47,6 +48,7 @@ class Deps:
     datasets: DatasetStore
     policy: Policy
     on_change: Any  # () -> Awaitable: the route table serves a change at once
+    slo_gauges: SloGauges  # every SLO's status, refreshed in the background
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,10 @@ from trimtab.errors import Invalid
 from trimtab.telemetry.costs import CostRow, costs_by
 from trimtab.telemetry.rollups import minute_of
 from trimtab.web.context import Deps, Page
+from trimtab.web.rollup_reads import COST_DIMENSIONS, costs_by_dimensions
 
 COST_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-DIMENSIONS = ("model", "route", "feature", "tenant")
+DIMENSIONS = COST_DIMENSIONS
 
 
 def _rows(rows: dict[str, CostRow]) -> list[dict[str, Any]]:
@@ -37,7 +38,8 @@ def _rows(rows: dict[str, CostRow]) -> list[dict[str, Any]]:
 
 
 def _gather(deps: Deps, since: datetime, tenant: str | None) -> dict[str, Any]:
-    groups = {d: _rows(costs_by(deps.engine, since, d, tenant)) for d in DIMENSIONS}
+    by = costs_by_dimensions(deps.engine, since, tenant)
+    groups = {d: _rows(by[d]) for d in DIMENSIONS}
     days = sorted(costs_by(deps.engine, since, "day", tenant).items())
     total = CostRow()
     for _, row in days:

@@ -55,11 +55,18 @@ def _gather(deps: Deps, viewer: Viewer, tenant: str | None, span: Any) -> list[R
             line.p95_ms = w.p95_ms
         t = today_by.get(name)
         line.spend_today = t.cost_usd if t is not None else 0.0
-    scope = None if p.is_admin else p.tenant  # the SLOs the API lists for this key
-    for row in deps.slos.listed(scope):
+    # the SLOs the API lists for this key, as of the gauges' last refresh (each reads its
+    # whole window of rollups: once a minute in the background, not once a page); one
+    # applied or changed since is read now
+    cached = {(scope, st.slo.name): st for scope, st in deps.slo_gauges.latest}
+    for row in deps.slos.listed(None if p.is_admin else p.tenant):
         route = row.definition.selector.route
-        if route in lines:
-            lines[route].slos.append(read_status(deps.engine, row.definition, now))
+        if route not in lines:
+            continue
+        status = cached.get((row.scope, row.definition.name))
+        if status is None or status.slo != row.definition:
+            status = read_status(deps.engine, row.definition, now)
+        lines[route].slos.append(status)
     for ro in deps.rollouts.active():
         if ro.route in lines and _visible(viewer, ro.scope):
             lines[ro.route].rollout = ro
