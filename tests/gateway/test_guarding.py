@@ -16,6 +16,8 @@ from trimtab.gateway.exchange import Exchange
 from trimtab.gateway.guarding import GuardedRelay, Guarding, request_texts, rewrite_request
 from trimtab.gateway.relay import AnthropicRelay, OpenAIRelay
 from trimtab.providers.base import SSEEvent, UpstreamError
+from trimtab.registry.bundle import Bundle, Message
+from trimtab.rollouts.table import Version
 from trimtab.state.memory import MemoryState
 from trimtab.telemetry.metrics import GatewayMetrics
 
@@ -118,3 +120,13 @@ def test_a_guarded_relay_leaves_garbage_to_the_inner_relay_to_report() -> None:
     anthropic = GuardedRelay(AnthropicRelay("up"), "anthropic", guard)
     with pytest.raises(UpstreamError, match="not valid JSON"):
         anthropic.feed(SSEEvent("content_block_delta", b"{not json"))
+
+
+def test_a_stored_policy_this_gateway_cannot_compile_fails_closed_with_a_clear_error() -> None:
+    g, _ = guarding({}, [])
+    bundle = Bundle("m", {}, (Message("user", "hi"),), {"input": {"pii": {"entities": ["x"]}}})
+    version = Version("support", 3, bundle.digest, bundle)
+    with pytest.raises(GatewayError) as info:
+        g.attach(exchange(), version)
+    assert info.value.status == 500 and info.value.code == "guardrail_error"
+    assert "route 'support' v3: its guardrails policy cannot be compiled" in info.value.message

@@ -119,7 +119,16 @@ class Guarding:
             policy, source = self.policies.default, "gateway"
         else:
             own = version.bundle.guardrails
-            policy = self.policies.for_version(version.digest, own)
+            try:
+                policy = self.policies.for_version(version.digest, own)
+            except ValueError as exc:  # stored under another schema: fail closed, clearly
+                raise GatewayError(
+                    500,
+                    "guardrail_error",
+                    f"route '{version.route}' {version.label}: its guardrails policy cannot "
+                    f"be compiled on this gateway ({str(exc).splitlines()[0]}); apply a version "
+                    "whose policy this gateway accepts",
+                ) from None
             source = "route" if own is not None else "gateway"
         if policy is None:
             return None
