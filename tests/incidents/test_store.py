@@ -134,6 +134,9 @@ def test_a_second_page_attaches_to_the_open_incident(store: IncidentStore, engin
     assert third is not None and third[1] and third[0].id != incident.id
     assert len(store.listed(None)) == 2
     assert [i.id for i in store.listed("acme", state="open")] == [third[0].id]
+    assert store.listed(None, route="billing") == []
+    assert [i.id for i in store.listed(None, route="support-answer", limit=1)] == [third[0].id]
+    assert len(store.listed(None, route="support-answer")) == 2
 
 
 def test_moves_and_measured_durations(store: IncidentStore, engine: Engine) -> None:

@@ -413,12 +413,16 @@ class IncidentStore:
             query = query.where(c.scope == scope)
         if state is not None:
             query = query.where(c.state == state)
+        if route is None:  # else the routes (a JSON list) are matched below, up to `limit`
+            query = query.limit(limit)
+        found: list[Incident] = []
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        found = [_incident(r) for r in rows]
-        if route is not None:
-            found = [i for i in found if route in i.routes]
-        return found[:limit]
+            for r in conn.execute(query):
+                if route is None or route in (r.routes or ()):
+                    found.append(_incident(r))
+                    if len(found) >= limit:
+                        break
+        return found
 
     def events(self, incident_id: str) -> list[Event]:
         e = incident_events.c
