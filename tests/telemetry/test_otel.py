@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -196,6 +197,45 @@ def test_a_request_leaves_as_a_genai_span_in_the_callers_trace(
     assert bad_attrs["http.response.status_code"] >= 500
     assert bad.parent_span_id == b""
     assert bad.trace_id.hex() != trace_id and len(bad.trace_id) == 16
+
+
+def test_streams_and_the_anthropic_wire_leave_spans_too(
+    gateway: GatewayFactory, receiver: Receiver
+) -> None:
+    running = gateway(keys=KEYS, otel={"endpoint": receiver.url})
+    header, trace_id, parent_id = traceparent()
+    stream = client(running).chat.completions.with_raw_response.create(
+        model="gpt-mock",
+        messages=[{"role": "user", "content": "stream it"}],
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers={"traceparent": header},
+    )
+    chunks = list(stream.parse())
+    streamed = receiver.span_of(stream.headers["x-trimtab-request-id"])
+    attrs = attributes(streamed.attributes)
+    usage = next(c.usage for c in chunks if c.usage is not None)
+    assert streamed.name == "chat gpt-mock" and streamed.parent_span_id.hex() == parent_id
+    assert streamed.trace_id.hex() == trace_id
+    assert attrs["trimtab.streamed"] is True and attrs["trimtab.ttft_ms"] > 0
+    assert attrs["gen_ai.usage.output_tokens"] == usage.completion_tokens
+    assert attrs["gen_ai.response.finish_reasons"] == ["stop"]
+
+    claude = anthropic.Anthropic(base_url=running.url, api_key=APP_KEY, max_retries=0)
+    raw = claude.messages.with_raw_response.create(
+        model="claude-mock",
+        max_tokens=32,
+        messages=[{"role": "user", "content": "hello claude"}],
+        extra_headers={"traceparent": header},
+    )
+    message = raw.parse()
+    span = receiver.span_of(raw.headers["x-trimtab-request-id"])
+    attrs = attributes(span.attributes)
+    assert span.name == "chat claude-mock" and span.trace_id.hex() == trace_id
+    assert attrs["gen_ai.provider.name"] == "anthropic"
+    assert attrs["trimtab.api"] == "anthropic"
+    assert attrs["gen_ai.request.max_tokens"] == 32
+    assert attrs["gen_ai.usage.input_tokens"] == message.usage.input_tokens
 
 
 def test_content_is_exported_only_when_configured(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
@@ -11,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.alerts.signal import Signal
 from trimtab.api.access import json_response, reader, scoped_tenant
 from trimtab.api.report_endpoints import COST_FORECAST, UNIT_ECONOMICS
 from trimtab.auth.keyring import KeyRing
@@ -21,21 +19,16 @@ from trimtab.policy.service import Policy
 from trimtab.telemetry.economics import SESSIONS_NOTE, unit_economics
 from trimtab.telemetry.rollups import minute_of
 
-OnSignals = Callable[[list[Signal]], None]
-
 
 class CostReportsAPI:
-    """Forecasts from the daily spend in the rollups and the budgets of the policy; unit
-    economics from the rollups. `on_signals` receives each forecast's signals (the alert
-    pipeline, once it takes them)."""
+    """Forecasts from the daily spend in the rollups and the budgets of the policy (the
+    signals shown here are those policy/forecast_watch.py submits to the alerts); unit
+    economics from the rollups."""
 
-    def __init__(
-        self, engine: Engine, policy: Policy, keys: KeyRing, on_signals: OnSignals | None = None
-    ) -> None:
+    def __init__(self, engine: Engine, policy: Policy, keys: KeyRing) -> None:
         self._engine = engine
         self._policy = policy
         self._keys = keys
-        self._on_signals = on_signals
 
     def routes(self) -> list[Route]:
         return [COST_FORECAST.route(self.forecast), UNIT_ECONOMICS.route(self.economics)]
@@ -49,8 +42,6 @@ class CostReportsAPI:
             budget_forecasts, self._engine, budgets, now, tenant
         )
         signals = forecast_signals(forecasts, now)
-        if self._on_signals is not None and signals:
-            self._on_signals(signals)
         return json_response(
             {
                 "at": now.isoformat(),
