@@ -253,6 +253,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             keys,
             audit,
             lambda tenant: {k.name for k in route_table.entries() if k.tenant == tenant},
+            alerts.changed,  # an acknowledgement reaches incidents and the outbox at once
         ).routes(),
         *EvalSuitesAPI(SuiteStore(engine), route_store, keys, audit, online).routes(),
         *AuditAPI(audit, keys).routes(),

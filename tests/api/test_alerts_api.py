@@ -105,10 +105,13 @@ async def test_an_alert_is_delivered_read_and_acknowledged(served: Served) -> No
     assert refused.status_code == 403
     missing = await served.call("POST", f"/api/alerts/{alert_id}/ack", OPERATOR_KEY, json={})
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "message"
+    heard: list[str] = []  # what incidents hear: the runtime's listeners
+    served.alerts.on_changes(lambda changes: heard.extend(c.change for c in changes))
     acked = await served.call(
         "POST", f"/api/alerts/{alert_id}/ack", OPERATOR_KEY, json={"message": "on it"}
     )
     assert acked.status_code == 200
+    assert heard == ["acknowledged"]
     assert (acked.json()["state"], acked.json()["acked_by"]) == ("acknowledged", "ml@acme")
     await until(lambda: len(rec.bodies("/pd")) == 2)
     assert rec.bodies("/pd")[1] == {

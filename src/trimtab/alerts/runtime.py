@@ -78,6 +78,11 @@ class AlertRuntime:
     ) -> None:
         self._probes.append(breaker_probe(self._watch, keys, status, severity))
 
+    def changed(self, changes: Sequence[AlertChange]) -> None:
+        """Changes made outside the queue (an acknowledgement through the API): the outbox
+        looks at once and the listeners hear of them, as of the queue's own."""
+        self._changed(changes)
+
     def _changed(self, changes: Sequence[AlertChange]) -> None:
         self.outbox.wake()
         for listener in self._listeners:

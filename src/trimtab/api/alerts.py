@@ -9,7 +9,7 @@ it sees and ends only silences so confined).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.alerts.model import Alert, Matcher, Silence
+from trimtab.alerts.model import Alert, AlertChange, Matcher, Silence
 from trimtab.alerts.service import AlertService
 from trimtab.alerts.store import outbox_rows
 from trimtab.api.access import audit_event, json_response, operator, reader
@@ -61,8 +61,10 @@ class AlertsAPI:
         keys: KeyRing,
         audit: AuditLog,
         tenant_routes: TenantRoutes,
+        changed: Callable[[Sequence[AlertChange]], None] | None = None,
     ) -> None:
         self._service = service
+        self._changed = changed  # the runtime's listeners (incidents) and the outbox
         self._keys = keys
         self._audit = audit
         self._tenant_routes = tenant_routes
@@ -153,6 +155,8 @@ class AlertsAPI:
             self._audit.write(conn, event)
 
         result = await change(self._service.acknowledge, alert.id, by, message, audit)
+        if result.change == "acknowledged" and self._changed is not None:
+            self._changed([result])
         return json_response(result.alert.to_json(), 200, rid)
 
     # -- silences -----------------------------------------------------------------------
