@@ -11,9 +11,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from trimtab.alerts.signal import Signal
 from trimtab.auth.keyring import KeyRing, require_role
 from trimtab.canary.assignment import sticky_key
-from trimtab.alerts.signal import Signal
 from trimtab.config import GuardrailsConfig, Pricing
 from trimtab.errors import (
     DomainError,
