@@ -7,7 +7,7 @@ import pytest
 
 from tests.privacy.support import CARD, HASH_KEY, KEY, planted
 from trimtab.config import StorageConfig
-from trimtab.privacy.storage import body_policy, strictest
+from trimtab.privacy.storage import BodyPolicy, body_policy, strictest
 from trimtab.telemetry.record import RequestRecord
 
 
@@ -114,3 +114,23 @@ def test_hashed_needs_a_key_of_16_characters() -> None:
         StorageConfig(tenants={"acme": {"bodies": "hashed"}})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="at least 16 characters"):
         StorageConfig(bodies="hashed", hash_key="short")
+
+
+def test_a_redactor_that_raises_keeps_nothing_and_says_why() -> None:
+    """A detector's bug must not cost the record, nor let its text through (fail closed)."""
+    email, text = planted()
+
+    def broken(value: str) -> str:
+        raise RuntimeError(f"cannot scan {value}")
+
+    policy = BodyPolicy(StorageConfig(), broken)
+    r = record(text)
+    policy.scrub(r)
+    assert email not in everything(r)
+    assert (r.request_body, r.upstream_request_body, r.response_body) == (None, None, None)
+    assert r.error_message == "(not kept: scrubbing failed with RuntimeError)"
+    assert r.attributes is not None
+    assert r.attributes["storage"] == {
+        "bodies_dropped": "(not kept: scrubbing failed with RuntimeError)"
+    }
+    assert r.attributes["attempts"][0]["error"].startswith("(not kept")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
@@ -31,6 +32,7 @@ import orjson
 from trimtab.config import BodiesMode, StorageConfig
 from trimtab.rollouts.table import RouteTable
 
+log = logging.getLogger("trimtab.privacy")
 Redactor = Callable[[str], str]  # a text -> the same text with its PII replaced
 
 STRICTNESS: dict[BodiesMode, int] = {"full": 0, "redacted": 1, "hashed": 2, "none": 3}
@@ -104,20 +106,31 @@ class BodyPolicy:
             slots.append(_Slot(record, "error_message"))
         for slot in slots:
             text = slot.get()
-            new = self._redact(text)
+            try:
+                new = self._redact(text)
+            except Exception as exc:  # fail closed: the text is not kept
+                new = _failed(exc)
             if new != text:
                 slot.set(new)
 
     def scrub_bodies(self, record: Scrubbable) -> None:
+        """The bodies as the mode says; if that fails, none (fail closed, logged)."""
         mode = self.mode(record.tenant, record.route)
-        if mode == "redacted":
-            self._redact_bodies(record)
-        elif mode == "hashed":
-            record.request_body = self.hash_body(record.request_body)
-            record.upstream_request_body = self.hash_body(record.upstream_request_body)
-            record.response_body = self.hash_body(record.response_body)
-        elif mode == "none":
+        try:
+            if mode == "redacted":
+                self._redact_bodies(record)
+            elif mode == "hashed":
+                record.request_body = self.hash_body(record.request_body)
+                record.upstream_request_body = self.hash_body(record.upstream_request_body)
+                record.response_body = self.hash_body(record.response_body)
+            elif mode == "none":
+                record.request_body = record.upstream_request_body = None
+                record.response_body = None
+        except Exception as exc:
             record.request_body = record.upstream_request_body = record.response_body = None
+            attributes = record.attributes if record.attributes is not None else {}
+            attributes["storage"] = {"bodies_dropped": _failed(exc)}
+            record.attributes = attributes
 
     # -- redacted ------------------------------------------------------------------------
 
@@ -166,6 +179,15 @@ class BodyPolicy:
         if isinstance(value, list):
             return [self._hash_value(v, key) for v in value]
         return value
+
+
+def _failed(exc: Exception) -> str:
+    """What is kept instead of a text the policy could not scrub: the failure, no data."""
+    log.error(
+        "storage.bodies: scrubbing a record failed (%s); its text is not kept",
+        exc.__class__.__name__,
+    )
+    return f"(not kept: scrubbing failed with {exc.__class__.__name__})"
 
 
 # -- walking a body's strings -------------------------------------------------------------
