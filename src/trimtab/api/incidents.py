@@ -191,7 +191,7 @@ class IncidentsAPI:
             raise bad_param("customer_impact", f"{impact!r} is not one of {', '.join(IMPACTS)}")
         customer: CustomerImpact | None = impact
         sev = body.get("severity")
-        if sev is not None and (isinstance(sev, bool) or sev not in (1, 2, 3, 4)):
+        if sev is not None and (type(sev) is not int or sev not in (1, 2, 3, 4)):
             raise bad_param("severity", "must be 1, 2, 3 or 4 (1 the worst)")
         routes = _names(body, "routes")
         models = _names(body, "models")
