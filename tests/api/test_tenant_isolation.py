@@ -142,8 +142,8 @@ def totals(data: Any, name: str) -> int:
 
 
 @pytest.fixture
-def running(gateway: GatewayFactory, sqlite_url: str) -> tuple[Running, dict[str, dict[str, str]]]:
-    server = gateway(store=sqlite_url, keys=ROUTE_KEYS)
+def running(gateway: GatewayFactory, store_url: str) -> tuple[Running, dict[str, dict[str, str]]]:
+    server = gateway(store=store_url, keys=ROUTE_KEYS)
     ids = {"acme": seed(server, "acme"), "globex": seed(server, "globex")}
     return server, ids
 
