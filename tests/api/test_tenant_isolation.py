@@ -181,6 +181,11 @@ def test_no_endpoint_returns_or_counts_another_tenants_rows(
                         found = leaked(asked.text, other, other_ids, but=path + other_tenant)
                         if asked.status_code < 300 and found:
                             problems.append(f"{where} ?tenant={other_tenant}: {', '.join(found)}")
+                # an id in the body: feedback on the other tenant's request
+                other_request = {"request_id": other_ids["request_id"], "thumbs": "down"}
+                resp = http.post("/api/feedback", json=other_request, headers=auth(key))
+                if resp.status_code < 300:
+                    problems.append(f"{tenant} {role}: feedback on the other's request answered")
                 for path, name in (("/api/metrics/summary", "count"), ("/api/costs", "requests")):
                     resp = http.get(path, params={"window": "1h"}, headers=auth(key))
                     if resp.status_code == 200 and totals(resp.json(), name) != CALLS[tenant]:
