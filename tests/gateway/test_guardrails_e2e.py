@@ -116,21 +116,30 @@ def test_a_blocked_input_is_a_400_in_each_wire_format_naming_the_check(
     assert guardrails_of(redacting, rid)["blocked"] == "input.injection"
 
 
+@pytest.fixture
+def output_only(gateway: GatewayFactory, upstream: MockUpstream) -> Running:
+    """Output redaction alone: the provider sees (and echoes) the PII, the client does not."""
+    return gateway(keys=ROUTE_KEYS, guardrails={"output": {"pii": {"action": "redact"}}})
+
+
 @pytest.mark.parametrize("model", ["gpt-mock", "claude-mock"])
-def test_openai_streams_are_redacted_chunk_by_chunk(redacting: Running, model: str) -> None:
+def test_openai_streams_are_redacted_chunk_by_chunk(
+    output_only: Running, upstream: MockUpstream, model: str
+) -> None:
     text = f"{CARD} to a@b.example"  # the mock streams its echo word by word
-    stream = openai_client(redacting).chat.completions.create(
+    stream = openai_client(output_only).chat.completions.create(
         model=model, messages=[{"role": "user", "content": text}], stream=True
     )
     pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
     answer = "".join(pieces)
     assert answer == "mock reply to: <CREDIT_CARD_1> to <EMAIL_1>"
     assert not any("1111" in p or "@" in p for p in pieces)
+    assert CARD in str(upstream.requests[-1].body)  # the provider did see it
 
 
 @pytest.mark.parametrize("model", ["claude-mock", "gpt-mock"])
-def test_anthropic_streams_are_redacted_chunk_by_chunk(redacting: Running, model: str) -> None:
-    with anthropic_client(redacting).messages.stream(
+def test_anthropic_streams_are_redacted_chunk_by_chunk(output_only: Running, model: str) -> None:
+    with anthropic_client(output_only).messages.stream(
         model=model, max_tokens=50, messages=[{"role": "user", "content": f"card {CARD} ok"}]
     ) as stream:
         pieces = list(stream.text_stream)
@@ -138,6 +147,11 @@ def test_anthropic_streams_are_redacted_chunk_by_chunk(redacting: Running, model
     assert "".join(pieces) == "mock reply to: card <CREDIT_CARD_1> ok"
     assert final.content[0].type == "text"
     assert final.content[0].text == "mock reply to: card <CREDIT_CARD_1> ok"
+    whole = anthropic_client(output_only).messages.create(
+        model=model, max_tokens=50, messages=[{"role": "user", "content": f"card {CARD} ok"}]
+    )
+    assert whole.content[0].type == "text"
+    assert whole.content[0].text == "mock reply to: card <CREDIT_CARD_1> ok"
 
 
 @pytest.fixture
