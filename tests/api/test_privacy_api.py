@@ -101,6 +101,10 @@ def test_bad_input_names_the_field(running: Running) -> None:
         f"{url}/api/erasures", json={"user": "u1", "who": 1}, headers=auth(ADMIN_KEY)
     )
     assert unknown.status_code == 400
+    empty = httpx.post(
+        f"{url}/api/erasures", json={"user": "u1", "tenant": ""}, headers=auth(ADMIN_KEY)
+    )
+    assert empty.status_code == 400 and empty.json()["error"]["param"] == "tenant"
     assert running.count() == 7
 
 

@@ -31,6 +31,8 @@ class PrivacyAPI:
         rid = new_request_id()
         body = await ERASE.json(request)
         user = _text(body.get("user"), "user", USER_CHARS, required=True)
+        if body.get("tenant") == "":  # not "every tenant" by accident: leave it out for that
+            raise bad_param("tenant", "empty; leave tenant out to erase in every tenant")
         tenant = _text(body.get("tenant"), "tenant", TENANT_CHARS, required=False)
         assert user is not None
         who = actor(request, principal, rid)
