@@ -111,10 +111,14 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     return parts
 
 
-def content_attributes(record: RequestRecord) -> dict[str, AttributeValue]:
-    """The messages in and out, as the conventions' JSON structures (text when known)."""
+def content_attributes(
+    record: RequestRecord, request: Mapping[str, Any] | None = None
+) -> dict[str, AttributeValue]:
+    """The messages in and out, as the conventions' JSON structures (text when known);
+    `request`: the request body already parsed, if it was."""
     out: dict[str, AttributeValue] = {}
-    request = _body(record.request_body)
+    if request is None:
+        request = _body(record.request_body)
     if request is not None:
         messages = request.get("messages")
         if isinstance(messages, list):
@@ -201,7 +205,7 @@ def span_attributes(record: RequestRecord, *, content: bool) -> dict[str, Attrib
     if request is not None:
         attrs.update(request_parameters(request))
     if content:
-        attrs.update(content_attributes(record))
+        attrs.update(content_attributes(record, request))  # the body parsed once
     return attrs
 
 
