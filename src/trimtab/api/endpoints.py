@@ -9,6 +9,7 @@ errors are reported in.
 from __future__ import annotations
 
 from trimtab.api import models as m
+from trimtab.api import slo_views as sv
 from trimtab.api import views as v
 from trimtab.api.schema import (
     Body,
@@ -433,7 +434,7 @@ APPLY_SLOS = Endpoint(
     "slos",
     "Apply the `slos:` section of a file: each changed SLO is replaced",
     OPERATORS,
-    v.SloApplyView,
+    sv.SloApplyView,
     body=Body(m.SlosApply, max_bytes=ROUTES_APPLY_BYTES),
     description=(
         "400 invalid_slos: every problem, each naming the file and the key; nothing is "
@@ -448,7 +449,7 @@ LIST_SLOS = Endpoint(
     "slos",
     "Each SLO's status: SLI, error budget, burn rates and alert verdicts",
     READERS,
-    v.SloList,
+    sv.SloList,
     params=(text("route", "Only the SLOs of this route"), SLO_TENANT),
 )
 GET_SLO = Endpoint(
@@ -458,7 +459,7 @@ GET_SLO = Endpoint(
     "slos",
     "One SLO's status",
     READERS,
-    v.SloStatusView,
+    sv.SloStatusView,
     params=(SLO, SLO_TENANT),
     errors=(404,),
 )

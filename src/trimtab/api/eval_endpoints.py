@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import Field
 from typing_extensions import TypedDict  # pydantic reads typing's only on Python >= 3.12
 
+from trimtab.api import eval_views as ev
 from trimtab.api import models as m
 from trimtab.api import views as v
 from trimtab.api.endpoints import LIMIT, ROUTES_APPLY_BYTES, TENANT
@@ -59,7 +60,7 @@ PUSH_DATASET = Endpoint(
     "datasets",
     "Push a JSONL or CSV file as the dataset's next version (none when the items are unchanged)",
     OPERATORS,
-    v.DatasetPushed,
+    ev.DatasetPushed,
     params=(DATASET,),
     body=Body(m.DatasetPush, max_bytes=m.DATASET_PUSH_BYTES),
     description=(
@@ -75,7 +76,7 @@ LIST_DATASETS = Endpoint(
     "datasets",
     "Each dataset's newest version: the caller's tenant's and the shared ones",
     READERS,
-    v.DatasetList,
+    ev.DatasetList,
     params=(TENANT,),
 )
 LIST_DATASET_VERSIONS = Endpoint(
@@ -85,7 +86,7 @@ LIST_DATASET_VERSIONS = Endpoint(
     "datasets",
     "A dataset's versions, oldest first",
     READERS,
-    v.DatasetVersions,
+    ev.DatasetVersions,
     params=(DATASET, DATASET_TENANT),
     errors=(404,),
 )
@@ -96,7 +97,7 @@ GET_DATASET_VERSION = Endpoint(
     "datasets",
     "One version of a dataset with its items, in order",
     READERS,
-    v.DatasetVersionDetail,
+    ev.DatasetVersionDetail,
     params=(
         DATASET_VERSION,
         DATASET,
@@ -111,7 +112,7 @@ DIFF_DATASET = Endpoint(
     "datasets",
     "The ids of the items added, removed and changed between two versions",
     READERS,
-    v.DatasetDiffView,
+    ev.DatasetDiffView,
     params=(
         version("from", "The older version (default: the one before `to`)"),
         version("to", "The newer version (default: the newest)"),
@@ -132,7 +133,7 @@ CREATE_EVAL_RUN = Endpoint(
     "evals",
     "Start an eval run: a suite's pinned dataset version against a route version or a model",
     OPERATORS,
-    v.EvalRunDetail,
+    ev.EvalRunDetail,
     status=201,
     body=Body(m.EvalRunCreate),
     errors=(404,),
@@ -150,7 +151,7 @@ LIST_EVAL_RUNS = Endpoint(
     "evals",
     "Eval runs, newest first",
     READERS,
-    v.EvalRunList,
+    ev.EvalRunList,
     params=(text("suite", "Only runs of this suite"), TENANT, LIMIT),
 )
 GET_EVAL_RUN = Endpoint(
@@ -160,7 +161,7 @@ GET_EVAL_RUN = Endpoint(
     "evals",
     "A run, with each scorer's mean and pass rate and their 95% intervals",
     READERS,
-    v.EvalRunDetail,
+    ev.EvalRunDetail,
     params=(EVAL_RUN,),
     errors=(404,),
 )
@@ -171,7 +172,7 @@ LIST_EVAL_RESULTS = Endpoint(
     "evals",
     "A run's per-item results, in the dataset's order",
     READERS,
-    v.EvalResultList,
+    ev.EvalResultList,
     params=(EVAL_RUN,),
     errors=(404,),
 )
@@ -182,7 +183,7 @@ RECORD_EVAL_RESULTS = Endpoint(
     "evals",
     "Record items' results; an item the run already holds is left as it is",
     OPERATORS,
-    v.EvalRecorded,
+    ev.EvalRecorded,
     params=(EVAL_RUN,),
     body=Body(m.EvalResultsIn, max_bytes=m.EVAL_RESULTS_BYTES),
     errors=(404,),
@@ -194,7 +195,7 @@ LOOKUP_EVAL_CACHE = Endpoint(
     "evals",
     "Earlier answers from this run's target to these request bodies (by SHA-256)",
     OPERATORS,
-    v.EvalCacheHits,
+    ev.EvalCacheHits,
     params=(EVAL_RUN,),
     body=Body(m.EvalCacheLookup),
     errors=(404,),
@@ -206,7 +207,7 @@ COMPARE_EVAL_RUNS = Endpoint(
     "evals",
     "The paired comparison of this (candidate) run against a baseline run, and the verdict",
     READERS,
-    v.EvalComparison,
+    ev.EvalComparison,
     params=(
         EVAL_RUN,
         text(
@@ -360,7 +361,7 @@ class DatasetFromRequests(TypedDict):
     tenant: NotRequired[Annotated[str, Field(max_length=m.TENANT_CHARS)]]
 
 
-class DatasetHarvested(v.DatasetPushed):
+class DatasetHarvested(ev.DatasetPushed):
     considered: Annotated[int, Field(description="recorded requests read")]
     added: Annotated[int, Field(description="new items in this version")]
     duplicates: Annotated[int, Field(description="inputs already held or seen in a newer one")]
