@@ -273,7 +273,8 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     console = ConsoleDeps(
         engine, store, keys, key_store, audit, route_store, rollout_store,
         config.rollouts.plans, slo_store, RunStore(engine), DatasetStore(engine), policy,
-        route_cache.refresh, slo_gauges,
+        route_cache.refresh, slo_gauges, alerts=alerts.service, alerts_changed=alerts.changed,
+        tenant_routes=lambda t: {k.name for k in route_table.entries() if k.tenant == t},
     )  # fmt: skip
     served = [*routes, *Console(console, console_secret(config)).routes()]  # /ui after the API
 

@@ -73,7 +73,11 @@ def config(upstream_url: str, folder: Path) -> dict[str, Any]:
         f"sqlite:///{folder}/trimtab.db",
         folder / "spill.jsonl",
         keys=ROUTE_KEYS,
-        budgets=[{"scope": "route:web-answer", "period": "day", "usd": 5}],
+        budgets=[
+            {"scope": "route:web-answer", "period": "day", "usd": 5},
+            # one request of feature 'alarm' spends it: a budget alert to acknowledge
+            {"scope": "feature:alarm", "period": "day", "usd": 1e-9, "on_exceed": "alert"},
+        ],
         rollouts={"check_interval_s": 0.2, "plans": {"fast": {"stages": [
             {"percent": p, "min_duration_s": 0, "min_canary_requests": 50,
              "max_duration_s": 600} for p in (50, 100)]}}},
@@ -104,6 +108,8 @@ def seed(url: str) -> None:
         assert resp.status_code == 200, resp.text
     assert chat(url, APP_KEY, "gpt-mock", LONG_QUESTION, user="long").status_code == 200
     assert chat(url, APP_KEY, "gpt-500", "fails").status_code >= 500
+    alarm = chat(url, APP_KEY, "gpt-mock", "over budget", metadata={"feature": "alarm"})
+    assert alarm.status_code == 200, alarm.text
     for _ in range(3):
         resp = chat(url, GLOBEX_APP_KEY, "gpt-mock", "globex secret question")
         assert resp.status_code == 200, resp.text

@@ -226,3 +226,29 @@ def test_a_tenant_sees_no_other_tenants_rows(sign_in: SignIn, console: Console) 
     expect(page.get_by_test_id("error")).to_have_text(f"no request with id '{acme}'")
     page.goto("/ui/requests?tenant=acme")
     expect(page.get_by_test_id("error")).to_contain_text("may not read tenant 'acme'")
+
+
+def test_acknowledge_an_alert(sign_in: SignIn, console: Console, shots: Path) -> None:
+    alerts = console.url + "/api/alerts"
+    wait_for(lambda: httpx.get(alerts, headers=auth(ADMIN_KEY)).json()["data"])
+    alert = httpx.get(alerts, headers=auth(ADMIN_KEY)).json()["data"][0]
+    viewer = sign_in(VIEWER_KEY)
+    viewer.goto("/ui/alerts")
+    expect(viewer.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    page = sign_in(ADMIN_KEY)
+    page.goto("/ui/alerts")
+    row = page.locator(f"tr[data-alert='{alert['id']}']")
+    expect(row.get_by_test_id("alert-state")).to_have_text("firing")
+    shot(page, shots, "alerts")
+    row.get_by_label("Message").fill("looking at the alarm feature's spend")
+    row.get_by_label("sure").check()
+    row.get_by_role("button", name="Acknowledge").click()
+    expect(row.get_by_test_id("alert-state")).to_contain_text("acknowledged")
+    expect(row.get_by_test_id("alert-state")).to_contain_text("by ops@acme")
+    after = httpx.get(f"{alerts}/{alert['id']}", headers=auth(ADMIN_KEY)).json()
+    assert after["state"] == "acknowledged"
+    audit = httpx.get(
+        console.url + f"/api/audit?action=alert.ack&target={alert['id']}",
+        headers=auth(ADMIN_KEY),
+    ).json()["data"]
+    assert [e["detail"]["message"] for e in audit] == ["looking at the alarm feature's spend"]

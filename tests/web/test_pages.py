@@ -15,6 +15,7 @@ from tests.support import (
     OPERATOR_KEY,
     VIEWER_KEY,
     auth,
+    wait_for,
 )
 from tests.web.support import Console
 from trimtab.web.session import COOKIE
@@ -209,4 +210,24 @@ def test_the_overview_shows_each_routes_slo_and_budget(console: Console) -> None
     c.close()
     globex, _ = signed_in(console, GLOBEX_VIEWER_KEY)
     assert "web-availability" not in globex.get("/ui").text  # acme's SLO
+    globex.close()
+
+
+def test_only_an_operator_who_sees_an_alert_may_acknowledge_it(console: Console) -> None:
+    alerts = console.url + "/api/alerts"
+    wait_for(lambda: httpx.get(alerts, headers=auth(ADMIN_KEY)).json()["data"])
+    alert_id = httpx.get(alerts, headers=auth(ADMIN_KEY)).json()["data"][0]["id"]
+    body = {"message": "mine", "confirm": "yes"}
+    admin, _ = signed_in(console, ADMIN_KEY)
+    assert f'data-alert="{alert_id}"' in admin.get("/ui/alerts?state=all").text
+    admin.close()
+    viewer, token = signed_in(console, VIEWER_KEY)
+    resp = viewer.post(f"/ui/alerts/{alert_id}/ack", data={**body, "csrf": token})
+    assert resp.status_code == 403
+    assert "may acknowledge alerts" in resp.text
+    viewer.close()
+    globex, token = signed_in(console, GLOBEX_OPERATOR_KEY)
+    assert f'data-alert="{alert_id}"' not in globex.get("/ui/alerts?state=all").text
+    resp = globex.post(f"/ui/alerts/{alert_id}/ack", data={**body, "csrf": token})
+    assert resp.status_code == 404  # another tenant's alert is a missing one
     globex.close()

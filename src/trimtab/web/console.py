@@ -22,7 +22,18 @@ from trimtab.auth.keyring import key_hash
 from trimtab.config import Config
 from trimtab.errors import DomainError, Forbidden, Unauthenticated, error_body, gateway_error
 from trimtab.types import OPEN_ACCESS, READERS, new_request_id
-from trimtab.web import admin, costs, data, evals, overview, requests, rollout, routes, slos
+from trimtab.web import (
+    admin,
+    alerts,
+    costs,
+    data,
+    evals,
+    overview,
+    requests,
+    rollout,
+    routes,
+    slos,
+)
 from trimtab.web.context import Deps, Page, Viewer, read_form
 from trimtab.web.render import STATIC, environment
 from trimtab.web.session import COOKIE, SESSION_S, Session, Signer, load_secret
@@ -75,6 +86,8 @@ class Console:
             ("/admin/keys/create", admin.create_key, post),
             ("/admin/keys/{key_id}/revoke", admin.revoke_key, post),
             ("/admin/audit", admin.audit, get),
+            ("/alerts", alerts.index, get),
+            ("/alerts/{alert_id}/ack", alerts.acknowledge, post),
             ("/data/series", data.series, get),
         ]
         inner: list[BaseRoute] = [

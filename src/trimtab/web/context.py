@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -12,6 +12,8 @@ from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from trimtab.alerts.model import AlertChange
+from trimtab.alerts.service import AlertService
 from trimtab.audit.log import Actor, AuditLog
 from trimtab.auth.keyring import KeyRing
 from trimtab.auth.store import KeyStore
@@ -29,6 +31,10 @@ from trimtab.types import OPERATORS, Principal
 
 MAX_FORM_BYTES = 64 * 1024
 _MAX_FORWARDED = 512
+
+
+def _no_routes(tenant: str) -> set[str]:
+    return set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,9 @@ class Deps:
     policy: Policy
     on_change: Any  # () -> Awaitable: the route table serves a change at once
     slo_gauges: SloGauges  # every SLO's status, refreshed in the background
+    alerts: AlertService | None = None
+    alerts_changed: Callable[[Sequence[AlertChange]], None] | None = None  # incidents, outbox
+    tenant_routes: Callable[[str], set[str]] = _no_routes  # a tenant's own routes' names
 
 
 @dataclass(frozen=True, slots=True)
