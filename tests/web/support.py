@@ -110,6 +110,9 @@ def seed(url: str) -> None:
     assert chat(url, APP_KEY, "gpt-500", "fails").status_code >= 500
     alarm = chat(url, APP_KEY, "gpt-mock", "over budget", metadata={"feature": "alarm"})
     assert alarm.status_code == 200, alarm.text
+    incident = _api(url, "/api/incidents", OPERATOR_KEY, type="toxic_output",
+                    routes=["web-answer"], message="a customer saw a rude answer")  # fmt: skip
+    assert incident.status_code == 201, incident.text
     for _ in range(3):
         resp = chat(url, GLOBEX_APP_KEY, "gpt-mock", "globex secret question")
         assert resp.status_code == 200, resp.text

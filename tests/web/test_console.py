@@ -32,6 +32,7 @@ PAGES = [
     ("evals", "/ui/evals", "Eval runs"),
     ("slos", "/ui/slos", "SLOs"),
     ("costs", "/ui/costs", "Costs"),
+    ("incidents", "/ui/incidents", "Incidents"),
     ("keys", "/ui/admin/keys", "API keys"),
     ("audit", "/ui/admin/audit", "Audit log"),
 ]
@@ -252,3 +253,19 @@ def test_acknowledge_an_alert(sign_in: SignIn, console: Console, shots: Path) ->
         headers=auth(ADMIN_KEY),
     ).json()["data"]
     assert [e["detail"]["message"] for e in audit] == ["looking at the alarm feature's spend"]
+
+
+def test_open_an_incident_and_read_its_timeline(sign_in: SignIn, shots: Path) -> None:
+    page = sign_in(OPERATOR_KEY)
+    page.goto("/ui/incidents")
+    table = page.get_by_test_id("incidents")
+    expect(table).to_contain_text("web-answer")
+    table.locator("tbody a").first.click()
+    expect(page.get_by_test_id("incident")).to_contain_text("web-answer")
+    expect(page.get_by_test_id("incident-timeline")).to_contain_text("a customer saw a rude answer")
+    shot(page, shots, "incident")
+    other = sign_in(GLOBEX_VIEWER_KEY)
+    other.goto("/ui/incidents")
+    expect(other.get_by_test_id("incidents").locator("tbody a")).to_have_count(0)
+    other.goto(page.url.replace(page.url.split("/ui")[0], ""))
+    expect(other.get_by_test_id("error")).to_contain_text("no incident")

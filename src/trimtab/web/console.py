@@ -28,6 +28,7 @@ from trimtab.web import (
     costs,
     data,
     evals,
+    incidents,
     overview,
     requests,
     rollout,
@@ -87,6 +88,8 @@ class Console:
             ("/admin/keys/{key_id}/revoke", admin.revoke_key, post),
             ("/admin/audit", admin.audit, get),
             ("/alerts", alerts.index, get),
+            ("/incidents", incidents.index, get),
+            ("/incidents/{incident_id}", incidents.detail, get),
             ("/alerts/{alert_id}/ack", alerts.acknowledge, post),
             ("/data/series", data.series, get),
         ]
