@@ -113,9 +113,6 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     recorder.scrub = body_policy(config.storage, route_modes(route_table))
     route_cache = RouteCache(route_store, route_table, refresh_s=config.rollouts.refresh_s)
     rollout_store = RolloutStore(engine)
-    controller = RolloutController(
-        rollout_store, route_cache.refresh, interval_s=config.rollouts.check_interval_s
-    )
     state = build_state(config.state, metrics.registry)
 
     def route_owner(labels: Mapping[str, str]) -> str | None:
@@ -125,6 +122,12 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
 
     # alerts (docs/alerts.md): an alert's owner is its route's `owner:` unless it names one
     alerts = AlertRuntime(engine, config.alerts, metrics.registry, owners=route_owner)
+    controller = RolloutController(
+        rollout_store,
+        route_cache.refresh,
+        interval_s=config.rollouts.check_interval_s,
+        signals=alerts.submit,  # its rollbacks and pauses: canary_rollback tickets
+    )
     policy = Policy(config, state, engine, registry=metrics.registry, alert_signals=alerts.submit)
     # each budget's spend forecast, its cost_forecast signals to the alerts, every 15 min
     forecasts = ForecastWatch(engine, policy.report.budgets, policy.now, alerts.submit)
@@ -275,7 +278,6 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         config.rollouts.plans, slo_store, RunStore(engine), DatasetStore(engine), policy,
         route_cache.refresh, slo_gauges, alerts=alerts.service, alerts_changed=alerts.changed,
         tenant_routes=lambda t: {k.name for k in route_table.entries() if k.tenant == t},
-        incidents=incident_store,
     )  # fmt: skip
     served = [*routes, *Console(console, console_secret(config)).routes()]  # /ui after the API
 

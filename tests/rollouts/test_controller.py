@@ -8,18 +8,21 @@ from sqlalchemy import Engine
 
 from tests.rollouts.support import (
     KEY,
+    PLAN,
+    ROUTE,
     Clock,
     controller,
     current,
     record,
     start,
 )
+from trimtab.alerts.signal import Signal
 from trimtab.audit.log import Actor
 from trimtab.canary.analysis import analyze
 from trimtab.canary.arm_stats import ArmStats
 from trimtab.canary.metrics import ERROR_MARGIN
 from trimtab.canary.plans import TIER_SCALE, Plan, Stage
-from trimtab.rollouts.controller import SETTLE_S
+from trimtab.rollouts.controller import SETTLE_S, RolloutController
 from trimtab.rollouts.store import RolloutStore
 from trimtab.stats.sequential import Verdict
 
@@ -256,3 +259,38 @@ def test_a_rollout_stores_the_rules_of_its_routes_risk_tier(store: RolloutStore)
     specs = {s.name: s for s in ro.plan.specs()}
     assert specs["error_rate"].pass_margin.absolute == ERROR_MARGIN * TIER_SCALE[0]
     assert ro.view()["metrics"]["cost"] == {"tolerance": 0.05 * TIER_SCALE[0]}
+
+
+def test_a_rollback_and_a_pause_are_said_to_the_alert_pipeline(
+    engine: Engine, store: RolloutStore
+) -> None:
+    said: list[Signal] = []
+    clock = Clock()
+
+    async def nothing() -> None:
+        return None
+
+    ctl = RolloutController(store, nothing, clock=clock, signals=said.append)
+    ro = start(store)
+    record(engine, 1, 1800, refusals=18, seed=1)
+    record(engine, 2, 200, refusals=20, seed=2)
+    assert ctl.step(ro)
+    (rollback,) = said
+    assert rollback.source == "canary_rollback" and rollback.severity == "ticket"
+    assert rollback.firing and rollback.dedup_key == f"canary_rollback/{ro.id}/rollback"
+    assert rollback.labels == {"route": ROUTE, "version": "v2", "rollout": ro.id, "tenant": "acme"}
+    assert "v2 rolled back at 10 %" in rollback.summary
+    assert "refusal_rate regressed" in rollback.summary
+    assert rollback.expires_at is not None and rollback.expires_at > rollback.at
+    # a healthy rollout that cannot decide pauses for a human: said too, once
+    said.clear()
+    again = store.start(KEY, 2, "test", PLAN, Actor("key_ml", "ml@acme", "acme"), "retry")
+    record(engine, 1, 100, seed=3)
+    record(engine, 2, 10, seed=4)
+    clock.offset = PLAN.stages[0].max_duration_s + 1
+    assert ctl.step(again)
+    assert current(store).status == "paused"
+    (pause,) = said
+    assert pause.dedup_key == f"canary_rollback/{again.id}/pause"
+    assert "paused for a human" in pause.summary and "inconclusive after" in pause.summary
+    assert not ctl.step(current(store)) and len(said) == 1  # watched, not said again

@@ -12,9 +12,11 @@ has, and what the early stages showed still counts at the later ones. A stage's 
 minimums (duration, canary requests) still hold it until it has seen its share of traffic.
 
 Moves are conditional updates, so when several gateway processes run a controller each
-rollout still moves once per decision. Each move is audited with the actor "controller"
-(`rollout.advance`, `rollout.promote`, `rollout.rollback`, `rollout.pause`), in the
-move's transaction.
+rollout still moves once per decision. A rollback and a pause for a human are also said
+to the alert pipeline (`signals`: source `canary_rollback`, a ticket: the rollback has
+contained it, a person looks next), by the process whose move it was. Each move is
+audited with the actor "controller" (`rollout.advance`, `rollout.promote`,
+`rollout.rollback`, `rollout.pause`), in the move's transaction.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from trimtab.alerts.signal import Signal
 from trimtab.audit.log import CONTROLLER
 from trimtab.canary.analysis import analyze
 from trimtab.canary.arm_stats import ArmStats
@@ -66,10 +69,12 @@ class RolloutController:
         *,
         interval_s: float = 5.0,
         clock: Callable[[], float] = time.time,
+        signals: Callable[[Signal], None] | None = None,
     ) -> None:
         self._store = store
         self._on_change = on_change
         self._clock = clock
+        self._signals = signals
         self._loop = Periodic(
             "trimtab-rollout-controller",
             self.tick,
@@ -130,7 +135,10 @@ class RolloutController:
         }
         reasons = "; ".join(decision.reasons)
         if decision.action is Action.ROLLBACK:
-            return self._store.finish(ro, "rolled_back", CONTROLLER, reasons, view)
+            done = self._store.finish(ro, "rolled_back", CONTROLLER, reasons, view)
+            if done:
+                self._say(ro, "rolled back", reasons, view)
+            return done
         if ro.status == "paused":  # guarded, not moved: a human resumes it
             view["action"] = "paused"
             view["reasons"] = [
@@ -147,11 +155,41 @@ class RolloutController:
         if elapsed > stage.max_duration_s:
             why = f"inconclusive after {stage.max_duration_s:.0f} s at {stage.percent:g} %"
             self._store.record_decision(ro, view, changed=True)
-            return self._store.set_paused(ro, True, CONTROLLER, f"{why}: {reasons}")
+            paused = self._store.set_paused(ro, True, CONTROLLER, f"{why}: {reasons}")
+            if paused:
+                self._say(ro, "paused for a human", f"{why}: {reasons}", view)
+            return paused
         # the timeline gets a hold only when its verdicts changed, not on every tick
         new = _signature(ro.last_decision or {}) != _signature(view)
         self._store.record_decision(ro, view, changed=new)
         return False
+
+    def _say(self, ro: RolloutRow, what: str, why: str, view: dict[str, Any]) -> None:
+        """A move a person should know of, as a signal: one alert per rollout and move,
+        resolved by itself after a day (it is an event, not a condition that clears)."""
+        if self._signals is None:
+            return
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        move = "rollback" if what == "rolled back" else "pause"
+        labels = {"route": ro.route, "version": f"v{ro.candidate_version}", "rollout": ro.id}
+        if ro.key.tenant is not None:
+            labels["tenant"] = ro.key.tenant
+        self._signals(
+            Signal(
+                source="canary_rollback",
+                dedup_key=f"canary_rollback/{ro.id}/{move}",
+                severity="ticket",
+                firing=True,
+                summary=(
+                    f"rollout {ro.id} of route {ro.route}: v{ro.candidate_version} {what} "
+                    f"at {ro.percent:g} % ({why})"
+                ),
+                at=now,
+                labels=labels,
+                details={"stage": ro.stage, "percent": ro.percent, "decision": view},
+                expires_at=now + timedelta(days=1),
+            )
+        )
 
     def windows(self, ro: RolloutRow) -> tuple[list[ArmStats], list[ArmStats]]:
         """Stable's and the candidate's stats, one per stage so far (rollouts/arms.py)."""
