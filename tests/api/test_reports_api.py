@@ -1,6 +1,7 @@
-"""GET /api/slos/report, /api/costs/forecast and /api/costs/economics through a real
-gateway: the figures from the rollups written through the real TelemetryStore, scoping
-by tenant, and bad parameters refused naming them."""
+"""GET /api/slos/report, /api/costs/forecast and /api/costs/economics (and the reads
+behind GET /api/slos) through a real gateway: the figures from the rollups written
+through the real TelemetryStore, scoping by tenant, and bad parameters refused naming
+them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from pydantic import TypeAdapter
+from sqlalchemy import event
 
 from tests.support import (
     ADMIN_KEY,
@@ -189,3 +191,38 @@ def test_forecast_and_unit_economics(running: Running) -> None:
     assert by_route["groups"][0]["route"] == "support-answer"
     refused = get(running, "/api/costs/economics", group_by="model")
     assert refused.status_code == 400 and "group_by" in refused.text
+
+
+def test_slo_statuses_share_one_rollup_query_per_selector(running: Running) -> None:
+    with Client(running.url, api_key=OPERATOR_KEY) as client:
+        client.apply_slos(
+            """
+slos:
+  avail: {route: support-answer, sli: {kind: availability}, objective: 0.99}
+  strict: {route: support-answer, sli: {kind: availability}, objective: 0.999}
+  timeouts: {route: support-answer, sli: {kind: error_rate, class: timeout}, objective: 0.99}
+  fast: {route: support-answer, sli: {kind: latency, threshold_ms: 500}, objective: 0.9}
+""",
+            "four objectives on one route",
+        )
+    TelemetryStore(running.engine).write(
+        [_record(i, time.time() - 120 + i, status_code=504 if i < 2 else 200) for i in range(50)]
+    )
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if "rollups_minute" in statement:
+            statements.append(statement)
+
+    event.listen(running.engine, "before_cursor_execute", seen)
+    try:
+        answer = get(running, "/api/slos")
+    finally:
+        event.remove(running.engine, "before_cursor_execute", seen)
+    assert answer.status_code == 200, answer.text
+    by_name = {s["name"]: s for s in answer.json()["data"]}
+    assert (by_name["avail"]["good"], by_name["avail"]["valid"]) == (48, 50)
+    assert (by_name["timeouts"]["good"], by_name["timeouts"]["valid"]) == (48, 50)
+    assert by_name["strict"]["standing"] == "missing"
+    # the three availability and error-rate SLOs of one selector: one query; latency: its own
+    assert len(statements) == 2, statements
