@@ -209,8 +209,17 @@ def test_the_overview_shows_each_routes_slo_and_budget(console: Console) -> None
     assert "of $5.00" in row  # the route's daily budget
     c.close()
     globex, _ = signed_in(console, GLOBEX_VIEWER_KEY)
-    assert "web-availability" not in globex.get("/ui").text  # acme's SLO
+    theirs = globex.get("/ui").text
+    assert "web-availability" not in theirs  # acme's SLO
+    assert "No firing alerts, no open incidents." in theirs  # acme's incident is not theirs
     globex.close()
+
+
+def test_the_overview_starts_with_open_incidents(console: Console) -> None:
+    c, _ = signed_in(console, OPERATOR_KEY)
+    top = c.get("/ui").text.split('data-testid="attention"', 1)[1].split("</section>", 1)[0]
+    assert "1 open incident: " in top and "toxic output on web-answer" in top
+    c.close()
 
 
 def test_only_an_operator_who_sees_an_alert_may_acknowledge_it(console: Console) -> None:

@@ -23,7 +23,7 @@ _SCAN = 5000  # a non-admin's list is filtered from this many newest alerts, as 
 MESSAGE_CHARS = 2000
 
 
-def _visible(page: Page) -> Callable[[Alert], bool]:
+def visible(page: Page) -> Callable[[Alert], bool]:
     p = page.viewer.principal
     if p.is_admin:
         return lambda _a: True
@@ -50,8 +50,8 @@ async def index(page: Page) -> Response:
         raise Invalid(f"state '{state}' is not one of {', '.join(STATES)}", param="state")
     scan = LIMIT if page.viewer.is_admin else _SCAN
     found = await asyncio.to_thread(lambda: service.alerts(states=STATES[state], limit=scan))
-    visible = _visible(page)
-    alerts = [a for a in found if visible(a)][:LIMIT]
+    seen = visible(page)
+    alerts = [a for a in found if seen(a)][:LIMIT]
     return page.render("alerts.html.j2", alerts=alerts, state=state, states=list(STATES))
 
 
@@ -62,7 +62,7 @@ async def acknowledge(page: Page) -> Response:
     if not alert_id.isdigit():
         raise NotFound(f"no alert {alert_id}", code="alert_not_found")
     alert = await asyncio.to_thread(service.get, int(alert_id))
-    if not _visible(page)(alert):
+    if not visible(page)(alert):
         raise NotFound(f"no alert {alert_id}", code="alert_not_found")
     if page.form.get("confirm") != "yes":
         raise Invalid("tick the confirmation box to acknowledge the alert", param="confirm")

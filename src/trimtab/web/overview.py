@@ -13,6 +13,7 @@ from starlette.responses import Response
 from trimtab.rollouts.row import RolloutRow
 from trimtab.slo.status import SloStatus, read_status
 from trimtab.telemetry.costs import costs_by
+from trimtab.web import alerts
 from trimtab.web.context import Deps, Page, Viewer
 from trimtab.web.rollup_reads import by_route, midnight
 from trimtab.web.windows import WINDOWS, since, window
@@ -73,6 +74,22 @@ def _gather(deps: Deps, viewer: Viewer, tenant: str | None, span: Any) -> list[R
     return sorted(lines.values(), key=lambda line: (line.name == "", -line.requests, line.name))
 
 
+def _attention(page: Page) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Blocking: the firing alerts and open incidents this viewer sees (the top of the page)."""
+    firing: list[Any] = []
+    if page.deps.alerts is not None:
+        scan = 50 if page.viewer.is_admin else 5000
+        visible = alerts.visible(page)
+        found = page.deps.alerts.alerts(states=("firing",), limit=scan)
+        firing = [a for a in found if visible(a)][:50]
+    opened: list[dict[str, Any]] = []
+    if page.deps.incidents is not None:
+        p = page.viewer.principal
+        scope = None if p.is_admin else p.tenant
+        opened = [i.view() for i in page.deps.incidents.listed(scope, "open", None, 20)]
+    return firing, opened
+
+
 async def overview(page: Page) -> Response:
     name, span, _ = window(page.param("window"))
     tenant = page.viewer.tenant(page.param("tenant"))
@@ -87,8 +104,9 @@ async def overview(page: Page) -> Response:
             for line in lines:
                 if line.name == route:
                     line.budget = {"limit_usd": b["limit_usd"], "used": entry["used"]}
+    firing, open_incidents = await asyncio.to_thread(_attention, page)
     filters = {"window": name, "tenant": page.param("tenant")}
     return page.render(
         "overview.html.j2", lines=lines, window=name, windows=list(WINDOWS),
-        filters=filters, tenant=tenant,
+        filters=filters, tenant=tenant, firing=firing, open_incidents=open_incidents,
     )  # fmt: skip
