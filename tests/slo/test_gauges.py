@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, generate_latest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from tests.slo.support import request
 from trimtab.slo.gauges import SloGauges
@@ -50,3 +50,25 @@ async def test_gauges_show_each_slo_and_drop_what_has_no_data(sqlite_engine: Eng
     assert _value(text, 'trimtab_slo_objective{slo="quiet",tenant="acme"}') == 0.99
     gauges.show([])  # every SLO gone: every series goes
     assert "slo=" not in generate_latest(registry).decode()
+
+
+async def test_a_refresh_reads_each_selector_once(sqlite_engine: Engine) -> None:
+    store = SloStore(sqlite_engine)
+    three = FILE + (
+        "  strict: {route: support, sli: {kind: availability}, objective: 0.999}\n"
+        "  timeouts: {route: support, sli: {kind: error_rate, class: timeout}, objective: 0.9}\n"
+    )
+    store.apply(load_slos(three), scope="acme", actor="ann")
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if "rollups_minute" in statement:
+            statements.append(statement)
+
+    event.listen(sqlite_engine, "before_cursor_execute", seen)
+    try:
+        await SloGauges(store, CollectorRegistry()).refresh()
+    finally:
+        event.remove(sqlite_engine, "before_cursor_execute", seen)
+    # route support (avail, strict, timeouts) and route nobody (quiet): two queries, not four
+    assert len(statements) == 2, statements

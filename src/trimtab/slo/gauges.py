@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry, Gauge
 
 from trimtab.refresher import Periodic
-from trimtab.slo.status import SloStatus, minutes_label, read_status
+from trimtab.slo.evaluator import read_statuses
+from trimtab.slo.status import SloStatus, minutes_label
 from trimtab.slo.store import SloStore
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,12 @@ class SloGauges:
         self.latest = statuses  # the console's overview shows these (web/overview.py)
 
     def _read(self) -> list[tuple[str, SloStatus]]:
+        # one query per selector for its availability and error-rate SLOs, as the
+        # evaluator and GET /api/slos read them (docs/benchmarks.md: ten times fewer)
         now = datetime.now(UTC)
-        return [
-            (row.scope, read_status(self._store.engine, row.definition, now))
-            for row in self._store.listed(None)
-        ]
+        rows = self._store.listed(None)
+        statuses = read_statuses(self._store.engine, [r.definition for r in rows], now)
+        return [(r.scope, st) for r, st in zip(rows, statuses, strict=True)]
 
     def show(self, statuses: list[tuple[str, SloStatus]]) -> None:
         """Set every series of these statuses; remove the series of SLOs gone or without data."""
