@@ -379,11 +379,13 @@ DATASET_FROM_REQUESTS = Endpoint(
     DatasetHarvested,
     params=(DATASET,),
     body=Body(DatasetFromRequests),
+    errors=(404,),
     description=(
         "Each request's variables (or messages) become an item's input and its answer "
         "`metadata.observed`; deduplicated by input; a request whose body was not stored, "
         "was redacted or hashed is counted as unusable. Eval runs' own calls are never "
-        "read. A non-admin reads its own tenant's requests and adds to its own dataset."
+        "read. A non-admin reads its own tenant's requests and adds to its own dataset. "
+        "404: no request gave an item and the dataset does not exist."
     ),
 )
 
