@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from trimtab.auth.keyring import key_hash
 from trimtab.config import Config
 from trimtab.errors import DomainError, Forbidden, Unauthenticated, error_body, gateway_error
+from trimtab.store.errors import store_unavailable
 from trimtab.types import OPEN_ACCESS, READERS, new_request_id
 from trimtab.web import (
     admin,
@@ -166,6 +167,12 @@ class Console:
                 response = RedirectResponse(where, 303)
             except DomainError as exc:
                 response = self._error(request, exc, rid)
+            except Exception as exc:  # a store outage: this page's 503, else LastResort's 500
+                outage = store_unavailable(exc)
+                if outage is None:
+                    raise
+                log.warning("console %s: %s (request id %s)", request.url.path, outage, rid)
+                response = self._error(request, outage, rid)
             if fresh is not None:
                 self._cookie(response, request, fresh)
             response.headers.update(_SECURITY_HEADERS)
