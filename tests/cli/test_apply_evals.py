@@ -170,9 +170,10 @@ def test_eval_run_gate_writes_the_attestation_a_tier_2_gate_accepts(
     assert "approval" in still.text
 
     with Client(running.url, VIEWER_KEY) as c:
-        events = [e for e in c.timeline("support-answer") if e["kind"] == "attestation"]
-    assert [e["detail"]["manual"] for e in events] == [True, False, False]
-    assert {e["detail"].get("suite") for e in events[1:]} == {"support-golden", "support-safety"}
+        details = [e["detail"] or {} for e in c.timeline("support-answer")]
+    attested = [d for d in details if d.get("kind") == "eval"]
+    assert [d["manual"] for d in attested] == [True, False, False]
+    assert {d.get("suite") for d in attested[1:]} == {"support-golden", "support-safety"}
 
 
 def start(running: Running) -> httpx.Response:
