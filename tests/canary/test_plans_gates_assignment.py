@@ -170,3 +170,14 @@ def test_the_builtin_plans() -> None:
     specs = {s.name: s for s in low.specs()}
     assert specs["error_rate"].required and specs["error_rate"].pass_margin.absolute == 0.02
     assert not specs["cost"].required  # guarded only: it must not regress
+
+
+def test_a_missing_run_backed_eval_is_named_with_what_it_lacks() -> None:
+    problems = ("the route has no eval suite tagged 'safety'",)
+    missing = missing_evidence(2, "ana", [], has_message=True, eval_problems=problems)
+    assert missing[0] == (
+        "a passing eval attestation written by `trimtab eval run SUITE --gate` "
+        "(the route has no eval suite tagged 'safety')"
+    )
+    # below tier 2 there are none, and the words are as before
+    assert missing_evidence(2, "ana", [], has_message=True)[0] == "a passing eval attestation"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,13 +26,19 @@ class Attestation:
 
 
 def missing_evidence(
-    tier: int, author: str, attestations: Iterable[Attestation], has_message: bool
+    tier: int,
+    author: str,
+    attestations: Iterable[Attestation],
+    has_message: bool,
+    eval_problems: Sequence[str] = (),
 ) -> list[str]:
     """What the gate still needs, in words; empty when the rollout may start.
 
     A version's apply message counts as its changelog. An approval counts only from
     someone other than the version's author; a failing attestation of a kind counts
-    against it until a later passing one."""
+    against it until a later passing one. ``eval_problems`` say why the run-backed eval
+    evidence a tier from 2 up asks for is not there (rollouts/eval_evidence.py); the
+    missing eval is then named with them."""
     latest: dict[str, Attestation] = {}
     approvers: set[str] = set()
     for att in attestations:
@@ -54,6 +60,12 @@ def missing_evidence(
         else:
             last = latest.get(kind)
             name = {"eval": "a passing eval attestation", "redteam": "a red-team sign-off"}[kind]
-            if last is None or last.result != "pass":
+            if kind == "eval" and eval_problems:
+                out.append(
+                    "a passing eval attestation written by `trimtab eval run SUITE --gate` ("
+                    + "; ".join(eval_problems)
+                    + ")"
+                )
+            elif last is None or last.result != "pass":
                 out.append(name + (" (the latest one failed)" if last else ""))
     return out

@@ -76,11 +76,13 @@ class RolloutStore:
                 raise Conflict(f"v{to} is already the stable version of route '{route.name}'")
             if self._active_in(conn, route):
                 raise Conflict(f"route '{route.name}' already has a rollout in progress")
+            evidence = AttestationStore.evidence(conn, route, to)
             missing = missing_evidence(
                 r.risk_tier,
                 candidate.author or "",
-                AttestationStore.of(conn, route, to),
+                evidence.attestations,
                 has_message=bool((candidate.message or "").strip()),
+                eval_problems=evidence.problems,
             )
             gate = {"risk_tier": r.risk_tier, "missing": missing}
             if missing:
