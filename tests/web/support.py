@@ -110,6 +110,7 @@ def seed(url: str) -> None:
     assert chat(url, APP_KEY, "gpt-500", "fails").status_code >= 500
     alarm = chat(url, APP_KEY, "gpt-mock", "over budget", metadata={"feature": "alarm"})
     assert alarm.status_code == 200, alarm.text
+    seed_evals(url)
     incident = _api(url, "/api/incidents", OPERATOR_KEY, type="toxic_output",
                     routes=["web-answer"], message="a customer saw a rude answer")  # fmt: skip
     assert incident.status_code == 201, incident.text
@@ -125,3 +126,38 @@ def screenshot_folder(fallback: Path) -> Path:
     folder = Path(chosen) if chosen else fallback
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+EVAL_SUITE: dict[str, Any] = {
+    "route": "web-answer",
+    "dataset": "golden",
+    "scorers": [{"name": "correct", "kind": "contains", "threshold": 1}],
+    "gate": {"max_drop": {"correct": 0.05}},
+}
+EVAL_ITEMS = 6
+REGRESSED = "q3"  # passes on the baseline run, fails on the candidate
+
+
+def seed_evals(url: str) -> None:
+    """A dataset and two complete runs of one suite: the later one regresses on REGRESSED."""
+    content = "".join(
+        f'{{"id": "q{i}", "variables": {{"question": "q{i}", "topic": "t"}}, "expected": "x"}}\n'
+        for i in range(EVAL_ITEMS)
+    )
+    pushed = _api(url, "/api/datasets/golden/versions", OPERATOR_KEY, format="jsonl",
+                  content=content, message="golden items")  # fmt: skip
+    assert pushed.status_code == 200, pushed.text
+    for failing in (set(), {REGRESSED}):
+        run = _api(url, "/api/evals/runs", OPERATOR_KEY, suite="web-suite", definition=EVAL_SUITE)
+        assert run.status_code == 201, run.text
+        rows = []
+        for i in range(EVAL_ITEMS):
+            item = f"q{i}"
+            passed = item not in failing
+            score = {"value": 1.0 if passed else 0.0, "passed": passed,
+                     "reason": "said x" if passed else "never said x"}  # fmt: skip
+            rows.append({"item_id": item, "request_digest": "a" * 64, "output": f"answer {i}",
+                         "scores": {"correct": score}})  # fmt: skip
+        recorded = _api(url, f"/api/evals/runs/{run.json()['id']}/results", OPERATOR_KEY,
+                        results=rows)  # fmt: skip
+        assert recorded.status_code == 200, recorded.text

@@ -19,7 +19,7 @@ from tests.support import (
     wait_for,
 )
 from tests.web.conftest import SignIn
-from tests.web.support import LONG_QUESTION, Console, chat
+from tests.web.support import LONG_QUESTION, REGRESSED, Console, chat
 
 PAGES = [
     ("overview", "/ui", "Overview"),
@@ -269,3 +269,18 @@ def test_open_an_incident_and_read_its_timeline(sign_in: SignIn, shots: Path) ->
     expect(other.get_by_test_id("incidents").locator("tbody a")).to_have_count(0)
     other.goto(page.url.replace(page.url.split("/ui")[0], ""))
     expect(other.get_by_test_id("error")).to_contain_text("no incident")
+
+
+def test_an_eval_run_shows_its_regressions_first(sign_in: SignIn, shots: Path) -> None:
+    page = sign_in(VIEWER_KEY)
+    page.goto("/ui/evals")
+    runs = page.get_by_test_id("runs").locator("tbody tr")
+    expect(runs).to_have_count(2)
+    runs.first.locator("a").first.click()  # the newest: the candidate
+    expect(page.get_by_test_id("comparison")).to_contain_text("Against")
+    expect(page.locator("p.error")).to_contain_text(REGRESSED)
+    first = page.get_by_test_id("items").locator("tbody tr").first
+    expect(first).to_have_class("regressed")
+    expect(first).to_contain_text(REGRESSED)
+    expect(first).to_contain_text("never said x")
+    shot(page, shots, "eval-run")
