@@ -284,3 +284,18 @@ def test_an_eval_run_shows_its_regressions_first(sign_in: SignIn, shots: Path) -
     expect(first).to_contain_text(REGRESSED)
     expect(first).to_contain_text("never said x")
     shot(page, shots, "eval-run")
+
+
+def test_the_explorer_scrolls_on_by_cursor(sign_in: SignIn, console: Console) -> None:
+    everything = httpx.get(
+        console.url + "/api/requests?limit=200&tenant=acme", headers=auth(ADMIN_KEY)
+    ).json()["data"]
+    page = sign_in(ADMIN_KEY)
+    page.goto("/ui/requests?tenant=acme&limit=4")
+    rows = page.get_by_test_id("requests").locator("tbody tr")
+    page.mouse.wheel(0, 10_000)
+    expect(rows).to_have_count(len(everything))  # every page appended, newest first
+    expect(page.get_by_test_id("next-page")).to_have_count(0)
+    shown = rows.locator("td:nth-child(2)").all_inner_texts()
+    assert shown == [r["id"] for r in everything]
+    assert "GMT+9" in rows.last.locator("time").inner_text()  # appended rows in local time

@@ -1,12 +1,12 @@
 // trimtab console: local times, sortable tables, charts (uPlot). No build step.
 "use strict";
 
-function localTimes() {
+function localTimes(root) {
   const fmt = new Intl.DateTimeFormat(undefined, {
     year: "numeric", month: "2-digit", day: "2-digit",
     hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
   });
-  for (const el of document.querySelectorAll("time[datetime]")) {
+  for (const el of (root || document).querySelectorAll("time[datetime]:not([title])")) {
     const at = new Date(el.getAttribute("datetime"));
     if (!isNaN(at)) { el.title = el.textContent; el.textContent = fmt.format(at); }
   }
@@ -77,4 +77,39 @@ function charts() {
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => { localTimes(); sortable(); charts(); });
+// The explorer's next page by its cursor, appended as the reader scrolls near the end (the
+// "Older" link stays a plain link without the script, and after the last page is gone).
+function infiniteScroll() {
+  const table = document.querySelector("table[data-scroll]");
+  const next = document.querySelector("a[data-testid=next-page]");
+  if (!table || !next || !("IntersectionObserver" in window)) { return; }
+  let busy = false;
+  const observer = new IntersectionObserver((entries) => {
+    if (busy || !entries.some((e) => e.isIntersecting)) { return; }
+    const link = document.querySelector("a[data-testid=next-page]");
+    if (!link) { observer.disconnect(); return; }
+    busy = true;
+    fetch(link.href, { credentials: "same-origin" })
+      .then((r) => r.ok ? r.text() : Promise.reject(new Error("HTTP " + r.status)))
+      .then((html) => {
+        const doc = new DOMParser().parseFromString(html, "text/html");
+        const rows = doc.querySelectorAll("table[data-scroll] tbody tr");
+        const body = table.tBodies[0];
+        for (const row of rows) { body.appendChild(document.importNode(row, true)); }
+        localTimes(body);
+        const more = doc.querySelector("a[data-testid=next-page]");
+        busy = false;
+        if (more) {
+          link.href = more.getAttribute("href");
+          observer.unobserve(link);  // observing again reports at once if it is still in view
+          observer.observe(link);
+        } else { link.remove(); observer.disconnect(); }
+      })
+      .catch((err) => { link.textContent = "Older (could not load: " + err.message + ")"; });
+  }, { rootMargin: "200px" });
+  observer.observe(next);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  localTimes(); sortable(); charts(); infiniteScroll();
+});
