@@ -240,3 +240,14 @@ def test_only_an_operator_who_sees_an_alert_may_acknowledge_it(console: Console)
     resp = globex.post(f"/ui/alerts/{alert_id}/ack", data={**body, "csrf": token})
     assert resp.status_code == 404  # another tenant's alert is a missing one
     globex.close()
+
+
+def test_signing_out_ends_the_session(console: Console) -> None:
+    c, token = signed_in(console, VIEWER_KEY)
+    assert c.post("/ui/logout", data={"csrf": "not it"}).status_code == 303
+    assert c.get("/ui").status_code == 200  # a foreign token does not sign out
+    resp = c.post("/ui/logout", data={"csrf": token})
+    assert resp.status_code == 303 and resp.headers["location"] == "/ui/login"
+    assert COOKIE not in c.cookies
+    assert c.get("/ui").status_code == 303
+    c.close()

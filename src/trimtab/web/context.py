@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -54,7 +54,7 @@ class Deps:
     runs: RunStore
     datasets: DatasetStore
     policy: Policy
-    on_change: Any  # () -> Awaitable: the route table serves a change at once
+    on_change: Callable[[], Awaitable[object]]  # the route table serves a change at once
     slo_gauges: SloGauges  # every SLO's status, refreshed in the background
     alerts: AlertService | None = None
     alerts_changed: Callable[[Sequence[AlertChange]], None] | None = None  # incidents, outbox
