@@ -238,7 +238,7 @@ class Histograms:
 
 def _zeros(r: int, w: int) -> dict[str, Array]:
     names = ("n", "errors", "refusals", "feedback_n", "negative_feedback", "cost_sum",
-             "cost_sq_sum", "latency_n")  # fmt: skip
+             "cost_sq_sum", "guardrail_fired", "latency_n")  # fmt: skip
     return {k: np.zeros((r, w)) for k in names}
 
 

@@ -48,6 +48,10 @@ def test_arm_stats_validate_counts() -> None:
         ArmStats(n=5, feedback_n=2, negative_feedback=3)
     with pytest.raises(ValueError):
         ArmStats(n=-1)
+    with pytest.raises(ValueError):
+        ArmStats(n=5, guardrail_fired=6)
+    with pytest.raises(ValueError):
+        ArmStats(n=5, guardrail_fired=-1)
 
 
 def test_spec_names_and_latency_rules() -> None:
@@ -58,6 +62,7 @@ def test_spec_names_and_latency_rules() -> None:
         "cost",
         "negative_feedback_rate",
         "refusal_rate",
+        "guardrail_rate",
     ]
     assert MetricSpec(Metric.LATENCY, quantile=0.5).name == "latency_p50"
     with pytest.raises(ValueError):
@@ -205,7 +210,7 @@ def test_latency_analysis_from_sketches_matches_samples() -> None:
 
 def test_the_vectorised_path_used_by_the_benchmark_matches_analyze() -> None:
     rng = np.random.default_rng(8)
-    err, _, _, cost, _, _ = DEFAULT_METRICS
+    err, _, _, cost, *_ = DEFAULT_METRICS
     for _ in range(10):
         stable = _arm(rng, int(rng.integers(100, 5000)))
         cand = _arm(rng, int(rng.integers(10, 500)), err=0.02, cost=1.1)
@@ -252,3 +257,21 @@ def test_the_vectorised_path_used_by_the_benchmark_matches_analyze() -> None:
         )
         assert float(reg[0]) == pytest.approx(res["cost"].log_e_regression)
         assert float(ok[0]) == pytest.approx(res["cost"].log_e_pass)
+
+
+def test_the_guardrail_rate_is_judged_like_the_refusal_rate() -> None:
+    """`guardrail_fired` is a rate over all requests, relative tolerance 10 %, guarded."""
+    spec = next(s for s in DEFAULT_METRICS if s.metric is Metric.GUARDRAIL_RATE)
+    assert (spec.tolerance, spec.required, spec.design_ratio) == (
+        Tolerance(relative=0.10), False, 2.0,
+    )  # fmt: skip
+    stable = ArmStats(n=5000, guardrail_fired=250)  # 5 %
+    worse = analyze(stable, ArmStats(n=500, guardrail_fired=75), [spec])[0]  # 15 %
+    assert worse.verdict is Verdict.REGRESSION
+    assert (worse.stable_value, worse.candidate_value) == (0.05, 0.15)
+    same = analyze(stable, ArmStats(n=500, guardrail_fired=25), [spec])[0]
+    assert same.verdict is not Verdict.REGRESSION
+    # the same counts as refusals give the same evidence
+    as_refusals = MetricSpec(Metric.REFUSAL_RATE, tolerance=spec.tolerance)
+    refused = analyze(ArmStats(n=5000, refusals=250), ArmStats(n=500, refusals=75), [as_refusals])
+    assert refused[0].log_e_regression == worse.log_e_regression

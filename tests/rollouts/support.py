@@ -146,12 +146,15 @@ def record(
     *,
     errors: int = 0,
     refusals: int = 0,
+    fired: int = 0,
     seed: int = 0,
     at: datetime | None = None,
     user: str | None = None,
 ) -> None:
     """`n` requests of the route's `version`: log-normal latency and cost, like a model's;
-    the first `errors` fail. All of `user`'s when given, else of no user."""
+    the first `errors` fail, the next `refusals` are refused, and on the last `fired` a
+    guardrail fired (every request's record has its guardrails, as gateway/guarding.py
+    writes them). All of `user`'s when given, else of no user."""
     rng = np.random.default_rng(seed)
     when = at or datetime.now(UTC)
     latency = rng.lognormal(np.log(800.0), 0.4, n)
@@ -173,11 +176,28 @@ def record(
             "finish_reasons": ["content_filter"] if errors <= i < errors + refusals else ["stop"],
             "streamed": False,
             "user_id": user,
+            "attributes": guardrails(fired=i >= n - fired),
         }
         for i in range(n)
     ]
     with engine.begin() as conn:
         conn.execute(insert(requests), rows)
+
+
+def guardrails(*, fired: bool) -> dict[str, Any]:
+    """A record's `attributes` with its guardrails: two checks ran, `pii` fired or not
+    (each check's own entry has a `fired` flag whatever the request's list says)."""
+    checks = [
+        {"check": "pii", "action": "flag", "outcome": "flag" if fired else "pass",
+         "fired": fired, "us": 12.0},
+        {"check": "injection", "action": "block", "outcome": "pass", "fired": False, "us": 3.0},
+    ]  # fmt: skip
+    return {
+        "guardrails": {
+            "mode": "enforce", "policy": "route", "checks": checks,
+            "fired": ["pii"] if fired else [], "blocked": None, "us": 15.0,
+        }
+    }  # fmt: skip
 
 
 def start(store: RolloutStore) -> RolloutRow:

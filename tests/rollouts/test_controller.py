@@ -294,3 +294,35 @@ def test_a_rollback_and_a_pause_are_said_to_the_alert_pipeline(
     assert pause.dedup_key == f"canary_rollback/{again.id}/pause"
     assert "paused for a human" in pause.summary and "inconclusive after" in pause.summary
     assert not ctl.step(current(store)) and len(said) == 1  # watched, not said again
+
+
+def test_a_candidate_that_trips_guardrails_more_is_rolled_back(
+    engine: Engine, store: RolloutStore
+) -> None:
+    ro = start(store)
+    record(engine, 1, 1800, fired=90, seed=1)  # 5 %
+    record(engine, 2, 200, fired=30, seed=2)  # 15 %: three times as often
+    assert controller(store).step(ro)
+    done = current(store)
+    assert done.status == "rolled_back" and done.last_decision is not None
+    assert any("guardrail_rate regressed" in r for r in done.last_decision["reasons"])
+    tripped = next(m for m in done.last_decision["metrics"] if m["metric"] == "guardrail_rate")
+    assert (tripped["stable_value"], tripped["candidate_value"]) == (0.05, 0.15)
+
+
+def test_a_candidate_that_trips_guardrails_as_often_is_not_rolled_back(
+    engine: Engine, store: RolloutStore
+) -> None:
+    ro = start(store)
+    record(engine, 1, 270, fired=14, seed=1)
+    record(engine, 2, 30, fired=2, seed=2)
+    ctl = controller(store)
+    assert ctl.step(ro)
+    record(engine, 1, 3000, fired=150, seed=5)  # 5 % on both sides, in volume
+    record(engine, 2, 3000, fired=150, seed=6)
+    assert ctl.step(current(store))
+    done = current(store)
+    assert done.status == "promoted" and done.last_decision is not None
+    tripped = next(m for m in done.last_decision["metrics"] if m["metric"] == "guardrail_rate")
+    assert tripped["verdict"] != "regression" and not tripped["required"]
+    assert tripped["candidate_value"] == 152 / 3030

@@ -66,6 +66,7 @@ class ArmArrays:
     negative_feedback: FloatArray
     cost_sum: FloatArray
     cost_sq_sum: FloatArray
+    guardrail_fired: FloatArray
     latency_n: FloatArray
     tails: Mapping[str, FloatArray] = field(default_factory=dict)
 
@@ -80,7 +81,7 @@ class ArmArrays:
 
 _COUNTERS = (
     "n", "errors", "refusals", "feedback_n", "negative_feedback", "cost_sum", "cost_sq_sum",
-    "latency_n",
+    "guardrail_fired", "latency_n",
 )  # fmt: skip
 
 
@@ -150,6 +151,8 @@ def evidence(
         k = (c.negative_feedback, c.feedback_n, s.negative_feedback, s.feedback_n)
     elif spec.metric is Metric.ERROR_RATE:
         k = (c.errors, c.n, s.errors, s.n)
+    elif spec.metric is Metric.GUARDRAIL_RATE:
+        k = (c.guardrail_fired, c.n, s.guardrail_fired, s.n)
     else:
         k = (c.refusals, c.n, s.refusals, s.n)
     d = 1.0 if dispersion is None else dispersion.get(spec.name, 1.0)
@@ -410,4 +413,6 @@ def _interval(
         return rates(c.negative_feedback, c.feedback_n, s.negative_feedback, s.feedback_n, tol)
     if spec.metric is Metric.ERROR_RATE:
         return rates(c.errors, c.n, s.errors, s.n, tol)
+    if spec.metric is Metric.GUARDRAIL_RATE:
+        return rates(c.guardrail_fired, c.n, s.guardrail_fired, s.n, tol)
     return rates(c.refusals, c.n, s.refusals, s.n, tol)

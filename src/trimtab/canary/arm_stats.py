@@ -114,7 +114,8 @@ class ArmStats:
     """One arm's counters over one window (all additive).
 
     ``n`` requests, of which ``errors`` failed and ``refusals`` were refused by the model;
-    ``feedback_n`` got feedback, ``negative_feedback`` of it negative; ``cost_sum`` and
+    ``feedback_n`` got feedback, ``negative_feedback`` of it negative; ``guardrail_fired``
+    had a guardrail fire (``attributes.guardrails.fired`` not empty); ``cost_sum`` and
     ``cost_sq_sum`` are the sum and the sum of squares of per-request cost; ``latency`` is
     the arm's latency distribution (samples or a sketch), if latency is analysed; ``units``
     the same requests per sticky user, when known (the error and refusal tests then take
@@ -130,11 +131,13 @@ class ArmStats:
     cost_sq_sum: float = 0.0
     latency: LatencyDistribution | None = None
     units: UnitCounts | None = None
+    guardrail_fired: int = 0
 
     def __post_init__(self) -> None:
-        if min(self.n, self.errors, self.refusals, self.feedback_n, self.negative_feedback) < 0:
+        counts = (self.errors, self.refusals, self.feedback_n, self.guardrail_fired)
+        if min(self.n, self.negative_feedback, *counts) < 0:
             raise ValueError("counts must be >= 0")
-        if self.errors > self.n or self.refusals > self.n or self.feedback_n > self.n:
-            raise ValueError("errors, refusals and feedback_n must be <= n")
+        if max(counts) > self.n:
+            raise ValueError("errors, refusals, feedback_n and guardrail_fired must be <= n")
         if self.negative_feedback > self.feedback_n:
             raise ValueError("negative_feedback must be <= feedback_n")

@@ -23,6 +23,7 @@ class Metric(StrEnum):
     NEGATIVE_FEEDBACK_RATE = "negative_feedback_rate"
     LATENCY = "latency"
     COST = "cost"
+    GUARDRAIL_RATE = "guardrail_rate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,10 @@ DEFAULT_METRICS: tuple[MetricSpec, ...] = (
         required=True,
         design_ratio=2.0,
     ),
+    # Guardrail violations (a request on which any check of the version's policy fired,
+    # docs/guardrails.md): a rise of 10 % is a regression; guarded only (a candidate that
+    # trips guardrails more rolls back, one that trips none has nothing to show).
+    MetricSpec(Metric.GUARDRAIL_RATE, tolerance=Tolerance(relative=0.10), design_ratio=2.0),
 )
 
 

@@ -118,12 +118,14 @@ class ArmReader:
         cost = func.coalesce(c.cost_usd, 0.0)
         reasons = cast(c.finish_reasons, Text)
         refused = or_(*(reasons.like(f'%"{r}"%') for r in REFUSAL_FINISH_REASONS))
+        fired = guardrail_fired(self.engine.dialect.name, c.attributes)
         totals = select(
             func.count(),
             func.coalesce(func.sum(case((c.status_code >= 500, 1), else_=0)), 0),
             func.coalesce(func.sum(case((refused, 1), else_=0)), 0),
             func.coalesce(func.sum(cost), 0.0),
             func.coalesce(func.sum(cost * cost), 0.0),
+            func.coalesce(func.sum(case((fired, 1), else_=0)), 0),
         ).where(*within)
         latencies = select(c.duration_ms).where(*within).limit(MAX_LATENCY_ROWS)
         # the unit of assignment, as canary.assignment.sticky_key picks it: the user, else
@@ -157,7 +159,7 @@ class ArmReader:
             func.count(), func.coalesce(func.sum(case((f.negative, 1), else_=0)), 0)
         ).where(*marks)
         with self.engine.connect() as conn:
-            n, errors, refusals, cost_sum, cost_sq_sum = conn.execute(totals).one()
+            n, errors, refusals, cost_sum, cost_sq_sum, tripped = conn.execute(totals).one()
             durations = conn.execute(latencies).scalars().all()
             units = conn.execute(per_unit).all()
             voted, negative = conn.execute(votes).one()
@@ -172,7 +174,19 @@ class ArmReader:
             cost_sq_sum=float(cost_sq_sum),
             latency=LatencySamples.of(durations) if durations else None,
             units=_units(units, int(n), int(errors), int(refusals)),
+            guardrail_fired=int(tripped),
         )
+
+
+def guardrail_fired(dialect: str, attributes: Any) -> ColumnElement[bool]:
+    """A request on which a guardrail fired: its ``attributes.guardrails.fired`` list
+    (gateway/guarding.py) is not empty. A JSON path per dialect, not a LIKE on the text
+    (every check's own entry has a ``fired`` flag too); NULL, and so not counted, for a
+    record without guardrails."""
+    if dialect == "postgresql":
+        path = attributes.op("#>")(literal_column("'{guardrails,fired}'"))
+        return func.json_array_length(path) > 0
+    return func.json_array_length(attributes, literal_column("'$.guardrails.fired'")) > 0
 
 
 def _units(rows: Any, n: int, errors: int, refusals: int) -> UnitCounts:
