@@ -13,6 +13,8 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "trimtab"
 OWNERS = {
     "requests": "telemetry",
     "rollups_minute": "telemetry",
+    "rollups_hour": "telemetry",  # telemetry/hourly.py compacts; slo/windows.py reads
+    "rollups_hour_dirty": "telemetry",
     "api_keys": "auth",
     "audit_log": "audit",
     "budget_events": "alerts",

@@ -57,6 +57,7 @@ from trimtab.slo.spec import Selector, SloDefinition
 from trimtab.slo.status import SloStatus, judged, minutes_label
 from trimtab.slo.store import SloRow, SloStore
 from trimtab.store.leases import Lease, Leases, holder_id
+from trimtab.telemetry.hourly import compact
 
 log = logging.getLogger("trimtab.slo")
 
@@ -412,6 +413,7 @@ class SloEvaluator(Generic[R]):
             return owners.get((scope, route)) or owners.get(("", route))
 
         signals: list[Signal] = []
+        compact(self.engine, now)  # closed hours into the hourly rollups the reads take
         statuses = read_statuses(self.engine, [row.definition for row in rows], now)
         for row, status in zip(rows, statuses, strict=True):
             signals += _signals(row, status, owner(row.scope, row.definition.selector.route))

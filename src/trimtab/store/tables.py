@@ -574,3 +574,35 @@ online_scores = Table(
     Column("scored_at", DateTime(timezone=True), nullable=False),
     Index("ix_online_scores_route_time", "route", "version", "request_at"),
 )
+
+
+# -- hourly SLO rollups (issue 14, speed) ---------------------------------------------------
+
+# the minute rollups of one closed hour summed per SLO dimensions (no provider), written by
+# telemetry/hourly.py's compaction from `rollups_minute`; read for an SLO's long windows
+rollups_hour = Table(
+    "rollups_hour",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("hour", DateTime(timezone=True), nullable=False),
+    Column("route", String(256), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("feature", String(256), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("latency_sketch", LargeBinary, nullable=False),
+    Column("ttft_sketch", LargeBinary, nullable=False),
+    Index("ix_rollups_hour_route", "route", "hour"),
+    Index("ix_rollups_hour_hour", "hour"),
+)
+
+# an hour whose minute rollups changed since it was last compacted (or never was): its
+# `rollups_hour` rows are not read; `seq` grows with each write into the hour
+rollups_hour_dirty = Table(
+    "rollups_hour_dirty",
+    metadata,
+    Column("hour", DateTime(timezone=True), primary_key=True),
+    Column("seq", Integer, nullable=False),
+)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, and_, delete, or_, select, true, update
 
 from trimtab.store.tables import requests, rollups
+from trimtab.telemetry.hourly import mark_dirty
 
 BODIES = ("request_body", "upstream_request_body", "response_body")
 
@@ -65,11 +66,13 @@ def delete_requests(engine: Engine, tenants: Tenants, before: datetime, limit: i
 
 def delete_rollups(engine: Engine, tenants: Tenants, before: datetime, limit: int) -> int:
     c = rollups.c
-    picked = (
-        select(c.id).where(c.minute < before, tenants.where(c.tenant)).limit(limit)
-    ).scalar_subquery()
+    picked = select(c.id, c.minute).where(c.minute < before, tenants.where(c.tenant)).limit(limit)
     with engine.begin() as conn:
-        result = conn.execute(delete(rollups).where(c.id.in_(picked)))
+        rows = conn.execute(picked).all()
+        if not rows:
+            return 0
+        mark_dirty(conn, [minute for _, minute in rows])  # their hours are rebuilt
+        result = conn.execute(delete(rollups).where(c.id.in_([i for i, _ in rows])))
     return int(result.rowcount or 0)
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import ROLLUP_DIMENSIONS, requests, rollups
+from trimtab.telemetry.hourly import mark_dirty
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.rollups import Rollup, RollupKey, fold
 from trimtab.telemetry.rows import insert_rows, storable
@@ -57,8 +58,10 @@ class TelemetryStore:
                     return 0
             records = [storable(r) for r in records]
             insert_rows(conn, records)
-            for key, delta in sorted(fold(records).items(), key=lambda kv: kv[0]):
+            folded = fold(records)
+            for key, delta in sorted(folded.items(), key=lambda kv: kv[0]):
                 _merge_rollup(conn, key, delta)
+            mark_dirty(conn, {key[0] for key in folded})  # the hourly rollups' marks
         return len(records)
 
     def rollups_since(self, since: datetime, tenant: str | None) -> list[tuple[RollupKey, Rollup]]:

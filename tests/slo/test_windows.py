@@ -1,0 +1,155 @@
+"""The alert windows read from the hourly rollups (slo/windows.py, telemetry/hourly.py):
+the same statuses as the minute rollups give, to the request, on a seeded month."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, event, func, select
+
+from tests.slo.support import NOW, request
+from trimtab.slo.evaluator import read_statuses
+from trimtab.slo.rollups import read_series
+from trimtab.slo.spec import SloDefinition, load_slos
+from trimtab.slo.status import SloStatus, evaluate, read_status
+from trimtab.slo.windows import plan
+from trimtab.store.tables import rollups_hour, rollups_hour_dirty
+from trimtab.telemetry.hourly import compact
+from trimtab.telemetry.retention import Tenants, delete_rollups
+from trimtab.telemetry.store import TelemetryStore
+
+H = timedelta(hours=1)
+END = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+SLOS = load_slos(
+    """
+slos:
+  avail: {route: support, sli: {kind: availability}, objective: 0.99}
+  avail-7d: {route: support, sli: {kind: availability}, objective: 0.995, window: 7d}
+  acme: {route: support, tenant: acme, sli: {kind: availability}, objective: 0.99}
+  timeouts: {model: gpt-mock, sli: {kind: error_rate, class: timeout}, objective: 0.999}
+  server: {route: support, sli: {kind: error_rate, class: server}, objective: 0.99}
+  limited: {route: support, sli: {kind: error_rate, class: rate_limited}, objective: 0.99}
+  fast: {route: support, sli: {kind: latency, threshold_ms: 1000}, objective: 0.9}
+  slow: {route: support, sli: {kind: latency, threshold_ms: 2500}, objective: 0.95}
+  first-token: {route: support, sli: {kind: latency, threshold_ms: 300, of: ttft}, objective: 0.9}
+  other: {route: other, sli: {kind: availability}, objective: 0.9}
+"""
+)
+STATUSES = (200,) * 20 + (502, 503, 504, 429, 499, 400)
+
+
+def _month(engine: Engine, seed: int = 14) -> None:
+    """A month of requests through the real writer: one every ~17 minutes over 30 days,
+    one every ~20 s over the last two hours, mixed statuses, tenants, routes, latencies,
+    streams and an eval run's calls (which no SLO counts)."""
+    rng = random.Random(seed)
+    t, end = NOW.timestamp() - 30 * 86400 - 3600, NOW.timestamp()
+    records = []
+    n = 0
+    while t < end:
+        n += 1
+        streamed = rng.random() < 0.3
+        records.append(
+            request(
+                n,
+                t,
+                status_code=rng.choice(STATUSES),
+                tenant=rng.choice(("acme", "acme", "globex")),
+                route=rng.choice(("support",) * 5 + ("other",)),
+                duration_ms=rng.uniform(50, 4000),
+                streamed=streamed,
+                ttft_ms=rng.uniform(20, 900) if streamed else None,
+                feature="eval:nightly" if rng.random() < 0.05 else None,
+            )
+        )
+        t += rng.uniform(10, 30) if end - t < 7200 else rng.uniform(600, 1400)
+    store = TelemetryStore(engine)
+    for i in range(0, len(records), 2000):
+        store.write(records[i : i + 2000])
+
+
+def _slow(engine: Engine, d: SloDefinition) -> SloStatus:
+    """The status from the minute rollups alone (`read_series`, one row per minute)."""
+    return evaluate(d, read_series(engine, d, NOW, d.window_minutes), NOW)
+
+
+def _all_the_same(engine: Engine) -> None:
+    expected = [_slow(engine, d) for d in SLOS]
+    assert read_statuses(engine, SLOS, NOW) == expected
+    assert [read_status(engine, d, NOW) for d in SLOS] == expected
+    assert expected[0].counts.valid > 1000 and expected[0].counts.bad > 0
+
+
+def test_the_hourly_reads_give_the_minutes_statuses_on_a_seeded_month(engine: Engine) -> None:
+    _month(engine)
+    _all_the_same(engine)  # nothing compacted yet: every hour marked, read from minutes
+    assert compact(engine, NOW, limit=10_000) >= 30 * 24
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(rollups_hour)) > 30 * 24
+        left = conn.scalars(select(rollups_hour_dirty.c.hour)).all()
+    assert len(left) == 1  # the current hour's: its minutes are still being written
+    _all_the_same(engine)
+
+    # a late write into a compacted hour (a replayed spill) marks it: read from minutes
+    late = (NOW - timedelta(days=2)).timestamp()
+    TelemetryStore(engine).write([request(10**6 + i, late, status_code=503) for i in range(5)])
+    _all_the_same(engine)
+    assert compact(engine, NOW) == 1
+    _all_the_same(engine)
+
+    # retention deleting one tenant's old minutes marks their hours too
+    while delete_rollups(engine, Tenants(only="globex"), NOW - timedelta(days=20), 500):
+        pass
+    _all_the_same(engine)
+    compact(engine, NOW, limit=10_000)
+    _all_the_same(engine)
+
+
+def test_a_compacted_month_is_read_from_the_hourly_rows(sqlite_engine: Engine) -> None:
+    _month(sqlite_engine)
+    compact(sqlite_engine, NOW, limit=10_000)
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        statements.append(statement)
+
+    event.listen(sqlite_engine, "before_cursor_execute", seen)
+    try:
+        read_statuses(sqlite_engine, SLOS[:1], NOW)
+    finally:
+        event.remove(sqlite_engine, "before_cursor_execute", seen)
+    read = [s for s in statements if "rollups_minute" in s]
+    assert len(read) == 1 and "rollups_hour" in read[0]
+
+
+def test_plan_takes_whole_unmarked_hours_between_the_windows_cuts() -> None:
+    end = END + timedelta(minutes=17)  # 12:17, included
+    starts = [end - timedelta(minutes=w - 1) for w in (5, 60, 360, 4320)]
+    minutes, hours = plan(end, starts, set())
+    # 3 d: 2026-11-28 12:18 .. 12:17; the whole hours 11-28 13:00 .. 12-01 06:00 (the
+    # 6 h cut 06:18), 07:00 .. 11:00 (the 1 h cut 11:18), minutes elsewhere
+    assert hours == [
+        (datetime(2026, 11, 28, 13, tzinfo=UTC), datetime(2026, 12, 1, 6, tzinfo=UTC)),
+        (datetime(2026, 12, 1, 7, tzinfo=UTC), datetime(2026, 12, 1, 11, tzinfo=UTC)),
+    ]
+    assert minutes == [
+        (datetime(2026, 11, 28, 12, 18, tzinfo=UTC), datetime(2026, 11, 28, 13, tzinfo=UTC)),
+        (datetime(2026, 12, 1, 6, tzinfo=UTC), datetime(2026, 12, 1, 7, tzinfo=UTC)),
+        (datetime(2026, 12, 1, 11, tzinfo=UTC), end + timedelta(minutes=1)),
+    ]
+    dirty = {datetime(2026, 11, 30, 3, tzinfo=UTC)}
+    minutes, hours = plan(end, starts, dirty)
+    assert (dirty.copy().pop(), dirty.pop() + H) in minutes
+    assert hours[0][1] == datetime(2026, 11, 30, 3, tzinfo=UTC)
+    assert hours[1][0] == datetime(2026, 11, 30, 4, tzinfo=UTC)
+
+
+def test_plan_of_windows_shorter_than_an_hour_is_minutes_only() -> None:
+    end = END + timedelta(minutes=59)
+    minutes, hours = plan(end, [end - timedelta(minutes=4), end - timedelta(minutes=29)], set())
+    assert hours == [] and minutes == [(end - timedelta(minutes=29), end + timedelta(minutes=1))]
+    # a window of exactly the hour 12:00-12:59 takes its hourly row
+    minutes, hours = plan(end, [END], set())
+    assert hours == [(END, END + H)] and minutes == []
