@@ -12,6 +12,9 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+from ddsketch.pb.ddsketch_pb2 import DDSketch as SketchMessage
+from ddsketch.pb.ddsketch_pb2 import IndexMapping
+from ddsketch.pb.proto import KeyMappingProto
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -27,13 +30,15 @@ from sqlalchemy import (
 )
 
 from trimtab.slo.burn import Counts
-from trimtab.slo.sli import latency_counts
+from trimtab.slo.sli import client_error, within
 from trimtab.slo.spec import Selector, Sli
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import rollups, rollups_hour
 from trimtab.telemetry.hourly import HOUR, dirty_hours, hour_floor
 from trimtab.telemetry.production import unless_named
 from trimtab.telemetry.sketch import from_bytes
+
+NONE_INTERPOLATION: int = IndexMapping.NONE  # type: ignore[attr-defined]
 
 MINUTE = timedelta(minutes=1)
 Ranges = list[tuple[datetime, datetime]]  # half-open [start, end)
@@ -143,6 +148,58 @@ def status_windows(
     return out
 
 
+class _Thresholds:
+    """`sli.within` and a sketch's count straight from the stored protobuf message, for
+    several thresholds at once: the same sums of the same bins, without building the
+    DDSketch (a tenth of the time; the hourly rows' sketches are the latency reads' cost).
+    A message in another mapping or with sparse bins is decoded as before."""
+
+    def __init__(self, thresholds: Sequence[float]) -> None:
+        self.thresholds = thresholds
+        self._keys: dict[tuple[float, float, int], list[int | None]] = {}
+
+    def _lasts(self, mapping: Any) -> list[int | None] | None:
+        if mapping.interpolation != NONE_INTERPOLATION:
+            return None
+        ident = (mapping.gamma, mapping.indexOffset, mapping.interpolation)
+        got = self._keys.get(ident)
+        if got is None:
+            key_mapping = KeyMappingProto.from_proto(mapping)  # type: ignore[no-untyped-call]
+            got = []
+            for t in self.thresholds:
+                if t < key_mapping.min_possible:
+                    got.append(None)  # only the zero bin is within
+                    continue
+                last = key_mapping.key(t)
+                got.append(last - 1 if key_mapping.value(last) > t else last)
+            self._keys[ident] = got
+        return got
+
+    def counts(self, raw: bytes) -> tuple[int, list[int]]:
+        """(the sketch's count, how many of its values each threshold has within)."""
+        message = SketchMessage()
+        message.ParseFromString(raw)
+        pos, neg = message.positiveValues, message.negativeValues
+        lasts = self._lasts(message.mapping)
+        if lasts is None or pos.binCounts or neg.binCounts:
+            sketch = from_bytes(raw)
+            return int(sketch.count), [within(sketch, t) for t in self.thresholds]
+        bins = list(pos.contiguousBinCounts)
+        zero, negative, offset = (
+            message.zeroCount,
+            sum(neg.contiguousBinCounts),
+            pos.contiguousBinIndexOffset,
+        )
+        out = []
+        for last in lasts:
+            if last is None:
+                out.append(int(zero))
+            else:
+                below = sum(bins[: last - offset + 1]) if last >= offset else 0.0
+                out.append(int(zero) + int(negative) + int(below))
+        return int(zero + sum(bins) + negative), out
+
+
 def latency_windows(
     conn: Connection, selector: Selector, slis: Sequence[Sli], end: datetime, spans: Sequence[int]
 ) -> list[dict[int, Counts]]:
@@ -151,14 +208,17 @@ def latency_windows(
     column = "latency_sketch" if slis[0].of == "total" else "ttft_sketch"
     u = rows(conn, selector, end, [c for _, c in cuts], column)
     sums = [{w: [0, 0] for w in spans} for _ in slis]
+    reader = _Thresholds([float(sli.threshold_ms or 0) for sli in slis])
     for at_raw, status, raw in conn.execute(select(u.c.at, u.c.status_code, u.c.value)):
+        if client_error(status):
+            continue  # in neither count (sli.latency_counts)
         at = as_utc(at_raw)
-        sketch = from_bytes(raw)
-        for sli, out in zip(slis, sums, strict=True):
-            counts = latency_counts(sli, status, sketch)
-            if counts.valid:
-                for w, cutoff in cuts:
-                    if at >= cutoff:
-                        out[w][0] += counts.good
-                        out[w][1] += counts.valid
+        valid, goods = reader.counts(raw)
+        if not valid:
+            continue
+        for good, out in zip(goods, sums, strict=True):
+            for w, cutoff in cuts:
+                if at >= cutoff:
+                    out[w][0] += good if status < 400 else 0
+                    out[w][1] += valid
     return [{w: Counts(good, valid) for w, (good, valid) in out.items()} for out in sums]
