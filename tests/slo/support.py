@@ -35,3 +35,15 @@ def every(seconds: float, span_s: float, end: datetime = NOW) -> Iterable[float]
     last = end.timestamp() - 1
     n = int(span_s // seconds)
     return (last - (n - 1 - i) * seconds for i in range(n))
+
+
+def guardrails(
+    *fired: str, ran: tuple[str, ...] = ("input.pii", "input.injection")
+) -> dict[str, Any]:
+    """A record's `attributes` with its guardrails, as gateway/guarding.py writes them:
+    the checks in `ran` ran and those in `fired` fired (each check's entry has its own
+    `fired` flag)."""
+    checks = [{"check": c, "outcome": "flag" if c in fired else "pass", "fired": c in fired}
+              for c in ran]  # fmt: skip
+    return {"guardrails": {"mode": "enforce", "checks": checks, "fired": list(fired),
+                           "blocked": None}}  # fmt: skip

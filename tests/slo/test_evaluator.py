@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.registry.support import routes_file
-from tests.slo.support import NOW, every, request
+from tests.slo.support import NOW, every, guardrails, request
 from tests.support import GatewayFactory, new_database, wait_for
 from trimtab.alerts.service import AlertService
 from trimtab.alerts.signal import Signal
@@ -429,3 +429,25 @@ def test_in_the_server_a_failing_model_pages_through_the_alert_pipeline(
     assert alert.labels["model"] == "gpt-500"
     short = alert.details["short_window"]
     assert short["valid"] == 5 and short["bad"] == 5
+
+
+def test_a_guardrail_slo_read_with_the_others_gives_its_own_status(engine: Engine) -> None:
+    """`read_statuses` reads a guardrail SLO with its own sums, beside the status-code
+    SLOs of the same selector, as `read_status` reads it alone."""
+    records = [
+        request(i, t, attributes=guardrails("input.pii") if i % 4 == 0 else guardrails())
+        for i, t in enumerate(every(301, 2 * 86400))
+    ]
+    TelemetryStore(engine).write(records)
+    definitions = load_slos(
+        """
+slos:
+  avail: {route: support, sli: {kind: availability}, objective: 0.99}
+  guarded: {route: support, sli: {kind: guardrail}, objective: 0.9}
+"""
+    )
+    together = read_statuses(engine, definitions, NOW)
+    assert together == [read_status(engine, d, NOW) for d in definitions]
+    guarded = together[1]
+    assert guarded.counts.valid == len(records)
+    assert guarded.counts.bad == len(records[::4])

@@ -7,9 +7,15 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from tests.slo.support import NOW, request
+from tests.slo.support import NOW, guardrails, request
 from trimtab.slo.burn import Counts
-from trimtab.slo.rollups import minute_floor, read_series, read_windows, window_counts
+from trimtab.slo.rollups import (
+    minute_floor,
+    read_guardrail_windows,
+    read_series,
+    read_windows,
+    window_counts,
+)
 from trimtab.slo.spec import Sli, load_slos
 from trimtab.telemetry.store import TelemetryStore
 
@@ -83,3 +89,43 @@ def test_the_databases_sums_agree_with_the_per_minute_reading(engine: Engine) ->
         slo = dataclasses.replace(SLOS["timeouts"], sli=Sli("error_rate", error_class=error_class))
         series = read_series(engine, slo, NOW, 60)
         assert read_windows(engine, slo, NOW, [60]) == {60: window_counts(series, NOW, 60)}
+
+
+GUARDED = load_slos("slos:\n  g: {route: support, sli: {kind: guardrail}, objective: 0.99}\n")[0]
+
+
+def test_the_guardrail_sli_counts_the_requests_a_guardrail_fired_on(engine: Engine) -> None:
+    """Written through the real TelemetryStore in two batches (the second merges into the
+    first's rows), read per minute and summed by the database, on SQLite and PostgreSQL."""
+    t = NOW.timestamp()
+    store = TelemetryStore(engine)
+    store.write(
+        [
+            request(1, t - 10, attributes=guardrails("input.pii")),  # flagged, served
+            request(2, t - 11, attributes=guardrails()),  # checks ran, none fired
+            request(3, t - 12),  # no policy
+            request(4, t - 13, status_code=400, attributes=guardrails("input.injection")),
+            request(5, t - 14, status_code=400),  # the caller's own bad request: neither
+            request(6, t - 70, status_code=502, attributes=guardrails()),
+        ]
+    )
+    store.write(
+        [
+            request(7, t - 15, attributes=guardrails("input.pii", "input.injection")),
+            request(8, t - 71, attributes=guardrails("input.pii")),
+            request(9, t - 72, route="other", attributes=guardrails("input.pii")),
+        ]
+    )
+    now_minute = minute_floor(NOW)
+    series = read_series(engine, GUARDED, NOW, 60)
+    assert series == {
+        now_minute: Counts(2, 5),  # 2, 3 good; 1, 4, 7 bad
+        now_minute - timedelta(minutes=1): Counts(1, 2),  # 6 good, 8 bad
+    }
+    windows = [1, 2, 60]
+    expected = {w: window_counts(series, NOW, w) for w in windows}
+    assert read_windows(engine, GUARDED, NOW, windows) == expected
+    assert read_guardrail_windows(engine, GUARDED.selector, NOW, windows) == expected
+    assert expected[60] == Counts(3, 7)
+    v2 = dataclasses.replace(GUARDED, selector=dataclasses.replace(GUARDED.selector, version="2"))
+    assert read_windows(engine, v2, NOW, windows) == {w: Counts(0, 0) for w in windows}

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trimtab.slo.burn import Counts
-from trimtab.slo.sli import latency_counts, status_counts, within
+from trimtab.slo.sli import guardrail_counts, latency_counts, status_counts, within
 from trimtab.slo.spec import Sli
 from trimtab.telemetry.sketch import from_bytes, new_sketch, to_bytes
 
@@ -19,6 +19,16 @@ def test_availability_excludes_client_errors_and_disconnects() -> None:
         assert status_counts(AVAILABILITY, status, 3) == Counts(0, 3)
     for status in (400, 401, 404, 413, 429, 499):
         assert status_counts(AVAILABILITY, status, 3) == Counts(0, 0)
+
+
+def test_guardrail_counts_the_requests_a_guardrail_fired_on_as_bad() -> None:
+    assert guardrail_counts(200, 10, 3) == Counts(7, 10)
+    assert guardrail_counts(200, 10, 0) == Counts(10, 10)
+    assert guardrail_counts(502, 4, 1) == Counts(3, 4)  # a provider error is no violation
+    # a blocked input (400) or answer (422) is bad; the caller's own 4xx is in neither count
+    assert guardrail_counts(400, 5, 2) == Counts(0, 2)
+    assert guardrail_counts(422, 1, 1) == Counts(0, 1)
+    assert guardrail_counts(401, 6, 0) == Counts(0, 0)
 
 
 def test_error_rate_by_class() -> None:

@@ -139,3 +139,15 @@ slos:
 def test_bad_files(text: str, message: str) -> None:
     with pytest.raises(SlosError, match=message.replace(".", r"\.").replace("[", r"\[")):
         load_slos(text, "f.yaml")
+
+
+def test_a_guardrail_sli_parses_survives_its_stored_form_and_takes_no_other_key() -> None:
+    (d,) = load_slos("slos:\n  g: {route: support, sli: {kind: guardrail}, objective: 0.99}\n")
+    assert d.sli == Sli("guardrail") and d.to_json()["sli"] == {"kind": "guardrail"}
+    (again,) = parse_slos({"slos": {d.name: d.to_json()}})
+    assert again == d and again.digest == d.digest
+    # the rollups count the requests any check fired on, not each check's: no `checks:`
+    bad = "slos:\n  g: {route: r, sli: {kind: guardrail, checks: [pii]}, objective: 0.9}\n"
+    with pytest.raises(SlosError) as caught:
+        load_slos(bad, "f.yaml")
+    assert "f.yaml: slos.g.sli.checks: unknown key" in caught.value.problems

@@ -247,3 +247,25 @@ def test_group_of_nothing_is_empty() -> None:
 def test_group_status_labels_are_ints() -> None:
     groups = group(_rows([rec(1), rec(2, status_code=502)]), "status")
     assert sorted(g["status"] for g in groups) == [200, 502]
+
+
+def test_a_rollup_counts_the_requests_a_guardrail_fired_on() -> None:
+    def guarded(*fired: str) -> dict[str, Any]:
+        checks = [{"check": "input.pii", "fired": "input.pii" in fired}]
+        return {"guardrails": {"checks": checks, "fired": list(fired), "blocked": None}}
+
+    records = [
+        rec(1, attributes=guarded("input.pii")),
+        rec(2, attributes=guarded()),  # ran, nothing fired (its check's flag is false)
+        rec(3),  # no attributes
+        rec(4, attributes={"other": 1}),
+        rec(5, status_code=400, attributes=guarded("input.injection")),
+        rec(6, attributes={"guardrails": None}),
+    ]
+    (rollup_200, rollup_400) = (fold(records)[key_of(r)] for r in (records[0], records[4]))
+    assert (rollup_200.count, rollup_200.guardrail_fired) == (5, 1)
+    assert (rollup_400.count, rollup_400.guardrail_fired) == (1, 1)
+    merged = Rollup()
+    merged.merge(rollup_200)
+    merged.merge(rollup_400)
+    assert merged.guardrail_fired == 2

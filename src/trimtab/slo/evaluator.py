@@ -48,6 +48,7 @@ from trimtab.registry.store import RouteStore
 from trimtab.slo.burn import Counts, RuleVerdict
 from trimtab.slo.rollups import (
     minute_floor,
+    read_guardrail_windows,
     read_latency_windows,
     read_status_windows,
     read_windows,
@@ -269,6 +270,8 @@ def read_statuses(
     for i, d in enumerate(definitions):
         if d.sli.kind == "latency":
             latency.setdefault((d.selector, d.sli.of), []).append(i)
+        elif d.sli.kind == "guardrail":  # its own sums of the minute rollups
+            out[i] = judged(d, read_guardrail_windows(engine, d.selector, now, _spans(d)), now)
         else:
             groups.setdefault(d.selector, []).append(i)
     for (selector, _), members in latency.items():

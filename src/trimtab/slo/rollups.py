@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Engine, func, select
 
 from trimtab.slo.burn import Counts
+from trimtab.slo.guardrail_reads import guardrail_series, guardrail_windows
 from trimtab.slo.sli import latency_counts, status_counts
 from trimtab.slo.spec import Selector, Sli, SloDefinition
 from trimtab.slo.windows import latency_windows, status_windows
@@ -59,6 +60,8 @@ def read_series(
                 if counts.valid:
                     key = as_utc(minute)
                     out[key] = out[key] + counts if key in out else counts
+        elif slo.sli.kind == "guardrail":
+            out = guardrail_series(conn, where)
         else:
             query = (
                 select(c.minute, c.status_code, func.sum(c.count))
@@ -100,6 +103,8 @@ def read_windows(
     and error rates from the requests per status code summed by the database, latency
     from the rows' sketches; both from the hourly rollups where they can (slo/windows.py)."""
     spans = sorted(set(windows))
+    if slo.sli.kind == "guardrail":
+        return read_guardrail_windows(engine, slo.selector, now, spans)
     end = minute_floor(now)
     with engine.connect() as conn:
         if slo.sli.kind == "latency":
@@ -131,3 +136,15 @@ def read_latency_windows(
         raise ValueError("latency SLIs read together must measure the same `of`")
     with engine.connect() as conn:
         return latency_windows(conn, selector, slis, minute_floor(now), sorted(set(windows)))
+
+
+def read_guardrail_windows(
+    engine: Engine, selector: Selector, now: datetime, windows: Iterable[int]
+) -> dict[int, Counts]:
+    """A guardrail SLI's counts over each window (minutes up to `now`'s, included), in one
+    query of the minute rollups (slo/guardrail_reads.py)."""
+    spans = sorted(set(windows))
+    end = minute_floor(now)
+    start = end - timedelta(minutes=spans[-1] - 1)
+    with engine.connect() as conn:
+        return guardrail_windows(conn, _where(selector, start, end), end, spans)

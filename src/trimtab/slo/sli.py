@@ -4,7 +4,8 @@ A rollup row is one minute and one status code of a set of dimensions, with the 
 count and its latency and TTFT sketches (telemetry/rollups.py). The statuses are the
 gateway's: a provider timeout is 504, a stream the provider cut or failed mid-way 502,
 an unavailable provider or every deployment's breaker open 503, a client that went away
-mid-stream 499 (gateway/failures.py, gateway/streaming.py).
+mid-stream 499 (gateway/failures.py, gateway/streaming.py). The guardrail SLI reads the
+row's `guardrail_fired`, the requests on which a guardrail fired.
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ def status_counts(sli: Sli, status: int, count: int) -> Counts:
     if client_error(status) and not bad:
         return Counts(0, 0)
     return Counts(0 if bad else count, count)
+
+
+def guardrail_counts(status: int, count: int, fired: int) -> Counts:
+    """Guardrail SLIs: of a row's `count` requests, `fired` had a guardrail fire (the
+    bad ones). A client error counts only when a guardrail fired on it (a blocked input
+    is a 400 or 422, the caller's malformed request is in neither count)."""
+    if client_error(status):
+        return Counts(0, fired)
+    return Counts(count - fired, count)
 
 
 def within(sketch: DDSketch, threshold_ms: float) -> int:

@@ -12,6 +12,10 @@ slos:
     route: support-answer
     sli: {kind: latency, threshold_ms: 2000, of: ttft}   # of: total (default) | ttft
     objective: 0.95
+  support-guardrails:
+    route: support-answer
+    sli: {kind: guardrail}             # good = no guardrail fired on the request
+    objective: 0.99
     alerting:
       min_events: 50                   # default: per rule, see burn.auto_min_events
       windows:                         # default: the workbook's, scaled to the window
@@ -78,7 +82,13 @@ class ErrorRateSpec(_Strict):
     )
 
 
-SliSpec = Annotated[AvailabilitySpec | LatencySpec | ErrorRateSpec, Field(discriminator="kind")]
+class GuardrailSpec(_Strict):
+    kind: Literal["guardrail"]
+
+
+SliSpec = Annotated[
+    AvailabilitySpec | LatencySpec | ErrorRateSpec | GuardrailSpec, Field(discriminator="kind")
+]
 
 
 class RuleSpec(_Strict):
@@ -154,7 +164,7 @@ class Selector:
 
 @dataclass(frozen=True, slots=True)
 class Sli:
-    kind: Literal["availability", "latency", "error_rate"]
+    kind: Literal["availability", "latency", "error_rate", "guardrail"]
     threshold_ms: float | None = None  # latency
     of: Literal["total", "ttft"] = "total"  # latency
     error_class: str | None = None  # error_rate
@@ -223,6 +233,8 @@ def _definition(name: str, spec: SloSpec) -> SloDefinition:
         sli = Sli("latency", threshold_ms=float(s.threshold_ms), of=s.of)
     elif isinstance(s, ErrorRateSpec):
         sli = Sli("error_rate", error_class=s.error_class)
+    elif isinstance(s, GuardrailSpec):
+        sli = Sli("guardrail")
     else:
         sli = Sli("availability")
     window = WINDOWS[spec.window]
@@ -276,7 +288,7 @@ def parse_slos(data: Any, source: str = "<slos>") -> list[SloDefinition]:
 def _unkinded(problem: str) -> str:
     """`slos.a.sli.latency.of` as the file spells it: `slos.a.sli.of` (pydantic names the
     union's member in the path)."""
-    for kind in ("availability", "latency", "error_rate"):
+    for kind in ("availability", "latency", "error_rate", "guardrail"):
         problem = problem.replace(f".sli.{kind}.", ".sli.").replace(f".sli.{kind}:", ".sli:")
     return problem
 

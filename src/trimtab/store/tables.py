@@ -87,6 +87,8 @@ rollups = Table(
     Column("cost_usd", Float, nullable=False),
     Column("latency_sketch", LargeBinary, nullable=False),
     Column("ttft_sketch", LargeBinary, nullable=False),
+    # requests on which a guardrail fired (migration 0012_rollup_guardrails)
+    Column("guardrail_fired", Integer, nullable=False, server_default="0"),
     UniqueConstraint("minute", *ROLLUP_DIMENSIONS, name="uq_rollups_minute_dims"),
     Index("ix_rollups_minute", "minute"),
 )

@@ -28,7 +28,8 @@ GROUPABLE = {
 
 @dataclass(slots=True)
 class Rollup:
-    """Counts, tokens, cost and latency sketches of a set of requests."""
+    """Counts, tokens, cost and latency sketches of a set of requests; `guardrail_fired`
+    counts those on which a guardrail fired (`attributes.guardrails.fired` not empty)."""
 
     count: int = 0
     errors: int = 0
@@ -37,11 +38,14 @@ class Rollup:
     cost_usd: float = 0.0
     latency: DDSketch = field(default_factory=new_sketch)
     ttft: DDSketch = field(default_factory=new_sketch)
+    guardrail_fired: int = 0
 
     def add(self, record: RequestRecord) -> None:
         self.count += 1
         if record.is_error:
             self.errors += 1
+        if record.attributes and fired(record.attributes):
+            self.guardrail_fired += 1
         self.input_tokens += record.input_tokens or 0
         self.output_tokens += record.output_tokens or 0
         self.cost_usd += record.cost_usd or 0.0
@@ -55,6 +59,7 @@ class Rollup:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.cost_usd += other.cost_usd
+        self.guardrail_fired += other.guardrail_fired
         if other.latency.count:
             self.latency.merge(other.latency)
         if other.ttft.count:
@@ -79,6 +84,12 @@ class Rollup:
             "output_tokens": self.output_tokens,
             "cost_usd": round(self.cost_usd, 10),
         }
+
+
+def fired(attributes: dict[str, Any]) -> bool:
+    """Whether a record's attributes say a guardrail fired on it (gateway/guarding.py)."""
+    guardrails = attributes.get("guardrails")
+    return isinstance(guardrails, dict) and bool(guardrails.get("fired"))
 
 
 def minute_of(epoch_s: float) -> datetime:

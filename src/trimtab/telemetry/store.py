@@ -95,6 +95,7 @@ def _rollup_of(row: Any) -> Rollup:
         cost_usd=row["cost_usd"],
         latency=from_bytes(row["latency_sketch"]),
         ttft=from_bytes(row["ttft_sketch"]),
+        guardrail_fired=row["guardrail_fired"],
     )
 
 
@@ -111,6 +112,7 @@ _LOCK_ROLLUP = (
         rollups.c.cost_usd,
         rollups.c.latency_sketch,
         rollups.c.ttft_sketch,
+        rollups.c.guardrail_fired,
     )
     .where(*(rollups.c[name] == bindparam(name) for name in _DIMS))
     .with_for_update()
@@ -126,6 +128,7 @@ _UPDATE_ROLLUP = (
         cost_usd=bindparam("new_cost_usd"),
         latency_sketch=bindparam("new_latency_sketch"),
         ttft_sketch=bindparam("new_ttft_sketch"),
+        guardrail_fired=bindparam("new_guardrail_fired"),
     )
 )
 # whether the insert made a row: RETURNING on PostgreSQL (its rowcount here is -1); on
@@ -159,11 +162,12 @@ def _merge_rollup(conn: Connection, key: RollupKey, delta: Rollup) -> None:
             "cost_usd": delta.cost_usd,
             "latency_sketch": to_bytes(delta.latency),
             "ttft_sketch": to_bytes(delta.ttft),
+            "guardrail_fired": delta.guardrail_fired,
         }
         if _inserted(conn, fresh):
             return
         row = conn.execute(_LOCK_ROLLUP, dims).one()
-    row_id, count, errors, input_tokens, output_tokens, cost_usd, latency, ttft = row
+    row_id, count, errors, input_tokens, output_tokens, cost_usd, latency, ttft, fired = row
     conn.execute(
         _UPDATE_ROLLUP,
         {
@@ -175,6 +179,7 @@ def _merge_rollup(conn: Connection, key: RollupKey, delta: Rollup) -> None:
             "new_cost_usd": cost_usd + delta.cost_usd,
             "new_latency_sketch": _merged(latency, delta.latency),
             "new_ttft_sketch": _merged(ttft, delta.ttft),
+            "new_guardrail_fired": fired + delta.guardrail_fired,
         },
     )
 
