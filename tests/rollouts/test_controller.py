@@ -326,3 +326,34 @@ def test_a_candidate_that_trips_guardrails_as_often_is_not_rolled_back(
     tripped = next(m for m in done.last_decision["metrics"] if m["metric"] == "guardrail_rate")
     assert tripped["verdict"] != "regression" and not tripped["required"]
     assert tripped["candidate_value"] == 152 / 3030
+
+
+def test_one_user_tripping_guardrails_on_the_candidate_is_not_a_regression_of_the_version(
+    engine: Engine, store: RolloutStore
+) -> None:
+    """A red-teamer sticky on the candidate trips a check on most of their requests:
+    counted request by request the candidate's rate tripled; at the unit of assignment it
+    is one user, and the guardrail test takes the design effect as the error test does."""
+    ro = start(store)
+    for i in range(60):
+        record(engine, 1, 90, fired=5 if i % 2 else 4, seed=i, user=f"s{i}")
+    record(engine, 2, 300, fired=60, seed=100, user="red-team")
+    for i in range(30):
+        record(engine, 2, 10, fired=1 if i % 2 else 0, seed=200 + i, user=f"c{i}")
+    stable, candidate = controller(store).windows(ro)
+
+    def bare(arm: list[ArmStats]) -> list[ArmStats]:
+        return [ArmStats(n=a.n, guardrail_fired=a.guardrail_fired) for a in arm]
+
+    naive = analyze(bare(stable), bare(candidate))
+    tripped = next(m for m in naive if m.metric == "guardrail_rate")
+    assert tripped.verdict is Verdict.REGRESSION
+    controller(store).step(ro)
+    held = current(store)
+    assert held.status == "running" and held.last_decision is not None
+    tripped_now = next(m for m in held.last_decision["metrics"] if m["metric"] == "guardrail_rate")
+    assert tripped_now["verdict"] != "regression"
+    assert float(tripped_now["note"].rsplit("design effect ", 1)[1]) > 5
+    units = candidate[0].units
+    assert units is not None and units.keys[0] == "user:red-team"
+    assert units.guardrail_fired[0] == 60 and units.rest_guardrail_fired == 0

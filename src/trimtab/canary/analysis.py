@@ -255,13 +255,17 @@ def _latency_counts(windows: Sequence[ArmStats]) -> FloatArray:
     return np.array([0.0 if w.latency is None else w.latency.count for w in windows])
 
 
-CLUSTERED = {Metric.ERROR_RATE: "errors", Metric.REFUSAL_RATE: "refusals"}
+CLUSTERED = {
+    Metric.ERROR_RATE: "errors",
+    Metric.REFUSAL_RATE: "refusals",
+    Metric.GUARDRAIL_RATE: "guardrail_fired",
+}
 
 
 def unit_dispersion(
     stable: Sequence[ArmStats], candidate: Sequence[ArmStats], specs: Sequence[MetricSpec]
 ) -> dict[str, FloatArray]:
-    """The design effect of the error and refusal tests from the windows' per-user counts
+    """The design effect of the error, refusal and guardrail tests from the windows' per-user counts
     (:func:`trimtab.stats.clustered.design_effect`); empty unless every window of both
     arms has them. A user seen in several windows is one unit across them."""
     if not all(w.units is not None for w in (*stable, *candidate)):

@@ -96,7 +96,8 @@ class SketchLatency:
 @dataclass(frozen=True, slots=True)
 class UnitCounts:
     """One arm's requests per unit of assignment (the sticky user, else the session) in
-    one window: ``keys`` with their ``n`` requests, ``errors`` and ``refusals``; ``rest_*``
+    one window: ``keys`` with their ``n`` requests, ``errors``, ``refusals`` and
+    ``guardrail_fired``; ``rest_*``
     are the arm's requests not broken down (no user or session, or beyond the read's
     bound), each taken as its own unit."""
 
@@ -104,9 +105,11 @@ class UnitCounts:
     n: FloatArray
     errors: FloatArray
     refusals: FloatArray
+    guardrail_fired: FloatArray
     rest_n: float = 0.0
     rest_errors: float = 0.0
     rest_refusals: float = 0.0
+    rest_guardrail_fired: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

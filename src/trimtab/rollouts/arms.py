@@ -140,6 +140,7 @@ class ArmReader:
                 func.count(),
                 func.coalesce(func.sum(case((c.status_code >= 500, 1), else_=0)), 0),
                 func.coalesce(func.sum(case((refused, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((fired, 1), else_=0)), 0),
             )
             .where(*within, unit.is_not(None))
             .group_by(unit)
@@ -173,7 +174,7 @@ class ArmReader:
             cost_sum=float(cost_sum),
             cost_sq_sum=float(cost_sq_sum),
             latency=LatencySamples.of(durations) if durations else None,
-            units=_units(units, int(n), int(errors), int(refusals)),
+            units=_units(units, int(n), int(errors), int(refusals), int(tripped)),
             guardrail_fired=int(tripped),
         )
 
@@ -189,15 +190,17 @@ def guardrail_fired(dialect: str, attributes: Any) -> ColumnElement[bool]:
     return func.json_array_length(attributes, literal_column("'$.guardrails.fired'")) > 0
 
 
-def _units(rows: Any, n: int, errors: int, refusals: int) -> UnitCounts:
-    counts = np.array([[r[1], r[2], r[3]] for r in rows], dtype=np.float64).reshape(-1, 3)
+def _units(rows: Any, n: int, errors: int, refusals: int, fired: int) -> UnitCounts:
+    counts = np.array([list(r[1:5]) for r in rows], dtype=np.float64).reshape(-1, 4)
     seen = counts.sum(axis=0)
     return UnitCounts(
         keys=tuple(str(r[0]) for r in rows),
         n=counts[:, 0],
         errors=counts[:, 1],
         refusals=counts[:, 2],
+        guardrail_fired=counts[:, 3],
         rest_n=max(n - float(seen[0]), 0.0),
         rest_errors=max(errors - float(seen[1]), 0.0),
         rest_refusals=max(refusals - float(seen[2]), 0.0),
+        rest_guardrail_fired=max(fired - float(seen[3]), 0.0),
     )
