@@ -331,9 +331,10 @@ def test_a_candidate_that_trips_guardrails_as_often_is_not_rolled_back(
 def test_one_user_tripping_guardrails_on_the_candidate_is_not_a_regression_of_the_version(
     engine: Engine, store: RolloutStore
 ) -> None:
-    """A red-teamer sticky on the candidate trips a check on most of their requests:
-    counted request by request the candidate's rate tripled; at the unit of assignment it
-    is one user, and the guardrail test takes the design effect as the error test does."""
+    """A red-teamer sticky on the candidate trips a check on a fifth of their 300 requests
+    (everyone else on about a twentieth): counted request by request the candidate's rate
+    tripled; at the unit of assignment it is one user, and the guardrail test takes the
+    design effect as the error test does."""
     ro = start(store)
     for i in range(60):
         record(engine, 1, 90, fired=5 if i % 2 else 4, seed=i, user=f"s{i}")
