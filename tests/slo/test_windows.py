@@ -14,6 +14,7 @@ from trimtab.slo.rollups import read_series
 from trimtab.slo.spec import SloDefinition, load_slos
 from trimtab.slo.status import SloStatus, evaluate, read_status
 from trimtab.slo.windows import plan
+from trimtab.store.engine import as_utc
 from trimtab.store.tables import rollups_hour, rollups_hour_dirty
 from trimtab.telemetry.hourly import compact
 from trimtab.telemetry.retention import Tenants, delete_rollups
@@ -85,19 +86,27 @@ def _all_the_same(engine: Engine) -> None:
 def test_the_hourly_reads_give_the_minutes_statuses_on_a_seeded_month(engine: Engine) -> None:
     _month(engine)
     _all_the_same(engine)  # nothing compacted yet: every hour marked, read from minutes
-    assert compact(engine, NOW, limit=10_000) >= 30 * 24
+    assert compact(engine, NOW, limit=10_000) == 721 + 30  # 11-01 11:00 .. 12-01 11:00
     with engine.connect() as conn:
-        assert conn.scalar(select(func.count()).select_from(rollups_hour)) > 30 * 24
-        left = conn.scalars(select(rollups_hour_dirty.c.hour)).all()
-    assert len(left) == 1  # the current hour's: its minutes are still being written
+        assert conn.scalar(select(func.count()).select_from(rollups_hour)) > 751
+        left = conn.execute(select(rollups_hour_dirty.c.hour, rollups_hour_dirty.c.hours)).all()
+    # the current hour's and day's: their minutes are still being written
+    assert {(as_utc(h), n) for h, n in left} == {(END, 1), (END.replace(hour=0), 24)}
     _all_the_same(engine)
 
     # a late write into a compacted hour (a replayed spill) marks it: read from minutes
     late = (NOW - timedelta(days=2)).timestamp()
     TelemetryStore(engine).write([request(10**6 + i, late, status_code=503) for i in range(5)])
     _all_the_same(engine)
-    assert compact(engine, NOW) == 1
+    assert compact(engine, NOW) == 2  # the hour, then its day
     _all_the_same(engine)
+
+    # late writes into 80 hours apart, every other one: more ranges than one SELECT each
+    TelemetryStore(engine).write(
+        [request(2 * 10**6 + i, late - 7200 * i, status_code=504) for i in range(80)]
+    )
+    _all_the_same(engine)
+    compact(engine, NOW, limit=10_000)
 
     # retention deleting one tenant's old minutes marks their hours too
     while delete_rollups(engine, Tenants(only="globex"), NOW - timedelta(days=20), 500):
@@ -124,14 +133,19 @@ def test_a_compacted_month_is_read_from_the_hourly_rows(sqlite_engine: Engine) -
     assert len(read) == 1 and "rollups_hour" in read[0]
 
 
-def test_plan_takes_whole_unmarked_hours_between_the_windows_cuts() -> None:
-    end = END + timedelta(minutes=17)  # 12:17, included
+CLEAN: dict[int, set[datetime]] = {1: set(), 24: set()}
+
+
+def test_plan_takes_whole_unmarked_days_then_hours_between_the_windows_cuts() -> None:
+    end = END + timedelta(minutes=17)  # 12-01 12:17, included
     starts = [end - timedelta(minutes=w - 1) for w in (5, 60, 360, 4320)]
-    minutes, hours = plan(end, starts, set())
-    # 3 d: 2026-11-28 12:18 .. 12:17; the whole hours 11-28 13:00 .. 12-01 06:00 (the
-    # 6 h cut 06:18), 07:00 .. 11:00 (the 1 h cut 11:18), minutes elsewhere
+    minutes, hours, days = plan(end, starts, CLEAN)
+    # 3 d from 11-28 12:18: hours 13:00-24:00, the days 11-29 and 11-30, hours 12-01
+    # 00:00-06:00 (the 6 h cut is 06:18), 07:00-11:00 (the 1 h cut 11:18), minutes elsewhere
+    assert days == [(datetime(2026, 11, 29, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))]
     assert hours == [
-        (datetime(2026, 11, 28, 13, tzinfo=UTC), datetime(2026, 12, 1, 6, tzinfo=UTC)),
+        (datetime(2026, 11, 28, 13, tzinfo=UTC), datetime(2026, 11, 29, tzinfo=UTC)),
+        (datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 1, 6, tzinfo=UTC)),
         (datetime(2026, 12, 1, 7, tzinfo=UTC), datetime(2026, 12, 1, 11, tzinfo=UTC)),
     ]
     assert minutes == [
@@ -139,17 +153,21 @@ def test_plan_takes_whole_unmarked_hours_between_the_windows_cuts() -> None:
         (datetime(2026, 12, 1, 6, tzinfo=UTC), datetime(2026, 12, 1, 7, tzinfo=UTC)),
         (datetime(2026, 12, 1, 11, tzinfo=UTC), end + timedelta(minutes=1)),
     ]
-    dirty = {datetime(2026, 11, 30, 3, tzinfo=UTC)}
-    minutes, hours = plan(end, starts, dirty)
-    assert (dirty.copy().pop(), dirty.pop() + H) in minutes
-    assert hours[0][1] == datetime(2026, 11, 30, 3, tzinfo=UTC)
-    assert hours[1][0] == datetime(2026, 11, 30, 4, tzinfo=UTC)
+    # a marked day is read by its hours, a marked hour by its minutes
+    marked_hour = datetime(2026, 11, 30, 3, tzinfo=UTC)
+    minutes, hours, days = plan(
+        end, starts, {1: {marked_hour}, 24: {datetime(2026, 11, 30, tzinfo=UTC)}}
+    )
+    assert days == [(datetime(2026, 11, 29, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))]
+    assert (datetime(2026, 11, 30, tzinfo=UTC), marked_hour) in hours
+    assert (marked_hour + H, datetime(2026, 12, 1, 6, tzinfo=UTC)) in hours
+    assert (marked_hour, marked_hour + H) in minutes
 
 
 def test_plan_of_windows_shorter_than_an_hour_is_minutes_only() -> None:
     end = END + timedelta(minutes=59)
-    minutes, hours = plan(end, [end - timedelta(minutes=4), end - timedelta(minutes=29)], set())
-    assert hours == [] and minutes == [(end - timedelta(minutes=29), end + timedelta(minutes=1))]
-    # a window of exactly the hour 12:00-12:59 takes its hourly row
-    minutes, hours = plan(end, [END], set())
-    assert hours == [(END, END + H)] and minutes == []
+    starts = [end - timedelta(minutes=4), end - timedelta(minutes=29)]
+    minutes, hours, days = plan(end, starts, CLEAN)
+    assert hours == days == [] and minutes == [(starts[1], end + timedelta(minutes=1))]
+    # a window of exactly the hour 12:00-12:59 takes its hour row
+    assert plan(end, [END], CLEAN) == ([], [(END, END + H)], [])

@@ -1,13 +1,14 @@
-"""An SLO's alert windows read from the hourly rollups where they can be, the minute
-rollups elsewhere (telemetry/hourly.py): each window is cut at its own first minute, the
-whole hours between two cuts that are compacted and unmarked come from `rollups_hour`,
-everything else (the window edges, the current hour, marked hours) from
-`rollups_minute`, in one query. The sums are those of the minutes: an hour's row is the
+"""An SLO's alert windows read from the hourly and daily rollups where they can be, the
+minute rollups elsewhere (telemetry/hourly.py): each window is cut at its own first
+minute; between two cuts the whole days that are compacted and unmarked come from
+`rollups_hour`'s day rows, then the whole such hours of what is left from its hour rows,
+everything else (the window edges, the current hour, marked spans) from
+`rollups_minute`, in one query. The sums are those of the minutes: a span's row is the
 sum of its minutes' rows, and a row counts in a window when its start is within it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -18,6 +19,7 @@ from ddsketch.pb.proto import KeyMappingProto
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Select,
     Subquery,
     Table,
     and_,
@@ -34,7 +36,7 @@ from trimtab.slo.sli import client_error, within
 from trimtab.slo.spec import Selector, Sli
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import rollups, rollups_hour
-from trimtab.telemetry.hourly import HOUR, dirty_hours, hour_floor
+from trimtab.telemetry.hourly import DAY, HOUR, dirty_spans
 from trimtab.telemetry.production import unless_named
 from trimtab.telemetry.sketch import from_bytes
 
@@ -50,32 +52,58 @@ def cutoffs(end: datetime, spans: Iterable[int]) -> dict[int, datetime]:
     return {w: end - timedelta(minutes=w - 1) for w in spans}
 
 
-def plan(end: datetime, starts: Iterable[datetime], dirty: set[datetime]) -> tuple[Ranges, Ranges]:
-    """(minute ranges, hour ranges) covering the minutes from the earliest start to `end`
-    (included): the whole unmarked hours between two consecutive starts, and the rest."""
+def _cover(a: datetime, b: datetime, size: timedelta, dirty: set[datetime]) -> Ranges:
+    """The whole spans of `size` (aligned on UTC midnight) within [a, b), unmarked, merged."""
+    midnight = as_utc(a).replace(hour=0, minute=0, second=0, microsecond=0)
+    at = midnight + ((a - midnight + size - MINUTE) // size) * size  # the first at or after a
+    out: Ranges = []
+    while at + size <= b:
+        if at not in dirty:
+            if out and out[-1][1] == at:
+                out[-1] = (out[-1][0], at + size)
+            else:
+                out.append((at, at + size))
+        at += size
+    return out
+
+
+def _gaps(a: datetime, b: datetime, covered: Ranges) -> Ranges:
+    out: Ranges = []
+    for x, y in [*covered, (b, b)]:
+        if a < x:
+            out.append((a, x))
+        a = y
+    return out
+
+
+def plan(
+    end: datetime, starts: Iterable[datetime], dirty: Mapping[int, set[datetime]]
+) -> tuple[Ranges, Ranges, Ranges]:
+    """(minute, hour, day ranges) covering the minutes from the earliest start to `end`
+    (included): between two consecutive starts the whole unmarked days, then the whole
+    unmarked hours of what is left, then its minutes."""
     bounds = [*sorted(set(starts)), end + MINUTE]
-    hours: list[datetime] = []
+    minutes: Ranges = []
+    hours: Ranges = []
+    days: Ranges = []
     for a, b in pairwise(bounds):
-        h = hour_floor(a)
-        if h < a:
-            h += HOUR
-        while h + HOUR <= b:
-            if h not in dirty:
-                hours.append(h)
-            h += HOUR
-    hour_ranges: Ranges = []
-    for h in hours:
-        if hour_ranges and hour_ranges[-1][1] == h:
-            hour_ranges[-1] = (hour_ranges[-1][0], h + HOUR)
+        got = _cover(a, b, DAY, dirty.get(24, set()))
+        days += got
+        for x, y in _gaps(a, b, got):
+            within = _cover(x, y, HOUR, dirty.get(1, set()))
+            hours += within
+            minutes += _gaps(x, y, within)
+    return _merged(minutes), _merged(hours), _merged(days)
+
+
+def _merged(ranges: Ranges) -> Ranges:
+    out: Ranges = []
+    for a, b in sorted(ranges):
+        if out and out[-1][1] == a:
+            out[-1] = (out[-1][0], b)
         else:
-            hour_ranges.append((h, h + HOUR))
-    minute_ranges: Ranges = []
-    at = bounds[0]
-    for a, b in [*hour_ranges, (bounds[-1], bounds[-1])]:
-        if at < a:
-            minute_ranges.append((at, a))
-        at = b
-    return minute_ranges, hour_ranges
+            out.append((a, b))
+    return out
 
 
 def _selected(table: Table, selector: Selector) -> list[ColumnElement[bool]]:
@@ -88,23 +116,38 @@ def _selected(table: Table, selector: Selector) -> list[ColumnElement[bool]]:
     return out + unless_named(c.feature, selector.feature)  # eval runs' calls move no SLO
 
 
-def _scattered(
-    selector: Selector, minute_ranges: Ranges, hour_ranges: Ranges, value: str
-) -> Subquery:
-    """`rows` as two SELECTs, each over its ranges OR-ed (SQLite allows 500 SELECTs in a
-    compound one): a scan of the window's minutes, as before the hourly rollups."""
+def _parts(
+    selector: Selector, ranges: tuple[Ranges, Ranges, Ranges], value: str, scattered: bool
+) -> list[Select[Any]]:
+    """One SELECT per range, so that each is a range scan of its table's time index; or,
+    `scattered`, one per table and span, over its ranges OR-ed (SQLite allows 500 SELECTs
+    in a compound one)."""
     m, h = rollups.c, rollups_hour.c
-    return union_all(
-        select(m.minute.label("at"), m.status_code, m[value].label("value")).where(
-            _within(m.minute, minute_ranges), *_selected(rollups, selector)
-        ),
-        select(h.hour.label("at"), h.status_code, h[value].label("value")).where(
-            _within(h.hour, hour_ranges), *_selected(rollups_hour, selector)
-        ),
-    ).subquery()
+    minutes, hours, days = ranges
+
+    def of_minutes(rs: Ranges) -> Select[Any]:
+        return select(m.minute.label("at"), m.status_code, m[value].label("value")).where(
+            _within(m.minute, rs), *_selected(rollups, selector)
+        )
+
+    def of_spans(n: int, rs: Ranges) -> Select[Any]:
+        return select(h.hour.label("at"), h.status_code, h[value].label("value")).where(
+            h.hours == n, _within(h.hour, rs), *_selected(rollups_hour, selector)
+        )
+
+    if scattered:
+        return [of_minutes(minutes), of_spans(1, hours), of_spans(24, days)]
+    return (
+        [of_minutes([r]) for r in minutes]
+        + [of_spans(1, [r]) for r in hours]
+        + [of_spans(24, [r]) for r in days]
+    )
 
 
 def _within(column: Any, ranges: Ranges) -> ColumnElement[bool]:
+    if len(ranges) == 1:
+        ((a, b),) = ranges
+        return and_(column >= a, column < b)
     return or_(false(), *(and_(column >= a, column < b) for a, b in ranges))
 
 
@@ -112,24 +155,10 @@ def rows(
     conn: Connection, selector: Selector, end: datetime, starts: Sequence[datetime], value: str
 ) -> Subquery:
     """(at, status_code, value) of the selector's rows from the earliest start to `end`:
-    minute rows and unmarked hourly rows, `value` a column both tables have."""
+    minute rows and unmarked hour and day rows, `value` a column both tables have."""
     first = min(starts)
-    minute_ranges, hour_ranges = plan(end, starts, dirty_hours(conn, first, end))
-    m, h = rollups.c, rollups_hour.c
-    if len(minute_ranges) + len(hour_ranges) > MAX_PARTS:  # marked hours all over
-        return _scattered(selector, minute_ranges, hour_ranges, value)
-    # one SELECT per range, so that each is a range scan of its table's time index
-    parts = [
-        select(m.minute.label("at"), m.status_code, m[value].label("value")).where(
-            m.minute >= a, m.minute < b, *_selected(rollups, selector)
-        )
-        for a, b in minute_ranges
-    ] + [
-        select(h.hour.label("at"), h.status_code, h[value].label("value")).where(
-            h.hour >= a, h.hour < b, *_selected(rollups_hour, selector)
-        )
-        for a, b in hour_ranges
-    ]
+    ranges = plan(end, starts, dirty_spans(conn, first, end))
+    parts = _parts(selector, ranges, value, sum(map(len, ranges)) > MAX_PARTS)
     return union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
 
 
@@ -204,21 +233,26 @@ def latency_windows(
     conn: Connection, selector: Selector, slis: Sequence[Sli], end: datetime, spans: Sequence[int]
 ) -> list[dict[int, Counts]]:
     """Each latency SLI's counts over each window, each row's sketch decoded once."""
-    cuts = sorted(cutoffs(end, spans).items())
+    # the windows from the longest (earliest cut) on; a row is in the windows whose cut
+    # is at or before it: the database numbers that (its piece), the sums add the pieces
+    cuts = sorted(cutoffs(end, spans).items(), key=lambda wc: wc[1])
     column = "latency_sketch" if slis[0].of == "total" else "ttft_sketch"
     u = rows(conn, selector, end, [c for _, c in cuts], column)
-    sums = [{w: [0, 0] for w in spans} for _ in slis]
+    piece = case(*((u.c.at >= c, k + 1) for k, (_, c) in reversed(list(enumerate(cuts)))), else_=0)
+    goods = [[0] * (len(cuts) + 1) for _ in slis]
+    valids = [0] * (len(cuts) + 1)
     reader = _Thresholds([float(sli.threshold_ms or 0) for sli in slis])
-    for at_raw, status, raw in conn.execute(select(u.c.at, u.c.status_code, u.c.value)):
+    for k, status, raw in conn.execute(select(piece, u.c.status_code, u.c.value)):
         if client_error(status):
             continue  # in neither count (sli.latency_counts)
-        at = as_utc(at_raw)
-        valid, goods = reader.counts(raw)
-        if not valid:
-            continue
-        for good, out in zip(goods, sums, strict=True):
-            for w, cutoff in cuts:
-                if at >= cutoff:
-                    out[w][0] += good if status < 400 else 0
-                    out[w][1] += valid
-    return [{w: Counts(good, valid) for w, (good, valid) in out.items()} for out in sums]
+        valid, within_ = reader.counts(raw)
+        valids[k] += valid
+        if status < 400:
+            for good, piece_goods in zip(within_, goods, strict=True):
+                piece_goods[k] += good
+    result: list[dict[int, Counts]] = [{} for _ in slis]
+    for j, (w, _) in enumerate(cuts):  # window j: the pieces after j
+        valid = sum(valids[j + 1 :])
+        for counts, got in zip(result, goods, strict=True):
+            counts[w] = Counts(sum(got[j + 1 :]), valid)
+    return result

@@ -580,13 +580,15 @@ online_scores = Table(
 
 # -- hourly SLO rollups (issue 14, speed) ---------------------------------------------------
 
-# the minute rollups of one closed hour summed per SLO dimensions (no provider), written by
-# telemetry/hourly.py's compaction from `rollups_minute`; read for an SLO's long windows
+# the minute rollups of one closed hour (`hours` 1) or UTC day (24) summed per SLO
+# dimensions (no provider), written by telemetry/hourly.py's compaction; read for an SLO's
+# long windows
 rollups_hour = Table(
     "rollups_hour",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("hour", DateTime(timezone=True), nullable=False),
+    Column("hour", DateTime(timezone=True), nullable=False),  # the span's start
+    Column("hours", Integer, nullable=False),  # 1 or 24
     Column("route", String(256), nullable=False),
     Column("model", String(256), nullable=False),
     Column("tenant", String(128), nullable=False),
@@ -596,15 +598,16 @@ rollups_hour = Table(
     Column("count", Integer, nullable=False),
     Column("latency_sketch", LargeBinary, nullable=False),
     Column("ttft_sketch", LargeBinary, nullable=False),
-    Index("ix_rollups_hour_route", "route", "hour"),
-    Index("ix_rollups_hour_hour", "hour"),
+    Index("ix_rollups_hour_route", "route", "hours", "hour"),
+    Index("ix_rollups_hour_hour", "hours", "hour"),
 )
 
-# an hour whose minute rollups changed since it was last compacted (or never was): its
-# `rollups_hour` rows are not read; `seq` grows with each write into the hour
+# an hour or day whose minute rollups changed since it was last compacted (or never was):
+# its `rollups_hour` rows are not read; `seq` grows with each write into it
 rollups_hour_dirty = Table(
     "rollups_hour_dirty",
     metadata,
     Column("hour", DateTime(timezone=True), primary_key=True),
+    Column("hours", Integer, primary_key=True),
     Column("seq", Integer, nullable=False),
 )

@@ -1,12 +1,14 @@
-"""Hourly rollups for the SLO reads: a closed hour's minute rollups summed per SLO
-dimensions (route, model, tenant, feature, version, status; no provider), so a 30-day
-window reads 720 rows per series instead of 43,200.
+"""Hourly and daily rollups for the SLO reads: a closed hour's (or UTC day's) minute
+rollups summed per SLO dimensions (route, model, tenant, feature, version, status; no
+provider), so a 30-day window reads about 30 day rows per series, a few dozen hour rows
+and its edges' minutes, instead of 43,200 minute rows.
 
-Exact by construction: every write into an hour's minutes marks the hour dirty
-(`mark_dirty`, in the writer's transaction), and a reader takes an hour from
-`rollups_hour` only while it is not marked; a marked hour is read from its minutes.
-`compact` (the SLO evaluator runs it each cycle) rebuilds marked closed hours and clears
-a mark only if no write bumped its `seq` meanwhile.
+Exact by construction: every write into a minute marks its hour and its day dirty
+(`mark_dirty`, in the writer's transaction), and a reader takes a span from
+`rollups_hour` only while it is not marked; a marked span is read from finer rows.
+`compact` (the SLO evaluator runs it each cycle) rebuilds marked closed hours from their
+minutes, then marked closed days whose hours are all clean from those hours' rows, and
+clears a mark only if no write bumped its `seq` meanwhile.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ddsketch import DDSketch
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trimtab.store.engine import as_utc
@@ -24,6 +26,7 @@ from trimtab.store.tables import rollups, rollups_hour, rollups_hour_dirty
 from trimtab.telemetry.sketch import from_bytes, to_bytes
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 SLO_DIMENSIONS = ("route", "model", "tenant", "feature", "version", "status_code")
 
 
@@ -31,53 +34,86 @@ def hour_floor(at: datetime) -> datetime:
     return as_utc(at).replace(minute=0, second=0, microsecond=0)
 
 
+def day_floor(at: datetime) -> datetime:
+    return as_utc(at).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def mark_dirty(conn: Connection, minutes: Iterable[datetime]) -> None:
-    """Mark the hours of `minutes` (just written) dirty: one upsert per distinct hour."""
-    hours = sorted({hour_floor(m) for m in minutes})
-    if not hours:
+    """Mark the hours and days of `minutes` (just written) dirty: one upsert per distinct
+    hour and day."""
+    at = {hour_floor(m) for m in minutes}
+    marks = sorted({(h, 1) for h in at} | {(day_floor(h), 24) for h in at})
+    if not marks:
         return
     table = rollups_hour_dirty
     ins: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
-    stmt = ins.on_conflict_do_update(index_elements=[table.c.hour], set_={"seq": table.c.seq + 1})
-    conn.execute(stmt, [{"hour": h, "seq": 1} for h in hours])
+    stmt = ins.on_conflict_do_update(
+        index_elements=[table.c.hour, table.c.hours], set_={"seq": table.c.seq + 1}
+    )
+    conn.execute(stmt, [{"hour": h, "hours": n, "seq": 1} for h, n in marks])
 
 
-def dirty_hours(conn: Connection, start: datetime, end: datetime) -> set[datetime]:
-    """The marked hours between `start` and `end` (both included)."""
+def dirty_spans(conn: Connection, start: datetime, end: datetime) -> dict[int, set[datetime]]:
+    """The marked hours (key 1) and days (key 24) that start between `start`'s day and
+    `end` (included)."""
     c = rollups_hour_dirty.c
-    query = select(c.hour).where(c.hour >= hour_floor(start), c.hour <= end)
-    return {as_utc(h) for (h,) in conn.execute(query)}
+    query = select(c.hour, c.hours).where(c.hour >= day_floor(start), c.hour <= end)
+    out: dict[int, set[datetime]] = {1: set(), 24: set()}
+    for h, n in conn.execute(query):
+        out.setdefault(int(n), set()).add(as_utc(h))
+    return out
 
 
 def compact(engine: Engine, now: datetime, limit: int = 48) -> int:
     """Rebuild up to `limit` marked hours that closed before `now`'s hour (the newest
-    first) from their minutes; returns how many were cleared."""
+    first) from their minutes, then up to `limit` marked days closed before `now`'s day
+    whose hours are all clean; returns how many marks were cleared."""
     c = rollups_hour_dirty.c
     with engine.connect() as conn:
-        marked = list(
+        hours = list(
             conn.execute(
                 select(c.hour, c.seq)
-                .where(c.hour < hour_floor(now))
+                .where(c.hours == 1, c.hour < hour_floor(now))
                 .order_by(c.hour.desc())
                 .limit(limit)
             )
         )
-    cleared = 0
-    for hour, seq in marked:
-        cleared += _compact_hour(engine, as_utc(hour), int(seq))
-    return cleared
-
-
-def _compact_hour(engine: Engine, hour: datetime, seq: int) -> int:
-    m = rollups.c
-    sums: dict[tuple[Any, ...], list[Any]] = {}
-    with engine.begin() as conn:
-        rows = conn.execute(
-            select(*(m[d] for d in SLO_DIMENSIONS), m.count, m.latency_sketch, m.ttft_sketch).where(
-                m.minute >= hour, m.minute < hour + HOUR
+    cleared = sum(_compact(engine, as_utc(h), 1, int(seq)) for h, seq in hours)
+    with engine.connect() as conn:
+        days = list(
+            conn.execute(
+                select(c.hour, c.seq)
+                .where(c.hours == 24, c.hour < day_floor(now))
+                .order_by(c.hour.desc())
+                .limit(limit)
             )
         )
-        for *dims, count, latency, ttft in rows:
+        ready = []
+        for d, seq in days:
+            day = as_utc(d)
+            pending = conn.scalar(
+                select(func.count()).where(c.hours == 1, c.hour >= day, c.hour < day + DAY)
+            )
+            if not pending:
+                ready.append((day, int(seq)))
+    return cleared + sum(_compact(engine, day, 24, seq) for day, seq in ready)
+
+
+def _compact(engine: Engine, start: datetime, hours: int, seq: int) -> int:
+    """Rebuild one span's rows: an hour from its minutes, a day from its hours' rows."""
+    sums: dict[tuple[Any, ...], list[Any]] = {}
+    with engine.begin() as conn:
+        if hours == 1:
+            m = rollups.c
+            query = select(
+                *(m[d] for d in SLO_DIMENSIONS), m.count, m.latency_sketch, m.ttft_sketch
+            ).where(m.minute >= start, m.minute < start + HOUR)
+        else:
+            h = rollups_hour.c
+            query = select(
+                *(h[d] for d in SLO_DIMENSIONS), h.count, h.latency_sketch, h.ttft_sketch
+            ).where(h.hours == 1, h.hour >= start, h.hour < start + DAY)
+        for *dims, count, latency, ttft in conn.execute(query):
             key = tuple(dims)
             got = sums.get(key)
             if got is None:
@@ -86,13 +122,15 @@ def _compact_hour(engine: Engine, hour: datetime, seq: int) -> int:
                 got[0] += count
                 _merge(got[1], latency)
                 _merge(got[2], ttft)
-        conn.execute(delete(rollups_hour).where(rollups_hour.c.hour == hour))
+        r = rollups_hour.c
+        conn.execute(delete(rollups_hour).where(r.hours == hours, r.hour == start))
         if sums:
             conn.execute(
                 insert(rollups_hour),
                 [
                     {
-                        "hour": hour,
+                        "hour": start,
+                        "hours": hours,
                         **dict(zip(SLO_DIMENSIONS, key, strict=True)),
                         "count": count,
                         "latency_sketch": to_bytes(latency),
@@ -102,7 +140,9 @@ def _compact_hour(engine: Engine, hour: datetime, seq: int) -> int:
                 ],
             )
         d = rollups_hour_dirty.c
-        done = conn.execute(delete(rollups_hour_dirty).where(d.hour == hour, d.seq == seq)).rowcount
+        done = conn.execute(
+            delete(rollups_hour_dirty).where(d.hour == start, d.hours == hours, d.seq == seq)
+        ).rowcount
     return 1 if done else 0
 
 
