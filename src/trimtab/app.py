@@ -278,6 +278,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         config.rollouts.plans, slo_store, RunStore(engine), DatasetStore(engine), policy,
         route_cache.refresh, slo_gauges, alerts=alerts.service, alerts_changed=alerts.changed,
         tenant_routes=lambda t: {k.name for k in route_table.entries() if k.tenant == t},
+        incidents=incident_store,
     )  # fmt: skip
     served = [*routes, *Console(console, console_secret(config)).routes()]  # /ui after the API
 
