@@ -73,6 +73,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 NOT_THE_STORE: dict[tuple[str, str], tuple[int, str]] = {
     ("GET", "/api/budgets"): (200, "budgets are the policy's, read from the shared state"),
     ("GET", "/api/breakers"): (200, "breakers live in the shared state"),
+    ("GET", "/api/costs/forecast"): (
+        200,
+        "no budget is configured here, so no spend is read (with budgets it reads the "
+        "store's daily spend, and its error answers through the same path)",
+    ),
     ("GET", "/api/openapi.json"): (200, "the document is built from the declarations"),
     ("GET", "/healthz"): (200, "liveness: the process answers"),
     ("GET", "/readyz"): (503, "readiness answers its own 503 body, naming the problem"),
