@@ -45,12 +45,19 @@ def mark_dirty(conn: Connection, minutes: Iterable[datetime]) -> None:
     marks = sorted({(h, 1) for h in at} | {(day_floor(h), 24) for h in at})
     if not marks:
         return
-    table = rollups_hour_dirty
-    ins: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
-    stmt = ins.on_conflict_do_update(
-        index_elements=[table.c.hour, table.c.hours], set_={"seq": table.c.seq + 1}
+    conn.execute(_MARK[conn.dialect.name], [{"hour": h, "hours": n, "seq": 1} for h, n in marks])
+
+
+def _upsert_mark(dialect: Any) -> Any:
+    t = rollups_hour_dirty
+    return dialect.insert(t).on_conflict_do_update(
+        index_elements=[t.c.hour, t.c.hours], set_={"seq": t.c.seq + 1}
     )
-    conn.execute(stmt, [{"hour": h, "hours": n, "seq": 1} for h, n in marks])
+
+
+# built once: a statement built per call costs the writer more than running it (as in
+# telemetry/store.py)
+_MARK = {"postgresql": _upsert_mark(postgresql), "sqlite": _upsert_mark(sqlite)}
 
 
 def dirty_spans(conn: Connection, start: datetime, end: datetime) -> dict[int, set[datetime]]:
