@@ -21,7 +21,10 @@ Advice = Callable[[TrimtabError], str | None]
 
 def fail(message: str) -> typer.Exit:
     """Print `error: message` on stderr; the caller raises the returned exit (code 1)."""
-    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {escape(message)}")
+    # soft wrap: a long path or key stays on its line, whole, to copy (the terminal wraps it)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[red]error:[/red] {escape(message)}"
+    )
     return typer.Exit(1)
 
 
