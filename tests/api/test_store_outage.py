@@ -34,6 +34,10 @@ PATH_VALUES = {
     "dataset": "golden",
     "run": "run_0123456789abcdef",
     "slo": "s1",
+    "suite": "s1",
+    "alert_id": "1",
+    "silence_id": "1",
+    "incident": "1",
 }
 # a body each endpoint would accept, for those that take one
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -64,10 +68,32 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "results": [{"item_id": "a", "request_digest": "0" * 64, "output": "x", "scores": {}}]
     },
     ("POST", "/api/evals/runs/{run}/cache"): {"digests": ["0" * 64]},
+    ("POST", "/api/datasets/{dataset}/from-requests"): {"route": "r1"},
+    ("POST", "/api/evals/suites/apply"): {
+        "message": "outage",
+        "yaml": (
+            "evals:\n  s1: {route: r1, dataset: golden, scorers: [{name: ok, kind: is_json}]}\n"
+        ),
+    },
+    ("POST", "/api/evals/runs/{run}/attestation"): {},
+    ("POST", "/api/alerts/{alert_id}/ack"): {"message": "outage"},
+    ("POST", "/api/silences"): {"matchers": ["route=r1"], "duration": "1h", "message": "outage"},
+    ("POST", "/api/incidents"): {"message": "outage", "type": "vendor_outage", "routes": ["r1"]},
+    ("POST", "/api/incidents/{incident}/notes"): {"message": "outage"},
+    ("POST", "/api/incidents/{incident}/actions"): {"action": "acknowledge"},
+    ("POST", "/api/incidents/{incident}/postmortem"): {},
+    ("POST", "/api/incidents/{incident}/rules"): {"kind": "slo", "message": "outage", "ref": "s1"},
+    ("POST", "/api/incidents/{incident}/close"): {},
+    ("POST", "/api/erasures"): {"user": "u1"},
     ("POST", "/api/slos/apply"): {
         "message": "outage",
         "yaml": "slos:\n  s1: {route: r1, sli: {kind: availability}, objective: 0.99}\n",
     },
+}
+# the query an endpoint requires, for those that require one
+QUERIES: dict[tuple[str, str], str] = {
+    ("GET", "/api/evals/online"): "?route=r1",
+    ("GET", "/api/exports"): "?user=u1",
 }
 # the endpoints that do not touch the store, what they answer during the outage, and why
 NOT_THE_STORE: dict[tuple[str, str], tuple[int, str]] = {
@@ -118,7 +144,8 @@ def assert_every_endpoint_answers_the_same_503(
             assert body is not None or method in ("GET", "DELETE"), (
                 f"{method} {template}: add the body it accepts to BODIES"
             )
-            resp = client.request(method, filled(template), json=body)
+            query = QUERIES.get((method, template), "")
+            resp = client.request(method, filled(template) + query, json=body)
             where = f"{method} {template}: {resp.status_code} {resp.text}"
             if (method, template) in NOT_THE_STORE:
                 assert resp.status_code == NOT_THE_STORE[method, template][0], where
