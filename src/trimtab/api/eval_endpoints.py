@@ -10,7 +10,6 @@ from typing_extensions import TypedDict  # pydantic reads typing's only on Pytho
 
 from trimtab.api import eval_views as ev
 from trimtab.api import models as m
-from trimtab.api import views as v
 from trimtab.api.endpoints import LIMIT, ROUTES_APPLY_BYTES, TENANT
 from trimtab.api.params import bad_param
 from trimtab.api.schema import (
