@@ -199,9 +199,9 @@ def test_tenancy_and_bad_input(running: Running) -> None:
     assert unknown.status_code == 404 and "nope" in unknown.json()["error"]["message"]
     other = post(running, "/api/incidents", type="other", message="x", tenants=["globex"])
     assert other.status_code == 403
-    for bad in (7, 2.0, True, "2"):
-        sev = post(running, "/api/incidents", type="other", message="x", severity=bad)
-        assert sev.status_code == 400 and sev.json()["error"]["param"] == "severity", bad
+    for wrong in (7, 2.0, True, "2"):
+        sev = post(running, "/api/incidents", type="other", message="x", severity=wrong)
+        assert sev.status_code == 400 and sev.json()["error"]["param"] == "severity", wrong
 
     mine = post(running, "/api/incidents", type="pii_leak", message="emails in answers",
                 routes=["support-answer"]).json()  # fmt: skip
