@@ -54,6 +54,20 @@ def scoped_tenant(principal: Principal, asked: str | None) -> str | None:
     return principal.tenant
 
 
+def read_scope(principal: Principal, asked: str | None, what: str) -> str | None:
+    """The scope whose `what` (say "SLOs") a caller reads: an admin's the one it asks for
+    (None: all; "": the shared one), anyone else's its own tenant's; asking for another is
+    a 403."""
+    if principal.is_admin:
+        return asked
+    if asked is not None and asked != principal.tenant:
+        raise Forbidden(
+            f"a key of tenant '{principal.tenant}' may not read the {what} of "
+            + (f"tenant '{asked}'" if asked else "the shared scope")
+        )
+    return principal.tenant
+
+
 def actor(request: Request, principal: Principal, request_id: str | None) -> Actor:
     """The key `principal` acting through `request`. The address is the peer of the
     connection (the ASGI scope's client); `x-forwarded-for`, which the client controls,

@@ -69,6 +69,25 @@ def exception_handlers() -> dict[Any, Callable[[Request, Exception], Any]]:
     }
 
 
+APPLY_ATTEMPTS = 3  # an apply that races another gateway's on the same names
+
+
+async def apply_retrying(work: Callable[[], T], what: str) -> T:
+    """Run an apply of `what` (say "SLOs") as a store change; when another gateway created
+    the same names meanwhile (an IntegrityError), run it again: it then replaces them. After
+    `APPLY_ATTEMPTS` refusals, a 503 that says nothing changed."""
+    failure = "IntegrityError"
+    for _ in range(APPLY_ATTEMPTS):
+        try:
+            return await change(work, conflicts=True)
+        except IntegrityError as exc:
+            failure = type(exc.orig).__name__
+    raise Unavailable(
+        f"the store refused these {what} {APPLY_ATTEMPTS} times ({failure}); nothing changed",
+        code="store_unavailable",
+    )
+
+
 async def change(fn: Callable[..., T], *args: Any, conflicts: bool = False) -> T:
     """Run a store change in a thread; the change and its audit row commit together, so a
     store that refuses either refuses both: a 503 that says nothing changed. An outage is

@@ -9,19 +9,24 @@ tenant's, else the shared one of that name.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import yaml
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import audit_event, json_response, operator, reader, scoped_tenant
-from trimtab.api.errors import change
+from trimtab.api.access import (
+    audit_event,
+    json_response,
+    operator,
+    read_scope,
+    reader,
+    scoped_tenant,
+)
+from trimtab.api.errors import apply_retrying
 from trimtab.api.eval_endpoints import (
     APPLY_EVAL_SUITES,
     EVAL_SUITE,
@@ -35,7 +40,7 @@ from trimtab.api.params import bad_param
 from trimtab.audit.log import AuditLog
 from trimtab.auth.keyring import KeyRing
 from trimtab.bounds import safe_load_yaml
-from trimtab.errors import Forbidden, Invalid, NotFound, Unavailable
+from trimtab.errors import Invalid, NotFound
 from trimtab.evals.online import OnlineScoring, online_metric
 from trimtab.evals.suite_store import SuiteApplied, SuiteStore
 from trimtab.evals.suites import SuiteDefinition, SuitesError, parse_suites
@@ -43,8 +48,6 @@ from trimtab.registry.store import RouteStore
 from trimtab.types import SHARED, Principal, Scope, new_request_id
 
 log = logging.getLogger(__name__)
-
-_APPLY_ATTEMPTS = 3
 
 
 class EvalSuitesAPI:
@@ -127,41 +130,18 @@ class EvalSuitesAPI:
         def work() -> list[SuiteApplied]:
             return self._store.apply(definitions, scope=scope, actor=actor, on_change=audit)
 
-        results = await self._apply(work)
+        results = await apply_retrying(work, "suites")
         for r in results:
             if r.status != "unchanged":
                 log.info("suite %s: %s by %s", r.name, r.status, actor or "anonymous (keys off)")
         return json_response({"suites": [r.view() for r in results], "message": message}, 200, rid)
 
-    async def _apply(self, work: Callable[[], list[SuiteApplied]]) -> list[SuiteApplied]:
-        failure = "IntegrityError"
-        for _ in range(_APPLY_ATTEMPTS):
-            try:
-                return await change(work, conflicts=True)
-            except IntegrityError as exc:
-                # another gateway created the same suite meanwhile: the next attempt replaces it
-                failure = type(exc.orig).__name__
-        raise Unavailable(
-            f"the store refused these suites {_APPLY_ATTEMPTS} times ({failure}); nothing changed",
-            code="store_unavailable",
-        )
-
     # -- reading -------------------------------------------------------------------------
-
-    def _scope(self, principal: Principal, asked: str | None) -> Scope | None:
-        if principal.is_admin:
-            return asked
-        if asked is not None and asked != principal.tenant:
-            raise Forbidden(
-                f"a key of tenant '{principal.tenant}' may not read the suites of "
-                + (f"tenant '{asked}'" if asked else "the shared scope")
-            )
-        return principal.tenant
 
     async def list_suites(self, request: Request) -> Response:
         principal = reader(self._keys, request, "read eval suites")
         route = LIST_EVAL_SUITES.arg(request, "route")
-        scope = self._scope(principal, SUITE_TENANT.of(request))
+        scope = read_scope(principal, SUITE_TENANT.of(request), "suites")
         rows = await run_in_threadpool(self._store.listed, scope)
         if not principal.is_admin:  # a tenant sees the shared suites too
             rows += await run_in_threadpool(self._store.listed, SHARED)
@@ -173,7 +153,7 @@ class EvalSuitesAPI:
         principal = reader(self._keys, request, "read eval suites")
         name = EVAL_SUITE.of(request)
         named = SUITE_TENANT.of(request)
-        self._scope(principal, named)  # a non-admin may name only its own tenant
+        read_scope(principal, named, "suites")  # a non-admin may name only its own tenant
         scopes: list[Scope] = [principal.tenant, SHARED] if named is None else [named]
         row = await run_in_threadpool(self._store.get, name or "", scopes)
         if row is None:

@@ -12,25 +12,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import audit_event, json_response, operator, reader
+from trimtab.api.access import audit_event, json_response, operator, read_scope, reader
 from trimtab.api.endpoints import APPLY_SLOS, GET_SLO, LIST_SLOS, SLO, SLO_TENANT
-from trimtab.api.errors import change
+from trimtab.api.errors import apply_retrying
 from trimtab.api.models import APPLY_MESSAGE_CHARS, SOURCE_CHARS
 from trimtab.api.params import bad_param
 from trimtab.api.report_endpoints import SLO_REPORT
 from trimtab.audit.log import AuditLog
 from trimtab.auth.keyring import KeyRing
-from trimtab.errors import Forbidden, Invalid, NotFound, Unavailable
+from trimtab.errors import Forbidden, Invalid, NotFound
 from trimtab.registry.store import RouteStore
 from trimtab.slo.evaluator import read_statuses
 from trimtab.slo.report_data import read_report
@@ -39,8 +37,6 @@ from trimtab.slo.store import SloApplied, SloRow, SloStore
 from trimtab.types import SHARED, Principal, new_request_id
 
 log = logging.getLogger(__name__)
-
-_APPLY_ATTEMPTS = 3
 
 
 class SlosAPI:
@@ -131,36 +127,13 @@ class SlosAPI:
         def work() -> list[SloApplied]:
             return self._store.apply(definitions, scope=scope, actor=actor, on_change=audit)
 
-        results = await self._apply(work)
+        results = await apply_retrying(work, "SLOs")
         for r in results:
             if r.status != "unchanged":
                 log.info("slo %s: %s by %s", r.name, r.status, actor or "anonymous (keys off)")
         return json_response({"slos": [r.view() for r in results], "message": message}, 200, rid)
 
-    async def _apply(self, work: Callable[[], list[SloApplied]]) -> list[SloApplied]:
-        failure = "IntegrityError"
-        for _ in range(_APPLY_ATTEMPTS):
-            try:
-                return await change(work, conflicts=True)
-            except IntegrityError as exc:
-                # another gateway created the same SLO meanwhile: the next attempt replaces it
-                failure = type(exc.orig).__name__
-        raise Unavailable(
-            f"the store refused these SLOs {_APPLY_ATTEMPTS} times ({failure}); nothing changed",
-            code="store_unavailable",
-        )
-
     # -- reading -------------------------------------------------------------------------
-
-    def _scope(self, principal: Principal, asked: str | None) -> str | None:
-        if principal.is_admin:
-            return asked
-        if asked is not None and asked != principal.tenant:
-            raise Forbidden(
-                f"a key of tenant '{principal.tenant}' may not read the SLOs of "
-                + (f"tenant '{asked}'" if asked else "the shared scope")
-            )
-        return principal.tenant
 
     def _statuses(self, rows: list[SloRow]) -> list[dict[str, object]]:
         """Each SLO's status; the availability and error-rate SLOs of one selector share one
@@ -173,7 +146,7 @@ class SlosAPI:
     async def list_slos(self, request: Request) -> Response:
         principal = reader(self._keys, request, "read SLOs")
         route = LIST_SLOS.arg(request, "route")
-        scope = self._scope(principal, SLO_TENANT.of(request))
+        scope = read_scope(principal, SLO_TENANT.of(request), "SLOs")
         rows = await run_in_threadpool(self._store.listed, scope)
         if route is not None:
             rows = [r for r in rows if r.definition.selector.route == route]
@@ -183,7 +156,7 @@ class SlosAPI:
     async def get_slo(self, request: Request) -> Response:
         principal = reader(self._keys, request, "read SLOs")
         name = SLO.of(request)
-        scope = self._scope(principal, SLO_TENANT.of(request))
+        scope = read_scope(principal, SLO_TENANT.of(request), "SLOs")
         row = await run_in_threadpool(self._store.get, name, scope)
         if row is None:
             raise NotFound(f"no SLO named '{name}'")
@@ -195,7 +168,7 @@ class SlosAPI:
         principal = reader(self._keys, request, "read SLOs")
         month = SLO_REPORT.arg(request, "month")
         route = SLO_REPORT.arg(request, "route")
-        scope = self._scope(principal, SLO_TENANT.of(request))
+        scope = read_scope(principal, SLO_TENANT.of(request), "SLOs")
         rows = await run_in_threadpool(self._store.listed, scope)
         if route is not None:
             rows = [r for r in rows if r.definition.selector.route == route]
