@@ -30,3 +30,14 @@ def spoken(seconds: float) -> str:
     if seconds < 172_800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86_400:.1f} days"
+
+
+def clock(seconds: float) -> str:
+    """A measured span to the second: `42 s`, `12 min 3 s`, `3 h 5 min` (an incident's
+    time to detect, say)."""
+    s = round(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {(s % 3600) // 60} min"

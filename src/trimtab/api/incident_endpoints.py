@@ -11,7 +11,7 @@ from typing_extensions import TypedDict
 from trimtab.api.endpoints import LIMIT
 from trimtab.api.params import MAX_TEXT
 from trimtab.api.schema import Body, Endpoint, choice, text
-from trimtab.incidents.model import STATES
+from trimtab.incidents.model import STATES, CustomerImpact, IncidentType, RuleKind
 from trimtab.types import OPERATORS, READERS
 
 TITLE_CHARS = 512
@@ -19,18 +19,10 @@ REF_CHARS = 512
 POSTMORTEM_BYTES = 512 * 1024
 NAMES = 50  # routes, models or tenants an incident may name
 
-IncidentTypeName = Literal[
-    "toxic_output",
-    "pii_leak",
-    "cross_tenant_leak",
-    "runaway_agent_loop",
-    "vendor_outage",
-    "quality_regression",
-    "cost_spike",
-    "other",
-]
-ImpactName = Literal["low", "medium", "high", "critical"]
-RuleKindName = Literal["slo", "guardrail", "limit", "dataset_case", "gate_requirement"]
+# the incident's vocabulary is the model's (incidents/model.py), named as the bodies read it
+IncidentTypeName = IncidentType
+ImpactName = CustomerImpact
+RuleKindName = RuleKind
 ActionName = Literal[
     "acknowledge",
     "mitigate",

@@ -14,6 +14,7 @@ from trimtab.cli.calls import call, fail
 from trimtab.cli.options import DEFAULT_URL, ApiKey, TenantFilter, Url
 from trimtab.cli.tables import table
 from trimtab.client._incidents import Incident, TimelineEntry
+from trimtab.durations import clock
 
 incident = typer.Typer(help="Incidents on a running trimtab.", no_args_is_help=True)
 
@@ -46,14 +47,7 @@ def _state(value: str) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = round(seconds)
-    if s < 120:
-        return f"{s} s"
-    if s < 7200:
-        return f"{s // 60} min {s % 60} s"
-    return f"{s // 3600} h {(s % 3600) // 60} min"
+    return "-" if seconds is None else clock(seconds)
 
 
 def _share(value: Any) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 import jinja2
 
+from trimtab.durations import clock
 from trimtab.incidents.model import Impact
 from trimtab.incidents.store import Incident
 from trimtab.incidents.timeline import Entry
@@ -47,14 +48,7 @@ def _percent(value: Any) -> str:
 
 
 def _duration(seconds: Any) -> str:
-    if seconds is None:
-        return "not yet"
-    s = round(seconds)
-    if s < 120:
-        return f"{s} s"
-    if s < 7200:
-        return f"{s // 60} min {s % 60} s"
-    return f"{s // 3600} h {(s % 3600) // 60} min"
+    return "not yet" if seconds is None else clock(seconds)
 
 
 def _cell(value: Any) -> str:
