@@ -17,7 +17,6 @@ processes scoring the same request write it once). Eval runs' own calls are neve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from trimtab.evals.datasets import Item
 from trimtab.evals.from_requests import observed_answer
 from trimtab.evals.scorers import Answer, ScorerError, build
 from trimtab.evals.suite_store import SuiteRow, SuiteStore
+from trimtab.refresher import Periodic
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import online_scores, requests
 from trimtab.telemetry.production import production
@@ -107,26 +107,25 @@ class OnlineScoring:
     _cursors: dict[tuple[str, str], _Cursor] = field(default_factory=dict)
     _budgets: dict[tuple[str, str], _Budget] = field(default_factory=dict)
     _queue: asyncio.Queue[_Job] | None = None
-    _task: asyncio.Task[None] | None = None
+    _loop: Periodic | None = None
 
     def start(self) -> None:
         self.since = self.since or datetime.now(UTC)
-        self._task = asyncio.create_task(self._loop())
+        # the store may be away: a failed cycle is logged and the next one tries again
+        self._loop = Periodic(
+            "trimtab-online-scoring",
+            self.cycle,
+            self.interval_s,
+            failed="online scoring: a cycle failed",
+            logger=log,
+            wait_first=False,
+        )
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.cycle()
-            except Exception:  # the store may be away: the next cycle tries again
-                log.exception("online scoring: a cycle failed")
-            await asyncio.sleep(self.interval_s)
+        if self._loop is not None:
+            await self._loop.stop()
+            self._loop = None
 
     async def cycle(self, now: datetime | None = None) -> int:
         """Read what was recorded since the last cycle, queue the sample, score the queue;
