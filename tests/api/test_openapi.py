@@ -222,6 +222,9 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_document(
     assert all(tested.values()), tested  # every operation of the document was called
 
 
+UNPARSED = "Invalid HTTP request received."  # uvicorn's answer to a request it cannot parse
+
+
 def exercise(
     strategy: st.SearchStrategy[schemathesis.Case[Any]], url: str, headers: dict[str, str]
 ) -> int:
@@ -241,6 +244,10 @@ def exercise(
         nonlocal calls
         response = case.call(base_url=url, headers=headers, timeout=30)
         calls += 1
+        if response.status_code == 400 and response.text == UNPARSED:
+            # framing the HTTP parser refuses (a generated empty Content-Length header, say)
+            # is answered by uvicorn before any of trimtab runs: there is no API to speak
+            return
         case.validate_response(response, checks=CHECKS, headers=headers)
 
     call()
