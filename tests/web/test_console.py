@@ -293,8 +293,9 @@ def test_the_explorer_scrolls_on_by_cursor(sign_in: SignIn, console: Console) ->
     page = sign_in(ADMIN_KEY)
     page.goto("/ui/requests?tenant=acme&limit=4")
     rows = page.get_by_test_id("requests").locator("tbody tr")
-    while rows.count() < len(everything):  # each scroll to the end appends the next page
-        before = rows.count()
+    # each scroll to the end appends the next page; the count is read once a turn, as a
+    # page can land between two reads (it did: the second read saw the last page)
+    while (before := rows.count()) < len(everything):
         page.mouse.wheel(0, 100_000)
         expect(rows).not_to_have_count(before)
     expect(rows).to_have_count(len(everything))  # every page appended, newest first
