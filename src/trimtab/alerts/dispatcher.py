@@ -14,9 +14,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from sqlalchemy import Engine
 
 from trimtab.alerts.events import BudgetEvent, insert_event
@@ -24,6 +23,9 @@ from trimtab.alerts.signal import Signal
 from trimtab.alerts.webhooks import WebhookMetrics, deliver
 from trimtab.config import WebhookConfig
 from trimtab.store.errors import summary
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("trimtab.alerts")
 
@@ -189,6 +191,8 @@ class AlertDispatcher:
         if not self._webhooks:
             return
         if self._session is None:
+            import aiohttp  # loaded on a first delivery (~15 MiB of RSS)
+
             self._session = aiohttp.ClientSession()
         payload = alert.payload()
         for hook in self._webhooks:

@@ -21,8 +21,8 @@ import random
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import aiohttp
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Engine
@@ -33,6 +33,9 @@ from trimtab.alerts.sinks import sink_url
 from trimtab.alerts.webhooks import safe_url
 from trimtab.config import AlertsConfig
 from trimtab.store.errors import summary
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("trimtab.alerts")
 
@@ -156,6 +159,8 @@ class Outbox:
             self._metrics.notifications.labels(sink, outcome).inc()
 
     async def _send(self, row: store.OutboxRow) -> None:
+        import aiohttp  # loaded on a first delivery (~15 MiB of RSS)
+
         sink = self._config.sinks.get(row.sink)
         if sink is None:
             await self._settle(row, delivered=False, error=f"sink {row.sink!r} is not configured")

