@@ -87,3 +87,21 @@ def test_an_unknown_entity_is_refused() -> None:
 
 def test_every_configurable_entity_has_a_detector() -> None:
     assert Detector().entities == frozenset(PII_ENTITIES)
+
+
+def test_every_address_is_found_however_many_came_before() -> None:
+    # a long text's addresses one after another: the third once fell where the window
+    # around the second `@` ended, mid-address, and was missed
+    line = "jane.c4849dbf@example.com paid with card ending 1111, reply to ops@example.org"
+    text = "\x00\n\x00".join([line] * 8)
+    emails = [text[f.start : f.end] for f in detect(text) if f.entity == "email"]
+    assert emails == ["jane.c4849dbf@example.com", "ops@example.org"] * 8
+
+
+def test_an_address_longer_than_its_reach_is_not_cut_short() -> None:
+    # 279 characters of domain (more than a domain may have): no finding that would
+    # redact its first 256 and leave the rest
+    domain = ("a" * 60 + ".") * 4 + "b" * 30 + ".com"
+    assert [f for f in detect(f"x@{domain}") if f.entity == "email"] == []
+    fits = ("a" * 60 + ".") * 3 + "example.com"
+    assert [(f.start, f.end) for f in detect(f"x@{fits}")] == [(0, 2 + len(fits))]

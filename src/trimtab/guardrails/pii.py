@@ -119,18 +119,31 @@ _EMAIL = re.compile(
 )
 
 
+_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+_EMAIL_REACH = 256  # past the `@`: a domain has at most 253 characters
+
+
 def _emails(w: _Windows) -> Iterator[Finding]:
+    """At each `@`, the pattern matched from where its local part can start (the run of
+    local-part characters before it, at most 64): one match per `@`, so an address is
+    found wherever it falls, however many came before it."""
     text = w.text
+    n = len(text)
+    done = 0  # the end of the last finding: no finding starts before it
     at = text.find("@")
-    end = 0  # scan a window around each `@`: at most 64 characters before it, 256 after
     while at >= 0:
-        start, stop = max(end, at - 64), min(len(text), at + 256)
-        for m in _EMAIL.finditer(text, start, stop):
-            if ".." not in m.group():
-                yield Finding("pii.email", "email", m.start(), m.end(), 0.95)
-            end = m.end()
-        end = max(end, stop)
-        at = text.find("@", end)
+        start = at
+        while start > max(done, at - 64) and text[start - 1] in _LOCAL:
+            start -= 1
+        stop = min(n, at + _EMAIL_REACH)
+        m = _EMAIL.match(text, start, stop)
+        cut = m is not None and m.end() == stop < n and text[stop] in _LOCAL  # ran past reach
+        if m is not None and not cut and ".." not in m.group():
+            yield Finding("pii.email", "email", m.start(), m.end(), 0.95)
+            done = m.end()
+            at = text.find("@", done)
+        else:
+            at = text.find("@", at + 1)
 
 
 # -- credit cards --------------------------------------------------------------------------

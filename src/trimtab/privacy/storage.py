@@ -8,8 +8,9 @@ holds.
 
 - `full`: as sent and received.
 - `redacted`: every string of the request, the upstream request, the answer and the
-  error message goes through the PII detector (guardrails/pii.py) in one pass, so one
-  value has one placeholder (`<EMAIL_1>`) across all of them; JSON stays JSON.
+  error message but the values of structure keys goes through the PII detector
+  (guardrails/pii.py) in one pass, so one value has one placeholder (`<EMAIL_1>`) across
+  all of them; JSON stays JSON.
 - `hashed`: every string of the bodies but their structure (roles, models, types) is
   replaced by `hmac-sha256:<hex>` under the configured key, so identical texts match
   and nothing readable is kept; the error message is redacted.
@@ -136,24 +137,31 @@ class BodyPolicy:
 
     def _redact_bodies(self, record: Scrubbable) -> None:
         """Every string of the three bodies in one pass of the detector: one value, one
-        placeholder, across the request, what was sent upstream and the answer."""
+        placeholder, across the request, what was sent upstream and the answer. The
+        values of structure keys (`STRUCTURE`: roles, models, types, ids) are left as
+        they are, as `hashed` leaves them."""
         bodies = [
             _parse(record.request_body),
             _parse(record.upstream_request_body),
             _parse(record.response_body),
         ]
-        slots: list[_Slot] = []
+        places: list[tuple[Any, Any, _Json | _Text]] = []
+        texts: list[str] = []
         for body in bodies:
-            slots.extend(_strings(body))
-        texts = [slot.get() for slot in slots]
+            if body is not None:
+                _content_strings(body, places, texts)
         if not texts:
             return
         redacted = self._redact(_SEP.join(texts)).split(_SEP)
         if len(redacted) != len(texts):  # a rule matched across a separator: one by one
             redacted = [self._redact(t) for t in texts]
-        for slot, old, new in zip(slots, texts, redacted, strict=True):
+        for (holder, at, owner), old, new in zip(places, texts, redacted, strict=True):
             if new != old:
-                slot.set(new)
+                if at is None:
+                    owner.value = new
+                else:
+                    holder[at] = new
+                owner.changed = True
         record.request_body = _dump(bodies[0], record.request_body)
         record.upstream_request_body = _dump(bodies[1], record.upstream_request_body)
         record.response_body = _dump(bodies[2], record.response_body)
@@ -247,26 +255,37 @@ def _parse(body: str | None) -> _Json | _Text | None:
         return _Text(body)
 
 
-def _strings(body: _Json | _Text | None) -> Iterator[_Slot]:
-    if body is None:
+def _content_strings(
+    body: _Json | _Text, places: list[tuple[Any, Any, _Json | _Text]], texts: list[str]
+) -> None:
+    """Append each content string of the body and where it sits (container and key or
+    index; None: the body itself is the string). One loop and no object per string: this
+    runs for every record of a gateway whose bodies are `redacted`."""
+    value = body.value
+    if type(value) is str:
+        places.append((body, None, body))
+        texts.append(value)
         return
-    if isinstance(body, _Text):
-        yield _Slot(body, "value", body)
-        return
-    stack: list[Any] = [body.value]
-    if isinstance(body.value, str):
-        yield _Slot(body, "value", body)
-        return
+    stack: list[Any] = [value]
     while stack:
         node = stack.pop()
-        items: Iterator[tuple[Any, Any]] = (
-            iter(node.items()) if isinstance(node, dict) else enumerate(node)
-        )
-        for at, value in items:
-            if isinstance(value, str):
-                yield _Slot(node, at, body)
-            elif isinstance(value, (dict, list)):
-                stack.append(value)
+        if type(node) is dict:
+            for key, item in node.items():
+                kind = type(item)
+                if kind is str:
+                    if key not in STRUCTURE:
+                        places.append((node, key, body))
+                        texts.append(item)
+                elif kind is dict or kind is list:
+                    stack.append(item)
+        elif type(node) is list:
+            for index, item in enumerate(node):
+                kind = type(item)
+                if kind is str:
+                    places.append((node, index, body))
+                    texts.append(item)
+                elif kind is dict or kind is list:
+                    stack.append(item)
 
 
 def _attribute_strings(attributes: Mapping[str, Any] | None) -> Iterator[_Slot]:
