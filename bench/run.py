@@ -489,12 +489,28 @@ def start_spinners(cpus: Sequence[int]) -> list[subprocess.Popen[bytes]]:
     ]
 
 
+# --guardrails: the gateway's policy for every request, as docs/guardrails.md shows it: PII
+# redacted both ways (streams too, one word late), injection blocked, a deny pattern each way
+GUARDRAILS = (
+    "guardrails:\n"
+    "  mode: enforce\n"
+    "  input:\n"
+    "    pii: {action: redact}\n"
+    "    injection: {action: block}\n"
+    '    deny: ["(?i)ignore (all|previous) instructions"]\n'
+    "  output:\n"
+    "    pii: {action: redact}\n"
+    '    deny: ["(?i)as an ai language model"]\n'
+)
+
+
 def trimtab_config(
     tmpdir: Path,
     mock_port: int,
     journal: bool = True,
     state_url: str | None = None,
     processes: int = 1,
+    guardrails: bool = False,
 ) -> str:
     """The gateway's configuration; with ``state_url`` rate limits and budgets live in that
     Redis, shared by ``processes`` processes (as `serve --workers N` requires), else in the
@@ -523,6 +539,7 @@ def trimtab_config(
         f'telemetry: {{record_bodies: true, spill_path: "{tmpdir}/spill.jsonl", '
         f"journal: {'true' if journal else 'false'}}}\n"
         f"{state}"
+        f"{GUARDRAILS if guardrails else ''}"
     )
 
 
@@ -536,6 +553,7 @@ def start_trimtab(
     name: str = "trimtab",
     workers: int = 1,
     state_url: str | None = None,
+    guardrails: bool = False,
 ) -> Target:
     """Start `trimtab serve` (with ``workers`` > 1: a supervisor and its workers) in a
     directory of its own under ``tmpdir``: its config, SQLite db and spill files."""
@@ -543,7 +561,7 @@ def start_trimtab(
     workdir = tmpdir / name
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "trimtab.yaml"
-    cfg.write_text(trimtab_config(workdir, mock_port, journal, state_url, workers))
+    cfg.write_text(trimtab_config(workdir, mock_port, journal, state_url, workers, guardrails))
     log_path = LOGS / f"{name}.log"
     cmd = [
         *pin_prefix(cpu),
@@ -1507,6 +1525,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run trimtab with telemetry.journal: false, to measure what the journal costs",
     )
+    p.add_argument(
+        "--guardrails",
+        action="store_true",
+        help="run the trimtab targets with a gateway guardrail policy (PII redaction both "
+        "ways, injection block, deny patterns), to measure what guardrails cost",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, SQLite db)")
     p.add_argument("--strict", action="store_true", help="exit 3 when a target is missed")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
@@ -1526,9 +1550,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def setup_notes(targets: Sequence[str], all_cpus: str | None) -> list[str]:
+def setup_notes(
+    targets: Sequence[str], all_cpus: str | None, guardrails: bool = False
+) -> list[str]:
     """What differs between the trimtab targets, for the report."""
     notes: list[str] = []
+    if guardrails:
+        notes.append(
+            "--guardrails: every trimtab target runs the gateway guardrail policy (PII "
+            "redacted in and out, streams included; injection blocked; a deny pattern each way)"
+        )
     if "trimtab" in targets:
         notes.append("trimtab: one process; rate limits and budgets in the process (no Redis)")
     if W2 in targets:
@@ -1664,7 +1695,12 @@ def phase_start(run: Run, litellm_exe: Path | None, procs: list[subprocess.Popen
         log(f"LiteLLM starting (pid {lt.proc.pid}): {shlex.join(lt.cmd)}")
     if "trimtab" in run.args.targets:
         tt = start_trimtab(
-            run.args.trimtab_bin, run.tmpdir, mock_port, run.cpu_target, not run.args.no_journal
+            run.args.trimtab_bin,
+            run.tmpdir,
+            mock_port,
+            run.cpu_target,
+            not run.args.no_journal,
+            guardrails=run.args.guardrails,
         )
         assert tt.proc is not None
         procs.append(tt.proc)
@@ -1683,6 +1719,7 @@ def phase_start(run: Run, litellm_exe: Path | None, procs: list[subprocess.Popen
             name=W2,
             workers=W2_WORKERS,
             state_url=run.redis.url,
+            guardrails=run.args.guardrails,
         )
         assert w2.proc is not None
         procs.append(w2.proc)
@@ -2081,7 +2118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if split
         else "none (the kernel schedules everything on both cores)"
     )
-    setup = setup_notes(args.targets, all_cpus)
+    setup = setup_notes(args.targets, all_cpus, args.guardrails)
     if split:
         os.sched_setaffinity(0, {CPU_LOAD})  # this process runs the streaming client
 

@@ -56,6 +56,18 @@ def test_one_process_keeps_state_in_process_and_two_workers_share_redis(
     assert cfg2.model_dump(exclude={"state"}) == cfg.model_dump(exclude={"state"})
 
 
+def test_guardrails_add_the_gateway_policy_and_nothing_else(tmp_path: Path) -> None:
+    plain, guarded = tmp_path / "plain.yaml", tmp_path / "guarded.yaml"
+    plain.write_text(bench.trimtab_config(tmp_path, 9))
+    guarded.write_text(bench.trimtab_config(tmp_path, 9, guardrails=True))
+    cfg, cfg_g = load_config(plain), load_config(guarded)
+    assert cfg.guardrails.input is None and cfg.guardrails.output is None
+    assert cfg_g.guardrails is not None and cfg_g.guardrails.mode == "enforce"
+    assert cfg_g.guardrails.input is not None and cfg_g.guardrails.input.pii is not None
+    assert cfg_g.guardrails.output is not None and cfg_g.guardrails.output.pii is not None
+    assert cfg_g.model_dump(exclude={"guardrails"}) == cfg.model_dump(exclude={"guardrails"})
+
+
 def test_recording_verdict() -> None:
     assert bench.recording_verdict(100, 98, 100, None).startswith("PASS: every request sent")
     cut = bench.recording_verdict(100, 98, 99, None)
