@@ -193,8 +193,11 @@ class Policy:
             self._pii(verdict, "input.pii", self.in_pii, texts, redactor)
         return verdict
 
-    def check_output(self, text: str, redactor: Redactor | None = None) -> Verdict:
-        """The output checks over the answer's text."""
+    def check_output(
+        self, text: str, redactor: Redactor | None = None, schema: bool = True
+    ) -> Verdict:
+        """The output checks over the answer's text; `schema` False for a tool call's
+        arguments, which the answer's json_schema does not describe."""
         verdict = Verdict(self.mode)
         if self.out_deny:
             self._run(verdict, "output.deny", "block", deny_check(self.out_deny, [text], at=None))
@@ -204,7 +207,7 @@ class Policy:
             self._pii(verdict, "output.pii", self.out_pii, [text], redactor, at=None)
             if verdict.blocked:
                 return verdict
-        if self._validator is not None:
+        if schema and self._validator is not None:
             self.check_schema(verdict, verdict.texts[0] if verdict.texts else text)
         return verdict
 

@@ -57,8 +57,14 @@ class GuardrailBlocked(Exception):
 class OutputStream:
     """The output checks of one streamed answer (one choice or content block)."""
 
-    def __init__(self, policy: Policy, redactor: Redactor) -> None:
+    def __init__(
+        self, policy: Policy, redactor: Redactor, label: str | None = None, schema: bool = True
+    ) -> None:
+        """`label` names where a tool call's arguments are (findings carry it); `schema`
+        False: the answer's json_schema does not describe this text (tool arguments)."""
         self._policy = policy
+        self._label = label
+        self._schema = schema
         self._redactor = redactor
         self.verdict = Verdict(policy.mode)
         pii = policy.out_pii
@@ -101,7 +107,7 @@ class OutputStream:
                 pii = policy.out_pii
                 assert pii is not None
                 self._timed(run, lambda: run.findings.extend(pii.detector.detect(whole)))
-                run.where = [None] * len(run.findings)
+                run.where = [self._label] * len(run.findings)
                 if run.findings:
                     run.outcome = "shadow" if policy.mode == "shadow" else pii.action
                     run.detail = "found " + ", ".join(
@@ -112,7 +118,7 @@ class OutputStream:
         if self._deny_run is not None:
             self.verdict.runs.append(self._deny_run)
             self._deny_run = None
-        if policy.schema_on_fail is not None:
+        if self._schema and policy.schema_on_fail is not None:
             policy.check_schema(self.verdict, whole)
             if self.verdict.blocked is not None:
                 # the text is out: retry_once cannot take it back, it ends like block
@@ -161,7 +167,7 @@ class OutputStream:
             return segment
         for f in findings:
             run.findings.append(type(f)(f.rule, f.entity, f.start + base, f.end + base, f.score))
-            run.where.append(None)
+            run.where.append(self._label)
         run.detail = "found " + ", ".join(
             dict.fromkeys(f"{f.entity} ({f.rule})" for f in run.findings)
         )
