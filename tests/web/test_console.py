@@ -303,3 +303,94 @@ def test_the_explorer_scrolls_on_by_cursor(sign_in: SignIn, console: Console) ->
     shown = rows.locator("td:nth-child(2)").all_inner_texts()
     assert shown == [r["id"] for r in everything]
     assert "GMT+9" in rows.last.locator("time").inner_text()  # appended rows in local time
+
+
+def test_create_and_expire_a_silence(sign_in: SignIn, console: Console, shots: Path) -> None:
+    viewer = sign_in(VIEWER_KEY)
+    viewer.goto("/ui/alerts")
+    expect(viewer.get_by_test_id("silence-form")).to_have_count(0)
+    page = sign_in(OPERATOR_KEY)  # acme's operator: its silence is confined to acme
+    page.goto("/ui/alerts")
+    form = page.get_by_test_id("silence-form")
+    form.get_by_label("Matchers").fill("feature=quiet-test\nseverity=ticket")
+    form.get_by_label("Duration").fill("3h")
+    form.get_by_label("Comment").fill("load test tonight")
+    form.get_by_role("button", name="Silence").click()  # unconfirmed: nothing is made
+    expect(page.get_by_test_id("silences")).not_to_contain_text("load test tonight")
+    form.get_by_label("I confirm: silence these alerts").check()
+    form.get_by_role("button", name="Silence").click()
+    expect(page.get_by_test_id("error")).to_have_count(0)
+    listed = httpx.get(console.url + "/api/silences", headers=auth(ADMIN_KEY)).json()["data"]
+    made = next(s for s in listed if s["comment"] == "load test tonight")
+    assert made["matchers"] == ["feature=quiet-test", "severity=ticket", "tenant=acme"]
+    assert made["created_by"] == "ml@acme" and made["active"]
+    row = page.locator(f"tr[data-silence='{made['id']}']")
+    expect(row).to_contain_text("tenant=acme")
+    row.scroll_into_view_if_needed()
+    shot(page, shots, "silences")
+    other = sign_in(GLOBEX_VIEWER_KEY)
+    other.goto("/ui/alerts")
+    expect(other.get_by_test_id("silences")).not_to_contain_text("load test tonight")
+    row.get_by_label("sure").check()
+    row.get_by_role("button", name="Expire").click()
+    expect(page.locator(f"tr[data-silence='{made['id']}']")).to_have_count(0)
+    active = httpx.get(console.url + "/api/silences", headers=auth(ADMIN_KEY)).json()["data"]
+    assert made["id"] not in [s["id"] for s in active]
+    audit = httpx.get(
+        console.url + f"/api/audit?target={made['id']}", headers=auth(ADMIN_KEY)
+    ).json()["data"]
+    actions = {(e["action"], e["actor"], e["detail"].get("via")) for e in audit}
+    assert {
+        ("silence.create", "ml@acme", "console"),
+        ("silence.delete", "ml@acme", "console"),
+    } <= actions
+
+
+def test_note_acknowledge_and_resolve_an_incident(
+    sign_in: SignIn, console: Console, shots: Path
+) -> None:
+    opened = httpx.post(
+        console.url + "/api/incidents", headers=auth(OPERATOR_KEY),
+        json={"type": "quality_regression", "routes": ["web-answer"], "title": "answers wander",
+              "message": "answers drift off topic"},
+    )  # fmt: skip
+    assert opened.status_code == 201, opened.text
+    incident = opened.json()["id"]
+    viewer = sign_in(VIEWER_KEY)
+    viewer.goto(f"/ui/incidents/{incident}")
+    expect(viewer.get_by_test_id("incident")).to_contain_text("web-answer")
+    expect(viewer.get_by_test_id("incident-actions")).to_have_count(0)
+    page = sign_in(OPERATOR_KEY)
+    page.goto(f"/ui/incidents/{incident}")
+    note = page.get_by_test_id("note-form")
+    note.get_by_label("Note", exact=True).fill("the v2 prompt drops the topic variable")
+    note.get_by_label("I confirm: add this note").check()
+    note.get_by_role("button", name="Add note").click()
+    timeline = page.get_by_test_id("incident-timeline")
+    expect(timeline).to_contain_text("the v2 prompt drops the topic variable")
+    ack = page.get_by_test_id("move-acknowledge")
+    ack.get_by_label("Message").fill("on it")
+    ack.get_by_label("I confirm: acknowledge this incident").check()
+    ack.get_by_role("button", name="Acknowledge").click()
+    expect(page.get_by_test_id("move-acknowledge")).to_have_count(0)  # once only
+    expect(timeline).to_contain_text("on it")
+    shot(page, shots, "incident-actions")
+    resolve = page.get_by_test_id("move-resolve")
+    resolve.get_by_label("Message").fill("rolled back to v1")
+    resolve.get_by_label("I confirm: resolve this incident").check()
+    resolve.get_by_role("button", name="Resolve").click()
+    expect(page.locator("h1 .badge")).to_have_text("resolved")
+    expect(page.get_by_test_id("move-reopen")).to_have_count(1)
+    expect(page.get_by_test_id("move-resolve")).to_have_count(0)
+    now = httpx.get(f"{console.url}/api/incidents/{incident}", headers=auth(OPERATOR_KEY)).json()
+    assert now["state"] == "resolved"
+    assert now["acknowledged_at"] is not None and now["resolved_at"] is not None
+    audit = httpx.get(
+        console.url + f"/api/audit?target={incident}", headers=auth(ADMIN_KEY)
+    ).json()["data"]
+    done = {(e["action"], e["actor"]) for e in audit}
+    for action in ("incident.note", "incident.acknowledge", "incident.resolve"):
+        assert (action, "ml@acme") in done, (action, done)
+    resolved = next(e for e in audit if e["action"] == "incident.resolve")
+    assert resolved["detail"]["message"] == "rolled back to v1"
+    assert resolved["remote_addr"] == "127.0.0.1" and resolved["request_id"].startswith("req_")

@@ -251,3 +251,65 @@ def test_signing_out_ends_the_session(console: Console) -> None:
     assert COOKIE not in c.cookies
     assert c.get("/ui").status_code == 303
     c.close()
+
+
+def test_a_tenants_silence_stays_in_its_tenant(console: Console) -> None:
+    acme, token = signed_in(console, OPERATOR_KEY)
+    body = {"csrf": token, "comment": "quiet", "duration": "1h", "confirm": "yes"}
+    other = acme.post("/ui/alerts/silences", data={**body, "matchers": "tenant=globex"})
+    assert other.status_code == 400 and "silences only its own" in other.text
+    bad = acme.post("/ui/alerts/silences", data={**body, "matchers": "route=x", "duration": "1y"})
+    assert bad.status_code == 400 and "&#39;duration&#39; must be like 30m" in bad.text
+    made = acme.post("/ui/alerts/silences", data={**body, "matchers": "route=pages-test"})
+    assert made.status_code == 303, made.text
+    listed = httpx.get(console.url + "/api/silences", headers=auth(ADMIN_KEY)).json()["data"]
+    silence = next(s for s in listed if s["matchers"] == ["route=pages-test", "tenant=acme"])
+    globex, globex_token = signed_in(console, GLOBEX_OPERATOR_KEY)
+    assert "route=pages-test" not in globex.get("/ui/alerts").text
+    expire = {"csrf": globex_token, "confirm": "yes"}
+    resp = globex.post(f"/ui/alerts/silences/{silence['id']}/expire", data=expire)
+    assert resp.status_code == 404  # another tenant's silence is missing, as in the API
+    viewer, viewer_token = signed_in(console, VIEWER_KEY)
+    resp = viewer.post(
+        f"/ui/alerts/silences/{silence['id']}/expire", data={"csrf": viewer_token, "confirm": "yes"}
+    )
+    assert resp.status_code == 403
+    done = acme.post(f"/ui/alerts/silences/{silence['id']}/expire", data={"csrf": token,
+                     "confirm": "yes"})  # fmt: skip
+    assert done.status_code == 303
+    again = acme.post(f"/ui/alerts/silences/{silence['id']}/expire", data={"csrf": token,
+                      "confirm": "yes"})  # fmt: skip
+    assert again.status_code == 409 and "already ended" in again.text
+
+
+def test_only_an_operator_of_its_tenant_may_change_an_incident(console: Console) -> None:
+    opened = httpx.post(
+        console.url + "/api/incidents", headers=auth(OPERATOR_KEY),
+        json={"type": "vendor_outage", "routes": ["web-answer"], "message": "pages test"},
+    )  # fmt: skip
+    assert opened.status_code == 201, opened.text
+    incident = opened.json()["id"]
+    body = {"message": "x", "confirm": "yes"}
+    viewer, token = signed_in(console, VIEWER_KEY)
+    assert (
+        viewer.post(f"/ui/incidents/{incident}/note", data={**body, "csrf": token}).status_code
+        == 403
+    )
+    globex, token = signed_in(console, GLOBEX_OPERATOR_KEY)
+    resp = globex.post(f"/ui/incidents/{incident}/resolve", data={**body, "csrf": token})
+    assert resp.status_code == 404
+    acme, token = signed_in(console, OPERATOR_KEY)
+    close = acme.post(f"/ui/incidents/{incident}/close", data={**body, "csrf": token})
+    assert close.status_code == 409  # open: closing is refused, the store says why
+    unknown = acme.post(f"/ui/incidents/{incident}/explode", data={**body, "csrf": token})
+    assert unknown.status_code == 404
+    unconfirmed = acme.post(
+        f"/ui/incidents/{incident}/resolve", data={"csrf": token, "message": "x"}
+    )
+    assert unconfirmed.status_code == 400
+    assert (
+        acme.post(f"/ui/incidents/{incident}/resolve", data={**body, "csrf": token}).status_code
+        == 303
+    )
+    state = httpx.get(f"{console.url}/api/incidents/{incident}", headers=auth(OPERATOR_KEY)).json()
+    assert state["state"] == "resolved"

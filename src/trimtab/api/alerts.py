@@ -4,7 +4,7 @@ Reading needs a key of role viewer, operator or admin; acknowledging and silenci
 operator or admin, and each is audited in the transaction that makes it. A non-admin sees
 only the alerts labelled with its tenant or one of its tenant's own routes, acknowledges
 only those, and its silences are confined to its tenant (a `tenant=T` matcher is added;
-it sees and ends only silences so confined).
+it sees and ends only silences so confined: alerts/tenancy.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.alerts.model import Alert, AlertChange, Matcher, Silence
+from trimtab.alerts.model import Alert, AlertChange, Silence
 from trimtab.alerts.service import AlertService
 from trimtab.alerts.store import outbox_rows
+from trimtab.alerts.tenancy import confined, silence_visible
 from trimtab.api.access import audit_event, json_response, operator, reader
 from trimtab.api.alert_endpoints import (
     ACK_ALERT,
@@ -95,12 +96,6 @@ class AlertsAPI:
 
         return visible
 
-    def _silence_visible(self, principal: Principal, silence: Silence) -> bool:
-        if principal.is_admin:
-            return True
-        confined = Matcher("tenant", "=", principal.tenant)
-        return confined in silence.matchers
-
     async def _alert(self, principal: Principal, alert_id: int) -> Alert:
         alert = await run_in_threadpool(self._service.get, alert_id)
         if not self._visible(principal)(alert):
@@ -169,7 +164,7 @@ class AlertsAPI:
             lambda: self._service.silences(expired_too=every, limit=limit)
         )
         now = self._service.now()
-        data = [s.to_json(now) for s in found if self._silence_visible(principal, s)]
+        data = [s.to_json(now) for s in found if silence_visible(principal, s)]
         return json_response({"data": data})
 
     async def create_silence(self, request: Request) -> Response:
@@ -187,17 +182,7 @@ class AlertsAPI:
             raise bad_param(
                 "matchers", f"must be a list of 1 to {MATCHERS_MAX} texts like route=support"
             )
-        if not principal.is_admin:
-            for text in matchers:  # a tenant's silence may not reach other tenants
-                try:
-                    parsed = Matcher.parse(text)
-                except ValueError:
-                    continue  # the service says what is wrong with it
-                if parsed.label == "tenant" and parsed != Matcher("tenant", "=", principal.tenant):
-                    raise bad_param(
-                        "matchers", f"a key of tenant '{principal.tenant}' silences only its own"
-                    )
-            matchers = [*matchers, f"tenant={principal.tenant}"]
+        matchers = confined(principal, matchers)
         text = body.get("duration")
         duration = parse_duration(text) if isinstance(text, str) else None
         if duration is None or duration <= timedelta(0):
@@ -228,7 +213,7 @@ class AlertsAPI:
         principal = operator(self._keys, request, "end silences")
         silence_id = DELETE_SILENCE.arg(request, "silence_id")
         mine = await run_in_threadpool(self._service.get_silence, silence_id)
-        if mine is None or not self._silence_visible(principal, mine):
+        if mine is None or not silence_visible(principal, mine):
             raise NotFound(f"no silence {silence_id}", code="silence_not_found")
 
         def audit(conn: Connection, ended: Silence) -> None:

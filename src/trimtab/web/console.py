@@ -91,7 +91,11 @@ class Console:
             ("/alerts", alerts.index, get),
             ("/incidents", incidents.index, get),
             ("/incidents/{incident_id}", incidents.detail, get),
+            ("/incidents/{incident_id}/note", incidents.note, post),
+            ("/incidents/{incident_id}/{move}", incidents.move, post),
             ("/alerts/{alert_id}/ack", alerts.acknowledge, post),
+            ("/alerts/silences", alerts.silence, post),
+            ("/alerts/silences/{silence_id}/expire", alerts.expire, post),
             ("/data/series", data.series, get),
         ]
         inner: list[BaseRoute] = [
