@@ -7,11 +7,12 @@ import sys
 
 # libraries a gateway loads only for a feature that is used: scipy.special for the
 # similarity scorer's model, aiohttp for a first alert delivery; scipy.stats not at all
-# (the forecast's t distribution is trimtab.stats.student). Each costs 15-80 MiB of RSS.
-ON_DEMAND = ("scipy", "aiohttp")
+# (the forecast's t distribution is trimtab.stats.student), the Redis client for shared
+# state. Each costs 7-80 MiB of RSS.
+ON_DEMAND = ("scipy", "aiohttp", "redis")
 
 
-def test_a_default_gateway_loads_neither_scipy_nor_aiohttp(tmp_path: object) -> None:
+def test_a_default_gateway_loads_no_library_it_does_not_use(tmp_path: object) -> None:
     code = (
         "import sys; from trimtab.app import create_app; from trimtab.config import default_config;"
         " create_app(default_config());"

@@ -7,8 +7,9 @@ import pytest
 from trimtab.config import StateConfig
 from trimtab.state.factory import build_state
 from trimtab.state.memory import MemoryState
-from trimtab.state.redis import RedisState, redact_url
+from trimtab.state.redis import RedisState
 from trimtab.state.resilient import ResilientState
+from trimtab.state.urls import redact_url
 
 
 async def test_no_url_keeps_state_in_this_process() -> None:

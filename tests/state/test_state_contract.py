@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from trimtab.state.base import BreakerCounts, SharedState
+from trimtab.state.errors import StateUnavailable
 from trimtab.state.memory import MemoryState
-from trimtab.state.redis import RedisState, StateUnavailable
+from trimtab.state.redis import RedisState
 from trimtab.testing.redis_server import RedisServer
 from trimtab.testing.servers import free_port
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from trimtab import __version__
 from trimtab.cli.options import Config as ConfigFile
 from trimtab.config import Config, ConfigError, default_config, load_config
-from trimtab.state.redis import redact_url
+from trimtab.state.urls import redact_url
 
 
 def tune_runtime() -> None:

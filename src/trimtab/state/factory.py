@@ -7,8 +7,7 @@ from prometheus_client import CollectorRegistry
 from trimtab.config import StateConfig
 from trimtab.state.base import SharedState
 from trimtab.state.memory import MemoryState
-from trimtab.state.redis import RedisState, redact_url
-from trimtab.state.resilient import ResilientState
+from trimtab.state.urls import redact_url
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -20,6 +19,10 @@ def build_state(config: StateConfig, registry: CollectorRegistry | None = None) 
     if config.url is None:
         return MemoryState()
     if config.url.lower().startswith(REDIS_SCHEMES):
+        # the Redis client is loaded only for a gateway that shares its state (~7.5 MiB)
+        from trimtab.state.redis import RedisState
+        from trimtab.state.resilient import ResilientState
+
         return ResilientState(
             RedisState(config.url),
             share=config.processes,

@@ -8,13 +8,11 @@ touches exactly the keys it is given, as Redis requires.
 from __future__ import annotations
 
 import math
-import re
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -23,31 +21,9 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from trimtab.state.base import BreakerCounts, Reservation, WindowDecision
+from trimtab.state.errors import StateLost, StateUnavailable
 from trimtab.state.memory import BREAKER_OPEN_GRACE_S, WINDOW_EPSILON
-
-
-class StateUnavailable(RuntimeError):
-    """The shared-state backend could not be reached or failed a command."""
-
-
-class StateLost(RuntimeError):
-    """Redis answered but no longer holds the seed marker: it lost its data (a restart without
-    persistence, a flush), so budget counters must be seeded again before they are used."""
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***, fit for messages and logs."""
-    url = re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-    except ValueError:
-        return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
+from trimtab.state.urls import redact_url
 
 _FMT = "local function fmt(x) return string.format('%.17g', x) end\n"
 

@@ -18,15 +18,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from trimtab.refresher import Periodic
 from trimtab.state.base import BreakerCounts, Reservation, WindowDecision
+from trimtab.state.errors import StateLost, StateUnavailable
 from trimtab.state.ledger import Ledger
 from trimtab.state.memory import MemoryState
-from trimtab.state.redis import RedisState, StateLost, StateUnavailable
+
+if TYPE_CHECKING:
+    from trimtab.state.redis import RedisState
 
 log = logging.getLogger("trimtab.state")
 
