@@ -394,3 +394,68 @@ def test_note_acknowledge_and_resolve_an_incident(
     resolved = next(e for e in audit if e["action"] == "incident.resolve")
     assert resolved["detail"]["message"] == "rolled back to v1"
     assert resolved["remote_addr"] == "127.0.0.1" and resolved["request_id"].startswith("req_")
+
+
+GUARDED = """
+routes:
+  guarded-answer:
+    owner: web@acme.example
+    risk_tier: 0
+    version:
+      model: gpt-mock
+      messages:
+        - role: user
+          content: "{{question}}"
+      guardrails:
+        mode: enforce
+        input:
+          pii: {action: redact, entities: [email]}
+"""
+
+
+def test_a_requests_guardrails_and_add_it_to_a_dataset(
+    sign_in: SignIn, console: Console, shots: Path
+) -> None:
+    applied = httpx.post(
+        console.url + "/api/routes/apply", headers=auth(OPERATOR_KEY),
+        json={"yaml": GUARDED, "message": "a guarded route"},
+    )  # fmt: skip
+    assert applied.status_code == 200, applied.text
+    question = {"question": "Write to me at jo@example.com about my order"}
+    sent = chat(console.url, APP_KEY, "route:guarded-answer", "hi", variables=question)
+    assert sent.status_code == 200, sent.text
+    found = httpx.get(
+        console.url + "/api/requests?route=guarded-answer", headers=auth(OPERATOR_KEY)
+    ).json()["data"]
+    rid = found[0]["id"]
+    viewer = sign_in(VIEWER_KEY)
+    viewer.goto(f"/ui/requests/{rid}")
+    expect(viewer.get_by_test_id("guardrails")).to_contain_text("input.pii")
+    expect(viewer.get_by_test_id("add-to-dataset")).to_have_count(0)  # operators only
+    page = sign_in(OPERATOR_KEY)
+    page.goto(f"/ui/requests/{rid}")
+    expect(page.get_by_test_id("guardrails-summary")).to_contain_text("fired: input.pii")
+    pii = page.get_by_test_id("guardrails").locator("tr", has_text="input.pii")
+    expect(pii).to_contain_text("redact")
+    form = page.get_by_test_id("add-to-dataset")
+    form.get_by_label("Dataset").fill("from-console")
+    form.get_by_role("button", name="Add to dataset").click()
+    expect(page.get_by_test_id("added")).to_have_text("Added to dataset from-console as v1.")
+    page.get_by_test_id("guardrails").scroll_into_view_if_needed()
+    shot(page, shots, "request-guardrails")
+    version = httpx.get(
+        console.url + "/api/datasets/from-console/versions/1", headers=auth(OPERATOR_KEY)
+    )
+    assert version.status_code == 200, version.text
+    (item,) = version.json()["data"]
+    assert item["metadata"]["request_id"] == rid and item["metadata"]["route"] == "guarded-answer"
+    # the body as stored: the guardrail redacted the address before it was recorded
+    assert item["variables"] == {"question": "Write to me at <EMAIL_1> about my order"}
+    form = page.get_by_test_id("add-to-dataset")  # the same input again: nothing new
+    form.get_by_label("Dataset").fill("from-console")
+    form.get_by_role("button", name="Add to dataset").click()
+    expect(page.get_by_test_id("added")).to_contain_text("Already in dataset from-console")
+    audit = httpx.get(
+        console.url + "/api/audit?action=dataset.push", headers=auth(ADMIN_KEY)
+    ).json()["data"]
+    assert any(e["actor"] == "ml@acme" and "from-console" in (e["target"] or "") for e in audit)

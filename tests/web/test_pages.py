@@ -313,3 +313,28 @@ def test_only_an_operator_of_its_tenant_may_change_an_incident(console: Console)
     )
     state = httpx.get(f"{console.url}/api/incidents/{incident}", headers=auth(OPERATOR_KEY)).json()
     assert state["state"] == "resolved"
+
+
+def test_only_an_operator_of_its_tenant_may_add_a_request_to_a_dataset(console: Console) -> None:
+    def newest(query: str) -> str:
+        rows = httpx.get(f"{console.url}/api/requests?limit=1&{query}", headers=auth(ADMIN_KEY))
+        return str(rows.json()["data"][0]["id"])
+
+    routed, plain = newest("route=web-answer"), newest("user=long")
+    viewer, token = signed_in(console, VIEWER_KEY)
+    body = {"dataset": "pages-set"}
+    resp = viewer.post(f"/ui/requests/{routed}/dataset", data={**body, "csrf": token})
+    assert resp.status_code == 403
+    globex, token = signed_in(console, GLOBEX_OPERATOR_KEY)
+    resp = globex.post(f"/ui/requests/{routed}/dataset", data={**body, "csrf": token})
+    assert resp.status_code == 404  # another tenant's request is missing
+    acme, token = signed_in(console, OPERATOR_KEY)
+    bad = acme.post(f"/ui/requests/{routed}/dataset", data={"dataset": "No Good", "csrf": token})
+    assert bad.status_code == 400 and "invalid dataset name" in bad.text
+    resp = acme.post(f"/ui/requests/{plain}/dataset", data={**body, "csrf": token})
+    assert resp.status_code == 400 and "only a route&#39;s request" in resp.text
+    resp = acme.post(f"/ui/requests/{routed}/dataset", data={**body, "csrf": token})
+    assert resp.status_code == 303
+    assert resp.headers["location"] == f"/ui/requests/{routed}?dataset=pages-set&version=1&added=1"
+    made = httpx.get(f"{console.url}/api/datasets/pages-set/versions/1", headers=auth(OPERATOR_KEY))
+    assert [i["metadata"]["request_id"] for i in made.json()["data"]] == [routed]

@@ -38,8 +38,9 @@ from trimtab.api.params import NUL_MESSAGE, bad_param, nul_field
 from trimtab.auth.keyring import KeyRing
 from trimtab.durations import parse_duration
 from trimtab.errors import Forbidden, Invalid, NotFound, Unavailable
-from trimtab.evals.datasets import MAX_ITEMS, DatasetError, Format, Item, diff, parse
-from trimtab.evals.from_requests import MAX_REQUESTS, Harvest, RequestQuery, harvest, recorded
+from trimtab.evals.adding import add_recorded
+from trimtab.evals.datasets import DatasetError, Format, Item, diff, parse
+from trimtab.evals.from_requests import MAX_REQUESTS, RequestQuery
 from trimtab.evals.store import DatasetKey, DatasetStore, DatasetVersion, PushResult
 from trimtab.types import SHARED, Principal, name_problem, new_request_id
 
@@ -149,7 +150,7 @@ class DatasetsAPI:
 
     async def from_requests(self, request: Request) -> Response:
         """Recorded requests of a route into the dataset's next version
-        (evals/from_requests.py)."""
+        (evals/from_requests.py, evals/adding.py)."""
         rid = new_request_id()
         principal = operator(self._keys, request, "add to datasets")
         name = DATASET.of(request)
@@ -164,36 +165,7 @@ class DatasetsAPI:
         key = DatasetKey(self._scope(principal, body.get("tenant")), name)
         by = actor(request, principal, rid)
 
-        def work() -> tuple[PushResult | None, Harvest]:
-            try:
-                number = self._store.version(key, None).number
-                existing = self._store.items(key, number)
-            except NotFound:
-                existing = []
-            found = harvest(recorded(self._store.engine, query), existing)
-            if not found.items and not existing:
-                return None, found
-            items = [*existing, *found.items]
-            if len(items) > MAX_ITEMS:
-                raise Invalid(
-                    f"dataset '{name}' would hold {len(items)} items; at most {MAX_ITEMS}",
-                    code="invalid_dataset",
-                )
-            return self._store.push(key, items, message=message.strip(), actor=by), found
-
-        failure = "IntegrityError"
-        for _ in range(_PUSH_ATTEMPTS):
-            try:
-                result, found = await change(work, conflicts=True)
-                break
-            except IntegrityError as exc:  # another push meanwhile: read the newest again
-                failure = type(exc.orig).__name__
-        else:
-            raise Unavailable(
-                f"the store refused this dataset {_PUSH_ATTEMPTS} times ({failure}); "
-                "nothing changed",
-                code="store_unavailable",
-            )
+        result, found = await change(add_recorded, self._store, key, query, message.strip(), by)
         counts = {
             "considered": found.considered,
             "added": len(found.items),

@@ -38,6 +38,7 @@ class RequestQuery:
     since: datetime | None = None
     limit: int = 100
     tenant: str | None = None  # None: every tenant's (an admin's)
+    request_id: str | None = None  # only this request (the console's "add to dataset")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,8 @@ def recorded(engine: Engine, q: RequestQuery) -> list[dict[str, Any]]:
         where.append(c.version == q.version)
     if q.tenant is not None:
         where.append(c.tenant == q.tenant)
+    if q.request_id is not None:
+        where.append(c.id == q.request_id)
     if q.since is not None:
         where.append(c.started_at >= q.since)
     if q.errors:

@@ -73,6 +73,7 @@ class Console:
             ("/", overview.overview, get),
             ("/requests", requests.explorer, get),
             ("/requests/{request_id}", requests.detail, get),
+            ("/requests/{request_id}/dataset", requests.add_to_dataset, post),
             ("/routes", routes.index, get),
             ("/routes/{name}", routes.route, get),
             ("/routes/{name}/diff", routes.diff, get),

@@ -1,16 +1,24 @@
-"""/ui/requests, the explorer (the API's filters, keyset pages), and /ui/requests/{id}."""
+"""/ui/requests, the explorer (the API's filters, keyset pages), and /ui/requests/{id}
+with its guardrail outcomes and, for operators, "add to dataset": the request into its
+tenant's dataset's next version through evals/adding.add_recorded, as
+`POST /api/datasets/{name}/from-requests` adds (the push audited as `dataset.push`)."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from trimtab.errors import Invalid, NotFound
+from trimtab.evals.adding import add_recorded
+from trimtab.evals.from_requests import RequestQuery
+from trimtab.evals.store import DatasetKey
 from trimtab.telemetry.queries import BadCursor, RequestFilter, get_request, list_requests, view
+from trimtab.types import name_problem
 from trimtab.web.context import Page
 from trimtab.web.feedback import of_request
 from trimtab.web.render import preview
@@ -128,12 +136,28 @@ def answer(body: Any) -> str | None:
     return None
 
 
-async def detail(page: Page) -> Response:
+async def _visible(page: Page) -> dict[str, Any]:
     rid = page.request.path_params["request_id"]
     row = await asyncio.to_thread(get_request, page.deps.engine, rid)
     p = page.viewer.principal
     if row is None or not (p.is_admin or row["tenant"] == p.tenant):
         raise NotFound(f"no request with id '{rid}'")  # another tenant's looks missing
+    return row
+
+
+def guardrails(attributes: dict[str, Any]) -> dict[str, Any] | None:
+    """The record's guardrail runs (gateway/guarding.py), or None when none ran."""
+    found = attributes.get("guardrails")
+    if not isinstance(found, dict):
+        return None
+    checks = [c for c in found.get("checks") or [] if isinstance(c, dict)]
+    return {**found, "checks": checks}
+
+
+async def detail(page: Page) -> Response:
+    row = await _visible(page)
+    rid = row["id"]
+    p = page.viewer.principal
     shown = view(row)
     whole = page.param("whole") == "1"
     limit = 10**9 if whole else None
@@ -150,7 +174,34 @@ async def detail(page: Page) -> Response:
     return page.render(
         "request.html.j2", r=shown, bodies=bodies, whole=whole,
         messages=conversation(sent), answer=answer(shown.get("response")),
-        attempts=attributes.get("attempts") or [],
-        other_attributes={k: v for k, v in attributes.items() if k != "attempts"},
-        feedback=fb,
+        attempts=attributes.get("attempts") or [], guardrails=guardrails(attributes),
+        other_attributes={k: v for k, v in attributes.items()
+                          if k not in ("attempts", "guardrails")},
+        feedback=fb, added=page.params(("dataset", "version", "added")),
     )  # fmt: skip
+
+
+async def add_to_dataset(page: Page) -> Response:
+    """The request as an item of its tenant's dataset `dataset` (its next version)."""
+    page.viewer.require_operator("add to datasets")
+    row = await _visible(page)
+    if not row["route"]:
+        raise Invalid("only a route's request becomes a dataset item (its variables or "
+                      "messages against the route's template)", param="dataset")  # fmt: skip
+    name = page.field("dataset", required=True)
+    problem = name_problem("dataset", name)
+    if problem is not None:
+        raise Invalid(problem, param="dataset")
+    assert name is not None
+    message = page.field("message") or f"{row['route']}: request {row['id']}"
+    key = DatasetKey(row["tenant"], name)
+    query = RequestQuery(route=row["route"], tenant=row["tenant"], request_id=row["id"], limit=1)
+    store = page.deps.datasets
+    result, found = await asyncio.to_thread(add_recorded, store, key, query, message, page.actor())
+    if result is None:
+        raise Invalid(
+            f"request {row['id']} gives no item (its body was not stored, was redacted or "
+            "hashed, or holds no variables or messages)", param="dataset",
+        )  # fmt: skip
+    done = {"dataset": name, "version": str(result.version.number), "added": str(len(found.items))}
+    return RedirectResponse(f"/ui/requests/{row['id']}?{urlencode(done)}", 303)
