@@ -64,6 +64,6 @@ def test_an_interval_on_its_axis() -> None:
 
 def test_windows_are_a_fixed_set() -> None:
     assert window(None) == ("1h", timedelta(hours=1), 1)
-    assert window("7d")[2] == 30
+    assert window("7d")[2] == 60
     with pytest.raises(Invalid, match="window '2h' is not one of"):
         window("2h")

@@ -7,6 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from ddsketch.pb.ddsketch_pb2 import DDSketch as DDSketchMessage
 from sqlalchemy import Engine
 
 from trimtab.telemetry.costs import costs_by
@@ -118,3 +119,32 @@ def test_costs_by_every_dimension_at_once_equal_the_apis_query(engine: Engine) -
                     row.requests, row.errors, row.input_tokens,
                 )  # fmt: skip
                 assert mine.cost_usd == pytest.approx(row.cost_usd)
+
+
+def test_bins_read_off_the_wire_equal_the_parsed_message() -> None:
+    """The dense bins come off the stored bytes; a message with sparse bins (another
+    writer's) is parsed as a message: both add the same counts."""
+    rng = random.Random(5)
+    for _ in range(20):
+        sketch = new_sketch()
+        for _ in range(rng.randint(0, 300)):
+            sketch.add(rng.choice((0.0, rng.lognormvariate(5, 2), rng.uniform(1e5, 1e7))))
+        raw = to_bytes(sketch)
+        message = DDSketchMessage()
+        message.ParseFromString(raw)
+        bins = Bins()
+        bins.add(raw)
+        assert bins.zeros == message.zeroCount
+        store = message.positiveValues
+        got = bins.counts[store.contiguousBinIndexOffset - bins.low :][
+            : len(store.contiguousBinCounts)
+        ]
+        assert list(got) == list(store.contiguousBinCounts)
+        assert bins.count == sketch.count
+    sparse = DDSketchMessage()
+    sparse.zeroCount = 2.0
+    sparse.positiveValues.binCounts[10] = 3.0
+    sparse.positiveValues.binCounts[-4] = 1.0
+    bins = Bins()
+    bins.add(sparse.SerializeToString())
+    assert bins.count == 6.0 and bins.quantile(1.0) == pytest.approx(1.02**10, rel=0.03)

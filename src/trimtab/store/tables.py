@@ -62,6 +62,7 @@ requests = Table(
     Index("ix_requests_tenant_started", "tenant", "started_at"),
     Index("ix_requests_model_started", "request_model", "started_at"),
     Index("ix_requests_route_version_started", "route", "version", "started_at"),
+    Index("ix_requests_route_started", "route", "started_at", "id"),  # 0013_console_speed
 )
 
 # One row per minute and combination of dimensions; "" stands for "none" so the
@@ -598,6 +599,11 @@ rollups_hour = Table(
     Column("count", Integer, nullable=False),
     Column("latency_sketch", LargeBinary, nullable=False),
     Column("ttft_sketch", LargeBinary, nullable=False),
+    # what the console shows besides (migration 0013_console_speed)
+    Column("errors", Integer, nullable=False, server_default="0"),
+    Column("input_tokens", Integer, nullable=False, server_default="0"),
+    Column("output_tokens", Integer, nullable=False, server_default="0"),
+    Column("cost_usd", Float, nullable=False, server_default="0"),
     Index("ix_rollups_hour_route", "route", "hours", "hour"),
     Index("ix_rollups_hour_hour", "hours", "hour"),
 )

@@ -1,5 +1,7 @@
-"""/ui/costs: spend by model, route, feature and tenant, and by day, from the rollups
-(telemetry/costs.costs_by, the query /api/costs runs), with the budgets beside them."""
+"""/ui/costs: spend by model, route, feature and tenant, and by day, with the budgets
+beside them: the sums /api/costs gives (telemetry/costs.costs_by), read from the hourly
+and daily rollups for the whole spans and the minute rollups for the rest
+(web/rollup_reads.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 from starlette.responses import Response
 
 from trimtab.errors import Invalid
-from trimtab.telemetry.costs import CostRow, costs_by
+from trimtab.telemetry.costs import CostRow
 from trimtab.telemetry.rollups import minute_of
 from trimtab.web.context import Deps, Page
 from trimtab.web.rollup_reads import COST_DIMENSIONS, costs_by_dimensions
@@ -40,7 +42,7 @@ def _rows(rows: dict[str, CostRow]) -> list[dict[str, Any]]:
 def _gather(deps: Deps, since: datetime, tenant: str | None) -> dict[str, Any]:
     by = costs_by_dimensions(deps.engine, since, tenant)
     groups = {d: _rows(by[d]) for d in DIMENSIONS}
-    days = sorted(costs_by(deps.engine, since, "day", tenant).items())
+    days = sorted(by["day"].items())
     total = CostRow()
     for _, row in days:
         total.add(row)

@@ -12,10 +12,9 @@ from starlette.responses import Response
 
 from trimtab.rollouts.row import RolloutRow
 from trimtab.slo.status import SloStatus, read_status
-from trimtab.telemetry.costs import costs_by
 from trimtab.web import alerts
 from trimtab.web.context import Deps, Page, Viewer
-from trimtab.web.rollup_reads import by_route, midnight
+from trimtab.web.rollup_reads import by_route, midnight, spend_by_route
 from trimtab.web.windows import WINDOWS, since, window
 
 
@@ -41,7 +40,7 @@ def _gather(deps: Deps, viewer: Viewer, tenant: str | None, span: Any) -> list[R
     """Blocking: the store reads behind the table (rollups, routes, SLOs, rollouts)."""
     now = datetime.now(UTC)
     window_by = by_route(deps.engine, since(span, now), tenant)
-    today_by = costs_by(deps.engine, midnight(now), "route", tenant)  # /api/costs' query
+    today_by = spend_by_route(deps.engine, midnight(now), tenant)  # what /api/costs sums
     p = viewer.principal
     lines: dict[str, RouteLine] = {}
     for r in deps.routes.list_routes(p.tenant, p.is_admin):
@@ -54,8 +53,7 @@ def _gather(deps: Deps, viewer: Viewer, tenant: str | None, span: Any) -> list[R
             line.requests = w.requests
             line.error_rate = w.error_rate
             line.p95_ms = w.p95_ms
-        t = today_by.get(name)
-        line.spend_today = t.cost_usd if t is not None else 0.0
+        line.spend_today = today_by.get(name, 0.0)
     # the SLOs the API lists for this key, as of the gauges' last refresh (each reads its
     # whole window of rollups: once a minute in the background, not once a page); one
     # applied or changed since is read now

@@ -10,23 +10,98 @@ checks they agree).
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from ddsketch.mapping import LogarithmicMapping
 from ddsketch.pb.ddsketch_pb2 import DDSketch as DDSketchMessage
-from sqlalchemy import Engine, func, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    Subquery,
+    and_,
+    false,
+    func,
+    or_,
+    select,
+    union_all,
+)
 
+from trimtab.slo.windows import MINUTE, Ranges, plan
 from trimtab.store.engine import as_utc
-from trimtab.store.tables import rollups
+from trimtab.store.tables import rollups, rollups_hour
 from trimtab.telemetry.costs import CostRow
+from trimtab.telemetry.hourly import DAY, HOUR, day_floor, dirty_spans
 from trimtab.telemetry.sketch import RELATIVE_ACCURACY
 
 _SPAN = 4096  # bins held at first; grows when a key falls outside
 _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)  # the one telemetry/sketch.py writes with
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    byte = buf[i]
+    if byte < 0x80:  # most keys and sizes here: one byte
+        return byte, i + 1
+    shift = value = 0
+    while True:
+        byte = buf[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i
+        shift += 7
+
+
+def _positive_bins(raw: bytes) -> tuple[float, int, npt.NDArray[np.float64]] | None:
+    """(zeroCount, contiguousBinIndexOffset, contiguousBinCounts) of a stored DDSketch
+    message read off its wire format (the packed doubles are one buffer: no per-bin
+    Python objects, a tenth of the parse's cost); None when the message holds anything
+    else the dense read does not expect (sparse bins, an unpacked field), which the
+    protobuf parse then reads."""
+    zeros, offset, values = 0.0, 0, _EMPTY
+    i, end = 0, len(raw)
+    while i < end:
+        key, i = _varint(raw, i)
+        number, kind = key >> 3, key & 7
+        if kind == 1 and number == 4:  # zeroCount, a double
+            (zeros,) = struct.unpack_from("<d", raw, i)
+            i += 8
+        elif kind == 2:
+            size, i = _varint(raw, i)
+            if number == 2:  # positiveValues, a Store
+                got = _store(raw, i, i + size)
+                if got is None:
+                    return None
+                offset, values = got
+            i += size  # the mapping (1), the negative values (3): not read here
+        else:
+            return None
+    return zeros, offset, values
+
+
+def _store(raw: bytes, i: int, end: int) -> tuple[int, npt.NDArray[np.float64]] | None:
+    offset, values = 0, _EMPTY
+    while i < end:
+        key, i = _varint(raw, i)
+        number, kind = key >> 3, key & 7
+        if number == 2 and kind == 2:  # contiguousBinCounts, packed doubles
+            size, i = _varint(raw, i)
+            values = np.frombuffer(raw, dtype="<f8", count=size // 8, offset=i)
+            i += size
+        elif number == 3 and kind == 0:  # contiguousBinIndexOffset, a zigzag sint32
+            n, i = _varint(raw, i)
+            offset = (n >> 1) ^ -(n & 1)
+        else:  # binCounts (1) or an unpacked double
+            return None
+    return offset, values
+
+
+_EMPTY: npt.NDArray[np.float64] = np.zeros(0)
 
 
 @dataclass(slots=True)
@@ -38,6 +113,13 @@ class Bins:
     counts: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(_SPAN))
 
     def add(self, raw: bytes) -> None:
+        wire = _positive_bins(raw)
+        if wire is not None:
+            zeros, offset, values = wire
+            self.zeros += zeros
+            if len(values):
+                self._add(offset, values)
+            return
         message = DDSketchMessage()
         message.ParseFromString(raw)
         self.zeros += message.zeroCount
@@ -90,56 +172,129 @@ class Sums:
         return self.errors / self.requests if self.requests else None
 
 
-def _where(since: datetime, tenant: str | None, route: str | None) -> list[Any]:
-    c = rollups.c
-    out: list[Any] = [c.minute >= since]
-    if tenant is not None:
-        out.append(c.tenant == tenant)
-    if route is not None:
-        out.append(c.route == route)
+_COLUMNS = ("route", "model", "tenant", "feature", "count", "errors", "input_tokens",
+            "output_tokens", "cost_usd", "latency_sketch")  # fmt: skip
+
+
+def _off(start: datetime, end: datetime, size: timedelta) -> set[datetime]:
+    """Every span of `size` from `start`'s day to `end`: as if all were marked (not read)."""
+    at, out = day_floor(start), set()
+    while at <= end:
+        out.add(at)
+        at += size
     return out
+
+
+def _rows(
+    conn: Connection,
+    since: datetime,
+    tenant: str | None,
+    route: str | None,
+    step: int | None = None,
+) -> Subquery:
+    """(at, _COLUMNS...) from `since` on: the whole unmarked days and hours up to now's
+    minute from `rollups_hour` (telemetry/hourly.py; given buckets of `step` minutes, the
+    day rows only when it is a multiple of a day, the hour rows only when of an hour, so
+    that a row falls within one bucket), everything else (the edges, the current hour,
+    marked spans and any later minute) from `rollups_minute`. The sums are those of the
+    minutes."""
+    end = as_utc(datetime.now(UTC)).replace(second=0, microsecond=0)
+    since = as_utc(since)
+    dirty = dirty_spans(conn, since, end) if since <= end else {}
+    if step is not None and step % 60:
+        dirty[1] = _off(since, end, HOUR)
+    if step is not None and step % 1440:
+        dirty[24] = _off(since, end, DAY)
+    minutes, hours, days = plan(end, [since], dirty) if since <= end else ([], [], [])
+    m, h = rollups.c, rollups_hour.c
+    # the minutes after now's (a clock ahead) are read too, as before the hourly rows
+    open_end = [(a, b) for a, b in minutes if b > end]
+    closed = [(a, b) for a, b in minutes if b <= end]
+
+    def filters(c: Any) -> list[Any]:
+        out: list[Any] = []
+        if tenant is not None:
+            out.append(c.tenant == tenant)
+        if route is not None:
+            out.append(c.route == route)
+        return out
+
+    def of_minutes(rs: Ranges, last: datetime | None) -> Select[Any]:
+        spans = [and_(m.minute >= a, m.minute < b) for a, b in rs]
+        if last is not None:
+            spans.append(m.minute >= last)
+        return select(m.minute.label("at"), *(m[n] for n in _COLUMNS)).where(
+            or_(false(), *spans), *filters(m)
+        )
+
+    def of_spans(n: int, rs: Ranges) -> Select[Any]:
+        spans = [and_(h.hour >= a, h.hour < b) for a, b in rs]
+        return select(h.hour.label("at"), *(h[c] for c in _COLUMNS)).where(
+            h.hours == n, or_(false(), *spans), *filters(h)
+        )
+
+    last = open_end[0][0] if open_end else (since if since > end else end + MINUTE)
+    parts = [of_minutes(closed, last)]
+    if hours:
+        parts.append(of_spans(1, hours))
+    if days:
+        parts.append(of_spans(24, days))
+    return union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
 
 
 def by_route(engine: Engine, since: datetime, tenant: str | None) -> dict[str, Sums]:
     """Requests, errors, cost and p95 latency per route ("" for calls without one)."""
-    c = rollups.c
-    where = _where(since, tenant, None)
-    totals = select(c.route, func.sum(c.count), func.sum(c.errors), func.sum(c.cost_usd))
     out: dict[str, Sums] = {}
     bins: dict[str, Bins] = {}
     with engine.connect() as conn:
-        for route, count, errors, cost in conn.execute(totals.where(*where).group_by(c.route)):
-            out[route] = Sums(int(count or 0), int(errors or 0), float(cost or 0.0))
-        for route, raw in conn.execute(select(c.route, c.latency_sketch).where(*where)):
-            bins.setdefault(route, Bins()).add(raw)
+        u = _rows(conn, since, tenant, None).c
+        query = select(u.route, u.count, u.errors, u.cost_usd, u.latency_sketch)
+        for route, count, errors, cost, raw in conn.execute(query):
+            s = out.get(route)
+            if s is None:
+                s = out[route] = Sums()
+                bins[route] = Bins()
+            s.requests += count
+            s.errors += errors
+            s.cost_usd += cost
+            bins[route].add(raw)
     for route, merged in bins.items():
         out[route].p95_ms = merged.quantile(0.95)
     return out
+
+
+def spend_by_route(engine: Engine, since: datetime, tenant: str | None) -> dict[str, float]:
+    """Cost per route from `since` on: `costs_by(engine, since, "route", tenant)`'s."""
+    with engine.connect() as conn:
+        u = _rows(conn, since, tenant, None).c
+        query = select(u.route, func.sum(u.cost_usd)).group_by(u.route)
+        return {str(r): float(cost or 0.0) for r, cost in conn.execute(query)}
 
 
 def by_bucket(
     engine: Engine, since: datetime, step_minutes: int, tenant: str | None, route: str | None
 ) -> dict[int, Sums]:
     """The same per bucket of `step_minutes` (by the bucket's start, epoch seconds)."""
-    c = rollups.c
     width = step_minutes * 60
-    where = _where(since, tenant, route)
-    totals = select(c.minute, func.sum(c.count), func.sum(c.errors), func.sum(c.cost_usd))
     out: dict[int, Sums] = {}
     bins: dict[int, Bins] = {}
-
-    def bucket(minute: datetime) -> int:
-        return int(as_utc(minute).timestamp()) // width * width
+    buckets: dict[datetime, int] = {}  # a row's start -> its bucket's
 
     with engine.connect() as conn:
-        rows = conn.execute(totals.where(*where).group_by(c.minute))
-        for minute, count, errors, cost in rows:
-            s = out.setdefault(bucket(minute), Sums())
-            s.requests += int(count or 0)
-            s.errors += int(errors or 0)
-            s.cost_usd += float(cost or 0.0)
-        for minute, raw in conn.execute(select(c.minute, c.latency_sketch).where(*where)):
-            bins.setdefault(bucket(minute), Bins()).add(raw)
+        u = _rows(conn, since, tenant, route, step_minutes).c
+        query = select(u.at, u.count, u.errors, u.cost_usd, u.latency_sketch)
+        for minute, count, errors, cost, raw in conn.execute(query):
+            at = buckets.get(minute)
+            if at is None:
+                at = buckets[minute] = int(as_utc(minute).timestamp()) // width * width
+            s = out.get(at)
+            if s is None:
+                s = out[at] = Sums()
+                bins[at] = Bins()
+            s.requests += count
+            s.errors += errors
+            s.cost_usd += cost
+            bins[at].add(raw)
     for at, merged in bins.items():
         out[at].p95_ms = merged.quantile(0.95)
     return out
@@ -178,22 +333,20 @@ COST_DIMENSIONS = ("model", "route", "feature", "tenant")
 def costs_by_dimensions(
     engine: Engine, since: datetime, tenant: str | None
 ) -> dict[str, dict[str, CostRow]]:
-    """What `telemetry.costs.costs_by` gives for each of COST_DIMENSIONS, from one scan
-    (grouped by all four at once, then folded here)."""
-    c = rollups.c
-    query = (
-        select(
-            *(c[d] for d in COST_DIMENSIONS), func.sum(c.count), func.sum(c.errors),
-            func.sum(c.input_tokens), func.sum(c.output_tokens), func.sum(c.cost_usd),
-        )
-        .where(*_where(since, tenant, None))
-        .group_by(*(c[d] for d in COST_DIMENSIONS))
-    )  # fmt: skip
-    out: dict[str, dict[str, CostRow]] = {d: {} for d in COST_DIMENSIONS}
+    """What `telemetry.costs.costs_by` gives for each of COST_DIMENSIONS and "day" (each
+    UTC date's, by its ISO date), from one scan of the minute, hour and day rows (grouped
+    by the four and the row's start, then folded here)."""
+    out: dict[str, dict[str, CostRow]] = {d: {} for d in (*COST_DIMENSIONS, "day")}
     with engine.connect() as conn:
-        for *values, count, errors, tokens_in, tokens_out, cost in conn.execute(query):
+        u = _rows(conn, since, tenant, None, 1440).c
+        query = select(
+            u.at, *(u[d] for d in COST_DIMENSIONS), func.sum(u.count), func.sum(u.errors),
+            func.sum(u.input_tokens), func.sum(u.output_tokens), func.sum(u.cost_usd),
+        ).group_by(u.at, *(u[d] for d in COST_DIMENSIONS))  # fmt: skip
+        for at, *values, count, errors, tokens_in, tokens_out, cost in conn.execute(query):
             row = CostRow(int(count or 0), int(errors or 0), int(tokens_in or 0),
                           int(tokens_out or 0), float(cost or 0.0))  # fmt: skip
             for d, value in zip(COST_DIMENSIONS, values, strict=True):
                 out[d].setdefault(str(value), CostRow()).add(row)
+            out["day"].setdefault(as_utc(at).date().isoformat(), CostRow()).add(row)
     return out

@@ -1,5 +1,6 @@
 """/ui/slos: each SLO's SLI, standing, error budget and alerts (read_status, as the API
-computes it), with the budget's burn-down over the SLO window from the same rollups."""
+computes it), with the budget's burn-down over the SLO window from the same rollups
+(hourly and daily where whole, slo/windows.py)."""
 
 from __future__ import annotations
 
@@ -7,32 +8,45 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Engine, func, select
 from starlette.responses import Response
 
 from trimtab.errors import Forbidden
-from trimtab.slo.rollups import read_series
+from trimtab.slo.burn import Counts
+from trimtab.slo.rollups import minute_floor, read_series
+from trimtab.slo.sli import latency_counts, status_counts
 from trimtab.slo.spec import SloDefinition
 from trimtab.slo.status import read_status
+from trimtab.slo.windows import rows
+from trimtab.store.engine import as_utc
+from trimtab.telemetry.sketch import from_bytes
 from trimtab.web.context import Deps, Page
 
 POINTS = 120
 
 
-def burn_down(deps: Deps, slo: SloDefinition, now: datetime) -> dict[str, list[float | None]]:
+def burn_down(engine: Engine, slo: SloDefinition, now: datetime) -> dict[str, list[float | None]]:
     """The budget left (a share of the window's allowance so far; below 0 when overspent)
-    at POINTS times across the window, from the per-minute counts the SLI reads."""
+    at POINTS times across the window, from the counts the SLI reads. With a step of an
+    hour or more the points are on whole hours (the last one at now), so that the hourly
+    and daily rollups serve all but the window's edges (slo/windows.py)."""
     minutes = slo.window_minutes
-    per_minute = read_series(deps.engine, slo, now, minutes)
-    ordered = sorted(per_minute.items())
     step = max(1, minutes // POINTS)
     start = int(now.timestamp()) // 60 * 60 - (minutes - 1) * 60
+    edges = [start + (k + step) * 60 for k in range(0, minutes, step)]
+    if step >= 60 and slo.sli.kind != "guardrail":
+        edges = [e // 3600 * 3600 for e in edges[:-1]] + edges[-1:]
+        ordered = _by_edges(engine, slo, now, start, edges)
+    else:
+        ordered = sorted(
+            (m.timestamp(), c) for m, c in read_series(engine, slo, now, minutes).items()
+        )
     t: list[float | None] = []
     left: list[float | None] = []
     good = valid = 0
     i = 0
-    for k in range(0, minutes, step):
-        edge = start + (k + step) * 60
-        while i < len(ordered) and ordered[i][0].timestamp() < edge:
+    for edge in edges:
+        while i < len(ordered) and ordered[i][0] < edge:
             good += ordered[i][1].good
             valid += ordered[i][1].valid
             i += 1
@@ -42,12 +56,36 @@ def burn_down(deps: Deps, slo: SloDefinition, now: datetime) -> dict[str, list[f
     return {"t": t, "budget_left": left}
 
 
+def _by_edges(
+    engine: Engine, slo: SloDefinition, now: datetime, start: int, edges: list[int]
+) -> list[tuple[float, Counts]]:
+    """(a row's start, the SLI's counts in it) of the window's minute, hour and day rows,
+    cut at `edges` so that no row spans one."""
+    end = minute_floor(now)
+    cuts = [datetime.fromtimestamp(e, UTC) for e in [start, *edges] if e <= end.timestamp()]
+    sli = slo.sli
+    value = "count" if sli.kind != "latency" else (
+        "latency_sketch" if sli.of == "total" else "ttft_sketch"
+    )  # fmt: skip
+    out: list[tuple[float, Counts]] = []
+    with engine.connect() as conn:
+        u = rows(conn, slo.selector, end, cuts, value).c
+        if sli.kind == "latency":
+            for at, status, raw in conn.execute(select(u.at, u.status_code, u.value)):
+                out.append((as_utc(at).timestamp(), latency_counts(sli, status, from_bytes(raw))))
+        else:
+            query = select(u.at, u.status_code, func.sum(u.value)).group_by(u.at, u.status_code)
+            for at, status, n in conn.execute(query):
+                out.append((as_utc(at).timestamp(), status_counts(sli, status, int(n))))
+    return sorted(out, key=lambda p: p[0])
+
+
 def _statuses(deps: Deps, scope: str | None) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     out = []
     for row in deps.slos.listed(scope):
         status = read_status(deps.engine, row.definition, now).view(row.scope or None)
-        out.append({**status, "burn": burn_down(deps, row.definition, now)})
+        out.append({**status, "burn": burn_down(deps.engine, row.definition, now)})
     return out
 
 

@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 from trimtab.errors import Invalid
 from trimtab.telemetry.rollups import minute_of
 
-# a window and the width of a chart's bucket in minutes (at most ~360 points a chart)
+# a window and the width of a chart's bucket in minutes (at most ~360 points a chart; a
+# multiple of 60 reads the hourly rollups, web/rollup_reads.py)
 WINDOWS: dict[str, tuple[timedelta, int]] = {
     "15m": (timedelta(minutes=15), 1),
     "1h": (timedelta(hours=1), 1),
     "6h": (timedelta(hours=6), 1),
     "24h": (timedelta(hours=24), 5),
-    "7d": (timedelta(days=7), 30),
+    "7d": (timedelta(days=7), 60),  # whole hours: read from the hourly rollups
 }
 
 
