@@ -12,6 +12,8 @@ is 100 % and every required metric has passed; a stage still waiting at its maxi
 and a paused rollout is still judged (a regression rolls it back) until the horizon. With
 sticky users the error and refusal tests get the design effect of the rollout's users
 (``stats.clustered.design_effect``), as the controller does from the per-user counts.
+Where a scenario scores a share of answers online, each scored answer gets a score in
+[0, 1] (Beta, mean 0.8, or pass/fail) and ``quality_score`` is judged on them.
 
 Rollouts are vectorised with numpy: every look of every rollout is one row of an array.
 
@@ -41,7 +43,7 @@ import numpy.typing as npt
 
 from trimtab.canary.analysis import ArmArrays, evidence, pooled_quantile, verdicts
 from trimtab.canary.metrics import DEFAULT_METRICS, Metric, MetricSpec, latency_thresholds
-from trimtab.canary.plans import DEFAULT_PLAN, LOW_TRAFFIC_PLAN, Plan, Stage
+from trimtab.canary.plans import DEFAULT_PLAN, LOW_TRAFFIC_PLAN, MetricRule, Plan, Stage
 from trimtab.stats.clustered import design_effect
 from trimtab.stats.proportions import wilson_interval
 
@@ -61,6 +63,8 @@ NEGATIVE_RATE = 0.10
 GAMMA = 1.02  # latency bucket width (the sketch keeps 1 % relative accuracy: 2 % buckets)
 KEY_LO, KEY_HI = int(math.log(5.0) / math.log(GAMMA)), int(math.log(2e5) / math.log(GAMMA))
 BUCKETS = KEY_HI - KEY_LO + 1
+QUALITY_MEAN = 0.8  # stable's mean online score
+QUALITY_CONCENTRATION = 4.0  # Beta(0.8 k, 0.2 k): sd 0.18 (a pass/fail scorer's is 0.4)
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ class Scenario:
     users: int = 0  # sticky users (0: each request assigned on its own)
     zipf: float = 1.0  # users' activity ~ 1 / rank^zipf
     proneness_shape: float = 0.5  # users' error multipliers ~ Gamma(shape, 1 / shape)
+    scored_share: float = 0.0  # answers scored online (0: none, quality_score never runs)
+    quality_shift: float = 0.0  # the candidate's mean score minus stable's
+    pass_fail: bool = False  # scores are 0 or 1 (a pass/fail scorer), not Beta
     max_rollouts: int | None = None  # the costlier scenarios run fewer
     tags: tuple[str, ...] = field(default_factory=tuple)
 
@@ -99,6 +106,9 @@ EVERY_REQUEST = Plan(
 TIER_1 = DEFAULT_PLAN.for_tier(1)
 TIER_1_EARLY = TIER_1.model_copy(update={"promote_early": True})
 TWO_A_MINUTE = 2.0 / 60.0
+QUALITY_REQUIRED = DEFAULT_PLAN.model_copy(
+    update={"metrics": {"quality_score": MetricRule(required=True)}}
+)
 
 SCENARIOS = (
     Scenario("healthy, 1 % errors, log-normal latency (sigma 0.6)", tags=("fast",)),
@@ -167,6 +177,35 @@ SCENARIOS = (
     Scenario("errors 1 % -> 2 % (2x)", healthy=False, error_factor=2.0, tags=("fast",)),
     Scenario("errors 1 % -> 5 % (5x)", healthy=False, error_factor=5.0),
     Scenario("latency +30 % (whole distribution)", healthy=False, latency_factor=1.3),
+    Scenario("healthy, 5 % of answers scored online", scored_share=0.05, tags=("quality",)),
+    Scenario(
+        "healthy, 20 % scored pass/fail, quality required",
+        scored_share=0.2,
+        pass_fail=True,
+        plan=QUALITY_REQUIRED,
+        tags=("quality",),
+    ),
+    Scenario(
+        "healthy, 5 % scored, quality required",
+        scored_share=0.05,
+        plan=QUALITY_REQUIRED,
+        tags=("quality",),
+    ),
+    Scenario(
+        "quality 0.80 -> 0.75, 5 % scored",
+        healthy=False,
+        scored_share=0.05,
+        quality_shift=-0.05,
+        tags=("quality",),
+    ),
+    Scenario(
+        "quality 0.80 -> 0.78, 5 % scored, quality required",
+        healthy=False,
+        scored_share=0.05,
+        quality_shift=-0.02,
+        plan=QUALITY_REQUIRED,
+        tags=("quality",),
+    ),
     Scenario("cost per request +20 %", healthy=False, cost_factor=1.2),
 )
 
@@ -238,8 +277,21 @@ class Histograms:
 
 def _zeros(r: int, w: int) -> dict[str, Array]:
     names = ("n", "errors", "refusals", "feedback_n", "negative_feedback", "cost_sum",
-             "cost_sq_sum", "guardrail_fired", "latency_n")  # fmt: skip
+             "cost_sq_sum", "guardrail_fired", "quality_n", "quality_sum", "quality_sq_sum",
+             "latency_n")  # fmt: skip
     return {k: np.zeros((r, w)) for k in names}
+
+
+def _scores(sc: Scenario, on_c: npt.NDArray[np.bool_], rng: np.random.Generator) -> Array:
+    """Every request's online score (only the scored ones are counted): stable's mean
+    ``QUALITY_MEAN``, the candidate's shifted by ``sc.quality_shift``."""
+    mean = np.where(on_c, QUALITY_MEAN + sc.quality_shift, QUALITY_MEAN)
+    if sc.pass_fail:
+        out: Array = (rng.random(on_c.shape) < mean).astype(np.float64)
+        return out
+    k = QUALITY_CONCENTRATION
+    beta: Array = rng.beta(mean * k, (1.0 - mean) * k)
+    return beta
 
 
 def simulate(
@@ -323,6 +375,9 @@ def simulate(
         fb = rng.random((r, m)) < FEEDBACK_SHARE
         neg = fb & (rng.random((r, m)) < NEGATIVE_RATE)
         col = np.minimum(stage, w - 1)
+        if sc.scored_share > 0:
+            scored = rng.random((r, m)) < sc.scored_share
+            score = _scores(sc, on_c, rng)
         for arm, mask in (("c", on_c), ("s", ~on_c)):
             a = arms[arm]
             mask = mask & live[:, None]
@@ -333,6 +388,11 @@ def simulate(
             a["negative_feedback"][rows, col] += (neg & mask).sum(1)
             a["cost_sum"][rows, col] += np.where(mask, cost, 0.0).sum(1)
             a["cost_sq_sum"][rows, col] += np.where(mask, cost * cost, 0.0).sum(1)
+            if sc.scored_share > 0:
+                got = mask & scored
+                a["quality_n"][rows, col] += got.sum(1)
+                a["quality_sum"][rows, col] += np.where(got, score, 0.0).sum(1)
+                a["quality_sq_sum"][rows, col] += np.where(got, score * score, 0.0).sum(1)
             hist[arm].add(rows, col, np.where(mask, lat, np.nan))
         if sticky:
             idx = (rows[:, None] * w + col[:, None]) * u + users

@@ -63,6 +63,7 @@ def test_spec_names_and_latency_rules() -> None:
         "negative_feedback_rate",
         "refusal_rate",
         "guardrail_rate",
+        "quality_score",
     ]
     assert MetricSpec(Metric.LATENCY, quantile=0.5).name == "latency_p50"
     with pytest.raises(ValueError):

@@ -67,3 +67,19 @@ def test_error_regressions_are_not_promoted() -> None:
         promoted = float(np.mean(out.action == sim.PROMOTE))
         assert promoted <= _bound(0.01), (factor, promoted)
     assert float(np.mean(out.action == sim.ROLLBACK)) >= 0.9  # the 2x one
+
+
+def test_quality_is_judged_on_the_scored_answers_through_the_controllers_path() -> None:
+    """A fifth of the answers scored online: a candidate scoring as stable does is rolled
+    back by quality_score at most 1 % of the time; one scoring 0.1 lower, nearly always."""
+    sim = _sim()
+    healthy = sim.Scenario("scored", plan=FAST, look_requests=LOOK, scored_share=0.2)
+    out = sim.simulate(healthy, ROLLOUTS, np.random.default_rng(14))
+    assert out.by_metric["quality_score"] <= _bound(0.01), out.by_metric
+    worse = sim.Scenario(
+        "worse", healthy=False, plan=FAST, look_requests=LOOK, scored_share=0.2,
+        quality_shift=-0.1,
+    )  # fmt: skip
+    out = sim.simulate(worse, ROLLOUTS, np.random.default_rng(15))
+    assert out.by_metric["quality_score"] >= 0.9, out.by_metric
+    assert float(np.mean(out.action == sim.PROMOTE)) <= _bound(0.01)

@@ -33,6 +33,7 @@ __all__ = [
     "arm_arrays",
     "evidence",
     "pooled_quantile",
+    "quality_note",
     "still_needed",
     "unit_dispersion",
     "verdicts",
@@ -51,7 +52,8 @@ def _windows(arm: ArmStats | Sequence[ArmStats]) -> tuple[ArmStats, ...]:
 @dataclass(frozen=True, slots=True)
 class ArmArrays:
     """One arm's additive counters as arrays of shape ``(..., windows)``: what the tests
-    read. ``latency_n`` counts the requests with a latency; ``tails`` maps a latency spec's
+    read. ``latency_n`` counts the requests with a latency; ``quality_*`` are the scored
+    answers and the sums of their scores (``quality_score``); ``tails`` maps a latency spec's
     name to the arm's requests above that spec's threshold (stable's reference for stable,
     the stretched one for the candidate).
 
@@ -67,6 +69,9 @@ class ArmArrays:
     cost_sum: FloatArray
     cost_sq_sum: FloatArray
     guardrail_fired: FloatArray
+    quality_n: FloatArray
+    quality_sum: FloatArray
+    quality_sq_sum: FloatArray
     latency_n: FloatArray
     tails: Mapping[str, FloatArray] = field(default_factory=dict)
 
@@ -81,7 +86,7 @@ class ArmArrays:
 
 _COUNTERS = (
     "n", "errors", "refusals", "feedback_n", "negative_feedback", "cost_sum", "cost_sq_sum",
-    "guardrail_fired", "latency_n",
+    "guardrail_fired", "quality_n", "quality_sum", "quality_sq_sum", "latency_n",
 )  # fmt: skip
 
 
@@ -112,6 +117,31 @@ def _rate_pair(
     )  # fmt: skip
 
 
+def _mean_pair(
+    spec: MetricSpec, tol: Tolerance, arms: tuple[FloatArray, ...]
+) -> tuple[FloatArray, FloatArray]:
+    """Both log e-values of a mean's normal-mixture test at ``tol``; ``arms`` is the
+    candidate's then stable's ``(n, sum, sum of squares)``."""
+    return mean_evidence(
+        *arms, sign=spec.direction.sign, coef=tol.coef(spec.direction), offset=tol.absolute,
+        rho_regression=mixture_rho(spec.design_n, spec.alpha),
+        rho_pass=mixture_rho(spec.pass_design_n, spec.alpha_pass),
+        min_samples=spec.min_samples,
+    )  # fmt: skip
+
+
+def _means(spec: MetricSpec, s: ArmArrays, c: ArmArrays) -> tuple[FloatArray, ...]:
+    """A mean metric's sufficient statistics, the candidate's then stable's."""
+    if spec.metric is Metric.COST:
+        return (c.n, c.cost_sum, c.cost_sq_sum, s.n, s.cost_sum, s.cost_sq_sum)
+    return (
+        c.quality_n, c.quality_sum, c.quality_sq_sum, s.quality_n, s.quality_sum, s.quality_sq_sum
+    )  # fmt: skip
+
+
+MEANS = (Metric.COST, Metric.QUALITY_SCORE)
+
+
 def evidence(
     spec: MetricSpec,
     stable: ArmArrays,
@@ -132,20 +162,11 @@ def evidence(
     if spec.metric is Metric.LATENCY:
         k = (c.tails[spec.name], c.latency_n, s.tails[spec.name], s.latency_n)
         return _rate_pair(spec, Tolerance(), *k)
-    if spec.metric is Metric.COST:
-
-        def at(tol: Tolerance) -> tuple[FloatArray, FloatArray]:
-            return mean_evidence(
-                c.n, c.cost_sum, c.cost_sq_sum, s.n, s.cost_sum, s.cost_sq_sum,
-                sign=spec.direction.sign, coef=tol.coef(spec.direction), offset=tol.absolute,
-                rho_regression=mixture_rho(spec.design_n, spec.alpha),
-                rho_pass=mixture_rho(spec.pass_design_n, spec.alpha_pass),
-                min_samples=spec.min_samples,
-            )  # fmt: skip
-
-        reg, ok = at(spec.tolerance)
+    if spec.metric in MEANS:
+        arms = _means(spec, s, c)
+        reg, ok = _mean_pair(spec, spec.tolerance, arms)
         if spec.pass_margin != spec.tolerance:
-            _, ok = at(spec.pass_margin)
+            _, ok = _mean_pair(spec, spec.pass_margin, arms)
         return reg, ok
     if spec.metric is Metric.NEGATIVE_FEEDBACK_RATE:
         k = (c.negative_feedback, c.feedback_n, s.negative_feedback, s.feedback_n)
@@ -357,6 +378,8 @@ def analyze(
         if spec.pass_margin != spec.tolerance:
             r = _interval(spec, spec.tolerance, s_arr, c_arr, d)
             rollback = Interval(r.method, r.estimate_kind, r.estimate, r.lower, r.upper, r.margin)
+        if spec.metric is Metric.QUALITY_SCORE:
+            result = replace(result, note=quality_note(spec, result))
         if spec.metric is Metric.LATENCY:
             ref, note = refs[spec.name]
             t_s, t_c = latency_thresholds(ref, spec.tolerance)
@@ -390,6 +413,20 @@ def analyze(
     return tuple(out)
 
 
+TOO_LITTLE = "too little data"
+
+
+def quality_note(spec: MetricSpec, result: MetricResult) -> str:
+    """What ``quality_score`` was judged on, or that it has too little data to be judged."""
+    n_c, n_s = result.n_candidate, result.n_stable
+    if n_c == 0 and n_s == 0:
+        return f"{TOO_LITTLE}: no scored answers (online scoring scores them, docs/evals.md)"
+    counts = f"{n_c:.0f} candidate and {n_s:.0f} stable answers scored online"
+    if min(n_c, n_s) < spec.min_samples:
+        return f"{TOO_LITTLE}: {counts}, {spec.min_samples} per arm needed"
+    return counts
+
+
 def _interval(
     spec: MetricSpec, tol: Tolerance, s: ArmArrays, c: ArmArrays, d: float = 1.0
 ) -> MetricResult:
@@ -404,9 +441,9 @@ def _interval(
             pass_design_n=spec.pass_design_n, min_samples=spec.min_samples, dispersion=d,
         )  # fmt: skip
 
-    if spec.metric is Metric.COST:
+    if spec.metric in MEANS:
         return compare_means(
-            spec.name, c.n, c.cost_sum, c.cost_sq_sum, s.n, s.cost_sum, s.cost_sq_sum,
+            spec.name, *_means(spec, s, c),
             direction=spec.direction, tolerance=tol, alpha=spec.alpha,
             alpha_pass=spec.alpha_pass, design_n=spec.design_n,
             pass_design_n=spec.pass_design_n, min_samples=spec.min_samples,

@@ -123,6 +123,9 @@ class ArmStats:
     the arm's latency distribution (samples or a sketch), if latency is analysed; ``units``
     the same requests per sticky user, when known (the error and refusal tests then take
     the design effect of users that differ, :mod:`trimtab.stats.clustered`).
+    ``quality_n`` answers were scored online (evals/online.py), ``quality_sum`` and
+    ``quality_sq_sum`` the sum and the sum of squares of their scores (an answer's score is
+    the mean of its scorers' values, in [0, 1]): the metric ``quality_score``.
     """
 
     n: int = 0
@@ -135,6 +138,9 @@ class ArmStats:
     latency: LatencyDistribution | None = None
     units: UnitCounts | None = None
     guardrail_fired: int = 0
+    quality_n: int = 0
+    quality_sum: float = 0.0
+    quality_sq_sum: float = 0.0
 
     def __post_init__(self) -> None:
         counts = (self.errors, self.refusals, self.feedback_n, self.guardrail_fired)
@@ -144,3 +150,5 @@ class ArmStats:
             raise ValueError("errors, refusals, feedback_n and guardrail_fired must be <= n")
         if self.negative_feedback > self.feedback_n:
             raise ValueError("negative_feedback must be <= feedback_n")
+        if min(self.quality_n, self.quality_sum, self.quality_sq_sum) < 0:
+            raise ValueError("quality counters must be >= 0")

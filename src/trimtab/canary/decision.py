@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from trimtab.canary.analysis import _windows, analyze
+from trimtab.canary.analysis import TOO_LITTLE, _windows, analyze
 from trimtab.canary.arm_stats import ArmStats
 from trimtab.canary.metrics import DEFAULT_METRICS, MetricSpec
 from trimtab.stats.sequential import MetricResult, Verdict
@@ -115,8 +115,10 @@ def _waiting(r: MetricResult, canary_per_s: float | None) -> str:
         f"margin {_fmt(r.margin)}"
     )
     head = f"{r.metric} has not passed yet ({r.verdict}: not shown within its margin; {shown})"
+    if r.note.startswith(TOO_LITTLE):
+        return f"{head}: {r.note}"
     if r.n_candidate < 1 or r.estimate is None:
-        return f"{head}: too little data to project"
+        return f"{head}: {TOO_LITTLE} to project"
     if r.needed is None:
         return f"{head}: cannot pass at its current estimate"
     more = f"{head}: needs ~{r.needed:,.0f} more canary requests at its current estimate"

@@ -123,7 +123,8 @@ def _windows(base: ArmArrays, factors: FloatArray) -> ArmArrays:
         n=times(base.n), errors=times(base.errors), refusals=times(base.refusals),
         feedback_n=times(base.feedback_n), negative_feedback=times(base.negative_feedback),
         cost_sum=times(base.cost_sum), cost_sq_sum=times(base.cost_sq_sum),
-        guardrail_fired=times(base.guardrail_fired),
+        guardrail_fired=times(base.guardrail_fired), quality_n=times(base.quality_n),
+        quality_sum=times(base.quality_sum), quality_sq_sum=times(base.quality_sq_sum),
         latency_n=times(base.latency_n), tails={k: times(v) for k, v in base.tails.items()},
     )  # fmt: skip
 

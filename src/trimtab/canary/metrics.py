@@ -10,6 +10,7 @@ from trimtab.stats.sequential import Direction, Tolerance
 __all__ = [
     "DEFAULT_METRICS",
     "ERROR_MARGIN",
+    "QUALITY_MARGIN",
     "REFUSAL_MARGIN",
     "Metric",
     "MetricSpec",
@@ -24,6 +25,7 @@ class Metric(StrEnum):
     LATENCY = "latency"
     COST = "cost"
     GUARDRAIL_RATE = "guardrail_rate"
+    QUALITY_SCORE = "quality_score"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,8 @@ class MetricSpec:
     regression test detects fastest, and ``pass_ratio`` the same for the pass test (None:
     automatic); ``design_n`` / ``pass_design_n`` (cost) are the canary sample sizes at which
     the normal-mixture tests are tightest. ``quantile`` is the latency quantile compared.
+    ``min_samples`` is what each arm needs before either test runs (for ``quality_score``:
+    scored answers; below it the metric says it has too little data).
     ``required`` metrics (the plan's guarded ones) must pass before the rollout promotes: shown
     not worse than stable beyond ``margin``, a non-inferiority test; the others only need not
     to regress.
@@ -88,6 +92,7 @@ class MetricSpec:
 
 ERROR_MARGIN = 0.004  # errors: promoted once shown at most 0.4 percentage points above stable
 REFUSAL_MARGIN = 0.005  # refusals: at most 0.5 percentage points above stable
+QUALITY_MARGIN = 0.05  # online quality: a mean score (in [0, 1]) at most 0.05 below stable's
 
 DEFAULT_METRICS: tuple[MetricSpec, ...] = (
     # Any credible rise in errors is a regression (a 2x rise is what that test is tuned for);
@@ -135,6 +140,21 @@ DEFAULT_METRICS: tuple[MetricSpec, ...] = (
     # docs/guardrails.md): a rise of 10 % is a regression; guarded only (a candidate that
     # trips guardrails more rolls back, one that trips none has nothing to show).
     MetricSpec(Metric.GUARDRAIL_RATE, tolerance=Tolerance(relative=0.10), design_ratio=2.0),
+    # The mean online score of the arm's scored answers (evals/online.py; an answer's scorers
+    # averaged, so an answer is one observation): any credible drop is a regression, as for
+    # errors; guarded only (it exists only where a suite scores the route online, and a
+    # sample of a few percent of answers is slow to show non-inferiority), a plan may
+    # require it: then promotion waits until it is shown at most 0.05 below stable's.
+    # Nothing runs under 30 scored answers per arm (the plug-in variance needs them).
+    MetricSpec(
+        Metric.QUALITY_SCORE,
+        direction=Direction.LOWER_IS_WORSE,
+        tolerance=Tolerance(relative=0.0),
+        margin=Tolerance(absolute=QUALITY_MARGIN),
+        design_n=300.0,
+        pass_design_n=1000.0,
+        min_samples=30,
+    ),
 )
 
 

@@ -11,7 +11,7 @@ from trimtab.canary.metrics import DEFAULT_METRICS, MetricSpec
 from trimtab.stats.sequential import Tolerance
 
 METRIC_NAMES = tuple(spec.name for spec in DEFAULT_METRICS)
-ABSOLUTE_MARGIN_METRICS = ("error_rate", "refusal_rate")
+ABSOLUTE_MARGIN_METRICS = ("error_rate", "refusal_rate", "quality_score")
 
 
 class Stage(BaseModel):
@@ -35,7 +35,8 @@ class MetricRule(BaseModel):
     # regression begins and the margin promotion must be shown within)
     tolerance: float | None = Field(default=None, ge=0, le=10)
     # the non-inferiority margin in absolute terms, for rare events (error_rate,
-    # refusal_rate): 0.004 = 0.4 percentage points above stable's rate
+    # refusal_rate): 0.004 = 0.4 percentage points above stable's rate; and for the mean
+    # online score (quality_score, in [0, 1]): 0.02 = at most 0.02 below stable's
     margin: float | None = Field(default=None, ge=0, le=1)
     # whether it must pass before promotion (a guarded metric; otherwise it only must not
     # regress)
@@ -47,7 +48,7 @@ class Plan(BaseModel):
 
     stages: list[Stage] = Field(min_length=1)
     # by metric name: error_rate, latency_p95, latency_p50, cost, negative_feedback_rate,
-    # refusal_rate
+    # refusal_rate, guardrail_rate, quality_score
     metrics: dict[str, MetricRule] = Field(default_factory=dict)
     # promote from any stage past its minimums once every required metric has passed,
     # without the stages left (they would add exposure, not evidence the plan asks for)
@@ -69,8 +70,8 @@ class Plan(BaseModel):
         for name, rule in self.metrics.items():
             if rule.margin is not None and name not in ABSOLUTE_MARGIN_METRICS:
                 raise ValueError(
-                    f"an absolute margin is for rare events ({', '.join(ABSOLUTE_MARGIN_METRICS)})"
-                    f"; {name} takes a relative tolerance"
+                    "an absolute margin is for rare events and scores "
+                    f"({', '.join(ABSOLUTE_MARGIN_METRICS)}); {name} takes a relative tolerance"
                 )
         for spec in self.specs():
             m = spec.pass_margin

@@ -1,8 +1,9 @@
-"""What the canary analysis reads: each arm's requests and feedback over one window."""
+"""What the canary analysis reads: each arm's requests, feedback and online scores over one
+window."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,12 +27,17 @@ MAX_UNIT_ROWS = 50_000
 @dataclass(frozen=True, slots=True)
 class Quality:
     """One arm's online scores over a window: `answers` scored, `scores` (an answer has
-    one per scorer), their sum (each in [0, 1]) and how many passed."""
+    one per scorer), their sum (each in [0, 1]) and how many passed; `answer_sum` and
+    `answer_sq_sum` are the sum and the sum of squares of each answer's own score (the mean
+    of its scorers' values): what `quality_score` tests, an answer being one observation
+    (its scorers judge the same text, so their scores are not independent)."""
 
     answers: int = 0
     scores: int = 0
     total: float = 0.0
     passes: int = 0
+    answer_sum: float = 0.0
+    answer_sq_sum: float = 0.0
 
     @property
     def mean(self) -> float | None:
@@ -48,10 +54,10 @@ class ArmReader:
         self, ro: RolloutRow, start: datetime, end: datetime | None
     ) -> tuple[ArmStats, ArmStats]:
         """Stable and candidate over one window, ``start <= started_at < end``: the same
-        time, at one traffic split."""
+        time, at one traffic split; with their online scores (:meth:`quality`)."""
         return (
-            self._arm(ro.key, ro.stable_version, start, end),
-            self._arm(ro.key, ro.candidate_version, start, end),
+            self.version(ro.key, ro.stable_version, start, end),
+            self.version(ro.key, ro.candidate_version, start, end),
         )
 
     def quality(
@@ -77,21 +83,35 @@ class ArmReader:
         ]
         if end is not None:
             within.append(s.request_at < end)
-        passed = func.coalesce(func.sum(case((s.passed.is_(True), 1), else_=0)), 0)
+        passed = func.sum(case((s.passed.is_(True), 1), else_=0))
+        per_answer = (
+            select(
+                func.count().label("n"), func.sum(s.value).label("total"),
+                passed.label("passes"), func.avg(s.value).label("score"),
+            )
+            .where(*within)
+            .group_by(s.request_id)
+            .subquery()
+        )  # fmt: skip
+        a = per_answer.c
         query = select(
-            func.count(), func.coalesce(func.sum(s.value), 0.0), passed,
-            func.count(func.distinct(s.request_id)),
-        ).where(*within)  # fmt: skip
+            func.count(), func.coalesce(func.sum(a.n), 0), func.coalesce(func.sum(a.total), 0.0),
+            func.coalesce(func.sum(a.passes), 0), func.coalesce(func.sum(a.score), 0.0),
+            func.coalesce(func.sum(a.score * a.score), 0.0),
+        )  # fmt: skip
         with self.engine.connect() as conn:
-            n, total, passes, answers = conn.execute(query).one()
-        return Quality(int(answers), int(n), float(total), int(passes))
+            answers, n, total, passes, score_sum, score_sq = conn.execute(query).one()
+        return Quality(
+            int(answers), int(n), float(total), int(passes), float(score_sum), float(score_sq)
+        )
 
     def version(
         self, route: RouteKey, number: int, start: datetime, end: datetime | None
     ) -> ArmStats:
-        """One version's statistics over ``start <= started_at < end`` (a rollout's
-        forecast reads the stable version's recent traffic with it)."""
-        return self._arm(route, number, start, end)
+        """One version's statistics over ``start <= started_at < end``, its online scores
+        with them (a rollout's forecast reads the stable version's recent traffic with it)."""
+        arm = self._arm(route, number, start, end)
+        return with_quality(arm, self._quality(route, number, start, end))
 
     @staticmethod
     def _callers(route: RouteKey, tenant: Any) -> Any:
@@ -177,6 +197,13 @@ class ArmReader:
             units=_units(units, int(n), int(errors), int(refusals), int(tripped)),
             guardrail_fired=int(tripped),
         )
+
+
+def with_quality(arm: ArmStats, q: Quality) -> ArmStats:
+    """``arm`` with ``q`` as its online scores (the counters of ``quality_score``)."""
+    return replace(
+        arm, quality_n=q.answers, quality_sum=q.answer_sum, quality_sq_sum=q.answer_sq_sum
+    )
 
 
 def guardrail_fired(dialect: str, attributes: Any) -> ColumnElement[bool]:

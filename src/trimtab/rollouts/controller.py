@@ -35,6 +35,7 @@ from trimtab.canary.analysis import analyze
 from trimtab.canary.arm_stats import ArmStats
 from trimtab.canary.decision import Action, Decision, decide
 from trimtab.refresher import Periodic
+from trimtab.rollouts.arms import with_quality
 from trimtab.rollouts.row import RolloutRow, finite
 from trimtab.rollouts.store import RolloutStore
 from trimtab.stats.sequential import Verdict
@@ -43,6 +44,10 @@ log = logging.getLogger("trimtab.rollouts")
 
 # A window that ended this long ago has all its requests recorded: read once, then kept.
 SETTLE_S = 10.0
+# ...and all its online scores (the scorer reads the recorded answers every few seconds and
+# scores its queue, within its per-minute budget): until then a closed window's scores are
+# read again on every tick.
+SCORES_SETTLE_S = 300.0
 
 
 def decision_view(decision: Decision) -> dict[str, Any]:
@@ -85,6 +90,8 @@ class RolloutController:
         )
         # (rollout id, stage) -> (stable, candidate) of windows that are closed and settled
         self._closed: dict[tuple[str, int], tuple[ArmStats, ArmStats]] = {}
+        # the closed windows whose online scores have settled too
+        self._scored: set[tuple[str, int]] = set()
 
     async def start(self) -> None:
         self._loop.start()
@@ -98,6 +105,7 @@ class RolloutController:
         active = await asyncio.to_thread(self._store.active)
         ids = {ro.id for ro in active}
         self._closed = {k: v for k, v in self._closed.items() if k[0] in ids}
+        self._scored = {k for k in self._scored if k[0] in ids}
         for ro in active:
             if await asyncio.to_thread(self.step, ro):
                 changed += 1
@@ -197,11 +205,19 @@ class RolloutController:
         stable: list[ArmStats] = []
         candidate: list[ArmStats] = []
         for k, (start, end) in enumerate(ro.windows()):
-            arms = self._closed.get((ro.id, k))
+            key = (ro.id, k)
+            arms = self._closed.get(key)
+            ended = None if end is None else now - end.timestamp()
             if arms is None:
                 arms = self._store.arms.between(ro, start, end)
-                if end is not None and now - end.timestamp() > SETTLE_S:
-                    self._closed[(ro.id, k)] = arms
+                if ended is not None and ended > SETTLE_S:
+                    self._closed[key] = arms
+            elif key not in self._scored:  # its requests are in; its scores may not be
+                q_s, q_c = self._store.arms.quality(ro, start, end)
+                arms = (with_quality(arms[0], q_s), with_quality(arms[1], q_c))
+                self._closed[key] = arms
+            if ended is not None and ended > SCORES_SETTLE_S and key in self._closed:
+                self._scored.add(key)
             stable.append(arms[0])
             candidate.append(arms[1])
         return stable, candidate
