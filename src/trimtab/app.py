@@ -26,6 +26,7 @@ from trimtab.api.evals import EvalsAPI
 from trimtab.api.health import HealthAPI, Lifecycle
 from trimtab.api.incidents import IncidentsAPI
 from trimtab.api.keys import KeysAPI
+from trimtab.api.model_switching import ModelSwitching
 from trimtab.api.openapi import OpenAPIRoute
 from trimtab.api.privacy import PrivacyAPI
 from trimtab.api.rollouts import RolloutsAPI
@@ -46,6 +47,7 @@ from trimtab.gateway.catalog import Catalog
 from trimtab.gateway.dispatch import Dispatcher
 from trimtab.gateway.middleware import HotRoutes, LastResort
 from trimtab.gateway.service import Gateway
+from trimtab.gateway.switches import SwitchCache, SwitchStore
 from trimtab.incidents.pages import PageOpener
 from trimtab.incidents.store import IncidentStore
 from trimtab.policy.forecast_watch import ForecastWatch
@@ -132,6 +134,9 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     # each budget's spend forecast, its cost_forecast signals to the alerts, every 15 min
     forecasts = ForecastWatch(engine, policy.report.budgets, policy.now, alerts.submit)
     catalog = Catalog(config, providers)
+    # models switched to their fallbacks by an incident's containment (gateway/switches.py)
+    switch_store = SwitchStore(engine)
+    switch_cache = SwitchCache(switch_store, catalog, refresh_s=config.rollouts.refresh_s)
     breakers = Breakers(state, metrics)
     for target in catalog.targets():
         if target.config.breaker is not None:
@@ -177,6 +182,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         await run_in_threadpool(recorder.replay)  # the journal a killed process left, the spill
         await key_cache.start()  # loads the store's keys, then refreshes in the background
         await route_cache.start()  # the same for the routes' stable versions
+        await switch_cache.start()  # and for the models switched to their fallbacks
         warn_unserved(route_table, catalog.names())
         await controller.start()
         recorder.start()
@@ -216,6 +222,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             await key_cache.stop()
             await controller.stop()
             await route_cache.stop()
+            await switch_cache.stop()
             await slo_gauges.stop()
             await retention.stop()
             engine.dispose()
@@ -250,6 +257,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
             keys,
             DatasetStore(engine),
             route_cache.refresh,
+            ModelSwitching(switch_store, config.models, switch_cache.refresh),
         ).routes(),
         *AlertsAPI(
             alerts.service,

@@ -34,6 +34,9 @@ def test_refusals_are_one_line(running: Running) -> None:
     assert code == 1 and "unknown containment 'unplug'" in out
     code, out = trimtab(running, "incident", "contain", incident_id, "rollback", "-m", "x")
     assert code == 1 and "route: is required: the incident names no route" in out
+    code, out = trimtab(running, "incident", "contain", incident_id, "switch-model",
+                        "--model", "gpt-mock", "-m", "x", api_key=ADMIN_KEY)  # fmt: skip
+    assert code == 1 and "model 'gpt-mock' has no fallbacks" in out
     code, out = trimtab(running, "incident", "note", incident_id, "-m", "x", api_key=VIEWER_KEY)
     assert code == 1 and "only a key with role 'operator' or 'admin'" in out
     code, out = trimtab(running, "incident", "show", "inc_nope")

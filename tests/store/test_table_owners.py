@@ -41,6 +41,7 @@ OWNERS = {
     "eval_suites": "evals",
     "eval_attestations": "rollouts",
     "online_scores": "evals",
+    "model_switches": "gateway",  # gateway/switches.py: a model switched to its fallbacks
 }
 # the Python names tables.py gives them, where they differ
 VARIABLES = {"rollups_minute": "rollups"}

@@ -32,9 +32,18 @@ ActionName = Literal[
     "pause_rollout",
     "revoke_key",
     "block_tenant",
+    "switch_model",
+    "restore_model",
 ]
 STATE_MOVES = ("acknowledge", "mitigate", "resolve", "reopen")
-CONTAINMENTS = ("rollback", "pause_rollout", "revoke_key", "block_tenant")
+CONTAINMENTS = (
+    "rollback",
+    "pause_rollout",
+    "revoke_key",
+    "block_tenant",
+    "switch_model",
+    "restore_model",
+)
 ACTIONS = (*STATE_MOVES, *CONTAINMENTS)
 
 Name = Annotated[str, Field(min_length=1, max_length=256)]
@@ -69,6 +78,9 @@ class IncidentAction(TypedDict):
     to: NotRequired[Annotated[str, Field(description="rollback: the version, e.g. v1")]]
     key_id: NotRequired[Annotated[Name, Field(description="revoke_key: the key")]]
     tenant: NotRequired[Annotated[Name, Field(description="block_tenant: whose keys")]]
+    model: NotRequired[
+        Annotated[Name, Field(description="switch_model, restore_model: absent: the only one")]
+    ]
 
 
 class IncidentPostmortem(TypedDict):
@@ -292,7 +304,9 @@ INCIDENT_ACTION = Endpoint(
         "Each action is audited and lands on the incident's timeline; a containment is "
         "done through its owner's store (the rollback and pause of api/rollouts.py, the "
         "revocation of api/keys.py, with their own audit rows) and marks an open incident "
-        "mitigated. revoke_key and block_tenant need an admin key, as keys do."
+        "mitigated. revoke_key and block_tenant need an admin key, as keys do. "
+        "switch_model sends every request for a model to its fallbacks on every gateway "
+        "(within its refresh), restore_model ends that; both need an admin key."
     ),
 )
 INCIDENT_POSTMORTEM = Endpoint(

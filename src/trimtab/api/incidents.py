@@ -48,6 +48,7 @@ from trimtab.api.incident_endpoints import (
     STATE_MOVES,
     TITLE_CHARS,
 )
+from trimtab.api.model_switching import ModelSwitching
 from trimtab.api.params import MAX_TEXT, bad_param, text_field
 from trimtab.api.schema import parse_version
 from trimtab.audit.log import Actor, AuditLog
@@ -135,6 +136,7 @@ class IncidentsAPI:
         ring: KeyRing,
         datasets: DatasetStore,
         on_route_change: Callable[[], Awaitable[object]],
+        switching: ModelSwitching | None = None,
     ) -> None:
         self._store = store
         self._routes = routes
@@ -143,6 +145,7 @@ class IncidentsAPI:
         self._ring = ring
         self._datasets = datasets
         self._route_changed = on_route_change
+        self._switching = switching  # switch_model, restore_model (api/model_switching.py)
 
     def routes(self) -> list[Route]:
         return [
@@ -369,6 +372,11 @@ class IncidentsAPI:
                     raise NotFound(f"no key with id '{key_id}'")
                 raise Conflict(f"key '{key_id}' is already revoked", code="already_revoked")
             return {"key_id": key_id, "tenant": rows[0].tenant}
+        if action in ("switch_model", "restore_model"):
+            if self._switching is None:
+                raise Conflict("this gateway cannot switch models", code="no_switching")
+            step = self._switching.switch if action == "switch_model" else self._switching.restore
+            return await step(incident, principal, by, body, reason)
         assert action == "block_tenant"
         self._admin(principal, "block a tenant's keys")
         tenant = text_field(body, "tenant", required=True, limit=256)

@@ -27,6 +27,8 @@ _CONTAINMENTS = {
     "pause": "pause_rollout",
     "revoke-key": "revoke_key",
     "block-tenant": "block_tenant",
+    "switch-model": "switch_model",
+    "restore-model": "restore_model",
 }
 _SEVERITY_COLOURS = {1: "bold red", 2: "red", 3: "yellow", 4: "dim"}
 _STATE_COLOURS = {"open": "red", "mitigated": "yellow", "resolved": "green", "closed": "dim"}
@@ -238,7 +240,12 @@ def resolve(id_: Id, message: OptionalMessage = None, url: Url = DEFAULT_URL,
 @incident.command("contain")
 def contain(
     id_: Id,
-    action: Annotated[str, typer.Argument(help="rollback, pause, revoke-key or block-tenant.")],
+    action: Annotated[
+        str,
+        typer.Argument(
+            help="rollback, pause, revoke-key, block-tenant, switch-model or restore-model."
+        ),
+    ],
     message: Message,
     route: Annotated[
         str | None, typer.Option("--route", help="The route (default: the incident's only).")
@@ -250,15 +257,27 @@ def contain(
     tenant: Annotated[
         str | None, typer.Option("--tenant", help="block-tenant: whose keys.")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="switch-model, restore-model (default: the incident's only)."),
+    ] = None,
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
     """Contain from the incident, audited and on its timeline: roll the route back, pause
-    its rollout, revoke a key, or revoke every key of a tenant."""
+    its rollout, revoke a key, revoke every key of a tenant, switch a model to its fallbacks
+    on every gateway, or restore it."""
     chosen = _CONTAINMENTS.get(action)
     if chosen is None:
         raise fail(f"unknown containment '{action}' (one of: {', '.join(_CONTAINMENTS)})")
-    fields = {"message": message, "route": route, "to": to, "key_id": key, "tenant": tenant}
+    fields = {
+        "message": message,
+        "route": route,
+        "to": to,
+        "key_id": key,
+        "tenant": tenant,
+        "model": model,
+    }
     given = {k: v for k, v in fields.items() if v is not None}
     acted = call(url, api_key, lambda c: c.incident_action(id_, chosen, **given))
     out = _out()

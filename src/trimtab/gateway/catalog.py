@@ -45,6 +45,7 @@ class Catalog:
                 for d in model.pool(name)
             )
             self._targets[name] = Target(name, model, pool)
+        self._switched: frozenset[str] = frozenset()  # gateway/switches.py installs them
 
     def names(self) -> list[str]:
         return sorted(self._targets)
@@ -64,6 +65,17 @@ class Catalog:
             )
         return target
 
+    def install_switches(self, models: frozenset[str]) -> None:
+        """The models switched to their fallbacks (gateway/switches.py)."""
+        self._switched = models
+
+    def switched(self) -> frozenset[str]:
+        return self._switched
+
     def plan(self, target: Target) -> list[Target]:
-        """The model and then its fallbacks, in order."""
-        return [target, *(self._targets[f] for f in target.config.fallbacks)]
+        """The model and then its fallbacks, in order; only the fallbacks while the model
+        is switched to them (a model without fallbacks is never switched)."""
+        fallbacks = [self._targets[f] for f in target.config.fallbacks]
+        if fallbacks and target.name in self._switched:
+            return fallbacks
+        return [target, *fallbacks]

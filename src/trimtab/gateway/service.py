@@ -141,7 +141,7 @@ class Gateway:
                     param="model",
                 )
             served = await self._dispatcher.call(
-                ex, self._catalog.plan(target), "openai", body, "embeddings"
+                ex, self._plan(ex, target), "openai", body, "embeddings"
             )
             note_served(ex, served.target, served.deployment)
             account(ex, served.target, served.parsed, "openai")
@@ -194,7 +194,7 @@ class Gateway:
                 hit = await self._cache.lookup(ex, target, key, wire, body, stream)
                 if hit is not None:
                     return hit
-            plan = self._catalog.plan(target)
+            plan = self._plan(ex, target)
             checked = guard if guard is not None and guard.policy.has_output else None
             if stream:
                 response = await self._streamer.open(ex, plan, wire, body, key, charge, checked)
@@ -296,6 +296,12 @@ class Gateway:
         mark = b"c" if chosen is canary.candidate else b"s"
         kept = await self._state.assign(canary.rollout_id, key, mark, ASSIGNMENT_TTL_S)
         return canary.candidate if kept == b"c" else entry.stable
+
+    def _plan(self, ex: Exchange, target: Target) -> list[Target]:
+        plan = self._catalog.plan(target)
+        if plan[0] is not target:  # switched to its fallbacks (gateway/switches.py)
+            ex.annotate(model_switched={"model": target.name, "to": plan[0].name})
+        return plan
 
     def _target(self, ex: Exchange, body: dict[str, Any]) -> Target:
         rec = ex.record

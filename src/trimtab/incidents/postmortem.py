@@ -132,6 +132,10 @@ def _action_words(detail: Mapping[str, Any]) -> str:
         return f"key {detail.get('key_id')} revoked"
     if action == "block_tenant":
         return f"the keys of tenant {detail.get('tenant')} revoked ({detail.get('revoked')})"
+    if action == "switch_model":
+        return f"model {detail.get('model')} switched to its fallbacks"
+    if action == "restore_model":
+        return f"model {detail.get('model')} restored"
     return str(action)
 
 

@@ -396,6 +396,20 @@ leases = Table(
     Column("epoch", Integer, nullable=False),  # +1 each time another holder takes it over
 )
 
+# -- model switches ---------------------------------------------------------------------
+
+# a model switched to its fallbacks by an operator (an incident's containment): while its
+# row exists every gateway skips the model and serves its `fallbacks:` (gateway/switches.py)
+model_switches = Table(
+    "model_switches",
+    metadata,
+    Column("model", String(256), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(256)),
+    Column("incident_id", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 # one alert per condition while it is open (issue 14): `open_key` is the dedup key until
 # the alert resolves (then NULL), so one condition has one open alert across processes
 alerts = Table(
