@@ -459,3 +459,33 @@ def test_a_requests_guardrails_and_add_it_to_a_dataset(
         console.url + "/api/audit?action=dataset.push", headers=auth(ADMIN_KEY)
     ).json()["data"]
     assert any(e["actor"] == "ml@acme" and "from-console" in (e["target"] or "") for e in audit)
+
+
+def test_a_bakeoff_scorecard_of_two_runs(sign_in: SignIn, console: Console, shots: Path) -> None:
+    page = sign_in(VIEWER_KEY)
+    page.goto("/ui/evals?suite=web-suite")
+    runs = page.get_by_test_id("runs").locator("tbody tr")
+    expect(runs).to_have_count(2)
+    newest, older = (r.locator("a").first.inner_text() for r in runs.all())
+    for row in runs.all():
+        row.get_by_label("pick").check()
+    page.get_by_role("button", name="Bake-off of the picked runs").click()
+    expect(page).to_have_url(re.compile(rf"/ui/evals/bakeoff\?run={newest}&run={older}"))
+    expect(page.locator("h1")).to_have_text("Bake-off of web-suite")
+    card = page.get_by_test_id("scorecard")
+    expect(card.locator("thead")).to_contain_text(newest)
+    expect(card.locator("thead")).to_contain_text(older)
+    # the newest (the candidate) failed REGRESSED: 5 of 6; the older passed all 6
+    expect(page.get_by_test_id("pass-rate-correct").locator("td")).to_contain_text(
+        [re.compile(r"^83\.3 %"), re.compile(r"^100\.0 %")]
+    )
+    versus = page.get_by_test_id("versus-correct").locator("td")
+    expect(versus.nth(0)).to_have_text("\u2013")  # the first is the reference
+    expect(versus.nth(1)).to_contain_text("p ")  # the paired comparison against the first
+    shot(page, shots, "bakeoff")
+    one = console.url + f"/ui/evals/bakeoff?run={newest}"
+    page.goto(one.removeprefix(console.url))
+    expect(page.get_by_test_id("error")).to_contain_text("a bake-off compares 2 to 8 runs")
+    other = sign_in(GLOBEX_VIEWER_KEY)
+    other.goto(f"/ui/evals/bakeoff?run={newest}&run={older}")
+    expect(other.get_by_test_id("error")).to_contain_text(f"no eval run '{newest}'")

@@ -83,6 +83,7 @@ class Console:
             ("/routes/{name}/rollout/{move}", rollout.move, post),
             ("/evals", evals.index, get),
             ("/evals/runs/{run_id}", evals.run, get),
+            ("/evals/bakeoff", evals.bakeoff, get),
             ("/slos", slos.index, get),
             ("/costs", costs.index, get),
             ("/admin/keys", admin.keys, get),
