@@ -27,4 +27,6 @@ def test_the_two_clients_have_the_same_methods_and_signatures() -> None:
             "__init__",
             "iter_requests",
             "iter_audit",
+            "export_user",
+            "export_user_lines",
         ), name

@@ -106,7 +106,7 @@ def _operation(endpoint: Endpoint, components: Components) -> dict[str, Any]:
         str(endpoint.status): {
             "description": HTTPStatus(endpoint.status).phrase,
             "headers": _REQUEST_ID,
-            "content": {"application/json": {"schema": components.ref(endpoint.response)}},
+            "content": {endpoint.media_type: {"schema": components.ref(endpoint.response)}},
         }
     }
     error = components.ref(ErrorBody)

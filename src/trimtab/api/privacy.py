@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from trimtab.api.access import actor, admin, json_response
@@ -13,8 +15,10 @@ from trimtab.api.params import bad_param
 from trimtab.api.privacy_endpoints import ERASE, EXPORT, TENANT_CHARS, USER_CHARS
 from trimtab.audit.log import AuditLog
 from trimtab.auth.keyring import KeyRing
-from trimtab.privacy.erasure import ACTION, erase, export
+from trimtab.privacy.erasure import ACTION, erase, export, jsonl
 from trimtab.types import new_request_id
+
+NDJSON = "application/x-ndjson"
 
 
 class PrivacyAPI:
@@ -46,8 +50,19 @@ class PrivacyAPI:
         if user is None:
             raise bad_param("user", "required: the user whose data to export")
         tenant = EXPORT.arg(request, "tenant")
-        lines = await run_in_threadpool(lambda: list(export(self._engine, user, tenant)))
-        return json_response({"user": user, "tenant": tenant, "data": lines})
+        chunks = jsonl(export(self._engine, user, tenant))
+        # the first chunk before the answer begins: a store that is down is a 503
+        first = await run_in_threadpool(next, chunks, b"")
+
+        async def body() -> AsyncIterator[bytes]:
+            chunk = first
+            while chunk:
+                yield chunk
+                chunk = await run_in_threadpool(next, chunks, b"")  # read off the event loop
+
+        return StreamingResponse(
+            body(), headers={"x-trimtab-request-id": new_request_id()}, media_type=NDJSON
+        )
 
 
 def _text(value: object, name: str, limit: int, *, required: bool) -> str | None:

@@ -44,12 +44,6 @@ class ExportLine(TypedDict):
     data: dict[str, Any]
 
 
-class Export(TypedDict):
-    user: str
-    tenant: str | None
-    data: list[ExportLine]
-
-
 ERASE = Endpoint(
     "POST",
     "/api/erasures",
@@ -70,11 +64,19 @@ EXPORT = Endpoint(
     "/api/exports",
     "exportUser",
     "privacy",
-    "Everything stored of one user, as a list of {kind, data} objects (the right of access)",
+    "Everything stored of one user, as JSON Lines: one {kind, data} object a line (the right "
+    "of access)",
     ADMINS,
-    Export,
+    ExportLine,
     params=(
         text("user", "The user tag of the requests (and metadata.user of dataset items)"),
         text("tenant", "Only this tenant's rows (absent: every tenant)"),
     ),
+    description=(
+        "Streamed as the store is read, in batches, so an export of any size takes constant "
+        "memory: requests (each followed, per batch, by its feedback and eval results), then "
+        "dataset items and their eval results. A store that fails once the answer has begun "
+        "ends it without the final chunk (an incomplete body, which HTTP clients report)."
+    ),
+    media_type="application/x-ndjson",
 )

@@ -185,6 +185,8 @@ class Endpoint:
     body: Body | None = None
     errors: tuple[int, ...] = ()  # besides those every operation of its kind may answer
     description: str = ""
+    # the success answer's; application/x-ndjson: `response` is the shape of one line
+    media_type: str = "application/json"
     _by_name: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
 from trimtab.cli.calls import call
 from trimtab.cli.options import DEFAULT_URL, ApiKey, Url
+from trimtab.client import Client
 
 User = Annotated[
     str, typer.Option("--user", help="The user tag of the requests (metadata.user of items).")
@@ -48,14 +49,22 @@ def export(
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
-    """Write everything stored of a user as JSONL, one {kind, data} object a line."""
-    answer = call(url, api_key, lambda client: client.export_user(user, tenant=tenant))
-    lines = "".join(json.dumps(line, sort_keys=True) + "\n" for line in answer["data"])
+    """Write everything stored of a user as JSONL, one {kind, data} object a line, as it
+    arrives from the server (an export of any size takes constant memory)."""
     if output is None:
-        sys.stdout.write(lines)
+        call(url, api_key, lambda client: _write(client, user, tenant, sys.stdout))
         return
-    output.write_text(lines)
-    print(f"wrote {len(answer['data'])} lines to {output}", file=sys.stderr)
+    with output.open("w", encoding="utf-8") as file:
+        n = call(url, api_key, lambda client: _write(client, user, tenant, file))
+    print(f"wrote {n} lines to {output}", file=sys.stderr)
+
+
+def _write(client: Client, user: str, tenant: str | None, out: TextIO) -> int:
+    n = 0
+    for line in client.export_user_lines(user, tenant=tenant):
+        out.write(line + "\n")
+        n += 1
+    return n
 
 
 def register(app: typer.Typer) -> None:

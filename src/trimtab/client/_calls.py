@@ -272,6 +272,7 @@ def erase_user(user: str, tenant: str | None) -> Call[dict[str, Any]]:
 
 
 def export_user(user: str, tenant: str | None) -> Call[dict[str, Any]]:
+    """Streamed JSON Lines: the clients read it with `stream`, not `_run`."""
     return Call("GET", "/api/exports", same, params({"user": user, "tenant": tenant}))
 
 

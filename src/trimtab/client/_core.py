@@ -97,6 +97,17 @@ def unreachable(url: str, exc: Exception) -> TrimtabError:
     return TrimtabError(None, "unreachable", f"cannot reach trimtab at {url}: {exc}")
 
 
+def incomplete(call: Call[Any], response: httpx.Response, exc: Exception) -> TrimtabError:
+    """A streamed answer that broke off before its end (the server ended it, or the network)."""
+    return TrimtabError(
+        response.status_code,
+        "incomplete",
+        f"{call.method} {call.path}: the answer ended before its end ({exc}); what arrived "
+        "is not the whole of it",
+        response.headers.get("x-trimtab-request-id"),
+    )
+
+
 def answer(call: Call[T], response: httpx.Response) -> T:
     """The decoded answer, or the server's refusal as a TrimtabError."""
     try:

@@ -10,9 +10,18 @@ from types import TracebackType
 from typing import Any, Literal, Self, TypeVar, Unpack
 
 import httpx
+import orjson
 
 from trimtab.client import _calls as calls
-from trimtab.client._core import Call, Page, TrimtabError, answer, headers, unreachable
+from trimtab.client._core import (
+    Call,
+    Page,
+    TrimtabError,
+    answer,
+    headers,
+    incomplete,
+    unreachable,
+)
 from trimtab.client._incidents import IncidentMethods
 from trimtab.client.types import (
     Applied,
@@ -499,9 +508,27 @@ class Client(IncidentMethods):
         """Erase everything stored of `user` (of one tenant, or all); the counts removed."""
         return self._run(calls.erase_user(user, tenant))
 
-    def export_user(self, user: str, *, tenant: str | None = None) -> dict[str, Any]:
-        """Everything stored of `user`: {"data": [{"kind", "data"}, ...]}."""
-        return self._run(calls.export_user(user, tenant))
+    def export_user(self, user: str, *, tenant: str | None = None) -> Iterator[dict[str, Any]]:
+        """Everything stored of `user`, one {"kind", "data"} record at a time as it arrives."""
+        for line in self.export_user_lines(user, tenant=tenant):
+            yield orjson.loads(line)
+
+    def export_user_lines(self, user: str, *, tenant: str | None = None) -> Iterator[str]:
+        """The export as the server streams it: its JSON Lines, one at a time (no newline)."""
+        call = calls.export_user(user, tenant)
+        try:
+            with self._http.stream(call.method, call.path, params=call.params) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    answer(call, response)  # raises the refusal
+                try:
+                    for line in response.iter_lines():
+                        if line:
+                            yield line
+                except httpx.HTTPError as exc:
+                    raise incomplete(call, response, exc) from None
+        except httpx.HTTPError as exc:
+            raise unreachable(self.url, exc) from None
 
 
 __all__ = ["Client", "TrimtabError"]

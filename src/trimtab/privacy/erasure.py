@@ -9,7 +9,8 @@ counts: they have no user dimension.
 `erase` deletes in batches of `batch` rows, each its own transaction, so it never holds
 the store for long, and ends with one audit row (`privacy.erase`, target `user:U`) with
 the counts; run twice, the second finds nothing. `export` yields the same rows as JSON
-objects, one a line (the right of access), read in batches too.
+objects (the right of access), read in batches too, and `jsonl` encodes them as JSON
+Lines a chunk at a time: an export of any size takes the memory of one batch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine
 
 from trimtab.audit.log import Actor, AuditLog
@@ -105,3 +107,15 @@ def _on_requests(engine: Engine, ids: list[str]) -> Iterator[dict[str, Any]]:
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     return {str(k): v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def jsonl(records: Iterator[dict[str, Any]], lines: int = 200) -> Iterator[bytes]:
+    """The records as JSON Lines, `lines` records a chunk (the last may hold fewer)."""
+    chunk: list[bytes] = []
+    for record in records:
+        chunk.append(orjson.dumps(record))
+        if len(chunk) >= lines:
+            yield b"\n".join(chunk) + b"\n"
+            chunk = []
+    if chunk:
+        yield b"\n".join(chunk) + b"\n"
