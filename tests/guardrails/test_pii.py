@@ -105,3 +105,17 @@ def test_an_address_longer_than_its_reach_is_not_cut_short() -> None:
     assert [f for f in detect(f"x@{domain}") if f.entity == "email"] == []
     fits = ("a" * 60 + ".") * 3 + "example.com"
     assert [(f.start, f.end) for f in detect(f"x@{fits}")] == [(0, 2 + len(fits))]
+
+
+@pytest.mark.parametrize(
+    ("text", "card"),
+    [
+        # a token right after a card: its first digits are not the card's fifth group
+        ("card 4111 1111 1111 1111 235d25e8177a4705adcfa1e9894d97f3", "4111 1111 1111 1111"),
+        ("amex 3782 822463 10005 9abc", "3782 822463 10005"),
+        ("卡号4111111111111111请", "4111111111111111"),  # a letter of another script ends it
+    ],
+)
+def test_a_card_ends_where_a_word_would_go_on(text: str, card: str) -> None:
+    found = [text[f.start : f.end] for f in detect(text) if f.entity == "credit_card"]
+    assert found == [card]

@@ -148,8 +148,12 @@ def _emails(w: _Windows) -> Iterator[Finding]:
 
 # -- credit cards --------------------------------------------------------------------------
 
-_CARD = re.compile(r"(?<![\d.,+-])\d{4}(?:([ -]?)\d{4}){2}\1\d{1,4}(?:\1\d{3})?(?!\d|[,.-]\d)")
-_AMEX = re.compile(r"(?<![\d.,+-])3[47]\d{2}([ -]?)\d{6}\1\d{5}(?!\d|[,.-]\d)")
+# the number ends where a word would not go on: "4111 1111 1111 1111 235d..." is a card and
+# a token, not a 19-digit card whose last group is the token's start
+_CARD = re.compile(
+    r"(?<![\d.,+-])\d{4}(?:([ -]?)\d{4}){2}\1\d{1,4}(?:\1\d{3})?(?![A-Za-z0-9_]|[,.-]\d)"
+)
+_AMEX = re.compile(r"(?<![\d.,+-])3[47]\d{2}([ -]?)\d{6}\1\d{5}(?![A-Za-z0-9_]|[,.-]\d)")
 
 
 def _card_issuer(digits: str) -> bool:
