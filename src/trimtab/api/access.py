@@ -23,13 +23,18 @@ def reader(keys: KeyRing, request: Request, action: str = "read telemetry") -> P
     return principal
 
 
-def admin(keys: KeyRing, request: Request, action: str) -> Principal:
-    """A caller with role admin, or a 401/403 that names the action and the caller's role."""
-    principal = keys.authenticate(request.headers)
+def require_admin(principal: Principal, action: str) -> None:
+    """A 403 that names the action and the caller's role, unless the caller is an admin."""
     if not principal.is_admin:
         raise Forbidden(
             f"only a key with role 'admin' may {action}; this key has role '{principal.role}'"
         )
+
+
+def admin(keys: KeyRing, request: Request, action: str) -> Principal:
+    """A caller with role admin, or a 401/403 that names the action and the caller's role."""
+    principal = keys.authenticate(request.headers)
+    require_admin(principal, action)
     return principal
 
 

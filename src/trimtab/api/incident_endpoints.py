@@ -3,7 +3,7 @@ their bodies and responses."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired, get_args
 
 from pydantic import Field
 from typing_extensions import TypedDict
@@ -35,16 +35,9 @@ ActionName = Literal[
     "switch_model",
     "restore_model",
 ]
+ACTIONS: tuple[str, ...] = get_args(ActionName)
 STATE_MOVES = ("acknowledge", "mitigate", "resolve", "reopen")
-CONTAINMENTS = (
-    "rollback",
-    "pause_rollout",
-    "revoke_key",
-    "block_tenant",
-    "switch_model",
-    "restore_model",
-)
-ACTIONS = (*STATE_MOVES, *CONTAINMENTS)
+CONTAINMENTS = tuple(a for a in ACTIONS if a not in STATE_MOVES)
 
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 Message = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]

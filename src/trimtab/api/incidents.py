@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import actor, json_response, operator, reader
+from trimtab.api.access import actor, json_response, operator, reader, require_admin
 from trimtab.api.errors import change
 from trimtab.api.incident_endpoints import (
     ACTIONS,
@@ -49,7 +49,7 @@ from trimtab.api.incident_endpoints import (
     TITLE_CHARS,
 )
 from trimtab.api.model_switching import ModelSwitching
-from trimtab.api.params import MAX_TEXT, bad_param, text_field
+from trimtab.api.params import MAX_TEXT, bad_param, named_or_only, text_field
 from trimtab.api.schema import parse_version
 from trimtab.audit.log import Actor, AuditLog
 from trimtab.auth.keyring import KeyRing
@@ -307,15 +307,7 @@ class IncidentsAPI:
 
     async def _route_key(self, incident: Incident, principal: Principal, body: dict[str, Any],
                          action: str) -> RouteKey:  # fmt: skip
-        name = text_field(body, "route", limit=256)
-        if name is None:
-            if len(incident.routes) != 1:
-                raise bad_param(
-                    "route",
-                    "is required: the incident names "
-                    + (f"{len(incident.routes)} routes" if incident.routes else "no route"),
-                )
-            name = incident.routes[0]
+        name = named_or_only(body, "route", incident.routes)
         row = await run_in_threadpool(
             self._routes.resolve, name, principal.tenant, principal.is_admin
         )
@@ -324,12 +316,6 @@ class IncidentsAPI:
         if not (principal.is_admin or row.tenant is not None):
             raise Forbidden(f"route '{name}' is shared: only an admin may {action}")
         return row.key
-
-    def _admin(self, principal: Principal, action: str) -> None:
-        if not principal.is_admin:
-            raise Forbidden(
-                f"only a key with role 'admin' may {action}; this key has role '{principal.role}'"
-            )
 
     async def _contain(
         self,
@@ -362,7 +348,7 @@ class IncidentsAPI:
             await self._route_changed()
             return {"route": key.name, "rollout": ro.id, "version": ro.candidate_version}
         if action == "revoke_key":
-            self._admin(principal, "revoke keys")
+            require_admin(principal, "revoke keys")
             key_id = text_field(body, "key_id", required=True, limit=256)
             assert key_id is not None
             rows = await self._revoke([key_id], by, incident)
@@ -378,7 +364,7 @@ class IncidentsAPI:
             step = self._switching.switch if action == "switch_model" else self._switching.restore
             return await step(incident, principal, by, body, reason)
         assert action == "block_tenant"
-        self._admin(principal, "block a tenant's keys")
+        require_admin(principal, "block a tenant's keys")
         tenant = text_field(body, "tenant", required=True, limit=256)
         assert tenant is not None
         keys = await run_in_threadpool(self._keys.list_keys, tenant)

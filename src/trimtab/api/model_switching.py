@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from trimtab.api.access import require_admin
 from trimtab.api.errors import change
-from trimtab.api.params import bad_param, text_field
+from trimtab.api.params import named_or_only
 from trimtab.audit.log import Actor, AuditLog
 from trimtab.config import ModelConfig
-from trimtab.errors import Conflict, Forbidden, NotFound
+from trimtab.errors import Conflict, NotFound
 from trimtab.gateway.switches import SwitchStore
 from trimtab.incidents.store import Incident
 from trimtab.types import Principal
@@ -33,20 +34,8 @@ class ModelSwitching:
         self._changed = on_change
 
     def _model(self, incident: Incident, principal: Principal, body: dict[str, Any]) -> str:
-        if not principal.is_admin:
-            raise Forbidden(
-                "only a key with role 'admin' may switch a model: it serves every tenant; "
-                f"this key has role '{principal.role}'"
-            )
-        name = text_field(body, "model", limit=256)
-        if name is None:
-            if len(incident.models) != 1:
-                raise bad_param(
-                    "model",
-                    "is required: the incident names "
-                    + (f"{len(incident.models)} models" if incident.models else "no model"),
-                )
-            name = incident.models[0]
+        require_admin(principal, "switch a model (it serves every tenant)")
+        name = named_or_only(body, "model", incident.models)
         if name not in self._models:
             known = ", ".join(sorted(self._models)) or "none"
             raise NotFound(f"no model '{name}' on this gateway (configured: {known})")
