@@ -69,9 +69,6 @@ class Catalog:
         """The models switched to their fallbacks (gateway/switches.py)."""
         self._switched = models
 
-    def switched(self) -> frozenset[str]:
-        return self._switched
-
     def plan(self, target: Target) -> list[Target]:
         """The model and then its fallbacks, in order; only the fallbacks while the model
         is switched to them (a model without fallbacks is never switched)."""
