@@ -7,6 +7,7 @@ import random
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
+import httpx
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -39,6 +40,7 @@ from trimtab.auth.keyring import KeyRing
 from trimtab.auth.store import KeyStore
 from trimtab.config import Config
 from trimtab.evals.online import OnlineScoring
+from trimtab.evals.online_scorers import ONLINE_SCORING_OWNER
 from trimtab.evals.runs import RunStore
 from trimtab.evals.store import DatasetStore
 from trimtab.evals.suite_store import SuiteStore
@@ -165,7 +167,24 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     )
     slo_store = SloStore(engine)
     slo_gauges = SloGauges(slo_store, metrics.registry)
-    online = OnlineScoring(engine)  # suites with online: score sampled answers (evals/online.py)
+
+    # suites with online: score sampled answers (evals/online.py); their judges call this
+    # server's own gateway, in process, with a key only this process holds
+    def judge_client(tenant: str, headers: Mapping[str, str]) -> httpx.AsyncClient:
+        auth = {}
+        if keys.enabled:
+            key = keys.process_key(tenant, ONLINE_SCORING_OWNER)
+            auth["authorization"] = f"Bearer {key}"
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://trimtab.internal",
+            headers={**auth, **headers},
+            trust_env=False,
+        )
+
+    online = OnlineScoring(
+        engine, judges=judge_client, python_scorers=tuple(config.evals.python_scorers)
+    )
     # one process at a time (a lease) judges every SLO and the candidates' own burn
     slo_evaluator = SloEvaluator(
         engine,

@@ -502,6 +502,12 @@ class GuardrailsConfig(_Strict):
     session: SessionGuardrailsConfig | None = None
 
 
+class EvalsConfig(_Strict):
+    # the modules whose functions an applied suite's `python` scorers may run online, in
+    # this server (a name covers its submodules): the server runs only code this file names
+    python_scorers: list[str] = Field(default_factory=list)
+
+
 class Config(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -521,6 +527,7 @@ class Config(_Strict):
     slo: SloConfig = Field(default_factory=SloConfig)
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    evals: EvalsConfig = Field(default_factory=EvalsConfig)
 
     @model_validator(mode="after")
     def _models_name_providers(self) -> Config:

@@ -102,3 +102,20 @@ def test_a_newer_snapshot_wins_over_older_local_changes(ring: KeyRing) -> None:
     # another process revoked it; a snapshot taken after our change shows that
     ring.install({digest: StoredKey(entry.principal, revoked=True)}, time.monotonic())
     assert refused(ring, STORE_KEY).message == "API key revoked"
+
+
+def test_a_process_key_works_only_in_its_process_and_is_never_listed(ring: KeyRing) -> None:
+    key = ring.process_key("acme", "trimtab:online-scoring")
+    assert ring.process_key("acme", "trimtab:online-scoring") == key  # one per tenant
+    principal = ring.authenticate(headers(key))
+    assert (principal.tenant, principal.role, principal.owner) == (
+        "acme", "app", "trimtab:online-scoring"
+    )  # fmt: skip
+    other = ring.process_key("globex", "trimtab:online-scoring")
+    assert other != key and ring.authenticate(headers(other)).tenant == "globex"
+    assert [p.owner for p in ring.config_keys()] == ["ops"]
+    assert not ring.is_config_key(principal.key_id or "")
+    ring.install({}, time.monotonic())  # a store snapshot does not drop it
+    assert ring.authenticate(headers(key)) == principal
+    # another process (another ring) never accepts it
+    assert refused(KeyRing([]), key).code == "invalid_api_key"

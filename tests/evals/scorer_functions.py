@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from trimtab.evals.datasets import Item
 
 
@@ -18,3 +20,20 @@ def out_of_range(item: Item, answer: str) -> float:
 
 
 NOT_A_FUNCTION = 3
+
+
+def words_per_ten(item: Item, answer: str) -> tuple[float, str]:
+    words = len(answer.split())
+    return min(1.0, words / 10), f"{words} words"
+
+
+def raises(item: Item, answer: str) -> float:
+    raise RuntimeError(f"cannot score {item.id}")
+
+
+RELEASE = threading.Event()  # the test sets it once `blocks` has timed out
+
+
+def blocks(item: Item, answer: str) -> float:
+    RELEASE.wait(30)
+    return 1.0

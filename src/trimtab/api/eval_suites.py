@@ -42,6 +42,8 @@ from trimtab.auth.keyring import KeyRing
 from trimtab.bounds import safe_load_yaml
 from trimtab.errors import Invalid, NotFound
 from trimtab.evals.online import OnlineScoring, online_metric
+from trimtab.evals.online_scorers import python_problem
+from trimtab.evals.scorers import Python
 from trimtab.evals.suite_store import SuiteApplied, SuiteStore
 from trimtab.evals.suites import SuiteDefinition, SuitesError, parse_suites
 from trimtab.registry.store import RouteStore
@@ -85,6 +87,18 @@ class EvalSuitesAPI:
             and self._routes.resolve(d.route, principal.tenant, principal.is_admin) is None
         ]
 
+    def _python_problems(self, definitions: list[SuiteDefinition], source: str) -> list[str]:
+        """Online python scorers this server may not run, or cannot import (the import
+        happens here, once at apply, and again when online scoring loads the suite)."""
+        modules = self._online.python_scorers if self._online is not None else ()
+        out = []
+        for d in definitions:
+            for spec in d.online.scorers if d.online is not None else ():
+                problem = python_problem(spec, modules) if isinstance(spec, Python) else None
+                if problem is not None:
+                    out.append(f"{source}: evals.{d.name}.online.scorers: {problem}")
+        return out
+
     async def apply(self, request: Request) -> Response:
         rid = new_request_id()
         principal = operator(self._keys, request, "apply eval suites")
@@ -110,6 +124,7 @@ class EvalSuitesAPI:
         except SuitesError as exc:
             raise Invalid(str(exc), code="invalid_suite") from None
         problems = await run_in_threadpool(self._unknown_routes, definitions, principal, source)
+        problems += await run_in_threadpool(self._python_problems, definitions, source)
         if problems:
             raise Invalid("\n".join(problems), code="invalid_suite")
         scope = SHARED if principal.is_admin else principal.tenant

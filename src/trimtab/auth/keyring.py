@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ class KeyRing:
         self._stored: dict[str, StoredKey] = {}
         self._trusted_until = -math.inf  # monotonic deadline of the current snapshot
         self._recent: list[tuple[float, str, StoredKey]] = []  # local changes, monotonic time
+        self._process: dict[str, Principal] = {}  # this process's own keys, by hash
+        self._process_keys: dict[tuple[str, str], str] = {}
 
     # -- the request path: memory only ---------------------------------------------------
 
@@ -80,7 +83,7 @@ class KeyRing:
     def by_digest(self, digest: str) -> Principal:
         """The caller whose key has this SHA-256 digest (a console session holds the digest,
         never the key), or the same 401/503 as `authenticate`."""
-        principal = self._by_hash.get(digest)
+        principal = self._by_hash.get(digest) or self._process.get(digest)
         if principal is not None:
             return principal
         stored = self._stored.get(digest)
@@ -97,6 +100,18 @@ class KeyRing:
                 code="key_store_unavailable",
             )
         return stored.principal
+
+    def process_key(self, tenant: str, owner: str) -> str:
+        """A key of role `app` in `tenant` that only this process holds, for the calls the
+        server makes to its own gateway (online scoring's judges): random, in memory, never
+        stored nor listed, gone with the process. The same one for the same arguments."""
+        key = self._process_keys.get((tenant, owner))
+        if key is None:
+            key = "tt_process_" + secrets.token_urlsafe(32)
+            digest = key_hash(key)
+            self._process[digest] = Principal(tenant, "app", key_id_of(digest), owner)
+            self._process_keys[(tenant, owner)] = key
+        return key
 
     # -- maintained by the key cache and the keys API -------------------------------------
 

@@ -12,6 +12,13 @@ processes scoring the same request write it once). Eval runs' own calls are neve
 
 `online_metric` gives the scores per route version over time (GET /api/evals/online);
 `rollouts.arms.ArmReader.quality` reads them per arm for the canary's `quality_score`.
+
+Judges and `python` scorers run too (evals/online_scorers.py): a judge's route is called
+through the server's own gateway in process, its calls recorded as `eval:online:SUITE`
+(eval traffic: never sampled here, never a canary arm's), within the suite's
+`max_per_minute` and, when set, `max_usd_per_day` of the judges' recorded spend; a python
+scorer runs in a thread with a timeout, and only from a module the server's configuration
+names. Whatever fails is that scorer's error on the answer (`unusable`), never a crash.
 """
 
 from __future__ import annotations
@@ -30,7 +37,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from trimtab.evals.datasets import Item
 from trimtab.evals.from_requests import observed_answer
-from trimtab.evals.scorers import Answer, ScorerError, build
+from trimtab.evals.online_scorers import (
+    JudgeClients,
+    Outcome,
+    PythonRunner,
+    SuiteScorers,
+    judge_spend,
+    judged,
+    load,
+    score_plain,
+)
+from trimtab.evals.scoring import stored_text
 from trimtab.evals.suite_store import SuiteRow, SuiteStore
 from trimtab.refresher import Periodic
 from trimtab.store.engine import as_utc
@@ -43,6 +60,8 @@ log = logging.getLogger(__name__)
 INTERVAL_S = 5.0  # how often the recorded requests are read
 QUEUE_SIZE = 1000  # answers waiting to be scored; past it, dropped
 READ_BATCH = 500  # requests read per suite and cycle
+SLOW_CONCURRENCY = 4  # answers a judge or python scorer works on at once
+SPEND_EVERY = 20  # judged answers between two reads of the judges' spend
 
 
 def sampled(request_id: str, share: float) -> bool:
@@ -58,9 +77,10 @@ class OnlineStats:
     read: int = 0
     sampled: int = 0
     scored: int = 0
-    unusable: int = 0  # sampled, but no stored answer to score
+    unusable: int = 0  # sampled without a stored answer, or a score that failed
     dropped_queue: int = 0
     dropped_budget: int = 0
+    dropped_cost: int = 0  # answers the judges did not score: their day's spend reached
 
     def view(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -87,6 +107,14 @@ class _Job:
     suite: SuiteRow
     request: dict[str, Any]
     answer: str
+    scorers: SuiteScorers
+
+
+@dataclass
+class _Spend:
+    day: datetime
+    usd: float = 0.0
+    judged: int = 0  # answers judged since the last read
 
 
 @dataclass
@@ -104,6 +132,11 @@ class OnlineScoring:
     queue_size: int = QUEUE_SIZE
     since: datetime | None = None  # requests from here on (default: when it starts)
     stats: OnlineStats = field(default_factory=OnlineStats)
+    judges: JudgeClients | None = None  # the server's own gateway, in process (app.py)
+    python_scorers: Sequence[str] = ()  # config evals.python_scorers: modules it may run
+    _scorers: dict[tuple[str, str], SuiteScorers] = field(default_factory=dict)
+    _spend: dict[tuple[str, str], _Spend] = field(default_factory=dict)
+    _python: PythonRunner = field(default_factory=PythonRunner)
     _cursors: dict[tuple[str, str], _Cursor] = field(default_factory=dict)
     _budgets: dict[tuple[str, str], _Budget] = field(default_factory=dict)
     _queue: asyncio.Queue[_Job] | None = None
@@ -126,6 +159,7 @@ class OnlineScoring:
         if self._loop is not None:
             await self._loop.stop()
             self._loop = None
+        self._python.close()
 
     async def cycle(self, now: datetime | None = None) -> int:
         """Read what was recorded since the last cycle, queue the sample, score the queue;
@@ -143,7 +177,7 @@ class OnlineScoring:
         while not self._queue.empty():
             batch.append(self._queue.get_nowait())
         if batch:
-            await asyncio.to_thread(self._score, batch, at)
+            await self._score(batch, at)
         return len(batch)
 
     # -- reading ---------------------------------------------------------------------------
@@ -158,6 +192,14 @@ class OnlineScoring:
             assert online is not None
             budget = self._budgets.setdefault(key, _Budget(online.max_per_minute))
             budget.limit = online.max_per_minute  # a new apply may change it
+            scorers = self._scorers.get(key)
+            if scorers is None or scorers.digest != suite.digest:
+                # built once per applied suite: a python scorer's function is imported here
+                scorers = self._scorers[key] = load(
+                    suite.definition, suite.digest, self.python_scorers
+                )
+                for problem in scorers.broken.values():
+                    log.warning("online scoring, suite %s: %s", suite.definition.name, problem)
             for row in self._recorded(suite, cursor):
                 self.stats.read += 1
                 cursor.at, cursor.request_id = as_utc(row["started_at"]), row["id"]
@@ -170,7 +212,7 @@ class OnlineScoring:
                 elif not budget.take(now):
                     self.stats.dropped_budget += 1
                 else:
-                    jobs.append(_Job(suite, row, answer))
+                    jobs.append(_Job(suite, row, answer, scorers))
         return jobs
 
     def _recorded(self, suite: SuiteRow, cursor: _Cursor) -> list[dict[str, Any]]:
@@ -193,35 +235,101 @@ class OnlineScoring:
 
     # -- scoring ---------------------------------------------------------------------------
 
-    def _score(self, jobs: Sequence[_Job], now: datetime) -> None:
-        rows: list[dict[str, Any]] = []
-        for job in jobs:
-            online = job.suite.definition.online
-            assert online is not None
-            item = Item(id=job.request["id"])
-            for spec in online.scorers:
-                try:
-                    score = build(spec)(item, Answer(job.answer))
-                    value, passed, reason = score.value, score.passed, score.reason
-                except ScorerError as exc:
-                    value, passed, reason = None, None, str(exc)
-                rows.append(
-                    {
-                        "request_id": job.request["id"], "scorer": spec.name,
-                        "suite": job.suite.definition.name, "scope": job.suite.scope,
-                        "tenant": job.request["tenant"], "route": job.request["route"],
-                        "version": job.request["version"], "value": value, "passed": passed,
-                        "reason": reason, "request_at": as_utc(job.request["started_at"]),
-                        "scored_at": now,
-                    }
-                )  # fmt: skip
+    async def _score(self, jobs: Sequence[_Job], now: datetime) -> None:
+        outcomes = await asyncio.to_thread(self._score_plain, jobs)
+        slow = [(job, found) for job, found in zip(jobs, outcomes, strict=True) if job.scorers.slow]
+        if slow:
+            gate = asyncio.Semaphore(SLOW_CONCURRENCY)
+
+            async def one(job: _Job, found: dict[str, Outcome]) -> None:
+                async with gate:
+                    found.update(await self._score_slow(job, now))
+
+            await asyncio.gather(*(one(job, found) for job, found in slow))
+        rows = []
+        for job, found in zip(jobs, outcomes, strict=True):
             self.stats.scored += 1
+            for name, (value, passed, reason) in found.items():
+                self.stats.unusable += value is None
+                rows.append(_row(job, name, value, passed, reason, now))
+        await asyncio.to_thread(self._store, rows)
+
+    @staticmethod
+    def _score_plain(jobs: Sequence[_Job]) -> list[dict[str, Outcome]]:
+        return [score_plain(job.scorers, Item(id=job.request["id"]), job.answer) for job in jobs]
+
+    async def _score_slow(self, job: _Job, now: datetime) -> dict[str, Outcome]:
+        online = job.suite.definition.online
+        assert online is not None
+        item = Item(id=job.request["id"])
+        out: dict[str, Outcome] = {}
+        for name, scorer in job.scorers.python.items():
+            out[name] = await self._python.run(name, scorer, item, job.answer, online.timeout_s)
+        if not job.scorers.judges:
+            return out
+        if not await self._may_judge(job, now):
+            self.stats.dropped_cost += 1
+            return out
+        for name, (spec, scorer) in job.scorers.judges.items():
+            if self.judges is None:
+                out[name] = (None, None, f"scorer '{name}': no gateway to call the judge through")
+                continue
+            out[name] = await judged(
+                self.judges,
+                spec,
+                scorer,
+                tenant=job.request["tenant"],
+                suite=job.suite.definition.name,
+                request_id=job.request["id"],
+                item=item,
+                text=job.answer,
+                timeout_s=online.timeout_s,
+            )
+        return out
+
+    async def _may_judge(self, job: _Job, now: datetime) -> bool:
+        """Whether the suite's judges are within their day's spend (read from the store at
+        the first answer and every SPEND_EVERY answers judged)."""
+        online = job.suite.definition.online
+        assert online is not None
+        if online.max_usd_per_day is None:
+            return True
+        key = (job.suite.scope, job.suite.definition.name)
+        day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        spend = self._spend.get(key)
+        if spend is None or spend.day != day or spend.judged >= SPEND_EVERY:
+            routes = sorted({spec.judge_route for spec, _ in job.scorers.judges.values()})
+            usd = await asyncio.to_thread(
+                judge_spend, self.engine, key[1], job.suite.scope, routes, now
+            )
+            spend = self._spend[key] = _Spend(day, usd)
+        if spend.usd >= online.max_usd_per_day:
+            return False
+        spend.judged += 1
+        return True
+
+    def _store(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
         with self.engine.begin() as conn:
             insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
             for start in range(0, len(rows), 500):
                 conn.execute(
                     insert(online_scores).values(rows[start : start + 500]).on_conflict_do_nothing()
                 )
+
+
+def _row(
+    job: _Job, scorer: str, value: float | None, passed: bool | None, reason: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "request_id": job.request["id"], "scorer": scorer,
+        "suite": job.suite.definition.name, "scope": job.suite.scope,
+        "tenant": job.request["tenant"], "route": job.request["route"],
+        "version": job.request["version"], "value": value, "passed": passed,
+        "reason": stored_text(reason)[:2000], "request_at": as_utc(job.request["started_at"]),
+        "scored_at": now,
+    }  # fmt: skip
 
 
 def _json(text: str | None) -> Any:

@@ -35,9 +35,10 @@ import orjson
 
 from trimtab.evals import judge
 from trimtab.evals.datasets import Item, canonical
+from trimtab.evals.judging import answer_text, error_text, judge_answer
 from trimtab.evals.runs import Result
 from trimtab.evals.scorers import Answer, Cost, Judge, build
-from trimtab.evals.scoring import score_all, stored_text
+from trimtab.evals.scoring import score_all
 from trimtab.evals.suites import SuiteDefinition
 from trimtab.registry.bundle import Bundle, VariableError, render
 from trimtab.types import EVAL_FEATURE_PREFIX
@@ -129,27 +130,6 @@ def request_body(plan: Plan, item: Item) -> dict[str, Any]:
 
 def body_digest(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(dict(body))).hexdigest()
-
-
-def _error_text(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    error = data.get("error") if isinstance(data, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    text = str(message) if message else (response.text.strip()[:300] or response.reason_phrase)
-    rid = response.headers.get("x-trimtab-request-id")
-    said = f"HTTP {response.status_code}: {text}" + (f" (request {rid})" if rid else "")
-    return stored_text(said)
-
-
-def _answer_text(data: Any) -> str:
-    try:
-        content = data["choices"][0]["message"].get("content")
-    except (KeyError, IndexError, TypeError, AttributeError):
-        raise ValueError("the answer has no choices[0].message") from None
-    return stored_text(content) if isinstance(content, str) else ""
 
 
 class Runner:
@@ -271,26 +251,6 @@ class Runner:
             out.update(await self._judge_with(client, spec, item, output))
         return out
 
-    async def _judge_once(
-        self, client: httpx.AsyncClient, body: dict[str, Any], spec: Judge
-    ) -> judge.Verdict:
-        try:
-            response = await client.post(
-                "/v1/chat/completions",
-                content=orjson.dumps(body),
-                headers={"content-type": "application/json"},
-            )
-        except httpx.HTTPError as exc:
-            return judge.Verdict(None, None, None, f"the gateway did not answer: {exc!r}")
-        rid = response.headers.get("x-trimtab-request-id")
-        if response.status_code >= 400:
-            return judge.Verdict(None, None, None, _error_text(response), rid)
-        try:
-            text = _answer_text(response.json())
-        except ValueError as exc:
-            return judge.Verdict(None, None, None, f"unreadable answer: {exc}", rid)
-        return judge.verdict(text, spec.scale, rid)
-
     def _headers(self) -> dict[str, str]:
         headers = {
             "x-trimtab-feature": RUN_FEATURE_PREFIX + self.plan.run_id,
@@ -355,13 +315,7 @@ class Runner:
     async def _judge_with(
         self, client: httpx.AsyncClient, spec: Judge, item: Item, output: str
     ) -> dict[str, tuple[judge.Verdict, ...]]:
-        body = {
-            "model": judge.ROUTE_PREFIX + spec.judge_route,
-            "messages": [],
-            "variables": judge.variables(item, output, spec.rubric, spec.scale),
-        }
-        verdicts = [await self._judge_once(client, body, spec) for _ in range(spec.repeats)]
-        return {spec.name: tuple(verdicts)}
+        return {spec.name: await judge_answer(client, spec, item, output)}
 
     async def _call_all(
         self,
@@ -400,10 +354,10 @@ class Runner:
         latency = (time.perf_counter() - started) * 1000
         rid = response.headers.get("x-trimtab-request-id")
         if response.status_code >= 400:
-            return Result(item.id, digest, None, _error_text(response), {}, latency, request_id=rid)
+            return Result(item.id, digest, None, error_text(response), {}, latency, request_id=rid)
         try:
             data = response.json()
-            text = _answer_text(data)
+            text = answer_text(data)
         except ValueError as exc:
             return Result(
                 item.id, digest, None, f"unreadable answer: {exc}", {}, latency, request_id=rid

@@ -57,8 +57,13 @@ class GateSpec(BaseModel):
         return self
 
 
-# the scorers a server runs on production answers: no reference, no call, no user code
-ONLINE_KINDS = ("json_schema", "refusal", "regex", "not_contains", "is_json", "length")
+# the scorers a server runs on production answers: those that need no reference answer
+# (a judge calls its route through the server's own gateway; a python scorer's module must
+# be one the server's configuration names: evals.python_scorers)
+ONLINE_KINDS = (
+    "json_schema", "refusal", "regex", "not_contains", "is_json", "length", "judge", "python"
+)  # fmt: skip
+DEFAULT_ONLINE_TIMEOUT_S = 10.0
 
 
 class OnlineSpec(BaseModel):
@@ -70,6 +75,10 @@ class OnlineSpec(BaseModel):
     sample: float = Field(gt=0, le=1)
     scorers: list[str] | None = None  # default: every scorer of the suite
     max_per_minute: int = Field(default=600, ge=1, le=100_000)  # its own budget
+    # the judges' recorded spend per UTC day past which they are not called (None: no cap)
+    max_usd_per_day: float | None = Field(default=None, gt=0)
+    # the longest a judge's call or a python scorer may take on one answer
+    timeout_s: float = Field(default=DEFAULT_ONLINE_TIMEOUT_S, gt=0, le=300)
 
 
 class SuiteSpec(BaseModel):
@@ -106,7 +115,7 @@ class SuiteSpec(BaseModel):
                 if scorer.kind not in ONLINE_KINDS:
                     raise ValueError(
                         f"online.scorers: '{name}' is a {scorer.kind} scorer; online scoring "
-                        f"runs reference-free scorers the server can run alone: "
+                        f"runs the scorers that need no reference answer: "
                         f"{', '.join(ONLINE_KINDS)} (name them in online.scorers)"
                     )
         return self
@@ -123,6 +132,20 @@ class Online:
     sample: float
     scorers: tuple[AnySpec, ...]
     max_per_minute: int
+    max_usd_per_day: float | None = None
+    timeout_s: float = DEFAULT_ONLINE_TIMEOUT_S
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "sample": self.sample,
+            "scorers": [s.name for s in self.scorers],
+            "max_per_minute": self.max_per_minute,
+        }
+        if self.max_usd_per_day is not None:
+            out["max_usd_per_day"] = self.max_usd_per_day
+        if self.timeout_s != DEFAULT_ONLINE_TIMEOUT_S:
+            out["timeout_s"] = self.timeout_s
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,15 +165,7 @@ class SuiteDefinition:
         dataset = self.dataset + (
             "" if self.dataset_version is None else f"@{self.dataset_version}"
         )
-        online = {}
-        if self.online is not None:
-            online = {
-                "online": {
-                    "sample": self.online.sample,
-                    "scorers": [s.name for s in self.online.scorers],
-                    "max_per_minute": self.online.max_per_minute,
-                }
-            }
+        online = {} if self.online is None else {"online": self.online.to_json()}
         return {
             **online,
             **target,
@@ -197,6 +212,8 @@ def parse_suites(data: Any, source: str = "<evals>") -> list[SuiteDefinition]:
                 sample=spec.online.sample,
                 scorers=tuple(s for s in spec.scorers if s.name in names),
                 max_per_minute=spec.online.max_per_minute,
+                max_usd_per_day=spec.online.max_usd_per_day,
+                timeout_s=spec.online.timeout_s,
             )
         out.append(
             SuiteDefinition(

@@ -17,6 +17,9 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from trimtab.testing.mock_judge import MODEL as judge_model
+from trimtab.testing.mock_judge import judge_text
+
 Wire = Literal["openai", "anthropic"]
 Finish = Literal["stop", "length", "tool"]
 
@@ -200,6 +203,9 @@ def build_reply(body: dict[str, Any], wire: Wire, n: int) -> Reply:
         reply.tool_name = tool_name
         reply.pieces = _word_pieces(json.dumps(TOOL_INPUT).split())
         reply.finish = "tool"
+        return reply
+    if model == judge_model:
+        reply.pieces = [judge_text(body, messages, _last_user_text(messages))]
         return reply
     snippet = " ".join(_last_user_text(messages).split())[:40].strip()
     words = f"mock reply to: {snippet}".split()

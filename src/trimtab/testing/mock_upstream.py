@@ -44,7 +44,10 @@ model name onto a faulty upstream model:
 
 Any other model name gets a normal, deterministic reply: ``"mock reply to: <first 40 chars of the
 last user message>"`` (whitespace collapsed), with usage counted in whitespace-separated words.
-If the request carries tools and its final message is a user turn mentioning "weather", the reply
+Model ``judge-mock`` answers like an LLM judge: ``{"score": s, "reason": "..."}``, the share
+of the rubric's words (after ``rubric:``) found in the answer judged (after ``Answer:``), as
+:mod:`trimtab.testing.mock_judge` says. If the request carries tools and its final message
+is a user turn mentioning "weather", the reply
 is a tool call to the first tool with input ``{"city": "Paris"}`` instead.
 
 Run ``python -m trimtab.testing.mock_upstream --port 18080`` to serve in the foreground.
