@@ -21,11 +21,44 @@ class Rule:
     pattern: re.Pattern[str]
     # lowercase words one of which every match contains: a text with none is not scanned
     hints: tuple[str, ...]
+    # lowercase words one of which every match starts with, right after a word boundary:
+    # the pattern is tried only where one is, not at every character (empty: searched)
+    starts: tuple[str, ...] = ()
+
+    def search(self, text: str, lower: str) -> re.Match[str] | None:
+        """The leftmost match, as `pattern.search(text)` finds it; `lower` is text.lower()."""
+        if not self.starts or len(lower) != len(text) or _folds_apart(text):
+            return self.pattern.search(text)
+        at: list[int] = []
+        for word in self.starts:
+            i = lower.find(word)
+            while i >= 0:
+                at.append(i)
+                i = lower.find(word, i + 1)
+        for i in sorted(at):
+            m = self.pattern.match(text, i)
+            if m is not None:
+                return m
+        return None
 
 
-def _rule(rule_id: str, score: float, hints: tuple[str, ...], *alternatives: str) -> Rule:
+def _folds_apart(text: str) -> bool:
+    """Whether text has a letter that matches an ASCII one under re.IGNORECASE though its
+    str.lower() is not that letter (U+017F long s is an `s`, U+0131 dotless i an `i`):
+    lowercasing cannot find a start word in it. (U+0130, dotted capital I, lowercases to two
+    characters: the lengths then differ.)"""
+    return "\u017f" in text or "\u0131" in text
+
+
+def _rule(
+    rule_id: str,
+    score: float,
+    hints: tuple[str, ...],
+    *alternatives: str,
+    starts: tuple[str, ...] = (),
+) -> Rule:
     pattern = re.compile("|".join(alternatives), re.IGNORECASE | re.MULTILINE)
-    return Rule(rule_id, score, pattern, hints)
+    return Rule(rule_id, score, pattern, hints, starts)
 
 
 _ANY = r"(?:all|any|every|the|your|my|these|those|of)?\s*"
@@ -44,6 +77,7 @@ RULES: tuple[Rule, ...] = (
         r"told|(?:said|written)\s+(?:above|before))",
         r"\bnew\s+(?:system\s+)?instructions?\s*:",
         r"\bfrom\s+now\s+on,?\s+you\s+(?:will|must|shall)\s+(?:ignore|not\s+follow|disregard)",
+        starts=("ignore", "disregard", "forget", "skip", "override", "bypass", "new", "from"),
     ),
     _rule(
         "injection.roleplay",
@@ -58,6 +92,10 @@ RULES: tuple[Rule, ...] = (
         r"\bjailbr(?:eak|oken)\b",
         r"\b(?:pretend|imagine|act\s+as\s+if)\b.{0,60}\b(?:no|without|free\s+of)\s+"
         r"(?:restrictions|rules|filters|guidelines|limits|censorship)",
+        starts=(
+            *("you", "act", "pretend", "imagine", "do", "jailbr"),
+            *("developer", "god", "unrestricted", "unfiltered"),
+        ),
     ),
     _rule(
         "injection.exfiltration",
@@ -69,6 +107,10 @@ RULES: tuple[Rule, ...] = (
         r"the\s+(?:(?:" + _QUALIFIER + r")\s+)+(?:instructions|prompt)|"
         r"the\s+(?:system\s+prompt|system\s+message|developer\s+message|prompt\s+above))",
         r"\brepeat\s+(?:everything|the\s+(?:text|words))\s+(?:above|before)\b",
+        starts=(
+            *("reveal", "show", "print", "repeat", "output", "display", "leak", "tell"),
+            *("give", "what"),
+        ),
     ),
     _rule(
         "injection.delimiter",
@@ -88,9 +130,12 @@ def scan(text: str, threshold: float = 0.0) -> list[Finding]:
     found = []
     lower = text.lower()
     for rule in RULES:
-        if rule.score < threshold or not any(h in lower for h in rule.hints):
+        if rule.score < threshold:
             continue
-        m = rule.pattern.search(text)
+        # a rule tried at its start words needs no hints: a text without one is not scanned
+        if not rule.starts and not any(h in lower for h in rule.hints):
+            continue
+        m = rule.search(text, lower)
         if m is not None:
             found.append(Finding(rule.id, "injection", m.start(), m.end(), rule.score))
     return found

@@ -4,48 +4,25 @@ Each entity type has a candidate regex and a validator: Luhn and the issuer rang
 cards, mod-97 and the country's length and format for IBANs (python-stdnum), the number
 plan of the region for phones (phonenumbers), the SSA's rules for SSNs, `ipaddress` for IP
 addresses, known prefixes and an entropy rule for API keys, a decodable JSON header with
-`alg` for JWTs. Findings carry the rule id, the entity type, offsets and a score, never the
-matched text.
+`alg` for JWTs (those two in guardrails/secrets.py). Findings carry the rule id, the entity
+type, offsets and a score, never the matched text.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
-import math
 import re
-from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-import orjson
 import phonenumbers
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
 
 from trimtab.config import PII_ENTITIES
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One detected entity: which rule, what type, where (offsets in the scanned text)."""
-
-    rule: str
-    entity: str
-    start: int
-    end: int
-    score: float
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "rule": self.rule,
-            "entity": self.entity,
-            "start": self.start,
-            "end": self.end,
-            "score": self.score,
-        }
+from trimtab.guardrails.findings import Finding as Finding
+from trimtab.guardrails.secrets import api_keys, jwts
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,55 +37,63 @@ class _Windows:
     """Where digit-bearing entities can be: the runs of digits of a text, runs closer than
     _GAP merged (an IBAN's ` WEST `, a phone's `) `), each padded by _PAD characters for a
     country code or a `+` before and the context after. Computed once per text; the card,
-    IBAN, SSN, IPv4 and phone patterns then scan only these windows, not the whole text."""
+    IBAN, SSN, IPv4 and phone patterns then scan only these windows, not the whole text,
+    and only those whose longest merged run is long enough for the entity: a card's 13
+    digits need a run of 13 characters (its separators keep its digits in one run)."""
 
     __slots__ = ("_spans", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._spans: list[tuple[int, int]] | None = None
+        self._spans: list[tuple[int, int, int]] | None = None
 
-    def spans(self) -> list[tuple[int, int]]:
+    def spans(self) -> list[tuple[int, int, int]]:
+        """(start, end, the longest merged run's length) of each window."""
         if self._spans is None:
-            runs: list[tuple[int, int]] = []
-            for m in _DIGIT_RUN.finditer(self.text):
-                s, e = m.span()
-                if runs and s - runs[-1][1] <= _GAP:
-                    runs[-1] = (runs[-1][0], e)
-                else:
-                    runs.append((s, e))
             n = len(self.text)
-            spans: list[tuple[int, int]] = []
-            for s, e in runs:
+            spans: list[tuple[int, int, int]] = []
+            merged = _MERGED_ASCII if self.text.isascii() else _MERGED_RUN
+            for m in merged.finditer(self.text):
+                s, e = m.span()
+                run = e - s
                 s, e = max(0, s - _PAD), min(n, e + _PAD)
                 if spans and s <= spans[-1][1]:
-                    spans[-1] = (spans[-1][0], e)
+                    last = spans[-1]
+                    spans[-1] = (last[0], e, max(last[2], run))
                 else:
-                    spans.append((s, e))
+                    spans.append((s, e, run))
             self._spans = spans
         return self._spans
 
-    def matches(self, pattern: re.Pattern[str], reach: int = 0) -> Iterator[re.Match[str]]:
-        """The pattern's matches in the windows, each window reaching `reach` characters
-        further right (an entity whose tail has no digit: an IBAN's last groups)."""
+    def matches(
+        self, pattern: re.Pattern[str], reach: int = 0, run: int = 0
+    ) -> Iterator[re.Match[str]]:
+        """The pattern's matches in the windows whose longest run has at least `run`
+        characters, each window reaching `reach` characters further right (an entity whose
+        tail has no digit: an IBAN's last groups)."""
         spans = self.spans()
         if reach:
             n = len(self.text)
-            reached: list[tuple[int, int]] = []
-            for s, e in spans:
+            reached: list[tuple[int, int, int]] = []
+            for s, e, r in spans:
                 e = min(n, e + reach)
                 if reached and s <= reached[-1][1]:
-                    reached[-1] = (reached[-1][0], e)
+                    last = reached[-1]
+                    reached[-1] = (last[0], e, max(last[2], r))
                 else:
-                    reached.append((s, e))
+                    reached.append((s, e, r))
             spans = reached
-        for s, e in spans:
-            yield from pattern.finditer(self.text, s, e)
+        text = self.text
+        for s, e, r in spans:
+            if r >= run:
+                yield from pattern.finditer(text, s, e)
 
 
-_DIGIT_RUN = re.compile(r"\d+")
 _GAP = 6
 _PAD = 6
+# a run of digits and the runs after it at most _GAP characters apart, in one match
+_MERGED_RUN = re.compile(rf"\d+(?:\D{{1,{_GAP}}}\d+)*")
+_MERGED_ASCII = re.compile(rf"[0-9]+(?:[^0-9]{{1,{_GAP}}}[0-9]+)*")  # the same, faster
 _Scan = Callable[[_Windows], Iterator[Finding]]
 
 # -- email ---------------------------------------------------------------------------------
@@ -180,7 +165,7 @@ def _card_issuer(digits: str) -> bool:
 def _cards(w: _Windows) -> Iterator[Finding]:
     seen: set[int] = set()
     for pattern in (_CARD, _AMEX):
-        for m in w.matches(pattern):
+        for m in w.matches(pattern, run=13):  # at least 13 digits
             if m.start() in seen:
                 continue
             digits = re.sub(r"[ -]", "", m.group())
@@ -199,7 +184,13 @@ _IBAN = re.compile(
 _IBAN_REACH = 24  # letters-only groups that may end an IBAN (IT, CH, FR: up to 23)
 
 
+# how every IBAN starts: one search over the text, not one a window
+_IBAN_HEAD = re.compile(r"[A-Z][A-Z]\d\d")
+
+
 def _ibans(w: _Windows) -> Iterator[Finding]:
+    if _IBAN_HEAD.search(w.text) is None:
+        return
     for m in w.matches(_IBAN, reach=_IBAN_REACH):
         value = m.group()
         # a space-separated IBAN may be followed by a word that the regex swallowed:
@@ -224,7 +215,7 @@ _SSN_INVALID = frozenset({"078051120", "219099999", "123456789"})
 
 
 def _ssns(w: _Windows) -> Iterator[Finding]:
-    for m in w.matches(_SSN):
+    for m in w.matches(_SSN, run=11):  # 9 digits, 2 separators
         area, group, serial = m.group(1), m.group(3), m.group(4)
         if area == "000" or area == "666" or area[0] == "9":
             continue
@@ -244,7 +235,7 @@ _IPV6 = re.compile(
 def _ips(w: _Windows) -> Iterator[Finding]:
     text = w.text
     if "." in text:
-        for m in w.matches(_IPV4):
+        for m in w.matches(_IPV4, run=7):  # 1.2.3.4
             try:
                 ipaddress.IPv4Address(m.group())
             except ValueError:
@@ -262,91 +253,6 @@ def _ips(w: _Windows) -> Iterator[Finding]:
             except ValueError:
                 continue
             yield Finding("pii.ip.v6", "ip", m.start(), m.end(), 0.9)
-
-
-# -- API keys and secrets ------------------------------------------------------------------
-
-_KEY_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("pii.api_key.anthropic", r"sk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{20,}"),
-    ("pii.api_key.openai", r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"),
-    ("pii.api_key.github", r"(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}"),
-    ("pii.api_key.github_pat", r"github_pat_[A-Za-z0-9_]{22,}"),
-    ("pii.api_key.slack", r"xox[bpaors]-[A-Za-z0-9-]{10,}"),
-    ("pii.api_key.aws", r"(?:AKIA|ASIA)[0-9A-Z]{16}"),
-    ("pii.api_key.google", r"AIza[0-9A-Za-z_-]{35}"),
-    ("pii.api_key.stripe", r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}"),
-    ("pii.api_key.gitlab", r"glpat-[0-9A-Za-z_-]{20}"),
-    ("pii.api_key.huggingface", r"hf_[A-Za-z0-9]{30,}"),
-    ("pii.api_key.npm", r"npm_[A-Za-z0-9]{36}"),
-    ("pii.api_key.sendgrid", r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"),
-)
-_KEYS = re.compile(
-    r"(?<![A-Za-z0-9_-])(?:"
-    + "|".join(f"(?P<k{i}>{pattern})" for i, (_, pattern) in enumerate(_KEY_PREFIXES))
-    + r")(?![A-Za-z0-9_-])"
-)
-# literal pieces one of the prefixes above needs: without any, the prefix pattern cannot match
-_KEY_HINTS = ("sk-", "gh", "xox", "AKIA", "ASIA", "AIza", "k_", "glpat-", "hf_", "npm_", "SG.")
-_TOKEN = re.compile(r"(?<![A-Za-z0-9_+/-])[A-Za-z0-9_+/-]{32,}={0,2}(?![A-Za-z0-9_+/=-])")
-# content digests (subresource integrity) are random-looking by design and no secret
-_DIGEST_PREFIXES = ("sha1-", "sha256-", "sha384-", "sha512-")
-_ENTROPY_BITS = 4.2  # per character: random base62/64 tokens of 32+ chars sit near 4.8-5.2
-
-
-def _entropy(value: str) -> float:
-    n = len(value)
-    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
-
-
-def _random_token(value: str) -> bool:
-    """Mixed case and digits with high entropy: hex digests, UUIDs and words are not."""
-    has_upper = any(c.isupper() for c in value)
-    has_lower = any(c.islower() for c in value)
-    has_digit = any(c.isdigit() for c in value)
-    return has_upper and has_lower and has_digit and _entropy(value) >= _ENTROPY_BITS
-
-
-def _api_keys(w: _Windows) -> Iterator[Finding]:
-    text = w.text
-    if any(hint in text for hint in _KEY_HINTS):
-        for m in _KEYS.finditer(text):
-            index = int(next(name for name, v in m.groupdict().items() if v is not None)[1:])
-            yield Finding(_KEY_PREFIXES[index][0], "api_key", m.start(), m.end(), 0.99)
-    if max(map(len, text.split()), default=0) < 32:
-        return  # no token long enough for the entropy rule
-    for m in _TOKEN.finditer(text):
-        value = m.group()
-        if value.startswith("eyJ"):
-            continue  # a JWT's part: the jwt rule decides
-        if value.startswith(_DIGEST_PREFIXES):
-            continue
-        if _random_token(value.strip("=")):
-            yield Finding("pii.api_key.entropy", "api_key", m.start(), m.end(), 0.7)
-
-
-# -- JWT -----------------------------------------------------------------------------------
-
-_JWT = re.compile(
-    r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{0,}(?![A-Za-z0-9_-])"
-)
-
-
-def _jwt_header_ok(part: str) -> bool:
-    try:
-        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-        header = orjson.loads(raw)
-    except (binascii.Error, ValueError):
-        return False
-    return isinstance(header, dict) and isinstance(header.get("alg"), str)
-
-
-def _jwts(w: _Windows) -> Iterator[Finding]:
-    text = w.text
-    if "eyJ" not in text:
-        return
-    for m in _JWT.finditer(text):
-        if _jwt_header_ok(m.group().split(".", 1)[0]):
-            yield Finding("pii.jwt.header", "jwt", m.start(), m.end(), 0.99)
 
 
 # -- phone numbers -------------------------------------------------------------------------
@@ -376,7 +282,7 @@ def _grouped(value: str, number: phonenumbers.PhoneNumber) -> bool:
 
 def _phone_scanner(regions: tuple[str, ...]) -> _Scan:
     def scan(w: _Windows) -> Iterator[Finding]:
-        for m in w.matches(_PHONE):
+        for m in w.matches(_PHONE, run=7):  # 7 digits at least, none 7 apart
             value = m.group()
             digits = sum(c.isdigit() for c in value)
             if digits < 7 or digits > 15:
@@ -405,8 +311,8 @@ _SCANNERS: dict[str, _Scan] = {
     "iban": _ibans,
     "ssn": _ssns,
     "ip": _ips,
-    "api_key": _api_keys,
-    "jwt": _jwts,
+    "api_key": lambda w: api_keys(w.text),
+    "jwt": lambda w: jwts(w.text),
 }
 # when two findings overlap, the more specific entity wins: a JWT over the entropy rule,
 # a card over a phone-shaped run of digits
