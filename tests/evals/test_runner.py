@@ -263,3 +263,29 @@ def test_cost_and_latency_come_from_the_gateways_record_of_each_call(
         reused = c.eval_results(again["id"])
     assert all(r["scores"]["cheap"]["passed"] for r in reused)
     assert all(r["cost_usd"] == pytest.approx(expected) for r in reused)
+
+
+def test_similarity_is_scored_across_the_items_of_a_batch(running: Running) -> None:
+    setup(running, items=12)
+    suite = {
+        "route": "support-answer",
+        "dataset": "golden",
+        "scorers": [
+            {"name": "close", "kind": "similarity", "threshold": 0.5},
+            {"name": "echoed", "kind": "contains"},
+        ],
+    }
+    with Client(running.url, OPERATOR_KEY) as c:
+        made = c.create_eval_run("similar", suite)
+    progress = asyncio.run(run(running, made["id"], concurrency=4))
+    assert (progress.called, progress.errors) == (12, 0)
+    with Client(running.url, OPERATOR_KEY) as c:
+        results = c.eval_results(made["id"])
+        items = {i["id"]: item_from_json(dict(i)) for i in c.dataset_version("golden", 1)["data"]}
+    alone = build(parse_suites({"evals": {"s": suite}})[0].scorers[0])
+    for result in results:
+        close = result["scores"]["close"]
+        one = alone(items[result["item_id"]], Answer(result["output"] or ""))
+        assert close["value"] == pytest.approx(one.value, abs=1e-5)
+        assert (close["passed"], close["reason"]) == (one.passed, one.reason)
+        assert set(result["scores"]) == {"close", "echoed"}

@@ -18,7 +18,8 @@ from trimtab.evals.embeddings import (
     default_model,
     read_safetensors,
 )
-from trimtab.evals.scorers import Answer, ScorerError, Similarity, build
+from trimtab.evals.scorers import Answer, Score, ScorerError, Similarity, build
+from trimtab.evals.similarity import score_batch
 
 
 def test_basic_tokens_lower_case_strip_accents_and_split_punctuation() -> None:
@@ -66,3 +67,37 @@ def test_the_scorer_takes_the_best_expected_answer() -> None:
     assert not far.passed and far.value < 0.7
     with pytest.raises(ScorerError):
         score(Item(id="n", variables={"q": "x"}), Answer("no expected"))
+
+
+def test_encoding_does_not_depend_on_the_order_or_the_batch() -> None:
+    model = default_model()
+    texts = ["short", "a much longer text about refunds and the parcels sent back", "mid size"]
+    together = model.encode(texts, batch=2)
+    apart = np.concatenate([model.encode([t]) for t in texts])
+    assert np.allclose(together, apart, atol=1e-5)
+    assert np.allclose(model.encode(texts[::-1])[::-1], together, atol=1e-5)
+    assert model.encode([]).shape == (0, 384)
+
+
+def test_a_batch_of_items_scores_as_each_item_alone() -> None:
+    specs = [
+        Similarity(kind="similarity", name="close", threshold=0.7),
+        Similarity(kind="similarity", name="loose", threshold=0.3),
+    ]
+    shared = ["Refunds take 5 days", "We ship to Berlin"]  # the same expected for several
+    items = [Item(id=f"q{i}", variables={"q": "x"}, expected=shared) for i in range(40)]
+    items.append(Item(id="none", variables={"q": "x"}))  # no expected: an error on it
+    answers = [f"A refund takes {i} days." if i % 2 else "It ships to Berlin." for i in range(40)]
+    pairs = [*zip(items, answers, strict=False), (items[-1], "anything")]
+    scored = score_batch(default_model(), specs, pairs)
+    alone = build(specs[0])
+    for (item, answer), found in zip(pairs[:-1], scored[:-1], strict=True):
+        one = alone(item, Answer(answer))
+        close, loose = found["close"], found["loose"]
+        assert isinstance(close, Score) and isinstance(loose, Score)
+        assert close.value == pytest.approx(one.value, abs=1e-5) and close.reason == one.reason
+        assert loose.value == close.value and loose.passed == (close.value >= 0.3)
+    errors = scored[-1]
+    assert all(isinstance(e, ScorerError) for e in errors.values())
+    assert "scorer 'loose' needs the item's 'expected'" in str(errors["loose"])
+    assert score_batch(default_model(), [], pairs) == [{} for _ in pairs]

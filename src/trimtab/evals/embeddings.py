@@ -167,6 +167,7 @@ class MiniLM:
         config = json.loads((folder / "config.json").read_text())
         self.heads = int(config["num_attention_heads"])
         self.layers = int(config["num_hidden_layers"])
+        self.width = int(config["hidden_size"])
         self.w = read_safetensors(folder / "model.safetensors")
         vocab = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
         self.tokenizer = WordPiece({token: i for i, token in enumerate(vocab)})
@@ -177,16 +178,22 @@ class MiniLM:
         return self.w[self._prefix + name]
 
     def encode(self, texts: Sequence[str], batch: int = BATCH) -> Matrix:
-        """Each text's embedding (rows of unit length), `batch` texts at a time."""
-        out = [self._batch(texts[i : i + batch]) for i in range(0, len(texts), batch)]
-        return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
+        """Each text's embedding (rows of unit length), `batch` texts at a time: the texts
+        taken in order of length, so a batch pads its texts to about the same width (a
+        padded token costs as much as a real one; the result does not depend on it)."""
+        ids = [self.tokenizer.ids(t) for t in texts]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = np.zeros((len(ids), self.width), np.float32)
+        for start in range(0, len(order), batch):
+            rows = order[start : start + batch]
+            out[rows] = self._batch([ids[i] for i in rows])
+        return out
 
-    def _batch(self, texts: Sequence[str]) -> Matrix:
+    def _batch(self, ids: Sequence[list[int]]) -> Matrix:
         # the exact GELU's erf, imported when a text is first encoded: scipy.special costs
         # a server about 28 MiB of RSS, and only a similarity scorer needs it
         from scipy.special import erf
 
-        ids = [self.tokenizer.ids(t) for t in texts]
         width = max(len(i) for i in ids)
         tokens = np.zeros((len(ids), width), np.int64)
         mask = np.zeros((len(ids), width), np.float32)

@@ -37,8 +37,9 @@ from trimtab.evals import judge
 from trimtab.evals.datasets import Item, canonical
 from trimtab.evals.judging import answer_text, error_text, judge_answer
 from trimtab.evals.runs import Result
-from trimtab.evals.scorers import Answer, Cost, Judge, build
-from trimtab.evals.scoring import score_all
+from trimtab.evals.scorers import Answer, Cost, Judge, Similarity, build
+from trimtab.evals.scoring import score_all, stored_score
+from trimtab.evals.similarity import load_model, score_batch
 from trimtab.evals.suites import SuiteDefinition
 from trimtab.registry.bundle import Bundle, VariableError, render
 from trimtab.types import EVAL_FEATURE_PREFIX
@@ -154,7 +155,14 @@ class Runner:
         self.cache = cache
         self.progress = Progress(total=len(plan.items))
         self._notify = on_progress or (lambda _: None)
-        self._scorers = {spec.name: build(spec) for spec in plan.suite.scorers}
+        # similarity is scored a writer's batch at a time, across items (evals/similarity.py)
+        self._similar = [s for s in plan.suite.scorers if isinstance(s, Similarity)]
+        self._model = load_model(self._similar[0]) if self._similar else None
+        self._scorers = {
+            spec.name: build(spec)
+            for spec in plan.suite.scorers
+            if not isinstance(spec, Similarity)
+        }
         self._judges = [spec for spec in plan.suite.scorers if isinstance(spec, Judge)]
         self._cost_scorers = {
             name: scorer
@@ -391,7 +399,25 @@ class Runner:
                 else:
                     batch.append(more)
             if batch:
+                if self._model is not None:
+                    batch = await asyncio.to_thread(self._similarity, batch)
                 await self.ledger.record(await self._priced(batch))
+
+    def _similarity(self, batch: list[Result]) -> list[Result]:
+        """The batch with its answers' similarity scores: every answer and expected string
+        of the batch encoded together, in full batches of the model's."""
+        assert self._model is not None
+        answered = [r for r in batch if r.output is not None]
+        pairs = [(self._items[r.item_id], r.output or "") for r in answered]
+        found = iter(score_batch(self._model, self._similar, pairs))
+        out = []
+        for result in batch:
+            if result.output is None:
+                out.append(result)
+                continue
+            scores = {name: stored_score(score) for name, score in next(found).items()}
+            out.append(dataclasses.replace(result, scores={**result.scores, **scores}))
+        return out
 
     async def _priced(self, batch: list[Result]) -> list[Result]:
         """The batch with the recorded cost of each call it made, and the `cost` scorers

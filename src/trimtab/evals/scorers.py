@@ -252,7 +252,7 @@ def _fold(text: str, case_sensitive: bool) -> str:
     return text if case_sensitive else text.casefold()
 
 
-def _expected_strings(item: Item, scorer: str) -> list[str]:
+def expected_strings(item: Item, scorer: str) -> list[str]:
     expected = item.expected
     if isinstance(expected, str):
         return [expected]
@@ -268,33 +268,33 @@ def _shown(value: Any) -> str:
     return "none" if value is None else orjson.dumps(value).decode()[:80]
 
 
-def _clip(text: str, limit: int = 60) -> str:
+def clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _exact(spec: Exact, item: Item, answer: Answer) -> Score:
-    wanted = _expected_strings(item, spec.name)
+    wanted = expected_strings(item, spec.name)
     got = _fold(answer.text.strip(), spec.case_sensitive)
     for option in wanted:
         if got == _fold(option.strip(), spec.case_sensitive):
-            return _verdict(spec, 1.0, f"equals '{_clip(option)}'")
-    return _verdict(spec, 0.0, f"'{_clip(answer.text.strip())}' is not '{_clip(wanted[0])}'")
+            return _verdict(spec, 1.0, f"equals '{clip(option)}'")
+    return _verdict(spec, 0.0, f"'{clip(answer.text.strip())}' is not '{clip(wanted[0])}'")
 
 
 def _contains(spec: Contains, item: Item, answer: Answer) -> Score:
-    wanted = spec.values if spec.values is not None else _expected_strings(item, spec.name)
+    wanted = spec.values if spec.values is not None else expected_strings(item, spec.name)
     text = _fold(answer.text, spec.case_sensitive)
     for option in wanted:
         if _fold(option, spec.case_sensitive) in text:
-            return _verdict(spec, 1.0, f"contains '{_clip(option)}'")
-    return _verdict(spec, 0.0, f"contains none of {len(wanted)}: '{_clip(wanted[0])}'…")
+            return _verdict(spec, 1.0, f"contains '{clip(option)}'")
+    return _verdict(spec, 0.0, f"contains none of {len(wanted)}: '{clip(wanted[0])}'…")
 
 
 def _not_contains(spec: NotContains, answer: Answer) -> Score:
     text = _fold(answer.text, spec.case_sensitive)
     for option in spec.values:
         if _fold(option, spec.case_sensitive) in text:
-            return _verdict(spec, 0.0, f"contains '{_clip(option)}'")
+            return _verdict(spec, 0.0, f"contains '{clip(option)}'")
     return _verdict(spec, 1.0, f"contains none of the {len(spec.values)} phrases")
 
 
@@ -302,10 +302,10 @@ def _regex(spec: Regex, compiled: re.Pattern[str], answer: Answer) -> Score:
     found = compiled.search(answer.text)
     if spec.must_match:
         if found:
-            return _verdict(spec, 1.0, f"matches at '{_clip(found.group(0))}'")
+            return _verdict(spec, 1.0, f"matches at '{clip(found.group(0))}'")
         return _verdict(spec, 0.0, "does not match")
     if found:
-        return _verdict(spec, 0.0, f"matches at '{_clip(found.group(0))}'")
+        return _verdict(spec, 0.0, f"matches at '{clip(found.group(0))}'")
     return _verdict(spec, 1.0, "does not match, as required")
 
 
@@ -341,7 +341,7 @@ def _json_schema(
     if problem is None:
         return _verdict(spec, 1.0, "valid against the schema")
     where = "/".join(str(p) for p in problem.absolute_path) or "(root)"
-    return _verdict(spec, 0.0, f"{where}: {_clip(problem.message, 120)}")
+    return _verdict(spec, 0.0, f"{where}: {clip(problem.message, 120)}")
 
 
 _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?")
@@ -460,20 +460,16 @@ def _python(spec: Python) -> Scorer:
 
 def _similarity(spec: Similarity) -> Scorer:
     """Cosine similarity of the answer's sentence embedding and the expected one's (the
-    best of a list), computed locally (evals/embeddings.py); the model loads here, once."""
-    from trimtab.evals.embeddings import ModelMissing, default_model
+    best of a list), computed locally (evals/similarity.py); the model loads here, once."""
+    from trimtab.evals.similarity import load_model, score_batch
 
-    try:
-        model = default_model()
-    except ModelMissing as exc:
-        raise ValueError(f"scorer '{spec.name}': {exc}") from None
+    model = load_model(spec)
 
     def score(item: Item, answer: Answer) -> Score:
-        wanted = _expected_strings(item, spec.name)
-        vectors = model.encode([answer.text, *wanted])
-        similarities = vectors[1:] @ vectors[0]
-        best = int(similarities.argmax())
-        value = float(min(1.0, max(0.0, similarities[best])))
-        return _verdict(spec, value, f"cosine {value:.3f} to '{_clip(wanted[best])}'")
+        (found,) = score_batch(model, [spec], [(item, answer.text)])
+        result = found[spec.name]
+        if isinstance(result, ScorerError):
+            raise result
+        return result
 
     return score

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trimtab.evals.datasets import Item
-from trimtab.evals.scorers import Answer, Scorer, ScorerError
+from trimtab.evals.scorers import Answer, Score, Scorer, ScorerError
 
 
 def score_all(
@@ -16,16 +16,22 @@ def score_all(
     out: dict[str, dict[str, Any]] = {}
     for name, scorer in scorers.items():
         try:
-            score = scorer(item, answer)
+            out[name] = stored_score(scorer(item, answer))
         except ScorerError as exc:
-            out[name] = {"error": stored_text(str(exc))}
-            if exc.judge is not None:
-                out[name]["judge"] = _stored(exc.judge)
-            continue
-        reason = stored_text(score.reason)
-        out[name] = {"value": score.value, "passed": score.passed, "reason": reason}
-        if score.judge is not None:
-            out[name]["judge"] = _stored(score.judge)
+            out[name] = stored_score(exc)
+    return out
+
+
+def stored_score(result: Score | ScorerError) -> dict[str, Any]:
+    """A score as a run records it, or a scorer's error on the item."""
+    if isinstance(result, ScorerError):
+        out: dict[str, Any] = {"error": stored_text(str(result))}
+        if result.judge is not None:
+            out["judge"] = _stored(result.judge)
+        return out
+    out = {"value": result.value, "passed": result.passed, "reason": stored_text(result.reason)}
+    if result.judge is not None:
+        out["judge"] = _stored(result.judge)
     return out
 
 
