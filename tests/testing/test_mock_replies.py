@@ -3,10 +3,12 @@ the words it counts, where max_tokens cuts, when a tool result gets a text answe
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
-from tests.testing.support import WEATHER_TOOL_OPENAI, chat
+from tests.testing.support import WEATHER_TOOL_OPENAI, anthropic_events, chat, msg, openai_chunks
 from trimtab.testing.mock_upstream import MockUpstream
 
 
@@ -59,3 +61,40 @@ def test_openai_tool_result_gets_text_reply(upstream: MockUpstream, client: http
     data = client.post(upstream.openai_base_url + "/chat/completions", json=body).json()
     assert data["choices"][0]["finish_reason"] == "stop"
     assert data["choices"][0]["message"]["content"] == "mock reply to: weather in Paris?"
+
+
+ECHOED = "mail me at jane.doe@example.com, card 4111 1111 1111 1111"
+
+
+def test_echo_tool_answers_a_tool_call_echoing_the_user_text_in_both_formats(
+    upstream: MockUpstream, client: httpx.Client
+) -> None:
+    url = upstream.openai_base_url + "/chat/completions"
+    whole = client.post(url, json=chat(model="echo-tool", text=ECHOED)).json()
+    call = whole["choices"][0]["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "echo" and whole["choices"][0]["finish_reason"] == (
+        "tool_calls"
+    )
+    assert json.loads(call["function"]["arguments"]) == {"text": ECHOED}
+    offered = chat(model="echo-tool", text=ECHOED, tools=[WEATHER_TOOL_OPENAI], stream=True)
+    chunks = [c for c in openai_chunks(client.post(url, json=offered).text) if c != "[DONE]"]
+    deltas = [
+        d["function"]["arguments"]
+        for c in chunks
+        for d in c["choices"][0]["delta"].get("tool_calls") or ()
+    ]
+    assert chunks[0]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == ("get_weather")
+    assert json.loads("".join(deltas)) == {"text": ECHOED}
+    assert max(len(d) for d in deltas) == 7  # the address spans several deltas
+    mine = client.post(upstream.url + "/v1/messages", json=msg(model="echo-tool", text=ECHOED))
+    block = mine.json()["content"][0]
+    assert block["type"] == "tool_use" and block["input"] == {"text": ECHOED}
+    streamed = client.post(
+        upstream.url + "/v1/messages", json=msg(model="echo-tool", text=ECHOED, stream=True)
+    )
+    partial = "".join(
+        data["delta"]["partial_json"]
+        for name, data in anthropic_events(streamed.text)
+        if name == "content_block_delta"
+    )
+    assert json.loads(partial) == {"text": ECHOED}

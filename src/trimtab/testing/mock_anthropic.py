@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trimtab.testing.mock_replies import TOOL_INPUT, Finish, Reply, sse
+from trimtab.testing.mock_replies import Finish, Reply, sse
 
 ANTHROPIC_STOP: dict[Finish, str] = {
     "stop": "end_turn",
@@ -21,7 +21,7 @@ def anthropic_message(reply: Reply) -> dict[str, Any]:
             "type": "tool_use",
             "id": f"toolu_mock_{reply.n}",
             "name": reply.tool_name,
-            "input": dict(TOOL_INPUT),
+            "input": dict(reply.tool_input),
         }
     else:
         block = {"type": "text", "text": reply.text}

@@ -40,6 +40,9 @@ _ERROR_KINDS: dict[int, tuple[str, str, str]] = {
 
 _WEATHER_RE = re.compile(r"\bweather\b", re.IGNORECASE)
 TOOL_INPUT: dict[str, Any] = {"city": "Paris"}
+ECHO_TOOL_MODEL = "echo-tool"
+ECHO_TOOL_NAME = "echo"  # when the request offers no tools
+ECHO_PIECE_CHARS = 7  # streamed arguments in pieces this long: a value spans several
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Reply:
     finish: Finish
     pieces: list[str] = field(default_factory=list)
     tool_name: str | None = None
+    tool_input: dict[str, Any] = field(default_factory=lambda: dict(TOOL_INPUT))
 
     @property
     def text(self) -> str:
@@ -199,6 +203,15 @@ def build_reply(body: dict[str, Any], wire: Wire, n: int) -> Reply:
         finish="stop",
     )
     tool_name = _first_tool_name(body.get("tools"))
+    if reply.model == ECHO_TOOL_MODEL:  # a tool call whose arguments echo the user's text
+        reply.tool_name = tool_name or ECHO_TOOL_NAME
+        reply.tool_input = {"text": _last_user_text(messages)}
+        text = json.dumps(reply.tool_input)
+        reply.pieces = [
+            text[i : i + ECHO_PIECE_CHARS] for i in range(0, len(text), ECHO_PIECE_CHARS)
+        ]
+        reply.finish = "tool"
+        return reply
     if tool_name is not None and _wants_tool(messages):
         reply.tool_name = tool_name
         reply.pieces = _word_pieces(json.dumps(TOOL_INPUT).split())

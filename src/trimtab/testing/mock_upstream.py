@@ -48,7 +48,11 @@ Model ``judge-mock`` answers like an LLM judge: ``{"score": s, "reason": "..."}`
 of the rubric's words (after ``rubric:``) found in the answer judged (after ``Answer:``), as
 :mod:`trimtab.testing.mock_judge` says. If the request carries tools and its final message
 is a user turn mentioning "weather", the reply
-is a tool call to the first tool with input ``{"city": "Paris"}`` instead.
+is a tool call to the first tool with input ``{"city": "Paris"}`` instead. Model
+``echo-tool`` answers with a tool call (to the request's first tool, else one named
+``echo``) whose input is ``{"text": <the last user message>}``: OpenAI
+``tool_calls[0].function.arguments``, Anthropic ``tool_use.input``, streamed as argument
+deltas / ``input_json_delta`` of 7 characters each, so a value in the text spans several.
 
 Run ``python -m trimtab.testing.mock_upstream --port 18080`` to serve in the foreground.
 """
