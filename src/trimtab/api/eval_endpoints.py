@@ -276,8 +276,10 @@ APPLY_EVAL_SUITES = Endpoint(
     body=Body(EvalSuitesApply, max_bytes=ROUTES_APPLY_BYTES),
     description=(
         "400 invalid_suite: every problem, each naming the file and the key (a route the "
-        "store does not have among them); nothing is stored. The file's other sections are "
-        "left to their endpoints. A non-admin's suites are its tenant's; an admin's shared."
+        "store does not have among them; an online python scorer whose module the server's "
+        "evals.python_scorers does not name, or that does not import); nothing is stored. "
+        "The file's other sections are left to their endpoints. A non-admin's suites are its "
+        "tenant's; an admin's shared."
     ),
 )
 LIST_EVAL_SUITES = Endpoint(
@@ -407,7 +409,8 @@ class OnlineScoresView(TypedDict):
     scorer: Annotated[
         dict[str, int],
         Field(description="this process's online scorer since it started: read, sampled, "
-              "scored, unusable, dropped_queue, dropped_budget"),
+              "scored, unusable (sampled without a stored answer, or a score that failed), "
+              "dropped_queue, dropped_budget, dropped_cost (the judges' day's spend)"),
     ]  # fmt: skip
 
 
