@@ -170,3 +170,16 @@ def test_a_python_scorer_outside_the_configured_modules_is_refused_at_apply(
     with Client(running.url, OPERATOR_KEY) as c, pytest.raises(TrimtabError) as unknown:
         c.apply_eval_suites(missing, "a typo", source="evals.yaml")
     assert "is not a function" in str(unknown.value)
+
+
+def test_an_online_judge_naming_no_route_is_refused_at_apply(
+    gateway: GatewayFactory, upstream: MockUpstream
+) -> None:
+    running = start(gateway, upstream)
+    typo = SUITES.replace("judge_route: judge-polite", "judge_route: judge-polit")
+    with Client(running.url, OPERATOR_KEY) as c, pytest.raises(TrimtabError) as refused:
+        c.apply_eval_suites(typo, "a typo", source="evals.yaml")
+    assert (
+        "evals.yaml: evals.support-live.online.scorers: judge 'polite': unknown judge_route "
+        "'judge-polit'" in str(refused.value)
+    )

@@ -43,7 +43,7 @@ from trimtab.bounds import safe_load_yaml
 from trimtab.errors import Invalid, NotFound
 from trimtab.evals.online import OnlineScoring, online_metric
 from trimtab.evals.online_scorers import python_problem
-from trimtab.evals.scorers import Python
+from trimtab.evals.scorers import Judge, Python
 from trimtab.evals.suite_store import SuiteApplied, SuiteStore
 from trimtab.evals.suites import SuiteDefinition, SuitesError, parse_suites
 from trimtab.registry.store import RouteStore
@@ -80,12 +80,22 @@ class EvalSuitesAPI:
     def _unknown_routes(
         self, definitions: list[SuiteDefinition], principal: Principal, source: str
     ) -> list[str]:
-        return [
+        def unknown(route: str) -> bool:
+            return self._routes.resolve(route, principal.tenant, principal.is_admin) is None
+
+        out = [
             f"{source}: evals.{d.name}.route: unknown route '{d.route}'"
             for d in definitions
-            if d.route is not None
-            and self._routes.resolve(d.route, principal.tenant, principal.is_admin) is None
+            if d.route is not None and unknown(d.route)
         ]
+        for d in definitions:  # an online judge is called by this server: its route must be
+            for spec in d.online.scorers if d.online is not None else ():
+                if isinstance(spec, Judge) and unknown(spec.judge_route):
+                    out.append(
+                        f"{source}: evals.{d.name}.online.scorers: judge '{spec.name}': "
+                        f"unknown judge_route '{spec.judge_route}'"
+                    )
+        return out
 
     def _python_problems(self, definitions: list[SuiteDefinition], source: str) -> list[str]:
         """Online python scorers this server may not run, or cannot import (the import
