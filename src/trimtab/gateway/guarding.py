@@ -94,9 +94,8 @@ class Guard:
                 "us": round(sum(r.us for r in runs), 1),
             }
         )
-        counter = self.metrics.guardrail_checks
         for r in runs:
-            counter.labels(r.check, r.outcome, self.route).inc()
+            self.metrics.count_guardrail_check(r.check, r.outcome, self.route)
 
 
 class Guarding:

@@ -36,64 +36,54 @@ class Redacted:
 class _Windows:
     """Where digit-bearing entities can be: the runs of digits of a text, runs closer than
     _GAP merged (an IBAN's ` WEST `, a phone's `) `), each padded by _PAD characters for a
-    country code or a `+` before and the context after. Computed once per text; the card,
-    IBAN, SSN, IPv4 and phone patterns then scan only these windows, not the whole text,
-    and only those whose longest merged run is long enough for the entity: a card's 13
-    digits need a run of 13 characters (its separators keep its digits in one run)."""
+    country code or a `+` before and the context after. The card, IBAN, SSN, IPv4 and phone
+    patterns scan only these windows, not the whole text, and only the windows of runs with
+    as many digits as the entity has at least (a card's separators keep its digits in one
+    run): those are found by one regex each, so the many short numbers of prose cost
+    nothing. Computed once per text and digit count."""
 
     __slots__ = ("_spans", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._spans: list[tuple[int, int, int]] | None = None
+        self._spans: dict[tuple[int, int], list[tuple[int, int]]] = {}
 
-    def spans(self) -> list[tuple[int, int, int]]:
-        """(start, end, the longest merged run's length) of each window."""
-        if self._spans is None:
-            n = len(self.text)
-            spans: list[tuple[int, int, int]] = []
-            merged = _MERGED_ASCII if self.text.isascii() else _MERGED_RUN
-            for m in merged.finditer(self.text):
+    def spans(self, digits: int = 1, reach: int = 0) -> list[tuple[int, int]]:
+        """The windows of the merged runs with at least `digits` digits, each reaching
+        `reach` characters further right (an entity whose tail has no digit: an IBAN's last
+        groups)."""
+        key = (digits, reach)
+        found = self._spans.get(key)
+        if found is None:
+            text = self.text
+            n = len(text)
+            runs = (_RUNS_ASCII if text.isascii() else _RUNS)[digits]
+            found = []
+            for m in runs.finditer(text):
                 s, e = m.span()
-                run = e - s
-                s, e = max(0, s - _PAD), min(n, e + _PAD)
-                if spans and s <= spans[-1][1]:
-                    last = spans[-1]
-                    spans[-1] = (last[0], e, max(last[2], run))
+                s, e = max(0, s - _PAD), min(n, e + _PAD + reach)
+                if found and s <= found[-1][1]:
+                    found[-1] = (found[-1][0], e)
                 else:
-                    spans.append((s, e, run))
-            self._spans = spans
-        return self._spans
+                    found.append((s, e))
+            self._spans[key] = found
+        return found
 
     def matches(
-        self, pattern: re.Pattern[str], reach: int = 0, run: int = 0
+        self, pattern: re.Pattern[str], digits: int = 1, reach: int = 0
     ) -> Iterator[re.Match[str]]:
-        """The pattern's matches in the windows whose longest run has at least `run`
-        characters, each window reaching `reach` characters further right (an entity whose
-        tail has no digit: an IBAN's last groups)."""
-        spans = self.spans()
-        if reach:
-            n = len(self.text)
-            reached: list[tuple[int, int, int]] = []
-            for s, e, r in spans:
-                e = min(n, e + reach)
-                if reached and s <= reached[-1][1]:
-                    last = reached[-1]
-                    reached[-1] = (last[0], e, max(last[2], r))
-                else:
-                    reached.append((s, e, r))
-            spans = reached
+        """The pattern's matches in the windows of runs with at least `digits` digits."""
         text = self.text
-        for s, e, r in spans:
-            if r >= run:
-                yield from pattern.finditer(text, s, e)
+        for s, e in self.spans(digits, reach):
+            yield from pattern.finditer(text, s, e)
 
 
 _GAP = 6
 _PAD = 6
-# a run of digits and the runs after it at most _GAP characters apart, in one match
-_MERGED_RUN = re.compile(rf"\d+(?:\D{{1,{_GAP}}}\d+)*")
-_MERGED_ASCII = re.compile(rf"[0-9]+(?:[^0-9]{{1,{_GAP}}}[0-9]+)*")  # the same, faster
+# a run of digits and the runs after it at most _GAP characters apart, with at least k
+# digits in all, in one match (the ASCII form is the same on ASCII text, and faster)
+_RUNS = {k: re.compile(rf"\d(?:\D{{0,{_GAP}}}\d){{{k - 1},}}") for k in (1, 4, 7)}
+_RUNS_ASCII = {k: re.compile(rf"[0-9](?:[^0-9]{{0,{_GAP}}}[0-9]){{{k - 1},}}") for k in (1, 4, 7)}
 _Scan = Callable[[_Windows], Iterator[Finding]]
 
 # -- email ---------------------------------------------------------------------------------
@@ -165,7 +155,7 @@ def _card_issuer(digits: str) -> bool:
 def _cards(w: _Windows) -> Iterator[Finding]:
     seen: set[int] = set()
     for pattern in (_CARD, _AMEX):
-        for m in w.matches(pattern, run=13):  # at least 13 digits
+        for m in w.matches(pattern, digits=7):  # 13 at least
             if m.start() in seen:
                 continue
             digits = re.sub(r"[ -]", "", m.group())
@@ -215,7 +205,7 @@ _SSN_INVALID = frozenset({"078051120", "219099999", "123456789"})
 
 
 def _ssns(w: _Windows) -> Iterator[Finding]:
-    for m in w.matches(_SSN, run=11):  # 9 digits, 2 separators
+    for m in w.matches(_SSN, digits=7):  # 9
         area, group, serial = m.group(1), m.group(3), m.group(4)
         if area == "000" or area == "666" or area[0] == "9":
             continue
@@ -235,7 +225,7 @@ _IPV6 = re.compile(
 def _ips(w: _Windows) -> Iterator[Finding]:
     text = w.text
     if "." in text:
-        for m in w.matches(_IPV4, run=7):  # 1.2.3.4
+        for m in w.matches(_IPV4, digits=4):  # 1.2.3.4
             try:
                 ipaddress.IPv4Address(m.group())
             except ValueError:
@@ -282,7 +272,7 @@ def _grouped(value: str, number: phonenumbers.PhoneNumber) -> bool:
 
 def _phone_scanner(regions: tuple[str, ...]) -> _Scan:
     def scan(w: _Windows) -> Iterator[Finding]:
-        for m in w.matches(_PHONE, run=7):  # 7 digits at least, none 7 apart
+        for m in w.matches(_PHONE, digits=7):  # fewer are not a phone number
             value = m.group()
             digits = sum(c.isdigit() for c in value)
             if digits < 7 or digits > 15:

@@ -210,6 +210,11 @@ class GatewayMetrics:
             )
         return found
 
+    def count_guardrail_check(self, check: str, outcome: str, route: str) -> None:
+        """One guardrail check run; its counter child remembered (checks, outcomes and
+        routes are few)."""
+        self._child(self.guardrail_checks, check, outcome, route).inc()
+
     def _child(self, family: Any, *values: str) -> Any:
         """`family.labels(*values)`, remembered; the values are already bounded."""
         key = (id(family), *values)
