@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select
 from tests.evals import scorer_functions
 from tests.slo.support import request
 from trimtab.evals.online import OnlineScoring, online_metric, sampled
+from trimtab.evals.online_scorers import python_allowed
 from trimtab.evals.suite_store import SuiteStore
 from trimtab.evals.suites import SuitesError, parse_suites
 from trimtab.store.tables import online_scores
@@ -202,3 +203,10 @@ async def test_judges_stop_at_their_days_spend(engine: Engine) -> None:
     assert set(got) == {("req_00000001", "refuses")}
     # the judges' own calls are eval traffic: never read as the route's (nor the judge's)
     assert scoring.stats.read == 1
+
+
+def test_a_configured_module_covers_its_submodules_only() -> None:
+    assert python_allowed("acme_evals:f", ["acme_evals"])
+    assert python_allowed("acme_evals.scorers.deep:f", ["other", "acme_evals"])
+    assert not python_allowed("acme_evals_extra:f", ["acme_evals"])
+    assert not python_allowed("os:getcwd", [])
