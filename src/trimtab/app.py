@@ -27,7 +27,6 @@ from trimtab.api.evals import EvalsAPI
 from trimtab.api.health import HealthAPI, Lifecycle
 from trimtab.api.incidents import IncidentsAPI
 from trimtab.api.keys import KeysAPI
-from trimtab.api.model_switching import ModelSwitching
 from trimtab.api.openapi import OpenAPIRoute
 from trimtab.api.privacy import PrivacyAPI
 from trimtab.api.rollouts import RolloutsAPI
@@ -50,6 +49,7 @@ from trimtab.gateway.dispatch import Dispatcher
 from trimtab.gateway.middleware import HotRoutes, LastResort
 from trimtab.gateway.service import Gateway
 from trimtab.gateway.switches import SwitchCache, SwitchStore
+from trimtab.incidents.containment import Containment
 from trimtab.incidents.pages import PageOpener
 from trimtab.incidents.store import IncidentStore
 from trimtab.policy.forecast_watch import ForecastWatch
@@ -149,6 +149,11 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     alerts.watch_problem("keystore", "page", key_cache.problem)
     incident_store = IncidentStore(engine)
     page_opener = PageOpener(incident_store)  # a page opens an incident (docs/incidents.md)
+    # what an incident's responder does, from the API and the console alike
+    containment = Containment(
+        incident_store, route_store, rollout_store, key_store, keys, route_cache.refresh,
+        switch_store, config.models, switch_cache.refresh,
+    )  # fmt: skip
     alerts.on_changes(page_opener)
     dispatcher = Dispatcher(breakers, metrics, random.Random())
     gateway = Gateway(
@@ -269,14 +274,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         ).routes(),
         *SlosAPI(slo_store, route_store, keys, audit).routes(),
         *IncidentsAPI(
-            incident_store,
-            route_store,
-            rollout_store,
-            key_store,
-            keys,
-            DatasetStore(engine),
-            route_cache.refresh,
-            ModelSwitching(switch_store, config.models, switch_cache.refresh),
+            incident_store, route_store, keys, DatasetStore(engine), containment
         ).routes(),
         *AlertsAPI(
             alerts.service,
@@ -305,7 +303,7 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         config.rollouts.plans, slo_store, RunStore(engine), DatasetStore(engine), policy,
         route_cache.refresh, slo_gauges, alerts=alerts.service, alerts_changed=alerts.changed,
         tenant_routes=lambda t: {k.name for k in route_table.entries() if k.tenant == t},
-        incidents=incident_store,
+        incidents=incident_store, containment=containment,
     )  # fmt: skip
     served = [*routes, *Console(console, console_secret(config)).routes()]  # /ui after the API
 

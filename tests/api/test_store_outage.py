@@ -81,6 +81,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/incidents"): {"message": "outage", "type": "vendor_outage", "routes": ["r1"]},
     ("POST", "/api/incidents/{incident}/notes"): {"message": "outage"},
     ("POST", "/api/incidents/{incident}/actions"): {"action": "acknowledge"},
+    ("POST", "/api/incidents/{incident}/severity"): {"severity": 2, "message": "outage"},
     ("POST", "/api/incidents/{incident}/postmortem"): {},
     ("POST", "/api/incidents/{incident}/rules"): {"kind": "slo", "message": "outage", "ref": "s1"},
     ("POST", "/api/incidents/{incident}/close"): {},

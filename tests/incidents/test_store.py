@@ -216,3 +216,28 @@ def test_notes_and_actions_land_on_the_timeline(store: IncidentStore) -> None:
     assert store.require(incident.id).state == "mitigated"
     with pytest.raises(NotFound):
         store.note("inc_missing", "x", ONCALL)
+
+
+def test_the_severity_changes_with_why_until_closed(store: IncidentStore, engine: Engine) -> None:
+    incident = store.open(
+        Opening("slow", "vendor_outage", routes=["support-answer"], severity=3),
+        scope="acme",
+        by=ONCALL,
+        now=T0,
+    )
+    changed = store.set_severity(incident.id, 1, ONCALL, "every tenant now", now=minute(5))
+    assert changed.severity == 1
+    event = store.events(incident.id)[-1]
+    assert (event.kind, event.message) == ("severity", "every tenant now")
+    assert event.detail == {"from": 3, "to": 1, "message": "every tenant now"}
+    assert audit_actions(engine, incident.id)[-1] == "incident.severity"
+    with pytest.raises(Conflict, match="SEV1 already"):
+        store.set_severity(incident.id, 1, ONCALL, "again")
+    store.move(incident.id, "resolve", ONCALL, now=minute(30))
+    store.set_postmortem(incident.id, "# Postmortem", ONCALL, drafted=False, now=minute(31))
+    store.add_rule(incident.id, "slo", "support-latency", "an SLO on p95", ONCALL, now=minute(32))
+    store.move(incident.id, "close", ONCALL, now=minute(33))
+    with pytest.raises(Conflict, match="is closed"):
+        store.set_severity(incident.id, 2, ONCALL, "too late")
+    with pytest.raises(NotFound):
+        store.set_severity("inc_missing", 2, ONCALL, "x")

@@ -76,6 +76,11 @@ class IncidentAction(TypedDict):
     ]
 
 
+class IncidentSeverity(TypedDict):
+    severity: Annotated[int, Field(ge=1, le=4, description="1 the worst")]
+    message: Annotated[Message, Field(description="why it changes")]
+
+
 class IncidentPostmortem(TypedDict):
     markdown: NotRequired[
         Annotated[str, Field(min_length=1, description="an edited postmortem; absent: a draft")]
@@ -301,6 +306,18 @@ INCIDENT_ACTION = Endpoint(
         "switch_model sends every request for a model to its fallbacks on every gateway "
         "(within its refresh), restore_model ends that; both need an admin key."
     ),
+)
+INCIDENT_SEVERITY = Endpoint(
+    "POST",
+    "/api/incidents/{incident}/severity",
+    "setIncidentSeverity",
+    "incidents",
+    "Change the incident's severity, saying why (409 once closed, or when it is that already)",
+    OPERATORS,
+    IncidentView,
+    params=(INCIDENT,),
+    body=Body(IncidentSeverity),
+    errors=(404, 409),
 )
 INCIDENT_POSTMORTEM = Endpoint(
     "POST",

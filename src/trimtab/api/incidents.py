@@ -6,19 +6,15 @@ SLOs (api/slos.py), a non-admin's incidents belong to its tenant and measure onl
 tenant's traffic; an admin's are shared, as are those an alert without a tenant opens. A
 non-admin reads and changes its tenant's incidents only (another's answers 404, as if it
 did not exist); shared ones need an admin to change. Every write is audited in its
-transaction (incidents/store.py); a containment is done through its owner's store — the
-rollback and pause of the rollouts store, the revocation of the key store, each with its
-own audit row — and then recorded on the incident as `incident.contain`.
-
-Switching a model to its fallback is not an action: trimtab has no runtime override of a
-model's deployments (fallbacks are configuration, `models.NAME.fallbacks`); rolling the
-route back to a version on another model is the containment that exists.
+transaction (incidents/store.py); a containment is done by incidents/containment.py (the
+console's too) through its owner's store — the rollback and pause of the rollouts store,
+the revocation of the key store, the model switch of the gateway's — each with its own
+audit row, and then recorded on the incident as `incident.contain`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trimtab.api.access import actor, json_response, operator, reader, require_admin
+from trimtab.api.access import actor, json_response, operator, reader
 from trimtab.api.errors import change
 from trimtab.api.incident_endpoints import (
     ACTIONS,
@@ -39,6 +35,7 @@ from trimtab.api.incident_endpoints import (
     INCIDENT_NOTE,
     INCIDENT_POSTMORTEM,
     INCIDENT_RULE,
+    INCIDENT_SEVERITY,
     INCIDENT_TENANT,
     INCIDENT_TIMELINE,
     LIST_INCIDENTS,
@@ -48,15 +45,14 @@ from trimtab.api.incident_endpoints import (
     STATE_MOVES,
     TITLE_CHARS,
 )
-from trimtab.api.model_switching import ModelSwitching
-from trimtab.api.params import MAX_TEXT, bad_param, named_or_only, text_field
+from trimtab.api.params import MAX_TEXT, bad_param, text_field
 from trimtab.api.schema import parse_version
-from trimtab.audit.log import Actor, AuditLog
+from trimtab.audit.log import Actor
 from trimtab.auth.keyring import KeyRing
-from trimtab.auth.store import KeyRow, KeyStore, stored_key
 from trimtab.errors import Conflict, Forbidden, NotFound
 from trimtab.evals.datasets import Item
 from trimtab.evals.store import DatasetKey, DatasetStore
+from trimtab.incidents.containment import Containment
 from trimtab.incidents.failed import FailedRequest, failed_requests
 from trimtab.incidents.model import (
     IMPACTS,
@@ -65,12 +61,10 @@ from trimtab.incidents.model import (
     CustomerImpact,
     IncidentType,
 )
-from trimtab.incidents.postmortem import render
+from trimtab.incidents.postmortem import draft
 from trimtab.incidents.store import Event, Incident, IncidentStore, Opening
 from trimtab.incidents.timeline import assemble
-from trimtab.registry.scope import RouteKey
 from trimtab.registry.store import RouteStore
-from trimtab.rollouts.store import RolloutStore
 from trimtab.types import SHARED, Principal, name_problem, new_request_id
 
 log = logging.getLogger(__name__)
@@ -126,26 +120,33 @@ def _case(incident: Incident, failed: FailedRequest) -> Item | None:
     return None
 
 
+class _Asked:
+    """An action's JSON body as the containment reads it (incidents/containment.Asked)."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self._body = body
+
+    def text(self, name: str, *, required: bool = False) -> str | None:
+        return text_field(self._body, name, required=required, limit=256)
+
+    def version(self, name: str) -> int | None:
+        return parse_version(name, str(self._body.get(name) or ""))
+
+
 class IncidentsAPI:
     def __init__(
         self,
         store: IncidentStore,
         routes: RouteStore,
-        rollouts: RolloutStore,
-        keys: KeyStore,
         ring: KeyRing,
         datasets: DatasetStore,
-        on_route_change: Callable[[], Awaitable[object]],
-        switching: ModelSwitching | None = None,
+        containment: Containment,
     ) -> None:
         self._store = store
         self._routes = routes
-        self._rollouts = rollouts
-        self._keys = keys
         self._ring = ring
         self._datasets = datasets
-        self._route_changed = on_route_change
-        self._switching = switching  # switch_model, restore_model (api/model_switching.py)
+        self._containment = containment
 
     def routes(self) -> list[Route]:
         return [
@@ -155,6 +156,7 @@ class IncidentsAPI:
             INCIDENT_TIMELINE.route(self.timeline),
             INCIDENT_NOTE.route(self.note),
             INCIDENT_ACTION.route(self.act),
+            INCIDENT_SEVERITY.route(self.set_severity),
             INCIDENT_POSTMORTEM.route(self.record_postmortem),
             GET_POSTMORTEM.route(self.get_postmortem),
             INCIDENT_RULE.route(self.add_rule),
@@ -291,13 +293,10 @@ class IncidentsAPI:
             result: dict[str, Any] = {}
             event = (await run_in_threadpool(self._store.events, incident.id))[-1]
         else:
-            result = await self._contain(action, incident, principal, by, body, message)
-            detail = dict(result)
-            event = await change(
-                lambda: self._store.record_action(
-                    incident.id, action, by, message, detail, mitigates=True
-                )
+            done = await self._containment.contain(
+                action, incident, principal, by, _Asked(body), message, change
             )
+            result, event = done.result, done.event
         updated = await run_in_threadpool(self._store.require, incident.id)
         return json_response(
             {"incident": updated.view(), "event": _event_view(event), "result": result},
@@ -305,129 +304,23 @@ class IncidentsAPI:
             rid,
         )
 
-    async def _route_key(self, incident: Incident, principal: Principal, body: dict[str, Any],
-                         action: str) -> RouteKey:  # fmt: skip
-        name = named_or_only(body, "route", incident.routes)
-        row = await run_in_threadpool(
-            self._routes.resolve, name, principal.tenant, principal.is_admin
-        )
-        if row is None:
-            raise NotFound(f"no route '{name}'")
-        if not (principal.is_admin or row.tenant is not None):
-            raise Forbidden(f"route '{name}' is shared: only an admin may {action}")
-        return row.key
-
-    async def _contain(
-        self,
-        action: str,
-        incident: Incident,
-        principal: Principal,
-        by: Actor,
-        body: dict[str, Any],
-        message: str | None,
-    ) -> dict[str, Any]:
-        reason = message or f"containment of incident {incident.id}"
-        if action == "rollback":
-            key = await self._route_key(incident, principal, body, "roll back")
-            to = parse_version("to", str(body.get("to") or ""))
-
-            def work() -> tuple[int, bool]:
-                return self._rollouts.rollback(key, to, by, reason)
-
-            target, _ = await change(work)
-            await self._route_changed()
-            return {"route": key.name, "stable_version": target}
-        if action == "pause_rollout":
-            key = await self._route_key(incident, principal, body, "pause rollouts")
-            ro = await run_in_threadpool(self._rollouts.current, key)
-            if ro is None:
-                raise Conflict(f"route '{key.name}' has no rollout in progress")
-            ok = await change(self._rollouts.set_paused, ro, True, by, reason)
-            if not ok:
-                raise Conflict(f"cannot pause the rollout {ro.id}: it is {ro.status}")
-            await self._route_changed()
-            return {"route": key.name, "rollout": ro.id, "version": ro.candidate_version}
-        if action == "revoke_key":
-            require_admin(principal, "revoke keys")
-            key_id = text_field(body, "key_id", required=True, limit=256)
-            assert key_id is not None
-            rows = await self._revoke([key_id], by, incident)
-            if not rows:
-                existing = await run_in_threadpool(self._keys.get, key_id)
-                if existing is None:
-                    raise NotFound(f"no key with id '{key_id}'")
-                raise Conflict(f"key '{key_id}' is already revoked", code="already_revoked")
-            return {"key_id": key_id, "tenant": rows[0].tenant}
-        if action in ("switch_model", "restore_model"):
-            if self._switching is None:
-                raise Conflict("this gateway cannot switch models", code="no_switching")
-            step = self._switching.switch if action == "switch_model" else self._switching.restore
-            return await step(incident, principal, by, body, reason)
-        assert action == "block_tenant"
-        require_admin(principal, "block a tenant's keys")
-        tenant = text_field(body, "tenant", required=True, limit=256)
-        assert tenant is not None
-        keys = await run_in_threadpool(self._keys.list_keys, tenant)
-        live = [k.id for k in keys if k.revoked_at is None]
-        rows = await self._revoke(live, by, incident)
-        left = sorted(p.key_id or "" for p in self._ring.config_keys() if p.tenant == tenant)
-        if not rows and not left:
-            raise Conflict(f"tenant '{tenant}' has no key that is not revoked already")
-        return {
-            "tenant": tenant,
-            "revoked": len(rows),
-            "key_ids": [r.id for r in rows],
-            # keys of the configuration file: only removing them from it and restarting ends them
-            "config_keys_left": left,
-        }
-
-    async def _revoke(self, key_ids: list[str], by: Actor, incident: Incident) -> list[KeyRow]:
-        """Revoke keys as api/keys.py does (the key.revoke audit row in the revocation's
-        transaction; the ring told at once); a key already revoked is skipped."""
-        for key_id in key_ids:
-            if self._ring.is_config_key(key_id):
-                raise Conflict(
-                    f"key '{key_id}' comes from the configuration file and cannot be revoked "
-                    "through the API; remove it from the 'keys' list and restart",
-                    code="config_key",
-                )
-
-        def work() -> list[tuple[str, KeyRow]]:
-            done = []
-            with self._keys.engine.begin() as conn:
-                for key_id in key_ids:
-                    revoked = self._keys.revoke(conn, key_id, by.name or None)
-                    if revoked is None:
-                        continue
-                    _, row = revoked
-                    AuditLog.write(
-                        conn,
-                        by.event(
-                            "key.revoke", target=key_id, tenant=row.tenant,
-                            detail={"role": row.role, "owner": row.owner, "name": row.name,
-                                    "incident": incident.id},
-                        ),
-                    )  # fmt: skip
-                    done.append(revoked)
-            return done
-
-        done = await change(work)
-        for digest, row in done:
-            self._ring.put(digest, stored_key(row))
-        return [row for _, row in done]
+    async def set_severity(self, request: Request) -> Response:
+        rid = new_request_id()
+        principal, incident = await self._changeable(request, "change incident severities")
+        body = await INCIDENT_SEVERITY.json(request)
+        sev = body.get("severity")
+        if type(sev) is not int or sev not in (1, 2, 3, 4):
+            raise bad_param("severity", "must be 1, 2, 3 or 4 (1 the worst)")
+        message = text_field(body, "message", required=True)
+        assert message is not None
+        by = actor(request, principal, rid)
+        updated = await change(self._store.set_severity, incident.id, sev, by, message)
+        return json_response(updated.view(), 200, rid)
 
     # -- postmortem, rules, close --------------------------------------------------------
 
     def _draft(self, incident: Incident) -> str:
-        now = datetime.now(UTC)
-        impact = self._store.impact(incident, now)
-        entries = assemble(self._store, incident, now)
-        owners: dict[str, str] = {}
-        for name in incident.routes:
-            row = self._routes.resolve(name, incident.scope, admin=False)
-            if row is not None:
-                owners[name] = row.owner
-        return render(incident, impact, entries, owners)
+        return draft(self._store, self._routes, incident)
 
     async def record_postmortem(self, request: Request) -> Response:
         rid = new_request_id()

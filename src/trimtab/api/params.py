@@ -3,7 +3,7 @@ errors that name the parameter."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -95,21 +95,6 @@ def text_field(
     if len(value) > limit:
         raise bad_param(name, f"is {len(value)} characters; at most {limit} are accepted")
     return value
-
-
-def named_or_only(data: dict[str, Any], name: str, named: Sequence[str]) -> str:
-    """The body's `name` field, or else the one value `named` holds (an incident's only
-    route or model); a 400 that says how many there are otherwise."""
-    value = text_field(data, name, limit=256)
-    if value is not None:
-        return value
-    if len(named) != 1:
-        raise bad_param(
-            name,
-            "is required: the incident names "
-            + (f"{len(named)} {name}s" if named else f"no {name}"),
-        )
-    return named[0]
 
 
 def parse_time(name: str, value: str | None) -> datetime | None:

@@ -11,7 +11,7 @@ it names systems and conditions, never who acted (the timeline's entries carry n
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ import jinja2
 
 from trimtab.durations import clock
 from trimtab.incidents.model import Impact
-from trimtab.incidents.store import Incident
-from trimtab.incidents.timeline import Entry
+from trimtab.incidents.store import Incident, IncidentStore
+from trimtab.incidents.timeline import Entry, assemble
+from trimtab.registry.store import RouteStore
 
 _TEMPLATES = Path(__file__).parent / "templates"
 CHANGES = ("apply", "rollout_start", "rollout_stage", "promote", "resume", "gate_override")
@@ -200,3 +201,18 @@ def render(
             rules=[r.view() for r in incident.rules],
         )
     )
+
+
+def draft(store: IncidentStore, routes: RouteStore, incident: Incident) -> str:
+    """The draft from the incident's record now: its impact, its assembled timeline and the
+    owners of its routes (what `GET /api/incidents/{id}/postmortem` answers before one is
+    recorded, and what the console shows to edit)."""
+    now = datetime.now(UTC)
+    impact = store.impact(incident, now)
+    entries = assemble(store, incident, now)
+    owners: dict[str, str] = {}
+    for name in incident.routes:
+        row = routes.resolve(name, incident.scope, admin=False)
+        if row is not None:
+            owners[name] = row.owner
+    return render(incident, impact, entries, owners)

@@ -547,6 +547,27 @@ class IncidentStore:
             {"from": row.state, "to": target or row.state, "message": message},
         )  # fmt: skip
 
+    def set_severity(
+        self, incident_id: str, sev: int, by: Actor, message: str, now: datetime | None = None
+    ) -> Incident:
+        """Change the severity (1 the worst) with why: a 409 once closed, or when it is
+        that already."""
+        at = now or datetime.now(UTC)
+        with self.engine.begin() as conn:
+            scope = self._lock(conn, incident_id)
+            row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).one()
+            if row.state == "closed":
+                raise Conflict(f"incident {incident_id} is closed", code="incident_state")
+            if row.severity == sev:
+                raise Conflict(f"incident {incident_id} is SEV{sev} already", code="unchanged")
+            conn.execute(
+                update(incidents).where(incidents.c.id == incident_id).values(severity=sev)
+            )
+            detail = {"from": row.severity, "to": sev, "message": message}
+            self._event(conn, incident_id, "severity", by, message, detail, at)
+            self._audit(conn, by, "incident.severity", incident_id, scope, detail)
+        return self.require(incident_id)
+
     def set_postmortem(
         self, incident_id: str, markdown: str, by: Actor, drafted: bool, now: datetime | None = None
     ) -> Incident:

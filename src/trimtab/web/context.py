@@ -21,6 +21,7 @@ from trimtab.canary.plans import Plan
 from trimtab.errors import Forbidden, Invalid, TooLarge
 from trimtab.evals.runs import RunStore
 from trimtab.evals.store import DatasetStore
+from trimtab.incidents.containment import Containment
 from trimtab.incidents.store import IncidentStore
 from trimtab.policy.service import Policy
 from trimtab.registry.store import RouteStore
@@ -60,6 +61,7 @@ class Deps:
     alerts_changed: Callable[[Sequence[AlertChange]], None] | None = None  # incidents, outbox
     tenant_routes: Callable[[str], set[str]] = _no_routes  # a tenant's own routes' names
     incidents: IncidentStore | None = None
+    containment: Containment | None = None  # an incident's actions, as the API's
 
 
 @dataclass(frozen=True, slots=True)

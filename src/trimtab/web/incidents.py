@@ -1,10 +1,13 @@
 """/ui/incidents and /ui/incidents/{id}: incidents newest first, and one with its impact,
 its timeline (the route's changes, audit rows, alerts and the incident's own events, as
 GET /api/incidents/{id}/timeline assembles them) and its postmortem. Operators add a
-note and move it (acknowledge, mitigate, resolve, reopen, close), each with a
-confirmation and a message, through the store functions the API's handlers call (they
-write the timeline event and the audit row in one transaction); a shared incident only
-an admin. Containment actions and the postmortem go through the API and `trimtab incident`."""
+note, contain it (roll the route back, pause its rollout; an admin also switches a model
+to its fallbacks and back, revokes a key, blocks a tenant: incidents/containment.py, the
+API's own), change its severity, move it (acknowledge, mitigate, resolve, reopen), write
+the postmortem from its draft, record the rules closing needs and close it — each with a
+confirmation and a message, through the functions the API's handlers call (they write the
+timeline event and the audit rows in one transaction); a shared incident only an admin.
+A dataset case from the failed requests stays with the API and `trimtab incident rule`."""
 
 from __future__ import annotations
 
@@ -14,7 +17,15 @@ from datetime import UTC, datetime
 from starlette.responses import RedirectResponse, Response
 
 from trimtab.errors import Forbidden, Invalid, NotFound, Unavailable
-from trimtab.incidents.model import MOVES
+from trimtab.incidents.containment import (
+    CONTAINMENTS,
+    KEY_ACTIONS,
+    MODEL_ACTIONS,
+    Containment,
+    invalid,
+)
+from trimtab.incidents.model import MOVES, RULE_KINDS
+from trimtab.incidents.postmortem import draft
 from trimtab.incidents.store import Incident, IncidentStore
 from trimtab.incidents.timeline import assemble
 from trimtab.types import SHARED
@@ -23,6 +34,13 @@ from trimtab.web.context import Page
 STATES = ("any", "open", "acknowledged", "mitigated", "resolved", "closed")
 LIMIT = 100
 MESSAGE_CHARS = 4000  # as the API's text fields (api/params.MAX_TEXT)
+NAME_CHARS = 256  # a route, model, key or tenant, as the API's action body
+REF_CHARS = 512  # a rule's reference, as the API's (api/incident_endpoints.REF_CHARS)
+SEVERITIES = ("1", "2", "3", "4")
+# what each containment is called in a refusal ("only an admin may ...")
+_WORDS = {"rollback": "roll back routes", "pause_rollout": "pause rollouts",
+          "revoke_key": "revoke keys", "block_tenant": "block tenants",
+          "switch_model": "switch models", "restore_model": "restore models"}  # fmt: skip
 
 
 def _store(page: Page) -> IncidentStore:
@@ -77,14 +95,22 @@ async def detail(page: Page) -> Response:
     found = await _visible(page, store)
     impact = await asyncio.to_thread(store.impact, found)
     entries = await asyncio.to_thread(assemble, store, found, datetime.now(UTC))
+    may_change = _may_change(page, found)
+    text = found.postmortem
+    if text is None and may_change and found.state != "closed":  # the draft, to edit
+        text = await asyncio.to_thread(draft, store, page.deps.routes, found)
     return page.render(
-        "incident.html.j2", incident=found.view(impact), postmortem=found.postmortem,
-        timeline=[e.view() for e in entries], may_change=_may_change(page, found),
-        moves=moves(found.state, found.times.acknowledged is not None),
+        "incident.html.j2", incident=found.view(impact), postmortem=text,
+        recorded=found.postmortem is not None, timeline=[e.view() for e in entries],
+        may_change=may_change, moves=moves(found.state, found.times.acknowledged is not None),
+        rule_kinds=RULE_KINDS, severities=SEVERITIES, closed=found.state == "closed",
+        admin_actions=(*MODEL_ACTIONS, *KEY_ACTIONS) if page.viewer.is_admin else (),
     )  # fmt: skip
 
 
-async def _changing(page: Page, action: str) -> tuple[IncidentStore, Incident, str]:
+async def _changing(
+    page: Page, action: str, *, reason: bool = True
+) -> tuple[IncidentStore, Incident, str]:
     page.viewer.require_operator(action)
     store = _store(page)
     incident = await _visible(page, store)
@@ -92,6 +118,8 @@ async def _changing(page: Page, action: str) -> tuple[IncidentStore, Incident, s
         raise Forbidden(f"incident {incident.id} is shared: only an admin may {action}")
     if page.form.get("confirm") != "yes":
         raise Invalid(f"tick the confirmation box to {action}", param="confirm")
+    if not reason:
+        return store, incident, ""
     message = page.field("message", required=True)
     assert message is not None
     if len(message) > MESSAGE_CHARS or "\x00" in message:
@@ -115,4 +143,83 @@ async def move(page: Page) -> Response:
         raise NotFound(f"no incident action '{name}'")
     store, incident, message = await _changing(page, f"{name} incidents")
     await asyncio.to_thread(store.move, incident.id, name, page.actor(), message)
+    return _back(incident)
+
+
+class _Asked:
+    """The containment form's fields as the containment reads them
+    (incidents/containment.Asked), with the API's limits."""
+
+    def __init__(self, page: Page) -> None:
+        self._page = page
+
+    def text(self, name: str, *, required: bool = False) -> str | None:
+        value = self._page.field(name)
+        if value is None:
+            if required:
+                raise invalid(name, "is required")
+            return None
+        if len(value) > NAME_CHARS or "\x00" in value:
+            raise invalid(name, f"must be a name of 1 to {NAME_CHARS} characters")
+        return value
+
+    def version(self, name: str) -> int | None:
+        value = self._page.field(name)
+        if value is None:
+            return None
+        digits = value[1:] if value[:1] in ("v", "V") else value
+        if not digits.isdigit() or int(digits) < 1:
+            raise invalid(name, f"'{value}' is not a version like v2 or 2")
+        return int(digits)
+
+
+def _containment(page: Page) -> Containment:
+    if page.deps.containment is None:
+        raise Unavailable("containment is not served by this process", code="incidents_off")
+    return page.deps.containment
+
+
+async def contain(page: Page) -> Response:
+    action = page.request.path_params["action"]
+    if action not in CONTAINMENTS:
+        raise NotFound(f"no containment '{action}'")
+    _, incident, message = await _changing(page, _WORDS[action])
+    p = page.viewer.principal
+    await _containment(page).contain(
+        action, incident, p, page.actor(), _Asked(page), message, asyncio.to_thread
+    )
+    return _back(incident)
+
+
+async def severity(page: Page) -> Response:
+    store, incident, message = await _changing(page, "change incident severities")
+    chosen = page.field("severity", required=True)
+    if chosen not in SEVERITIES:
+        raise Invalid("'severity' must be 1, 2, 3 or 4 (1 the worst)", param="severity")
+    await asyncio.to_thread(store.set_severity, incident.id, int(chosen), page.actor(), message)
+    return _back(incident)
+
+
+async def postmortem(page: Page) -> Response:
+    """Record the postmortem as edited on the page (its draft, or the recorded one)."""
+    store, incident, _ = await _changing(page, "write postmortems", reason=False)
+    markdown = page.form.get("markdown") or ""
+    if not markdown.strip() or "\x00" in markdown:
+        raise Invalid("'markdown' must be the postmortem's non-empty text", param="markdown")
+    by = page.actor()
+    await asyncio.to_thread(store.set_postmortem, incident.id, markdown, by, False)
+    return _back(incident)
+
+
+async def rule(page: Page) -> Response:
+    """Record a reusable rule the incident bought: its kind, what it is, why."""
+    store, incident, message = await _changing(page, "record incident rules")
+    kind = page.field("kind", required=True)
+    if kind not in RULE_KINDS:
+        raise Invalid(f"'kind' must be one of {', '.join(RULE_KINDS)}", param="kind")
+    ref = page.field("ref", required=True)
+    assert ref is not None
+    if len(ref) > REF_CHARS or "\x00" in ref:
+        raise Invalid(f"'ref' must be at most {REF_CHARS} characters", param="ref")
+    await asyncio.to_thread(store.add_rule, incident.id, kind, ref, message, page.actor())
     return _back(incident)
