@@ -4,13 +4,15 @@ It is a raw ``asyncio.Protocol`` HTTP/1.1 server (on uvloop when available) that
 every ``POST .../chat/completions`` with a fixed small completion, either as one JSON body or,
 when the request says ``"stream": true``, as an SSE stream (chunked transfer encoding) whose
 first content chunk is written immediately. With ``stream_options.include_usage`` the stream
-ends with a usage chunk, as OpenAI's does. Keep-alive is supported; pipelining is tolerated
-(requests on one connection are answered in order).
+ends with a usage chunk, as OpenAI's does. The answer is a 5-word greeting, or with
+``--reply-bytes N`` about N bytes of prose (sentences with a few figures, no personal
+data) streamed one word a chunk, as a model streams tokens. Keep-alive is supported;
+pipelining is tolerated (requests on one connection are answered in order).
 
 By default the whole stream is written at once (``--stream-gap-ms 0``), so no process idles
 mid-request and time-to-first-token measures only the path. A request for a model whose name
-contains ``slowstream`` gets ``--slow-gap-ms`` (50 ms) between chunks instead: that shows
-whether a gateway forwards chunks as they come or buffers the stream.
+contains ``slowstream`` gets the greeting with ``--slow-gap-ms`` (50 ms) between chunks
+instead: that shows whether a gateway forwards chunks as they come or buffers the stream.
 
 It exists so that the benchmark measures the gateway, not the upstream: no framework, no
 per-request allocation beyond a few small byte strings.
@@ -30,24 +32,61 @@ import sys
 import time
 from typing import Any, cast
 
-CONTENT_PIECES: tuple[str, ...] = ("Hello", " from", " the", " mock", " upstream.")
-FULL_CONTENT = "".join(CONTENT_PIECES)
+SHORT_PIECES: tuple[str, ...] = ("Hello", " from", " the", " mock", " upstream.")
+SHORT_TOKENS = 9
 PROMPT_TOKENS = 12
-COMPLETION_TOKENS = 9
-USAGE: dict[str, int] = {
-    "prompt_tokens": PROMPT_TOKENS,
-    "completion_tokens": COMPLETION_TOKENS,
-    "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
-}
+# --reply-bytes: an answer a support assistant might give, cycled to the size asked for
+REPLY_SENTENCES: tuple[str, ...] = (
+    "Thanks for your patience while we looked into this.",
+    "Your order 48213 left our warehouse on 28 November and is now with the carrier.",
+    "The tracking page shows two delivery attempts, at 10:40 and at 15:05.",
+    "We have refunded the shipping cost of 7.95 EUR to the original payment method.",
+    "Refunds usually appear within 3 to 5 business days, depending on the bank.",
+    "If the parcel does not arrive by Friday, reply here and we will send a replacement.",
+    "You can also pick it up at the depot, which is open from 8 to 18 on weekdays.",
+    "Version 2.4.1 of the app shows the depot's address under Orders, then Details.",
+    "We are sorry for the trouble and appreciate you letting us know.",
+)
+
+
+class Reply:
+    """The answer every request gets: its pieces (one stream chunk each) and usage."""
+
+    def __init__(self, reply_bytes: int = 0) -> None:
+        if reply_bytes <= 0:
+            self.pieces: tuple[str, ...] = SHORT_PIECES
+        else:
+            words: list[str] = []
+            size, n = -1, 0
+            while size < reply_bytes:
+                for word in REPLY_SENTENCES[n % len(REPLY_SENTENCES)].split():
+                    words.append(word)
+                    size += len(word) + 1
+                    if size >= reply_bytes:
+                        break
+                n += 1
+            self.pieces = tuple(w if i == 0 else " " + w for i, w in enumerate(words))
+        self.content = "".join(self.pieces)
+        completion = SHORT_TOKENS if reply_bytes <= 0 else len(self.pieces)
+        self.usage = {
+            "prompt_tokens": PROMPT_TOKENS,
+            "completion_tokens": completion,
+            "total_tokens": PROMPT_TOKENS + completion,
+        }
+
+
 CREATED = 1_700_000_000
 MAX_HEADER_BYTES = 64 * 1024
+
+
+SHORT_REPLY = Reply()
 
 
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def completion_body(model: str, seq: int) -> bytes:
+def completion_body(model: str, seq: int, reply: Reply) -> bytes:
     return _dumps(
         {
             "id": f"chatcmpl-mock-{seq}",
@@ -57,12 +96,12 @@ def completion_body(model: str, seq: int) -> bytes:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": FULL_CONTENT},
+                    "message": {"role": "assistant", "content": reply.content},
                     "finish_reason": "stop",
                     "logprobs": None,
                 }
             ],
-            "usage": USAGE,
+            "usage": reply.usage,
         }
     )
 
@@ -79,14 +118,18 @@ def _chunk(model: str, seq: int, delta: dict[str, Any], finish: str | None) -> b
     )
 
 
-def stream_events(model: str, seq: int, include_usage: bool) -> list[bytes]:
-    """SSE events (already framed as ``data: ...\\n\\n``) in order; event 0 is sent at once."""
-    events: list[bytes] = []
-    for i, piece in enumerate(CONTENT_PIECES):
-        delta: dict[str, Any] = {"content": piece}
-        if i == 0:
-            delta = {"role": "assistant", "content": piece}
-        events.append(_chunk(model, seq, delta, None))
+def _sse(payload: bytes) -> bytes:
+    return b"data: " + payload + b"\n\n"
+
+
+def first_event(model: str, seq: int, reply: Reply) -> bytes:
+    """The first SSE event (already framed as ``data: ...\\n\\n``): sent with the headers."""
+    return _sse(_chunk(model, seq, {"role": "assistant", "content": reply.pieces[0]}, None))
+
+
+def stream_events(model: str, seq: int, include_usage: bool, reply: Reply) -> list[bytes]:
+    """The SSE events after the first, framed, in order, [DONE] last."""
+    events = [_chunk(model, seq, {"content": piece}, None) for piece in reply.pieces[1:]]
     events.append(_chunk(model, seq, {}, "stop"))
     if include_usage:
         events.append(
@@ -97,11 +140,11 @@ def stream_events(model: str, seq: int, include_usage: bool) -> list[bytes]:
                     "created": CREATED,
                     "model": model,
                     "choices": [],
-                    "usage": USAGE,
+                    "usage": reply.usage,
                 }
             )
         )
-    out = [b"data: " + e + b"\n\n" for e in events]
+    out = [_sse(e) for e in events]
     out.append(b"data: [DONE]\n\n")
     return out
 
@@ -115,16 +158,23 @@ MODELS_BODY = _dumps(
 )
 
 
+SEQ_MARK = -1  # rendered as "chatcmpl-mock--1", replaced by each stream's own id
+SEQ_ID = b"chatcmpl-mock--1"
+
+
 class Stats:
     def __init__(self) -> None:
+        # a stream's events after the first, by (model, include_usage, reply), id marked
+        self.rendered: dict[tuple[str, bool, int], bytes] = {}
         self.requests = 0
         self.streams = 0
         self.connections = 0
 
 
 class MockProtocol(asyncio.Protocol):
-    def __init__(self, stats: Stats, gap_s: float, slow_gap_s: float) -> None:
+    def __init__(self, stats: Stats, gap_s: float, slow_gap_s: float, reply: Reply) -> None:
         self.stats = stats
+        self.reply = reply
         self.gap_s = gap_s
         self.slow_gap_s = slow_gap_s
         self.buf = bytearray()
@@ -195,10 +245,13 @@ class MockProtocol(asyncio.Protocol):
             seq = self.stats.requests
             if req.get("stream"):
                 opts = req.get("stream_options") or {}
-                gap = self.slow_gap_s if "slowstream" in model else self.gap_s
-                self._stream(model, seq, bool(opts.get("include_usage")), gap)
+                # the chunk-by-chunk check: the greeting, its 5 chunks spaced out
+                slow = "slowstream" in model
+                gap = self.slow_gap_s if slow else self.gap_s
+                reply = SHORT_REPLY if slow else self.reply
+                self._stream(model, seq, bool(opts.get("include_usage")), gap, reply)
             else:
-                self._simple(200, completion_body(model, seq))
+                self._simple(200, completion_body(model, seq, self.reply))
         elif method == "GET" and path.endswith("/models"):
             self._simple(200, MODELS_BODY)
         elif method == "GET" and path in ("/health", "/healthz", "/"):
@@ -221,10 +274,11 @@ class MockProtocol(asyncio.Protocol):
         if close:
             self.transport.close()
 
-    def _stream(self, model: str, seq: int, include_usage: bool, gap_s: float) -> None:
+    def _stream(
+        self, model: str, seq: int, include_usage: bool, gap_s: float, reply: Reply
+    ) -> None:
         assert self.transport is not None
         self.stats.streams += 1
-        events = stream_events(model, seq, include_usage)
         head = (
             b"HTTP/1.1 200 OK\r\n"
             b"content-type: text/event-stream\r\n"
@@ -234,12 +288,17 @@ class MockProtocol(asyncio.Protocol):
             + b"\r\n"
         )
         # First content chunk goes out with the headers, immediately.
-        self.transport.write(head + _chunked(events[0]))
-        rest = events[1:]
-        if gap_s <= 0:
-            self.transport.write(b"".join(_chunked(e) for e in rest) + b"0\r\n\r\n")
+        self.transport.write(head + _chunked(first_event(model, seq, reply)))
+        if gap_s <= 0:  # the rest in one chunk, rendered once: the mock's cost stays tiny
+            key = (model, include_usage, id(reply))
+            if key not in self.stats.rendered:
+                events = stream_events(model, SEQ_MARK, include_usage, reply)
+                self.stats.rendered[key] = b"".join(events)
+            rest_bytes = self.stats.rendered[key].replace(SEQ_ID, b"chatcmpl-mock-%d" % seq)
+            self.transport.write(_chunked(rest_bytes) + b"0\r\n\r\n")
             self._stream_done()
             return
+        rest = stream_events(model, seq, include_usage, reply)
         self.busy = True
         loop = asyncio.get_running_loop()
 
@@ -267,11 +326,15 @@ class MockProtocol(asyncio.Protocol):
             self._process()
 
 
-async def serve(host: str, port: int, gap_s: float, slow_gap_s: float) -> None:
+async def serve(host: str, port: int, gap_s: float, slow_gap_s: float, reply: Reply) -> None:
     loop = asyncio.get_running_loop()
     stats = Stats()
     server = await loop.create_server(
-        lambda: MockProtocol(stats, gap_s, slow_gap_s), host, port, backlog=1024, reuse_address=True
+        lambda: MockProtocol(stats, gap_s, slow_gap_s, reply),
+        host,
+        port,
+        backlog=1024,
+        reuse_address=True,
     )
     bound = server.sockets[0].getsockname()[1]
     print(f"READY {bound}", flush=True)
@@ -310,12 +373,20 @@ def main(argv: list[str] | None = None) -> int:
         default=50.0,
         help="delay between SSE chunks for models whose name contains 'slowstream'",
     )
+    p.add_argument(
+        "--reply-bytes",
+        type=int,
+        default=0,
+        help="answer with about this many bytes of prose, one word a stream chunk "
+        "(0: the 5-word greeting)",
+    )
     p.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
     args = p.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print("refusing to listen on a non-loopback address", file=sys.stderr)
         return 2
-    coro = serve(args.host, args.port, args.stream_gap_ms / 1000.0, args.slow_gap_ms / 1000.0)
+    gap_s, slow_gap_s = args.stream_gap_ms / 1000.0, args.slow_gap_ms / 1000.0
+    coro = serve(args.host, args.port, gap_s, slow_gap_s, Reply(args.reply_bytes))
     if not args.no_uvloop:
         try:
             import uvloop

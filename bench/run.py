@@ -64,8 +64,49 @@ TRIMTAB_KEY = "tt-bench-key"
 LITELLM_KEY = "sk-litellm-bench"  # LiteLLM wants master keys to start with "sk-"
 MODEL = "bench-model"
 SLOW_SUFFIX = "-slowstream"  # the mock spaces SSE chunks out for model names containing it
-EXPECTED_CONTENT = "Hello from the mock upstream."  # must match bench/mock_upstream.py
-EXPECTED_COMPLETION_TOKENS = 9
+SHORT_PROMPT = "Say hello in five words."
+
+
+@dataclass
+class Payload:
+    """What every request asks and every answer must be: the short prompt and the mock's
+    greeting, or with --prompt-bytes/--reply-bytes a long prompt and the long answer the
+    mock gives (learnt from the mock itself before any gateway is checked)."""
+
+    prompt: str = SHORT_PROMPT
+    max_tokens: int = 16
+    content: str = "Hello from the mock upstream."  # bench/mock_upstream.py's greeting
+    completion_tokens: int = 9
+
+
+PAYLOAD = Payload()
+# --prompt-bytes: a support ticket, cycled to the size asked for: sentences with order
+# numbers, amounts, times and a version, and no personal data (the guardrails find nothing)
+PROMPT_SENTENCES = (
+    "Hello, I am writing about order 48213, which I placed on 21 November.",
+    "The confirmation said it would arrive within 5 business days, but it has not come yet.",
+    "The tracking page has shown the same status since Tuesday at 09:12.",
+    "I paid 129.50 EUR including 7.95 EUR for express shipping, which now seems wasted.",
+    "The app, version 2.4.1 on my phone, says the parcel is at the regional depot.",
+    "Could you tell me whether it will be delivered this week or should be collected?",
+    "If it is lost, I would prefer a replacement over a refund, size 42 in dark blue.",
+    "Please also check whether the second item, the 3-pack of socks, was shipped at all.",
+    "Thank you for your help, I have been a customer for about 6 years.",
+)
+
+
+def prompt_text(nbytes: int) -> str:
+    """The short prompt, or a ticket of ``nbytes`` bytes (a word cut to fit)."""
+    if nbytes <= 0:
+        return SHORT_PROMPT
+    text = ""
+    n = 0
+    while len(text) < nbytes:
+        text += ("" if not text else " ") + PROMPT_SENTENCES[n % len(PROMPT_SENTENCES)]
+        n += 1
+    return text[:nbytes].rstrip()
+
+
 CONCURRENCIES = (1, 16)
 CPU_LOAD = 0  # wrk, the mock and the streaming client
 CPU_TARGET = 1  # the gateway under test (one process; trimtab-w2 runs on every CPU)
@@ -439,7 +480,7 @@ def machine_facts(litellm_python: Path | None) -> dict[str, Any]:
 
 
 def start_mock(
-    cpu: int | None, gap_ms: float, slow_gap_ms: float
+    cpu: int | None, gap_ms: float, slow_gap_ms: float, reply_bytes: int = 0
 ) -> tuple[subprocess.Popen[bytes], int]:
     log_path = LOGS / "mock.log"
     cmd = [
@@ -454,6 +495,8 @@ def start_mock(
         str(gap_ms),
         "--slow-gap-ms",
         str(slow_gap_ms),
+        "--reply-bytes",
+        str(reply_bytes),
     ]
     err = log_path.open("wb")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, start_new_session=True)
@@ -695,8 +738,8 @@ def start_litellm(exe: Path, tmpdir: Path, mock_port: int, cpu: int | None) -> T
 def chat_body(model: str, stream: bool) -> bytes:
     req: dict[str, Any] = {
         "model": model,
-        "messages": [{"role": "user", "content": "Say hello in five words."}],
-        "max_tokens": 16,
+        "messages": [{"role": "user", "content": PAYLOAD.prompt}],
+        "max_tokens": PAYLOAD.max_tokens,
         "temperature": 0,
     }
     if stream:
@@ -735,6 +778,19 @@ def parse_sse(data: bytes) -> tuple[str, dict[str, Any] | None, bool]:
     return "".join(content), usage, done
 
 
+def learn_answer(direct: Target) -> None:
+    """The long answer the mock gives (--reply-bytes): every target must return it."""
+    status, _, body = http_request(
+        "POST", direct.chat_url, chat_body(direct.model, False), headers_for(direct)
+    )
+    if status != 200:
+        raise SetupError(f"the mock upstream answered HTTP {status}: {body[:300]!r}")
+    obj = json.loads(body)
+    PAYLOAD.content = obj["choices"][0]["message"]["content"]
+    PAYLOAD.completion_tokens = obj["usage"]["completion_tokens"]
+    PAYLOAD.max_tokens = max(PAYLOAD.max_tokens, 2 * PAYLOAD.completion_tokens)
+
+
 def smoke(t: Target) -> dict[str, Any]:
     """One non-streaming and one streaming request; raise TargetError if either is wrong."""
     info: dict[str, Any] = {}
@@ -749,10 +805,10 @@ def smoke(t: Target) -> dict[str, Any]:
         raise TargetError(f"{t.name}: POST {t.chat_url} -> HTTP {status}: {body[:500]!r}")
     obj = json.loads(body)
     content = obj["choices"][0]["message"]["content"]
-    if content != EXPECTED_CONTENT:
+    if content != PAYLOAD.content:
         raise TargetError(f"{t.name}: unexpected content {content!r}")
     usage = obj.get("usage") or {}
-    if usage.get("completion_tokens") != EXPECTED_COMPLETION_TOKENS:
+    if usage.get("completion_tokens") != PAYLOAD.completion_tokens:
         raise TargetError(f"{t.name}: unexpected usage {usage!r}")
     for h in (t.required_header, t.overhead_header):
         if h and h not in headers:
@@ -766,11 +822,11 @@ def smoke(t: Target) -> dict[str, Any]:
     if status != 200:
         raise TargetError(f"{t.name}: streaming POST -> HTTP {status}: {body[:500]!r}")
     content, usage_s, done = parse_sse(body)
-    if content != EXPECTED_CONTENT or not done:
+    if content != PAYLOAD.content or not done:
         raise TargetError(
             f"{t.name}: bad stream (content={content!r}, done={done}): {body[:800]!r}"
         )
-    if not usage_s or usage_s.get("completion_tokens") != EXPECTED_COMPLETION_TOKENS:
+    if not usage_s or usage_s.get("completion_tokens") != PAYLOAD.completion_tokens:
         raise TargetError(f"{t.name}: stream lacks the usage chunk (include_usage): {usage_s!r}")
     if t.required_header and t.required_header not in headers:
         raise TargetError(f"{t.name}: streaming response lacks header {t.required_header!r}")
@@ -781,19 +837,22 @@ def smoke(t: Target) -> dict[str, Any]:
 async def _one_slow_stream(t: Target) -> StreamSamples:
     s = StreamSamples()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        await one_stream(session, t, chat_body(t.model + SLOW_SUFFIX, True), s)
+        body = chat_body(t.model + SLOW_SUFFIX, True)
+        await one_stream(session, t, body, s, Payload().content)  # always the greeting
     return s
 
 
-def stream_check(t: Target, gap_ms: float) -> dict[str, Any]:
+def stream_check(t: Target, gap_ms: float, held: int = 0) -> dict[str, Any]:
     """Does the target forward SSE chunks as they come? The mock spaces them ``gap_ms`` apart
-    for the slow model: a streaming gateway delivers the first one long before the last."""
+    for the slow model: a streaming gateway delivers the first one long before the last.
+    ``held``: chunks a gateway may hold back on purpose (a redacting stream holds each word
+    until the next one shows it is whole: 1)."""
     s = asyncio.run(_one_slow_stream(t))
     if s.bad or not s.ttft_ms:
         raise TargetError(f"{t.name}: bad stream for the slow-stream model: {s.bad_sample}")
     ttft, total = s.ttft_ms[0], s.total_ms[0]
     # the mock sends 5 more chunk groups after the first, gap_ms apart
-    incremental = ttft < 0.8 * gap_ms and total - ttft > 4 * gap_ms
+    incremental = ttft < (0.8 + held) * gap_ms and total - ttft > (4 - held) * gap_ms
     return {
         "gap_ms": gap_ms,
         "ttft_ms": round(ttft, 3),
@@ -867,7 +926,9 @@ def run_wrk(
 ) -> WrkRun:
     env = dict(os.environ)
     env["BENCH_MODEL"] = t.model
-    env["BENCH_EXPECT"] = EXPECTED_CONTENT
+    env["BENCH_EXPECT"] = PAYLOAD.content
+    env["BENCH_PROMPT"] = PAYLOAD.prompt
+    env["BENCH_MAX_TOKENS"] = str(PAYLOAD.max_tokens)
     env["BENCH_AUTH"] = t.auth or ""
     env["BENCH_HEADER"] = t.required_header or ""
     env["BENCH_OVERHEAD_HEADER"] = t.overhead_header or ""
@@ -913,8 +974,14 @@ class StreamSamples:
 
 
 async def one_stream(
-    session: aiohttp.ClientSession, t: Target, body: bytes, s: StreamSamples
+    session: aiohttp.ClientSession,
+    t: Target,
+    body: bytes,
+    s: StreamSamples,
+    expect: str | None = None,
 ) -> None:
+    """One stream, timed into ``s``: its content must be ``expect`` (default: the answer
+    every request gets)."""
     t0 = time.perf_counter()
     first: float | None = None
     content: list[str] = []
@@ -949,7 +1016,7 @@ async def one_stream(
     end = time.perf_counter()
     t.completed += 1
     text = "".join(content)
-    if first is None or text != EXPECTED_CONTENT or not done or not usage:
+    if first is None or text != (expect or PAYLOAD.content) or not done or not usage:
         s.bad += 1
         s.bad_sample = s.bad_sample or f"content={text!r} done={done} usage={usage!r}"
         return
@@ -1531,6 +1598,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run the trimtab targets with a gateway guardrail policy (PII redaction both "
         "ways, injection block, deny patterns), to measure what guardrails cost",
     )
+    p.add_argument(
+        "--prompt-bytes",
+        type=int,
+        default=0,
+        help="send a prompt of this many bytes (a support ticket: sentences with a few "
+        "figures, no personal data) instead of the 24-byte one",
+    )
+    p.add_argument(
+        "--reply-bytes",
+        type=int,
+        default=0,
+        help="have the mock answer with this many bytes of prose (one word a stream "
+        "chunk) instead of its 5-word greeting",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, SQLite db)")
     p.add_argument("--strict", action="store_true", help="exit 3 when a target is missed")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
@@ -1682,11 +1763,16 @@ def phase_start(run: Run, litellm_exe: Path | None, procs: list[subprocess.Popen
         procs.extend(spinners)
         run.spinners = [p.pid for p in spinners]
         log(f"SCHED_IDLE spinners on every CPU (pids {run.spinners})")
-    mock_proc, mock_port = start_mock(run.cpu_load, run.args.stream_gap_ms, run.args.slow_gap_ms)
+    mock_proc, mock_port = start_mock(
+        run.cpu_load, run.args.stream_gap_ms, run.args.slow_gap_ms, run.args.reply_bytes
+    )
     procs.append(mock_proc)
     run.mock_proc = mock_proc
     log(f"mock upstream on :{mock_port} (pid {mock_proc.pid})")
-    run.targets.append(Target("direct", f"http://{HOST}:{mock_port}/v1", None, "mock-1"))
+    direct = Target("direct", f"http://{HOST}:{mock_port}/v1", None, "mock-1")
+    run.targets.append(direct)
+    if run.args.reply_bytes > 0:
+        learn_answer(direct)
     if litellm_exe is not None:  # start first: it is the slow one to boot
         lt = start_litellm(litellm_exe, run.tmpdir, mock_port, run.cpu_target)
         assert lt.proc is not None
@@ -1743,7 +1829,8 @@ def phase_start(run: Run, litellm_exe: Path | None, procs: list[subprocess.Popen
             # a stream that lands on a worker no request has warmed yet, or on a busy
             # machine, can start late once: up to three tries (a buffering gateway fails all)
             for attempt in range(1, STREAM_CHECK_TRIES + 1):
-                chk = stream_check(t, run.args.slow_gap_ms)
+                held = 1 if run.args.guardrails and is_trimtab(t.name) else 0
+                chk = stream_check(t, run.args.slow_gap_ms, held)
                 chk["attempts"] = attempt
                 if chk["incremental"]:
                     break
@@ -2087,6 +2174,7 @@ def check_recording(run: Run, tt: Target) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    PAYLOAD.prompt = prompt_text(args.prompt_bytes)
     global RESULTS, LOGS
     RESULTS = args.out
     LOGS = RESULTS / "logs"
@@ -2150,6 +2238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pinning": pinning,
             "stream_gap_ms": args.stream_gap_ms,
             "slow_gap_ms": args.slow_gap_ms,
+            "prompt_bytes": len(PAYLOAD.prompt.encode()),
+            "reply_bytes": args.reply_bytes,
+            "guardrails": args.guardrails,
             "spin": args.spin,
             "tmpdir": str(tmpdir),
             "setup": setup,

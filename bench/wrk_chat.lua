@@ -1,4 +1,4 @@
--- wrk script for bench/run.py: POST a small chat completion, count requests sent, check
+-- wrk script for bench/run.py: POST a chat completion, count requests sent, check
 -- every response, and print one machine-readable JSON line from done().
 --
 -- Environment (set by bench/run.py):
@@ -6,6 +6,9 @@
 --   BENCH_MODEL    model name to request (default "bench-model")
 --   BENCH_HEADER   a response header every response must carry (optional, lower-case)
 --   BENCH_EXPECT   a substring every response body must contain (optional)
+--   BENCH_PROMPT   the user message (default "Say hello in five words."; bench/run.py
+--                  --prompt-bytes N sends an N-byte support ticket)
+--   BENCH_MAX_TOKENS       the request's max_tokens (default 16)
 --   BENCH_OVERHEAD_HEADER  a response header holding a number (ms) to average (optional)
 --   BENCH_CONNECTIONS      the -c value, to undo wrk's latency correction (see done())
 --
@@ -18,6 +21,18 @@ local model = os.getenv("BENCH_MODEL") or "bench-model"
 local must_header = os.getenv("BENCH_HEADER")
 local expect = os.getenv("BENCH_EXPECT")
 local overhead_header = os.getenv("BENCH_OVERHEAD_HEADER")
+local prompt = os.getenv("BENCH_PROMPT")
+if prompt == nil or prompt == "" then
+  prompt = "Say hello in five words."
+end
+local max_tokens = tonumber(os.getenv("BENCH_MAX_TOKENS") or "") or 16
+
+local function jstr(s)
+  s = string.gsub(s, '\\', '\\\\')
+  s = string.gsub(s, '"', '\\"')
+  s = string.gsub(s, '[%c]', ' ')
+  return '"' .. s .. '"'
+end
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -25,7 +40,8 @@ if auth and auth ~= "" then
   wrk.headers["Authorization"] = auth
 end
 wrk.body = '{"model":"' .. model .. '","messages":[{"role":"user","content":'
-  .. '"Say hello in five words."}],"max_tokens":16,"temperature":0}'
+  .. jstr(prompt) .. '}],"max_tokens":' .. string.format("%d", max_tokens)
+  .. ',"temperature":0}'
 
 local threads = {}
 
@@ -74,13 +90,6 @@ function response(status, headers, body)
       bad_sample = tostring(status) .. " " .. string.sub(body or "", 1, 300)
     end
   end
-end
-
-local function jstr(s)
-  s = string.gsub(s, '\\', '\\\\')
-  s = string.gsub(s, '"', '\\"')
-  s = string.gsub(s, '[%c]', ' ')
-  return '"' .. s .. '"'
 end
 
 -- wrk 4 applies a coordinated-omission correction to its latency histogram before done():

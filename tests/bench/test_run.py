@@ -19,20 +19,24 @@ import pytest
 
 from trimtab.cli.workers import worker_problem
 from trimtab.config import load_config
+from trimtab.guardrails import injection
+from trimtab.guardrails.pii import detect
 
 RUN_PY = Path(__file__).resolve().parents[2] / "bench" / "run.py"
+MOCK_PY = RUN_PY.with_name("mock_upstream.py")
 
 
-def _run() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_run", RUN_PY)
+def _module(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_run", module)  # dataclasses look their module up
+    sys.modules.setdefault(name, module)  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
 
-bench = _run()
+bench = _module(RUN_PY, "bench_run")
+bench_mock = _module(MOCK_PY, "bench_mock_upstream")
 
 
 def test_one_process_keeps_state_in_process_and_two_workers_share_redis(
@@ -240,3 +244,21 @@ def test_worker_pids_skips_the_resource_tracker() -> None:
                 os.kill(pid, signal.SIGKILL)
         proc.kill()
         proc.wait()
+
+
+def test_the_long_prompt_and_answer_are_prose_of_their_size_without_personal_data() -> None:
+    """--prompt-bytes 2048 / --reply-bytes 1024: realistic text (sentences, figures), which
+    the benchmark's guardrail policy scans whole and finds nothing in: the answer every
+    gateway must return unchanged."""
+    prompt = bench.prompt_text(2048)
+    answer = bench_mock.Reply(1024)
+    assert len(prompt.encode()) in range(2040, 2049) and prompt.count(". ") > 15
+    assert len(answer.content) in range(1024, 1040) and answer.content.count(". ") > 8
+    assert "".join(answer.pieces) == answer.content and len(answer.pieces) > 150
+    assert answer.usage["completion_tokens"] == len(answer.pieces)
+    for text in (prompt, answer.content):
+        assert sum(c.isdigit() for c in text) > 20
+        assert detect(text) == [] and injection.scan(text) == []
+    assert bench.prompt_text(0) == bench.SHORT_PROMPT
+    short = bench_mock.Reply(0)
+    assert short.content == bench.Payload().content and short.usage["completion_tokens"] == 9
