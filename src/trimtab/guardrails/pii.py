@@ -39,14 +39,29 @@ class _Windows:
     country code or a `+` before and the context after. The card, IBAN, SSN, IPv4 and phone
     patterns scan only these windows, not the whole text, and only the windows of runs with
     as many digits as the entity has at least (a card's separators keep its digits in one
-    run): those are found by one regex each, so the many short numbers of prose cost
-    nothing. Computed once per text and digit count."""
+    run): those are found by one regex, so the many short numbers of prose cost no
+    Python step. Computed once per text and digit count."""
 
-    __slots__ = ("_spans", "text")
+    __slots__ = ("_runs", "_spans", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self._runs: dict[int, list[tuple[int, int]]] = {}
         self._spans: dict[tuple[int, int], list[tuple[int, int]]] = {}
+
+    def runs(self, digits: int) -> list[tuple[int, int]]:
+        """The merged runs with at least `digits` (1, 4 or 7) digits; those with 7 are the
+        runs with 4 that have 7, counted, not scanned for again."""
+        found = self._runs.get(digits)
+        if found is None:
+            text = self.text
+            if digits == 7:
+                found = [(s, e) for s, e in self.runs(4) if sum(map(str.isdecimal, text[s:e])) >= 7]
+            else:
+                pattern = (_RUNS_ASCII if text.isascii() else _RUNS)[digits]
+                found = [m.span() for m in pattern.finditer(text)]
+            self._runs[digits] = found
+        return found
 
     def spans(self, digits: int = 1, reach: int = 0) -> list[tuple[int, int]]:
         """The windows of the merged runs with at least `digits` digits, each reaching
@@ -55,12 +70,9 @@ class _Windows:
         key = (digits, reach)
         found = self._spans.get(key)
         if found is None:
-            text = self.text
-            n = len(text)
-            runs = (_RUNS_ASCII if text.isascii() else _RUNS)[digits]
+            n = len(self.text)
             found = []
-            for m in runs.finditer(text):
-                s, e = m.span()
+            for s, e in self.runs(digits):
                 s, e = max(0, s - _PAD), min(n, e + _PAD + reach)
                 if found and s <= found[-1][1]:
                     found[-1] = (found[-1][0], e)
@@ -82,8 +94,8 @@ _GAP = 6
 _PAD = 6
 # a run of digits and the runs after it at most _GAP characters apart, with at least k
 # digits in all, in one match (the ASCII form is the same on ASCII text, and faster)
-_RUNS = {k: re.compile(rf"\d(?:\D{{0,{_GAP}}}\d){{{k - 1},}}") for k in (1, 4, 7)}
-_RUNS_ASCII = {k: re.compile(rf"[0-9](?:[^0-9]{{0,{_GAP}}}[0-9]){{{k - 1},}}") for k in (1, 4, 7)}
+_RUNS = {k: re.compile(rf"\d(?:\D{{0,{_GAP}}}\d){{{k - 1},}}") for k in (1, 4)}
+_RUNS_ASCII = {k: re.compile(rf"[0-9](?:[^0-9]{{0,{_GAP}}}[0-9]){{{k - 1},}}") for k in (1, 4)}
 _Scan = Callable[[_Windows], Iterator[Finding]]
 
 # -- email ---------------------------------------------------------------------------------
