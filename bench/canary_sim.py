@@ -35,7 +35,7 @@ import math
 import multiprocessing
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ import numpy.typing as npt
 from trimtab.canary.analysis import ArmArrays, evidence, pooled_quantile, verdicts
 from trimtab.canary.metrics import DEFAULT_METRICS, Metric, MetricSpec, latency_thresholds
 from trimtab.canary.plans import DEFAULT_PLAN, LOW_TRAFFIC_PLAN, MetricRule, Plan, Stage
-from trimtab.stats.clustered import design_effect
+from trimtab.stats.clustered import design_effect, exposures, proneness
 from trimtab.stats.proportions import wilson_interval
 
 Array = npt.NDArray[np.float64]
@@ -83,6 +83,14 @@ class Scenario:
     users: int = 0  # sticky users (0: each request assigned on its own)
     zipf: float = 1.0  # users' activity ~ 1 / rank^zipf
     proneness_shape: float = 0.5  # users' error multipliers ~ Gamma(shape, 1 / shape)
+    # users' error multipliers also grow with their activity, as activity^this (traffic-
+    # weighted mean 1): heavy users, met first, err more (0: unrelated)
+    activity_proneness: float = 0.0
+    # the day before the rollout, each user's requests and errors at its own rate, known to
+    # the error test (a CUPED-style covariate; 0: not used); `persistence` of a user's
+    # error-proneness from that day into the rollout (1: the same; 0: drawn afresh)
+    pre_period_s: float = 0.0
+    persistence: float = 1.0
     scored_share: float = 0.0  # answers scored online (0: none, quality_score never runs)
     quality_shift: float = 0.0  # the candidate's mean score minus stable's
     pass_fail: bool = False  # scores are 0 or 1 (a pass/fail scorer), not Beta
@@ -106,6 +114,7 @@ EVERY_REQUEST = Plan(
 TIER_1 = DEFAULT_PLAN.for_tier(1)
 TIER_1_EARLY = TIER_1.model_copy(update={"promote_early": True})
 TWO_A_MINUTE = 2.0 / 60.0
+FIRST_SEEN = DEFAULT_PLAN.model_copy(update={"assignment": "first_seen"})
 QUALITY_REQUIRED = DEFAULT_PLAN.model_copy(
     update={"metrics": {"quality_score": MetricRule(required=True)}}
 )
@@ -134,6 +143,81 @@ SCENARIOS = (
         users=2000,
         zipf=1.0,
         max_rollouts=300,
+    ),
+    Scenario(
+        "healthy, 2,000 sticky users, Zipf 1.0, heavy users err more",
+        users=2000,
+        zipf=1.0,
+        activity_proneness=0.3,
+        max_rollouts=300,
+        tags=("sticky",),
+    ),
+    Scenario(
+        "healthy, 2,000 sticky users, Zipf 1.0, first version kept",
+        users=2000,
+        zipf=1.0,
+        plan=FIRST_SEEN,
+        max_rollouts=300,
+        tags=("sticky",),
+    ),
+    Scenario(
+        "healthy, 2,000 sticky users, Zipf 1.0, heavy users err more, first version kept",
+        users=2000,
+        zipf=1.0,
+        activity_proneness=0.3,
+        plan=FIRST_SEEN,
+        max_rollouts=300,
+        tags=("sticky",),
+    ),
+    Scenario(
+        "healthy, 2,000 sticky users, Zipf 1.0, adjusted for the day before",
+        users=2000,
+        zipf=1.0,
+        activity_proneness=0.3,
+        pre_period_s=86_400,
+        max_rollouts=300,
+        tags=("sticky",),
+    ),
+    Scenario(
+        "healthy, 2,000 sticky users, Zipf 1.0, adjusted, proneness half persistent",
+        users=2000,
+        zipf=1.0,
+        activity_proneness=0.3,
+        pre_period_s=86_400,
+        persistence=0.5,
+        max_rollouts=300,
+        tags=("sticky",),
+    ),
+    Scenario(
+        "errors 1 % -> 2 % (2x), 2,000 sticky users, Zipf 1.0, adjusted",
+        healthy=False,
+        error_factor=2.0,
+        users=2000,
+        zipf=1.0,
+        activity_proneness=0.3,
+        pre_period_s=86_400,
+        max_rollouts=300,
+        tags=("sticky",),
+    ),
+    Scenario(
+        "errors 1 % -> 1.5 % (+50 %), 2,000 sticky users, Zipf 1.0, adjusted",
+        healthy=False,
+        error_factor=1.5,
+        users=2000,
+        zipf=1.0,
+        activity_proneness=0.3,
+        pre_period_s=86_400,
+        max_rollouts=300,
+        tags=("sticky",),
+    ),
+    Scenario(
+        "errors 1 % -> 2 % (2x), 2,000 sticky users, Zipf 1.0",
+        healthy=False,
+        error_factor=2.0,
+        users=2000,
+        zipf=1.0,
+        max_rollouts=300,
+        tags=("sticky",),
     ),
     Scenario("healthy, tier 1 (margins x 1.5)", plan=TIER_1, tags=("item2",)),
     Scenario("healthy, tier 1, promote early", plan=TIER_1_EARLY, tags=("item2",)),
@@ -339,11 +423,29 @@ def simulate(
         act = 1.0 / np.arange(1, u + 1) ** sc.zipf
         cum = np.cumsum(act / act.sum())
         prone = rng.gamma(sc.proneness_shape, 1.0 / sc.proneness_shape, (r, u))
+        if sc.activity_proneness:
+            tilt = act**sc.activity_proneness
+            prone = prone * tilt / (tilt * act).sum() * act.sum()
+        x_pre = None
+        if sc.pre_period_s > 0:
+            n_pre = rng.poisson(sc.rate * sc.pre_period_s * act / act.sum(), (r, u))
+            k_pre = rng.binomial(n_pre, np.minimum(sc.error_rate * prone, 1.0))
+            x_pre = proneness(k_pre, n_pre)
+            if sc.persistence < 1.0:  # the rollout's proneness: partly the day before's
+                fresh = rng.gamma(sc.proneness_shape, 1.0 / sc.proneness_shape, (r, u))
+                prone = prone**sc.persistence * fresh ** (1.0 - sc.persistence)
+                prone = prone / (prone * act).sum(axis=1, keepdims=True) * act.sum()
         bucket = rng.random((r, u))
+        # the plan's assignment: by bucket at the current stage (a user moves to the
+        # candidate once, as the stage widens), or the arm first given, kept
+        by_bucket = plan.assignment == "bucket"
+        # each window's arm per user, as the controller sees it (by bucket: fixed per stage)
+        window_arm = bucket[:, None, :] < percent[:w, None][None, :, :]
         assigned = np.full((r, u), -1, dtype=np.int8)
         n_u = np.zeros((r, w, u))
         k_u = np.zeros((r, w, u))
     dispersion: dict[str, Array] = {}
+    exposure: Array | None = None  # (R, 2, W): the error test's requests as exposures
     for look in range(looks):
         now = (look + 1) * look_s
         live = status < 2
@@ -358,10 +460,14 @@ def simulate(
         # --- traffic of this look: m requests per rollout
         if sticky:
             users = np.minimum(np.searchsorted(cum, rng.random((r, m))), u - 1)
-            new = assigned[rows[:, None], users] < 0
             got = (bucket[rows[:, None], users] < share[:, None]).astype(np.int8)
-            assigned[rows[:, None], users] = np.where(new, got, assigned[rows[:, None], users])
-            on_c = assigned[rows[:, None], users] == 1
+            if by_bucket:
+                on_c = got == 1
+            else:
+                new = assigned[rows[:, None], users] < 0
+                kept = np.where(new, got, assigned[rows[:, None], users])
+                assigned[rows[:, None], users] = kept
+                on_c = assigned[rows[:, None], users] == 1
             p_req = p_err * prone[rows[:, None], users]
         else:
             on_c = rng.random((r, m)) < share[:, None]
@@ -399,9 +505,12 @@ def simulate(
             seen = live[:, None] & np.ones_like(err)
             n_u += np.bincount(idx[seen], minlength=r * w * u).reshape(r, w, u)
             k_u += np.bincount(idx[seen & err], minlength=r * w * u).reshape(r, w, u)
+            arm_u = window_arm if by_bucket else assigned == 1
             if look % 4 == 0:  # the design effect moves slowly: every fourth look
-                d = design_effect(k_u, n_u, assigned == 1)
+                d = design_effect(k_u, n_u, arm_u, proneness=x_pre)
                 dispersion = {"error_rate": d}
+            if x_pre is not None:  # the exposures move with every request: every look
+                exposure = exposures(n_u, arm_u, x_pre)
         # --- the controller's judgement
         tails_s: dict[str, Array] = {}
         tails_c: dict[str, Array] = {}
@@ -428,7 +537,11 @@ def simulate(
         regressed = np.zeros(r, bool)
         required_ok = np.ones(r, bool)
         for spec in specs:
-            reg, ok = evidence(spec, s_arr, c_arr, dispersion)
+            s_m, c_m = s_arr, c_arr
+            if exposure is not None and spec.metric is Metric.ERROR_RATE:
+                s_m = replace(s_arr, n=exposure[:, 0])
+                c_m = replace(c_arr, n=exposure[:, 1])
+            reg, ok = evidence(spec, s_m, c_m, dispersion)
             bad, good = verdicts(spec, reg, ok)
             rolled_by[spec.name] |= bad & live
             regressed |= bad

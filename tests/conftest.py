@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.policy.support import PolicyFactory, StateFactory, config
-from tests.rollouts.support import FAST, STEPWISE
+from tests.rollouts.support import FAST, STEPWISE, WIDENING_FIRST_SEEN
 from tests.support import (
     ROUTE_KEYS,
     GatewayFactory,
@@ -202,7 +202,10 @@ def rollouts_running(gateway: GatewayFactory, upstream: MockUpstream, tmp_path: 
         keys=ROUTE_KEYS,
         providers=providers,
         models=models,
-        rollouts={"check_interval_s": 0.05, "plans": {"fast": FAST, "stepwise": STEPWISE}},
+        rollouts={
+            "check_interval_s": 0.05,
+            "plans": {"fast": FAST, "stepwise": STEPWISE, "first-seen": WIDENING_FIRST_SEEN},
+        },
     )
 
 

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from trimtab.canary.analysis import analyze
-from trimtab.canary.arm_stats import ArmStats, LatencySamples, SketchLatency
+from trimtab.canary.arm_stats import ArmStats, LatencySamples, SketchLatency, UnitCounts
+from trimtab.canary.clustering import unit_dispersion
 from trimtab.canary.decision import Action, StageGate, decide, evaluate
 from trimtab.canary.metrics import DEFAULT_METRICS, Metric, MetricSpec, latency_thresholds
 from trimtab.canary.plans import Stage
+from trimtab.stats.clustered import design_effect
 from trimtab.stats.intervals import mixture_rho
 from trimtab.stats.means import difference_evidence, mean_evidence
 from trimtab.stats.rates import rate_evidence, rate_mixtures
@@ -276,3 +278,32 @@ def test_the_guardrail_rate_is_judged_like_the_refusal_rate() -> None:
     as_refusals = MetricSpec(Metric.REFUSAL_RATE, tolerance=spec.tolerance)
     refused = analyze(ArmStats(n=5000, refusals=250), ArmStats(n=500, refusals=75), [as_refusals])
     assert refused[0].log_e_regression == worse.log_e_regression
+
+
+def _by_unit(units: dict[str, tuple[int, int]]) -> ArmStats:
+    keys = tuple(units)
+    n = np.array([units[k][0] for k in keys], dtype=float)
+    errors = np.array([units[k][1] for k in keys], dtype=float)
+    zeros = np.zeros(len(keys))
+    counts = UnitCounts(keys, n, errors, zeros, zeros)
+    return ArmStats(n=int(n.sum()), errors=int(errors.sum()), units=counts)
+
+
+def test_a_user_who_moved_arms_between_stages_is_one_unit_of_the_design_effect() -> None:
+    """Window 0 (10 %): user:a on stable. Window 1 (50 %, by bucket): user:a on the
+    candidate. One cluster across both arms, as stats.clustered takes per-window arms."""
+    rng = np.random.default_rng(7)
+    base = {f"user:{i}": (int(rng.integers(1, 20)), 0) for i in range(60)}
+    with_errors = {k: (n, int(rng.binomial(n, 0.05))) for k, (n, _) in base.items()}
+    keys = list(with_errors)
+    s0 = {k: with_errors[k] for k in keys[:54]}
+    c0 = {k: with_errors[k] for k in keys[54:]}
+    s1 = {k: with_errors[k] for k in keys[:30]}
+    c1 = {k: with_errors[k] for k in keys[30:]}  # users 30..53 moved to the candidate
+    (spec,) = [m for m in DEFAULT_METRICS if m.metric is Metric.ERROR_RATE]
+    stable, candidate = [_by_unit(s0), _by_unit(s1)], [_by_unit(c0), _by_unit(c1)]
+    got = unit_dispersion(stable, candidate, [spec])[spec.name].d
+    n = np.array([[with_errors[k][0] for k in keys]] * 2, dtype=float)
+    k = np.array([[with_errors[key][1] for key in keys]] * 2, dtype=float)
+    arm = np.array([[i >= 54 for i in range(60)], [i >= 30 for i in range(60)]])
+    assert float(got) == pytest.approx(float(design_effect(k, n, arm)), rel=1e-12)

@@ -83,3 +83,15 @@ def test_quality_is_judged_on_the_scored_answers_through_the_controllers_path() 
     out = sim.simulate(worse, ROLLOUTS, np.random.default_rng(15))
     assert out.by_metric["quality_score"] >= 0.9, out.by_metric
     assert float(np.mean(out.action == sim.PROMOTE)) <= _bound(0.01)
+
+
+def test_sticky_users_who_differ_roll_back_a_healthy_candidate_at_most_alpha() -> None:
+    """2,000 users, Zipf 1.0 activity, error-proneness varying (Gamma 0.5) and higher for
+    the heavy users met first; assigned by bucket as the stages widen: the error test at the
+    unit of assignment rolls a healthy candidate back at most 1 % of the time."""
+    sim = _sim()
+    sc = sim.Scenario(
+        "sticky", plan=FAST, look_requests=LOOK, users=2000, zipf=1.0, activity_proneness=0.3
+    )
+    out = sim.simulate(sc, ROLLOUTS, np.random.default_rng(16))
+    assert float(np.mean(out.action == sim.ROLLBACK)) <= _bound(0.01), out.by_metric

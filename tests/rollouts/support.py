@@ -32,6 +32,9 @@ FAST = {
     ]
 }
 
+# the same, each caller keeping the version it was first given (in the shared state)
+FAST_FIRST_SEEN = {**FAST, "assignment": "first_seen"}
+
 
 # a healthy rollout's plan: every stage short, promotion still needs the required metrics
 STEPWISE = {
@@ -40,6 +43,18 @@ STEPWISE = {
         for p in (10, 25, 50, 100)
     ],
     "metrics": {"latency_p95": {"tolerance": 0.2}},
+}
+
+# stages that widen on their minimums alone, each caller keeping its first version
+WIDENING_FIRST_SEEN = {
+    "stages": [
+        {"percent": p, "min_duration_s": 0, "min_canary_requests": 50, "max_duration_s": 600}
+        for p in (10, 50, 100)
+    ],
+    "metrics": {
+        name: {"required": False} for name in ("error_rate", "latency_p95", "cost", "refusal_rate")
+    },
+    "assignment": "first_seen",
 }
 
 

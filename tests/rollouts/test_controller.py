@@ -233,6 +233,41 @@ def test_one_error_prone_user_on_the_candidate_is_not_a_regression_of_the_versio
     assert units.rest_n == 0 and len(units.keys) == 31
 
 
+def test_users_own_error_rates_the_day_before_adjust_the_error_test(
+    engine: Engine, store: RolloutStore
+) -> None:
+    """The heavy, error-prone user erred as often the day before the rollout: its errors on
+    the candidate are what was expected of it, the design effect left is smaller than
+    without the day before, and the decision says what it adjusted for."""
+    ro = start(store)
+    day_before = ro.started_at - timedelta(hours=3)
+    stable_users = [f"s{i}" for i in range(60)]
+    for i, user in enumerate(stable_users):
+        record(engine, 1, 90, errors=1 if i % 2 else 0, seed=i, user=user, at=day_before)
+    record(engine, 1, 300, errors=15, seed=300, user="heavy", at=day_before)
+    record(engine, 1, 50, errors=5, seed=301, user="old", at=ro.started_at - timedelta(days=2))
+    for i, user in enumerate(stable_users):
+        record(engine, 1, 90, errors=1 if i % 2 else 0, seed=400 + i, user=user)
+    record(engine, 2, 300, errors=15, seed=100, user="heavy")
+    for i in range(30):
+        record(engine, 2, 10, errors=1 if i % 10 == 0 else 0, seed=200 + i, user=f"c{i}")
+    ctl = controller(store)
+    before = ctl.before(ro)
+    assert len(before.keys) == 61 and "user:old" not in before.keys  # one day, not two
+    assert before.n[before.keys.index("user:heavy")] == 300
+    stable, candidate = ctl.windows(ro)
+    plain = analyze(stable, candidate, ro.plan.specs())
+    ctl.step(ro)
+    decision = current(store).last_decision
+    assert decision is not None and decision["action"] != "rollback"
+    err = next(m for m in decision["metrics"] if m["metric"] == "error_rate")
+    assert "adjusted for 61 users' rates before the rollout" in err["note"]
+    assert err["n_candidate"] == 600 and err["n_stable"] == 5400  # requests, not exposures
+    d_adjusted = float(err["note"].split("design effect ")[1].split(";")[0])
+    d_plain = float(plain[0].note.rsplit("design effect ", 1)[1])
+    assert 1.0 <= d_adjusted < d_plain
+
+
 def test_a_plan_that_promotes_early_promotes_from_the_stage_where_the_evidence_is_in(
     engine: Engine, store: RolloutStore
 ) -> None:

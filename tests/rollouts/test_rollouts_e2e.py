@@ -31,15 +31,20 @@ from tests.support import (
 from trimtab.store.tables import requests
 
 
-def versions_by_user(running: Running, before: str) -> dict[str, set[str]]:
-    """The versions each user was served by requests that started before `before`."""
+def versions_by_user(running: Running, before: str) -> dict[str, list[str]]:
+    """The versions each user was served by requests that started before `before`, in the
+    order the requests started (the id breaks ties: it orders by time too)."""
     cut = datetime.fromisoformat(before)
     c = requests.c
-    query = select(c.user_id, c.version).where(c.route == "faq", c.started_at < cut)
-    out: dict[str, set[str]] = {}
+    query = (
+        select(c.user_id, c.version)
+        .where(c.route == "faq", c.started_at < cut)
+        .order_by(c.started_at, c.id)
+    )
+    out: dict[str, list[str]] = {}
     with running.engine.connect() as conn:
         for user, version in conn.execute(query):
-            out.setdefault(user, set()).add(version)
+            out.setdefault(user, []).append(version)
     assert len(out) > 50
     return out
 
@@ -55,8 +60,8 @@ def test_a_failing_candidate_is_rolled_back_without_a_human(running: Running) ->
     decision = final["last_decision"]
     assert decision["action"] == "rollback"
     assert any("error_rate" in r for r in decision["reasons"])
-    # sticky: nobody saw both versions while the rollout ran
-    assert all(len(v) == 1 for v in versions_by_user(running, final["ended_at"]).values())
+    # sticky: with one stage, nobody saw both versions while the rollout ran
+    assert all(len(set(v)) == 1 for v in versions_by_user(running, final["ended_at"]).values())
     # after the rollback, no request is served by the candidate
     assert {call(running, f"u{i}") for i in range(50)} == {"v1"}
     kinds = [e["kind"] for e in api(running, "GET", "/api/routes/faq/timeline").json()["data"]]
@@ -119,13 +124,35 @@ async def test_a_healthy_candidate_is_promoted_through_every_stage(running: Runn
     assert stages == [10, 25, 50]
     promote = [e for e in events if e["kind"] == "promote"]
     assert len(promote) == 1 and promote[0]["actor"] == "controller"
-    # returning users kept one version through all three stages
+    # by bucket (the default assignment): a returning user on the candidate stayed there,
+    # and the stages that widened moved some from stable onto it, never back
     seen = versions_by_user(running, final["ended_at"])
     assert {f"u{i}" for i in range(50)} <= seen.keys()
-    assert all(len(v) == 1 for v in seen.values())
+    assert all(v == sorted(v) for v in seen.values())  # "v1"... then "v2"...
+    moved = [u for u, v in seen.items() if v[0] == "v1" and v[-1] == "v2"]
+    assert moved and all(u.startswith("u") for u in moved)  # new users came once
     # promoted: the candidate is stable now, for everyone
     assert {call(running, f"u{i}") for i in range(50)} == {"v2"}
     assert api(running, "GET", "/api/routes/faq").json()["stable_version"] == 2
+
+
+async def test_with_first_seen_a_returning_user_keeps_its_version_as_stages_widen(
+    running: Running,
+) -> None:
+    apply(running, routes_yaml("sim-1"))
+    apply(running, routes_yaml("sim-1", greeting="Hi"))
+    resp = api(running, "POST", "/api/routes/faq/rollouts", to="v2", plan="first-seen", reason="go")
+    assert resp.status_code == 201, resp.text
+    await _traffic(running, {"promoted", "rolled_back", "paused"}, limit=20_000)
+    final = status(running)
+    assert final["status"] == "promoted", final["last_decision"]
+    assert final["assignment"] == "first_seen"
+    events = api(running, "GET", "/api/routes/faq/timeline").json()["data"]
+    assert [e["detail"]["percent"] for e in events if e["kind"] == "rollout_stage"] == [10, 50]
+    seen = versions_by_user(running, final["ended_at"])
+    returning = {u: v for u, v in seen.items() if u.startswith("u")}
+    assert len(returning) == 50 and all(len(v) > 2 for v in returning.values())
+    assert all(len(set(v)) == 1 for v in returning.values())  # not one moved
 
 
 def test_manual_rollback_takes_effect_on_the_next_request(running: Running) -> None:

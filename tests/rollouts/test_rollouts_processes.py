@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.rollouts.support import FAST, route_call, routes_yaml
+from tests.rollouts.support import FAST_FIRST_SEEN, route_call, routes_yaml
 from tests.support import (
     OPERATOR_KEY,
     ROUTE_KEYS,
@@ -45,7 +45,8 @@ def two_gateways(
             keys=ROUTE_KEYS,
             state={"url": redis_server.url},
             # the controller must not end the rollout while the test looks at it
-            rollouts={"check_interval_s": 3600, "plans": {"fast": FAST}},
+            # each user keeps the version first given, remembered in Redis by both
+            rollouts={"check_interval_s": 3600, "plans": {"fast": FAST_FIRST_SEEN}},
         )
         proc, url = start_gateway(config, tmp_path, f"gw{i}")
         procs.append(proc)

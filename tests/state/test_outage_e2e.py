@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from redis import Redis
 
-from tests.rollouts.support import FAST, route_call, routes_yaml
+from tests.rollouts.support import FAST_FIRST_SEEN, route_call, routes_yaml
 from tests.support import (
     ADMIN_KEY,
     APP_KEY,
@@ -89,7 +89,7 @@ def test_a_redis_outage_is_served_from_process_local_state(
         keys=ROUTE_KEYS,
         models={**models, "guarded": GUARDED},
         state={"url": killable_redis.url, "probe_interval_s": 0.05},
-        rollouts={"check_interval_s": 3600, "plans": {"fast": FAST}},
+        rollouts={"check_interval_s": 3600, "plans": {"fast": FAST_FIRST_SEEN}},
     )
     operator(running, "/api/routes/apply", yaml=routes_yaml("sim-1"), message="v1")
     operator(running, "/api/routes/apply", yaml=routes_yaml("sim-1", greeting="Hi"), message="v2")

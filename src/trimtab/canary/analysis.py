@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from trimtab.canary.arm_stats import ArmStats
+from trimtab.canary.arm_stats import ArmStats, UnitCounts
+from trimtab.canary.clustering import unit_dispersion
 from trimtab.canary.metrics import DEFAULT_METRICS, Metric, MetricSpec, latency_thresholds
-from trimtab.stats.clustered import MIN_UNITS, NO_EVIDENCE, design_effect
+from trimtab.stats.clustered import MIN_UNITS, NO_EVIDENCE
 from trimtab.stats.intervals import FloatArray, mixture_rho
 from trimtab.stats.means import compare_means, difference_evidence, mean_evidence
 from trimtab.stats.rates import compare_rates, rate_evidence, rate_mixtures
@@ -35,7 +36,6 @@ __all__ = [
     "pooled_quantile",
     "quality_note",
     "still_needed",
-    "unit_dispersion",
     "verdicts",
 ]
 
@@ -200,11 +200,14 @@ def still_needed(
     stable: ArmArrays,
     candidate: ArmArrays,
     dispersion: Mapping[str, FloatArray] | None = None,
+    canary_requests: float | None = None,
 ) -> float | None:
     """Canary requests the pass test still needs if the current estimates held (both arms
     growing in the proportions so far); None when even 1000 times the data would not pass
-    (the estimate sits at or beyond the margin). A projection, not a promise."""
-    n_c = float(np.sum(candidate.n))
+    (the estimate sits at or beyond the margin). A projection, not a promise.
+    ``canary_requests`` is the candidate's requests so far when ``candidate.n`` holds
+    exposures (:class:`Clustered`)."""
+    n_c = float(np.sum(candidate.n)) if canary_requests is None else canary_requests
     if n_c <= 0:
         return None
     _, ok = evidence(spec, stable.scaled(_GROWTH), candidate.scaled(_GROWTH), dispersion)
@@ -276,58 +279,13 @@ def _latency_counts(windows: Sequence[ArmStats]) -> FloatArray:
     return np.array([0.0 if w.latency is None else w.latency.count for w in windows])
 
 
-CLUSTERED = {
-    Metric.ERROR_RATE: "errors",
-    Metric.REFUSAL_RATE: "refusals",
-    Metric.GUARDRAIL_RATE: "guardrail_fired",
-}
-
-
-def unit_dispersion(
-    stable: Sequence[ArmStats], candidate: Sequence[ArmStats], specs: Sequence[MetricSpec]
-) -> dict[str, FloatArray]:
-    """The design effect of the error, refusal and guardrail tests from the windows' per-user counts
-    (:func:`trimtab.stats.clustered.design_effect`); empty unless every window of both
-    arms has them. A user seen in several windows is one unit across them."""
-    if not all(w.units is not None for w in (*stable, *candidate)):
-        return {}
-    index: dict[tuple[int, str], int] = {}
-    for arm, windows in enumerate((stable, candidate)):
-        for w in windows:
-            assert w.units is not None
-            for key in w.units.keys:
-                index.setdefault((arm, key), len(index))
-    n_w, n_u = len(stable), len(index)
-    n = np.zeros((n_w, n_u))
-    events = {attr: np.zeros((n_w, n_u)) for attr in CLUSTERED.values()}
-    rest_n = np.zeros((2, n_w))
-    rest = {attr: np.zeros((2, n_w)) for attr in CLUSTERED.values()}
-    for arm, windows in enumerate((stable, candidate)):
-        for i, w in enumerate(windows):
-            units = w.units
-            assert units is not None
-            cols = np.array([index[(arm, k)] for k in units.keys], dtype=np.int64)
-            n[i, cols] = units.n
-            rest_n[arm, i] = units.rest_n
-            for attr in CLUSTERED.values():
-                events[attr][i, cols] = getattr(units, attr)
-                rest[attr][arm, i] = getattr(units, "rest_" + attr)
-    on_candidate = np.zeros(n_u, dtype=bool)
-    on_candidate[[j for (arm, _), j in index.items() if arm == 1]] = True
-    out: dict[str, FloatArray] = {}
-    for spec in specs:
-        name = CLUSTERED.get(spec.metric)
-        if name is not None:
-            out[spec.name] = design_effect(events[name], n, on_candidate, rest[name], rest_n)
-    return out
-
-
 def analyze(
     stable: ArmStats | Sequence[ArmStats],
     candidate: ArmStats | Sequence[ArmStats],
     specs: Sequence[MetricSpec] = DEFAULT_METRICS,
     *,
     latency_reference_ms: Mapping[float, float] | None = None,
+    before: UnitCounts | None = None,
 ) -> tuple[MetricResult, ...]:
     """Judge every metric in ``specs``; one :class:`MetricResult` each, in order.
 
@@ -339,6 +297,10 @@ def analyze(
     quantile, fixed before the analysis starts (e.g. stable's p95 over the hour before the
     rollout). Without one, stable's own quantile over the analysed windows is used, which is
     the same test asymptotically but no longer exact.
+
+    ``before`` is the route's requests per unit of assignment before the rollout: with
+    per-user counts in every window, the error, refusal and guardrail tests then adjust
+    for each user's own rate before the rollout (:func:`unit_dispersion`).
 
     Verdicts come from :func:`evidence`. Each result's estimate, interval and margin are
     those of the non-inferiority (pass) test; where the regression test runs at another
@@ -358,25 +320,36 @@ def analyze(
             refs[spec.name] = (ref, note)
             s_tails[spec.name], c_tails[spec.name] = _tails(s_w, t_s), _tails(c_w, t_c)
     s_arr, c_arr = arm_arrays(s_w, s_tails), arm_arrays(c_w, c_tails)
-    dispersion = unit_dispersion(s_w, c_w, specs)
+    by_unit = unit_dispersion(s_w, c_w, specs, before)
+    dispersion = {name: c.d for name, c in by_unit.items()}
     out: list[MetricResult] = []
     for spec in specs:
         d = float(dispersion.get(spec.name, 1.0))
-        le_reg, le_ok = evidence(spec, s_arr, c_arr, dispersion)
+        unit = by_unit.get(spec.name)
+        s_m, c_m = s_arr, c_arr
+        if unit is not None and unit.n is not None:  # requests as exposures
+            s_m, c_m = replace(s_arr, n=unit.n[0]), replace(c_arr, n=unit.n[1])
+        le_reg, le_ok = evidence(spec, s_m, c_m, dispersion)
         reg, ok = (float(x) for x in (le_reg, le_ok))
-        result = _interval(spec, spec.pass_margin, s_arr, c_arr, d)
-        if spec.name in dispersion:
+        result = _interval(spec, spec.pass_margin, s_m, c_m, d)
+        if unit is not None:
             clustered = (
                 f"sticky users: fewer than {MIN_UNITS} per arm, no evidence yet"
                 if d >= NO_EVIDENCE
                 else f"sticky users: design effect {d:.3g}"
             )
+            if unit.n is not None:
+                clustered += f"; adjusted for {unit.adjusted} users' rates before the rollout"
+                # the requests, not their exposures, are what the arms served
+                result = replace(
+                    result, n_stable=float(s_arr.n.sum()), n_candidate=float(c_arr.n.sum())
+                )
             result = replace(
                 result, note=f"{result.note}; {clustered}" if result.note else clustered
             )
         rollback = None
         if spec.pass_margin != spec.tolerance:
-            r = _interval(spec, spec.tolerance, s_arr, c_arr, d)
+            r = _interval(spec, spec.tolerance, s_m, c_m, d)
             rollback = Interval(r.method, r.estimate_kind, r.estimate, r.lower, r.upper, r.margin)
         if spec.metric is Metric.QUALITY_SCORE:
             result = replace(result, note=quality_note(spec, result))
@@ -396,7 +369,7 @@ def analyze(
         )
         needed = None
         if spec.required and verdict is Verdict.INCONCLUSIVE:
-            needed = still_needed(spec, s_arr, c_arr, dispersion)
+            needed = still_needed(spec, s_m, c_m, dispersion, float(np.sum(c_arr.n)))
         out.append(
             replace(
                 result,

@@ -1,9 +1,14 @@
 """Sticky assignment: which version a request of a rollout is served by.
 
-A caller (user, else session, else the request itself) is bucketed once, by a hash of the
-rollout and the caller, and keeps that version for the whole rollout: the first
-assignment is remembered (in the shared state), so widening a stage only brings new
-callers onto the candidate and nobody sees answers flip between versions.
+A caller (user, else session, else the request itself) is bucketed by a hash of the
+rollout and the caller, once for the whole rollout. By default (a plan's `assignment:
+bucket`) the callers whose bucket is under the stage's percentage are on the candidate:
+each stage reaches its share of callers, a caller on the candidate stays there as stages
+widen, and a caller on stable moves to the candidate at most once, never back. With
+`assignment: first_seen` the version a caller was first given is remembered in the shared
+state (gateway/service.py) and kept: nobody's version changes, but a caller met at 1 % on
+stable stays there, so with returning callers the candidate's share of traffic lags the
+plan's (docs/canary.md measures it: a "50 %" stage serving about 1 %).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ and how strictly each metric is judged."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -56,6 +57,12 @@ class Plan(BaseModel):
     # scale the default tolerances and margins with the route's risk tier (TIER_SCALE);
     # a metric the plan sets itself is left as set
     scale_with_tier: bool = True
+    # who is on the candidate (canary/assignment.py): "bucket", the callers whose bucket is
+    # under the stage's percentage, so each stage reaches its share of callers (a caller
+    # moves to the candidate at most once, never back); "first_seen", the version a caller
+    # was first given, kept for the whole rollout (nobody's version changes, but returning
+    # callers met at 1 % stay on stable, and the candidate's share of traffic lags the plan)
+    assignment: Literal["bucket", "first_seen"] = "bucket"
 
     @model_validator(mode="after")
     def _increasing(self) -> Plan:

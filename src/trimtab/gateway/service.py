@@ -283,13 +283,17 @@ class Gateway:
         return client_response(wire, provider_wire, served.parsed, served.raw, name)
 
     async def _assigned(self, body: dict[str, Any], key: str, tenant: str) -> Version | None:
-        """During a rollout, the version this caller was first given: remembered in the
-        shared state, so a caller keeps one version for the whole rollout."""
+        """During a rollout whose plan keeps the first version given (`assignment:
+        first_seen`), the version this caller was first given: remembered in the shared
+        state, so a caller keeps one version for the whole rollout. None otherwise: the
+        caller's bucket decides (rollouts/table.py), with no state to ask."""
         model = body.get("model")
         if not isinstance(model, str) or not model.startswith(ROUTE_PREFIX):
             return None
         entry = self._routes.get(model[len(ROUTE_PREFIX) :], tenant)  # names are per tenant
-        if entry is None or entry.canary is None or key.startswith("request:"):
+        if entry is None or entry.canary is None or not entry.canary.remember:
+            return None
+        if key.startswith("request:"):
             return None
         canary = entry.canary
         chosen = self._routes.version_for(entry, key)

@@ -161,3 +161,6 @@ class CanaryRow:
     number: int
     digest: str
     percent: float
+    # the plan's assignment (canary/plans.py): a rollout stored before plans had one kept
+    # the first version given, and keeps doing so
+    remember: bool = False

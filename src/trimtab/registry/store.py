@@ -168,6 +168,7 @@ class RouteStore:
                     number,
                     digest,
                     float(plan["stages"][stage]["percent"]),
+                    plan.get("assignment", "first_seen") == "first_seen",
                 )
                 for scope, route, rid, number, digest, plan, stage in conn.execute(query)
             ]

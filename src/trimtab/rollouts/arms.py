@@ -4,7 +4,7 @@ window."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,8 @@ MAX_LATENCY_ROWS = 200_000  # bound on the latencies one window reads per arm
 # bound on the users (units of assignment) one window reads per arm: the most active first;
 # the requests of the others count as one unit each (docs/canary.md)
 MAX_UNIT_ROWS = 50_000
+# the period before a rollout whose per-user rates adjust its tests (docs/canary.md)
+PRE_PERIOD_S = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,50 @@ class ArmReader:
         arm = self._arm(route, number, start, end)
         return with_quality(arm, self._quality(route, number, start, end))
 
+    def before(self, ro: RolloutRow, period_s: float = PRE_PERIOD_S) -> UnitCounts:
+        """The route's requests per unit of assignment in the ``period_s`` before the
+        rollout started, whatever version served them: each user's own rates before the
+        rollout, the covariate of the error, refusal and guardrail tests
+        (canary.clustering.unit_dispersion)."""
+        c = requests.c
+        start = ro.started_at - timedelta(seconds=period_s)
+        within = [
+            c.route == ro.key.name,
+            self._callers(ro.key, c.tenant),
+            c.started_at >= start,
+            c.started_at < ro.started_at,
+            production(c.feature),
+        ]
+        with self.engine.connect() as conn:
+            units = conn.execute(self._per_unit(within)).all()
+        return _units(units, 0, 0, 0, 0)
+
+    def _per_unit(self, within: list[Any]) -> Any:
+        """Requests, errors, refusals and guardrail firings per unit of assignment, as
+        canary.assignment.sticky_key picks it: the user, else the session (a request with
+        neither is its own unit); the most active first, at most MAX_UNIT_ROWS."""
+        c = requests.c
+        reasons = cast(c.finish_reasons, Text)
+        refused = or_(*(reasons.like(f'%"{r}"%') for r in REFUSAL_FINISH_REASONS))
+        fired = guardrail_fired(self.engine.dialect.name, c.attributes)
+        # (the prefixes inlined: PostgreSQL must see the same expression in GROUP BY)
+        unit: ColumnElement[str] = func.coalesce(
+            literal_column("'user:'") + c.user_id, literal_column("'session:'") + c.session_id
+        )
+        return (
+            select(
+                unit,
+                func.count(),
+                func.coalesce(func.sum(case((c.status_code >= 500, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((refused, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((fired, 1), else_=0)), 0),
+            )
+            .where(*within, unit.is_not(None))
+            .group_by(unit)
+            .order_by(func.count().desc(), unit)
+            .limit(MAX_UNIT_ROWS)
+        )
+
     @staticmethod
     def _callers(route: RouteKey, tenant: Any) -> Any:
         """The requests and feedback of a route: records name the route, not its scope, so
@@ -148,25 +194,7 @@ class ArmReader:
             func.coalesce(func.sum(case((fired, 1), else_=0)), 0),
         ).where(*within)
         latencies = select(c.duration_ms).where(*within).limit(MAX_LATENCY_ROWS)
-        # the unit of assignment, as canary.assignment.sticky_key picks it: the user, else
-        # the session (a request with neither is its own unit)
-        # (the prefixes inlined: PostgreSQL must see the same expression in GROUP BY)
-        unit: ColumnElement[str] = func.coalesce(
-            literal_column("'user:'") + c.user_id, literal_column("'session:'") + c.session_id
-        )
-        per_unit = (
-            select(
-                unit,
-                func.count(),
-                func.coalesce(func.sum(case((c.status_code >= 500, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((refused, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((fired, 1), else_=0)), 0),
-            )
-            .where(*within, unit.is_not(None))
-            .group_by(unit)
-            .order_by(func.count().desc(), unit)
-            .limit(MAX_UNIT_ROWS)
-        )
+        per_unit = self._per_unit(within)
         f = feedback.c
         marks = [
             f.route == route.name,

@@ -32,7 +32,7 @@ from typing import Any
 from trimtab.alerts.signal import Signal
 from trimtab.audit.log import CONTROLLER
 from trimtab.canary.analysis import analyze
-from trimtab.canary.arm_stats import ArmStats
+from trimtab.canary.arm_stats import ArmStats, UnitCounts
 from trimtab.canary.decision import Action, Decision, decide
 from trimtab.refresher import Periodic
 from trimtab.rollouts.arms import with_quality
@@ -92,6 +92,8 @@ class RolloutController:
         self._closed: dict[tuple[str, int], tuple[ArmStats, ArmStats]] = {}
         # the closed windows whose online scores have settled too
         self._scored: set[tuple[str, int]] = set()
+        # rollout id -> the route's requests per user before it started (read once)
+        self._before: dict[str, UnitCounts] = {}
 
     async def start(self) -> None:
         self._loop.start()
@@ -106,6 +108,7 @@ class RolloutController:
         ids = {ro.id for ro in active}
         self._closed = {k: v for k, v in self._closed.items() if k[0] in ids}
         self._scored = {k for k in self._scored if k[0] in ids}
+        self._before = {k: v for k, v in self._before.items() if k in ids}
         for ro in active:
             if await asyncio.to_thread(self.step, ro):
                 changed += 1
@@ -121,7 +124,7 @@ class RolloutController:
         # at 100 % there is no stable traffic left to compare with: a clean stage whose
         # next step is 100 % promotes, and that step needs the required metrics to pass
         final = ro.stage + 1 == len(ro.plan.stages) or ro.plan.stages[ro.stage + 1].percent >= 100
-        results = analyze(stable, candidate, ro.plan.specs())
+        results = analyze(stable, candidate, ro.plan.specs(), before=self.before(ro))
         if ro.plan.promote_early and all(r.verdict is Verdict.PASS for r in results if r.required):
             final = True  # the evidence the plan asks for is in: the stages left add exposure
         decision = decide(
@@ -198,6 +201,14 @@ class RolloutController:
                 expires_at=now + timedelta(days=1),
             )
         )
+
+    def before(self, ro: RolloutRow) -> UnitCounts:
+        """The route's requests per user in the day before the rollout started (its
+        users' own rates: the covariate of the clustered tests), read once per rollout."""
+        got = self._before.get(ro.id)
+        if got is None:
+            got = self._before[ro.id] = self._store.arms.before(ro)
+        return got
 
     def windows(self, ro: RolloutRow) -> tuple[list[ArmStats], list[ArmStats]]:
         """Stable's and the candidate's stats, one per stage so far (rollouts/arms.py)."""

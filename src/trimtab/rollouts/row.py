@@ -43,7 +43,8 @@ class RolloutRow:
             stable_version=row.stable_version,
             candidate_version=row.candidate_version,
             plan_name=row.plan_name,
-            plan=Plan.model_validate(row.plan),
+            # a plan stored before plans had an assignment kept the first version given
+            plan=Plan.model_validate({"assignment": "first_seen", **row.plan}),
             stage=row.stage,
             stage_started_at=as_utc(row.stage_started_at),
             status=row.status,
@@ -82,6 +83,7 @@ class RolloutRow:
             "candidate_version": self.candidate_version,
             "plan": self.plan_name,
             "stages": [s.model_dump() for s in self.plan.stages],
+            "assignment": self.plan.assignment,
             "metrics": {
                 name: rule.model_dump(exclude_none=True) for name, rule in self.plan.metrics.items()
             },

@@ -48,11 +48,14 @@ class Version:
 
 @dataclass(frozen=True, slots=True)
 class Canary:
-    """A rollout in progress: `percent` of callers are served the candidate."""
+    """A rollout in progress: `percent` of callers are served the candidate; with
+    `remember`, each caller keeps the version it was first given (the plan's
+    `assignment: first_seen`), else the one its bucket gives at the current stage."""
 
     rollout_id: str
     candidate: Version
     percent: float
+    remember: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +195,7 @@ class RouteCache(Refresher):
             if c is not None:
                 candidate = version(c.key, c.number, c.digest)
                 if candidate is not None:
-                    canary = Canary(c.rollout_id, candidate, c.percent)
+                    canary = Canary(c.rollout_id, candidate, c.percent, c.remember)
             entry = RouteEntry(
                 r.name, r.key.tenant, r.owner, r.risk_tier, stable, canary, r.storage_bodies
             )
