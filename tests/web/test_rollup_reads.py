@@ -10,7 +10,9 @@ import pytest
 from ddsketch.pb.ddsketch_pb2 import DDSketch as DDSketchMessage
 from sqlalchemy import Engine
 
+from trimtab.policy.forecast_data import FORECAST_KINDS, daily_spend
 from trimtab.telemetry.costs import costs_by
+from trimtab.telemetry.hourly import compact
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.rollups import Rollup, group, minute_of
 from trimtab.telemetry.sketch import new_sketch, quantile, to_bytes
@@ -21,6 +23,7 @@ from trimtab.web.rollup_reads import (
     by_bucket,
     by_route,
     costs_by_dimensions,
+    daily_spend_by_dimensions,
     midnight,
     series,
 )
@@ -148,3 +151,34 @@ def test_bins_read_off_the_wire_equal_the_parsed_message() -> None:
     bins = Bins()
     bins.add(sparse.SerializeToString())
     assert bins.count == 6.0 and bins.quantile(1.0) == pytest.approx(1.02**10, rel=0.03)
+
+
+def test_costs_and_daily_spend_over_hours_and_days_equal_the_apis(engine: Engine) -> None:
+    """Four days of traffic, an eval run's among it, compacted into the hourly and daily
+    rows: the costs leave the eval run out as `costs_by` does; the daily spend the budget
+    forecasts are fitted on keeps it, as `daily_spend` (and budgets) do."""
+    records = _records(2000, 7)
+    rng = random.Random(8)
+    for i, r in enumerate(records):
+        r.started_at = NOW.timestamp() - rng.uniform(0, 4 * 86400)
+        r.feature = "eval:run_1" if i % 5 == 0 else rng.choice(("faq", None))
+    TelemetryStore(engine).write(records)
+    while compact(engine, datetime.now(UTC)):
+        pass
+    since = midnight(NOW) - timedelta(days=5)
+    for tenant in (None, "acme"):
+        got = costs_by_dimensions(engine, since, tenant)
+        assert not any(v.startswith("eval:") for v in got["feature"])
+        for d in COST_DIMENSIONS:
+            want = costs_by(engine, since, d, tenant)
+            assert set(got[d]) == set(want), d
+            for value, row in want.items():
+                assert (got[d][value].requests, got[d][value].errors) == (row.requests, row.errors)
+                assert got[d][value].cost_usd == pytest.approx(row.cost_usd)
+        daily = daily_spend_by_dimensions(engine, since, tenant)
+        assert "eval:run_1" in daily["feature"]
+        for kind in FORECAST_KINDS:
+            expected = daily_spend(engine, kind, since, tenant)
+            assert set(daily[kind]) == set(expected), kind
+            for value, days in expected.items():
+                assert daily[kind][value] == pytest.approx(days), (kind, value)

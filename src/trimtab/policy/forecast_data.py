@@ -4,7 +4,7 @@ same way on SQLite and PostgreSQL, as telemetry/costs.py does)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,8 @@ from trimtab.store.tables import rollups
 # budget scope kinds the rollups carry; a key's spend is in the request rows only
 FORECAST_KINDS = {"tenant": "tenant", "feature": "feature", "route": "route", "model": "model"}
 NOT_FORECAST = "key budgets are not forecast: the rollups do not carry the key"
+# a scope kind's daily spend from `since` on: value -> UTC date -> USD
+DailySpend = Callable[[str, datetime], dict[str, dict[date, float]]]
 
 
 def daily_spend(
@@ -42,10 +44,16 @@ def daily_spend(
 
 
 def budget_forecasts(
-    engine: Engine, budgets: Iterable[Mapping[str, Any]], now: datetime, tenant: str | None
+    engine: Engine,
+    budgets: Iterable[Mapping[str, Any]],
+    now: datetime,
+    tenant: str | None,
+    spend: DailySpend | None = None,
 ) -> tuple[list[BudgetForecast], list[dict[str, Any]]]:
     """Each budget value's forecast (`budgets`: the policy report's entries, with this
-    period's spend), and the values that are not forecast, with why."""
+    period's spend), and the values that are not forecast, with why. `spend` reads the
+    daily spend (default: `daily_spend` over the minute rollups; the console reads the hourly
+    and daily rows for the same sums)."""
     today = now.date()
     since = datetime(today.year, today.month, today.day, tzinfo=now.tzinfo) - timedelta(
         days=HISTORY_DAYS
@@ -63,7 +71,11 @@ def budget_forecasts(
                 )
                 continue
             if kind not in cache:
-                cache[kind] = daily_spend(engine, kind, since, tenant)
+                cache[kind] = (
+                    spend(kind, since)
+                    if spend is not None
+                    else daily_spend(engine, kind, since, tenant)
+                )
             value = str(entry["scope"]).partition(":")[2]
             daily = cache[kind].get(value, {})
             past = history(daily, today)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from trimtab.store.engine import as_utc
 from trimtab.store.tables import rollups, rollups_hour
 from trimtab.telemetry.costs import CostRow
 from trimtab.telemetry.hourly import DAY, HOUR, day_floor, dirty_spans
+from trimtab.telemetry.production import production
 from trimtab.telemetry.sketch import RELATIVE_ACCURACY
 
 _SPAN = 4096  # bins held at first; grows when a key falls outside
@@ -335,18 +336,41 @@ def costs_by_dimensions(
 ) -> dict[str, dict[str, CostRow]]:
     """What `telemetry.costs.costs_by` gives for each of COST_DIMENSIONS and "day" (each
     UTC date's, by its ISO date), from one scan of the minute, hour and day rows (grouped
-    by the four and the row's start, then folded here)."""
+    by the four and the row's start, then folded here); production traffic only, as
+    `costs_by` (eval runs' features left out)."""
     out: dict[str, dict[str, CostRow]] = {d: {} for d in (*COST_DIMENSIONS, "day")}
     with engine.connect() as conn:
         u = _rows(conn, since, tenant, None, 1440).c
         query = select(
             u.at, *(u[d] for d in COST_DIMENSIONS), func.sum(u.count), func.sum(u.errors),
             func.sum(u.input_tokens), func.sum(u.output_tokens), func.sum(u.cost_usd),
-        ).group_by(u.at, *(u[d] for d in COST_DIMENSIONS))  # fmt: skip
+        ).where(production(u.feature)).group_by(u.at, *(u[d] for d in COST_DIMENSIONS))  # fmt: skip
         for at, *values, count, errors, tokens_in, tokens_out, cost in conn.execute(query):
             row = CostRow(int(count or 0), int(errors or 0), int(tokens_in or 0),
                           int(tokens_out or 0), float(cost or 0.0))  # fmt: skip
             for d, value in zip(COST_DIMENSIONS, values, strict=True):
                 out[d].setdefault(str(value), CostRow()).add(row)
             out["day"].setdefault(as_utc(at).date().isoformat(), CostRow()).add(row)
+    return out
+
+
+def daily_spend_by_dimensions(
+    engine: Engine, since: datetime, tenant: str | None
+) -> dict[str, dict[str, dict[date, float]]]:
+    """What `policy.forecast_data.daily_spend` gives for each of COST_DIMENSIONS (value ->
+    UTC date -> USD, every request's spend, as budgets count it), from one scan of the
+    minute, hour and day rows."""
+    out: dict[str, dict[str, dict[date, float]]] = {d: {} for d in COST_DIMENSIONS}
+    with engine.connect() as conn:
+        u = _rows(conn, since, tenant, None, 1440).c
+        query = select(u.at, *(u[d] for d in COST_DIMENSIONS), func.sum(u.cost_usd)).group_by(
+            u.at, *(u[d] for d in COST_DIMENSIONS)
+        )
+        for at, *values, cost in conn.execute(query):
+            day = as_utc(at).date()
+            for d, value in zip(COST_DIMENSIONS, values, strict=True):
+                if value == "":
+                    continue
+                days = out[d].setdefault(str(value), {})
+                days[day] = days.get(day, 0.0) + float(cost or 0.0)
     return out
