@@ -1,5 +1,6 @@
 """`trimtab incident ...` against a running gateway: refusals as one error line, an empty
-list, an edited postmortem recorded from a file, a rule by reference, the viewer's reads."""
+list, a severity change, an edited postmortem recorded from a file, a rule by reference,
+the viewer's reads."""
 
 from __future__ import annotations
 
@@ -47,6 +48,11 @@ def test_an_edited_postmortem_and_a_rule_by_reference(running: Running, tmp_path
     incident_id = opened(running)
     code, out = trimtab(running, "incident", "list", api_key=VIEWER_KEY)
     assert code == 0 and incident_id in out and "spend doubled" in out and "SEV3" in out
+    code, out = trimtab(running, "incident", "severity", incident_id, "--sev", "2",
+                        "-m", "it doubled again")  # fmt: skip
+    assert code == 0 and "SEV2" in out, out
+    code, out = trimtab(running, "incident", "severity", incident_id, "--sev", "2", "-m", "x")
+    assert code == 1 and f"incident {incident_id} is SEV2 already" in out
     edited = tmp_path / "pm.md"
     edited.write_text("# Postmortem\n\nEdited by the team.\n")
     code, out = trimtab(running, "incident", "postmortem", incident_id, "--from", str(edited))

@@ -210,6 +210,19 @@ def note(id_: Id, message: Message, url: Url = DEFAULT_URL, api_key: ApiKey = No
     _out().print(f"noted at {event['at']}")
 
 
+@incident.command("severity")
+def set_severity(
+    id_: Id,
+    sev: Annotated[int, typer.Option("--sev", min=1, max=4, help="1 (worst) to 4.")],
+    message: Message,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Change the incident's severity, saying why."""
+    changed = call(url, api_key, lambda c: c.set_incident_severity(id_, sev, message))
+    _brief(changed, _out())
+
+
 def _move(id_: str, action: str, message: str | None, url: str, api_key: str | None) -> None:
     fields = {"message": message} if message else {}
     acted = call(url, api_key, lambda c: c.incident_action(id_, action, **fields))

@@ -142,6 +142,15 @@ def act(incident_id: str, action: str, fields: dict[str, Any]) -> Call[IncidentA
     )
 
 
+def set_severity(incident_id: str, severity: int, message: str) -> Call[Incident]:
+    return Call(
+        "POST",
+        _path(incident_id, "severity"),
+        typed(Incident),
+        body={"severity": severity, "message": message},
+    )
+
+
 def record_postmortem(incident_id: str, markdown: str | None) -> Call[Postmortem]:
     return Call(
         "POST",
@@ -233,6 +242,12 @@ class IncidentMethods:
         `message=` says why."""
         return self._run(act(incident_id, action, fields))
 
+    def set_incident_severity(
+        self: _Runs, incident_id: str, severity: int, message: str
+    ) -> Incident:
+        """Change the severity (1 the worst), saying why."""
+        return self._run(set_severity(incident_id, severity, message))
+
     def record_postmortem(self: _Runs, incident_id: str, markdown: str | None = None) -> Postmortem:
         """Record `markdown` as the postmortem, or (None) a draft from the record."""
         return self._run(record_postmortem(incident_id, markdown))
@@ -303,6 +318,12 @@ class AsyncIncidentMethods:
         to=), pause_rollout (route=), revoke_key (key_id=), block_tenant (tenant=);
         `message=` says why."""
         return await self._run(act(incident_id, action, fields))
+
+    async def set_incident_severity(
+        self: _AsyncRuns, incident_id: str, severity: int, message: str
+    ) -> Incident:
+        """Change the severity (1 the worst), saying why."""
+        return await self._run(set_severity(incident_id, severity, message))
 
     async def record_postmortem(
         self: _AsyncRuns, incident_id: str, markdown: str | None = None
