@@ -4,9 +4,9 @@
     .venv/bin/python bench/writer_cost.py --compare /tmp/wt_writer/src [--rounds 3]
 
 Builds records the way the gateway does (telemetry/record.py; ids from types.new_request_id,
-bodies, an attempts attribute, a mix of models, tenants, features and statuses), hands them
-to `Recorder.record` from this thread at `--rate` per second (open loop, as requests end)
-with the journal on, as `trimtab serve` runs it, into a migrated SQLite store in a
+bodies, an attempts attribute, a mix of models, tenants, features and statuses, session
+ids), hands them to `Recorder.record` from this thread at `--rate` per second (open loop,
+as requests end) with the journal on, as `trimtab serve` runs it, into a migrated SQLite store in a
 temporary directory, then stops the recorder (which flushes everything). Reports the
 writer thread's CPU time per record (its own clock, `pthread_getcpuclockid`, until the
 queue is drained, plus the process CPU time `stop()` takes: the last flush), the whole
@@ -81,6 +81,9 @@ def build_records(n: int) -> list[Any]:
             provider_kind="openai",
             response_id=f"chatcmpl-{i}",
             user=f"user-{i % 50}",
+            # sessions of 6 requests, each request in another rollup row than the last (a
+            # worst case for the rows' session sketches: every row sees most sessions)
+            session=f"session-{i // 6}",
             feature=FEATURES[i % len(FEATURES)],
             status_code=status,
             error_type=None if status == 200 else "upstream_error",

@@ -77,7 +77,14 @@ def get(running: Running, path: str, key: str = VIEWER_KEY, **query: str) -> htt
 
 def test_the_sla_report_of_a_month(running: Running) -> None:
     records = [
-        _record(i, NOV_3 + i, status_code=503 if i < 3 else 200, feature="faq") for i in range(100)
+        _record(
+            i,
+            NOV_3 + i,
+            status_code=503 if i < 3 else 200,
+            feature="faq",
+            session=f"ticket-{i // 10}",  # 10 sessions of 10 requests, across two minutes
+        )
+        for i in range(100)
     ]
     records.append(_record(100, NOV_3, tenant="globex", cost_usd=1.0))
     TelemetryStore(running.engine).write(records)
@@ -106,8 +113,14 @@ def test_the_sla_report_of_a_month(running: Running) -> None:
             "cost_usd": pytest.approx(0.2),
         }
     ]
-    assert kpis["cost_per_session_usd"] is None
-    assert any("session" in note for note in report["notes"])
+    # 10 sessions (exact at this size: the sketch holds the ids' hashes), $0.2 among them
+    assert kpis["session_requests"] == 100
+    assert kpis["sessions"]["estimate"] == pytest.approx(10)
+    assert kpis["sessions"]["low"] <= 10 <= kpis["sessions"]["high"]
+    assert kpis["cost_per_session_usd"] == pytest.approx(0.02)
+    per = kpis["cost_per_session"]
+    assert per["low_usd"] <= per["usd"] <= per["high_usd"]
+    assert any("HyperLogLog" in note and "1.62 %" in note for note in report["notes"])
 
     # an admin reading every SLO: every tenant's traffic on the route
     admin = get(running, "/api/slos/report", ADMIN_KEY, month="2026-11").json()
@@ -148,8 +161,16 @@ def test_forecast_and_unit_economics(running: Running) -> None:
         for j in range(d):
             n += 1
             feature = "faq" if j % 2 == 0 else "chat"
+            # one session a day across both features; day 5's last request carries none
+            session = None if (d, j) == (5, 4) else f"day-{d}"
             records.append(
-                _record(n, now - d * day + j, feature=feature, status_code=500 if n == 1 else 200)
+                _record(
+                    n,
+                    now - d * day + j,
+                    feature=feature,
+                    status_code=500 if n == 1 else 200,
+                    session=session,
+                )
             )
     TelemetryStore(running.engine).write(records)
 
@@ -183,9 +204,19 @@ def test_forecast_and_unit_economics(running: Running) -> None:
     assert faq["cost_per_request_usd"] == pytest.approx(0.002)
     assert faq["cost_per_successful_request_usd"] == pytest.approx(0.018 / 8)
     assert faq["cost_per_1k_tokens_usd"] == pytest.approx(0.018 / (9 * 150) * 1000)
-    assert chat["requests"] == 6 and chat["cost_per_session_usd"] is None
+    assert chat["requests"] == 6
+    # sessions: faq on days 1-5 (its 8 session requests, $0.016), chat on days 2-5 (6,
+    # $0.012); the total counts each day's session once (14 requests, $0.028)
+    assert (faq["session_requests"], chat["session_requests"]) == (8, 6)
+    assert faq["sessions"]["estimate"] == pytest.approx(5)
+    assert chat["sessions"]["estimate"] == pytest.approx(4)
+    assert faq["cost_per_session_usd"] == pytest.approx(0.016 / 5)
+    assert chat["cost_per_session_usd"] == pytest.approx(0.012 / 4)
     total = econ.json()["total"]
     assert total["requests"] == 15 and total["cost_usd"] == pytest.approx(0.03)
+    assert total["sessions"]["estimate"] == pytest.approx(5)
+    assert total["cost_per_session_usd"] == pytest.approx(0.028 / 5)
+    assert total["sessions"]["relative_standard_error"] == pytest.approx(0.0162)
     by_route = get(running, "/api/costs/economics", OPERATOR_KEY).json()
     assert by_route["group_by"] == "route"
     assert by_route["groups"][0]["route"] == "support-answer"

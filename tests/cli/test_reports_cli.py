@@ -81,8 +81,8 @@ def test_slo_report(running: Running, tmp_path: Path) -> None:
 
 def test_costs_forecast_and_economics(running: Running) -> None:
     now = time.time()
-    for d in range(1, 5):  # four days before today, $10 a day
-        _write(running, now - d * 86400, 10)
+    for d in range(1, 5):  # four days before today, $10 a day, one session a day
+        _write(running, now - d * 86400, 10, session=f"day-{d}")
     code, out = trimtab(running, "costs", "forecast")
     assert code == 0, out
     (row,) = [line for line in out.splitlines() if line.startswith("tenant:acme")]
@@ -98,7 +98,10 @@ def test_costs_forecast_and_economics(running: Running) -> None:
     assert code == 0, out
     (faq,) = [line.split() for line in out.splitlines() if line.startswith("faq")]
     # 40 requests, 36 successful, $40: $1 a request, $1.11 a successful one, $5 per 1k tokens
-    assert faq == ["faq", "40", "36", "$40.0000", "$1.000000", "$1.111111", "$5.000000"]
-    assert "note: cost per session: not computed" in out
+    # and 4 sessions (exact at this size; the interval's bounds around 4): $10 a session
+    assert faq[:7] == ["faq", "40", "36", "$40.0000", "$1.000000", "$1.111111", "$5.000000"]
+    assert faq[7:9] == ["4", "(4-4)"] and faq[9] == "$10.000000"
+    assert "note: sessions: distinct session ids, estimated by merging HyperLogLog" in out
+    assert "1.62 % relative standard error" in out
     code, out = trimtab(running, "costs", "economics", "--by", "model")
     assert code == 1 and "group_by" in out

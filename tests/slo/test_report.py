@@ -208,7 +208,10 @@ def test_the_report_from_the_store(sqlite_engine: Engine) -> None:
     assert k["cost_usd"] == pytest.approx(0.04)
     assert k["cost_per_request_usd"] == pytest.approx(0.04 / 42)
     assert k["cost_per_successful_request_usd"] == pytest.approx(0.04 / 36)
-    assert k["cost_per_session_usd"] is None
+    # 3 sessions (s0, s1, s2) across faq and chat, counted once; the client errors had none
+    assert (k["session_requests"], k["session_cost_usd"]) == (40, pytest.approx(0.04))
+    assert k["sessions"]["estimate"] == pytest.approx(3)
+    assert k["cost_per_session_usd"] == pytest.approx(0.04 / 3)
     assert k["csat"] == {
         "rated": 3,
         "positive": 2,
@@ -248,7 +251,8 @@ def test_the_report_from_the_store(sqlite_engine: Engine) -> None:
         in text
     )
     assert "| CSAT (positive of rated) | 66.7 % (2 of 3; 1 escalated) |" in text
-    assert "cost per session" in text and SESSIONS_NOTE in text
+    assert "| cost per session | $0.013333 ($0.01" in text and "3 sessions ±1.62 %" in text
+    assert SESSIONS_NOTE in text
     assert "- inc_a (sev 2, vendor_outage, resolved): inc_a \\| bad" in text
 
 

@@ -89,13 +89,32 @@ class FeatureTokens(TypedDict):
     cost_usd: float
 
 
+class SessionCount(TypedDict):
+    """Distinct sessions estimated from the rollups' HLL sketches (telemetry/sessions.py)."""
+
+    estimate: float
+    low: float  # the bounds at two standard deviations
+    high: float
+    relative_standard_error: float
+
+
+class PerSession(TypedDict):
+    usd: float
+    low_usd: float | None
+    high_usd: float | None
+
+
 class Kpis(TypedDict):
     requests: int
     successful: int
     cost_usd: float
     cost_per_request_usd: float | None
     cost_per_successful_request_usd: float | None
-    cost_per_session_usd: None
+    session_requests: int
+    session_cost_usd: float
+    sessions: SessionCount
+    cost_per_session_usd: float | None
+    cost_per_session: PerSession | None
     csat: Csat
     tokens_by_feature: list[FeatureTokens]
 
@@ -167,7 +186,11 @@ class UnitFigures(TypedDict):
     cost_per_request_usd: float | None
     cost_per_successful_request_usd: float | None
     cost_per_1k_tokens_usd: float | None
-    cost_per_session_usd: None
+    session_requests: int
+    session_cost_usd: float
+    sessions: SessionCount
+    cost_per_session_usd: float | None  # the spend of session requests over the estimate
+    cost_per_session: PerSession | None  # with the spend over each bound
 
 
 EconomicsView = TypedDict(
@@ -216,7 +239,7 @@ UNIT_ECONOMICS = Endpoint(
     "/api/costs/economics",
     "getUnitEconomics",
     "costs",
-    "Cost per request, per successful request and per 1,000 tokens, grouped",
+    "Cost per request, per successful request, per 1,000 tokens and per session, grouped",
     READERS,
     EconomicsView,
     params=(

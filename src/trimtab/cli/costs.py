@@ -101,8 +101,9 @@ def economics(
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
-    """Cost per request, per successful request and per 1,000 tokens, per route, feature
-    or tenant, from the per-minute rollups."""
+    """Cost per request, per successful request, per 1,000 tokens and per session, per
+    route, feature or tenant, from the per-minute rollups (sessions estimated from their
+    HyperLogLog sketches: the interval is at 2 standard deviations)."""
     data = call(url, api_key, lambda c: c.unit_economics(window=window, group_by=by, tenant=tenant))
     if as_json:
         print(json.dumps(data, indent=2))
@@ -116,7 +117,18 @@ def economics(
         "per request",
         "per successful",
         "per 1k tokens",
-        right=("requests", "successful", "cost", "per request", "per successful", "per 1k tokens"),
+        "sessions",
+        "per session",
+        right=(
+            "requests",
+            "successful",
+            "cost",
+            "per request",
+            "per successful",
+            "per 1k tokens",
+            "sessions",
+            "per session",
+        ),
     )
     for g in [*data["groups"], {by: "total", **data["total"]}]:
         name = g[by] if g[by] is not None else "(none)"
@@ -128,10 +140,24 @@ def economics(
             _usd(g["cost_per_request_usd"], 6),
             _usd(g["cost_per_successful_request_usd"], 6),
             _usd(g["cost_per_1k_tokens_usd"], 6),
+            _sessions(g["sessions"]),
+            _per_session(g["cost_per_session"]),
         )
     out.print(shown)
     for note in data["notes"]:
         out.print(f"[dim]note: {escape(note)}[/dim]")
+
+
+def _sessions(count: dict[str, Any]) -> str:
+    if not count["estimate"]:
+        return "0"
+    return f"{count['estimate']:,.0f} ({count['low']:,.0f}-{count['high']:,.0f})"
+
+
+def _per_session(per: dict[str, Any] | None) -> str:
+    if per is None:
+        return "-"
+    return f"{_usd(per['usd'], 6)} ({_usd(per['low_usd'], 6)}-{_usd(per['high_usd'], 6)})"
 
 
 def register(app: typer.Typer) -> None:

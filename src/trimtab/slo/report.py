@@ -22,10 +22,10 @@ from typing import Any
 
 from trimtab.slo.burn import Counts
 from trimtab.slo.spec import SloDefinition
+from trimtab.telemetry.sessions import ESTIMATOR, SessionUnion, per_session
 
-SESSIONS_NOTE = (
-    "cost per session: not available — the per-minute rollups do not count sessions (a "
-    "distinct count is not additive across minutes), and the report reads no request rows"
+SESSIONS_NOTE = ESTIMATOR + (
+    "; cost per session: the spend of the requests that carry a session id over those sessions"
 )
 INCIDENTS_NOT_RECORDED = "incidents: not recorded by this version"
 _MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
@@ -149,6 +149,9 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    session_requests: int = 0  # the requests that carry a session id
+    session_cost_usd: float = 0.0  # their spend
+    sessions: SessionUnion = field(default_factory=SessionUnion)  # their sessions' sketch
 
     def add(self, other: Usage) -> None:
         self.requests += other.requests
@@ -156,6 +159,9 @@ class Usage:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.cost_usd += other.cost_usd
+        self.session_requests += other.session_requests
+        self.session_cost_usd += other.session_cost_usd
+        self.sessions.merge(other.sessions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +207,8 @@ class RouteMonth:
     def view(self) -> dict[str, Any]:
         u = self.usage
         fb = self.feedback
+        sessions = u.sessions.count()
+        interval = per_session(u.session_cost_usd, sessions)
         return {
             "route": self.route,
             "slos": [s.view() for s in self.slos],
@@ -213,7 +221,11 @@ class RouteMonth:
                 "cost_usd": round(u.cost_usd, 10),
                 "cost_per_request_usd": _ratio(u.cost_usd, u.requests),
                 "cost_per_successful_request_usd": _ratio(u.cost_usd, u.successful),
-                "cost_per_session_usd": None,  # SESSIONS_NOTE
+                "session_requests": u.session_requests,
+                "session_cost_usd": round(u.session_cost_usd, 10),
+                "sessions": sessions.view(),
+                "cost_per_session_usd": None if interval is None else interval["usd"],
+                "cost_per_session": interval,
                 "csat": {
                     "rated": fb.rated,
                     "positive": fb.positive,
@@ -300,6 +312,18 @@ def _usd(value: float | None) -> str:
     return "-" if value is None else f"${value:.6f}"
 
 
+def _per_session(kpis: Mapping[str, Any]) -> str:
+    """`$0.012000 ($0.011800 to $0.012200; 1,234 sessions ±1.62 %)`, or `-`."""
+    per = kpis["cost_per_session"]
+    if per is None:
+        return "-"
+    n = kpis["sessions"]
+    return (
+        f"{_usd(per['usd'])} ({_usd(per['low_usd'])} to {_usd(per['high_usd'])}; "
+        f"{n['estimate']:,.0f} sessions ±{n['relative_standard_error'] * 100:.2f} %)"
+    )
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -340,7 +364,7 @@ def render_markdown(view: Mapping[str, Any]) -> str:
             f"| cost | {_usd(k['cost_usd'])} |",
             f"| cost per request | {_usd(k['cost_per_request_usd'])} |",
             f"| cost per successful request | {_usd(k['cost_per_successful_request_usd'])} |",
-            f"| cost per session | {_usd(k['cost_per_session_usd'])} |",
+            f"| cost per session | {_per_session(k)} |",
             f"| CSAT (positive of rated) | {_pct(csat['share_positive'], 1)} "
             f"({csat['positive']} of {csat['rated']}; {csat['escalated']} escalated) |",
             "",

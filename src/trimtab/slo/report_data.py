@@ -25,6 +25,7 @@ from trimtab.slo.rollups import read_series
 from trimtab.slo.store import SloRow
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import feedback, rollups
+from trimtab.telemetry.session_reads import session_rows
 
 
 def read_usage(
@@ -59,6 +60,14 @@ def read_usage(
                 int(tokens_out or 0),
                 float(cost or 0.0),
             )
+        # the session sums and sketches, from the day, hour and minute rows that cover the
+        # month (production traffic; a union of sketches is not a SQL sum)
+        got = session_rows(conn, month.start, month.end, ("route", "feature"), tenant, wanted)
+        for route, feature, s_n, s_cost, raw in got:
+            usage = out.setdefault(str(route), {}).setdefault(str(feature), Usage())
+            usage.session_requests += int(s_n)
+            usage.session_cost_usd += float(s_cost)
+            usage.sessions.add(raw)
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -65,6 +67,15 @@ requests = Table(
     Index("ix_requests_route_started", "route", "started_at", "id"),  # 0013_console_speed
 )
 
+
+def session_columns() -> tuple[Column[Any], ...]:  # a Column belongs to one table
+    return (
+        Column("sessions_sketch", LargeBinary),
+        Column("session_requests", Integer, nullable=False, server_default="0"),
+        Column("session_cost_usd", Float, nullable=False, server_default="0"),
+    )
+
+
 # One row per minute and combination of dimensions; "" stands for "none" so the
 # unique key works the same on both databases.
 ROLLUP_DIMENSIONS = ("model", "provider", "tenant", "feature", "status_code", "route", "version")
@@ -90,6 +101,9 @@ rollups = Table(
     Column("ttft_sketch", LargeBinary, nullable=False),
     # requests on which a guardrail fired (migration 0012_rollup_guardrails)
     Column("guardrail_fired", Integer, nullable=False, server_default="0"),
+    # the HLL sketch of its session ids (NULL: no request had one), those requests' number
+    # and spend (migration 0014_session_counts; telemetry/sessions.py)
+    *session_columns(),
     UniqueConstraint("minute", *ROLLUP_DIMENSIONS, name="uq_rollups_minute_dims"),
     Index("ix_rollups_minute", "minute"),
 )
@@ -618,6 +632,7 @@ rollups_hour = Table(
     Column("input_tokens", Integer, nullable=False, server_default="0"),
     Column("output_tokens", Integer, nullable=False, server_default="0"),
     Column("cost_usd", Float, nullable=False, server_default="0"),
+    *session_columns(),  # as the minutes' (migration 0014_session_counts)
     Index("ix_rollups_hour_route", "route", "hours", "hour"),
     Index("ix_rollups_hour_hour", "hours", "hour"),
 )

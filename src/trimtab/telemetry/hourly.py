@@ -2,7 +2,9 @@
 day's) minute rollups summed per SLO dimensions (route, model, tenant, feature, version,
 status; no provider) with their counts, errors, tokens, cost and sketches, so a 30-day
 window reads about 30 day rows per series, a few dozen hour rows and its edges' minutes,
-instead of 43,200 minute rows.
+instead of 43,200 minute rows. Sessions are counted by merging the rows' HLL sketches
+(telemetry/sessions.py): a span's sketch is the union of its minutes', so it estimates
+the same count as they do.
 
 Exact by construction: every write into a minute marks its hour and its day dirty
 (`mark_dirty`, in the writer's transaction), and a reader takes a span from
@@ -24,13 +26,22 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import rollups, rollups_hour, rollups_hour_dirty
+from trimtab.telemetry.sessions import SessionUnion
 from trimtab.telemetry.sketch import from_bytes, to_bytes
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 SLO_DIMENSIONS = ("route", "model", "tenant", "feature", "version", "status_code")
-# the sums a span's row carries besides its count and sketches (the console shows them)
-SUMS = ("errors", "input_tokens", "output_tokens", "cost_usd")
+# the sums a span's row carries besides its count and sketches (the console shows them;
+# the session ones are the spend per session's, telemetry/sessions.py)
+SUMS = (
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "session_requests",
+    "session_cost_usd",
+)
 
 
 def hour_floor(at: datetime) -> datetime:
@@ -117,26 +128,29 @@ def _compact(engine: Engine, start: datetime, hours: int, seq: int) -> int:
             m = rollups.c
             query = select(
                 *(m[d] for d in SLO_DIMENSIONS), m.count, m.latency_sketch, m.ttft_sketch,
-                *(m[s] for s in SUMS),
+                m.sessions_sketch, *(m[s] for s in SUMS),
             ).where(m.minute >= start, m.minute < start + HOUR)  # fmt: skip
         else:
             h = rollups_hour.c
             query = select(
                 *(h[d] for d in SLO_DIMENSIONS), h.count, h.latency_sketch, h.ttft_sketch,
-                *(h[s] for s in SUMS),
+                h.sessions_sketch, *(h[s] for s in SUMS),
             ).where(h.hours == 1, h.hour >= start, h.hour < start + DAY)  # fmt: skip
         n = len(SLO_DIMENSIONS)
         for row in conn.execute(query):
             key = tuple(row[:n])
-            count, latency, ttft, *more = row[n:]
+            count, latency, ttft, sessions, *more = row[n:]
             got = sums.get(key)
             if got is None:
-                sums[key] = [count, from_bytes(latency), from_bytes(ttft), *more]
+                union = SessionUnion()
+                union.add(sessions)
+                sums[key] = [count, from_bytes(latency), from_bytes(ttft), union, *more]
             else:
                 got[0] += count
                 _merge(got[1], latency)
                 _merge(got[2], ttft)
-                for i, value in enumerate(more, start=3):
+                got[3].add(sessions)
+                for i, value in enumerate(more, start=4):
                     got[i] += value
         r = rollups_hour.c
         conn.execute(delete(rollups_hour).where(r.hours == hours, r.hour == start))
@@ -151,9 +165,10 @@ def _compact(engine: Engine, start: datetime, hours: int, seq: int) -> int:
                         "count": count,
                         "latency_sketch": to_bytes(latency),
                         "ttft_sketch": to_bytes(ttft),
+                        "sessions_sketch": sessions.to_bytes(),
                         **dict(zip(SUMS, more, strict=True)),
                     }
-                    for key, (count, latency, ttft, *more) in sums.items()
+                    for key, (count, latency, ttft, sessions, *more) in sums.items()
                 ],
             )
         d = rollups_hour_dirty.c

@@ -10,6 +10,7 @@ from typing import Any
 from ddsketch import DDSketch
 
 from trimtab.telemetry.record import RequestRecord
+from trimtab.telemetry.sessions import add_session, new_sessions, union_of
 from trimtab.telemetry.sketch import new_sketch, quantile
 
 # (minute, model, provider, tenant, feature, status_code, route, version)
@@ -29,7 +30,10 @@ GROUPABLE = {
 @dataclass(slots=True)
 class Rollup:
     """Counts, tokens, cost and latency sketches of a set of requests; `guardrail_fired`
-    counts those on which a guardrail fired (`attributes.guardrails.fired` not empty)."""
+    counts those on which a guardrail fired (`attributes.guardrails.fired` not empty);
+    `sessions` is the HLL sketch of the session ids of those that carry one (None: none
+    did; telemetry/sessions.py), `session_requests` and `session_cost_usd` their number
+    and spend."""
 
     count: int = 0
     errors: int = 0
@@ -39,9 +43,18 @@ class Rollup:
     latency: DDSketch = field(default_factory=new_sketch)
     ttft: DDSketch = field(default_factory=new_sketch)
     guardrail_fired: int = 0
+    sessions: Any = None
+    session_requests: int = 0
+    session_cost_usd: float = 0.0
 
     def add(self, record: RequestRecord) -> None:
         self.count += 1
+        if record.session:
+            if self.sessions is None:
+                self.sessions = new_sessions()
+            add_session(self.sessions, record.tenant, record.session)
+            self.session_requests += 1
+            self.session_cost_usd += record.cost_usd or 0.0
         if record.is_error:
             self.errors += 1
         if record.attributes and fired(record.attributes):
@@ -64,6 +77,9 @@ class Rollup:
             self.latency.merge(other.latency)
         if other.ttft.count:
             self.ttft.merge(other.ttft)
+        self.sessions = union_of(self.sessions, other.sessions)
+        self.session_requests += other.session_requests
+        self.session_cost_usd += other.session_cost_usd
 
     def summary(self) -> dict[str, Any]:
         return {

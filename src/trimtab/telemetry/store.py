@@ -16,6 +16,8 @@ from trimtab.telemetry.hourly import mark_dirty
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.rollups import Rollup, RollupKey, fold
 from trimtab.telemetry.rows import insert_rows, storable
+from trimtab.telemetry.sessions import merged_bytes, sessions_of
+from trimtab.telemetry.sessions import to_bytes as sessions_bytes
 from trimtab.telemetry.sketch import from_bytes, to_bytes
 
 
@@ -96,6 +98,9 @@ def _rollup_of(row: Any) -> Rollup:
         latency=from_bytes(row["latency_sketch"]),
         ttft=from_bytes(row["ttft_sketch"]),
         guardrail_fired=row["guardrail_fired"],
+        sessions=sessions_of(row["sessions_sketch"]),
+        session_requests=row["session_requests"],
+        session_cost_usd=row["session_cost_usd"],
     )
 
 
@@ -113,6 +118,9 @@ _LOCK_ROLLUP = (
         rollups.c.latency_sketch,
         rollups.c.ttft_sketch,
         rollups.c.guardrail_fired,
+        rollups.c.sessions_sketch,
+        rollups.c.session_requests,
+        rollups.c.session_cost_usd,
     )
     .where(*(rollups.c[name] == bindparam(name) for name in _DIMS))
     .with_for_update()
@@ -129,6 +137,9 @@ _UPDATE_ROLLUP = (
         latency_sketch=bindparam("new_latency_sketch"),
         ttft_sketch=bindparam("new_ttft_sketch"),
         guardrail_fired=bindparam("new_guardrail_fired"),
+        sessions_sketch=bindparam("new_sessions_sketch"),
+        session_requests=bindparam("new_session_requests"),
+        session_cost_usd=bindparam("new_session_cost_usd"),
     )
 )
 # whether the insert made a row: RETURNING on PostgreSQL (its rowcount here is -1); on
@@ -163,11 +174,15 @@ def _merge_rollup(conn: Connection, key: RollupKey, delta: Rollup) -> None:
             "latency_sketch": to_bytes(delta.latency),
             "ttft_sketch": to_bytes(delta.ttft),
             "guardrail_fired": delta.guardrail_fired,
+            "sessions_sketch": None if delta.sessions is None else sessions_bytes(delta.sessions),
+            "session_requests": delta.session_requests,
+            "session_cost_usd": delta.session_cost_usd,
         }
         if _inserted(conn, fresh):
             return
         row = conn.execute(_LOCK_ROLLUP, dims).one()
-    row_id, count, errors, input_tokens, output_tokens, cost_usd, latency, ttft, fired = row
+    row_id, count, errors, input_tokens, output_tokens, cost_usd, latency, ttft, fired, *more = row
+    sessions, session_requests, session_cost_usd = more
     conn.execute(
         _UPDATE_ROLLUP,
         {
@@ -180,6 +195,9 @@ def _merge_rollup(conn: Connection, key: RollupKey, delta: Rollup) -> None:
             "new_latency_sketch": _merged(latency, delta.latency),
             "new_ttft_sketch": _merged(ttft, delta.ttft),
             "new_guardrail_fired": fired + delta.guardrail_fired,
+            "new_sessions_sketch": merged_bytes(sessions, delta.sessions),
+            "new_session_requests": session_requests + delta.session_requests,
+            "new_session_cost_usd": session_cost_usd + delta.session_cost_usd,
         },
     )
 
