@@ -41,8 +41,8 @@ def _history(console: Console) -> None:
     now = time.time()
     records: list[RequestRecord] = []
     for d in range(1, 6):  # rising: 1 request five days ago .. 5 yesterday, one more 3 ago
-        for j in range(6 - d + (d == 3)):
-            records.append(_record(len(records), now - d * DAY + j))
+        for j in range(6 - d + (d == 3)):  # two requests of each day in one session
+            records.append(_record(len(records), now - d * DAY + j, session=f"s{d}-{j // 2}"))
     records.append(
         _record(len(records), now - 2 * DAY, route=None, version=None, status_code=500,
                 output_tokens=0, cost_usd=0.004)
@@ -89,8 +89,9 @@ def test_the_forecast_against_each_budget_and_the_unit_economics(
             )
             expect(cells).to_have_count(1)
             for key in ("cost_per_request_usd", "cost_per_successful_request_usd",
-                        "cost_per_1k_tokens_usd"):  # fmt: skip
-                expect(cells).to_contain_text(usd(entry[key]))
+                        "cost_per_1k_tokens_usd", "cost_per_session_usd"):  # fmt: skip
+                if entry[key] is not None:
+                    expect(cells).to_contain_text(usd(entry[key]))
     checkout = next(
         e for e in _api(console, "/api/costs/economics?group_by=feature")["groups"]
         if e["feature"] == "checkout"
@@ -98,5 +99,10 @@ def test_the_forecast_against_each_budget_and_the_unit_economics(
     # 16 requests at $0.01 and a failed one at $0.004: per successful is over the 16
     assert (checkout["requests"], checkout["successful"]) == (17, 16)
     assert abs(checkout["cost_per_successful_request_usd"] - 0.164 / 16) < 1e-9
+    # 16 requests in 9 sessions (two a session, each day's odd one alone): exact counts
+    assert checkout["sessions"]["estimate"] == 9
+    assert abs(checkout["cost_per_session_usd"] - 0.16 / 9) < 1e-9
+    header = page.get_by_test_id("economics-feature").locator("thead")
+    expect(header).to_contain_text("Per session")
     page.get_by_test_id("forecasts").scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "costs-forecast.png"))
