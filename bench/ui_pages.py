@@ -80,6 +80,7 @@ def records(first: int, count: int, total: int, end: float) -> list[RequestRecor
                 route=ROUTES[i % 4],
                 version="v1",
                 user=f"u{i % 5000}",
+                session=f"s{i // 8:x}",  # sessions of 8 requests: the cost page counts them
                 feature=("chat", "search")[i % 2],
                 status_code=502 if failed else 200,
                 duration_ms=80.0 + (i * 37) % 2000,
