@@ -2,7 +2,11 @@
 default input+output policy on a 2 KB prompt and a 1 KB answer, p50 and p99, beside the
 same request with no policy; and the streamed answer's added time to its first token.
 
-    .venv/bin/python bench/guardrails_cost.py [--n 5000]
+    .venv/bin/python bench/guardrails_cost.py [--n 5000] [--payload pii|ticket]
+
+`--payload ticket` times the server benchmark's payload instead (bench/run.py
+--prompt-bytes 2048, bench/mock_upstream.py --reply-bytes 1024): prose with order numbers,
+amounts, times and a version, and no personal data, which the policy scans and leaves.
 
 The server benchmark (bench/run.py) measures the same through sockets; this isolates the
 guardrail work: the texts taken out of the body, every detector, the rewrite, the record.
@@ -12,10 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import statistics
+import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from time import perf_counter_ns
+from types import ModuleType
 from typing import Any
 
 import orjson
@@ -57,6 +65,33 @@ def answer() -> bytes:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
         }
     )
+
+
+def _script(name: str) -> ModuleType:
+    path = Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def use_ticket() -> None:
+    """The server benchmark's 2 KB ticket and 1 KB answer in place of prompt() and answer()."""
+    global prompt, answer
+    text = _script("run").prompt_text(2048)
+    mock = _script("mock_upstream")
+    body = {"model": "gpt-mock", "messages": [{"role": "user", "content": text}]}
+    out = mock.completion_body("gpt-mock", 1, mock.Reply(1024))
+
+    def ticket() -> dict[str, Any]:
+        return body
+
+    def ticket_answer() -> bytes:
+        return bytes(out)
+
+    prompt, answer = ticket, ticket_answer
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -109,7 +144,11 @@ def first_token(n: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000)
-    n = parser.parse_args().n
+    parser.add_argument("--payload", choices=("pii", "ticket"), default="pii")
+    args = parser.parse_args()
+    n = args.n
+    if args.payload == "ticket":
+        use_ticket()
     asyncio.run(measure(DEFAULT_POLICY, 200))  # warm up
     off = asyncio.run(measure(None, n))
     on = asyncio.run(measure(DEFAULT_POLICY, n))
