@@ -115,6 +115,7 @@ TIER_1 = DEFAULT_PLAN.for_tier(1)
 TIER_1_EARLY = TIER_1.model_copy(update={"promote_early": True})
 TWO_A_MINUTE = 2.0 / 60.0
 FIRST_SEEN = DEFAULT_PLAN.model_copy(update={"assignment": "first_seen"})
+ADJUSTED = DEFAULT_PLAN.model_copy(update={"adjust_for_history": True})
 QUALITY_REQUIRED = DEFAULT_PLAN.model_copy(
     update={"metrics": {"quality_score": MetricRule(required=True)}}
 )
@@ -175,6 +176,7 @@ SCENARIOS = (
         zipf=1.0,
         activity_proneness=0.3,
         pre_period_s=86_400,
+        plan=ADJUSTED,
         max_rollouts=300,
         tags=("sticky",),
     ),
@@ -184,6 +186,7 @@ SCENARIOS = (
         zipf=1.0,
         activity_proneness=0.3,
         pre_period_s=86_400,
+        plan=ADJUSTED,
         persistence=0.5,
         max_rollouts=300,
         tags=("sticky",),
@@ -196,6 +199,7 @@ SCENARIOS = (
         zipf=1.0,
         activity_proneness=0.3,
         pre_period_s=86_400,
+        plan=ADJUSTED,
         max_rollouts=300,
         tags=("sticky",),
     ),
@@ -207,6 +211,7 @@ SCENARIOS = (
         zipf=1.0,
         activity_proneness=0.3,
         pre_period_s=86_400,
+        plan=ADJUSTED,
         max_rollouts=300,
         tags=("sticky",),
     ),
@@ -427,7 +432,7 @@ def simulate(
             tilt = act**sc.activity_proneness
             prone = prone * tilt / (tilt * act).sum() * act.sum()
         x_pre = None
-        if sc.pre_period_s > 0:
+        if sc.pre_period_s > 0 and plan.adjust_for_history:
             n_pre = rng.poisson(sc.rate * sc.pre_period_s * act / act.sum(), (r, u))
             k_pre = rng.binomial(n_pre, np.minimum(sc.error_rate * prone, 1.0))
             x_pre = proneness(k_pre, n_pre)

@@ -226,6 +226,7 @@ def test_one_error_prone_user_on_the_candidate_is_not_a_regression_of_the_versio
     assert held.last_decision["action"] == "advance"
     err = next(m for m in held.last_decision["metrics"] if m["metric"] == "error_rate")
     assert err["verdict"] != "regression"
+    assert "adjusted" not in err["note"]  # the plan does not adjust for the day before
     d = float(err["note"].rsplit("design effect ", 1)[1])
     assert d > 5
     units = candidate[0].units
@@ -239,7 +240,8 @@ def test_users_own_error_rates_the_day_before_adjust_the_error_test(
     """The heavy, error-prone user erred as often the day before the rollout: its errors on
     the candidate are what was expected of it, the design effect left is smaller than
     without the day before, and the decision says what it adjusted for."""
-    ro = start(store)
+    adjusted = PLAN.model_copy(update={"adjust_for_history": True})
+    ro = store.start(KEY, 2, "test", adjusted, Actor("key_ml", "ml@acme", "acme"), "try v2")
     day_before = ro.started_at - timedelta(hours=3)
     stable_users = [f"s{i}" for i in range(60)]
     for i, user in enumerate(stable_users):

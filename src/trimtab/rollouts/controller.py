@@ -124,7 +124,8 @@ class RolloutController:
         # at 100 % there is no stable traffic left to compare with: a clean stage whose
         # next step is 100 % promotes, and that step needs the required metrics to pass
         final = ro.stage + 1 == len(ro.plan.stages) or ro.plan.stages[ro.stage + 1].percent >= 100
-        results = analyze(stable, candidate, ro.plan.specs(), before=self.before(ro))
+        before = self.before(ro) if ro.plan.adjust_for_history else None
+        results = analyze(stable, candidate, ro.plan.specs(), before=before)
         if ro.plan.promote_early and all(r.verdict is Verdict.PASS for r in results if r.required):
             final = True  # the evidence the plan asks for is in: the stages left add exposure
         decision = decide(
