@@ -146,8 +146,9 @@ def test_start_and_roll_back_a_rollout(sign_in: SignIn, console: Console, shots:
         assert resp.status_code == 200, resp.text
     rollout = console.url + "/api/routes/web-answer/rollout"
     wait_for(lambda: httpx.get(rollout, headers=auth(OPERATOR_KEY)).json()["last_decision"])
-    page.reload()
-    expect(page.get_by_test_id("decision")).not_to_be_empty()
+    # the page is live: the controller's decision appears without a reload
+    expect(page.get_by_test_id("live")).to_have_attribute("data-live", "5")
+    expect(page.get_by_test_id("decision")).not_to_be_empty(timeout=20_000)
     metrics = page.get_by_test_id("metrics").locator("tbody tr")
     assert metrics.count() >= 1
     expect(metrics.first.locator("svg.interval")).to_have_count(1)  # interval and margin drawn

@@ -19,6 +19,7 @@ from trimtab.web.context import Page
 from trimtab.web.routes import resolve
 
 MOVES = ("pause", "resume", "promote", "abort")
+LIVE_S = 5  # while a rollout runs, its page re-reads the latest decision this often
 REASON_CHARS = 2000
 
 
@@ -57,7 +58,7 @@ async def page(page: Page) -> Response:
     return page.render(
         "rollout.html.j2", route=row, ro=view, metrics=metrics, versions=versions,
         plans=sorted(_plans(page)), active=ro is not None and ro.status in ("running", "paused"),
-        moves=MOVES, may_change=_may_change(page.viewer.principal, row),
+        moves=MOVES, may_change=_may_change(page.viewer.principal, row), live_s=LIVE_S,
     )  # fmt: skip
 
 

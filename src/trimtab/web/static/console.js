@@ -1,4 +1,4 @@
-// trimtab console: local times, sortable tables, charts (uPlot). No build step.
+// trimtab console: local times, sortable tables, charts (uPlot), live rollout pages. No build step.
 "use strict";
 
 function localTimes(root) {
@@ -110,6 +110,28 @@ function infiniteScroll() {
   observer.observe(next);
 }
 
+// A running rollout's page: every data-live seconds, the page is read again and its live
+// part (status, stage, split, the latest decision and its metrics) replaced; the forms are
+// not touched, so a reason being typed stays. It stops once the rollout has ended.
+function live() {
+  const el = document.getElementById("live");
+  if (!el || !el.dataset.live) { return; }
+  const every = Math.max(1, parseFloat(el.dataset.live) || 5) * 1000;
+  const tick = () => {
+    fetch(location.href, { credentials: "same-origin", headers: { accept: "text/html" } })
+      .then((r) => r.ok ? r.text() : Promise.reject(new Error("HTTP " + r.status)))
+      .then((html) => {
+        const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
+        if (!fresh) { return; }
+        el.innerHTML = fresh.innerHTML;
+        localTimes(el);
+        if (fresh.dataset.live) { setTimeout(tick, every); } else { delete el.dataset.live; }
+      })
+      .catch(() => { setTimeout(tick, every * 2); });  // the server away: try again later
+  };
+  setTimeout(tick, every);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  localTimes(); sortable(); charts(); infiniteScroll();
+  localTimes(); sortable(); charts(); infiniteScroll(); live();
 });
