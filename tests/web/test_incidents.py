@@ -5,10 +5,12 @@ key from it; a viewer sees no button; another tenant can neither see nor act on 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from playwright.sync_api import Locator, Page, expect
 
 from tests.support import (
@@ -20,6 +22,10 @@ from tests.support import (
 )
 from tests.web.conftest import SignIn
 from tests.web.support import Console
+from trimtab.evals.store import DatasetKey, DatasetStore
+from trimtab.store.engine import make_engine
+from trimtab.telemetry.record import RequestRecord
+from trimtab.telemetry.store import TelemetryStore
 
 ROUTE = """
 routes:
@@ -216,3 +222,49 @@ def test_another_tenant_can_neither_see_nor_act(sign_in: SignIn, console: Consol
     assert "action" not in kinds and "severity" not in kinds
     # resolved, so the console's other tests see the open incidents they seeded only
     _post(console, f"/api/incidents/{incident}/actions", OPERATOR_KEY, action="resolve")
+
+
+def test_a_dataset_case_from_the_incidents_failed_requests(
+    sign_in: SignIn, console: Console
+) -> None:
+    """The rule form's "from the failed requests": the incident's three failed requests on
+    its route become the next version of a dataset (learning/incident_cases.py, as the
+    API's from_failed), and the rule names it."""
+    text = ROUTE.replace("incident-answer", "case-answer").replace("PROMPT", "cases")
+    _post(console, "/api/routes/apply", OPERATOR_KEY, yaml=text, message="v1")
+    opened = _post(
+        console, "/api/incidents", OPERATOR_KEY, type="quality_regression",
+        routes=["case-answer"], title="case-answer fails", message="500s on questions",
+    )  # fmt: skip
+    iid = str(opened["id"])
+    now = time.time()
+    failed = [
+        RequestRecord(
+            id=f"req_case{i:020x}", started_at=now + i, api="openai", operation="chat",
+            tenant="acme", request_model="gpt-mock", route="case-answer", version="v1",
+            status_code=500, duration_ms=30.0, error_message="upstream failed",
+            request_body=orjson.dumps({"model": "route:case-answer",
+                                       "variables": {"question": f"question {i}"}}).decode(),
+        )
+        for i in range(3)
+    ]  # fmt: skip
+    engine = make_engine(f"sqlite:///{console.folder}/trimtab.db")
+    try:
+        TelemetryStore(engine).write(failed)
+        page = sign_in(OPERATOR_KEY)
+        page.goto(f"/ui/incidents/{iid}")
+        rule = page.get_by_test_id("rule-form")
+        rule.locator("select[name=kind]").select_option("dataset_case")
+        rule.get_by_test_id("from-failed").check()
+        _act(rule, "the failed questions become cases", "I confirm: record this rule",
+             "Record rule")  # fmt: skip
+        expect(page.get_by_test_id("incident-rules")).to_contain_text(f"incident-{iid}@v1")
+        items = DatasetStore(engine).items(DatasetKey("acme", f"incident-{iid}"), 1)
+        assert sorted(i.metadata["request_id"] for i in items) == [r.id for r in failed]
+        assert {i.variables["question"] for i in items if i.variables} == {
+            "question 0", "question 1", "question 2"
+        }  # fmt: skip
+    finally:
+        engine.dispose()
+    rules = _get(console, f"/api/incidents/{iid}")["rules"]
+    assert rules[0]["kind"] == "dataset_case" and rules[0]["detail"]["items"] == 3

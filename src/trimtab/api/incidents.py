@@ -49,11 +49,9 @@ from trimtab.api.params import MAX_TEXT, bad_param, text_field
 from trimtab.api.schema import parse_version
 from trimtab.audit.log import Actor
 from trimtab.auth.keyring import KeyRing
-from trimtab.errors import Conflict, Forbidden, NotFound
-from trimtab.evals.datasets import Item
-from trimtab.evals.store import DatasetKey, DatasetStore
+from trimtab.errors import Forbidden, NotFound
+from trimtab.evals.store import DatasetStore
 from trimtab.incidents.containment import Containment
-from trimtab.incidents.failed import FailedRequest, failed_requests
 from trimtab.incidents.model import (
     IMPACTS,
     INCIDENT_TYPES,
@@ -64,8 +62,9 @@ from trimtab.incidents.model import (
 from trimtab.incidents.postmortem import draft
 from trimtab.incidents.store import Event, Incident, IncidentStore, Opening
 from trimtab.incidents.timeline import assemble
+from trimtab.learning.incident_cases import push_failed_cases
 from trimtab.registry.store import RouteStore
-from trimtab.types import SHARED, Principal, name_problem, new_request_id
+from trimtab.types import SHARED, Principal, new_request_id
 
 log = logging.getLogger(__name__)
 
@@ -89,35 +88,6 @@ def _names(body: dict[str, Any], field: str) -> list[str]:
         if not isinstance(name, str) or not name or len(name) > 256 or "\x00" in name:
             raise bad_param(field, "each entry must be a name of 1 to 256 characters")
     return sorted(set(value))
-
-
-def _case(incident: Incident, failed: FailedRequest) -> Item | None:
-    """A dataset item from a failed request: the variables it sent to the route (else its
-    messages), the failure in its metadata; None when its body was not recorded."""
-    body = failed.body
-    if body is None:
-        return None
-    metadata = {
-        "incident": incident.id,
-        "request_id": failed.id,
-        "status_code": failed.status_code,
-        "route": failed.route,
-        "version": failed.version,
-        "error": (failed.error or "")[:500],
-        "at": failed.started_at,
-    }
-    variables = body.get("variables")
-    if isinstance(variables, dict) and variables:
-        return Item(id=failed.id, variables=variables, tags=("incident",), metadata=metadata)
-    messages = body.get("messages")
-    if isinstance(messages, list) and messages and all(
-        isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")
-        and isinstance(m.get("content"), str)
-        for m in messages
-    ):  # fmt: skip
-        kept = tuple({"role": m["role"], "content": m["content"]} for m in messages)
-        return Item(id=failed.id, messages=kept, tags=("incident",), metadata=metadata)
-    return None
 
 
 class _Asked:
@@ -392,41 +362,11 @@ class IncidentsAPI:
         self, incident: Incident, body: dict[str, Any], by: Actor, message: str
     ) -> tuple[str, dict[str, Any]]:
         """Push the incident's failed requests as the next version of a dataset (its
-        scope's): the rule's reference is `name@vN`."""
-        if not incident.routes:
-            raise Conflict(
-                f"incident {incident.id} names no route: there are no failed route requests "
-                "to build a dataset case from",
-                code="no_failed_requests",
-            )
-        name = text_field(body, "dataset", limit=128) or f"incident-{incident.id}"
-        problem = name_problem("dataset", name)
-        if problem is not None:
-            raise bad_param("dataset", problem)
-        failed = await run_in_threadpool(
-            failed_requests, self._store.engine, incident, datetime.now(UTC)
+        scope's): the rule's reference is `name@vN` (learning/incident_cases.py)."""
+        name = text_field(body, "dataset", limit=128)
+        return await change(
+            push_failed_cases, self._store, self._datasets, incident, name, message, by
         )
-        items = [item for f in failed if (item := _case(incident, f)) is not None]
-        if not items:
-            raise Conflict(
-                f"incident {incident.id} has no failed request with a recorded body on "
-                f"{', '.join(incident.routes)} in its window ({len(failed)} failed)",
-                code="no_failed_requests",
-            )
-        key = DatasetKey(incident.scope, name)
-        pushed = await change(
-            lambda: self._datasets.push(
-                key, items, message=f"incident {incident.id}: {message}"[:4000], actor=by
-            )
-        )
-        version = pushed.version
-        return f"{name}@v{version.number}", {
-            "dataset": name,
-            "tenant": incident.scope or None,
-            "version": version.number,
-            "items": version.items,
-            "created": pushed.created,
-        }
 
     async def close(self, request: Request) -> Response:
         rid = new_request_id()

@@ -7,7 +7,8 @@ API's own), change its severity, move it (acknowledge, mitigate, resolve, reopen
 the postmortem from its draft, record the rules closing needs and close it — each with a
 confirmation and a message, through the functions the API's handlers call (they write the
 timeline event and the audit rows in one transaction); a shared incident only an admin.
-A dataset case from the failed requests stays with the API and `trimtab incident rule`."""
+A rule of kind dataset_case may be built from the incident's failed requests
+(learning/incident_cases.py, as the API's `from_failed`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from trimtab.incidents.model import MOVES, RULE_KINDS
 from trimtab.incidents.postmortem import draft
 from trimtab.incidents.store import Incident, IncidentStore
 from trimtab.incidents.timeline import assemble
+from trimtab.learning.incident_cases import push_failed_cases
 from trimtab.types import SHARED
 from trimtab.web.context import Page
 
@@ -217,9 +219,21 @@ async def rule(page: Page) -> Response:
     kind = page.field("kind", required=True)
     if kind not in RULE_KINDS:
         raise Invalid(f"'kind' must be one of {', '.join(RULE_KINDS)}", param="kind")
-    ref = page.field("ref", required=True)
-    assert ref is not None
-    if len(ref) > REF_CHARS or "\x00" in ref:
-        raise Invalid(f"'ref' must be at most {REF_CHARS} characters", param="ref")
-    await asyncio.to_thread(store.add_rule, incident.id, kind, ref, message, page.actor())
+    by = page.actor()
+    detail = None
+    if page.form.get("from_failed") == "yes":  # a dataset case from the failed requests
+        if kind != "dataset_case":
+            raise Invalid("'from failed requests' applies to kind dataset_case only",
+                          param="from_failed")  # fmt: skip
+        name = page.field("dataset") or None
+        if name is not None and len(name) > NAME_CHARS:
+            raise Invalid(f"'dataset' must be at most {NAME_CHARS} characters", param="dataset")
+        ref, detail = await asyncio.to_thread(
+            push_failed_cases, store, page.deps.datasets, incident, name, message, by
+        )
+    else:
+        ref = page.field("ref", required=True) or ""
+        if len(ref) > REF_CHARS or "\x00" in ref:
+            raise Invalid(f"'ref' must be at most {REF_CHARS} characters", param="ref")
+    await asyncio.to_thread(store.add_rule, incident.id, kind, ref, message, by, detail)
     return _back(incident)

@@ -1,0 +1,1 @@
+"""What an incident teaches the release process: its failed requests as dataset cases."""
