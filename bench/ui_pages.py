@@ -210,6 +210,8 @@ def main() -> None:
                 ("requests ?model=&status=", admin, "/ui/requests?model=gpt-mini&status=error"),
                 ("requests ?until= (3 days back)", admin, "/ui/requests?" + until),
                 ("requests, next page by cursor", admin, f"/ui/requests?cursor={cursor}"),
+                ("requests ?q= (in every body)", admin, "/ui/requests?q=HELLO"),
+                ("requests ?q= (in none: 20,000 read)", admin, "/ui/requests?q=no+such+text"),
                 ("request", admin, f"/ui/requests/{rid}"),
                 ("routes", admin, "/ui/routes"),
                 ("route", admin, "/ui/routes/support"),

@@ -283,6 +283,19 @@ def test_every_filter(traffic: Traffic) -> None:
     assert traffic.ids(model="no-such-model") == []
 
 
+def test_text_in_the_bodies_is_searched_whatever_its_case(traffic: Traffic) -> None:
+    def said(s: Sent, text: str) -> bool:
+        return any(text in str(m.get("content", "")).lower() for m in s.body["messages"])
+
+    expected = [s.id for s in reversed(traffic.sent) if said(s, "the sea")]
+    assert expected
+    assert ids_of(traffic.listed(q="THE SEA")) == expected
+    assert ids_of(traffic.listed(q="the sea", tenant="globex")) == []
+    # another tenant's key finds none of acme's, whatever it searches
+    assert traffic.listed(GLOBEX_VIEWER_KEY, q="the sea") == []
+    assert traffic.listed(q="no such words anywhere") == []
+
+
 def test_filters_combine(traffic: Traffic) -> None:
     rows = traffic.listed(tenant="acme", feature="search", model="gpt-mock")
     assert ids_of(rows) == traffic.ids(tenant="acme", feature="search", model="gpt-mock")
@@ -372,6 +385,7 @@ def test_default_limit_and_limit_one(traffic: Traffic) -> None:
 
 
 BAD_PARAMETERS = [
+    ("q", "x" * 257),
     ("cursor", "not-a-cursor"),
     ("cursor", "!!!"),
     ("cursor", "a"),

@@ -97,6 +97,26 @@ def test_filter_requests_sort_and_open_one(sign_in: SignIn, shots: Path) -> None
     shot(page, shots, "request")
 
 
+def test_the_explorer_searches_the_bodies(sign_in: SignIn, console: Console) -> None:
+    api = httpx.get(
+        console.url + "/api/requests", params={"q": "RETURN SHOES", "limit": 200},
+        headers=auth(OPERATOR_KEY),
+    ).json()["data"]  # fmt: skip
+    assert api
+    page = sign_in(OPERATOR_KEY)
+    page.goto("/ui/requests")
+    form = page.get_by_test_id("request-filters")
+    form.get_by_label("Text").fill("RETURN SHOES")
+    form.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"/ui/requests\?q=RETURN\+SHOES"))
+    rows = page.get_by_test_id("requests").locator("tbody tr")
+    expect(rows).to_have_count(len(api))
+    assert rows.locator("td:nth-child(2)").all_inner_texts() == [r["id"] for r in api]
+    page.goto("/ui/requests?q=no+such+words+anywhere")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_text("No requests match.")
+
+
 def test_a_large_body_is_cut_with_a_link_to_load_it_whole(sign_in: SignIn) -> None:
     page = sign_in(ADMIN_KEY)
     page.goto("/ui/requests?user=long")

@@ -24,6 +24,7 @@ from trimtab.api.schema import (
     window,
 )
 from trimtab.telemetry.costs import COST_GROUPS
+from trimtab.telemetry.queries import MAX_SEARCH, SEARCH_SCAN
 from trimtab.telemetry.rollups import GROUPABLE
 from trimtab.types import MODEL_CALLERS, OPERATORS, READERS
 
@@ -68,6 +69,15 @@ LIST_REQUESTS = Endpoint(
         *(
             text(name, f"Only requests with this {name}")
             for name in ("model", "provider", "user", "session", "feature", "route", "version")
+        ),
+        text(
+            "q",
+            "Text in the stored request or answer body, case-insensitive (at most "
+            f"{MAX_SEARCH} characters). A page holds the matches among the next "
+            f"{SEARCH_SCAN:,} requests the other filters select, newest first, and "
+            "next_cursor goes on after the last one read: a page may be short, or empty, "
+            "and still have a next one. Bodies are searched as stored (storage.bodies: a "
+            "redacted body as redacted; hashed or none: not at all)",
         ),
         LIMIT,
         CURSOR,

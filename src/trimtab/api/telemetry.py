@@ -15,7 +15,14 @@ from trimtab.api.endpoints import GET_REQUEST, LIST_REQUESTS, SUMMARY
 from trimtab.api.params import bad_param
 from trimtab.auth.keyring import KeyRing
 from trimtab.errors import NotFound
-from trimtab.telemetry.queries import BadCursor, RequestFilter, get_request, list_requests, view
+from trimtab.telemetry.queries import (
+    MAX_SEARCH,
+    BadCursor,
+    RequestFilter,
+    get_request,
+    list_requests,
+    view,
+)
 from trimtab.telemetry.rollups import Rollup, group, minute_of
 from trimtab.telemetry.store import TelemetryStore
 from trimtab.types import is_eval_feature
@@ -47,6 +54,7 @@ class TelemetryAPI:
             until=arg(request, "until"),
             tenant=tenant,
             status=arg(request, "status"),
+            text=_search(arg(request, "q")),
             **{name: arg(request, name) for name in _FILTERS},
         )
         limit = arg(request, "limit")
@@ -91,3 +99,9 @@ class TelemetryAPI:
                 "total": total.summary(),
             }
         )
+
+
+def _search(text: str | None) -> str | None:
+    if text is not None and len(text) > MAX_SEARCH:
+        raise bad_param("q", f"at most {MAX_SEARCH} characters, got {len(text)}")
+    return text

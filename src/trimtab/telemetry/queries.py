@@ -16,6 +16,11 @@ from trimtab.telemetry.production import unless_named
 
 _BODY_COLUMNS = ("request_body", "upstream_request_body", "response_body")
 _LIST_COLUMNS = [c for c in requests.c if c.name not in _BODY_COLUMNS]
+# a text search reads at most this many requests (newest first, after the other filters)
+# for one page, so a page costs the same however rare the text; the cursor goes on from
+# the oldest one read
+SEARCH_SCAN = 20_000
+MAX_SEARCH = 256  # characters of searched text
 
 
 class BadCursor(ValueError):
@@ -35,6 +40,9 @@ class RequestFilter:
     feature: str | None = None
     route: str | None = None
     version: str | None = None
+    # text in the stored request or answer body, case-insensitive (what storage.bodies
+    # kept: a redacted body is searched as redacted, a hashed or absent one not at all)
+    text: str | None = None
 
 
 def encode_cursor(started_at: datetime, request_id: str) -> str:
@@ -81,26 +89,44 @@ def _conditions(f: RequestFilter) -> list[Any]:
 
 
 def list_requests(
-    engine: Engine, f: RequestFilter, limit: int, cursor: str | None = None
+    engine: Engine,
+    f: RequestFilter,
+    limit: int,
+    cursor: str | None = None,
+    scan: int = SEARCH_SCAN,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of requests (without bodies) and the cursor of the next page, if any."""
+    """One page of requests (without bodies) and the cursor of the next page, if any. With
+    ``f.text``, the page holds the matches among the next ``scan`` requests at most, and
+    the cursor goes on after the last request read, so a page may have fewer than ``limit``
+    rows (even none) and still a next one."""
     c = requests.c
     where = _conditions(f)
     if cursor:
         when, rid = decode_cursor(cursor)
         where.append(or_(c.started_at < when, and_(c.started_at == when, c.id < rid)))
-    query = (
-        select(*_LIST_COLUMNS)
-        .where(*where)
-        .order_by(c.started_at.desc(), c.id.desc())
-        .limit(limit + 1)
-    )
+    newest_first = (c.started_at.desc(), c.id.desc())
     with engine.connect() as conn:
+        boundary = None
+        if f.text is not None:  # read at most `scan` requests: where this page stops
+            last = select(c.started_at, c.id).where(*where).order_by(*newest_first)
+            # the last request this page reads, and whether any is older than it
+            edge = conn.execute(last.offset(scan - 1).limit(2)).all()
+            if edge:
+                at, rid = edge[0]
+                where.append(or_(c.started_at > at, and_(c.started_at == at, c.id >= rid)))
+            boundary = edge[0] if len(edge) == 2 else None
+            where.append(
+                or_(*(getattr(c, name).icontains(f.text, autoescape=True)
+                      for name in ("request_body", "response_body")))
+            )  # fmt: skip
+        query = select(*_LIST_COLUMNS).where(*where).order_by(*newest_first).limit(limit + 1)
         rows = [dict(r) for r in conn.execute(query).mappings()]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1]["started_at"], rows[-1]["id"])
+    elif boundary is not None:  # fewer matches than a page in the requests read: go on
+        next_cursor = encode_cursor(boundary[0], boundary[1])
     return rows, next_cursor
 
 

@@ -17,14 +17,22 @@ from trimtab.errors import Invalid, NotFound
 from trimtab.evals.adding import add_recorded
 from trimtab.evals.from_requests import RequestQuery
 from trimtab.evals.store import DatasetKey
-from trimtab.telemetry.queries import BadCursor, RequestFilter, get_request, list_requests, view
+from trimtab.telemetry.queries import (
+    MAX_SEARCH,
+    SEARCH_SCAN,
+    BadCursor,
+    RequestFilter,
+    get_request,
+    list_requests,
+    view,
+)
 from trimtab.types import name_problem
 from trimtab.web.context import Page
 from trimtab.web.feedback import of_request
 from trimtab.web.render import preview
 
-FILTERS = ("since", "until", "model", "provider", "route", "version", "tenant", "feature",
-           "user", "session", "status", "limit")  # fmt: skip
+FILTERS = ("q", "since", "until", "model", "provider", "route", "version", "tenant",
+           "feature", "user", "session", "status", "limit")  # fmt: skip
 PAGE_SIZE = 50
 MAX_PAGE = 200  # the API's limit on /api/requests
 
@@ -64,7 +72,10 @@ async def explorer(page: Page) -> Response:
         feature=params.get("feature"),
         route=params.get("route"),
         version=params.get("version"),
+        text=params.get("q"),
     )
+    if f.text is not None and len(f.text) > MAX_SEARCH:
+        raise Invalid(f"'q' must be at most {MAX_SEARCH} characters", param="q")
     cursor = page.param("cursor")
     limit_text = page.param("limit") or str(PAGE_SIZE)
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
@@ -78,7 +89,7 @@ async def explorer(page: Page) -> Response:
         raise Invalid(str(exc), param="cursor") from None
     return page.render(
         "requests.html.j2", rows=[view(r) for r in rows], next_cursor=next_cursor,
-        filters=params, cursor=cursor, page_size=limit,
+        filters=params, cursor=cursor, page_size=limit, search_scan=SEARCH_SCAN,
     )  # fmt: skip
 
 

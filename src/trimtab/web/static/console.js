@@ -93,7 +93,7 @@ function infiniteScroll() {
       .then((r) => r.ok ? r.text() : Promise.reject(new Error("HTTP " + r.status)))
       .then((html) => {
         const doc = new DOMParser().parseFromString(html, "text/html");
-        const rows = doc.querySelectorAll("table[data-scroll] tbody tr");
+        const rows = doc.querySelectorAll("table[data-scroll] tbody tr:not(.empty)");
         const body = table.tBodies[0];
         for (const row of rows) { body.appendChild(document.importNode(row, true)); }
         localTimes(body);
