@@ -24,6 +24,8 @@ def test_requests_lists_newest_first_with_filters_across_pages(running: Running)
     # more rows than one page of the server (the CLI asks for pages of at most --limit)
     code, out = trimtab(running, "requests", "--feature", "support", "--limit", "100")
     assert code == 0 and len([ln for ln in out.splitlines()[1:] if ln.strip()]) == 6
+    code, out = trimtab(running, "requests", "--text", "Q1")  # in one body, in any case
+    assert code == 0 and [ln.split()[2] for ln in out.splitlines()[1:] if ln.strip()] == [ids[1]]
     code, out = trimtab(running, "requests", "--route", "nope")
     assert code == 0 and "no requests match" in out
     code, out = trimtab(running, "request", ids[0])

@@ -99,6 +99,8 @@ def test_iterating_requests_follows_the_cursor_over_pages(running: Running) -> N
     with Client(running.url, VIEWER_KEY) as tt:
         assert [r["id"] for r in tt.iter_requests(limit=2)] == ids[::-1]  # 3 pages
         assert [r["id"] for r in tt.iter_requests(limit=2, status="error")] == []
+        # "hi 3" is in one request's body, and "HI 3" finds it
+        assert [r["id"] for r in tt.iter_requests(limit=2, text="HI 3")] == [ids[3]]
 
     async def collect() -> list[str]:
         async with AsyncClient(running.url, VIEWER_KEY) as tt:

@@ -68,6 +68,9 @@ def requests(
     feature: Annotated[str | None, typer.Option(help="The feature tag.")] = None,
     user: Annotated[str | None, typer.Option(help="The user tag.")] = None,
     session: Annotated[str | None, typer.Option(help="The session tag.")] = None,
+    text: Annotated[
+        str | None, typer.Option(help="Text in the stored request or answer body (any case).")
+    ] = None,
     tenant: TenantFilter = None,
     since: Annotated[
         str | None, typer.Option(help="Since: 15m, 1h, 7d ago, an ISO 8601 time or Unix seconds.")
@@ -84,7 +87,7 @@ def requests(
     def fetch(client: Client) -> list[RequestRecord]:
         rows = client.iter_requests(
             route=route, version=version, status=status, model=model, provider=provider,
-            feature=feature, user=user, session=session, tenant=tenant,
+            feature=feature, user=user, session=session, tenant=tenant, text=text,
             since=since_time(since), until=since_time(until), limit=min(limit, 1000),
         )  # fmt: skip
         return list(islice(rows, limit))

@@ -326,15 +326,17 @@ class Client(IncidentMethods):
         feature: str | None = None,
         route: str | None = None,
         version: int | str | None = None,
+        text: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> Page[RequestRecord]:
-        """One page of recorded requests, newest first (`status`: a code, "error" or "ok")."""
+        """One page of recorded requests, newest first (`status`: a code, "error" or "ok";
+        `text`: in the stored bodies — a page may then be short, even empty, and go on)."""
         filters: calls.Filters = {
             "since": since, "until": until, "model": model, "provider": provider,
             "tenant": tenant, "status": None if status is None else str(status), "user": user,
             "session": session, "feature": feature, "route": route,
-            "version": calls.version_label(version),
+            "version": calls.version_label(version), "q": text,
         }  # fmt: skip
         return self._run(calls.requests(filters, limit, cursor))
 

@@ -249,6 +249,7 @@ class RequestFilters(TypedDict, total=False):
     feature: str | None
     route: str | None
     version: int | str | None
+    text: str | None
     limit: int | None
 
 
