@@ -109,27 +109,9 @@ def economics(
         print(json.dumps(data, indent=2))
         return
     out = Console(highlight=False, soft_wrap=True)
-    shown = table(
-        by,
-        "requests",
-        "successful",
-        "cost",
-        "per request",
-        "per successful",
-        "per 1k tokens",
-        "sessions",
-        "per session",
-        right=(
-            "requests",
-            "successful",
-            "cost",
-            "per request",
-            "per successful",
-            "per 1k tokens",
-            "sessions",
-            "per session",
-        ),
-    )
+    figures = ("requests", "successful", "cost", "per request", "per successful",
+               "per 1k tokens", "sessions", "per session")  # fmt: skip
+    shown = table(by, *figures, right=figures)
     for g in [*data["groups"], {by: "total", **data["total"]}]:
         name = g[by] if g[by] is not None else "(none)"
         shown.add_row(

@@ -99,7 +99,14 @@ def unit_economics(
     if group_by not in ECONOMICS_GROUPS:
         raise ValueError(f"cannot group unit economics by '{group_by}'")
     rows = costs_by(engine, since, group_by, tenant)
-    sessions = sessions_by(engine, since, group_by, tenant)
+    return economics_of(group_by, rows, sessions_by(engine, since, group_by, tenant))
+
+
+def economics_of(
+    group_by: str, rows: dict[str, CostRow], sessions: dict[str, SessionSums]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The unit figures of each value of `group_by` from its cost sums and session sums
+    (either may lack a value), most spend first, and of them all."""
     total = CostRow()
     all_sessions = SessionSums()
     groups = []

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from trimtab.errors import Invalid
 from trimtab.policy.forecast_data import budget_forecasts
 from trimtab.telemetry.costs import CostRow
-from trimtab.telemetry.economics import ECONOMICS_GROUPS, SessionSums, sessions_by, unit_figures
+from trimtab.telemetry.economics import ECONOMICS_GROUPS, economics_of, sessions_by
 from trimtab.telemetry.rollups import minute_of
 from trimtab.web.context import Deps, Page
 from trimtab.web.rollup_reads import (
@@ -50,26 +50,6 @@ def _rows(rows: dict[str, CostRow]) -> list[dict[str, Any]]:
     return out
 
 
-def _economics(
-    group: str, rows: dict[str, CostRow], sessions: dict[str, SessionSums]
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """What /api/costs/economics gives per value of `group` (telemetry/economics.py's
-    figures), from the rows the page has read and the session sketches: (most spend
-    first, the total)."""
-    total = CostRow()
-    all_sessions = SessionSums()
-    groups = []
-    for value in sorted(rows.keys() | sessions.keys()):
-        row = rows.get(value, CostRow())
-        s = sessions.get(value)
-        total.add(row)
-        if s is not None:
-            all_sessions.merge(s)
-        groups.append({group: value or None, **unit_figures(row, s)})
-    groups.sort(key=lambda g: (-g["cost_usd"], -g["requests"], str(g[group])))
-    return groups, unit_figures(total, all_sessions)
-
-
 def _gather(
     deps: Deps, since: datetime, tenant: str | None, budgets: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -84,7 +64,7 @@ def _gather(
     forecasts, not_forecast = budget_forecasts(deps.engine, budgets, now, tenant, daily)
     by = costs_by_dimensions(deps.engine, since, tenant)
     economics = {
-        g: _economics(g, by[g], sessions_by(deps.engine, since, g, tenant))
+        g: economics_of(g, by[g], sessions_by(deps.engine, since, g, tenant))
         for g in ECONOMICS_GROUPS
     }
     groups = {d: _rows(by[d]) for d in DIMENSIONS}
