@@ -37,6 +37,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -120,6 +121,16 @@ QUALITY_REQUIRED = DEFAULT_PLAN.model_copy(
     update={"metrics": {"quality_score": MetricRule(required=True)}}
 )
 
+
+def _sticky(name: str, **changes: Any) -> Scenario:
+    """A scenario of 2,000 sticky users at Zipf 1.0 (tagged "sticky", 300 rollouts at most)."""
+    return Scenario(name, users=2000, zipf=1.0, max_rollouts=300, tags=("sticky",), **changes)
+
+
+HEAVY_ERR_MORE: dict[str, Any] = {"activity_proneness": 0.3}  # the heavy users err more
+# ... and the error test adjusted for each user's rate in the day before
+ADJUST: dict[str, Any] = {**HEAVY_ERR_MORE, "pre_period_s": 86_400, "plan": ADJUSTED}
+
 SCENARIOS = (
     Scenario("healthy, 1 % errors, log-normal latency (sigma 0.6)", tags=("fast",)),
     Scenario("healthy, 0.5 % errors", error_rate=0.005),
@@ -145,84 +156,33 @@ SCENARIOS = (
         zipf=1.0,
         max_rollouts=300,
     ),
-    Scenario(
-        "healthy, 2,000 sticky users, Zipf 1.0, heavy users err more",
-        users=2000,
-        zipf=1.0,
-        activity_proneness=0.3,
-        max_rollouts=300,
-        tags=("sticky",),
-    ),
-    Scenario(
-        "healthy, 2,000 sticky users, Zipf 1.0, first version kept",
-        users=2000,
-        zipf=1.0,
-        plan=FIRST_SEEN,
-        max_rollouts=300,
-        tags=("sticky",),
-    ),
-    Scenario(
+    _sticky("healthy, 2,000 sticky users, Zipf 1.0, heavy users err more", **HEAVY_ERR_MORE),
+    _sticky("healthy, 2,000 sticky users, Zipf 1.0, first version kept", plan=FIRST_SEEN),
+    _sticky(
         "healthy, 2,000 sticky users, Zipf 1.0, heavy users err more, first version kept",
-        users=2000,
-        zipf=1.0,
-        activity_proneness=0.3,
         plan=FIRST_SEEN,
-        max_rollouts=300,
-        tags=("sticky",),
+        **HEAVY_ERR_MORE,
     ),
-    Scenario(
-        "healthy, 2,000 sticky users, Zipf 1.0, adjusted for the day before",
-        users=2000,
-        zipf=1.0,
-        activity_proneness=0.3,
-        pre_period_s=86_400,
-        plan=ADJUSTED,
-        max_rollouts=300,
-        tags=("sticky",),
-    ),
-    Scenario(
+    _sticky("healthy, 2,000 sticky users, Zipf 1.0, adjusted for the day before", **ADJUST),
+    _sticky(
         "healthy, 2,000 sticky users, Zipf 1.0, adjusted, proneness half persistent",
-        users=2000,
-        zipf=1.0,
-        activity_proneness=0.3,
-        pre_period_s=86_400,
-        plan=ADJUSTED,
         persistence=0.5,
-        max_rollouts=300,
-        tags=("sticky",),
+        **ADJUST,
     ),
-    Scenario(
+    _sticky(
         "errors 1 % -> 2 % (2x), 2,000 sticky users, Zipf 1.0, adjusted",
         healthy=False,
         error_factor=2.0,
-        users=2000,
-        zipf=1.0,
-        activity_proneness=0.3,
-        pre_period_s=86_400,
-        plan=ADJUSTED,
-        max_rollouts=300,
-        tags=("sticky",),
+        **ADJUST,
     ),
-    Scenario(
+    _sticky(
         "errors 1 % -> 1.5 % (+50 %), 2,000 sticky users, Zipf 1.0, adjusted",
         healthy=False,
         error_factor=1.5,
-        users=2000,
-        zipf=1.0,
-        activity_proneness=0.3,
-        pre_period_s=86_400,
-        plan=ADJUSTED,
-        max_rollouts=300,
-        tags=("sticky",),
+        **ADJUST,
     ),
-    Scenario(
-        "errors 1 % -> 2 % (2x), 2,000 sticky users, Zipf 1.0",
-        healthy=False,
-        error_factor=2.0,
-        users=2000,
-        zipf=1.0,
-        max_rollouts=300,
-        tags=("sticky",),
+    _sticky(
+        "errors 1 % -> 2 % (2x), 2,000 sticky users, Zipf 1.0", healthy=False, error_factor=2.0
     ),
     Scenario("healthy, tier 1 (margins x 1.5)", plan=TIER_1, tags=("item2",)),
     Scenario("healthy, tier 1, promote early", plan=TIER_1_EARLY, tags=("item2",)),
