@@ -240,7 +240,7 @@ def test_a_dataset_case_from_the_incidents_failed_requests(
     now = time.time()
     failed = [
         RequestRecord(
-            id=f"req_case{i:020x}", started_at=now + i, api="openai", operation="chat",
+            id=f"req_ca5e{i:028x}", started_at=now + i, api="openai", operation="chat",
             tenant="acme", request_model="gpt-mock", route="case-answer", version="v1",
             status_code=500, duration_ms=30.0, error_message="upstream failed",
             request_body=orjson.dumps({"model": "route:case-answer",
@@ -268,3 +268,7 @@ def test_a_dataset_case_from_the_incidents_failed_requests(
         engine.dispose()
     rules = _get(console, f"/api/incidents/{iid}")["rules"]
     assert rules[0]["kind"] == "dataset_case" and rules[0]["detail"]["items"] == 3
+    # closed, so the other pages' tests see the open incidents they made and no more
+    _post(console, f"/api/incidents/{iid}/actions", OPERATOR_KEY, action="resolve")
+    _post(console, f"/api/incidents/{iid}/postmortem", OPERATOR_KEY)
+    _post(console, f"/api/incidents/{iid}/close", OPERATOR_KEY, message="cases recorded")
