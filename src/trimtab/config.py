@@ -307,7 +307,7 @@ class RolloutsConfig(_Strict):
 
 
 class SloConfig(_Strict):
-    """The SLO evaluator (docs/slo.md): how often the process holding its lease judges
+    """The SLO evaluator (docs/slos.md): how often the process holding its lease judges
     every SLO; the lease lasts three intervals."""
 
     evaluate_interval_s: float = Field(default=30.0, gt=0)

@@ -4,7 +4,7 @@ The rules are the Google SRE workbook's ("Alerting on SLOs", recommendation 6) f
 30-day window: page when the 1 h and the 5 min burn both exceed 14.4, page at 6 over 6 h
 and 30 min, ticket at 1 over 3 d and 6 h. A factor f over an alert window A spends
 f * A / W of the budget of an SLO window W (14.4 * 1 h / 30 d = 2 %); scaling A with W
-keeps that share, so the factors stay and the windows scale (docs/slo.md).
+keeps that share, so the factors stay and the windows scale (docs/slos.md).
 """
 
 from __future__ import annotations

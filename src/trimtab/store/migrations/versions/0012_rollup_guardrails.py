@@ -1,5 +1,5 @@
 """The per-minute rollups count the requests on which a guardrail fired (issue 15: a
-route's violation rate as an SLI, docs/slo.md). Rows written before count none.
+route's violation rate as an SLI, docs/slos.md). Rows written before count none.
 
 Revision ID: 0012_rollup_guardrails
 Revises: 0010
