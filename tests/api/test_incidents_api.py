@@ -59,13 +59,14 @@ def running(gateway: GatewayFactory, store_url: str) -> Running:
 
 
 def failing(running: Running, n: int = 20, tenant: str = "acme") -> None:
-    """`n` route requests a minute ago, half of them failed with 502."""
-    now = time.time()
+    """`n` route requests a minute or two ago, all in one minute (the impact counts from
+    the first bad minute on), half of them failed with 502."""
+    minute = (time.time() - 60) // 60 * 60
     TelemetryStore(running.engine).write(
         [
             RequestRecord(
                 id=f"req_inc_{tenant}_{i}",
-                started_at=now - 60 + i * 0.1,
+                started_at=minute + 5 + i * 0.1,
                 api="openai",
                 operation="chat",
                 tenant=tenant,

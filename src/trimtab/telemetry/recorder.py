@@ -268,6 +268,9 @@ class Recorder:
                     self._stop.wait(due - time.monotonic())
                 continue
             if self._stop.is_set():
+                if self._queue:
+                    # recorded after this loop's take, before the stop: stored, not spilled
+                    continue
                 return
             self._replay_backlog()  # also the probe that finds the store back when idle
             self._stop.wait(self._interval)
