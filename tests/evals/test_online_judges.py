@@ -156,20 +156,23 @@ def test_a_judge_scores_production_answers_through_the_servers_own_gateway(
     assert by_scorer == {"polite": len(ids), "words": len(ids)}
 
 
+def refused_apply(running: Running, suites: str) -> str:
+    """The error an operator's apply of `suites` (as evals.yaml) is refused with."""
+    with Client(running.url, OPERATOR_KEY) as c, pytest.raises(TrimtabError) as refused:
+        c.apply_eval_suites(suites, "a change", source="evals.yaml")
+    return str(refused.value)
+
+
 def test_a_python_scorer_outside_the_configured_modules_is_refused_at_apply(
     gateway: GatewayFactory, upstream: MockUpstream
 ) -> None:
     running = start(gateway, upstream)
     elsewhere = SUITES.replace("tests.evals.scorer_functions:words_per_ten", "os:getcwd")
-    with Client(running.url, OPERATOR_KEY) as c, pytest.raises(TrimtabError) as refused:
-        c.apply_eval_suites(elsewhere, "run os:getcwd", source="evals.yaml")
-    message = str(refused.value)
+    message = refused_apply(running, elsewhere)
     assert "evals.yaml: evals.support-live.online.scorers: python scorer 'words'" in message
     assert "evals.python_scorers: tests.evals.scorer_functions" in message
     missing = SUITES.replace("words_per_ten", "no_such_function")
-    with Client(running.url, OPERATOR_KEY) as c, pytest.raises(TrimtabError) as unknown:
-        c.apply_eval_suites(missing, "a typo", source="evals.yaml")
-    assert "is not a function" in str(unknown.value)
+    assert "is not a function" in refused_apply(running, missing)
 
 
 def test_an_online_judge_naming_no_route_is_refused_at_apply(
@@ -177,9 +180,7 @@ def test_an_online_judge_naming_no_route_is_refused_at_apply(
 ) -> None:
     running = start(gateway, upstream)
     typo = SUITES.replace("judge_route: judge-polite", "judge_route: judge-polit")
-    with Client(running.url, OPERATOR_KEY) as c, pytest.raises(TrimtabError) as refused:
-        c.apply_eval_suites(typo, "a typo", source="evals.yaml")
     assert (
         "evals.yaml: evals.support-live.online.scorers: judge 'polite': unknown judge_route "
-        "'judge-polit'" in str(refused.value)
+        "'judge-polit'" in refused_apply(running, typo)
     )
