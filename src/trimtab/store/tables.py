@@ -76,6 +76,18 @@ def session_columns() -> tuple[Column[Any], ...]:  # a Column belongs to one tab
     )
 
 
+def sli_columns() -> tuple[Column[Any], ...]:
+    """What the negative-feedback and cost SLIs read (migration 0015_rollup_sli_columns)."""
+    return (
+        # the row's requests with negative feedback, each counted at its first one
+        # (rollouts/feedback.py)
+        Column("negative_feedback", Integer, nullable=False, server_default="0"),
+        # DDSketch of each request's cost (zero or unknown: the zero bin); NULL on rows
+        # written before the migration
+        Column("cost_sketch", LargeBinary),
+    )
+
+
 # One row per minute and combination of dimensions; "" stands for "none" so the
 # unique key works the same on both databases.
 ROLLUP_DIMENSIONS = ("model", "provider", "tenant", "feature", "status_code", "route", "version")
@@ -104,6 +116,7 @@ rollups = Table(
     # the HLL sketch of its session ids (NULL: no request had one), those requests' number
     # and spend (migration 0014_session_counts; telemetry/sessions.py)
     *session_columns(),
+    *sli_columns(),  # migration 0015_rollup_sli_columns
     UniqueConstraint("minute", *ROLLUP_DIMENSIONS, name="uq_rollups_minute_dims"),
     Index("ix_rollups_minute", "minute"),
 )
@@ -633,6 +646,8 @@ rollups_hour = Table(
     Column("output_tokens", Integer, nullable=False, server_default="0"),
     Column("cost_usd", Float, nullable=False, server_default="0"),
     *session_columns(),  # as the minutes' (migration 0014_session_counts)
+    *sli_columns(),  # as the minutes' (migration 0015_rollup_sli_columns)
+    Column("guardrail_fired", Integer, nullable=False, server_default="0"),  # 0015 too
     Index("ix_rollups_hour_route", "route", "hours", "hour"),
     Index("ix_rollups_hour_hour", "hours", "hour"),
 )
@@ -645,4 +660,52 @@ rollups_hour_dirty = Table(
     Column("hour", DateTime(timezone=True), primary_key=True),
     Column("hours", Integer, primary_key=True),
     Column("seq", Integer, nullable=False),
+)
+
+
+# -- the eval-score and session-cost SLIs' rollups (issue 14; migration 0016) ---------------
+
+# the online scores of one minute of requests (the minute of the request, not of its
+# score) per suite, scorer and dimensions, one row per value bin: `bin` is the value in
+# hundredths, floor(round(value * 100, 6)), 0-100; -1 holds the answers the scorer could
+# not score (value null). `count` scores, `passed` of them the scorer's own pass. Written
+# with `online_scores` in one transaction (evals/score_rollups.py)
+score_rollups = Table(
+    "score_rollups",
+    metadata,
+    Column("suite", String(128), nullable=False),
+    Column("scorer", String(64), nullable=False),
+    Column("minute", DateTime(timezone=True), nullable=False),
+    Column("route", String(256), nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("version", String(64), nullable=False),  # "" for none
+    Column("bin", Integer, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("passed", Integer, nullable=False),
+    # the key leads with what every read names, then the minute: a range scan
+    UniqueConstraint(
+        "suite", "scorer", "minute", "route", "tenant", "version", "bin", name="uq_score_rollups"
+    ),
+    Index("ix_score_rollups_minute", "minute"),  # retention
+)
+
+# one session's requests and spend per tenant, route and feature ("" for none), counted
+# in the minute of its first request; the telemetry writer upserts it in its batch
+# (telemetry/session_costs.py). `session_key` is a digest of tenant and session id, never
+# the id itself
+session_costs = Table(
+    "session_costs",
+    metadata,
+    Column("tenant", String(128), primary_key=True),
+    Column("route", String(256), primary_key=True),
+    Column("feature", String(256), primary_key=True),
+    Column("session_key", String(32), primary_key=True),
+    Column("first_minute", DateTime(timezone=True), nullable=False),
+    Column("last_minute", DateTime(timezone=True), nullable=False),
+    Column("requests", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    # the windows' reads: a range of first minutes, with the cost in the index
+    Index("ix_session_costs_route_first", "route", "first_minute", "cost_usd"),
+    Index("ix_session_costs_first", "first_minute", "cost_usd"),
+    Index("ix_session_costs_last", "last_minute"),  # retention
 )
