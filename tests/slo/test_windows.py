@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, event, func, select
 
 from tests.slo.support import NOW, request
+from trimtab.audit.log import Actor
+from trimtab.rollouts.feedback import FeedbackStore
 from trimtab.slo.evaluator import read_statuses
 from trimtab.slo.rollups import read_series
 from trimtab.slo.spec import SloDefinition, load_slos
@@ -21,6 +23,7 @@ from trimtab.telemetry.retention import Tenants, delete_rollups
 from trimtab.telemetry.store import TelemetryStore
 
 H = timedelta(hours=1)
+BY = Actor("key_app", "app@acme", "acme")
 END = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 SLOS = load_slos(
@@ -36,6 +39,8 @@ slos:
   slow: {route: support, sli: {kind: latency, threshold_ms: 2500}, objective: 0.95}
   first-token: {route: support, sli: {kind: latency, threshold_ms: 300, of: ttft}, objective: 0.9}
   other: {route: other, sli: {kind: availability}, objective: 0.9}
+  quality: {route: support, sli: {kind: negative_feedback}, objective: 0.95}
+  acme-quality: {route: support, tenant: acme, sli: {kind: negative_feedback}, objective: 0.9}
 """
 )
 STATUSES = (200,) * 20 + (502, 503, 504, 429, 499, 400)
@@ -69,6 +74,16 @@ def _month(engine: Engine, seed: int = 14) -> None:
     store = TelemetryStore(engine)
     for i in range(0, len(records), 2000):
         store.write(records[i : i + 2000])
+    _feedback(engine, rng, [r.id for r in records if rng.random() < 0.12])
+
+
+def _feedback(engine: Engine, rng: random.Random, ids: list[str]) -> None:
+    """Ratings on `ids`, some twice; about half negative (a thumbs down or an escalation)."""
+    store = FeedbackStore(engine)
+    for rid in ids:
+        for _ in range(rng.choice((1, 1, 2))):
+            score = rng.choice((0.0, 0.2, 0.5, 1.0))
+            store.add(rid, None, score, None, rng.random() < 0.1, BY)
 
 
 def _slow(engine: Engine, d: SloDefinition) -> SloStatus:
@@ -81,6 +96,8 @@ def _all_the_same(engine: Engine) -> None:
     assert read_statuses(engine, SLOS, NOW) == expected
     assert [read_status(engine, d, NOW) for d in SLOS] == expected
     assert expected[0].counts.valid > 1000 and expected[0].counts.bad > 0
+    quality = expected[-2].counts  # negative feedback on about 6 % of the answers
+    assert 0.02 * quality.valid < quality.bad < 0.12 * quality.valid
 
 
 def test_the_hourly_reads_give_the_minutes_statuses_on_a_seeded_month(engine: Engine) -> None:
@@ -99,6 +116,12 @@ def test_the_hourly_reads_give_the_minutes_statuses_on_a_seeded_month(engine: En
     TelemetryStore(engine).write([request(10**6 + i, late, status_code=503) for i in range(5)])
     _all_the_same(engine)
     assert compact(engine, NOW) == 2  # the hour, then its day
+    _all_the_same(engine)
+
+    # late feedback on compacted hours' requests marks them as a write does
+    _feedback(engine, random.Random(5), [f"req_{n:08d}" for n in range(100, 160)])
+    _all_the_same(engine)
+    compact(engine, NOW, limit=10_000)
     _all_the_same(engine)
 
     # late writes into 80 hours apart, every other one: more ranges than one SELECT each

@@ -34,7 +34,7 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
@@ -45,15 +45,9 @@ from trimtab.alerts.signal import Signal
 from trimtab.audit.log import Actor
 from trimtab.refresher import Periodic
 from trimtab.registry.store import RouteStore
-from trimtab.slo.burn import Counts, RuleVerdict
-from trimtab.slo.rollups import (
-    minute_floor,
-    read_guardrail_windows,
-    read_latency_windows,
-    read_status_windows,
-    read_windows,
-)
-from trimtab.slo.sli import status_counts
+from trimtab.slo.burn import RuleVerdict
+from trimtab.slo.kinds import share
+from trimtab.slo.rollups import minute_floor, read_guardrail_windows, read_shared, read_windows
 from trimtab.slo.spec import Selector, SloDefinition
 from trimtab.slo.status import SloStatus, judged, minutes_label
 from trimtab.slo.store import SloRow, SloStore
@@ -260,42 +254,25 @@ def _spans(d: SloDefinition) -> set[int]:
 def read_statuses(
     engine: Engine, definitions: Sequence[SloDefinition], now: datetime
 ) -> list[SloStatus]:
-    """Each SLO's status at `now`, as `status.read_status` gives it; the availability and
-    error-rate SLOs of one selector share one query (the requests per status code over
-    each window, classified per SLI here), its latency SLOs of one `of` one read of the
-    sketches (each decoded once)."""
+    """Each SLO's status at `now`, as `status.read_status` gives it; the SLOs of one
+    selector whose SLIs share a read (slo/kinds.py: every summed kind in one query over
+    each window, the sketched ones one read of each sketch column, each decoded once)
+    share it."""
     out: dict[int, SloStatus] = {}
-    groups: dict[Selector, list[int]] = {}
-    latency: dict[tuple[Selector, str], list[int]] = {}
+    groups: dict[tuple[Selector, Hashable], list[int]] = {}
     for i, d in enumerate(definitions):
-        if d.sli.kind == "latency":
-            latency.setdefault((d.selector, d.sli.of), []).append(i)
-        elif d.sli.kind == "guardrail":  # its own sums of the minute rollups
+        if d.sli.kind == "guardrail":  # its own sums of the minute rollups
             out[i] = judged(d, read_guardrail_windows(engine, d.selector, now, _spans(d)), now)
         else:
-            groups.setdefault(d.selector, []).append(i)
-    for (selector, _), members in latency.items():
+            groups.setdefault((d.selector, share(d.sli)), []).append(i)
+    for (selector, _), members in groups.items():
         spans = set().union(*(_spans(definitions[i]) for i in members))
         slis = [definitions[i].sli for i in members]
-        read = read_latency_windows(engine, selector, slis, now, spans)
+        read = read_shared(engine, selector, slis, now, spans)
         for i, got in zip(members, read, strict=True):
             d = definitions[i]
             out[i] = judged(d, {w: got[w] for w in _spans(d)}, now)
-    for selector, members in groups.items():
-        spans = set().union(*(_spans(definitions[i]) for i in members))
-        by_status = read_status_windows(engine, selector, now, spans)
-        for i in members:
-            d = definitions[i]
-            windows = {w: _classified(d, by_status[w]) for w in _spans(d)}
-            out[i] = judged(d, windows, now)
     return [out[i] for i in range(len(definitions))]
-
-
-def _classified(d: SloDefinition, by_status: dict[int, int]) -> Counts:
-    total = Counts(0, 0)
-    for status, n in by_status.items():
-        total = total + status_counts(d.sli, status, n)
-    return total
 
 
 def candidate_status(

@@ -5,7 +5,8 @@ count and its latency and TTFT sketches (telemetry/rollups.py). The statuses are
 gateway's: a provider timeout is 504, a stream the provider cut or failed mid-way 502,
 an unavailable provider or every deployment's breaker open 503, a client that went away
 mid-stream 499 (gateway/failures.py, gateway/streaming.py). The guardrail SLI reads the
-row's `guardrail_fired`, the requests on which a guardrail fired.
+row's `guardrail_fired`, the requests on which a guardrail fired; the negative-feedback
+SLI its `negative_feedback`, the requests that received negative feedback.
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ def guardrail_counts(status: int, count: int, fired: int) -> Counts:
     return Counts(count - fired, count)
 
 
+def feedback_counts(status: int, count: int, negative: int) -> Counts:
+    """Negative-feedback SLIs: of a row's `count` requests, `negative` received negative
+    feedback (a score below 0.5 or an escalation; counted once a request). Only answered
+    requests (status < 400) are valid: an error's feedback is the availability SLI's."""
+    if status >= 400:
+        return Counts(0, 0)
+    return Counts(count - negative, count)
+
+
 def within(sketch: DDSketch, threshold_ms: float) -> int:
     """How many of the sketch's values are at most `threshold_ms`, by bin: a bin counts
     when its representative value (within 1 % of each value in it) is at most the
@@ -83,9 +93,11 @@ def latency_counts(sli: Sli, status: int, sketch: DDSketch) -> Counts:
     valid ones are all but client errors, the good ones those answered (status < 400)
     within the threshold."""
     assert sli.kind == "latency" and sli.threshold_ms is not None
+    return answered_within(status, int(sketch.count), within(sketch, sli.threshold_ms))
+
+
+def answered_within(status: int, count: int, below: int) -> Counts:
+    """Latency SLIs: a row's `count` requests of which `below` were within the threshold."""
     if client_error(status):
         return Counts(0, 0)
-    valid = int(sketch.count)
-    if status >= 400:
-        return Counts(0, valid)
-    return Counts(within(sketch, sli.threshold_ms), valid)
+    return Counts(below if status < 400 else 0, count)

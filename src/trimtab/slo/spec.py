@@ -16,6 +16,10 @@ slos:
     route: support-answer
     sli: {kind: guardrail}             # good = no guardrail fired on the request
     objective: 0.99
+  support-quality:
+    route: support-answer
+    sli: {kind: negative_feedback}     # good = an answer without negative feedback
+    objective: 0.97
     alerting:
       min_events: 50                   # default: per rule, see burn.auto_min_events
       windows:                         # default: the workbook's, scaled to the window
@@ -86,9 +90,22 @@ class GuardrailSpec(_Strict):
     kind: Literal["guardrail"]
 
 
+class NegativeFeedbackSpec(_Strict):
+    kind: Literal["negative_feedback"]
+
+
 SliSpec = Annotated[
-    AvailabilitySpec | LatencySpec | ErrorRateSpec | GuardrailSpec, Field(discriminator="kind")
+    AvailabilitySpec | LatencySpec | ErrorRateSpec | GuardrailSpec | NegativeFeedbackSpec,
+    Field(discriminator="kind"),
 ]
+SliKind = Literal["availability", "latency", "error_rate", "guardrail", "negative_feedback"]
+SLI_KINDS: tuple[SliKind, ...] = (
+    "availability",
+    "latency",
+    "error_rate",
+    "guardrail",
+    "negative_feedback",
+)
 
 
 class RuleSpec(_Strict):
@@ -164,7 +181,7 @@ class Selector:
 
 @dataclass(frozen=True, slots=True)
 class Sli:
-    kind: Literal["availability", "latency", "error_rate", "guardrail"]
+    kind: SliKind
     threshold_ms: float | None = None  # latency
     of: Literal["total", "ttft"] = "total"  # latency
     error_class: str | None = None  # error_rate
@@ -233,8 +250,8 @@ def _definition(name: str, spec: SloSpec) -> SloDefinition:
         sli = Sli("latency", threshold_ms=float(s.threshold_ms), of=s.of)
     elif isinstance(s, ErrorRateSpec):
         sli = Sli("error_rate", error_class=s.error_class)
-    elif isinstance(s, GuardrailSpec):
-        sli = Sli("guardrail")
+    elif isinstance(s, GuardrailSpec | NegativeFeedbackSpec):
+        sli = Sli(s.kind)
     else:
         sli = Sli("availability")
     window = WINDOWS[spec.window]
@@ -288,7 +305,7 @@ def parse_slos(data: Any, source: str = "<slos>") -> list[SloDefinition]:
 def _unkinded(problem: str) -> str:
     """`slos.a.sli.latency.of` as the file spells it: `slos.a.sli.of` (pydantic names the
     union's member in the path)."""
-    for kind in ("availability", "latency", "error_rate", "guardrail"):
+    for kind in SLI_KINDS:
         problem = problem.replace(f".sli.{kind}.", ".sli.").replace(f".sli.{kind}:", ".sli:")
     return problem
 

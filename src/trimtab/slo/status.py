@@ -22,8 +22,8 @@ from trimtab.slo.burn import (
     judge,
     sli,
 )
+from trimtab.slo.kinds import notes
 from trimtab.slo.rollups import Series, read_windows, window_counts
-from trimtab.slo.sli import LATENCY_CAVEAT
 from trimtab.slo.spec import SloDefinition
 
 Standing = Literal["no_data", "meeting", "missing"]
@@ -81,7 +81,7 @@ class SloStatus:
             },
             "firing": self.firing,
             "alerts": [_rule_view(v) for v in self.rules],
-            "notes": [LATENCY_CAVEAT] if d.sli.kind == "latency" else [],
+            "notes": notes(d.sli),
         }
 
 

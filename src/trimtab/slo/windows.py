@@ -4,11 +4,12 @@ minute; between two cuts the whole days that are compacted and unmarked come fro
 `rollups_hour`'s day rows, then the whole such hours of what is left from its hour rows,
 everything else (the window edges, the current hour, marked spans) from
 `rollups_minute`, in one query. The sums are those of the minutes: a span's row is the
-sum of its minutes' rows, and a row counts in a window when its start is within it."""
+sum of its minutes' rows, and a row counts in a window when its start is within it.
+What each SLI kind reads of the rows is slo/kinds.py's."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -32,8 +33,8 @@ from sqlalchemy import (
 )
 
 from trimtab.slo.burn import Counts
-from trimtab.slo.sli import client_error, within
-from trimtab.slo.spec import Selector, Sli
+from trimtab.slo.sli import within
+from trimtab.slo.spec import Selector
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import rollups, rollups_hour
 from trimtab.telemetry.hourly import DAY, HOUR, dirty_spans
@@ -117,7 +118,10 @@ def _selected(table: Table, selector: Selector) -> list[ColumnElement[bool]]:
 
 
 def _parts(
-    selector: Selector, ranges: tuple[Ranges, Ranges, Ranges], value: str, scattered: bool
+    selector: Selector,
+    ranges: tuple[Ranges, Ranges, Ranges],
+    columns: Sequence[str],
+    scattered: bool,
 ) -> list[Select[Any]]:
     """One SELECT per range, so that each is a range scan of its table's time index; or,
     `scattered`, one per table and span, over its ranges OR-ed (SQLite allows 500 SELECTs
@@ -126,12 +130,12 @@ def _parts(
     minutes, hours, days = ranges
 
     def of_minutes(rs: Ranges) -> Select[Any]:
-        return select(m.minute.label("at"), m.status_code, m[value].label("value")).where(
+        return select(m.minute.label("at"), m.status_code, *(m[c] for c in columns)).where(
             _within(m.minute, rs), *_selected(rollups, selector)
         )
 
     def of_spans(n: int, rs: Ranges) -> Select[Any]:
-        return select(h.hour.label("at"), h.status_code, h[value].label("value")).where(
+        return select(h.hour.label("at"), h.status_code, *(h[c] for c in columns)).where(
             h.hours == n, _within(h.hour, rs), *_selected(rollups_hour, selector)
         )
 
@@ -152,32 +156,59 @@ def _within(column: Any, ranges: Ranges) -> ColumnElement[bool]:
 
 
 def rows(
-    conn: Connection, selector: Selector, end: datetime, starts: Sequence[datetime], value: str
+    conn: Connection,
+    selector: Selector,
+    end: datetime,
+    starts: Sequence[datetime],
+    columns: tuple[str, ...],
 ) -> Subquery:
-    """(at, status_code, value) of the selector's rows from the earliest start to `end`:
-    minute rows and unmarked hour and day rows, `value` a column both tables have."""
+    """(at, status_code, *columns) of the selector's rows from the earliest start to
+    `end`: minute rows and unmarked hour and day rows, `columns` ones both tables have."""
     first = min(starts)
     ranges = plan(end, starts, dirty_spans(conn, first, end))
-    parts = _parts(selector, ranges, value, sum(map(len, ranges)) > MAX_PARTS)
+    parts = _parts(selector, ranges, columns, sum(map(len, ranges)) > MAX_PARTS)
     return union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
 
 
-def status_windows(
-    conn: Connection, selector: Selector, end: datetime, spans: Sequence[int]
-) -> dict[int, dict[int, int]]:
-    """Requests per status code over each window, summed by the database."""
+def minute_rows(
+    selector: Selector, start: datetime, end: datetime, columns: tuple[str, ...]
+) -> Subquery:
+    """(at, status_code, *columns) of the selector's minute rows from `start` to `end`
+    (both included): the per-minute series' source."""
+    m = rollups.c
+    return (
+        select(m.minute.label("at"), m.status_code, *(m[c] for c in columns))
+        .where(m.minute >= start, m.minute <= end, *_selected(rollups, selector))
+        .subquery()
+    )
+
+
+Sums = tuple[int, ...]  # a row's (or status code's) sums of the columns read
+
+
+def sums_windows(
+    conn: Connection,
+    selector: Selector,
+    end: datetime,
+    spans: Sequence[int],
+    columns: tuple[str, ...],
+) -> dict[int, dict[int, Sums]]:
+    """The sums of `columns` per status code over each window, summed by the database in
+    one pass (a CASE per window and column)."""
     cuts = cutoffs(end, spans)
-    u = rows(conn, selector, end, list(cuts.values()), "count")
-    columns = [func.sum(case((u.c.at >= cuts[w], u.c.value), else_=0)) for w in spans]
-    out: dict[int, dict[int, int]] = {w: {} for w in spans}
-    for status, *sums in conn.execute(select(u.c.status_code, *columns).group_by(u.c.status_code)):
-        for w, n in zip(spans, sums, strict=True):
-            if n:
-                out[w][int(status)] = int(n)
+    u = rows(conn, selector, end, list(cuts.values()), columns)
+    sums = [func.sum(case((u.c.at >= cuts[w], u.c[c]), else_=0)) for w in spans for c in columns]
+    n = len(columns)
+    out: dict[int, dict[int, Sums]] = {w: {} for w in spans}
+    for status, *got in conn.execute(select(u.c.status_code, *sums).group_by(u.c.status_code)):
+        for i, w in enumerate(spans):
+            values = tuple(int(v or 0) for v in got[i * n : (i + 1) * n])
+            if any(values):
+                out[w][int(status)] = values
     return out
 
 
-class _Thresholds:
+class Thresholds:
     """`sli.within` and a sketch's count straight from the stored protobuf message, for
     several thresholds at once: the same sums of the same bins, without building the
     DDSketch (a tenth of the time; the hourly rows' sketches are the latency reads' cost).
@@ -229,30 +260,39 @@ class _Thresholds:
         return int(zero + sum(bins) + negative), out
 
 
-def latency_windows(
-    conn: Connection, selector: Selector, slis: Sequence[Sli], end: datetime, spans: Sequence[int]
+# a sketch row's counts towards an SLI: (status, the values in the sketch, those within
+# the SLI's threshold) -> Counts
+SketchCounts = Callable[[int, int, int], Counts]
+
+
+def sketch_windows(
+    conn: Connection,
+    selector: Selector,
+    column: str,
+    thresholds: Sequence[float],
+    classify: SketchCounts,
+    end: datetime,
+    spans: Sequence[int],
 ) -> list[dict[int, Counts]]:
-    """Each latency SLI's counts over each window, each row's sketch decoded once."""
+    """Each threshold's counts over each window from the sketches in `column`, each row's
+    sketch read once, classified by `classify`."""
     # the windows from the longest (earliest cut) on; a row is in the windows whose cut
     # is at or before it: the database numbers that (its piece), the sums add the pieces
     cuts = sorted(cutoffs(end, spans).items(), key=lambda wc: wc[1])
-    column = "latency_sketch" if slis[0].of == "total" else "ttft_sketch"
-    u = rows(conn, selector, end, [c for _, c in cuts], column)
+    u = rows(conn, selector, end, [c for _, c in cuts], (column,))
     piece = case(*((u.c.at >= c, k + 1) for k, (_, c) in reversed(list(enumerate(cuts)))), else_=0)
-    goods = [[0] * (len(cuts) + 1) for _ in slis]
-    valids = [0] * (len(cuts) + 1)
-    reader = _Thresholds([float(sli.threshold_ms or 0) for sli in slis])
-    for k, status, raw in conn.execute(select(piece, u.c.status_code, u.c.value)):
-        if client_error(status):
-            continue  # in neither count (sli.latency_counts)
-        valid, within_ = reader.counts(raw)
-        valids[k] += valid
-        if status < 400:
-            for good, piece_goods in zip(within_, goods, strict=True):
-                piece_goods[k] += good
-    result: list[dict[int, Counts]] = [{} for _ in slis]
-    for j, (w, _) in enumerate(cuts):  # window j: the pieces after j
-        valid = sum(valids[j + 1 :])
-        for counts, got in zip(result, goods, strict=True):
-            counts[w] = Counts(sum(got[j + 1 :]), valid)
+    goods = [[0] * (len(cuts) + 1) for _ in thresholds]
+    valids = [[0] * (len(cuts) + 1) for _ in thresholds]
+    reader = Thresholds(thresholds)
+    query = select(piece, u.c.status_code, u.c[column]).where(u.c[column].is_not(None))
+    for k, status, raw in conn.execute(query):
+        count, within_ = reader.counts(raw)
+        for j, below in enumerate(within_):
+            got = classify(status, count, below)
+            goods[j][k] += got.good
+            valids[j][k] += got.valid
+    result: list[dict[int, Counts]] = [{} for _ in thresholds]
+    for i, (w, _) in enumerate(cuts):  # window i: the pieces after i
+        for counts, piece_goods, piece_valids in zip(result, goods, valids, strict=True):
+            counts[w] = Counts(sum(piece_goods[i + 1 :]), sum(piece_valids[i + 1 :]))
     return result

@@ -8,18 +8,16 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from starlette.responses import Response
 
 from trimtab.errors import Forbidden
 from trimtab.slo.burn import Counts
+from trimtab.slo.kinds import columns, series
 from trimtab.slo.rollups import minute_floor, read_series
-from trimtab.slo.sli import latency_counts, status_counts
 from trimtab.slo.spec import SloDefinition
 from trimtab.slo.status import read_status
 from trimtab.slo.windows import rows
-from trimtab.store.engine import as_utc
-from trimtab.telemetry.sketch import from_bytes
 from trimtab.web.context import Deps, Page
 
 POINTS = 120
@@ -63,21 +61,9 @@ def _by_edges(
     cut at `edges` so that no row spans one."""
     end = minute_floor(now)
     cuts = [datetime.fromtimestamp(e, UTC) for e in [start, *edges] if e <= end.timestamp()]
-    sli = slo.sli
-    value = "count" if sli.kind != "latency" else (
-        "latency_sketch" if sli.of == "total" else "ttft_sketch"
-    )  # fmt: skip
-    out: list[tuple[float, Counts]] = []
     with engine.connect() as conn:
-        u = rows(conn, slo.selector, end, cuts, value).c
-        if sli.kind == "latency":
-            for at, status, raw in conn.execute(select(u.at, u.status_code, u.value)):
-                out.append((as_utc(at).timestamp(), latency_counts(sli, status, from_bytes(raw))))
-        else:
-            query = select(u.at, u.status_code, func.sum(u.value)).group_by(u.at, u.status_code)
-            for at, status, n in conn.execute(query):
-                out.append((as_utc(at).timestamp(), status_counts(sli, status, int(n))))
-    return sorted(out, key=lambda p: p[0])
+        u = rows(conn, slo.selector, end, cuts, columns(slo.sli))
+        return [(at.timestamp(), counts) for at, counts in series(conn, u, slo.sli)]
 
 
 def _statuses(deps: Deps, scope: str | None) -> list[dict[str, Any]]:
