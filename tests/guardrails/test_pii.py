@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import random
 
 import pytest
@@ -144,3 +145,55 @@ def test_windows_too_short_for_an_entity_hide_none_of_its_matches() -> None:
                 assert set(every) <= set(kept), text
             else:
                 assert kept == every, text
+
+
+def test_the_gapped_runs_are_the_runs_the_backtracking_pattern_finds() -> None:
+    """The digit runs' gap is possessive: the same runs as the pattern that backtracked."""
+    import re
+
+    before = {k: re.compile(rf"\d(?:\D{{0,6}}\d){{{k - 1},}}") for k in (1, 4)}
+    rng = random.Random(15)
+    for _ in range(5_000):
+        text = "".join(rng.choice("0123456789 .-a:/x\n٣") for _ in range(rng.randint(0, 80)))
+        for k in (1, 4):
+            assert pii._Windows(text).runs(k) == [m.span() for m in before[k].finditer(text)]
+
+
+def test_the_iban_head_gate_says_what_the_pattern_says() -> None:
+    rng = random.Random(15)
+    for _ in range(20_000):
+        text = "".join(rng.choice("AZBa09 x.é٣") for _ in range(rng.randint(0, 16)))
+        assert pii._iban_head(text) is (pii._IBAN_HEAD.search(text) is not None), text
+
+
+def test_the_ipv4_gate_loses_no_address() -> None:
+    """IPv4 is scanned only when a run of digits holds three dots: every address the
+    pattern finds over the whole text is still found."""
+    rng = random.Random(15)
+    pieces = ["10.0.0.1", "192.168.1.20", "1.2.3", "v2.4.1", "7.95", "3.", "2024.11.28", "a"]
+    for _ in range(3_000):
+        text = rng.choice([" ", ".", ". ", ":"]).join(rng.choices(pieces, k=rng.randint(1, 5)))
+        found = [(f.start, f.end) for f in pii._ips(pii._Windows(text)) if f.rule == "pii.ip.v4"]
+        every = []
+        for m in pii._IPV4.finditer(text):
+            try:
+                ipaddress.IPv4Address(m.group())
+            except ValueError:
+                continue
+            every.append(m.span())
+        assert found == every, text
+
+
+def test_a_text_the_gate_skips_has_nothing_any_detector_finds() -> None:
+    """detect() skips a text with no digit, `@`, `:` or 15-character word; no scanner finds
+    anything in such texts, near misses included (key prefixes, a JWT's head, capitals)."""
+    rng = random.Random(15)
+    words = ["sk-", "ghp_", "AKIA", "eyJ", "SG.", "xoxb-", "DE", "GB", "WEST", "a.b", "-", "mail"]
+    words += ["Hello", "the", "parcel", "arrived", "(", ")", "+", "=", "/", "%", "é", "abcd::ef"]
+    words += ["AKIAABCDEFGHIJKLMNOP", "a@b.io"]  # each found, were it not for the gate's tests
+    scanners = Detector()._scanners
+    for _ in range(3_000):
+        text = rng.choice(["", " ", "\n"]).join(rng.choices(words, k=rng.randint(1, 12)))
+        if pii._may_hold(text):
+            continue
+        assert [f for scan in scanners for f in scan(pii._Windows(text))] == [], text

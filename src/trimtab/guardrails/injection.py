@@ -9,7 +9,10 @@ determined attacker rewording them is out of their reach (docs/guardrails.md).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import ahocorasick
 
 from trimtab.guardrails.pii import Finding
 
@@ -25,17 +28,17 @@ class Rule:
     # the pattern is tried only where one is, not at every character (empty: searched)
     starts: tuple[str, ...] = ()
 
-    def search(self, text: str, lower: str) -> re.Match[str] | None:
-        """The leftmost match, as `pattern.search(text)` finds it; `lower` is text.lower()."""
+    def search(
+        self, text: str, lower: str, at: Sequence[int] | None = None
+    ) -> re.Match[str] | None:
+        """The leftmost match, as `pattern.search(text)` finds it; `lower` is text.lower(),
+        `at` where this rule's start words are in it, in order (scan finds them for every
+        rule in one pass; None: found here)."""
         if not self.starts or len(lower) != len(text) or _folds_apart(text):
             return self.pattern.search(text)
-        at: list[int] = []
-        for word in self.starts:
-            i = lower.find(word)
-            while i >= 0:
-                at.append(i)
-                i = lower.find(word, i + 1)
-        for i in sorted(at):
+        if at is None:
+            at = _start_words(lower)[RULES.index(self)]
+        for i in at:
             m = self.pattern.match(text, i)
             if m is not None:
                 return m
@@ -125,17 +128,49 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def _automaton() -> ahocorasick.Automaton:
+    """Every rule's start words in one Aho-Corasick automaton: each word with its length and
+    the indexes of the rules it starts."""
+    rules_of: dict[str, list[int]] = {}
+    for index, rule in enumerate(RULES):
+        for word in rule.starts:
+            rules_of.setdefault(word, []).append(index)
+    automaton = ahocorasick.Automaton()
+    for word, indexes in rules_of.items():
+        automaton.add_word(word, (len(word), tuple(indexes)))
+    automaton.make_automaton()
+    return automaton
+
+
+# read only once built (like a compiled regex): one pass over a text finds every start word
+# of every rule, where a str.find per word made one pass each (28 words)
+_STARTS = _automaton()
+
+
+def _start_words(lower: str) -> list[list[int]]:
+    """For each rule, where its start words are in `lower` (every occurrence, overlapping
+    ones too, as str.find finds them), in order."""
+    at: list[list[int]] = [[] for _ in RULES]
+    for end, (length, indexes) in _STARTS.iter(lower):
+        for index in indexes:
+            at[index].append(end - length + 1)
+    for positions in at:
+        positions.sort()
+    return at
+
+
 def scan(text: str, threshold: float = 0.0) -> list[Finding]:
     """The rules whose pattern matches `text` with a score of at least `threshold`."""
     found = []
     lower = text.lower()
-    for rule in RULES:
+    starts = _start_words(lower)
+    for index, rule in enumerate(RULES):
         if rule.score < threshold:
             continue
         # a rule tried at its start words needs no hints: a text without one is not scanned
         if not rule.starts and not any(h in lower for h in rule.hints):
             continue
-        m = rule.search(text, lower)
+        m = rule.search(text, lower, starts[index])
         if m is not None:
             found.append(Finding(rule.id, "injection", m.start(), m.end(), rule.score))
     return found

@@ -56,19 +56,43 @@ def _random_token(value: str) -> bool:
     return has_upper and has_lower and has_digit and _entropy(value) >= _ENTROPY_BITS
 
 
-_KEY_MIN = 15  # the shortest key a prefix rule matches (Slack's, `xoxb-` and 10 more)
+KEY_MIN = 15  # the shortest key a prefix rule matches (Slack's, `xoxb-` and 10 more)
+_TOKEN_MIN = 32  # the shortest token the entropy rule looks at
+
+
+def _word_of(n: int) -> re.Pattern[str]:
+    """Matches (at 0) a text that has a word (a run without whitespace, as str.split()
+    splits) of n characters or more: one walk over the words, each shorter one taken whole
+    and never tried again (possessive)."""
+    return re.compile(rf"\s*+(?:\S{{1,{n - 1}}}+\s++)*+\S{{{n}}}")
+
+
+_WORD_OF = {n: _word_of(n) for n in (KEY_MIN, _TOKEN_MIN)}
+# ASCII: whitespace (what str.isspace() and so str.split() call whitespace) to " ", every
+# other character to "x"; a word of n characters is then n x's in a row
+_WORD_CLASSES = str.maketrans({chr(c): " " if chr(c).isspace() else "x" for c in range(128)})
+_XS = {n: "x" * n for n in (KEY_MIN, _TOKEN_MIN)}
+
+
+def has_word(text: str, n: int) -> bool:
+    """Whether text has a word of at least n (15 or 32) characters: keys and tokens have no
+    whitespace, so a text without one has neither. ASCII text is translated to its classes
+    (one table lookup a character, in C) and searched once: 3 µs on 2 KB where a list of its
+    words took 8 and the pattern 7; other text takes the pattern."""
+    if text.isascii():
+        return _XS[n] in text.translate(_WORD_CLASSES)
+    return _WORD_OF[n].match(text) is not None
 
 
 def api_keys(text: str) -> Iterator[Finding]:
     """API keys by their prefixes, and random-looking tokens by their entropy."""
-    longest = max(map(len, text.split()), default=0)  # keys and tokens have no whitespace
-    if longest < _KEY_MIN:
+    if not has_word(text, KEY_MIN):
         return
     if any(hint in text for hint in _KEY_HINTS):
         for m in _KEYS.finditer(text):
             index = int(next(name for name, v in m.groupdict().items() if v is not None)[1:])
             yield Finding(_KEY_PREFIXES[index][0], "api_key", m.start(), m.end(), 0.99)
-    if longest < 32:
+    if not has_word(text, _TOKEN_MIN):
         return  # no token long enough for the entropy rule
     for m in _TOKEN.finditer(text):
         value = m.group()
