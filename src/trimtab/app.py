@@ -61,7 +61,7 @@ from trimtab.registry.store import RouteStore
 from trimtab.rollouts.controller import RolloutController
 from trimtab.rollouts.store import RolloutStore
 from trimtab.rollouts.table import RouteCache, RouteTable, warn_unserved
-from trimtab.slo.evaluator import SloEvaluator, submitting
+from trimtab.slo.evaluator import SloEvaluator, slo_ref, submitting
 from trimtab.slo.gauges import SloGauges
 from trimtab.slo.store import SloStore
 from trimtab.state.factory import build_state
@@ -140,11 +140,15 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     switch_store = SwitchStore(engine)
     switch_cache = SwitchCache(switch_store, catalog, refresh_s=config.rollouts.refresh_s)
     breakers = Breakers(state, metrics)
+    serving: dict[str, list[str]] = {}  # deployment -> the models whose pool holds it
     for target in catalog.targets():
+        for dep in target.deployments:
+            serving.setdefault(dep.key, []).append(target.name)
         if target.config.breaker is not None:
             for dep in target.deployments:
                 breakers.watch(dep.key, target.config.breaker)
-    alerts.watch_breakers(lambda: breakers.known, breakers.status)
+    # a trip's alert names the models the deployment serves: their incidents show it
+    alerts.watch_breakers(lambda: breakers.known, breakers.status, serving)
     alerts.watch_problem("telemetry_spill", "ticket", recorder.problem)
     alerts.watch_problem("keystore", "page", key_cache.problem)
     incident_store = IncidentStore(engine)
@@ -172,6 +176,12 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     )
     slo_store = SloStore(engine)
     slo_gauges = SloGauges(slo_store, metrics.registry)
+    # a deleted SLO's burn alerts end, even one the evaluator said once more meanwhile
+    alerts.retire_orphans(
+        "slo_burn",
+        lambda: [f"slo_burn/{slo_ref(row)}/" for row in slo_store.listed(None)],
+        "the SLO no longer exists: it was deleted",
+    )
 
     # suites with online: score sampled answers (evals/online.py); their judges call this
     # server's own gateway, in process, with a key only this process holds
@@ -272,7 +282,9 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
         *EvalsAPI(
             RunStore(engine), DatasetStore(engine), route_store, keys, config.models
         ).routes(),
-        *SlosAPI(slo_store, route_store, keys, audit).routes(),
+        *SlosAPI(
+            slo_store, route_store, keys, audit, alerts.service, alerts.changed, slo_gauges
+        ).routes(),  # a deleted SLO's alerts resolve with it
         *IncidentsAPI(
             incident_store, route_store, keys, DatasetStore(engine), containment
         ).routes(),
@@ -322,4 +334,5 @@ def create_app(config: Config, *, freeze_gc: bool = False) -> Starlette:
     app.state.routes = route_table
     app.state.alerts = alerts
     app.state.slo_evaluator = slo_evaluator
+    app.state.slo_gauges = slo_gauges
     return app

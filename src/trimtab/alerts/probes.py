@@ -6,7 +6,8 @@ readiness problems) every `probe_interval_s`, never from the request path. While
 condition holds its signal is repeated each round with an expiry a few rounds ahead: an
 alert of a process that died resolves by itself; a condition that clears sends one cleared
 signal. A per-process condition's dedup key names the process (host and pid), a shared one
-(a breaker: its state is shared) does not.
+(a breaker: its state is shared) does not. A breaker's alert names the models its
+deployment serves (labels `model`, `models`), so an incident's timeline finds the trip.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -91,13 +92,28 @@ def problem_probe(
     return probe
 
 
+def breaker_labels(deployment: str, models: Sequence[str]) -> dict[str, str]:
+    """A breaker alert's labels: the deployment, the models it serves (`models`, comma
+    separated, sorted), and `model` when it serves one, as every other alert names it."""
+    served = sorted(set(models))
+    labels = {"deployment": deployment}
+    if served:
+        labels["models"] = ",".join(served)
+    if len(served) == 1:
+        labels["model"] = served[0]
+    return labels
+
+
 def breaker_probe(
     watch: Watch,
     keys: Callable[[], Iterable[str]],
     status: Callable[[str], Awaitable[Mapping[str, Any]]],
     severity: Severity = "ticket",
+    models: Mapping[str, Sequence[str]] | None = None,
 ) -> Probe:
-    """Each watched deployment's breaker: open (or half-open, probing) fires."""
+    """Each watched deployment's breaker: open (or half-open, probing) fires, labelled
+    with the models the deployment serves (`models`: deployment key -> model names)."""
+    served = models or {}
 
     async def probe(at: datetime) -> list[Signal]:
         out: list[Signal] = []
@@ -115,7 +131,7 @@ def breaker_probe(
                 at,
                 source="breaker",
                 severity=severity,
-                labels={"deployment": key},
+                labels=breaker_labels(key, served.get(key, ())),
                 details={"state": state, "open_until": s.get("open_until")},
             )
         return out

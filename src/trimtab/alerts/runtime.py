@@ -3,7 +3,8 @@
 It holds the `AlertService` (what the SLO evaluator and incidents call), the
 `SignalQueue` every producer on the event loop submits to, the `Outbox` that delivers,
 the probes of the server's own conditions, and the sweep that resolves alerts past their
-expiry (a budget's period, a dead process's condition).
+expiry (a budget's period, a dead process's condition) and those whose condition no longer
+exists (a deleted SLO's, `retire_orphans`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class AlertRuntime:
         self._watch = Watch(config.outbox.probe_interval_s)
         self._probes: list[Probe] = []
         self._probe_loop = Probes(self._probes, self.submit, config.outbox.probe_interval_s)
+        self._orphans: list[tuple[Source, Callable[[], Iterable[str]], str]] = []
         self._sweep = Periodic(
             "trimtab-alert-expiry",
             self._resolve_expired,
@@ -74,9 +76,20 @@ class AlertRuntime:
         self,
         keys: Callable[[], Iterable[str]],
         status: Callable[[str], Awaitable[Mapping[str, Any]]],
+        models: Mapping[str, Sequence[str]] | None = None,
         severity: Severity = "ticket",
     ) -> None:
-        self._probes.append(breaker_probe(self._watch, keys, status, severity))
+        """Alert while a deployment's breaker is open; `models` (deployment -> the models
+        it serves) labels the alert, so an incident of a model finds its breaker's trip."""
+        self._probes.append(breaker_probe(self._watch, keys, status, severity, models or {}))
+
+    def retire_orphans(
+        self, source: Source, living: Callable[[], Iterable[str]], reason: str
+    ) -> None:
+        """Each sweep, resolve the open alerts of `source` whose dedup key starts with none
+        of the prefixes `living()` names (a store read, run in a thread): a deleted SLO's
+        alerts, even one its evaluator said once more after the deletion."""
+        self._orphans.append((source, living, reason))
 
     def changed(self, changes: Sequence[AlertChange]) -> None:
         """Changes made outside the queue (an acknowledgement through the API): the outbox
@@ -90,6 +103,8 @@ class AlertRuntime:
 
     async def _resolve_expired(self) -> None:
         changes = await asyncio.to_thread(self.service.resolve_expired)
+        for source, living, reason in self._orphans:
+            changes += await asyncio.to_thread(self.service.resolve_orphans, source, living, reason)
         if changes:
             self._changed(changes)
 

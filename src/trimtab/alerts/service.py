@@ -11,7 +11,8 @@ that enqueues them: two processes observing one condition page once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine
@@ -26,7 +27,7 @@ from trimtab.alerts.model import (
     silenced_by,
 )
 from trimtab.alerts.routing import Recipient, recipient, sinks_for
-from trimtab.alerts.signal import Signal
+from trimtab.alerts.signal import Signal, Source
 from trimtab.alerts.sinks import Event, build
 from trimtab.config import AlertsConfig
 from trimtab.errors import Conflict, Invalid, NotFound
@@ -96,6 +97,51 @@ class AlertService:
                 resolved = store.resolve(conn, alert.id, now)
                 if resolved is not None:
                     changes.append(self._notify(conn, AlertChange(resolved, "resolved"), now))
+        return changes
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A transaction under this process's alert writer lock, for a change elsewhere
+        whose alerts end with it (`resolve_in`: an SLO deleted): all of it or none."""
+        with self._lock, self._engine.begin() as conn:
+            yield conn
+
+    def resolve_in(
+        self, conn: Connection, source: Source, key_prefix: str, reason: str
+    ) -> list[AlertChange]:
+        """Resolve, in `conn`'s transaction (`transaction()`), every open alert of `source`
+        whose dedup key starts with `key_prefix`, its summary becoming `reason`; the sinks
+        that heard of each hear of its end."""
+        return self._resolve_where(conn, source, lambda key: key.startswith(key_prefix), reason)
+
+    def resolve_orphans(
+        self, source: Source, living: Callable[[], Iterable[str]], reason: str
+    ) -> list[AlertChange]:
+        """Resolve the open alerts of `source` whose dedup key starts with none of the
+        prefixes `living()` names (the conditions that still exist), saying `reason`. The
+        alerts are read before `living()` is asked, so a condition created meanwhile keeps
+        its alert."""
+        with self.transaction() as conn:
+            found = store.open_of(conn, source)
+            if not found:
+                return []
+            prefixes = tuple(living())
+            orphans = [a for a in found if not a.dedup_key.startswith(prefixes)]
+            return self._resolve_all(conn, orphans, reason)
+
+    def _resolve_where(
+        self, conn: Connection, source: Source, which: Callable[[str], bool], reason: str
+    ) -> list[AlertChange]:
+        found = [a for a in store.open_of(conn, source) if which(a.dedup_key)]
+        return self._resolve_all(conn, found, reason)
+
+    def _resolve_all(self, conn: Connection, found: list[Alert], reason: str) -> list[AlertChange]:
+        now = self._clock()
+        changes = []
+        for alert in found:
+            resolved = store.resolve(conn, alert.id, now, reason)
+            if resolved is not None:
+                changes.append(self._notify(conn, AlertChange(resolved, "resolved"), now))
         return changes
 
     def _owner(self, labels: Mapping[str, str]) -> str | None:

@@ -192,11 +192,21 @@ def _must(conn: Connection, alert_id: int) -> Alert:
     return alert
 
 
-def _resolve(conn: Connection, alert_id: int, now: datetime) -> Alert | None:
+def _resolve(
+    conn: Connection, alert_id: int, now: datetime, summary: str | None = None
+) -> Alert | None:
+    values: dict[str, Any] = {
+        "state": "resolved",
+        "open_key": None,
+        "resolved_at": now,
+        "updated_at": now,
+    }
+    if summary is not None:
+        values["summary"] = summary
     result = conn.execute(
         update(alerts)
         .where(alerts.c.id == alert_id, alerts.c.open_key.is_not(None))
-        .values(state="resolved", open_key=None, resolved_at=now, updated_at=now)
+        .values(**values)
     )
     return _must(conn, alert_id) if result.rowcount else None
 
@@ -209,9 +219,18 @@ def expired(conn: Connection, now: datetime) -> list[Alert]:
     return [to_alert(r) for r in rows]
 
 
-def resolve(conn: Connection, alert_id: int, now: datetime) -> Alert | None:
-    """Resolve an open alert; None when it was not open (or another process resolved it)."""
-    return _resolve(conn, alert_id, now)
+def resolve(
+    conn: Connection, alert_id: int, now: datetime, summary: str | None = None
+) -> Alert | None:
+    """Resolve an open alert (its summary becoming `summary`, the reason, when given); None
+    when it was not open (or another process resolved it)."""
+    return _resolve(conn, alert_id, now, summary)
+
+
+def open_of(conn: Connection, source: Source) -> list[Alert]:
+    """The open alerts of one source."""
+    query = select(alerts).where(alerts.c.open_key.is_not(None), alerts.c.source == source)
+    return [to_alert(r) for r in conn.execute(query.order_by(alerts.c.id)).mappings()]
 
 
 def acknowledge(

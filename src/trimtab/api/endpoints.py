@@ -449,7 +449,10 @@ APPLY_SLOS = Endpoint(
     description=(
         "400 invalid_slos: every problem, each naming the file and the key; nothing is "
         "stored. The file's `routes:` and `evals:` sections are left to their endpoints. A "
-        "non-admin's SLOs are its tenant's and judge only its tenant's traffic."
+        "non-admin's SLOs are its tenant's and judge only its tenant's traffic. With "
+        "`prune`, the caller's SLOs (an admin's: the shared ones) the file does not name "
+        "are deleted in the same transaction, each audited `slo.delete`, their open alerts "
+        "resolved; with `dry_run`, nothing changes and the answer says what would."
     ),
 )
 LIST_SLOS = Endpoint(
@@ -472,4 +475,21 @@ GET_SLO = Endpoint(
     sv.SloStatusView,
     params=(SLO, SLO_TENANT),
     errors=(404,),
+)
+DELETE_SLO = Endpoint(
+    "DELETE",
+    "/api/slos/{slo}",
+    "deleteSlo",
+    "slos",
+    "Delete an SLO; audited, its open alerts resolved",
+    OPERATORS,
+    sv.RemovedSlo,
+    params=(SLO, SLO_TENANT),
+    errors=(404,),
+    description=(
+        "An admin deletes a shared SLO (or, with `tenant=T`, tenant T's); an operator its "
+        "own tenant's. 404 slo_not_found: the scope has no SLO of that name (another "
+        "tenant's SLO is not found either). Its open burn alerts are resolved with the "
+        "reason in the same transaction; the evaluator no longer judges it."
+    ),
 )

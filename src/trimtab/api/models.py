@@ -152,3 +152,9 @@ class SlosApply(TypedDict):
     message: Annotated[str, Field(min_length=1, max_length=APPLY_MESSAGE_CHARS)]
     yaml: Annotated[str, Field(description="the text of a file with an `slos:` section")]
     source: NotRequired[Annotated[str, Field(min_length=1, max_length=SOURCE_CHARS)]]
+    prune: NotRequired[
+        Annotated[bool, Field(description="delete the caller's SLOs the file does not name")]
+    ]
+    dry_run: NotRequired[
+        Annotated[bool, Field(description="say what would change and change nothing")]
+    ]

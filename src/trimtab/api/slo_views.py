@@ -15,8 +15,19 @@ class AppliedSlo(TypedDict):
     digest: str
 
 
+class RemovedSlo(TypedDict):
+    slo: str
+    tenant: str | None
+    digest: str
+    alerts_resolved: Annotated[list[int], Field(description="its open alerts, resolved")]
+
+
 class SloApplyView(TypedDict):
     slos: list[AppliedSlo]
+    pruned: Annotated[
+        list[RemovedSlo], Field(description="with `prune`: the SLOs deleted (or to be)")
+    ]
+    dry_run: bool
     message: str
 
 

@@ -1,18 +1,27 @@
-"""/api/slos: apply the `slos:` section of a file; read each SLO's status.
+"""/api/slos: apply the `slos:` section of a file (pruning the SLOs it no longer names, on
+request), delete an SLO, read each SLO's status.
 
-Applying needs a key of role operator or admin; reading, viewer, operator or admin. A
+Applying and deleting need a key of role operator or admin; reading, viewer, operator or
+admin. A
 non-admin's SLOs belong to its tenant and judge only its tenant's traffic (the selector's
 `tenant` is set to it; naming another is a 403); an admin's are shared and judge what the
 selector says. A non-admin reads its tenant's SLOs; an admin reads all, or one tenant's
 with `?tenant=T` (`?tenant=` the shared ones). The status is computed from the per-minute
 rollups at the moment of the request (slo/status.py).
+
+A deleted SLO goes with its open burn alerts: each is resolved, its summary saying why, in
+the transaction that deletes the SLO and writes its audit row (`slo.delete`), and the sinks
+that heard of it hear of the end. The evaluator reads the SLOs each cycle, so it judges a
+deleted one no more; its gauges go at once (and at the next refresh in other processes).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
@@ -20,9 +29,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from trimtab.alerts.model import AlertChange
+from trimtab.alerts.service import AlertService
 from trimtab.api.access import audit_event, json_response, operator, read_scope, reader
-from trimtab.api.endpoints import APPLY_SLOS, GET_SLO, LIST_SLOS, SLO, SLO_TENANT
-from trimtab.api.errors import apply_retrying
+from trimtab.api.endpoints import APPLY_SLOS, DELETE_SLO, GET_SLO, LIST_SLOS, SLO, SLO_TENANT
+from trimtab.api.errors import apply_retrying, change
 from trimtab.api.models import APPLY_MESSAGE_CHARS, SOURCE_CHARS
 from trimtab.api.params import bad_param
 from trimtab.api.report_endpoints import SLO_REPORT
@@ -30,11 +41,14 @@ from trimtab.audit.log import AuditLog
 from trimtab.auth.keyring import KeyRing
 from trimtab.errors import Forbidden, Invalid, NotFound
 from trimtab.registry.store import RouteStore
-from trimtab.slo.evaluator import read_statuses
+from trimtab.slo.evaluator import read_statuses, slo_ref
+from trimtab.slo.gauges import SloGauges
 from trimtab.slo.report_data import read_report
 from trimtab.slo.spec import SloDefinition, SlosError, load_slos
-from trimtab.slo.store import SloApplied, SloRow, SloStore
+from trimtab.slo.store import SloApplied, SloRemoved, SloRow, SloStore
 from trimtab.types import SHARED, Principal, new_request_id
+
+AlertsChanged = Callable[[Sequence[AlertChange]], None]
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +56,23 @@ log = logging.getLogger(__name__)
 class SlosAPI:
     """The SLO endpoints (their gauges in /metrics are `slo/gauges.SloGauges`)."""
 
-    def __init__(self, store: SloStore, routes: RouteStore, keys: KeyRing, audit: AuditLog) -> None:
+    def __init__(
+        self,
+        store: SloStore,
+        routes: RouteStore,
+        keys: KeyRing,
+        audit: AuditLog,
+        alerts: AlertService,
+        alerts_changed: AlertsChanged,
+        gauges: SloGauges | None = None,
+    ) -> None:
         self._store = store
         self._routes = routes
         self._keys = keys
         self._audit = audit
+        self._alerts = alerts
+        self._alerts_changed = alerts_changed  # the outbox and incidents hear at once
+        self._gauges = gauges
 
     def routes(self) -> list[Route]:
         return [
@@ -54,6 +80,7 @@ class SlosAPI:
             SLO_REPORT.route(self.report),  # before GET_SLO: `report` is no SLO's name
             LIST_SLOS.route(self.list_slos),
             GET_SLO.route(self.get_slo),
+            DELETE_SLO.route(self.delete_slo),
         ]
 
     # -- writing -------------------------------------------------------------------------
@@ -101,6 +128,7 @@ class SlosAPI:
         text = body.get("yaml")
         if not isinstance(text, str):
             raise bad_param("yaml", "is required: the text of a file with an `slos:` section")
+        prune, dry_run = (_flag(body, "prune"), _flag(body, "dry_run"))
         try:
             parsed = load_slos(text, source)
         except SlosError as exc:
@@ -124,14 +152,122 @@ class SlosAPI:
             )
             self._audit.write(conn, event)
 
-        def work() -> list[SloApplied]:
-            return self._store.apply(definitions, scope=scope, actor=actor, on_change=audit)
+        if dry_run:
+            planned, gone = await run_in_threadpool(
+                lambda: self._store.plan(definitions, scope=scope, prune=prune)
+            )
+            return json_response(self._applied(planned, gone, {}, message, True), 200, rid)
+        reason = f"the SLO was deleted: `{source}` no longer names it ({message})"
+        remove = self._removing(request, principal, rid, "apply --prune", reason)
 
-        results = await apply_retrying(work, "SLOs")
+        def work() -> tuple[list[SloApplied], list[SloRemoved], dict[str, list[AlertChange]]]:
+            resolved: dict[str, list[AlertChange]] = {}
+            with self._alerts.transaction() as conn:
+                applied = self._store.apply(
+                    definitions, scope=scope, actor=actor, on_change=audit, conn=conn
+                )
+                keep = [d.name for d in definitions]
+                gone = (
+                    self._store.prune(keep, scope, on_remove=remove(resolved), conn=conn)
+                    if prune
+                    else []
+                )
+            return applied, gone, resolved
+
+        results, gone, resolved = await apply_retrying(work, "SLOs")
         for r in results:
             if r.status != "unchanged":
                 log.info("slo %s: %s by %s", r.name, r.status, actor or "anonymous (keys off)")
-        return json_response({"slos": [r.view() for r in results], "message": message}, 200, rid)
+        self._deleted(gone, resolved, actor)
+        return json_response(self._applied(results, gone, resolved, message, False), 200, rid)
+
+    @staticmethod
+    def _applied(
+        results: list[SloApplied],
+        gone: list[SloRemoved],
+        resolved: dict[str, list[AlertChange]],
+        message: str,
+        dry_run: bool,
+    ) -> dict[str, Any]:
+        return {
+            "slos": [r.view() for r in results],
+            "pruned": [_removed_view(g, resolved) for g in gone],
+            "dry_run": dry_run,
+            "message": message,
+        }
+
+    def _removing(
+        self, request: Request, principal: Principal, rid: str, how: str, reason: str
+    ) -> Callable[[dict[str, list[AlertChange]]], Callable[[Connection, SloRemoved], None]]:
+        """What deleting an SLO does in its transaction: the audit row (`slo.delete`) and
+        its open burn alerts resolved with `reason` (into `resolved`, by SLO reference)."""
+
+        def into(
+            resolved: dict[str, list[AlertChange]],
+        ) -> Callable[[Connection, SloRemoved], None]:
+            def on_remove(conn: Connection, gone: SloRemoved) -> None:
+                ref = slo_ref(gone.row)
+                changes = self._alerts.resolve_in(conn, "slo_burn", f"slo_burn/{ref}/", reason)
+                resolved[ref] = changes
+                event = audit_event(
+                    request,
+                    principal,
+                    "slo.delete",
+                    target=gone.row.definition.name,
+                    tenant=gone.row.scope or None,
+                    detail={
+                        "slo_tenant": gone.row.scope or None,  # None: a shared SLO
+                        "digest": gone.digest,
+                        "by": how,
+                        "alerts_resolved": [c.alert.id for c in changes],
+                        "definition": gone.row.definition.to_json(),
+                    },
+                    request_id=rid,
+                )
+                self._audit.write(conn, event)
+
+            return on_remove
+
+        return into
+
+    def _deleted(
+        self, gone: list[SloRemoved], resolved: dict[str, list[AlertChange]], actor: str | None
+    ) -> None:
+        """After the commit: the alert pipeline hears of the resolutions, the gauges drop
+        the deleted SLOs' series."""
+        changes = [c for g in gone for c in resolved.get(slo_ref(g.row), [])]
+        if changes:
+            self._alerts_changed(changes)
+        for g in gone:
+            log.info("slo %s: deleted by %s", slo_ref(g.row), actor or "anonymous (keys off)")
+        if self._gauges is not None and gone:
+            dropped = {(g.row.scope, g.row.definition.name) for g in gone}
+            kept = [(sc, st) for sc, st in self._gauges.latest if (sc, st.slo.name) not in dropped]
+            self._gauges.show(kept)
+            self._gauges.latest = kept
+
+    async def delete_slo(self, request: Request) -> Response:
+        rid = new_request_id()
+        principal = operator(self._keys, request, "delete SLOs")
+        name = SLO.of(request)
+        asked = read_scope(principal, SLO_TENANT.of(request), "SLOs")
+        scope = asked if asked is not None else SHARED  # an admin's: the shared one
+        actor = principal.owner or principal.key_id
+        reason = f"the SLO was deleted by {actor or 'a key (keys off)'}: it is judged no more"
+        remove = self._removing(request, principal, rid, "delete", reason)
+
+        def work() -> tuple[SloRemoved | None, dict[str, list[AlertChange]]]:
+            resolved: dict[str, list[AlertChange]] = {}
+            with self._alerts.transaction() as conn:
+                gone = self._store.delete(name, scope, on_remove=remove(resolved), conn=conn)
+            return gone, resolved
+
+        gone, resolved = await change(work)
+        if gone is None:
+            where = f"tenant '{scope}'" if scope else "the shared scope"
+            raise NotFound(f"no SLO named '{name}' in {where}", code="slo_not_found")
+        self._deleted([gone], resolved, actor)
+        return json_response(_removed_view(gone, resolved), 200, rid)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -175,3 +311,15 @@ class SlosAPI:
         traffic = scope or None  # an admin's shared or every SLO: every tenant's traffic
         result = await run_in_threadpool(read_report, self._store.engine, rows, month, traffic)
         return json_response(result.view())
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise bad_param(name, "must be a boolean")
+    return value
+
+
+def _removed_view(gone: SloRemoved, resolved: dict[str, list[AlertChange]]) -> dict[str, Any]:
+    changes = resolved.get(slo_ref(gone.row), [])
+    return {**gone.view(), "alerts_resolved": [c.alert.id for c in changes]}

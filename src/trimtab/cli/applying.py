@@ -6,6 +6,12 @@ model list, which the server checks), with the routes the SLOs and suites name l
 among the files' and the server's: any problem in any file and nothing is applied. Then
 the routes go in one request (one transaction), then the SLOs, then the suites, so an SLO
 or a suite may name a route the same files create.
+
+`--prune` makes the files the truth for SLOs: the SLOs of the caller's scope (an admin's:
+the shared ones) that no file names are deleted, in the transaction that applies the rest,
+and printed. Only when some file has an `slos:` section: a routes file alone says nothing
+of SLOs and prunes none. `--dry-run` (with `--prune`) prints what the SLOs would become and
+which would be deleted, and changes nothing, routes and suites included.
 """
 
 from __future__ import annotations
@@ -115,10 +121,23 @@ def apply_files(
     url: str,
     api_key: str | None,
     show_applied: Callable[[list[Applied]], None],
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
 ) -> None:
     """Check every file, then apply routes, SLOs and suites; print what changed
-    (`show_applied` prints the routes' results)."""
-    if len(files) == 1:
+    (`show_applied` prints the routes' results). `prune`: delete the SLOs no file names;
+    `dry_run`: say what `prune` would do, change nothing."""
+    if dry_run and not prune:
+        raise fail("--dry-run goes with --prune: it shows what the prune would delete")
+    if prune and "slos" not in _sections(files):
+        Console(highlight=False, soft_wrap=True).print(
+            "--prune: no file has an slos: section; no SLO is deleted"
+        )
+        if dry_run:
+            return
+        prune = False
+    if len(files) == 1 and not dry_run:
         data = _load(files[0])
         if isinstance(data, dict) and set(data) == {"routes"}:
             # a routes file alone: the server reads its text, with its line numbers
@@ -140,6 +159,11 @@ def apply_files(
             f"{where}: {len(problems)} problem(s), nothing was applied\n" + "\n".join(problems)
         )
     source = found.source
+    if dry_run:  # the SLOs only: routes and suites have no dry run
+        slos_text = yaml.safe_dump({"slos": found.slos}, sort_keys=False)
+        slo.apply_slos(Path(source), slos_text, message, url, api_key, prune=True, dry_run=True)
+        Console(highlight=False, soft_wrap=True).print("dry run: nothing was changed")
+        return
     if found.routes:
         routes_text = yaml.safe_dump({"routes": found.routes}, sort_keys=False)
         applied: list[Applied] = call(
@@ -148,7 +172,7 @@ def apply_files(
         show_applied(applied)
     if found.slos:
         slos_text = yaml.safe_dump({"slos": found.slos}, sort_keys=False)
-        slo.apply_slos(Path(source), slos_text, message, url, api_key)
+        slo.apply_slos(Path(source), slos_text, message, url, api_key, prune=prune)
     if found.evals:
         evals_text = yaml.safe_dump({"evals": found.evals}, sort_keys=False)
         suites: list[AppliedSuite] = call(
@@ -158,6 +182,16 @@ def apply_files(
             file_refused(source, "invalid_suite", "no suite was changed"),
         )
         show_suites(suites)
+
+
+def _sections(files: list[Path]) -> set[str]:
+    """The top-level sections the files hold."""
+    out: set[str] = set()
+    for file in files:
+        data = _load(file)
+        if isinstance(data, dict):
+            out |= {k for k in SECTIONS if k in data}
+    return out
 
 
 def show_suites(results: list[AppliedSuite]) -> None:

@@ -35,13 +35,27 @@ def apply(
         ),
     ],
     message: Annotated[str, typer.Option("--message", "-m", help="Why these routes change.")],
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Delete the SLOs of your scope that no file's slos: section names "
+            "(an admin's: the shared ones); printed.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="With --prune: print what the SLOs would become, change nothing."
+        ),
+    ] = False,
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
     """Apply files: a new version for each route whose content changed, each SLO of their
     `slos:` sections and each eval suite of their `evals:` sections; every file is checked
     first, and one problem anywhere applies nothing (cli/applying.py)."""
-    applying.apply_files(files, message, url, api_key, _show)
+    applying.apply_files(files, message, url, api_key, _show, prune=prune, dry_run=dry_run)
 
 
 def _show(results: list[Applied]) -> None:

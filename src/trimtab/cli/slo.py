@@ -1,5 +1,5 @@
-"""`trimtab slo status`, and the `slos:` section of `trimtab apply`, against a running
-trimtab."""
+"""`trimtab slo status | report | delete`, and the `slos:` section of `trimtab apply`
+(with `--prune`: the SLOs it no longer names deleted), against a running trimtab."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from trimtab.bounds import safe_load_yaml
 from trimtab.cli.calls import call, fail, file_refused
 from trimtab.cli.options import DEFAULT_URL, ApiKey, Url
 from trimtab.cli.tables import table
-from trimtab.client.types import AppliedSlo, SloStatus
+from trimtab.client.types import AppliedSlo, RemovedSlo, SloStatus
 from trimtab.slo.report import parse_month, render_markdown
 from trimtab.slo.spec import SlosError, parse_slos
 
@@ -51,21 +51,62 @@ def check(file: Path, data: dict[str, Any]) -> None:
         ) from None
 
 
-def apply_slos(file: Path, text: str, message: str, url: str, api_key: str | None) -> None:
-    results: list[AppliedSlo] = call(
-        url,
-        api_key,
-        lambda client: client.apply_slos(text, message, source=str(file)),
-        file_refused(file, "invalid_slos", "no SLO was changed"),
-    )
+def apply_slos(
+    file: Path,
+    text: str,
+    message: str,
+    url: str,
+    api_key: str | None,
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+) -> None:
+    """Apply an `slos:` section and print each SLO's outcome; with `prune`, the caller's
+    SLOs it does not name are deleted (`dry_run`: only said)."""
+    refused = file_refused(file, "invalid_slos", "no SLO was changed")
+    removed: list[RemovedSlo] = []
+    if prune:
+        answer = call(
+            url,
+            api_key,
+            lambda c: c.prune_slos(text, message, source=str(file), dry_run=dry_run),
+            refused,
+        )
+        results, removed = answer["slos"], answer["pruned"]
+    else:
+        results = call(
+            url, api_key, lambda c: c.apply_slos(text, message, source=str(file)), refused
+        )
+    show_applied(results, dry_run)
+    for r in removed:
+        show_removed(r, "would be deleted (dry run)" if dry_run else "deleted")
+
+
+def show_applied(results: list[AppliedSlo], dry_run: bool = False) -> None:
     out = Console(highlight=False, soft_wrap=True)
+    would = "would be " if dry_run else ""
     for r in results:
         name = f"[bold]{escape(r['slo'])}[/bold] (SLO)"
         if r["status"] == "unchanged":
             out.print(f"{name}: unchanged")
         else:
             colour = "green" if r["status"] == "created" else "yellow"
-            out.print(f"{name}: [{colour}]{r['status']}[/{colour}] ({r['digest'][:12]})")
+            out.print(f"{name}: [{colour}]{would}{r['status']}[/{colour}] ({r['digest'][:12]})")
+
+
+def show_removed(r: RemovedSlo, what: str) -> None:
+    """`NAME (SLO): deleted (digest); N open alert(s) resolved: #4, #5`."""
+    tenant = f", tenant {escape(r['tenant'])}" if r["tenant"] else ""
+    resolved = r["alerts_resolved"]
+    alerts = (
+        f"; {len(resolved)} open alert(s) resolved: " + ", ".join(f"#{i}" for i in resolved)
+        if resolved
+        else ""
+    )
+    Console(highlight=False, soft_wrap=True).print(
+        f"[bold]{escape(r['slo'])}[/bold] (SLO{tenant}): [red]{what}[/red] "
+        f"({r['digest'][:12]}){alerts}"
+    )
 
 
 def _share(value: float | None) -> str:
@@ -215,6 +256,24 @@ def report(
         print(json.dumps(data, indent=2))
     else:
         print(render_markdown(data), end="")
+
+
+@slo.command("delete")
+def delete(
+    name: Annotated[str, typer.Argument(help="The SLO's name.")],
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant", help="A tenant's SLO (an admin's choice; default: the key's own scope)."
+        ),
+    ] = None,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Delete an SLO: the evaluator judges it no more, its open alerts resolve (saying why),
+    its gauges go; audited as slo.delete."""
+    removed = call(url, api_key, lambda client: client.delete_slo(name, tenant=tenant))
+    show_removed(removed, "deleted")
 
 
 def register(app: typer.Typer) -> None:

@@ -35,7 +35,9 @@ from trimtab.client.types import (
     EvalRunDetail,
     EvalSuite,
     Key,
+    PrunedSlos,
     PushedDataset,
+    RemovedSlo,
     RequestRecord,
     Rollback,
     Rollout,
@@ -318,6 +320,16 @@ def compare_eval_runs(baseline: str | None, candidate: str) -> Call[EvalComparis
 def apply_slos(yaml: str, message: str, source: str | None) -> Call[list[AppliedSlo]]:
     fields = body({"yaml": yaml, "message": message, "source": source})
     return Call("POST", "/api/slos/apply", lambda d: list[AppliedSlo](d["slos"]), body=fields)
+
+
+def prune_slos(yaml: str, message: str, source: str | None, dry_run: bool) -> Call[PrunedSlos]:
+    fields = body({"yaml": yaml, "message": message, "source": source, "prune": True,
+                   "dry_run": dry_run})  # fmt: skip
+    return Call("POST", "/api/slos/apply", typed(PrunedSlos), body=fields)
+
+
+def delete_slo(name: str, tenant: str | None) -> Call[RemovedSlo]:
+    return Call("DELETE", f"/api/slos/{segment(name)}", typed(RemovedSlo), _scoped(tenant))
 
 
 def slos(route: str | None, tenant: str | None) -> Call[list[SloStatus]]:

@@ -44,7 +44,9 @@ from trimtab.client.types import (
     EvalSuite,
     Event,
     Key,
+    PrunedSlos,
     PushedDataset,
+    RemovedSlo,
     RequestFilters,
     RequestRecord,
     Rollback,
@@ -492,6 +494,17 @@ class AsyncClient(AsyncIncidentMethods):
     ) -> list[AppliedSlo]:
         """Apply the `slos:` section of a file's text; each changed SLO is replaced."""
         return await self._run(calls.apply_slos(yaml, message, source))
+
+    async def prune_slos(
+        self, yaml: str, message: str, *, source: str | None = None, dry_run: bool = False
+    ) -> PrunedSlos:
+        """Apply the `slos:` section of a file's text and delete the caller's SLOs (an
+        admin's: the shared ones) it does not name; `dry_run`: say so, change nothing."""
+        return await self._run(calls.prune_slos(yaml, message, source, dry_run))
+
+    async def delete_slo(self, name: str, *, tenant: str | None = None) -> RemovedSlo:
+        """Delete an SLO (an admin's `tenant` picks a tenant's); its open alerts resolve."""
+        return await self._run(calls.delete_slo(name, tenant))
 
     async def slos(self, *, route: str | None = None, tenant: str | None = None) -> list[SloStatus]:
         """Each SLO's status (of one route with `route`)."""

@@ -330,6 +330,25 @@ class AppliedSlo(TypedDict):
     digest: str
 
 
+class RemovedSlo(TypedDict):
+    """An SLO deleted (by name, or by an apply that prunes), with its alerts resolved."""
+
+    slo: str
+    tenant: str | None
+    digest: str
+    alerts_resolved: list[int]
+
+
+class PrunedSlos(TypedDict):
+    """An apply that prunes: what was applied and what was deleted (or, in a dry run,
+    would be)."""
+
+    slos: list[AppliedSlo]
+    pruned: list[RemovedSlo]
+    dry_run: bool
+    message: str
+
+
 class SloStatus(TypedDict):
     """An SLO's status: its SLI over the window, error budget, and each alert rule's
     verdict with the burn over both its windows (see GET /api/slos)."""

@@ -1,0 +1,96 @@
+"""`trimtab slo delete` and `trimtab apply --prune [--dry-run]` against a running gateway."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from tests.cli import support
+from tests.support import OPERATOR_KEY, ROUTES, VIEWER_KEY, Running
+from trimtab.store.tables import slos
+
+SLOS = """
+slos:
+  s-availability:
+    route: support-answer
+    sli: {kind: availability}
+    objective: 0.99
+  s-latency:
+    route: support-answer
+    sli: {kind: latency, threshold_ms: 1000}
+    objective: 0.9
+"""
+ONE = SLOS[: SLOS.index("  s-latency:")]
+
+
+def trimtab(running: Running, *args: str, api_key: str = OPERATOR_KEY) -> tuple[int, str]:
+    return support.trimtab(running, *args, api_key=api_key, columns=250)
+
+
+def write(tmp_path: Path, text: str, name: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def stored(running: Running) -> list[tuple[str, str]]:
+    with running.engine.connect() as conn:
+        rows = conn.execute(select(slos.c.scope, slos.c.name).order_by(slos.c.name))
+        return [(s, n) for s, n in rows]
+
+
+def test_slo_delete(running: Running, tmp_path: Path) -> None:
+    code, out = trimtab(
+        running, "apply", "-f", write(tmp_path, ROUTES + SLOS, "a.yaml"), "-m", "go"
+    )
+    assert code == 0, out
+    code, out = trimtab(running, "slo", "delete", "s-latency")
+    assert code == 0, out
+    assert out.startswith("s-latency (SLO, tenant acme): deleted (")
+    assert stored(running) == [("acme", "s-availability")]
+    code, out = trimtab(running, "slo", "delete", "s-latency")
+    assert code == 1
+    assert "error: 404: no SLO named 's-latency' in tenant 'acme' (request id: req_" in out
+    code, out = trimtab(running, "slo", "delete", "s-availability", api_key=VIEWER_KEY)
+    assert code == 1 and "may delete SLOs" in out
+    assert stored(running) == [("acme", "s-availability")]
+
+
+def test_apply_prune_and_its_dry_run(running: Running, tmp_path: Path) -> None:
+    both = write(tmp_path, ROUTES + SLOS, "both.yaml")
+    one = write(tmp_path, ONE, "one.yaml")
+    assert trimtab(running, "apply", "-f", both, "-m", "go")[0] == 0
+
+    code, out = trimtab(running, "apply", "-f", one, "-m", "one objective", "--prune", "--dry-run")
+    assert code == 0, out
+    assert out.splitlines() == [
+        "s-availability (SLO): unchanged",
+        next(line for line in out.splitlines() if line.startswith("s-latency")),
+        "dry run: nothing was changed",
+    ]
+    assert "s-latency (SLO, tenant acme): would be deleted (dry run) (" in out
+    assert len(stored(running)) == 2
+
+    code, out = trimtab(running, "apply", "-f", one, "-m", "one objective")  # no --prune
+    assert code == 0 and "s-latency" not in out and len(stored(running)) == 2
+
+    code, out = trimtab(running, "apply", "-f", one, "-m", "one objective", "--prune")
+    assert code == 0, out
+    assert "s-availability (SLO): unchanged" in out
+    assert "s-latency (SLO, tenant acme): deleted (" in out
+    assert stored(running) == [("acme", "s-availability")]
+
+
+def test_prune_needs_an_slos_section(running: Running, tmp_path: Path) -> None:
+    assert trimtab(running, "apply", "-f", write(tmp_path, SLOS, "s.yaml"), "-m", "x")[0] == 1
+    routes = write(tmp_path, ROUTES, "routes.yaml")
+    assert trimtab(running, "apply", "-f", routes, "-m", "routes")[0] == 0
+    assert trimtab(running, "apply", "-f", write(tmp_path, SLOS, "s.yaml"), "-m", "x")[0] == 0
+    code, out = trimtab(running, "apply", "-f", routes, "-m", "again", "--prune")
+    assert code == 0, out
+    assert "--prune: no file has an slos: section; no SLO is deleted" in out
+    assert "support-answer: unchanged" in out
+    assert len(stored(running)) == 2  # a routes file says nothing of SLOs
+    code, out = trimtab(running, "apply", "-f", routes, "-m", "again", "--dry-run")
+    assert code == 1 and "--dry-run goes with --prune" in out
