@@ -9,15 +9,16 @@ routes, models and tenants around the incident's start:
 - budget events (alerts/events.py) of the affected tenants, models and routes;
 - alerts (the alert store's `alerts` table) labelled with an affected route, model or
   tenant, or with the incident's dedup key: opened, acknowledged, resolved;
+- breaker trips: the alert of a breaker (alerts/probes.py) names the models its deployment
+  serves, so the trips of the deployments serving an affected model are here, as
+  `breaker_tripped` when the alert opened and `breaker_closed` when it resolved;
 - the incident's own entries (`incident_events`): its opening, each alert attached, notes,
   actions taken from it, acknowledgements, state changes, the postmortem and its rules.
-
-Breaker trips are not recorded in the store (the breakers live in each process's memory,
-api/breakers.py shows them), so they cannot appear here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from sqlalchemy import Engine, not_, or_, select
 
 from trimtab.alerts.events import list_events
+from trimtab.alerts.model import Alert
 from trimtab.alerts.store import to_alert
 from trimtab.incidents.store import Incident, IncidentStore
 from trimtab.store.engine import as_utc
@@ -203,15 +205,25 @@ def _alert_entries(
         + [("model", m) for m in incident.models]
         + [("tenant", t) for t in incident.tenants]
     )
+    models = set(incident.models)
     out = []
     for alert in found:
         labels = alert.labels
         if incident.scope and labels.get("tenant") not in (None, incident.scope):
             continue
-        if alert.dedup_key != incident.dedup_key and not any(labels.get(k) == v for k, v in wanted):
+        # a breaker's deployment may serve several models: `models` names them all
+        served = alert.source == "breaker" and bool(models & set(_models(labels)))
+        if (
+            alert.dedup_key != incident.dedup_key
+            and not served
+            and not any(labels.get(k) == v for k, v in wanted)
+        ):
             continue
         what = f"{alert.severity} alert {alert.dedup_key}"
         detail = {"alert": alert.id, "labels": dict(labels), "source": alert.source}
+        if alert.source == "breaker":
+            out += _breaker_entries(alert, start, end, detail)
+            continue
         if start <= alert.started_at <= end:
             out.append(Entry(alert.started_at, "alert", "alert_opened",
                              f"{what} opened: {alert.summary}", None, labels.get("route"),
@@ -223,6 +235,33 @@ def _alert_entries(
         if alert.resolved_at is not None and start <= alert.resolved_at <= end:
             out.append(Entry(alert.resolved_at, "alert", "alert_resolved",
                              f"{what} resolved", None, labels.get("route"), detail))  # fmt: skip
+    return out
+
+
+def _models(labels: Mapping[str, str]) -> list[str]:
+    return [m for m in labels.get("models", labels.get("model", "")).split(",") if m]
+
+
+def _breaker_entries(
+    alert: Alert, start: datetime, end: datetime, detail: dict[str, Any]
+) -> list[Entry]:
+    """A breaker's alert as its trip and its closing (an acknowledgement as any alert's)."""
+    deployment = alert.labels.get("deployment", alert.dedup_key.removeprefix("breaker/"))
+    serving = ", ".join(_models(alert.labels)) or "no configured model"
+    what = f"breaker of {deployment} (serving {serving})"
+    out = []
+    if start <= alert.started_at <= end:
+        # not the alert's summary: that is its latest signal's (half-open, probing)
+        out.append(Entry(alert.started_at, "alert", "breaker_tripped",
+                         f"{what} tripped: its requests go elsewhere", None, None,
+                         detail))  # fmt: skip
+    if alert.acked_at is not None and start <= alert.acked_at <= end:
+        out.append(Entry(alert.acked_at, "alert", "alert_acknowledged",
+                         f"{alert.severity} alert {alert.dedup_key} acknowledged",
+                         alert.acked_by, None, detail))  # fmt: skip
+    if alert.resolved_at is not None and start <= alert.resolved_at <= end:
+        out.append(Entry(alert.resolved_at, "alert", "breaker_closed", f"{what} closed",
+                         None, None, detail))  # fmt: skip
     return out
 
 
