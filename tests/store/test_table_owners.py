@@ -42,6 +42,8 @@ OWNERS = {
     "eval_attestations": "rollouts",
     "online_scores": "evals",
     "model_switches": "gateway",  # gateway/switches.py: a model switched to its fallbacks
+    "score_rollups": "evals",  # evals/score_rollups.py; slo/score_reads.py reads
+    "session_costs": "telemetry",  # telemetry/session_costs.py; slo/session_cost_reads.py reads
 }
 # the Python names tables.py gives them, where they differ
 VARIABLES = {"rollups_minute": "rollups"}

@@ -8,7 +8,9 @@ request when the hash of its id falls under the share (every process picks the s
 ones), queues it in a bounded queue (a full queue drops it, counted), scores at most the
 suite's `max_per_minute` (its own budget; past it, dropped and counted), and stores each
 score against the request (`online_scores`, one row per request and scorer: two
-processes scoring the same request write it once). Eval runs' own calls are never scored.
+processes scoring the same request write it once), and in the same transaction into
+`score_rollups`, per minute of the request, for the eval-score SLI (evals/score_rollups.py).
+Eval runs' own calls are never scored.
 
 `online_metric` gives the scores per route version over time (GET /api/evals/online);
 `rollouts.arms.ArmReader.quality` reads them per arm for the canary's `quality_score`.
@@ -33,7 +35,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, and_, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from trimtab.evals.datasets import Item
 from trimtab.evals.from_requests import observed_answer
@@ -47,6 +48,7 @@ from trimtab.evals.online_scorers import (
     load,
     score_plain,
 )
+from trimtab.evals.score_rollups import store_scores
 from trimtab.evals.scoring import stored_text
 from trimtab.evals.suite_store import SuiteRow, SuiteStore
 from trimtab.refresher import Periodic
@@ -312,11 +314,7 @@ class OnlineScoring:
         if not rows:
             return
         with self.engine.begin() as conn:
-            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            for start in range(0, len(rows), 500):
-                conn.execute(
-                    insert(online_scores).values(rows[start : start + 500]).on_conflict_do_nothing()
-                )
+            store_scores(conn, rows)  # and their SLI rollups (evals/score_rollups.py)
 
 
 def _row(

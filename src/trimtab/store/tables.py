@@ -665,26 +665,38 @@ rollups_hour_dirty = Table(
 
 # -- the eval-score and session-cost SLIs' rollups (issue 14; migration 0016) ---------------
 
-# the online scores of one minute of requests (the minute of the request, not of its
-# score) per suite, scorer and dimensions, one row per value bin: `bin` is the value in
-# hundredths, floor(round(value * 100, 6)), 0-100; -1 holds the answers the scorer could
-# not score (value null). `count` scores, `passed` of them the scorer's own pass. Written
-# with `online_scores` in one transaction (evals/score_rollups.py)
+# the online scores of one minute, hour or UTC day of requests (`span` 1, 60 or 1440
+# minutes from `minute`; the requests' time, not their scores') per suite, scorer and
+# dimensions, one row per value bin: `bin` is the value in hundredths,
+# floor(round(value * 100, 6)), 0-100; -1 holds the answers the scorer could not score
+# (value null). `count` scores, `passed` of them the scorer's own pass. Written with
+# `online_scores` in one transaction, into all three spans at once
+# (evals/score_rollups.py), so the hours and days need no compaction
 score_rollups = Table(
     "score_rollups",
     metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
     Column("suite", String(128), nullable=False),
     Column("scorer", String(64), nullable=False),
-    Column("minute", DateTime(timezone=True), nullable=False),
+    Column("span", Integer, nullable=False),
+    Column("minute", DateTime(timezone=True), nullable=False),  # the span's first
     Column("route", String(256), nullable=False),
     Column("tenant", String(128), nullable=False),
     Column("version", String(64), nullable=False),  # "" for none
     Column("bin", Integer, nullable=False),
     Column("count", Integer, nullable=False),
     Column("passed", Integer, nullable=False),
-    # the key leads with what every read names, then the minute: a range scan
+    # the key leads with what every read names, then the span's start: a range scan
     UniqueConstraint(
-        "suite", "scorer", "minute", "route", "tenant", "version", "bin", name="uq_score_rollups"
+        "suite",
+        "scorer",
+        "span",
+        "minute",
+        "route",
+        "tenant",
+        "version",
+        "bin",
+        name="uq_score_rollups",
     ),
     Index("ix_score_rollups_minute", "minute"),  # retention
 )
@@ -704,8 +716,8 @@ session_costs = Table(
     Column("last_minute", DateTime(timezone=True), nullable=False),
     Column("requests", Integer, nullable=False),
     Column("cost_usd", Float, nullable=False),
-    # the windows' reads: a range of first minutes, with the cost in the index
-    Index("ix_session_costs_route_first", "route", "first_minute", "cost_usd"),
-    Index("ix_session_costs_first", "first_minute", "cost_usd"),
+    # the windows' reads: a range of first minutes, every column they test in the index
+    Index("ix_session_costs_route_first", "route", "first_minute", "cost_usd", "tenant", "feature"),
+    Index("ix_session_costs_first", "first_minute", "cost_usd", "tenant", "feature", "route"),
     Index("ix_session_costs_last", "last_minute"),  # retention
 )
