@@ -7,7 +7,8 @@ share it), then for each TTL deletes in batches of `retention_batch` rows, each 
 own short transaction in a worker thread, so the writer's commits go on in between; a run
 stops after `max_batches` batches of each kind and goes on at the next interval.
 
-The queries are telemetry's (telemetry/retention.py): it owns the tables.
+The queries are telemetry's (telemetry/retention.py) and, for `score_rollups`, evals'
+(evals/score_rollups.py): they own the tables.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 
 from trimtab.config import RetentionConfig, StorageConfig
+from trimtab.evals.score_rollups import delete_score_rollups
 from trimtab.refresher import Periodic
 from trimtab.store.leases import Leases, holder_id
 from trimtab.telemetry import retention as q
@@ -28,21 +30,29 @@ from trimtab.telemetry import retention as q
 log = logging.getLogger("trimtab.privacy")
 LEASE = "retention"
 Step = Callable[[Engine, q.Tenants, datetime, int], int]
-STEPS: dict[str, Step] = {  # rows first: a row deleted needs no body nulled
-    "rows_days": q.delete_requests,
-    "bodies_days": q.null_bodies,
-    "rollups_days": q.delete_rollups,
+# each TTL's steps and the count each adds to; rows first: a row deleted needs no body
+# nulled. The SLIs' own rollups (sessions' costs, online scores per minute) go with the
+# rollups' TTL
+STEPS: dict[str, tuple[tuple[str, Step], ...]] = {
+    "rows_days": (("requests", q.delete_requests),),
+    "bodies_days": (("bodies", q.null_bodies),),
+    "rollups_days": (
+        ("rollups", q.delete_rollups),
+        ("sli_rows", q.delete_session_costs),
+        ("sli_rows", delete_score_rollups),
+    ),
 }
-COUNTS = {"bodies_days": "bodies", "rows_days": "requests", "rollups_days": "rollups"}
 
 
 @dataclass
 class Cleaned:
-    """What one run removed: bodies nulled, request rows and rollup rows deleted."""
+    """What one run removed: bodies nulled, request rows and rollup rows deleted, and the
+    rows of `session_costs` and `score_rollups` (`sli_rows`)."""
 
     bodies: int = 0
     requests: int = 0
     rollups: int = 0
+    sli_rows: int = 0
     more: bool = False  # a kind hit max_batches: the next run goes on
     by_tenant: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -123,24 +133,24 @@ class RetentionJob:
         done = Cleaned()
         for key, tenants, days in self._plans:
             before = now - timedelta(days=days)
-            count = COUNTS[key]
-            step = STEPS[key]
-            for _ in range(self._max_batches):
-                n = await asyncio.to_thread(step, self._engine, tenants, before, self._batch)
-                setattr(done, count, getattr(done, count) + n)
-                who = tenants.only or "*"
-                by = done.by_tenant.setdefault(who, {})
-                by[count] = by.get(count, 0) + n
-                if n < self._batch:
-                    break
-            else:
-                done.more = True
-        if done.bodies or done.requests or done.rollups:
+            for count, step in STEPS[key]:
+                for _ in range(self._max_batches):
+                    n = await asyncio.to_thread(step, self._engine, tenants, before, self._batch)
+                    setattr(done, count, getattr(done, count) + n)
+                    who = tenants.only or "*"
+                    by = done.by_tenant.setdefault(who, {})
+                    by[count] = by.get(count, 0) + n
+                    if n < self._batch:
+                        break
+                else:
+                    done.more = True
+        if done.bodies or done.requests or done.rollups or done.sli_rows:
             log.info(
-                "retention: %d bodies nulled, %d requests and %d rollup rows deleted%s",
+                "retention: %d bodies nulled, %d requests, %d rollup and %d SLI rows deleted%s",
                 done.bodies,
                 done.requests,
                 done.rollups,
+                done.sli_rows,
                 " (more next time)" if done.more else "",
             )
         return done

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, delete, or_, select, true, update
+from sqlalchemy import ColumnElement, Engine, and_, delete, or_, select, true, tuple_, update
 
-from trimtab.store.tables import requests, rollups
+from trimtab.store.tables import requests, rollups, session_costs
 from trimtab.telemetry.hourly import mark_dirty
 
 BODIES = ("request_body", "upstream_request_body", "response_body")
@@ -73,6 +73,25 @@ def delete_rollups(engine: Engine, tenants: Tenants, before: datetime, limit: in
             return 0
         mark_dirty(conn, [minute for _, minute in rows])  # their hours are rebuilt
         result = conn.execute(delete(rollups).where(c.id.in_([i for i, _ in rows])))
+    return int(result.rowcount or 0)
+
+
+def delete_session_costs(engine: Engine, tenants: Tenants, before: datetime, limit: int) -> int:
+    """Up to `limit` sessions whose last request was before `before` (with the rollups'
+    TTL: a session leaves when all of it is older, so a late request cannot bring back
+    part of one)."""
+    c = session_costs.c
+    key = tuple_(c.tenant, c.route, c.feature, c.session_key)
+    picked = (
+        select(c.tenant, c.route, c.feature, c.session_key)
+        .where(c.last_minute < before, tenants.where(c.tenant))
+        .limit(limit)
+    )
+    with engine.begin() as conn:
+        rows = [tuple(r) for r in conn.execute(picked)]
+        if not rows:
+            return 0
+        result = conn.execute(delete(session_costs).where(key.in_(rows)))
     return int(result.rowcount or 0)
 
 

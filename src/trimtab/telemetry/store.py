@@ -16,6 +16,7 @@ from trimtab.telemetry.hourly import mark_dirty
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.rollups import Rollup, RollupKey, fold
 from trimtab.telemetry.rows import insert_rows, storable
+from trimtab.telemetry.session_costs import merge_session_costs
 from trimtab.telemetry.sessions import merged_bytes, sessions_of
 from trimtab.telemetry.sessions import to_bytes as sessions_bytes
 from trimtab.telemetry.sketch import from_bytes, to_bytes
@@ -64,6 +65,7 @@ class TelemetryStore:
             for key, delta in sorted(folded.items(), key=lambda kv: kv[0]):
                 _merge_rollup(conn, key, delta)
             mark_dirty(conn, {key[0] for key in folded})  # the hourly rollups' marks
+            merge_session_costs(conn, records)  # the cost-per-session SLI's rows
         return len(records)
 
     def rollups_since(self, since: datetime, tenant: str | None) -> list[tuple[RollupKey, Rollup]]:
