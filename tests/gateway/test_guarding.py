@@ -14,7 +14,9 @@ from trimtab.alerts.signal import Signal
 from trimtab.config import GuardrailsConfig
 from trimtab.errors import GatewayError
 from trimtab.gateway.exchange import Exchange
-from trimtab.gateway.guarding import GuardedRelay, Guarding, request_texts, rewrite_request
+from trimtab.gateway.guard_texts import request_texts, rewrite_request
+from trimtab.gateway.guarded_relay import GuardedRelay
+from trimtab.gateway.guarding import Guarding
 from trimtab.gateway.relay import AnthropicRelay, OpenAIRelay
 from trimtab.providers.base import SSEEvent, UpstreamError
 from trimtab.registry.bundle import Bundle, Message

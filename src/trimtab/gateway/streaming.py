@@ -20,7 +20,8 @@ from trimtab.gateway.dispatch import Dispatcher, OpenStream
 from trimtab.gateway.event_stream import EventStream
 from trimtab.gateway.exchange import Exchange
 from trimtab.gateway.failures import from_upstream
-from trimtab.gateway.guarding import Guard, GuardedRelay
+from trimtab.gateway.guarded_relay import GuardedRelay
+from trimtab.gateway.guarding import Guard
 from trimtab.gateway.relay import Relay, make_relay
 from trimtab.gateway.replies import Replies
 from trimtab.policy.estimate import estimate_input_tokens, estimate_output_tokens
