@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 
+from tests.rollouts.support import apply, route_call, routes_yaml
 from tests.support import (
     APP_KEY,
     OPERATOR_KEY,
@@ -35,7 +37,9 @@ def _running(gateway: GatewayFactory, upstream: MockUpstream, tmp_path: Path) ->
     # a second name on the same upstream: one deployment, one breaker, two models
     models["gpt-flaky-alias"] = {"provider": "upstream", "model": "flaky-3"}
     upstream.clear()  # the mock's per-model counters: flaky-3 fails 3 times from here
-    return gateway(keys=ROUTE_KEYS, models=models, alerts={"outbox": {"probe_interval_s": 0.1}})
+    # a firing probe signal expires four intervals on: 2 s, so a round a loaded machine
+    # delays does not end the alert (and open a second one) while the breaker is open
+    return gateway(keys=ROUTE_KEYS, models=models, alerts={"outbox": {"probe_interval_s": 0.5}})
 
 
 def _breaker_alert(running: Running, state: str) -> Alert | None:
@@ -97,3 +101,24 @@ def test_a_breaker_trip_and_its_closing_are_on_the_incident_timeline(
     opened = next(e for e in entries if e["source"] == "incident" and e["kind"] == "opened")
     assert trip["at"] < opened["at"]  # the trip came first: two hours back are searched
     assert not [e for e in unrelated if e["kind"].startswith("breaker_")]
+
+
+def test_an_incident_of_a_route_shows_the_breaker_of_the_model_serving_it(
+    gateway: GatewayFactory, upstream: MockUpstream, tmp_path: Path
+) -> None:
+    """An incident named by its route only (as a page of the route's SLO opens one): the
+    model that served the route in the window is read from the rollups, and the trip of
+    its deployment's breaker is on the timeline."""
+    running = _running(gateway, upstream, tmp_path)
+    apply(running, routes_yaml("gpt-flaky"), "launch")  # acme's route faq
+    with httpx.Client(timeout=30) as http:
+        failed = [route_call(http, running.url, f"user-{i}").status_code for i in range(3)]
+    assert all(status >= 500 for status in failed), failed
+    _wait(lambda: _breaker_alert(running, "firing"), "the breaker's alert")
+    running.wait_for_rows(3)
+    with Client(running.url, api_key=OPERATOR_KEY) as client:
+        incident = client.open_incident("vendor_outage", "faq fails", routes=["faq"])
+        assert incident["models"] == []
+        entries = client.incident_timeline(incident["id"])
+    (trip,) = [e for e in entries if e["kind"] == "breaker_tripped"]
+    assert trip["summary"].startswith(f"breaker of {DEPLOYMENT} (serving gpt-flaky, ")

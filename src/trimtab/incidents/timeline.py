@@ -10,8 +10,9 @@ routes, models and tenants around the incident's start:
 - alerts (the alert store's `alerts` table) labelled with an affected route, model or
   tenant, or with the incident's dedup key: opened, acknowledged, resolved;
 - breaker trips: the alert of a breaker (alerts/probes.py) names the models its deployment
-  serves, so the trips of the deployments serving an affected model are here, as
-  `breaker_tripped` when the alert opened and `breaker_closed` when it resolved;
+  serves, so the trips of the deployments serving an affected model (named by the
+  incident, or one that served an affected route in the window: `rollups_minute`) are
+  here, as `breaker_tripped` when the alert opened and `breaker_closed` when it resolved;
 - the incident's own entries (`incident_events`): its opening, each alert attached, notes,
   actions taken from it, acknowledgements, state changes, the postmortem and its rules.
 """
@@ -30,7 +31,7 @@ from trimtab.alerts.model import Alert
 from trimtab.alerts.store import to_alert
 from trimtab.incidents.store import Incident, IncidentStore
 from trimtab.store.engine import as_utc
-from trimtab.store.tables import alerts, audit_log, route_events
+from trimtab.store.tables import alerts, audit_log, rollups, route_events
 
 BEFORE = timedelta(hours=2)  # how far before the start the timeline looks for causes
 _LIMIT = 1000  # entries per source
@@ -205,7 +206,7 @@ def _alert_entries(
         + [("model", m) for m in incident.models]
         + [("tenant", t) for t in incident.tenants]
     )
-    models = set(incident.models)
+    models = set(incident.models) | _served_models(engine, incident, start, end)
     out = []
     for alert in found:
         labels = alert.labels
@@ -236,6 +237,23 @@ def _alert_entries(
             out.append(Entry(alert.resolved_at, "alert", "alert_resolved",
                              f"{what} resolved", None, labels.get("route"), detail))  # fmt: skip
     return out
+
+
+def _served_models(engine: Engine, incident: Incident, start: datetime, end: datetime) -> set[str]:
+    """The models that served the affected routes in the window (a route request's rollup
+    model is its version's), whose breakers' trips belong on the timeline too."""
+    if not incident.routes:
+        return set()
+    r = rollups.c
+    query = (
+        select(r.model)
+        .where(r.route.in_(sorted(incident.routes)), r.minute >= start, r.minute <= end)
+        .distinct()
+    )
+    if incident.scope:  # a tenant's incident: its own traffic
+        query = query.where(r.tenant == incident.scope)
+    with engine.connect() as conn:
+        return {m for m in conn.scalars(query) if m}
 
 
 def _models(labels: Mapping[str, str]) -> list[str]:
