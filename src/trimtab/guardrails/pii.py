@@ -299,9 +299,10 @@ def _grouped(value: str, number: phonenumbers.PhoneNumber) -> bool:
     if value.startswith("+"):
         return True
     groups = _DIGITS.findall(value)
-    national = _DIGITS.findall(phonenumbers.format_number(number, _NATIONAL))
+    if groups == _DIGITS.findall(phonenumbers.format_number(number, _NATIONAL)):
+        return True  # the international form is formatted only when this one differs
     international = _DIGITS.findall(phonenumbers.format_number(number, _INTERNATIONAL))
-    return groups in (national, international, international[1:])
+    return groups in (international, international[1:])
 
 
 def _phone_scanner(regions: tuple[str, ...]) -> _Scan:
