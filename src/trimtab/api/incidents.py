@@ -60,7 +60,8 @@ from trimtab.incidents.model import (
     IncidentType,
 )
 from trimtab.incidents.postmortem import draft
-from trimtab.incidents.store import Event, Incident, IncidentStore, Opening
+from trimtab.incidents.records import Event, Incident
+from trimtab.incidents.store import IncidentStore, Opening
 from trimtab.incidents.timeline import assemble
 from trimtab.learning.incident_cases import push_failed_cases
 from trimtab.registry.store import RouteStore

@@ -27,7 +27,8 @@ from trimtab.auth.keyring import KeyRing
 from trimtab.auth.store import KeyRow, KeyStore, stored_key
 from trimtab.config import ModelConfig
 from trimtab.errors import Conflict, Forbidden, Invalid, NotFound
-from trimtab.incidents.store import Event, Incident, IncidentStore
+from trimtab.incidents.records import Event, Incident
+from trimtab.incidents.store import IncidentStore
 from trimtab.registry.scope import RouteKey
 from trimtab.registry.store import RouteStore
 from trimtab.rollouts.store import RolloutStore

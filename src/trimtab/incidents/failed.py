@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, select
 
-from trimtab.incidents.store import Incident
+from trimtab.incidents.records import Incident
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import requests
 

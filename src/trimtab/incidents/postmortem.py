@@ -19,7 +19,8 @@ import jinja2
 
 from trimtab.durations import clock
 from trimtab.incidents.model import Impact
-from trimtab.incidents.store import Incident, IncidentStore
+from trimtab.incidents.records import Incident
+from trimtab.incidents.store import IncidentStore
 from trimtab.incidents.timeline import Entry, assemble
 from trimtab.registry.store import RouteStore
 

@@ -6,20 +6,22 @@ A page-severity alert opens an incident with `open_from_alert`; a second page wi
 same dedup key while that incident is open or mitigated attaches to it (the unique
 `open_dedup_key` makes that hold across processes). The severity comes from the matrix
 (incidents/model.py) over the blast radius measured from the rollups (incidents/impact.py).
+What is read is in incidents/records.py; what every write does in its transaction (the row
+lock, the timeline entry, the audit row, the state moves) in incidents/writes.py.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from trimtab.audit.log import Actor, AuditLog
+from trimtab.audit.log import Actor
 from trimtab.errors import Conflict, NotFound
 from trimtab.incidents.impact import LOOKBACK, Affected, bad_minutes, measure, window_of
 from trimtab.incidents.model import (
@@ -29,12 +31,13 @@ from trimtab.incidents.model import (
     CustomerImpact,
     Impact,
     IncidentType,
-    Times,
     close_missing,
     first_bad_minute,
     severity,
     type_of,
 )
+from trimtab.incidents.records import Event, Incident, Rule, incident_of, rule_of
+from trimtab.incidents.writes import add_event, apply_move, audit, lock, new_row_id
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import incident_events, incident_rules, incidents
 
@@ -44,114 +47,6 @@ _ATTEMPTS = 3
 
 def new_incident_id() -> str:
     return "inc_" + secrets.token_hex(8)
-
-
-def _utc(value: Any) -> datetime | None:
-    return as_utc(value) if value is not None else None
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    id: int
-    kind: str
-    ref: str
-    message: str
-    detail: dict[str, Any] | None
-    created_at: datetime
-    created_by: str | None
-
-    def view(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "ref": self.ref,
-            "message": self.message,
-            "detail": self.detail,
-            "created_at": self.created_at.isoformat(),
-            "created_by": self.created_by,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One entry of the incident's own timeline."""
-
-    id: int
-    at: datetime
-    kind: str  # opened, alert, note, action, acknowledge, mitigate, resolve, ...
-    actor: str | None
-    message: str | None
-    detail: dict[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Incident:
-    id: str
-    scope: str
-    title: str
-    type: str
-    severity: int
-    customer_impact: str
-    state: str
-    routes: tuple[str, ...]
-    models: tuple[str, ...]
-    tenants: tuple[str, ...]
-    summary: str | None
-    opened_by: str | None
-    opened_at: datetime
-    times: Times
-    closed_at: datetime | None
-    dedup_key: str | None
-    postmortem: str | None
-    postmortem_at: datetime | None
-    rules: tuple[Rule, ...] = field(default=())
-
-    @property
-    def affected(self) -> Affected:
-        return Affected(self.routes, self.models, self.tenants, self.scope)
-
-    def window(self, now: datetime) -> tuple[datetime, datetime]:
-        t = self.times
-        return window_of(t.first_bad, t.detected, t.resolved, now)
-
-    def missing_to_close(self) -> list[str]:
-        return close_missing(self.state, self.postmortem is not None, len(self.rules))
-
-    def view(self, impact: Impact | None = None) -> dict[str, Any]:
-        t = self.times
-        out: dict[str, Any] = {
-            "id": self.id,
-            "tenant": self.scope or None,
-            "title": self.title,
-            "type": self.type,
-            "severity": self.severity,
-            "customer_impact": self.customer_impact,
-            "state": self.state,
-            "routes": list(self.routes),
-            "models": list(self.models),
-            "tenants": list(self.tenants),
-            "summary": self.summary,
-            "opened_by": self.opened_by,
-            "opened_at": self.opened_at.isoformat(),
-            "first_bad_at": _iso(t.first_bad),
-            "detected_at": t.detected.isoformat(),
-            "acknowledged_at": _iso(t.acknowledged),
-            "mitigated_at": _iso(t.mitigated),
-            "resolved_at": _iso(t.resolved),
-            "closed_at": _iso(self.closed_at),
-            "dedup_key": self.dedup_key,
-            "durations_s": t.durations(),
-            "postmortem_at": _iso(self.postmortem_at),
-            "rules": [r.view() for r in self.rules],
-            "missing_to_close": self.missing_to_close(),
-        }
-        if impact is not None:
-            out["impact"] = impact.view()
-        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,48 +64,6 @@ class Opening:
     summary: str | None = None
     detected_at: datetime | None = None  # the alert's start; None: now
     dedup_key: str | None = None
-
-
-def _incident(row: Any, rules: Sequence[Rule] = ()) -> Incident:
-    return Incident(
-        id=row.id,
-        scope=row.scope,
-        title=row.title,
-        type=row.type,
-        severity=row.severity,
-        customer_impact=row.customer_impact,
-        state=row.state,
-        routes=tuple(row.routes or ()),
-        models=tuple(row.models or ()),
-        tenants=tuple(row.tenants or ()),
-        summary=row.summary,
-        opened_by=row.opened_by,
-        opened_at=as_utc(row.opened_at),
-        times=Times(
-            first_bad=_utc(row.first_bad_at),
-            detected=as_utc(row.detected_at),
-            acknowledged=_utc(row.acknowledged_at),
-            mitigated=_utc(row.mitigated_at),
-            resolved=_utc(row.resolved_at),
-        ),
-        closed_at=_utc(row.closed_at),
-        dedup_key=row.dedup_key,
-        postmortem=row.postmortem,
-        postmortem_at=_utc(row.postmortem_at),
-        rules=tuple(rules),
-    )
-
-
-def _new_id(result: CursorResult[Any]) -> int:
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
-
-
-def _rule(row: Any) -> Rule:
-    return Rule(
-        row.id, row.kind, row.ref, row.message, row.detail, as_utc(row.created_at), row.created_by
-    )
 
 
 class IncidentStore:
@@ -272,10 +125,8 @@ class IncidentStore:
                     open_dedup_key=opening.dedup_key,
                 )
             )
-            self._event(
-                conn, incident_id, "opened", by, opening.summary or opening.title, detail, at
-            )
-            self._audit(conn, by, "incident.open", incident_id, scope, detail)
+            add_event(conn, incident_id, "opened", by, opening.summary or opening.title, detail, at)
+            audit(conn, by, "incident.open", incident_id, scope, detail)
         found = self.get(incident_id)
         assert found is not None
         return found
@@ -335,8 +186,8 @@ class IncidentStore:
             return None
         when = at or datetime.now(UTC)
         with self.engine.begin() as conn:
-            self._lock(conn, incident_id)
-            self._move(conn, incident_id, "acknowledge", by, "the alert was acknowledged", when,
+            lock(conn, incident_id)
+            apply_move(conn, incident_id, "acknowledge", by, "the alert was acknowledged", when,
                        quiet=True)  # fmt: skip
         return self.require(incident_id)
 
@@ -379,8 +230,8 @@ class IncidentStore:
     ) -> None:
         detail = {"dedup_key": dedup_key, "labels": labels, "started_at": started_at.isoformat()}
         with self.engine.begin() as conn:
-            self._event(conn, incident_id, "alert", by, summary, detail, at)
-            self._audit(conn, by, "incident.alert", incident_id, None, detail)
+            add_event(conn, incident_id, "alert", by, summary, detail, at)
+            audit(conn, by, "incident.alert", incident_id, None, detail)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -394,7 +245,7 @@ class IncidentStore:
                 .where(incident_rules.c.incident_id == incident_id)
                 .order_by(incident_rules.c.id)
             ).all()
-        return _incident(row, [_rule(r) for r in rules])
+        return incident_of(row, [rule_of(r) for r in rules])
 
     def require(self, incident_id: str) -> Incident:
         found = self.get(incident_id)
@@ -419,7 +270,7 @@ class IncidentStore:
         with self.engine.connect() as conn:
             for r in conn.execute(query):
                 if route is None or route in (r.routes or ()):
-                    found.append(_incident(r))
+                    found.append(incident_of(r))
                     if len(found) >= limit:
                         break
         return found
@@ -440,9 +291,9 @@ class IncidentStore:
     def note(self, incident_id: str, message: str, by: Actor, now: datetime | None = None) -> Event:
         at = now or datetime.now(UTC)
         with self.engine.begin() as conn:
-            scope = self._lock(conn, incident_id)
-            event = self._event(conn, incident_id, "note", by, message, None, at)
-            self._audit(conn, by, "incident.note", incident_id, scope, {"message": message})
+            scope = lock(conn, incident_id)
+            event = add_event(conn, incident_id, "note", by, message, None, at)
+            audit(conn, by, "incident.note", incident_id, scope, {"message": message})
         return event
 
     def record_action(
@@ -461,11 +312,11 @@ class IncidentStore:
         at = now or datetime.now(UTC)
         full = {"action": action, **detail}
         with self.engine.begin() as conn:
-            scope = self._lock(conn, incident_id)
-            event = self._event(conn, incident_id, "action", by, message, full, at)
-            self._audit(conn, by, "incident.contain", incident_id, scope, full)
+            scope = lock(conn, incident_id)
+            event = add_event(conn, incident_id, "action", by, message, full, at)
+            audit(conn, by, "incident.contain", incident_id, scope, full)
             if mitigates:
-                self._move(conn, incident_id, "mitigate", by, None, at, quiet=True)
+                apply_move(conn, incident_id, "mitigate", by, None, at, quiet=True)
         return event
 
     def move(
@@ -480,8 +331,8 @@ class IncidentStore:
         and a rule, once resolved; a 409 naming what is missing)."""
         at = now or datetime.now(UTC)
         with self.engine.begin() as conn:
-            self._lock(conn, incident_id)
-            self._move(conn, incident_id, move, by, message, at)
+            lock(conn, incident_id)
+            apply_move(conn, incident_id, move, by, message, at)
         return self.require(incident_id)
 
     def _move(
@@ -541,8 +392,8 @@ class IncidentStore:
             if target not in ACTIVE:
                 values["open_dedup_key"] = None
         conn.execute(update(incidents).where(c.id == incident_id).values(**values))
-        self._event(conn, incident_id, move, by, message, {"from": row.state, "to": target}, at)
-        self._audit(
+        add_event(conn, incident_id, move, by, message, {"from": row.state, "to": target}, at)
+        audit(
             conn, by, f"incident.{move}", incident_id, row.scope,
             {"from": row.state, "to": target or row.state, "message": message},
         )  # fmt: skip
@@ -554,7 +405,7 @@ class IncidentStore:
         that already."""
         at = now or datetime.now(UTC)
         with self.engine.begin() as conn:
-            scope = self._lock(conn, incident_id)
+            scope = lock(conn, incident_id)
             row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).one()
             if row.state == "closed":
                 raise Conflict(f"incident {incident_id} is closed", code="incident_state")
@@ -564,8 +415,8 @@ class IncidentStore:
                 update(incidents).where(incidents.c.id == incident_id).values(severity=sev)
             )
             detail = {"from": row.severity, "to": sev, "message": message}
-            self._event(conn, incident_id, "severity", by, message, detail, at)
-            self._audit(conn, by, "incident.severity", incident_id, scope, detail)
+            add_event(conn, incident_id, "severity", by, message, detail, at)
+            audit(conn, by, "incident.severity", incident_id, scope, detail)
         return self.require(incident_id)
 
     def set_postmortem(
@@ -573,15 +424,15 @@ class IncidentStore:
     ) -> Incident:
         at = now or datetime.now(UTC)
         with self.engine.begin() as conn:
-            scope = self._lock(conn, incident_id)
+            scope = lock(conn, incident_id)
             conn.execute(
                 update(incidents)
                 .where(incidents.c.id == incident_id)
                 .values(postmortem=markdown, postmortem_at=at)
             )
             detail = {"drafted": drafted, "chars": len(markdown)}
-            self._event(conn, incident_id, "postmortem", by, None, detail, at)
-            self._audit(conn, by, "incident.postmortem", incident_id, scope, detail)
+            add_event(conn, incident_id, "postmortem", by, None, detail, at)
+            audit(conn, by, "incident.postmortem", incident_id, scope, detail)
         return self.require(incident_id)
 
     def add_rule(
@@ -596,57 +447,14 @@ class IncidentStore:
     ) -> Rule:
         at = now or datetime.now(UTC)
         with self.engine.begin() as conn:
-            scope = self._lock(conn, incident_id)
-            rule_id = _new_id(conn.execute(
+            scope = lock(conn, incident_id)
+            rule_id = new_row_id(conn.execute(
                 insert(incident_rules).values(
                     incident_id=incident_id, kind=kind, ref=ref, message=message,
                     detail=detail, created_at=at, created_by=by.name or None,
                 )
             ))  # fmt: skip
             info = {"rule": rule_id, "kind": kind, "ref": ref, "message": message, **(detail or {})}
-            self._event(conn, incident_id, "rule", by, message, info, at)
-            self._audit(conn, by, "incident.rule", incident_id, scope, info)
+            add_event(conn, incident_id, "rule", by, message, info, at)
+            audit(conn, by, "incident.rule", incident_id, scope, info)
         return Rule(int(rule_id), kind, ref, message, detail, at, by.name or None)
-
-    # -- inside a transaction ----------------------------------------------------------
-
-    @staticmethod
-    def _lock(conn: Connection, incident_id: str) -> str:
-        """The incident's scope, its row locked for the transaction (PostgreSQL)."""
-        scope = conn.execute(
-            select(incidents.c.scope).where(incidents.c.id == incident_id).with_for_update()
-        ).scalar()
-        if scope is None:
-            raise NotFound(f"no incident '{incident_id}'")
-        return str(scope)
-
-    @staticmethod
-    def _event(
-        conn: Connection,
-        incident_id: str,
-        kind: str,
-        by: Actor,
-        message: str | None,
-        detail: dict[str, Any] | None,
-        at: datetime,
-    ) -> Event:
-        event_id = _new_id(conn.execute(
-            insert(incident_events).values(
-                incident_id=incident_id, at=at, kind=kind, actor=by.name or None,
-                message=message, detail=detail,
-            )
-        ))  # fmt: skip
-        return Event(int(event_id), at, kind, by.name or None, message, detail)
-
-    @staticmethod
-    def _audit(
-        conn: Connection,
-        by: Actor,
-        action: str,
-        incident_id: str,
-        scope: str | None,
-        detail: dict[str, Any],
-    ) -> None:
-        AuditLog.write(
-            conn, by.event(action, target=incident_id, tenant=scope or None, detail=detail)
-        )

@@ -29,7 +29,8 @@ from sqlalchemy import Engine, not_, or_, select
 from trimtab.alerts.events import list_events
 from trimtab.alerts.model import Alert
 from trimtab.alerts.store import to_alert
-from trimtab.incidents.store import Incident, IncidentStore
+from trimtab.incidents.records import Incident
+from trimtab.incidents.store import IncidentStore
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import alerts, audit_log, rollups, route_events
 

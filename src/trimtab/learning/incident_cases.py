@@ -16,7 +16,8 @@ from trimtab.errors import Conflict, Invalid
 from trimtab.evals.datasets import Item
 from trimtab.evals.store import DatasetKey, DatasetStore
 from trimtab.incidents.failed import FailedRequest, failed_requests
-from trimtab.incidents.store import Incident, IncidentStore
+from trimtab.incidents.records import Incident
+from trimtab.incidents.store import IncidentStore
 from trimtab.types import name_problem
 
 __all__ = ["case", "push_failed_cases"]

@@ -27,7 +27,8 @@ from trimtab.incidents.containment import (
 )
 from trimtab.incidents.model import MOVES, RULE_KINDS
 from trimtab.incidents.postmortem import draft
-from trimtab.incidents.store import Incident, IncidentStore
+from trimtab.incidents.records import Incident
+from trimtab.incidents.store import IncidentStore
 from trimtab.incidents.timeline import assemble
 from trimtab.learning.incident_cases import push_failed_cases
 from trimtab.types import SHARED
