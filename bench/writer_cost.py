@@ -93,7 +93,8 @@ def build_records(n: int) -> list[Any]:
             overhead_ms=0.4 + i % 5 / 10,
             input_tokens=14,
             output_tokens=9 if status == 200 else None,
-            cost_usd=2.3e-5 if status == 200 else None,
+            # 211 prices from $0.000011 to $0.000089: about a hundred cost-sketch bins
+            cost_usd=1.1e-5 + 3.7e-7 * (i % 211) if status == 200 else None,
             streamed=streamed,
             finish_reasons=["stop"] if status == 200 else None,
             request_body=json.dumps(request),

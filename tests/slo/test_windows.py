@@ -41,6 +41,9 @@ slos:
   other: {route: other, sli: {kind: availability}, objective: 0.9}
   quality: {route: support, sli: {kind: negative_feedback}, objective: 0.95}
   acme-quality: {route: support, tenant: acme, sli: {kind: negative_feedback}, objective: 0.9}
+  cheap: {route: support, sli: {kind: cost, ceiling_usd: 0.003}, objective: 0.9}
+  cheaper: {route: support, sli: {kind: cost, ceiling_usd: 0.001}, objective: 0.5}
+  acme-cheap: {route: support, tenant: acme, sli: {kind: cost, ceiling_usd: 0.002}, objective: 0.9}
 """
 )
 STATUSES = (200,) * 20 + (502, 503, 504, 429, 499, 400)
@@ -51,6 +54,7 @@ def _month(engine: Engine, seed: int = 14) -> None:
     one every ~20 s over the last two hours, mixed statuses, tenants, routes, latencies,
     streams and an eval run's calls (which no SLO counts)."""
     rng = random.Random(seed)
+    prices = random.Random(seed + 1)  # its own stream: the other draws stay as they were
     t, end = NOW.timestamp() - 30 * 86400 - 3600, NOW.timestamp()
     records = []
     n = 0
@@ -68,6 +72,7 @@ def _month(engine: Engine, seed: int = 14) -> None:
                 streamed=streamed,
                 ttft_ms=rng.uniform(20, 900) if streamed else None,
                 feature="eval:nightly" if rng.random() < 0.05 else None,
+                cost_usd=prices.choice((None, 0.0, prices.uniform(0, 0.004))),
             )
         )
         t += rng.uniform(10, 30) if end - t < 7200 else rng.uniform(600, 1400)
@@ -96,8 +101,10 @@ def _all_the_same(engine: Engine) -> None:
     assert read_statuses(engine, SLOS, NOW) == expected
     assert [read_status(engine, d, NOW) for d in SLOS] == expected
     assert expected[0].counts.valid > 1000 and expected[0].counts.bad > 0
-    quality = expected[-2].counts  # negative feedback on about 6 % of the answers
+    quality = expected[-5].counts  # negative feedback on about 6 % of the answers
     assert 0.02 * quality.valid < quality.bad < 0.12 * quality.valid
+    cheap = expected[-3].counts  # a third over $0.001, an eighth over $0.003
+    assert 0.05 * cheap.valid < cheap.bad < 0.2 * cheap.valid
 
 
 def test_the_hourly_reads_give_the_minutes_statuses_on_a_seeded_month(engine: Engine) -> None:

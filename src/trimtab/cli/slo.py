@@ -142,6 +142,8 @@ def _sli_kind(definition: dict[str, Any]) -> str:
         return f"latency{of} <= {sli['threshold_ms']:g} ms"
     if sli["kind"] == "error_rate":
         return f"error_rate {sli['class']}"
+    if sli["kind"] == "cost":
+        return f"cost <= ${sli['ceiling_usd']:g}"
     return str(sli["kind"])
 
 

@@ -1,8 +1,8 @@
 """What each SLI kind reads of the rollups, in one table (`KINDS`): a kind is either
 *summed* — its counts are sums of rollup columns per status code (availability, error
 rates, negative feedback), classified by a pure function of the status and the sums — or
-*sketched* — its counts are a sketch column's values within a threshold (latency), read
-bin by bin (windows.Thresholds).
+*sketched* — its counts are a sketch column's values within a threshold (latency, cost
+per request against a ceiling), read bin by bin (windows.Thresholds).
 
 Everything that reads an SLI goes through this table: the windows of the status and the
 evaluator (`read_together`, the SLIs of one selector that `share` a read: every summed
@@ -20,7 +20,14 @@ from datetime import datetime
 from sqlalchemy import Connection, Subquery, func, select
 
 from trimtab.slo.burn import Counts
-from trimtab.slo.sli import LATENCY_CAVEAT, answered_within, feedback_counts, status_counts
+from trimtab.slo.sli import (
+    COST_CAVEAT,
+    LATENCY_CAVEAT,
+    answered_within,
+    cost_counts,
+    feedback_counts,
+    status_counts,
+)
 from trimtab.slo.spec import Selector, Sli, SliKind
 from trimtab.slo.windows import SketchCounts, Sums, Thresholds, sketch_windows, sums_windows
 from trimtab.store.engine import as_utc
@@ -58,6 +65,11 @@ def _threshold_ms(sli: Sli) -> float:
     return sli.threshold_ms
 
 
+def _ceiling_usd(sli: Sli) -> float:
+    assert sli.ceiling_usd is not None  # spec.CostSpec requires it
+    return sli.ceiling_usd
+
+
 KINDS: dict[SliKind, Kind] = {
     "availability": Summed(("count",), lambda sli, status, s: status_counts(sli, status, s[0])),
     "error_rate": Summed(("count",), lambda sli, status, s: status_counts(sli, status, s[0])),
@@ -65,6 +77,7 @@ KINDS: dict[SliKind, Kind] = {
         ("count", "negative_feedback"), lambda _sli, status, s: feedback_counts(status, *s)
     ),
     "latency": Sketched(_latency_column, _threshold_ms, answered_within, (LATENCY_CAVEAT,)),
+    "cost": Sketched(lambda _sli: "cost_sketch", _ceiling_usd, cost_counts, (COST_CAVEAT,)),
 }
 
 

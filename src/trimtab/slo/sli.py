@@ -29,6 +29,10 @@ LATENCY_CAVEAT = (
     "latency from the rollups' DDSketch bins (1 % relative accuracy): a request within "
     "±1 % of the threshold may count either way"
 )
+COST_CAVEAT = (
+    "cost from the rollups' DDSketch bins (1 % relative accuracy): a request within ±1 % "
+    "of the ceiling may count either way; an unknown cost counts as 0"
+)
 
 
 def client_error(status: int) -> bool:
@@ -65,6 +69,14 @@ def feedback_counts(status: int, count: int, negative: int) -> Counts:
     if status >= 400:
         return Counts(0, 0)
     return Counts(count - negative, count)
+
+
+def cost_counts(status: int, count: int, below: int) -> Counts:
+    """Cost SLIs: of a row's `count` requests (in its cost sketch), `below` cost at most the
+    ceiling. Only answered requests (status < 400) are valid: cost per successful request."""
+    if status >= 400:
+        return Counts(0, 0)
+    return Counts(below, count)
 
 
 def within(sketch: DDSketch, threshold_ms: float) -> int:

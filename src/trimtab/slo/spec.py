@@ -20,6 +20,10 @@ slos:
     route: support-answer
     sli: {kind: negative_feedback}     # good = an answer without negative feedback
     objective: 0.97
+  support-cost:
+    route: support-answer
+    sli: {kind: cost, ceiling_usd: 0.02}   # good = an answer that cost at most $0.02
+    objective: 0.99
     alerting:
       min_events: 50                   # default: per rule, see burn.auto_min_events
       windows:                         # default: the workbook's, scaled to the window
@@ -94,17 +98,28 @@ class NegativeFeedbackSpec(_Strict):
     kind: Literal["negative_feedback"]
 
 
+class CostSpec(_Strict):
+    kind: Literal["cost"]
+    ceiling_usd: float = Field(gt=0, le=1_000_000)
+
+
 SliSpec = Annotated[
-    AvailabilitySpec | LatencySpec | ErrorRateSpec | GuardrailSpec | NegativeFeedbackSpec,
+    AvailabilitySpec
+    | LatencySpec
+    | ErrorRateSpec
+    | GuardrailSpec
+    | NegativeFeedbackSpec
+    | CostSpec,
     Field(discriminator="kind"),
 ]
-SliKind = Literal["availability", "latency", "error_rate", "guardrail", "negative_feedback"]
+SliKind = Literal["availability", "latency", "error_rate", "guardrail", "negative_feedback", "cost"]
 SLI_KINDS: tuple[SliKind, ...] = (
     "availability",
     "latency",
     "error_rate",
     "guardrail",
     "negative_feedback",
+    "cost",
 )
 
 
@@ -185,6 +200,19 @@ class Sli:
     threshold_ms: float | None = None  # latency
     of: Literal["total", "ttft"] = "total"  # latency
     error_class: str | None = None  # error_rate
+    ceiling_usd: float | None = None  # cost
+
+    def describe(self) -> str:
+        """`latency <= 2000 ms`, `cost <= $0.02`, `error_rate timeout`: the kind and its
+        parameters, for people."""
+        if self.kind == "latency":
+            of = "" if self.of == "total" else " ttft"
+            return f"latency{of} <= {self.threshold_ms:g} ms"
+        if self.kind == "error_rate":
+            return f"error_rate {self.error_class}"
+        if self.kind == "cost":
+            return f"cost <= ${self.ceiling_usd:g}"
+        return self.kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +248,8 @@ class SloDefinition:
             sli.update(threshold_ms=self.sli.threshold_ms, of=self.sli.of)
         elif self.sli.kind == "error_rate":
             sli["class"] = self.sli.error_class
+        elif self.sli.kind == "cost":
+            sli["ceiling_usd"] = self.sli.ceiling_usd
         out.update(sli=sli, objective=self.objective, window=self.window)
         alerting: dict[str, Any] = {}
         if self.min_events is not None:
@@ -250,6 +280,8 @@ def _definition(name: str, spec: SloSpec) -> SloDefinition:
         sli = Sli("latency", threshold_ms=float(s.threshold_ms), of=s.of)
     elif isinstance(s, ErrorRateSpec):
         sli = Sli("error_rate", error_class=s.error_class)
+    elif isinstance(s, CostSpec):
+        sli = Sli("cost", ceiling_usd=float(s.ceiling_usd))
     elif isinstance(s, GuardrailSpec | NegativeFeedbackSpec):
         sli = Sli(s.kind)
     else:

@@ -33,7 +33,8 @@ class Rollup:
     counts those on which a guardrail fired (`attributes.guardrails.fired` not empty);
     `sessions` is the HLL sketch of the session ids of those that carry one (None: none
     did; telemetry/sessions.py), `session_requests` and `session_cost_usd` their number
-    and spend."""
+    and spend; `cost` the sketch of each request's cost (an unknown cost is 0, as in
+    `cost_usd`: the zero bin), the cost SLI's."""
 
     count: int = 0
     errors: int = 0
@@ -43,6 +44,7 @@ class Rollup:
     latency: DDSketch = field(default_factory=new_sketch)
     ttft: DDSketch = field(default_factory=new_sketch)
     guardrail_fired: int = 0
+    cost: DDSketch = field(default_factory=new_sketch)
     sessions: Any = None
     session_requests: int = 0
     session_cost_usd: float = 0.0
@@ -62,6 +64,7 @@ class Rollup:
         self.input_tokens += record.input_tokens or 0
         self.output_tokens += record.output_tokens or 0
         self.cost_usd += record.cost_usd or 0.0
+        self.cost.add(max(record.cost_usd or 0.0, 0.0))
         self.latency.add(max(record.duration_ms, 0.0))
         if record.ttft_ms is not None:
             self.ttft.add(max(record.ttft_ms, 0.0))
@@ -77,6 +80,8 @@ class Rollup:
             self.latency.merge(other.latency)
         if other.ttft.count:
             self.ttft.merge(other.ttft)
+        if other.cost.count:
+            self.cost.merge(other.cost)
         self.sessions = union_of(self.sessions, other.sessions)
         self.session_requests += other.session_requests
         self.session_cost_usd += other.session_cost_usd

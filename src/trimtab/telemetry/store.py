@@ -19,7 +19,7 @@ from trimtab.telemetry.rows import insert_rows, storable
 from trimtab.telemetry.session_costs import merge_session_costs
 from trimtab.telemetry.sessions import merged_bytes, sessions_of
 from trimtab.telemetry.sessions import to_bytes as sessions_bytes
-from trimtab.telemetry.sketch import from_bytes, to_bytes
+from trimtab.telemetry.sketch import from_bytes, new_sketch, to_bytes
 
 
 class TelemetryStore:
@@ -100,6 +100,7 @@ def _rollup_of(row: Any) -> Rollup:
         latency=from_bytes(row["latency_sketch"]),
         ttft=from_bytes(row["ttft_sketch"]),
         guardrail_fired=row["guardrail_fired"],
+        cost=new_sketch() if row["cost_sketch"] is None else from_bytes(row["cost_sketch"]),
         sessions=sessions_of(row["sessions_sketch"]),
         session_requests=row["session_requests"],
         session_cost_usd=row["session_cost_usd"],
@@ -120,6 +121,7 @@ _LOCK_ROLLUP = (
         rollups.c.latency_sketch,
         rollups.c.ttft_sketch,
         rollups.c.guardrail_fired,
+        rollups.c.cost_sketch,
         rollups.c.sessions_sketch,
         rollups.c.session_requests,
         rollups.c.session_cost_usd,
@@ -139,6 +141,7 @@ _UPDATE_ROLLUP = (
         latency_sketch=bindparam("new_latency_sketch"),
         ttft_sketch=bindparam("new_ttft_sketch"),
         guardrail_fired=bindparam("new_guardrail_fired"),
+        cost_sketch=bindparam("new_cost_sketch"),
         sessions_sketch=bindparam("new_sessions_sketch"),
         session_requests=bindparam("new_session_requests"),
         session_cost_usd=bindparam("new_session_cost_usd"),
@@ -176,6 +179,7 @@ def _merge_rollup(conn: Connection, key: RollupKey, delta: Rollup) -> None:
             "latency_sketch": to_bytes(delta.latency),
             "ttft_sketch": to_bytes(delta.ttft),
             "guardrail_fired": delta.guardrail_fired,
+            "cost_sketch": to_bytes(delta.cost),
             "sessions_sketch": None if delta.sessions is None else sessions_bytes(delta.sessions),
             "session_requests": delta.session_requests,
             "session_cost_usd": delta.session_cost_usd,
@@ -184,7 +188,7 @@ def _merge_rollup(conn: Connection, key: RollupKey, delta: Rollup) -> None:
             return
         row = conn.execute(_LOCK_ROLLUP, dims).one()
     row_id, count, errors, input_tokens, output_tokens, cost_usd, latency, ttft, fired, *more = row
-    sessions, session_requests, session_cost_usd = more
+    costs, sessions, session_requests, session_cost_usd = more
     conn.execute(
         _UPDATE_ROLLUP,
         {
@@ -197,6 +201,10 @@ def _merge_rollup(conn: Connection, key: RollupKey, delta: Rollup) -> None:
             "new_latency_sketch": _merged(latency, delta.latency),
             "new_ttft_sketch": _merged(ttft, delta.ttft),
             "new_guardrail_fired": fired + delta.guardrail_fired,
+            # a row from before migration 0015 holds no cost sketch: it starts with the delta
+            "new_cost_sketch": to_bytes(delta.cost)
+            if costs is None
+            else _merged(costs, delta.cost),
             "new_sessions_sketch": merged_bytes(sessions, delta.sessions),
             "new_session_requests": session_requests + delta.session_requests,
             "new_session_cost_usd": session_cost_usd + delta.session_cost_usd,

@@ -71,7 +71,8 @@ def _statuses(deps: Deps, scope: str | None) -> list[dict[str, Any]]:
     out = []
     for row in deps.slos.listed(scope):
         status = read_status(deps.engine, row.definition, now).view(row.scope or None)
-        out.append({**status, "burn": burn_down(deps.engine, row.definition, now)})
+        burn = burn_down(deps.engine, row.definition, now)
+        out.append({**status, "kind": row.definition.sli.describe(), "burn": burn})
     return out
 
 
