@@ -16,14 +16,9 @@ import orjson
 
 from trimtab.config import ProviderConfig
 from trimtab.providers.base import FailureKind, SSEEvent, UpstreamError
-from trimtab.providers.h1client import (
-    BadResponse,
-    ConnectFailed,
-    Dropped,
-    Exchange,
-    Origin,
-    Pool,
-)
+from trimtab.providers.h1client import Origin, Pool
+from trimtab.providers.h1errors import BadResponse, ConnectFailed, Dropped
+from trimtab.providers.h1response import Exchange
 from trimtab.providers.secrets import Scrubber, provider_secrets
 from trimtab.providers.sse import parse_sse
 from trimtab.types import Operation, Wire
