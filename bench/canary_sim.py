@@ -10,8 +10,9 @@ function ``analyze()`` takes its verdicts from), then the controller's stage rul
 regression rolls back; a stage past its minimums advances, or promotes when the next step
 is 100 % and every required metric has passed; a stage still waiting at its maximum pauses,
 and a paused rollout is still judged (a regression rolls it back) until the horizon. With
-sticky users the error and refusal tests get the design effect of the rollout's users
-(``stats.clustered.design_effect``), as the controller does from the per-user counts.
+sticky users the error, latency and cost tests get the design effect of the rollout's users
+(``stats.clustered.design_effect``: of the errors, the log latency and the cost per user),
+as the controller does from the per-user counts and sums.
 Where a scenario scores a share of answers online, each scored answer gets a score in
 [0, 1] (Beta, mean 0.8, or pass/fail) and ``quality_score`` is judged on them.
 
@@ -45,7 +46,13 @@ import numpy.typing as npt
 from trimtab.canary.analysis import ArmArrays, evidence, pooled_quantile, verdicts
 from trimtab.canary.metrics import DEFAULT_METRICS, Metric, MetricSpec, latency_thresholds
 from trimtab.canary.plans import DEFAULT_PLAN, LOW_TRAFFIC_PLAN, MetricRule, Plan, Stage
-from trimtab.stats.clustered import design_effect, exposures, proneness
+from trimtab.stats.clustered import (
+    adjusted_proneness,
+    design_effect,
+    exposures,
+    history_coefficient,
+    proneness,
+)
 from trimtab.stats.proportions import wilson_interval
 
 Array = npt.NDArray[np.float64]
@@ -92,6 +99,14 @@ class Scenario:
     # error-proneness from that day into the rollout (1: the same; 0: drawn afresh)
     pre_period_s: float = 0.0
     persistence: float = 1.0
+    # sticky users' latency and cost multipliers (one per user, on both arms: a user with
+    # long prompts is slow and costly on either version): log-normal with this sd ...
+    user_sigma: float = 0.0
+    # ... and growing with activity as activity^this (heavy users slower and costlier)
+    activity_slowness: float = 0.0
+    # latency and cost judged at the unit of assignment with sticky users (False: per
+    # request, as before issue 12's item 4 reached them)
+    cluster_means: bool = True
     scored_share: float = 0.0  # answers scored online (0: none, quality_score never runs)
     quality_shift: float = 0.0  # the candidate's mean score minus stable's
     pass_fail: bool = False  # scores are 0 or 1 (a pass/fail scorer), not Beta
@@ -130,6 +145,10 @@ def _sticky(name: str, **changes: Any) -> Scenario:
 HEAVY_ERR_MORE: dict[str, Any] = {"activity_proneness": 0.3}  # the heavy users err more
 # ... and the error test adjusted for each user's rate in the day before
 ADJUST: dict[str, Any] = {**HEAVY_ERR_MORE, "pre_period_s": 86_400, "plan": ADJUSTED}
+
+# heavy users slower and costlier, on both arms
+SLOWER: dict[str, Any] = {"user_sigma": 0.25, "activity_slowness": 0.05}
+SLOWER_NAME = "2,000 sticky users, Zipf 1.0, heavy users slower and costlier"
 
 SCENARIOS = (
     Scenario("healthy, 1 % errors, log-normal latency (sigma 0.6)", tags=("fast",)),
@@ -184,6 +203,14 @@ SCENARIOS = (
     _sticky(
         "errors 1 % -> 2 % (2x), 2,000 sticky users, Zipf 1.0", healthy=False, error_factor=2.0
     ),
+    _sticky(f"healthy, {SLOWER_NAME}", **SLOWER),
+    _sticky(
+        f"healthy, {SLOWER_NAME}, latency and cost judged per request",
+        cluster_means=False,
+        **SLOWER,
+    ),
+    _sticky(f"latency +25 %, {SLOWER_NAME}", healthy=False, latency_factor=1.25, **SLOWER),
+    _sticky(f"cost +25 %, {SLOWER_NAME}", healthy=False, cost_factor=1.25, **SLOWER),
     Scenario("healthy, tier 1 (margins x 1.5)", plan=TIER_1, tags=("item2",)),
     Scenario("healthy, tier 1, promote early", plan=TIER_1_EARLY, tags=("item2",)),
     Scenario(
@@ -391,15 +418,22 @@ def simulate(
         if sc.activity_proneness:
             tilt = act**sc.activity_proneness
             prone = prone * tilt / (tilt * act).sum() * act.sum()
-        x_pre = None
+        x_pre = x_adj = None
         if sc.pre_period_s > 0 and plan.adjust_for_history:
             n_pre = rng.poisson(sc.rate * sc.pre_period_s * act / act.sum(), (r, u))
             k_pre = rng.binomial(n_pre, np.minimum(sc.error_rate * prone, 1.0))
             x_pre = proneness(k_pre, n_pre)
+            known = n_pre > 0
             if sc.persistence < 1.0:  # the rollout's proneness: partly the day before's
                 fresh = rng.gamma(sc.proneness_shape, 1.0 / sc.proneness_shape, (r, u))
                 prone = prone**sc.persistence * fresh ** (1.0 - sc.persistence)
                 prone = prone / (prone * act).sum(axis=1, keepdims=True) * act.sum()
+        log_slow = np.zeros((r, u))  # each user's latency and cost multiplier, logged
+        if sc.user_sigma or sc.activity_slowness:
+            log_slow = sc.user_sigma * rng.standard_normal((r, u))
+            log_slow = log_slow + sc.activity_slowness * np.log(act)
+            weight = np.exp(log_slow) * act  # traffic-weighted mean multiplier 1
+            log_slow = log_slow - np.log(weight.sum(axis=1, keepdims=True) / act.sum())
         bucket = rng.random((r, u))
         # the plan's assignment: by bucket at the current stage (a user moves to the
         # candidate once, as the stage widens), or the arm first given, kept
@@ -409,6 +443,8 @@ def simulate(
         assigned = np.full((r, u), -1, dtype=np.int8)
         n_u = np.zeros((r, w, u))
         k_u = np.zeros((r, w, u))
+        # per user per window: sum and sum of squares of log latency and of cost
+        sums_u = {q: np.zeros((r, w, u)) for q in ("lat", "lat_sq", "cost", "cost_sq")}
     dispersion: dict[str, Array] = {}
     exposure: Array | None = None  # (R, 2, W): the error test's requests as exposures
     for look in range(looks):
@@ -443,6 +479,9 @@ def simulate(
         lat = np.where(on_c, lat * sc.latency_factor, lat)
         cost = np.exp(rng.normal(mu_cost, COST_SIGMA, (r, m)))
         cost = np.where(on_c, cost * sc.cost_factor, cost)
+        if sticky:
+            slow = np.exp(log_slow[rows[:, None], users])
+            lat, cost = lat * slow, cost * slow
         fb = rng.random((r, m)) < FEEDBACK_SHARE
         neg = fb & (rng.random((r, m)) < NEGATIVE_RATE)
         col = np.minimum(stage, w - 1)
@@ -470,12 +509,26 @@ def simulate(
             seen = live[:, None] & np.ones_like(err)
             n_u += np.bincount(idx[seen], minlength=r * w * u).reshape(r, w, u)
             k_u += np.bincount(idx[seen & err], minlength=r * w * u).reshape(r, w, u)
+            log_lat = np.log(lat)
+            for q, v in (("lat", log_lat), ("lat_sq", log_lat * log_lat), ("cost", cost),
+                         ("cost_sq", cost * cost)):  # fmt: skip
+                got_u = np.bincount(idx[seen], weights=v[seen], minlength=r * w * u)
+                sums_u[q] += got_u.reshape(r, w, u)
             arm_u = window_arm if by_bucket else assigned == 1
             if look % 4 == 0:  # the design effect moves slowly: every fourth look
-                d = design_effect(k_u, n_u, arm_u, proneness=x_pre)
+                if x_pre is not None:  # CUPED's coefficient, from the rollout's users
+                    theta, _ = history_coefficient(k_u.sum(1), n_u.sum(1), x_pre, known)
+                    x_adj = adjusted_proneness(x_pre, theta)
+                d = design_effect(k_u, n_u, arm_u, proneness=x_adj)
                 dispersion = {"error_rate": d}
-            if x_pre is not None:  # the exposures move with every request: every look
-                exposure = exposures(n_u, arm_u, x_pre)
+                if sc.cluster_means:  # as the controller: cost, and latency on its log
+                    dispersion["cost"] = design_effect(
+                        sums_u["cost"], n_u, arm_u, squares=sums_u["cost_sq"]
+                    )
+                    d_lat = design_effect(sums_u["lat"], n_u, arm_u, squares=sums_u["lat_sq"])
+                    dispersion.update({spec.name: d_lat for spec in lat_specs})
+            if x_adj is not None:  # the exposures move with every request: every look
+                exposure = exposures(n_u, arm_u, x_adj)
         # --- the controller's judgement
         tails_s: dict[str, Array] = {}
         tails_c: dict[str, Array] = {}

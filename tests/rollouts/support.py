@@ -165,15 +165,17 @@ def record(
     seed: int = 0,
     at: datetime | None = None,
     user: str | None = None,
+    scale: float = 1.0,
 ) -> None:
-    """`n` requests of the route's `version`: log-normal latency and cost, like a model's;
-    the first `errors` fail, the next `refusals` are refused, and on the last `fired` a
-    guardrail fired (every request's record has its guardrails, as gateway/guarding.py
-    writes them). All of `user`'s when given, else of no user."""
+    """`n` requests of the route's `version`: log-normal latency and cost, like a model's
+    (both times `scale`: a user with long prompts); the first `errors` fail, the next
+    `refusals` are refused, and on the last `fired` a guardrail fired (every request's
+    record has its guardrails, as gateway/guarding.py writes them). All of `user`'s when
+    given, else of no user."""
     rng = np.random.default_rng(seed)
     when = at or datetime.now(UTC)
-    latency = rng.lognormal(np.log(800.0), 0.4, n)
-    cost = rng.lognormal(np.log(0.001), 0.5, n)
+    latency = scale * rng.lognormal(np.log(800.0), 0.4, n)
+    cost = scale * rng.lognormal(np.log(0.001), 0.5, n)
     rows = [
         {
             "id": "req_" + secrets.token_hex(8),

@@ -264,6 +264,9 @@ def test_users_own_error_rates_the_day_before_adjust_the_error_test(
     assert decision is not None and decision["action"] != "rollback"
     err = next(m for m in decision["metrics"] if m["metric"] == "error_rate")
     assert "adjusted for 61 users' rates before the rollout" in err["note"]
+    # CUPED's coefficient, estimated from the 61 users seen on both days
+    theta = float(err["note"].split("CUPED, theta ")[1].split(" from 61 users")[0])
+    assert 0.0 < theta <= 1.0
     assert err["n_candidate"] == 600 and err["n_stable"] == 5400  # requests, not exposures
     d_adjusted = float(err["note"].split("design effect ")[1].split(";")[0])
     d_plain = float(plain[0].note.rsplit("design effect ", 1)[1])

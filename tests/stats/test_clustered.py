@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trimtab.stats.clustered import MIN_UNITS, NO_EVIDENCE, design_effect
+from trimtab.stats.clustered import (
+    MIN_HISTORY_UNITS,
+    MIN_UNITS,
+    NO_EVIDENCE,
+    adjusted_proneness,
+    design_effect,
+    history_coefficient,
+)
 
 
 def test_independent_requests_have_no_design_effect_whatever_the_rates() -> None:
@@ -113,3 +120,99 @@ def test_a_user_who_moved_to_the_candidate_is_one_cluster_across_both_arms() -> 
     split_arm = np.concatenate([arm, np.ones((2, int(moved.sum())), bool)], axis=1)
     split_arm[:, np.flatnonzero(moved)] = False
     assert d < float(design_effect(split_k, split_n, split_arm))
+
+
+def _stratified_difference(y: np.ndarray, arm: np.ndarray) -> float:
+    """The candidate's mean minus stable's, over one window, request by request."""
+    return float(y[arm].mean() - y[~arm].mean())
+
+
+def test_the_design_effect_of_a_mean_matches_the_variance_a_direct_simulation_gives() -> None:
+    """Cost per request with sticky users of unequal activity and their own cost level:
+    the variance of the difference of means over 2,000 replicated experiments, against the
+    binomial-style variance (every request its own unit) times the design effect."""
+    rng = np.random.default_rng(8)
+    users, reps = 300, 2000
+    act = 1.0 / np.arange(1, users + 1) ** 0.8
+    level = np.exp(0.5 * rng.standard_normal(users))  # a user's own cost level, fixed
+    diffs, naive, ds = [], [], []
+    for _ in range(reps):
+        n = rng.poisson(4000 * act / act.sum()).astype(float)
+        cand = rng.random(users) < 0.3
+        owner = np.repeat(np.arange(users), n.astype(int))
+        y = level[owner] * np.exp(0.6 * rng.standard_normal(owner.size))
+        on = cand[owner]
+        diffs.append(_stratified_difference(y, on))
+        naive.append(y[on].var(ddof=1) / on.sum() + y[~on].var(ddof=1) / (~on).sum())
+        total = np.bincount(owner, weights=y, minlength=users)[None, :]
+        squares = np.bincount(owner, weights=y * y, minlength=users)[None, :]
+        ds.append(float(design_effect(total, n[None, :], cand, squares=squares)))
+    observed = float(np.var(diffs, ddof=1))
+    predicted = float(np.mean(naive)) * float(np.mean(ds))
+    assert float(np.mean(ds)) > 3  # the users' levels matter here
+    assert observed == pytest.approx(predicted, rel=0.15)
+    assert observed > 2.5 * float(np.mean(naive))  # and the per-request variance misses it
+
+
+def test_a_means_design_effect_with_equal_clusters_is_kishs() -> None:
+    """m observations per user, user effects of variance s_u^2 on noise s_e^2: D ~ 1 +
+    (m - 1) ICC with ICC = s_u^2 / (s_u^2 + s_e^2) (Kish 1965); with squares of 0/1
+    values it is the rate's design effect."""
+    rng = np.random.default_rng(9)
+    users, m = 4000, 10
+    y = 0.5 * rng.standard_normal(users)[:, None] + rng.standard_normal((users, m))
+    cand = np.arange(users) % 2 == 0
+    total, squares = y.sum(1)[None, :], (y * y).sum(1)[None, :]
+    d = float(design_effect(total, np.full((1, users), float(m)), cand, squares=squares))
+    assert d == pytest.approx(1 + (m - 1) * 0.25 / 1.25, rel=0.1)
+    k = (rng.random((1, users)) < 0.1).astype(float) * 3.0
+    as_rate = design_effect(k, np.full((1, users), 3.0), cand)
+    assert float(design_effect(k, np.full((1, users), 3.0), cand, squares=k)) == float(as_rate)
+
+
+def test_the_log_latency_design_effect_bounds_the_tail_counts_own() -> None:
+    """The latency tests count requests above a quantile; their design effect is taken on
+    the log latency, which is at least the tail indicator's (a dichotomised latent normal
+    correlates less than the latent one): conservative, never over-confident."""
+    rng = np.random.default_rng(10)
+    users = 2000
+    act = 1.0 / np.arange(1, users + 1)
+    for sigma_u in (0.1, 0.25, 0.5):
+        n = rng.poisson(20_000 * act / act.sum()).astype(float)
+        cand = rng.random(users) < 0.25
+        owner = np.repeat(np.arange(users), n.astype(int))
+        log_ms = np.log(800) + sigma_u * rng.standard_normal(users)[owner]
+        log_ms = log_ms + 0.6 * rng.standard_normal(owner.size)
+        tail = (log_ms > np.quantile(log_ms, 0.95)).astype(float)
+
+        def per_user(v: np.ndarray, owner: np.ndarray = owner) -> np.ndarray:
+            return np.bincount(owner, weights=v, minlength=users)[None, :]
+
+        d_log = float(design_effect(per_user(log_ms), n[None, :], cand,
+                                    squares=per_user(log_ms**2)))  # fmt: skip
+        d_tail = float(design_effect(per_user(tail), n[None, :], cand))
+        assert d_log >= d_tail > 1.0
+
+
+def test_cuped_recovers_the_coefficient_of_a_history_that_half_persists() -> None:
+    """Units' rates during the rollout are 1 + 0.5 (x - 1) + noise in x, their rate before
+    it: theta ~ 0.5; a history that predicts nothing gets ~0; too few units, 0."""
+    rng = np.random.default_rng(11)
+    units = 3000
+    x = rng.gamma(2.0, 0.5, units)
+    n = rng.integers(50, 500, units).astype(float)
+    known = np.ones(units, bool)
+    for beta in (1.0, 0.5):
+        prone = np.maximum(1 + beta * (x - 1) + 0.3 * rng.standard_normal(units), 0.0)
+        k = rng.poisson(0.02 * n * prone).astype(float)
+        theta, used = history_coefficient(k, n, x, known)
+        assert float(theta) == pytest.approx(beta, abs=0.06) and float(used) == units
+    unrelated = rng.poisson(0.02 * n * rng.gamma(2.0, 0.5, units)).astype(float)
+    assert float(history_coefficient(unrelated, n, x, known)[0]) < 0.06
+    few = np.arange(units) < MIN_HISTORY_UNITS - 1
+    assert float(history_coefficient(k, n, x, few)[0]) == 0.0
+    # in closed form: the n-weighted least-squares slope of k / (n p) on x
+    p = k.sum() / n.sum()
+    slope = np.polyfit(x, k / (n * p), 1, w=np.sqrt(n))[0]
+    assert float(history_coefficient(k, n, x, known)[0]) == pytest.approx(min(slope, 1.0))
+    assert float(adjusted_proneness(x[:3], 0.5)[1]) == pytest.approx(1 + 0.5 * (x[1] - 1))

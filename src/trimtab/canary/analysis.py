@@ -118,15 +118,15 @@ def _rate_pair(
 
 
 def _mean_pair(
-    spec: MetricSpec, tol: Tolerance, arms: tuple[FloatArray, ...]
+    spec: MetricSpec, tol: Tolerance, arms: tuple[FloatArray, ...], d: Any = 1.0
 ) -> tuple[FloatArray, FloatArray]:
     """Both log e-values of a mean's normal-mixture test at ``tol``; ``arms`` is the
-    candidate's then stable's ``(n, sum, sum of squares)``."""
+    candidate's then stable's ``(n, sum, sum of squares)``, ``d`` the design effect."""
     return mean_evidence(
         *arms, sign=spec.direction.sign, coef=tol.coef(spec.direction), offset=tol.absolute,
         rho_regression=mixture_rho(spec.design_n, spec.alpha),
         rho_pass=mixture_rho(spec.pass_design_n, spec.alpha_pass),
-        min_samples=spec.min_samples,
+        min_samples=spec.min_samples, dispersion=d,
     )  # fmt: skip
 
 
@@ -150,23 +150,24 @@ def evidence(
 ) -> tuple[FloatArray, FloatArray]:
     """``(log_e_regression, log_e_pass)`` of one metric, shape ``(...)``.
 
-    ``dispersion`` maps a rate metric's name to its design effect (``D >= 1``, shape
+    ``dispersion`` maps a metric's name to its design effect (``D >= 1``, shape
     ``(...)``, :func:`trimtab.stats.clustered.design_effect`): requests clustered by the
-    sticky user weigh ``1 / D`` of independent ones.
+    sticky user weigh ``1 / D`` of independent ones (rates, latency's tail counts, means).
 
     The regression test is run at ``spec.tolerance`` and the pass (non-inferiority) test at
     ``spec.pass_margin``; :func:`analyze` reads its verdicts from here, and so does the
     simulation (``bench/canary_sim.py``), for thousands of rollouts at once.
     """
     s, c = stable, candidate
+    d = 1.0 if dispersion is None else dispersion.get(spec.name, 1.0)
     if spec.metric is Metric.LATENCY:
         k = (c.tails[spec.name], c.latency_n, s.tails[spec.name], s.latency_n)
-        return _rate_pair(spec, Tolerance(), *k)
+        return _rate_pair(spec, Tolerance(), *k, d)
     if spec.metric in MEANS:
         arms = _means(spec, s, c)
-        reg, ok = _mean_pair(spec, spec.tolerance, arms)
+        reg, ok = _mean_pair(spec, spec.tolerance, arms, d)
         if spec.pass_margin != spec.tolerance:
-            _, ok = _mean_pair(spec, spec.pass_margin, arms)
+            _, ok = _mean_pair(spec, spec.pass_margin, arms, d)
         return reg, ok
     if spec.metric is Metric.NEGATIVE_FEEDBACK_RATE:
         k = (c.negative_feedback, c.feedback_n, s.negative_feedback, s.feedback_n)
@@ -176,7 +177,6 @@ def evidence(
         k = (c.guardrail_fired, c.n, s.guardrail_fired, s.n)
     else:
         k = (c.refusals, c.n, s.refusals, s.n)
-    d = 1.0 if dispersion is None else dispersion.get(spec.name, 1.0)
     reg, ok = _rate_pair(spec, spec.tolerance, *k, d)
     if spec.pass_margin != spec.tolerance:
         _, ok = _rate_pair(spec, spec.pass_margin, *k, d)
@@ -332,6 +332,7 @@ def analyze(
         le_reg, le_ok = evidence(spec, s_m, c_m, dispersion)
         reg, ok = (float(x) for x in (le_reg, le_ok))
         result = _interval(spec, spec.pass_margin, s_m, c_m, d)
+        clustered = ""
         if unit is not None:
             clustered = (
                 f"sticky users: fewer than {MIN_UNITS} per arm, no evidence yet"
@@ -339,14 +340,14 @@ def analyze(
                 else f"sticky users: design effect {d:.3g}"
             )
             if unit.n is not None:
-                clustered += f"; adjusted for {unit.adjusted} users' rates before the rollout"
+                clustered += (
+                    f"; adjusted for {unit.adjusted} users' rates before the rollout"
+                    f" ({unit.method})"
+                )
                 # the requests, not their exposures, are what the arms served
                 result = replace(
                     result, n_stable=float(s_arr.n.sum()), n_candidate=float(c_arr.n.sum())
                 )
-            result = replace(
-                result, note=f"{result.note}; {clustered}" if result.note else clustered
-            )
         rollback = None
         if spec.pass_margin != spec.tolerance:
             r = _interval(spec, spec.tolerance, s_m, c_m, d)
@@ -362,6 +363,10 @@ def analyze(
                 stable_value=_pooled_quantile(s_w, spec.quantile),
                 candidate_value=_pooled_quantile(c_w, spec.quantile),
                 note=f"{note}; thresholds stable {t_s:.6g} ms, candidate {t_c:.6g} ms",
+            )
+        if clustered:
+            result = replace(
+                result, note=f"{result.note}; {clustered}" if result.note else clustered
             )
         regressed, passed = verdicts(spec, le_reg, le_ok)
         verdict = (
@@ -419,7 +424,7 @@ def _interval(
             spec.name, *_means(spec, s, c),
             direction=spec.direction, tolerance=tol, alpha=spec.alpha,
             alpha_pass=spec.alpha_pass, design_n=spec.design_n,
-            pass_design_n=spec.pass_design_n, min_samples=spec.min_samples,
+            pass_design_n=spec.pass_design_n, min_samples=spec.min_samples, dispersion=d,
         )  # fmt: skip
     if spec.metric is Metric.LATENCY:
         return rates(c.tails[spec.name], c.latency_n, s.tails[spec.name], s.latency_n, Tolerance())

@@ -17,6 +17,7 @@ __all__ = [
     "LatencySamples",
     "SketchLatency",
     "UnitCounts",
+    "UnitSums",
 ]
 
 
@@ -94,12 +95,28 @@ class SketchLatency:
 
 
 @dataclass(frozen=True, slots=True)
+class UnitSums:
+    """One quantity per unit of assignment in one arm and window (cost per request, log
+    latency): each unit's ``n`` observations, their ``total`` and ``squares`` (sum and sum
+    of squares); ``rest_*`` the arm's observations not broken down by unit, each its own
+    unit. What the mean and latency tests take their design effect from."""
+
+    n: FloatArray
+    total: FloatArray
+    squares: FloatArray
+    rest_n: float = 0.0
+    rest_total: float = 0.0
+    rest_squares: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class UnitCounts:
     """One arm's requests per unit of assignment (the sticky user, else the session) in
     one window: ``keys`` with their ``n`` requests, ``errors``, ``refusals`` and
     ``guardrail_fired``; ``rest_*``
     are the arm's requests not broken down (no user or session, or beyond the read's
-    bound), each taken as its own unit."""
+    bound), each taken as its own unit. ``cost`` and ``log_latency`` are the same units'
+    sums of per-request cost and of the log of latency (ms), when read."""
 
     keys: tuple[str, ...]
     n: FloatArray
@@ -110,6 +127,8 @@ class UnitCounts:
     rest_errors: float = 0.0
     rest_refusals: float = 0.0
     rest_guardrail_fired: float = 0.0
+    cost: UnitSums | None = None
+    log_latency: UnitSums | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import ColumnElement, Engine, Text, case, cast, func, literal_column, or_, select
 
-from trimtab.canary.arm_stats import ArmStats, LatencySamples, UnitCounts
+from trimtab.canary.arm_stats import ArmStats, LatencySamples, UnitCounts, UnitSums
 from trimtab.registry.scope import RouteKey
 from trimtab.rollouts.row import RolloutRow
 from trimtab.store.tables import feedback, online_scores, requests, routes
@@ -24,6 +24,8 @@ MAX_LATENCY_ROWS = 200_000  # bound on the latencies one window reads per arm
 MAX_UNIT_ROWS = 50_000
 # the period before a rollout whose per-user rates adjust its tests (docs/canary.md)
 PRE_PERIOD_S = 86_400.0
+# latencies below this (ms) are taken at it in the log-latency sums (the log of 0 is not)
+MIN_LOG_MS = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,28 +133,39 @@ class ArmReader:
         ]
         with self.engine.connect() as conn:
             units = conn.execute(self._per_unit(within)).all()
-        return _units(units, 0, 0, 0, 0)
+        return _units(units)
 
-    def _per_unit(self, within: list[Any]) -> Any:
-        """Requests, errors, refusals and guardrail firings per unit of assignment, as
-        canary.assignment.sticky_key picks it: the user, else the session (a request with
-        neither is its own unit); the most active first, at most MAX_UNIT_ROWS."""
+    def _sums(self) -> list[Any]:
+        """What both the arm's totals and its per-unit rows sum, in this order: requests,
+        errors, refusals, guardrail firings, the sum and sum of squares of cost, and of
+        the log of latency (ms)."""
         c = requests.c
         reasons = cast(c.finish_reasons, Text)
         refused = or_(*(reasons.like(f'%"{r}"%') for r in REFUSAL_FINISH_REASONS))
         fired = guardrail_fired(self.engine.dialect.name, c.attributes)
+        cost = func.coalesce(c.cost_usd, 0.0)
+        log_ms = func.ln(case((c.duration_ms > MIN_LOG_MS, c.duration_ms), else_=MIN_LOG_MS))
+
+        def events(condition: Any) -> Any:
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        return [
+            func.count(), events(c.status_code >= 500), events(refused), events(fired),
+            func.coalesce(func.sum(cost), 0.0), func.coalesce(func.sum(cost * cost), 0.0),
+            func.coalesce(func.sum(log_ms), 0.0), func.coalesce(func.sum(log_ms * log_ms), 0.0),
+        ]  # fmt: skip
+
+    def _per_unit(self, within: list[Any]) -> Any:
+        """:meth:`_sums` per unit of assignment, as canary.assignment.sticky_key picks it:
+        the user, else the session (a request with neither is its own unit); the most
+        active first, at most MAX_UNIT_ROWS."""
+        c = requests.c
         # (the prefixes inlined: PostgreSQL must see the same expression in GROUP BY)
         unit: ColumnElement[str] = func.coalesce(
             literal_column("'user:'") + c.user_id, literal_column("'session:'") + c.session_id
         )
         return (
-            select(
-                unit,
-                func.count(),
-                func.coalesce(func.sum(case((c.status_code >= 500, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((refused, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((fired, 1), else_=0)), 0),
-            )
+            select(unit, *self._sums())
             .where(*within, unit.is_not(None))
             .group_by(unit)
             .order_by(func.count().desc(), unit)
@@ -181,18 +194,7 @@ class ArmReader:
         ]
         if end is not None:
             within.append(c.started_at < end)
-        cost = func.coalesce(c.cost_usd, 0.0)
-        reasons = cast(c.finish_reasons, Text)
-        refused = or_(*(reasons.like(f'%"{r}"%') for r in REFUSAL_FINISH_REASONS))
-        fired = guardrail_fired(self.engine.dialect.name, c.attributes)
-        totals = select(
-            func.count(),
-            func.coalesce(func.sum(case((c.status_code >= 500, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((refused, 1), else_=0)), 0),
-            func.coalesce(func.sum(cost), 0.0),
-            func.coalesce(func.sum(cost * cost), 0.0),
-            func.coalesce(func.sum(case((fired, 1), else_=0)), 0),
-        ).where(*within)
+        totals = select(*self._sums()).where(*within)
         latencies = select(c.duration_ms).where(*within).limit(MAX_LATENCY_ROWS)
         per_unit = self._per_unit(within)
         f = feedback.c
@@ -208,10 +210,11 @@ class ArmReader:
             func.count(), func.coalesce(func.sum(case((f.negative, 1), else_=0)), 0)
         ).where(*marks)
         with self.engine.connect() as conn:
-            n, errors, refusals, cost_sum, cost_sq_sum, tripped = conn.execute(totals).one()
+            sums = tuple(conn.execute(totals).one())
             durations = conn.execute(latencies).scalars().all()
             units = conn.execute(per_unit).all()
             voted, negative = conn.execute(votes).one()
+        n, errors, refusals, tripped, cost_sum, cost_sq_sum = sums[:6]
         feedback_n = min(int(voted), int(n))
         return ArmStats(
             n=int(n),
@@ -222,7 +225,7 @@ class ArmReader:
             cost_sum=float(cost_sum),
             cost_sq_sum=float(cost_sq_sum),
             latency=LatencySamples.of(durations) if durations else None,
-            units=_units(units, int(n), int(errors), int(refusals), int(tripped)),
+            units=_units(units, sums),
             guardrail_fired=int(tripped),
         )
 
@@ -245,17 +248,37 @@ def guardrail_fired(dialect: str, attributes: Any) -> ColumnElement[bool]:
     return func.json_array_length(attributes, literal_column("'$.guardrails.fired'")) > 0
 
 
-def _units(rows: Any, n: int, errors: int, refusals: int, fired: int) -> UnitCounts:
-    counts = np.array([list(r[1:5]) for r in rows], dtype=np.float64).reshape(-1, 4)
-    seen = counts.sum(axis=0)
+def _units(rows: Any, totals: tuple[Any, ...] | None = None) -> UnitCounts:
+    """The per-unit rows of :meth:`ArmReader._per_unit` as :class:`UnitCounts`; what
+    ``totals`` (the arm's :meth:`ArmReader._sums`) has beyond them is the rest, each
+    request its own unit (none without ``totals``)."""
+    sums = np.array([list(r[1:9]) for r in rows], dtype=np.float64).reshape(-1, 8)
+    seen = sums.sum(axis=0)
+    rest = (
+        np.zeros(8)
+        if totals is None
+        else np.array([float(t) for t in totals], dtype=np.float64) - seen
+    )
+    rest[[0, 1, 2, 3, 4, 5, 7]] = np.maximum(rest[[0, 1, 2, 3, 4, 5, 7]], 0.0)
+    if rest[0] == 0:  # every request broken down: what is left of the sums is rounding
+        rest[:] = 0.0
+
+    def of(col: int, rest_n: float) -> UnitSums:
+        return UnitSums(
+            sums[:, 0], sums[:, col], sums[:, col + 1], rest_n, float(rest[col]),
+            float(rest[col + 1]),
+        )  # fmt: skip
+
     return UnitCounts(
         keys=tuple(str(r[0]) for r in rows),
-        n=counts[:, 0],
-        errors=counts[:, 1],
-        refusals=counts[:, 2],
-        guardrail_fired=counts[:, 3],
-        rest_n=max(n - float(seen[0]), 0.0),
-        rest_errors=max(errors - float(seen[1]), 0.0),
-        rest_refusals=max(refusals - float(seen[2]), 0.0),
-        rest_guardrail_fired=max(fired - float(seen[3]), 0.0),
+        n=sums[:, 0],
+        errors=sums[:, 1],
+        refusals=sums[:, 2],
+        guardrail_fired=sums[:, 3],
+        rest_n=float(rest[0]),
+        rest_errors=float(rest[1]),
+        rest_refusals=float(rest[2]),
+        rest_guardrail_fired=float(rest[3]),
+        cost=of(4, float(rest[0])),
+        log_latency=of(6, float(rest[0])),
     )

@@ -26,13 +26,25 @@ import numpy.typing as npt
 
 from trimtab.stats.intervals import FloatArray
 
-__all__ = ["MIN_UNITS", "NO_EVIDENCE", "design_effect", "exposures", "proneness"]
+__all__ = [
+    "MIN_HISTORY_UNITS",
+    "MIN_UNITS",
+    "NO_EVIDENCE",
+    "adjusted_proneness",
+    "design_effect",
+    "exposures",
+    "history_coefficient",
+    "proneness",
+]
 
 # The sandwich variance needs enough units to be believed (Cameron & Miller, "A
 # practitioner's guide to cluster-robust inference", J. Human Resources 2015: with few
 # clusters it is biased low); until each arm has this many, the clustered tests say nothing.
 MIN_UNITS = 20
 NO_EVIDENCE = 1e12  # the design effect returned then: every log e-value divided away
+# Below this many units seen both before and during the rollout, the history coefficient
+# is not estimated: it is 0, and the history is ignored (history_coefficient).
+MIN_HISTORY_UNITS = 50
 
 
 def design_effect(
@@ -42,8 +54,12 @@ def design_effect(
     rest_k: npt.ArrayLike | None = None,
     rest_n: npt.ArrayLike | None = None,
     proneness: npt.ArrayLike | None = None,
+    *,
+    squares: npt.ArrayLike | None = None,
+    rest_squares: npt.ArrayLike | None = None,
 ) -> FloatArray:
-    """``D >= 1`` of the stratified difference of rates ``sum_w (n_cw / n_c)(p_cw - p_sw)``.
+    """``D >= 1`` of the stratified difference of rates ``sum_w (n_cw / n_c)(p_cw - p_sw)``,
+    or of means.
 
     ``k`` and ``n`` are events and requests per unit per window, shape ``(..., W, U)``;
     ``on_candidate`` says each unit's arm: ``(..., U)`` when a unit keeps one arm, or
@@ -58,19 +74,31 @@ def design_effect(
     with every request its own unit: with independent requests ``D`` is about 1 whatever
     the arms' rates are.
 
-    ``proneness`` (``(..., U)``, from :func:`proneness`) is each unit's rate relative to the
-    others', known before the rollout: the residuals are then taken against the pooled rate
-    times it (a unit's requests weigh as ``n x`` exposures), so the spread the covariate
+    ``proneness`` (``(..., U)``, from :func:`adjusted_proneness`) is each unit's expected
+    rate relative to the others', predicted from before the rollout: the residuals are then
+    taken against the pooled rate times it (a unit's requests weigh as ``n x`` exposures),
+    so the spread the covariate
     explains is no longer noise — the variance reduction of a pre-period covariate (CUPED:
     Deng, Xu, Kohavi, Walker, "Improving the sensitivity of online controlled experiments
-    by utilizing pre-experiment data", WSDM 2013), here as an offset. Pair it with
+    by utilizing pre-experiment data", WSDM 2013), as an offset whose coefficient CUPED
+    estimates (:func:`history_coefficient`). Pair it with
     :func:`exposures`, which gives the tests the arms' requests on the same scale.
+
+    ``squares`` (and ``rest_squares``) make it the design effect of a difference of means
+    (cost per request, log latency): ``k`` is then each unit's sum of the quantity and
+    ``squares`` its sum of squares, the residuals are against the window's pooled mean, and
+    the per-request variance is ``sum (y - mean)^2``. For a rate the squares are the events
+    (``y`` is 0 or 1), the default. The cluster variance is then the linearised (delta
+    method) variance of the ratio estimator of each arm's mean, summed per cluster (Deng et
+    al. 2017).
     """
     k_, n_ = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
     cand = _arms(on_candidate, k_.shape)
     x = _proneness(proneness, k_.shape)
     e_ = n_ * x  # each unit's requests as exposures: n x
     rk, rn = _rest(rest_k, k_.shape), _rest(rest_n, k_.shape)
+    sq_ = k_ if squares is None else np.asarray(squares, dtype=np.float64)
+    rq = rk if rest_squares is None else _rest(rest_squares, k_.shape)
     k_c = np.where(cand, k_, 0.0).sum(axis=-1) + rk[..., 1, :]
     n_c = np.where(cand, e_, 0.0).sum(axis=-1) + rn[..., 1, :]
     k_s = np.where(cand, 0.0, k_).sum(axis=-1) + rk[..., 0, :]
@@ -95,12 +123,13 @@ def design_effect(
     units = seen.sum(axis=-1)
     v_cluster = (psi * psi).sum(axis=-1)
     # every request its own unit: sum of (y - p x)^2 over its requests, in closed form
+    # (for a rate y^2 = y: squares are the events)
     px = p_arm * x
-    v_binomial = (weight * weight * (k_ * (1.0 - 2.0 * px) + px * px * n_)).sum(axis=(-2, -1))
+    v_binomial = (weight * weight * (sq_ - 2.0 * px * k_ + px * px * n_)).sum(axis=(-2, -1))
     # requests not broken down: one unit each (x = 1), in both variances
     for arm, p, w in ((1, p_c, w_c), (0, p_s, w_s)):
-        kk, nn = rk[..., arm, :], rn[..., arm, :]
-        rest = (w * w * (kk * (1.0 - 2.0 * p) + p * p * nn)).sum(axis=-1)
+        kk, nn, qq = rk[..., arm, :], rn[..., arm, :], rq[..., arm, :]
+        rest = (w * w * (qq - 2.0 * p * kk + p * p * nn)).sum(axis=-1)
         v_cluster = v_cluster + rest
         v_binomial = v_binomial + rest
         units = units + nn.sum(axis=-1)
@@ -161,6 +190,59 @@ def proneness(k: npt.ArrayLike, n: npt.ArrayLike) -> FloatArray:
     safe_p = np.where(differ, p, 1.0)
     posterior = (k_ + safe_p**2 / safe_tau2) / (n_ + safe_p / safe_tau2)
     out: FloatArray = np.where(differ, posterior / safe_p, 1.0)
+    return out
+
+
+def history_coefficient(
+    k: npt.ArrayLike,
+    n: npt.ArrayLike,
+    x: npt.ArrayLike,
+    known: npt.ArrayLike,
+) -> tuple[FloatArray, FloatArray]:
+    """CUPED's coefficient ``theta = cov(pre, post) / var(pre)`` over units, and the units
+    it was estimated from: ``(theta, units)``, each of shape ``(...)``.
+
+    ``k`` and ``n`` are each unit's events and requests during the rollout (all windows,
+    both arms pooled, as CUPED pools them: assignment is blind to the history, so the arms
+    do not bias it), shape ``(..., U)``; ``x`` its :func:`proneness` before the rollout;
+    ``known`` the units that had requests before it. ``post`` is the unit's rate during
+    the rollout relative to the pooled rate, ``k / (n p)``; the regression is weighted by
+    ``n`` (a unit's rate is as precise as its requests), which makes it the least-squares
+    fit of the counts ``k`` by ``p n (1 + theta (x - 1))`` with Poisson weights, in closed
+    form ``sum (x - xbar) k / (p sum n (x - xbar)^2)``.
+
+    ``theta`` is clipped to ``[0, 1]``: a history that predicts nothing (or whose estimate
+    is negative, noise in this model) is ignored, and one is never trusted beyond face
+    value (the shrunk rate itself, :func:`proneness`). It is 0 with fewer than
+    :data:`MIN_HISTORY_UNITS` known units seen in the rollout, and when the known units do
+    not differ before it."""
+    k_, n_ = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    x_ = np.asarray(x, dtype=np.float64)
+    use = np.asarray(known, dtype=bool) & (n_ > 0)
+    units = use.sum(axis=-1).astype(np.float64)
+    w = np.where(use, n_, 0.0)
+    total_n = w.sum(axis=-1, keepdims=True)
+    total_k = np.where(use, k_, 0.0).sum(axis=-1, keepdims=True)
+    safe_n = np.maximum(total_n, 1.0)
+    p = total_k / safe_n
+    x_bar = (w * x_).sum(axis=-1, keepdims=True) / safe_n
+    dx = np.where(use, x_ - x_bar, 0.0)
+    var = (w * dx * dx).sum(axis=-1)
+    cov = (dx * np.where(use, k_, 0.0)).sum(axis=-1)
+    denom = p[..., 0] * var
+    ok = (units >= MIN_HISTORY_UNITS) & (denom > 0)
+    theta = np.where(ok, cov / np.where(ok, denom, 1.0), 0.0)
+    out: FloatArray = np.clip(theta, 0.0, 1.0)
+    return out, units
+
+
+def adjusted_proneness(x: npt.ArrayLike, theta: npt.ArrayLike) -> FloatArray:
+    """The covariate the tests take: ``1 + theta (x - 1)`` for each unit (``x`` of shape
+    ``(..., U)``, ``theta`` of shape ``(...)``): the rollout rate a unit's history predicts,
+    by :func:`history_coefficient`'s regression."""
+    x_ = np.asarray(x, dtype=np.float64)
+    t = np.asarray(theta, dtype=np.float64)[..., None]
+    out: FloatArray = 1.0 + t * (x_ - 1.0)
     return out
 
 

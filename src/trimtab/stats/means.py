@@ -47,16 +47,20 @@ def mean_evidence(
     rho_regression: float,
     rho_pass: float,
     min_samples: int = 10,
+    dispersion: npt.ArrayLike = 1.0,
 ) -> tuple[FloatArray, FloatArray]:
     """Vectorised ``(log_e_regression, log_e_pass)`` of the normal-mixture test.
 
     The contrast is ``theta = sign (mu_c - coef mu_s) - offset``; ``theta > 0`` is a
     regression beyond the margin. Arrays of shape ``(..., windows)``.
-    Until both arms have ``min_samples`` observations both log e-values are 0.
+    Until both arms have ``min_samples`` observations both log e-values are 0. The
+    variance is multiplied by ``dispersion`` (shape ``(...)``, floored at 1): the design
+    effect of observations clustered by user (:mod:`trimtab.stats.clustered`).
     """
     theta, sigma2, n_c = mean_contrast(
         n_candidate, sum_candidate, sq_candidate, n_stable, sum_stable, sq_stable, coef
     )
+    sigma2 = sigma2 * np.maximum(np.asarray(dispersion, dtype=np.float64), 1.0)
     n_s = np.asarray(n_stable, dtype=np.float64).sum(axis=-1)
     return _mixture_pair(
         theta, sigma2, n_c, n_s, sign, offset, rho_regression, rho_pass, min_samples
@@ -132,8 +136,10 @@ def compare_means(
     pass_design_n: float = 2000.0,
     min_samples: int = 10,
     required: bool = False,
+    dispersion: float = 1.0,
 ) -> MetricResult:
-    """Compare means from sufficient statistics (count, sum, sum of squares per window)."""
+    """Compare means from sufficient statistics (count, sum, sum of squares per window);
+    ``dispersion`` is the design effect of clustered observations (:func:`mean_evidence`)."""
     _check_alphas(alpha, alpha_pass)
     arrays = [
         _as_windows(x)
@@ -151,12 +157,13 @@ def compare_means(
         reg, ok = mean_evidence(
             nc, sc, qc, ns, ss, qs, sign=direction.sign, coef=c, offset=off,
             rho_regression=rho_reg, rho_pass=rho_ok, min_samples=min_samples,
+            dispersion=dispersion,
         )  # fmt: skip
         return float(reg), float(ok)
 
     def spread(c: float, off: float) -> tuple[float, float]:
         theta, sigma2, _ = mean_contrast(nc, sc, qc, ns, ss, qs, c)
-        return float(theta), float(sigma2)
+        return float(theta), float(sigma2) * max(dispersion, 1.0)
 
     return _compare_normal(
         metric, evidence, spread, (nc, sc, ns, ss), direction, tolerance, alpha, alpha_pass,
