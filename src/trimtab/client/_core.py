@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
@@ -133,3 +133,15 @@ def answer(call: Call[T], response: httpx.Response) -> T:
             request_id,
         )
     return call.decode(data)
+
+
+class Runs(Protocol):
+    """What a sync client's mixin of calls needs of its class: sending one call."""
+
+    def _run(self, call: Call[T]) -> T: ...
+
+
+class AsyncRuns(Protocol):
+    """What an async client's mixin of calls needs of its class."""
+
+    async def _run(self, call: Call[T]) -> T: ...

@@ -3,9 +3,9 @@ client class takes the methods of its mixin here, which only sends the calls."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar
 
-from trimtab.client._core import Call, body, listed, params, segment, typed
+from trimtab.client._core import AsyncRuns, Call, Runs, body, listed, params, segment, typed
 
 T = TypeVar("T")
 
@@ -188,19 +188,11 @@ def close(incident_id: str, message: str | None) -> Call[Incident]:
     )
 
 
-class _Runs(Protocol):
-    def _run(self, call: Call[T]) -> T: ...
-
-
-class _AsyncRuns(Protocol):
-    async def _run(self, call: Call[T]) -> T: ...
-
-
 class IncidentMethods:
     """`Client`'s incident calls."""
 
     def open_incident(
-        self: _Runs,
+        self: Runs,
         type: str,
         message: str,
         *,
@@ -218,7 +210,7 @@ class IncidentMethods:
         )
 
     def incidents(
-        self: _Runs,
+        self: Runs,
         *,
         state: str | None = None,
         route: str | None = None,
@@ -227,36 +219,36 @@ class IncidentMethods:
     ) -> list[Incident]:
         return self._run(incidents(state, route, tenant, limit))
 
-    def incident(self: _Runs, incident_id: str) -> Incident:
+    def incident(self: Runs, incident_id: str) -> Incident:
         return self._run(incident(incident_id))
 
-    def incident_timeline(self: _Runs, incident_id: str) -> list[TimelineEntry]:
+    def incident_timeline(self: Runs, incident_id: str) -> list[TimelineEntry]:
         return self._run(timeline(incident_id))
 
-    def incident_note(self: _Runs, incident_id: str, message: str) -> IncidentEvent:
+    def incident_note(self: Runs, incident_id: str, message: str) -> IncidentEvent:
         return self._run(note(incident_id, message))
 
-    def incident_action(self: _Runs, incident_id: str, action: str, **fields: Any) -> IncidentActed:
+    def incident_action(self: Runs, incident_id: str, action: str, **fields: Any) -> IncidentActed:
         """acknowledge | mitigate | resolve | reopen, or a containment: rollback (route=,
         to=), pause_rollout (route=), revoke_key (key_id=), block_tenant (tenant=);
         `message=` says why."""
         return self._run(act(incident_id, action, fields))
 
     def set_incident_severity(
-        self: _Runs, incident_id: str, severity: int, message: str
+        self: Runs, incident_id: str, severity: int, message: str
     ) -> Incident:
         """Change the severity (1 the worst), saying why."""
         return self._run(set_severity(incident_id, severity, message))
 
-    def record_postmortem(self: _Runs, incident_id: str, markdown: str | None = None) -> Postmortem:
+    def record_postmortem(self: Runs, incident_id: str, markdown: str | None = None) -> Postmortem:
         """Record `markdown` as the postmortem, or (None) a draft from the record."""
         return self._run(record_postmortem(incident_id, markdown))
 
-    def incident_postmortem(self: _Runs, incident_id: str) -> Postmortem:
+    def incident_postmortem(self: Runs, incident_id: str) -> Postmortem:
         return self._run(postmortem(incident_id))
 
     def add_incident_rule(
-        self: _Runs,
+        self: Runs,
         incident_id: str,
         kind: str,
         message: str,
@@ -267,7 +259,7 @@ class IncidentMethods:
     ) -> RuleAdded:
         return self._run(add_rule(incident_id, kind, message, ref, from_failed, dataset))
 
-    def close_incident(self: _Runs, incident_id: str, message: str | None = None) -> Incident:
+    def close_incident(self: Runs, incident_id: str, message: str | None = None) -> Incident:
         return self._run(close(incident_id, message))
 
 
@@ -275,7 +267,7 @@ class AsyncIncidentMethods:
     """`AsyncClient`'s incident calls."""
 
     async def open_incident(
-        self: _AsyncRuns,
+        self: AsyncRuns,
         type: str,
         message: str,
         *,
@@ -293,7 +285,7 @@ class AsyncIncidentMethods:
         )
 
     async def incidents(
-        self: _AsyncRuns,
+        self: AsyncRuns,
         *,
         state: str | None = None,
         route: str | None = None,
@@ -302,17 +294,17 @@ class AsyncIncidentMethods:
     ) -> list[Incident]:
         return await self._run(incidents(state, route, tenant, limit))
 
-    async def incident(self: _AsyncRuns, incident_id: str) -> Incident:
+    async def incident(self: AsyncRuns, incident_id: str) -> Incident:
         return await self._run(incident(incident_id))
 
-    async def incident_timeline(self: _AsyncRuns, incident_id: str) -> list[TimelineEntry]:
+    async def incident_timeline(self: AsyncRuns, incident_id: str) -> list[TimelineEntry]:
         return await self._run(timeline(incident_id))
 
-    async def incident_note(self: _AsyncRuns, incident_id: str, message: str) -> IncidentEvent:
+    async def incident_note(self: AsyncRuns, incident_id: str, message: str) -> IncidentEvent:
         return await self._run(note(incident_id, message))
 
     async def incident_action(
-        self: _AsyncRuns, incident_id: str, action: str, **fields: Any
+        self: AsyncRuns, incident_id: str, action: str, **fields: Any
     ) -> IncidentActed:
         """acknowledge | mitigate | resolve | reopen, or a containment: rollback (route=,
         to=), pause_rollout (route=), revoke_key (key_id=), block_tenant (tenant=);
@@ -320,22 +312,22 @@ class AsyncIncidentMethods:
         return await self._run(act(incident_id, action, fields))
 
     async def set_incident_severity(
-        self: _AsyncRuns, incident_id: str, severity: int, message: str
+        self: AsyncRuns, incident_id: str, severity: int, message: str
     ) -> Incident:
         """Change the severity (1 the worst), saying why."""
         return await self._run(set_severity(incident_id, severity, message))
 
     async def record_postmortem(
-        self: _AsyncRuns, incident_id: str, markdown: str | None = None
+        self: AsyncRuns, incident_id: str, markdown: str | None = None
     ) -> Postmortem:
         """Record `markdown` as the postmortem, or (None) a draft from the record."""
         return await self._run(record_postmortem(incident_id, markdown))
 
-    async def incident_postmortem(self: _AsyncRuns, incident_id: str) -> Postmortem:
+    async def incident_postmortem(self: AsyncRuns, incident_id: str) -> Postmortem:
         return await self._run(postmortem(incident_id))
 
     async def add_incident_rule(
-        self: _AsyncRuns,
+        self: AsyncRuns,
         incident_id: str,
         kind: str,
         message: str,
@@ -347,6 +339,6 @@ class AsyncIncidentMethods:
         return await self._run(add_rule(incident_id, kind, message, ref, from_failed, dataset))
 
     async def close_incident(
-        self: _AsyncRuns, incident_id: str, message: str | None = None
+        self: AsyncRuns, incident_id: str, message: str | None = None
     ) -> Incident:
         return await self._run(close(incident_id, message))

@@ -1,7 +1,8 @@
 """The asynchronous client (asyncio).
 
 Its twin Client has the same methods and signatures (tests/client/test_twins.py
-holds them so)."""
+holds them so); the incident calls come from client/_incidents.py and the dataset
+and eval calls from client/_evals.py, twin mixins with tests of their own."""
 
 from __future__ import annotations
 
@@ -22,30 +23,20 @@ from trimtab.client._core import (
     incomplete,
     unreachable,
 )
+from trimtab.client._evals import AsyncEvalMethods
 from trimtab.client._incidents import AsyncIncidentMethods
 from trimtab.client.types import (
     Applied,
     AppliedSlo,
-    AppliedSuite,
     Attestation,
     AuditEvent,
     AuditFilters,
     Costs,
     CreatedKey,
-    DatasetContents,
-    DatasetDiff,
-    DatasetVersion,
     Diff,
-    EvalComparison,
-    EvalRecorded,
-    EvalResult,
-    EvalRun,
-    EvalRunDetail,
-    EvalSuite,
     Event,
     Key,
     PrunedSlos,
-    PushedDataset,
     RemovedSlo,
     RequestFilters,
     RequestRecord,
@@ -64,7 +55,7 @@ P = TypeVar("P")
 DEFAULT_URL = "http://127.0.0.1:4000"
 
 
-class AsyncClient(AsyncIncidentMethods):
+class AsyncClient(AsyncIncidentMethods, AsyncEvalMethods):
     """A trimtab server's control-plane API, awaited; errors raise TrimtabError."""
 
     def __init__(
@@ -223,91 +214,6 @@ class AsyncClient(AsyncIncidentMethods):
         """Record evidence (`url`: where it is) on a version, by the key's owner."""
         return await self._run(calls.attest(route, version, kind, result, note, url, tenant))
 
-    # -- datasets --
-    async def push_dataset(
-        self,
-        name: str,
-        content: str,
-        message: str,
-        *,
-        format: Literal["jsonl", "csv"] = "jsonl",
-        source: str | None = None,
-        tenant: str | None = None,
-    ) -> PushedDataset:
-        """Push a JSONL or CSV file's text as the dataset's next version (`created` False:
-        an existing version holds these items). `tenant`: an admin's choice, "" shared."""
-        return await self._run(calls.push_dataset(name, content, message, format, source, tenant))
-
-    async def datasets(self, *, tenant: str | None = None) -> list[DatasetVersion]:
-        """Each dataset's newest version that this key may see."""
-        return await self._run(calls.datasets(tenant))
-
-    async def dataset_versions(
-        self, name: str, *, tenant: str | None = None
-    ) -> list[DatasetVersion]:
-        """A dataset's versions, oldest first."""
-        return await self._run(calls.dataset_versions(name, tenant))
-
-    async def dataset_version(
-        self, name: str, version: int | str = "latest", *, tenant: str | None = None
-    ) -> DatasetContents:
-        """One version (`3`, `"v3"` or `"latest"`) with its items in `data`."""
-        return await self._run(calls.dataset_version(name, version, tenant))
-
-    async def dataset_diff(
-        self,
-        name: str,
-        before: int | str | None = None,
-        after: int | str | None = None,
-        *,
-        tenant: str | None = None,
-    ) -> DatasetDiff:
-        """Item ids added, removed and changed; `after` defaults to the newest version,
-        `before` to the one before it."""
-        return await self._run(calls.dataset_diff(name, before, after, tenant))
-
-    # -- eval runs --
-    async def create_eval_run(
-        self,
-        suite: str,
-        definition: dict[str, Any],
-        *,
-        version: int | str | None = None,
-        source: str | None = None,
-    ) -> EvalRunDetail:
-        """Start a run of `suite` (its definition as in an `evals:` section); `version`:
-        the route version (default: its stable one)."""
-        return await self._run(calls.create_eval_run(suite, definition, version, source))
-
-    async def eval_runs(
-        self, *, suite: str | None = None, tenant: str | None = None, limit: int | None = None
-    ) -> list[EvalRun]:
-        """Eval runs, newest first."""
-        return await self._run(calls.eval_runs(suite, tenant, limit))
-
-    async def eval_run(self, run_id: str) -> EvalRunDetail:
-        """A run with each scorer's mean and pass rate and their intervals."""
-        return await self._run(calls.eval_run(run_id))
-
-    async def eval_results(self, run_id: str) -> list[EvalResult]:
-        """A run's per-item results, in the dataset's order."""
-        return await self._run(calls.eval_results(run_id))
-
-    async def record_eval_results(self, run_id: str, results: list[dict[str, Any]]) -> EvalRecorded:
-        """Record items' results (an item the run holds already is left as it was)."""
-        return await self._run(calls.record_eval_results(run_id, results))
-
-    async def eval_cache(self, run_id: str, digests: list[str]) -> list[EvalResult]:
-        """Earlier answers from the run's target to these request bodies."""
-        return await self._run(calls.eval_cache(run_id, digests))
-
-    async def compare_eval_runs(
-        self, candidate: str, baseline: str | None = None
-    ) -> EvalComparison:
-        """The paired comparison of two complete runs, and the gate's verdict; `baseline`
-        defaults to the newest complete earlier run of the candidate's suite."""
-        return await self._run(calls.compare_eval_runs(baseline, candidate))
-
     async def feedback(
         self,
         request_id: str,
@@ -412,52 +318,6 @@ class AsyncClient(AsyncIncidentMethods):
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
-
-    async def attest_eval_run(self, run_id: str, *, baseline: str | None = None) -> dict[str, Any]:
-        """Write the run's route version's `eval` attestation from its gate verdict against
-        `baseline` (default: the newest complete earlier run), linked to the run."""
-        return await self._run(calls.attest_eval_run(run_id, baseline))
-
-    async def dataset_from_requests(
-        self,
-        name: str,
-        route: str,
-        *,
-        version: str | None = None,
-        negative_feedback: bool = False,
-        errors: bool = False,
-        since: str | None = None,
-        limit: int | None = None,
-        message: str | None = None,
-        tenant: str | None = None,
-    ) -> dict[str, Any]:
-        """Recorded requests of `route` into the dataset's next version, deduplicated by
-        input; the counts read, added, duplicated and unusable (no readable body)."""
-        fields: dict[str, Any] = {
-            "route": route, "version": version, "since": since, "limit": limit,
-            "message": message, "tenant": tenant,
-            "feedback": "negative" if negative_feedback else None,
-            "status": "error" if errors else None,
-        }  # fmt: skip
-        return await self._run(calls.dataset_from_requests(name, fields))
-
-    # -- applied eval suites ---------------------------------------------------------------
-
-    async def apply_eval_suites(
-        self, yaml: str, message: str, *, source: str | None = None
-    ) -> list[AppliedSuite]:
-        """Apply the `evals:` section of a file's text; each changed suite is replaced."""
-        return await self._run(calls.apply_eval_suites(yaml, message, source))
-
-    async def eval_suites(
-        self, *, route: str | None = None, tenant: str | None = None
-    ) -> list[EvalSuite]:
-        """The applied suites (of one route with `route`)."""
-        return await self._run(calls.eval_suites(route, tenant))
-
-    async def eval_suite(self, name: str, *, tenant: str | None = None) -> EvalSuite:
-        """One applied suite: the caller's tenant's, else the shared one."""
-        return await self._run(calls.eval_suite(name, tenant))
 
     # -- alerts ----------------------------------------------------------------------------
 
