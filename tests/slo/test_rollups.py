@@ -11,7 +11,6 @@ from tests.slo.support import NOW, guardrails, request
 from trimtab.slo.burn import Counts
 from trimtab.slo.rollups import (
     minute_floor,
-    read_guardrail_windows,
     read_series,
     read_windows,
     window_counts,
@@ -125,7 +124,6 @@ def test_the_guardrail_sli_counts_the_requests_a_guardrail_fired_on(engine: Engi
     windows = [1, 2, 60]
     expected = {w: window_counts(series, NOW, w) for w in windows}
     assert read_windows(engine, GUARDED, NOW, windows) == expected
-    assert read_guardrail_windows(engine, GUARDED.selector, NOW, windows) == expected
     assert expected[60] == Counts(3, 7)
     v2 = dataclasses.replace(GUARDED, selector=dataclasses.replace(GUARDED.selector, version="2"))
     assert read_windows(engine, v2, NOW, windows) == {w: Counts(0, 0) for w in windows}

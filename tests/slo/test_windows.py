@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, event, func, select
 
-from tests.slo.support import NOW, request
+from tests.slo.support import NOW, guardrails, request
 from trimtab.audit.log import Actor
 from trimtab.rollouts.feedback import FeedbackStore
 from trimtab.slo.evaluator import read_statuses
@@ -44,6 +44,7 @@ slos:
   cheap: {route: support, sli: {kind: cost, ceiling_usd: 0.003}, objective: 0.9}
   cheaper: {route: support, sli: {kind: cost, ceiling_usd: 0.001}, objective: 0.5}
   acme-cheap: {route: support, tenant: acme, sli: {kind: cost, ceiling_usd: 0.002}, objective: 0.9}
+  guarded: {route: support, sli: {kind: guardrail}, objective: 0.95}
 """
 )
 STATUSES = (200,) * 20 + (502, 503, 504, 429, 499, 400)
@@ -55,6 +56,7 @@ def _month(engine: Engine, seed: int = 14) -> None:
     streams and an eval run's calls (which no SLO counts)."""
     rng = random.Random(seed)
     prices = random.Random(seed + 1)  # its own stream: the other draws stay as they were
+    checks = random.Random(seed + 2)
     t, end = NOW.timestamp() - 30 * 86400 - 3600, NOW.timestamp()
     records = []
     n = 0
@@ -73,6 +75,7 @@ def _month(engine: Engine, seed: int = 14) -> None:
                 ttft_ms=rng.uniform(20, 900) if streamed else None,
                 feature="eval:nightly" if rng.random() < 0.05 else None,
                 cost_usd=prices.choice((None, 0.0, prices.uniform(0, 0.004))),
+                attributes=guardrails(*(("input.pii",) if checks.random() < 0.08 else ())),
             )
         )
         t += rng.uniform(10, 30) if end - t < 7200 else rng.uniform(600, 1400)
@@ -101,10 +104,12 @@ def _all_the_same(engine: Engine) -> None:
     assert read_statuses(engine, SLOS, NOW) == expected
     assert [read_status(engine, d, NOW) for d in SLOS] == expected
     assert expected[0].counts.valid > 1000 and expected[0].counts.bad > 0
-    quality = expected[-5].counts  # negative feedback on about 6 % of the answers
+    quality = expected[-6].counts  # negative feedback on about 6 % of the answers
     assert 0.02 * quality.valid < quality.bad < 0.12 * quality.valid
-    cheap = expected[-3].counts  # a third over $0.001, an eighth over $0.003
+    cheap = expected[-4].counts  # a third over $0.001, an eighth over $0.003
     assert 0.05 * cheap.valid < cheap.bad < 0.2 * cheap.valid
+    guarded = expected[-1].counts  # a guardrail fired on 8 %
+    assert 0.03 * guarded.valid < guarded.bad < 0.15 * guarded.valid
 
 
 def test_the_hourly_reads_give_the_minutes_statuses_on_a_seeded_month(engine: Engine) -> None:
@@ -156,7 +161,7 @@ def test_a_compacted_month_is_read_from_the_hourly_rows(sqlite_engine: Engine) -
 
     event.listen(sqlite_engine, "before_cursor_execute", seen)
     try:
-        read_statuses(sqlite_engine, SLOS[:1], NOW)
+        read_statuses(sqlite_engine, [SLOS[0], SLOS[-1]], NOW)  # availability, guardrail
     finally:
         event.remove(sqlite_engine, "before_cursor_execute", seen)
     read = [s for s in statements if "rollups_minute" in s]

@@ -36,6 +36,8 @@ SLOS = """slos:
   up: {route: faq, sli: {kind: availability}, objective: 0.99, window: 7d}
   fast: {route: faq, sli: {kind: latency, threshold_ms: 300}, objective: 0.9, window: 30d}
   served: {tenant: acme, sli: {kind: error_rate, error_class: server}, objective: 0.95, window: 28d}
+  guarded: {route: faq, sli: {kind: guardrail}, objective: 0.99, window: 7d}
+  cheap: {route: faq, sli: {kind: cost, ceiling_usd: 0.005}, objective: 0.9, window: 30d}
 """
 
 
@@ -57,6 +59,7 @@ def _records(n: int, now: datetime) -> list[RequestRecord]:
             input_tokens=rng.randint(1, 500),
             output_tokens=rng.randint(1, 500),
             cost_usd=rng.uniform(0, 0.01),
+            attributes={"guardrails": {"fired": ["input.pii"]}} if i % 9 == 0 else None,
         )
         for i in range(n)
     ]
@@ -133,7 +136,7 @@ def test_the_hourly_rows_give_the_minutes_figures(engine: Engine) -> None:
     kept = [k for k in minutes if k.startswith(("route 168 ", "spend 168 ", "costs 168 "))]
     kept += [k for k in minutes if k.startswith("bucket 168 ") and " 5 " not in k]
     kept += [k for k in minutes if k.startswith("burn ")]
-    assert len(kept) == 2 * 3 + 2 * 2 * 2 + 3
+    assert len(kept) == 2 * 3 + 2 * 2 * 2 + 5
     for key in kept:
         _same(after[key], minutes[key], f"minutes gone: {key}")
     assert after["route 24 None"] != minutes["route 24 None"]  # its edge was minutes

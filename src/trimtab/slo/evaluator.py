@@ -47,7 +47,7 @@ from trimtab.refresher import Periodic
 from trimtab.registry.store import RouteStore
 from trimtab.slo.burn import RuleVerdict
 from trimtab.slo.kinds import share
-from trimtab.slo.rollups import minute_floor, read_guardrail_windows, read_shared, read_windows
+from trimtab.slo.rollups import minute_floor, read_shared, read_windows
 from trimtab.slo.spec import Selector, SloDefinition
 from trimtab.slo.status import SloStatus, judged, minutes_label
 from trimtab.slo.store import SloRow, SloStore
@@ -261,10 +261,7 @@ def read_statuses(
     out: dict[int, SloStatus] = {}
     groups: dict[tuple[Selector, Hashable], list[int]] = {}
     for i, d in enumerate(definitions):
-        if d.sli.kind == "guardrail":  # its own sums of the minute rollups
-            out[i] = judged(d, read_guardrail_windows(engine, d.selector, now, _spans(d)), now)
-        else:
-            groups.setdefault((d.selector, share(d.sli)), []).append(i)
+        groups.setdefault((d.selector, share(d.sli)), []).append(i)
     for (selector, _), members in groups.items():
         spans = set().union(*(_spans(definitions[i]) for i in members))
         slis = [definitions[i].sli for i in members]

@@ -1,6 +1,7 @@
 """What each SLI kind reads of the rollups, in one table (`KINDS`): a kind is either
 *summed* — its counts are sums of rollup columns per status code (availability, error
-rates, negative feedback), classified by a pure function of the status and the sums — or
+rates, guardrails fired, negative feedback), classified by a pure function of the status
+and the sums — or
 *sketched* — its counts are a sketch column's values within a threshold (latency, cost
 per request against a ceiling), read bin by bin (windows.Thresholds).
 
@@ -26,6 +27,7 @@ from trimtab.slo.sli import (
     answered_within,
     cost_counts,
     feedback_counts,
+    guardrail_counts,
     status_counts,
 )
 from trimtab.slo.spec import Selector, Sli, SliKind
@@ -73,6 +75,9 @@ def _ceiling_usd(sli: Sli) -> float:
 KINDS: dict[SliKind, Kind] = {
     "availability": Summed(("count",), lambda sli, status, s: status_counts(sli, status, s[0])),
     "error_rate": Summed(("count",), lambda sli, status, s: status_counts(sli, status, s[0])),
+    "guardrail": Summed(
+        ("count", "guardrail_fired"), lambda _sli, status, s: guardrail_counts(status, *s)
+    ),
     "negative_feedback": Summed(
         ("count", "negative_feedback"), lambda _sli, status, s: feedback_counts(status, *s)
     ),

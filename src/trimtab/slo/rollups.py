@@ -8,37 +8,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine
+from sqlalchemy import Engine
 
 from trimtab.slo.burn import Counts
-from trimtab.slo.guardrail_reads import guardrail_series, guardrail_windows
 from trimtab.slo.kinds import columns, read_together, series, share
 from trimtab.slo.spec import Selector, Sli, SloDefinition
 from trimtab.slo.windows import minute_rows
-from trimtab.store.tables import rollups
-from trimtab.telemetry.production import unless_named
 
 Series = Mapping[datetime, Counts]  # minute (UTC) -> the SLI's counts in it
 
 
 def minute_floor(at: datetime) -> datetime:
     return at.replace(second=0, microsecond=0)
-
-
-def _where(selector: Selector, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
-    c = rollups.c
-    out: list[ColumnElement[bool]] = [c.minute >= start, c.minute <= end]
-    for column, value in (
-        (c.route, selector.route),
-        (c.model, selector.model),
-        (c.tenant, selector.tenant),
-        (c.feature, selector.feature),
-        (c.version, selector.version),
-    ):
-        if value is not None:
-            out.append(column == value)
-    out += unless_named(c.feature, selector.feature)  # eval runs' calls move no SLO
-    return out
 
 
 def read_series(
@@ -48,8 +29,6 @@ def read_series(
     end = minute_floor(now)
     start = end - timedelta(minutes=minutes - 1)
     with engine.connect() as conn:
-        if slo.sli.kind == "guardrail":
-            return guardrail_series(conn, _where(slo.selector, start, end))
         u = minute_rows(slo.selector, start, end, columns(slo.sli))
         return dict(series(conn, u, slo.sli))
 
@@ -72,10 +51,7 @@ def read_windows(
     """The SLI's counts over each window (minutes up to `now`'s, included), from the
     hourly rollups where they can (slo/windows.py) and as its kind reads them
     (slo/kinds.py)."""
-    spans = sorted(set(windows))
-    if slo.sli.kind == "guardrail":
-        return read_guardrail_windows(engine, slo.selector, now, spans)
-    return read_shared(engine, slo.selector, [slo.sli], now, spans)[0]
+    return read_shared(engine, slo.selector, [slo.sli], now, sorted(set(windows)))[0]
 
 
 def read_shared(
@@ -88,15 +64,3 @@ def read_shared(
         raise ValueError("SLIs read together must share their read (kinds.share)")
     with engine.connect() as conn:
         return read_together(conn, selector, slis, minute_floor(now), sorted(set(windows)))
-
-
-def read_guardrail_windows(
-    engine: Engine, selector: Selector, now: datetime, windows: Iterable[int]
-) -> dict[int, Counts]:
-    """A guardrail SLI's counts over each window (minutes up to `now`'s, included), in one
-    query of the minute rollups (slo/guardrail_reads.py)."""
-    spans = sorted(set(windows))
-    end = minute_floor(now)
-    start = end - timedelta(minutes=spans[-1] - 1)
-    with engine.connect() as conn:
-        return guardrail_windows(conn, _where(selector, start, end), end, spans)

@@ -1,7 +1,7 @@
 """Hourly and daily rollups for the SLO reads and the console's: a closed hour's (or UTC
 day's) minute rollups summed per SLO dimensions (route, model, tenant, feature, version,
-status; no provider) with their counts, errors, tokens, cost, negative feedback and
-sketches (latency, time to first token, cost), so a 30-day window reads about 30 day
+status; no provider) with their counts, errors, tokens, cost, negative feedback, guardrails
+fired and sketches (latency, time to first token, cost), so a 30-day window reads about 30 day
 rows per series, a few dozen hour rows and its edges' minutes, instead of 43,200 minute
 rows. Sessions are counted by merging the rows' HLL sketches (telemetry/sessions.py): a
 span's sketch is the union of its minutes', so it estimates the same count as they do.
@@ -34,7 +34,7 @@ DAY = timedelta(days=1)
 SLO_DIMENSIONS = ("route", "model", "tenant", "feature", "version", "status_code")
 # the sums a span's row carries besides its count and sketches (the console shows them;
 # the session ones are the spend per session's, telemetry/sessions.py; negative_feedback
-# the negative-feedback SLI's, slo/kinds.py)
+# and guardrail_fired the negative-feedback and guardrail SLIs', slo/kinds.py)
 SUMS = (
     "errors",
     "input_tokens",
@@ -43,6 +43,7 @@ SUMS = (
     "session_requests",
     "session_cost_usd",
     "negative_feedback",
+    "guardrail_fired",
 )
 
 

@@ -32,7 +32,7 @@ def burn_down(engine: Engine, slo: SloDefinition, now: datetime) -> dict[str, li
     step = max(1, minutes // POINTS)
     start = int(now.timestamp()) // 60 * 60 - (minutes - 1) * 60
     edges = [start + (k + step) * 60 for k in range(0, minutes, step)]
-    if step >= 60 and slo.sli.kind != "guardrail":
+    if step >= 60:
         edges = [e // 3600 * 3600 for e in edges[:-1]] + edges[-1:]
         ordered = _by_edges(engine, slo, now, start, edges)
     else:
