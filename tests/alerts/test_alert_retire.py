@@ -7,9 +7,9 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from tests.alerts.support import T0, alerts_config, signal
+from trimtab.alerts.outbox_store import outbox_rows
 from trimtab.alerts.probes import breaker_labels
 from trimtab.alerts.service import AlertService
-from trimtab.alerts.store import outbox_rows
 
 
 def _service(engine: Engine) -> AlertService:

@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 
 from tests.alerts.support import T0, alerts_config, signal
 from trimtab.alerts.model import AlertChange
+from trimtab.alerts.outbox_store import outbox_rows
 from trimtab.alerts.service import AlertService
-from trimtab.alerts.store import outbox_rows
 from trimtab.errors import Conflict, Invalid, NotFound
 from trimtab.store.engine import make_engine
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from tests.alerts.support import receiving
 from tests.support import APP_KEY, KEYS, GatewayFactory
-from trimtab.alerts import store
+from trimtab.alerts import outbox_store
 from trimtab.store.engine import make_engine
 from trimtab.testing.servers import free_port
 
@@ -39,7 +39,7 @@ def config(port: int) -> dict[str, Any]:
 async def rows_when(engine: Engine, done: Any, rounds: int = 750) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for _ in range(rounds):
-        rows = await asyncio.to_thread(store.outbox_rows, engine)
+        rows = await asyncio.to_thread(outbox_store.outbox_rows, engine)
         if done(rows):
             return rows
         await asyncio.sleep(0.02)

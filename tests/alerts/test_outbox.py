@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from tests.alerts.support import T0, receiving, signal
-from trimtab.alerts import store
+from trimtab.alerts import outbox_store
 from trimtab.alerts.outbox import Outbox, OutboxMetrics
 from trimtab.alerts.service import AlertService
 from trimtab.config import AlertsConfig
@@ -49,7 +49,7 @@ def config(*urls: str, timeout_s: float = 5.0, **outbox: Any) -> AlertsConfig:
 
 
 def rows(engine: Engine) -> list[tuple[str, str, int]]:
-    return [(r["sink"], r["status"], r["attempts"]) for r in store.outbox_rows(engine)]
+    return [(r["sink"], r["status"], r["attempts"]) for r in outbox_store.outbox_rows(engine)]
 
 
 async def drain(outbox: Outbox) -> None:
@@ -98,7 +98,7 @@ async def test_a_hanging_sink_times_out_is_retried_and_holds_no_other(engine: En
         assert ("s0", "pending", 1) in rows(engine)
         await outbox.idle()  # the slow one gives up at its timeout
         assert sorted(rows(engine)) == [("s0", "pending", 1), ("s1", "delivered", 1)]
-        (error,) = [r["last_error"] for r in store.outbox_rows(engine) if r["sink"] == "s0"]
+        (error,) = [r["last_error"] for r in outbox_store.outbox_rows(engine) if r["sink"] == "s0"]
         assert "Timeout" in error
         slow.hang = False
         clock.skip()
@@ -145,14 +145,14 @@ async def test_a_claimed_row_is_anothers_only_after_its_lease(engine: Engine) ->
     clock = Clock()
     cfg = config("http://127.0.0.1:9/x", lease_s=60)
     AlertService(engine, cfg, clock=clock).observe([signal()])
-    (taken,) = store.claim(engine, "dead-process", clock(), 60, 10)
-    assert store.claim(engine, "other", clock(), 60, 10) == []
+    (taken,) = outbox_store.claim(engine, "dead-process", clock(), 60, 10)
+    assert outbox_store.claim(engine, "other", clock(), 60, 10) == []
     clock.skip(61)
-    (again,) = store.claim(engine, "other", clock(), 60, 10)
+    (again,) = outbox_store.claim(engine, "other", clock(), 60, 10)
     assert again.id == taken.id and again.attempts == 2
     # the first holder lost it: it cannot settle the row any more
-    assert not store.finish(engine, taken.id, "dead-process", clock(), delivered=True)
-    assert store.finish(engine, taken.id, "other", clock(), delivered=True)
+    assert not outbox_store.finish(engine, taken.id, "dead-process", clock(), delivered=True)
+    assert outbox_store.finish(engine, taken.id, "other", clock(), delivered=True)
 
 
 async def test_a_sink_hears_of_the_resolve_after_the_trigger(engine: Engine) -> None:
@@ -162,13 +162,13 @@ async def test_a_sink_hears_of_the_resolve_after_the_trigger(engine: Engine) -> 
     alerts.observe([signal()])
     alerts.observe([signal(firing=False)])
     # the trigger is still pending: the resolve waits behind it
-    (first,) = store.claim(engine, "w", clock(), 60, 10)
+    (first,) = outbox_store.claim(engine, "w", clock(), 60, 10)
     assert first.event == "trigger"
-    store.finish(engine, first.id, "w", clock(), delivered=False, retry_at=clock())
-    (again,) = store.claim(engine, "w", clock(), 60, 10)
+    outbox_store.finish(engine, first.id, "w", clock(), delivered=False, retry_at=clock())
+    (again,) = outbox_store.claim(engine, "w", clock(), 60, 10)
     assert again.event == "trigger"
-    store.finish(engine, again.id, "w", clock(), delivered=True)
-    (then,) = store.claim(engine, "w", clock(), 60, 10)
+    outbox_store.finish(engine, again.id, "w", clock(), delivered=True)
+    (then,) = outbox_store.claim(engine, "w", clock(), 60, 10)
     assert then.event == "resolve"
 
 

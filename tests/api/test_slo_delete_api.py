@@ -25,7 +25,8 @@ from tests.support import (
     auth,
 )
 from trimtab.alerts.model import Alert
-from trimtab.alerts.store import list_alerts, outbox_rows
+from trimtab.alerts.outbox_store import outbox_rows
+from trimtab.alerts.store import list_alerts
 from trimtab.client import Client
 from trimtab.slo.gauges import SloGauges
 from trimtab.store.tables import audit_log, slos

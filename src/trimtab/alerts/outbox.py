@@ -1,7 +1,7 @@
 """Delivering the alert outbox: every process drains it, none delivers a row twice.
 
 A background task claims due rows (a lease, taken with a conditional update: see
-alerts/store.py), POSTs each to its sink in a task of its own bounded by the sink's
+alerts/outbox_store.py), POSTs each to its sink in a task of its own bounded by the sink's
 timeout, and settles it: delivered on a 2xx; on a 5xx, 408/409/425/429, a refused
 connection or a timeout, retried after an exponential backoff with jitter (capped at
 `max_backoff_s`) until the row is `give_up_after_s` old; any other answer is final
@@ -27,7 +27,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Engine
 
-from trimtab.alerts import store
+from trimtab.alerts import outbox_store
 from trimtab.alerts.model import backoff_s
 from trimtab.alerts.sinks import sink_url
 from trimtab.alerts.webhooks import safe_url
@@ -112,7 +112,7 @@ class Outbox:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(store.release, self._engine, self.worker, self._clock())
+            await asyncio.to_thread(outbox_store.release, self._engine, self.worker, self._clock())
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -136,7 +136,12 @@ class Outbox:
         if room <= 0:
             return 0
         rows = await asyncio.to_thread(
-            store.claim, self._engine, self.worker, self._clock(), self._config.outbox.lease_s, room
+            outbox_store.claim,
+            self._engine,
+            self.worker,
+            self._clock(),
+            self._config.outbox.lease_s,
+            room,
         )
         for row in rows:
             task = asyncio.create_task(self._send(row), name=f"trimtab-alert-send-{row.id}")
@@ -158,7 +163,7 @@ class Outbox:
         if self._metrics is not None:
             self._metrics.notifications.labels(sink, outcome).inc()
 
-    async def _send(self, row: store.OutboxRow) -> None:
+    async def _send(self, row: outbox_store.OutboxRow) -> None:
         import aiohttp  # loaded on a first delivery (~15 MiB of RSS)
 
         sink = self._config.sinks.get(row.sink)
@@ -212,7 +217,7 @@ class Outbox:
 
     async def _settle(
         self,
-        row: store.OutboxRow,
+        row: outbox_store.OutboxRow,
         *,
         delivered: bool = False,
         error: str | None = None,
@@ -220,7 +225,7 @@ class Outbox:
     ) -> None:
         try:
             await asyncio.to_thread(
-                store.finish,
+                outbox_store.finish,
                 self._engine,
                 row.id,
                 self.worker,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 
-from trimtab.alerts import store
+from trimtab.alerts import outbox_store, silence_store, store
 from trimtab.alerts.model import (
     Alert,
     AlertChange,
@@ -154,7 +154,7 @@ class AlertService:
         owner = self._owner(signal.labels)
         rcpt = recipient(self.config, owner, signal.at)
         matchable = match_labels(signal.labels, signal.severity, signal.source)
-        silenced = silenced_by(store.active_silences(conn, now), matchable, now) is not None
+        silenced = silenced_by(silence_store.active_silences(conn, now), matchable, now) is not None
         return store.Opening(owner, rcpt.on_call or rcpt.schedule, silenced)
 
     def recipient_of(self, alert: Alert) -> Recipient:
@@ -167,7 +167,7 @@ class AlertService:
                 return change
             if change.change == "escalated":
                 labels = match_labels(alert.labels, alert.severity, alert.source)
-                if silenced_by(store.active_silences(conn, now), labels, now) is not None:
+                if silenced_by(silence_store.active_silences(conn, now), labels, now) is not None:
                     return change  # silenced since it opened: recorded, not sent
             names = sinks_for(
                 self.config,
@@ -176,9 +176,11 @@ class AlertService:
             )
             self._enqueue(conn, alert, names, "trigger", now)
         elif change.change == "acknowledged":
-            self._enqueue(conn, alert, store.triggered_sinks(conn, alert.id), "acknowledge", now)
+            self._enqueue(
+                conn, alert, outbox_store.triggered_sinks(conn, alert.id), "acknowledge", now
+            )
         elif change.change == "resolved":
-            self._enqueue(conn, alert, store.triggered_sinks(conn, alert.id), "resolve", now)
+            self._enqueue(conn, alert, outbox_store.triggered_sinks(conn, alert.id), "resolve", now)
         return change
 
     def _enqueue(
@@ -191,7 +193,7 @@ class AlertService:
                 continue
             body = build(name, sink, event, alert, rcpt, self.config.external_url)
             if body is not None:
-                store.enqueue(conn, alert.id, name, event, body, now)
+                outbox_store.enqueue(conn, alert.id, name, event, body, now)
 
     # -- operators ----------------------------------------------------------------------
 
@@ -250,25 +252,25 @@ class AlertService:
             except ValueError as exc:
                 raise Invalid(str(exc), param="matchers") from exc
         now = self._clock()
-        return store.insert_silence(
+        return silence_store.insert_silence(
             self._engine, parsed, now, now + duration, by, comment.strip(), now, on_change
         )
 
     def unsilence(
         self, silence_id: int, on_change: Callable[[Connection, Silence], None] | None = None
     ) -> Silence:
-        ended = store.end_silence(self._engine, silence_id, self._clock(), on_change)
+        ended = silence_store.end_silence(self._engine, silence_id, self._clock(), on_change)
         if ended is not None:
             return ended
-        if store.read_silence(self._engine, silence_id) is None:
+        if silence_store.read_silence(self._engine, silence_id) is None:
             raise NotFound(f"no silence {silence_id}", code="silence_not_found")
         raise Conflict(f"silence {silence_id} has already ended", code="silence_ended")
 
     def get_silence(self, silence_id: int) -> Silence | None:
-        return store.read_silence(self._engine, silence_id)
+        return silence_store.read_silence(self._engine, silence_id)
 
     def silences(self, *, expired_too: bool = False, limit: int = 100) -> list[Silence]:
-        return store.list_silences(
+        return silence_store.list_silences(
             self._engine, self._clock(), expired_too=expired_too, limit=limit
         )
 

@@ -20,8 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trimtab.alerts.model import Alert, AlertChange, Silence
+from trimtab.alerts.outbox_store import outbox_rows
 from trimtab.alerts.service import AlertService
-from trimtab.alerts.store import outbox_rows
 from trimtab.alerts.tenancy import confined, silence_visible
 from trimtab.api.access import audit_event, json_response, operator, reader
 from trimtab.api.alert_endpoints import (
