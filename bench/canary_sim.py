@@ -95,7 +95,7 @@ class Scenario:
     # weighted mean 1): heavy users, met first, err more (0: unrelated)
     activity_proneness: float = 0.0
     # the day before the rollout, each user's requests and errors at its own rate, known to
-    # the error test (a CUPED-style covariate; 0: not used); `persistence` of a user's
+    # the error test (CUPED's covariate; 0: not used); `persistence` of a user's
     # error-proneness from that day into the rollout (1: the same; 0: drawn afresh)
     pre_period_s: float = 0.0
     persistence: float = 1.0
@@ -143,7 +143,8 @@ def _sticky(name: str, **changes: Any) -> Scenario:
 
 
 HEAVY_ERR_MORE: dict[str, Any] = {"activity_proneness": 0.3}  # the heavy users err more
-# ... and the error test adjusted for each user's rate in the day before
+# ... and the error test adjusted for each user's rate in the day before (CUPED, theta
+# estimated at every fourth look from the rollout's users, as the controller does)
 ADJUST: dict[str, Any] = {**HEAVY_ERR_MORE, "pre_period_s": 86_400, "plan": ADJUSTED}
 
 # heavy users slower and costlier, on both arms

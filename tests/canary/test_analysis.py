@@ -307,3 +307,29 @@ def test_a_user_who_moved_arms_between_stages_is_one_unit_of_the_design_effect()
     k = np.array([[with_errors[key][1] for key in keys]] * 2, dtype=float)
     arm = np.array([[i >= 54 for i in range(60)], [i >= 30 for i in range(60)]])
     assert float(got) == pytest.approx(float(design_effect(k, n, arm)), rel=1e-12)
+
+
+def test_a_history_of_too_few_users_is_ignored_and_the_note_says_so() -> None:
+    """CUPED's coefficient needs 50 users seen before and during the rollout: with 40, theta
+    is 0, the exposures are the requests, and the note names the method and why."""
+    rng = np.random.default_rng(12)
+    users = {f"user:{i}": (int(rng.integers(20, 60)), 0) for i in range(80)}
+    with_errors = {k: (n, int(rng.binomial(n, 0.05))) for k, (n, _) in users.items()}
+    keys = list(with_errors)
+    stable = _by_unit({k: with_errors[k] for k in keys[:50]})
+    candidate = _by_unit({k: with_errors[k] for k in keys[50:]})
+    known = keys[:40]
+    n = np.array([100.0] * len(known))
+    before = UnitCounts(
+        tuple(known), n, rng.binomial(100, 0.05, len(known)).astype(float),
+        np.zeros(len(known)), np.zeros(len(known)),
+    )  # fmt: skip
+    (spec,) = [m for m in DEFAULT_METRICS if m.metric is Metric.ERROR_RATE]
+    got = unit_dispersion([stable], [candidate], [spec], before)[spec.name]
+    assert got.theta == 0.0 and got.theta_units == 40 and got.n is not None
+    assert got.n[:, 0].tolist() == [stable.n, candidate.n]  # exposures = requests
+    (result,) = analyze([stable], [candidate], [spec], before=before)
+    assert (
+        "(CUPED, theta 0 (history ignored: 40 users seen before and during the rollout, 50 needed))"
+        in result.note
+    )
