@@ -1,4 +1,5 @@
-"""An eval run executed from the CLI: the runner over the server's API as its ledger."""
+"""An eval run executed from the CLI: the runner over the server's API as its ledger, and the
+run finished and printed (`finish`, for `eval run`, `resume` and `bakeoff`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from trimtab.cli.calls import fail
+from trimtab.cli import evalviews
+from trimtab.cli.calls import call, fail, message
 from trimtab.client import AsyncClient, TrimtabError
 from trimtab.client.types import EvalRunDetail
 from trimtab.evals.datasets import Item
@@ -129,3 +133,53 @@ async def _calibrate(client: AsyncClient, runner: Runner) -> dict[str, Any]:
         return {}
     found = await runner.calibrate(sets)
     return {scorer: {"dataset": named[scorer], **found[scorer]} for scorer in found}
+
+
+def finish(
+    url: str,
+    api_key: str | None,
+    run_id: str,
+    gateway_url: str | None,
+    gateway_key: str | None,
+    concurrency: int,
+    no_cache: bool,
+    as_json: bool,
+    print_json: bool = True,
+    print_run: bool = True,
+) -> EvalRunDetail:
+    """Run what `run_id` lacks, print the run, and return it; an incomplete run ends the
+    command (exit 1) naming `resume`."""
+    gateway = Gateway(gateway_url or url, gateway_key or api_key)
+    err = Console(stderr=True, highlight=False)
+    try:
+        progress, calibration = asyncio.run(
+            execute(url, api_key, run_id, gateway, concurrency, not no_cache, not as_json)
+        )
+    except TrimtabError as exc:
+        raise fail(
+            f"run {run_id}: {message(exc)}; what was recorded is kept: "
+            f"`trimtab eval resume {run_id}` goes on"
+        ) from None
+    except KeyboardInterrupt:
+        err.print(f"interrupted: `trimtab eval resume {run_id}` goes on where this stopped")
+        raise typer.Exit(130) from None
+    detail = call(url, api_key, lambda c: c.eval_run(run_id))
+    if calibration:
+        detail = {**detail, "calibration": calibration}  # type: ignore[typeddict-unknown-key]
+    if as_json:
+        if print_json:
+            print(orjson.dumps(detail).decode())
+    else:
+        err.print(
+            f"{progress.called} called, {progress.cached} from the cache, "
+            f"{progress.skipped} already in the run; {progress.errors} failed"
+        )
+        if print_run:
+            evalviews.print_run(detail)
+            evalviews.print_calibration(calibration)
+    if detail["status"] != "complete":
+        raise fail(
+            f"run {run_id} is incomplete ({detail['done']} of {detail['items']} items): "
+            f"`trimtab eval resume {run_id}` goes on"
+        )
+    return detail

@@ -1,15 +1,19 @@
-"""How `trimtab eval` prints a run, a judge's calibration and a comparison."""
+"""How `trimtab eval` prints a run, a judge's calibration and a comparison, and writes a
+report file."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
+from trimtab.cli.calls import fail
 from trimtab.cli.tables import table, version, when
 from trimtab.client.types import EvalRunDetail
+from trimtab.evals import report
 
 
 def print_calibration(calibration: Mapping[str, Any]) -> None:
@@ -155,3 +159,21 @@ def print_comparison(result: Mapping[str, Any]) -> None:
             f"[red]pass → fail[/red] (read these first): {listed}"
             + (f" and {more} more" if more > 0 else "")
         )
+
+
+def report_format(path: Path | None) -> report.Format | None:
+    if path is None:
+        return None
+    try:
+        return report.format_of(path)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def write_report(path: Path, text: str, quiet: bool) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"{path}: cannot write the report: {exc.strerror}") from None
+    if not quiet:
+        Console(stderr=True, highlight=False).print(f"report written to {escape(str(path))}")
