@@ -6,45 +6,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import orjson
 import pytest
-import yaml
 from sqlalchemy import Engine, func, select
 
 from tests.evals import scorer_functions
+from tests.evals.online_support import SUITE, answer, suites, write
 from tests.slo.support import request
 from trimtab.evals.online import OnlineScoring, online_metric, sampled
 from trimtab.evals.online_scorers import python_allowed
 from trimtab.evals.suite_store import SuiteStore
-from trimtab.evals.suites import SuitesError, parse_suites
+from trimtab.evals.suites import SuitesError
 from trimtab.store.tables import online_scores
-from trimtab.telemetry.store import TelemetryStore
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-SUITE = """
-evals:
-  support-live:
-    route: support
-    dataset: golden
-    scorers:
-      - {name: refuses, kind: refusal, expect: answer}
-      - {name: short, kind: length, max: 40}
-      - {name: right, kind: contains}
-    online: {sample: 1.0, scorers: [refuses, short]}
-"""
-
-
-def answer(text: str) -> str:
-    return orjson.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).decode()
-
-
-def suites(text: str = SUITE):  # type: ignore[no-untyped-def]
-    return parse_suites(yaml.safe_load(text), "evals.yaml")
-
-
-def write(engine: Engine, records: list) -> None:  # type: ignore[type-arg]
-    TelemetryStore(engine).write(records)
 
 
 def test_the_sample_is_the_same_everywhere_and_near_its_share() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from tests.evals.test_online import SUITE, answer, suites, write
+from tests.evals.online_support import SUITE, answer, suites, write
 from tests.slo.support import request
 from trimtab.evals.online import OnlineScoring
 from trimtab.evals.score_rollups import UNSCORED, delete_score_rollups, store_scores, value_bin
