@@ -146,7 +146,9 @@ def ten_million(runs: int, url: str | None = None) -> None:
     writer marks them and compacted into `rollups_hour` (timed). Times each SLO's
     `read_status` and the grouped `read_statuses` (the evaluator's and GET /api/slos's) for
     the 40 availability and error-rate SLOs, the 10 latency ones and all 50, fastest and
-    median of `runs` after a warm-up. `--postgres`: the same on a throwaway PostgreSQL."""
+    median of `runs` after a warm-up; then 50 SLOs of which 20 are guardrail,
+    negative-feedback and cost ones (the rows carry those counts and a cost sketch).
+    `--postgres`: the same on a throwaway PostgreSQL."""
     from ddsketch import DDSketch
     from sqlalchemy import insert
 
@@ -165,6 +167,9 @@ def ten_million(runs: int, url: str | None = None) -> None:
         return to_bytes(s)
 
     ok = [sketch([80.0 + ((k * 37 + j * 53) % 2400) for j in range(PER_MINUTE)]) for k in range(16)]
+    # each request's cost: $0.001 to $0.031, a few dozen bins a row (the cost SLIs')
+    costs = [sketch([0.001 + ((k * 11 + j * 7) % 300) / 10_000 for j in range(PER_MINUTE)])
+             for k in range(16)]  # fmt: skip
     bad, empty = sketch([30_000.0]), to_bytes(new_sketch())
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(url or f"sqlite:///{Path(tmp) / 'slo10m.db'}")
@@ -185,10 +190,14 @@ def ten_million(runs: int, url: str | None = None) -> None:
                     "minute": minute, "model": "gpt-mock", "provider": "upstream",
                     "tenant": "acme", "feature": "", "route": f"route-{r}", "version": "1",
                     "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "ttft_sketch": empty,
+                    "cost_sketch": None, "negative_feedback": 0, "guardrail_fired": 0,
                 }  # fmt: skip
                 rows.append(
                     {**base, "status_code": 200, "count": PER_MINUTE, "errors": 0,
-                     "latency_sketch": ok[(m + r) % len(ok)]}
+                     "latency_sketch": ok[(m + r) % len(ok)],
+                     "cost_sketch": costs[(m + r) % len(costs)],
+                     "negative_feedback": 1 if m % 7 == 0 else 0,
+                     "guardrail_fired": 1 if m % 5 == 0 else 0}
                 )  # fmt: skip
                 total += PER_MINUTE
                 if m % 4 == 0:
@@ -258,6 +267,22 @@ def ten_million(runs: int, url: str | None = None) -> None:
         timed(
             f"read_statuses, all {len(definitions)} SLOs",
             lambda: read_statuses(engine, definitions, now),
+        )
+        # the same number with the newer kinds: per route 2 availability, 2 error-rate,
+        # 2 latency, a guardrail, a negative-feedback and 2 cost SLOs (two ceilings)
+        newer = [kinds[0], kinds[1], kinds[4], kinds[5], kinds[8], kinds[9],
+                 "{kind: guardrail}, objective: 0.99",
+                 "{kind: negative_feedback}, objective: 0.95",
+                 "{kind: cost, ceiling_usd: 0.02}, objective: 0.9",
+                 "{kind: cost, ceiling_usd: 0.01}, objective: 0.5"]  # fmt: skip
+        lines = ["slos:"]
+        for r in range(ROUTES):
+            for k, kind in enumerate(newer):
+                lines.append(f"  n{r}-{k}: {{route: route-{r}, sli: {kind}}}")
+        mixed = load_slos("\n".join(lines) + "\n")
+        timed(
+            f"read_statuses, {len(mixed)} SLOs with guardrail, negative-feedback and cost ones",
+            lambda: read_statuses(engine, mixed, now),
         )
         engine.dispose()
 

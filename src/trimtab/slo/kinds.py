@@ -5,16 +5,20 @@ and the sums — or
 *sketched* — its counts are a sketch column's values within a threshold (latency, cost
 per request against a ceiling), read bin by bin (windows.Thresholds).
 
+A kind read from another table than the request rollups (eval scores, sessions' costs)
+is an `Own`: its windows and per-minute series are its own functions.
+
 Everything that reads an SLI goes through this table: the windows of the status and the
 evaluator (`read_together`, the SLIs of one selector that `share` a read: every summed
 kind of a selector in one query, the sketched ones per sketch column), the per-minute
-series of the report and the console's burn-down (`series`), and the status' notes.
-A new kind is one entry: its spec class in spec.py and its `Summed` or `Sketched` here.
+series of the report and the console's burn-down (`minute_series`, `series`), and the
+status' notes. A new kind is one entry here (`Summed`, `Sketched` or `Own`) and its spec
+class in spec.py (with its `Sli` fields and `to_json`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,7 +35,14 @@ from trimtab.slo.sli import (
     status_counts,
 )
 from trimtab.slo.spec import Selector, Sli, SliKind
-from trimtab.slo.windows import SketchCounts, Sums, Thresholds, sketch_windows, sums_windows
+from trimtab.slo.windows import (
+    SketchCounts,
+    Sums,
+    Thresholds,
+    minute_rows,
+    sketch_windows,
+    sums_windows,
+)
 from trimtab.store.engine import as_utc
 
 
@@ -55,7 +66,21 @@ class Sketched:
     notes: tuple[str, ...] = ()
 
 
-Kind = Summed | Sketched
+@dataclass(frozen=True, slots=True)
+class Own:
+    """A kind read from a table of its own, not the request rollups (an eval score's,
+    a session's cost): `windows(conn, selector, sli, end, spans)` its counts over each
+    window of `spans` minutes up to `end` (included), `series(conn, selector, sli, start,
+    end)` per minute from `start` to `end` (both included). SLOs with equal SLIs share a
+    read."""
+
+    windows: Callable[[Connection, Selector, Sli, datetime, Sequence[int]], dict[int, Counts]]
+    series: Callable[[Connection, Selector, Sli, datetime, datetime], dict[datetime, Counts]]
+    notes: tuple[str, ...] = ()
+
+
+Kind = Summed | Sketched | Own
+Table = Mapping[SliKind, Kind]
 
 
 def _latency_column(sli: Sli) -> str:
@@ -86,20 +111,32 @@ KINDS: dict[SliKind, Kind] = {
 }
 
 
-def kind_of(sli: Sli) -> Kind:
-    return KINDS[sli.kind]
+def kind_of(sli: Sli, table: Table = KINDS) -> Kind:
+    return table[sli.kind]
 
 
-def share(sli: Sli) -> Hashable:
+def share(sli: Sli, table: Table = KINDS) -> Hashable:
     """SLIs of one selector with the same value here are read together: every summed
-    kind in one query, the sketched ones per sketch column."""
-    kind = kind_of(sli)
-    return ("summed",) if isinstance(kind, Summed) else ("sketched", kind.column(sli))
+    kind in one query, the sketched ones per sketch column, an `Own` kind's equal SLIs."""
+    kind = kind_of(sli, table)
+    if isinstance(kind, Summed):
+        return ("summed",)
+    if isinstance(kind, Sketched):
+        return ("sketched", kind.column(sli))
+    return ("own", sli)
+
+
+def reads_rollups(sli: Sli) -> bool:
+    """Whether the SLI is counted from the request rollups (windows.rows can read it)."""
+    return not isinstance(kind_of(sli), Own)
 
 
 def columns(sli: Sli) -> tuple[str, ...]:
-    """The rollup columns the SLI reads (both rollup tables have them)."""
+    """The rollup columns the SLI reads (both rollup tables have them); none for an
+    `Own` kind."""
     kind = kind_of(sli)
+    if isinstance(kind, Own):
+        return ()
     return kind.columns if isinstance(kind, Summed) else (kind.column(sli),)
 
 
@@ -113,11 +150,18 @@ def _summed(kind: Kind) -> Summed:
 
 
 def read_together(
-    conn: Connection, selector: Selector, slis: Sequence[Sli], end: datetime, spans: Sequence[int]
+    conn: Connection,
+    selector: Selector,
+    slis: Sequence[Sli],
+    end: datetime,
+    spans: Sequence[int],
+    table: Table = KINDS,
 ) -> list[dict[int, Counts]]:
     """Each SLI's counts over each window of `spans` minutes up to `end` (included), from
     one read of the selector's rows (the SLIs `share` one)."""
-    kind = kind_of(slis[0])
+    kind = kind_of(slis[0], table)
+    if isinstance(kind, Own):
+        return [kind.windows(conn, selector, sli, end, spans) for sli in slis]
     if isinstance(kind, Sketched):
         thresholds = [kind.threshold(sli) for sli in slis]
         return sketch_windows(
@@ -127,7 +171,7 @@ def read_together(
     by_status = sums_windows(conn, selector, end, spans, wanted)
     out = []
     for sli in slis:
-        summed = _summed(kind_of(sli))
+        summed = _summed(kind_of(sli, table))
         at = [wanted.index(c) for c in summed.columns]
         counts = {}
         for w in spans:
@@ -139,10 +183,30 @@ def read_together(
     return out
 
 
-def series(conn: Connection, u: Subquery, sli: Sli) -> list[tuple[datetime, Counts]]:
+def minute_series(
+    conn: Connection,
+    selector: Selector,
+    sli: Sli,
+    start: datetime,
+    end: datetime,
+    table: Table = KINDS,
+) -> dict[datetime, Counts]:
+    """The SLI's counts per minute from `start` to `end` (both included), minutes without
+    valid requests left out."""
+    kind = kind_of(sli, table)
+    if isinstance(kind, Own):
+        return kind.series(conn, selector, sli, start, end)
+    return dict(series(conn, minute_rows(selector, start, end, columns(sli)), sli, table))
+
+
+def series(
+    conn: Connection, u: Subquery, sli: Sli, table: Table = KINDS
+) -> list[tuple[datetime, Counts]]:
     """The SLI's counts of each start time of `u`, the (at, status_code, *columns(sli))
-    rows of windows.rows or windows.minute_rows; times without valid requests left out."""
-    kind = kind_of(sli)
+    rows of windows.rows or windows.minute_rows; times without valid requests left out.
+    Not for an `Own` kind (minute_series reads those)."""
+    kind = kind_of(sli, table)
+    assert not isinstance(kind, Own), "an Own kind reads its own series"
     out: dict[datetime, Counts] = {}
     if isinstance(kind, Sketched):
         column = kind.column(sli)

@@ -11,9 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from trimtab.slo.burn import Counts
-from trimtab.slo.kinds import columns, read_together, series, share
+from trimtab.slo.kinds import minute_series, read_together, share
 from trimtab.slo.spec import Selector, Sli, SloDefinition
-from trimtab.slo.windows import minute_rows
 
 Series = Mapping[datetime, Counts]  # minute (UTC) -> the SLI's counts in it
 
@@ -29,8 +28,7 @@ def read_series(
     end = minute_floor(now)
     start = end - timedelta(minutes=minutes - 1)
     with engine.connect() as conn:
-        u = minute_rows(slo.selector, start, end, columns(slo.sli))
-        return dict(series(conn, u, slo.sli))
+        return minute_series(conn, slo.selector, slo.sli, start, end)
 
 
 def window_counts(series: Series, now: datetime, minutes: int) -> Counts:

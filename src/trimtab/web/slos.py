@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from trimtab.errors import Forbidden
 from trimtab.slo.burn import Counts
-from trimtab.slo.kinds import columns, series
+from trimtab.slo.kinds import columns, reads_rollups, series
 from trimtab.slo.rollups import minute_floor, read_series
 from trimtab.slo.spec import SloDefinition
 from trimtab.slo.status import read_status
@@ -32,7 +32,7 @@ def burn_down(engine: Engine, slo: SloDefinition, now: datetime) -> dict[str, li
     step = max(1, minutes // POINTS)
     start = int(now.timestamp()) // 60 * 60 - (minutes - 1) * 60
     edges = [start + (k + step) * 60 for k in range(0, minutes, step)]
-    if step >= 60:
+    if step >= 60 and reads_rollups(slo.sli):  # hour-aligned points: hour and day rows
         edges = [e // 3600 * 3600 for e in edges[:-1]] + edges[-1:]
         ordered = _by_edges(engine, slo, now, start, edges)
     else:
