@@ -28,6 +28,7 @@ import json
 import os
 import random
 import shlex
+import shutil
 import signal
 import statistics
 import sys
@@ -213,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for proc in reversed(procs):
             run.stop_process(proc, 10)
+        shutil.rmtree(tmp, ignore_errors=True)  # the gateways' configs, databases and logs
     end = os.getloadavg()
     pairs = [("off", "on"), ("off@before", "on@before"), ("on@before", "on")]
     command = shlex.join(
