@@ -14,9 +14,16 @@ from sqlalchemy import Engine, func, select
 from tests.evals.online_support import SUITE, answer, suites, write
 from tests.slo.support import request
 from trimtab.evals.online import OnlineScoring
-from trimtab.evals.score_rollups import UNSCORED, delete_score_rollups, store_scores, value_bin
+from trimtab.evals.score_rollups import (
+    BINS,
+    UNSCORED,
+    delete_score_rollups,
+    store_scores,
+    value_bin,
+)
 from trimtab.evals.suite_store import SuiteStore
 from trimtab.slo import score_reads
+from trimtab.slo.spec import SCORE_BINS
 from trimtab.store.tables import online_scores, score_rollups
 from trimtab.telemetry.retention import Tenants
 
@@ -48,7 +55,7 @@ def test_a_value_falls_in_its_hundredth_and_a_threshold_splits_the_bins_exactly(
     assert (value_bin(None), value_bin(float("nan")), value_bin(-0.5), value_bin(1.5)) == (
         UNSCORED, UNSCORED, 0, 100
     )  # fmt: skip
-    assert score_reads.BINS == 100  # the reads bin as the writer does
+    assert SCORE_BINS == BINS == 100  # the reads bin as the writer does
     # every value and threshold in hundredths: bin >= threshold's bin exactly when v >= t
     for j in range(101):
         for k in range(101):

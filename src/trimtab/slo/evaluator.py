@@ -46,7 +46,7 @@ from trimtab.audit.log import Actor
 from trimtab.refresher import Periodic
 from trimtab.registry.store import RouteStore
 from trimtab.slo.burn import RuleVerdict
-from trimtab.slo.kinds import share
+from trimtab.slo.kinds import by_version, share
 from trimtab.slo.rollups import minute_floor, read_shared, read_windows
 from trimtab.slo.spec import Selector, SloDefinition
 from trimtab.slo.status import SloStatus, judged, minutes_label
@@ -234,9 +234,9 @@ def _signals(
 
 def _candidate_definition(d: SloDefinition, ro: ActiveRollout) -> SloDefinition | None:
     """The SLO narrowed to the candidate's traffic, or None when it does not judge the
-    rollout's route."""
+    rollout's route or its SLI keeps no route version (a session's cost)."""
     s = d.selector
-    if s.route != ro.route:
+    if s.route != ro.route or not by_version(d.sli):
         return None
     if ro.scope and s.tenant not in (None, ro.scope):
         return None

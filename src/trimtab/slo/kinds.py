@@ -25,9 +25,13 @@ from datetime import datetime
 from sqlalchemy import Connection, Subquery, func, select
 
 from trimtab.slo.burn import Counts
+from trimtab.slo.score_reads import score_series, score_windows
+from trimtab.slo.session_cost_reads import session_cost_series, session_cost_windows
 from trimtab.slo.sli import (
     COST_CAVEAT,
     LATENCY_CAVEAT,
+    SCORE_CAVEAT,
+    SESSION_COST_CAVEAT,
     answered_within,
     cost_counts,
     feedback_counts,
@@ -77,6 +81,7 @@ class Own:
     windows: Callable[[Connection, Selector, Sli, datetime, Sequence[int]], dict[int, Counts]]
     series: Callable[[Connection, Selector, Sli, datetime, datetime], dict[datetime, Counts]]
     notes: tuple[str, ...] = ()
+    by_version: bool = True  # whether its table keeps the route version (a candidate's burn)
 
 
 Kind = Summed | Sketched | Own
@@ -93,8 +98,37 @@ def _threshold_ms(sli: Sli) -> float:
 
 
 def _ceiling_usd(sli: Sli) -> float:
-    assert sli.ceiling_usd is not None  # spec.CostSpec requires it
+    assert sli.ceiling_usd is not None  # spec.CostSpec and SessionCostSpec require it
     return sli.ceiling_usd
+
+
+def _scorer(sli: Sli) -> tuple[str, str]:
+    assert sli.suite is not None and sli.scorer is not None  # spec.EvalScoreSpec's
+    return sli.suite, sli.scorer
+
+
+def _score_windows(
+    conn: Connection, selector: Selector, sli: Sli, end: datetime, spans: Sequence[int]
+) -> dict[int, Counts]:
+    return score_windows(conn, selector, *_scorer(sli), sli.score_threshold, end, spans)
+
+
+def _score_series(
+    conn: Connection, selector: Selector, sli: Sli, start: datetime, end: datetime
+) -> dict[datetime, Counts]:
+    return score_series(conn, selector, *_scorer(sli), sli.score_threshold, start, end)
+
+
+def _session_windows(
+    conn: Connection, selector: Selector, sli: Sli, end: datetime, spans: Sequence[int]
+) -> dict[int, Counts]:
+    return session_cost_windows(conn, selector, _ceiling_usd(sli), end, spans)
+
+
+def _session_series(
+    conn: Connection, selector: Selector, sli: Sli, start: datetime, end: datetime
+) -> dict[datetime, Counts]:
+    return session_cost_series(conn, selector, _ceiling_usd(sli), start, end)
 
 
 KINDS: dict[SliKind, Kind] = {
@@ -108,6 +142,9 @@ KINDS: dict[SliKind, Kind] = {
     ),
     "latency": Sketched(_latency_column, _threshold_ms, answered_within, (LATENCY_CAVEAT,)),
     "cost": Sketched(lambda _sli: "cost_sketch", _ceiling_usd, cost_counts, (COST_CAVEAT,)),
+    # a session spans route versions: its table keeps none, so no candidate burn
+    "session_cost": Own(_session_windows, _session_series, (SESSION_COST_CAVEAT,), False),
+    "eval_score": Own(_score_windows, _score_series, (SCORE_CAVEAT,)),
 }
 
 
@@ -124,6 +161,12 @@ def share(sli: Sli, table: Table = KINDS) -> Hashable:
     if isinstance(kind, Sketched):
         return ("sketched", kind.column(sli))
     return ("own", sli)
+
+
+def by_version(sli: Sli) -> bool:
+    """Whether the SLI can be narrowed to a route version (the candidate's burn)."""
+    kind = kind_of(sli)
+    return not isinstance(kind, Own) or kind.by_version
 
 
 def reads_rollups(sli: Sli) -> bool:

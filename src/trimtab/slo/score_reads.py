@@ -26,23 +26,20 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Connection, and_, case, false, func, or_, select, union_all
 
 from trimtab.slo.burn import Counts
-from trimtab.slo.spec import Selector
+from trimtab.slo.spec import FILE_SELECTORS, Selector, score_bin
 from trimtab.slo.windows import Ranges, cutoffs, plan
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import score_rollups
 
-SCORE_SELECTOR_KEYS = frozenset({"route", "tenant", "version"})
-THRESHOLD_STEP = 0.01
-BINS = 100  # the hundredths evals/score_rollups.py bins values in (evals is above slo)
+SCORE_SELECTOR_KEYS = FILE_SELECTORS["eval_score"] | {"version"}
 SPANS = (1, 60, 24 * 60)  # its rows' spans, minutes: `plan`'s minutes, hours and days
 
 
 def threshold_bin(threshold: float) -> int:
     """The first value bin at or above `threshold`; ValueError unless it is a multiple of
     0.01 in [0, 1]."""
-    hundredths = threshold * BINS
-    k = round(hundredths)
-    if not 0 <= threshold <= 1 or abs(hundredths - k) > 1e-6:
+    k = score_bin(threshold)
+    if k is None:
         raise ValueError(f"threshold {threshold} is not a multiple of 0.01 in [0, 1]")
     return k
 

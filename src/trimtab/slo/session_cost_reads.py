@@ -26,11 +26,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Connection, case, func, select
 
 from trimtab.slo.burn import Counts
-from trimtab.slo.spec import Selector
+from trimtab.slo.spec import FILE_SELECTORS, Selector
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import session_costs
 
-SESSION_COST_SELECTOR_KEYS = frozenset({"route", "tenant", "feature"})
+SESSION_COST_SELECTOR_KEYS = FILE_SELECTORS["session_cost"]
 TOLERANCE_USD = 1e-9
 
 

@@ -33,6 +33,14 @@ COST_CAVEAT = (
     "cost from the rollups' DDSketch bins (1 % relative accuracy): a request within ±1 % "
     "of the ceiling may count either way; an unknown cost counts as 0"
 )
+SESSION_COST_CAVEAT = (
+    "sessions count once, in the minute of their first request, at their cost so far: a "
+    "session still running can turn from good to bad, never back"
+)
+SCORE_CAVEAT = (
+    "scores count in the minute of their request and arrive after it: the newest minutes "
+    "fill in late; an answer the scorer could not score is in neither count"
+)
 
 
 def client_error(status: int) -> bool:

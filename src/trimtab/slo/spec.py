@@ -24,6 +24,14 @@ slos:
     route: support-answer
     sli: {kind: cost, ceiling_usd: 0.02}   # good = an answer that cost at most $0.02
     objective: 0.99
+  support-session-cost:
+    route: support-answer
+    sli: {kind: session_cost, ceiling_usd: 0.50}   # good = a session that cost at most $0.50
+    objective: 0.99
+  support-judged:
+    route: support-answer
+    sli: {kind: eval_score, suite: support-live, scorer: helpful, threshold: 0.7}
+    objective: 0.95                    # good = an online score at or above 0.7
     alerting:
       min_events: 50                   # default: per rule, see burn.auto_min_events
       windows:                         # default: the workbook's, scaled to the window
@@ -36,7 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -103,24 +111,67 @@ class CostSpec(_Strict):
     ceiling_usd: float = Field(gt=0, le=1_000_000)
 
 
+class SessionCostSpec(_Strict):
+    kind: Literal["session_cost"]
+    ceiling_usd: float = Field(gt=0, le=1_000_000)
+
+
+SCORE_BINS = 100  # the eval-score rollups keep values in hundredths (evals/score_rollups.py)
+
+
+def score_bin(threshold: float) -> int | None:
+    """The hundredths `threshold` is, or None unless it is a multiple of 0.01 in [0, 1]."""
+    hundredths = threshold * SCORE_BINS
+    k = round(hundredths)
+    if not 0 <= threshold <= 1 or abs(hundredths - k) > 1e-6:
+        return None
+    return k
+
+
+class EvalScoreSpec(_Strict):
+    kind: Literal["eval_score"]
+    suite: str = Field(min_length=1, max_length=128)
+    scorer: str = Field(min_length=1, max_length=64)
+    threshold: float | None = None  # None: the scorer's own pass
+
+    @field_validator("threshold")
+    @classmethod
+    def _hundredths(cls, value: float | None) -> float | None:
+        if value is not None and score_bin(value) is None:
+            raise ValueError(f"{value} is not a multiple of 0.01 in [0, 1]")
+        return value
+
+
+# what an SLO of these kinds may select by in a file (their own tables keep no more);
+# the evaluator's candidate burn adds `version` where the table has it
+FILE_SELECTORS: dict[str, frozenset[str]] = {
+    "session_cost": frozenset({"route", "tenant", "feature"}),
+    "eval_score": frozenset({"route", "tenant"}),
+}
+
+
 SliSpec = Annotated[
     AvailabilitySpec
     | LatencySpec
     | ErrorRateSpec
     | GuardrailSpec
     | NegativeFeedbackSpec
-    | CostSpec,
+    | CostSpec
+    | SessionCostSpec
+    | EvalScoreSpec,
     Field(discriminator="kind"),
 ]
-SliKind = Literal["availability", "latency", "error_rate", "guardrail", "negative_feedback", "cost"]
-SLI_KINDS: tuple[SliKind, ...] = (
+SliKind = Literal[
     "availability",
     "latency",
     "error_rate",
     "guardrail",
     "negative_feedback",
     "cost",
-)
+    "session_cost",
+    "eval_score",
+]
+SLI_KINDS: tuple[SliKind, ...] = get_args(SliKind)
 
 
 class RuleSpec(_Strict):
@@ -164,6 +215,14 @@ class SloSpec(_Strict):
     def _consistent(self) -> SloSpec:
         if not any((self.route, self.model, self.tenant, self.feature)):
             raise ValueError("an SLO selects its traffic: give route, model, tenant or feature")
+        allowed = FILE_SELECTORS.get(self.sli.kind)
+        if allowed is not None:
+            given = {k for k in ("route", "model", "tenant", "feature") if getattr(self, k)}
+            if given - allowed:
+                raise ValueError(
+                    f"the {self.sli.kind} SLI selects by {' and '.join(sorted(allowed))} only, "
+                    f"not {', '.join(sorted(given - allowed))}"
+                )
         for rule in self.alerting.windows or ():
             if _minutes_of(rule.long) > WINDOWS[self.window]:
                 raise ValueError(f"alerting window '{rule.long}' is longer than the SLO window")
@@ -200,7 +259,10 @@ class Sli:
     threshold_ms: float | None = None  # latency
     of: Literal["total", "ttft"] = "total"  # latency
     error_class: str | None = None  # error_rate
-    ceiling_usd: float | None = None  # cost
+    ceiling_usd: float | None = None  # cost, session_cost
+    suite: str | None = None  # eval_score
+    scorer: str | None = None  # eval_score
+    score_threshold: float | None = None  # eval_score; None: the scorer's own pass
 
     def describe(self) -> str:
         """`latency <= 2000 ms`, `cost <= $0.02`, `error_rate timeout`: the kind and its
@@ -212,6 +274,11 @@ class Sli:
             return f"error_rate {self.error_class}"
         if self.kind == "cost":
             return f"cost <= ${self.ceiling_usd:g}"
+        if self.kind == "session_cost":
+            return f"session cost <= ${self.ceiling_usd:g}"
+        if self.kind == "eval_score":
+            at = "passed" if self.score_threshold is None else f">= {self.score_threshold:g}"
+            return f"eval_score {self.suite}/{self.scorer} {at}"
         return self.kind
 
 
@@ -248,8 +315,12 @@ class SloDefinition:
             sli.update(threshold_ms=self.sli.threshold_ms, of=self.sli.of)
         elif self.sli.kind == "error_rate":
             sli["class"] = self.sli.error_class
-        elif self.sli.kind == "cost":
+        elif self.sli.kind in ("cost", "session_cost"):
             sli["ceiling_usd"] = self.sli.ceiling_usd
+        elif self.sli.kind == "eval_score":
+            sli.update(suite=self.sli.suite, scorer=self.sli.scorer)
+            if self.sli.score_threshold is not None:
+                sli["threshold"] = self.sli.score_threshold
         out.update(sli=sli, objective=self.objective, window=self.window)
         alerting: dict[str, Any] = {}
         if self.min_events is not None:
@@ -280,8 +351,11 @@ def _definition(name: str, spec: SloSpec) -> SloDefinition:
         sli = Sli("latency", threshold_ms=float(s.threshold_ms), of=s.of)
     elif isinstance(s, ErrorRateSpec):
         sli = Sli("error_rate", error_class=s.error_class)
-    elif isinstance(s, CostSpec):
-        sli = Sli("cost", ceiling_usd=float(s.ceiling_usd))
+    elif isinstance(s, CostSpec | SessionCostSpec):
+        sli = Sli(s.kind, ceiling_usd=float(s.ceiling_usd))
+    elif isinstance(s, EvalScoreSpec):
+        threshold = None if s.threshold is None else float(s.threshold)
+        sli = Sli("eval_score", suite=s.suite, scorer=s.scorer, score_threshold=threshold)
     elif isinstance(s, GuardrailSpec | NegativeFeedbackSpec):
         sli = Sli(s.kind)
     else:
