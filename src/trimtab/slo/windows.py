@@ -128,16 +128,16 @@ def _parts(
     in a compound one)."""
     m, h = rollups.c, rollups_hour.c
     minutes, hours, days = ranges
+    # built once and shared by every part (the clauses are immutable)
+    of_m = (m.minute.label("at"), m.status_code, *(m[c] for c in columns))
+    of_h = (h.hour.label("at"), h.status_code, *(h[c] for c in columns))
+    where_m, where_h = _selected(rollups, selector), _selected(rollups_hour, selector)
 
     def of_minutes(rs: Ranges) -> Select[Any]:
-        return select(m.minute.label("at"), m.status_code, *(m[c] for c in columns)).where(
-            _within(m.minute, rs), *_selected(rollups, selector)
-        )
+        return select(*of_m).where(_within(m.minute, rs), *where_m)
 
     def of_spans(n: int, rs: Ranges) -> Select[Any]:
-        return select(h.hour.label("at"), h.status_code, *(h[c] for c in columns)).where(
-            h.hours == n, _within(h.hour, rs), *_selected(rollups_hour, selector)
-        )
+        return select(*of_h).where(h.hours == n, _within(h.hour, rs), *where_h)
 
     if scattered:
         return [of_minutes(minutes), of_spans(1, hours), of_spans(24, days)]
