@@ -102,7 +102,7 @@ def test_counts_per_minute_and_over_windows(engine: Engine) -> None:
     assert read_windows(engine, CHEAPER, later, [180]) == {180: Counts(4, 7)}
 
 
-def test_ceilings_of_one_selector_share_one_read_of_the_sketches(engine: Engine) -> None:
+def test_the_sketches_of_one_selector_are_read_in_one_pass(engine: Engine) -> None:
     _write(engine)
     statements: list[str] = []
 
@@ -116,8 +116,43 @@ def test_ceilings_of_one_selector_share_one_read_of_the_sketches(engine: Engine)
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     assert statuses == [read_status(engine, d, NOW) for d in SLOS]
-    assert len(statements) == 2  # the two ceilings' sketches once, the latency ones once
+    assert len(statements) == 1  # the two ceilings' sketches and the latency ones: one read
     assert [s.counts for s in statuses[:2]] == [Counts(5, 7), Counts(4, 7)]
+
+
+def test_summed_kinds_beside_sketched_ones_are_summed_in_the_same_pass(engine: Engine) -> None:
+    """A selector with both: every SLI from one read of its rows, the summed kinds' sums
+    taken in that pass equal to what the database sums for them alone."""
+    _write(engine)
+    compact(engine, NOW + timedelta(hours=2))  # hour rows too: nothing to compact yet
+    mixed = load_slos(
+        """
+slos:
+  up: {route: support, sli: {kind: availability}, objective: 0.9}
+  thumbs: {route: support, sli: {kind: negative_feedback}, objective: 0.9}
+  guarded: {route: support, sli: {kind: guardrail}, objective: 0.9}
+  gateway: {route: support, sli: {kind: error_rate, class: bad_gateway}, objective: 0.9}
+  cheap: {route: support, sli: {kind: cost, ceiling_usd: 0.02}, objective: 0.9}
+  fast: {route: support, sli: {kind: latency, threshold_ms: 1000}, objective: 0.9}
+"""
+    )
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        if "rollups_minute" in statement:
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        statuses = read_statuses(engine, mixed, NOW)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(statements) == 1
+    alone = [read_status(engine, d, NOW) for d in mixed]  # the summed ones by the database
+    assert statuses == alone
+    up, _, _, gateway, cheap, _ = statuses
+    # 9 requests on support: 429 in neither, the 502 bad
+    assert (up.counts, gateway.counts, cheap.counts) == (Counts(7, 8), Counts(7, 8), Counts(5, 7))
 
 
 def test_no_traffic_is_no_data(engine: Engine) -> None:

@@ -256,7 +256,7 @@ def read_statuses(
 ) -> list[SloStatus]:
     """Each SLO's status at `now`, as `status.read_status` gives it; the SLOs of one
     selector whose SLIs share a read (slo/kinds.py: every summed kind in one query over
-    each window, the sketched ones one read of each sketch column, each decoded once)
+    each window, the sketched ones one read of all their sketch columns, each decoded once)
     share it."""
     out: dict[int, SloStatus] = {}
     groups: dict[tuple[Selector, Hashable], list[int]] = {}

@@ -9,11 +9,11 @@ A kind read from another table than the request rollups (eval scores, sessions' 
 is an `Own`: its windows and per-minute series are its own functions.
 
 Everything that reads an SLI goes through this table: the windows of the status and the
-evaluator (`read_together`, the SLIs of one selector that `share` a read: every summed
-kind of a selector in one query, the sketched ones per sketch column), the per-minute
-series of the report and the console's burn-down (`minute_series`, `series`), and the
-status' notes. A new kind is one entry here (`Summed`, `Sketched` or `Own`) and its spec
-class in spec.py (with its `Sli` fields and `to_json`).
+evaluator (`read_together`, the SLIs of one selector that `share` a read: the summed
+kinds alone in one query the database sums, with sketched ones all in one pass over the
+rows), the per-minute series of the report and the console's burn-down (`minute_series`,
+`series`), and the status' notes. A new kind is one entry here (`Summed`, `Sketched` or
+`Own`) and its spec class in spec.py (with its `Sli` fields and `to_json`).
 """
 
 from __future__ import annotations
@@ -153,14 +153,12 @@ def kind_of(sli: Sli, table: Table = KINDS) -> Kind:
 
 
 def share(sli: Sli, table: Table = KINDS) -> Hashable:
-    """SLIs of one selector with the same value here are read together: every summed
-    kind in one query, the sketched ones per sketch column, an `Own` kind's equal SLIs."""
+    """SLIs of one selector with the same value here are read together: every kind of the
+    request rollups in one read (read_together), an `Own` kind's equal SLIs."""
     kind = kind_of(sli, table)
-    if isinstance(kind, Summed):
-        return ("summed",)
-    if isinstance(kind, Sketched):
-        return ("sketched", kind.column(sli))
-    return ("own", sli)
+    if isinstance(kind, Own):
+        return ("own", sli)
+    return ("rollups",)
 
 
 def by_version(sli: Sli) -> bool:
@@ -192,6 +190,16 @@ def _summed(kind: Kind) -> Summed:
     return kind
 
 
+def _sketched(kind: Kind) -> Sketched:
+    assert isinstance(kind, Sketched)
+    return kind
+
+
+def _own(kind: Kind) -> Own:
+    assert isinstance(kind, Own)
+    return kind
+
+
 def read_together(
     conn: Connection,
     selector: Selector,
@@ -201,29 +209,42 @@ def read_together(
     table: Table = KINDS,
 ) -> list[dict[int, Counts]]:
     """Each SLI's counts over each window of `spans` minutes up to `end` (included), from
-    one read of the selector's rows (the SLIs `share` one)."""
-    kind = kind_of(slis[0], table)
-    if isinstance(kind, Own):
-        return [kind.windows(conn, selector, sli, end, spans) for sli in slis]
-    if isinstance(kind, Sketched):
-        thresholds = [kind.threshold(sli) for sli in slis]
-        return sketch_windows(
-            conn, selector, kind.column(slis[0]), thresholds, kind.counts, end, spans
-        )
-    wanted = tuple(dict.fromkeys(c for sli in slis for c in columns(sli)))
-    by_status = sums_windows(conn, selector, end, spans, wanted)
-    out = []
-    for sli in slis:
-        summed = _summed(kind_of(sli, table))
-        at = [wanted.index(c) for c in summed.columns]
+    one read of the selector's rows (the SLIs `share` one): summed kinds alone summed by
+    the database; with sketched ones, one pass over the rows gives the sketches' counts
+    (each row's sketches decoded once) and the summed columns per status."""
+    if isinstance(kind_of(slis[0], table), Own):
+        return [_own(kind_of(sli, table)).windows(conn, selector, sli, end, spans) for sli in slis]
+    summed = [i for i, sli in enumerate(slis) if isinstance(kind_of(sli, table), Summed)]
+    wanted = tuple(
+        dict.fromkeys(c for i in summed for c in _summed(kind_of(slis[i], table)).columns)
+    )
+    by_column: dict[str, list[int]] = {}
+    for i, sli in enumerate(slis):
+        kind = kind_of(sli, table)
+        if isinstance(kind, Sketched):
+            by_column.setdefault(kind.column(sli), []).append(i)
+    found: dict[int, dict[int, Counts]] = {}
+    if by_column:
+        reads = []
+        for column, members in by_column.items():
+            sketched = _sketched(kind_of(slis[members[0]], table))
+            reads.append((column, [sketched.threshold(slis[i]) for i in members], sketched.counts))
+        got, by_status = sketch_windows(conn, selector, reads, end, spans, wanted)
+        for members, per_threshold in zip(by_column.values(), got, strict=True):
+            found.update(zip(members, per_threshold, strict=True))
+    elif summed:
+        by_status = sums_windows(conn, selector, end, spans, wanted)
+    for i in summed:
+        kind = _summed(kind_of(slis[i], table))
+        at = [wanted.index(c) for c in kind.columns]
         counts = {}
         for w in spans:
             total = Counts(0, 0)
             for status, sums in by_status[w].items():
-                total = total + summed.counts(sli, status, tuple(sums[i] for i in at))
+                total = total + kind.counts(slis[i], status, tuple(sums[j] for j in at))
             counts[w] = total
-        out.append(counts)
-    return out
+        found[i] = counts
+    return [found[i] for i in range(len(slis))]
 
 
 def minute_series(

@@ -57,7 +57,7 @@ def read_shared(
 ) -> list[dict[int, Counts]]:
     """Each SLI's counts over each window (minutes up to `now`'s, included), from one read
     of the selector's rows: the SLIs `kinds.share` one (every summed kind, or the sketched
-    ones of one sketch column)."""
+    ones, whatever their sketch columns)."""
     if len({share(sli) for sli in slis}) > 1:
         raise ValueError("SLIs read together must share their read (kinds.share)")
     with engine.connect() as conn:

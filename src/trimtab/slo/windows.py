@@ -268,31 +268,55 @@ SketchCounts = Callable[[int, int, int], Counts]
 def sketch_windows(
     conn: Connection,
     selector: Selector,
-    column: str,
-    thresholds: Sequence[float],
-    classify: SketchCounts,
+    reads: Sequence[tuple[str, Sequence[float], SketchCounts]],
     end: datetime,
     spans: Sequence[int],
-) -> list[dict[int, Counts]]:
-    """Each threshold's counts over each window from the sketches in `column`, each row's
-    sketch read once, classified by `classify`."""
+    sums: tuple[str, ...] = (),
+) -> tuple[list[list[dict[int, Counts]]], dict[int, dict[int, Sums]]]:
+    """For each (sketch column, thresholds, classify) of `reads`, each threshold's counts
+    over each window from the sketches in that column, classified by `classify`; and the
+    sums of the `sums` columns per status code over each window (as `sums_windows` gives
+    them): all from one read of the selector's rows, each row's sketches decoded once."""
     # the windows from the longest (earliest cut) on; a row is in the windows whose cut
     # is at or before it: the database numbers that (its piece), the sums add the pieces
     cuts = sorted(cutoffs(end, spans).items(), key=lambda wc: wc[1])
-    u = rows(conn, selector, end, [c for _, c in cuts], (column,))
+    columns = tuple(dict.fromkeys(column for column, _, _ in reads))
+    u = rows(conn, selector, end, [c for _, c in cuts], tuple(dict.fromkeys(columns + sums)))
     piece = case(*((u.c.at >= c, k + 1) for k, (_, c) in reversed(list(enumerate(cuts)))), else_=0)
-    goods = [[0] * (len(cuts) + 1) for _ in thresholds]
-    valids = [[0] * (len(cuts) + 1) for _ in thresholds]
-    reader = Thresholds(thresholds)
-    query = select(piece, u.c.status_code, u.c[column]).where(u.c[column].is_not(None))
-    for k, status, raw in conn.execute(query):
-        count, within_ = reader.counts(raw)
-        for j, below in enumerate(within_):
-            got = classify(status, count, below)
-            goods[j][k] += got.good
-            valids[j][k] += got.valid
-    result: list[dict[int, Counts]] = [{} for _ in thresholds]
-    for i, (w, _) in enumerate(cuts):  # window i: the pieces after i
-        for counts, piece_goods, piece_valids in zip(result, goods, valids, strict=True):
-            counts[w] = Counts(sum(piece_goods[i + 1 :]), sum(piece_valids[i + 1 :]))
-    return result
+    at = [columns.index(column) for column, _, _ in reads]
+    readers = [Thresholds(thresholds) for _, thresholds, _ in reads]
+    pieces = len(cuts) + 1
+    goods = [[[0] * pieces for _ in thresholds] for _, thresholds, _ in reads]
+    valids = [[[0] * pieces for _ in thresholds] for _, thresholds, _ in reads]
+    summed: dict[int, list[list[int]]] = {}  # status -> per piece, the sums
+    query = select(piece, u.c.status_code, *(u.c[c] for c in columns), *(u.c[c] for c in sums))
+    n = len(columns)
+    for k, status, *values in conn.execute(query):
+        for r, (_, _, classify) in enumerate(reads):
+            raw = values[at[r]]
+            if raw is None:  # a row from before its column existed: in neither count
+                continue
+            count, within_ = readers[r].counts(raw)
+            for j, below in enumerate(within_):
+                got = classify(status, count, below)
+                goods[r][j][k] += got.good
+                valids[r][j][k] += got.valid
+        if sums:
+            per_piece = summed.setdefault(status, [[0] * len(sums) for _ in range(pieces)])
+            acc = per_piece[k]
+            for c, v in enumerate(values[n:]):
+                acc[c] += int(v or 0)
+    out: list[list[dict[int, Counts]]] = []
+    for r in range(len(reads)):
+        result: list[dict[int, Counts]] = [{} for _ in goods[r]]
+        for i, (w, _) in enumerate(cuts):  # window i: the pieces after i
+            for counts, piece_goods, piece_valids in zip(result, goods[r], valids[r], strict=True):
+                counts[w] = Counts(sum(piece_goods[i + 1 :]), sum(piece_valids[i + 1 :]))
+        out.append(result)
+    by_status: dict[int, dict[int, Sums]] = {w: {} for w in spans}
+    for status, per_piece in summed.items():
+        for i, (w, _) in enumerate(cuts):
+            total = tuple(sum(p[c] for p in per_piece[i + 1 :]) for c in range(len(sums)))
+            if any(total):
+                by_status[w][int(status)] = total
+    return out, by_status
