@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from trimtab.audit.log import Actor
@@ -27,11 +27,9 @@ from trimtab.incidents.impact import LOOKBACK, Affected, bad_minutes, measure, w
 from trimtab.incidents.model import (
     ACTIVE,
     DEFAULT_IMPACT,
-    MOVES,
     CustomerImpact,
     Impact,
     IncidentType,
-    close_missing,
     first_bad_minute,
     severity,
     type_of,
@@ -334,69 +332,6 @@ class IncidentStore:
             lock(conn, incident_id)
             apply_move(conn, incident_id, move, by, message, at)
         return self.require(incident_id)
-
-    def _move(
-        self,
-        conn: Connection,
-        incident_id: str,
-        move: str,
-        by: Actor,
-        message: str | None,
-        at: datetime,
-        quiet: bool = False,
-    ) -> None:
-        c = incidents.c
-        row = conn.execute(select(incidents).where(c.id == incident_id)).one()
-        sources, target = MOVES[move]
-        if move == "close" and row.state != "closed":
-            rules = conn.execute(
-                select(incident_rules.c.id).where(incident_rules.c.incident_id == incident_id)
-            ).all()
-            missing = close_missing(row.state, row.postmortem is not None, len(rules))
-            if missing:
-                raise Conflict(
-                    f"incident {incident_id} cannot be closed yet; it needs " + "; ".join(missing),
-                    code="incident_not_closable",
-                )
-        if row.state not in sources:
-            if quiet:
-                return
-            raise Conflict(
-                f"incident {incident_id} is {row.state}: cannot {move} it "
-                f"(only when {' or '.join(sources)})",
-                code="incident_state",
-            )
-        values: dict[str, Any] = {}
-        if move == "close":
-            values["closed_at"] = at
-        if move == "acknowledge":
-            if row.acknowledged_at is not None:
-                if quiet:
-                    return
-                raise Conflict(
-                    f"incident {incident_id} was already acknowledged at "
-                    f"{as_utc(row.acknowledged_at).isoformat()}",
-                    code="incident_state",
-                )
-            values["acknowledged_at"] = at
-        if move == "mitigate":
-            values["mitigated_at"] = at
-        if move == "resolve":
-            values["resolved_at"] = at
-            if row.mitigated_at is None:
-                values["mitigated_at"] = at  # resolved is mitigated too
-        if move == "reopen":
-            values["resolved_at"] = None  # its dedup key stays cleared: a new page opens anew
-        if target is not None:
-            values["state"] = target
-            if target not in ACTIVE:
-                values["open_dedup_key"] = None
-        conn.execute(update(incidents).where(c.id == incident_id).values(**values))
-        add_event(conn, incident_id, move, by, message, {"from": row.state, "to": target}, at)
-        audit(
-            conn, by, f"incident.{move}", incident_id, row.scope,
-            {"from": row.state, "to": target or row.state, "message": message},
-        )  # fmt: skip
 
     def set_severity(
         self, incident_id: str, sev: int, by: Actor, message: str, now: datetime | None = None
