@@ -224,7 +224,7 @@ def test_forecast_and_unit_economics(running: Running) -> None:
     assert refused.status_code == 400 and "group_by" in refused.text
 
 
-def test_slo_statuses_share_one_rollup_query_per_selector(running: Running) -> None:
+def test_slo_statuses_share_one_rollup_read_per_selector(running: Running) -> None:
     with Client(running.url, api_key=OPERATOR_KEY) as client:
         client.apply_slos(
             """
@@ -255,5 +255,5 @@ slos:
     assert (by_name["avail"]["good"], by_name["avail"]["valid"]) == (48, 50)
     assert (by_name["timeouts"]["good"], by_name["timeouts"]["valid"]) == (48, 50)
     assert by_name["strict"]["standing"] == "missing"
-    # the three availability and error-rate SLOs of one selector: one query; latency: its own
-    assert len(statements) == 2, statements
+    # the four SLOs of one selector, availability, error-rate and latency: one read
+    assert len(statements) == 1, statements

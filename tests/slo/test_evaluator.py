@@ -310,9 +310,9 @@ slos:
 
 
 def test_the_shared_per_selector_read_gives_each_slos_own_status(engine: Engine) -> None:
-    """`read_statuses` (one query per selector for the status-code SLIs, one read of the
-    sketches per selector and `of` for latency) against `read_status` of each SLO alone,
-    over every kind of status the gateway records."""
+    """`read_statuses` (one read per selector: the status-code SLIs' sums taken in the
+    pass that reads the latency sketches) against `read_status` of each SLO alone (the
+    database's sums), over every kind of status the gateway records."""
     statuses = (200, 200, 200, 400, 429, 499, 502, 503, 504, 500, 200, 201)
     records = [
         request(
