@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from tests.api.support import apply_slos, with_support_route
 from tests.support import (
     ADMIN_KEY,
     GLOBEX_OPERATOR_KEY,
@@ -51,15 +52,11 @@ ONE = TWO[: TWO.index("  faq-latency:")]
 
 @pytest.fixture
 def running(gateway: GatewayFactory, store_url: str) -> Running:
-    served = gateway(store=store_url, keys=ROUTE_KEYS)
-    with Client(served.url, api_key=ADMIN_KEY) as client:
-        client.apply(ROUTES, "the support route")  # a shared route
-    return served
+    return with_support_route(gateway, store_url)
 
 
 def apply(running: Running, text: str, key: str = ADMIN_KEY, **extra: Any) -> httpx.Response:
-    body = {"yaml": text, "message": "objectives", "source": "slos.yaml", **extra}
-    return httpx.post(f"{running.url}/api/slos/apply", json=body, headers=auth(key))
+    return apply_slos(running, text, key, **extra)
 
 
 def delete(running: Running, name: str, key: str = ADMIN_KEY, **params: str) -> httpx.Response:

@@ -10,14 +10,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from tests.api.support import apply_slos, with_support_route
 from tests.support import (
     ADMIN_KEY,
     APP_KEY,
     GLOBEX_OPERATOR_KEY,
     GLOBEX_VIEWER_KEY,
     OPERATOR_KEY,
-    ROUTE_KEYS,
-    ROUTES,
     VIEWER_KEY,
     GatewayFactory,
     Running,
@@ -43,15 +42,11 @@ slos:
 
 @pytest.fixture
 def running(gateway: GatewayFactory, store_url: str) -> Running:
-    served = gateway(store=store_url, keys=ROUTE_KEYS)
-    with Client(served.url, api_key=ADMIN_KEY) as client:
-        client.apply(ROUTES, "the support route")  # a shared route
-    return served
+    return with_support_route(gateway, store_url)
 
 
 def apply(running: Running, text: str, key: str = OPERATOR_KEY, **extra: Any) -> httpx.Response:
-    body = {"yaml": text, "message": "objectives", "source": "slos.yaml", **extra}
-    return httpx.post(f"{running.url}/api/slos/apply", json=body, headers=auth(key))
+    return apply_slos(running, text, key, **extra)
 
 
 def _traffic(running: Running, tenant: str = "acme") -> None:
