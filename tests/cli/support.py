@@ -1,7 +1,10 @@
 """The CLI tests' shared pieces: run `trimtab ...` in-process against a server, send it
-traffic, and read a printed table back into its cells."""
+traffic, read a printed table back into its cells, write a file to apply, and an
+`slos:` file of two SLOs on the support route."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import httpx
 from typer.testing import CliRunner
@@ -10,6 +13,18 @@ from tests.support import APP_KEY, VIEWER_KEY, Running
 from trimtab.cli import cli
 
 runner = CliRunner()
+
+SLOS = """
+slos:
+  s-availability:
+    route: support-answer
+    sli: {kind: availability}
+    objective: 0.99
+  s-latency:
+    route: support-answer
+    sli: {kind: latency, threshold_ms: 1000}
+    objective: 0.9
+"""
 
 
 def trimtab(
@@ -57,3 +72,10 @@ def cells(lines: list[str], first: str) -> dict[str, dict[str, list[str]]]:
             if piece:
                 current[name].append(piece)
     return rows
+
+
+def write(tmp_path: Path, text: str, name: str = "service.yaml") -> str:
+    """`text` in the file `name` under `tmp_path`; its path."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)

@@ -10,6 +10,7 @@ import orjson
 from sqlalchemy import create_engine, func, select
 
 from tests.cli import support
+from tests.cli.support import write
 from tests.evals.support import SUITE_FILE, golden
 from tests.support import OPERATOR_KEY, ROUTES, V2, VIEWER_KEY, Running
 from trimtab.client import Client
@@ -27,12 +28,6 @@ def count(running: Running, table: object) -> int:
             return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
     finally:
         engine.dispose()
-
-
-def write(tmp_path: Path, text: str, name: str) -> str:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return str(path)
 
 
 def test_one_file_with_routes_and_evals_then_run_the_applied_suite(

@@ -9,33 +9,16 @@ from pathlib import Path
 from sqlalchemy import Table, func, select
 
 from tests.cli import support
+from tests.cli.support import SLOS, write
 from tests.support import ADMIN_KEY, OPERATOR_KEY, ROUTES, VIEWER_KEY, Running
 from trimtab.stats.proportions import wilson_interval
 from trimtab.store.tables import routes, slos
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.store import TelemetryStore
 
-SLOS = """
-slos:
-  s-availability:
-    route: support-answer
-    sli: {kind: availability}
-    objective: 0.99
-  s-latency:
-    route: support-answer
-    sli: {kind: latency, threshold_ms: 1000}
-    objective: 0.9
-"""
-
 
 def trimtab(running: Running, *args: str, api_key: str = OPERATOR_KEY) -> tuple[int, str]:
     return support.trimtab(running, *args, api_key=api_key, columns=250)
-
-
-def write(tmp_path: Path, text: str, name: str = "service.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
 
 
 def _count(running: Running, table: Table) -> int:

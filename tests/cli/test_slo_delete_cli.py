@@ -7,31 +7,15 @@ from pathlib import Path
 from sqlalchemy import select
 
 from tests.cli import support
+from tests.cli.support import SLOS, write
 from tests.support import OPERATOR_KEY, ROUTES, VIEWER_KEY, Running
 from trimtab.store.tables import slos
 
-SLOS = """
-slos:
-  s-availability:
-    route: support-answer
-    sli: {kind: availability}
-    objective: 0.99
-  s-latency:
-    route: support-answer
-    sli: {kind: latency, threshold_ms: 1000}
-    objective: 0.9
-"""
 ONE = SLOS[: SLOS.index("  s-latency:")]
 
 
 def trimtab(running: Running, *args: str, api_key: str = OPERATOR_KEY) -> tuple[int, str]:
     return support.trimtab(running, *args, api_key=api_key, columns=250)
-
-
-def write(tmp_path: Path, text: str, name: str) -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
 
 
 def stored(running: Running) -> list[tuple[str, str]]:
