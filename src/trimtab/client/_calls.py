@@ -409,6 +409,22 @@ def unsilence(silence_id: int) -> Call[dict[str, Any]]:
     return Call("DELETE", f"/api/silences/{int(silence_id)}", same)
 
 
-def dataset_from_requests(name: str, fields: dict[str, Any]) -> Call[dict[str, Any]]:
-    path = dataset_path(name, "from-requests")
-    return Call("POST", path, same, body=body(fields))
+def dataset_from_requests(
+    name: str,
+    route: str,
+    *,
+    version: str | None,
+    negative_feedback: bool,
+    errors: bool,
+    since: str | None,
+    limit: int | None,
+    message: str | None,
+    tenant: str | None,
+) -> Call[dict[str, Any]]:
+    fields: dict[str, Any] = {
+        "route": route, "version": version, "since": since, "limit": limit,
+        "message": message, "tenant": tenant,
+        "feedback": "negative" if negative_feedback else None,
+        "status": "error" if errors else None,
+    }  # fmt: skip
+    return Call("POST", dataset_path(name, "from-requests"), same, body=body(fields))

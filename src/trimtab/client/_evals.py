@@ -83,13 +83,19 @@ class EvalMethods:
     ) -> dict[str, Any]:
         """Recorded requests of `route` into the dataset's next version, deduplicated by
         input; the counts read, added, duplicated and unusable (no readable body)."""
-        fields: dict[str, Any] = {
-            "route": route, "version": version, "since": since, "limit": limit,
-            "message": message, "tenant": tenant,
-            "feedback": "negative" if negative_feedback else None,
-            "status": "error" if errors else None,
-        }  # fmt: skip
-        return self._run(calls.dataset_from_requests(name, fields))
+        return self._run(
+            calls.dataset_from_requests(
+                name,
+                route,
+                version=version,
+                negative_feedback=negative_feedback,
+                errors=errors,
+                since=since,
+                limit=limit,
+                message=message,
+                tenant=tenant,
+            )
+        )
 
     def create_eval_run(
         self: Runs,
@@ -214,13 +220,19 @@ class AsyncEvalMethods:
     ) -> dict[str, Any]:
         """Recorded requests of `route` into the dataset's next version, deduplicated by
         input; the counts read, added, duplicated and unusable (no readable body)."""
-        fields: dict[str, Any] = {
-            "route": route, "version": version, "since": since, "limit": limit,
-            "message": message, "tenant": tenant,
-            "feedback": "negative" if negative_feedback else None,
-            "status": "error" if errors else None,
-        }  # fmt: skip
-        return await self._run(calls.dataset_from_requests(name, fields))
+        return await self._run(
+            calls.dataset_from_requests(
+                name,
+                route,
+                version=version,
+                negative_feedback=negative_feedback,
+                errors=errors,
+                since=since,
+                limit=limit,
+                message=message,
+                tenant=tenant,
+            )
+        )
 
     async def create_eval_run(
         self: AsyncRuns,
