@@ -51,7 +51,7 @@ def test_readme_sample_loads_verbatim(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_the_repo_example_is_the_readme_sample() -> None:
-    example = Path(__file__).parent.parent / "examples" / "trimtab.yaml"
+    example = Path(__file__).parents[2] / "examples" / "trimtab.yaml"
     assert example.read_text() == SAMPLE
 
 
@@ -111,7 +111,7 @@ def test_default_config_needs_nothing() -> None:
 
 def test_the_release_guides_files_are_valid() -> None:
     """docs/releasing.md runs examples/releasing/: its config, routes and plan must load."""
-    folder = Path(__file__).parent.parent / "examples" / "releasing"
+    folder = Path(__file__).parents[2] / "examples" / "releasing"
     config = load_config(folder / "trimtab.yaml")
     assert [s.percent for s in config.rollouts.plans["quick"].stages] == [10, 50, 100]
     [route] = load_routes((folder / "routes.yaml").read_text(), "routes.yaml", config.models)
