@@ -153,6 +153,9 @@ def test_prune_deletes_what_the_file_no_longer_names(running: Running) -> None:
     assert row["target"] == "faq-latency" and row["detail"]["by"] == "apply --prune"
     bad = apply(running, ONE, prune="yes")
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "prune"
+    planned = apply(running, ONE, prune=True, planned_routes=["faq"])
+    assert planned.status_code == 400 and planned.json()["error"]["param"] == "planned_routes"
+    assert "goes with dry_run" in planned.json()["error"]["message"]
 
 
 def _failing_traffic(running: Running) -> None:

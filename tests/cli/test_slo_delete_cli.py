@@ -9,7 +9,7 @@ from sqlalchemy import select
 from tests.cli import support
 from tests.cli.support import SLOS, write
 from tests.support import OPERATOR_KEY, ROUTES, VIEWER_KEY, Running
-from trimtab.store.tables import slos
+from trimtab.store.tables import routes, slos
 
 ONE = SLOS[: SLOS.index("  s-latency:")]
 
@@ -78,3 +78,28 @@ def test_prune_needs_an_slos_section(running: Running, tmp_path: Path) -> None:
     assert len(stored(running)) == 2  # a routes file says nothing of SLOs
     code, out = trimtab(running, "apply", "-f", routes, "-m", "again", "--dry-run")
     assert code == 1 and "--dry-run goes with --prune" in out
+
+
+def test_a_dry_run_takes_the_routes_the_same_file_creates_as_known(
+    running: Running, tmp_path: Path
+) -> None:
+    new_route = ROUTES.replace("support-answer:", "refunds-answer:", 1)
+    new_slo = SLOS.replace("s-availability:", "r-availability:", 1).replace(
+        "route: support-answer", "route: refunds-answer", 1
+    )
+    assert (
+        trimtab(running, "apply", "-f", write(tmp_path, ROUTES + SLOS, "a.yaml"), "-m", "go")[0]
+        == 0
+    )
+    both = write(tmp_path, new_route + new_slo, "both.yaml")
+    code, out = trimtab(running, "apply", "-f", both, "-m", "refunds", "--prune", "--dry-run")
+    assert code == 0, out
+    assert "r-availability (SLO): would be created" in out
+    assert "dry run: nothing was changed" in out
+    assert len(stored(running)) == 2  # nothing was applied, and no route was created
+    with running.engine.connect() as conn:
+        assert "refunds-answer" not in {r.name for r in conn.execute(select(routes.c.name))}
+    # a route neither stored nor in the file is still refused, naming its key
+    alone = write(tmp_path, new_slo, "alone.yaml")
+    code, out = trimtab(running, "apply", "-f", alone, "-m", "x", "--prune", "--dry-run")
+    assert code == 1 and "slos.r-availability.route: unknown route 'refunds-answer'" in out

@@ -158,3 +158,13 @@ class SlosApply(TypedDict):
     dry_run: NotRequired[
         Annotated[bool, Field(description="say what would change and change nothing")]
     ]
+    planned_routes: NotRequired[
+        Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=SOURCE_CHARS)]],
+            Field(
+                max_length=1000,
+                description="with dry_run: the routes the same apply creates first, "
+                "taken as known by the SLOs that name them",
+            ),
+        ]
+    ]

@@ -100,12 +100,18 @@ class SlosAPI:
         )
 
     def _unknown_routes(
-        self, definitions: list[SloDefinition], principal: Principal, source: str
+        self,
+        definitions: list[SloDefinition],
+        principal: Principal,
+        source: str,
+        planned: frozenset[str] = frozenset(),
     ) -> list[str]:
+        """The SLOs naming a route the caller cannot see, other than the `planned` ones
+        (a dry run's: the routes the same apply would create first)."""
         problems = []
         for d in definitions:
             route = d.selector.route
-            if route is None:
+            if route is None or route in planned:
                 continue
             tenant = d.selector.tenant or principal.tenant
             if self._routes.resolve(route, tenant, principal.is_admin) is None:
@@ -129,12 +135,19 @@ class SlosAPI:
         if not isinstance(text, str):
             raise bad_param("yaml", "is required: the text of a file with an `slos:` section")
         prune, dry_run = (_flag(body, "prune"), _flag(body, "dry_run"))
+        to_create = frozenset(body.get("planned_routes", ()))
+        if to_create and not dry_run:
+            raise bad_param(
+                "planned_routes", "goes with dry_run: an apply checks the routes that exist"
+            )
         try:
             parsed = load_slos(text, source)
         except SlosError as exc:
             raise Invalid(str(exc), code="invalid_slos") from None
         definitions = [self._owned(d, principal) for d in parsed]
-        problems = await run_in_threadpool(self._unknown_routes, definitions, principal, source)
+        problems = await run_in_threadpool(
+            self._unknown_routes, definitions, principal, source, to_create
+        )
         if problems:
             raise Invalid("\n".join(problems), code="invalid_slos")
         scope = SHARED if principal.is_admin else principal.tenant

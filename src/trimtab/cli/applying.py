@@ -161,7 +161,16 @@ def apply_files(
     source = found.source
     if dry_run:  # the SLOs only: routes and suites have no dry run
         slos_text = yaml.safe_dump({"slos": found.slos}, sort_keys=False)
-        slo.apply_slos(Path(source), slos_text, message, url, api_key, prune=True, dry_run=True)
+        slo.apply_slos(
+            Path(source),
+            slos_text,
+            message,
+            url,
+            api_key,
+            prune=True,
+            dry_run=True,
+            planned_routes=list(found.routes),  # they do not exist yet: created first
+        )
         Console(highlight=False, soft_wrap=True).print("dry run: nothing was changed")
         return
     if found.routes:

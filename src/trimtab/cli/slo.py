@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -60,16 +61,20 @@ def apply_slos(
     *,
     prune: bool = False,
     dry_run: bool = False,
+    planned_routes: Sequence[str] = (),
 ) -> None:
     """Apply an `slos:` section and print each SLO's outcome; with `prune`, the caller's
-    SLOs it does not name are deleted (`dry_run`: only said)."""
+    SLOs it does not name are deleted (`dry_run`: only said; `planned_routes`, the routes
+    the same apply creates first, are taken as known)."""
     refused = file_refused(file, "invalid_slos", "no SLO was changed")
     removed: list[RemovedSlo] = []
     if prune:
         answer = call(
             url,
             api_key,
-            lambda c: c.prune_slos(text, message, source=str(file), dry_run=dry_run),
+            lambda c: c.prune_slos(
+                text, message, source=str(file), dry_run=dry_run, planned_routes=planned_routes
+            ),
             refused,
         )
         results, removed = answer["slos"], answer["pruned"]

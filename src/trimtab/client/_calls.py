@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from trimtab.client._core import (
@@ -322,9 +323,11 @@ def apply_slos(yaml: str, message: str, source: str | None) -> Call[list[Applied
     return Call("POST", "/api/slos/apply", lambda d: list[AppliedSlo](d["slos"]), body=fields)
 
 
-def prune_slos(yaml: str, message: str, source: str | None, dry_run: bool) -> Call[PrunedSlos]:
+def prune_slos(
+    yaml: str, message: str, source: str | None, dry_run: bool, planned_routes: Sequence[str]
+) -> Call[PrunedSlos]:
     fields = body({"yaml": yaml, "message": message, "source": source, "prune": True,
-                   "dry_run": dry_run})  # fmt: skip
+                   "dry_run": dry_run, "planned_routes": list(planned_routes) or None})  # fmt: skip
     return Call("POST", "/api/slos/apply", typed(PrunedSlos), body=fields)
 
 

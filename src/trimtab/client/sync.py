@@ -6,7 +6,7 @@ and eval calls from client/_evals.py, twin mixins with tests of their own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar, Unpack
 
@@ -348,11 +348,18 @@ class Client(IncidentMethods, EvalMethods):
         return self._run(calls.apply_slos(yaml, message, source))
 
     def prune_slos(
-        self, yaml: str, message: str, *, source: str | None = None, dry_run: bool = False
+        self,
+        yaml: str,
+        message: str,
+        *,
+        source: str | None = None,
+        dry_run: bool = False,
+        planned_routes: Sequence[str] = (),
     ) -> PrunedSlos:
         """Apply the `slos:` section of a file's text and delete the caller's SLOs (an
-        admin's: the shared ones) it does not name; `dry_run`: say so, change nothing."""
-        return self._run(calls.prune_slos(yaml, message, source, dry_run))
+        admin's: the shared ones) it does not name; `dry_run`: say so, change nothing
+        (`planned_routes`: routes the same apply creates first, taken as known)."""
+        return self._run(calls.prune_slos(yaml, message, source, dry_run, planned_routes))
 
     def delete_slo(self, name: str, *, tenant: str | None = None) -> RemovedSlo:
         """Delete an SLO (an admin's `tenant` picks a tenant's); its open alerts resolve."""
