@@ -151,7 +151,7 @@ async def test_with_first_seen_a_returning_user_keeps_its_version_as_stages_wide
     assert [e["detail"]["percent"] for e in events if e["kind"] == "rollout_stage"] == [10, 50]
     seen = versions_by_user(running, final["ended_at"])
     returning = {u: v for u, v in seen.items() if u.startswith("u")}
-    assert len(returning) == 50 and all(len(v) > 2 for v in returning.values())
+    assert len(returning) == 50 and all(len(v) >= 2 for v in returning.values())
     assert all(len(set(v)) == 1 for v in returning.values())  # not one moved
 
 
