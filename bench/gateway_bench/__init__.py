@@ -1,0 +1,1 @@
+"""The gateway benchmark's parts; bench/run.py is the command (docs/benchmarks.md)."""
