@@ -34,8 +34,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 # Its parts are modules of bench/soak_bench/: the traffic and the configuration it runs
 # (traffic.py), the processes (processes.py), the load (load.py), the sampling, the checks
 # after the load (verdicts.py) and the report (report.py); this file is the command.
@@ -52,7 +50,7 @@ from soak_bench.processes import (
 from soak_bench.report import fmt, render
 from soak_bench.sampling import soak
 from soak_bench.settings import FLAKY_RESET_S, HOST, RESULTS, TRIMTAB, WARMUP_S, SetupError
-from soak_bench.traffic import KINDS, trimtab_config
+from soak_bench.traffic import KINDS, config_yaml, trimtab_config
 from soak_bench.verdicts import check_rows, log_findings, memory_verdict, outcome_table
 
 
@@ -86,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="trimtab-soak-"))
     port, mock_port = free_port(), free_port()
     cfg_path = tmp / "trimtab.yaml"
-    cfg_path.write_text(yaml.safe_dump(trimtab_config(tmp, port, mock_port), sort_keys=False))
+    cfg_path.write_text(config_yaml(trimtab_config(tmp, port, mock_port)))
     log_path = tmp / "trimtab.log"
     problems: list[str] = []
     res: dict[str, Any] = {

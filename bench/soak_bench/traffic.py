@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from soak_bench.settings import (
     ADMIN_KEY,
     APP_KEY,
@@ -181,3 +183,16 @@ def trimtab_config(tmp: Path, port: int, mock_port: int) -> dict[str, Any]:
         # never reached: every request of tenant soak reserves and settles against it
         "budgets": [{"scope": "tenant:soak", "period": "day", "usd": 10000, "on_exceed": "block"}],
     }
+
+
+class _Written(yaml.SafeDumper):
+    """Every value written out where it is used: trimtab refuses YAML aliases in its
+    configuration (bounds.safe_load_yaml), and the models share one pricing mapping."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def config_yaml(config: dict[str, Any]) -> str:
+    """The configuration as the YAML file trimtab reads."""
+    return yaml.dump(config, Dumper=_Written, sort_keys=False)
