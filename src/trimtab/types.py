@@ -75,3 +75,18 @@ EVAL_FEATURE_PREFIX = "eval:"
 def is_eval_feature(feature: str | None) -> bool:
     """Whether a record with this feature is eval traffic, not production's."""
     return feature is not None and feature.startswith(EVAL_FEATURE_PREFIX)
+
+
+# The finish reasons that mean the model refused to answer, in the providers' words
+# (gen_ai.response.finish_reasons): OpenAI's `content_filter` (and `refusal`, as trimtab's
+# translation names an Anthropic refusal), Anthropic's `refusal` stop reason. The canary's
+# refusal rate (rollouts/arms.py) and the rollups' `refused` count (telemetry/rollups.py)
+# both judge by this one tuple.
+REFUSAL_FINISH_REASONS: tuple[str, ...] = ("content_filter", "refusal")
+_REFUSALS = frozenset(REFUSAL_FINISH_REASONS)
+
+
+def is_refusal(finish_reasons: list[str] | None) -> bool:
+    """Whether a response with these finish reasons (one per choice) was refused: any of
+    them is a refusal reason."""
+    return finish_reasons is not None and not _REFUSALS.isdisjoint(finish_reasons)

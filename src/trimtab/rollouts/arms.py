@@ -15,9 +15,8 @@ from trimtab.registry.scope import RouteKey
 from trimtab.rollouts.row import RolloutRow
 from trimtab.store.tables import feedback, online_scores, requests, routes
 from trimtab.telemetry.production import production
+from trimtab.types import REFUSAL_FINISH_REASONS
 
-# the finish reasons that mean the model refused (OpenAI's and Anthropic's words)
-REFUSAL_FINISH_REASONS = ("content_filter", "refusal")
 MAX_LATENCY_ROWS = 200_000  # bound on the latencies one window reads per arm
 # bound on the users (units of assignment) one window reads per arm: the most active first;
 # the requests of the others count as one unit each (docs/canary.md)

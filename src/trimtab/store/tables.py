@@ -77,7 +77,8 @@ def session_columns() -> tuple[Column[Any], ...]:  # a Column belongs to one tab
 
 
 def sli_columns() -> tuple[Column[Any], ...]:
-    """What the negative-feedback and cost SLIs read (migration 0015_rollup_sli_columns)."""
+    """What the negative-feedback and cost SLIs read (migration 0015_rollup_sli_columns),
+    and the refusal SLI (0017_rollup_refusals)."""
     return (
         # the row's requests with negative feedback, each counted at its first one
         # (rollouts/feedback.py)
@@ -85,6 +86,10 @@ def sli_columns() -> tuple[Column[Any], ...]:
         # DDSketch of each request's cost (zero or unknown: the zero bin); NULL on rows
         # written before the migration
         Column("cost_sketch", LargeBinary),
+        # the row's requests whose response the model refused (a refusal finish reason,
+        # types.is_refusal); NULL on rows written before migration 0017_rollup_refusals,
+        # whose requests were not counted: the refusal SLI takes them in neither count
+        Column("refused", Integer),
     )
 
 

@@ -1,10 +1,13 @@
 """Hourly and daily rollups for the SLO reads and the console's: a closed hour's (or UTC
 day's) minute rollups summed per SLO dimensions (route, model, tenant, feature, version,
 status; no provider) with their counts, errors, tokens, cost, negative feedback, guardrails
-fired and sketches (latency, time to first token, cost), so a 30-day window reads about 30 day
-rows per series, a few dozen hour rows and its edges' minutes, instead of 43,200 minute
-rows. Sessions are counted by merging the rows' HLL sketches (telemetry/sessions.py): a
-span's sketch is the union of its minutes', so it estimates the same count as they do.
+fired, refusals and sketches (latency, time to first token, cost), so a 30-day window reads
+about 30 day rows per series, a few dozen hour rows and its edges' minutes, instead of
+43,200 minute rows. Sessions are counted by merging the rows' HLL sketches
+(telemetry/sessions.py): a span's sketch is the union of its minutes', so it estimates the
+same count as they do. A span's `refused` is NULL when any of its rows' is (a minute from
+before migration 0017 counted no refusals): the refusal SLI takes the whole span in neither
+count.
 
 Exact by construction: every write into a minute marks its hour and its day dirty
 (`mark_dirty`, in the writer's transaction), and a reader takes a span from
@@ -131,24 +134,26 @@ def _compact(engine: Engine, start: datetime, hours: int, seq: int) -> int:
             m = rollups.c
             query = select(
                 *(m[d] for d in SLO_DIMENSIONS), m.count, m.latency_sketch, m.ttft_sketch,
-                m.sessions_sketch, m.cost_sketch, *(m[s] for s in SUMS),
+                m.sessions_sketch, m.cost_sketch, m.refused, *(m[s] for s in SUMS),
             ).where(m.minute >= start, m.minute < start + HOUR)  # fmt: skip
         else:
             h = rollups_hour.c
             query = select(
                 *(h[d] for d in SLO_DIMENSIONS), h.count, h.latency_sketch, h.ttft_sketch,
-                h.sessions_sketch, h.cost_sketch, *(h[s] for s in SUMS),
+                h.sessions_sketch, h.cost_sketch, h.refused, *(h[s] for s in SUMS),
             ).where(h.hours == 1, h.hour >= start, h.hour < start + DAY)  # fmt: skip
         n = len(SLO_DIMENSIONS)
         for row in conn.execute(query):
             key = tuple(row[:n])
-            count, latency, ttft, sessions, costs, *more = row[n:]
+            count, latency, ttft, sessions, costs, refused, *more = row[n:]
             got = sums.get(key)
             if got is None:
                 union = SessionUnion()
                 union.add(sessions)
                 cost = None if costs is None else from_bytes(costs)
-                sums[key] = [count, from_bytes(latency), from_bytes(ttft), union, cost, *more]
+                sums[key] = [
+                    count, from_bytes(latency), from_bytes(ttft), union, cost, refused, *more,
+                ]  # fmt: skip
             else:
                 got[0] += count
                 _merge(got[1], latency)
@@ -156,7 +161,9 @@ def _compact(engine: Engine, start: datetime, hours: int, seq: int) -> int:
                 got[3].add(sessions)
                 if costs is not None:  # NULL: a minute from before migration 0015
                     got[4] = from_bytes(costs) if got[4] is None else _merged(got[4], costs)
-                for i, value in enumerate(more, start=5):
+                # NULL: a row from before migration 0017 makes the span's count unknown
+                got[5] = None if got[5] is None or refused is None else got[5] + refused
+                for i, value in enumerate(more, start=6):
                     got[i] += value
         r = rollups_hour.c
         conn.execute(delete(rollups_hour).where(r.hours == hours, r.hour == start))
@@ -173,9 +180,10 @@ def _compact(engine: Engine, start: datetime, hours: int, seq: int) -> int:
                         "ttft_sketch": to_bytes(ttft),
                         "sessions_sketch": sessions.to_bytes(),
                         "cost_sketch": None if cost is None else to_bytes(cost),
+                        "refused": refused,
                         **dict(zip(SUMS, more, strict=True)),
                     }
-                    for key, (count, latency, ttft, sessions, cost, *more) in sums.items()
+                    for key, (count, latency, ttft, sessions, cost, refused, *more) in sums.items()
                 ],
             )
         d = rollups_hour_dirty.c

@@ -12,6 +12,7 @@ from ddsketch import DDSketch
 from trimtab.telemetry.record import RequestRecord
 from trimtab.telemetry.sessions import add_session, new_sessions, union_of
 from trimtab.telemetry.sketch import new_sketch, quantile
+from trimtab.types import is_refusal
 
 # (minute, model, provider, tenant, feature, status_code, route, version)
 RollupKey = tuple[datetime, str, str, str, str, int, str, str]
@@ -34,7 +35,8 @@ class Rollup:
     `sessions` is the HLL sketch of the session ids of those that carry one (None: none
     did; telemetry/sessions.py), `session_requests` and `session_cost_usd` their number
     and spend; `cost` the sketch of each request's cost (an unknown cost is 0, as in
-    `cost_usd`: the zero bin), the cost SLI's."""
+    `cost_usd`: the zero bin), the cost SLI's; `refused` counts those whose response the
+    model refused (a refusal finish reason, types.is_refusal), the refusal SLI's."""
 
     count: int = 0
     errors: int = 0
@@ -48,6 +50,7 @@ class Rollup:
     sessions: Any = None
     session_requests: int = 0
     session_cost_usd: float = 0.0
+    refused: int = 0
 
     def add(self, record: RequestRecord) -> None:
         self.count += 1
@@ -61,6 +64,8 @@ class Rollup:
             self.errors += 1
         if record.attributes and fired(record.attributes):
             self.guardrail_fired += 1
+        if is_refusal(record.finish_reasons):
+            self.refused += 1
         self.input_tokens += record.input_tokens or 0
         self.output_tokens += record.output_tokens or 0
         self.cost_usd += record.cost_usd or 0.0
@@ -76,6 +81,7 @@ class Rollup:
         self.output_tokens += other.output_tokens
         self.cost_usd += other.cost_usd
         self.guardrail_fired += other.guardrail_fired
+        self.refused += other.refused
         if other.latency.count:
             self.latency.merge(other.latency)
         if other.ttft.count:

@@ -104,6 +104,7 @@ def _rollup_of(row: Any) -> Rollup:
         sessions=sessions_of(row["sessions_sketch"]),
         session_requests=row["session_requests"],
         session_cost_usd=row["session_cost_usd"],
+        refused=row["refused"] or 0,  # NULL: a row from before migration 0017
     )
 
 
@@ -125,6 +126,7 @@ _LOCK_ROLLUP = (
         rollups.c.sessions_sketch,
         rollups.c.session_requests,
         rollups.c.session_cost_usd,
+        rollups.c.refused,
     )
     .where(*(rollups.c[name] == bindparam(name) for name in _DIMS))
     .with_for_update()
@@ -145,6 +147,7 @@ _UPDATE_ROLLUP = (
         sessions_sketch=bindparam("new_sessions_sketch"),
         session_requests=bindparam("new_session_requests"),
         session_cost_usd=bindparam("new_session_cost_usd"),
+        refused=bindparam("new_refused"),
     )
 )
 # whether the insert made a row: RETURNING on PostgreSQL (its rowcount here is -1); on
@@ -183,12 +186,13 @@ def _merge_rollup(conn: Connection, key: RollupKey, delta: Rollup) -> None:
             "sessions_sketch": None if delta.sessions is None else sessions_bytes(delta.sessions),
             "session_requests": delta.session_requests,
             "session_cost_usd": delta.session_cost_usd,
+            "refused": delta.refused,
         }
         if _inserted(conn, fresh):
             return
         row = conn.execute(_LOCK_ROLLUP, dims).one()
     row_id, count, errors, input_tokens, output_tokens, cost_usd, latency, ttft, fired, *more = row
-    costs, sessions, session_requests, session_cost_usd = more
+    costs, sessions, session_requests, session_cost_usd, refused = more
     conn.execute(
         _UPDATE_ROLLUP,
         {
@@ -208,6 +212,9 @@ def _merge_rollup(conn: Connection, key: RollupKey, delta: Rollup) -> None:
             "new_sessions_sketch": merged_bytes(sessions, delta.sessions),
             "new_session_requests": session_requests + delta.session_requests,
             "new_session_cost_usd": session_cost_usd + delta.session_cost_usd,
+            # a row from before migration 0017 stays NULL: its earlier requests were not
+            # counted, so the refusal SLI takes the row in neither count
+            "new_refused": None if refused is None else refused + delta.refused,
         },
     )
 
