@@ -59,6 +59,7 @@ def base_config(upstream_url: str, store: str, spill: Path, **extra: Any) -> dic
         "gpt-reset": "reset",
         "gpt-badjson": "bad-json",
         "gpt-cut": "cut-stream",
+        "gpt-refuse": "refuse",
     }
     models: dict[str, Any] = {
         "gpt-mock": {
@@ -77,6 +78,7 @@ def base_config(upstream_url: str, store: str, spill: Path, **extra: Any) -> dic
         "gpt-down": {"provider": "down", "model": "mock-1"},
         "claude-cut": {"provider": "claude", "model": "cut-stream"},
         "claude-500": {"provider": "claude", "model": "fail-500"},
+        "claude-refuse": {"provider": "claude", "model": "refuse"},
         **{name: {"provider": "upstream", "model": m} for name, m in faulty.items()},
     }
     config: dict[str, Any] = {

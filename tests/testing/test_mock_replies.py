@@ -1,5 +1,6 @@
 """The mock upstream's deterministic replies (trimtab.testing.mock_replies): the text it quotes,
-the words it counts, where max_tokens cuts, when a tool result gets a text answer."""
+the words it counts, where max_tokens cuts, when a tool result gets a text answer, and the
+refusal model `refuse` answers with."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from tests.testing.support import WEATHER_TOOL_OPENAI, anthropic_events, chat, msg, openai_chunks
+from trimtab.testing.mock_replies import REFUSAL_TEXT
 from trimtab.testing.mock_upstream import MockUpstream
 
 
@@ -98,3 +100,23 @@ def test_echo_tool_answers_a_tool_call_echoing_the_user_text_in_both_formats(
         if name == "content_block_delta"
     )
     assert json.loads(partial) == {"text": ECHOED}
+
+
+def test_refuse_answers_a_refusal_in_both_formats(
+    upstream: MockUpstream, client: httpx.Client
+) -> None:
+    url = upstream.openai_base_url + "/chat/completions"
+    whole = client.post(url, json=chat(model="refuse")).json()["choices"][0]
+    assert whole["finish_reason"] == "content_filter"
+    assert whole["message"]["content"] == REFUSAL_TEXT
+    streamed = client.post(url, json=chat(model="refuse", stream=True)).text
+    chunks = [c for c in openai_chunks(streamed) if c != "[DONE]"]
+    assert [c["choices"][0]["finish_reason"] for c in chunks][-1] == "content_filter"
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == REFUSAL_TEXT
+    mine = client.post(upstream.url + "/v1/messages", json=msg(model="refuse")).json()
+    assert mine["stop_reason"] == "refusal" and mine["content"][0]["text"] == REFUSAL_TEXT
+    events = anthropic_events(
+        client.post(upstream.url + "/v1/messages", json=msg(model="refuse", stream=True)).text
+    )
+    stops = [data["delta"]["stop_reason"] for name, data in events if name == "message_delta"]
+    assert stops == ["refusal"]

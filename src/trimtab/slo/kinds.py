@@ -1,7 +1,7 @@
 """What each SLI kind reads of the rollups, in one table (`KINDS`): a kind is either
 *summed* — its counts are sums of rollup columns per status code (availability, error
-rates, guardrails fired, negative feedback), classified by a pure function of the status
-and the sums — or
+rates, guardrails fired, negative feedback, refusals), classified by a pure function of
+the status and the sums — or
 *sketched* — its counts are a sketch column's values within a threshold (latency, cost
 per request against a ceiling), read bin by bin (windows.Thresholds).
 
@@ -12,8 +12,12 @@ Everything that reads an SLI goes through this table: the windows of the status 
 evaluator (`read_together`, the SLIs of one selector that `share` a read: the summed
 kinds alone in one query the database sums, with sketched ones all in one pass over the
 rows), the per-minute series of the report and the console's burn-down (`minute_series`,
-`series`), and the status' notes. A new kind is one entry here (`Summed`, `Sketched` or
-`Own`) and its spec class in spec.py (with its `Sli` fields and `to_json`).
+`series`), and the status' notes. A summed kind whose column is NULL on rows written
+before it existed (`known`: refusals, migration 0017) reads only the rows that have it,
+so those minutes are "no data", not good; it is summed in a query of its own
+(`known_sums_windows`: windows.sums_windows and sketch_windows add NULL as 0). A new
+kind is one entry here (`Summed`, `Sketched` or `Own`) and its spec class in spec.py
+(with its `Sli` fields and `to_json`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Subquery, func, select
+from sqlalchemy import Connection, Subquery, and_, case, func, select
 
 from trimtab.slo.burn import Counts
 from trimtab.slo.score_reads import score_series, score_windows
@@ -30,12 +34,14 @@ from trimtab.slo.session_cost_reads import session_cost_series, session_cost_win
 from trimtab.slo.sli import (
     COST_CAVEAT,
     LATENCY_CAVEAT,
+    REFUSAL_CAVEAT,
     SCORE_CAVEAT,
     SESSION_COST_CAVEAT,
     answered_within,
     cost_counts,
     feedback_counts,
     guardrail_counts,
+    refusal_counts,
     status_counts,
 )
 from trimtab.slo.spec import Selector, Sli, SliKind
@@ -43,7 +49,9 @@ from trimtab.slo.windows import (
     SketchCounts,
     Sums,
     Thresholds,
+    cutoffs,
     minute_rows,
+    rows,
     sketch_windows,
     sums_windows,
 )
@@ -52,11 +60,13 @@ from trimtab.store.engine import as_utc
 
 @dataclass(frozen=True, slots=True)
 class Summed:
-    """A kind counted from sums of `columns` per status code: `counts(sli, status, sums)`."""
+    """A kind counted from sums of `columns` per status code: `counts(sli, status, sums)`;
+    with `known` (one of `columns`), of the rows where that column is not NULL only."""
 
     columns: tuple[str, ...]
     counts: Callable[[Sli, int, Sums], Counts]
     notes: tuple[str, ...] = ()
+    known: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +150,12 @@ KINDS: dict[SliKind, Kind] = {
     "negative_feedback": Summed(
         ("count", "negative_feedback"), lambda _sli, status, s: feedback_counts(status, *s)
     ),
+    "refusal": Summed(
+        ("count", "refused"),
+        lambda _sli, status, s: refusal_counts(status, *s),
+        (REFUSAL_CAVEAT,),
+        known="refused",
+    ),
     "latency": Sketched(_latency_column, _threshold_ms, answered_within, (LATENCY_CAVEAT,)),
     "cost": Sketched(lambda _sli: "cost_sketch", _ceiling_usd, cost_counts, (COST_CAVEAT,)),
     # a session spans route versions: its table keeps none, so no candidate burn
@@ -214,15 +230,18 @@ def read_together(
     (each row's sketches decoded once) and the summed columns per status."""
     if isinstance(kind_of(slis[0], table), Own):
         return [_own(kind_of(sli, table)).windows(conn, selector, sli, end, spans) for sli in slis]
-    summed = [i for i, sli in enumerate(slis) if isinstance(kind_of(sli, table), Summed)]
-    wanted = tuple(
-        dict.fromkeys(c for i in summed for c in _summed(kind_of(slis[i], table)).columns)
-    )
+    summed: list[int] = []
+    by_known: dict[str, list[int]] = {}  # kinds with a `known` column: read apart
     by_column: dict[str, list[int]] = {}
     for i, sli in enumerate(slis):
         kind = kind_of(sli, table)
         if isinstance(kind, Sketched):
             by_column.setdefault(kind.column(sli), []).append(i)
+        elif isinstance(kind, Summed) and kind.known is not None:
+            by_known.setdefault(kind.known, []).append(i)
+        elif isinstance(kind, Summed):
+            summed.append(i)
+    wanted = _wanted(slis, summed, table)
     found: dict[int, dict[int, Counts]] = {}
     if by_column:
         reads = []
@@ -235,16 +254,67 @@ def read_together(
     elif summed:
         by_status = sums_windows(conn, selector, end, spans, wanted)
     for i in summed:
-        kind = _summed(kind_of(slis[i], table))
-        at = [wanted.index(c) for c in kind.columns]
-        counts = {}
-        for w in spans:
-            total = Counts(0, 0)
-            for status, sums in by_status[w].items():
-                total = total + kind.counts(slis[i], status, tuple(sums[j] for j in at))
-            counts[w] = total
-        found[i] = counts
+        found[i] = _classified(slis[i], by_status, wanted, spans, table)
+    for known, members in by_known.items():
+        columns_k = _wanted(slis, members, table)
+        sums_k = known_sums_windows(conn, selector, end, spans, columns_k, known)
+        for i in members:
+            found[i] = _classified(slis[i], sums_k, columns_k, spans, table)
     return [found[i] for i in range(len(slis))]
+
+
+def _wanted(slis: Sequence[Sli], members: Sequence[int], table: Table) -> tuple[str, ...]:
+    """The columns the summed kinds of `members` read, each once."""
+    return tuple(
+        dict.fromkeys(c for i in members for c in _summed(kind_of(slis[i], table)).columns)
+    )
+
+
+def _classified(
+    sli: Sli,
+    by_status: Mapping[int, Mapping[int, Sums]],
+    wanted: tuple[str, ...],
+    spans: Sequence[int],
+    table: Table,
+) -> dict[int, Counts]:
+    """A summed SLI's counts over each window, from the sums of `wanted` per status."""
+    kind = _summed(kind_of(sli, table))
+    at = [wanted.index(c) for c in kind.columns]
+    counts = {}
+    for w in spans:
+        total = Counts(0, 0)
+        for status, sums in by_status[w].items():
+            total = total + kind.counts(sli, status, tuple(sums[j] for j in at))
+        counts[w] = total
+    return counts
+
+
+def known_sums_windows(
+    conn: Connection,
+    selector: Selector,
+    end: datetime,
+    spans: Sequence[int],
+    columns: tuple[str, ...],
+    known: str,
+) -> dict[int, dict[int, Sums]]:
+    """windows.sums_windows of the rows whose `known` column is not NULL only: the sums of
+    `columns` per status code over each window, summed by the database in one pass."""
+    cuts = cutoffs(end, spans)
+    u = rows(conn, selector, end, list(cuts.values()), tuple(dict.fromkeys((*columns, known))))
+    has = u.c[known].is_not(None)
+    sums = [
+        func.sum(case((and_(u.c.at >= cuts[w], has), u.c[c]), else_=0))
+        for w in spans
+        for c in columns
+    ]
+    n = len(columns)
+    out: dict[int, dict[int, Sums]] = {w: {} for w in spans}
+    for status, *got in conn.execute(select(u.c.status_code, *sums).group_by(u.c.status_code)):
+        for i, w in enumerate(spans):
+            values = tuple(int(v or 0) for v in got[i * n : (i + 1) * n])
+            if any(values):
+                out[w][int(status)] = values
+    return out
 
 
 def minute_series(
@@ -282,6 +352,8 @@ def series(
     else:
         sums = [func.sum(u.c[c]) for c in kind.columns]
         query = select(u.c.at, u.c.status_code, *sums).group_by(u.c.at, u.c.status_code)
+        if kind.known is not None:  # a row from before its column: in neither count
+            query = query.where(u.c[kind.known].is_not(None))
         for at, status, *got in conn.execute(query):
             _add(out, at, kind.counts(sli, status, tuple(int(v or 0) for v in got)))
     return sorted(out.items(), key=lambda p: p[0])

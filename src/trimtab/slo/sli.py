@@ -6,7 +6,9 @@ gateway's: a provider timeout is 504, a stream the provider cut or failed mid-wa
 an unavailable provider or every deployment's breaker open 503, a client that went away
 mid-stream 499 (gateway/failures.py, gateway/streaming.py). The guardrail SLI reads the
 row's `guardrail_fired`, the requests on which a guardrail fired; the negative-feedback
-SLI its `negative_feedback`, the requests that received negative feedback.
+SLI its `negative_feedback`, the requests that received negative feedback; the refusal
+SLI its `refused`, the requests whose response the model refused (NULL on rows from before
+migration 0017: those rows are in neither count, slo/kinds.py).
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ COST_CAVEAT = (
 SESSION_COST_CAVEAT = (
     "sessions count once, in the minute of their first request, at their cost so far: a "
     "session still running can turn from good to bad, never back"
+)
+REFUSAL_CAVEAT = (
+    "refusals as the providers report them (finish reason content_filter or refusal): a "
+    "refusal worded as an ordinary answer is not counted; minutes recorded before the "
+    "count existed (migration 0017) are in neither count"
 )
 SCORE_CAVEAT = (
     "scores count in the minute of their request and arrive after it: the newest minutes "
@@ -77,6 +84,18 @@ def feedback_counts(status: int, count: int, negative: int) -> Counts:
     if status >= 400:
         return Counts(0, 0)
     return Counts(count - negative, count)
+
+
+def refusal_counts(status: int, count: int, refused: int) -> Counts:
+    """Refusal SLIs: of a row's `count` requests, `refused` were refused by the model (a
+    refusal finish reason: OpenAI's `content_filter`, Anthropic's `refusal`;
+    types.is_refusal). Only answered requests (2xx) are valid, the good ones those not
+    refused; an error is the availability SLI's and a request a guardrail blocked (a 4xx)
+    the guardrail SLI's, in neither count here. Only rows that counted their refusals are
+    read (kinds.py: `refused` not NULL)."""
+    if not 200 <= status < 300:
+        return Counts(0, 0)
+    return Counts(count - refused, count)
 
 
 def cost_counts(status: int, count: int, below: int) -> Counts:

@@ -16,6 +16,10 @@ slos:
     route: support-answer
     sli: {kind: guardrail}             # good = no guardrail fired on the request
     objective: 0.99
+  support-refusals:
+    route: support-answer
+    sli: {kind: refusal}               # good = an answer (2xx) the model did not refuse
+    objective: 0.98
   support-quality:
     route: support-answer
     sli: {kind: negative_feedback}     # good = an answer without negative feedback
@@ -106,6 +110,10 @@ class NegativeFeedbackSpec(_Strict):
     kind: Literal["negative_feedback"]
 
 
+class RefusalSpec(_Strict):
+    kind: Literal["refusal"]
+
+
 class CostSpec(_Strict):
     kind: Literal["cost"]
     ceiling_usd: float = Field(gt=0, le=1_000_000)
@@ -156,6 +164,7 @@ SliSpec = Annotated[
     | ErrorRateSpec
     | GuardrailSpec
     | NegativeFeedbackSpec
+    | RefusalSpec
     | CostSpec
     | SessionCostSpec
     | EvalScoreSpec,
@@ -167,6 +176,7 @@ SliKind = Literal[
     "error_rate",
     "guardrail",
     "negative_feedback",
+    "refusal",
     "cost",
     "session_cost",
     "eval_score",
@@ -356,7 +366,7 @@ def _definition(name: str, spec: SloSpec) -> SloDefinition:
     elif isinstance(s, EvalScoreSpec):
         threshold = None if s.threshold is None else float(s.threshold)
         sli = Sli("eval_score", suite=s.suite, scorer=s.scorer, score_threshold=threshold)
-    elif isinstance(s, GuardrailSpec | NegativeFeedbackSpec):
+    elif isinstance(s, GuardrailSpec | NegativeFeedbackSpec | RefusalSpec):
         sli = Sli(s.kind)
     else:
         sli = Sli("availability")

@@ -10,6 +10,7 @@ ANTHROPIC_STOP: dict[Finish, str] = {
     "stop": "end_turn",
     "length": "max_tokens",
     "tool": "tool_use",
+    "refusal": "refusal",
 }
 
 

@@ -11,7 +11,12 @@ from aiohttp import web
 
 from trimtab.testing.mock_replies import Finish, Reply, dumps, embedding, error, sse
 
-OPENAI_FINISH: dict[Finish, str] = {"stop": "stop", "length": "length", "tool": "tool_calls"}
+OPENAI_FINISH: dict[Finish, str] = {
+    "stop": "stop",
+    "length": "length",
+    "tool": "tool_calls",
+    "refusal": "content_filter",
+}
 
 
 def openai_message(reply: Reply) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from trimtab.testing.mock_judge import MODEL as judge_model
 from trimtab.testing.mock_judge import judge_text
 
 Wire = Literal["openai", "anthropic"]
-Finish = Literal["stop", "length", "tool"]
+Finish = Literal["stop", "length", "tool", "refusal"]
 
 # status -> (OpenAI error type, OpenAI error code, Anthropic error type)
 _ERROR_KINDS: dict[int, tuple[str, str, str]] = {
@@ -43,6 +43,8 @@ TOOL_INPUT: dict[str, Any] = {"city": "Paris"}
 ECHO_TOOL_MODEL = "echo-tool"
 ECHO_TOOL_NAME = "echo"  # when the request offers no tools
 ECHO_PIECE_CHARS = 7  # streamed arguments in pieces this long: a value spans several
+REFUSE_MODEL = "refuse"  # answers with a refusal (OpenAI content_filter, Anthropic refusal)
+REFUSAL_TEXT = "I can't help with that."
 
 
 @dataclass
@@ -216,6 +218,10 @@ def build_reply(body: dict[str, Any], wire: Wire, n: int) -> Reply:
         reply.tool_name = tool_name
         reply.pieces = _word_pieces(json.dumps(TOOL_INPUT).split())
         reply.finish = "tool"
+        return reply
+    if reply.model == REFUSE_MODEL:
+        reply.pieces = _word_pieces(REFUSAL_TEXT.split())
+        reply.finish = "refusal"
         return reply
     if model == judge_model:
         reply.pieces = [judge_text(body, messages, _last_user_text(messages))]

@@ -44,6 +44,8 @@ model name onto a faulty upstream model:
 
 Any other model name gets a normal, deterministic reply: ``"mock reply to: <first 40 chars of the
 last user message>"`` (whitespace collapsed), with usage counted in whitespace-separated words.
+Model ``refuse`` refuses: a short refusal text whose finish reason is OpenAI's
+``content_filter`` (whole and streamed) or Anthropic's ``refusal`` stop reason.
 Model ``judge-mock`` answers like an LLM judge: ``{"score": s, "reason": "..."}``, the share
 of the rubric's words (after ``rubric:``) found in the answer judged (after ``Answer:``), as
 :mod:`trimtab.testing.mock_judge` says. If the request carries tools and its final message
