@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+
 from trimtab.slo.evaluator import SloEvaluator
 from trimtab.slo.spec import SloDefinition, load_slos
 from trimtab.slo.status import read_status
@@ -137,108 +139,27 @@ ROUTES = 5
 PER_MINUTE = 46  # answered requests per route and minute: 5 x 46 x 43,200 = 9.94 million
 
 
+NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+
 def ten_million(runs: int, url: str | None = None) -> None:
     """50 SLOs (10 per route: 4 availability, 4 error-rate classes, 2 latency) over 30 days
-    of rollups holding 9.99 million requests: 5 routes, a 200 row every minute (46
-    requests, their latencies in the row's sketch) and a 502 row every fourth minute (1
-    request); 270,000 rollup rows written in bulk (the shape the writer leaves; writing 10
-    million records through it would take hours here), their hours and days marked as the
-    writer marks them and compacted into `rollups_hour` (timed). Times each SLO's
-    `read_status` and the grouped `read_statuses` (the evaluator's and GET /api/slos's) for
-    the 40 availability and error-rate SLOs, the 10 latency ones and all 50, fastest and
-    median of `runs` after a warm-up; then 50 SLOs of which 20 are guardrail,
-    negative-feedback and cost ones (the rows carry those counts and a cost sketch).
+    of rollups holding 9.99 million requests (`fill`). Times each SLO's `read_status` and
+    the grouped `read_statuses` (the evaluator's and GET /api/slos's) for the 40
+    availability and error-rate SLOs, the 10 latency ones and all 50, fastest and median
+    of `runs` after a warm-up; then 50 SLOs of which 20 are guardrail, negative-feedback
+    and cost ones (the rows carry those counts and a cost sketch) (`mixes`).
     `--postgres`: the same on a throwaway PostgreSQL."""
-    from ddsketch import DDSketch
-    from sqlalchemy import insert
-
     from trimtab.slo.evaluator import read_statuses
-    from trimtab.store.tables import rollups
-    from trimtab.telemetry.hourly import compact, mark_dirty
-    from trimtab.telemetry.sketch import new_sketch, to_bytes
 
-    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
-    first = now.replace(second=0, microsecond=0).timestamp() - 43199 * 60
-
-    def sketch(values: list[float]) -> bytes:
-        s: DDSketch = new_sketch()
-        for v in values:
-            s.add(v)
-        return to_bytes(s)
-
-    ok = [sketch([80.0 + ((k * 37 + j * 53) % 2400) for j in range(PER_MINUTE)]) for k in range(16)]
-    # each request's cost: $0.001 to $0.031, a few dozen bins a row (the cost SLIs')
-    costs = [sketch([0.001 + ((k * 11 + j * 7) % 300) / 10_000 for j in range(PER_MINUTE)])
-             for k in range(16)]  # fmt: skip
-    bad, empty = sketch([30_000.0]), to_bytes(new_sketch())
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(url or f"sqlite:///{Path(tmp) / 'slo10m.db'}")
         migrate(engine)
-        t = time.perf_counter()
-        rows: list[dict[str, Any]] = []
-        total = 0
-
-        def flush() -> None:
-            with engine.begin() as conn:
-                conn.execute(insert(rollups), rows)
-            rows.clear()
-
-        for m in range(43200):
-            minute = datetime.fromtimestamp(first + 60 * m, UTC)
-            for r in range(ROUTES):
-                base = {
-                    "minute": minute, "model": "gpt-mock", "provider": "upstream",
-                    "tenant": "acme", "feature": "", "route": f"route-{r}", "version": "1",
-                    "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "ttft_sketch": empty,
-                    "cost_sketch": None, "negative_feedback": 0, "guardrail_fired": 0,
-                }  # fmt: skip
-                rows.append(
-                    {**base, "status_code": 200, "count": PER_MINUTE, "errors": 0,
-                     "latency_sketch": ok[(m + r) % len(ok)],
-                     "cost_sketch": costs[(m + r) % len(costs)],
-                     "negative_feedback": 1 if m % 7 == 0 else 0,
-                     "guardrail_fired": 1 if m % 5 == 0 else 0}
-                )  # fmt: skip
-                total += PER_MINUTE
-                if m % 4 == 0:
-                    rows.append(
-                        {**base, "status_code": 502, "count": 1, "errors": 1,
-                         "latency_sketch": bad}
-                    )  # fmt: skip
-                    total += 1
-            if len(rows) >= 20_000:
-                flush()
-        flush()
-        print(f"{total:,} requests in rollup rows written in {time.perf_counter() - t:.0f} s")
-        with engine.begin() as conn:  # as the writer marks each hour it writes into
-            mark_dirty(conn, (datetime.fromtimestamp(first + 3600 * h, UTC) for h in range(721)))
-        t = time.perf_counter()
-        hours = 0
-        while cleared := compact(engine, now, limit=100):
-            hours += cleared
-        print(
-            f"{hours} hours and days compacted into rollups_hour in "
-            f"{time.perf_counter() - t:.0f} s (telemetry.hourly.compact)"
-        )
-        lines = ["slos:"]
-        kinds = [
-            "{kind: availability}, objective: 0.999",
-            "{kind: availability}, objective: 0.99",
-            "{kind: availability}, objective: 0.995",
-            "{kind: availability}, objective: 0.9999",
-            "{kind: error_rate, class: timeout}, objective: 0.999",
-            "{kind: error_rate, class: bad_gateway}, objective: 0.99",
-            "{kind: error_rate, class: unavailable}, objective: 0.999",
-            "{kind: error_rate, class: server}, objective: 0.99",
-            "{kind: latency, threshold_ms: 500}, objective: 0.5",
-            "{kind: latency, threshold_ms: 2000}, objective: 0.9",
-        ]
-        for r in range(ROUTES):
-            for k, kind in enumerate(kinds):
-                lines.append(f"  r{r}-{k}: {{route: route-{r}, sli: {kind}}}")
-        definitions = load_slos("\n".join(lines) + "\n")
+        fill(engine)
+        definitions, mixed = mixes()
         counted = [d for d in definitions if d.sli.kind != "latency"]
         latency = [d for d in definitions if d.sli.kind == "latency"]
+        now = NOW
 
         def timed(label: str, work: Any) -> None:
             work()  # warm-up
@@ -268,23 +189,118 @@ def ten_million(runs: int, url: str | None = None) -> None:
             f"read_statuses, all {len(definitions)} SLOs",
             lambda: read_statuses(engine, definitions, now),
         )
-        # the same number with the newer kinds: per route 2 availability, 2 error-rate,
-        # 2 latency, a guardrail, a negative-feedback and 2 cost SLOs (two ceilings)
-        newer = [kinds[0], kinds[1], kinds[4], kinds[5], kinds[8], kinds[9],
-                 "{kind: guardrail}, objective: 0.99",
-                 "{kind: negative_feedback}, objective: 0.95",
-                 "{kind: cost, ceiling_usd: 0.02}, objective: 0.9",
-                 "{kind: cost, ceiling_usd: 0.01}, objective: 0.5"]  # fmt: skip
-        lines = ["slos:"]
-        for r in range(ROUTES):
-            for k, kind in enumerate(newer):
-                lines.append(f"  n{r}-{k}: {{route: route-{r}, sli: {kind}}}")
-        mixed = load_slos("\n".join(lines) + "\n")
         timed(
             f"read_statuses, {len(mixed)} SLOs with guardrail, negative-feedback and cost ones",
             lambda: read_statuses(engine, mixed, now),
         )
         engine.dispose()
+
+
+def fill(engine: Engine) -> None:
+    """30 days up to `NOW` of rollups holding 9.99 million requests: 5 routes, a 200 row
+    every minute (46 requests, their latencies and costs in the row's sketches, a
+    guardrail firing every fifth minute, a negative feedback every seventh) and a 502 row
+    every fourth minute (1 request); 270,000 rollup rows written in bulk (the shape the
+    writer leaves; writing 10 million records through it would take hours here), their
+    hours and days marked as the writer marks them and compacted into `rollups_hour`
+    (timed)."""
+    from ddsketch import DDSketch
+    from sqlalchemy import insert
+
+    from trimtab.store.tables import rollups
+    from trimtab.telemetry.hourly import compact, mark_dirty
+    from trimtab.telemetry.sketch import new_sketch, to_bytes
+
+    first = NOW.replace(second=0, microsecond=0).timestamp() - 43199 * 60
+
+    def sketch(values: list[float]) -> bytes:
+        s: DDSketch = new_sketch()
+        for v in values:
+            s.add(v)
+        return to_bytes(s)
+
+    ok = [sketch([80.0 + ((k * 37 + j * 53) % 2400) for j in range(PER_MINUTE)]) for k in range(16)]
+    # each request's cost: $0.001 to $0.031, a few dozen bins a row (the cost SLIs')
+    costs = [sketch([0.001 + ((k * 11 + j * 7) % 300) / 10_000 for j in range(PER_MINUTE)])
+             for k in range(16)]  # fmt: skip
+    bad, empty = sketch([30_000.0]), to_bytes(new_sketch())
+    t = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    total = 0
+
+    def flush() -> None:
+        with engine.begin() as conn:
+            conn.execute(insert(rollups), rows)
+        rows.clear()
+
+    for m in range(43200):
+        minute = datetime.fromtimestamp(first + 60 * m, UTC)
+        for r in range(ROUTES):
+            base = {
+                "minute": minute, "model": "gpt-mock", "provider": "upstream",
+                "tenant": "acme", "feature": "", "route": f"route-{r}", "version": "1",
+                "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "ttft_sketch": empty,
+                "cost_sketch": None, "negative_feedback": 0, "guardrail_fired": 0,
+            }  # fmt: skip
+            rows.append(
+                {**base, "status_code": 200, "count": PER_MINUTE, "errors": 0,
+                 "latency_sketch": ok[(m + r) % len(ok)],
+                 "cost_sketch": costs[(m + r) % len(costs)],
+                 "negative_feedback": 1 if m % 7 == 0 else 0,
+                 "guardrail_fired": 1 if m % 5 == 0 else 0}
+            )  # fmt: skip
+            total += PER_MINUTE
+            if m % 4 == 0:
+                rows.append(
+                    {**base, "status_code": 502, "count": 1, "errors": 1,
+                     "latency_sketch": bad}
+                )  # fmt: skip
+                total += 1
+        if len(rows) >= 20_000:
+            flush()
+    flush()
+    print(f"{total:,} requests in rollup rows written in {time.perf_counter() - t:.0f} s")
+    with engine.begin() as conn:  # as the writer marks each hour it writes into
+        mark_dirty(conn, (datetime.fromtimestamp(first + 3600 * h, UTC) for h in range(721)))
+    t = time.perf_counter()
+    hours = 0
+    while cleared := compact(engine, NOW, limit=100):
+        hours += cleared
+    print(
+        f"{hours} hours and days compacted into rollups_hour in "
+        f"{time.perf_counter() - t:.0f} s (telemetry.hourly.compact)"
+    )
+
+
+def mixes() -> tuple[list[SloDefinition], list[SloDefinition]]:
+    """The two mixes of 50 SLOs over `fill`'s 5 routes: per route 4 availability, 4
+    error-rate and 2 latency SLOs; and per route 2 availability, 2 error-rate, 2 latency,
+    a guardrail, a negative-feedback and 2 cost SLOs (two ceilings)."""
+    kinds = [
+        "{kind: availability}, objective: 0.999",
+        "{kind: availability}, objective: 0.99",
+        "{kind: availability}, objective: 0.995",
+        "{kind: availability}, objective: 0.9999",
+        "{kind: error_rate, class: timeout}, objective: 0.999",
+        "{kind: error_rate, class: bad_gateway}, objective: 0.99",
+        "{kind: error_rate, class: unavailable}, objective: 0.999",
+        "{kind: error_rate, class: server}, objective: 0.99",
+        "{kind: latency, threshold_ms: 500}, objective: 0.5",
+        "{kind: latency, threshold_ms: 2000}, objective: 0.9",
+    ]
+    newer = [kinds[0], kinds[1], kinds[4], kinds[5], kinds[8], kinds[9],
+             "{kind: guardrail}, objective: 0.99",
+             "{kind: negative_feedback}, objective: 0.95",
+             "{kind: cost, ceiling_usd: 0.02}, objective: 0.9",
+             "{kind: cost, ceiling_usd: 0.01}, objective: 0.5"]  # fmt: skip
+    out = []
+    for prefix, mix in (("r", kinds), ("n", newer)):
+        lines = ["slos:"]
+        for r in range(ROUTES):
+            for k, kind in enumerate(mix):
+                lines.append(f"  {prefix}{r}-{k}: {{route: route-{r}, sli: {kind}}}")
+        out.append(load_slos("\n".join(lines) + "\n"))
+    return out[0], out[1]
 
 
 if __name__ == "__main__":

@@ -4,22 +4,36 @@ the same statuses as the minute rollups give, to the request, on a seeded month.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, event, func, select
+import pytest
+from psycopg import pq
+from sqlalchemy import Engine, LargeBinary, event, func, literal, select
 
 from tests.slo.support import NOW, guardrails, request
 from trimtab.audit.log import Actor
 from trimtab.rollouts.feedback import FeedbackStore
+from trimtab.slo.burn import Counts
 from trimtab.slo.evaluator import read_statuses
 from trimtab.slo.rollups import read_series
-from trimtab.slo.spec import SloDefinition, load_slos
+from trimtab.slo.sli import answered_within, cost_counts, within
+from trimtab.slo.spec import Selector, SloDefinition, load_slos
 from trimtab.slo.status import SloStatus, evaluate, read_status
-from trimtab.slo.windows import plan
+from trimtab.slo.windows import (
+    SketchCounts,
+    binary_results,
+    cutoffs,
+    plan,
+    rows,
+    sketch_windows,
+    sums_windows,
+)
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import rollups_hour, rollups_hour_dirty
 from trimtab.telemetry.hourly import compact
 from trimtab.telemetry.retention import Tenants, delete_rollups
+from trimtab.telemetry.sketch import from_bytes, new_sketch, to_bytes
 from trimtab.telemetry.store import TelemetryStore
 
 H = timedelta(hours=1)
@@ -206,3 +220,84 @@ def test_plan_of_windows_shorter_than_an_hour_is_minutes_only() -> None:
     assert hours == days == [] and minutes == [(starts[1], end + timedelta(minutes=1))]
     # a window of exactly the hour 12:00-12:59 takes its hour row
     assert plan(end, [END], CLEAN) == ([], [(END, END + H)], [])
+
+
+SKETCHED = Selector(route="support")
+READS: list[tuple[str, Sequence[float], SketchCounts]] = [
+    ("latency_sketch", [0.0, 50.0, 300.0, 1000.0, 2500.0, 3999.0, 1e6], answered_within),
+    ("ttft_sketch", [0.0, 100.0, 450.0, 900.0], answered_within),
+    ("cost_sketch", [0.0, 0.0005, 0.001, 0.003, 1.0], cost_counts),
+]
+SPANS = [5, 60, 360, 4320, 43200]
+
+
+def _per_row(engine: Engine, selector: Selector) -> list[list[dict[int, Counts]]]:
+    """sketch_windows' counts the old way: each row's sketch built (from_bytes), counted
+    with sli.within and classified, row by row, into every window it is in."""
+    end = NOW.replace(second=0, microsecond=0)
+    cuts = cutoffs(end, SPANS)
+    columns = tuple(c for c, _, _ in READS)
+    out = [[dict.fromkeys(SPANS, Counts(0, 0)) for _ in t] for _, t, _ in READS]
+    with engine.connect() as conn:
+        u = rows(conn, selector, end, list(cuts.values()), columns)
+        for at, status, *raws in conn.execute(select(u.c.at, u.c.status_code, *u.c[2:])):
+            for r, ((_, thresholds, classify), raw) in enumerate(zip(READS, raws, strict=True)):
+                if raw is None:
+                    continue
+                sketch = from_bytes(raw)
+                for j, t in enumerate(thresholds):
+                    got = classify(status, int(sketch.count), within(sketch, t))
+                    for w, cut in cuts.items():
+                        if as_utc(at) >= cut:
+                            out[r][j][w] = out[r][j][w] + got
+    return out
+
+
+def _tallied_as_before(engine: Engine) -> None:
+    end = NOW.replace(second=0, microsecond=0)
+    sums = ("count", "guardrail_fired", "negative_feedback")
+    for selector in (SKETCHED, Selector(route="support", tenant="acme"), Selector()):
+        with engine.connect() as conn:
+            got, by_status = sketch_windows(conn, selector, READS, end, SPANS, sums)
+            assert by_status == sums_windows(conn, selector, end, SPANS, sums)
+        assert got == _per_row(engine, selector)
+    assert got[0][3][43200].valid > 1000 and 0 < got[0][3][43200].good < got[0][3][43200].valid
+
+
+def test_the_sketches_tally_gives_the_row_by_row_counts(engine: Engine) -> None:
+    """The one-pass tally of every row's sketches (slo/sketch_counts.Tally), per piece and
+    status, equals building each row's sketch and counting it, row by row (and its summed
+    columns the database's sums), on the minute rows, the hourly ones, and both."""
+    _month(engine)
+    _tallied_as_before(engine)
+    compact(engine, NOW, limit=10_000)
+    _tallied_as_before(engine)
+    late = (NOW - timedelta(days=2)).timestamp()
+    TelemetryStore(engine).write([request(10**6 + i, late, status_code=503) for i in range(5)])
+    _tallied_as_before(engine)
+
+
+def test_binary_results_ask_postgresql_for_binary_rows_within_only(engine: Engine) -> None:
+    formats: list[object] = []
+
+    def seen(conn: object, cursor: object, *rest: object) -> None:
+        formats.append(getattr(cursor, "format", None))
+
+    raw = to_bytes(new_sketch())
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with engine.connect() as conn:
+            with binary_results(conn):
+                inside = conn.execute(select(literal(raw, LargeBinary()))).scalar_one()
+            with pytest.raises(ZeroDivisionError), binary_results(conn):
+                conn.execute(select(literal(1)))
+                1 / 0  # noqa: B018
+            after = conn.execute(select(literal(raw, LargeBinary()))).scalar_one()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert bytes(inside) == bytes(after) == raw
+    if engine.dialect.name == "postgresql":
+        binary, text = pq.Format.BINARY, pq.Format.TEXT
+        assert formats == [binary, binary, text]  # the factory restored after the error
+    else:
+        assert formats == [None] * 3

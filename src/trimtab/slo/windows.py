@@ -9,14 +9,14 @@ What each SLI kind reads of the rows is slo/kinds.py's."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from ddsketch.pb.ddsketch_pb2 import DDSketch as SketchMessage
-from ddsketch.pb.ddsketch_pb2 import IndexMapping
-from ddsketch.pb.proto import KeyMappingProto
+import psycopg
+from psycopg import pq
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -33,15 +33,13 @@ from sqlalchemy import (
 )
 
 from trimtab.slo.burn import Counts
-from trimtab.slo.sli import within
+from trimtab.slo.sketch_counts import Tally
+from trimtab.slo.sketch_counts import Thresholds as Thresholds  # kinds.py reads series with it
 from trimtab.slo.spec import Selector
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import rollups, rollups_hour
 from trimtab.telemetry.hourly import DAY, HOUR, dirty_spans
 from trimtab.telemetry.production import unless_named
-from trimtab.telemetry.sketch import from_bytes
-
-NONE_INTERPOLATION: int = IndexMapping.NONE  # type: ignore[attr-defined]
 
 MINUTE = timedelta(minutes=1)
 Ranges = list[tuple[datetime, datetime]]  # half-open [start, end)
@@ -208,60 +206,34 @@ def sums_windows(
     return out
 
 
-class Thresholds:
-    """`sli.within` and a sketch's count straight from the stored protobuf message, for
-    several thresholds at once: the same sums of the same bins, without building the
-    DDSketch (a tenth of the time; the hourly rows' sketches are the latency reads' cost).
-    A message in another mapping or with sparse bins is decoded as before."""
+@contextmanager
+def binary_results(conn: Connection) -> Iterator[None]:
+    """The statements executed within return their results in PostgreSQL's binary format:
+    psycopg asks for text by default, in which a bytea (a sketch) travels as hex, twice
+    its bytes, encoded by the server and decoded here. The driver's cursor factory is the
+    hook (SQLAlchemy makes each statement's cursor with it); SQLite: nothing to do."""
+    driver = conn.connection.dbapi_connection
+    if not isinstance(driver, psycopg.Connection):
+        yield
+        return
+    factory = driver.cursor_factory
 
-    def __init__(self, thresholds: Sequence[float]) -> None:
-        self.thresholds = thresholds
-        self._keys: dict[tuple[float, float, int], list[int | None]] = {}
+    def binary(*args: Any, **kwargs: Any) -> Any:
+        cursor = factory(*args, **kwargs)
+        cursor.format = pq.Format.BINARY
+        return cursor
 
-    def _lasts(self, mapping: Any) -> list[int | None] | None:
-        if mapping.interpolation != NONE_INTERPOLATION:
-            return None
-        ident = (mapping.gamma, mapping.indexOffset, mapping.interpolation)
-        got = self._keys.get(ident)
-        if got is None:
-            key_mapping = KeyMappingProto.from_proto(mapping)  # type: ignore[no-untyped-call]
-            got = []
-            for t in self.thresholds:
-                if t < key_mapping.min_possible:
-                    got.append(None)  # only the zero bin is within
-                    continue
-                last = key_mapping.key(t)
-                got.append(last - 1 if key_mapping.value(last) > t else last)
-            self._keys[ident] = got
-        return got
-
-    def counts(self, raw: bytes) -> tuple[int, list[int]]:
-        """(the sketch's count, how many of its values each threshold has within)."""
-        message = SketchMessage()
-        message.ParseFromString(raw)
-        pos, neg = message.positiveValues, message.negativeValues
-        lasts = self._lasts(message.mapping)
-        if lasts is None or pos.binCounts or neg.binCounts:
-            sketch = from_bytes(raw)
-            return int(sketch.count), [within(sketch, t) for t in self.thresholds]
-        bins = list(pos.contiguousBinCounts)
-        zero, negative, offset = (
-            message.zeroCount,
-            sum(neg.contiguousBinCounts),
-            pos.contiguousBinIndexOffset,
-        )
-        out = []
-        for last in lasts:
-            if last is None:
-                out.append(int(zero))
-            else:
-                below = sum(bins[: last - offset + 1]) if last >= offset else 0.0
-                out.append(int(zero) + int(negative) + int(below))
-        return int(zero + sum(bins) + negative), out
+    driver.cursor_factory = binary
+    try:
+        yield
+    finally:
+        driver.cursor_factory = factory
 
 
 # a sketch row's counts towards an SLI: (status, the values in the sketch, those within
-# the SLI's threshold) -> Counts
+# the SLI's threshold) -> Counts. Additive, as every count of the rollups is (a span's
+# row is the sum of its minutes'): rows of one status may be counted together, with
+# their values and those within summed
 SketchCounts = Callable[[int, int, int], Counts]
 
 
@@ -276,7 +248,8 @@ def sketch_windows(
     """For each (sketch column, thresholds, classify) of `reads`, each threshold's counts
     over each window from the sketches in that column, classified by `classify`; and the
     sums of the `sums` columns per status code over each window (as `sums_windows` gives
-    them): all from one read of the selector's rows, each row's sketches decoded once."""
+    them): all from one read of the selector's rows, the sketches of each column tallied
+    in one pass (sketch_counts.Tally) per piece and status, which `classify` counts."""
     # the windows from the longest (earliest cut) on; a row is in the windows whose cut
     # is at or before it: the database numbers that (its piece), the sums add the pieces
     cuts = sorted(cutoffs(end, spans).items(), key=lambda wc: wc[1])
@@ -284,39 +257,55 @@ def sketch_windows(
     u = rows(conn, selector, end, [c for _, c in cuts], tuple(dict.fromkeys(columns + sums)))
     piece = case(*((u.c.at >= c, k + 1) for k, (_, c) in reversed(list(enumerate(cuts)))), else_=0)
     at = [columns.index(column) for column, _, _ in reads]
-    readers = [Thresholds(thresholds) for _, thresholds, _ in reads]
-    pieces = len(cuts) + 1
-    goods = [[[0] * pieces for _ in thresholds] for _, thresholds, _ in reads]
-    valids = [[[0] * pieces for _ in thresholds] for _, thresholds, _ in reads]
-    summed: dict[int, list[list[int]]] = {}  # status -> per piece, the sums
+    tallies = [Tally(Thresholds(thresholds)) for _, thresholds, _ in reads]
+    groups: dict[tuple[int, int], int] = {}  # (piece, status) -> its number
+    summed: list[list[int]] = []  # per group, the sums
     query = select(piece, u.c.status_code, *(u.c[c] for c in columns), *(u.c[c] for c in sums))
     n = len(columns)
-    for k, status, *values in conn.execute(query):
-        for r, (_, _, classify) in enumerate(reads):
-            raw = values[at[r]]
-            if raw is None:  # a row from before its column existed: in neither count
-                continue
-            count, within_ = readers[r].counts(raw)
-            for j, below in enumerate(within_):
-                got = classify(status, count, below)
-                goods[r][j][k] += got.good
-                valids[r][j][k] += got.valid
+    with binary_results(conn):
+        found = conn.execute(query).all()
+    for k, status, *values in found:
+        g = groups.get((k, status))
+        if g is None:
+            g = groups[(k, status)] = len(groups)
+            summed.append([0] * len(sums))
+        for tally, i in zip(tallies, at, strict=True):
+            raw = values[i]
+            if raw is not None:  # a row from before its column existed: in neither count
+                tally.add(g, raw)
         if sums:
-            per_piece = summed.setdefault(status, [[0] * len(sums) for _ in range(pieces)])
-            acc = per_piece[k]
+            acc = summed[g]
             for c, v in enumerate(values[n:]):
                 acc[c] += int(v or 0)
+    pieces = len(cuts) + 1
     out: list[list[dict[int, Counts]]] = []
-    for r in range(len(reads)):
-        result: list[dict[int, Counts]] = [{} for _ in goods[r]]
+    for (_, thresholds, classify), tally in zip(reads, tallies, strict=True):
+        goods = [[0] * pieces for _ in thresholds]
+        valids = [[0] * pieces for _ in thresholds]
+        totals = tally.totals()
+        for (k, status), g in groups.items():
+            if g not in totals:
+                continue
+            count, below = totals[g]
+            for j, b in enumerate(below):
+                got = classify(status, count, b)
+                goods[j][k] += got.good
+                valids[j][k] += got.valid
+        result: list[dict[int, Counts]] = [{} for _ in thresholds]
         for i, (w, _) in enumerate(cuts):  # window i: the pieces after i
-            for counts, piece_goods, piece_valids in zip(result, goods[r], valids[r], strict=True):
+            for counts, piece_goods, piece_valids in zip(result, goods, valids, strict=True):
                 counts[w] = Counts(sum(piece_goods[i + 1 :]), sum(piece_valids[i + 1 :]))
         out.append(result)
     by_status: dict[int, dict[int, Sums]] = {w: {} for w in spans}
-    for status, per_piece in summed.items():
-        for i, (w, _) in enumerate(cuts):
-            total = tuple(sum(p[c] for p in per_piece[i + 1 :]) for c in range(len(sums)))
-            if any(total):
-                by_status[w][int(status)] = total
+    if sums:
+        per_status: dict[int, list[list[int]]] = {}  # status -> per piece, the sums
+        for (k, status), g in groups.items():
+            per_status.setdefault(int(status), [[0] * len(sums) for _ in range(pieces)])[k] = (
+                summed[g]
+            )
+        for status, per_piece in per_status.items():
+            for i, (w, _) in enumerate(cuts):
+                total = tuple(sum(p[c] for p in per_piece[i + 1 :]) for c in range(len(sums)))
+                if any(total):
+                    by_status[w][status] = total
     return out, by_status
