@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/writer_cost.py [--records 20000] [--rate 1000]
     .venv/bin/python bench/writer_cost.py --compare /tmp/wt_writer/src [--rounds 3]
+    .venv/bin/python bench/writer_cost.py --sessions shared
+
 
 Builds records the way the gateway does (telemetry/record.py; ids from types.new_request_id,
 bodies, an attempts attribute, a mix of models, tenants, features and statuses, session
@@ -11,6 +13,12 @@ temporary directory, then stops the recorder (which flushes everything). Reports
 writer thread's CPU time per record (its own clock, `pthread_getcpuclockid`, until the
 queue is drained, plus the process CPU time `stop()` takes: the last flush), the whole
 process's CPU per record, and the rows and rollup counts the store ends with.
+
+`--sessions` shapes the records' session ids (`session_costs` has a row per tenant, route,
+feature and session): `mixed` (the default) sessions of 6 requests, each in another tenant
+and feature, so a row per record (the worst case for the writer's upserts); `distinct`
+every record its own session; `shared` sessions of 6 requests in one tenant and feature,
+so a row per 6 records.
 
 `--compare SRC` runs this script in child processes, alternating this checkout's `src`
 and SRC (e.g. a `git worktree` of an older commit) `--rounds` times each, and prints one
@@ -39,7 +47,10 @@ TENANTS = ("acme", "globex")
 FEATURES = (None, "search", "chat")
 
 
-def build_records(n: int) -> list[Any]:
+SESSIONS = ("mixed", "distinct", "shared")
+
+
+def build_records(n: int, sessions: str = "mixed") -> list[Any]:
     """`n` records shaped like the gateway's (exchange.py): a chat call with bodies."""
     from trimtab.telemetry.record import RequestRecord
     from trimtab.types import new_request_id
@@ -47,6 +58,8 @@ def build_records(n: int) -> list[Any]:
     out = []
     for i in range(n):
         model = MODELS[i % len(MODELS)]
+        # a session's tenant and feature: the request's own, or its session's first's
+        j = i // 6 * 6 if sessions == "shared" else i
         status = 502 if i % 97 == 0 else 429 if i % 89 == 0 else 200
         streamed = i % 3 == 0
         request = {
@@ -72,7 +85,7 @@ def build_records(n: int) -> list[Any]:
             started_at=0.0,  # stamped when pushed
             api="openai",
             operation="chat",
-            tenant=TENANTS[i % len(TENANTS)],
+            tenant=TENANTS[j % len(TENANTS)],
             key_id="key_0123456789ab",
             request_model=model,
             response_model=model,
@@ -83,8 +96,8 @@ def build_records(n: int) -> list[Any]:
             user=f"user-{i % 50}",
             # sessions of 6 requests, each request in another rollup row than the last (a
             # worst case for the rows' session sketches: every row sees most sessions)
-            session=f"session-{i // 6}",
-            feature=FEATURES[i % len(FEATURES)],
+            session=f"session-{i}" if sessions == "distinct" else f"session-{i // 6}",
+            feature=FEATURES[j % len(FEATURES)],
             status_code=status,
             error_type=None if status == 200 else "upstream_error",
             error_message=None if status == 200 else "upstream answered 502",
@@ -122,18 +135,18 @@ def thread_cpu(thread: threading.Thread) -> float:
     return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
 
 
-def run_once(n: int, rate: float) -> dict[str, Any]:
+def run_once(n: int, rate: float, sessions: str) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from trimtab.store.engine import make_engine, migrate
-    from trimtab.store.tables import requests, rollups
+    from trimtab.store.tables import requests, rollups, session_costs
     from trimtab.telemetry.journal import Journal
     from trimtab.telemetry.metrics import GatewayMetrics, LabelValues
     from trimtab.telemetry.recorder import Recorder
     from trimtab.telemetry.spill import SpillFile
     from trimtab.telemetry.store import TelemetryStore
 
-    records = build_records(n)
+    records = build_records(n, sessions)
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{tmp}/trimtab.db")
         migrate(engine)
@@ -175,11 +188,16 @@ def run_once(n: int, rate: float) -> dict[str, Any]:
         with engine.connect() as conn:
             rows = conn.execute(select(func.count()).select_from(requests)).scalar_one()
             counted = conn.execute(select(func.sum(rollups.c.count))).scalar_one()
+            session_rows = conn.execute(
+                select(func.count()).select_from(session_costs)
+            ).scalar_one()
         engine.dispose()
     return {
         "src": str(Path(inspect.getfile(Recorder)).parents[2]),
         "records": n,
         "rate": rate,
+        "sessions": sessions,
+        "session_rows": session_rows,
         "writer_us_per_record": (writer_s + stop_s) / n * 1e6,
         "stop_ms": stop_s * 1000,
         "process_us_per_record": proc_s / n * 1e6,
@@ -189,13 +207,14 @@ def run_once(n: int, rate: float) -> dict[str, Any]:
     }
 
 
-def compare(other: str, rounds: int, n: int, rate: float) -> None:
+def compare(other: str, rounds: int, n: int, rate: float, sessions: str) -> None:
     mine = str(ROOT / "src")
     results: dict[str, list[dict[str, Any]]] = {mine: [], other: []}
     for _ in range(rounds):
         for src in (other, mine):
             env = {**os.environ, "PYTHONPATH": src}
-            args = [sys.executable, __file__, "--records", str(n), "--rate", str(rate), "--json"]
+            args = [sys.executable, __file__, "--records", str(n), "--rate", str(rate)]
+            args += ["--sessions", sessions, "--json"]
             out = subprocess.run(args, env=env, check=True, capture_output=True, text=True)
             result = json.loads(out.stdout)
             assert result["src"] == src, (result["src"], src)
@@ -211,8 +230,9 @@ def line(r: dict[str, Any]) -> str:
     return (
         f"{r['src']}: writer {r['writer_us_per_record']:.1f} µs/record "
         f"(stop {r['stop_ms']:.0f} ms), process {r['process_us_per_record']:.1f} µs/record, "
-        f"{r['records']} records at {r['rate']:.0f}/s in {r['wall_s']:.1f} s, "
-        f"{r['rows']} rows, rollups count {r['rollup_count']}"
+        f"{r['records']} records ({r['sessions']} sessions) at {r['rate']:.0f}/s in "
+        f"{r['wall_s']:.1f} s, {r['rows']} rows, rollups count {r['rollup_count']}, "
+        f"{r['session_rows']} session rows"
     )
 
 
@@ -222,12 +242,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1_000.0, help="records per second")
     parser.add_argument("--compare", metavar="SRC", help="another src/ to run interleaved")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sessions", choices=SESSIONS, default="mixed", help="their shape")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = parser.parse_args()
     if args.compare:
-        compare(str(Path(args.compare).resolve()), args.rounds, args.records, args.rate)
+        other = str(Path(args.compare).resolve())
+        compare(other, args.rounds, args.records, args.rate, args.sessions)
         return
-    result = run_once(args.records, args.rate)
+    result = run_once(args.records, args.rate, args.sessions)
     print(json.dumps(result) if args.json else line(result))
 
 
