@@ -78,10 +78,10 @@ def is_eval_feature(feature: str | None) -> bool:
 
 
 # The finish reasons that mean the model refused to answer, in the providers' words
-# (gen_ai.response.finish_reasons): OpenAI's `content_filter` (and `refusal`, as trimtab's
-# translation names an Anthropic refusal), Anthropic's `refusal` stop reason. The canary's
-# refusal rate (rollouts/arms.py) and the rollups' `refused` count (telemetry/rollups.py)
-# both judge by this one tuple.
+# (gen_ai.response.finish_reasons): OpenAI's `content_filter`, Anthropic's `refusal` stop
+# reason (providers/translate.py maps each to the other for a client of the other wire
+# format). The canary's refusal rate (rollouts/arms.py) and the rollups' `refused` count
+# (telemetry/rollups.py) both judge by this one tuple.
 REFUSAL_FINISH_REASONS: tuple[str, ...] = ("content_filter", "refusal")
 _REFUSALS = frozenset(REFUSAL_FINISH_REASONS)
 
