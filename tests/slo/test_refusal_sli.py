@@ -1,8 +1,8 @@
 """The refusal SLI (an answer the model did not refuse; slo/kinds.py, sli.refusal_counts):
 requests written through the real TelemetryStore, counted from the rollups' `refused` per
 minute and over windows against hand-computed counts, beside the other summed kinds of its
-selector, across the compaction, and with the rows from before migration 0017 (NULL) in
-neither count: "no data", never 100 %. SQLite and PostgreSQL."""
+selector, across the compaction, in the evaluator's burn alerts, and with the rows from
+before migration 0017 (NULL) in neither count: "no data", never 100 %. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, update
 
-from tests.slo.support import NOW, request
+from tests.slo.support import NOW, every, request
 from trimtab.slo.burn import Counts
-from trimtab.slo.evaluator import read_statuses
+from trimtab.slo.evaluator import SloEvaluator, read_statuses
 from trimtab.slo.rollups import minute_floor, read_series, read_windows, window_counts
 from trimtab.slo.sli import REFUSAL_CAVEAT, refusal_counts
 from trimtab.slo.spec import Sli, SlosError, load_slos, parse_slos
 from trimtab.slo.status import read_status
+from trimtab.slo.store import SloStore
 from trimtab.store.tables import rollups, rollups_hour
 from trimtab.telemetry.hourly import compact
 from trimtab.telemetry.store import TelemetryStore
@@ -150,3 +151,36 @@ def test_an_hour_holding_a_minute_from_before_is_no_data_in_the_windows(engine: 
         ).mappings().one()["refused"] is None  # fmt: skip
     # read from the hour row: the whole hour in neither count, as `hourly` says
     assert read_windows(engine, ANSWERS, NOW, [window]) == {window: Counts(0, 0)}
+
+
+def test_the_evaluator_pages_on_refusals(engine: Engine) -> None:
+    """One request a minute for a day, every other one refused in the last hour: a 50 %
+    bad share against a 2 % allowance burns at 25 over the hour and about as much over the
+    5 minutes (both over the page's 14.4); over 6 hours the share is 30 of 360, a burn of
+    4.2, under the 6 of the slower page."""
+    text = """slos:
+  refusals:
+    route: support
+    sli: {kind: refusal}
+    objective: 0.98
+    alerting: {min_events: 5}
+"""
+    SloStore(engine).apply(load_slos(text), scope="", actor="ops@acme")
+    hour_ago = NOW.timestamp() - 3600
+    records = [
+        request(i, t, finish_reasons=["refusal" if t > hour_ago and i % 2 == 0 else "stop"])
+        for i, t in enumerate(every(60, 86400))
+    ]
+    TelemetryStore(engine).write(records)
+    cycle = SloEvaluator(engine, lambda signals: None, holder="a", interval_s=30).cycle(NOW)
+    signals = {s.dedup_key: s for s in cycle.signals}
+    page = signals["slo_burn/refusals/page-1h-5m"]
+    assert (page.severity, page.firing, page.details["state"]) == ("page", True, "firing")
+    long, short = page.details["long_window"], page.details["short_window"]
+    assert isinstance(long, dict) and isinstance(short, dict)
+    assert (long["valid"], long["bad"], long["burn"]) == (60, 30, pytest.approx(25))
+    assert short["valid"] == 5 and short["bad"] in (2, 3)
+    slower = signals["slo_burn/refusals/page-6h-30m"]
+    six_hours = slower.details["long_window"]
+    assert isinstance(six_hours, dict) and not slower.firing
+    assert six_hours["burn"] == pytest.approx(30 / 360 / 0.02)
