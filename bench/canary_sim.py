@@ -53,6 +53,7 @@ from trimtab.stats.clustered import (
     history_coefficient,
     proneness,
 )
+from trimtab.stats.cuped import adjusted_sums, mean_coefficient, tail_offsets
 from trimtab.stats.proportions import wilson_interval
 
 Array = npt.NDArray[np.float64]
@@ -150,6 +151,9 @@ ADJUST: dict[str, Any] = {**HEAVY_ERR_MORE, "pre_period_s": 86_400, "plan": ADJU
 # heavy users slower and costlier, on both arms
 SLOWER: dict[str, Any] = {"user_sigma": 0.25, "activity_slowness": 0.05}
 SLOWER_NAME = "2,000 sticky users, Zipf 1.0, heavy users slower and costlier"
+# ... with each user's day before known: the error, latency and cost tests adjusted for it
+# (CUPED: the users' rates, and their mean log latency and cost, theta estimated)
+SLOWER_ADJUSTED: dict[str, Any] = {**SLOWER, "pre_period_s": 86_400, "plan": ADJUSTED}
 
 SCENARIOS = (
     Scenario("healthy, 1 % errors, log-normal latency (sigma 0.6)", tags=("fast",)),
@@ -212,6 +216,21 @@ SCENARIOS = (
     ),
     _sticky(f"latency +25 %, {SLOWER_NAME}", healthy=False, latency_factor=1.25, **SLOWER),
     _sticky(f"cost +25 %, {SLOWER_NAME}", healthy=False, cost_factor=1.25, **SLOWER),
+    _sticky(f"healthy, {SLOWER_NAME}, adjusted for the day before", **SLOWER_ADJUSTED),
+    _sticky(
+        f"healthy, {SLOWER_NAME}, adjusted, half persistent",
+        persistence=0.5,
+        **SLOWER_ADJUSTED,
+    ),
+    _sticky(
+        f"latency +25 %, {SLOWER_NAME}, adjusted",
+        healthy=False,
+        latency_factor=1.25,
+        **SLOWER_ADJUSTED,
+    ),
+    _sticky(
+        f"cost +25 %, {SLOWER_NAME}, adjusted", healthy=False, cost_factor=1.25, **SLOWER_ADJUSTED
+    ),
     Scenario("healthy, tier 1 (margins x 1.5)", plan=TIER_1, tags=("item2",)),
     Scenario("healthy, tier 1, promote early", plan=TIER_1_EARLY, tags=("item2",)),
     Scenario(
@@ -420,21 +439,27 @@ def simulate(
             tilt = act**sc.activity_proneness
             prone = prone * tilt / (tilt * act).sum() * act.sum()
         x_pre = x_adj = None
+        # each user's latency and cost multiplier, logged: its random part, then the whole
+        slower = bool(sc.user_sigma or sc.activity_slowness)
+        z_slow = rng.standard_normal((r, u)) if slower else np.zeros((r, u))
+        log_slow = _slowness(sc, z_slow, act)
+        x_means: dict[str, Array] = {}  # each user's mean log latency and cost, the day before
         if sc.pre_period_s > 0 and plan.adjust_for_history:
             n_pre = rng.poisson(sc.rate * sc.pre_period_s * act / act.sum(), (r, u))
             k_pre = rng.binomial(n_pre, np.minimum(sc.error_rate * prone, 1.0))
             x_pre = proneness(k_pre, n_pre)
             known = n_pre > 0
+            if slower:
+                x_means = _day_before_means(log_slow, n_pre, rng)
             if sc.persistence < 1.0:  # the rollout's proneness: partly the day before's
                 fresh = rng.gamma(sc.proneness_shape, 1.0 / sc.proneness_shape, (r, u))
                 prone = prone**sc.persistence * fresh ** (1.0 - sc.persistence)
                 prone = prone / (prone * act).sum(axis=1, keepdims=True) * act.sum()
-        log_slow = np.zeros((r, u))  # each user's latency and cost multiplier, logged
-        if sc.user_sigma or sc.activity_slowness:
-            log_slow = sc.user_sigma * rng.standard_normal((r, u))
-            log_slow = log_slow + sc.activity_slowness * np.log(act)
-            weight = np.exp(log_slow) * act  # traffic-weighted mean multiplier 1
-            log_slow = log_slow - np.log(weight.sum(axis=1, keepdims=True) / act.sum())
+            if slower and sc.persistence < 1.0:
+                # ... and its slowness, the same mix of the day before's and a fresh draw
+                fresh_z = rng.standard_normal((r, u))
+                z_slow = sc.persistence * z_slow + (1.0 - sc.persistence) * fresh_z
+                log_slow = _slowness(sc, z_slow, act)
         bucket = rng.random((r, u))
         # the plan's assignment: by bucket at the current stage (a user moves to the
         # candidate once, as the stage widens), or the arm first given, kept
@@ -448,6 +473,7 @@ def simulate(
         sums_u = {q: np.zeros((r, w, u)) for q in ("lat", "lat_sq", "cost", "cost_sq")}
     dispersion: dict[str, Array] = {}
     exposure: Array | None = None  # (R, 2, W): the error test's requests as exposures
+    shift: dict[str, Array] = {}  # CUPED's b per user (R, U): "lat", "cost"
     for look in range(looks):
         now = (look + 1) * look_s
         live = status < 2
@@ -523,10 +549,16 @@ def simulate(
                 d = design_effect(k_u, n_u, arm_u, proneness=x_adj)
                 dispersion = {"error_rate": d}
                 if sc.cluster_means:  # as the controller: cost, and latency on its log
-                    dispersion["cost"] = design_effect(
-                        sums_u["cost"], n_u, arm_u, squares=sums_u["cost_sq"]
-                    )
-                    d_lat = design_effect(sums_u["lat"], n_u, arm_u, squares=sums_u["lat_sq"])
+                    for q in ("lat", "cost"):
+                        if q in x_means:  # CUPED's coefficient of each user's day before
+                            th, _, xb = mean_coefficient(
+                                sums_u[q].sum(1), n_u.sum(1), x_means[q], known
+                            )
+                            shift[q] = np.where(known, th[:, None] * (x_means[q] - xb[:, None]), 0)
+                    lat_t, lat_q = _adjusted(sums_u, "lat", n_u, shift)
+                    cost_t, cost_q = _adjusted(sums_u, "cost", n_u, shift)
+                    dispersion["cost"] = design_effect(cost_t, n_u, arm_u, squares=cost_q)
+                    d_lat = design_effect(lat_t, n_u, arm_u, squares=lat_q)
                     dispersion.update({spec.name: d_lat for spec in lat_specs})
             if x_adj is not None:  # the exposures move with every request: every look
                 exposure = exposures(n_u, arm_u, x_adj)
@@ -543,16 +575,43 @@ def simulate(
             got: Array = np.where(key < 0, full, pa[rows, np.maximum(key, 0)])
             return got
 
+        refs: dict[str, Array] = {}
         for spec in lat_specs:
             lo = np.full(r, GAMMA**KEY_LO)
             hi = np.full(r, GAMMA ** (KEY_HI + 1))
             ref = pooled_quantile(above, total, spec.quantile, lo, hi)
             ref = np.where(total > 0, ref, np.inf)
+            refs[spec.name] = ref
             t_s, t_c = latency_thresholds(1.0, spec.tolerance)
             tails_s[spec.name] = hs.count_above(ref * t_s)
             tails_c[spec.name] = hc.count_above(ref * t_c)
         s_arr = ArmArrays(**arms["s"], tails=tails_s)
         c_arr = ArmArrays(**arms["c"], tails=tails_c)
+        lat_n: dict[str, Array] = {}  # a latency test's requests as exposures (R, 2, W)
+        if sticky and shift:  # as the controller: the arms' adjusted cost, the tail offsets
+            arm_w = np.broadcast_to(arm_u if arm_u.ndim == 3 else arm_u[:, None, :], n_u.shape)
+            if "cost" in shift:
+                cost_t, cost_q = _adjusted(sums_u, "cost", n_u, shift)
+                s_arr, c_arr = (
+                    replace(
+                        a,
+                        cost_sum=np.where(side, cost_t, 0.0).sum(-1),
+                        cost_sq_sum=np.where(side, cost_q, 0.0).sum(-1),
+                    )
+                    for a, side in ((s_arr, ~arm_w), (c_arr, arm_w))
+                )
+            if "lat" in shift:
+                lat_t, lat_q = _adjusted(sums_u, "lat", n_u, shift)
+                n_stable = np.maximum(np.where(arm_w, 0.0, n_u).sum((1, 2)), 1.0)
+                m_s = np.where(arm_w, 0.0, lat_t).sum((1, 2)) / n_stable
+                sd_s = np.sqrt(
+                    np.maximum(np.where(arm_w, 0.0, lat_q).sum((1, 2)) / n_stable - m_s**2, 0.0)
+                )
+                for spec in lat_specs:
+                    t_s, _ = latency_thresholds(1.0, spec.tolerance)
+                    log_t = np.log(np.maximum(refs[spec.name] * t_s, 1e-300))
+                    r_u = tail_offsets(shift["lat"], n_u.sum(1), log_t, m_s, sd_s)
+                    lat_n[spec.name] = exposures(n_u, arm_u, r_u)
         regressed = np.zeros(r, bool)
         required_ok = np.ones(r, bool)
         for spec in specs:
@@ -560,6 +619,9 @@ def simulate(
             if exposure is not None and spec.metric is Metric.ERROR_RATE:
                 s_m = replace(s_arr, n=exposure[:, 0])
                 c_m = replace(c_arr, n=exposure[:, 1])
+            if spec.name in lat_n:
+                s_m = replace(s_arr, latency_n=lat_n[spec.name][:, 0])
+                c_m = replace(c_arr, latency_n=lat_n[spec.name][:, 1])
             reg, ok = evidence(spec, s_m, c_m, dispersion)
             bad, good = verdicts(spec, reg, ok)
             rolled_by[spec.name] |= bad & live
@@ -594,6 +656,45 @@ def simulate(
     return Outcome(
         action=action, canary_at=canary_at, decided_s=decided_s, looks=looks, by_metric=by_metric
     )
+
+
+def _slowness(sc: Scenario, z: Array, act: npt.NDArray[np.floating[Any]]) -> Array:
+    """Each user's latency and cost multiplier, logged, from its random part ``z``
+    (``(R, U)``, standard normal): ``user_sigma z + activity_slowness log(activity)``,
+    normalised to a traffic-weighted mean multiplier of 1; 0 when users do not differ."""
+    if not (sc.user_sigma or sc.activity_slowness):
+        return np.zeros_like(z)
+    log_slow = sc.user_sigma * z + sc.activity_slowness * np.log(act)
+    weight = np.exp(log_slow) * act
+    out: Array = log_slow - np.log(weight.sum(axis=1, keepdims=True) / act.sum())
+    return out
+
+
+def _day_before_means(log_slow: Array, n_pre: npt.NDArray[np.int64], rng: Any) -> dict[str, Array]:
+    """Each user's mean log latency and mean cost over its ``n_pre`` requests the day
+    before (``(R, U)``; 0 where it had none): the log latency's mean exactly (normal), the
+    cost's as the log-normal of the same mean and coefficient of variation (Fenton 1960)."""
+    k = np.maximum(n_pre, 1)
+    lat = (
+        math.log(LATENCY_MEDIAN_MS)
+        + log_slow
+        + LATENCY_SIGMA * rng.standard_normal(log_slow.shape) / np.sqrt(k)
+    )
+    s2 = np.log1p((math.exp(COST_SIGMA**2) - 1.0) / k)
+    cost = COST_MEAN * np.exp(log_slow + np.sqrt(s2) * rng.standard_normal(log_slow.shape) - s2 / 2)
+    seen = n_pre > 0
+    return {"lat": np.where(seen, lat, 0.0), "cost": np.where(seen, cost, 0.0)}
+
+
+def _adjusted(
+    sums_u: dict[str, Array], q: str, n_u: Array, shift: dict[str, Array]
+) -> tuple[Array, Array]:
+    """The users' sums and sums of squares of ``q`` per window, CUPED-adjusted by
+    ``shift[q]`` when it is known (as ``stats.cuped.adjusted_sums``)."""
+    if q not in shift:
+        return sums_u[q], sums_u[q + "_sq"]
+    total, squares, _ = adjusted_sums(sums_u[q], sums_u[q + "_sq"], n_u, shift[q], True, 1.0, 0.0)
+    return total, squares
 
 
 def before_specs() -> tuple[MetricSpec, ...]:

@@ -95,3 +95,21 @@ def test_sticky_users_who_differ_roll_back_a_healthy_candidate_at_most_alpha() -
     )
     out = sim.simulate(sc, ROLLOUTS, np.random.default_rng(16))
     assert float(np.mean(out.action == sim.ROLLBACK)) <= _bound(0.01), out.by_metric
+
+
+def test_sticky_users_slower_and_costlier_adjusted_for_the_day_before() -> None:
+    """The same users, each also slower and costlier on both versions (log-normal, sd 0.25,
+    growing with activity), with the day before known: latency and cost adjusted for each
+    user's own (CUPED) roll a healthy candidate back at most 1 % of the time and promote
+    most, and a +25 % cost regression is never promoted (100 rollouts each: ~13 s of CPU)."""
+    sim = _sim()
+    common = {"plan": FAST.model_copy(update={"adjust_for_history": True}),
+              "look_requests": LOOK, "users": 2000, "zipf": 1.0, "pre_period_s": 86_400,
+              **sim.SLOWER}  # fmt: skip
+    n = ROLLOUTS // 2
+    out = sim.simulate(sim.Scenario("sticky, slower", **common), n, np.random.default_rng(17))
+    assert float(np.mean(out.action == sim.ROLLBACK)) <= _bound(0.01, n), out.by_metric
+    assert float(np.mean(out.action == sim.PROMOTE)) >= 0.8
+    costlier = sim.Scenario("cost +25 %", healthy=False, cost_factor=1.25, **common)
+    out = sim.simulate(costlier, n, np.random.default_rng(18))
+    assert float(np.mean(out.action == sim.PROMOTE)) <= _bound(0.01, n), out.by_metric

@@ -1,15 +1,18 @@
 """quality_score over a real store: the reader's per-answer scores, a candidate shown worse
-rolled back by the controller, a plan requiring it held until it passes, and the scores
-that arrive after a window closed."""
+rolled back by the controller, a plan requiring it held until it passes, the scores that
+arrive after a window closed, and the scores judged at the unit of assignment (their
+requests' users)."""
 
 from __future__ import annotations
 
+import math
 import secrets
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 
 from tests.rollouts.support import (
     KEY,
@@ -22,10 +25,12 @@ from tests.rollouts.support import (
     start,
 )
 from trimtab.audit.log import Actor
+from trimtab.canary.analysis import analyze
 from trimtab.canary.plans import MetricRule, Plan, Stage
 from trimtab.rollouts.controller import SCORES_SETTLE_S, SETTLE_S
 from trimtab.rollouts.store import RolloutStore
-from trimtab.store.tables import online_scores
+from trimtab.stats.sequential import Verdict
+from trimtab.store.tables import online_scores, requests
 
 
 def scores(
@@ -81,7 +86,10 @@ def test_a_candidate_whose_answers_score_worse_is_rolled_back(
     assert done.last_decision["reasons"][0].startswith("quality_score regressed")
     quality = next(m for m in done.last_decision["metrics"] if m["metric"] == "quality_score")
     assert quality["verdict"] == "regression"
-    assert quality["note"] == "40 candidate and 200 stable answers scored online"
+    # the scores' requests are not in the store: every answer its own unit
+    assert quality["note"] == (
+        "40 candidate and 200 stable answers scored online; sticky users: design effect 1"
+    )
 
 
 def test_a_candidate_scoring_as_well_is_not_rolled_back_by_quality(
@@ -167,3 +175,71 @@ def test_scores_arriving_after_a_window_closed_still_count_until_they_settle(
     stable, candidate = ctl.windows(moved)
     assert candidate[0].quality_n == 12 and candidate[0].n == 30 and stable[0].n == 270
     assert PLAN.stages[0].percent == 10
+
+
+def score_users(engine: Engine, version: int, values: dict[str, float]) -> None:
+    """Every recorded request of ``version`` by a user in ``values`` scored that user's
+    value (one scorer), as online scoring stores it: keyed by the request's id."""
+    c = requests.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(c.id, c.user_id, c.started_at).where(
+                c.version == f"v{version}", c.user_id.in_(list(values))
+            )
+        ).all()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(online_scores),
+            [
+                {"request_id": rid, "scorer": "relevance", "suite": "quality", "scope": "acme",
+                 "tenant": "acme", "route": ROUTE, "version": f"v{version}",
+                 "value": values[user], "passed": values[user] >= 0.5, "reason": "",
+                 "request_at": at, "scored_at": at}
+                for rid, user, at in rows
+            ],
+        )  # fmt: skip
+
+
+def test_online_scores_are_judged_at_their_users(engine: Engine, store: RolloutStore) -> None:
+    """The scores carry no user, their requests do: the reader joins them and sums each
+    user's scored answers, and a heavy user whose answers all score low, on the
+    candidate, is one unit of 31 — per answer the candidate regressed, per user it did
+    not, and the decision says the design effect."""
+    ro = start(store)
+    rng = np.random.default_rng(4)
+    stable_scores = {f"s{i}": float(v) for i, v in enumerate(rng.beta(4.0, 1.0, 40))}
+    for i in range(40):
+        record(engine, 1, 10, seed=i, user=f"s{i}")
+    record(engine, 2, 200, seed=100, user="heavy")
+    candidate_scores = {f"c{i}": float(v) for i, v in enumerate(rng.beta(4.0, 1.0, 30))}
+    for i in range(30):
+        record(engine, 2, 2, seed=200 + i, user=f"c{i}")
+    record(engine, 2, 5, seed=300)  # no user: their answers are units of their own
+    score_users(engine, 1, stable_scores)
+    score_users(engine, 2, {**candidate_scores, "heavy": 0.3})
+    scores(engine, 2, [0.5, 0.7])  # scored answers whose requests the store does not have
+    ctl = controller(store)
+    stable, candidate = ctl.windows(ro)
+    units = candidate[0].units
+    assert units is not None and units.quality is not None
+    at = units.keys.index("user:heavy")
+    assert units.quality.n[at] == 200
+    assert math.isclose(units.quality.total[at], 200 * 0.3, rel_tol=1e-9)
+    assert math.isclose(units.quality.squares[at], 200 * 0.09, rel_tol=1e-9)
+    c0 = units.keys.index("user:c0")
+    assert units.quality.n[c0] == 2
+    assert math.isclose(units.quality.total[c0], 2 * candidate_scores["c0"], rel_tol=1e-9)
+    assert units.quality.rest_n == 2 and math.isclose(units.quality.rest_total, 1.2)
+    assert candidate[0].quality_n == 262
+    per_answer = analyze(
+        [replace(a, units=None) for a in stable], [replace(a, units=None) for a in candidate]
+    )
+    by_answer = next(r for r in per_answer if r.metric == "quality_score")
+    assert by_answer.verdict is Verdict.REGRESSION
+    ctl.step(ro)
+    decision = current(store).last_decision
+    assert decision is not None
+    quality = next(m for m in decision["metrics"] if m["metric"] == "quality_score")
+    assert quality["verdict"] != "regression"
+    d = float(quality["note"].rsplit("design effect ", 1)[1])
+    assert d > 5

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trimtab.canary.arm_stats import ArmStats, UnitCounts
-from trimtab.canary.clustering import unit_dispersion
+from trimtab.canary.clustering import Clustered, unit_dispersion
 from trimtab.canary.metrics import DEFAULT_METRICS, Metric, MetricSpec, latency_thresholds
 from trimtab.stats.clustered import MIN_UNITS, NO_EVIDENCE
 from trimtab.stats.intervals import FloatArray, mixture_rho
@@ -37,6 +37,7 @@ __all__ = [
     "quality_note",
     "still_needed",
     "verdicts",
+    "with_history",
 ]
 
 
@@ -300,7 +301,8 @@ def analyze(
 
     ``before`` is the route's requests per unit of assignment before the rollout: with
     per-user counts in every window, the error, refusal and guardrail tests then adjust
-    for each user's own rate before the rollout (:func:`unit_dispersion`).
+    for each user's own rate before the rollout, and the cost and latency tests for its
+    own mean cost and log latency (:func:`unit_dispersion`, :func:`with_history`).
 
     Verdicts come from :func:`evidence`. Each result's estimate, interval and margin are
     those of the non-inferiority (pass) test; where the regression test runs at another
@@ -320,15 +322,20 @@ def analyze(
             refs[spec.name] = (ref, note)
             s_tails[spec.name], c_tails[spec.name] = _tails(s_w, t_s), _tails(c_w, t_c)
     s_arr, c_arr = arm_arrays(s_w, s_tails), arm_arrays(c_w, c_tails)
-    by_unit = unit_dispersion(s_w, c_w, specs, before)
+    stable_thresholds = {
+        spec.name: latency_thresholds(refs[spec.name][0], spec.tolerance)[0]
+        for spec in specs
+        if spec.name in refs
+    }
+    by_unit = unit_dispersion(s_w, c_w, specs, before, stable_thresholds)
     dispersion = {name: c.d for name, c in by_unit.items()}
     out: list[MetricResult] = []
     for spec in specs:
         d = float(dispersion.get(spec.name, 1.0))
         unit = by_unit.get(spec.name)
         s_m, c_m = s_arr, c_arr
-        if unit is not None and unit.n is not None:  # requests as exposures
-            s_m, c_m = replace(s_arr, n=unit.n[0]), replace(c_arr, n=unit.n[1])
+        if unit is not None:
+            s_m, c_m = with_history(spec, unit, s_arr, c_arr)
         le_reg, le_ok = evidence(spec, s_m, c_m, dispersion)
         reg, ok = (float(x) for x in (le_reg, le_ok))
         result = _interval(spec, spec.pass_margin, s_m, c_m, d)
@@ -339,15 +346,19 @@ def analyze(
                 if d >= NO_EVIDENCE
                 else f"sticky users: design effect {d:.3g}"
             )
-            if unit.n is not None:
+            if unit.history:
                 clustered += (
-                    f"; adjusted for {unit.adjusted} users' rates before the rollout"
-                    f" ({unit.method})"
+                    f"; adjusted for {unit.adjusted} users' {unit.covariate} before the"
+                    f" rollout ({unit.method})"
                 )
+            if unit.n is not None:
                 # the requests, not their exposures, are what the arms served
-                result = replace(
-                    result, n_stable=float(s_arr.n.sum()), n_candidate=float(c_arr.n.sum())
+                s_n, c_n = (
+                    (s_arr.latency_n, c_arr.latency_n)
+                    if spec.metric is Metric.LATENCY
+                    else (s_arr.n, c_arr.n)
                 )
+                result = replace(result, n_stable=float(s_n.sum()), n_candidate=float(c_n.sum()))
         rollback = None
         if spec.pass_margin != spec.tolerance:
             r = _interval(spec, spec.tolerance, s_m, c_m, d)
@@ -364,7 +375,7 @@ def analyze(
                 candidate_value=_pooled_quantile(c_w, spec.quantile),
                 note=f"{note}; thresholds stable {t_s:.6g} ms, candidate {t_c:.6g} ms",
             )
-        if clustered:
+        if clustered and not str(result.note).startswith(TOO_LITTLE):
             result = replace(
                 result, note=f"{result.note}; {clustered}" if result.note else clustered
             )
@@ -389,6 +400,30 @@ def analyze(
             )
         )
     return tuple(out)
+
+
+def with_history(
+    spec: MetricSpec, unit: Clustered, s: ArmArrays, c: ArmArrays
+) -> tuple[ArmArrays, ArmArrays]:
+    """The arms' counters a test takes when its units' history adjusts it: the error,
+    refusal and guardrail tests their requests as exposures; a latency test its requests
+    with latencies weighted by their units' tail offsets (each arm's exposures scaled to
+    its requests with a latency, which the read bounds); the cost test its CUPED-adjusted
+    sums. Unchanged without a history."""
+    if unit.total is not None and unit.squares is not None and spec.metric is Metric.COST:
+        return (
+            replace(s, cost_sum=unit.total[0], cost_sq_sum=unit.squares[0]),
+            replace(c, cost_sum=unit.total[1], cost_sq_sum=unit.squares[1]),
+        )
+    if unit.n is None:
+        return s, c
+    if spec.metric is Metric.LATENCY:
+        scaled = []
+        for i, arm in enumerate((s, c)):
+            share = np.where(arm.n > 0, arm.latency_n / np.where(arm.n > 0, arm.n, 1.0), 0.0)
+            scaled.append(replace(arm, latency_n=unit.n[i] * share))
+        return scaled[0], scaled[1]
+    return replace(s, n=unit.n[0]), replace(c, n=unit.n[1])
 
 
 TOO_LITTLE = "too little data"

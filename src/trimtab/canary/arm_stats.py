@@ -116,7 +116,9 @@ class UnitCounts:
     ``guardrail_fired``; ``rest_*``
     are the arm's requests not broken down (no user or session, or beyond the read's
     bound), each taken as its own unit. ``cost`` and ``log_latency`` are the same units'
-    sums of per-request cost and of the log of latency (ms), when read."""
+    sums of per-request cost and of the log of latency (ms), when read; ``quality`` their
+    scored answers and the sums of the answers' online scores (``n`` the answers), when
+    read (``quality_score`` at the unit of assignment)."""
 
     keys: tuple[str, ...]
     n: FloatArray
@@ -129,6 +131,7 @@ class UnitCounts:
     rest_guardrail_fired: float = 0.0
     cost: UnitSums | None = None
     log_latency: UnitSums | None = None
+    quality: UnitSums | None = None
 
 
 @dataclass(frozen=True, slots=True)

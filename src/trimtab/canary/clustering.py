@@ -1,11 +1,13 @@
 """The canary tests at the unit of assignment: the per-user counts of a rollout's windows
-gathered into the design effect of each clustered rate metric, with each user's rate
-before the rollout as a covariate when it is known (docs/canary.md, "Sticky users")."""
+gathered into the design effect of each clustered metric, with each user's rate, mean cost
+and mean log latency before the rollout as covariates when they are known (docs/canary.md,
+"Sticky users")."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +22,7 @@ from trimtab.stats.clustered import (
     history_coefficient,
     proneness,
 )
+from trimtab.stats.cuped import adjusted_sums, mean_coefficient, tail_offsets
 from trimtab.stats.intervals import FloatArray
 
 __all__ = ["CLUSTERED", "CLUSTERED_MEANS", "Clustered", "unit_dispersion"]
@@ -32,24 +35,42 @@ CLUSTERED = {
 }
 # the metrics judged on a quantity per request, and the per-unit sums their design effect
 # is taken from: cost per request, and the log of latency for the latency tail tests (its
-# design effect is at least the tail counts' own: docs/canary.md, "Sticky users")
-CLUSTERED_MEANS = {Metric.COST: "cost", Metric.LATENCY: "log_latency"}
+# design effect is at least the tail counts' own: docs/canary.md, "Sticky users"), and the
+# online score per scored answer
+CLUSTERED_MEANS = {
+    Metric.COST: "cost",
+    Metric.LATENCY: "log_latency",
+    Metric.QUALITY_SCORE: "quality",
+}
+# the quantities whose per-unit means before the rollout are a covariate (CUPED)
+HISTORY_MEANS = {"cost": "mean cost", "log_latency": "mean log latency"}
 
 
 @dataclass(frozen=True, slots=True)
 class Clustered:
-    """A rate metric judged at the unit of assignment: its design effect ``d`` and, when
-    the units' rates before the rollout are known, each arm's requests per window as
-    exposures (``(2, W)``: stable, candidate; :func:`trimtab.stats.clustered.exposures`),
-    with ``adjusted`` the units that had a pre-rollout rate, ``theta`` the estimated
-    coefficient of that rate (:func:`trimtab.stats.clustered.history_coefficient`) and
-    ``theta_units`` the units it was estimated from."""
+    """A metric judged at the unit of assignment: its design effect ``d`` and, when the
+    units' history before the rollout is known, what the tests take instead of the arms'
+    counters (``(2, W)``: stable, candidate): ``n``, the requests per window as exposures
+    (:func:`trimtab.stats.clustered.exposures`; for a latency test, its requests weighted by
+    :func:`trimtab.stats.cuped.tail_offsets`), or ``total`` and ``squares``, a mean's
+    CUPED-adjusted sums (:func:`trimtab.stats.cuped.adjusted_sums`). ``adjusted`` is the
+    units that had a history, ``covariate`` what it was (``rates``, ``mean cost``, ``mean
+    log latency``), ``theta`` its estimated coefficient and ``theta_units`` the units it
+    was estimated from."""
 
     d: FloatArray
     n: FloatArray | None = None
     adjusted: int = 0
     theta: float = 0.0
     theta_units: int = 0
+    total: FloatArray | None = None
+    squares: FloatArray | None = None
+    covariate: str = "rates"
+
+    @property
+    def history(self) -> bool:
+        """Whether the tests take the history (exposures or adjusted sums)."""
+        return self.n is not None or self.total is not None
 
     @property
     def method(self) -> str:
@@ -68,6 +89,7 @@ def unit_dispersion(
     candidate: Sequence[ArmStats],
     specs: Sequence[MetricSpec],
     before: UnitCounts | None = None,
+    thresholds: Mapping[str, float] | None = None,
 ) -> dict[str, Clustered]:
     """The design effect of the error, refusal and guardrail tests from the windows'
     per-user counts, and of the cost and latency tests from the per-user sums of cost and
@@ -81,7 +103,12 @@ def unit_dispersion(
     pre-rollout rate (shrunk, :func:`trimtab.stats.clustered.proneness`) is then its
     covariate, weighted by the coefficient CUPED estimates from the rollout's own units
     (:func:`trimtab.stats.clustered.history_coefficient`: a history that predicts nothing
-    is ignored), and the tests take exposures for requests."""
+    is ignored), and the tests take exposures for requests. Its units' mean cost and mean
+    log latency are the covariates of the cost and latency tests, CUPED's classic form
+    (:mod:`trimtab.stats.cuped`): the cost test takes the arms' adjusted sums, the latency
+    tests the offsets each unit's predicted latency gives its tail counts at stable's
+    threshold (``thresholds``: a latency spec's name to stable's threshold in ms), and both
+    the design effect of the adjusted log latency or cost: what the history leaves."""
     if not all(w.units is not None for w in (*stable, *candidate)):
         return {}
     n_w = len(stable)
@@ -118,9 +145,11 @@ def unit_dispersion(
     for spec in specs:
         quantity = CLUSTERED_MEANS.get(spec.metric)
         if quantity is not None and quantity in means:
-            m_n, m_k, m_q, r_n, r_k, r_q = means[quantity]
-            d = design_effect(m_k, m_n, on_candidate, r_k, r_n, squares=m_q, rest_squares=r_q)
-            out[spec.name] = Clustered(d)
+            history = _history_means(before, quantity, prior)
+            threshold = (thresholds or {}).get(spec.name, math.inf)
+            out[spec.name] = _mean(means[quantity], on_candidate, history, threshold)
+            if history is not None:
+                out[spec.name] = replace(out[spec.name], covariate=HISTORY_MEANS[quantity])
             continue
         name = CLUSTERED.get(spec.metric)
         if name is None:
@@ -138,6 +167,56 @@ def unit_dispersion(
         ex = exposures(n, on_candidate, x, rest_n)
         out[spec.name] = Clustered(d, ex, known, float(theta), int(used))
     return out
+
+
+def _history_means(
+    before: UnitCounts | None, quantity: str, prior: tuple[npt.NDArray[np.int64], int] | None
+) -> tuple[FloatArray, npt.NDArray[np.bool_]] | None:
+    """Each rollout unit's mean of ``quantity`` before the rollout, and which units had
+    one; None for a quantity without a history (online scores) or without a period."""
+    if prior is None or before is None or quantity not in HISTORY_MEANS:
+        return None
+    sums = getattr(before, quantity)
+    if sums is None:
+        return None
+    rows, _ = prior
+    at = np.maximum(rows, 0)
+    had = (rows >= 0) & (sums.n[at] > 0)
+    x = np.where(had, sums.total[at] / np.where(had, sums.n[at], 1.0), 0.0)
+    return x, had
+
+
+def _mean(
+    sums: tuple[FloatArray, ...],
+    on_candidate: npt.NDArray[np.bool_],
+    history: tuple[FloatArray, npt.NDArray[np.bool_]] | None,
+    threshold: float,
+) -> Clustered:
+    """A mean's (or the log latency's) design effect at the unit of assignment; with a
+    history, CUPED: the design effect of the adjusted sums, and the arms' adjusted sums
+    (cost) or the tail tests' exposures at stable's ``threshold`` (latency, when finite)."""
+    m_n, m_k, m_q, r_n, r_k, r_q = sums
+    if history is None:
+        return Clustered(design_effect(m_k, m_n, on_candidate, r_k, r_n, squares=m_q,
+                                       rest_squares=r_q))  # fmt: skip
+    x, known = history
+    theta, used, x_bar = mean_coefficient(m_k.sum(0), m_n.sum(0), x, known)
+    k_adj, q_adj, b = adjusted_sums(m_k, m_q, m_n, x, known, theta, x_bar)
+    d = design_effect(k_adj, m_n, on_candidate, r_k, r_n, squares=q_adj, rest_squares=r_q)
+    total = np.stack([np.where(on_candidate, 0.0, k_adj).sum(-1) + r_k[0],
+                      np.where(on_candidate, k_adj, 0.0).sum(-1) + r_k[1]])  # fmt: skip
+    squares = np.stack([np.where(on_candidate, 0.0, q_adj).sum(-1) + r_q[0],
+                        np.where(on_candidate, q_adj, 0.0).sum(-1) + r_q[1]])  # fmt: skip
+    common = Clustered(d, None, int(known.sum()), float(theta), int(used))
+    if not math.isfinite(threshold):  # a mean: the tests take its adjusted sums
+        return replace(common, total=total, squares=squares)
+    n_s = float(np.where(on_candidate, 0.0, m_n).sum() + r_n[0].sum())
+    if n_s <= 0 or threshold <= 0:
+        return common
+    m_s = float(total[0].sum()) / n_s
+    sd = math.sqrt(max(float(squares[0].sum()) / n_s - m_s * m_s, 0.0))
+    offsets = tail_offsets(b, m_n.sum(0), math.log(threshold), m_s, sd)
+    return replace(common, n=exposures(m_n, on_candidate, offsets, r_n))
 
 
 def _unit_sums(

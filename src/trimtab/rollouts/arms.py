@@ -41,6 +41,10 @@ class Quality:
     passes: int = 0
     answer_sum: float = 0.0
     answer_sq_sum: float = 0.0
+    # the same answers per unit of assignment (their requests' user, else session), the
+    # most active first: keys, and each unit's answers, sum and sum of squares of scores
+    unit_keys: tuple[str, ...] = ()
+    unit_sums: UnitSums | None = None
 
     @property
     def mean(self) -> float | None:
@@ -89,6 +93,7 @@ class ArmReader:
         passed = func.sum(case((s.passed.is_(True), 1), else_=0))
         per_answer = (
             select(
+                s.request_id.label("request_id"),
                 func.count().label("n"), func.sum(s.value).label("total"),
                 passed.label("passes"), func.avg(s.value).label("score"),
             )
@@ -102,11 +107,31 @@ class ArmReader:
             func.coalesce(func.sum(a.passes), 0), func.coalesce(func.sum(a.score), 0.0),
             func.coalesce(func.sum(a.score * a.score), 0.0),
         )  # fmt: skip
+        # the scored answers per unit of assignment: the scores carry no user, their
+        # requests do (an answer whose request has neither user nor session is the rest)
+        unit = _unit_key()
+        per_unit = (
+            select(unit, func.count(), func.sum(a.score), func.sum(a.score * a.score))
+            .select_from(per_answer.join(requests, requests.c.id == a.request_id))
+            .where(unit.is_not(None))
+            .group_by(unit)
+            .order_by(func.count().desc(), unit)
+            .limit(MAX_UNIT_ROWS)
+        )
         with self.engine.connect() as conn:
             answers, n, total, passes, score_sum, score_sq = conn.execute(query).one()
+            units = conn.execute(per_unit).all()
+        sums = np.array([[float(v) for v in r[1:4]] for r in units]).reshape(-1, 3)
+        seen = sums.sum(axis=0)
+        rest = np.maximum([float(answers) - seen[0], float(score_sum) - seen[1],
+                           float(score_sq) - seen[2]], 0.0)  # fmt: skip
+        if rest[0] == 0:  # every answer broken down: what is left is rounding
+            rest[:] = 0.0
+        by_unit = UnitSums(sums[:, 0], sums[:, 1], sums[:, 2], *(float(v) for v in rest))
         return Quality(
-            int(answers), int(n), float(total), int(passes), float(score_sum), float(score_sq)
-        )
+            int(answers), int(n), float(total), int(passes), float(score_sum), float(score_sq),
+            tuple(str(r[0]) for r in units), by_unit,
+        )  # fmt: skip
 
     def version(
         self, route: RouteKey, number: int, start: datetime, end: datetime | None
@@ -119,8 +144,9 @@ class ArmReader:
     def before(self, ro: RolloutRow, period_s: float = PRE_PERIOD_S) -> UnitCounts:
         """The route's requests per unit of assignment in the ``period_s`` before the
         rollout started, whatever version served them: each user's own rates before the
-        rollout, the covariate of the error, refusal and guardrail tests
-        (canary.clustering.unit_dispersion)."""
+        rollout, the covariate of the error, refusal and guardrail tests, and each user's
+        sums and sums of squares of cost and of log latency, those of the cost and latency
+        tests (canary.clustering.unit_dispersion)."""
         c = requests.c
         start = ro.started_at - timedelta(seconds=period_s)
         within = [
@@ -158,11 +184,7 @@ class ArmReader:
         """:meth:`_sums` per unit of assignment, as canary.assignment.sticky_key picks it:
         the user, else the session (a request with neither is its own unit); the most
         active first, at most MAX_UNIT_ROWS."""
-        c = requests.c
-        # (the prefixes inlined: PostgreSQL must see the same expression in GROUP BY)
-        unit: ColumnElement[str] = func.coalesce(
-            literal_column("'user:'") + c.user_id, literal_column("'session:'") + c.session_id
-        )
+        unit = _unit_key()
         return (
             select(unit, *self._sums())
             .where(*within, unit.is_not(None))
@@ -229,11 +251,42 @@ class ArmReader:
         )
 
 
+def _unit_key() -> ColumnElement[str]:
+    """A request's unit of assignment, as canary.assignment.sticky_key picks it: the user,
+    else the session (NULL for a request with neither)."""
+    c = requests.c
+    # (the prefixes inlined: PostgreSQL must see the same expression in GROUP BY)
+    unit: ColumnElement[str] = func.coalesce(
+        literal_column("'user:'") + c.user_id, literal_column("'session:'") + c.session_id
+    )
+    return unit
+
+
 def with_quality(arm: ArmStats, q: Quality) -> ArmStats:
-    """``arm`` with ``q`` as its online scores (the counters of ``quality_score``)."""
-    return replace(
+    """``arm`` with ``q`` as its online scores (the counters of ``quality_score``); with
+    the arm's requests per unit, also its scored answers per unit (``units.quality``, in
+    the order of ``units.keys``: a unit not among them, beyond the read's bound, counts
+    its answers as the rest, one unit each)."""
+    out = replace(
         arm, quality_n=q.answers, quality_sum=q.answer_sum, quality_sq_sum=q.answer_sq_sum
     )
+    if arm.units is None or q.unit_sums is None:
+        return out
+    keys = arm.units.keys
+    at = {key: i for i, key in enumerate(keys)}
+    n, total, squares = np.zeros(len(keys)), np.zeros(len(keys)), np.zeros(len(keys))
+    src = q.unit_sums
+    for j, key in enumerate(q.unit_keys):
+        i = at.get(key)
+        if i is not None:
+            n[i], total[i], squares[i] = src.n[j], src.total[j], src.squares[j]
+    rest_n = max(float(q.answers) - float(n.sum()), 0.0)
+    rest_total = max(q.answer_sum - float(total.sum()), 0.0)
+    rest_squares = max(q.answer_sq_sum - float(squares.sum()), 0.0)
+    if rest_n == 0:
+        rest_total = rest_squares = 0.0
+    sums = UnitSums(n, total, squares, rest_n, rest_total, rest_squares)
+    return replace(out, units=replace(arm.units, quality=sums))
 
 
 def guardrail_fired(dialect: str, attributes: Any) -> ColumnElement[bool]:
