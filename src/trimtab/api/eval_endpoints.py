@@ -393,6 +393,10 @@ DATASET_FROM_REQUESTS = Endpoint(
 
 class OnlineScoreBucket(TypedDict):
     version: str | None
+    suite: Annotated[str, Field(description="the suite that scored (its name)")]
+    suite_tenant: Annotated[
+        str | None, Field(description="the suite's tenant; null for a shared suite")
+    ]
     scorer: str
     # "from" is a keyword: the functional form would be needed for it; named `start` here
     start: Annotated[str, Field(description="the bucket's start (requests started then on)")]
@@ -419,7 +423,7 @@ ONLINE_SCORES = Endpoint(
     "/api/evals/online",
     "getOnlineScores",
     "evals",
-    "A route's online scores (suites with `online:`) per version, scorer and time bucket",
+    "A route's online scores (suites with `online:`) per version, suite, scorer and time bucket",
     READERS,
     OnlineScoresView,
     params=(
@@ -427,5 +431,6 @@ ONLINE_SCORES = Endpoint(
         window("24h", "How far back"),
         choice("bucket", "The time bucket", ("5m", "15m", "1h", "6h", "1d"), "1h"),
         TENANT,
+        text("suite", "Only the scores of the suites of this name (absent: every suite's)"),
     ),
 )

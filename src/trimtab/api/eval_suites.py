@@ -193,10 +193,11 @@ class EvalSuitesAPI:
         span = ONLINE_SCORES.arg(request, "window")
         bucket = ONLINE_SCORES.arg(request, "bucket")
         tenant = scoped_tenant(principal, ONLINE_SCORES.arg(request, "tenant"))
+        suite = ONLINE_SCORES.arg(request, "suite")
         since = datetime.now(UTC) - span
         step = _BUCKETS[bucket]
         data = await run_in_threadpool(
-            online_metric, self._store.engine, route, since, step, tenant
+            online_metric, self._store.engine, route, since, step, tenant, suite
         )
         stats = self._online.stats.view() if self._online is not None else {}
         return json_response(

@@ -7,13 +7,15 @@ gateway recorded (so the answers must be stored: `storage.bodies` keeping them),
 request when the hash of its id falls under the share (every process picks the same
 ones), queues it in a bounded queue (a full queue drops it, counted), scores at most the
 suite's `max_per_minute` (its own budget; past it, dropped and counted), and stores each
-score against the request (`online_scores`, one row per request and scorer: two
-processes scoring the same request write it once), and in the same transaction into
+score against the request (`online_scores`, one row per request, suite — scope and name —
+and scorer: two suites with a scorer of the same name each keep theirs, and two processes
+scoring the same request for one suite write it once), and in the same transaction into
 `score_rollups`, per minute of the request, for the eval-score SLI (evals/score_rollups.py).
 Eval runs' own calls are never scored.
 
-`online_metric` gives the scores per route version over time (GET /api/evals/online);
-`rollouts.arms.ArmReader.quality` reads them per arm for the canary's `quality_score`.
+`online_metric` gives the scores per route version, suite and scorer over time (GET
+/api/evals/online); `rollouts.arms.ArmReader.quality` reads them per arm for the canary's
+`quality_score`.
 
 Judges and `python` scorers run too (evals/online_scorers.py): a judge's route is called
 through the server's own gateway in process, its calls recorded as `eval:online:SUITE`
@@ -345,33 +347,40 @@ def online_metric(
     since: datetime,
     bucket: timedelta,
     tenant: str | None,
+    suite: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Each version's scores per scorer and time bucket (by the requests' start): the
-    number scored, the mean and the pass rate."""
+    """Each version's scores per suite, scorer and time bucket (by the requests' start):
+    the number scored, the mean and the pass rate. A suite is its scope and name (`tenant`
+    the requests', `suite` the suite's name: either narrows the rows read)."""
     s = online_scores.c
     where = [s.route == route, s.request_at >= since, s.value.is_not(None)]
     if tenant is not None:
         where.append(s.tenant == tenant)
-    query = select(s.version, s.scorer, s.request_at, s.value, s.passed).where(*where)
+    if suite is not None:
+        where.append(s.suite == suite)
+    query = select(s.version, s.scope, s.suite, s.scorer, s.request_at, s.value, s.passed)
     step = bucket.total_seconds()
-    sums: dict[tuple[str | None, str, float], list[float]] = {}
+    # (version, scope, suite, scorer, start) -> [scored, sum, passed]
+    sums: dict[tuple[str | None, str, str, str, float], list[float]] = {}
     with engine.connect() as conn:
-        for version, scorer, at, value, passed in conn.execute(query):
+        for version, scope, name, scorer, at, value, passed in conn.execute(query.where(*where)):
             start = as_utc(at).timestamp() // step * step
-            acc = sums.setdefault((version, scorer, start), [0, 0.0, 0])
+            acc = sums.setdefault((version, scope, name, scorer, start), [0, 0.0, 0])
             acc[0] += 1
             acc[1] += float(value)
             acc[2] += 1 if passed else 0
     return [
         {
             "version": version,
+            "suite": name,
+            "suite_tenant": scope or None,
             "scorer": scorer,
             "start": datetime.fromtimestamp(start, UTC).isoformat(),
             "scored": int(n),
             "mean": total / n,
             "pass_rate": passes / n,
         }
-        for (version, scorer, start), (n, total, passes) in sorted(
-            sums.items(), key=lambda kv: (str(kv[0][0]), kv[0][1], kv[0][2])
+        for (version, scope, name, scorer, start), (n, total, passes) in sorted(
+            sums.items(), key=lambda kv: (str(kv[0][0]), *kv[0][1:])
         )
     ]

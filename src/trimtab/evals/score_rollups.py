@@ -12,6 +12,12 @@ threshold that is a multiple of 0.01 splits the bins exactly; the rounding to 1e
 0.29 * 100 = 28.999999999999996 in bin 29), or -1 for an answer the scorer could not
 score (value null: no SLI counts it). Only the `online_scores` rows the insert made are
 folded, so a score stored twice (two processes, a retried cycle) counts once.
+
+A score is one per request, suite (its scope and name) and scorer (`online_scores`' key,
+migration 0018), so two suites with a scorer of the same name each add their score of a
+request to their own suite's rows. The rollups name a suite without its scope, as the SLI
+does: a shared suite and a tenant's of the same name add to the same rows, so their SLI
+counts a request of that tenant once per suite.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from trimtab.telemetry.retention import Tenants
 UNSCORED = -1  # the bin of a null value
 BINS = 100  # hundredths: bins 0..100
 SPANS = (1, 60, 24 * 60)  # minutes: each score is in its minute's, hour's and day's row
+# a score's row in `online_scores` (its primary key, migration 0018): one per suite
+KEY = ("request_id", "scope", "suite", "scorer")
 # (suite, scorer, span, start, route, tenant, version, bin)
 ScoreKey = tuple[str, str, int, datetime, str, str, str, int]
 
@@ -63,19 +71,29 @@ def store_scores(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
     """Insert `online_scores` rows (a row already there is left as it is) and add the new
     ones to `score_rollups`; the number of new rows."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    s = online_scores.c
-    new: set[tuple[str, str]] = set()
+    key = [online_scores.c[n] for n in KEY]
+    new: set[tuple[str, ...]] = set()
     for start in range(0, len(rows), 500):
         query = (
             insert(online_scores)
             .values(list(rows[start : start + 500]))
             .on_conflict_do_nothing()
-            .returning(s.request_id, s.scorer)
+            .returning(*key)
         )
-        new.update((i, n) for i, n in conn.execute(query))
-    deltas = fold(r for r in rows if (r["request_id"], r["scorer"]) in new)
+        new.update(tuple(r) for r in conn.execute(query))
+    # each new row once: a row given twice in `rows` is inserted once and returned once
+    deltas = fold(r for r in _once(rows) if tuple(r[n] for n in KEY) in new)
     _merge(conn, deltas)
     return len(new)
+
+
+def _once(rows: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
+    seen: set[tuple[str, ...]] = set()
+    for r in rows:
+        k = tuple(r[n] for n in KEY)
+        if k not in seen:
+            seen.add(k)
+            yield r
 
 
 def _merge(conn: Connection, deltas: Mapping[ScoreKey, list[int]]) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -605,12 +606,14 @@ eval_attestations = Table(
     Column("verdict", String(16), nullable=False),  # pass | fail
 )
 
-# one scorer's score of one sampled production answer (an applied suite's `online:`)
+# one scorer's score of one sampled production answer (an applied suite's `online:`),
+# keyed by the suite (scope and name: migration 0018) as well as the scorer, so two suites
+# with a scorer of the same name each keep their score of a request
 online_scores = Table(
     "online_scores",
     metadata,
-    Column("request_id", String(40), primary_key=True),
-    Column("scorer", String(64), primary_key=True),
+    Column("request_id", String(40), nullable=False),
+    Column("scorer", String(64), nullable=False),
     Column("suite", String(128), nullable=False),
     Column("scope", String(128), nullable=False),  # the suite's
     Column("tenant", String(128), nullable=False),  # the request's
@@ -621,6 +624,7 @@ online_scores = Table(
     Column("reason", Text),
     Column("request_at", DateTime(timezone=True), nullable=False),  # the request's start
     Column("scored_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("request_id", "scope", "suite", "scorer", name="online_scores_pkey"),
     Index("ix_online_scores_route_time", "route", "version", "request_at"),
 )
 
