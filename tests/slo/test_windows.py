@@ -28,6 +28,7 @@ from trimtab.slo.windows import (
     rows,
     sketch_windows,
     sums_windows,
+    whole_hours,
 )
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import rollups_hour, rollups_hour_dirty
@@ -301,3 +302,26 @@ def test_binary_results_ask_postgresql_for_binary_rows_within_only(engine: Engin
         assert formats == [binary, binary, text]  # the factory restored after the error
     else:
         assert formats == [None] * 3
+
+
+def test_split_hours_are_read_whole_less_the_minutes_outside_their_largest_piece() -> None:
+    end = END + timedelta(minutes=17)  # 12-01 12:17, included
+    cuts = sorted(end - timedelta(minutes=w - 1) for w in (5, 60, 360, 4320))
+    minutes, _, _ = plan(end, cuts, CLEAN)
+    left, wholes = whole_hours(end, cuts, CLEAN, minutes)
+    day, at = datetime(2026, 11, 28, 12, tzinfo=UTC), END.replace(hour=6)
+    eleven = END.replace(hour=11)
+    m18 = timedelta(minutes=18)
+    # 11-28 12:00: 18 minutes before the 3 d cut (12:18, piece 0), 42 after (piece 1)
+    assert wholes == [
+        (day, 1, [(day, day + m18)]),
+        (at, 2, [(at, at + m18)]),
+        (eleven, 3, [(eleven, eleven + m18)]),
+    ]
+    assert left == [(END, end + timedelta(minutes=1))]  # the current hour: its minutes
+    # a marked hour is read by its minutes; an hour split in two halves saves nothing
+    left, wholes = whole_hours(end, cuts, {1: {at}, 24: set()}, minutes)
+    assert [w[0] for w in wholes] == [day, eleven] and (at, at + H) in left
+    halves = [END.replace(hour=9, minute=30)]
+    nine = plan(END.replace(hour=10, minute=59), halves, CLEAN)[0]
+    assert whole_hours(END.replace(hour=10, minute=59), halves, CLEAN, nine) == (nine, [])

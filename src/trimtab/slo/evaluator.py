@@ -46,8 +46,8 @@ from trimtab.audit.log import Actor
 from trimtab.refresher import Periodic
 from trimtab.registry.store import RouteStore
 from trimtab.slo.burn import RuleVerdict
-from trimtab.slo.kinds import by_version, share
-from trimtab.slo.rollups import minute_floor, read_shared, read_windows
+from trimtab.slo.kinds import by_version, read_together, share
+from trimtab.slo.rollups import minute_floor, read_windows
 from trimtab.slo.spec import Selector, SloDefinition
 from trimtab.slo.status import SloStatus, judged, minutes_label
 from trimtab.slo.store import SloRow, SloStore
@@ -257,18 +257,20 @@ def read_statuses(
     """Each SLO's status at `now`, as `status.read_status` gives it; the SLOs of one
     selector whose SLIs share a read (slo/kinds.py: every summed kind in one query over
     each window, the sketched ones one read of all their sketch columns, each decoded once)
-    share it."""
+    share it; every read on one connection (one checkout and its ping)."""
     out: dict[int, SloStatus] = {}
     groups: dict[tuple[Selector, Hashable], list[int]] = {}
     for i, d in enumerate(definitions):
         groups.setdefault((d.selector, share(d.sli)), []).append(i)
-    for (selector, _), members in groups.items():
-        spans = set().union(*(_spans(definitions[i]) for i in members))
-        slis = [definitions[i].sli for i in members]
-        read = read_shared(engine, selector, slis, now, spans)
-        for i, got in zip(members, read, strict=True):
-            d = definitions[i]
-            out[i] = judged(d, {w: got[w] for w in _spans(d)}, now)
+    end = minute_floor(now)
+    with engine.connect() as conn:
+        for (selector, _), members in groups.items():
+            spans = sorted(set().union(*(_spans(definitions[i]) for i in members)))
+            slis = [definitions[i].sli for i in members]
+            read = read_together(conn, selector, slis, end, spans)
+            for i, got in zip(members, read, strict=True):
+                d = definitions[i]
+                out[i] = judged(d, {w: got[w] for w in _spans(d)}, now)
     return [out[i] for i in range(len(definitions))]
 
 

@@ -196,6 +196,7 @@ class Tally:
         self._zeros: list[float] = []
         self._groups: list[int] = []
         self._others: dict[int, list[int]] = {}  # group -> [values, within...], exact
+        self.whole = True  # every message's bins whole numbers, summed in one pass
 
     def add(self, group: int, raw: bytes) -> None:
         got = plain(raw)
@@ -218,6 +219,7 @@ class Tally:
         self._other(group, raw)
 
     def _other(self, group: int, raw: bytes) -> None:
+        self.whole = False
         count, below = self.thresholds.counts(raw)
         acc = self._others.setdefault(group, [0] * (1 + len(below)))
         for i, v in enumerate((count, *below)):

@@ -9,6 +9,7 @@ What each SLI kind reads of the rows is slo/kinds.py's."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from sqlalchemy import (
     case,
     false,
     func,
+    literal,
     or_,
     select,
     union_all,
@@ -103,6 +105,46 @@ def _merged(ranges: Ranges) -> Ranges:
         else:
             out.append((a, b))
     return out
+
+
+# an hour row read whole for its most-covered piece, and the minute ranges of the hour's
+# other pieces, which count in their own pieces and are taken off that one
+Whole = tuple[datetime, int, Ranges]
+
+
+def whole_hours(
+    end: datetime, cuts: Sequence[datetime], dirty: Mapping[int, set[datetime]], minutes: Ranges
+) -> tuple[Ranges, list[Whole]]:
+    """Of `minutes` (plan's), the ranges still read minute by minute, and the closed,
+    unmarked hours cheaper read as their hour row less the minutes outside its largest
+    piece (a row's piece: how many of the sorted `cuts` are at or before it). An hour row
+    is the sum of its minutes', so its count less theirs is the other minutes'."""
+    inside: dict[datetime, Ranges] = {}
+    for a, b in minutes:
+        at = a
+        while at < b:
+            hour = at.replace(minute=0, second=0, microsecond=0)
+            upto = min(b, hour + HOUR)
+            inside.setdefault(hour, []).append((at, upto))
+            at = upto
+    left: Ranges = []
+    wholes: list[Whole] = []
+    for hour, ranges in inside.items():
+        read = sum((y - x) // MINUTE for x, y in ranges)
+        if hour in dirty.get(1, set()) or hour + HOUR > end + MINUTE:
+            left += ranges
+            continue
+        pieces = [bisect_right(cuts, hour + k * MINUTE) for k in range(60)]
+        most = max(set(pieces), key=lambda p: (pieces.count(p), -p))
+        if 1 + 60 - pieces.count(most) >= read:
+            left += ranges
+            continue
+        moved: Ranges = []
+        for k, p in enumerate(pieces):
+            if p != most:
+                moved.append((hour + k * MINUTE, hour + (k + 1) * MINUTE))
+        wholes.append((hour, most, _merged(moved)))
+    return _merged(left), wholes
 
 
 def _selected(table: Table, selector: Selector) -> list[ColumnElement[bool]]:
@@ -237,6 +279,50 @@ def binary_results(conn: Connection) -> Iterator[None]:
 SketchCounts = Callable[[int, int, int], Counts]
 
 
+def _pieces_parts(
+    selector: Selector,
+    ranges: tuple[Ranges, Ranges, Ranges],
+    wholes: Sequence[Whole],
+    columns: Sequence[str],
+    cuts: Sequence[datetime],
+) -> list[Select[Any]]:
+    """(piece, minus, status_code, *columns) of the selector's rows in `ranges` (as
+    `_parts` reads them) and of `wholes`' hour rows and moved minutes: a row's piece is
+    how many `cuts` are at or before it (a whole hour's, its largest piece); `minus` the
+    piece a moved minute is taken off, else -1."""
+    m, h = rollups.c, rollups_hour.c
+    minutes, hours, days = ranges
+    none = literal(-1).label("minus")
+
+    def piece(column: Any) -> Any:
+        whens = ((column >= c, k + 1) for k, c in reversed(list(enumerate(cuts))))
+        return case(*whens, else_=0).label("piece")
+
+    of_m = (m.status_code, *(m[c] for c in columns))
+    of_h = (h.status_code, *(h[c] for c in columns))
+    where_m, where_h = _selected(rollups, selector), _selected(rollups_hour, selector)
+    piece_m, piece_h = piece(m.minute), piece(h.hour)
+
+    def of_minutes(rs: Ranges, minus: Any = none) -> Select[Any]:
+        return select(piece_m, minus, *of_m).where(_within(m.minute, rs), *where_m)
+
+    def of_spans(n: int, rs: Ranges) -> Select[Any]:
+        return select(piece_h, none, *of_h).where(h.hours == n, _within(h.hour, rs), *where_h)
+
+    if sum(map(len, ranges)) > MAX_PARTS:  # and no wholes: see sketch_windows
+        return [of_minutes(minutes), of_spans(1, hours), of_spans(24, days)]
+    parts = (
+        [of_minutes([r]) for r in minutes]
+        + [of_spans(1, [r]) for r in hours]
+        + [of_spans(24, [r]) for r in days]
+    )
+    for hour, most, moved in wholes:
+        whole = literal(most).label("piece")
+        parts.append(select(whole, none, *of_h).where(h.hours == 1, h.hour == hour, *where_h))
+        parts.append(of_minutes(moved, literal(most).label("minus")))
+    return parts
+
+
 def sketch_windows(
     conn: Connection,
     selector: Selector,
@@ -249,48 +335,94 @@ def sketch_windows(
     over each window from the sketches in that column, classified by `classify`; and the
     sums of the `sums` columns per status code over each window (as `sums_windows` gives
     them): all from one read of the selector's rows, the sketches of each column tallied
-    in one pass (sketch_counts.Tally) per piece and status, which `classify` counts."""
+    in one pass (sketch_counts.Tally) per piece and status, which `classify` counts.
+    Hours the windows' cuts split are read as their hour row less the minutes outside its
+    largest piece (`whole_hours`) when their sketches are whole numbers (the tally exact,
+    as for requests' sketches); else, and with too many ranges, minute by minute."""
     # the windows from the longest (earliest cut) on; a row is in the windows whose cut
-    # is at or before it: the database numbers that (its piece), the sums add the pieces
+    # is at or before it (its piece), the sums add the pieces
     cuts = sorted(cutoffs(end, spans).items(), key=lambda wc: wc[1])
+    at = [c for _, c in cuts]
+    ranges = plan(end, at, dirty := dirty_spans(conn, at[0], end))
+    minutes, wholes = whole_hours(end, at, dirty, ranges[0])
+    parts = len(minutes) + len(ranges[1]) + len(ranges[2]) + 2 * len(wholes)
+    if wholes and parts <= MAX_PARTS:
+        got = _tallied(conn, selector, reads, (minutes, ranges[1], ranges[2]), wholes, at, sums)
+        if got is not None:
+            return _windows(reads, cuts, spans, sums, *got)
+    got = _tallied(conn, selector, reads, ranges, [], at, sums)
+    assert got is not None  # without wholes, nothing is taken off
+    return _windows(reads, cuts, spans, sums, *got)
+
+
+Groups = dict[tuple[int, int, int], int]  # (piece, status, +1 or -1) -> its number
+
+
+def _tallied(
+    conn: Connection,
+    selector: Selector,
+    reads: Sequence[tuple[str, Sequence[float], SketchCounts]],
+    ranges: tuple[Ranges, Ranges, Ranges],
+    wholes: Sequence[Whole],
+    cuts: Sequence[datetime],
+    sums: tuple[str, ...],
+) -> tuple[Groups, list[dict[int, tuple[int, list[int]]]], list[list[int]]] | None:
+    """The rows' groups, each read's tally per group and each group's sums; None when a
+    moved minute's or whole hour's sketch is not whole numbers (taking off is exact only
+    then)."""
     columns = tuple(dict.fromkeys(column for column, _, _ in reads))
-    u = rows(conn, selector, end, [c for _, c in cuts], tuple(dict.fromkeys(columns + sums)))
-    piece = case(*((u.c.at >= c, k + 1) for k, (_, c) in reversed(list(enumerate(cuts)))), else_=0)
-    at = [columns.index(column) for column, _, _ in reads]
+    query = union_all(
+        *_pieces_parts(selector, ranges, wholes, tuple(dict.fromkeys(columns + sums)), cuts)
+    )
+    index = [columns.index(column) for column, _, _ in reads]
     tallies = [Tally(Thresholds(thresholds)) for _, thresholds, _ in reads]
-    groups: dict[tuple[int, int], int] = {}  # (piece, status) -> its number
+    groups: Groups = {}
     summed: list[list[int]] = []  # per group, the sums
-    query = select(piece, u.c.status_code, *(u.c[c] for c in columns), *(u.c[c] for c in sums))
     n = len(columns)
     with binary_results(conn):
         found = conn.execute(query).all()
-    for k, status, *values in found:
-        g = groups.get((k, status))
-        if g is None:
-            g = groups[(k, status)] = len(groups)
-            summed.append([0] * len(sums))
-        for tally, i in zip(tallies, at, strict=True):
-            raw = values[i]
-            if raw is not None:  # a row from before its column existed: in neither count
-                tally.add(g, raw)
-        if sums:
-            acc = summed[g]
-            for c, v in enumerate(values[n:]):
-                acc[c] += int(v or 0)
+    for k, minus, status, *values in found:
+        for key in ((k, status, 1), (minus, status, -1)) if minus >= 0 else ((k, status, 1),):
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = len(groups)
+                summed.append([0] * len(sums))
+            for tally, i in zip(tallies, index, strict=True):
+                raw = values[i]
+                if raw is not None:  # a row from before its column existed: in neither count
+                    tally.add(g, raw)
+            if sums:
+                acc = summed[g]
+                for c, v in enumerate(values[n:]):
+                    acc[c] += int(v or 0)
+    totals = [tally.totals() for tally in tallies]
+    if wholes and not all(tally.whole for tally in tallies):
+        return None
+    return groups, totals, summed
+
+
+def _windows(
+    reads: Sequence[tuple[str, Sequence[float], SketchCounts]],
+    cuts: Sequence[tuple[int, datetime]],
+    spans: Sequence[int],
+    sums: tuple[str, ...],
+    groups: Groups,
+    totals: list[dict[int, tuple[int, list[int]]]],
+    summed: list[list[int]],
+) -> tuple[list[list[dict[int, Counts]]], dict[int, dict[int, Sums]]]:
     pieces = len(cuts) + 1
     out: list[list[dict[int, Counts]]] = []
-    for (_, thresholds, classify), tally in zip(reads, tallies, strict=True):
+    for (_, thresholds, classify), tallied in zip(reads, totals, strict=True):
         goods = [[0] * pieces for _ in thresholds]
         valids = [[0] * pieces for _ in thresholds]
-        totals = tally.totals()
-        for (k, status), g in groups.items():
-            if g not in totals:
+        for (k, status, sign), g in groups.items():
+            if g not in tallied:
                 continue
-            count, below = totals[g]
+            count, below = tallied[g]
             for j, b in enumerate(below):
-                got = classify(status, count, b)
-                goods[j][k] += got.good
-                valids[j][k] += got.valid
+                got = classify(status, count, b)  # additive: a group's rows together
+                goods[j][k] += sign * got.good
+                valids[j][k] += sign * got.valid
         result: list[dict[int, Counts]] = [{} for _ in thresholds]
         for i, (w, _) in enumerate(cuts):  # window i: the pieces after i
             for counts, piece_goods, piece_valids in zip(result, goods, valids, strict=True):
@@ -299,10 +431,10 @@ def sketch_windows(
     by_status: dict[int, dict[int, Sums]] = {w: {} for w in spans}
     if sums:
         per_status: dict[int, list[list[int]]] = {}  # status -> per piece, the sums
-        for (k, status), g in groups.items():
-            per_status.setdefault(int(status), [[0] * len(sums) for _ in range(pieces)])[k] = (
-                summed[g]
-            )
+        for (k, status, sign), g in groups.items():
+            per_piece = per_status.setdefault(int(status), [[0] * len(sums) for _ in range(pieces)])
+            for c, v in enumerate(summed[g]):
+                per_piece[k][c] += sign * v
         for status, per_piece in per_status.items():
             for i, (w, _) in enumerate(cuts):
                 total = tuple(sum(p[c] for p in per_piece[i + 1 :]) for c in range(len(sums)))
