@@ -209,10 +209,12 @@ def test_a_holder_that_stops_renewing_is_taken_over_after_its_ttl(engine: Engine
     assert a.ttl_s == 90  # three intervals
     assert a.cycle(NOW).held
     assert not b.cycle(NOW + timedelta(seconds=89)).held
-    taken = b.cycle(NOW + timedelta(seconds=91))
+    # a renewed at the end of its cycle (NOW + the cycle's wall time): past its TTL by
+    # any cycle shorter than 30 s, b takes over
+    taken = b.cycle(NOW + timedelta(seconds=120))
     assert taken.held and taken.lease is not None and taken.lease.epoch == 2
     assert any(s.firing for s in taken.signals)  # the new holder repeats what fires
-    back = a.cycle(NOW + timedelta(seconds=95))  # the old one comes back: refused
+    back = a.cycle(NOW + timedelta(seconds=125))  # the old one comes back: refused
     assert not back.held and back.signals == []
 
 
