@@ -15,7 +15,7 @@ rows), the per-minute series of the report and the console's burn-down (`minute_
 `series`), and the status' notes. A summed kind whose column is NULL on rows written
 before it existed (`known`: refusals, migration 0017) reads only the rows that have it,
 so those minutes are "no data", not good; it is summed in a query of its own
-(`known_sums_windows`: windows.sums_windows and sketch_windows add NULL as 0). A new
+(windows.sums_windows with `known`; without it, and in sketch_windows, NULL adds as 0). A new
 kind is one entry here (`Summed`, `Sketched` or `Own`) and its spec class in spec.py
 (with its `Sli` fields and `to_json`).
 """
@@ -26,7 +26,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Subquery, and_, case, func, select
+from sqlalchemy import Connection, Subquery, func, select
 
 from trimtab.slo.burn import Counts
 from trimtab.slo.score_reads import score_series, score_windows
@@ -49,9 +49,7 @@ from trimtab.slo.windows import (
     SketchCounts,
     Sums,
     Thresholds,
-    cutoffs,
     minute_rows,
-    rows,
     sketch_windows,
     sums_windows,
 )
@@ -257,7 +255,7 @@ def read_together(
         found[i] = _classified(slis[i], by_status, wanted, spans, table)
     for known, members in by_known.items():
         columns_k = _wanted(slis, members, table)
-        sums_k = known_sums_windows(conn, selector, end, spans, columns_k, known)
+        sums_k = sums_windows(conn, selector, end, spans, columns_k, known)
         for i in members:
             found[i] = _classified(slis[i], sums_k, columns_k, spans, table)
     return [found[i] for i in range(len(slis))]
@@ -287,34 +285,6 @@ def _classified(
             total = total + kind.counts(sli, status, tuple(sums[j] for j in at))
         counts[w] = total
     return counts
-
-
-def known_sums_windows(
-    conn: Connection,
-    selector: Selector,
-    end: datetime,
-    spans: Sequence[int],
-    columns: tuple[str, ...],
-    known: str,
-) -> dict[int, dict[int, Sums]]:
-    """windows.sums_windows of the rows whose `known` column is not NULL only: the sums of
-    `columns` per status code over each window, summed by the database in one pass."""
-    cuts = cutoffs(end, spans)
-    u = rows(conn, selector, end, list(cuts.values()), tuple(dict.fromkeys((*columns, known))))
-    has = u.c[known].is_not(None)
-    sums = [
-        func.sum(case((and_(u.c.at >= cuts[w], has), u.c[c]), else_=0))
-        for w in spans
-        for c in columns
-    ]
-    n = len(columns)
-    out: dict[int, dict[int, Sums]] = {w: {} for w in spans}
-    for status, *got in conn.execute(select(u.c.status_code, *sums).group_by(u.c.status_code)):
-        for i, w in enumerate(spans):
-            values = tuple(int(v or 0) for v in got[i * n : (i + 1) * n])
-            if any(values):
-                out[w][int(status)] = values
-    return out
 
 
 def minute_series(

@@ -232,12 +232,29 @@ def sums_windows(
     end: datetime,
     spans: Sequence[int],
     columns: tuple[str, ...],
+    known: str | None = None,
 ) -> dict[int, dict[int, Sums]]:
     """The sums of `columns` per status code over each window, summed by the database in
-    one pass (a CASE per window and column)."""
+    one pass (a CASE per window and column); with `known`, of the rows whose `known`
+    column is not NULL only (a column added later: the rows before it count in neither)."""
     cuts = cutoffs(end, spans)
-    u = rows(conn, selector, end, list(cuts.values()), columns)
-    sums = [func.sum(case((u.c.at >= cuts[w], u.c[c]), else_=0)) for w in spans for c in columns]
+    read = columns if known is None else tuple(dict.fromkeys((*columns, known)))
+    u = rows(conn, selector, end, list(cuts.values()), read)
+    sums = [
+        func.sum(
+            case(
+                (
+                    u.c.at >= cuts[w]
+                    if known is None
+                    else and_(u.c.at >= cuts[w], u.c[known].is_not(None)),
+                    u.c[c],
+                ),
+                else_=0,
+            )
+        )
+        for w in spans
+        for c in columns
+    ]
     n = len(columns)
     out: dict[int, dict[int, Sums]] = {w: {} for w in spans}
     for status, *got in conn.execute(select(u.c.status_code, *sums).group_by(u.c.status_code)):
