@@ -40,22 +40,28 @@ def scores(
     *,
     at: datetime | None = None,
     scorers: tuple[str, ...] = ("relevance",),
-) -> None:
+    suite: str = "quality",
+    ids: list[str] | None = None,
+) -> list[str]:
     """One scored answer of the route's `version` per value, scored `value` by each of
-    `scorers` (a value per scorer when the value is a tuple)."""
+    `scorers` (a value per scorer when the value is a tuple) in `suite`; the answers'
+    request ids (`ids`: these, one per value). Returns the ids."""
     when = at or datetime.now(UTC)
     rows = []
-    for value in values:
-        rid = "req_" + secrets.token_hex(8)
+    out = []
+    for i, value in enumerate(values):
+        rid = ids[i] if ids is not None else "req_" + secrets.token_hex(8)
+        out.append(rid)
         each = value if isinstance(value, tuple) else (value,) * len(scorers)
         for scorer, v in zip(scorers, each, strict=True):
             rows.append(
-                {"request_id": rid, "scorer": scorer, "suite": "quality", "scope": "acme",
+                {"request_id": rid, "scorer": scorer, "suite": suite, "scope": "acme",
                  "tenant": "acme", "route": ROUTE, "version": f"v{version}", "value": float(v),
                  "passed": v >= 0.5, "reason": "", "request_at": when, "scored_at": when}
             )  # fmt: skip
     with engine.begin() as conn:
         conn.execute(insert(online_scores), rows)
+    return out
 
 
 def test_an_answer_is_one_observation_whatever_its_scorers(
@@ -69,6 +75,22 @@ def test_an_answer_is_one_observation_whatever_its_scorers(
     assert (q.answer_sum, q.answer_sq_sum) == (1.5, 0.75**2 + 0.25**2 + 0.5**2)
     _, candidate = store.arms.between(ro, since, None)
     assert (candidate.quality_n, candidate.quality_sum) == (3, 1.5)
+
+
+def test_two_suites_scoring_an_answer_with_one_scorer_name_count_it_once(
+    engine: Engine, store: RolloutStore
+) -> None:
+    """Suites that share a scorer's name each keep their row (online_scores by suite);
+    the answer's score is the mean over its scorer names, each name's suites averaged,
+    and it passed a name only if every suite passed it."""
+    ro = start(store)
+    ids = scores(engine, 2, [(1.0, 0.0)], scorers=("helpful", "polite"), suite="team-a")
+    scores(engine, 2, [0.4], scorers=("helpful",), suite="team-b", ids=ids)
+    since = ro.started_at - timedelta(minutes=1)
+    _, q = store.arms.quality(ro, since, None)
+    # helpful: mean of 1.0 and 0.4 (team-b's 0.4 did not pass); polite: 0.0
+    assert (q.answers, q.scores, q.passes) == (1, 2, 0)
+    assert q.answer_sum == (0.7 + 0.0) / 2
 
 
 def test_a_candidate_whose_answers_score_worse_is_rolled_back(

@@ -90,15 +90,26 @@ class ArmReader:
         ]
         if end is not None:
             within.append(s.request_at < end)
-        passed = func.sum(case((s.passed.is_(True), 1), else_=0))
-        per_answer = (
+        # one score per answer and scorer name: suites that share a scorer's name score
+        # the same thing (online_scores keeps each suite's row), so their mean counts once
+        # and it passed only if every suite passed it
+        per_scorer = (
             select(
-                s.request_id.label("request_id"),
-                func.count().label("n"), func.sum(s.value).label("total"),
-                passed.label("passes"), func.avg(s.value).label("score"),
+                s.request_id.label("request_id"), func.avg(s.value).label("value"),
+                func.min(case((s.passed.is_(True), 1), else_=0)).label("passed"),
             )
             .where(*within)
-            .group_by(s.request_id)
+            .group_by(s.request_id, s.scorer)
+            .subquery()
+        )  # fmt: skip
+        p = per_scorer.c
+        per_answer = (
+            select(
+                p.request_id.label("request_id"),
+                func.count().label("n"), func.sum(p.value).label("total"),
+                func.sum(p.passed).label("passes"), func.avg(p.value).label("score"),
+            )
+            .group_by(p.request_id)
             .subquery()
         )  # fmt: skip
         a = per_answer.c
