@@ -1,4 +1,4 @@
-"""Migrations: they create the schema `tables.py` describes, on SQLite and PostgreSQL alike."""
+"""Migrations: they create the schema `store/tables/` describes, on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ OWNERS = {
     "score_rollups": "evals",  # evals/score_rollups.py; slo/score_reads.py reads
     "session_costs": "telemetry",  # telemetry/session_costs.py; slo/session_cost_reads.py reads
 }
-# the Python names tables.py gives them, where they differ
+# the Python names store/tables/ gives them, where they differ
 VARIABLES = {"rollups_minute": "rollups"}
 
 
