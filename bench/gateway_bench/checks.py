@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import aiohttp
+
 from gateway_bench.payload import PAYLOAD, Payload
 from gateway_bench.processes import Target, http_request
 from gateway_bench.settings import SLOW_SUFFIX, SetupError, TargetError

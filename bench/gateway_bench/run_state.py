@@ -15,7 +15,6 @@ from typing import Any
 
 from gateway_bench.processes import Target, stop_process, worker_pids
 from gateway_bench.settings import FOREIGN_CPU_WARN_PCT, W2, loud
-
 from trimtab.testing.redis_server import RedisServer
 
 

@@ -27,7 +27,6 @@ from gateway_bench.settings import (
     SetupError,
     log,
 )
-
 from trimtab.testing.redis_server import RedisServer
 from trimtab.testing.servers import ServerStartError, ServerUnavailable
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
+
 from gateway_bench.payload import PAYLOAD
 from gateway_bench.processes import Target
 from gateway_bench.settings import TTFT_BLOCK, TTFT_SETTLE_S
