@@ -92,7 +92,28 @@ def _terminate(
                 proc.wait(timeout=15)
     finally:
         log.close()
+        _remove(directory)
+
+
+def _remove(directory: str) -> None:
+    """Remove ``directory``: it is renamed away at once (so it is gone when this returns)
+    and its files are deleted by a detached ``rm`` — a test PostgreSQL with a few hundred
+    databases holds ~90,000 files, whose deletion took 9-19 s at the end of every test
+    worker. Deleted in place when it cannot be renamed."""
+    doomed = f"{directory}.removed"
+    try:
+        Path(directory).rename(doomed)
+    except OSError:
         shutil.rmtree(directory, ignore_errors=True)
+        return
+    try:  # the shell backgrounds rm and exits: nothing is left to wait for
+        subprocess.run(
+            ["sh", "-c", 'rm -rf -- "$1" >/dev/null 2>&1 &', "sh", doomed],
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except OSError:
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 class ProcessServer:
@@ -167,7 +188,7 @@ class ProcessServer:
         if self._finalizer is not None:
             self._finalizer()
         elif self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            _remove(self._dir)
         self._finalizer = None
         self._proc = None
         self._log = None
