@@ -65,7 +65,7 @@ def fill(
                 bins[span, start, b] += 1
                 passed[span, start, b] += b >= 70
         rows = [
-            {"suite": "live", "scorer": "judge", "span": span, "minute": start,
+            {"suite": "live", "scope": "", "scorer": "judge", "span": span, "minute": start,
              "route": route, "tenant": "acme", "version": "v1", "bin": b, "count": n,
              "passed": passed[span, start, b]}
             for (span, start, b), n in bins.items()
@@ -117,7 +117,7 @@ def run(url: str, args: argparse.Namespace) -> None:
 
     def score() -> object:
         with engine.connect() as conn:
-            return score_windows(conn, selector, "live", "judge", 0.7, END, SPANS)
+            return score_windows(conn, selector, "live", "judge", 0.7, END, SPANS, scope="")
 
     def cost() -> object:
         with engine.connect() as conn:

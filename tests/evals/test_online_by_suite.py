@@ -49,10 +49,12 @@ def stored(engine: Engine) -> dict[tuple[str, str, str, str], float | None]:
         }
 
 
-def sli(engine: Engine, suite: str, scorer: str, selector: Selector = SUPPORT) -> Counts:
+def sli(
+    engine: Engine, suite: str, scorer: str, selector: Selector = SUPPORT, scope: str = ""
+) -> Counts:
     with engine.connect() as conn:
         end = NOW + timedelta(minutes=1)
-        return score_windows(conn, selector, suite, scorer, None, end, [60])[60]
+        return score_windows(conn, selector, suite, scorer, None, end, [60], scope=scope)[60]
 
 
 async def test_two_suites_with_a_scorer_of_one_name_both_keep_their_score(engine: Engine) -> None:
@@ -74,13 +76,13 @@ async def test_two_suites_with_a_scorer_of_one_name_both_keep_their_score(engine
         ("req_00000002", "", "support-live", "short"): 1.0,
         ("req_00000002", "", "support-tone", "short"): 1.0,
     }
-    # each SLI counts each of its suite's scores once: support-tone's both requests,
-    # support-live's (named by name, as an SLO does) the shared suite's two and acme's one
+    # each SLI counts each of its suite's scores once: support-tone's both requests; the
+    # shared support-live's two, acme's support-live (its scope and name, migration 0019) one
+    acme = Selector(route="support", tenant="acme")
     assert sli(engine, "support-tone", "short") == Counts(good=1, valid=2)
-    assert sli(engine, "support-live", "short") == Counts(good=2, valid=3)
-    assert sli(engine, "support-live", "short", Selector(route="support", tenant="acme")) == (
-        Counts(good=1, valid=2)
-    )
+    assert sli(engine, "support-live", "short") == Counts(good=2, valid=2)
+    assert sli(engine, "support-live", "short", acme) == Counts(good=1, valid=1)
+    assert sli(engine, "support-live", "short", acme, scope="acme") == Counts(good=0, valid=1)
     assert sli(engine, "support-live", "refuses") == Counts(good=2, valid=2)
 
     since, hour = NOW - timedelta(hours=2), timedelta(hours=1)
@@ -130,13 +132,17 @@ def test_racing_writers_of_one_suite_store_each_score_once(engine: Engine) -> No
         assert conn.scalar(select(func.count()).select_from(online_scores)) == 61
     c = score_rollups.c
     query = (
-        select(c.suite, c.span, func.sum(c.count), func.sum(c.passed))
-        .group_by(c.suite, c.span)
-        .order_by(c.suite, c.span)
+        select(c.scope, c.suite, c.span, func.sum(c.count), func.sum(c.passed))
+        .group_by(c.scope, c.suite, c.span)
+        .order_by(c.scope, c.suite, c.span)
     )
     with engine.connect() as conn:
         got = [tuple(r) for r in conn.execute(query)]
-    # per span: tone's 30 scores, 14 passed (values 0.5 and 0.75); live's 30 and acme's 1
-    assert got == [("live", span, 31, 14) for span in (1, 60, 1440)] + [
-        ("tone", span, 30, 14) for span in (1, 60, 1440)
+    # per span: tone's 30 scores, 14 passed (values 0.5 and 0.75); live's 30, and acme's
+    # live's 1 in rows of its own
+    spans = (1, 60, 1440)
+    assert got == [
+        *(("", "live", span, 30, 14) for span in spans),
+        *(("", "tone", span, 30, 14) for span in spans),
+        *(("acme", "live", span, 1, 0) for span in spans),
     ]

@@ -64,7 +64,9 @@ def scored(engine: Engine) -> Engine:
 
 def windows(engine: Engine, selector: Selector, threshold: float | None) -> dict[int, Counts]:
     with engine.connect() as conn:
-        return score_windows(conn, selector, "support-live", "short", threshold, END, [1, 5, 60])
+        return score_windows(
+            conn, selector, "support-live", "short", threshold, END, [1, 5, 60], scope=""
+        )
 
 
 def test_windows_counted_by_hand(scored: Engine) -> None:
@@ -83,7 +85,7 @@ def test_windows_counted_by_hand(scored: Engine) -> None:
 def test_the_series_per_minute_and_the_windows_are_its_sums(scored: Engine) -> None:
     with scored.connect() as conn:
         got = score_series(
-            conn, SUPPORT, "support-live", "short", 0.7, END - timedelta(minutes=59), END
+            conn, SUPPORT, "support-live", "short", 0.7, END - timedelta(minutes=59), END, scope=""
         )
     assert got == {m(0): Counts(2, 3), m(1): Counts(1, 2), m(4): Counts(0, 1),
                    m(5): Counts(1, 1), m(59): Counts(0, 1)}  # fmt: skip
@@ -110,9 +112,16 @@ def test_windows_equal_the_sum_of_the_series_on_random_scores(
             store_scores(conn, rows[i : i + 300])
     spans = [1, 7, 30, 61, 180, 721, 1441, 3 * 1440 + 17, 5 * 1440]
     with engine.connect() as conn:
-        got = score_windows(conn, SUPPORT, "support-live", "short", threshold, END, spans)
+        got = score_windows(conn, SUPPORT, "support-live", "short", threshold, END, spans, scope="")
         series = score_series(
-            conn, SUPPORT, "support-live", "short", threshold, END - timedelta(days=5), END
+            conn,
+            SUPPORT,
+            "support-live",
+            "short",
+            threshold,
+            END - timedelta(days=5),
+            END,
+            scope="",
         )
     for w in spans:
         cut = END - timedelta(minutes=w - 1)

@@ -40,6 +40,7 @@ from trimtab.api.report_endpoints import SLO_REPORT
 from trimtab.audit.log import AuditLog
 from trimtab.auth.keyring import KeyRing
 from trimtab.errors import Forbidden, Invalid, NotFound
+from trimtab.evals.suite_store import SuiteStore
 from trimtab.registry.store import RouteStore
 from trimtab.slo.evaluator import read_statuses, slo_ref
 from trimtab.slo.gauges import SloGauges
@@ -118,6 +119,49 @@ class SlosAPI:
                 problems.append(f"{source}: slos.{d.name}.route: unknown route '{route}'")
         return problems
 
+    def _unknown_suites(self, definitions: list[SloDefinition], source: str) -> list[str]:
+        """The eval-score SLOs naming a suite or scorer that is not there: the suite of
+        the scope the SLI means (slo.score_reads.suite_scope: `suite_scope`, else the
+        SLO's tenant's own of that name, else the shared one), scoring production answers
+        (`online:`) with that scorer."""
+        problems = []
+        suites = SuiteStore(self._store.engine)
+        for d in definitions:
+            sli, tenant, at = d.sli, d.selector.tenant, f"{source}: slos.{d.name}.sli"
+            if sli.kind != "eval_score" or sli.suite is None:
+                continue
+            if sli.suite_scope == "tenant" and tenant is None:
+                problems.append(
+                    f"{at}.suite_scope: 'tenant' is the SLO's tenant's own suite, and the SLO "
+                    "has no tenant (give it `tenant:`, or `suite_scope: shared`)"
+                )
+                continue
+            scopes = [SHARED] if sli.suite_scope == "shared" or tenant is None else [tenant]
+            if sli.suite_scope is None and tenant is not None:
+                scopes.append(SHARED)
+            found = suites.get(sli.suite, scopes)
+            if found is None:
+                if len(scopes) > 1:
+                    why = f"neither tenant '{tenant}' nor the shared scope has one of that name"
+                else:
+                    why = f"tenant '{tenant}' has none" if scopes[0] else "no shared suite"
+                    why += " of that name"
+                problems.append(f"{at}.suite: unknown suite '{sli.suite}' ({why})")
+                continue
+            whose = f"tenant '{found.scope}'" if found.scope else "the shared scope"
+            online = found.definition.online
+            if online is None:
+                problems.append(
+                    f"{at}.suite: suite '{sli.suite}' of {whose} scores no production answers "
+                    "(it has no `online:`)"
+                )
+            elif sli.scorer not in (names := [sc.name for sc in online.scorers]):
+                problems.append(
+                    f"{at}.scorer: suite '{sli.suite}' of {whose} scores production answers "
+                    f"with {', '.join(names)}, not '{sli.scorer}'"
+                )
+        return problems
+
     async def apply(self, request: Request) -> Response:
         rid = new_request_id()
         principal = operator(self._keys, request, "apply SLOs")
@@ -148,6 +192,7 @@ class SlosAPI:
         problems = await run_in_threadpool(
             self._unknown_routes, definitions, principal, source, to_create
         )
+        problems += await run_in_threadpool(self._unknown_suites, definitions, source)
         if problems:
             raise Invalid("\n".join(problems), code="invalid_slos")
         scope = SHARED if principal.is_admin else principal.tenant

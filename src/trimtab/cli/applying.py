@@ -125,7 +125,7 @@ def apply_files(
     prune: bool = False,
     dry_run: bool = False,
 ) -> None:
-    """Check every file, then apply routes, SLOs and suites; print what changed
+    """Check every file, then apply routes, suites and SLOs; print what changed
     (`show_applied` prints the routes' results). `prune`: delete the SLOs no file names;
     `dry_run`: say what `prune` would do, change nothing."""
     if dry_run and not prune:
@@ -179,10 +179,7 @@ def apply_files(
             url, api_key, lambda c: c.apply(routes_text, message, source=source)
         )
         show_applied(applied)
-    if found.slos:
-        slos_text = yaml.safe_dump({"slos": found.slos}, sort_keys=False)
-        slo.apply_slos(Path(source), slos_text, message, url, api_key, prune=prune)
-    if found.evals:
+    if found.evals:  # before the SLOs: an eval-score SLO's suite must be there
         evals_text = yaml.safe_dump({"evals": found.evals}, sort_keys=False)
         suites: list[AppliedSuite] = call(
             url,
@@ -191,6 +188,9 @@ def apply_files(
             file_refused(source, "invalid_suite", "no suite was changed"),
         )
         show_suites(suites)
+    if found.slos:
+        slos_text = yaml.safe_dump({"slos": found.slos}, sort_keys=False)
+        slo.apply_slos(Path(source), slos_text, message, url, api_key, prune=prune)
 
 
 def _sections(files: list[Path]) -> set[str]:

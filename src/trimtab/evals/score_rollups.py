@@ -6,7 +6,8 @@ window's SLI is over the requests made in it, however late their scores arrive. 
 of `score_rollups` is one span of requests' time (`span` minutes from `minute`: the
 minute, its hour and its UTC day; each score is added to all three in the same
 statement, so the hours and days are always the sums of their minutes and need no
-compaction, late scores included), suite, scorer, route, tenant and version, and one
+compaction, late scores included), suite (its name and scope), scorer, route, tenant and
+version, and one
 value bin: the value in hundredths, floor(round(value * 100, 6)) clamped to 0-100 (so a
 threshold that is a multiple of 0.01 splits the bins exactly; the rounding to 1e-6 keeps
 0.29 * 100 = 28.999999999999996 in bin 29), or -1 for an answer the scorer could not
@@ -15,9 +16,9 @@ folded, so a score stored twice (two processes, a retried cycle) counts once.
 
 A score is one per request, suite (its scope and name) and scorer (`online_scores`' key,
 migration 0018), so two suites with a scorer of the same name each add their score of a
-request to their own suite's rows. The rollups name a suite without its scope, as the SLI
-does: a shared suite and a tenant's of the same name add to the same rows, so their SLI
-counts a request of that tenant once per suite.
+request to their own suite's rows. The rollups name the suite by scope and name too
+(migration 0019): a shared suite and a tenant's of the same name add to rows of their
+own, and the SLI of either counts only its suite's scores (slo/score_reads.py).
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ BINS = 100  # hundredths: bins 0..100
 SPANS = (1, 60, 24 * 60)  # minutes: each score is in its minute's, hour's and day's row
 # a score's row in `online_scores` (its primary key, migration 0018): one per suite
 KEY = ("request_id", "scope", "suite", "scorer")
-# (suite, scorer, span, start, route, tenant, version, bin)
-ScoreKey = tuple[str, str, int, datetime, str, str, str, int]
+# (suite, scope, scorer, span, start, route, tenant, version, bin): uq_score_rollups' order
+ScoreKey = tuple[str, str, str, int, datetime, str, str, str, int]
+ROLLUP_KEY = ("suite", "scope", "scorer", "span", "minute", "route", "tenant", "version", "bin")
 
 
 def value_bin(value: float | None) -> int:
@@ -59,8 +61,8 @@ def fold(rows: Iterable[Mapping[str, Any]]) -> dict[ScoreKey, list[int]]:
         b = value_bin(r["value"])
         passed = 1 if r["passed"] and r["value"] is not None else 0
         for span, start in zip(SPANS, starts, strict=True):
-            key = (r["suite"], r["scorer"], span, start, r["route"], r["tenant"],
-                   r["version"] or "", b)  # fmt: skip
+            key = (r["suite"], r["scope"], r["scorer"], span, start, r["route"],
+                   r["tenant"], r["version"] or "", b)  # fmt: skip
             acc = out.setdefault(key, [0, 0])
             acc[0] += 1
             acc[1] += passed
@@ -101,7 +103,7 @@ def _merge(conn: Connection, deltas: Mapping[ScoreKey, list[int]]) -> None:
         return
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     c = score_rollups.c
-    names = ("suite", "scorer", "span", "minute", "route", "tenant", "version", "bin")
+    names = ROLLUP_KEY
     values = [
         {**dict(zip(names, key, strict=True)), "count": n, "passed": p}
         for key, (n, p) in sorted(deltas.items())  # one order for every writer: no deadlock

@@ -29,7 +29,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Subquery, func, select
 
 from trimtab.slo.burn import Counts
-from trimtab.slo.score_reads import score_series, score_windows
+from trimtab.slo.score_reads import score_series, score_windows, suite_scope
 from trimtab.slo.session_cost_reads import session_cost_series, session_cost_windows
 from trimtab.slo.sli import (
     COST_CAVEAT,
@@ -118,13 +118,23 @@ def _scorer(sli: Sli) -> tuple[str, str]:
 def _score_windows(
     conn: Connection, selector: Selector, sli: Sli, end: datetime, spans: Sequence[int]
 ) -> dict[int, Counts]:
-    return score_windows(conn, selector, *_scorer(sli), sli.score_threshold, end, spans)
+    suite, scorer = _scorer(sli)
+    scope = suite_scope(conn, suite, sli.suite_scope, selector.tenant)
+    if scope is None:  # the tenant's suite of an SLO without a tenant: none
+        return {w: Counts(0, 0) for w in spans}
+    return score_windows(
+        conn, selector, suite, scorer, sli.score_threshold, end, spans, scope=scope
+    )
 
 
 def _score_series(
     conn: Connection, selector: Selector, sli: Sli, start: datetime, end: datetime
 ) -> dict[datetime, Counts]:
-    return score_series(conn, selector, *_scorer(sli), sli.score_threshold, start, end)
+    suite, scorer = _scorer(sli)
+    scope = suite_scope(conn, suite, sli.suite_scope, selector.tenant)
+    if scope is None:
+        return {}
+    return score_series(conn, selector, suite, scorer, sli.score_threshold, start, end, scope=scope)
 
 
 def _session_windows(

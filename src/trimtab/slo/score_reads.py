@@ -11,6 +11,12 @@ its request. The rollups keep values in hundredths, so a threshold must be a mul
 The selector can narrow by route, tenant and version only (`SCORE_SELECTOR_KEYS`): scores
 carry no model and no feature (eval traffic is never scored).
 
+A suite is its scope and name (a shared suite and a tenant's may share a name; the rollups
+keep each one's rows, migration 0019), so every read names the scope too: `suite_scope`
+finds the one an SLI means (`suite_scope: shared`, the shared suite; `tenant`, the SLO's
+tenant's own; absent, the SLO's tenant's own suite of that name if it has one, else the
+shared one, as a tenant's route is found by name), from `eval_suites` at each read.
+
 The windows read each window's whole UTC days from the day rows, the whole hours left
 from the hour rows and the rest from the minute rows (`slo.windows.plan`, each window cut
 at its own first minute), in one query: the writer adds each score to all three, so they
@@ -26,10 +32,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Connection, and_, case, false, func, or_, select, union_all
 
 from trimtab.slo.burn import Counts
-from trimtab.slo.spec import FILE_SELECTORS, Selector, score_bin
+from trimtab.slo.spec import FILE_SELECTORS, Selector, SuiteScope, score_bin
 from trimtab.slo.windows import Ranges, cutoffs, plan
 from trimtab.store.engine import as_utc
-from trimtab.store.tables import score_rollups
+from trimtab.store.tables import eval_suites, score_rollups
+from trimtab.types import SHARED, Scope
 
 SCORE_SELECTOR_KEYS = FILE_SELECTORS["eval_score"] | {"version"}
 SPANS = (1, 60, 24 * 60)  # its rows' spans, minutes: `plan`'s minutes, hours and days
@@ -44,8 +51,24 @@ def threshold_bin(threshold: float) -> int:
     return k
 
 
+def suite_scope(
+    conn: Connection, suite: str, asked: SuiteScope | None, tenant: str | None
+) -> Scope | None:
+    """The scope of the suite `suite` an SLI of an SLO of `tenant` (its selector's) means:
+    `asked` "shared", the shared one; "tenant", the tenant's own (None for an SLO without
+    a tenant, which the apply refuses); None, the tenant's own if it has applied one of
+    that name, else the shared one."""
+    if asked == "shared" or (asked is None and tenant is None):
+        return SHARED
+    if asked == "tenant" or tenant is None:
+        return tenant
+    s = eval_suites.c
+    own = conn.execute(select(s.scope).where(s.scope == tenant, s.name == suite)).first()
+    return tenant if own is not None else SHARED
+
+
 def _where(
-    selector: Selector, suite: str, scorer: str, span: int, ranges: Ranges
+    selector: Selector, suite: str, scope: Scope, scorer: str, span: int, ranges: Ranges
 ) -> list[ColumnElement[bool]]:
     names = ("route", "model", "tenant", "feature", "version")
     used = {k for k in names if getattr(selector, k) is not None}
@@ -54,7 +77,8 @@ def _where(
         raise ValueError(f"an eval-score SLI cannot select by {others}")
     c = score_rollups.c
     within = or_(false(), *(and_(c.minute >= a, c.minute < b) for a, b in ranges))
-    out = [c.suite == suite, c.scorer == scorer, c.span == span, within, c.bin >= 0]
+    out = [c.suite == suite, c.scope == scope, c.scorer == scorer, c.span == span, within]
+    out.append(c.bin >= 0)
     for name in sorted(used):
         out.append(c[name] == getattr(selector, name))
     return out
@@ -75,16 +99,18 @@ def score_windows(
     threshold: float | None,
     end: datetime,
     spans: Sequence[int],
+    *,
+    scope: Scope,
 ) -> dict[int, Counts]:
-    """The counts over each window of `spans` minutes up to `end` (included), in one query
-    of the day, hour and minute rows."""
+    """The counts over each window of `spans` minutes up to `end` (included) of the suite
+    `suite` of `scope`, in one query of the day, hour and minute rows."""
     spans = sorted(set(spans))
     cuts = cutoffs(end, spans)
     c = score_rollups.c
     good = _good(threshold)
     parts = [
         select(c.minute.label("at"), c.count.label("n"), good.label("good")).where(
-            *_where(selector, suite, scorer, span, [r])
+            *_where(selector, suite, scope, scorer, span, [r])
         )
         for span, ranges in zip(SPANS, plan(end, cuts.values(), {}), strict=True)
         for r in ranges
@@ -107,13 +133,15 @@ def score_series(
     threshold: float | None,
     start: datetime,
     end: datetime,
+    *,
+    scope: Scope,
 ) -> dict[datetime, Counts]:
-    """The counts per minute from `start` to `end` (included); minutes without a valid
-    score are absent."""
+    """The counts per minute from `start` to `end` (included) of the suite `suite` of
+    `scope`; minutes without a valid score are absent."""
     c = score_rollups.c
     query = (
         select(c.minute, func.sum(c.count), func.sum(_good(threshold)))
-        .where(*_where(selector, suite, scorer, 1, [(start, end + timedelta(minutes=1))]))
+        .where(*_where(selector, suite, scope, scorer, 1, [(start, end + timedelta(minutes=1))]))
         .group_by(c.minute)
     )
     return {

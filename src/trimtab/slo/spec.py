@@ -36,6 +36,8 @@ slos:
     route: support-answer
     sli: {kind: eval_score, suite: support-live, scorer: helpful, threshold: 0.7}
     objective: 0.95                    # good = an online score at or above 0.7
+    # the suite: the SLO's tenant's own of that name if it has one, else the shared one;
+    # `suite_scope: shared` or `suite_scope: tenant` (the SLO's tenant's) says which
     alerting:
       min_events: 50                   # default: per rule, see burn.auto_min_events
       windows:                         # default: the workbook's, scaled to the window
@@ -136,11 +138,17 @@ def score_bin(threshold: float) -> int | None:
     return k
 
 
+# which suite of its name an eval-score SLI means: the shared one, or its SLO's tenant's own
+SuiteScope = Literal["shared", "tenant"]
+
+
 class EvalScoreSpec(_Strict):
     kind: Literal["eval_score"]
     suite: str = Field(min_length=1, max_length=128)
     scorer: str = Field(min_length=1, max_length=64)
     threshold: float | None = None  # None: the scorer's own pass
+    # None: the SLO's tenant's own suite of that name if it has one, else the shared one
+    suite_scope: SuiteScope | None = None
 
     @field_validator("threshold")
     @classmethod
@@ -273,6 +281,7 @@ class Sli:
     suite: str | None = None  # eval_score
     scorer: str | None = None  # eval_score
     score_threshold: float | None = None  # eval_score; None: the scorer's own pass
+    suite_scope: SuiteScope | None = None  # eval_score; None: the tenant's own, else shared
 
     def describe(self) -> str:
         """`latency <= 2000 ms`, `cost <= $0.02`, `error_rate timeout`: the kind and its
@@ -288,7 +297,8 @@ class Sli:
             return f"session cost <= ${self.ceiling_usd:g}"
         if self.kind == "eval_score":
             at = "passed" if self.score_threshold is None else f">= {self.score_threshold:g}"
-            return f"eval_score {self.suite}/{self.scorer} {at}"
+            whose = "" if self.suite_scope is None else f" ({self.suite_scope} suite)"
+            return f"eval_score {self.suite}/{self.scorer} {at}{whose}"
         return self.kind
 
 
@@ -331,6 +341,8 @@ class SloDefinition:
             sli.update(suite=self.sli.suite, scorer=self.sli.scorer)
             if self.sli.score_threshold is not None:
                 sli["threshold"] = self.sli.score_threshold
+            if self.sli.suite_scope is not None:
+                sli["suite_scope"] = self.sli.suite_scope
         out.update(sli=sli, objective=self.objective, window=self.window)
         alerting: dict[str, Any] = {}
         if self.min_events is not None:
@@ -365,7 +377,8 @@ def _definition(name: str, spec: SloSpec) -> SloDefinition:
         sli = Sli(s.kind, ceiling_usd=float(s.ceiling_usd))
     elif isinstance(s, EvalScoreSpec):
         threshold = None if s.threshold is None else float(s.threshold)
-        sli = Sli("eval_score", suite=s.suite, scorer=s.scorer, score_threshold=threshold)
+        sli = Sli("eval_score", suite=s.suite, scorer=s.scorer, score_threshold=threshold,
+                  suite_scope=s.suite_scope)  # fmt: skip
     elif isinstance(s, GuardrailSpec | NegativeFeedbackSpec | RefusalSpec):
         sli = Sli(s.kind)
     else:

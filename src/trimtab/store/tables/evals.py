@@ -180,11 +180,12 @@ online_scores = Table(
 )
 
 
-# -- the eval-score SLI's rollups (issue 14; migration 0016) ---------------------------------
+# -- the eval-score SLI's rollups (issue 14; migration 0016; the suite's scope: 0019) --------
 
 # the online scores of one minute, hour or UTC day of requests (`span` 1, 60 or 1440
-# minutes from `minute`; the requests' time, not their scores') per suite, scorer and
-# dimensions, one row per value bin: `bin` is the value in hundredths,
+# minutes from `minute`; the requests' time, not their scores') per suite (its scope and
+# name, as in `online_scores`: a shared suite and a tenant's of one name keep their own
+# rows), scorer and dimensions, one row per value bin: `bin` is the value in hundredths,
 # floor(round(value * 100, 6)), 0-100; -1 holds the answers the scorer could not score
 # (value null). `count` scores, `passed` of them the scorer's own pass. Written with
 # `online_scores` in one transaction, into all three spans at once
@@ -193,6 +194,7 @@ score_rollups = Table(
     "score_rollups",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(128), nullable=False),  # the suite's: a tenant, "" for a shared one
     Column("suite", String(128), nullable=False),
     Column("scorer", String(64), nullable=False),
     Column("span", Integer, nullable=False),
@@ -206,6 +208,7 @@ score_rollups = Table(
     # the key leads with what every read names, then the span's start: a range scan
     UniqueConstraint(
         "suite",
+        "scope",
         "scorer",
         "span",
         "minute",
