@@ -449,7 +449,10 @@ APPLY_SLOS = Endpoint(
     description=(
         "400 invalid_slos: every problem, each naming the file and the key; nothing is "
         "stored. The file's `routes:` and `evals:` sections are left to their endpoints. A "
-        "non-admin's SLOs are its tenant's and judge only its tenant's traffic. With "
+        "non-admin's SLOs are its tenant's and judge only its tenant's traffic. An "
+        "`eval_score` SLI's suite (`suite_scope` `shared` or `tenant`; without it, the SLO's "
+        "tenant's own suite of that name, else the shared one) must exist and score "
+        "production answers (`online:`) with its scorer. With "
         "`prune`, the caller's SLOs (an admin's: the shared ones) the file does not name "
         "are deleted in the same transaction, each audited `slo.delete`, their open alerts "
         "resolved; with `dry_run`, nothing changes and the answer says what would."
