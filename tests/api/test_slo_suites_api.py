@@ -98,5 +98,31 @@ def test_the_suite_an_slo_means_must_be_there(running: Running) -> None:
         "slos.yaml: slos.q.sli.scorer: suite 'support-live' of the shared scope scores "
         "production answers with short, not 'right'"
     )
-    with running.engine.connect() as conn:  # the three that applied: acme's q, then admin's
+    with running.engine.connect() as conn:  # acme's q (applied twice) and the admin's q
         assert conn.scalar(select(func.count()).select_from(slos)) == 2
+
+
+NEW_LIVE = "{kind: eval_score, suite: new-live, scorer: short}"
+
+
+def test_a_dry_run_takes_the_planned_suites_as_known(running: Running) -> None:
+    new = slo(NEW_LIVE)
+    assert refused(apply_slos(running, new, OPERATOR_KEY, prune=True, dry_run=True)) == (
+        "slos.yaml: slos.q.sli.suite: unknown suite 'new-live' (neither tenant 'acme' nor "
+        "the shared scope has one of that name)"
+    )
+    planned = {"prune": True, "dry_run": True, "planned_suites": ["new-live"]}
+    r = apply_slos(running, new, OPERATOR_KEY, **planned)
+    assert r.status_code == 200, r.text
+    assert [s["status"] for s in r.json()["slos"]] == ["created"]
+    # in the caller's scope: the admin's planned suite is a shared one, not acme's own
+    acme_own = slo(
+        "{kind: eval_score, suite: new-live, scorer: short, suite_scope: tenant}", "acme"
+    )
+    assert apply_slos(running, slo(NEW_LIVE, "acme"), ADMIN_KEY, **planned).status_code == 200
+    assert refused(apply_slos(running, acme_own, ADMIN_KEY, **planned)) == (
+        "slos.yaml: slos.q.sli.suite: unknown suite 'new-live' (tenant 'acme' has none of "
+        "that name)"
+    )
+    r = apply_slos(running, new, OPERATOR_KEY, planned_suites=["new-live"])
+    assert r.status_code == 400 and r.json()["error"]["param"] == "planned_suites"

@@ -168,3 +168,14 @@ class SlosApply(TypedDict):
             ),
         ]
     ]
+    planned_suites: NotRequired[
+        Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=SOURCE_CHARS)]],
+            Field(
+                max_length=1000,
+                description="with dry_run: the eval suites the same apply creates or "
+                "replaces first in the caller's scope, taken as known by the eval_score "
+                "SLOs that name them",
+            ),
+        ]
+    ]

@@ -47,7 +47,7 @@ from trimtab.slo.gauges import SloGauges
 from trimtab.slo.report_data import read_report
 from trimtab.slo.spec import SloDefinition, SlosError, load_slos
 from trimtab.slo.store import SloApplied, SloRemoved, SloRow, SloStore
-from trimtab.types import SHARED, Principal, new_request_id
+from trimtab.types import SHARED, Principal, Scope, new_request_id
 
 AlertsChanged = Callable[[Sequence[AlertChange]], None]
 
@@ -119,11 +119,19 @@ class SlosAPI:
                 problems.append(f"{source}: slos.{d.name}.route: unknown route '{route}'")
         return problems
 
-    def _unknown_suites(self, definitions: list[SloDefinition], source: str) -> list[str]:
+    def _unknown_suites(
+        self,
+        definitions: list[SloDefinition],
+        source: str,
+        planned: frozenset[str] = frozenset(),
+        planned_scope: Scope = SHARED,
+    ) -> list[str]:
         """The eval-score SLOs naming a suite or scorer that is not there: the suite of
         the scope the SLI means (slo.score_reads.suite_scope: `suite_scope`, else the
         SLO's tenant's own of that name, else the shared one), scoring production answers
-        (`online:`) with that scorer."""
+        (`online:`) with that scorer. A `planned` suite (a dry run's: one the same apply
+        creates or replaces first in `planned_scope`) is taken as there, its scorers
+        unchecked: its own apply checks them."""
         problems = []
         suites = SuiteStore(self._store.engine)
         for d in definitions:
@@ -140,6 +148,10 @@ class SlosAPI:
             if sli.suite_scope is None and tenant is not None:
                 scopes.append(SHARED)
             found = suites.get(sli.suite, scopes)
+            if sli.suite in planned and planned_scope in scopes:
+                first = scopes.index(planned_scope)
+                if found is None or first <= scopes.index(found.scope):
+                    continue
             if found is None:
                 if len(scopes) > 1:
                     why = f"neither tenant '{tenant}' nor the shared scope has one of that name"
@@ -184,6 +196,11 @@ class SlosAPI:
             raise bad_param(
                 "planned_routes", "goes with dry_run: an apply checks the routes that exist"
             )
+        planned_suites = frozenset(body.get("planned_suites", ()))
+        if planned_suites and not dry_run:
+            raise bad_param(
+                "planned_suites", "goes with dry_run: an apply checks the suites that exist"
+            )
         try:
             parsed = load_slos(text, source)
         except SlosError as exc:
@@ -192,10 +209,12 @@ class SlosAPI:
         problems = await run_in_threadpool(
             self._unknown_routes, definitions, principal, source, to_create
         )
-        problems += await run_in_threadpool(self._unknown_suites, definitions, source)
+        scope = SHARED if principal.is_admin else principal.tenant
+        problems += await run_in_threadpool(
+            self._unknown_suites, definitions, source, planned_suites, scope
+        )
         if problems:
             raise Invalid("\n".join(problems), code="invalid_slos")
-        scope = SHARED if principal.is_admin else principal.tenant
         actor = principal.owner or principal.key_id
 
         def audit(conn: Connection, result: SloApplied) -> None:

@@ -170,6 +170,7 @@ def apply_files(
             prune=True,
             dry_run=True,
             planned_routes=list(found.routes),  # they do not exist yet: created first
+            planned_suites=list(found.evals),  # applied before the SLOs, in the same scope
         )
         Console(highlight=False, soft_wrap=True).print("dry run: nothing was changed")
         return

@@ -62,10 +62,12 @@ def apply_slos(
     prune: bool = False,
     dry_run: bool = False,
     planned_routes: Sequence[str] = (),
+    planned_suites: Sequence[str] = (),
 ) -> None:
     """Apply an `slos:` section and print each SLO's outcome; with `prune`, the caller's
-    SLOs it does not name are deleted (`dry_run`: only said; `planned_routes`, the routes
-    the same apply creates first, are taken as known)."""
+    SLOs it does not name are deleted (`dry_run`: only said; `planned_routes` and
+    `planned_suites`, the routes and suites the same apply creates first, are taken as
+    known)."""
     refused = file_refused(file, "invalid_slos", "no SLO was changed")
     removed: list[RemovedSlo] = []
     if prune:
@@ -73,7 +75,12 @@ def apply_slos(
             url,
             api_key,
             lambda c: c.prune_slos(
-                text, message, source=str(file), dry_run=dry_run, planned_routes=planned_routes
+                text,
+                message,
+                source=str(file),
+                dry_run=dry_run,
+                planned_routes=planned_routes,
+                planned_suites=planned_suites,
             ),
             refused,
         )

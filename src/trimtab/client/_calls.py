@@ -324,10 +324,16 @@ def apply_slos(yaml: str, message: str, source: str | None) -> Call[list[Applied
 
 
 def prune_slos(
-    yaml: str, message: str, source: str | None, dry_run: bool, planned_routes: Sequence[str]
+    yaml: str,
+    message: str,
+    source: str | None,
+    dry_run: bool,
+    planned_routes: Sequence[str],
+    planned_suites: Sequence[str] = (),
 ) -> Call[PrunedSlos]:
     fields = body({"yaml": yaml, "message": message, "source": source, "prune": True,
-                   "dry_run": dry_run, "planned_routes": list(planned_routes) or None})  # fmt: skip
+                   "dry_run": dry_run, "planned_routes": list(planned_routes) or None,
+                   "planned_suites": list(planned_suites) or None})  # fmt: skip
     return Call("POST", "/api/slos/apply", typed(PrunedSlos), body=fields)
 
 

@@ -363,11 +363,15 @@ class AsyncClient(AsyncIncidentMethods, AsyncEvalMethods):
         source: str | None = None,
         dry_run: bool = False,
         planned_routes: Sequence[str] = (),
+        planned_suites: Sequence[str] = (),
     ) -> PrunedSlos:
         """Apply the `slos:` section of a file's text and delete the caller's SLOs (an
         admin's: the shared ones) it does not name; `dry_run`: say so, change nothing
-        (`planned_routes`: routes the same apply creates first, taken as known)."""
-        return await self._run(calls.prune_slos(yaml, message, source, dry_run, planned_routes))
+        (`planned_routes`, `planned_suites`: the routes and the caller's eval suites the
+        same apply creates first, taken as known)."""
+        return await self._run(
+            calls.prune_slos(yaml, message, source, dry_run, planned_routes, planned_suites)
+        )
 
     async def delete_slo(self, name: str, *, tenant: str | None = None) -> RemovedSlo:
         """Delete an SLO (an admin's `tenant` picks a tenant's); its open alerts resolve."""
