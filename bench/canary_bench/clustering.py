@@ -18,6 +18,7 @@ from trimtab.stats.clustered import (
     design_effect,
     exposures,
     history_coefficient,
+    majority_arm,
 )
 from trimtab.stats.cuped import adjusted_sums, mean_coefficient, tail_offsets
 
@@ -49,8 +50,9 @@ class Clustering:
         every fourth look (they move slowly), the error test's exposures every look."""
         n_u, k_u, sums_u, arm_u, pre = us.n_u, us.k_u, us.sums_u, us.arm, us.day_before
         if look % 4 == 0:  # the design effect moves slowly: every fourth look
+            arm = majority_arm(n_u, arm_u)  # each user's arm for CUPED's coefficients
             if pre is not None:  # CUPED's coefficient, from the rollout's users
-                theta, _ = history_coefficient(k_u.sum(1), n_u.sum(1), pre.x_pre, pre.known)
+                theta, _ = history_coefficient(k_u.sum(1), n_u.sum(1), pre.x_pre, pre.known, arm)
                 self.x_adj = adjusted_proneness(pre.x_pre, theta)
             d = design_effect(k_u, n_u, arm_u, proneness=self.x_adj)
             self.dispersion = {"error_rate": d}
@@ -58,7 +60,7 @@ class Clustering:
                 for q in ("lat", "cost"):
                     if pre is not None and q in pre.x_means:  # CUPED on each user's day before
                         x, known = pre.x_means[q], pre.known
-                        th, _, xb = mean_coefficient(sums_u[q].sum(1), n_u.sum(1), x, known)
+                        th, _, xb = mean_coefficient(sums_u[q].sum(1), n_u.sum(1), x, known, arm)
                         self.shift[q] = np.where(known, th[:, None] * (x - xb[:, None]), 0)
                 lat_t, lat_q = _adjusted(sums_u, "lat", n_u, self.shift)
                 cost_t, cost_q = _adjusted(sums_u, "cost", n_u, self.shift)

@@ -12,6 +12,7 @@ from trimtab.stats.clustered import (
     adjusted_proneness,
     design_effect,
     history_coefficient,
+    majority_arm,
 )
 
 
@@ -211,8 +212,36 @@ def test_cuped_recovers_the_coefficient_of_a_history_that_half_persists() -> Non
     assert float(history_coefficient(unrelated, n, x, known)[0]) < 0.06
     few = np.arange(units) < MIN_HISTORY_UNITS - 1
     assert float(history_coefficient(k, n, x, few)[0]) == 0.0
-    # in closed form: the n-weighted least-squares slope of k / (n p) on x
-    p = k.sum() / n.sum()
-    slope = np.polyfit(x, k / (n * p), 1, w=np.sqrt(n))[0]
-    assert float(history_coefficient(k, n, x, known)[0]) == pytest.approx(min(slope, 1.0))
+    # in closed form: the n-weighted least-squares line of k / n on x, its slope over its
+    # value at x = 1 (the fit p n (1 + theta (x - 1)))
+    slope, intercept = np.polyfit(x, k / n, 1, w=np.sqrt(n))
+    want = min(slope / (intercept + slope), 1.0)
+    assert float(history_coefficient(k, n, x, known)[0]) == pytest.approx(want)
     assert float(adjusted_proneness(x[:3], 0.5)[1]) == pytest.approx(1 + 0.5 * (x[1] - 1))
+
+
+def test_the_history_coefficient_is_fitted_within_each_arm() -> None:
+    """Counts that follow the model exactly, a candidate 1.5 times as error-prone, and the
+    error-prone users (by their history) mostly on it: within the arms the fit recovers
+    theta; pooled over them the candidate's excess is read as history predicting more
+    (theta too high, which would credit the worse candidate with more expected events)."""
+    rng = np.random.default_rng(3)
+    users = 400
+    x = rng.gamma(2.0, 0.5, users)
+    n = rng.integers(20, 200, users).astype(float)
+    cand = x > np.quantile(x, 0.4)
+    theta = 0.6
+    k = 0.02 * np.where(cand, 1.5, 1.0) * n * (1.0 + theta * (x - 1.0))
+    known = np.ones(users, dtype=bool)
+    within, used = history_coefficient(k, n, x, known, cand)
+    assert float(within) == pytest.approx(theta, rel=1e-9) and float(used) == users
+    pooled, _ = history_coefficient(k, n, x, known)
+    assert float(pooled) > theta + 0.1
+    # with the arms alike, both fits agree and recover theta
+    same = 0.02 * n * (1.0 + theta * (x - 1.0))
+    assert float(history_coefficient(same, n, x, known)[0]) == pytest.approx(theta, rel=1e-9)
+    assert float(history_coefficient(same, n, x, known, cand)[0]) == pytest.approx(theta, rel=1e-9)
+    # a unit's arm: where most of its requests were, a mover counted where it ended up
+    per_window = np.array([[1.0, 5.0, 2.0], [3.0, 1.0, 2.0]])
+    on = np.array([[False, False, True], [True, True, True]])
+    assert majority_arm(per_window, on).tolist() == [True, False, True]

@@ -165,3 +165,23 @@ def test_tail_counts_against_their_offsets_are_no_more_clustered_than_the_log_la
     assert abs(float(np.mean(z_exp))) < 3 * float(np.std(z_exp)) / np.sqrt(e)
     assert float(np.var(z_exp)) <= 1.1 * float(np.mean(d_lat))
     assert float(np.var(z_req)) > 1.5 * float(np.mean(d_lat))
+
+
+def test_the_mean_coefficient_is_fitted_within_each_arm() -> None:
+    """Unit means that follow the model exactly, a candidate 25 % costlier, and the costly
+    users (by their history) mostly on it: with an intercept per arm the fit recovers
+    theta; pooled over the arms the candidate's excess is read as history predicting more,
+    which would adjust the costlier candidate down too far."""
+    rng = np.random.default_rng(4)
+    users = 400
+    x = rng.gamma(4.0, 0.0005, users)  # each user's mean cost the day before
+    n = rng.integers(20, 200, users).astype(float)
+    cand = x > np.quantile(x, 0.4)
+    theta = 0.7
+    y = np.where(cand, 1.25, 1.0) * 0.002 + theta * (x - x.mean())
+    known = np.ones(users, dtype=bool)
+    within, used, x_bar = mean_coefficient(n * y, n, x, known, cand)
+    assert float(within) == pytest.approx(theta, rel=1e-9) and float(used) == users
+    assert float(x_bar) == pytest.approx(float((n * x).sum() / n.sum()))
+    pooled, _, _ = mean_coefficient(n * y, n, x, known)
+    assert float(pooled) > theta + 0.1

@@ -20,6 +20,7 @@ from trimtab.stats.clustered import (
     design_effect,
     exposures,
     history_coefficient,
+    majority_arm,
     proneness,
 )
 from trimtab.stats.cuped import adjusted_sums, mean_coefficient, tail_offsets
@@ -161,7 +162,8 @@ def unit_dispersion(
         rows, known = prior
         x_before = proneness(getattr(before, name), before.n)
         x = np.where(rows >= 0, x_before[np.maximum(rows, 0)], 1.0)
-        theta, used = history_coefficient(events[name].sum(0), n.sum(0), x, rows >= 0)
+        judged = majority_arm(n, on_candidate)
+        theta, used = history_coefficient(events[name].sum(0), n.sum(0), x, rows >= 0, judged)
         x = adjusted_proneness(x, theta)
         d = design_effect(events[name], n, on_candidate, rest[name], rest_n, x)
         ex = exposures(n, on_candidate, x, rest_n)
@@ -200,7 +202,9 @@ def _mean(
         return Clustered(design_effect(m_k, m_n, on_candidate, r_k, r_n, squares=m_q,
                                        rest_squares=r_q))  # fmt: skip
     x, known = history
-    theta, used, x_bar = mean_coefficient(m_k.sum(0), m_n.sum(0), x, known)
+    theta, used, x_bar = mean_coefficient(
+        m_k.sum(0), m_n.sum(0), x, known, majority_arm(m_n, on_candidate)
+    )
     k_adj, q_adj, b = adjusted_sums(m_k, m_q, m_n, x, known, theta, x_bar)
     d = design_effect(k_adj, m_n, on_candidate, r_k, r_n, squares=q_adj, rest_squares=r_q)
     total = np.stack([np.where(on_candidate, 0.0, k_adj).sum(-1) + r_k[0],

@@ -34,6 +34,7 @@ __all__ = [
     "design_effect",
     "exposures",
     "history_coefficient",
+    "majority_arm",
     "proneness",
 ]
 
@@ -198,18 +199,24 @@ def history_coefficient(
     n: npt.ArrayLike,
     x: npt.ArrayLike,
     known: npt.ArrayLike,
+    arm: npt.ArrayLike | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """CUPED's coefficient ``theta = cov(pre, post) / var(pre)`` over units, and the units
     it was estimated from: ``(theta, units)``, each of shape ``(...)``.
 
-    ``k`` and ``n`` are each unit's events and requests during the rollout (all windows,
-    both arms pooled, as CUPED pools them: assignment is blind to the history, so the arms
-    do not bias it), shape ``(..., U)``; ``x`` its :func:`proneness` before the rollout;
-    ``known`` the units that had requests before it. ``post`` is the unit's rate during
-    the rollout relative to the pooled rate, ``k / (n p)``; the regression is weighted by
-    ``n`` (a unit's rate is as precise as its requests), which makes it the least-squares
-    fit of the counts ``k`` by ``p n (1 + theta (x - 1))`` with Poisson weights, in closed
-    form ``sum (x - xbar) k / (p sum n (x - xbar)^2)``.
+    ``k`` and ``n`` are each unit's events and requests during the rollout (all windows),
+    shape ``(..., U)``; ``x`` its :func:`proneness` before the rollout; ``known`` the units
+    that had requests before it; ``arm`` (``(..., U)``, :func:`majority_arm`) the arm each
+    is judged in. The fit is the least-squares fit of the counts ``k`` by
+    ``p_g n (1 + theta (x - 1))`` with Poisson weights (a unit's rate is as precise as its
+    requests), ``p_g`` each arm's own rate at ``x = 1``: in closed form
+    ``sum_g sum (x - xbar_g) k / sum_g a_g sum n (x - xbar_g)^2``, with ``xbar_g`` the
+    arm's request-weighted mean history and ``a_g = p_g - slope_g (xbar_g - 1)`` its
+    fitted rate at ``x = 1``. Within the arms: pooled over them, a candidate that differs
+    leaks into ``theta`` whenever its units' histories happen to differ from stable's (a
+    few heavy users decide that), and a worse candidate that drew the error-prone users
+    gets a ``theta`` too high, which credits it with more expected events and makes it
+    look better than it is. Without ``arm``, all units are one group.
 
     ``theta`` is clipped to ``[0, 1]``: a history that predicts nothing (or whose estimate
     is negative, noise in this model) is ignored, and one is never trusted beyond face
@@ -220,20 +227,37 @@ def history_coefficient(
     x_ = np.asarray(x, dtype=np.float64)
     use = np.asarray(known, dtype=bool) & (n_ > 0)
     units = use.sum(axis=-1).astype(np.float64)
-    w = np.where(use, n_, 0.0)
-    total_n = w.sum(axis=-1, keepdims=True)
-    total_k = np.where(use, k_, 0.0).sum(axis=-1, keepdims=True)
-    safe_n = np.maximum(total_n, 1.0)
-    p = total_k / safe_n
-    x_bar = (w * x_).sum(axis=-1, keepdims=True) / safe_n
-    dx = np.where(use, x_ - x_bar, 0.0)
-    var = (w * dx * dx).sum(axis=-1)
-    cov = (dx * np.where(use, k_, 0.0)).sum(axis=-1)
-    denom = p[..., 0] * var
+    groups = [use]
+    if arm is not None:
+        cand = _arms(arm, use.shape)
+        groups = [use & cand, use & ~cand]
+    cov = np.zeros(units.shape)
+    denom = np.zeros(units.shape)
+    for group in groups:
+        w = np.where(group, n_, 0.0)
+        safe_n = np.maximum(w.sum(axis=-1), 1.0)
+        p = np.where(group, k_, 0.0).sum(axis=-1) / safe_n
+        x_bar = (w * x_).sum(axis=-1) / safe_n
+        dx = np.where(group, x_ - x_bar[..., None], 0.0)
+        var_g = (w * dx * dx).sum(axis=-1)
+        cov_g = (dx * np.where(group, k_, 0.0)).sum(axis=-1)
+        # the group's rate at x = 1 (the fit's p), not at its own mean history x_bar
+        slope = np.where(var_g > 0, cov_g / np.where(var_g > 0, var_g, 1.0), 0.0)
+        denom = denom + (p - slope * (x_bar - 1.0)) * var_g
+        cov = cov + cov_g
     ok = (units >= MIN_HISTORY_UNITS) & (denom > 0)
     theta = np.where(ok, cov / np.where(ok, denom, 1.0), 0.0)
     out: FloatArray = np.clip(theta, 0.0, 1.0)
     return out, units
+
+
+def majority_arm(n: npt.ArrayLike, on_candidate: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Each unit's arm for :func:`history_coefficient`: the candidate where most of its
+    requests ``n`` (``(..., W, U)``) were, ``on_candidate`` per unit or per window."""
+    n_ = np.asarray(n, dtype=np.float64)
+    cand = _arms(on_candidate, n_.shape)
+    out: npt.NDArray[np.bool_] = 2.0 * np.where(cand, n_, 0.0).sum(axis=-2) > n_.sum(axis=-2)
+    return out
 
 
 def adjusted_proneness(x: npt.ArrayLike, theta: npt.ArrayLike) -> FloatArray:

@@ -32,28 +32,50 @@ __all__ = ["adjusted_sums", "mean_coefficient", "tail_offsets"]
 
 
 def mean_coefficient(
-    total: npt.ArrayLike, n: npt.ArrayLike, x: npt.ArrayLike, known: npt.ArrayLike
+    total: npt.ArrayLike,
+    n: npt.ArrayLike,
+    x: npt.ArrayLike,
+    known: npt.ArrayLike,
+    arm: npt.ArrayLike | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """CUPED's ``theta = cov(x, y) / var(x)`` for a mean: ``(theta, units, x_bar)``, each
     of shape ``(...)``.
 
     ``total`` and ``n`` are each unit's sum of the quantity and its requests during the
-    rollout (all windows, both arms pooled), shape ``(..., U)``; ``x`` the unit's mean of
-    it before the rollout, ``known`` the units that had requests then. The regression of
-    the units' rollout means ``y_j = total_j / n_j`` on ``x_j`` weighted by ``n_j``:
-    ``theta = sum_j (x_j - x_bar) total_j / sum_j n_j (x_j - x_bar)^2`` with ``x_bar`` the
-    request-weighted mean of ``x`` (``E x``) over those units. Clipped to ``[0, 1]``;
-    0 below :data:`MIN_HISTORY_UNITS` units or when their histories do not differ."""
+    rollout (all windows), shape ``(..., U)``; ``x`` the unit's mean of it before the
+    rollout, ``known`` the units that had requests then; ``arm`` (``(..., U)``,
+    :func:`trimtab.stats.clustered.majority_arm`) the arm each is judged in. The
+    regression of the units' rollout means ``y_j = total_j / n_j`` on ``x_j`` weighted by
+    ``n_j``, with an intercept per arm (the common slope of an analysis of covariance):
+    ``theta = sum_g sum_j (x_j - x_bar_g) total_j / sum_g sum_j n_j (x_j - x_bar_g)^2``,
+    ``x_bar_g`` the arm's request-weighted mean of ``x``. Within the arms, so that a
+    candidate whose mean differs does not leak into ``theta`` when its units' histories
+    happen to differ from stable's (pooled, a costlier candidate that drew the costly
+    users gets a ``theta`` too high and is adjusted down too far); without ``arm`` all
+    units are one group. ``x_bar`` is the request-weighted mean of ``x`` over all those
+    units (``E x``), about which both arms are adjusted. Clipped to ``[0, 1]``; 0 below
+    :data:`MIN_HISTORY_UNITS` units or when their histories do not differ."""
     t_, n_ = np.asarray(total, dtype=np.float64), np.asarray(n, dtype=np.float64)
     x_ = np.asarray(x, dtype=np.float64)
     use = np.asarray(known, dtype=bool) & (n_ > 0)
     units = use.sum(axis=-1).astype(np.float64)
-    w = np.where(use, n_, 0.0)
-    safe_n = np.maximum(w.sum(axis=-1, keepdims=True), 1.0)
-    x_bar = (w * np.where(use, x_, 0.0)).sum(axis=-1, keepdims=True) / safe_n
-    dx = np.where(use, x_ - x_bar, 0.0)
-    var = (w * dx * dx).sum(axis=-1)
-    cov = (dx * np.where(use, t_, 0.0)).sum(axis=-1)
+    if arm is None:
+        groups = [use]
+    else:
+        cand = np.broadcast_to(np.asarray(arm, dtype=bool), use.shape)
+        groups = [use & cand, use & ~cand]
+    var = np.zeros(units.shape)
+    cov = np.zeros(units.shape)
+    for group in groups:
+        w = np.where(group, n_, 0.0)
+        safe_g = np.maximum(w.sum(axis=-1, keepdims=True), 1.0)
+        x_g = (w * np.where(group, x_, 0.0)).sum(axis=-1, keepdims=True) / safe_g
+        dx = np.where(group, x_ - x_g, 0.0)
+        var = var + (w * dx * dx).sum(axis=-1)
+        cov = cov + (dx * np.where(group, t_, 0.0)).sum(axis=-1)
+    w_all = np.where(use, n_, 0.0)
+    safe_n = np.maximum(w_all.sum(axis=-1, keepdims=True), 1.0)
+    x_bar = (w_all * np.where(use, x_, 0.0)).sum(axis=-1, keepdims=True) / safe_n
     ok = (units >= MIN_HISTORY_UNITS) & (var > 0)
     theta: FloatArray = np.clip(np.where(ok, cov / np.where(ok, var, 1.0), 0.0), 0.0, 1.0)
     return theta, units, x_bar[..., 0]
