@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ import aiohttp
 from gateway_bench.payload import PAYLOAD
 from gateway_bench.processes import Target
 from gateway_bench.settings import TTFT_BLOCK, TTFT_SETTLE_S
-from gateway_bench.wire import chat_body, headers_for
+from gateway_bench.wire import ChatStream, chat_body, headers_for
 
 
 @dataclass
@@ -37,9 +36,7 @@ async def one_stream(
     every request gets)."""
     t0 = time.perf_counter()
     first: float | None = None
-    content: list[str] = []
-    usage = None
-    done = False
+    stream = ChatStream()
     t.sent += 1
     async with session.post(t.chat_url, data=body, headers=headers_for(t)) as resp:
         if resp.status != 200:
@@ -50,25 +47,11 @@ async def one_stream(
             with contextlib.suppress(TypeError, ValueError):
                 s.overhead_ms.append(float(resp.headers.get(t.overhead_header, "")))
         async for raw in resp.content:
-            line = raw.strip()
-            if not line.startswith(b"data:"):
-                continue
-            payload = line[5:].strip()
-            if payload == b"[DONE]":
-                done = True
-                continue
-            obj = json.loads(payload)
-            for ch in obj.get("choices") or []:
-                piece = (ch.get("delta") or {}).get("content")
-                if piece:
-                    if first is None:
-                        first = time.perf_counter()
-                    content.append(piece)
-            if obj.get("usage"):
-                usage = obj["usage"]
+            if stream.feed(raw) and first is None:
+                first = time.perf_counter()
     end = time.perf_counter()
     t.completed += 1
-    text = "".join(content)
+    text, usage, done = stream.text, stream.usage, stream.done
     if first is None or text != (expect or PAYLOAD.content) or not done or not usage:
         s.bad += 1
         s.bad_sample = s.bad_sample or f"content={text!r} done={done} usage={usage!r}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway_bench.payload import PAYLOAD
@@ -29,24 +30,43 @@ def headers_for(t: Target) -> dict[str, str]:
     return h
 
 
-def parse_sse(data: bytes) -> tuple[str, dict[str, Any] | None, bool]:
-    """Concatenated content, the usage object (if any) and whether [DONE] came."""
-    content: list[str] = []
+@dataclass
+class ChatStream:
+    """An OpenAI chat stream read back line by line: its content pieces, its usage object
+    (if any) and whether ``[DONE]`` came."""
+
+    content: list[str] = field(default_factory=list)
     usage: dict[str, Any] | None = None
-    done = False
-    for raw in data.split(b"\n"):
+    done: bool = False
+
+    def feed(self, raw: bytes) -> bool:
+        """Take one line of the stream; whether it carried content."""
         line = raw.strip()
         if not line.startswith(b"data:"):
-            continue
+            return False
         payload = line[5:].strip()
         if payload == b"[DONE]":
-            done = True
-            continue
+            self.done = True
+            return False
         obj = json.loads(payload)
+        got = False
         for ch in obj.get("choices") or []:
             piece = (ch.get("delta") or {}).get("content")
             if piece:
-                content.append(piece)
+                self.content.append(piece)
+                got = True
         if obj.get("usage"):
-            usage = obj["usage"]
-    return "".join(content), usage, done
+            self.usage = obj["usage"]
+        return got
+
+    @property
+    def text(self) -> str:
+        return "".join(self.content)
+
+
+def parse_sse(data: bytes) -> tuple[str, dict[str, Any] | None, bool]:
+    """Concatenated content, the usage object (if any) and whether [DONE] came."""
+    stream = ChatStream()
+    for raw in data.split(b"\n"):
+        stream.feed(raw)
+    return stream.text, stream.usage, stream.done

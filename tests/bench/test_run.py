@@ -262,3 +262,21 @@ def test_the_long_prompt_and_answer_are_prose_of_their_size_without_personal_dat
     assert bench.prompt_text(0) == bench.SHORT_PROMPT
     short = bench_mock.Reply(0)
     assert short.content == bench.Payload().content and short.usage["completion_tokens"] == 9
+
+
+def test_a_chat_stream_is_read_back_line_by_line_and_whole() -> None:
+    wire = sys.modules["gateway_bench.wire"]  # loaded by bench/run.py
+    lines = [
+        b'data: {"choices": [{"delta": {"role": "assistant"}}]}',
+        b"",
+        b'data: {"choices": [{"delta": {"content": "Hel"}}]}',
+        b": a comment",
+        b'data: {"choices": [{"delta": {"content": "lo"}}], "usage": null}',
+        b'data: {"choices": [], "usage": {"total_tokens": 7}}',
+        b"data: [DONE]",
+    ]
+    stream = wire.ChatStream()
+    assert [stream.feed(line) for line in lines] == [False, False, True, False, True, False, False]
+    assert (stream.text, stream.usage, stream.done) == ("Hello", {"total_tokens": 7}, True)
+    assert wire.parse_sse(b"\n".join(lines)) == ("Hello", {"total_tokens": 7}, True)
+    assert wire.parse_sse(lines[2]) == ("Hel", None, False)  # no [DONE], no usage
