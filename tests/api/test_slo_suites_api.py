@@ -6,16 +6,32 @@ applies nothing."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import httpx
 import pytest
 import yaml
 from sqlalchemy import func, select
 
 from tests.api.support import apply_slos, with_support_route
-from tests.support import ADMIN_KEY, GLOBEX_OPERATOR_KEY, OPERATOR_KEY, GatewayFactory, Running
+from tests.evals.online_support import answer
+from tests.slo.support import request
+from tests.support import (
+    ADMIN_KEY,
+    GLOBEX_OPERATOR_KEY,
+    OPERATOR_KEY,
+    GatewayFactory,
+    Running,
+    auth,
+)
+from trimtab.evals.online import OnlineScoring
 from trimtab.evals.suite_store import SuiteStore
 from trimtab.evals.suites import parse_suites
-from trimtab.store.tables import slos
+from trimtab.slo.spec import SloDefinition, load_slos
+from trimtab.store.tables import audit_log, score_rollups, slos
+from trimtab.telemetry.store import TelemetryStore
 
 SUITES = """
 evals:
@@ -126,3 +142,142 @@ def test_a_dry_run_takes_the_planned_suites_as_known(running: Running) -> None:
     )
     r = apply_slos(running, new, OPERATOR_KEY, planned_suites=["new-live"])
     assert r.status_code == 400 and r.json()["error"]["param"] == "planned_suites"
+
+
+SHARED_LIVE = "{kind: eval_score, suite: support-live, scorer: short}"
+ACME_LIVE = "{kind: eval_score, suite: acme-live, scorer: short}"
+
+
+def pinned(sli: str, scope: str, tenant: str = "acme") -> SloDefinition:
+    """The SLO `slo(sli, tenant)` with `suite_scope: scope`: what the apply stores."""
+    (d,) = load_slos(slo(sli.replace("}", f", suite_scope: {scope}}}"), tenant))
+    return d
+
+
+def stored(running: Running, key: str = OPERATOR_KEY) -> dict[str, Any]:
+    """GET /api/slos/q as `key` sees it."""
+    r = httpx.get(f"{running.url}/api/slos/q", headers=auth(key))
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_the_apply_stores_the_suite_scope_it_resolved(running: Running) -> None:
+    # acme's unscoped SLO of its own acme-live: stored as the tenant's, in its digest
+    first = apply_slos(running, slo(ACME_LIVE), OPERATOR_KEY)
+    assert first.status_code == 200, first.text
+    want = pinned(ACME_LIVE, "tenant")
+    assert [(s["status"], s["digest"]) for s in first.json()["slos"]] == [("created", want.digest)]
+    assert stored(running)["definition"] == want.to_json()
+    with running.engine.connect() as conn:
+        row = conn.execute(select(slos.c.definition, slos.c.digest)).one()
+    assert (row.definition["sli"]["suite_scope"], row.digest) == ("tenant", want.digest)
+    # the same file again, nothing else changed: the same pin, unchanged
+    again = apply_slos(running, slo(ACME_LIVE), OPERATOR_KEY)
+    assert [(s["status"], s["digest"]) for s in again.json()["slos"]] == [
+        ("unchanged", want.digest)
+    ]
+    # the shared suite (acme has no support-live): pinned `shared`
+    shared = apply_slos(running, slo(SHARED_LIVE), OPERATOR_KEY)
+    assert shared.json()["slos"][0]["digest"] == pinned(SHARED_LIVE, "shared").digest
+    assert stored(running)["definition"]["sli"]["suite_scope"] == "shared"
+    # an SLO without a tenant can mean only the shared suite: stored as written
+    admins = apply_slos(running, slo(SHARED_LIVE, ""), ADMIN_KEY)
+    (unscoped,) = load_slos(slo(SHARED_LIVE, ""))
+    assert admins.json()["slos"][0]["digest"] == unscoped.digest
+
+
+def test_an_explicit_suite_scope_is_stored_as_written(running: Running) -> None:
+    mine = parse_suites(yaml.safe_load(SUITES.split("  offline:")[0]), "evals.yaml")
+    SuiteStore(running.engine).apply(mine, scope="acme", actor="ml@acme")  # acme's support-live
+    text = "slos:\n" + "".join(
+        f"  {name}: {{route: support-answer, sli: {sli}, objective: 0.9}}\n"
+        for name, sli in (
+            ("unscoped", SHARED_LIVE),
+            ("shared", SHARED_LIVE.replace("}", ", suite_scope: shared}")),
+            ("own", ACME_LIVE.replace("}", ", suite_scope: tenant}")),
+        )
+    )
+    r = apply_slos(running, text, OPERATOR_KEY)
+    assert r.status_code == 200, r.text
+    with running.engine.connect() as conn:
+        rows = conn.execute(select(slos.c.name, slos.c.definition)).all()
+    # only the unscoped SLO is pinned (to acme's own, which it now resolves to)
+    assert {n: d["sli"]["suite_scope"] for n, d in rows} == {
+        "unscoped": "tenant",
+        "shared": "shared",
+        "own": "tenant",
+    }
+
+
+def test_a_dry_run_reports_the_pin_it_would_store(running: Running) -> None:
+    def digest(text: str, key: str, **extra: Any) -> str:
+        r = apply_slos(running, text, key, dry_run=True, **extra)
+        assert r.status_code == 200, r.text
+        return str(r.json()["slos"][0]["digest"])
+
+    # what the apply then stores
+    dry = digest(slo(SHARED_LIVE), OPERATOR_KEY)
+    assert dry == pinned(SHARED_LIVE, "shared").digest
+    assert apply_slos(running, slo(SHARED_LIVE), OPERATOR_KEY).json()["slos"][0]["digest"] == dry
+    # a planned suite is the caller's: acme's own comes before the shared support-live
+    planned = {"planned_suites": ["support-live", "new-live"]}
+    assert digest(slo(SHARED_LIVE), OPERATOR_KEY, **planned) == (
+        pinned(SHARED_LIVE, "tenant").digest
+    )
+    assert digest(slo(NEW_LIVE), OPERATOR_KEY, **planned) == pinned(NEW_LIVE, "tenant").digest
+    # an admin's planned suite is a shared one; acme's own acme-live still comes first
+    assert digest(slo(NEW_LIVE, "acme"), ADMIN_KEY, **planned) == (
+        pinned(NEW_LIVE, "shared").digest
+    )
+    acme_live = {"planned_suites": ["acme-live"]}
+    assert digest(slo(ACME_LIVE, "acme"), ADMIN_KEY, **acme_live) == (
+        pinned(ACME_LIVE, "tenant").digest
+    )
+
+
+def _score(scoring: OnlineScoring, now: datetime) -> None:
+    """Every applied suite with `online:` scores the answers recorded, by the real scorer."""
+    asyncio.run(scoring.cycle(now))
+
+
+def test_a_tenant_suite_applied_later_takes_effect_at_the_next_apply(running: Running) -> None:
+    assert apply_slos(running, slo(SHARED_LIVE), OPERATOR_KEY).status_code == 200
+    first = stored(running)
+    now = datetime.now(UTC)
+    TelemetryStore(running.engine).write([
+        request(1, now.timestamp() - 30, route="support-answer",
+                response_body=answer("Your parcel ships today.")),  # 24 characters
+        request(2, now.timestamp() - 25, route="support-answer", response_body=answer("Shipped.")),
+    ])  # fmt: skip
+    scoring = OnlineScoring(running.engine, since=now - timedelta(minutes=5))
+    _score(scoring, now)
+    # the shared short (at most 40) passes both
+    assert (stored(running)["good"], stored(running)["valid"]) == (2, 2)
+    # acme's own support-live, stricter (at most 10), scores the same answers
+    strict = SUITES.split("  offline:")[0].replace("max: 40", "max: 10")
+    suites = parse_suites(yaml.safe_load(strict), "evals.yaml")
+    SuiteStore(running.engine).apply(suites, scope="acme", actor="ml@acme")
+    _score(scoring, now)
+    with running.engine.connect() as conn:  # acme's suite has its scores now
+        assert conn.scalar(
+            select(func.count()).select_from(score_rollups).where(score_rollups.c.scope == "acme")
+        )
+    # no apply: the SLO reads the shared suite still, as stored
+    before = stored(running)
+    assert before["definition"] == first["definition"]
+    assert (before["good"], before["valid"]) == (2, 2)
+    # the next apply pins acme's own: the SLO changed, audited, and reads acme's suite
+    again = apply_slos(running, slo(SHARED_LIVE), OPERATOR_KEY)
+    want = pinned(SHARED_LIVE, "tenant")
+    assert [(s["status"], s["digest"]) for s in again.json()["slos"]] == [("updated", want.digest)]
+    with running.engine.connect() as conn:
+        rows = conn.execute(
+            select(audit_log.c.detail).where(audit_log.c.action == "slo.apply")
+        ).all()
+    assert [(r.detail["status"], r.detail["digest"]) for r in rows] == [
+        ("created", pinned(SHARED_LIVE, "shared").digest),
+        ("updated", want.digest),
+    ]
+    after = stored(running)
+    assert after["definition"]["sli"]["suite_scope"] == "tenant"
+    assert (after["good"], after["valid"]) == (1, 2)  # only "Shipped." within 10

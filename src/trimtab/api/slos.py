@@ -9,6 +9,11 @@ selector says. A non-admin reads its tenant's SLOs; an admin reads all, or one t
 with `?tenant=T` (`?tenant=` the shared ones). The status is computed from the per-minute
 rollups at the moment of the request (slo/status.py).
 
+An eval-score SLO's suite is resolved at the apply, not at each read: a file's SLI without
+`suite_scope` is stored with the one its suite was found in (`tenant`: the SLO's tenant's
+own; `shared`), so a tenant suite of the name applied later takes effect at the next apply
+of the SLO, which reports it updated (a new digest, audited `slo.apply`).
+
 A deleted SLO goes with its open burn alerts: each is resolved, its summary saying why, in
 the transaction that deletes the SLO and writes its audit row (`slo.delete`), and the sinks
 that heard of it hear of the end. The evaluator reads the SLOs each cycle, so it judges a
@@ -40,12 +45,12 @@ from trimtab.api.report_endpoints import SLO_REPORT
 from trimtab.audit.log import AuditLog
 from trimtab.auth.keyring import KeyRing
 from trimtab.errors import Forbidden, Invalid, NotFound
-from trimtab.evals.suite_store import SuiteStore
+from trimtab.evals.suite_store import SuiteRow, SuiteStore
 from trimtab.registry.store import RouteStore
 from trimtab.slo.evaluator import read_statuses, slo_ref
 from trimtab.slo.gauges import SloGauges
 from trimtab.slo.report_data import read_report
-from trimtab.slo.spec import SloDefinition, SlosError, load_slos
+from trimtab.slo.spec import Sli, SloDefinition, SlosError, SuiteScope, load_slos
 from trimtab.slo.store import SloApplied, SloRemoved, SloRow, SloStore
 from trimtab.types import SHARED, Principal, Scope, new_request_id
 
@@ -119,60 +124,27 @@ class SlosAPI:
                 problems.append(f"{source}: slos.{d.name}.route: unknown route '{route}'")
         return problems
 
-    def _unknown_suites(
+    def _suites_meant(
         self,
         definitions: list[SloDefinition],
         source: str,
         planned: frozenset[str] = frozenset(),
         planned_scope: Scope = SHARED,
-    ) -> list[str]:
-        """The eval-score SLOs naming a suite or scorer that is not there: the suite of
-        the scope the SLI means (slo.score_reads.suite_scope: `suite_scope`, else the
-        SLO's tenant's own of that name, else the shared one), scoring production answers
-        (`online:`) with that scorer. A `planned` suite (a dry run's: one the same apply
-        creates or replaces first in `planned_scope`) is taken as there, its scorers
-        unchecked: its own apply checks them."""
-        problems = []
+    ) -> tuple[list[str], dict[str, Scope]]:
+        """The eval-score SLOs naming a suite or scorer that is not there, and the scope of
+        the suite each of the others means, by SLO name (`_suite_meant`)."""
+        problems: list[str] = []
+        meant: dict[str, Scope] = {}
         suites = SuiteStore(self._store.engine)
         for d in definitions:
-            sli, tenant, at = d.sli, d.selector.tenant, f"{source}: slos.{d.name}.sli"
-            if sli.kind != "eval_score" or sli.suite is None:
+            if d.sli.kind != "eval_score" or d.sli.suite is None:
                 continue
-            if sli.suite_scope == "tenant" and tenant is None:
-                problems.append(
-                    f"{at}.suite_scope: 'tenant' is the SLO's tenant's own suite, and the SLO "
-                    "has no tenant (give it `tenant:`, or `suite_scope: shared`)"
-                )
-                continue
-            scopes = [SHARED] if sli.suite_scope == "shared" or tenant is None else [tenant]
-            if sli.suite_scope is None and tenant is not None:
-                scopes.append(SHARED)
-            found = suites.get(sli.suite, scopes)
-            if sli.suite in planned and planned_scope in scopes:
-                first = scopes.index(planned_scope)
-                if found is None or first <= scopes.index(found.scope):
-                    continue
-            if found is None:
-                if len(scopes) > 1:
-                    why = f"neither tenant '{tenant}' nor the shared scope has one of that name"
-                else:
-                    why = f"tenant '{tenant}' has none" if scopes[0] else "no shared suite"
-                    why += " of that name"
-                problems.append(f"{at}.suite: unknown suite '{sli.suite}' ({why})")
-                continue
-            whose = f"tenant '{found.scope}'" if found.scope else "the shared scope"
-            online = found.definition.online
-            if online is None:
-                problems.append(
-                    f"{at}.suite: suite '{sli.suite}' of {whose} scores no production answers "
-                    "(it has no `online:`)"
-                )
-            elif sli.scorer not in (names := [sc.name for sc in online.scorers]):
-                problems.append(
-                    f"{at}.scorer: suite '{sli.suite}' of {whose} scores production answers "
-                    f"with {', '.join(names)}, not '{sli.scorer}'"
-                )
-        return problems
+            scope, problem = _suite_meant(d, suites, source, planned, planned_scope)
+            if problem is not None:
+                problems.append(problem)
+            elif scope is not None:
+                meant[d.name] = scope
+        return problems, meant
 
     async def apply(self, request: Request) -> Response:
         rid = new_request_id()
@@ -210,11 +182,13 @@ class SlosAPI:
             self._unknown_routes, definitions, principal, source, to_create
         )
         scope = SHARED if principal.is_admin else principal.tenant
-        problems += await run_in_threadpool(
-            self._unknown_suites, definitions, source, planned_suites, scope
+        suite_problems, meant = await run_in_threadpool(
+            self._suites_meant, definitions, source, planned_suites, scope
         )
+        problems += suite_problems
         if problems:
             raise Invalid("\n".join(problems), code="invalid_slos")
+        definitions = [_pinned(d, meant.get(d.name)) for d in definitions]
         actor = principal.owner or principal.key_id
 
         def audit(conn: Connection, result: SloApplied) -> None:
@@ -388,6 +362,72 @@ class SlosAPI:
         traffic = scope or None  # an admin's shared or every SLO: every tenant's traffic
         result = await run_in_threadpool(read_report, self._store.engine, rows, month, traffic)
         return json_response(result.view())
+
+
+def _suite_meant(
+    d: SloDefinition,
+    suites: SuiteStore,
+    source: str,
+    planned: frozenset[str],
+    planned_scope: Scope,
+) -> tuple[Scope | None, str | None]:
+    """The scope of the suite an eval-score SLO means, else the problem: the suite of the
+    scope its SLI says (`suite_scope`, else the SLO's tenant's own of that name, else the
+    shared one), scoring production answers (`online:`) with that scorer. A `planned`
+    suite (a dry run's: one the same apply creates or replaces first in `planned_scope`)
+    is taken as there, its scorers unchecked: its own apply checks them."""
+    sli, tenant, at = d.sli, d.selector.tenant, f"{source}: slos.{d.name}.sli"
+    assert sli.suite is not None  # an eval-score SLI's, parsed
+    if sli.suite_scope == "tenant" and tenant is None:
+        return None, (
+            f"{at}.suite_scope: 'tenant' is the SLO's tenant's own suite, and the SLO "
+            "has no tenant (give it `tenant:`, or `suite_scope: shared`)"
+        )
+    scopes = [SHARED] if sli.suite_scope == "shared" or tenant is None else [tenant]
+    if sli.suite_scope is None and tenant is not None:
+        scopes.append(SHARED)
+    found = suites.get(sli.suite, scopes)
+    if sli.suite in planned and planned_scope in scopes:
+        first = scopes.index(planned_scope)
+        if found is None or first <= scopes.index(found.scope):
+            return planned_scope, None
+    if found is None:
+        if len(scopes) > 1:
+            why = f"neither tenant '{tenant}' nor the shared scope has one of that name"
+        else:
+            why = f"tenant '{tenant}' has none" if scopes[0] else "no shared suite"
+            why += " of that name"
+        return None, f"{at}.suite: unknown suite '{sli.suite}' ({why})"
+    return found.scope, _scoring_problem(found, sli, at)
+
+
+def _scoring_problem(found: SuiteRow, sli: Sli, at: str) -> str | None:
+    """Why the suite `found` cannot be the SLI's: it scores no production answers, or not
+    with the SLI's scorer; None when it can."""
+    whose = f"tenant '{found.scope}'" if found.scope else "the shared scope"
+    online = found.definition.online
+    if online is None:
+        return (
+            f"{at}.suite: suite '{sli.suite}' of {whose} scores no production answers "
+            "(it has no `online:`)"
+        )
+    if sli.scorer not in (names := [sc.name for sc in online.scorers]):
+        return (
+            f"{at}.scorer: suite '{sli.suite}' of {whose} scores production answers "
+            f"with {', '.join(names)}, not '{sli.scorer}'"
+        )
+    return None
+
+
+def _pinned(d: SloDefinition, scope: Scope | None) -> SloDefinition:
+    """`d` with its SLI's `suite_scope` set to the scope its suite was found in (`scope`,
+    None for an SLO naming no suite) when the file left it out, so the stored SLO keeps
+    reading that suite until it is applied again. An SLO without a tenant can only mean
+    the shared suite, so it is stored as written (its digest does not move)."""
+    if scope is None or d.sli.suite_scope is not None or d.selector.tenant is None:
+        return d
+    pin: SuiteScope = "shared" if scope == SHARED else "tenant"
+    return dataclasses.replace(d, sli=dataclasses.replace(d.sli, suite_scope=pin))
 
 
 def _flag(body: dict[str, Any], name: str) -> bool:

@@ -14,8 +14,10 @@ carry no model and no feature (eval traffic is never scored).
 A suite is its scope and name (a shared suite and a tenant's may share a name; the rollups
 keep each one's rows, migration 0019), so every read names the scope too: `suite_scope`
 finds the one an SLI means (`suite_scope: shared`, the shared suite; `tenant`, the SLO's
-tenant's own; absent, the SLO's tenant's own suite of that name if it has one, else the
-shared one, as a tenant's route is found by name), from `eval_suites` at each read.
+tenant's own). The apply (api/slos.py) stores an eval-score SLO with its `suite_scope`
+resolved; without one (an SLO stored before the apply did so, or a definition parsed and
+read directly) it means its tenant's own suite of that name if it has one, else the
+shared one, as a tenant's route is found by name, looked up in `eval_suites` at each read.
 
 The windows read each window's whole UTC days from the day rows, the whole hours left
 from the hour rows and the rest from the minute rows (`slo.windows.plan`, each window cut
@@ -57,7 +59,8 @@ def suite_scope(
     """The scope of the suite `suite` an SLI of an SLO of `tenant` (its selector's) means:
     `asked` "shared", the shared one; "tenant", the tenant's own (None for an SLO without
     a tenant, which the apply refuses); None, the tenant's own if it has applied one of
-    that name, else the shared one."""
+    that name, else the shared one. The apply stores `asked` resolved; None is kept for
+    the SLOs stored before it did, which go on being resolved here at each read."""
     if asked == "shared" or (asked is None and tenant is None):
         return SHARED
     if asked == "tenant" or tenant is None:
