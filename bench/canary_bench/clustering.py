@@ -8,14 +8,17 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
+from scipy import stats
 
 from canary_bench.sketch import Array
 from canary_bench.users import Users
 from trimtab.canary.analysis import ArmArrays
 from trimtab.canary.metrics import MetricSpec, latency_thresholds
 from trimtab.stats.clustered import (
+    NO_EVIDENCE,
     adjusted_proneness,
     design_effect,
+    effective_clusters,
     exposures,
     history_coefficient,
     majority_arm,
@@ -34,14 +37,34 @@ def _adjusted(
     return total, squares
 
 
+# How a look's design effect is taken from the estimates (bench/canary_pass_calibration.py):
+# "estimated", the controller's (this look's, floored at 1); "one", 1 once each arm has
+# its units (the clustering ignored); "running_max", the rollout's largest so far;
+# "stage_max", the stage's largest so far; "t_corrected", times (t_df / z)^2 at T_LEVEL,
+# df the estimate's effective clusters.
+RULES = ("estimated", "one", "running_max", "stage_max", "t_corrected")
+T_LEVEL = 0.01
+
+
+def _t_factor(df: Array) -> Array:
+    """``(t_{df}^{-1}(1 - T_LEVEL) / z^{-1}(1 - T_LEVEL))^2``: how much wider a t interval
+    on ``df`` degrees of freedom (at least 1) is than the normal one, squared."""
+    t = np.asarray(stats.t.ppf(1.0 - T_LEVEL, np.maximum(df, 1.0)), dtype=np.float64)
+    out: Array = (t / float(stats.norm.ppf(1.0 - T_LEVEL))) ** 2
+    return out
+
+
 @dataclass
 class Clustering:
-    """What the tests get from the users, kept between looks."""
+    """What the tests get from the users, kept between looks; ``rule`` (:data:`RULES`) is
+    how each look's design effect is taken from the estimates."""
 
+    rule: str = "estimated"
     dispersion: dict[str, Array] = field(default_factory=dict)  # design effect per metric
     exposure: Array | None = None  # (R, 2, W): the error test's requests as exposures
     shift: dict[str, Array] = field(default_factory=dict)  # CUPED's b per user (R, U)
     x_adj: Array | None = None  # the users' adjusted proneness (CUPED on errors)
+    kept_stage: Array | None = None  # "stage_max": each rollout's stage at the last estimate
 
     def update(
         self, us: Users, look: int, cluster_means: bool, lat_specs: list[MetricSpec]
@@ -54,7 +77,8 @@ class Clustering:
             if pre is not None:  # CUPED's coefficient, from the rollout's users
                 theta, _ = history_coefficient(k_u.sum(1), n_u.sum(1), pre.x_pre, pre.known, arm)
                 self.x_adj = adjusted_proneness(pre.x_pre, theta)
-            d = design_effect(k_u, n_u, arm_u, proneness=self.x_adj)
+            before = self.dispersion
+            d = self._taken(k_u, n_u, arm_u, self.x_adj, None)
             self.dispersion = {"error_rate": d}
             if cluster_means:  # as the controller: cost, and latency on its log
                 for q in ("lat", "cost"):
@@ -64,11 +88,41 @@ class Clustering:
                         self.shift[q] = np.where(known, th[:, None] * (x - xb[:, None]), 0)
                 lat_t, lat_q = _adjusted(sums_u, "lat", n_u, self.shift)
                 cost_t, cost_q = _adjusted(sums_u, "cost", n_u, self.shift)
-                self.dispersion["cost"] = design_effect(cost_t, n_u, arm_u, squares=cost_q)
-                d_lat = design_effect(lat_t, n_u, arm_u, squares=lat_q)
+                self.dispersion["cost"] = self._taken(cost_t, n_u, arm_u, None, cost_q)
+                d_lat = self._taken(lat_t, n_u, arm_u, None, lat_q)
                 self.dispersion.update({spec.name: d_lat for spec in lat_specs})
+            if self.rule == "running_max":
+                self.dispersion = _running_max(self.dispersion, before)
+            elif self.rule == "stage_max":  # the stage: the windows with traffic so far
+                stage = (n_u.sum(-1) > 0).sum(-1)
+                if self.kept_stage is not None:
+                    kept = _running_max(self.dispersion, before)
+                    same = stage == self.kept_stage
+                    self.dispersion = {
+                        name: np.where(same, kept[name], d) for name, d in self.dispersion.items()
+                    }
+                self.kept_stage = stage
         if self.x_adj is not None:  # the exposures move with every request: every look
             self.exposure = exposures(n_u, arm_u, self.x_adj)
+
+    def _taken(
+        self,
+        k: Array,
+        n: Array,
+        arm: npt.NDArray[np.bool_],
+        x: Array | None,
+        squares: Array | None,
+    ) -> Array:
+        """This look's design effect by the rule (but the running maximum, taken after)."""
+        d = design_effect(k, n, arm, proneness=x, squares=squares)
+        if self.rule == "one":
+            d = np.where(d >= NO_EVIDENCE, d, 1.0)
+        elif self.rule == "t_corrected":
+            df = effective_clusters(k, n, arm, x, squares=squares)
+            d = np.where(d >= NO_EVIDENCE, d, d * _t_factor(df))
+        elif self.rule not in RULES:
+            raise ValueError(f"unknown rule {self.rule!r}: one of {', '.join(RULES)}")
+        return d
 
     def adjusted_arms(
         self,
@@ -111,3 +165,14 @@ class Clustering:
                 r_u = tail_offsets(shift["lat"], n_u.sum(1), log_t, m_s, sd_s)
                 lat_n[spec.name] = exposures(n_u, arm_u, r_u)
         return s_arr, c_arr, lat_n
+
+
+def _running_max(now: dict[str, Array], before: dict[str, Array]) -> dict[str, Array]:
+    """Each metric's design effect, never below the largest an earlier look took (an
+    earlier look's "no evidence yet" is no estimate)."""
+    out = dict(now)
+    for name, d in now.items():
+        if name in before:
+            kept = np.where(before[name] >= NO_EVIDENCE, 1.0, before[name])
+            out[name] = np.where(d >= NO_EVIDENCE, d, np.maximum(d, kept))
+    return out

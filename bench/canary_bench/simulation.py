@@ -33,9 +33,11 @@ def simulate(
     rng: np.random.Generator,
     specs: tuple[MetricSpec, ...] | None = None,
     horizon_s: float | None = None,
+    rule: str = "estimated",
 ) -> Outcome:
     """Run ``rollouts`` rollouts of ``sc`` through the controller's decision path, judged
-    by ``specs`` (default: the plan's own)."""
+    by ``specs`` (default: the plan's own); with sticky users, each look's design effect
+    taken by ``rule`` (``clustering.RULES``; the controller's is ``estimated``)."""
     plan = sc.plan
     if specs is None:
         specs = plan.specs()
@@ -63,7 +65,7 @@ def simulate(
     progress = Progress.start(r, specs)
     lat_specs = [s for s in specs if s.metric is Metric.LATENCY]
     us = draw_users(sc, schedule.percent, r, w, rng) if sc.users > 0 else None
-    clustering = Clustering()
+    clustering = Clustering(rule=rule)
     for look in range(looks):
         now = (look + 1) * look_s
         live = progress.status < ROLLED_BACK

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 from scipy import stats as sps
 
 from trimtab.canary.plans import Plan, Stage
@@ -113,3 +114,27 @@ def test_sticky_users_slower_and_costlier_adjusted_for_the_day_before() -> None:
     costlier = sim.Scenario("cost +25 %", healthy=False, cost_factor=1.25, **common)
     out = sim.simulate(costlier, n, np.random.default_rng(18))
     assert float(np.mean(out.action == sim.PROMOTE)) <= _bound(0.01, n), out.by_metric
+
+
+def test_the_rules_for_taking_the_design_effect() -> None:
+    """bench/canary_pass_calibration.py's rules: the running maximum never takes less than an
+    earlier look (an earlier "no evidence yet" is no estimate), the t correction widens by
+    (t_df / z)^2 at 1 % and vanishes with many units, and every rule runs the loop."""
+    sim = _sim()
+    from canary_bench.clustering import RULES, _running_max, _t_factor
+
+    from trimtab.stats.clustered import NO_EVIDENCE
+
+    before = {"error_rate": np.array([3.0, NO_EVIDENCE, 2.0])}
+    now = {"error_rate": np.array([1.5, 1.2, NO_EVIDENCE])}
+    kept = _running_max(now, before)["error_rate"]
+    assert kept.tolist() == [3.0, 1.2, NO_EVIDENCE]
+    want = (sps.t.ppf(0.99, 10) / sps.norm.ppf(0.99)) ** 2
+    assert float(_t_factor(np.array(10.0))) == np.float64(want) and 1.41 < want < 1.42
+    assert float(_t_factor(np.array(1e6))) < 1.0001
+    sc = sim.Scenario("sticky", plan=FAST, look_requests=LOOK, users=2000, zipf=1.0)
+    for rule in RULES:
+        out = sim.simulate(sc, 10, np.random.default_rng(19), rule=rule)
+        assert out.action.size == 10
+    with pytest.raises(ValueError, match="unknown rule"):
+        sim.simulate(sc, 2, np.random.default_rng(19), rule="smallest")

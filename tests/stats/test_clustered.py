@@ -11,6 +11,7 @@ from trimtab.stats.clustered import (
     NO_EVIDENCE,
     adjusted_proneness,
     design_effect,
+    effective_clusters,
     history_coefficient,
     majority_arm,
 )
@@ -59,6 +60,23 @@ def test_the_design_effect_is_never_below_one_and_vectorises() -> None:
     assert d.shape == (7,) and bool(np.all(d >= 1.0))
     nothing = design_effect(np.zeros((1, 50)), np.ones((1, 50)), np.arange(50) % 2 == 0)
     assert float(nothing) == 1.0
+
+
+def test_the_effective_clusters_are_the_units_of_equal_influence() -> None:
+    """(sum psi^2)^2 / sum psi^4: G for G units of equal influence, near 1 when one unit's
+    residual is most of the variance, and the same whatever the rates' scale."""
+    cand = np.arange(40) % 2 == 0
+    k = np.where(np.arange(40) % 4 < 2, 3.0, 1.0)[None, :]  # |residual| 1 for every unit
+    n = np.full((1, 40), 20.0)
+    assert float(effective_clusters(k, n, cand)) == pytest.approx(40.0, rel=1e-9)
+    heavy = k.copy()
+    heavy[0, 0] = 60.0  # one unit's residual ~58 against the others' 1
+    assert 1.0 <= float(effective_clusters(heavy, n, cand)) < 1.2
+    rng = np.random.default_rng(9)
+    mixed = rng.binomial(20, 0.1, (3, 1, 40)).astype(float)
+    got = effective_clusters(mixed, np.broadcast_to(n, mixed.shape), cand)
+    assert got.shape == (3,) and bool(np.all((got >= 1.0) & (got <= 40.0)))
+    assert float(effective_clusters(np.zeros((1, 40)), n, cand)) == 0.0
 
 
 def test_too_few_units_give_no_evidence() -> None:

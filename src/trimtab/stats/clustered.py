@@ -21,6 +21,8 @@ clustering never makes the evidence stronger than independent requests would.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -32,6 +34,7 @@ __all__ = [
     "NO_EVIDENCE",
     "adjusted_proneness",
     "design_effect",
+    "effective_clusters",
     "exposures",
     "history_coefficient",
     "majority_arm",
@@ -93,6 +96,56 @@ def design_effect(
     method) variance of the ratio estimator of each arm's mean, summed per cluster (Deng et
     al. 2017).
     """
+    got = _influence(k, n, on_candidate, rest_k, rest_n, proneness, squares, rest_squares)
+    v_c, v_b = got.v_cluster, got.v_binomial
+    ratio = np.where(v_b > 0, v_c / np.where(v_b > 0, v_b, 1.0), 1.0)
+    few = got.units < MIN_UNITS
+    out: FloatArray = np.where(few, NO_EVIDENCE, np.maximum(ratio, 1.0))
+    return out
+
+
+def effective_clusters(
+    k: npt.ArrayLike,
+    n: npt.ArrayLike,
+    on_candidate: npt.ArrayLike,
+    proneness: npt.ArrayLike | None = None,
+    *,
+    squares: npt.ArrayLike | None = None,
+) -> FloatArray:
+    """How many units the cluster variance of :func:`design_effect` rests on: its
+    Satterthwaite degrees of freedom ``(sum psi_j^2)^2 / sum psi_j^4``, ``psi_j`` each
+    unit's influence (the arguments are :func:`design_effect`'s). With ``G`` units of equal
+    influence it is ``G``; with one unit dominating, near 1: the variance is then one
+    squared residual, and ``D`` as noisy as a chi-square on one degree of freedom (Kish's
+    effective sample size of the variance's terms; Satterthwaite, Biometrics Bulletin 1946).
+    Shape ``(...)``; 0 where no unit has an influence."""
+    got = _influence(k, n, on_candidate, None, None, proneness, squares, None)
+    a = got.psi * got.psi
+    top = a.sum(axis=-1) ** 2
+    bottom = (a * a).sum(axis=-1)
+    out: FloatArray = np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1.0), 0.0)
+    return out
+
+
+@dataclass(frozen=True)
+class _Influence:
+    psi: FloatArray  # each unit's influence on the estimate, (..., U)
+    v_cluster: FloatArray  # the sandwich variance (small-sample scaled), (...)
+    v_binomial: FloatArray  # the same residuals with every request its own unit, (...)
+    units: FloatArray  # the units of the arm with fewer, (...)
+
+
+def _influence(
+    k: npt.ArrayLike,
+    n: npt.ArrayLike,
+    on_candidate: npt.ArrayLike,
+    rest_k: npt.ArrayLike | None,
+    rest_n: npt.ArrayLike | None,
+    proneness: npt.ArrayLike | None,
+    squares: npt.ArrayLike | None,
+    rest_squares: npt.ArrayLike | None,
+) -> _Influence:
+    """What :func:`design_effect` and :func:`effective_clusters` take from the units."""
     k_, n_ = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
     cand = _arms(on_candidate, k_.shape)
     x = _proneness(proneness, k_.shape)
@@ -136,10 +189,7 @@ def design_effect(
         units = units + nn.sum(axis=-1)
     g = np.maximum(units, 2.0)
     v_cluster = v_cluster * g / (g - 1.0)
-    ratio = np.where(v_binomial > 0, v_cluster / np.where(v_binomial > 0, v_binomial, 1.0), 1.0)
-    few = np.minimum(units_c, units_s) < MIN_UNITS
-    out: FloatArray = np.where(few, NO_EVIDENCE, np.maximum(ratio, 1.0))
-    return out
+    return _Influence(psi, v_cluster, v_binomial, np.minimum(units_c, units_s))
 
 
 def exposures(

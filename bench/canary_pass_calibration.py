@@ -1,0 +1,80 @@
+"""The error test's pass side at its margin, with sticky users: how often a candidate that is
+no better than the margin is promoted, under each rule for taking the design effect.
+
+A non-inferiority test at ``alpha_pass`` may pass a candidate exactly at its margin in at
+most ``alpha_pass`` of rollouts however often it looks. With ``--pass-only`` the error rate's
+regression side is switched off (its ``alpha`` is 1e-300), so every promotion is the pass
+test's: the share promoted is its error at the candidate's rate (``--factor``: 1.4 puts a
+1 % stable rate's candidate at the default plan's 0.4-point margin, 1.5 beyond it).
+``--rule`` is how each look's design effect is taken (``canary_bench.clustering.RULES``:
+``estimated`` is the controller's). Figures for docs/canary.md, "Sticky users":
+
+    .venv/bin/python bench/canary_pass_calibration.py --factor 1.4 --pass-only \\
+        --rule estimated --rollouts 200 --seed 1
+    .venv/bin/python bench/canary_pass_calibration.py --factor 1.0 --rule running_max
+
+Each run is one scenario (``--scenario``, an exact name from ``canary_bench.scenarios``;
+default the adjusted sticky +50 % one) with its error factor replaced; a line per run with
+the shares, their Wilson 95 % intervals, the seed and the rollouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+if str(BENCH_DIR) not in sys.path:
+    sys.path.insert(0, str(BENCH_DIR))
+
+import numpy as np  # noqa: E402
+from canary_bench.clustering import RULES  # noqa: E402
+from canary_bench.outcome import PAUSE, PROMOTE, ROLLBACK, share  # noqa: E402
+from canary_bench.scenarios import SCENARIOS  # noqa: E402
+from canary_bench.simulation import simulate  # noqa: E402
+
+from trimtab.canary.metrics import Metric  # noqa: E402
+
+DEFAULT_SCENARIO = "errors 1 % -> 1.5 % (+50 %), 2,000 sticky users, Zipf 1.0, adjusted"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--scenario", default=DEFAULT_SCENARIO, help="an exact scenario name")
+    ap.add_argument("--factor", type=float, default=1.4, help="candidate's error rate / stable's")
+    ap.add_argument("--rule", choices=RULES, default="estimated")
+    ap.add_argument("--pass-only", action="store_true", help="the error test's regression off")
+    ap.add_argument("--rollouts", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    found = [s for s in SCENARIOS if s.name == args.scenario]
+    if not found:
+        ap.error(f"no scenario named {args.scenario!r}")
+    sc = dataclasses.replace(found[0], error_factor=args.factor, healthy=args.factor == 1.0)
+    specs = tuple(
+        dataclasses.replace(s, alpha=1e-300)
+        if args.pass_only and s.metric is Metric.ERROR_RATE
+        else s
+        for s in sc.plan.specs()
+    )
+    started = time.process_time()
+    o = simulate(sc, args.rollouts, np.random.default_rng(args.seed), specs, rule=args.rule)
+    shares = []
+    for action in (PROMOTE, ROLLBACK, PAUSE):
+        p, lo, hi = share(o, action)
+        shares.append(f"{action} {p:.1%} [{lo:.1%}, {hi:.1%}]")
+    side = "pass side only" if args.pass_only else "both sides"
+    print(
+        f"{sc.name}, error factor {args.factor:g}, rule {args.rule}, {side}: "
+        f"{'; '.join(shares)} ({args.rollouts} rollouts, seed {args.seed}, "
+        f"{time.process_time() - started:.0f} s CPU)",
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
