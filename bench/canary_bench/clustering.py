@@ -22,6 +22,7 @@ from trimtab.stats.clustered import (
     exposures,
     history_coefficient,
     majority_arm,
+    model_design_effect,
 )
 from trimtab.stats.cuped import adjusted_sums, mean_coefficient, tail_offsets
 
@@ -41,8 +42,10 @@ def _adjusted(
 # "estimated", the controller's (this look's, floored at 1); "one", 1 once each arm has
 # its units (the clustering ignored); "running_max", the rollout's largest so far;
 # "stage_max", the stage's largest so far; "t_corrected", times (t_df / z)^2 at T_LEVEL,
-# df the estimate's effective clusters.
-RULES = ("estimated", "one", "running_max", "stage_max", "t_corrected")
+# df the estimate's effective clusters; "model", the error rate's from a model of the
+# units' overdispersion (stats.clustered.model_design_effect), the others' estimated;
+# "model_max", the larger of the two for the error rate.
+RULES = ("estimated", "one", "running_max", "stage_max", "t_corrected", "model", "model_max")
 T_LEVEL = 0.01
 
 
@@ -79,6 +82,9 @@ class Clustering:
                 self.x_adj = adjusted_proneness(pre.x_pre, theta)
             before = self.dispersion
             d = self._taken(k_u, n_u, arm_u, self.x_adj, None)
+            if self.rule in ("model", "model_max"):
+                by_model = model_design_effect(k_u, n_u, arm_u, self.x_adj)
+                d = by_model if self.rule == "model" else np.maximum(d, by_model)
             self.dispersion = {"error_rate": d}
             if cluster_means:  # as the controller: cost, and latency on its log
                 for q in ("lat", "cost"):

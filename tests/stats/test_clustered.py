@@ -14,6 +14,7 @@ from trimtab.stats.clustered import (
     effective_clusters,
     history_coefficient,
     majority_arm,
+    model_design_effect,
 )
 
 
@@ -77,6 +78,34 @@ def test_the_effective_clusters_are_the_units_of_equal_influence() -> None:
     got = effective_clusters(mixed, np.broadcast_to(n, mixed.shape), cand)
     assert got.shape == (3,) and bool(np.all((got >= 1.0) & (got <= 40.0)))
     assert float(effective_clusters(np.zeros((1, 40)), n, cand)) == 0.0
+
+
+def test_the_model_design_effect_is_kishs_and_keeps_a_heavy_units_variance() -> None:
+    """Equal clusters: ~ 1 + (m - 1) ICC as the sandwich; independent requests: 1; and a
+    heavy unit whose errors happen to be just what its rate predicts adds nothing to the
+    sandwich (its squared residual is 0) but its model variance to the model's."""
+    rng = np.random.default_rng(3)
+    users, m = 4000, 20
+    p_u = rng.beta(1.0, 49.0, users)  # mean 2 %
+    k = rng.binomial(m, p_u)[None, :].astype(float)
+    cand = np.arange(users) % 2 == 0
+    n = np.full((1, users), float(m))
+    icc = float(np.var(p_u) / (p_u.mean() * (1 - p_u.mean())))
+    assert float(model_design_effect(k, n, cand)) == pytest.approx(1 + (m - 1) * icc, rel=0.15)
+    k2 = (rng.random((1, 5000)) < 0.02).astype(float)
+    c2 = rng.random(5000) < 0.3
+    assert float(model_design_effect(k2, np.ones((1, 5000)), c2)) == pytest.approx(1.0, abs=1e-3)
+    # one heavy unit on the candidate with 2,000 requests and exactly its arm's rate
+    heavy_n = np.concatenate([n, [[2000.0]]], axis=1)
+    on_c = np.concatenate([cand, [True]])
+    pooled = float(k.sum() / n.sum())
+    heavy_k = np.concatenate([k, [[round(pooled * 2000)]]], axis=1)  # its residual ~ 0
+    sandwich = float(design_effect(heavy_k, heavy_n, on_c))
+    model = float(model_design_effect(heavy_k, heavy_n, on_c))
+    assert model > 1.4 * sandwich, (model, sandwich)
+    few = np.arange(100) < 19
+    kf = (np.arange(100) % 7 == 0).astype(float)[None, :]
+    assert float(model_design_effect(kf, np.full((1, 100), 5.0), few)) == NO_EVIDENCE
 
 
 def test_too_few_units_give_no_evidence() -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "exposures",
     "history_coefficient",
     "majority_arm",
+    "model_design_effect",
     "proneness",
 ]
 
@@ -127,12 +128,60 @@ def effective_clusters(
     return out
 
 
+def model_design_effect(
+    k: npt.ArrayLike,
+    n: npt.ArrayLike,
+    on_candidate: npt.ArrayLike,
+    proneness: npt.ArrayLike | None = None,
+) -> FloatArray:
+    """``D >= 1`` of :func:`design_effect`'s rate difference from a model of the units,
+    not from each unit's own squared residual: each unit's events are Poisson at its
+    window's pooled rate times its exposures times a multiplier of mean 1 and variance
+    ``tau^2`` (the overdispersion the covariate leaves), ``tau^2`` estimated over all units
+    by weighted moments (the weights ``1 / (m + m^2 tau^2)^2`` of each unit's expected
+    events ``m``, twice iterated from the unweighted estimate), so a few heavy units do not
+    decide it; each unit's variance is then ``sum_w c_w^2 m_w + tau^2 (sum_w c_w m_w)^2``
+    with its influence weights ``c``. Its estimate moves with the many units' spread,
+    not with one heavy unit's luck (docs/canary.md, "Sticky users": measured in the
+    simulation; the controller does not take it). Arguments as :func:`design_effect`'s;
+    :data:`NO_EVIDENCE` while an arm has fewer than :data:`MIN_UNITS` units."""
+    got = _influence(k, n, on_candidate, None, None, proneness, None, None)
+    k_, n_ = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    cand = _arms(on_candidate, k_.shape)
+    e_ = n_ * _proneness(proneness, k_.shape)
+    # each arm's own rate per window (the variance component is the units' spread around
+    # their arm's, so a candidate that differs does not read as overdispersion)
+    rate = {}
+    for side, mask in ((True, cand), (False, ~cand)):
+        kk = np.where(mask, k_, 0.0).sum(axis=-1)
+        ee = np.where(mask, e_, 0.0).sum(axis=-1)
+        rate[side] = np.where(ee > 0, kk / np.where(ee > 0, ee, 1.0), 0.0)
+    p_arm = np.where(cand, rate[True][..., None], rate[False][..., None])
+    m_w = p_arm * e_  # expected events per unit per window
+    m = m_w.sum(axis=-2)  # (..., U)
+    r = (k_ - m_w).sum(axis=-2)
+    tau2 = np.zeros(m.shape[:-1])
+    for _ in range(3):  # unweighted, then twice with the weights of the last estimate
+        w = 1.0 / np.maximum(m + m * m * tau2[..., None], 1e-12) ** 2
+        top = (w * (r * r - m)).sum(axis=-1)
+        bottom = (w * m * m).sum(axis=-1)
+        tau2 = np.maximum(np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1.0), 0.0), 0.0)
+    c = got.weights  # (..., W, U): each unit's influence weight per window
+    v_model = ((c * c * m_w).sum(axis=(-2, -1))
+               + tau2 * ((c * m_w).sum(axis=-2) ** 2).sum(axis=-1))  # fmt: skip
+    v_poisson = (c * c * m_w).sum(axis=(-2, -1))
+    ratio = np.where(v_poisson > 0, v_model / np.where(v_poisson > 0, v_poisson, 1.0), 1.0)
+    out: FloatArray = np.where(got.units < MIN_UNITS, NO_EVIDENCE, np.maximum(ratio, 1.0))
+    return out
+
+
 @dataclass(frozen=True)
 class _Influence:
     psi: FloatArray  # each unit's influence on the estimate, (..., U)
     v_cluster: FloatArray  # the sandwich variance (small-sample scaled), (...)
     v_binomial: FloatArray  # the same residuals with every request its own unit, (...)
     units: FloatArray  # the units of the arm with fewer, (...)
+    weights: FloatArray  # each unit's influence weight per window, (..., W, U)
 
 
 def _influence(
@@ -189,7 +238,7 @@ def _influence(
         units = units + nn.sum(axis=-1)
     g = np.maximum(units, 2.0)
     v_cluster = v_cluster * g / (g - 1.0)
-    return _Influence(psi, v_cluster, v_binomial, np.minimum(units_c, units_s))
+    return _Influence(psi, v_cluster, v_binomial, np.minimum(units_c, units_s), weight)
 
 
 def exposures(
