@@ -135,15 +135,17 @@ def model_design_effect(
     proneness: npt.ArrayLike | None = None,
 ) -> FloatArray:
     """``D >= 1`` of :func:`design_effect`'s rate difference from a model of the units,
-    not from each unit's own squared residual: each unit's events are Poisson at its
-    window's pooled rate times its exposures times a multiplier of mean 1 and variance
-    ``tau^2`` (the overdispersion the covariate leaves), ``tau^2`` estimated over all units
-    by weighted moments (the weights ``1 / (m + m^2 tau^2)^2`` of each unit's expected
-    events ``m``, twice iterated from the unweighted estimate), so a few heavy units do not
-    decide it; each unit's variance is then ``sum_w c_w^2 m_w + tau^2 (sum_w c_w m_w)^2``
-    with its influence weights ``c``. Its estimate moves with the many units' spread,
-    not with one heavy unit's luck (docs/canary.md, "Sticky users": measured in the
-    simulation; the controller does not take it). Arguments as :func:`design_effect`'s;
+    not from each unit's own squared residual: each unit's events are Poisson at its arm's
+    rate in the window times its exposures times a multiplier of mean 1 and variance
+    ``tau^2`` (the overdispersion the covariate leaves). ``tau^2`` is estimated over all
+    units by moments, ``sum a (r^2 - m) / sum a m^2`` over each unit's residual ``r`` and
+    expected events ``m``, weighted by the estimating equation's optimal
+    ``a = m^2 / Var(r^2)``, ``Var(r^2) ~ m + 2 v^2`` with ``v = m + m^2 tau^2`` (a Poisson
+    count's fourth moment, plus the overdispersion), iterated twice from ``tau^2 = 0``: a
+    light unit's Poisson noise and a heavy unit's one residual weigh little, so neither
+    decides it. Each unit's variance is then ``sum_w c_w^2 m_w + tau^2 (sum_w c_w m_w)^2``
+    with its influence weights ``c``. Measured in the simulation only; the controller does
+    not take it (docs/canary.md, "Sticky users"). Arguments as :func:`design_effect`'s;
     :data:`NO_EVIDENCE` while an arm has fewer than :data:`MIN_UNITS` units."""
     got = _influence(k, n, on_candidate, None, None, proneness, None, None)
     k_, n_ = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
@@ -161,8 +163,9 @@ def model_design_effect(
     m = m_w.sum(axis=-2)  # (..., U)
     r = (k_ - m_w).sum(axis=-2)
     tau2 = np.zeros(m.shape[:-1])
-    for _ in range(3):  # unweighted, then twice with the weights of the last estimate
-        w = 1.0 / np.maximum(m + m * m * tau2[..., None], 1e-12) ** 2
+    for _ in range(3):  # at tau^2 = 0, then twice with the weights of the last estimate
+        v = m + m * m * tau2[..., None]  # a unit's variance of its events
+        w = m * m / np.maximum(m + 2.0 * v * v, 1e-300)  # slope / Var(r^2)
         top = (w * (r * r - m)).sum(axis=-1)
         bottom = (w * m * m).sum(axis=-1)
         tau2 = np.maximum(np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1.0), 0.0), 0.0)
