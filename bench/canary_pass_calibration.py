@@ -33,12 +33,31 @@ if str(BENCH_DIR) not in sys.path:
 import numpy as np  # noqa: E402
 from canary_bench.clustering import RULES  # noqa: E402
 from canary_bench.outcome import PAUSE, PROMOTE, ROLLBACK, share  # noqa: E402
-from canary_bench.scenarios import SCENARIOS  # noqa: E402
+from canary_bench.scenarios import SCENARIOS, Scenario  # noqa: E402
 from canary_bench.simulation import simulate  # noqa: E402
 
 from trimtab.canary.metrics import Metric  # noqa: E402
+from trimtab.canary.plans import Stage  # noqa: E402
 
 DEFAULT_SCENARIO = "errors 1 % -> 1.5 % (+50 %), 2,000 sticky users, Zipf 1.0, adjusted"
+
+
+def _varied(sc: Scenario, args: argparse.Namespace) -> Scenario:
+    """The scenario with the diagnostic changes the flags ask for."""
+    if args.one_stage:
+        stages = [
+            Stage(percent=50, min_duration_s=3000, min_canary_requests=1000, max_duration_s=6000),
+            Stage(percent=100),
+        ]
+        sc = dataclasses.replace(sc, plan=sc.plan.model_copy(update={"stages": stages}))
+    if args.users_alike:
+        sc = dataclasses.replace(sc, proneness_shape=1e6, activity_proneness=0.0)
+    if args.untilted:
+        sc = dataclasses.replace(sc, activity_proneness=0.0)
+    if args.not_adjusted:
+        plan = sc.plan.model_copy(update={"adjust_for_history": False})
+        sc = dataclasses.replace(sc, plan=plan, pre_period_s=0.0)
+    return sc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--factor", type=float, default=1.4, help="candidate's error rate / stable's")
     ap.add_argument("--rule", choices=RULES, default="estimated")
     ap.add_argument("--pass-only", action="store_true", help="the error test's regression off")
+    ap.add_argument(
+        "--one-stage",
+        action="store_true",
+        help="one stage at 50 %% (3,000 to 6,000 s), no widening",
+    )
+    ap.add_argument("--users-alike", action="store_true", help="no user errs more than another")
+    ap.add_argument("--untilted", action="store_true", help="error-proneness not tied to activity")
+    ap.add_argument("--not-adjusted", action="store_true", help="no day before (no CUPED)")
     ap.add_argument("--rollouts", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
@@ -54,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if not found:
         ap.error(f"no scenario named {args.scenario!r}")
     sc = dataclasses.replace(found[0], error_factor=args.factor, healthy=args.factor == 1.0)
+    sc = _varied(sc, args)
     specs = tuple(
         dataclasses.replace(s, alpha=1e-300)
         if args.pass_only and s.metric is Metric.ERROR_RATE
@@ -67,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         p, lo, hi = share(o, action)
         shares.append(f"{action} {p:.1%} [{lo:.1%}, {hi:.1%}]")
     side = "pass side only" if args.pass_only else "both sides"
+    flags = [
+        f for f in ("one_stage", "users_alike", "untilted", "not_adjusted") if getattr(args, f)
+    ]
+    if flags:
+        side += " (" + ", ".join(f.replace("_", " ") for f in flags) + ")"
     print(
         f"{sc.name}, error factor {args.factor:g}, rule {args.rule}, {side}: "
         f"{'; '.join(shares)} ({args.rollouts} rollouts, seed {args.seed}, "
