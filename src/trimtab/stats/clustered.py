@@ -148,20 +148,13 @@ def model_design_effect(
     not take it (docs/canary.md, "Sticky users"). Arguments as :func:`design_effect`'s;
     :data:`NO_EVIDENCE` while an arm has fewer than :data:`MIN_UNITS` units."""
     got = _influence(k, n, on_candidate, None, None, proneness, None, None)
-    k_, n_ = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
-    cand = _arms(on_candidate, k_.shape)
-    e_ = n_ * _proneness(proneness, k_.shape)
-    # each arm's own rate per window (the variance component is the units' spread around
-    # their arm's, so a candidate that differs does not read as overdispersion)
-    rate = {}
-    for side, mask in ((True, cand), (False, ~cand)):
-        kk = np.where(mask, k_, 0.0).sum(axis=-1)
-        ee = np.where(mask, e_, 0.0).sum(axis=-1)
-        rate[side] = np.where(ee > 0, kk / np.where(ee > 0, ee, 1.0), 0.0)
-    p_arm = np.where(cand, rate[True][..., None], rate[False][..., None])
-    m_w = p_arm * e_  # expected events per unit per window
+    # expected events per unit per window at its arm's own rate (the variance component is
+    # the units' spread around their arm's, so a candidate that differs does not read as
+    # overdispersion)
+    own = np.where(got.on_candidate, got.rate_c[..., None], got.rate_s[..., None])
+    m_w = own * got.exposures
     m = m_w.sum(axis=-2)  # (..., U)
-    r = (k_ - m_w).sum(axis=-2)
+    r = (np.asarray(k, dtype=np.float64) - m_w).sum(axis=-2)
     tau2 = np.zeros(m.shape[:-1])
     for _ in range(3):  # at tau^2 = 0, then twice with the weights of the last estimate
         v = m + m * m * tau2[..., None]  # a unit's variance of its events
@@ -170,9 +163,8 @@ def model_design_effect(
         bottom = (w * m * m).sum(axis=-1)
         tau2 = np.maximum(np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1.0), 0.0), 0.0)
     c = got.weights  # (..., W, U): each unit's influence weight per window
-    v_model = ((c * c * m_w).sum(axis=(-2, -1))
-               + tau2 * ((c * m_w).sum(axis=-2) ** 2).sum(axis=-1))  # fmt: skip
     v_poisson = (c * c * m_w).sum(axis=(-2, -1))
+    v_model = v_poisson + tau2 * ((c * m_w).sum(axis=-2) ** 2).sum(axis=-1)
     ratio = np.where(v_poisson > 0, v_model / np.where(v_poisson > 0, v_poisson, 1.0), 1.0)
     out: FloatArray = np.where(got.units < MIN_UNITS, NO_EVIDENCE, np.maximum(ratio, 1.0))
     return out
@@ -185,6 +177,10 @@ class _Influence:
     v_binomial: FloatArray  # the same residuals with every request its own unit, (...)
     units: FloatArray  # the units of the arm with fewer, (...)
     weights: FloatArray  # each unit's influence weight per window, (..., W, U)
+    exposures: FloatArray  # each unit's requests as exposures, n x, (..., W, U)
+    on_candidate: npt.NDArray[np.bool_]  # each unit's arm per window, (..., W, U)
+    rate_c: FloatArray  # the candidate's own rate per window, (..., W)
+    rate_s: FloatArray  # stable's, (..., W)
 
 
 def _influence(
@@ -197,7 +193,8 @@ def _influence(
     squares: npt.ArrayLike | None,
     rest_squares: npt.ArrayLike | None,
 ) -> _Influence:
-    """What :func:`design_effect` and :func:`effective_clusters` take from the units."""
+    """What :func:`design_effect`, :func:`effective_clusters` and
+    :func:`model_design_effect` take from the units."""
     k_, n_ = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
     cand = _arms(on_candidate, k_.shape)
     x = _proneness(proneness, k_.shape)
@@ -241,7 +238,11 @@ def _influence(
         units = units + nn.sum(axis=-1)
     g = np.maximum(units, 2.0)
     v_cluster = v_cluster * g / (g - 1.0)
-    return _Influence(psi, v_cluster, v_binomial, np.minimum(units_c, units_s), weight)
+    # each arm's own rate per window (not the pooled one the residuals take)
+    own_c = np.where(n_c > 0, k_c / np.where(n_c > 0, n_c, 1.0), 0.0)
+    own_s = np.where(n_s > 0, k_s / np.where(n_s > 0, n_s, 1.0), 0.0)
+    units_min = np.minimum(units_c, units_s)
+    return _Influence(psi, v_cluster, v_binomial, units_min, weight, e_, cand, own_c, own_s)
 
 
 def exposures(
