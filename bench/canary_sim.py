@@ -21,6 +21,7 @@ Rollouts are vectorised with numpy: every look of every rollout is one row of an
     .venv/bin/python bench/canary_sim.py                      # 1,000 rollouts per scenario
     .venv/bin/python bench/canary_sim.py --rollouts 200       # quicker
     .venv/bin/python bench/canary_sim.py --only healthy --seed 2
+    .venv/bin/python bench/canary_sim.py --only sticky --without slower
     .venv/bin/python bench/canary_sim.py --before             # errors/refusals not required
 
 Every figure is printed with the seed and the number of rollouts it comes from, and a
@@ -138,11 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=2, help="scenarios run in parallel")
     ap.add_argument("--only", default="", help="run the scenarios whose name contains this")
+    ap.add_argument("--without", default="", help="... but not those whose name contains this")
     ap.add_argument("--before", action="store_true", help="errors/refusals not required")
     ap.add_argument("--out", type=Path, default=RESULTS / "canary_sim.md")
     args = ap.parse_args(argv)
     started = time.monotonic()
-    chosen = [i for i, sc in enumerate(SCENARIOS) if args.only in sc.name]
+    chosen = [
+        i
+        for i, sc in enumerate(SCENARIOS)
+        if args.only in sc.name and not (args.without and args.without in sc.name)
+    ]
     jobs = [(i, args.rollouts, args.seed, args.before) for i in chosen]
     if args.jobs > 1 and len(jobs) > 1:
         with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:

@@ -25,9 +25,11 @@ class Scenario:
     look_requests: int | None = None  # requests between looks (default: LOOK_S of traffic)
     users: int = 0  # sticky users (0: each request assigned on its own)
     zipf: float = 1.0  # users' activity ~ 1 / rank^zipf
-    proneness_shape: float = 0.5  # users' error multipliers ~ Gamma(shape, 1 / shape)
-    # users' error multipliers also grow with their activity, as activity^this (traffic-
-    # weighted mean 1): heavy users, met first, err more (0: unrelated)
+    # users' error multipliers ~ Gamma(shape, 1 / shape), normalised in each rollout to a
+    # traffic-weighted mean of 1 (the route errs at error_rate in every rollout)
+    proneness_shape: float = 0.5
+    # users' error multipliers also grow with their activity, as activity^this: heavy users,
+    # met first, err more (0: unrelated)
     activity_proneness: float = 0.0
     # the day before the rollout, each user's requests and errors at its own rate, known to
     # the error test (CUPED's covariate; 0: not used); `persistence` of a user's

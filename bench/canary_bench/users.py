@@ -88,8 +88,11 @@ def draw_users(sc: Scenario, percent: Array, r: int, w: int, rng: np.random.Gene
     cum = np.cumsum(act / act.sum())
     prone = rng.gamma(sc.proneness_shape, 1.0 / sc.proneness_shape, (r, u))
     if sc.activity_proneness:
-        tilt = act**sc.activity_proneness
-        prone = prone * tilt / (tilt * act).sum() * act.sum()
+        prone = prone * act**sc.activity_proneness
+    # in every rollout the users' traffic-weighted mean proneness is 1, so the route's error
+    # rate is the scenario's (a few heavy users' draws would otherwise move it per rollout,
+    # and with it where a candidate stands against an absolute margin)
+    prone = prone / (prone * act).sum(axis=1, keepdims=True) * act.sum()
     day_before = None
     # each user's latency and cost multiplier, logged: its random part, then the whole
     slower = bool(sc.user_sigma or sc.activity_slowness)

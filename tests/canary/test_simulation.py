@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -96,6 +97,45 @@ def test_sticky_users_who_differ_roll_back_a_healthy_candidate_at_most_alpha() -
     )
     out = sim.simulate(sc, ROLLOUTS, np.random.default_rng(16))
     assert float(np.mean(out.action == sim.ROLLBACK)) <= _bound(0.01), out.by_metric
+
+
+def test_every_rollouts_users_err_at_the_scenarios_rate() -> None:
+    """However error-prone its few heavy users happen to be, each rollout's users have a
+    traffic-weighted mean proneness of 1, so the route errs at the scenario's rate in every
+    rollout and a candidate said to sit at an absolute margin sits there in each one."""
+    sim = _sim()
+    from canary_bench.users import draw_users
+
+    sc = sim.Scenario("sticky", plan=FAST, users=2000, zipf=1.0, activity_proneness=0.3)
+    percent = np.array([s.percent for s in FAST.stages]) / 100.0
+    us = draw_users(sc, percent, 50, 2, np.random.default_rng(21))
+    act = 1.0 / np.arange(1, 2001) ** 1.0
+    mean = (us.prone * act).sum(axis=1) / act.sum()
+    assert np.allclose(mean, 1.0)
+    heavy = us.prone[:, :20].mean() / us.prone[:, -1000:].mean()
+    assert heavy > 3.0  # the heavy users still err more: 2,000^0.3 over the tail
+
+
+def test_the_pass_side_alone_at_its_margin_promotes_at_most_alpha_pass() -> None:
+    """With the error test's regression side off (alpha 1e-300) every promotion is the pass
+    test's: adjusted sticky users whose heavy users err more, a candidate at the 0.4-point
+    margin (1 % -> 1.4 %) is promoted at most ``alpha_pass`` (5 %) of the time, while a
+    healthy one passes in most rollouts (the test has power, so the bound says something)."""
+    sim = _sim()
+    from trimtab.canary.metrics import Metric
+
+    plan = FAST.model_copy(update={"adjust_for_history": True})
+    specs = tuple(
+        replace(s, alpha=1e-300) if s.metric is Metric.ERROR_RATE else s for s in plan.specs()
+    )
+    common = {"plan": plan, "look_requests": LOOK, "users": 2000, "zipf": 1.0,
+              "activity_proneness": 0.3, "pre_period_s": 86_400}  # fmt: skip
+    margin = sim.Scenario("at the margin", healthy=False, error_factor=1.4, **common)
+    out = sim.simulate(margin, ROLLOUTS, np.random.default_rng(20), specs)
+    assert float(np.mean(out.action == sim.PROMOTE)) <= _bound(0.05), out.by_metric
+    healthy = sim.Scenario("healthy", **common)
+    out = sim.simulate(healthy, ROLLOUTS, np.random.default_rng(22), specs)
+    assert float(np.mean(out.action == sim.PROMOTE)) >= 0.8
 
 
 def test_sticky_users_slower_and_costlier_adjusted_for_the_day_before() -> None:
