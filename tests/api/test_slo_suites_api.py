@@ -146,6 +146,7 @@ def test_a_dry_run_takes_the_planned_suites_as_known(running: Running) -> None:
 
 SHARED_LIVE = "{kind: eval_score, suite: support-live, scorer: short}"
 ACME_LIVE = "{kind: eval_score, suite: acme-live, scorer: short}"
+AVAILABILITY = "{kind: availability}"
 
 
 def pinned(sli: str, scope: str, tenant: str = "acme") -> SloDefinition:
@@ -166,24 +167,35 @@ def test_the_apply_stores_the_suite_scope_it_resolved(running: Running) -> None:
     first = apply_slos(running, slo(ACME_LIVE), OPERATOR_KEY)
     assert first.status_code == 200, first.text
     want = pinned(ACME_LIVE, "tenant")
-    assert [(s["status"], s["digest"]) for s in first.json()["slos"]] == [("created", want.digest)]
+    assert [(s["status"], s["digest"], s["suite_scope"]) for s in first.json()["slos"]] == [
+        ("created", want.digest, "tenant")
+    ]
     assert stored(running)["definition"] == want.to_json()
     with running.engine.connect() as conn:
         row = conn.execute(select(slos.c.definition, slos.c.digest)).one()
     assert (row.definition["sli"]["suite_scope"], row.digest) == ("tenant", want.digest)
     # the same file again, nothing else changed: the same pin, unchanged
     again = apply_slos(running, slo(ACME_LIVE), OPERATOR_KEY)
-    assert [(s["status"], s["digest"]) for s in again.json()["slos"]] == [
-        ("unchanged", want.digest)
+    assert [(s["status"], s["digest"], s["suite_scope"]) for s in again.json()["slos"]] == [
+        ("unchanged", want.digest, "tenant")
     ]
     # the shared suite (acme has no support-live): pinned `shared`
-    shared = apply_slos(running, slo(SHARED_LIVE), OPERATOR_KEY)
-    assert shared.json()["slos"][0]["digest"] == pinned(SHARED_LIVE, "shared").digest
+    (shared,) = apply_slos(running, slo(SHARED_LIVE), OPERATOR_KEY).json()["slos"]
+    assert (shared["digest"], shared["suite_scope"]) == (
+        pinned(SHARED_LIVE, "shared").digest,
+        "shared",
+    )
     assert stored(running)["definition"]["sli"]["suite_scope"] == "shared"
-    # an SLO without a tenant can mean only the shared suite: stored as written
-    admins = apply_slos(running, slo(SHARED_LIVE, ""), ADMIN_KEY)
-    (unscoped,) = load_slos(slo(SHARED_LIVE, ""))
-    assert admins.json()["slos"][0]["digest"] == unscoped.digest
+    # an SLO without a tenant can mean only the shared suite: stored as written, and so
+    # named; an SLO whose SLI names no suite reads none
+    text = slo(SHARED_LIVE, "") + slo(AVAILABILITY, "").replace("slos:\n  q:", "  up:")
+    admins = apply_slos(running, text, ADMIN_KEY)
+    unscoped, up = load_slos(text)
+    assert [(s["slo"], s["digest"], s["suite_scope"]) for s in admins.json()["slos"]] == [
+        ("q", unscoped.digest, "shared"),
+        ("up", up.digest, None),
+    ]
+    assert "suite_scope" not in stored(running, ADMIN_KEY)["definition"]["sli"]
 
 
 def test_an_explicit_suite_scope_is_stored_as_written(running: Running) -> None:
@@ -210,29 +222,43 @@ def test_an_explicit_suite_scope_is_stored_as_written(running: Running) -> None:
 
 
 def test_a_dry_run_reports_the_pin_it_would_store(running: Running) -> None:
-    def digest(text: str, key: str, **extra: Any) -> str:
+    def planned(text: str, key: str, **extra: Any) -> tuple[str, str | None]:
+        """The dry run's digest of the SLO and the suite scope it names."""
         r = apply_slos(running, text, key, dry_run=True, **extra)
         assert r.status_code == 200, r.text
-        return str(r.json()["slos"][0]["digest"])
+        (answer,) = r.json()["slos"]
+        return str(answer["digest"]), answer["suite_scope"]
 
     # what the apply then stores
-    dry = digest(slo(SHARED_LIVE), OPERATOR_KEY)
-    assert dry == pinned(SHARED_LIVE, "shared").digest
-    assert apply_slos(running, slo(SHARED_LIVE), OPERATOR_KEY).json()["slos"][0]["digest"] == dry
+    dry = planned(slo(SHARED_LIVE), OPERATOR_KEY)
+    assert dry == (pinned(SHARED_LIVE, "shared").digest, "shared")
+    (applied,) = apply_slos(running, slo(SHARED_LIVE), OPERATOR_KEY).json()["slos"]
+    assert (applied["digest"], applied["suite_scope"]) == dry
     # a planned suite is the caller's: acme's own comes before the shared support-live
-    planned = {"planned_suites": ["support-live", "new-live"]}
-    assert digest(slo(SHARED_LIVE), OPERATOR_KEY, **planned) == (
-        pinned(SHARED_LIVE, "tenant").digest
+    suites = {"planned_suites": ["support-live", "new-live"]}
+    assert planned(slo(SHARED_LIVE), OPERATOR_KEY, **suites) == (
+        pinned(SHARED_LIVE, "tenant").digest,
+        "tenant",
     )
-    assert digest(slo(NEW_LIVE), OPERATOR_KEY, **planned) == pinned(NEW_LIVE, "tenant").digest
+    assert planned(slo(NEW_LIVE), OPERATOR_KEY, **suites) == (
+        pinned(NEW_LIVE, "tenant").digest,
+        "tenant",
+    )
     # an admin's planned suite is a shared one; acme's own acme-live still comes first
-    assert digest(slo(NEW_LIVE, "acme"), ADMIN_KEY, **planned) == (
-        pinned(NEW_LIVE, "shared").digest
+    assert planned(slo(NEW_LIVE, "acme"), ADMIN_KEY, **suites) == (
+        pinned(NEW_LIVE, "shared").digest,
+        "shared",
     )
     acme_live = {"planned_suites": ["acme-live"]}
-    assert digest(slo(ACME_LIVE, "acme"), ADMIN_KEY, **acme_live) == (
-        pinned(ACME_LIVE, "tenant").digest
+    assert planned(slo(ACME_LIVE, "acme"), ADMIN_KEY, **acme_live) == (
+        pinned(ACME_LIVE, "tenant").digest,
+        "tenant",
     )
+    # without a tenant, the planned shared suite; an SLI naming no suite reads none
+    (unscoped,) = load_slos(slo(NEW_LIVE))
+    assert planned(slo(NEW_LIVE), ADMIN_KEY, **suites) == (unscoped.digest, "shared")
+    (up,) = load_slos(slo(AVAILABILITY, "acme"))
+    assert planned(slo(AVAILABILITY), OPERATOR_KEY) == (up.digest, None)
 
 
 def _score(scoring: OnlineScoring, now: datetime) -> None:

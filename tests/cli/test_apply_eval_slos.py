@@ -38,10 +38,11 @@ def test_an_slo_on_a_suite_the_same_file_creates(running: Running, tmp_path: Pat
         api_key=OPERATOR_KEY,
     )  # fmt: skip
     assert code == 0, out
-    assert "support-judged (SLO): would be created" in out
+    assert "support-judged (SLO, tenant suite): would be created" in out
     code, out = support.trimtab(running, "apply", "-f", file, "-m", "launch", api_key=OPERATOR_KEY)
     assert code == 0, out
-    assert out.index("support-live (eval suite): created") < out.index("support-judged (SLO)")
+    first = out.index("support-live (eval suite): created")
+    assert first < out.index("support-judged (SLO, tenant suite): created (")
 
     other = write(tmp_path, FILE.replace("suite: support-live", "suite: nope"), "other.yaml")
     code, out = support.trimtab(

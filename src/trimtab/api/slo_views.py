@@ -13,6 +13,10 @@ class AppliedSlo(TypedDict):
     tenant: str | None
     status: Literal["created", "updated", "unchanged"]
     digest: str
+    suite_scope: Annotated[
+        Literal["shared", "tenant"] | None,
+        Field(description="an eval-score SLO's: the suite its SLI reads; null: it names none"),
+    ]
 
 
 class RemovedSlo(TypedDict):

@@ -95,10 +95,13 @@ def apply_slos(
 
 
 def show_applied(results: list[AppliedSlo], dry_run: bool = False) -> None:
+    """`NAME (SLO): created (digest)`; an eval-score SLO's `(SLO, tenant suite)`."""
     out = Console(highlight=False, soft_wrap=True)
     would = "would be " if dry_run else ""
     for r in results:
-        name = f"[bold]{escape(r['slo'])}[/bold] (SLO)"
+        scope = r.get("suite_scope")  # None also from a server before the field
+        suite = f", {scope} suite" if scope else ""
+        name = f"[bold]{escape(r['slo'])}[/bold] (SLO{suite})"
         if r["status"] == "unchanged":
             out.print(f"{name}: unchanged")
         else:

@@ -328,6 +328,7 @@ class AppliedSlo(TypedDict):
     tenant: str | None
     status: Literal["created", "updated", "unchanged"]
     digest: str
+    suite_scope: Literal["shared", "tenant"] | None  # the suite its SLI reads; None: no suite
 
 
 class RemovedSlo(TypedDict):

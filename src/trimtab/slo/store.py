@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from trimtab.slo.spec import SloDefinition, parse_slos
+from trimtab.slo.spec import SloDefinition, SuiteScope, parse_slos
 from trimtab.store.engine import as_utc
 from trimtab.store.tables import slos
 from trimtab.types import Scope
@@ -23,6 +23,17 @@ class SloApplied:
     scope: Scope
     status: Literal["created", "updated", "unchanged"]
     digest: str
+    suite_scope: SuiteScope | None  # the suite its SLI reads; None: its SLI names none
+
+    @classmethod
+    def of(
+        cls, d: SloDefinition, scope: Scope, status: Literal["created", "updated", "unchanged"]
+    ) -> SloApplied:
+        """`d` applied to `scope`, with the scope of the suite its SLI reads: an eval-score
+        SLO's `suite_scope` as stored (the apply pins it), `shared` for one without a
+        tenant stored without it (it can mean only the shared suite)."""
+        suite_scope = None if d.sli.suite is None else d.sli.suite_scope or "shared"
+        return cls(d.name, scope, status, d.digest, suite_scope)
 
     def view(self) -> dict[str, Any]:
         return {
@@ -30,6 +41,7 @@ class SloApplied:
             "tenant": self.scope or None,
             "status": self.status,
             "digest": self.digest,
+            "suite_scope": self.suite_scope,
         }
 
 
@@ -95,7 +107,7 @@ class SloStore:
                 where = (c.scope == scope) & (c.name == d.name)
                 old = tx.execute(select(c.digest).where(where).with_for_update()).scalar()
                 if old == d.digest:
-                    out.append(SloApplied(d.name, scope, "unchanged", d.digest))
+                    out.append(SloApplied.of(d, scope, "unchanged"))
                     continue
                 values = {"definition": d.to_json(), "digest": d.digest}
                 if old is None:
@@ -110,12 +122,12 @@ class SloStore:
                             **values,
                         )
                     )
-                    result = SloApplied(d.name, scope, "created", d.digest)
+                    result = SloApplied.of(d, scope, "created")
                 else:
                     tx.execute(
                         update(slos).where(where).values(updated_at=at, updated_by=actor, **values)
                     )
-                    result = SloApplied(d.name, scope, "updated", d.digest)
+                    result = SloApplied.of(d, scope, "updated")
                 if on_change is not None:
                     on_change(tx, result)
                 out.append(result)
@@ -151,7 +163,7 @@ class SloStore:
             status: Literal["created", "updated", "unchanged"] = (
                 "created" if old is None else "unchanged" if old.digest == d.digest else "updated"
             )
-            out.append(SloApplied(d.name, scope, status, d.digest))
+            out.append(SloApplied.of(d, scope, status))
         named = {d.name for d in definitions}
         gone = [r for name, r in sorted(stored.items()) if name not in named]
         return out, gone if prune else []
