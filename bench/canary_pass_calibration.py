@@ -14,8 +14,11 @@ test's: the share promoted is its error at the candidate's rate (``--factor``: 1
     .venv/bin/python bench/canary_pass_calibration.py --factor 1.0 --rule running_max
 
 Each run is one scenario (``--scenario``, an exact name from ``canary_bench.scenarios``;
-default the adjusted sticky +50 % one) with its error factor replaced; a line per run with
-the shares, their Wilson 95 % intervals, the seed and the rollouts.
+default the adjusted sticky +50 % one), with its error factor replaced when ``--factor``
+is given; a line per run with the shares, their Wilson 95 % intervals, the seed and the
+rollouts. Without ``--pass-only`` and ``--factor`` it runs a scenario as it is under
+another rule (``--rule pooled``: a mean's design effect against the pooled mean, as the
+controller took it before 2026-12-04; docs/canary.md has the commands).
 """
 
 from __future__ import annotations
@@ -50,6 +53,14 @@ def _varied(sc: Scenario, args: argparse.Namespace) -> Scenario:
             Stage(percent=100),
         ]
         sc = dataclasses.replace(sc, plan=sc.plan.model_copy(update={"stages": stages}))
+    if args.quick:  # the plan of tests/canary/test_simulation.py, a look every 1,000 requests
+        stages = [
+            Stage(percent=10, min_duration_s=0, min_canary_requests=100, max_duration_s=1200),
+            Stage(percent=50, min_duration_s=0, min_canary_requests=200, max_duration_s=3600),
+            Stage(percent=100),
+        ]
+        plan = sc.plan.model_copy(update={"stages": stages})
+        sc = dataclasses.replace(sc, plan=plan, look_requests=1000)
     if args.users_alike:
         sc = dataclasses.replace(sc, proneness_shape=1e6, activity_proneness=0.0)
     if args.untilted:
@@ -63,13 +74,23 @@ def _varied(sc: Scenario, args: argparse.Namespace) -> Scenario:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--scenario", default=DEFAULT_SCENARIO, help="an exact scenario name")
-    ap.add_argument("--factor", type=float, default=1.4, help="candidate's error rate / stable's")
+    ap.add_argument(
+        "--factor",
+        type=float,
+        default=None,
+        help="candidate's error rate / stable's (default: the scenario's own)",
+    )
     ap.add_argument("--rule", choices=RULES, default="estimated")
     ap.add_argument("--pass-only", action="store_true", help="the error test's regression off")
     ap.add_argument(
         "--one-stage",
         action="store_true",
         help="one stage at 50 %% (3,000 to 6,000 s), no widening",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="the tests' quick plan (10 %%, then 50 %%, a look every 1,000 requests)",
     )
     ap.add_argument("--users-alike", action="store_true", help="no user errs more than another")
     ap.add_argument("--untilted", action="store_true", help="error-proneness not tied to activity")
@@ -80,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     found = [s for s in SCENARIOS if s.name == args.scenario]
     if not found:
         ap.error(f"no scenario named {args.scenario!r}")
-    sc = dataclasses.replace(found[0], error_factor=args.factor, healthy=args.factor == 1.0)
+    sc = found[0]
+    if args.factor is not None:
+        sc = dataclasses.replace(sc, error_factor=args.factor, healthy=args.factor == 1.0)
     sc = _varied(sc, args)
     specs = tuple(
         dataclasses.replace(s, alpha=1e-300)
@@ -94,14 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     for action in (PROMOTE, ROLLBACK, PAUSE):
         p, lo, hi = share(o, action)
         shares.append(f"{action} {p:.1%} [{lo:.1%}, {hi:.1%}]")
+        if action == ROLLBACK and p > 0:
+            by = sorted((v, k) for k, v in o.by_metric.items() if v > 0)[::-1]
+            shares[-1] += " (by " + ", ".join(f"{k} {v:.1%}" for v, k in by) + ")"
     side = "pass side only" if args.pass_only else "both sides"
     flags = [
-        f for f in ("one_stage", "users_alike", "untilted", "not_adjusted") if getattr(args, f)
+        f
+        for f in ("one_stage", "quick", "users_alike", "untilted", "not_adjusted")
+        if getattr(args, f)
     ]
     if flags:
         side += " (" + ", ".join(f.replace("_", " ") for f in flags) + ")"
     print(
-        f"{sc.name}, error factor {args.factor:g}, rule {args.rule}, {side}: "
+        f"{sc.name}, error factor {sc.error_factor:g}, rule {args.rule}, {side}: "
         f"{'; '.join(shares)} ({args.rollouts} rollouts, seed {args.seed}, "
         f"{time.process_time() - started:.0f} s CPU)",
         flush=True,

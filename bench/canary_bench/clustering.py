@@ -13,6 +13,7 @@ from scipy import stats
 from canary_bench.sketch import Array
 from canary_bench.users import Users
 from trimtab.canary.analysis import ArmArrays
+from trimtab.canary.clustering import MEANS_CENTRE
 from trimtab.canary.metrics import MetricSpec, latency_thresholds
 from trimtab.stats.clustered import (
     NO_EVIDENCE,
@@ -39,13 +40,18 @@ def _adjusted(
 
 
 # How a look's design effect is taken from the estimates (bench/canary_pass_calibration.py):
-# "estimated", the controller's (this look's, floored at 1); "one", 1 once each arm has
-# its units (the clustering ignored); "running_max", the rollout's largest so far;
-# "stage_max", the stage's largest so far; "t_corrected", times (t_df / z)^2 at T_LEVEL,
-# df the estimate's effective clusters; "model", the error rate's from a model of the
-# units' overdispersion (stats.clustered.model_design_effect), the others' estimated;
-# "model_max", the larger of the two for the error rate.
-RULES = ("estimated", "one", "running_max", "stage_max", "t_corrected", "model", "model_max")
+# "estimated", the controller's (this look's, floored at 1; a rate's residuals against the
+# pooled rate, a mean's against the rest of its arm); "one", 1 once each arm has its units
+# (the clustering ignored); "running_max", the rollout's largest so far; "stage_max", the
+# stage's largest so far; "t_corrected", times (t_df / z)^2 at T_LEVEL, df the estimate's
+# effective clusters; "model", the error rate's from a model of the units' overdispersion
+# (stats.clustered.model_design_effect), the others' estimated; "model_max", the larger of
+# the two for the error rate; "arms", a rate's residuals against the rest of its arm too;
+# "pooled", a mean's against the pooled mean too (the controller before 2026-12-04).
+RULES = (
+    "estimated", "one", "running_max", "stage_max", "t_corrected", "model", "model_max", "arms",
+    "pooled",
+)  # fmt: skip
 T_LEVEL = 0.01
 
 
@@ -120,7 +126,10 @@ class Clustering:
         squares: Array | None,
     ) -> Array:
         """This look's design effect by the rule (but the running maximum, taken after)."""
-        d = design_effect(k, n, arm, proneness=x, squares=squares)
+        centre = MEANS_CENTRE if squares is not None else "pooled"
+        if self.rule in ("arms", "pooled"):
+            centre = self.rule
+        d = design_effect(k, n, arm, proneness=x, squares=squares, centre=centre)
         if self.rule == "one":
             d = np.where(d >= NO_EVIDENCE, d, 1.0)
         elif self.rule == "t_corrected":

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from trimtab.canary.analysis import analyze
-from trimtab.canary.arm_stats import ArmStats, LatencySamples, SketchLatency, UnitCounts
+from trimtab.canary.arm_stats import (
+    ArmStats,
+    LatencySamples,
+    SketchLatency,
+    UnitCounts,
+    UnitSums,
+)
 from trimtab.canary.clustering import unit_dispersion
 from trimtab.canary.decision import Action, StageGate, decide, evaluate
 from trimtab.canary.metrics import DEFAULT_METRICS, Metric, MetricSpec, latency_thresholds
@@ -333,3 +339,37 @@ def test_a_history_of_too_few_users_is_ignored_and_the_note_says_so() -> None:
         "(CUPED, theta 0 (history ignored: 40 users seen before and during the rollout, 50 needed))"
         in result.note
     )
+
+
+def test_a_shifted_candidates_latency_is_not_read_as_spread_among_its_users() -> None:
+    """Users with their own latency level, the candidate's every request 25 % slower: the
+    latency tests' design effect (the log latency's, each user against the rest of its arm)
+    is the same shifted or not, so a larger regression does not buy itself a larger ``D``;
+    against the pooled mean it would grow with the shift."""
+    rng = np.random.default_rng(25)
+    users, m = 400, 200
+    level = 0.25 * rng.standard_normal(users)
+    noise = 0.6 * rng.standard_normal((users, m))
+    on_c = np.arange(users) % 2 == 1
+    (spec,) = [s for s in DEFAULT_METRICS if s.metric is Metric.LATENCY and s.quantile == 0.95]
+
+    def arm(log_ms: np.ndarray, mask: np.ndarray) -> ArmStats:
+        rows = log_ms[mask]
+        n = np.full(rows.shape[0], float(m))
+        zeros = np.zeros(rows.shape[0])
+        sums = UnitSums(n, rows.sum(1), (rows * rows).sum(1))
+        keys = tuple(f"user:{i}" for i in np.flatnonzero(mask))
+        units = UnitCounts(keys, n, zeros, zeros, zeros, log_latency=sums)
+        return ArmStats(n=int(n.sum()), units=units)
+
+    got = {}
+    for shift in (0.0, math.log(1.25)):
+        log_ms = math.log(800) + level[:, None] + noise + np.where(on_c, shift, 0.0)[:, None]
+        d = unit_dispersion([arm(log_ms, ~on_c)], [arm(log_ms, on_c)], [spec])[spec.name].d
+        got[shift] = float(d)
+        pooled = design_effect(log_ms.sum(1)[None, :], np.full((1, users), float(m)), on_c,
+                               squares=(log_ms**2).sum(1)[None, :])  # fmt: skip
+        if shift:
+            assert float(pooled) > 1.1 * got[0.0]
+    assert got[0.0] > 10.0  # the users' levels matter here
+    assert got[math.log(1.25)] == pytest.approx(got[0.0], rel=0.02)

@@ -236,10 +236,11 @@ def test_the_log_latency_design_effect_bounds_the_tail_counts_own() -> None:
         def per_user(v: np.ndarray, owner: np.ndarray = owner) -> np.ndarray:
             return np.bincount(owner, weights=v, minlength=users)[None, :]
 
-        d_log = float(design_effect(per_user(log_ms), n[None, :], cand,
-                                    squares=per_user(log_ms**2)))  # fmt: skip
-        d_tail = float(design_effect(per_user(tail), n[None, :], cand))
-        assert d_log >= d_tail > 1.0
+        for centre in ("pooled", "arms"):  # the controller takes "arms" for a mean
+            d_log = float(design_effect(per_user(log_ms), n[None, :], cand,
+                                        squares=per_user(log_ms**2), centre=centre))  # fmt: skip
+            d_tail = float(design_effect(per_user(tail), n[None, :], cand, centre=centre))
+            assert d_log >= d_tail > 1.0
 
 
 def test_cuped_recovers_the_coefficient_of_a_history_that_half_persists() -> None:
@@ -292,3 +293,54 @@ def test_the_history_coefficient_is_fitted_within_each_arm() -> None:
     per_window = np.array([[1.0, 5.0, 2.0], [3.0, 1.0, 2.0]])
     on = np.array([[False, False, True], [True, True, True]])
     assert majority_arm(per_window, on).tolist() == [True, False, True]
+
+
+def test_a_means_design_effect_against_its_arms_does_not_grow_with_the_difference() -> None:
+    """Kish's equal clusters with the candidate's every value shifted: against the pooled
+    mean each candidate unit's residual carries the shift times its observations and ``D``
+    grows with it; against the rest of its own arm it stays Kish's, shifted or not."""
+    rng = np.random.default_rng(23)
+    users, m = 4000, 10
+    y = 0.5 * rng.standard_normal(users)[:, None] + rng.standard_normal((users, m))
+    cand = np.arange(users) % 2 == 0
+    kish = 1 + (m - 1) * 0.25 / 1.25
+    n = np.full((1, users), float(m))
+    for shift in (0.0, 1.0):
+        z = y + np.where(cand, shift, 0.0)[:, None]
+        total, squares = z.sum(1)[None, :], (z * z).sum(1)[None, :]
+        arms = float(design_effect(total, n, cand, squares=squares, centre="arms"))
+        pooled = float(design_effect(total, n, cand, squares=squares))
+        assert arms == pytest.approx(kish, rel=0.1)
+        if shift:
+            assert pooled > 1.3 * arms  # the shift read as spread
+    with pytest.raises(ValueError, match="centre"):
+        design_effect(total, n, cand, squares=squares, centre="stable")
+
+
+def test_a_unit_that_is_most_of_its_arm_is_measured_against_the_rest_of_it() -> None:
+    """An early stage: 21 users on the candidate, one of them 90 % of its requests, each
+    user with its own level. Against the arm's mean that user's residual is a tenth of its
+    deviation (it makes the mean), so the plain sandwich would miss most of the variance;
+    left out (over ``1 - h``) it is measured against the others, and the variance of the
+    difference over 2,000 replicated experiments is what the per-request variance times
+    the design effect says."""
+    rng = np.random.default_rng(24)
+    n_c = np.concatenate([[1800.0], np.full(20, 10.0)])
+    n_s = np.full(300, 30.0)
+    n = np.concatenate([n_c, n_s])
+    cand = np.arange(n.size) < n_c.size
+    owner = np.repeat(np.arange(n.size), n.astype(int))
+    on = cand[owner]
+    diffs, naive, ds = [], [], []
+    for _ in range(2000):
+        level = 0.5 * rng.standard_normal(n.size)  # each user's own level, drawn afresh
+        y = level[owner] + 0.6 * rng.standard_normal(owner.size)
+        diffs.append(float(y[on].mean() - y[~on].mean()))
+        naive.append(y[on].var(ddof=1) / on.sum() + y[~on].var(ddof=1) / (~on).sum())
+        total = np.bincount(owner, weights=y, minlength=n.size)[None, :]
+        squares = np.bincount(owner, weights=y * y, minlength=n.size)[None, :]
+        ds.append(float(design_effect(total, n[None, :], cand, squares=squares, centre="arms")))
+    observed = float(np.var(diffs, ddof=1))
+    predicted = float(np.mean(naive)) * float(np.mean(ds))
+    assert observed > 20 * float(np.mean(naive))  # the heavy user's level is most of it
+    assert observed == pytest.approx(predicted, rel=0.2)

@@ -43,6 +43,11 @@ CLUSTERED_MEANS = {
     Metric.LATENCY: "log_latency",
     Metric.QUALITY_SCORE: "quality",
 }
+# what a mean's design effect takes its residuals against: each unit against the rest of its
+# own arm, so a shifted candidate is not read as spread (a rate's: the pooled rate, whose
+# larger D under a difference also covers a heavy user whose history no longer holds;
+# docs/canary.md, "Sticky users")
+MEANS_CENTRE = "arms"
 # the quantities whose per-unit means before the rollout are a covariate (CUPED)
 HISTORY_MEANS = {"cost": "mean cost", "log_latency": "mean log latency"}
 
@@ -200,13 +205,15 @@ def _mean(
     m_n, m_k, m_q, r_n, r_k, r_q = sums
     if history is None:
         return Clustered(design_effect(m_k, m_n, on_candidate, r_k, r_n, squares=m_q,
-                                       rest_squares=r_q))  # fmt: skip
+                                       rest_squares=r_q, centre=MEANS_CENTRE))  # fmt: skip
     x, known = history
     theta, used, x_bar = mean_coefficient(
         m_k.sum(0), m_n.sum(0), x, known, majority_arm(m_n, on_candidate)
     )
     k_adj, q_adj, b = adjusted_sums(m_k, m_q, m_n, x, known, theta, x_bar)
-    d = design_effect(k_adj, m_n, on_candidate, r_k, r_n, squares=q_adj, rest_squares=r_q)
+    d = design_effect(
+        k_adj, m_n, on_candidate, r_k, r_n, squares=q_adj, rest_squares=r_q, centre=MEANS_CENTRE
+    )
     total = np.stack([np.where(on_candidate, 0.0, k_adj).sum(-1) + r_k[0],
                       np.where(on_candidate, k_adj, 0.0).sum(-1) + r_k[1]])  # fmt: skip
     squares = np.stack([np.where(on_candidate, 0.0, q_adj).sum(-1) + r_q[0],

@@ -62,6 +62,7 @@ def design_effect(
     *,
     squares: npt.ArrayLike | None = None,
     rest_squares: npt.ArrayLike | None = None,
+    centre: str = "pooled",
 ) -> FloatArray:
     """``D >= 1`` of the stratified difference of rates ``sum_w (n_cw / n_c)(p_cw - p_sw)``,
     or of means.
@@ -91,13 +92,25 @@ def design_effect(
 
     ``squares`` (and ``rest_squares``) make it the design effect of a difference of means
     (cost per request, log latency): ``k`` is then each unit's sum of the quantity and
-    ``squares`` its sum of squares, the residuals are against the window's pooled mean, and
-    the per-request variance is ``sum (y - mean)^2``. For a rate the squares are the events
-    (``y`` is 0 or 1), the default. The cluster variance is then the linearised (delta
-    method) variance of the ratio estimator of each arm's mean, summed per cluster (Deng et
-    al. 2017).
+    ``squares`` its sum of squares, and the per-request variance is ``sum (y - mean)^2``.
+    For a rate the squares are the events (``y`` is 0 or 1), the default. The cluster
+    variance is then the linearised (delta method) variance of the ratio estimator of each
+    arm's mean, summed per cluster (Deng et al. 2017).
+
+    ``centre`` is what the residuals are taken against. ``"pooled"``: the window's pooled
+    rate or mean, the value under the null of no difference, as a score test takes it; a
+    candidate that differs then reads as spread, so ``D`` grows with the difference itself
+    (a shift of every candidate user's latency by 25 % adds the shift times each user's
+    requests to its residual). ``"arms"``: each unit against the rest of its own arm in the
+    window, leaving it out (its residual from the arm's mean over ``1 - h``, ``h`` its share
+    of the arm's requests: the jackknife's CR3, Bell & McCaffrey, "Bias reduction in
+    standard errors for linear regression with multi-stage samples", Survey Methodology
+    2002), so a difference between the arms is not spread, and a unit that is most of its
+    arm (a heavy user early in a rollout) is still measured against the others, not
+    against a mean it makes itself; ``h`` is capped at 0.95. The controller takes
+    ``"arms"`` for means and ``"pooled"`` for rates (docs/canary.md, "Sticky users").
     """
-    got = _influence(k, n, on_candidate, rest_k, rest_n, proneness, squares, rest_squares)
+    got = _influence(k, n, on_candidate, rest_k, rest_n, proneness, squares, rest_squares, centre)
     v_c, v_b = got.v_cluster, got.v_binomial
     ratio = np.where(v_b > 0, v_c / np.where(v_b > 0, v_b, 1.0), 1.0)
     few = got.units < MIN_UNITS
@@ -192,6 +205,7 @@ def _influence(
     proneness: npt.ArrayLike | None,
     squares: npt.ArrayLike | None,
     rest_squares: npt.ArrayLike | None,
+    centre: str = "pooled",
 ) -> _Influence:
     """What :func:`design_effect`, :func:`effective_clusters` and
     :func:`model_design_effect` take from the units."""
@@ -212,6 +226,10 @@ def _influence(
     # difference, as a score test takes it): a unit's own excess is not absorbed into its
     # arm's mean, which with few units on the candidate (an early stage) would hide it
     p_c = p_s = (k_c + k_s) / (safe_c + safe_s)
+    if centre == "arms":
+        p_c, p_s = k_c / safe_c, k_s / safe_s
+    elif centre != "pooled":
+        raise ValueError(f"centre must be 'pooled' or 'arms', not {centre!r}")
     total_c = np.where(both, n_c, 0.0).sum(axis=-1, keepdims=True)
     total = np.maximum(total_c, 1.0)
     # each unit's influence on the estimate, summed over the windows it was seen in
@@ -219,7 +237,15 @@ def _influence(
     w_s = np.where(both, -(n_c / total) / safe_s, 0.0)
     p_arm = np.where(cand, p_c[..., None], p_s[..., None])
     weight = np.where(cand, w_c[..., None], w_s[..., None])
-    psi = (weight * (k_ - p_arm * e_)).sum(axis=-2)  # (..., U)
+    resid = k_ - p_arm * e_
+    if centre == "arms":
+        # each unit against the rest of its arm in the window (leave one out: its residual
+        # over 1 - h, h its share of the arm's exposures), so a unit that is most of its arm
+        # is not measured against itself
+        arm_n = np.where(cand, n_c[..., None], n_s[..., None])
+        h = np.where(arm_n > 0, e_ / np.where(arm_n > 0, arm_n, 1.0), 0.0)
+        resid = resid / np.maximum(1.0 - h, 0.05)
+    psi = (weight * resid).sum(axis=-2)  # (..., U)
     seen = n_.sum(axis=-2) > 0
     units_c = ((n_ > 0) & cand).any(axis=-2).sum(axis=-1) + rn[..., 1, :].sum(axis=-1)
     units_s = ((n_ > 0) & ~cand).any(axis=-2).sum(axis=-1) + rn[..., 0, :].sum(axis=-1)
