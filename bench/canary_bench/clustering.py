@@ -24,6 +24,7 @@ from trimtab.stats.clustered import (
     history_coefficient,
     majority_arm,
     model_design_effect,
+    regression_design_effect,
 )
 from trimtab.stats.cuped import adjusted_sums, mean_coefficient, tail_offsets
 
@@ -40,17 +41,24 @@ def _adjusted(
 
 
 # How a look's design effect is taken from the estimates (bench/canary_pass_calibration.py):
-# "estimated", the controller's (this look's, floored at 1; a rate's residuals against the
-# pooled rate, a mean's against the rest of its arm); "one", 1 once each arm has its units
-# (the clustering ignored); "running_max", the rollout's largest so far; "stage_max", the
-# stage's largest so far; "t_corrected", times (t_df / z)^2 at T_LEVEL, df the estimate's
-# effective clusters; "model", the error rate's from a model of the units' overdispersion
+# "estimated", the controller's (this look's, floored at 1; a rate's pass side against the
+# pooled rate and its regression side against its arm, widened by (t_df / z)^2 at the
+# test's alpha, stats.clustered.regression_design_effect; a mean's against the rest of its
+# arm); "z_regression", a rate's regression side as its pass side (the controller before
+# 2026-12-04's second change); "one", 1 once each arm has its units (the clustering
+# ignored); "running_max", the rollout's largest so far; "stage_max", the stage's largest
+# so far; "t_corrected", times (t_df / z)^2 at T_LEVEL, df the estimate's effective
+# clusters; "model", the error rate's from a model of the units' overdispersion
 # (stats.clustered.model_design_effect), the others' estimated; "model_max", the larger of
 # the two for the error rate; "arms", a rate's residuals against the rest of its arm too;
-# "pooled", a mean's against the pooled mean too (the controller before 2026-12-04).
+# "pooled", a mean's against the pooled mean too (the controller before 2026-12-04);
+# "t_regression", the error rate's regression side alone times (t_df / z)^2 (its pass side
+# and the other metrics estimated); "arms_t", both: a rate against its arm, and its
+# regression side so corrected. All but "estimated" take one design effect for a rate's
+# two sides unless they say otherwise; those with a t take scipy's t at the fractional df.
 RULES = (
-    "estimated", "one", "running_max", "stage_max", "t_corrected", "model", "model_max", "arms",
-    "pooled",
+    "estimated", "z_regression", "one", "running_max", "stage_max", "t_corrected", "model",
+    "model_max", "arms", "pooled", "t_regression", "arms_t",
 )  # fmt: skip
 T_LEVEL = 0.01
 
@@ -69,7 +77,10 @@ class Clustering:
     how each look's design effect is taken from the estimates."""
 
     rule: str = "estimated"
+    alpha: float = 0.01  # the error test's, for the controller's regression side
     dispersion: dict[str, Array] = field(default_factory=dict)  # design effect per metric
+    # where a rule takes another for a metric's regression side ("estimated", "t_regression")
+    regression: dict[str, Array] = field(default_factory=dict)
     exposure: Array | None = None  # (R, 2, W): the error test's requests as exposures
     shift: dict[str, Array] = field(default_factory=dict)  # CUPED's b per user (R, U)
     x_adj: Array | None = None  # the users' adjusted proneness (CUPED on errors)
@@ -92,6 +103,14 @@ class Clustering:
                 by_model = model_design_effect(k_u, n_u, arm_u, self.x_adj)
                 d = by_model if self.rule == "model" else np.maximum(d, by_model)
             self.dispersion = {"error_rate": d}
+            if self.rule == "estimated":
+                d_r = regression_design_effect(k_u, n_u, arm_u, None, None, self.x_adj,
+                                               alpha=self.alpha)  # fmt: skip
+                self.regression = {"error_rate": d_r}
+            elif self.rule in ("t_regression", "arms_t"):
+                centre = "pooled" if self.rule == "t_regression" else "arms"
+                df = effective_clusters(k_u, n_u, arm_u, self.x_adj, centre=centre)
+                self.regression = {"error_rate": np.where(d >= NO_EVIDENCE, d, d * _t_factor(df))}
             if cluster_means:  # as the controller: cost, and latency on its log
                 for q in ("lat", "cost"):
                     if pre is not None and q in pre.x_means:  # CUPED on each user's day before
@@ -129,6 +148,8 @@ class Clustering:
         centre = MEANS_CENTRE if squares is not None else "pooled"
         if self.rule in ("arms", "pooled"):
             centre = self.rule
+        elif self.rule == "arms_t":
+            centre = "arms"
         d = design_effect(k, n, arm, proneness=x, squares=squares, centre=centre)
         if self.rule == "one":
             d = np.where(d >= NO_EVIDENCE, d, 1.0)

@@ -94,9 +94,12 @@ def judge(
     lat_n: dict[str, Array],
     live: npt.NDArray[np.bool_],
     progress: Progress,
+    regression: dict[str, Array] | None = None,
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Every metric's verdict: (any regression, every required metric passed) per rollout;
-    a live rollout's regressions are marked in ``progress.rolled_by``."""
+    a live rollout's regressions are marked in ``progress.rolled_by``. ``regression`` is
+    the design effect a metric's regression side takes instead of ``dispersion``'s (the
+    controller's for the error rate, or a rule of ``clustering.RULES``)."""
     r = live.size
     regressed = np.zeros(r, bool)
     required_ok = np.ones(r, bool)
@@ -108,7 +111,7 @@ def judge(
         if spec.name in lat_n:
             s_m = replace(s_arr, latency_n=lat_n[spec.name][:, 0])
             c_m = replace(c_arr, latency_n=lat_n[spec.name][:, 1])
-        reg, ok = evidence(spec, s_m, c_m, dispersion)
+        reg, ok = evidence(spec, s_m, c_m, dispersion, regression)
         bad, good = verdicts(spec, reg, ok)
         progress.rolled_by[spec.name] |= bad & live
         regressed |= bad

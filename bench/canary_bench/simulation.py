@@ -65,7 +65,10 @@ def simulate(
     progress = Progress.start(r, specs)
     lat_specs = [s for s in specs if s.metric is Metric.LATENCY]
     us = draw_users(sc, schedule.percent, r, w, rng) if sc.users > 0 else None
-    clustering = Clustering(rule=rule)
+    # the error test's alpha, for its regression side's widening; a side switched off
+    # (canary_pass_calibration --pass-only: alpha 1e-300) stays off at the smallest it takes
+    errors = [max(s.alpha, 1e-6) for s in specs if s.metric is Metric.ERROR_RATE]
+    clustering = Clustering(rule=rule, alpha=errors[0] if errors else 0.01)
     for look in range(looks):
         now = (look + 1) * look_s
         live = progress.status < ROLLED_BACK
@@ -97,8 +100,9 @@ def simulate(
         if us is not None:
             s_arr, c_arr, lat_n = clustering.adjusted_arms(us, s_arr, c_arr, refs, lat_specs)
         regressed, required_ok = judge(
-            specs, s_arr, c_arr, clustering.dispersion, clustering.exposure, lat_n, live, progress
-        )
+            specs, s_arr, c_arr, clustering.dispersion, clustering.exposure, lat_n, live, progress,
+            clustering.regression,
+        )  # fmt: skip
         apply_stage_rule(
             progress,
             schedule,

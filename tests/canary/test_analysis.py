@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from trimtab.canary.analysis import analyze
+from trimtab.canary.analysis import analyze, arm_arrays, evidence
 from trimtab.canary.arm_stats import (
     ArmStats,
     LatencySamples,
@@ -19,11 +19,20 @@ from trimtab.canary.clustering import unit_dispersion
 from trimtab.canary.decision import Action, StageGate, decide, evaluate
 from trimtab.canary.metrics import DEFAULT_METRICS, Metric, MetricSpec, latency_thresholds
 from trimtab.canary.plans import Stage
-from trimtab.stats.clustered import design_effect
+from trimtab.stats.clustered import (
+    adjusted_proneness,
+    design_effect,
+    effective_clusters,
+    history_coefficient,
+    majority_arm,
+    proneness,
+    regression_design_effect,
+)
 from trimtab.stats.intervals import mixture_rho
 from trimtab.stats.means import difference_evidence, mean_evidence
 from trimtab.stats.rates import rate_evidence, rate_mixtures
 from trimtab.stats.sequential import Direction, Tolerance, Verdict
+from trimtab.stats.student import t_widening
 from trimtab.telemetry.sketch import new_sketch
 
 
@@ -78,6 +87,10 @@ def test_spec_names_and_latency_rules() -> None:
         MetricSpec(Metric.LATENCY, direction=Direction.LOWER_IS_WORSE)
     with pytest.raises(ValueError):
         MetricSpec(Metric.LATENCY, tolerance=Tolerance(absolute=5.0))
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 0.5\), not 0.5"):
+        MetricSpec(Metric.ERROR_RATE, alpha=0.5)
+    with pytest.raises(ValueError, match="alpha_pass must be"):
+        MetricSpec(Metric.ERROR_RATE, alpha_pass=0.0)
 
 
 def test_latency_thresholds_stretch_the_candidates() -> None:
@@ -313,6 +326,104 @@ def test_a_user_who_moved_arms_between_stages_is_one_unit_of_the_design_effect()
     k = np.array([[with_errors[key][1] for key in keys]] * 2, dtype=float)
     arm = np.array([[i >= 54 for i in range(60)], [i >= 30 for i in range(60)]])
     assert float(got) == pytest.approx(float(design_effect(k, n, arm)), rel=1e-12)
+
+
+def test_the_error_tests_regression_side_is_widened_for_a_few_heavy_users() -> None:
+    """Zipf activity, users erring at their own rates: the regression test takes the design
+    effect against each arm widened for the few effective users
+    (stats.clustered.regression_design_effect), the pass test the pooled one, and the
+    note says both, with the t's whole degrees of freedom."""
+    rng = np.random.default_rng(21)
+    n = np.maximum((3000.0 / np.arange(1, 81)).astype(int), 1)
+    errors = rng.binomial(n, np.minimum(0.02 * rng.gamma(0.5, 2.0, n.size), 1.0))
+    users = {f"user:{i}": (int(n[i]), int(errors[i])) for i in range(n.size)}
+    keys = list(users)
+    stable = _by_unit({k: users[k] for i, k in enumerate(keys) if i % 2 == 0})
+    candidate = _by_unit({k: users[k] for i, k in enumerate(keys) if i % 2 == 1})
+    (spec,) = [m for m in DEFAULT_METRICS if m.metric is Metric.ERROR_RATE]
+    unit = unit_dispersion([stable], [candidate], [spec])[spec.name]
+    k = np.array([[users[key][1] for key in keys]], dtype=float)
+    n_u = np.array([[users[key][0] for key in keys]], dtype=float)
+    arm = np.arange(n.size) % 2 == 1
+    df = float(effective_clusters(k, n_u, arm, centre="arms"))
+    want = float(regression_design_effect(k, n_u, arm, alpha=spec.alpha))
+    assert unit.d_regression is not None and float(unit.d_regression) == pytest.approx(want)
+    arms = float(design_effect(k, n_u, arm, centre="arms"))
+    assert want > 0.9 * arms * float(t_widening(df, spec.alpha))  # the requests' t is ~z
+    assert unit.regression_units == math.floor(df) and df < 10  # a few heavy users
+    assert float(unit.d) == pytest.approx(float(design_effect(k, n_u, arm)))
+    assert float(unit.d_regression) > 2 * float(unit.d)
+    (result,) = analyze([stable], [candidate], [spec])
+    assert (
+        f"sticky users: design effect {float(unit.d):.3g} (the regression test's "
+        f"{float(unit.d_regression):.3g}: against each arm, t on {math.floor(df)} effective"
+        " units)"
+    ) in result.note
+    # the verdict's log e-value is the widened one's
+    s_a, c_a = arm_arrays([stable], {}), arm_arrays([candidate], {})
+    reg, _ = evidence(spec, s_a, c_a, {spec.name: unit.d}, {spec.name: unit.d_regression})
+    assert result.log_e_regression == pytest.approx(float(reg))
+    narrow, _ = evidence(spec, s_a, c_a, {spec.name: unit.d})
+    assert float(narrow) != pytest.approx(float(reg))
+
+
+def test_requests_without_a_user_do_not_widen_the_regression_test() -> None:
+    """Every request of both arms without a user (5,000 a side) and errors 1 % -> 2 %: each
+    request is a unit of its own, so the regression test is the per-request one (D about
+    1, not the widening of an arm with no users) and rolls the candidate back."""
+    rng = np.random.default_rng(8)
+    none = np.zeros(0)
+
+    def arm(errors: int) -> ArmStats:
+        units = UnitCounts((), none, none, none, none, rest_n=5000.0, rest_errors=errors)
+        return ArmStats(n=5000, errors=errors, units=units)
+
+    s_e, c_e = int(rng.binomial(5000, 0.01)), int(rng.binomial(5000, 0.02))
+    (spec,) = [m for m in DEFAULT_METRICS if m.metric is Metric.ERROR_RATE]
+    unit = unit_dispersion([arm(s_e)], [arm(c_e)], [spec])[spec.name]
+    assert unit.d_regression is not None and float(unit.d_regression) < 1.01
+    assert unit.regression_units > 100  # about the errors
+    (clustered,) = analyze([arm(s_e)], [arm(c_e)], [spec])
+    (plain,) = analyze([ArmStats(n=5000, errors=s_e)], [ArmStats(n=5000, errors=c_e)], [spec])
+    assert clustered.verdict is Verdict.REGRESSION
+    assert clustered.log_e_regression == pytest.approx(plain.log_e_regression, rel=0.02)
+
+
+def test_the_regression_side_takes_the_users_history_too() -> None:
+    """120 users seen the day before with a persistent proneness: the regression side's
+    design effect takes the same adjusted proneness as the pass side's (CUPED)."""
+    rng = np.random.default_rng(14)
+    users = 120
+    x_true = rng.gamma(1.0, 1.0, users)
+    n = rng.integers(50, 400, users).astype(float)
+    k = rng.binomial(n.astype(np.int64), np.minimum(0.02 * x_true, 1.0)).astype(float)
+    n_before = np.full(users, 300.0)
+    k_before = rng.binomial(300, np.minimum(0.02 * x_true, 1.0)).astype(float)
+    keys = [f"user:{i}" for i in range(users)]
+    arm = np.arange(users) % 2 == 1
+    zeros = np.zeros(users // 2)
+
+    def side(mask: np.ndarray) -> ArmStats:
+        units = UnitCounts(tuple(np.array(keys)[mask]), n[mask], k[mask], zeros, zeros)
+        return ArmStats(n=int(n[mask].sum()), errors=int(k[mask].sum()), units=units)
+
+    order = np.concatenate([np.flatnonzero(~arm), np.flatnonzero(arm)])  # stable's first
+    zeros_all = np.zeros(users)
+    before = UnitCounts(tuple(keys), n_before, k_before, zeros_all, zeros_all)
+    (spec,) = [m for m in DEFAULT_METRICS if m.metric is Metric.ERROR_RATE]
+    unit = unit_dispersion([side(~arm)], [side(arm)], [spec], before)[spec.name]
+    assert unit.history and unit.theta > 0.0
+    k_o, n_o, arm_o = k[order][None, :], n[order][None, :], arm[order]
+    x = proneness(k_before, n_before)[order]
+    theta, _ = history_coefficient(k_o.sum(0), n_o.sum(0), x, np.ones(users, bool),
+                                   majority_arm(n_o, arm_o))  # fmt: skip
+    assert unit.theta == pytest.approx(float(theta))
+    x_adj = adjusted_proneness(x, theta)
+    want = regression_design_effect(k_o, n_o, arm_o, None, None, x_adj, alpha=spec.alpha)
+    assert unit.d_regression is not None
+    assert float(unit.d_regression) == pytest.approx(float(want))
+    without = regression_design_effect(k_o, n_o, arm_o, alpha=spec.alpha)
+    assert float(unit.d_regression) < float(without)  # the history explains spread
 
 
 def test_a_history_of_too_few_users_is_ignored_and_the_note_says_so() -> None:

@@ -148,12 +148,15 @@ def evidence(
     stable: ArmArrays,
     candidate: ArmArrays,
     dispersion: Mapping[str, FloatArray] | None = None,
+    regression: Mapping[str, FloatArray] | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """``(log_e_regression, log_e_pass)`` of one metric, shape ``(...)``.
 
     ``dispersion`` maps a metric's name to its design effect (``D >= 1``, shape
     ``(...)``, :func:`trimtab.stats.clustered.design_effect`): requests clustered by the
     sticky user weigh ``1 / D`` of independent ones (rates, latency's tail counts, means).
+    ``regression`` maps a metric's name to the design effect its regression test takes
+    instead (a rate's, :func:`trimtab.stats.clustered.regression_design_effect`).
 
     The regression test is run at ``spec.tolerance`` and the pass (non-inferiority) test at
     ``spec.pass_margin``; :func:`analyze` reads its verdicts from here, and so does the
@@ -161,12 +164,18 @@ def evidence(
     """
     s, c = stable, candidate
     d = 1.0 if dispersion is None else dispersion.get(spec.name, 1.0)
+    d_reg = None if regression is None else regression.get(spec.name)
     if spec.metric is Metric.LATENCY:
         k = (c.tails[spec.name], c.latency_n, s.tails[spec.name], s.latency_n)
-        return _rate_pair(spec, Tolerance(), *k, d)
+        reg, ok = _rate_pair(spec, Tolerance(), *k, d)
+        if d_reg is not None:
+            reg, _ = _rate_pair(spec, Tolerance(), *k, d_reg)
+        return reg, ok
     if spec.metric in MEANS:
         arms = _means(spec, s, c)
         reg, ok = _mean_pair(spec, spec.tolerance, arms, d)
+        if d_reg is not None:
+            reg, _ = _mean_pair(spec, spec.tolerance, arms, d_reg)
         if spec.pass_margin != spec.tolerance:
             _, ok = _mean_pair(spec, spec.pass_margin, arms, d)
         return reg, ok
@@ -179,6 +188,8 @@ def evidence(
     else:
         k = (c.refusals, c.n, s.refusals, s.n)
     reg, ok = _rate_pair(spec, spec.tolerance, *k, d)
+    if d_reg is not None:
+        reg, _ = _rate_pair(spec, spec.tolerance, *k, d_reg)
     if spec.pass_margin != spec.tolerance:
         _, ok = _rate_pair(spec, spec.pass_margin, *k, d)
     return reg, ok
@@ -306,8 +317,8 @@ def analyze(
 
     Verdicts come from :func:`evidence`. Each result's estimate, interval and margin are
     those of the non-inferiority (pass) test; where the regression test runs at another
-    tolerance, ``rollback`` has its own. ``needed`` is what a required metric that has not
-    passed still needs (:func:`still_needed`).
+    tolerance or design effect, ``rollback`` has its own. ``needed`` is what a required
+    metric that has not passed still needs (:func:`still_needed`).
     """
     s_w, c_w = _windows(stable), _windows(candidate)
     if len(s_w) != len(c_w) or not s_w:
@@ -329,14 +340,16 @@ def analyze(
     }
     by_unit = unit_dispersion(s_w, c_w, specs, before, stable_thresholds)
     dispersion = {name: c.d for name, c in by_unit.items()}
+    regression = {n: c.d_regression for n, c in by_unit.items() if c.d_regression is not None}
     out: list[MetricResult] = []
     for spec in specs:
         d = float(dispersion.get(spec.name, 1.0))
+        d_reg = float(regression.get(spec.name, d))
         unit = by_unit.get(spec.name)
         s_m, c_m = s_arr, c_arr
         if unit is not None:
             s_m, c_m = with_history(spec, unit, s_arr, c_arr)
-        le_reg, le_ok = evidence(spec, s_m, c_m, dispersion)
+        le_reg, le_ok = evidence(spec, s_m, c_m, dispersion, regression)
         reg, ok = (float(x) for x in (le_reg, le_ok))
         result = _interval(spec, spec.pass_margin, s_m, c_m, d)
         clustered = ""
@@ -346,6 +359,11 @@ def analyze(
                 if d >= NO_EVIDENCE
                 else f"sticky users: design effect {d:.3g}"
             )
+            if unit.d_regression is not None and d < NO_EVIDENCE:
+                clustered += (
+                    f" (the regression test's {d_reg:.3g}: against each arm, t on"
+                    f" {unit.regression_units:.0f} effective units)"
+                )
             if unit.history:
                 clustered += (
                     f"; adjusted for {unit.adjusted} users' {unit.covariate} before the"
@@ -360,8 +378,8 @@ def analyze(
                 )
                 result = replace(result, n_stable=float(s_n.sum()), n_candidate=float(c_n.sum()))
         rollback = None
-        if spec.pass_margin != spec.tolerance:
-            r = _interval(spec, spec.tolerance, s_m, c_m, d)
+        if spec.pass_margin != spec.tolerance or d_reg != d:
+            r = _interval(spec, spec.tolerance, s_m, c_m, d_reg)
             rollback = Interval(r.method, r.estimate_kind, r.estimate, r.lower, r.upper, r.margin)
         if spec.metric is Metric.QUALITY_SCORE:
             result = replace(result, note=quality_note(spec, result))

@@ -18,10 +18,12 @@ from trimtab.stats.clustered import (
     MIN_HISTORY_UNITS,
     adjusted_proneness,
     design_effect,
+    effective_clusters,
     exposures,
     history_coefficient,
     majority_arm,
     proneness,
+    regression_design_effect,
 )
 from trimtab.stats.cuped import adjusted_sums, mean_coefficient, tail_offsets
 from trimtab.stats.intervals import FloatArray
@@ -44,10 +46,13 @@ CLUSTERED_MEANS = {
     Metric.QUALITY_SCORE: "quality",
 }
 # what a mean's design effect takes its residuals against: each unit against the rest of its
-# own arm, so a shifted candidate is not read as spread (a rate's: the pooled rate, whose
-# larger D under a difference also covers a heavy user whose history no longer holds;
-# docs/canary.md, "Sticky users")
+# own arm, so a shifted candidate is not read as spread (a rate's pass test: the pooled rate,
+# whose larger D under a difference also covers a heavy user whose history no longer holds;
+# a rate's regression test: its arm, widened for the few units its variance rests on,
+# stats.clustered.regression_design_effect; docs/canary.md, "Sticky users")
 MEANS_CENTRE = "arms"
+# the smallest alpha a rate's regression side is widened at (stats.student.t_widening's)
+SMALLEST_ALPHA = 1e-6
 # the quantities whose per-unit means before the rollout are a covariate (CUPED)
 HISTORY_MEANS = {"cost": "mean cost", "log_latency": "mean log latency"}
 
@@ -62,7 +67,9 @@ class Clustered:
     CUPED-adjusted sums (:func:`trimtab.stats.cuped.adjusted_sums`). ``adjusted`` is the
     units that had a history, ``covariate`` what it was (``rates``, ``mean cost``, ``mean
     log latency``), ``theta`` its estimated coefficient and ``theta_units`` the units it
-    was estimated from."""
+    was estimated from. A rate's regression test takes ``d_regression`` instead of ``d``
+    (:func:`trimtab.stats.clustered.regression_design_effect`), its variance resting on
+    ``regression_units`` effective units (users, and each request without one)."""
 
     d: FloatArray
     n: FloatArray | None = None
@@ -72,6 +79,8 @@ class Clustered:
     total: FloatArray | None = None
     squares: FloatArray | None = None
     covariate: str = "rates"
+    d_regression: FloatArray | None = None
+    regression_units: float = 0.0
 
     @property
     def history(self) -> bool:
@@ -162,7 +171,9 @@ def unit_dispersion(
             continue
         if prior is None or before is None:
             d = design_effect(events[name], n, on_candidate, rest[name], rest_n)
-            out[spec.name] = Clustered(d)
+            out[spec.name] = _with_regression(
+                Clustered(d), spec, events[name], n, on_candidate, rest[name], rest_n, None
+            )
             continue
         rows, known = prior
         x_before = proneness(getattr(before, name), before.n)
@@ -172,8 +183,31 @@ def unit_dispersion(
         x = adjusted_proneness(x, theta)
         d = design_effect(events[name], n, on_candidate, rest[name], rest_n, x)
         ex = exposures(n, on_candidate, x, rest_n)
-        out[spec.name] = Clustered(d, ex, known, float(theta), int(used))
+        out[spec.name] = _with_regression(
+            Clustered(d, ex, known, float(theta), int(used)),
+            spec, events[name], n, on_candidate, rest[name], rest_n, x,
+        )  # fmt: skip
     return out
+
+
+def _with_regression(
+    unit: Clustered,
+    spec: MetricSpec,
+    k: FloatArray,
+    n: FloatArray,
+    on_candidate: npt.NDArray[np.bool_],
+    rest_k: FloatArray,
+    rest_n: FloatArray,
+    x: FloatArray | None,
+) -> Clustered:
+    """A rate's clustering with its regression test's design effect, and the effective units
+    (whole, at least 1: the t's degrees of freedom) it is widened for. A test switched off
+    by an ``alpha`` below :data:`SMALLEST_ALPHA` is widened as at it."""
+    alpha = max(spec.alpha, SMALLEST_ALPHA)
+    d_r = regression_design_effect(k, n, on_candidate, rest_k, rest_n, x, alpha=alpha)
+    df = effective_clusters(k, n, on_candidate, x, rest_k=rest_k, rest_n=rest_n, centre="arms")
+    units = float(np.floor(max(float(df), 1.0)))
+    return replace(unit, d_regression=d_r, regression_units=units)
 
 
 def _history_means(

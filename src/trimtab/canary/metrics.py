@@ -68,6 +68,9 @@ class MetricSpec:
     min_samples: int = 10
 
     def __post_init__(self) -> None:
+        for name, value in (("alpha", self.alpha), ("alpha_pass", self.alpha_pass)):
+            if not 0.0 < value < 0.5:
+                raise ValueError(f"{name} must be in (0, 0.5), not {value}")
         if self.metric is Metric.LATENCY:
             if self.direction is not Direction.HIGHER_IS_WORSE:
                 raise ValueError("latency is higher-is-worse")

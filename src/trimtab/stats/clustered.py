@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trimtab.stats.intervals import FloatArray
+from trimtab.stats.student import t_widening
 
 __all__ = [
     "MIN_HISTORY_UNITS",
@@ -40,6 +41,7 @@ __all__ = [
     "majority_arm",
     "model_design_effect",
     "proneness",
+    "regression_design_effect",
 ]
 
 # The sandwich variance needs enough units to be believed (Cameron & Miller, "A
@@ -108,14 +110,12 @@ def design_effect(
     2002), so a difference between the arms is not spread, and a unit that is most of its
     arm (a heavy user early in a rollout) is still measured against the others, not
     against a mean it makes itself; ``h`` is capped at 0.95. The controller takes
-    ``"arms"`` for means and ``"pooled"`` for rates (docs/canary.md, "Sticky users").
+    ``"arms"`` for means, and for rates ``"pooled"`` on the pass side and
+    :func:`regression_design_effect` on the regression side (docs/canary.md, "Sticky
+    users").
     """
     got = _influence(k, n, on_candidate, rest_k, rest_n, proneness, squares, rest_squares, centre)
-    v_c, v_b = got.v_cluster, got.v_binomial
-    ratio = np.where(v_b > 0, v_c / np.where(v_b > 0, v_b, 1.0), 1.0)
-    few = got.units < MIN_UNITS
-    out: FloatArray = np.where(few, NO_EVIDENCE, np.maximum(ratio, 1.0))
-    return out
+    return _ratio(got)
 
 
 def effective_clusters(
@@ -124,20 +124,76 @@ def effective_clusters(
     on_candidate: npt.ArrayLike,
     proneness: npt.ArrayLike | None = None,
     *,
+    rest_k: npt.ArrayLike | None = None,
+    rest_n: npt.ArrayLike | None = None,
     squares: npt.ArrayLike | None = None,
+    centre: str = "pooled",
 ) -> FloatArray:
     """How many units the cluster variance of :func:`design_effect` rests on: its
     Satterthwaite degrees of freedom ``(sum psi_j^2)^2 / sum psi_j^4``, ``psi_j`` each
-    unit's influence (the arguments are :func:`design_effect`'s). With ``G`` units of equal
-    influence it is ``G``; with one unit dominating, near 1: the variance is then one
+    unit's influence (the arguments are :func:`design_effect`'s; each request not broken
+    down, ``rest_k`` / ``rest_n``, is a unit of its own, as there). With ``G`` units of
+    equal influence it is ``G``; with one unit dominating, near 1: the variance is then one
     squared residual, and ``D`` as noisy as a chi-square on one degree of freedom (Kish's
     effective sample size of the variance's terms; Satterthwaite, Biometrics Bulletin 1946).
-    Shape ``(...)``; 0 where no unit has an influence."""
-    got = _influence(k, n, on_candidate, None, None, proneness, squares, None)
-    a = got.psi * got.psi
-    top = a.sum(axis=-1) ** 2
-    bottom = (a * a).sum(axis=-1)
-    out: FloatArray = np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1.0), 0.0)
+    Shape ``(...)``; 0 where no unit has an influence, NaN for a mean (``squares``) with
+    requests not broken down, whose fourth moments are not kept."""
+    got = _influence(k, n, on_candidate, rest_k, rest_n, proneness, squares, None, centre)
+    return _dof(got.square_terms, got.fourth_terms)
+
+
+def regression_design_effect(
+    k: npt.ArrayLike,
+    n: npt.ArrayLike,
+    on_candidate: npt.ArrayLike,
+    rest_k: npt.ArrayLike | None = None,
+    rest_n: npt.ArrayLike | None = None,
+    proneness: npt.ArrayLike | None = None,
+    *,
+    alpha: float,
+) -> FloatArray:
+    """The design effect a rate's regression test takes: :func:`design_effect` against
+    each unit's own arm (``centre="arms"``), widened for the few units its variance rests
+    on by ``t_widening(df_units) / t_widening(df_requests)``, at least 1
+    (:func:`trimtab.stats.student.t_widening` at the test's ``alpha``): ``df_units`` is
+    :func:`effective_clusters`, ``df_requests`` the same with every request its own term
+    (about the number of events, for a rare one).
+
+    A sandwich variance from few effective units is itself noisy, and a plug-in ``D`` that
+    comes out low by chance is what calls a false regression; the t reference on
+    Satterthwaite's degrees of freedom is the small-sample correction of cluster-robust
+    tests (Bell & McCaffrey 2002; Imbens & Kolesar, "Robust standard errors in small
+    samples", REStat 2016). The per-request test is already held at ``alpha`` with
+    independent requests (tests/canary/test_error_control.py), so the widening is only what
+    the clustering takes beyond it: with independent requests (every user one request, or
+    none named) the two degrees of freedom are the same and ``D`` is about 1. Against the
+    arms, a candidate that errs more is not read as spread, which the widening would
+    otherwise compound. The pass test keeps :func:`design_effect` against the pooled rate,
+    whose larger ``D`` under a difference is what holds it to ``alpha_pass``
+    (docs/canary.md, "Sticky users"). Arguments as :func:`design_effect`'s;
+    :data:`NO_EVIDENCE` while an arm has fewer than :data:`MIN_UNITS` units."""
+    got = _influence(k, n, on_candidate, rest_k, rest_n, proneness, None, None, "arms")
+    d = _ratio(got)
+    units = t_widening(_dof(got.square_terms, got.fourth_terms), alpha)
+    requests = t_widening(_dof(got.request_squares, got.request_fourths), alpha)
+    out: FloatArray = np.where(d >= NO_EVIDENCE, d, d * np.maximum(units / requests, 1.0))
+    return out
+
+
+def _ratio(got: _Influence) -> FloatArray:
+    """:func:`design_effect` from the influences."""
+    v_c, v_b = got.v_cluster, got.v_binomial
+    ratio = np.where(v_b > 0, v_c / np.where(v_b > 0, v_b, 1.0), 1.0)
+    few = got.units < MIN_UNITS
+    out: FloatArray = np.where(few, NO_EVIDENCE, np.maximum(ratio, 1.0))
+    return out
+
+
+def _dof(squares: FloatArray, fourths: FloatArray) -> FloatArray:
+    """Satterthwaite's ``(sum a)^2 / sum a^2`` from the terms' sums of squares and fourth
+    powers; 0 where there are none, NaN where the fourth powers are not known."""
+    none = np.where(np.isnan(fourths), np.nan, 0.0)
+    out: FloatArray = np.where(fourths > 0, squares**2 / np.where(fourths > 0, fourths, 1.0), none)
     return out
 
 
@@ -194,6 +250,14 @@ class _Influence:
     on_candidate: npt.NDArray[np.bool_]  # each unit's arm per window, (..., W, U)
     rate_c: FloatArray  # the candidate's own rate per window, (..., W)
     rate_s: FloatArray  # stable's, (..., W)
+    # sums over the cluster variance's terms (units, and each request not broken down) of
+    # their square and fourth power, unscaled, (...); a mean's fourth powers are NaN where
+    # it has requests not broken down (their fourth moments are not kept)
+    square_terms: FloatArray
+    fourth_terms: FloatArray
+    # the same over every request as its own term, (...): the fourth powers NaN for a mean
+    request_squares: FloatArray
+    request_fourths: FloatArray
 
 
 def _influence(
@@ -255,20 +319,33 @@ def _influence(
     # (for a rate y^2 = y: squares are the events)
     px = p_arm * x
     v_binomial = (weight * weight * (sq_ - 2.0 * px * k_ + px * px * n_)).sum(axis=(-2, -1))
+    fourth = (psi**4).sum(axis=-1)
+    # a rate's requests each as its own term: k of them at (1 - p x), the rest at -p x
+    request_fourths = (weight**4 * (k_ * (1.0 - px) ** 4 + (n_ - k_) * px**4)).sum(axis=(-2, -1))
     # requests not broken down: one unit each (x = 1), in both variances
     for arm, p, w in ((1, p_c, w_c), (0, p_s, w_s)):
         kk, nn, qq = rk[..., arm, :], rn[..., arm, :], rq[..., arm, :]
         rest = (w * w * (qq - 2.0 * p * kk + p * p * nn)).sum(axis=-1)
+        rest4 = (w**4 * (kk * (1.0 - p) ** 4 + (nn - kk) * p**4)).sum(axis=-1)
         v_cluster = v_cluster + rest
         v_binomial = v_binomial + rest
+        fourth = fourth + rest4
+        request_fourths = request_fourths + rest4
         units = units + nn.sum(axis=-1)
+    square_terms = v_cluster
+    if squares is not None:  # a mean: its requests' fourth moments are not kept
+        request_fourths = np.full(fourth.shape, np.nan)
+        fourth = np.where(rn.sum(axis=(-2, -1)) > 0, np.nan, (psi**4).sum(axis=-1))
     g = np.maximum(units, 2.0)
     v_cluster = v_cluster * g / (g - 1.0)
     # each arm's own rate per window (not the pooled one the residuals take)
     own_c = np.where(n_c > 0, k_c / np.where(n_c > 0, n_c, 1.0), 0.0)
     own_s = np.where(n_s > 0, k_s / np.where(n_s > 0, n_s, 1.0), 0.0)
     units_min = np.minimum(units_c, units_s)
-    return _Influence(psi, v_cluster, v_binomial, units_min, weight, e_, cand, own_c, own_s)
+    return _Influence(
+        psi, v_cluster, v_binomial, units_min, weight, e_, cand, own_c, own_s,
+        square_terms, fourth, v_binomial, request_fourths,
+    )  # fmt: skip
 
 
 def exposures(

@@ -120,7 +120,7 @@ class MetricResult:
     ``needed`` (required metrics still waiting) is the canary requests the pass test would
     still need if the current estimates held; None when it cannot pass at them or is not
     waiting. ``rollback`` is the regression test's interval when it runs at a tolerance other
-    than ``margin``.
+    than ``margin`` or takes another design effect (a clustered rate's, nearly always).
     """
 
     metric: str
