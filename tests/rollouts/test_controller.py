@@ -227,7 +227,8 @@ def test_one_error_prone_user_on_the_candidate_is_not_a_regression_of_the_versio
     err = next(m for m in held.last_decision["metrics"] if m["metric"] == "error_rate")
     assert err["verdict"] != "regression"
     assert "adjusted" not in err["note"]  # the plan does not adjust for the day before
-    d = float(err["note"].rsplit("design effect ", 1)[1])
+    d = float(err["note"].rsplit("design effect ", 1)[1].split(" ", 1)[0])
+    assert "the regression test's" in err["note"]  # its own, against each arm, widened
     assert d > 5
     units = candidate[0].units
     assert units is not None and units.keys[0] == "user:heavy" and units.n[0] == 300
@@ -268,8 +269,8 @@ def test_users_own_error_rates_the_day_before_adjust_the_error_test(
     theta = float(err["note"].split("CUPED, theta ")[1].split(" from 61 users")[0])
     assert 0.0 < theta <= 1.0
     assert err["n_candidate"] == 600 and err["n_stable"] == 5400  # requests, not exposures
-    d_adjusted = float(err["note"].split("design effect ")[1].split(";")[0])
-    d_plain = float(plain[0].note.rsplit("design effect ", 1)[1])
+    d_adjusted = float(err["note"].split("design effect ")[1].split(";")[0].split(" ")[0])
+    d_plain = float(plain[0].note.rsplit("design effect ", 1)[1].split(" ")[0])
     assert 1.0 <= d_adjusted < d_plain
 
 
@@ -394,7 +395,7 @@ def test_one_user_tripping_guardrails_on_the_candidate_is_not_a_regression_of_th
     assert held.status == "running" and held.last_decision is not None
     tripped_now = next(m for m in held.last_decision["metrics"] if m["metric"] == "guardrail_rate")
     assert tripped_now["verdict"] != "regression"
-    assert float(tripped_now["note"].rsplit("design effect ", 1)[1]) > 5
+    assert float(tripped_now["note"].rsplit("design effect ", 1)[1].split(" ")[0]) > 5
     units = candidate[0].units
     assert units is not None and units.keys[0] == "user:red-team"
     assert units.guardrail_fired[0] == 60 and units.rest_guardrail_fired == 0
