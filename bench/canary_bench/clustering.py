@@ -42,8 +42,9 @@ def _adjusted(
 
 # How a look's design effect is taken from the estimates (bench/canary_pass_calibration.py):
 # "estimated", the controller's (this look's, floored at 1; a rate's pass side against the
-# pooled rate and its regression side against its arm, widened by (t_df / z)^2 at the
-# test's alpha, stats.clustered.regression_design_effect; a mean's against the rest of its
+# pooled rate and its regression side against its arm, widened by the units' t over the
+# requests' at the test's alpha, stats.clustered.regression_design_effect; a mean's against
+# the rest of its
 # arm); "z_regression", a rate's regression side as its pass side (the controller before
 # 2026-12-04's second change); "one", 1 once each arm has its units (the clustering
 # ignored); "running_max", the rollout's largest so far; "stage_max", the stage's largest
