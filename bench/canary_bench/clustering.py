@@ -106,7 +106,7 @@ class Clustering:
             self.dispersion = {"error_rate": d}
             if self.rule == "estimated":
                 d_r = regression_design_effect(k_u, n_u, arm_u, None, None, self.x_adj,
-                                               alpha=self.alpha)  # fmt: skip
+                                               alpha=self.alpha).d  # fmt: skip
                 self.regression = {"error_rate": d_r}
             elif self.rule in ("t_regression", "arms_t"):
                 centre = "pooled" if self.rule == "t_regression" else "arms"

@@ -346,7 +346,7 @@ def test_the_error_tests_regression_side_is_widened_for_a_few_heavy_users() -> N
     n_u = np.array([[users[key][0] for key in keys]], dtype=float)
     arm = np.arange(n.size) % 2 == 1
     df = float(effective_clusters(k, n_u, arm, centre="arms"))
-    want = float(regression_design_effect(k, n_u, arm, alpha=spec.alpha))
+    want = float(regression_design_effect(k, n_u, arm, alpha=spec.alpha).d)
     assert unit.d_regression is not None and float(unit.d_regression) == pytest.approx(want)
     arms = float(design_effect(k, n_u, arm, centre="arms"))
     assert want > 0.9 * arms * float(t_widening(df, spec.alpha))  # the requests' t is ~z
@@ -419,10 +419,10 @@ def test_the_regression_side_takes_the_users_history_too() -> None:
                                    majority_arm(n_o, arm_o))  # fmt: skip
     assert unit.theta == pytest.approx(float(theta))
     x_adj = adjusted_proneness(x, theta)
-    want = regression_design_effect(k_o, n_o, arm_o, None, None, x_adj, alpha=spec.alpha)
+    want = regression_design_effect(k_o, n_o, arm_o, None, None, x_adj, alpha=spec.alpha).d
     assert unit.d_regression is not None
     assert float(unit.d_regression) == pytest.approx(float(want))
-    without = regression_design_effect(k_o, n_o, arm_o, alpha=spec.alpha)
+    without = regression_design_effect(k_o, n_o, arm_o, alpha=spec.alpha).d
     assert float(unit.d_regression) < float(without)  # the history explains spread
 
 

@@ -375,8 +375,9 @@ def test_the_regression_design_effect_holds_a_one_look_test_at_alpha() -> None:
     )
     z_99 = float(stats.norm.ppf(0.99))
     arms = design_effect(k[:, None], n[:, None], cand, centre="arms")
-    widened = regression_design_effect(k[:, None], n[:, None], cand, alpha=0.01)
-    df = effective_clusters(k[:, None], n[:, None], cand, centre="arms")
+    got = regression_design_effect(k[:, None], n[:, None], cand, alpha=0.01)
+    widened, df = got.d, got.units
+    np.testing.assert_allclose(df, effective_clusters(k[:, None], n[:, None], cand, centre="arms"))
     # every request its own term: a rate's influence is w (1 - p) on an event, -w p off one
     p_c, p_s = k[:, cand].sum(1) / n_c, k[:, ~cand].sum(1) / n_s
     p_arm = np.where(cand, p_c[:, None], p_s[:, None])
@@ -391,7 +392,7 @@ def test_the_regression_design_effect_holds_a_one_look_test_at_alpha() -> None:
     assert float(np.mean(z / np.sqrt(arms) > z_99)) > 0.012
     assert float(np.mean(z / np.sqrt(widened) > z_99)) <= 0.01
     few = regression_design_effect(k[:2, None, :30], n[:2, None, :30], cand[:30], alpha=0.01)
-    assert bool(np.all(few == NO_EVIDENCE))  # 15 users an arm
+    assert bool(np.all(few.d == NO_EVIDENCE))  # 15 users an arm
 
 
 def test_the_regression_design_effect_is_about_1_with_independent_requests() -> None:
@@ -402,14 +403,14 @@ def test_the_regression_design_effect_is_about_1_with_independent_requests() -> 
     users = 20_000
     cand = np.arange(users) % 2 == 1
     k = (rng.random((50, 1, users)) < 0.01).astype(float)
-    one_each = regression_design_effect(k, np.ones((50, 1, users)), cand, alpha=0.01)
+    one_each = regression_design_effect(k, np.ones((50, 1, users)), cand, alpha=0.01).d
     np.testing.assert_allclose(one_each, design_effect(k, np.ones((1, users)), cand, centre="arms"))
     assert float(np.max(one_each)) < 1.01
     rest_k = rng.binomial(10_000, 0.01, (50, 2, 1)).astype(float)
     rest_n = np.full((50, 2, 1), 10_000.0)
     none = np.zeros((50, 1, 1))
     unnamed = regression_design_effect(none, none, np.zeros(1, bool), rest_k, rest_n, alpha=0.01)
-    assert float(np.max(unnamed)) < 1.01
+    assert float(np.max(unnamed.d)) < 1.01
     df = effective_clusters(none, none, np.zeros(1, bool), rest_k=rest_k, rest_n=rest_n)
     np.testing.assert_allclose(df, rest_k.sum((1, 2)), rtol=0.05)  # about the errors
 

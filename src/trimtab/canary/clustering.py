@@ -18,7 +18,6 @@ from trimtab.stats.clustered import (
     MIN_HISTORY_UNITS,
     adjusted_proneness,
     design_effect,
-    effective_clusters,
     exposures,
     history_coefficient,
     majority_arm,
@@ -204,10 +203,9 @@ def _with_regression(
     (whole, at least 1: the t's degrees of freedom) it is widened for. A test switched off
     by an ``alpha`` below :data:`SMALLEST_ALPHA` is widened as at it."""
     alpha = max(spec.alpha, SMALLEST_ALPHA)
-    d_r = regression_design_effect(k, n, on_candidate, rest_k, rest_n, x, alpha=alpha)
-    df = effective_clusters(k, n, on_candidate, x, rest_k=rest_k, rest_n=rest_n, centre="arms")
-    units = float(np.floor(max(float(df), 1.0)))
-    return replace(unit, d_regression=d_r, regression_units=units)
+    got = regression_design_effect(k, n, on_candidate, rest_k, rest_n, x, alpha=alpha)
+    units = float(np.floor(max(float(got.units), 1.0)))
+    return replace(unit, d_regression=got.d, regression_units=units)
 
 
 def _history_means(

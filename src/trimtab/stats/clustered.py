@@ -33,6 +33,7 @@ __all__ = [
     "MIN_HISTORY_UNITS",
     "MIN_UNITS",
     "NO_EVIDENCE",
+    "RegressionDesign",
     "adjusted_proneness",
     "design_effect",
     "effective_clusters",
@@ -142,6 +143,16 @@ def effective_clusters(
     return _dof(got.square_terms, got.fourth_terms)
 
 
+@dataclass(frozen=True, slots=True)
+class RegressionDesign:
+    """:func:`regression_design_effect`'s answer: the design effect ``d`` and the effective
+    units ``units`` its variance rests on (:func:`effective_clusters` against the arms),
+    both of shape ``(...)``."""
+
+    d: FloatArray
+    units: FloatArray
+
+
 def regression_design_effect(
     k: npt.ArrayLike,
     n: npt.ArrayLike,
@@ -151,7 +162,7 @@ def regression_design_effect(
     proneness: npt.ArrayLike | None = None,
     *,
     alpha: float,
-) -> FloatArray:
+) -> RegressionDesign:
     """The design effect a rate's regression test takes: :func:`design_effect` against
     each unit's own arm (``centre="arms"``), widened for the few units its variance rests
     on by ``t_widening(df_units) / t_widening(df_requests)``, at least 1
@@ -171,13 +182,15 @@ def regression_design_effect(
     otherwise compound. The pass test keeps :func:`design_effect` against the pooled rate,
     whose larger ``D`` under a difference is what holds it to ``alpha_pass``
     (docs/canary.md, "Sticky users"). Arguments as :func:`design_effect`'s;
-    :data:`NO_EVIDENCE` while an arm has fewer than :data:`MIN_UNITS` units."""
+    :data:`NO_EVIDENCE` while an arm has fewer than :data:`MIN_UNITS` units. The answer
+    carries ``df_units`` too, which a decision's note names."""
     got = _influence(k, n, on_candidate, rest_k, rest_n, proneness, None, None, "arms")
     d = _ratio(got)
-    units = t_widening(_dof(got.square_terms, got.fourth_terms), alpha)
+    df_units = _dof(got.square_terms, got.fourth_terms)
+    units = t_widening(df_units, alpha)
     requests = t_widening(_dof(got.request_squares, got.request_fourths), alpha)
     out: FloatArray = np.where(d >= NO_EVIDENCE, d, d * np.maximum(units / requests, 1.0))
-    return out
+    return RegressionDesign(out, df_units)
 
 
 def _ratio(got: _Influence) -> FloatArray:
